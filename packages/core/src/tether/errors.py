@@ -1,0 +1,133 @@
+"""Errors raised by the Tether core.
+
+Every error is a :class:`ProtocolError`. The peer's faults are
+:class:`RemoteProtocolError`; the caller's misuse of an API is
+:class:`LocalProtocolError`. Each carries ``status_hint``, the HTTP status a
+server should answer with (when it still can), and ``close_code``, the
+WebSocket close code to send where one applies.
+
+The fine-grained subclasses let a server or a test tell *why* a message was
+refused without parsing error strings.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """Base class of every protocol error.
+
+    ``status_hint`` is the HTTP status to answer with; ``close_code`` is the
+    WebSocket close code (1002 by default) for errors raised on a WebSocket.
+    """
+
+    status_hint: int = 400
+    close_code: int = 1002
+
+    def __init__(
+        self, message: str, *, status_hint: int | None = None, close_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_hint is not None:
+            self.status_hint = status_hint
+        if close_code is not None:
+            self.close_code = close_code
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something that breaks the protocol or a configured limit."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The caller asked the core to do something the protocol forbids."""
+
+    status_hint = 500
+    close_code = 1011
+
+
+# ---- HTTP: the peer's faults, by the status they map to ---------------------------------------
+
+
+class BadRequest(RemoteProtocolError):
+    """400: malformed or ambiguous request syntax."""
+
+    status_hint = 400
+
+
+class InvalidFraming(BadRequest):
+    """400: the message's length cannot be determined safely (smuggling guard).
+
+    Covers Transfer-Encoding with Content-Length, bad or conflicting
+    Content-Length values, chunked not final, malformed chunk lines.
+    """
+
+
+class IncompleteMessage(BadRequest):
+    """400: the peer closed the connection in the middle of a message."""
+
+
+class RequestTimeout(RemoteProtocolError):
+    """408: the request head did not arrive in time."""
+
+    status_hint = 408
+
+
+class ContentTooLarge(RemoteProtocolError):
+    """413: the body exceeds ``Limits.max_body_size``."""
+
+    status_hint = 413
+
+
+class RequestLineTooLong(RemoteProtocolError):
+    """414: the request line exceeds ``Limits.max_request_line``."""
+
+    status_hint = 414
+
+
+class HeaderFieldsTooLarge(RemoteProtocolError):
+    """431: a header limit was exceeded."""
+
+    status_hint = 431
+
+
+class HeaderLineTooLong(HeaderFieldsTooLarge):
+    """431: one field line exceeds ``Limits.max_header_line``."""
+
+
+class TooManyHeaders(HeaderFieldsTooLarge):
+    """431: more field lines than ``Limits.max_header_count``."""
+
+
+class HeadTooLarge(HeaderFieldsTooLarge):
+    """431: the whole head (or trailer section) exceeds its size limit."""
+
+
+class UnsupportedTransferCoding(RemoteProtocolError):
+    """501: a transfer coding other than ``chunked`` (RFC 9112 section 6.1)."""
+
+    status_hint = 501
+
+
+class UnsupportedVersion(RemoteProtocolError):
+    """505: an HTTP version other than 1.0 and 1.1 (including the HTTP/2 preface)."""
+
+    status_hint = 505
+
+
+__all__ = [
+    "BadRequest",
+    "ContentTooLarge",
+    "HeadTooLarge",
+    "HeaderFieldsTooLarge",
+    "HeaderLineTooLong",
+    "IncompleteMessage",
+    "InvalidFraming",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "RequestLineTooLong",
+    "RequestTimeout",
+    "TooManyHeaders",
+    "UnsupportedTransferCoding",
+    "UnsupportedVersion",
+]

@@ -1,0 +1,87 @@
+"""One immutable object holding every size, count and time limit of a connection.
+
+Each limit is enforced while reading, before memory is spent on the input that
+breaks it. Times are in seconds; the core never reads a clock, callers pass
+``now`` and the connection turns these durations into absolute deadlines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Limits for one HTTP/1.1 (and, after an upgrade, WebSocket) connection.
+
+    ``None`` means "no limit" only where the quantity is streamed, never
+    buffered (the body size, the number of requests on a connection).
+    """
+
+    # -- HTTP/1.1 request head ------------------------------------------------------------------
+    #: Longest request line, CRLF excluded (414 beyond).
+    max_request_line: int = 8 * 1024
+    #: Longest single field line, CRLF excluded (431 beyond).
+    max_header_line: int = 8 * 1024
+    #: Most field lines in a head (431 beyond).
+    max_header_count: int = 100
+    #: Largest whole head: request line, fields and the empty line (431 beyond).
+    max_head_size: int = 64 * 1024
+
+    # -- HTTP/1.1 body --------------------------------------------------------------------------
+    #: Largest request body, in bytes after de-chunking (413 beyond); ``None`` for no limit.
+    max_body_size: int | None = None
+    #: Most hex digits in a chunk size (more is refused even with leading zeros).
+    max_chunk_size_digits: int = 16
+    #: Longest chunk extension on one chunk line.
+    max_chunk_extension: int = 1024
+    #: Largest trailer section.
+    max_trailer_size: int = 16 * 1024
+    #: Largest unread request body the connection discards to keep the connection alive;
+    #: a larger remainder (or an unknown-length one) closes the connection instead.
+    max_drain_size: int = 64 * 1024
+
+    # -- HTTP/1.1 connection --------------------------------------------------------------------
+    #: Most bytes held for pipelined requests while a response is pending; a caller that
+    #: feeds more than this without draining events gets a LocalProtocolError.
+    max_buffered_bytes: int = 256 * 1024
+    #: Requests served on one connection before it is closed; ``None`` for no limit.
+    max_requests: int | None = None
+    #: Seconds allowed for a whole request head, from its first byte (408 beyond).
+    head_timeout: float = 10.0
+    #: Seconds a body may stall while the core is waiting for it (silent close beyond).
+    body_timeout: float = 30.0
+    #: Seconds an idle keep-alive connection is kept (silent close beyond).
+    keep_alive_timeout: float = 5.0
+
+    # -- WebSocket ------------------------------------------------------------------------------
+    #: Largest single frame payload (1009 beyond).
+    ws_max_frame_size: int = 16 * 1024 * 1024
+    #: Largest message, after decompression (1009 beyond).
+    ws_max_message_size: int = 16 * 1024 * 1024
+    #: Seconds to wait for the peer's close frame after sending ours.
+    ws_close_timeout: float = 10.0
+    #: Seconds between pings sent by the core's timer; ``None`` to never ping.
+    ws_ping_interval: float | None = None
+    #: Seconds to wait for a pong before failing the connection (1011).
+    ws_ping_timeout: float = 20.0
+    #: Bytes waiting to be sent above which the producer should pause.
+    ws_write_high_water: int = 64 * 1024
+    #: Bytes waiting to be sent below which a paused producer may resume.
+    ws_write_low_water: int = 16 * 1024
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is not None and value < 0:
+                raise ValueError(f"Limits.{field.name} must not be negative, got {value!r}")
+        if self.ws_write_low_water > self.ws_write_high_water:
+            raise ValueError("Limits.ws_write_low_water must not exceed ws_write_high_water")
+
+    def replace(self, **changes: object) -> Limits:
+        """Return a copy with the given fields changed."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+__all__ = ["Limits"]
