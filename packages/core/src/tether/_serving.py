@@ -1,0 +1,258 @@
+"""Pure helpers shared by every Tether server (the anyio ASGI server and the threaded WSGI one).
+
+A server moves bytes, time and application messages; everything it would otherwise decide on its
+own about HTTP lives here, once, so both servers answer the same way:
+
+- :func:`split_target` and :func:`unquote_path` / :func:`decode_path` turn a request target into
+  the path and query an application sees (ASGI ``path``/``raw_path``/``query_string``, WSGI
+  ``PATH_INFO``/``QUERY_STRING``).
+- :func:`with_server_headers` adds ``Date`` and ``Server`` unless the application set them.
+- :func:`overload_response` and :func:`internal_error_response` are the canned 503 and 500.
+- :func:`server_limits` maps a server's timeout and size options onto :class:`~tether.limits.Limits`.
+- :class:`ConnectionGate` is the accept/stop-accepting hysteresis behind ``--limit-connections``.
+- :func:`access_log_line` formats one access-log line.
+
+Nothing here touches a socket or reads a clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+from tether.errors import BadRequest
+from tether.http1._events import Headers, Request, Response
+from tether.limits import Limits
+
+#: The ``Server`` header Tether servers send unless told otherwise.
+SERVER_HEADER: tuple[bytes, bytes] = (b"server", b"tether")
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+
+#: Marks an option of :func:`server_limits` that accepts ``None`` as not given.
+UNSET = _Unset.UNSET
+
+_HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """Split a request target into ``(raw_path, query)``, both still percent-encoded.
+
+    Handles the four forms of RFC 9112 section 3.2: origin-form (``/a?b``), absolute-form
+    (``http://host/a?b``; the path defaults to ``/``), asterisk-form (``*``) and authority-form
+    (``host:port``, returned whole as the path with an empty query).
+    """
+    if target[:1] == b"/":
+        path, _, query = target.partition(b"?")
+        return path, query
+    if target == b"*":
+        return b"*", b""
+    scheme_end = target.find(b"://")
+    if scheme_end > 0 and target[:scheme_end].lower() in (b"http", b"https"):
+        rest = target[scheme_end + 3 :]
+        # The authority ends at the first "/" or "?" (RFC 3986 section 3.2).
+        cut = len(rest)
+        for stop in (b"/", b"?"):
+            where = rest.find(stop)
+            if where != -1 and where < cut:
+                cut = where
+        path, _, query = rest[cut:].partition(b"?")
+        return path or b"/", query
+    return target, b""
+
+
+def unquote_path(raw_path: bytes) -> bytes:
+    """Percent-decode a path into bytes.
+
+    Strict: RFC 3986 section 2.1 allows ``%`` only as ``"%" HEXDIG HEXDIG``; a stray ``%`` is
+    refused with :class:`~tether.errors.BadRequest` (400) rather than passed through as peers do.
+    """
+    if b"%" not in raw_path:
+        return raw_path
+    pieces = raw_path.split(b"%")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        if len(piece) < 2 or piece[0] not in _HEXDIGITS or piece[1] not in _HEXDIGITS:
+            raise BadRequest("malformed percent-encoding in the request path")
+        out.append(bytes((int(piece[:2], 16),)))
+        out.append(piece[2:])
+    return b"".join(out)
+
+
+def decode_path(raw_path: bytes) -> str:
+    """Percent-decode a path and decode it as UTF-8 (the ASGI ``path``).
+
+    Bytes that are not UTF-8 after decoding are refused with :class:`~tether.errors.BadRequest`:
+    ASGI defines ``path`` as text, and guessing an encoding would let two servers route the same
+    request differently.
+    """
+    try:
+        return unquote_path(raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the request path is not UTF-8 after percent-decoding") from None
+
+
+def with_server_headers(
+    headers: Iterable[tuple[bytes, bytes]],
+    date: tuple[bytes, bytes],
+    server: tuple[bytes, bytes] | None = SERVER_HEADER,
+) -> list[tuple[bytes, bytes]]:
+    """Return the application's response headers with ``Date`` and ``Server`` added.
+
+    ``date`` is the pair from :func:`tether.http1.date_header`. A header the application set
+    itself is kept and not duplicated; ``server=None`` sends no ``Server`` header.
+    """
+    out = list(headers)
+    need_date = True
+    need_server = server is not None
+    for name, _ in out:
+        if len(name) == 4 and name.lower() == b"date":
+            need_date = False
+        elif len(name) == 6 and name.lower() == b"server":
+            need_server = False
+    if need_date:
+        out.append(date)
+    if need_server and server is not None:
+        out.append(server)
+    return out
+
+
+def _plain_response(status: int, text: bytes, extra: Headers = ()) -> tuple[Response, bytes]:
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(text)).encode("ascii")),
+        *extra,
+    ]
+    return Response(status, headers), text
+
+
+def overload_response(retry_after: int = 1) -> tuple[Response, bytes]:
+    """The 503 a server sends instead of calling the application when it is over its limit.
+
+    ``Retry-After`` (RFC 9110 section 10.2.3) tells the client when to try again, in seconds.
+    """
+    return _plain_response(
+        503, b"Service Unavailable\n", [(b"retry-after", str(int(retry_after)).encode("ascii"))]
+    )
+
+
+def internal_error_response() -> tuple[Response, bytes]:
+    """The 500 a server sends when the application failed before starting its response."""
+    return _plain_response(500, b"Internal Server Error\n", [(b"connection", b"close")])
+
+
+def server_limits(
+    base: Limits | None = None,
+    *,
+    timeout_keep_alive: float | None = None,
+    timeout_request_head: float | None = None,
+    timeout_body: float | None = None,
+    ws_ping_interval: float | _Unset | None = UNSET,
+    ws_ping_timeout: float | None = None,
+    ws_close_timeout: float | None = None,
+    ws_max_size: int | None = None,
+    max_body_size: int | _Unset | None = UNSET,
+    max_requests: int | _Unset | None = UNSET,
+) -> Limits:
+    """Map a server's command-line style options onto a :class:`~tether.limits.Limits`.
+
+    Options left at their default keep the value from ``base`` (or the core's defaults).
+    ``ws_ping_interval``, ``max_body_size`` and ``max_requests`` accept ``None`` ("no limit"), so
+    :data:`UNSET` marks them as not given.
+    """
+    limits = base if base is not None else Limits()
+    changes: dict[str, object] = {}
+    if timeout_keep_alive is not None:
+        changes["keep_alive_timeout"] = timeout_keep_alive
+    if timeout_request_head is not None:
+        changes["head_timeout"] = timeout_request_head
+    if timeout_body is not None:
+        changes["body_timeout"] = timeout_body
+    if ws_ping_interval is not UNSET:
+        changes["ws_ping_interval"] = ws_ping_interval
+    if ws_ping_timeout is not None:
+        changes["ws_ping_timeout"] = ws_ping_timeout
+    if ws_close_timeout is not None:
+        changes["ws_close_timeout"] = ws_close_timeout
+    if ws_max_size is not None:
+        changes["ws_max_message_size"] = ws_max_size
+        changes["ws_max_frame_size"] = ws_max_size
+    if max_body_size is not UNSET:
+        changes["max_body_size"] = max_body_size
+    if max_requests is not UNSET:
+        changes["max_requests"] = max_requests
+    return limits.replace(**changes) if changes else limits
+
+
+class ConnectionGate:
+    """Accept/stop-accepting hysteresis for a connection limit.
+
+    The server stops accepting when the number of open connections reaches ``high`` and resumes
+    only when it has fallen to ``low``, so it does not flap around one value under load.
+    ``high=None`` means no limit.
+    """
+
+    __slots__ = ("_accepting", "high", "low", "open")
+
+    def __init__(self, high: int | None, low: int | None = None) -> None:
+        if high is not None and high < 1:
+            raise ValueError("the connection limit must be at least 1")
+        if low is None and high is not None:
+            low = max(high - max(high // 10, 1), 0)
+        if high is not None and low is not None and low >= high:
+            raise ValueError("the low mark must be below the connection limit")
+        self.high = high
+        self.low = low
+        #: Connections currently open.
+        self.open = 0
+        self._accepting = True
+
+    @property
+    def accepting(self) -> bool:
+        """Whether the server should accept new connections now."""
+        return self._accepting
+
+    def opened(self) -> bool:
+        """Count a new connection; return True when the server must stop accepting now."""
+        self.open += 1
+        if self._accepting and self.high is not None and self.open >= self.high:
+            self._accepting = False
+            return True
+        return False
+
+    def closed(self) -> bool:
+        """Count a closed connection; return True when the server may resume accepting now."""
+        self.open -= 1
+        if not self._accepting and self.low is not None and self.open <= self.low:
+            self._accepting = True
+            return True
+        return False
+
+
+def access_log_line(client: str, request: Request, status: int, sent: int) -> str:
+    """One access-log line: ``client - "METHOD target HTTP/version" status bytes``.
+
+    Non-ASCII bytes in the target are escaped so a log line is always one printable line.
+    """
+    method = request.method.decode("ascii", "backslashreplace")
+    target = request.target.decode("ascii", "backslashreplace")
+    version = request.http_version.decode("ascii", "backslashreplace")
+    return f'{client} - "{method} {target} HTTP/{version}" {status} {sent}'
+
+
+__all__ = [
+    "SERVER_HEADER",
+    "UNSET",
+    "ConnectionGate",
+    "access_log_line",
+    "decode_path",
+    "internal_error_response",
+    "overload_response",
+    "server_limits",
+    "split_target",
+    "unquote_path",
+    "with_server_headers",
+]
