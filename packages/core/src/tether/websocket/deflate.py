@@ -1,0 +1,394 @@
+"""permessage-deflate (RFC 7692): negotiation and the per-message codec.
+
+:class:`DeflateOptions` says what an endpoint wants or accepts; negotiation
+produces :class:`DeflateParams`, the four agreed parameters, which a
+:class:`~tether.websocket.Connection` takes as ``deflate=``.
+
+Decompression is bounded while it happens: the decompressor is never asked for
+more output than the message limit still allows, so a small "zip bomb" frame
+costs at most the limit in memory before it is refused with 1009.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tether.websocket.errors import HandshakeError, InvalidPayload, MessageTooBig
+
+#: The extension's token in ``Sec-WebSocket-Extensions``.
+EXTENSION_NAME = "permessage-deflate"
+
+# RFC 7692 7.2.1: the sender removes these 4 octets after a sync flush; the
+# receiver appends them back before inflating.
+_TAIL = b"\x00\x00\xff\xff"
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateOptions:
+    """What one endpoint wants from permessage-deflate (RFC 7692 section 7.1).
+
+    On a server these say what to ask of the client and what to impose on
+    ourselves whatever the offer; on a client they are what to offer.
+
+    ``server_max_window_bits`` must be 9 to 15: zlib cannot compress with an
+    8-bit window, so an offer that demands one is declined.
+    """
+
+    #: The server resets its compression context after each message.
+    server_no_context_takeover: bool = False
+    #: The client resets its compression context after each message.
+    client_no_context_takeover: bool = False
+    #: Base-2 log of the server's LZ77 window (9 to 15).
+    server_max_window_bits: int = 15
+    #: Base-2 log of the client's LZ77 window (9 to 15); a server can only
+    #: impose it when the client offered the parameter.
+    client_max_window_bits: int = 15
+    #: zlib compression level for our messages (local choice, not negotiated).
+    level: int = 6
+
+    def __post_init__(self) -> None:
+        for name in ("server_max_window_bits", "client_max_window_bits"):
+            bits = getattr(self, name)
+            if not 9 <= bits <= 15:
+                raise ValueError(f"DeflateOptions.{name} must be 9 to 15, got {bits!r}")
+        if not -1 <= self.level <= 9:
+            raise ValueError(f"DeflateOptions.level must be -1 to 9, got {self.level!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateParams:
+    """The agreed permessage-deflate parameters of one connection (both directions)."""
+
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    server_max_window_bits: int = 15
+    client_max_window_bits: int = 15
+    #: zlib compression level for our messages (local choice, not negotiated).
+    level: int = 6
+
+
+# ---- header syntax ---------------------------------------------------------------------------
+
+_TOKEN_CHARS = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+#: One parsed extension: its name and its parameters in order (value None when absent).
+_Extension = tuple[str, list[tuple[str, "str | None"]]]
+
+
+def parse_extensions(values: Iterable[bytes]) -> list[_Extension]:
+    """Parse ``Sec-WebSocket-Extensions`` field values (RFC 6455 9.1) into (name, params).
+
+    Raises :class:`HandshakeError` on any syntax error: an ambiguous
+    negotiation is refused rather than guessed at.
+    """
+    result: list[_Extension] = []
+    for value in values:
+        for ext in _parse_one_value(value):
+            result.append(ext)
+    return result
+
+
+def _parse_one_value(value: bytes) -> list[_Extension]:
+    exts: list[_Extension] = []
+    i, n = 0, len(value)
+
+    def skip_ows(i: int) -> int:
+        while i < n and value[i] in (0x20, 0x09):
+            i += 1
+        return i
+
+    def token(i: int) -> tuple[str, int]:
+        start = i
+        while i < n and value[i] in _TOKEN_CHARS:
+            i += 1
+        if i == start:
+            raise HandshakeError(f"bad Sec-WebSocket-Extensions syntax: {value!r}")
+        return value[start:i].decode("ascii"), i
+
+    while True:
+        i = skip_ows(i)
+        if i < n and value[i] == 0x2C:  # empty list element, allowed by RFC 9110 5.6.1
+            i += 1
+            continue
+        if i >= n:
+            break
+        name, i = token(i)
+        params: list[tuple[str, str | None]] = []
+        i = skip_ows(i)
+        while i < n and value[i] == 0x3B:  # ";"
+            i = skip_ows(i + 1)
+            pname, i = token(i)
+            i = skip_ows(i)
+            pvalue: str | None = None
+            if i < n and value[i] == 0x3D:  # "="
+                i = skip_ows(i + 1)
+                if i < n and value[i] == 0x22:  # quoted-string
+                    i += 1
+                    chars = bytearray()
+                    while True:
+                        if i >= n:
+                            raise HandshakeError("unterminated quoted string in extensions")
+                        c = value[i]
+                        if c == 0x22:
+                            i += 1
+                            break
+                        if c == 0x5C:
+                            i += 1
+                            if i >= n:
+                                raise HandshakeError("bad escape in extensions")
+                            c = value[i]
+                        chars.append(c)
+                        i += 1
+                    # RFC 6455 9.1: a quoted value must be a token once unescaped.
+                    if not chars or any(c not in _TOKEN_CHARS for c in chars):
+                        raise HandshakeError("quoted extension parameter is not a token")
+                    pvalue = chars.decode("ascii")
+                else:
+                    pvalue, i = token(i)
+                i = skip_ows(i)
+            params.append((pname.lower(), pvalue))
+        exts.append((name.lower(), params))
+        if i < n:
+            if value[i] != 0x2C:
+                raise HandshakeError(f"bad Sec-WebSocket-Extensions syntax: {value!r}")
+            i += 1
+    return exts
+
+
+def _window_bits(value: str | None) -> int | None:
+    # RFC 7692 7.1.2: a decimal integer 8 to 15, no leading zeros.
+    if value is None or not value.isdigit() or (len(value) > 1 and value[0] == "0"):
+        return None
+    bits = int(value)
+    return bits if 8 <= bits <= 15 else None
+
+
+class _Offer:
+    """The parameters of one permessage-deflate offer or response, validated."""
+
+    __slots__ = ("client_bits", "client_bits_present", "client_nct", "server_bits", "server_nct")
+
+    def __init__(self, params: list[tuple[str, str | None]]) -> None:
+        """Raise ValueError on an unknown, duplicated or malformed parameter (RFC 7692 7.1)."""
+        self.server_nct = False
+        self.client_nct = False
+        self.server_bits: int | None = None
+        self.client_bits: int | None = None
+        self.client_bits_present = False
+        seen: set[str] = set()
+        for name, value in params:
+            if name in seen:
+                raise ValueError(f"duplicate parameter {name}")
+            seen.add(name)
+            if name == "server_no_context_takeover":
+                if value is not None:
+                    raise ValueError("server_no_context_takeover takes no value")
+                self.server_nct = True
+            elif name == "client_no_context_takeover":
+                if value is not None:
+                    raise ValueError("client_no_context_takeover takes no value")
+                self.client_nct = True
+            elif name == "server_max_window_bits":
+                bits = _window_bits(value)
+                if bits is None:
+                    raise ValueError("server_max_window_bits needs a value 8 to 15")
+                self.server_bits = bits
+            elif name == "client_max_window_bits":
+                self.client_bits_present = True
+                if value is not None:
+                    bits = _window_bits(value)
+                    if bits is None:
+                        raise ValueError("client_max_window_bits must be 8 to 15")
+                    self.client_bits = bits
+            else:
+                raise ValueError(f"unknown parameter {name}")
+
+
+def negotiate_server(
+    extensions: list[_Extension], options: DeflateOptions
+) -> tuple[DeflateParams, bytes] | None:
+    """Pick the first acceptable permessage-deflate offer (RFC 7692 7.1).
+
+    Returns the agreed parameters and the ``Sec-WebSocket-Extensions`` value
+    to answer with, or None when no offer is acceptable (then the connection
+    proceeds without compression). Offers with unknown, duplicate or invalid
+    parameters are declined, as RFC 7692 5.1 requires.
+    """
+    for name, params in extensions:
+        if name != EXTENSION_NAME:
+            continue
+        try:
+            offer = _Offer(params)
+        except ValueError:
+            continue
+        server_bits = options.server_max_window_bits
+        if offer.server_bits is not None:
+            server_bits = min(server_bits, offer.server_bits)
+            if server_bits < 9:
+                continue  # zlib cannot compress with an 8-bit window: decline this offer
+        client_bits = 15
+        if offer.client_bits_present:
+            client_bits = min(options.client_max_window_bits, offer.client_bits or 15)
+        server_nct = offer.server_nct or options.server_no_context_takeover
+        client_nct = offer.client_nct or options.client_no_context_takeover
+        parts = [EXTENSION_NAME]
+        if server_nct:
+            parts.append("server_no_context_takeover")
+        if client_nct:
+            parts.append("client_no_context_takeover")
+        if server_bits < 15 or offer.server_bits is not None:
+            parts.append(f"server_max_window_bits={server_bits}")
+        if offer.client_bits_present and (client_bits < 15 or offer.client_bits is not None):
+            parts.append(f"client_max_window_bits={client_bits}")
+        params_out = DeflateParams(
+            server_no_context_takeover=server_nct,
+            client_no_context_takeover=client_nct,
+            server_max_window_bits=server_bits,
+            client_max_window_bits=client_bits,
+            level=options.level,
+        )
+        return params_out, "; ".join(parts).encode("ascii")
+    return None
+
+
+def client_offer(options: DeflateOptions) -> bytes:
+    """The ``Sec-WebSocket-Extensions`` value a client sends to offer permessage-deflate."""
+    parts = [EXTENSION_NAME]
+    if options.server_no_context_takeover:
+        parts.append("server_no_context_takeover")
+    if options.client_no_context_takeover:
+        parts.append("client_no_context_takeover")
+    if options.server_max_window_bits < 15:
+        parts.append(f"server_max_window_bits={options.server_max_window_bits}")
+    # Always announce client_max_window_bits: it lets the server pick a smaller window.
+    if options.client_max_window_bits < 15:
+        parts.append(f"client_max_window_bits={options.client_max_window_bits}")
+    else:
+        parts.append("client_max_window_bits")
+    return "; ".join(parts).encode("ascii")
+
+
+def check_client_response(
+    extensions: list[_Extension], options: DeflateOptions | None
+) -> DeflateParams | None:
+    """Validate the server's ``Sec-WebSocket-Extensions`` answer to our offer (RFC 7692 7.1).
+
+    Raises :class:`HandshakeError` for an extension we did not offer, a second
+    answer, a parameter the server may not send, or a window we cannot use.
+    """
+    if not extensions:
+        return None
+    if options is None:
+        raise HandshakeError("the server accepted an extension we did not offer")
+    if len(extensions) > 1:
+        raise HandshakeError("the server accepted more than one extension")
+    name, params = extensions[0]
+    if name != EXTENSION_NAME:
+        raise HandshakeError(f"the server accepted an extension we did not offer: {name}")
+    try:
+        answer = _Offer(params)
+    except ValueError as exc:
+        raise HandshakeError(f"bad permessage-deflate response: {exc}") from None
+    if options.server_no_context_takeover and not answer.server_nct:
+        raise HandshakeError("the server ignored server_no_context_takeover")
+    server_bits = 15 if answer.server_bits is None else answer.server_bits
+    if server_bits > options.server_max_window_bits:
+        raise HandshakeError("the server chose a larger server_max_window_bits than offered")
+    client_bits = 15
+    if answer.client_bits_present:
+        if answer.client_bits is None:
+            raise HandshakeError("client_max_window_bits in a response needs a value")
+        client_bits = answer.client_bits
+        if client_bits > options.client_max_window_bits:
+            raise HandshakeError("the server chose a larger client_max_window_bits than offered")
+        if client_bits < 9:
+            raise HandshakeError("client_max_window_bits=8 cannot be honoured by zlib")
+    return DeflateParams(
+        server_no_context_takeover=answer.server_nct,
+        client_no_context_takeover=answer.client_nct or options.client_no_context_takeover,
+        server_max_window_bits=server_bits,
+        client_max_window_bits=min(client_bits, options.client_max_window_bits),
+        level=options.level,
+    )
+
+
+# ---- the codec --------------------------------------------------------------------------------
+
+
+class Compressor:
+    """Compresses outgoing messages, keeping or resetting the context per the agreement."""
+
+    __slots__ = ("_bits", "_level", "_obj", "_reset")
+
+    def __init__(self, bits: int, no_context_takeover: bool, level: int) -> None:
+        """Prepare a raw-deflate compressor with a ``2**bits`` window."""
+        self._bits = bits
+        self._level = level
+        self._reset = no_context_takeover
+        self._obj = zlib.compressobj(level, zlib.DEFLATED, -bits)
+
+    def compress(self, data: bytes, fin: bool) -> bytes:
+        """Compress one frame's worth of a message; ``fin`` ends the message."""
+        out = self._obj.compress(data) + self._obj.flush(zlib.Z_SYNC_FLUSH)
+        if fin:
+            if out.endswith(_TAIL):
+                out = out[:-4]
+            if self._reset:
+                self._obj = zlib.compressobj(self._level, zlib.DEFLATED, -self._bits)
+        return out
+
+
+class Decompressor:
+    """Inflates incoming messages with a hard bound on the output of each call."""
+
+    __slots__ = ("_obj", "_reset")
+
+    def __init__(self, no_context_takeover: bool) -> None:
+        """Prepare a raw-inflate decompressor (a 15-bit window reads any smaller one)."""
+        self._reset = no_context_takeover
+        self._obj = zlib.decompressobj(-15)
+
+    def decompress(self, data: bytes, fin: bool, budget: int) -> bytes:
+        """Inflate one frame of a message, refusing output beyond ``budget`` bytes (1009)."""
+        obj = self._obj
+        try:
+            if fin:
+                data += _TAIL
+            # Ask for one byte more than allowed: getting it proves the message too big,
+            # and the decompressor never produces more than that.
+            out = obj.decompress(data, budget + 1)
+        except zlib.error as exc:
+            raise InvalidPayload(f"invalid compressed data: {exc}") from None
+        if len(out) > budget:
+            raise MessageTooBig("message exceeds ws_max_message_size after decompression")
+        if fin:
+            if obj.eof:
+                # A final block (BFINAL) may only end the stream when contexts reset;
+                # data after it would otherwise be silently dropped.
+                if obj.unused_data:
+                    raise InvalidPayload("data after the end of the deflate stream")
+                self._obj = zlib.decompressobj(-15)
+            elif self._reset:
+                self._obj = zlib.decompressobj(-15)
+        elif obj.eof:
+            self._obj = zlib.decompressobj(-15)
+            if obj.unused_data:
+                raise InvalidPayload("data after the end of the deflate stream")
+        return out
+
+
+__all__ = [
+    "EXTENSION_NAME",
+    "Compressor",
+    "Decompressor",
+    "DeflateOptions",
+    "DeflateParams",
+    "check_client_response",
+    "client_offer",
+    "negotiate_server",
+    "parse_extensions",
+]
