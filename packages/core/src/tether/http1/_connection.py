@@ -1,0 +1,460 @@
+"""The server side of one HTTP/1.1 connection.
+
+Bytes in (``receive_data``), events out (``next_event``); response events in
+(``send``), bytes out. Time comes in as ``now`` and goes out as a deadline
+(``next_deadline``, ``handle_timeout``). Nothing here reads a clock or touches
+a socket, so the same object drives an asyncio server, a threaded server, and
+a test feeding it by hand.
+"""
+
+from __future__ import annotations
+
+from tether.errors import LocalProtocolError, ProtocolError, RemoteProtocolError, RequestTimeout
+from tether.http1._abnf import FIELD_BLOCK
+from tether.http1._events import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Headers,
+    InformationalResponse,
+    ReceiveEvent,
+    Request,
+    Response,
+    SendEvent,
+)
+from tether.http1._receive import Phase, RequestReader
+from tether.http1._send import Framing, status_line, write_informational, write_response
+from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, State, Timer, _Move
+from tether.limits import Limits
+
+_CONNECTION_CLOSED = ConnectionClosed()
+_LAST_CHUNK = b"0\r\n\r\n"
+
+
+class ServerConnection:
+    """One HTTP/1.1 connection, seen from the server.
+
+    Feed received bytes to :meth:`receive_data`, take events from
+    :meth:`next_event` until it returns :data:`NEED_DATA` or :data:`PAUSED`,
+    answer each request with :meth:`send`, and call :meth:`start_next_cycle`
+    once the response is complete and :attr:`keep_alive` is true.
+    """
+
+    __slots__ = (
+        "_body_wait_since",
+        "_discarding",
+        "_framing",
+        "_head_started",
+        "_idle_since",
+        "_keep_alive",
+        "_limits",
+        "_now",
+        "_our_state",
+        "_reader",
+        "_remaining",
+        "_request_head",
+        "_their_state",
+        "_trailing",
+        "expects_continue",
+        "request_count",
+    )
+
+    def __init__(self, limits: Limits | None = None, *, now: float = 0.0) -> None:
+        self._limits = limits if limits is not None else Limits()
+        self._reader = RequestReader(self._limits)
+        self._their_state = State.IDLE
+        self._our_state = State.IDLE
+        self._keep_alive = True
+        self._framing = Framing.NONE
+        self._remaining = 0
+        self._request_head = False
+        self._discarding = False
+        self._trailing = b""
+        self._now = now
+        # Timers: when the connection went idle, when the current head began, when the
+        # core started waiting for body bytes (None: not waiting).
+        self._idle_since: float = now
+        self._head_started: float | None = None
+        self._body_wait_since: float | None = None
+        #: True while the request asked for ``100-continue`` and neither a 100 nor a final
+        #: response has been sent: send ``InformationalResponse(100)`` when the application
+        #: first reads the body.
+        self.expects_continue = False
+        #: Requests started on this connection.
+        self.request_count = 0
+
+    # ---- properties ----------------------------------------------------------------------------
+
+    @property
+    def limits(self) -> Limits:
+        """The limits this connection enforces."""
+        return self._limits
+
+    @property
+    def our_state(self) -> State:
+        """Where our response is in the current cycle."""
+        return self._our_state
+
+    @property
+    def their_state(self) -> State:
+        """Where the peer's request is in the current cycle."""
+        return self._their_state
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection may carry another request after the current response."""
+        return self._keep_alive
+
+    @property
+    def response_started(self) -> bool:
+        """Whether a final response head has been sent for the current request."""
+        return self._our_state in (State.SEND_BODY, State.DONE, State.MUST_CLOSE)
+
+    @property
+    def trailing_data(self) -> bytes:
+        """After a 101: the bytes that followed the request, for the new protocol."""
+        return self._trailing
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Received bytes not yet turned into events."""
+        return self._reader.buffered()
+
+    @property
+    def peer_closed(self) -> bool:
+        """Whether the peer has sent EOF (``receive_data(b"")``)."""
+        return self._reader.eof
+
+    # ---- receiving -----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float | None = None) -> None:
+        """Add bytes received from the peer; ``b""`` means the peer closed its side.
+
+        Raises :class:`LocalProtocolError` if more bytes are fed after EOF, or if
+        more than ``Limits.max_buffered_bytes`` are held without being drained by
+        :meth:`next_event` (read the socket only after ``NEED_DATA``).
+        """
+        if now is not None:
+            self._now = now
+        reader = self._reader
+        if not data:
+            reader.eof = True
+            return
+        if reader.eof:
+            raise LocalProtocolError("data received after EOF")
+        held = reader.buffered()
+        if held > self._limits.max_buffered_bytes:
+            raise LocalProtocolError(
+                f"{held} bytes buffered without next_event() draining them "
+                f"(Limits.max_buffered_bytes is {self._limits.max_buffered_bytes})"
+            )
+        if held == 0 and reader.phase is Phase.HEAD and self._head_started is None:
+            self._head_started = self._now
+        self._body_wait_since = None
+        reader.feed(data)
+
+    def next_event(self, now: float | None = None) -> ReceiveEvent:
+        """Return the next event, :data:`NEED_DATA` or :data:`PAUSED`.
+
+        Raises a :class:`RemoteProtocolError` subclass (with ``status_hint``) when the
+        peer breaks the protocol or a limit; the connection is then unusable: send
+        :meth:`error_response` and close.
+        """
+        if now is not None:
+            self._now = now
+        reader = self._reader
+        phase = reader.phase
+        if phase is Phase.DONE:
+            if self._their_state is State.SEND_BODY:
+                self._their_state = State.DONE
+            return PAUSED
+        if self._their_state is State.ERROR or self._our_state is State.SWITCHED_PROTOCOL:
+            return PAUSED
+        if phase is Phase.HEAD:
+            if self._our_state is not State.IDLE:
+                return PAUSED
+            if reader.eof and reader.buffered() == 0:
+                self._their_state = THEIR_TRANSITIONS[(self._their_state, _Move.CLOSE)]
+                return _CONNECTION_CLOSED
+        try:
+            event = reader.read()
+        except RemoteProtocolError:
+            self._their_state = State.ERROR
+            self._keep_alive = False
+            raise
+        cls = type(event)
+        if cls is Request:
+            self._their_state = State.SEND_BODY
+            self._our_state = State.SEND_RESPONSE
+            self.request_count += 1
+            self._head_started = None
+            self.expects_continue = reader.expect_continue
+            max_requests = self._limits.max_requests
+            if (
+                not reader.keep_alive_requested
+                or max_requests is not None
+                and self.request_count >= max_requests
+            ):
+                self._keep_alive = False
+            self._request_head = event.method == b"HEAD"  # type: ignore[union-attr]
+            return event
+        if cls is Data:
+            if self._discarding:
+                return self.next_event(now)
+            return event
+        if event is NEED_DATA:
+            if self._body_wait_since is None and phase is not Phase.HEAD:
+                self._body_wait_since = self._now
+            return NEED_DATA
+        # EndOfMessage
+        self._their_state = THEIR_TRANSITIONS[(State.SEND_BODY, _Move.BODY_DONE)]
+        self._body_wait_since = None
+        if self._discarding:
+            self._discarding = False
+            self._begin_cycle()
+            return self.next_event(now)
+        return event
+
+    # ---- sending -------------------------------------------------------------------------------
+
+    def send(self, event: SendEvent) -> bytes:
+        """Return the bytes that carry ``event`` to the peer.
+
+        Raises :class:`LocalProtocolError` for an event that is illegal now (a body
+        longer than its Content-Length, a second response, invalid fields, ...).
+        """
+        cls = type(event)
+        if cls is Data:
+            return self._send_data(event.data)  # type: ignore[union-attr]
+        if cls is Response:
+            return self._send_response(event)  # type: ignore[arg-type]
+        if cls is EndOfMessage:
+            return self._send_end(event.trailers)  # type: ignore[union-attr]
+        if cls is InformationalResponse:
+            return self._send_informational(event)  # type: ignore[arg-type]
+        raise LocalProtocolError(f"cannot send {event!r}")
+
+    def _move_ours(self, move: _Move) -> State:
+        try:
+            new = OUR_TRANSITIONS[(self._our_state, move)]
+        except KeyError:
+            raise LocalProtocolError(
+                f"cannot send {move.value.lower()} in state {self._our_state.value}"
+            ) from None
+        self._our_state = new
+        return new
+
+    def _send_response(self, event: Response) -> bytes:
+        self._move_ours(_Move.RESPONSE)
+        reader = self._reader
+        if self.expects_continue and reader.phase is not Phase.DONE:
+            # The client may or may not send the body it was waiting to send: the next request
+            # boundary is unknowable, so this connection ends with this response.
+            self._keep_alive = False
+        self.expects_continue = False
+        try:
+            head, framing, length, keep_alive = write_response(
+                event.status_code,
+                event.headers,
+                event.reason,
+                head_request=self._request_head,
+                http10=reader.http10,
+                keep_alive=self._keep_alive,
+            )
+        except LocalProtocolError:
+            self._our_state = State.SEND_RESPONSE
+            raise
+        self._keep_alive = keep_alive
+        self._framing = framing
+        self._remaining = length
+        return head
+
+    def _send_informational(self, event: InformationalResponse) -> bytes:
+        status = event.status_code
+        if status == 101:
+            reader = self._reader
+            if not reader.upgrade:
+                raise LocalProtocolError("101 sent for a request that did not ask to upgrade")
+            if reader.phase is not Phase.DONE:
+                raise LocalProtocolError("101 sent before the request was complete")
+            head = write_informational(status, event.headers, event.reason)
+            self._move_ours(_Move.SWITCH)
+            self._their_state = State.SWITCHED_PROTOCOL
+            self.expects_continue = False
+            self._trailing = reader.take_remaining()
+            return head
+        head = write_informational(status, event.headers, event.reason)
+        self._move_ours(_Move.INFORMATIONAL)
+        if status == 100:
+            self.expects_continue = False
+        return head
+
+    def _send_data(self, data: bytes) -> bytes:
+        if self._our_state is not State.SEND_BODY:
+            raise LocalProtocolError(f"cannot send body data in state {self._our_state.value}")
+        framing = self._framing
+        if framing is Framing.LENGTH:
+            remaining = self._remaining - len(data)
+            if remaining < 0:
+                raise LocalProtocolError("body is longer than the Content-Length sent")
+            self._remaining = remaining
+            return data
+        if framing is Framing.CHUNKED:
+            if not data:
+                return b""
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        if framing is Framing.CLOSE:
+            return data
+        if framing is Framing.DROP:
+            return b""
+        if data:
+            raise LocalProtocolError("this response cannot have a body (1xx, 204 or 304)")
+        return b""
+
+    def _send_end(self, trailers: Headers) -> bytes:
+        framing = self._framing
+        if self._our_state is State.SEND_BODY:
+            if framing is Framing.LENGTH and self._remaining:
+                raise LocalProtocolError(
+                    f"body is {self._remaining} bytes shorter than the Content-Length sent"
+                )
+            if trailers and framing is not Framing.CHUNKED:
+                raise LocalProtocolError("trailers need a chunked response")
+        self._move_ours(_Move.RESPONSE_DONE)
+        if not self._keep_alive or framing is Framing.CLOSE:
+            self._keep_alive = False
+            self._our_state = State.MUST_CLOSE
+        if framing is not Framing.CHUNKED:
+            return b""
+        if not trailers:
+            return _LAST_CHUNK
+        lines = [b"0\r\n"]
+        lines.extend(b"%s: %s\r\n" % (name, value) for name, value in trailers)
+        lines.append(b"\r\n")
+        out = b"".join(lines)
+        if FIELD_BLOCK.fullmatch(out, 3, len(out) - 2) is None:
+            raise LocalProtocolError("invalid trailer field name or value")
+        return out
+
+    def send_failed(self) -> None:
+        """Mark the connection unusable after the application failed mid-response."""
+        self._our_state = State.ERROR
+        self._keep_alive = False
+
+    # ---- cycles --------------------------------------------------------------------------------
+
+    def start_next_cycle(self, now: float | None = None) -> bool:
+        """Reset for the next request once the response is complete.
+
+        An unread remainder of the request body is discarded when it is small
+        (``Limits.max_drain_size``) and of known length; otherwise
+        :attr:`keep_alive` becomes false. Returns :attr:`keep_alive`: when it is
+        false, close the connection.
+        """
+        if now is not None:
+            self._now = now
+        if self._our_state is not State.DONE:
+            if self._our_state is State.MUST_CLOSE:
+                return False
+            raise LocalProtocolError(
+                f"start_next_cycle() while the response is in state {self._our_state.value}"
+            )
+        if not self._keep_alive:
+            return False
+        reader = self._reader
+        if reader.phase is Phase.DONE:
+            self._begin_cycle()
+            return True
+        # The application did not read the whole body: drain it if that is cheap and bounded.
+        if reader.phase is Phase.FIXED and reader.remaining <= self._limits.max_drain_size:
+            self._discarding = True
+            self._our_state = State.IDLE
+            return True
+        self._keep_alive = False
+        self._our_state = State.MUST_CLOSE
+        return False
+
+    def _begin_cycle(self) -> None:
+        self._their_state = THEIR_TRANSITIONS[(State.DONE, _Move.NEXT_CYCLE)]
+        self._our_state = State.IDLE
+        self._reader.reset()
+        self._framing = Framing.NONE
+        self._remaining = 0
+        self._request_head = False
+        self.expects_continue = False
+        self._idle_since = self._now
+        self._body_wait_since = None
+        # Pipelined bytes already buffered are the start of the next head.
+        self._head_started = self._now if self._reader.buffered() else None
+
+    # ---- time ----------------------------------------------------------------------------------
+
+    def next_deadline(self) -> tuple[float, Timer] | None:
+        """The next absolute deadline and what its expiry means, or ``None``.
+
+        There is a deadline only while the core waits for the peer: between
+        requests (keep-alive), inside a request head, and while it waits for body
+        bytes it asked for (``next_event`` returned ``NEED_DATA``).
+        """
+        reader = self._reader
+        phase = reader.phase
+        limits = self._limits
+        if phase is Phase.HEAD:
+            if self._our_state is not State.IDLE and not self._discarding:
+                return None
+            if self._head_started is not None:
+                return (self._head_started + limits.head_timeout, Timer.HEAD)
+            if self.request_count == 0:
+                return (self._idle_since + limits.head_timeout, Timer.KEEP_ALIVE)
+            return (self._idle_since + limits.keep_alive_timeout, Timer.KEEP_ALIVE)
+        if phase is Phase.DONE or self._body_wait_since is None:
+            return None
+        return (self._body_wait_since + limits.body_timeout, Timer.BODY)
+
+    def handle_timeout(self, now: float) -> bytes | None:
+        """Act on an expired deadline.
+
+        Returns ``None`` if nothing has expired at ``now``. Otherwise the connection
+        is finished: send the returned bytes (a 408 response when the head timed
+        out and a response can still be sent, else ``b""``) and close.
+        """
+        self._now = now
+        deadline = self.next_deadline()
+        if deadline is None or now < deadline[0]:
+            return None
+        self._keep_alive = False
+        self._their_state = State.ERROR
+        if deadline[1] is Timer.HEAD:
+            return self.error_response(RequestTimeout("request head not received in time"))
+        self._our_state = State.ERROR
+        return b""
+
+    # ---- errors --------------------------------------------------------------------------------
+
+    def error_response(self, error: ProtocolError, headers: Headers = ()) -> bytes:
+        """Bytes of a complete error response for ``error``, or ``b""`` if too late.
+
+        The response has status ``error.status_hint``, a short plain-text body
+        naming the problem, ``Connection: close``, and any extra ``headers`` (such
+        as Date and Server). Close the connection after sending it.
+        """
+        self._keep_alive = False
+        if self._our_state not in (State.IDLE, State.SEND_RESPONSE):
+            self._our_state = State.ERROR
+            return b""
+        self._our_state = State.ERROR
+        status = error.status_hint
+        if not 400 <= status < 600:
+            status = 500 if isinstance(error, LocalProtocolError) else 400
+        line = status_line(status, b"")
+        phrase = line[13:-2].decode("latin-1")
+        body = f"{status} {phrase}: {error.message}\n".encode("utf-8", "replace")
+        fields = b"".join(b"%s: %s\r\n" % (name, value) for name, value in headers)
+        return b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%sconnection: close\r\n\r\n%s" % (
+            line,
+            len(body),
+            fields,
+            body,
+        )

@@ -1,0 +1,159 @@
+"""Writing responses: the status line, fields, and the choice of framing.
+
+The caller's fields are validated in one regular-expression pass over the
+serialized block, so a value carrying CR or LF (response splitting) is refused.
+The core owns ``Connection`` and ``Transfer-Encoding``: it writes them from its
+own keep-alive and framing decisions.
+"""
+
+from __future__ import annotations
+
+import enum
+import http
+from email.utils import formatdate
+
+from tether.errors import LocalProtocolError
+from tether.http1._abnf import FIELD_BLOCK, REASON
+from tether.http1._events import Headers
+
+
+class Framing(enum.Enum):
+    """How the body of the response being sent is delimited."""
+
+    #: No body may be sent (1xx, 204, 304); non-empty Data is an error.
+    NONE = "NONE"
+    #: The response to HEAD: body bytes are accepted and dropped.
+    DROP = "DROP"
+    #: Content-Length: exactly that many bytes.
+    LENGTH = "LENGTH"
+    #: Transfer-Encoding: chunked.
+    CHUNKED = "CHUNKED"
+    #: Delimited by closing the connection (HTTP/1.0 of unknown length).
+    CLOSE = "CLOSE"
+
+
+def _phrase(code: int) -> bytes:
+    try:
+        return http.HTTPStatus(code).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+_STATUS_LINES: dict[int, bytes] = {
+    status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, _phrase(status.value))
+    for status in http.HTTPStatus
+}
+
+
+def status_line(status_code: int, reason: bytes) -> bytes:
+    """The status line for ``status_code``, with ``reason`` or the standard phrase."""
+    if not reason:
+        line = _STATUS_LINES.get(status_code)
+        if line is not None:
+            return line
+        return b"HTTP/1.1 %d \r\n" % status_code
+    if REASON.fullmatch(reason) is None:
+        raise LocalProtocolError("reason phrase contains a control character")
+    return b"HTTP/1.1 %d %s\r\n" % (status_code, reason)
+
+
+_OWNED = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+
+def write_informational(status_code: int, headers: Headers, reason: bytes) -> bytes:
+    """Serialize a 1xx response head; fields are passed through as given (validated)."""
+    if not 100 <= status_code < 200:
+        raise LocalProtocolError(f"{status_code} is not an informational status")
+    lines = [status_line(status_code, reason)]
+    lines.extend(b"%s: %s\r\n" % (name, value) for name, value in headers)
+    block = b"".join(lines[1:])
+    if FIELD_BLOCK.fullmatch(block) is None:
+        raise LocalProtocolError("invalid header field name or value")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def write_response(
+    status_code: int,
+    headers: Headers,
+    reason: bytes,
+    *,
+    head_request: bool,
+    http10: bool,
+    keep_alive: bool,
+) -> tuple[bytes, Framing, int, bool]:
+    """Serialize a final response head and decide its framing.
+
+    Returns ``(head_bytes, framing, content_length, keep_alive)``; keep-alive can
+    only be turned off here (by the caller's ``Connection: close`` or by framing
+    that needs the connection closed).
+    """
+    if not 200 <= status_code < 600:
+        raise LocalProtocolError(f"{status_code} is not a final status code (200-599)")
+    content_length: bytes | None = None
+    chunked_given = False
+    lines = [b""]
+    append = lines.append
+    for name, value in headers:
+        lname = name.lower()
+        if lname in _OWNED:
+            if lname == b"content-length":
+                if content_length is not None and content_length != value:
+                    raise LocalProtocolError("conflicting Content-Length fields")
+                if not value.isdigit():
+                    raise LocalProtocolError("Content-Length is not a decimal integer")
+                content_length = value
+            elif lname == b"transfer-encoding":
+                if value.strip(b" \t").lower() != b"chunked":
+                    raise LocalProtocolError("only the chunked transfer coding can be sent")
+                chunked_given = True
+            elif b"close" in value.lower():
+                keep_alive = False
+            continue
+        append(b"%s: %s\r\n" % (name, value))
+    if FIELD_BLOCK.fullmatch(b"".join(lines)) is None:
+        raise LocalProtocolError("invalid header field name or value (CR, LF or NUL?)")
+    if content_length is not None and chunked_given:
+        raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
+
+    length = 0
+    if status_code == 204 or status_code == 304 or head_request:
+        # RFC 9110 8.6: no Content-Length in a 204. A 304 or a HEAD response may carry the
+        # length the full response would have had.
+        framing = Framing.DROP if head_request and status_code not in (204, 304) else Framing.NONE
+        if content_length is not None and status_code != 204:
+            append(b"content-length: %s\r\n" % content_length)
+    elif content_length is not None:
+        framing = Framing.LENGTH
+        length = int(content_length)
+        append(b"content-length: %s\r\n" % content_length)
+    elif http10:
+        framing = Framing.CLOSE
+        keep_alive = False
+    else:
+        framing = Framing.CHUNKED
+        append(b"transfer-encoding: chunked\r\n")
+    if not keep_alive:
+        append(b"connection: close\r\n")
+    elif http10:
+        append(b"connection: keep-alive\r\n")
+    lines[0] = status_line(status_code, reason)
+    append(b"\r\n")
+    return b"".join(lines), framing, length, keep_alive
+
+
+_date_cache: tuple[int, tuple[bytes, bytes]] = (-1, (b"date", b""))
+
+
+def date_header(now: float) -> tuple[bytes, bytes]:
+    """``(b"date", IMF-fixdate)`` for the wall-clock time ``now`` (seconds since the epoch).
+
+    Cached per whole second, so a server may call it for every response.
+    """
+    global _date_cache
+    second = int(now)
+    cached_second, header = _date_cache
+    if cached_second != second:
+        header = (b"date", formatdate(second, usegmt=True).encode("ascii"))
+        _date_cache = (second, header)
+    return header

@@ -1,0 +1,87 @@
+"""Connection states and the one table of legal transitions.
+
+Each side of a connection (the peer's requests, our responses) moves through
+:class:`State`. ``TRANSITIONS`` lists every legal move; the connection looks a
+move up there and refuses anything not listed.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class State(enum.Enum):
+    """Where one side of the connection is in the current request/response cycle."""
+
+    # Members are singletons: identity hashing keeps table look-ups off enum's slow __hash__.
+    __hash__ = object.__hash__
+
+    #: Waiting for the next request (their side) or for a request to answer (our side).
+    IDLE = "IDLE"
+    #: Ours only: a request head arrived; a response (1xx or final) may be sent.
+    SEND_RESPONSE = "SEND_RESPONSE"
+    #: The head is done and body bytes are flowing.
+    SEND_BODY = "SEND_BODY"
+    #: The message is complete.
+    DONE = "DONE"
+    #: The message is complete and the connection will not be reused.
+    MUST_CLOSE = "MUST_CLOSE"
+    #: The connection is closed (their side: the peer sent EOF).
+    CLOSED = "CLOSED"
+    #: A 101 response was sent; the bytes on the connection now belong to another protocol.
+    SWITCHED_PROTOCOL = "SWITCHED_PROTOCOL"
+    #: A protocol error happened; nothing more can be done but close.
+    ERROR = "ERROR"
+
+
+class Timer(enum.Enum):
+    """Which deadline ``next_deadline`` reports, and what its expiry means."""
+
+    # Members are singletons: identity hashing keeps table look-ups off enum's slow __hash__.
+    __hash__ = object.__hash__
+
+    #: No byte of a new request before the keep-alive timeout: close silently.
+    KEEP_ALIVE = "KEEP_ALIVE"
+    #: The request head did not complete in time (slow loris): answer 408 and close.
+    HEAD = "HEAD"
+    #: The request body stalled while the core was waiting for it: close.
+    BODY = "BODY"
+
+
+class _Move(enum.Enum):
+    """What happened, as the transition table names it."""
+
+    # Members are singletons: identity hashing keeps table look-ups off enum's slow __hash__.
+    __hash__ = object.__hash__
+
+    REQUEST = "REQUEST"  # their side: a request head was parsed
+    BODY_DONE = "BODY_DONE"  # their side: the request's EndOfMessage
+    INFORMATIONAL = "INFORMATIONAL"  # ours: a 100/103 went out
+    SWITCH = "SWITCH"  # ours: a 101 went out
+    RESPONSE = "RESPONSE"  # ours: a final response head went out
+    RESPONSE_DONE = "RESPONSE_DONE"  # ours: the response's EndOfMessage went out
+    NEXT_CYCLE = "NEXT_CYCLE"  # both: start_next_cycle
+    CLOSE = "CLOSE"  # their side: EOF between messages
+
+
+S = State
+M = _Move
+
+#: (state, move) -> new state, for each side. Anything missing is illegal.
+THEIR_TRANSITIONS: dict[tuple[State, _Move], State] = {
+    (S.IDLE, M.REQUEST): S.SEND_BODY,
+    (S.IDLE, M.CLOSE): S.CLOSED,
+    (S.SEND_BODY, M.BODY_DONE): S.DONE,
+    (S.DONE, M.NEXT_CYCLE): S.IDLE,
+    (S.DONE, M.CLOSE): S.CLOSED,
+}
+OUR_TRANSITIONS: dict[tuple[State, _Move], State] = {
+    (S.IDLE, M.REQUEST): S.SEND_RESPONSE,
+    (S.SEND_RESPONSE, M.INFORMATIONAL): S.SEND_RESPONSE,
+    (S.SEND_RESPONSE, M.SWITCH): S.SWITCHED_PROTOCOL,
+    (S.SEND_RESPONSE, M.RESPONSE): S.SEND_BODY,
+    (S.SEND_BODY, M.RESPONSE_DONE): S.DONE,
+    (S.DONE, M.NEXT_CYCLE): S.IDLE,
+}
+
+del S, M
