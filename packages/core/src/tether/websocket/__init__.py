@@ -21,7 +21,8 @@ body: ``next_event`` gives ``Request`` then ``EndOfMessage``)::
         return
     sock.sendall(http.send(InformationalResponse(101, result.headers)))
     conn = ws.Connection(ws.Role.SERVER, deflate=result.deflate, limits=limits, now=now)
-    conn.receive_data(http.trailing_data, now)  # bytes that came right after the request
+    if http.trailing_data:  # bytes that came right after the request (b"" would mean EOF)
+        conn.receive_data(http.trailing_data, now)
 
 The loop: bytes in, events out, events in, bytes out. Read the socket with a
 timeout up to ``conn.next_deadline()``::
