@@ -1,0 +1,194 @@
+"""Server configuration: one dataclass, plus loading the application, TLS and listening sockets.
+
+Option names and meanings follow ``tether serve`` (and so uvicorn). Every failure a user can
+cause here (a bad ``MODULE:APP``, a port in use, a missing certificate) raises
+:class:`ConfigError` with one clear line; the command line prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import ssl
+import stat
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from tether._serving import SERVER_HEADER, server_limits
+from tether.limits import Limits
+
+from tether_threaded._types import WSGIApp
+
+
+class ConfigError(Exception):
+    """A configuration problem the user must fix; the message is one line."""
+
+
+@dataclass
+class Config:
+    """Everything that shapes one server run."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    uds: str | None = None
+    fd: int | None = None
+    backlog: int = 2048
+    #: Worker threads running the application.
+    threads: int = 8
+    #: Most requests admitted at once (running plus waiting for a worker); beyond it the loop
+    #: answers 503 itself. ``None``: ``threads * 8``.
+    limit_concurrency: int | None = None
+    #: Most open connections; at the limit the server stops accepting until some close.
+    limit_connections: int | None = None
+    limit_max_requests: int | None = None
+    root_path: str = ""
+    timeout_keep_alive: float = 5.0
+    timeout_request_head: float = 10.0
+    timeout_body: float = 30.0
+    #: Seconds a response may make no progress towards a client that does not read.
+    timeout_write: float = 60.0
+    timeout_tls_handshake: float = 10.0
+    #: Seconds in-flight requests get to finish after SIGINT/SIGTERM; ``None`` waits for them.
+    timeout_graceful_shutdown: float | None = 30.0
+    max_head_size: int = 64 * 1024
+    max_body_size: int | None = None
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_ping_interval: float | None = None
+    ws_ping_timeout: float = 20.0
+    ws_close_timeout: float = 10.0
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = None
+    server_header: bool = True
+    access_log: bool = True
+    #: Install SIGINT/SIGTERM handlers (only possible in the main thread).
+    install_signal_handlers: bool = True
+
+    def limits(self) -> Limits:
+        """The per-connection core limits these options describe."""
+        return server_limits(
+            Limits(max_head_size=self.max_head_size),
+            timeout_keep_alive=self.timeout_keep_alive,
+            timeout_request_head=self.timeout_request_head,
+            timeout_body=self.timeout_body,
+            ws_ping_interval=self.ws_ping_interval,
+            ws_ping_timeout=self.ws_ping_timeout,
+            ws_close_timeout=self.ws_close_timeout,
+            ws_max_size=self.ws_max_size,
+            max_body_size=self.max_body_size,
+            max_requests=self.limit_max_requests,
+        )
+
+    def max_in_flight(self) -> int:
+        """Requests admitted at once before the loop answers 503."""
+        if self.limit_concurrency is not None:
+            return self.limit_concurrency
+        return self.threads * 8
+
+    def server_header_pair(self) -> tuple[bytes, bytes] | None:
+        """The ``Server`` header to add, or None."""
+        return SERVER_HEADER if self.server_header else None
+
+
+def load_app(spec: str, app_dir: str | None = None) -> WSGIApp:
+    """Import ``"module:attribute"`` (the attribute may be dotted) and return the WSGI app."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f'app must be given as "MODULE:ATTRIBUTE", got "{spec}"')
+    path_entry = app_dir if app_dir is not None else os.getcwd()
+    if path_entry not in sys.path:
+        sys.path.insert(0, path_entry)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise ConfigError(f'could not import module "{module_name}"') from None
+        raise
+    app: Any = module
+    try:
+        for part in attr.split("."):
+            app = getattr(app, part)
+    except AttributeError:
+        raise ConfigError(f'attribute "{attr}" not found in module "{module_name}"') from None
+    if not callable(app):
+        raise ConfigError(f'"{spec}" is not a WSGI application (not callable)')
+    return app  # type: ignore[no-any-return]
+
+
+def create_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The server-side TLS context for ``--ssl-certfile``/``--ssl-keyfile`` (None without)."""
+    if config.ssl_certfile is None:
+        if config.ssl_keyfile is not None:
+            raise ConfigError("--ssl-keyfile needs --ssl-certfile")
+        return None
+    for option, path in (("--ssl-certfile", config.ssl_certfile), ("--ssl-keyfile", config.ssl_keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"{option}: no such file: {path}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(
+            config.ssl_certfile, config.ssl_keyfile, password=config.ssl_keyfile_password
+        )
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(f"could not load the TLS certificate or key: {exc}") from None
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def bind_socket(config: Config) -> socket.socket:
+    """Create the non-blocking listening socket for ``--host/--port``, ``--uds`` or ``--fd``."""
+    if config.fd is not None:
+        try:
+            sock = socket.socket(fileno=config.fd)
+        except OSError as exc:
+            raise ConfigError(f"--fd {config.fd}: not a usable socket ({exc.strerror})") from None
+        if sock.type != socket.SOCK_STREAM:
+            raise ConfigError(f"--fd {config.fd}: not a stream socket")
+        sock.listen(config.backlog)
+        sock.setblocking(False)
+        return sock
+    if config.uds is not None:
+        path = config.uds
+        if os.path.exists(path):
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                raise ConfigError(f"--uds {path}: exists and is not a socket")
+            os.unlink(path)  # a stale socket left by an earlier run
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            os.chmod(path, 0o666)
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"--uds {path}: cannot bind ({exc.strerror})") from None
+        sock.listen(config.backlog)
+        sock.setblocking(False)
+        return sock
+    host = config.host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {config.host}: cannot resolve ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6 and host in ("::", ""):
+        # "::" serves IPv4 too where the system allows it.
+        try:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        except OSError:
+            pass
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        raise ConfigError(f"cannot bind to {shown}:{config.port}: {exc.strerror}") from None
+    sock.listen(config.backlog)
+    sock.setblocking(False)
+    return sock
+
+
+__all__ = ["Config", "ConfigError", "bind_socket", "create_ssl_context", "load_app"]

@@ -1,0 +1,564 @@
+"""One client connection: its socket, its core connection, its buffers and its timer.
+
+The loop thread owns the socket's registration in the selector and closes it; a worker thread
+running the application writes through :meth:`Connection.write` (trying a direct non-blocking
+send first) and reads the body through ``wsgi.input``. Everything here runs with
+``Connection.lock`` held; a worker that needs the loop (a new interest, a close) queues the
+connection with :meth:`Loop.call_soon <tether_threaded._loop.Loop.call_soon>`.
+
+Every protocol decision (framing, keep-alive, limits, timeouts, error responses) is the core's.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from tether._serving import overload_response, with_server_headers
+from tether.errors import ProtocolError
+from tether.http1 import (
+    NEED_DATA,
+    PAUSED,
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    Request,
+    Response,
+    ServerConnection,
+    date_header,
+)
+
+from tether_threaded._input import BODY_HIGH, Body, ClientDisconnected
+
+if TYPE_CHECKING:
+    from tether_threaded._loop import Loop
+    from tether_threaded._websocket import Session
+
+READ = selectors.EVENT_READ
+WRITE = selectors.EVENT_WRITE
+
+#: Bytes asked of one ``recv`` call.
+RECV_SIZE = 64 * 1024
+#: Queued response bytes above which a writing worker waits for the client to catch up.
+OUT_HIGH = 256 * 1024
+#: Seconds, and bytes, a closing connection keeps reading (and discarding) so that the client
+#: sees our last response instead of a reset caused by its unread pipelined bytes.
+LINGER_TIME = 2.0
+LINGER_BYTES = 1024 * 1024
+
+_log = logging.getLogger("tether.error")
+
+
+class Phase(enum.Enum):
+    """What the bytes on a connection currently mean."""
+
+    HANDSHAKE = "HANDSHAKE"  # TLS handshake in progress
+    HTTP = "HTTP"
+    WEBSOCKET = "WEBSOCKET"
+    LINGER = "LINGER"  # our side is shut down; draining the client's last bytes
+    CLOSED = "CLOSED"
+
+
+class Connection:
+    """The server side of one accepted socket."""
+
+    __slots__ = (
+        "base_environ",
+        "body",
+        "broken",
+        "busy",
+        "client",
+        "closed",
+        "closing",
+        "cond",
+        "core",
+        "eof",
+        "io_deadline",
+        "lingered",
+        "lock",
+        "loop",
+        "outbuf",
+        "phase",
+        "registered",
+        "sock",
+        "timer_at",
+        "tls",
+        "want",
+        "want_read",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        loop: Loop,
+        sock: socket.socket,
+        base_environ: dict[str, Any],
+        client: str,
+        now: float,
+        tls: bool,
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.base_environ = base_environ
+        #: "host:port" of the peer, for logs.
+        self.client = client
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.core = ServerConnection(limits=loop.limits, now=now)
+        self.tls = tls
+        self.phase = Phase.HANDSHAKE if tls else Phase.HTTP
+        #: Selector events wanted, and those currently registered (the loop syncs them).
+        self.want = READ
+        self.registered = 0
+        self.outbuf = bytearray()
+        #: The core's last answer was NEED_DATA: the next readable event may be read.
+        self.want_read = True
+        self.eof = False
+        #: A request is with the application (from dispatch until its response is complete).
+        self.busy = False
+        self.body: Body | None = None
+        #: Close once ``outbuf`` is flushed; no more writes are accepted.
+        self.closing = False
+        #: The socket failed: close without flushing.
+        self.broken = False
+        self.closed = False
+        #: When the loop's timer heap will next look at this connection.
+        self.timer_at: float | None = None
+        #: A deadline of our own: TLS handshake, a stalled write, or the lingering close.
+        self.io_deadline: float | None = (now + loop.config.timeout_tls_handshake) if tls else None
+        self.lingered = 0
+        self.ws: Session | None = None
+
+    # -- selector interest ----------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Make the selector registration match ``want`` (loop thread)."""
+        want = 0 if self.closed else self.want
+        if want == self.registered:
+            return
+        selector = self.loop.selector
+        if self.registered == 0:
+            selector.register(self.sock, want, self)
+        elif want == 0:
+            selector.unregister(self.sock)
+        else:
+            selector.modify(self.sock, want, self)
+        self.registered = want
+
+    def _interest_changed(self) -> None:
+        if self.loop.in_loop():
+            self.sync()
+        else:
+            self.loop.call_soon(self, wake=True)
+
+    def service(self, now: float) -> None:
+        """The loop's answer to :meth:`Loop.call_soon`: apply interest, timers and closing."""
+        if self.closed:
+            return
+        if self.broken:
+            self.close_now()
+            return
+        if self.closing and not self.outbuf and self.phase is not Phase.LINGER:
+            self._finish_close(now)
+            return
+        self.sync()
+        self.schedule(now)
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    def schedule(self, now: float) -> None:
+        """Make sure the loop's timer heap looks at this connection by its next deadline."""
+        deadline = self.io_deadline
+        if self.phase is Phase.HTTP:
+            core_deadline = self.core.next_deadline()
+            if core_deadline is not None and (deadline is None or core_deadline[0] < deadline):
+                deadline = core_deadline[0]
+        elif self.phase is Phase.WEBSOCKET and self.ws is not None:
+            ws_deadline = self.ws.next_deadline()
+            if ws_deadline is not None and (deadline is None or ws_deadline < deadline):
+                deadline = ws_deadline
+        if deadline is None:
+            return
+        if self.timer_at is not None and self.timer_at <= deadline:
+            return
+        if self.loop.in_loop():
+            self.timer_at = deadline
+            self.loop.push_timer(deadline, self)
+        else:
+            # No wake-up: the loop never sleeps longer than its tick, and deadlines set from a
+            # worker (keep-alive after a response) are seconds away.
+            self.loop.call_soon(self, wake=False)
+
+    def on_timer(self, now: float) -> None:
+        """A deadline may have passed (loop thread)."""
+        if self.closed:
+            return
+        if self.io_deadline is not None and self.io_deadline <= now:
+            if self.phase in (Phase.HTTP, Phase.WEBSOCKET):
+                _log.debug("%s: the client stopped reading; closing", self.client)
+            self.close_now()
+            return
+        if self.phase is Phase.HTTP:
+            deadline = self.core.next_deadline()
+            if deadline is not None and deadline[0] <= now:
+                out = self.core.handle_timeout(now)
+                if out is not None:
+                    _log.debug("%s: %s timeout; closing", self.client, deadline[1].name.lower())
+                    if self.body is not None:
+                        self.body.error = TimeoutError("the request body stalled")
+                        self.cond.notify_all()
+                    if out:
+                        self.write(out, wait=False)
+                    self.close_soon(now)
+                    return
+        elif self.phase is Phase.WEBSOCKET and self.ws is not None:
+            self.ws.on_timer(now)
+            if self.closed:
+                return
+        self.schedule(now)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def on_readable(self, now: float) -> None:
+        """The socket is readable (loop thread)."""
+        phase = self.phase
+        if phase is Phase.HTTP:
+            self._read_http(now)
+        elif phase is Phase.WEBSOCKET and self.ws is not None:
+            self.ws.on_readable(now)
+        elif phase is Phase.HANDSHAKE:
+            self._handshake(now)
+        elif phase is Phase.LINGER:
+            data = self.recv()
+            if data is None:
+                return
+            self.lingered += len(data)
+            if not data or self.lingered > LINGER_BYTES:
+                self.close_now()
+
+    def recv(self) -> bytes | None:
+        """One ``recv``: bytes (``b""`` at EOF), or None when there is nothing (or it broke)."""
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return None
+        except OSError as exc:
+            _log.debug("%s: receive failed: %s", self.client, exc)
+            self.close_now()
+            return None
+        if self.tls and data:
+            # Decrypted bytes of the current record are invisible to the selector.
+            pending = cast(ssl.SSLSocket, self.sock).pending()
+            if pending:
+                data += self.sock.recv(pending)
+        return data
+
+    def _read_http(self, now: float) -> None:
+        if not self.want_read or self.eof:
+            # Back-pressure: the core is not asking for bytes (a response is in progress, or the
+            # body buffer is full), so stop watching the socket until it does.
+            self.want &= ~READ
+            self.sync()
+            return
+        data = self.recv()
+        if data is None:
+            return
+        if not data:
+            self.eof = True
+        try:
+            self.core.receive_data(data, now)
+        except ProtocolError as exc:
+            self._protocol_failure(exc, now)
+            return
+        self.pump(now)
+
+    def pump(self, now: float) -> None:
+        """Take events out of the core until it needs bytes or waits for the application.
+
+        Runs on the loop after a read, and on a worker after a response (pipelined requests) or
+        when the application drained the body buffer.
+        """
+        core = self.core
+        while not self.closing:
+            body = self.body
+            if body is not None and (body.gated or body.size >= BODY_HIGH):
+                body.paused = True
+                return
+            try:
+                event = core.next_event(now)
+            except ProtocolError as exc:
+                self._protocol_failure(exc, now)
+                return
+            if event is NEED_DATA:
+                if self.eof:
+                    self.close_soon(now)
+                    return
+                self.want_read = True
+                if not self.want & READ:
+                    self.want |= READ
+                    self._interest_changed()
+                self.schedule(now)
+                return
+            self.want_read = False
+            kind = type(event)
+            if kind is Data:
+                if body is not None:
+                    body.feed(cast(Data, event).data)
+                    self.cond.notify_all()
+            elif kind is EndOfMessage:
+                if body is not None:
+                    body.eof = True
+                    self.cond.notify_all()
+            elif kind is Request:
+                self._start_request(cast(Request, event), now)
+            elif event is PAUSED:
+                return
+            else:  # ConnectionClosed
+                self.close_soon(now)
+                return
+
+    def _start_request(self, request: Request, now: float) -> None:
+        loop = self.loop
+        if not loop.admit():
+            _log.warning("%s: all workers busy and the queue is full; answering 503", self.client)
+            response, text = overload_response()
+            headers = with_server_headers(
+                [*response.headers, (b"connection", b"close")],
+                date_header(time.time()),
+                loop.config.server_header_pair(),
+            )
+            out = self.core.send(Response(response.status_code, headers))
+            out += self.core.send(Data(text)) + self.core.send(EndOfMessage())
+            self.write(out, wait=False)
+            self.close_soon(now)
+            return
+        body = Body()
+        body.gated = self.core.expects_continue
+        try:
+            exchange = loop.make_exchange(self, request, body)
+        except ProtocolError as exc:
+            loop.release()
+            self._protocol_failure(exc, now)
+            return
+        self.body = body
+        self.busy = True
+        loop.submit(exchange)
+
+    def release_body_gate(self, now: float) -> None:
+        """The application reads the body: send ``100 Continue`` if owed, then read on (worker)."""
+        body = self.body
+        if body is None:
+            return
+        if self.core.expects_continue and not self.closing:
+            self.write(self.core.send(InformationalResponse(100)))
+        body.gated = False
+        if body.paused and not self.closing:
+            body.paused = False
+            self.pump(now)
+
+    def _protocol_failure(self, exc: ProtocolError, now: float) -> None:
+        _log.debug("%s: %s (answering %d)", self.client, exc, exc.status_hint)
+        if self.body is not None:
+            self.body.error = exc
+            self.cond.notify_all()
+        try:
+            out = self.core.error_response(exc)
+        except ProtocolError:
+            out = b""
+        if out:
+            try:
+                self.write(out, wait=False)
+            except ClientDisconnected:
+                return
+        self.close_soon(now)
+
+    def response_done(self, now: float) -> None:
+        """The application's response is complete (worker): reuse or close the connection."""
+        self.busy = False
+        self.body = None
+        if self.closing:
+            return
+        core = self.core
+        if self.loop.draining or not core.keep_alive:
+            self.close_soon(now)
+            return
+        try:
+            core.start_next_cycle(now)
+        except ProtocolError:
+            self.close_soon(now)
+            return
+        if not core.keep_alive:
+            self.close_soon(now)
+            return
+        self.pump(now)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _send(self, data: bytes | bytearray | memoryview) -> int:
+        try:
+            return self.sock.send(data)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return 0
+        except OSError as exc:
+            _log.debug("%s: send failed: %s", self.client, exc)
+            self.break_()
+            raise ClientDisconnected(f"sending to the client failed: {exc}") from exc
+
+    def write(self, data: bytes, wait: bool = True) -> None:
+        """Send ``data`` now if the socket takes it, else queue it for the loop.
+
+        With ``wait`` (workers only) block while more than :data:`OUT_HIGH` bytes are queued,
+        so a slow client holds back the application instead of filling memory.
+        """
+        if self.closing:
+            raise ClientDisconnected("the connection is closing")
+        if not data:
+            return
+        if not self.outbuf:
+            sent = self._send(data)
+            if sent == len(data):
+                return
+            self.outbuf += memoryview(data)[sent:]
+        else:
+            self.outbuf += data
+        if not self.want & WRITE:
+            self.want |= WRITE
+            self.io_deadline = time.monotonic() + self.loop.config.timeout_write
+            self._interest_changed()
+            if self.loop.in_loop():
+                self.schedule(time.monotonic())
+        if wait:
+            while len(self.outbuf) > OUT_HIGH and not self.closed:
+                self.cond.wait()
+            if self.closed:
+                raise ClientDisconnected("the connection closed while sending")
+
+    def wait_writable(self) -> None:
+        """Block until the queue is flushed and the socket is writable again (worker)."""
+        if not self.want & WRITE:
+            self.want |= WRITE
+            self.io_deadline = time.monotonic() + self.loop.config.timeout_write
+            self._interest_changed()
+        while self.want & WRITE and not self.closing:
+            self.cond.wait()
+        if self.closing:
+            raise ClientDisconnected("the connection closed while sending")
+
+    def on_writable(self, now: float) -> None:
+        """The socket is writable (loop thread): flush the queue."""
+        if self.phase is Phase.HANDSHAKE:
+            self._handshake(now)
+            return
+        if self.outbuf:
+            try:
+                sent = self._send(self.outbuf)
+            except ClientDisconnected:
+                return
+            if sent:
+                del self.outbuf[:sent]
+                self.io_deadline = now + self.loop.config.timeout_write
+        if not self.outbuf:
+            self.want &= ~WRITE
+            self.io_deadline = None
+            self.sync()
+            self.cond.notify_all()
+            if self.closing:
+                self._finish_close(now)
+        elif len(self.outbuf) <= OUT_HIGH:
+            self.cond.notify_all()
+
+    # -- TLS ------------------------------------------------------------------------------------
+
+    def _handshake(self, now: float) -> None:
+        try:
+            cast(ssl.SSLSocket, self.sock).do_handshake()
+        except ssl.SSLWantReadError:
+            self.want = READ
+            self.sync()
+            return
+        except ssl.SSLWantWriteError:
+            self.want = WRITE
+            self.sync()
+            return
+        except (ssl.SSLError, OSError) as exc:
+            _log.debug("%s: TLS handshake failed: %s", self.client, exc)
+            self.close_now()
+            return
+        self.phase = Phase.HTTP
+        self.io_deadline = None
+        self.want = READ
+        self.sync()
+        self.schedule(now)
+        self._read_http(now)
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def close_soon(self, now: float) -> None:
+        """Close once everything queued is sent (any thread)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.cond.notify_all()
+        if self.outbuf:
+            return  # on_writable finishes the close
+        if self.loop.in_loop():
+            self._finish_close(now)
+        else:
+            self.loop.call_soon(self, wake=True)
+
+    def break_(self) -> None:
+        """The socket failed: drop what is queued and close (any thread)."""
+        self.broken = True
+        self.closing = True
+        self.outbuf.clear()
+        self.cond.notify_all()
+        if self.loop.in_loop():
+            self.close_now()
+        else:
+            self.loop.call_soon(self, wake=True)
+
+    def _finish_close(self, now: float) -> None:
+        if self.broken or self.tls or self.phase is not Phase.HTTP or self.eof:
+            self.close_now()
+            return
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close_now()
+            return
+        self.phase = Phase.LINGER
+        self.want = READ
+        self.io_deadline = now + LINGER_TIME
+        self.sync()
+        self.schedule(now)
+
+    def close_now(self) -> None:
+        """Close the socket at once (loop thread)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.closing = True
+        self.phase = Phase.CLOSED
+        self.outbuf.clear()
+        if self.registered:
+            self.loop.selector.unregister(self.sock)
+            self.registered = 0
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        if self.body is not None and self.body.error is None and not self.body.eof:
+            self.body.error = ConnectionResetError("the client closed the connection")
+        if self.ws is not None:
+            self.ws.connection_closed()
+        self.cond.notify_all()
+        self.loop.forget(self)
+
+
+__all__ = ["OUT_HIGH", "READ", "RECV_SIZE", "WRITE", "Connection", "Phase"]

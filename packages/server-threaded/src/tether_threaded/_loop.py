@@ -1,0 +1,364 @@
+"""The selectors loop: one thread owns every socket; a bounded pool of workers runs the app.
+
+The loop accepts, reads, writes and fires timers, handling every event of one ``select`` call in
+one pass. Workers never touch the selector: they queue a connection with :meth:`Loop.call_soon`
+(waking the loop through a socket pair only when it must act at once) and the loop applies the
+change. When all workers are busy and the admission queue is full, the loop answers 503 itself.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import queue
+import selectors
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from tether._serving import ConnectionGate
+from tether.http1 import Request
+
+from tether_threaded._config import Config
+from tether_threaded._connection import READ, WRITE, Connection, Phase
+from tether_threaded._input import Body
+from tether_threaded._types import WSGIApp
+from tether_threaded._wsgi import Exchange, FileWrapper, build_environ
+
+#: Longest sleep of the loop: deadlines set by workers are noticed within this many seconds.
+TICK = 0.25
+#: Connections accepted per listener per pass, so a flood cannot starve other sockets.
+ACCEPT_BATCH = 64
+
+_log = logging.getLogger("tether.error")
+
+
+class _Listener:
+    __slots__ = ("base_environ", "sock", "ssl_context")
+
+    def __init__(
+        self, sock: socket.socket, ssl_context: ssl.SSLContext | None, base_environ: dict[str, Any]
+    ) -> None:
+        self.sock = sock
+        self.ssl_context = ssl_context
+        self.base_environ = base_environ
+
+
+class Pool:
+    """A fixed number of daemon worker threads taking jobs from one queue."""
+
+    def __init__(self, threads: int) -> None:
+        if threads < 1:
+            raise ValueError("a server needs at least one worker thread")
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"tether-worker-{n}", daemon=True)
+            for n in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the next free worker."""
+        self._queue.put(job)
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            job = get()
+            if job is None:
+                return
+            try:
+                job()
+            except BaseException:
+                # A job reports its own errors; this keeps the thread alive if one slips through.
+                _log.exception("unexpected error in a worker thread")
+
+    def stop(self, timeout: float) -> None:
+        """Ask every worker to exit and wait up to ``timeout`` seconds in total."""
+        for _ in self._threads:
+            self._queue.put(None)
+        end = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, end - time.monotonic()))
+
+
+def _base_environ(
+    sock: socket.socket, tls: bool, root_path: str
+) -> dict[str, Any]:
+    if sock.family == socket.AF_UNIX:
+        name, port = "localhost", "443" if tls else "80"
+    else:
+        address = sock.getsockname()
+        name, port = address[0], str(address[1])
+    return {
+        "SERVER_NAME": name,
+        "SERVER_PORT": port,
+        "SCRIPT_NAME": root_path,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https" if tls else "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+        # The stream ends at the end of the body, chunked or not (werkzeug reads to EOF then).
+        "wsgi.input_terminated": True,
+    }
+
+
+class Loop:
+    """The event loop of one server: sockets, timers, admission and the worker pool."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        config: Config,
+        listeners: list[socket.socket],
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.limits = config.limits()
+        self.root_path = config.root_path.rstrip("/")
+        self.selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._pending: deque[Connection | None] = deque()
+        self._wake_pending = False
+        self._timers: list[tuple[float, int, Connection]] = []
+        self._seq = itertools.count()
+        self.conns: set[Connection] = set()
+        self._listeners = [
+            _Listener(sock, ssl_context, _base_environ(sock, ssl_context is not None, self.root_path))
+            for sock in listeners
+        ]
+        self._listening = False
+        self.gate = ConnectionGate(config.limit_connections)
+        self._count_lock = threading.Lock()
+        self._in_flight = 0
+        self._max_in_flight = config.max_in_flight()
+        self.thread_id: int | None = None
+        #: Graceful shutdown in progress: no new connections, idle ones closed.
+        self.draining = False
+        self._force = False
+        self._drain_deadline = math.inf
+        self.pool: Pool | None = None
+        self.access_log = config.access_log
+
+    # -- cross-thread requests ------------------------------------------------------------------
+
+    def in_loop(self) -> bool:
+        """Whether the caller runs on the loop thread."""
+        return threading.get_ident() == self.thread_id
+
+    def call_soon(self, conn: Connection | None, wake: bool) -> None:
+        """Ask the loop to service ``conn`` (None: begin shutdown) on its next pass."""
+        self._pending.append(conn)
+        # Append first, then test the flag: the loop clears the flag before draining the queue,
+        # so an entry is either seen by this pass or followed by a wake-up.
+        if wake and not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._wake_w.send(b"\0")
+            except OSError:
+                pass  # a full pipe already wakes the loop; a closed one means it has stopped
+
+    def request_shutdown(self) -> None:
+        """Begin a graceful shutdown (a second call forces it). Safe from any thread or signal."""
+        self.call_soon(None, wake=True)
+
+    def push_timer(self, at: float, conn: Connection) -> None:
+        """Look at ``conn`` at time ``at`` (loop thread)."""
+        heapq.heappush(self._timers, (at, next(self._seq), conn))
+
+    # -- admission --------------------------------------------------------------------------------
+
+    def admit(self) -> bool:
+        """Count a request in, unless the server is at ``limit_concurrency``."""
+        with self._count_lock:
+            if self._in_flight >= self._max_in_flight:
+                return False
+            self._in_flight += 1
+            return True
+
+    def release(self) -> None:
+        """Count a finished request out."""
+        with self._count_lock:
+            self._in_flight -= 1
+
+    def make_exchange(self, conn: Connection, request: Request, body: Body) -> Exchange:
+        """Build the environ for ``request`` and the object that will run the app on it."""
+        environ = build_environ(conn, request, body, self.root_path)
+        return Exchange(self, conn, request, environ, body)
+
+    def submit(self, exchange: Exchange) -> None:
+        """Queue a request for the workers."""
+        assert self.pool is not None
+        self.pool.submit(exchange.run)
+
+    def forget(self, conn: Connection) -> None:
+        """A connection closed (loop thread)."""
+        if conn in self.conns:
+            self.conns.discard(conn)
+            if self.gate.closed() and not self.draining:
+                self._listen(True)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _listen(self, on: bool) -> None:
+        if on == self._listening:
+            return
+        for listener in self._listeners:
+            if on:
+                self.selector.register(listener.sock, READ, listener)
+            else:
+                self.selector.unregister(listener.sock)
+        self._listening = on
+
+    def run(self) -> None:
+        """Serve until a shutdown completes. Call from the thread that owns the loop."""
+        self.thread_id = threading.get_ident()
+        self.pool = Pool(self.config.threads)
+        self.selector.register(self._wake_r, READ, None)
+        self._listen(True)
+        select = self.selector.select
+        monotonic = time.monotonic
+        timers = self._timers
+        try:
+            while True:
+                if self.draining and (
+                    not self.conns or self._force or monotonic() >= self._drain_deadline
+                ):
+                    break
+                timeout = TICK
+                if timers:
+                    timeout = min(TICK, max(0.0, timers[0][0] - monotonic()))
+                events = select(timeout)
+                now = monotonic()
+                for key, mask in events:
+                    target = key.data
+                    if type(target) is Connection:
+                        with target.lock:
+                            if target.closed:
+                                continue
+                            if mask & READ:
+                                target.on_readable(now)
+                            if mask & WRITE and not target.closed:
+                                target.on_writable(now)
+                    elif target is None:
+                        self._drain_wake()
+                    else:
+                        self._accept(target, now)
+                if self._pending:
+                    self._run_pending(now)
+                if timers and timers[0][0] <= now:
+                    self._run_timers(now)
+        finally:
+            self._cleanup()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+        self._wake_pending = False
+
+    def _run_pending(self, now: float) -> None:
+        pending = self._pending
+        for _ in range(len(pending)):
+            conn = pending.popleft()
+            if conn is None:
+                self._begin_shutdown(now)
+                continue
+            with conn.lock:
+                conn.service(now)
+
+    def _run_timers(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            at, _, conn = heapq.heappop(timers)
+            with conn.lock:
+                if conn.timer_at != at:
+                    continue  # superseded by an earlier deadline
+                conn.timer_at = None
+                conn.on_timer(now)
+
+    def _accept(self, listener: _Listener, now: float) -> None:
+        for _ in range(ACCEPT_BATCH):
+            if not self._listening:
+                return
+            try:
+                sock, address = listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # EMFILE and friends: keep serving the connections we have.
+                _log.error("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            environ = listener.base_environ.copy()
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                host, port = address[0], address[1]
+                environ["REMOTE_ADDR"] = host
+                environ["REMOTE_PORT"] = str(port)
+                client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            else:
+                client = "unix"
+            tls = listener.ssl_context is not None
+            if listener.ssl_context is not None:
+                sock = listener.ssl_context.wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                )
+            conn = Connection(self, sock, environ, client, now, tls)
+            self.conns.add(conn)
+            if self.gate.opened():
+                self._listen(False)
+            with conn.lock:
+                conn.sync()
+                conn.schedule(now)
+
+    def _begin_shutdown(self, now: float) -> None:
+        if self.draining:
+            self._force = True
+            return
+        self.draining = True
+        self._listen(False)
+        for listener in self._listeners:
+            listener.sock.close()  # refuse new connections instead of leaving them in the backlog
+        grace = self.config.timeout_graceful_shutdown
+        self._drain_deadline = now + grace if grace is not None else math.inf
+        for conn in list(self.conns):
+            with conn.lock:
+                if conn.phase is Phase.HTTP and not conn.busy:
+                    conn.close_soon(now)
+                elif conn.phase is Phase.HANDSHAKE:
+                    conn.close_now()
+                elif conn.phase is Phase.WEBSOCKET and conn.ws is not None:
+                    conn.ws.going_away(now)
+
+    def _cleanup(self) -> None:
+        for conn in list(self.conns):
+            with conn.lock:
+                conn.close_now()
+        self._listen(False)
+        for listener in self._listeners:
+            listener.sock.close()
+        self.selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        if self.pool is not None:
+            self.pool.stop(timeout=2.0)
+
+
+__all__ = ["Loop", "Pool"]

@@ -1,0 +1,113 @@
+"""The public server object: bind, serve in this thread or a background one, shut down."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+from types import FrameType
+from typing import Any
+
+from tether_threaded._config import Config, bind_socket, create_ssl_context
+from tether_threaded._loop import Loop
+from tether_threaded._types import WSGIApp
+
+_log = logging.getLogger("tether.error")
+
+
+class Server:
+    """A WSGI server: one selectors loop thread plus ``config.threads`` worker threads.
+
+    ``serve()`` runs the loop in the calling thread until SIGINT/SIGTERM (or :meth:`shutdown`);
+    ``start()`` binds, runs it in a background thread and returns (tests, embedding)::
+
+        server = Server(app, Config(port=0, threads=4))
+        server.start()
+        host, port = server.address
+        ...
+        server.shutdown()
+
+    Shutdown is graceful, as in ``tether serve``: stop accepting, close idle connections, let
+    requests in flight finish for up to ``timeout_graceful_shutdown`` seconds (a second signal
+    or call cuts it short), then close everything.
+    """
+
+    def __init__(self, app: WSGIApp, config: Config | None = None, **options: Any) -> None:
+        if config is not None and options:
+            raise TypeError("give either a Config or keyword options, not both")
+        self.app = app
+        self.config = config if config is not None else Config(**options)
+        self._loop: Loop | None = None
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    def bind(self) -> None:
+        """Create the TLS context and the listening socket (raises ConfigError)."""
+        if self._loop is not None:
+            return
+        ssl_context = create_ssl_context(self.config)
+        self._sock = bind_socket(self.config)
+        self._loop = Loop(self.app, self.config, [self._sock], ssl_context)
+
+    @property
+    def address(self) -> Any:
+        """The bound address: ``(host, port)`` (IPv6: 4-tuple), or the Unix socket path."""
+        if self._sock is None:
+            raise RuntimeError("the server is not bound yet")
+        return self._sock.getsockname()
+
+    def url(self) -> str:
+        """The base URL of the server (``http://host:port`` or ``https://``)."""
+        scheme = "https" if self.config.ssl_certfile else "http"
+        if self.config.uds is not None:
+            return f"{scheme}://localhost"
+        address = self.address
+        host = address[0]
+        shown = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{shown}:{address[1]}"
+
+    def serve(self) -> None:
+        """Serve in the calling thread until shut down."""
+        self.bind()
+        loop = self._loop
+        assert loop is not None
+        restore: dict[int, Any] = {}
+        if self.config.install_signal_handlers and threading.current_thread() is threading.main_thread():
+
+            def on_signal(signum: int, frame: FrameType | None) -> None:
+                loop.request_shutdown()
+
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                restore[signum] = signal.signal(signum, on_signal)
+        try:
+            loop.run()
+        finally:
+            for signum, handler in restore.items():
+                signal.signal(signum, handler)
+            if self.config.uds is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.config.uds)
+
+    def start(self) -> None:
+        """Bind, then serve in a background thread."""
+        self.bind()
+        self._thread = threading.Thread(target=self.serve, name="tether-loop", daemon=True)
+        self._thread.start()
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Begin a graceful shutdown (thread-safe); wait for a background loop to end."""
+        if self._loop is not None:
+            self._loop.request_shutdown()
+        if wait and self._thread is not None:
+            self._thread.join(timeout)
+
+
+def serve(app: WSGIApp, **options: Any) -> None:
+    """Serve ``app`` with :class:`Config` options until SIGINT/SIGTERM."""
+    Server(app, **options).serve()
+
+
+__all__ = ["Server", "serve"]

@@ -1,0 +1,307 @@
+"""WebSocket for WSGI applications: a small blocking API over the core's sans-I/O connection.
+
+A WSGI application sees ``environ["tether.websocket"]`` (an :class:`Upgrade`) on a request that
+asks to upgrade. ``accept()`` answers ``101`` and returns a :class:`WebSocket` whose
+``receive()``, ``send()`` and ``close()`` block the application's worker thread; the loop keeps
+reading frames, answering pings and closes (the core does), and firing the core's timers. The
+application then returns any iterable; it is closed and ignored::
+
+    def app(environ, start_response):
+        ws = environ["tether.websocket"].accept()
+        while True:
+            ws.send(ws.receive())   # echo until the client closes (WebSocketClosed)
+
+:func:`websocket_app` turns a ``handler(ws)`` into such an application.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from tether import websocket as wsproto
+from tether._serving import with_server_headers
+from tether.errors import ProtocolError
+from tether.http1 import Data, EndOfMessage, InformationalResponse, Response, date_header
+
+from tether_threaded._connection import READ, Phase
+from tether_threaded._input import ClientDisconnected
+from tether_threaded._types import Environ, StartResponse
+
+if TYPE_CHECKING:
+    from tether_threaded._connection import Connection
+    from tether_threaded._wsgi import Exchange
+
+_log = logging.getLogger("tether.error")
+_access = logging.getLogger("tether.access")
+
+#: Received message bytes held for the application above which the loop stops reading.
+INBOX_HIGH = 1024 * 1024
+INBOX_LOW = 256 * 1024
+
+
+class WebSocketClosed(Exception):
+    """The WebSocket is closed: ``code`` and ``reason`` are the peer's (1006: connection lost)."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
+        self.code = code
+        self.reason = reason
+
+
+class Session:
+    """The loop's side of one WebSocket connection. Guarded by the connection's lock."""
+
+    __slots__ = ("conn", "inbox", "inbox_size", "lost", "read_paused", "ws")
+
+    def __init__(self, conn: Connection, ws: wsproto.Connection) -> None:
+        self.conn = conn
+        self.ws = ws
+        self.inbox: deque[wsproto.Text | wsproto.Binary | wsproto.Close | wsproto.ConnectionLost]
+        self.inbox = deque()
+        self.inbox_size = 0
+        self.read_paused = False
+        self.lost = False
+
+    def on_readable(self, now: float) -> None:
+        """Read frames (loop thread), unless the application is behind on its messages."""
+        conn = self.conn
+        if self.inbox_size >= INBOX_HIGH or conn.eof:
+            self.read_paused = not conn.eof
+            conn.want &= ~READ
+            conn.sync()
+            return
+        data = conn.recv()
+        if data is None:
+            return
+        if not data:
+            conn.eof = True
+        self.ws.receive_data(data, now)
+        self.process(now)
+
+    def process(self, now: float) -> None:
+        """Move the core's events to the inbox and its bytes to the socket."""
+        inbox = self.inbox
+        try:
+            for event in self.ws.events():
+                kind = type(event)
+                if kind is wsproto.Text or kind is wsproto.Binary:
+                    inbox.append(event)  # type: ignore[arg-type]
+                    self.inbox_size += len(event.data)  # type: ignore[union-attr]
+                elif kind is wsproto.Close or kind is wsproto.ConnectionLost:
+                    inbox.append(event)  # type: ignore[arg-type]
+                # Pings are answered by the core; pongs need nothing.
+        except ProtocolError as exc:
+            _log.debug("%s: WebSocket protocol error: %s", self.conn.client, exc)
+            inbox.append(wsproto.Close(exc.close_code, exc.message))
+        if inbox:
+            self.conn.cond.notify_all()
+        self.flush(now)
+
+    def flush(self, now: float) -> None:
+        """Write what the core queued; close TCP when the core says so."""
+        conn = self.conn
+        out = self.ws.bytes_to_send()
+        if out:
+            try:
+                conn.write(out, wait=False)
+            except ClientDisconnected:
+                return
+        if self.ws.should_close_tcp:
+            conn.close_soon(now)
+        else:
+            conn.schedule(now)
+
+    def next_deadline(self) -> float | None:
+        """The core's next WebSocket deadline (close handshake, ping, pong)."""
+        deadline = self.ws.next_deadline()
+        return None if deadline is None else deadline[0]
+
+    def on_timer(self, now: float) -> None:
+        """A WebSocket deadline may have passed (loop thread)."""
+        if self.ws.handle_timeout(now) is not None:
+            self.flush(now)
+
+    def going_away(self, now: float) -> None:
+        """Server shutdown: start the closing handshake with 1001."""
+        if self.ws.state is wsproto.State.OPEN:
+            self.ws.send(wsproto.Close(1001, "server shutting down"), now)
+            self.flush(now)
+
+    def connection_closed(self) -> None:
+        """TCP closed: wake a receiving application."""
+        self.lost = True
+
+
+class WebSocket:
+    """A WebSocket as a WSGI application uses it, from its worker thread."""
+
+    __slots__ = ("_session", "subprotocol")
+
+    def __init__(self, session: Session, subprotocol: str | None) -> None:
+        self._session = session
+        #: The subprotocol agreed in the handshake, or None.
+        self.subprotocol = subprotocol
+
+    def receive(self) -> str | bytes:
+        """Wait for the next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises :class:`WebSocketClosed` once the peer closed (or the connection was lost).
+        """
+        session = self._session
+        conn = session.conn
+        with conn.lock:
+            inbox = session.inbox
+            while not inbox:
+                if session.lost or conn.closed:
+                    raise WebSocketClosed(1006, "connection lost")
+                conn.cond.wait()
+            event = inbox[0]
+            kind = type(event)
+            if kind is wsproto.Close or kind is wsproto.ConnectionLost:
+                # Left in place: every later receive() raises the same.
+                raise WebSocketClosed(event.code, getattr(event, "reason", ""))
+            inbox.popleft()
+            data = event.data  # type: ignore[union-attr]
+            session.inbox_size -= len(data)
+            if session.read_paused and session.inbox_size < INBOX_LOW:
+                session.read_paused = False
+                conn.want |= READ
+                conn.loop.call_soon(conn, wake=True)
+            return data  # type: ignore[no-any-return]
+
+    def send(self, data: str | bytes) -> None:
+        """Send a text (``str``) or binary (``bytes``) message; waits while the client lags."""
+        session = self._session
+        conn = session.conn
+        event = wsproto.Text(data) if isinstance(data, str) else wsproto.Binary(bytes(data))
+        with conn.lock:
+            ws = session.ws
+            if ws.state is not wsproto.State.OPEN or conn.closing:
+                raise WebSocketClosed(ws.close_code or 1006, ws.close_reason)
+            ws.send(event, time.monotonic())
+            try:
+                conn.write(ws.bytes_to_send())
+            except ClientDisconnected:
+                raise WebSocketClosed(1006, "connection lost") from None
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake (the loop completes it and closes TCP)."""
+        session = self._session
+        with session.conn.lock:
+            if session.ws.state is wsproto.State.OPEN and not session.conn.closing:
+                session.ws.send(wsproto.Close(code, reason), time.monotonic())
+                session.flush(time.monotonic())
+
+
+class Upgrade:
+    """``environ["tether.websocket"]``: accept (or refuse) the WebSocket upgrade."""
+
+    __slots__ = ("_exchange", "_session", "accepted")
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+        self._session: Session | None = None
+        #: ``accept()`` succeeded: the response is the ``101``, the app's result is ignored.
+        self.accepted = False
+
+    def accept(self, subprotocols: Sequence[str] = (), compress: bool = True) -> WebSocket:
+        """Validate the handshake, answer ``101`` and return the :class:`WebSocket`.
+
+        ``subprotocols`` are the ones the application speaks, preferred first. An invalid
+        handshake is answered 426/400 here and raises :class:`tether.websocket.HandshakeError`.
+        """
+        exchange = self._exchange
+        conn = exchange.conn
+        config = exchange.loop.config
+        result = wsproto.server_handshake(
+            exchange.request,
+            subprotocols=subprotocols,
+            deflate=wsproto.DeflateOptions() if compress else None,
+        )
+        with conn.lock:
+            if conn.closing:
+                raise ClientDisconnected("the connection is closing")
+            now = time.monotonic()
+            core = conn.core
+            if isinstance(result, wsproto.Rejected):
+                headers = with_server_headers(
+                    result.headers, date_header(time.time()), config.server_header_pair()
+                )
+                out = core.send(Response(result.status_code, headers))
+                out += core.send(Data(result.body)) + core.send(EndOfMessage())
+                exchange.code = result.status_code
+                exchange.headers_sent = exchange.finished = True
+                conn.write(out)
+                conn.response_done(now)
+                raise result.error
+            out = core.send(InformationalResponse(101, result.headers))
+            ws = wsproto.Connection(
+                wsproto.Role.SERVER, deflate=result.deflate, limits=conn.loop.limits, now=now
+            )
+            session = Session(conn, ws)
+            self._session = session
+            conn.ws = session
+            conn.phase = Phase.WEBSOCKET
+            exchange.code = 101
+            exchange.headers_sent = exchange.finished = True
+            self.accepted = True
+            conn.write(out)
+            trailing = core.trailing_data
+            if trailing:
+                ws.receive_data(trailing, now)
+                session.process(now)
+            conn.want |= READ
+            conn.loop.call_soon(conn, wake=True)
+        if exchange.loop.access_log and _access.isEnabledFor(logging.INFO):
+            from tether._serving import access_log_line
+
+            _access.info(access_log_line(conn.client, exchange.request, 101, 0))
+        return WebSocket(session, result.subprotocol)
+
+    def finish(self, code: int = 1000) -> None:
+        """The application returned (or failed, ``code=1011``): close if it did not."""
+        session = self._session
+        if session is None:
+            return
+        conn = session.conn
+        with conn.lock:
+            if session.ws.state is wsproto.State.OPEN and not conn.closing:
+                reason = "" if code == 1000 else "internal error"
+                session.ws.send(wsproto.Close(code, reason), time.monotonic())
+                session.flush(time.monotonic())
+
+
+def websocket_app(
+    handler: Callable[[WebSocket], None],
+    subprotocols: Sequence[str] = (),
+    compress: bool = True,
+) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+    """A WSGI application that accepts every WebSocket upgrade and runs ``handler(ws)``.
+
+    Requests that are not upgrades get ``426 Upgrade Required``.
+    """
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        upgrade = environ.get("tether.websocket")
+        if upgrade is None:
+            body = b"This endpoint speaks WebSocket only.\n"
+            start_response(
+                "426 Upgrade Required",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        ws = upgrade.accept(subprotocols, compress)
+        try:
+            handler(ws)
+        except WebSocketClosed:
+            pass
+        return []
+
+    return app
+
+
+__all__ = ["Session", "Upgrade", "WebSocket", "WebSocketClosed", "websocket_app"]

@@ -1,0 +1,444 @@
+"""WSGI (PEP 3333): the environ, ``start_response``, ``write()``, and running one request.
+
+The loop builds the environ (it already holds the parsed request) and a worker runs
+:meth:`Exchange.run`. Small responses leave in one ``send``: a list or tuple result becomes one
+head-plus-body-plus-end write; a streamed one sends its head with the first non-empty piece.
+The result's ``close()`` is always called. ``wsgi.file_wrapper`` results go out with
+``os.sendfile`` on plain sockets.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from typing import IO, TYPE_CHECKING
+
+from tether._serving import (
+    access_log_line,
+    internal_error_response,
+    split_target,
+    unquote_path,
+    with_server_headers,
+)
+from tether.errors import ProtocolError
+from tether.websocket import HandshakeError
+from tether.http1 import Data, EndOfMessage, Request, Response, date_header
+
+from tether_threaded._input import Body, ClientDisconnected, Input
+from tether_threaded._types import Environ, ExcInfo, Write
+
+if TYPE_CHECKING:
+    from tether_threaded._connection import Connection
+    from tether_threaded._loop import Loop
+    from tether_threaded._websocket import Upgrade
+
+_log = logging.getLogger("tether.error")
+_access = logging.getLogger("tether.access")
+
+#: PEP 3333: "Applications and middleware are forbidden from using HTTP/1.1 hop-by-hop
+#: features or headers". ``Connection: close`` is accepted as the one way to ask for a close.
+_HOP_BY_HOP = frozenset(
+    (
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    )
+)
+
+#: Header name -> environ key, memoised (None: the header is not passed to the app).
+_KEYS: dict[bytes, str | None] = {
+    b"content-type": "CONTENT_TYPE",
+    b"content-length": "CONTENT_LENGTH",
+}
+_KEYS_MAX = 1024
+
+#: Zero bytes handed to the core to account for body bytes that ``sendfile`` moved.
+_ZEROS = bytes(1 << 20)
+
+
+def _environ_key(name: bytes) -> str | None:
+    key = _KEYS.get(name, "")
+    if key != "":
+        return key
+    # A name with "_" would collide with its "-" twin in the environ (CGI maps both to "_");
+    # such fields are dropped so a proxy's header cannot be spoofed that way.
+    key = None if b"_" in name else "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+    if len(_KEYS) < _KEYS_MAX:
+        _KEYS[name] = key
+    return key
+
+
+def build_environ(conn: Connection, request: Request, body: Body, root_path: str) -> Environ:
+    """The PEP 3333 environ of ``request`` (strings are latin-1 decoded bytes, per the PEP).
+
+    ``SCRIPT_NAME`` is the root path; ``PATH_INFO`` is the percent-decoded path with the root
+    path removed when the request carries it. Repeated fields are joined with ", " (``Cookie``
+    with "; ", RFC 6265 section 5.4).
+    """
+    raw_path, query = split_target(request.target)
+    path = unquote_path(raw_path).decode("latin-1")
+    if root_path and (path == root_path or path.startswith(root_path + "/")):
+        path = path[len(root_path) :]
+    environ = conn.base_environ.copy()
+    environ["REQUEST_METHOD"] = request.method.decode("latin-1")
+    environ["PATH_INFO"] = path
+    environ["QUERY_STRING"] = query.decode("latin-1")
+    environ["REQUEST_URI"] = request.target.decode("latin-1")
+    environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.http_version == b"1.1" else "HTTP/1.0"
+    for name, value in request.headers:
+        key = _KEYS.get(name) or _environ_key(name)
+        if key is None:
+            continue
+        text = value.decode("latin-1")
+        old = environ.get(key)
+        if old is None:
+            environ[key] = text
+        else:
+            environ[key] = f"{old}; {text}" if key == "HTTP_COOKIE" else f"{old}, {text}"
+    environ["wsgi.input"] = Input(conn, body)
+    return environ
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file to send as the response body.
+
+    Returned as is, it is sent with ``os.sendfile`` from the file's current position when the
+    socket allows it (a regular file on a plain socket); otherwise it is read in blocks.
+    """
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 64 * 1024) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Read the file in blocks of ``blksize`` bytes."""
+        read = self.filelike.read
+        while True:
+            block = read(self.blksize)
+            if not block:
+                return
+            yield block
+
+    def close(self) -> None:
+        """Close the file."""
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+class Exchange:
+    """One request on its way through the application, and its response."""
+
+    __slots__ = (
+        "body",
+        "code",
+        "conn",
+        "environ",
+        "finished",
+        "has_length",
+        "headers",
+        "headers_sent",
+        "loop",
+        "reason",
+        "request",
+        "sent",
+        "status",
+        "upgrade",
+    )
+
+    def __init__(
+        self, loop: Loop, conn: Connection, request: Request, environ: Environ, body: Body
+    ) -> None:
+        self.loop = loop
+        self.conn = conn
+        self.request = request
+        self.environ = environ
+        self.body = body
+        self.status: str | None = None
+        self.code = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.has_length = False
+        self.headers_sent = False
+        self.finished = False
+        self.sent = 0
+        self.upgrade: Upgrade | None = None
+        upgrade = environ.get("HTTP_UPGRADE")
+        if upgrade is not None and upgrade.lower() == "websocket":
+            from tether_threaded._websocket import Upgrade
+
+            self.upgrade = Upgrade(self)
+            environ["tether.websocket"] = self.upgrade
+
+    # -- the application's callables ------------------------------------------------------------
+
+    def start_response(
+        self,
+        status: str,
+        headers: Iterable[tuple[str, str]],
+        exc_info: ExcInfo | None = None,
+    ) -> Write:
+        """PEP 3333 ``start_response``."""
+        if exc_info is not None:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() called again without exc_info (PEP 3333)")
+        if type(status) is not str:
+            raise TypeError(f"the status must be a str, not {type(status).__name__}")
+        if len(status) < 4 or status[3] != " " or not status[:3].isdigit():
+            raise ValueError(f"the status must look like '200 OK', got {status!r}")
+        encoded: list[tuple[bytes, bytes]] = []
+        has_length = False
+        for name, value in headers:
+            if type(name) is not str or type(value) is not str:
+                raise TypeError("header names and values must be str")
+            lname = name.lower()
+            if lname in _HOP_BY_HOP:
+                if lname != "connection" or value.strip().lower() != "close":
+                    raise ValueError(
+                        f"hop-by-hop header {name!r} is not allowed from a WSGI application"
+                    )
+            elif lname == "content-length":
+                has_length = True
+            encoded.append((name.encode("latin-1"), value.encode("latin-1")))
+        self.status = status
+        self.code = int(status[:3])
+        self.reason = status[4:].encode("latin-1")
+        self.headers = encoded
+        self.has_length = has_length
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """Send a piece of the body now (the PEP's ``write()`` callable, and iteration)."""
+        if self.status is None:
+            raise AssertionError("write() called before start_response()")
+        if type(data) is not bytes:
+            raise TypeError(f"response body pieces must be bytes, not {type(data).__name__}")
+        conn = self.conn
+        with conn.lock:
+            if conn.closing:
+                raise ClientDisconnected("the connection is closing")
+            out = b"" if self.headers_sent else self._head()
+            if data:
+                out += conn.core.send(Data(data))
+                self.sent += len(data)
+            conn.write(out)
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run the application and send its response (worker thread)."""
+        conn = self.conn
+        try:
+            self._run()
+        except ClientDisconnected as exc:
+            _log.debug("%s: %s", conn.client, exc)
+            with conn.lock:
+                conn.close_soon(time.monotonic())
+        except Exception as exc:
+            upgrade = self.upgrade
+            if upgrade is not None and upgrade.accepted:
+                _log.error("Exception in the WebSocket application", exc_info=exc)
+                upgrade.finish(1011)
+            elif upgrade is not None and self.finished and isinstance(exc, HandshakeError):
+                _log.debug("%s: WebSocket handshake refused: %s", conn.client, exc)
+            else:
+                self._fail(exc)
+        finally:
+            self.loop.release()
+            if self.upgrade is None or not self.upgrade.accepted:
+                self._log_access()
+
+    def _log_access(self) -> None:
+        if self.loop.access_log and _access.isEnabledFor(logging.INFO):
+            _access.info(access_log_line(self.conn.client, self.request, self.code, self.sent))
+
+    def _run(self) -> None:
+        result = self.loop.app(self.environ, self.start_response)
+        try:
+            if self.upgrade is not None and self.upgrade.accepted:
+                return
+            kind = type(result)
+            if kind is list or kind is tuple:
+                self._send_all(result)  # type: ignore[arg-type]
+            elif kind is FileWrapper and not self.conn.tls and self.code:
+                self._sendfile(result)  # type: ignore[arg-type]
+            else:
+                for chunk in result:
+                    if chunk:
+                        self.write(chunk)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if self.upgrade is not None and self.upgrade.accepted:
+            self.upgrade.finish()
+        elif not self.finished:
+            self._finish()
+
+    def _head(self) -> bytes:
+        headers = with_server_headers(
+            self.headers, date_header(time.time()), self.loop.config.server_header_pair()
+        )
+        out = self.conn.core.send(Response(self.code, headers, self.reason))
+        self.headers_sent = True
+        return out
+
+    def _needs_length(self) -> bool:
+        return (
+            not self.has_length
+            and self.code >= 200
+            and self.code not in (204, 304)
+            and self.environ["REQUEST_METHOD"] != "HEAD"
+        )
+
+    def _send_all(self, pieces: list[bytes]) -> None:
+        if self.status is None:
+            raise RuntimeError("the application returned without calling start_response()")
+        data = b"".join(pieces)
+        conn = self.conn
+        with conn.lock:
+            if conn.closing:
+                raise ClientDisconnected("the connection is closing")
+            core = conn.core
+            out = b""
+            if not self.headers_sent:
+                if self._needs_length():
+                    self.headers.append((b"content-length", b"%d" % len(data)))
+                out = self._head()
+            if data:
+                out += core.send(Data(data))
+                self.sent += len(data)
+            out += core.send(EndOfMessage())
+            self.finished = True
+            conn.write(out)
+            conn.response_done(time.monotonic())
+
+    def _finish(self) -> None:
+        if self.status is None:
+            raise RuntimeError("the application returned without calling start_response()")
+        conn = self.conn
+        with conn.lock:
+            if conn.closing:
+                raise ClientDisconnected("the connection is closing")
+            out = b""
+            if not self.headers_sent:
+                if self._needs_length():
+                    self.headers.append((b"content-length", b"0"))
+                out = self._head()
+            out += conn.core.send(EndOfMessage())
+            self.finished = True
+            conn.write(out)
+            conn.response_done(time.monotonic())
+
+    def _sendfile(self, wrapper: FileWrapper) -> None:
+        """Send a regular file with ``os.sendfile``; other file-likes are read in blocks."""
+        filelike = wrapper.filelike
+        try:
+            fileno = filelike.fileno()
+            info = os.fstat(fileno)
+            offset = filelike.tell()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            info = None
+        if info is None or not stat.S_ISREG(info.st_mode):
+            for block in wrapper:
+                self.write(block)
+            return
+        available = max(0, info.st_size - offset)
+        count = available
+        if self.has_length:
+            for name, value in self.headers:
+                if name.lower() == b"content-length":
+                    count = min(available, int(value))
+        elif self._needs_length():
+            self.headers.append((b"content-length", b"%d" % available))
+        no_body = (
+            self.code < 200 or self.code in (204, 304) or self.environ["REQUEST_METHOD"] == "HEAD"
+        )
+        conn = self.conn
+        with conn.lock:
+            if conn.closing:
+                raise ClientDisconnected("the connection is closing")
+            conn.write(self._head())
+        if no_body:
+            return
+        fd = conn.sock.fileno()
+        done = 0
+        while done < count:
+            with conn.lock:
+                if conn.closing:
+                    raise ClientDisconnected("the connection is closing")
+                if conn.outbuf:
+                    conn.wait_writable()
+                try:
+                    moved = os.sendfile(fd, fileno, offset + done, min(count - done, len(_ZEROS)))
+                except (BlockingIOError, InterruptedError):
+                    conn.wait_writable()
+                    continue
+                except OSError as exc:
+                    conn.break_()
+                    raise ClientDisconnected(f"sendfile failed: {exc}") from exc
+                if moved == 0:
+                    raise RuntimeError("the file ended before its announced length")
+                # Tell the core how many body bytes went out, so it keeps enforcing the length.
+                framed = conn.core.send(Data(_ZEROS if moved == len(_ZEROS) else _ZEROS[:moved]))
+                if len(framed) != moved:
+                    raise RuntimeError("sendfile needs identity framing")
+                done += moved
+                self.sent += moved
+
+    def _fail(self, exc: Exception) -> None:
+        """The application (or its response) failed: answer 500 if still possible, else cut."""
+        conn = self.conn
+        request = self.request
+        _log.error(
+            "Exception in the WSGI application (%s %s)",
+            request.method.decode("latin-1"),
+            request.target.decode("latin-1", "replace"),
+            exc_info=exc,
+        )
+        with conn.lock:
+            if conn.closing:
+                return
+            now = time.monotonic()
+            core = conn.core
+            if self.headers_sent or self.finished:
+                core.send_failed()
+                conn.close_soon(now)
+                return
+            response, text = internal_error_response()
+            headers = with_server_headers(
+                response.headers, date_header(time.time()), self.loop.config.server_header_pair()
+            )
+            try:
+                out = core.send(Response(response.status_code, headers))
+                out += core.send(Data(text)) + core.send(EndOfMessage())
+            except ProtocolError:
+                core.send_failed()
+                conn.close_soon(now)
+                return
+            self.code = response.status_code
+            self.headers_sent = self.finished = True
+            try:
+                conn.write(out)
+            except ClientDisconnected:
+                return
+            conn.response_done(now)
+
+
+__all__ = ["Exchange", "FileWrapper", "build_environ"]
+
