@@ -1,0 +1,682 @@
+"""A streaming ``multipart/form-data`` parser (RFC 7578 on the RFC 2046 framing).
+
+Usage: create a :class:`MultipartParser` with the boundary (see
+:func:`parse_boundary`), call :meth:`MultipartParser.feed` with each piece of
+the body as it arrives (any split), then :meth:`MultipartParser.close` at the
+end of the body. Both return a list of events:
+
+* :class:`PartStart` -- a part's headers, ``name``, ``filename``, content type;
+* :class:`PartData` -- a piece of the part's content (never accumulated);
+* :class:`PartEnd` -- the part is complete;
+* :class:`End` -- the close delimiter was seen; the epilogue is ignored.
+
+``feed(b"")`` is a no-op; the end of the body is signalled only by ``close()``,
+which raises :class:`IncompleteMultipart` if the close delimiter never came.
+
+Memory: the parser holds at most one delimiter's length of body lookbehind, or
+one part's headers (bounded by ``MultipartLimits.max_header_size``). Searching
+resumes where it stopped, so no byte is searched twice except that lookbehind.
+
+Errors are :class:`MultipartError` subclasses: malformed input is 400, an
+exceeded limit is 413 and names the limit in ``limit``. After an error the
+parser is unusable.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tether._params import decode_ext_value, parse_parameters
+from tether.errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "End",
+    "FieldTooLarge",
+    "FileTooLarge",
+    "IncompleteMultipart",
+    "InvalidBoundary",
+    "MalformedMultipart",
+    "MalformedPartHeaders",
+    "MultipartBodyTooLarge",
+    "MultipartError",
+    "MultipartEvent",
+    "MultipartLimitExceeded",
+    "MultipartLimits",
+    "MultipartParser",
+    "MultipartUsageError",
+    "PartData",
+    "PartEnd",
+    "PartHeadersTooLarge",
+    "PartStart",
+    "TooManyParts",
+    "parse_boundary",
+]
+
+
+# ---- limits -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartLimits:
+    """Limits of one multipart body; each is checked before the offending bytes are kept.
+
+    ``None`` means "no limit" and is allowed only where nothing is buffered.
+    """
+
+    #: Most parts in the body (413 beyond).
+    max_parts: int = 1000
+    #: Largest header section of one part, boundary-line padding included (413 beyond).
+    max_header_size: int = 8 * 1024
+    #: Most header fields in one part (413 beyond).
+    max_header_count: int = 16
+    #: Largest content of a field, i.e. a part without ``filename`` (413 beyond).
+    max_field_size: int = 1024 * 1024
+    #: Largest content of a file part; ``None`` for no limit (the content is streamed).
+    max_file_size: int | None = None
+    #: Largest whole body, preamble and epilogue included; ``None`` for no limit.
+    max_total_size: int | None = None
+
+
+# ---- errors -----------------------------------------------------------------------------------
+
+
+class MultipartError(RemoteProtocolError):
+    """Base of every error in a multipart body sent by the peer."""
+
+    status_hint = 400
+
+
+class MalformedMultipart(MultipartError):
+    """400: the body breaks the RFC 2046 / RFC 7578 syntax."""
+
+
+class MalformedPartHeaders(MalformedMultipart):
+    """400: a part's header section is malformed or lacks a valid Content-Disposition."""
+
+
+class IncompleteMultipart(MalformedMultipart):
+    """400: the body ended before the close delimiter."""
+
+
+class InvalidBoundary(MalformedMultipart):
+    """400: the Content-Type lacks a valid ``boundary`` (RFC 2046 section 5.1.1)."""
+
+
+class MultipartLimitExceeded(MultipartError):
+    """413: a :class:`MultipartLimits` value was exceeded; ``limit`` names it."""
+
+    status_hint = 413
+    limit: str = ""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(f"{message} (MultipartLimits.{limit})")
+        self.limit = limit
+
+
+class TooManyParts(MultipartLimitExceeded):
+    """413: more parts than ``max_parts``."""
+
+
+class PartHeadersTooLarge(MultipartLimitExceeded):
+    """413: a part's header section exceeds ``max_header_size`` or ``max_header_count``."""
+
+
+class FieldTooLarge(MultipartLimitExceeded):
+    """413: a field's content exceeds ``max_field_size``."""
+
+
+class FileTooLarge(MultipartLimitExceeded):
+    """413: a file's content exceeds ``max_file_size``."""
+
+
+class MultipartBodyTooLarge(MultipartLimitExceeded):
+    """413: the body exceeds ``max_total_size``."""
+
+
+class MultipartUsageError(LocalProtocolError):
+    """The parser was fed after ``close()`` or after an error."""
+
+
+# ---- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartStart:
+    """A part begins.
+
+    ``headers`` are (lowercase name, value) pairs as received. ``name`` comes
+    from Content-Disposition; ``filename`` from ``filename*`` (RFC 8187) when
+    present, else ``filename``, else ``None`` (a non-file field). Values are
+    returned as sent: no percent-decoding and no path stripping.
+    ``content_type`` is the part's Content-Type value, or ``None``.
+    """
+
+    name: str
+    filename: str | None
+    content_type: str | None
+    headers: tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PartData:
+    """A piece of the current part's content."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PartEnd:
+    """The current part is complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """The close delimiter was seen: the body is complete."""
+
+
+MultipartEvent = PartStart | PartData | PartEnd | End
+
+_PART_END = PartEnd()
+# PartData is built on the hot path without the frozen dataclass __init__ (about 2x faster).
+_new = object.__new__
+
+
+def _setter(cls: type, field: str) -> Callable[[object, object], None]:
+    """The slot descriptor's setter: how a frozen slotted instance is filled in."""
+    setter: Callable[[object, object], None] = vars(cls)[field].__set__
+    return setter
+
+
+_set_data = _setter(PartData, "data")
+_set_name = _setter(PartStart, "name")
+_set_filename = _setter(PartStart, "filename")
+_set_content_type = _setter(PartStart, "content_type")
+_set_headers = _setter(PartStart, "headers")
+_END = End()
+
+
+# ---- states -----------------------------------------------------------------------------------
+
+
+class _State(enum.Enum):
+    PREAMBLE = "preamble"  # before the first delimiter
+    AFTER_DELIMITER = "after delimiter"  # "--" closes, else padding and CRLF
+    HEADERS = "headers"  # a part's header section, up to the empty line
+    BODY = "body"  # a part's content, up to the next delimiter
+    AFTER_CLOSE = "after close"  # transport padding after the close delimiter
+    EPILOGUE = "epilogue"  # ignored until close()
+    CLOSED = "closed"  # closed or failed
+
+
+_PREAMBLE = _State.PREAMBLE
+_AFTER_DELIMITER = _State.AFTER_DELIMITER
+_HEADERS = _State.HEADERS
+_BODY = _State.BODY
+_AFTER_CLOSE = _State.AFTER_CLOSE
+_EPILOGUE = _State.EPILOGUE
+_CLOSED = _State.CLOSED
+
+#: Legal transitions (any state may also go to CLOSED on error or close()).
+_TRANSITIONS: dict[_State, frozenset[_State]] = {
+    _PREAMBLE: frozenset({_AFTER_DELIMITER}),
+    _AFTER_DELIMITER: frozenset({_HEADERS, _AFTER_CLOSE}),
+    _HEADERS: frozenset({_BODY}),
+    _BODY: frozenset({_AFTER_DELIMITER}),
+    _AFTER_CLOSE: frozenset({_EPILOGUE}),
+    _EPILOGUE: frozenset(),
+    _CLOSED: frozenset(),
+}
+
+
+# ---- header parsing ---------------------------------------------------------------------------
+
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_HEADER_LINE_RE = re.compile(rb"(" + _TOKEN + rb"):([^\x00-\x08\x0a-\x1f\x7f]*)")
+# The shape every browser sends, matched in one go: the common case skips general parsing.
+_PLAIN_NAME = rb'"([^"\\\x00-\x1f\x7f]*)"'
+_FAST_HEADERS_RE = re.compile(
+    rb"Content-Disposition: (form-data; name="
+    + _PLAIN_NAME
+    + rb"(?:; filename="
+    + _PLAIN_NAME
+    + rb")?)(?:\r\nContent-Type: ("
+    + _TOKEN
+    + rb"/"
+    + _TOKEN
+    + rb"))?"
+)
+# The same, from the CRLF ending the boundary line through the empty line: the hot path
+# for forms goes from one delimiter to the next part's content with this one match.
+_FAST_PART_RE = re.compile(b"\r\n" + _FAST_HEADERS_RE.pattern + b"\r\n\r\n")
+_SIMPLE_FIELD = b'\r\nContent-Disposition: form-data; name="'
+_SIMPLE_FIELD_LEN = len(_SIMPLE_FIELD)
+_BOUNDARY_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+_IDENTITY_CTE = frozenset({b"7bit", b"8bit", b"binary"})
+_NO_LIMIT = sys.maxsize
+_DEFAULT_LIMITS = MultipartLimits()
+# "The delimiter has not been searched for yet" (find() itself returns -1 or an index).
+_UNKNOWN = -2
+
+
+def parse_boundary(content_type: bytes | str) -> bytes:
+    """The boundary of a ``multipart/form-data`` Content-Type value.
+
+    Raises :class:`InvalidBoundary` unless the type is ``multipart/form-data``
+    and the boundary is 1-70 characters of RFC 2046 ``bchars`` not ending in a space.
+    """
+    if isinstance(content_type, bytes):
+        try:
+            content_type = content_type.decode("ascii")
+        except UnicodeDecodeError:
+            raise InvalidBoundary("Content-Type is not ASCII") from None
+    parsed = parse_parameters(content_type.strip(" \t"))
+    if parsed is None or parsed[0] != "multipart/form-data":
+        raise InvalidBoundary("Content-Type is not a valid multipart/form-data value")
+    boundary = parsed[1].get("boundary")
+    if boundary is None or _BOUNDARY_RE.fullmatch(boundary) is None:
+        raise InvalidBoundary("missing or invalid multipart boundary")
+    return boundary.encode("ascii")
+
+
+def _decode(value: bytes, what: str) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPartHeaders(f"{what} is not valid UTF-8") from None
+
+
+def _parse_disposition(value: bytes) -> tuple[str, str | None]:
+    """(name, filename) from a general Content-Disposition value."""
+    parsed = parse_parameters(_decode(value, "Content-Disposition"), lenient_backslash=True)
+    if parsed is None:
+        raise MalformedPartHeaders("malformed Content-Disposition")
+    kind, params = parsed
+    if kind != "form-data":
+        raise MalformedPartHeaders(f"Content-Disposition type {kind!r} is not form-data")
+    name = params.get("name")
+    if name is None:
+        raise MalformedPartHeaders("Content-Disposition has no name parameter")
+    filename = params.get("filename")
+    extended = params.get("filename*")
+    if extended is not None:
+        # RFC 8187 section 4.2 / RFC 6266 section 4.3: the extended form wins.
+        filename = decode_ext_value(extended)
+        if filename is None:
+            raise MalformedPartHeaders("malformed filename* (RFC 8187) parameter")
+    return name, filename
+
+
+def _fast_start(fast: re.Match[bytes]) -> PartStart:
+    """A PartStart from a match of the browser-shaped head (_FAST_HEADERS_RE's groups)."""
+    name, filename, ctype = fast.group(2, 3, 4)
+    if ctype is None:
+        headers: tuple[tuple[bytes, bytes], ...] = ((b"content-disposition", fast[1]),)
+        content_type = None
+    else:
+        headers = ((b"content-disposition", fast[1]), (b"content-type", ctype))
+        content_type = ctype.decode("ascii")
+    return PartStart(
+        _decode(name, "name"),
+        None if filename is None else _decode(filename, "filename"),
+        content_type,
+        headers,
+    )
+
+
+def _parse_headers(block: bytes, limits: MultipartLimits) -> PartStart:
+    """A PartStart from one part's header section (CRLF-separated lines, no final CRLF)."""
+    fast = _FAST_HEADERS_RE.fullmatch(block)
+    if fast is not None:
+        return _fast_start(fast)
+    if not block:
+        raise MalformedPartHeaders("part has no Content-Disposition header")
+    lines = block.split(b"\r\n")
+    if len(lines) > limits.max_header_count:
+        raise PartHeadersTooLarge("too many part header fields", limit="max_header_count")
+    pairs: list[tuple[bytes, bytes]] = []
+    disposition: bytes | None = None
+    content_type = None
+    for line in lines:
+        match = _HEADER_LINE_RE.fullmatch(line)
+        if match is None:
+            # Also refuses obs-fold continuation lines (RFC 9112 section 5.2 deprecates them).
+            raise MalformedPartHeaders(f"malformed part header line {line[:64]!r}")
+        field = match[1].lower()
+        value = match[2].strip(b" \t")
+        if field == b"content-disposition":
+            if disposition is not None:
+                raise MalformedPartHeaders("repeated Content-Disposition")
+            disposition = value
+        elif field == b"content-type":
+            if content_type is not None:
+                raise MalformedPartHeaders("repeated Content-Type")
+            content_type = _decode(value, "Content-Type")
+        elif field == b"content-transfer-encoding" and value.lower() not in _IDENTITY_CTE:
+            # RFC 7578 section 4.7: senders must not use it; we cannot decode it, so refuse.
+            raise MalformedPartHeaders("Content-Transfer-Encoding other than 7bit/8bit/binary")
+        pairs.append((field, value))
+    if disposition is None:
+        raise MalformedPartHeaders("part has no Content-Disposition header")
+    name, filename = _parse_disposition(disposition)
+    return PartStart(name, filename, content_type, tuple(pairs))
+
+
+def _held_back(buf: bytes, start: int, delimiter: bytes) -> int:
+    """Where a possible partial delimiter begins in ``buf[start:]``; ``len(buf)`` if none."""
+    n = len(buf)
+    k = buf.find(b"\r", max(start, n - len(delimiter) + 1))
+    while k >= 0:
+        if delimiter.startswith(buf[k:]):
+            return k
+        k = buf.find(b"\r", k + 1)
+    return n
+
+
+# ---- the parser -------------------------------------------------------------------------------
+
+
+class MultipartParser:
+    """Streaming ``multipart/form-data`` parser; see the module docstring for the protocol."""
+
+    __slots__ = (
+        "_buffer",
+        "_complete",
+        "_delimiter",
+        "_field_limit",
+        "_file_limit",
+        "_limits",
+        "_part_is_file",
+        "_part_left",
+        "_parts_left",
+        "_scan",
+        "_state",
+        "_total_left",
+    )
+
+    def __init__(self, boundary: bytes, limits: MultipartLimits | None = None) -> None:
+        """Parse a body delimited by ``boundary`` (the raw parameter, without leading dashes)."""
+        if _BOUNDARY_RE.fullmatch(boundary.decode("latin-1")) is None:
+            raise InvalidBoundary(f"invalid multipart boundary {boundary!r}")
+        limits = _DEFAULT_LIMITS if limits is None else limits
+        self._limits = limits
+        self._delimiter = b"\r\n--" + boundary
+        # The first delimiter may open the body without a CRLF: pretend one came before it.
+        self._buffer = b"\r\n"
+        self._scan = 0
+        self._state = _PREAMBLE
+        self._complete = False
+        # Budgets count down, so each piece costs one subtraction and one comparison.
+        self._total_left = _NO_LIMIT if limits.max_total_size is None else limits.max_total_size
+        self._parts_left = limits.max_parts
+        self._part_left = _NO_LIMIT
+        self._part_is_file = False
+        self._field_limit = limits.max_field_size
+        self._file_limit = _NO_LIMIT if limits.max_file_size is None else limits.max_file_size
+
+    @property
+    def complete(self) -> bool:
+        """True once the close delimiter and its line end were seen."""
+        return self._complete
+
+    def feed(self, data: bytes) -> list[MultipartEvent]:
+        """Parse the next piece of the body; returns the events it completes."""
+        state = self._state
+        if state is _CLOSED:
+            raise MultipartUsageError("feed() after close() or after an error")
+        if not data:
+            return []
+        n = len(data)
+        left = self._total_left - n
+        if left < 0:
+            self._state = _CLOSED
+            raise MultipartBodyTooLarge("multipart body too large", limit="max_total_size")
+        self._total_left = left
+        if state is _BODY and not self._buffer:
+            # Fast path for file content: one search, and a piece that holds no delimiter
+            # (nor the start of one at its end) becomes one PartData without a copy.
+            delimiter = self._delimiter
+            found = data.find(delimiter)
+            if found < 0:
+                k = data.find(b"\r", n - len(delimiter) + 1)
+                if k < 0 or _held_back(data, k, delimiter) == n:
+                    left = self._part_left - n
+                    if left >= 0:
+                        self._part_left = left
+                        event = _new(PartData)
+                        _set_data(event, data)
+                        return [event]
+        else:
+            found = _UNKNOWN
+            if state is _EPILOGUE:
+                return []
+        try:
+            return self._parse(self._buffer + data if self._buffer else data, state, found)
+        except BaseException:
+            self._state = _CLOSED
+            self._buffer = b""
+            raise
+
+    def close(self) -> list[MultipartEvent]:
+        """Signal the end of the body; raises :class:`IncompleteMultipart` if it was cut short."""
+        state = self._state
+        if state is _CLOSED:
+            if self._complete:
+                return []
+            raise MultipartUsageError("close() after close() or after an error")
+        self._state = _CLOSED
+        held, self._buffer = self._buffer, b""
+        if state is _EPILOGUE:
+            return []
+        if state is _AFTER_CLOSE and not held.strip(b" \t"):
+            # The body ended right after "--boundary--" (and optional padding): complete.
+            self._complete = True
+            return [_END]
+        raise IncompleteMultipart(f"multipart body ended in state {state.value!r}")
+
+    def _data(self, piece: bytes) -> PartData:
+        """A PartData for ``piece``, counted against the part's limit."""
+        left = self._part_left - len(piece)
+        if left < 0:
+            if not self._part_is_file:
+                raise FieldTooLarge("form field too large", limit="max_field_size")
+            raise FileTooLarge("file too large", limit="max_file_size")
+        self._part_left = left
+        event = _new(PartData)
+        _set_data(event, piece)
+        return event
+
+    def _parse(self, buf: bytes, state: _State, found: int) -> list[MultipartEvent]:
+        """Parse ``buf`` (held bytes plus new data) from ``state``.
+
+        ``buf`` is cut at every delimiter; each segment but the last is complete (a
+        delimiter follows it). ``found`` is the first delimiter's index if already known.
+        """
+        delimiter = self._delimiter
+        if found >= 0:
+            segments = [buf[:found], *buf[found + len(delimiter) :].split(delimiter)]
+        elif found == -1:
+            segments = [buf]
+        elif state is _BODY or state is _PREAMBLE:
+            # What is held in these states is shorter than a delimiter: nothing is rescanned
+            # beyond that lookbehind.
+            segments = buf.split(delimiter)
+        else:
+            # A partial part head is held: search only where a new delimiter can be.
+            held = len(self._buffer)
+            i = buf.find(delimiter, max(0, held - len(delimiter) + 1))
+            segments = [buf] if i < 0 else [buf[:i], *buf[i + len(delimiter) :].split(delimiter)]
+        self._buffer = b""
+        events: list[MultipartEvent] = []
+        last = len(segments) - 1
+        state = self._segment(segments[0], state, last > 0, events)
+        if last == 0:
+            self._state = state
+            return events
+        append = events.append
+        new = _new
+        set_data, set_name, set_filename = _set_data, _set_name, _set_filename
+        set_content_type, set_headers = _set_content_type, _set_headers
+        part_end, simple_field, simple_len = _PART_END, _SIMPLE_FIELD, _SIMPLE_FIELD_LEN
+        max_header_size, field_limit = self._limits.max_header_size, self._field_limit
+        parts_left = self._parts_left
+        for seg in segments[1:last]:
+            if state is not _AFTER_DELIMITER:
+                break  # the epilogue: everything after the close delimiter is ignored
+            if seg.startswith(simple_field):
+                # The hot path for forms: a complete part whose head is exactly what
+                # browsers send for a text field, checked with a few C calls.
+                q = seg.find(b'"', simple_len)
+                if seg.startswith(b'"\r\n\r\n', q) and q < max_header_size:
+                    try:
+                        name = seg[simple_len:q].decode("utf-8")
+                    except UnicodeDecodeError:
+                        name = "\x00"  # not printable: the general path will refuse it
+                    if name.isprintable() and "\\" not in name:
+                        parts_left -= 1
+                        if parts_left < 0:
+                            raise TooManyParts("too many multipart parts", limit="max_parts")
+                        start = new(PartStart)
+                        set_name(start, name)
+                        set_filename(start, None)
+                        set_content_type(start, None)
+                        set_headers(start, ((b"content-disposition", seg[23 : q + 1]),))
+                        append(start)
+                        if len(seg) > q + 5:
+                            if len(seg) - q - 5 > field_limit:
+                                raise FieldTooLarge("form field too large", limit="max_field_size")
+                            event = new(PartData)
+                            set_data(event, seg[q + 5 :])
+                            append(event)
+                        append(part_end)
+                        continue
+            self._parts_left = parts_left
+            state = self._segment(seg, _AFTER_DELIMITER, True, events)
+            parts_left = self._parts_left
+        self._parts_left = parts_left
+        if state is _AFTER_DELIMITER:
+            self._scan = 0
+            state = self._segment(segments[last], _AFTER_DELIMITER, False, events)
+        self._state = state
+        return events
+
+    def _segment(
+        self, seg: bytes, state: _State, complete: bool, events: list[MultipartEvent]
+    ) -> _State:
+        """Parse one delimiter-free segment from ``state``; returns the state after it.
+
+        A complete segment is followed by a delimiter. An incomplete one is the end of
+        what was fed: its unparsed rest is kept in ``self._buffer``.
+        """
+        append = events.append
+        limits = self._limits
+        pos = 0
+        while True:
+            if state is _BODY:
+                if complete:
+                    if len(seg) > pos:
+                        append(self._data(seg[pos:] if pos else seg))
+                    append(_PART_END)
+                    return _AFTER_DELIMITER
+                end = _held_back(seg, pos, self._delimiter)
+                if end > pos:
+                    append(self._data(seg if end == len(seg) and not pos else seg[pos:end]))
+                self._buffer = seg[end:]
+                return _BODY
+            if state is _AFTER_DELIMITER:
+                # After "--boundary": "--" closes the body; else padding, CRLF, headers.
+                fast = _FAST_PART_RE.match(seg, pos)
+                if fast is not None and fast.end() - pos - 6 <= limits.max_header_size:
+                    append(self._start(_fast_start(fast)))
+                    pos = fast.end()
+                    state = _BODY
+                    continue
+                two = seg[pos : pos + 2]
+                if two == b"\r\n":
+                    line_end = pos
+                elif two == b"--":
+                    pos += 2
+                    state = _AFTER_CLOSE
+                    continue
+                else:
+                    # Transport padding (RFC 2046 section 5.1.1): LWSP before the CRLF.
+                    line_end = seg.find(b"\r\n", pos)
+                    padding = seg[pos:] if line_end < 0 else seg[pos:line_end]
+                    stripped = padding.lstrip(b" \t")
+                    if line_end >= 0 or complete:
+                        ok = not stripped and line_end >= 0
+                    else:
+                        ok = stripped in (b"", b"\r", b"-")
+                    if not ok:
+                        raise MalformedMultipart("unexpected bytes after a multipart boundary")
+                    if line_end < 0:
+                        if len(padding) > limits.max_header_size:
+                            raise PartHeadersTooLarge(
+                                "boundary padding too long", limit="max_header_size"
+                            )
+                        self._buffer = padding
+                        return _AFTER_DELIMITER
+                self._parts_left -= 1
+                if self._parts_left < 0:
+                    raise TooManyParts("too many multipart parts", limit="max_parts")
+                pos = line_end
+                self._scan = 0
+                state = _HEADERS
+            if state is _HEADERS:
+                # seg[pos:pos + 2] is the CRLF ending the boundary line.
+                j = seg.find(b"\r\n\r\n", pos + self._scan)
+                if j < 0:
+                    rest = len(seg) - pos
+                    if rest - 2 > limits.max_header_size:
+                        raise PartHeadersTooLarge(
+                            "part header section too large", limit="max_header_size"
+                        )
+                    if complete:
+                        raise MalformedPartHeaders("part header section not terminated")
+                    self._buffer = seg[pos:]
+                    self._scan = max(0, rest - 3)
+                    return _HEADERS
+                if j - pos - 2 > limits.max_header_size:
+                    raise PartHeadersTooLarge(
+                        "part header section too large", limit="max_header_size"
+                    )
+                append(self._start(_parse_headers(seg[pos + 2 : j] if j > pos else b"", limits)))
+                pos = j + 4
+                state = _BODY
+                continue
+            if state is _AFTER_CLOSE:
+                # RFC 2046: close-delimiter transport-padding [CRLF epilogue]
+                line_end = seg.find(b"\r\n", pos)
+                padding = seg[pos:] if line_end < 0 else seg[pos:line_end]
+                stripped = padding.lstrip(b" \t")
+                if line_end < 0 and not complete:
+                    if stripped not in (b"", b"\r"):
+                        raise MalformedMultipart("unexpected bytes after the close delimiter")
+                    if len(padding) > limits.max_header_size:
+                        raise PartHeadersTooLarge(
+                            "boundary padding too long", limit="max_header_size"
+                        )
+                    self._buffer = padding
+                    return _AFTER_CLOSE
+                if stripped:
+                    raise MalformedMultipart("unexpected bytes after the close delimiter")
+                # Complete with only padding: the CRLF opening the next delimiter ends the line.
+                append(_END)
+                self._buffer = b""
+                self._complete = True
+                return _EPILOGUE
+            if state is _PREAMBLE:
+                if complete:
+                    return _AFTER_DELIMITER
+                self._buffer = seg[_held_back(seg, pos, self._delimiter) :]
+                return _PREAMBLE
+            return state  # EPILOGUE
+
+    def _start(self, start: PartStart) -> PartStart:
+        """Set the content limit for the part ``start`` opens."""
+        self._part_is_file = start.filename is not None
+        self._part_left = self._file_limit if self._part_is_file else self._field_limit
+        return start
