@@ -12,7 +12,8 @@ import re
 from urllib.parse import unquote_to_bytes
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_TOKEN_RE = re.compile(_TOKEN)
+# A disposition type is a token; a media type is token "/" token.
+_TYPE_RE = re.compile(rf"{_TOKEN}(?:/{_TOKEN})?")
 # qdtext is HTAB, SP, visible ASCII but '"' and '\', and obs-text (any non-ASCII once decoded).
 _QUOTED = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e\x80-\U0010ffff])*"'
 _PARAM_RE = re.compile(rf"[ \t]*;[ \t]*(?:({_TOKEN})=({_TOKEN}|{_QUOTED}))?")
@@ -45,10 +46,12 @@ def parse_parameters(
 ) -> tuple[str, dict[str, str]] | None:
     """Split ``type *( OWS ";" OWS [ name "=" value ] )`` into the lowercased type and params.
 
+    ``type`` is a token or a media type (``token "/" token``).
+
     Parameter names are lowercased; values are unquoted. A repeated parameter
     name is malformed (it makes the value ambiguous). ``None`` if malformed.
     """
-    match = _TOKEN_RE.match(value)
+    match = _TYPE_RE.match(value)
     if match is None:
         return None
     kind = match.group().lower()

@@ -441,7 +441,7 @@ class MultipartParser:
             delimiter = self._delimiter
             found = data.find(delimiter)
             if found < 0:
-                k = data.find(b"\r", n - len(delimiter) + 1)
+                k = data.find(b"\r", max(0, n - len(delimiter) + 1))
                 if k < 0 or _held_back(data, k, delimiter) == n:
                     left = self._part_left - n
                     if left >= 0:
