@@ -7,6 +7,7 @@ cause here (a bad ``MODULE:APP``, a port in use, a missing certificate) raises
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import socket
@@ -123,7 +124,10 @@ def create_ssl_context(config: Config) -> ssl.SSLContext | None:
         if config.ssl_keyfile is not None:
             raise ConfigError("--ssl-keyfile needs --ssl-certfile")
         return None
-    for option, path in (("--ssl-certfile", config.ssl_certfile), ("--ssl-keyfile", config.ssl_keyfile)):
+    for option, path in (
+        ("--ssl-certfile", config.ssl_certfile),
+        ("--ssl-keyfile", config.ssl_keyfile),
+    ):
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"{option}: no such file: {path}")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -168,7 +172,9 @@ def bind_socket(config: Config) -> socket.socket:
         return sock
     host = config.host.strip("[]")
     try:
-        infos = socket.getaddrinfo(host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(
+            host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except socket.gaierror as exc:
         raise ConfigError(f"--host {config.host}: cannot resolve ({exc.strerror})") from None
     family, kind, proto, _, address = infos[0]
@@ -176,10 +182,8 @@ def bind_socket(config: Config) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family == socket.AF_INET6 and host in ("::", ""):
         # "::" serves IPv4 too where the system allows it.
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        except OSError:
-            pass
     try:
         sock.bind(address)
     except OSError as exc:

@@ -11,6 +11,7 @@ Every protocol decision (framing, keep-alive, limits, timeouts, error responses)
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import selectors
@@ -94,7 +95,7 @@ class Connection:
         "ws",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917
         self,
         loop: Loop,
         sock: socket.socket,
@@ -218,9 +219,8 @@ class Connection:
                     self.close_soon(now)
                     return
         elif self.phase is Phase.WEBSOCKET and self.ws is not None:
-            self.ws.on_timer(now)
-            if self.closed:
-                return
+            self.ws.on_timer(now)  # reschedules or closes
+            return
         self.schedule(now)
 
     # -- reading --------------------------------------------------------------------------------
@@ -389,11 +389,10 @@ class Connection:
             self.close_soon(now)
             return
         try:
-            core.start_next_cycle(now)
+            reuse = core.start_next_cycle(now)
         except ProtocolError:
-            self.close_soon(now)
-            return
-        if not core.keep_alive:
+            reuse = False
+        if not reuse:
             self.close_soon(now)
             return
         self.pump(now)
@@ -549,10 +548,8 @@ class Connection:
         if self.registered:
             self.loop.selector.unregister(self.sock)
             self.registered = 0
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
         if self.body is not None and self.body.error is None and not self.body.eof:
             self.body.error = ConnectionResetError("the client closed the connection")
         if self.ws is not None:

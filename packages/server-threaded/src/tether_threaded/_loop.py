@@ -8,6 +8,7 @@ change. When all workers are busy and the admission queue is full, the loop answ
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -90,9 +91,7 @@ class Pool:
             thread.join(max(0.0, end - time.monotonic()))
 
 
-def _base_environ(
-    sock: socket.socket, tls: bool, root_path: str
-) -> dict[str, Any]:
+def _base_environ(sock: socket.socket, tls: bool, root_path: str) -> dict[str, Any]:
     if sock.family == socket.AF_UNIX:
         name, port = "localhost", "443" if tls else "80"
     else:
@@ -138,7 +137,9 @@ class Loop:
         self._seq = itertools.count()
         self.conns: set[Connection] = set()
         self._listeners = [
-            _Listener(sock, ssl_context, _base_environ(sock, ssl_context is not None, self.root_path))
+            _Listener(
+                sock, ssl_context, _base_environ(sock, ssl_context is not None, self.root_path)
+            )
             for sock in listeners
         ]
         self._listening = False
@@ -167,10 +168,9 @@ class Loop:
         # so an entry is either seen by this pass or followed by a wake-up.
         if wake and not self._wake_pending:
             self._wake_pending = True
-            try:
+            # A full pipe already wakes the loop; a closed one means it has stopped.
+            with contextlib.suppress(OSError):
                 self._wake_w.send(b"\0")
-            except OSError:
-                pass  # a full pipe already wakes the loop; a closed one means it has stopped
 
     def request_shutdown(self) -> None:
         """Begin a graceful shutdown (a second call forces it). Safe from any thread or signal."""

@@ -74,8 +74,11 @@ class Server:
         self.bind()
         loop = self._loop
         assert loop is not None
-        restore: dict[int, Any] = {}
-        if self.config.install_signal_handlers and threading.current_thread() is threading.main_thread():
+        restore: dict[signal.Signals, Any] = {}
+        if (
+            self.config.install_signal_handlers
+            and threading.current_thread() is threading.main_thread()
+        ):
 
             def on_signal(signum: int, frame: FrameType | None) -> None:
                 loop.request_shutdown()

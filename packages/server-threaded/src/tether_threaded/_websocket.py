@@ -16,6 +16,7 @@ application then returns any iterable; it is closed and ignored::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
@@ -122,8 +123,8 @@ class Session:
 
     def on_timer(self, now: float) -> None:
         """A WebSocket deadline may have passed (loop thread)."""
-        if self.ws.handle_timeout(now) is not None:
-            self.flush(now)
+        self.ws.handle_timeout(now)
+        self.flush(now)
 
     def going_away(self, now: float) -> None:
         """Server shutdown: start the closing handshake with 1001."""
@@ -160,18 +161,17 @@ class WebSocket:
                     raise WebSocketClosed(1006, "connection lost")
                 conn.cond.wait()
             event = inbox[0]
-            kind = type(event)
-            if kind is wsproto.Close or kind is wsproto.ConnectionLost:
+            if isinstance(event, wsproto.Close | wsproto.ConnectionLost):
                 # Left in place: every later receive() raises the same.
                 raise WebSocketClosed(event.code, getattr(event, "reason", ""))
             inbox.popleft()
-            data = event.data  # type: ignore[union-attr]
+            data = event.data
             session.inbox_size -= len(data)
             if session.read_paused and session.inbox_size < INBOX_LOW:
                 session.read_paused = False
                 conn.want |= READ
                 conn.loop.call_soon(conn, wake=True)
-            return data  # type: ignore[no-any-return]
+            return data
 
     def send(self, data: str | bytes) -> None:
         """Send a text (``str``) or binary (``bytes``) message; waits while the client lags."""
@@ -295,10 +295,8 @@ def websocket_app(
             )
             return [body]
         ws = upgrade.accept(subprotocols, compress)
-        try:
+        with contextlib.suppress(WebSocketClosed):
             handler(ws)
-        except WebSocketClosed:
-            pass
         return []
 
     return app

@@ -25,8 +25,8 @@ from tether._serving import (
     with_server_headers,
 )
 from tether.errors import ProtocolError
-from tether.websocket import HandshakeError
 from tether.http1 import Data, EndOfMessage, Request, Response, date_header
+from tether.websocket import HandshakeError
 
 from tether_threaded._input import Body, ClientDisconnected, Input
 from tether_threaded._types import Environ, ExcInfo, Write
@@ -364,7 +364,8 @@ class Exchange:
             for name, value in self.headers:
                 if name.lower() == b"content-length":
                     count = min(available, int(value))
-        elif self._needs_length():
+        elif self.code >= 200 and self.code not in (204, 304):
+            # Known exactly, so a HEAD response carries it too.
             self.headers.append((b"content-length", b"%d" % available))
         no_body = (
             self.code < 200 or self.code in (204, 304) or self.environ["REQUEST_METHOD"] == "HEAD"
@@ -441,4 +442,3 @@ class Exchange:
 
 
 __all__ = ["Exchange", "FileWrapper", "build_environ"]
-
