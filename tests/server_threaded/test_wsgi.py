@@ -268,8 +268,7 @@ class _Closing:
         self.closed = threading.Event()
 
     def __iter__(self) -> Iterator[bytes]:
-        for piece in self.pieces:
-            yield piece
+        yield from self.pieces
         if self.fail:
             raise RuntimeError("iteration failed")
 
