@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="requests in flight (running or queued) before answering 503 with Retry-After "
-        "(default: 8 per thread)",
+        "(default: 1024 plus one per thread)",
     )
     limits.add_argument(
         "--limit-connections",

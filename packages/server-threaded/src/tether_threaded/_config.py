@@ -23,6 +23,10 @@ from tether.limits import Limits
 from tether_threaded._types import WSGIApp
 
 
+#: Requests that may wait for a worker when ``limit_concurrency`` is not set.
+DEFAULT_QUEUE = 1024
+
+
 class ConfigError(Exception):
     """A configuration problem the user must fix; the message is one line."""
 
@@ -39,7 +43,7 @@ class Config:
     #: Worker threads running the application.
     threads: int = 8
     #: Most requests admitted at once (running plus waiting for a worker); beyond it the loop
-    #: answers 503 itself. ``None``: ``threads * 8``.
+    #: answers 503 itself. ``None``: :data:`DEFAULT_QUEUE` plus one per thread.
     limit_concurrency: int | None = None
     #: Most open connections; at the limit the server stops accepting until some close.
     limit_connections: int | None = None
@@ -86,7 +90,7 @@ class Config:
         """Requests admitted at once before the loop answers 503."""
         if self.limit_concurrency is not None:
             return self.limit_concurrency
-        return self.threads * 8
+        return self.threads + DEFAULT_QUEUE
 
     def server_header_pair(self) -> tuple[bytes, bytes] | None:
         """The ``Server`` header to add, or None."""
