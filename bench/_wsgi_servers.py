@@ -15,6 +15,7 @@ Run alone: ``python bench/_wsgi_servers.py [--duration 5] [--rounds 3]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import queue
 import re
@@ -61,10 +62,8 @@ def floor_server(port: int, threads: int) -> None:
     def worker() -> None:
         while True:
             sock, count = jobs.get()
-            try:
+            with contextlib.suppress(OSError):
                 sock.send(_CANNED * count)
-            except OSError:
-                pass
 
     for _ in range(threads):
         threading.Thread(target=worker, daemon=True).start()
@@ -230,7 +229,7 @@ def run_wsgi_group(duration: float, rounds: int = 3) -> list[str]:
         return ["wsgi: wrk is not installed; skipped ratio=0"]
     results: dict[str, list[float]] = {}
     for _ in range(rounds):
-        for name, command in _commands(0).items():
+        for name in _commands(0):
             port = _free_port()
             command = _commands(port)[name]
             try:
