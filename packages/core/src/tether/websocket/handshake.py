@@ -17,7 +17,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from tether.websocket.deflate import (
@@ -77,7 +77,7 @@ class Rejected:
     status_code: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
-    error: HandshakeError
+    error: HandshakeError = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
