@@ -24,13 +24,39 @@ from tether.http1._events import (
     Response,
     SendEvent,
 )
-from tether.http1._receive import Phase, RequestReader
+from tether.http1._receive import EMPTY_EOM, P_DONE, P_FIXED, P_HEAD, RequestReader
 from tether.http1._send import Framing, status_line, write_informational, write_response
 from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, State, Timer, _Move
 from tether.limits import Limits
 
+_DEFAULT_LIMITS = Limits()
 _CONNECTION_CLOSED = ConnectionClosed()
 _LAST_CHUNK = b"0\r\n\r\n"
+_HEAD = P_HEAD
+_FIXED = P_FIXED
+_DONE = P_DONE
+_IDLE = State.IDLE
+_ERROR = State.ERROR
+_SEND_BODY = State.SEND_BODY
+_DONE_STATE = State.DONE
+_SEND_RESPONSE = State.SEND_RESPONSE
+_MUST_CLOSE = State.MUST_CLOSE
+_SWITCHED = State.SWITCHED_PROTOCOL
+_LENGTH = Framing.LENGTH
+_CHUNKED = Framing.CHUNKED
+_CLOSE = Framing.CLOSE
+_DROP = Framing.DROP
+_NONE = Framing.NONE
+_M_BODY_DONE = _Move.BODY_DONE
+_M_CLOSE = _Move.CLOSE
+_M_INFORMATIONAL = _Move.INFORMATIONAL
+_M_NEXT_CYCLE = _Move.NEXT_CYCLE
+_M_RESPONSE = _Move.RESPONSE
+_M_RESPONSE_DONE = _Move.RESPONSE_DONE
+_M_SWITCH = _Move.SWITCH
+# Where a request head moves each side, read once from the table.
+_THEIRS_AFTER_REQUEST = THEIR_TRANSITIONS[(State.IDLE, _Move.REQUEST)]
+_OURS_AFTER_REQUEST = OUR_TRANSITIONS[(State.IDLE, _Move.REQUEST)]
 
 
 class ServerConnection:
@@ -62,12 +88,12 @@ class ServerConnection:
     )
 
     def __init__(self, limits: Limits | None = None, *, now: float = 0.0) -> None:
-        self._limits = limits if limits is not None else Limits()
+        self._limits = limits if limits is not None else _DEFAULT_LIMITS
         self._reader = RequestReader(self._limits)
-        self._their_state = State.IDLE
-        self._our_state = State.IDLE
+        self._their_state = _IDLE
+        self._our_state = _IDLE
         self._keep_alive = True
-        self._framing = Framing.NONE
+        self._framing = _NONE
         self._remaining = 0
         self._request_head = False
         self._discarding = False
@@ -110,7 +136,7 @@ class ServerConnection:
     @property
     def response_started(self) -> bool:
         """Whether a final response head has been sent for the current request."""
-        return self._our_state in (State.SEND_BODY, State.DONE, State.MUST_CLOSE)
+        return self._our_state in (_SEND_BODY, _DONE_STATE, _MUST_CLOSE)
 
     @property
     def trailing_data(self) -> bytes:
@@ -144,15 +170,20 @@ class ServerConnection:
             return
         if reader.eof:
             raise LocalProtocolError("data received after EOF")
+        self._body_wait_since = None
+        if reader.acc is None and reader.pos >= len(reader.buf):
+            # Nothing buffered (the common case): the new bytes become the buffer.
+            reader.buf = data
+            reader.pos = 0
+            if reader.phase is _HEAD and self._head_started is None:
+                self._head_started = self._now
+            return
         held = reader.buffered()
         if held > self._limits.max_buffered_bytes:
             raise LocalProtocolError(
                 f"{held} bytes buffered without next_event() draining them "
                 f"(Limits.max_buffered_bytes is {self._limits.max_buffered_bytes})"
             )
-        if held == 0 and reader.phase is Phase.HEAD and self._head_started is None:
-            self._head_started = self._now
-        self._body_wait_since = None
         reader.feed(data)
 
     def next_event(self, now: float | None = None) -> ReceiveEvent:
@@ -166,55 +197,68 @@ class ServerConnection:
             self._now = now
         reader = self._reader
         phase = reader.phase
-        if phase is Phase.DONE:
-            if self._their_state is State.SEND_BODY:
-                self._their_state = State.DONE
-            return PAUSED
-        if self._their_state is State.ERROR or self._our_state is State.SWITCHED_PROTOCOL:
-            return PAUSED
-        if phase is Phase.HEAD:
-            if self._our_state is not State.IDLE:
-                return PAUSED
-            if reader.eof and reader.buffered() == 0:
-                self._their_state = THEIR_TRANSITIONS[(self._their_state, _Move.CLOSE)]
-                return _CONNECTION_CLOSED
         try:
-            event = reader.read()
+            if phase is _HEAD:
+                if self._our_state is not _IDLE or self._their_state is _ERROR:
+                    return PAUSED
+                if reader.eof and reader.buffered() == 0:
+                    self._their_state = THEIR_TRANSITIONS[(self._their_state, _M_CLOSE)]
+                    return _CONNECTION_CLOSED
+                buf = reader.buf
+                pos = reader.pos
+                end = -1
+                if reader.acc is None and not buf.startswith(b"\r\n", pos):
+                    end = buf.find(b"\r\n\r\n", pos)
+                if end >= 0:
+                    # The common case: a whole head in one piece, no empty line before it.
+                    request = reader.parse_head(buf, pos, end)
+                else:
+                    request = reader.read_head_general()
+                    if request is NEED_DATA:
+                        return NEED_DATA
+                self._their_state = _THEIRS_AFTER_REQUEST
+                self._our_state = _OURS_AFTER_REQUEST
+                self._head_started = None
+                count = self.request_count = self.request_count + 1
+                self.expects_continue = reader.expect_continue
+                max_requests = self._limits.max_requests
+                if not reader.keep_alive_requested or (
+                    max_requests is not None and count >= max_requests
+                ):
+                    self._keep_alive = False
+                self._request_head = request.method == b"HEAD"  # type: ignore[union-attr]
+                return request
+            if phase is _DONE:
+                if self._their_state is _SEND_BODY:
+                    self._their_state = _DONE_STATE
+                return PAUSED
+            if self._their_state is _ERROR:
+                return PAUSED
+            if phase is _FIXED and reader.remaining == 0:
+                # The end of the body (or an empty body): the common second event.
+                reader.phase = _DONE
+                event: Data | EndOfMessage | Signal = EMPTY_EOM
+            else:
+                event = reader.read_body()
         except RemoteProtocolError:
-            self._their_state = State.ERROR
+            self._their_state = _ERROR
             self._keep_alive = False
             raise
-        cls = type(event)
-        if cls is Request:
-            self._their_state = State.SEND_BODY
-            self._our_state = State.SEND_RESPONSE
-            self.request_count += 1
-            self._head_started = None
-            self.expects_continue = reader.expect_continue
-            max_requests = self._limits.max_requests
-            if (
-                not reader.keep_alive_requested
-                or max_requests is not None
-                and self.request_count >= max_requests
-            ):
-                self._keep_alive = False
-            self._request_head = event.method == b"HEAD"  # type: ignore[union-attr]
-            return event
-        if cls is Data:
-            if self._discarding:
-                return self.next_event(now)
-            return event
         if event is NEED_DATA:
-            if self._body_wait_since is None and phase is not Phase.HEAD:
+            if self._body_wait_since is None:
                 self._body_wait_since = self._now
             return NEED_DATA
+        if type(event) is Data:
+            if self._discarding:
+                return self.next_event()
+            return event
         # EndOfMessage
-        self._their_state = THEIR_TRANSITIONS[(State.SEND_BODY, _Move.BODY_DONE)]
+        self._their_state = THEIR_TRANSITIONS[(_SEND_BODY, _M_BODY_DONE)]
         self._body_wait_since = None
         if self._discarding:
             self._discarding = False
             self._begin_cycle()
-            return self.next_event(now)
+            return self.next_event()
         return event
 
     # ---- sending -------------------------------------------------------------------------------
@@ -247,9 +291,9 @@ class ServerConnection:
         return new
 
     def _send_response(self, event: Response) -> bytes:
-        self._move_ours(_Move.RESPONSE)
+        self._move_ours(_M_RESPONSE)
         reader = self._reader
-        if self.expects_continue and reader.phase is not Phase.DONE:
+        if self.expects_continue and reader.phase is not P_DONE:
             # The client may or may not send the body it was waiting to send: the next request
             # boundary is unknowable, so this connection ends with this response.
             self._keep_alive = False
@@ -264,7 +308,7 @@ class ServerConnection:
                 keep_alive=self._keep_alive,
             )
         except LocalProtocolError:
-            self._our_state = State.SEND_RESPONSE
+            self._our_state = _SEND_RESPONSE
             raise
         self._keep_alive = keep_alive
         self._framing = framing
@@ -277,37 +321,37 @@ class ServerConnection:
             reader = self._reader
             if not reader.upgrade:
                 raise LocalProtocolError("101 sent for a request that did not ask to upgrade")
-            if reader.phase is not Phase.DONE:
+            if reader.phase is not P_DONE:
                 raise LocalProtocolError("101 sent before the request was complete")
             head = write_informational(status, event.headers, event.reason)
-            self._move_ours(_Move.SWITCH)
-            self._their_state = State.SWITCHED_PROTOCOL
+            self._move_ours(_M_SWITCH)
+            self._their_state = _SWITCHED
             self.expects_continue = False
             self._trailing = reader.take_remaining()
             return head
         head = write_informational(status, event.headers, event.reason)
-        self._move_ours(_Move.INFORMATIONAL)
+        self._move_ours(_M_INFORMATIONAL)
         if status == 100:
             self.expects_continue = False
         return head
 
     def _send_data(self, data: bytes) -> bytes:
-        if self._our_state is not State.SEND_BODY:
+        if self._our_state is not _SEND_BODY:
             raise LocalProtocolError(f"cannot send body data in state {self._our_state.value}")
         framing = self._framing
-        if framing is Framing.LENGTH:
+        if framing is _LENGTH:
             remaining = self._remaining - len(data)
             if remaining < 0:
                 raise LocalProtocolError("body is longer than the Content-Length sent")
             self._remaining = remaining
             return data
-        if framing is Framing.CHUNKED:
+        if framing is _CHUNKED:
             if not data:
                 return b""
             return b"%x\r\n%s\r\n" % (len(data), data)
-        if framing is Framing.CLOSE:
+        if framing is _CLOSE:
             return data
-        if framing is Framing.DROP:
+        if framing is _DROP:
             return b""
         if data:
             raise LocalProtocolError("this response cannot have a body (1xx, 204 or 304)")
@@ -315,18 +359,18 @@ class ServerConnection:
 
     def _send_end(self, trailers: Headers) -> bytes:
         framing = self._framing
-        if self._our_state is State.SEND_BODY:
-            if framing is Framing.LENGTH and self._remaining:
+        if self._our_state is _SEND_BODY:
+            if framing is _LENGTH and self._remaining:
                 raise LocalProtocolError(
                     f"body is {self._remaining} bytes shorter than the Content-Length sent"
                 )
-            if trailers and framing is not Framing.CHUNKED:
+            if trailers and framing is not _CHUNKED:
                 raise LocalProtocolError("trailers need a chunked response")
-        self._move_ours(_Move.RESPONSE_DONE)
-        if not self._keep_alive or framing is Framing.CLOSE:
+        self._move_ours(_M_RESPONSE_DONE)
+        if not self._keep_alive or framing is _CLOSE:
             self._keep_alive = False
-            self._our_state = State.MUST_CLOSE
-        if framing is not Framing.CHUNKED:
+            self._our_state = _MUST_CLOSE
+        if framing is not _CHUNKED:
             return b""
         if not trailers:
             return _LAST_CHUNK
@@ -340,7 +384,7 @@ class ServerConnection:
 
     def send_failed(self) -> None:
         """Mark the connection unusable after the application failed mid-response."""
-        self._our_state = State.ERROR
+        self._our_state = _ERROR
         self._keep_alive = False
 
     # ---- cycles --------------------------------------------------------------------------------
@@ -355,8 +399,8 @@ class ServerConnection:
         """
         if now is not None:
             self._now = now
-        if self._our_state is not State.DONE:
-            if self._our_state is State.MUST_CLOSE:
+        if self._our_state is not _DONE_STATE:
+            if self._our_state is _MUST_CLOSE:
                 return False
             raise LocalProtocolError(
                 f"start_next_cycle() while the response is in state {self._our_state.value}"
@@ -364,30 +408,28 @@ class ServerConnection:
         if not self._keep_alive:
             return False
         reader = self._reader
-        if reader.phase is Phase.DONE:
+        if reader.phase is P_DONE:
             self._begin_cycle()
             return True
         # The application did not read the whole body: drain it if that is cheap and bounded.
-        if reader.phase is Phase.FIXED and reader.remaining <= self._limits.max_drain_size:
+        if reader.phase is P_FIXED and reader.remaining <= self._limits.max_drain_size:
             self._discarding = True
-            self._our_state = State.IDLE
+            self._our_state = _IDLE
             return True
         self._keep_alive = False
-        self._our_state = State.MUST_CLOSE
+        self._our_state = _MUST_CLOSE
         return False
 
     def _begin_cycle(self) -> None:
-        self._their_state = THEIR_TRANSITIONS[(State.DONE, _Move.NEXT_CYCLE)]
-        self._our_state = State.IDLE
-        self._reader.reset()
-        self._framing = Framing.NONE
-        self._remaining = 0
-        self._request_head = False
+        self._their_state = THEIR_TRANSITIONS[(_DONE_STATE, _M_NEXT_CYCLE)]
+        self._our_state = OUR_TRANSITIONS[(_DONE_STATE, _M_NEXT_CYCLE)]
+        reader = self._reader
+        reader.phase = _HEAD
         self.expects_continue = False
-        self._idle_since = self._now
+        self._idle_since = now = self._now
         self._body_wait_since = None
         # Pipelined bytes already buffered are the start of the next head.
-        self._head_started = self._now if self._reader.buffered() else None
+        self._head_started = now if reader.acc is not None or reader.pos < len(reader.buf) else None
 
     # ---- time ----------------------------------------------------------------------------------
 
@@ -401,15 +443,15 @@ class ServerConnection:
         reader = self._reader
         phase = reader.phase
         limits = self._limits
-        if phase is Phase.HEAD:
-            if self._our_state is not State.IDLE and not self._discarding:
+        if phase is P_HEAD:
+            if self._our_state is not _IDLE and not self._discarding:
                 return None
             if self._head_started is not None:
                 return (self._head_started + limits.head_timeout, Timer.HEAD)
             if self.request_count == 0:
                 return (self._idle_since + limits.head_timeout, Timer.KEEP_ALIVE)
             return (self._idle_since + limits.keep_alive_timeout, Timer.KEEP_ALIVE)
-        if phase is Phase.DONE or self._body_wait_since is None:
+        if phase is P_DONE or self._body_wait_since is None:
             return None
         return (self._body_wait_since + limits.body_timeout, Timer.BODY)
 
@@ -425,10 +467,10 @@ class ServerConnection:
         if deadline is None or now < deadline[0]:
             return None
         self._keep_alive = False
-        self._their_state = State.ERROR
+        self._their_state = _ERROR
         if deadline[1] is Timer.HEAD:
             return self.error_response(RequestTimeout("request head not received in time"))
-        self._our_state = State.ERROR
+        self._our_state = _ERROR
         return b""
 
     # ---- errors --------------------------------------------------------------------------------
@@ -441,10 +483,10 @@ class ServerConnection:
         as Date and Server). Close the connection after sending it.
         """
         self._keep_alive = False
-        if self._our_state not in (State.IDLE, State.SEND_RESPONSE):
-            self._our_state = State.ERROR
+        if self._our_state not in (_IDLE, _SEND_RESPONSE):
+            self._our_state = _ERROR
             return b""
-        self._our_state = State.ERROR
+        self._our_state = _ERROR
         status = error.status_hint
         if not 400 <= status < 600:
             status = 500 if isinstance(error, LocalProtocolError) else 400
@@ -452,9 +494,12 @@ class ServerConnection:
         phrase = line[13:-2].decode("latin-1")
         body = f"{status} {phrase}: {error.message}\n".encode("utf-8", "replace")
         fields = b"".join(b"%s: %s\r\n" % (name, value) for name, value in headers)
-        return b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%sconnection: close\r\n\r\n%s" % (
-            line,
-            len(body),
-            fields,
-            body,
+        return (
+            b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%sconnection: close\r\n\r\n%s"
+            % (
+                line,
+                len(body),
+                fields,
+                body,
+            )
         )

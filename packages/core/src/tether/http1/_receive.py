@@ -10,6 +10,7 @@ limit is checked on the partial input before more memory is spent on it.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 
 from tether.errors import (
@@ -30,12 +31,11 @@ from tether.http1._abnf import (
     CHUNK_EXT,
     FIELD_BLOCK,
     FIELD_LINE,
-    HEXDIGITS,
     HOST,
-    REQUEST_HEAD,
     REQUEST_LINE_ANY_VERSION,
+    TOKEN,
 )
-from tether.http1._events import NEED_DATA, Data, EndOfMessage, Request, Signal
+from tether.http1._events import NEED_DATA, Data, EndOfMessage, Headers, Request, Signal
 from tether.limits import Limits
 
 
@@ -53,9 +53,85 @@ class Phase(enum.Enum):
     DONE = "DONE"  # the request is complete; waiting for the next cycle
 
 
+# Enum members as module globals: Phase.X is an attribute look-up through the enum
+# metaclass (about ten times slower than a global) on paths run for every request.
+P_HEAD = Phase.HEAD
+P_FIXED = Phase.FIXED
+P_CHUNK_LINE = Phase.CHUNK_LINE
+P_CHUNK_DATA = Phase.CHUNK_DATA
+P_CHUNK_CRLF = Phase.CHUNK_CRLF
+P_TRAILERS = Phase.TRAILERS
+P_DONE = Phase.DONE
+
+# The parser's fast forms of the grammar in _abnf (see RequestReader._parse_head). sre runs
+# "." and negated literals in tight loops but character classes byte by byte, so the forms
+# below use the former and leave byte validation to bytes.translate.
+_REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([^ ]+) HTTP/1\.([01])\r\n").match
+# Anchored at line starts (the look-behind sees the LF ending the previous line). The value
+# ends on a byte that is not whitespace, so trailing OWS is left out by a short backtrack.
+_FIELD_LINES = re.compile(rb"(?<=\n)(" + TOKEN + rb"):[ \t]*((?:.*[^ \t\r])?)[ \t]*\r\n").findall
+# Bytes allowed anywhere in a head (CR and LF only in pairs, which the counts check).
+_HEAD_BYTES = bytes(b for b in range(256) if b in (0x09, 0x0A, 0x0D) or 0x20 <= b != 0x7F)
+_HEX_BYTES = b"0123456789abcdefABCDEF"
+
+# Events are frozen dataclasses; building one through its slot descriptors skips the
+# per-field object.__setattr__ of the generated __init__, on the hottest path of all.
+_new_object = object.__new__
+_set_method = Request.__dict__["method"].__set__
+_set_target = Request.__dict__["target"].__set__
+_set_headers = Request.__dict__["headers"].__set__
+_set_version = Request.__dict__["http_version"].__set__
+
+
+_set_data = Data.__dict__["data"].__set__
+
+
+def _make_data(data: bytes) -> Data:
+    event: Data = _new_object(Data)
+    _set_data(event, data)
+    return event
+
+
+def _make_request(method: bytes, target: bytes, headers: Headers, version: bytes) -> Request:
+    request: Request = _new_object(Request)
+    _set_method(request, method)
+    _set_target(request, target)
+    _set_headers(request, headers)
+    _set_version(request, version)
+    return request
+
+
+def _connection_options(value: bytes) -> tuple[bool, bool, bool]:
+    """(close, keep-alive, upgrade) named in a Connection field value; remembered, bounded."""
+    tokens = {token.strip(b" \t") for token in value.lower().split(b",")}
+    options = (b"close" in tokens, b"keep-alive" in tokens, b"upgrade" in tokens)
+    if len(_CONNECTION_OPTIONS) >= _VALID_HOSTS_MAX:
+        _CONNECTION_OPTIONS.clear()
+    _CONNECTION_OPTIONS[value] = options
+    return options
+
+
+_CONNECTION_OPTIONS: dict[bytes, tuple[bool, bool, bool]] = {}
+
+
+def _transfer_codings(value: bytes) -> tuple[bytes, ...]:
+    """The lowercase codings listed in a Transfer-Encoding value; remembered, bounded."""
+    codings = tuple(coding.strip(b" \t").lower() for coding in value.split(b","))
+    if len(_TRANSFER_CODINGS) >= _VALID_HOSTS_MAX:
+        _TRANSFER_CODINGS.clear()
+    _TRANSFER_CODINGS[value] = codings
+    return codings
+
+
+_TRANSFER_CODINGS: dict[bytes, tuple[bytes, ...]] = {}
+
+# Host values already validated (a pure function of the value), bounded.
+_VALID_HOSTS: dict[bytes, None] = {}
+_VALID_HOSTS_MAX = 1024
+
 _V11 = b"1.1"
 _V10 = b"1.0"
-_EMPTY_EOM = EndOfMessage()
+EMPTY_EOM = EndOfMessage()
 _FRAMING_FIELDS = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
 )
@@ -75,14 +151,14 @@ class RequestReader:
     """Parses the request side of one server connection.
 
     ``read()`` returns the next event or :data:`NEED_DATA`; it never returns an
-    event past the current request's :class:`EndOfMessage` until ``reset()``.
+    event past the current request's :class:`EndOfMessage` until the connection
+    moves ``phase`` back to HEAD for the next cycle.
     """
 
     __slots__ = (
         "acc",
         "buf",
         "chunked",
-        "close_requested",
         "eof",
         "expect_continue",
         "http10",
@@ -106,14 +182,13 @@ class RequestReader:
         # Absolute index in ``acc`` up to which partial input has been searched and checked.
         self.scan = 0
         self.eof = False
-        self.phase = Phase.HEAD
+        self.phase = P_HEAD
         self.remaining = 0
         self.received = 0
         self.request: Request | None = None
         self.chunked = False
         self.http10 = False
         self.keep_alive_requested = True
-        self.close_requested = False
         self.expect_continue = False
         self.upgrade = False
 
@@ -171,33 +246,21 @@ class RequestReader:
 
     # ---- cycle ---------------------------------------------------------------------------------
 
-    def reset(self) -> None:
-        """Prepare for the next request on the same connection."""
-        self.phase = Phase.HEAD
-        self.remaining = 0
-        self.received = 0
-        self.request = None
-        self.chunked = False
-        self.http10 = False
-        self.keep_alive_requested = True
-        self.close_requested = False
-        self.expect_continue = False
-        self.upgrade = False
-
     # ---- dispatch ------------------------------------------------------------------------------
 
-    def read(self) -> Request | Data | EndOfMessage | Signal:
-        """Return the next event of the current request, or NEED_DATA."""
-        phase = self.phase
-        if phase is Phase.HEAD:
-            return self._read_head()
-        if phase is Phase.FIXED:
-            return self._read_fixed()
-        return self._read_chunked()
+    def read_body(self) -> Data | EndOfMessage | Signal:
+        """Return the next body event of the current request, or NEED_DATA."""
+        if self.phase is P_FIXED:
+            return self.read_fixed()
+        return self.read_chunked()
 
     # ---- head ----------------------------------------------------------------------------------
 
-    def _read_head(self) -> Request | Signal:
+    def read_head_general(self) -> Request | Signal:
+        """Parse a request head that is partial, accumulated, or after empty lines.
+
+        (The connection handles a whole head in one piece by calling ``parse_head``.)
+        """
         if self.acc is not None:
             if not self._search_accumulated(_HEAD_TERMINATOR, self._check_partial_head):
                 return NEED_DATA
@@ -208,45 +271,55 @@ class RequestReader:
         end = buf.find(_HEAD_TERMINATOR, pos)
         if end < 0:
             self.pos = pos
-            self._accumulate()
-            self.scan = 0
-            self._check_partial_head(self.acc, 0, len(self.acc))  # type: ignore[arg-type]
-            self.scan = max(0, len(self.acc) - _HEAD_TERMINATOR_SCAN_BACK)  # type: ignore[arg-type]
+            acc = self._accumulate()
+            self._check_partial_head(acc, 0, len(acc))
+            self.scan = max(0, len(acc) - _HEAD_TERMINATOR_SCAN_BACK)
             if self.eof:
                 raise IncompleteMessage("connection closed in the middle of a request head")
             return NEED_DATA
+        return self.parse_head(buf, pos, end)
+
+    def parse_head(self, buf: bytes, pos: int, end: int) -> Request:
+        """Parse the complete head ``buf[pos:end + 4]`` (``end`` is where CRLF CRLF starts).
+
+        The checks here run in C over the whole head: the request line by a small
+        regex, the field lines by one anchored ``findall``, and then byte counts and
+        a ``translate`` that together prove every line was matched whole, that no
+        CR or LF stands alone and that no control byte is anywhere. This accepts
+        exactly what the grammar in ``_abnf.REQUEST_HEAD`` accepts (a property test
+        holds the two together); whatever it refuses goes to ``_diagnose_head`` for
+        the precise error.
+        """
         limits = self.limits
-        head_end = end + 4
-        if head_end - pos > limits.max_head_size:
-            raise HeadTooLarge(
-                f"request head is {head_end - pos} bytes, over the limit of {limits.max_head_size}"
-            )
-        m = REQUEST_HEAD.fullmatch(buf, pos, end + 2)
-        if m is None:
-            _diagnose_head(buf, pos, end + 2, limits)
-            raise BadRequest("malformed request head")  # pragma: no cover - diagnose raises
-        method, target, major, minor, _ = m.groups()
-        fields_start = m.start(5)
-        if fields_start - 2 - pos > limits.max_request_line:
-            raise RequestLineTooLong(
-                f"request line is over the limit of {limits.max_request_line} bytes"
-            )
-        if major != b"1" or (minor != b"1" and minor != b"0"):
-            raise UnsupportedVersion(f"HTTP/{major.decode()}.{minor.decode()} is not supported")
-        headers = [(n.lower(), v) for n, v in FIELD_LINE.findall(buf, fields_start, end + 2)]
-        if len(headers) > limits.max_header_count:
-            raise TooManyHeaders(
-                f"{len(headers)} header fields, over the limit of {limits.max_header_count}"
-            )
-        if end + 2 - fields_start > limits.max_header_line:
-            _check_field_line_lengths(buf, fields_start, end + 2, limits.max_header_line)
-        self.pos = head_end
-        http10 = minor == b"0"
-        version = _V10 if http10 else _V11
-        request = Request(method, target, headers, version)
-        self._interpret(request, http10)
-        self.request = request
-        return request
+        stop = end + 2
+        m = _REQUEST_LINE(buf, pos, stop)
+        if m is not None:
+            fields_start = m.end()
+            fields = _FIELD_LINES(buf, fields_start, stop)
+            head = buf[pos:stop]
+            lines = len(fields) + 1
+            if (
+                head.count(b"\n") == lines
+                and head.count(b"\r") == lines
+                and not head.translate(None, _HEAD_BYTES)
+                # The target: visible US-ASCII. The counts exclude CR and LF, the translate
+                # every other control byte, and the regex SP; left are HTAB and obs-text.
+                and m.group(2).isascii()
+                and b"\t" not in m.group(2)
+                and stop + 2 - pos <= limits.max_head_size
+                and fields_start - pos - 2 <= limits.max_request_line
+                and lines - 1 <= limits.max_header_count
+                and (
+                    stop - fields_start <= limits.max_header_line
+                    or _field_lines_fit(buf, fields_start, stop, limits.max_header_line)
+                )
+            ):
+                headers = [(n.lower(), v) for n, v in fields]
+                self.pos = end + 4
+                method, target, minor = m.groups()
+                return self._interpret(method, target, headers, minor == b"0")
+        _diagnose_head(buf, pos, stop, limits)
+        raise BadRequest("malformed request head")  # pragma: no cover - diagnose raises
 
     def _skip_empty_lines(self, buf: bytes, pos: int) -> int:
         for _ in range(_MAX_LEADING_EMPTY_LINES):
@@ -298,11 +371,10 @@ class RequestReader:
 
     # ---- interpretation of the head ------------------------------------------------------------
 
-    def _interpret(self, request: Request, http10: bool) -> None:
-        """Apply RFC 9112's framing and routing rules to a parsed head."""
-        limits = self.limits
-        method = request.method
-        target = request.target
+    def _interpret(
+        self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], http10: bool
+    ) -> Request:
+        """Apply RFC 9112's framing and routing rules to a parsed head; return the Request."""
         host_count = 0
         content_length: bytes | None = None
         transfer_encoding: list[bytes] | None = None
@@ -311,17 +383,20 @@ class RequestReader:
         connection_upgrade = False
         expect_continue = False
         upgrade_field = False
-        for name, value in request.headers:
-            if name not in _FRAMING_FIELDS:
-                continue
+        for name, value in [field for field in headers if field[0] in _FRAMING_FIELDS]:
             if name == b"host":
                 host_count += 1
                 if host_count > 1:
                     # RFC 9112 3.2: respond 400 to "any request message that contains more than
                     # one Host header field line".
                     raise BadRequest("more than one Host field")
-                if HOST.fullmatch(value) is None:
-                    raise BadRequest("invalid Host field value")
+                if value not in _VALID_HOSTS:
+                    if HOST.fullmatch(value) is None:
+                        raise BadRequest("invalid Host field value")
+                    # A server sees few distinct Host values: remember the valid ones.
+                    if len(_VALID_HOSTS) >= _VALID_HOSTS_MAX:
+                        _VALID_HOSTS.clear()
+                    _VALID_HOSTS[value] = None
             elif name == b"content-length":
                 if content_length is not None:
                     # RFC 9110 8.6 lets a recipient accept repeated identical values; we take
@@ -333,18 +408,21 @@ class RequestReader:
                     raise InvalidFraming("Content-Length has too many digits")
                 content_length = value
             elif name == b"transfer-encoding":
+                codings = _TRANSFER_CODINGS.get(value)
+                if codings is None:
+                    codings = _transfer_codings(value)
                 if transfer_encoding is None:
-                    transfer_encoding = []
-                transfer_encoding.extend(c.strip(b" \t").lower() for c in value.split(b","))
+                    transfer_encoding = list(codings)
+                else:
+                    transfer_encoding.extend(codings)
             elif name == b"connection":
-                for token in value.lower().split(b","):
-                    token = token.strip(b" \t")
-                    if token == b"close":
-                        connection_close = True
-                    elif token == b"keep-alive":
-                        connection_keep_alive = True
-                    elif token == b"upgrade":
-                        connection_upgrade = True
+                options = _CONNECTION_OPTIONS.get(value)
+                if options is None:
+                    options = _connection_options(value)
+                close, keep_alive, upgrade = options
+                connection_close |= close
+                connection_keep_alive |= keep_alive
+                connection_upgrade |= upgrade
             elif name == b"expect":
                 # RFC 9110 10.1.1: an HTTP/1.0 request's 100-continue "MUST" be ignored.
                 if value.lower() == b"100-continue" and not http10:
@@ -358,11 +436,10 @@ class RequestReader:
             raise BadRequest("HTTP/1.1 request without a Host field")
 
         # Request-target form: RFC 9112 3.2.
-        first = target[0]
         if method == b"CONNECT":
             if AUTHORITY_FORM.fullmatch(target) is None:
                 raise BadRequest("CONNECT needs an authority-form target (host:port)")
-        elif first == 0x2F:  # "/": origin-form
+        elif target[0] == 0x2F:  # "/": origin-form
             pass
         elif target == b"*":
             if method != b"OPTIONS":
@@ -389,32 +466,35 @@ class RequestReader:
                 bad = b", ".join(transfer_encoding[:-1]).decode("latin-1")
                 raise UnsupportedTransferCoding(f"transfer coding not implemented: {bad}")
             self.chunked = True
-            self.phase = Phase.CHUNK_LINE
+            self.received = 0
+            self.phase = P_CHUNK_LINE
         else:
             length = int(content_length) if content_length is not None else 0
-            max_body = limits.max_body_size
+            max_body = self.limits.max_body_size
             if max_body is not None and length > max_body:
                 raise ContentTooLarge(
                     f"Content-Length {length} is over the limit of {max_body} bytes"
                 )
+            self.chunked = False
             self.remaining = length
-            self.phase = Phase.FIXED
+            self.received = 0
+            self.phase = P_FIXED
 
         self.http10 = http10
-        self.close_requested = connection_close
-        self.keep_alive_requested = (
-            not connection_close if not http10 else connection_keep_alive and not connection_close
-        )
+        self.keep_alive_requested = not connection_close and (connection_keep_alive or not http10)
         self.expect_continue = expect_continue
         self.upgrade = upgrade_field and connection_upgrade
+        request = _make_request(method, target, headers, _V10 if http10 else _V11)
+        self.request = request
+        return request
 
     # ---- bodies --------------------------------------------------------------------------------
 
-    def _read_fixed(self) -> Data | EndOfMessage | Signal:
+    def read_fixed(self) -> Data | EndOfMessage | Signal:
         remaining = self.remaining
         if remaining == 0:
-            self.phase = Phase.DONE
-            return _EMPTY_EOM
+            self.phase = P_DONE
+            return EMPTY_EOM
         self.materialize()
         buf = self.buf
         pos = self.pos
@@ -435,36 +515,19 @@ class RequestReader:
             self.pos = pos + remaining
             self.remaining = 0
         self.received += len(data)
-        return Data(data)
+        return _make_data(data)
 
-    def _read_chunked(self) -> Data | EndOfMessage | Signal:
+    def read_chunked(self) -> Data | EndOfMessage | Signal:
         while True:
             phase = self.phase
-            if phase is Phase.CHUNK_DATA:
-                self.materialize()
-                buf = self.buf
-                pos = self.pos
-                available = len(buf) - pos
-                if available <= 0:
-                    if self.eof:
-                        raise IncompleteMessage("connection closed inside a chunk")
+            if phase is P_CHUNK_LINE:
+                if not self._read_chunk_line():
                     return NEED_DATA
-                remaining = self.remaining
-                if available <= remaining:
-                    data = buf[pos:] if pos else buf
-                    self.buf = b""
-                    self.pos = 0
-                    remaining -= available
-                else:
-                    data = buf[pos : pos + remaining]
-                    self.pos = pos + remaining
-                    remaining = 0
-                self.remaining = remaining
-                if remaining == 0:
-                    self.phase = Phase.CHUNK_CRLF
-                return Data(data)
-            if phase is Phase.CHUNK_CRLF:
-                self.materialize()
+                if self.phase is P_TRAILERS:
+                    return self._read_trailers()
+            elif phase is P_CHUNK_CRLF:
+                if self.acc is not None:
+                    self.materialize()
                 buf = self.buf
                 pos = self.pos
                 if len(buf) - pos < 2:
@@ -478,16 +541,73 @@ class RequestReader:
                 if buf[pos] != 0x0D or buf[pos + 1] != 0x0A:
                     raise InvalidFraming("chunk data is not followed by CRLF")
                 self.pos = pos + 2
-                self.phase = Phase.CHUNK_LINE
+                self.phase = P_CHUNK_LINE
                 continue
-            if phase is Phase.CHUNK_LINE:
-                if not self._read_chunk_line():
-                    return NEED_DATA
-                continue
-            if phase is Phase.TRAILERS:
+            elif phase is P_TRAILERS:
                 return self._read_trailers()
-            # Phase.DONE: nothing more in this request.
-            return NEED_DATA  # pragma: no cover - the connection never asks
+            # P_CHUNK_DATA
+            if self.acc is not None:
+                self.materialize()
+            buf = self.buf
+            pos = self.pos
+            available = len(buf) - pos
+            if available <= 0:
+                if self.eof:
+                    raise IncompleteMessage("connection closed inside a chunk")
+                return NEED_DATA
+            remaining = self.remaining
+            if available < remaining:
+                data = buf[pos:] if pos else buf
+                self.buf = b""
+                self.pos = 0
+                self.remaining = remaining - available
+                return _make_data(data)
+            end = pos + remaining
+            self.remaining = 0
+            # The CRLF after the chunk is usually here already: take it now.
+            if not buf.startswith(_CRLF, end):
+                self.pos = end
+                self.phase = P_CHUNK_CRLF
+                return _make_data(buf[pos:end])
+            self.phase = P_CHUNK_LINE
+            next_line = end + 2
+            more = self._next_whole_chunk(buf, next_line)
+            if more is None:
+                self.pos = next_line
+                return _make_data(buf[pos:end])
+            # Several whole chunks are buffered: give them as one Data event.
+            pieces = [buf[pos:end]]
+            while more is not None:
+                start, stop = more
+                pieces.append(buf[start:stop])
+                next_line = stop + 2
+                more = self._next_whole_chunk(buf, next_line)
+            self.pos = next_line
+            return _make_data(b"".join(pieces))
+
+    def _next_whole_chunk(self, buf: bytes, pos: int) -> tuple[int, int] | None:
+        """``(start, stop)`` of the data of a plain, non-empty chunk wholly in ``buf`` at ``pos``.
+
+        Only a size line of hex digits qualifies; anything else (the last chunk,
+        extensions, an incomplete or bad line) is left to the ordinary path.
+        """
+        line_end = buf.find(_CRLF, pos, pos + self.limits.max_chunk_size_digits + 2)
+        if line_end <= pos:
+            return None
+        line = buf[pos:line_end]
+        if line.translate(None, _HEX_BYTES):
+            return None
+        size = int(line, 16)
+        start = line_end + 2
+        stop = start + size
+        if size == 0 or not buf.startswith(_CRLF, stop):
+            return None
+        received = self.received + size
+        max_body = self.limits.max_body_size
+        if max_body is not None and received > max_body:
+            raise ContentTooLarge(f"chunked body is over the limit of {max_body} bytes")
+        self.received = received
+        return start, stop
 
     def _max_chunk_line(self) -> int:
         return self.limits.max_chunk_size_digits + self.limits.max_chunk_extension
@@ -498,43 +618,35 @@ class RequestReader:
         _check_line_endings(acc, start, stop)
 
     def _read_chunk_line(self) -> bool:
-        if self.acc is not None:
-            if not self._search_accumulated(_CRLF, self._check_partial_chunk_line):
-                return False
+        """Parse ``chunk-size [ chunk-ext ] CRLF``; False when more bytes are needed."""
+        if self.acc is not None and not self._search_accumulated(
+            _CRLF, self._check_partial_chunk_line
+        ):
+            return False
         buf = self.buf
         pos = self.pos
         end = buf.find(_CRLF, pos)
         if end < 0:
-            self._accumulate()
-            acc = self.acc
-            assert acc is not None
+            acc = self._accumulate()
             self._check_partial_chunk_line(acc, 0, len(acc))
             self.scan = max(0, len(acc) - 1)
             if self.eof:
                 raise IncompleteMessage("connection closed inside a chunk line")
             return False
         limits = self.limits
-        digits_end = pos
-        while digits_end < end and buf[digits_end] in HEXDIGITS:
-            digits_end += 1
-        n_digits = digits_end - pos
-        if n_digits == 0:
-            raise InvalidFraming("chunk size is missing or not hexadecimal")
-        if n_digits > limits.max_chunk_size_digits:
-            raise InvalidFraming(
-                f"chunk size has more than {limits.max_chunk_size_digits} hex digits"
-            )
-        if digits_end != end:
-            if end - digits_end > limits.max_chunk_extension:
-                raise InvalidFraming(
-                    f"chunk extension is over the limit of {limits.max_chunk_extension} bytes"
-                )
-            if CHUNK_EXT.fullmatch(buf, digits_end, end) is None:
-                raise InvalidFraming("malformed chunk extension")
-        size = int(buf[pos:digits_end], 16)
+        line = buf[pos:end]
+        if (
+            line
+            and len(line) <= limits.max_chunk_size_digits
+            and not line.translate(None, _HEX_BYTES)
+        ):
+            # Only hex digits (int() alone would also take "0x", "_", signs and spaces).
+            size = int(line, 16)
+        else:
+            size = self._parse_chunk_line_general(line)
         self.pos = end + 2
         if size == 0:
-            self.phase = Phase.TRAILERS
+            self.phase = P_TRAILERS
             return True
         received = self.received + size
         max_body = limits.max_body_size
@@ -542,8 +654,28 @@ class RequestReader:
             raise ContentTooLarge(f"chunked body is over the limit of {max_body} bytes")
         self.received = received
         self.remaining = size
-        self.phase = Phase.CHUNK_DATA
+        self.phase = P_CHUNK_DATA
         return True
+
+    def _parse_chunk_line_general(self, line: bytes) -> int:
+        """A chunk line with extensions, or a bad one: check every rule, return the size."""
+        limits = self.limits
+        digits = len(line) - len(line.lstrip(_HEX_BYTES))
+        if digits == 0:
+            _check_line_endings(line, 0, len(line))
+            raise InvalidFraming("chunk size is missing or not hexadecimal")
+        if digits > limits.max_chunk_size_digits:
+            raise InvalidFraming(
+                f"chunk size has more than {limits.max_chunk_size_digits} hex digits"
+            )
+        if len(line) - digits > limits.max_chunk_extension:
+            raise InvalidFraming(
+                f"chunk extension is over the limit of {limits.max_chunk_extension} bytes"
+            )
+        if CHUNK_EXT.fullmatch(line, digits) is None:
+            _check_line_endings(line, 0, len(line))
+            raise InvalidFraming("malformed chunk extension")
+        return int(line[:digits], 16)
 
     def _check_partial_trailers(self, acc: bytearray, start: int, stop: int) -> None:
         if stop > self.limits.max_trailer_size:
@@ -565,8 +697,8 @@ class RequestReader:
         pos = self.pos
         if buf.startswith(_CRLF, pos):
             self.pos = pos + 2
-            self.phase = Phase.DONE
-            return _EMPTY_EOM
+            self.phase = P_DONE
+            return EMPTY_EOM
         end = buf.find(_HEAD_TERMINATOR, pos)
         if end < 0:
             trailer_acc = self._accumulate()
@@ -589,7 +721,7 @@ class RequestReader:
         if end + 2 - pos > limits.max_header_line:
             _check_field_line_lengths(buf, pos, end + 2, limits.max_header_line)
         self.pos = end + 4
-        self.phase = Phase.DONE
+        self.phase = P_DONE
         return EndOfMessage(trailers)
 
 
@@ -615,14 +747,19 @@ def _check_line_endings(buf: bytes | bytearray, start: int, stop: int) -> None:
         i = buf.find(b"\r", i + 1, stop)
 
 
+def _field_lines_fit(buf: bytes, start: int, stop: int, limit: int) -> bool:
+    return max(map(len, buf[start:stop].split(b"\r\n"))) <= limit
+
+
 def _check_field_line_lengths(buf: bytes, start: int, stop: int, limit: int) -> None:
-    for line in buf[start:stop].split(b"\r\n"):
-        if len(line) > limit:
-            raise HeaderLineTooLong(f"a field line is over the limit of {limit} bytes")
+    if not _field_lines_fit(buf, start, stop, limit):
+        raise HeaderLineTooLong(f"a field line is over the limit of {limit} bytes")
 
 
 def _diagnose_head(buf: bytes, start: int, stop: int, limits: Limits) -> None:
-    """Find out why a complete head failed the fast match, and raise the precise error."""
+    """Find out why a complete head failed the fast checks, and raise the precise error."""
+    if stop + 2 - start > limits.max_head_size:
+        raise HeadTooLarge(f"request head is over the limit of {limits.max_head_size} bytes")
     line_end = buf.find(_CRLF, start, stop)
     line = buf[start:line_end]
     if len(line) > limits.max_request_line:

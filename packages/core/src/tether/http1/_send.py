@@ -57,6 +57,11 @@ def status_line(status_code: int, reason: bytes) -> bytes:
     return b"HTTP/1.1 %d %s\r\n" % (status_code, reason)
 
 
+_NONE = Framing.NONE
+_DROP = Framing.DROP
+_LENGTH = Framing.LENGTH
+_CHUNKED = Framing.CHUNKED
+_CLOSE = Framing.CLOSE
 _OWNED = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 
@@ -120,18 +125,18 @@ def write_response(
     if status_code == 204 or status_code == 304 or head_request:
         # RFC 9110 8.6: no Content-Length in a 204. A 304 or a HEAD response may carry the
         # length the full response would have had.
-        framing = Framing.DROP if head_request and status_code not in (204, 304) else Framing.NONE
+        framing = _DROP if head_request and status_code not in (204, 304) else _NONE
         if content_length is not None and status_code != 204:
             append(b"content-length: %s\r\n" % content_length)
     elif content_length is not None:
-        framing = Framing.LENGTH
+        framing = _LENGTH
         length = int(content_length)
         append(b"content-length: %s\r\n" % content_length)
     elif http10:
-        framing = Framing.CLOSE
+        framing = _CLOSE
         keep_alive = False
     else:
-        framing = Framing.CHUNKED
+        framing = _CHUNKED
         append(b"transfer-encoding: chunked\r\n")
     if not keep_alive:
         append(b"connection: close\r\n")
