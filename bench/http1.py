@@ -23,7 +23,6 @@ from collections.abc import Callable
 
 import h11
 import httptools
-
 from tether.http1 import Data, EndOfMessage, Response, ServerConnection
 
 CORPUS: dict[str, bytes] = {

@@ -20,9 +20,9 @@ from tether.http1._events import (
     Headers,
     InformationalResponse,
     ReceiveEvent,
-    Request,
     Response,
     SendEvent,
+    Signal,
 )
 from tether.http1._receive import EMPTY_EOM, P_DONE, P_FIXED, P_HEAD, RequestReader
 from tether.http1._send import Framing, status_line, write_informational, write_response
@@ -213,9 +213,10 @@ class ServerConnection:
                     # The common case: a whole head in one piece, no empty line before it.
                     request = reader.parse_head(buf, pos, end)
                 else:
-                    request = reader.read_head_general()
-                    if request is NEED_DATA:
+                    parsed = reader.read_head_general()
+                    if parsed is NEED_DATA:
                         return NEED_DATA
+                    request = parsed  # type: ignore[assignment]
                 self._their_state = _THEIRS_AFTER_REQUEST
                 self._our_state = _OURS_AFTER_REQUEST
                 self._head_started = None
@@ -226,7 +227,7 @@ class ServerConnection:
                     max_requests is not None and count >= max_requests
                 ):
                     self._keep_alive = False
-                self._request_head = request.method == b"HEAD"  # type: ignore[union-attr]
+                self._request_head = request.method == b"HEAD"
                 return request
             if phase is _DONE:
                 if self._their_state is _SEND_BODY:

@@ -261,9 +261,10 @@ class RequestReader:
 
         (The connection handles a whole head in one piece by calling ``parse_head``.)
         """
-        if self.acc is not None:
-            if not self._search_accumulated(_HEAD_TERMINATOR, self._check_partial_head):
-                return NEED_DATA
+        if self.acc is not None and not self._search_accumulated(
+            _HEAD_TERMINATOR, self._check_partial_head
+        ):
+            return NEED_DATA
         buf = self.buf
         pos = self.pos
         if buf.startswith(_CRLF, pos):
@@ -346,10 +347,9 @@ class RequestReader:
             raise RequestLineTooLong(
                 f"request line is over the limit of {limits.max_request_line} bytes"
             )
-        if first_line_end < 0 and stop - lead >= 16:
-            # An HTTP/2 preface or garbage shows early: give the version error without waiting.
-            if acc.startswith(b"PRI * HTTP/2.0", lead):
-                raise UnsupportedVersion("HTTP/2 connection preface received on HTTP/1.1")
+        # An HTTP/2 preface shows early: give the version error without waiting for more.
+        if first_line_end < 0 and acc.startswith(b"PRI * HTTP/2.0", lead):
+            raise UnsupportedVersion("HTTP/2 connection preface received on HTTP/1.1")
         _check_line_endings(acc, max(start, lead), stop)
 
     def _search_accumulated(self, terminator: bytes, check: _PartialCheck) -> bool:
@@ -784,9 +784,7 @@ def _diagnose_head(buf: bytes, start: int, stop: int, limits: Limits) -> None:
 
 def _diagnose_fields(buf: bytes, start: int, stop: int, limits: Limits, *, what: str) -> None:
     _check_line_endings(buf, start, stop)
-    count = 0
-    for line in buf[start:stop].split(b"\r\n")[:-1]:
-        count += 1
+    for count, line in enumerate(buf[start:stop].split(b"\r\n")[:-1], 1):
         if len(line) > limits.max_header_line:
             raise HeaderLineTooLong(f"a {what} line is over the limit of {limits.max_header_line}")
         if count > limits.max_header_count:

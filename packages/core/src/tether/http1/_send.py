@@ -122,7 +122,7 @@ def write_response(
         raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
 
     length = 0
-    if status_code == 204 or status_code == 304 or head_request:
+    if status_code in (204, 304) or head_request:
         # RFC 9110 8.6: no Content-Length in a 204. A 304 or a HEAD response may carry the
         # length the full response would have had.
         framing = _DROP if head_request and status_code not in (204, 304) else _NONE
