@@ -108,14 +108,48 @@ def _valid_close_code(code: int) -> bool:
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
-def mask(data: bytes | bytearray, key: bytes) -> bytes:
+# Big-integer conversions slow down past a few tens of KiB (cache effects), so large
+# payloads are masked in blocks of this size (a multiple of 4: the key stays aligned).
+_BLOCK = 32 * 1024
+# The last key integer of a large size: the reads of one frame, or its blocks, reuse it.
+_key_cache: tuple[bytes, int, int] = (b"", 0, 0)
+
+
+def _key_int(key: bytes, n: int) -> int:
+    global _key_cache
+    cached_key, cached_n, keys = _key_cache
+    if cached_n != n or cached_key != key:
+        keys = int.from_bytes(key * (n >> 2) + key[: n & 3], "little")
+        _key_cache = (key, n, keys)
+    return keys
+
+
+def mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
     """XOR ``data`` with the 4-byte masking ``key`` repeated (RFC 6455 5.3); it is its own inverse."""
     n = len(data)
-    if not n:
-        return b""
-    # One big-integer XOR runs at C speed: far faster than a byte loop in Python.
-    keys = key * (n >> 2) + key[: n & 3]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(keys, "little")).to_bytes(n, "little")
+    if n < 1024:
+        if not n:
+            return b""
+        keys = int.from_bytes(key * (n >> 2) + key[: n & 3], "little")
+        # One big-integer XOR runs at C speed: far faster than a byte loop in Python.
+        return (int.from_bytes(data, "little") ^ keys).to_bytes(n, "little")
+    if n <= _BLOCK:
+        return (int.from_bytes(data, "little") ^ _key_int(key, n)).to_bytes(n, "little")
+    keys = _key_int(key, _BLOCK)
+    from_bytes = int.from_bytes
+    with memoryview(data) as view:
+        parts = [
+            (from_bytes(view[i : i + _BLOCK], "little") ^ keys).to_bytes(_BLOCK, "little")
+            for i in range(0, n - _BLOCK + 1, _BLOCK)
+        ]
+        rest = n % _BLOCK
+        if rest:
+            parts.append(
+                (
+                    from_bytes(view[n - rest :], "little") ^ (keys & ((1 << (8 * rest)) - 1))
+                ).to_bytes(rest, "little")
+            )
+    return b"".join(parts)
 
 
 class Connection:
@@ -450,8 +484,12 @@ class Connection:
         take = min(len(buf), self._frame_remaining)
         if not take:
             return None
-        chunk = bytes(buf[:take])
-        del buf[:take]
+        if take == len(buf):
+            chunk = bytes(buf)
+            buf.clear()
+        else:
+            chunk = bytes(buf[:take])
+            del buf[:take]
         if self._server:
             key = self._frame_mask
             chunk = mask(chunk, key)
