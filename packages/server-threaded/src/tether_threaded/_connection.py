@@ -310,11 +310,15 @@ class Connection:
             if kind is Data:
                 if body is not None:
                     body.feed(cast(Data, event).data)
-                    self.cond.notify_all()
+                    if body.waiting:
+                        self.cond.notify_all()
             elif kind is EndOfMessage:
                 if body is not None:
                     body.eof = True
-                    self.cond.notify_all()
+                    if body.waiting:
+                        self.cond.notify_all()
+                    # The core answers PAUSED until the response is complete: skip asking.
+                    return
             elif kind is Request:
                 self._start_request(cast(Request, event), now)
             elif event is PAUSED:

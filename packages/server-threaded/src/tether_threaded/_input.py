@@ -34,7 +34,7 @@ class Body:
     Guarded by the connection's lock; the worker waits on the connection's condition.
     """
 
-    __slots__ = ("chunks", "eof", "error", "gated", "offset", "paused", "size")
+    __slots__ = ("chunks", "eof", "error", "gated", "offset", "paused", "size", "waiting")
 
     def __init__(self) -> None:
         self.chunks: deque[bytes] = deque()
@@ -50,6 +50,8 @@ class Body:
         self.gated = False
         #: The loop stopped pulling body events (gated or buffer full); the consumer resumes it.
         self.paused = False
+        #: The application waits for a piece (the loop notifies only then).
+        self.waiting = False
 
     def feed(self, data: bytes) -> None:
         """Add a piece the core produced."""
@@ -82,7 +84,11 @@ class Input:
                 return False
             if conn.closing:
                 raise ClientDisconnected("the connection closed before the request body ended")
-            conn.cond.wait()
+            body.waiting = True
+            try:
+                conn.cond.wait()
+            finally:
+                body.waiting = False
         return True
 
     def _take(self, limit: int) -> bytes:

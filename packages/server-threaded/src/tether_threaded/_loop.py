@@ -113,6 +113,10 @@ def _base_environ(sock: socket.socket, tls: bool, root_path: str) -> dict[str, A
     }
 
 
+def _not_running(job: Callable[[], None]) -> None:
+    raise RuntimeError("the loop is not running")
+
+
 class Loop:
     """The event loop of one server: sockets, timers, admission and the worker pool."""
 
@@ -153,7 +157,9 @@ class Loop:
         self._force = False
         self._drain_deadline = math.inf
         self.pool: Pool | None = None
+        self._submit: Callable[[Callable[[], None]], None] = _not_running
         self.access_log = config.access_log
+        self.server_header = config.server_header_pair()
 
     # -- cross-thread requests ------------------------------------------------------------------
 
@@ -202,8 +208,7 @@ class Loop:
 
     def submit(self, exchange: Exchange) -> None:
         """Queue a request for the workers."""
-        assert self.pool is not None
-        self.pool.submit(exchange.run)
+        self._submit(exchange.run)
 
     def forget(self, conn: Connection) -> None:
         """A connection closed (loop thread)."""
@@ -228,6 +233,7 @@ class Loop:
         """Serve until a shutdown completes. Call from the thread that owns the loop."""
         self.thread_id = threading.get_ident()
         self.pool = Pool(self.config.threads)
+        self._submit = self.pool.submit
         self.selector.register(self._wake_r, READ, None)
         self._listen(True)
         select = self.selector.select

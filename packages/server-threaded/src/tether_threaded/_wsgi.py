@@ -62,6 +62,11 @@ _KEYS: dict[bytes, str | None] = {
 }
 _KEYS_MAX = 1024
 
+#: Validated and encoded response header pairs, memoised: most responses repeat them.
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_ENCODED_MAX = 512
+_CONTENT_LENGTH = b"content-length"
+
 #: Zero bytes handed to the core to account for body bytes that ``sendfile`` moved.
 _ZEROS = bytes(1 << 20)
 
@@ -76,6 +81,22 @@ def _environ_key(name: bytes) -> str | None:
     if len(_KEYS) < _KEYS_MAX:
         _KEYS[name] = key
     return key
+
+
+def _encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
+    """Check one application header pair and encode it (the core validates the bytes)."""
+    name, value = item
+    if type(name) is not str or type(value) is not str:
+        raise TypeError("header names and values must be str")
+    lname = name.lower()
+    if lname in _HOP_BY_HOP and (lname != "connection" or value.strip().lower() != "close"):
+        raise ValueError(f"hop-by-hop header {name!r} is not allowed from a WSGI application")
+    # Content-Length is recognised by identity after a cache hit, so spell its name once.
+    raw_name = _CONTENT_LENGTH if lname == "content-length" else name.encode("latin-1")
+    pair = (raw_name, value.encode("latin-1"))
+    if len(_ENCODED) < _ENCODED_MAX and type(item) is tuple:
+        _ENCODED[item] = pair
+    return pair
 
 
 def build_environ(conn: Connection, request: Request, body: Body, root_path: str) -> Environ:
@@ -147,6 +168,7 @@ class Exchange:
         "finished",
         "has_length",
         "headers",
+        "head",
         "headers_sent",
         "loop",
         "reason",
@@ -173,6 +195,7 @@ class Exchange:
         self.finished = False
         self.sent = 0
         self.upgrade: Upgrade | None = None
+        self.head = request.method == b"HEAD"
         upgrade = environ.get("HTTP_UPGRADE")
         if upgrade is not None and upgrade.lower() == "websocket":
             from tether_threaded._websocket import Upgrade
@@ -203,18 +226,13 @@ class Exchange:
             raise ValueError(f"the status must look like '200 OK', got {status!r}")
         encoded: list[tuple[bytes, bytes]] = []
         has_length = False
-        for name, value in headers:
-            if type(name) is not str or type(value) is not str:
-                raise TypeError("header names and values must be str")
-            lname = name.lower()
-            if lname in _HOP_BY_HOP:
-                if lname != "connection" or value.strip().lower() != "close":
-                    raise ValueError(
-                        f"hop-by-hop header {name!r} is not allowed from a WSGI application"
-                    )
-            elif lname == "content-length":
+        for item in headers:
+            pair = _ENCODED.get(item) if type(item) is tuple else None
+            if pair is None:
+                pair = _encode_header(item)
+            if pair[0] is _CONTENT_LENGTH:
                 has_length = True
-            encoded.append((name.encode("latin-1"), value.encode("latin-1")))
+            encoded.append(pair)
         self.status = status
         self.code = int(status[:3])
         self.reason = status[4:].encode("latin-1")
@@ -292,19 +310,15 @@ class Exchange:
 
     def _head(self) -> bytes:
         headers = with_server_headers(
-            self.headers, date_header(time.time()), self.loop.config.server_header_pair()
+            self.headers, date_header(time.time()), self.loop.server_header
         )
         out = self.conn.core.send(Response(self.code, headers, self.reason))
         self.headers_sent = True
         return out
 
     def _needs_length(self) -> bool:
-        return (
-            not self.has_length
-            and self.code >= 200
-            and self.code not in (204, 304)
-            and self.environ["REQUEST_METHOD"] != "HEAD"
-        )
+        code = self.code
+        return not self.has_length and code >= 200 and code != 204 and code != 304 and not self.head
 
     def _send_all(self, pieces: list[bytes]) -> None:
         if self.status is None:
@@ -367,9 +381,7 @@ class Exchange:
         elif self.code >= 200 and self.code not in (204, 304):
             # Known exactly, so a HEAD response carries it too.
             self.headers.append((b"content-length", b"%d" % available))
-        no_body = (
-            self.code < 200 or self.code in (204, 304) or self.environ["REQUEST_METHOD"] == "HEAD"
-        )
+        no_body = self.code < 200 or self.code in (204, 304) or self.head
         conn = self.conn
         with conn.lock:
             if conn.closing:
