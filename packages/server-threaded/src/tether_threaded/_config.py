@@ -22,7 +22,6 @@ from tether.limits import Limits
 
 from tether_threaded._types import WSGIApp
 
-
 #: Requests that may wait for a worker when ``limit_concurrency`` is not set.
 DEFAULT_QUEUE = 1024
 

@@ -167,8 +167,8 @@ class Exchange:
         "environ",
         "finished",
         "has_length",
-        "headers",
         "head",
+        "headers",
         "headers_sent",
         "loop",
         "reason",
@@ -318,7 +318,7 @@ class Exchange:
 
     def _needs_length(self) -> bool:
         code = self.code
-        return not self.has_length and code >= 200 and code != 204 and code != 304 and not self.head
+        return not self.has_length and code >= 200 and code not in {204, 304} and not self.head
 
     def _send_all(self, pieces: list[bytes]) -> None:
         if self.status is None:
