@@ -97,23 +97,23 @@ def decode_path(raw_path: bytes) -> str:
 
 def with_server_headers(
     headers: Iterable[tuple[bytes, bytes]],
-    date: tuple[bytes, bytes],
+    date: tuple[bytes, bytes] | None,
     server: tuple[bytes, bytes] | None = SERVER_HEADER,
 ) -> list[tuple[bytes, bytes]]:
     """Return the application's response headers with ``Date`` and ``Server`` added.
 
     ``date`` is the pair from :func:`tether.http1.date_header`. A header the application set
-    itself is kept and not duplicated; ``server=None`` sends no ``Server`` header.
+    itself is kept and not duplicated; ``date=None`` / ``server=None`` leave that header out.
     """
     out = list(headers)
-    need_date = True
+    need_date = date is not None
     need_server = server is not None
     for name, _ in out:
         if len(name) == 4 and name.lower() == b"date":
             need_date = False
         elif len(name) == 6 and name.lower() == b"server":
             need_server = False
-    if need_date:
+    if need_date and date is not None:
         out.append(date)
     if need_server and server is not None:
         out.append(server)

@@ -1,0 +1,238 @@
+"""Server configuration: one dataclass, plus loading the application, the TLS context and sockets.
+
+Every failure a user can cause here (a bad ``MODULE:APP``, a port in use, a missing certificate)
+raises :class:`ConfigError` with one clear line; the command line prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import os
+import socket
+import ssl
+import stat
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tether._serving import SERVER_HEADER, server_limits
+from tether.limits import Limits
+
+from tether_asyncio._types import ASGIApp
+
+
+class ConfigError(Exception):
+    """A configuration problem the user must fix; the message is one line."""
+
+
+@dataclass
+class Config:
+    """Everything that shapes one server run. Field names follow uvicorn's options."""
+
+    app: ASGIApp | str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    uds: str | None = None
+    fd: int | None = None
+    backlog: int = 2048
+    #: "asyncio" or "trio".
+    backend: Literal["asyncio", "trio"] = "asyncio"
+    #: asyncio event loop: "auto" (uvloop if installed), "asyncio" or "uvloop".
+    loop: Literal["auto", "asyncio", "uvloop"] = "asyncio"
+    #: "auto": run the lifespan protocol, ignore apps that do not support it; "on": require it.
+    lifespan: Literal["auto", "on", "off"] = "auto"
+    #: "auto" serves WebSocket upgrades; "none" refuses them.
+    ws: Literal["auto", "none"] = "auto"
+    ws_per_message_deflate: bool = True
+    root_path: str = ""
+    limit_concurrency: int | None = None
+    limit_connections: int | None = None
+    limit_connections_low: int | None = None
+    limit_max_requests: int | None = None
+    timeout_keep_alive: float = 5.0
+    timeout_request_head: float = 10.0
+    timeout_body: float = 30.0
+    timeout_graceful_shutdown: float | None = 30.0
+    timeout_tls_handshake: float = 10.0
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_ping_interval: float | None = None
+    ws_ping_timeout: float = 20.0
+    ws_close_timeout: float = 10.0
+    #: Largest request head (uvicorn's ``--h11-max-incomplete-event-size``).
+    max_head_size: int = 64 * 1024
+    max_body_size: int | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = None
+    ssl_ca_certs: str | None = None
+    ssl_cert_reqs: int = int(ssl.CERT_NONE)
+    ssl_ciphers: str = "TLSv1.2:TLSv1.3"
+    server_header: bool = True
+    date_header: bool = True
+    access_log: bool = True
+    factory: bool = False
+    app_dir: str | None = None
+    #: Install SIGINT/SIGTERM handlers (only possible in the main thread).
+    install_signal_handlers: bool = True
+    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def limits(self) -> Limits:
+        """The per-connection core limits these options describe."""
+        return server_limits(
+            Limits(max_head_size=self.max_head_size),
+            timeout_keep_alive=self.timeout_keep_alive,
+            timeout_request_head=self.timeout_request_head,
+            timeout_body=self.timeout_body,
+            ws_ping_interval=self.ws_ping_interval,
+            ws_ping_timeout=self.ws_ping_timeout,
+            ws_close_timeout=self.ws_close_timeout,
+            ws_max_size=self.ws_max_size,
+            max_body_size=self.max_body_size,
+            max_requests=self.limit_max_requests,
+        )
+
+    def server_header_pair(self) -> tuple[bytes, bytes] | None:
+        """The ``Server`` header to add, or None."""
+        return SERVER_HEADER if self.server_header else None
+
+    @property
+    def is_ssl(self) -> bool:
+        """Whether connections are TLS."""
+        return self.ssl_certfile is not None
+
+
+def load_app(config: Config) -> ASGIApp:
+    """Resolve ``config.app`` (an app object or ``"module:attribute"``) to an ASGI 3 callable."""
+    if not isinstance(config.app, str):
+        return config.app
+    spec = config.app
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f'app must be given as "MODULE:ATTRIBUTE", got "{spec}"')
+    if config.app_dir is not None:
+        sys.path.insert(0, config.app_dir)
+    elif "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise ConfigError(f'could not import module "{module_name}"') from None
+        raise
+    app: Any = module
+    try:
+        for part in attr.split("."):
+            app = getattr(app, part)
+    except AttributeError:
+        raise ConfigError(f'attribute "{attr}" not found in module "{module_name}"') from None
+    if config.factory:
+        if not callable(app):
+            raise ConfigError(f'"{spec}" is not callable, so it cannot be an app factory')
+        app = app()
+    if not callable(app):
+        raise ConfigError(f'"{spec}" is not an ASGI application (not callable)')
+    if inspect.isclass(app) or _positional_arity(app) not in (None, 3):
+        raise ConfigError(
+            f'"{spec}" is not an ASGI 3 application (expected app(scope, receive, send))'
+        )
+    return app  # type: ignore[no-any-return]
+
+
+def _positional_arity(app: Any) -> int | None:
+    target = app if inspect.isfunction(app) or inspect.ismethod(app) else app.__call__
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
+    count = 0
+    for p in sig.parameters.values():
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            return None
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
+            count += 1
+    return count
+
+
+def create_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """Build the server-side TLS context from the ``ssl_*`` options (None without a cert)."""
+    if config.ssl_certfile is None:
+        if config.ssl_keyfile is not None:
+            raise ConfigError("--ssl-keyfile needs --ssl-certfile")
+        return None
+    for option, path in (
+        ("--ssl-certfile", config.ssl_certfile),
+        ("--ssl-keyfile", config.ssl_keyfile),
+        ("--ssl-ca-certs", config.ssl_ca_certs),
+    ):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"{option}: no such file: {path}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(
+            config.ssl_certfile, config.ssl_keyfile, password=config.ssl_keyfile_password
+        )
+        if config.ssl_ca_certs is not None:
+            context.load_verify_locations(config.ssl_ca_certs)
+        context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+        if config.ssl_ciphers:
+            context.set_ciphers(config.ssl_ciphers)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(f"could not load the TLS certificate or key: {exc}") from None
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def bind_socket(config: Config) -> socket.socket:
+    """Create the listening socket for ``--host/--port``, ``--uds`` or ``--fd``."""
+    if config.fd is not None:
+        try:
+            sock = socket.socket(fileno=config.fd)
+        except OSError as exc:
+            raise ConfigError(f"--fd {config.fd}: not a usable socket ({exc.strerror})") from None
+        if sock.type != socket.SOCK_STREAM:
+            raise ConfigError(f"--fd {config.fd}: not a stream socket")
+        sock.setblocking(False)
+        sock.listen(config.backlog)
+        return sock
+    if config.uds is not None:
+        path = config.uds
+        if os.path.exists(path):
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                raise ConfigError(f"--uds {path}: exists and is not a socket")
+            os.unlink(path)  # a stale socket from an earlier run
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            os.chmod(path, 0o666)
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"--uds {path}: cannot bind ({exc.strerror})") from None
+        sock.listen(config.backlog)
+        sock.setblocking(False)
+        return sock
+    host = config.host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(
+            host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {config.host}: cannot resolve ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6 and host in ("::", ""):
+        # "::" serves IPv4 too where the system allows it, like other servers do.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        raise ConfigError(f"cannot bind to {shown}:{config.port}: {exc.strerror}") from None
+    sock.listen(config.backlog)
+    sock.setblocking(False)
+    return sock

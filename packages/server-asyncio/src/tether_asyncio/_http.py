@@ -1,0 +1,542 @@
+"""One HTTP/1.1 connection: bytes between the socket and the core, messages to and from the app.
+
+Every protocol decision (framing, keep-alive, HEAD, error statuses, deadlines) is the core's
+:class:`tether.http1.ServerConnection`'s; this module only moves data and time. The application
+runs inline in the connection's task: HTTP/1.1 serves one request at a time per connection, and
+reading the socket only when the core or the application asks for bytes is what gives request
+bodies their back-pressure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
+from tether._serving import (
+    access_log_line,
+    decode_path,
+    internal_error_response,
+    overload_response,
+    split_target,
+    with_server_headers,
+)
+from tether.errors import ProtocolError, RemoteProtocolError
+from tether.http1 import (
+    NEED_DATA,
+    PAUSED,
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    Request,
+    Response,
+    ServerConnection,
+    State,
+)
+
+from tether_asyncio._state import access_log, error_log
+from tether_asyncio._types import ClientDisconnected, Message
+
+if TYPE_CHECKING:
+    from anyio.abc import ByteStream
+
+    from tether_asyncio._state import ServerState
+
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+_READ_SIZE = 65536
+#: Bodies larger than this are written apart from the head instead of being copied into it.
+_JOIN_LIMIT = 16 * 1024
+_STREAM_GONE = (BrokenResourceError, ClosedResourceError, OSError)
+
+
+def _disconnect() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class HTTPConnection:
+    """Serve HTTP/1.1 requests on one accepted stream until it closes."""
+
+    __slots__ = (
+        "cancel_scope",
+        "client",
+        "client_text",
+        "closed",
+        "conn",
+        "cycle",
+        "id",
+        "idle",
+        "peer_eof",
+        "scope_template",
+        "state",
+        "stream",
+        "timeout_output",
+        "websocket",
+    )
+
+    def __init__(
+        self,
+        state: ServerState,
+        stream: ByteStream,
+        *,
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        tls: dict[str, Any] | None,
+    ) -> None:
+        self.state = state
+        self.stream = stream
+        self.conn = ServerConnection(limits=state.limits, now=state.clock)
+        self.id = state.connection_id()
+        #: Cancelled to end the connection at once (timeout, shutdown of an idle connection).
+        self.cancel_scope = anyio.CancelScope()
+        #: True while the connection waits for the next request's bytes (nothing in the app).
+        self.idle = False
+        #: Bytes to send before closing after a timeout (a 408), set by the server's ticker.
+        self.timeout_output: bytes | None = None
+        #: The socket is unusable (reset, closed, or an error response ended it).
+        self.closed = False
+        #: The client closed its side; no more requests will come.
+        self.peer_eof = False
+        self.cycle: RequestCycle | None = None
+        #: The WebSocket session after an upgrade (for shutdown with 1001).
+        self.websocket: Any = None
+        self.client = client
+        self.client_text = f"{client[0]}:{client[1]}" if client else "-"
+        scheme = "https" if tls is not None else "http"
+        template: dict[str, Any] = {
+            "type": "http",
+            "asgi": _ASGI,
+            "scheme": scheme,
+            "server": server,
+            "client": client,
+            "root_path": state.root_path,
+            "extensions": {"http.response.trailers": {}, "http.response.pathsend": {}},
+        }
+        if tls is not None:
+            template["extensions"]["tls"] = tls
+        self.scope_template = template
+
+    # -- the connection loop ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until the connection ends; never raises."""
+        state = self.state
+        state.connections.add(self)
+        try:
+            with self.cancel_scope:
+                await self._serve()
+            if self.timeout_output:
+                with anyio.move_on_after(1):
+                    await self.stream.send(self.timeout_output)
+        except _STREAM_GONE:
+            pass
+        except Exception:
+            error_log.exception("connection %d: unexpected server error", self.id)
+        finally:
+            state.connections.discard(self)
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(Exception):
+                    await self.stream.aclose()
+
+    async def _serve(self) -> None:
+        conn = self.conn
+        state = self.state
+        stream = self.stream
+        while True:
+            try:
+                event = conn.next_event(state.clock)
+            except RemoteProtocolError as exc:
+                await self._refuse(exc)
+                return
+            if event is NEED_DATA:
+                if state.shutting_down and conn.their_state is State.IDLE:
+                    return
+                self.idle = True
+                try:
+                    data = await stream.receive(_READ_SIZE)
+                except EndOfStream:
+                    data = b""
+                except _STREAM_GONE:
+                    return
+                finally:
+                    self.idle = False
+                conn.receive_data(data, state.clock)
+            elif type(event) is Request:
+                if not await self._request(event):
+                    return
+            elif event is PAUSED:
+                # Only after a 101 (the response cycle resets the connection itself).
+                return
+            else:
+                # ConnectionClosed, or body events of a request we no longer serve.
+                return
+
+    async def _refuse(self, exc: ProtocolError) -> None:
+        """Answer a request the core refused, then let the connection close."""
+        error_log.debug("connection %d: refused request: %s", self.id, exc)
+        out = self.conn.error_response(exc)
+        if out and not self.closed:
+            await self._write_quietly(out)
+        self.closed = True
+
+    async def write(self, data: bytes) -> None:
+        """Send bytes, waiting while the peer is slow (anyio's send applies back-pressure)."""
+        if self.closed:
+            raise ClientDisconnected("the client has disconnected")
+        try:
+            await self.stream.send(data)
+        except _STREAM_GONE:
+            self.closed = True
+            raise ClientDisconnected("the client has disconnected") from None
+
+    async def _write_quietly(self, data: bytes) -> None:
+        try:
+            with anyio.move_on_after(1):
+                await self.write(data)
+        except ClientDisconnected:
+            pass
+
+    # -- one request -----------------------------------------------------------------------------
+
+    async def _request(self, request: Request) -> bool:
+        """Run one request through the app; True when the connection may serve another."""
+        state = self.state
+        conn = self.conn
+        if state.websockets and self._is_upgrade(request):
+            from tether_asyncio._websocket import serve_websocket
+
+            return await serve_websocket(self, request)
+        raw_path, query = split_target(request.target)
+        try:
+            path = decode_path(raw_path)
+        except RemoteProtocolError as exc:
+            await self._refuse(exc)
+            return False
+        scope = self.scope_template.copy()
+        scope["http_version"] = "1.1" if request.http_version == b"1.1" else "1.0"
+        scope["method"] = request.method.decode("ascii")
+        root_path = state.root_path
+        if root_path:
+            scope["path"] = root_path + path
+            scope["raw_path"] = root_path.encode("utf-8") + raw_path
+        else:
+            scope["path"] = path
+            scope["raw_path"] = raw_path
+        scope["query_string"] = query
+        scope["headers"] = request.headers
+        scope["state"] = state.app_state.copy()
+
+        cycle = RequestCycle(self, request)
+        self.cycle = cycle
+        limit = state.limit_concurrency
+        if limit is not None and state.in_flight >= limit:
+            await cycle.send_canned(*overload_response())
+        else:
+            state.in_flight += 1
+            try:
+                await state.app(scope, cycle.receive, cycle.send)
+            except Exception as exc:
+                self._app_failed(cycle, exc)
+            finally:
+                state.in_flight -= 1
+            if not cycle.started:
+                if not cycle.failed:
+                    error_log.error(
+                        "connection %d: ASGI application returned without starting a response",
+                        self.id,
+                    )
+                if not self.closed:
+                    await cycle.send_canned(*internal_error_response())
+                return False
+            if not cycle.complete:
+                if not cycle.failed:
+                    error_log.error(
+                        "connection %d: ASGI application returned before completing its response",
+                        self.id,
+                    )
+                conn.send_failed()
+                return False
+        self.cycle = None
+        if self.closed or self.peer_eof or not conn.keep_alive:
+            return False
+        conn.start_next_cycle(state.clock)
+        return conn.keep_alive and not state.shutting_down
+
+    def _app_failed(self, cycle: RequestCycle, exc: Exception) -> None:
+        cycle.failed = True
+        if isinstance(exc, ClientDisconnected) and self.closed:
+            error_log.debug("connection %d: client disconnected during the response", self.id)
+            return
+        error_log.error(
+            "connection %d: exception in ASGI application%s",
+            self.id,
+            " after the response started; closing" if cycle.started else "",
+            exc_info=exc,
+        )
+
+    def _is_upgrade(self, request: Request) -> bool:
+        for name, value in request.headers:
+            if name == b"upgrade":
+                return b"websocket" in value.lower()
+        return False
+
+
+class RequestCycle:
+    """The ``receive``/``send`` pair of one HTTP request."""
+
+    __slots__ = (
+        "body_done",
+        "complete",
+        "disconnected",
+        "failed",
+        "head",
+        "owner",
+        "request",
+        "sent",
+        "started",
+        "status",
+        "trailer_fields",
+        "trailers",
+        "wait_scope",
+    )
+
+    def __init__(self, owner: HTTPConnection, request: Request) -> None:
+        self.owner = owner
+        self.request = request
+        #: The response head, held back until the first body message (ASGI allows it) so a
+        #: small response leaves in one write.
+        self.head = b""
+        self.started = False
+        self.complete = False
+        self.failed = False
+        self.body_done = False
+        self.disconnected = False
+        self.trailers = False
+        self.trailer_fields: list[tuple[bytes, bytes]] = []
+        self.status = 0
+        self.sent = 0
+        self.wait_scope: anyio.CancelScope | None = None
+
+    # -- send ------------------------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        """The ASGI ``send`` callable."""
+        kind = message["type"]
+        owner = self.owner
+        conn = owner.conn
+        if owner.closed:
+            raise ClientDisconnected("the client has disconnected")
+        if not self.started:
+            if kind != "http.response.start":
+                raise RuntimeError(f"expected 'http.response.start', got {kind!r}")
+            state = owner.state
+            headers = with_server_headers(
+                message.get("headers", ()),
+                state.date if state.send_date else None,
+                state.server_header,
+            )
+            if state.shutting_down:
+                headers.append((b"connection", b"close"))
+            status = message["status"]
+            self.head = conn.send(Response(status, headers))
+            self.started = True
+            self.status = status
+            self.trailers = bool(message.get("trailers", False))
+            return
+        if kind == "http.response.body":
+            if self.complete:
+                raise RuntimeError("the response is already complete")
+            body = message.get("body", b"")
+            out = self.head
+            self.head = b""
+            if body:
+                chunk = conn.send(Data(body))
+                self.sent += len(body)
+                if len(chunk) > _JOIN_LIMIT and out:
+                    await owner.write(out)
+                    out = chunk
+                else:
+                    out += chunk
+            if not message.get("more_body", False) and not self.trailers:
+                out += conn.send(EndOfMessage())
+                self.complete = True
+            if out:
+                await owner.write(out)
+            if self.complete:
+                self._finished()
+            return
+        if kind == "http.response.trailers":
+            if not self.trailers or self.complete:
+                raise RuntimeError("trailers were not announced in http.response.start")
+            self.trailer_fields.extend(message.get("headers", ()))
+            if not message.get("more_trailers", False):
+                out = self.head + conn.send(EndOfMessage(self.trailer_fields))
+                self.head = b""
+                self.complete = True
+                await owner.write(out)
+                self._finished()
+            return
+        if kind == "http.response.pathsend":
+            await self._send_path(message["path"])
+            return
+        raise RuntimeError(f"unexpected ASGI message type {kind!r} in an HTTP response")
+
+    async def _send_path(self, path: str) -> None:
+        if self.complete:
+            raise RuntimeError("the response is already complete")
+        owner = self.owner
+        conn = owner.conn
+        async with await anyio.open_file(path, "rb") as file:
+            while chunk := await file.read(_READ_SIZE):
+                out = self.head + conn.send(Data(chunk))
+                self.head = b""
+                self.sent += len(chunk)
+                await owner.write(out)
+        out = self.head + conn.send(EndOfMessage())
+        self.head = b""
+        self.complete = True
+        await owner.write(out)
+        self._finished()
+
+    async def send_canned(self, response: Response, body: bytes) -> None:
+        """Send a complete server-made response (503 overload, 500 app failure)."""
+        owner = self.owner
+        state = owner.state
+        conn = owner.conn
+        headers = with_server_headers(
+            response.headers, state.date if state.send_date else None, state.server_header
+        )
+        try:
+            out = conn.send(Response(response.status_code, headers))
+            out += conn.send(Data(body)) + conn.send(EndOfMessage())
+        except ProtocolError:
+            owner.closed = True
+            return
+        self.started = True
+        self.status = response.status_code
+        self.complete = True
+        try:
+            await owner.write(out)
+        except ClientDisconnected:
+            return
+        self._finished()
+
+    def _finished(self) -> None:
+        if self.wait_scope is not None:
+            self.wait_scope.cancel()
+        owner = self.owner
+        if owner.state.access_log:
+            access_log.info(
+                "%s", access_log_line(owner.client_text, self.request, self.status, self.sent)
+            )
+
+    # -- receive ---------------------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """The ASGI ``receive`` callable."""
+        owner = self.owner
+        if self.complete or self.disconnected or owner.closed:
+            return _disconnect()
+        if not self.body_done:
+            return await self._read_body()
+        return await self._wait_for_disconnect()
+
+    async def _read_body(self) -> Message:
+        owner = self.owner
+        conn = owner.conn
+        state = owner.state
+        if conn.expects_continue and not self.started:
+            try:
+                await owner.write(conn.send(InformationalResponse(100)))
+            except ClientDisconnected:
+                self.disconnected = True
+                return _disconnect()
+        while True:
+            try:
+                event = conn.next_event(state.clock)
+                chunks: list[bytes] = []
+                while type(event) is Data:
+                    chunks.append(event.data)
+                    event = conn.next_event(state.clock)
+            except RemoteProtocolError as exc:
+                # A broken or oversized body: answer it if no response started, and tell the
+                # app the client is gone (it cannot get the rest of the body).
+                self.disconnected = True
+                if not self.started:
+                    await owner._refuse(exc)
+                    self.started = self.complete = True
+                else:
+                    error_log.debug("connection %d: bad request body: %s", owner.id, exc)
+                    owner.closed = True
+                return _disconnect()
+            if type(event) is EndOfMessage:
+                self.body_done = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            if chunks:
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": True}
+            if event is not NEED_DATA:
+                self.disconnected = True
+                return _disconnect()
+            if not await self._fill():
+                self.disconnected = True
+                return _disconnect()
+
+    async def _fill(self) -> bool:
+        """Read more body bytes within the core's body deadline; False when the peer is gone."""
+        owner = self.owner
+        conn = owner.conn
+        state = owner.state
+        deadline = conn.next_deadline()
+        while True:
+            with anyio.CancelScope(
+                deadline=deadline[0] if deadline is not None else float("inf")
+            ) as scope:
+                try:
+                    data = await owner.stream.receive(_READ_SIZE)
+                except EndOfStream:
+                    data = b""
+                except _STREAM_GONE:
+                    owner.closed = True
+                    return False
+            if not scope.cancelled_caught:
+                break
+            now = anyio.current_time()
+            if conn.handle_timeout(now) is not None:
+                error_log.debug("connection %d: request body stalled; closing", owner.id)
+                owner.closed = True
+                return False
+            deadline = conn.next_deadline()
+        if not data:
+            owner.peer_eof = True
+        conn.receive_data(data, state.clock)
+        return True
+
+    async def _wait_for_disconnect(self) -> Message:
+        """Block until the client goes away or the response completes (ASGI ``http.disconnect``).
+
+        Bytes that arrive meanwhile are pipelined requests; they go to the core's buffer, and
+        reading stops before that buffer's limit.
+        """
+        owner = self.owner
+        conn = owner.conn
+        budget = owner.state.limits.max_buffered_bytes // 2
+        with anyio.CancelScope() as scope:
+            self.wait_scope = scope
+            while not owner.peer_eof:
+                try:
+                    data = await owner.stream.receive(_READ_SIZE)
+                except EndOfStream:
+                    data = b""
+                except _STREAM_GONE:
+                    owner.closed = True
+                    break
+                conn.receive_data(data, owner.state.clock)
+                if not data:
+                    owner.peer_eof = True
+                    break
+                budget -= len(data)
+                if budget <= 0:
+                    await anyio.sleep_forever()
+        self.wait_scope = None
+        self.disconnected = owner.peer_eof or owner.closed
+        return _disconnect()

@@ -1,0 +1,275 @@
+"""The server: listening, accepting within limits, time, signals and graceful shutdown."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import ssl
+import threading
+from typing import Any
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute, SocketListener, SocketStream, TaskGroup
+from anyio.streams.tls import TLSAttribute, TLSStream
+from tether._serving import ConnectionGate
+
+from tether_asyncio._config import Config, ConfigError, bind_socket, create_ssl_context, load_app
+from tether_asyncio._http import HTTPConnection
+from tether_asyncio._lifespan import Lifespan, LifespanFailure
+from tether_asyncio._state import ServerState, error_log
+
+#: Seconds between ticks of the clock that drives timeouts and the Date header.
+TICK = 0.2
+#: Exit status when the application's lifespan startup fails (uvicorn uses the same).
+STARTUP_FAILURE = 3
+
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+class Server:
+    """One server run. ``run()`` blocks; ``serve()`` is the async body for an existing loop."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        #: Set once the socket listens and lifespan startup is done (for tests and embedders).
+        self.ready = threading.Event()
+        #: The address actually bound: (host, port) for TCP, the path for a Unix socket.
+        self.address: Any = None
+        self.exit_code = 0
+        self.state: ServerState | None = None
+        self._exit_requested = False
+        self._exit: anyio.Event | None = None
+        self._resume: anyio.Event | None = None
+        self._drained: anyio.Event | None = None
+        self._connections_scope: anyio.CancelScope | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
+
+    # -- entry points ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Load the app, bind, serve until told to stop; return the process exit status.
+
+        Raises :class:`ConfigError` for problems the user must fix.
+        """
+        app = load_app(self.config)
+        self._ssl = create_ssl_context(self.config)
+        sock = bind_socket(self.config)
+        options: dict[str, Any] = {}
+        backend = self.config.backend
+        if backend == "asyncio" and self.config.loop in ("auto", "uvloop"):
+            try:
+                import uvloop  # noqa: F401
+            except ImportError:
+                if self.config.loop == "uvloop":
+                    sock.close()
+                    raise ConfigError(
+                        "--loop uvloop: uvloop is not installed "
+                        "(pip install 'tether-server-asyncio[uvloop]')"
+                    ) from None
+            else:
+                options["use_uvloop"] = True
+        if backend == "trio":
+            try:
+                import trio  # noqa: F401
+            except ImportError:
+                sock.close()
+                raise ConfigError(
+                    "--backend trio: trio is not installed (pip install 'tether-server-asyncio[trio]')"
+                ) from None
+        try:
+            anyio.run(self.serve, app, sock, backend=backend, backend_options=options)
+        except KeyboardInterrupt:
+            self.exit_code = self.exit_code or 130
+        return self.exit_code
+
+    def request_exit(self) -> None:
+        """Ask the server to shut down gracefully; safe from any thread or signal handler."""
+        self._exit_requested = True
+
+    async def serve(self, app: Any, sock: socket.socket) -> None:
+        """Serve ``app`` on the listening socket ``sock`` until shutdown."""
+        config = self.config
+        state = ServerState(config, app)
+        self.state = state
+        state.refresh(anyio.current_time())
+        self._exit = anyio.Event()
+        self.address = sock.getsockname()
+        listener = await SocketListener.from_socket(sock)
+        lifespan = Lifespan(state)
+        async with anyio.create_task_group() as root:
+            root.start_soon(self._ticker)
+            if (
+                config.install_signal_handlers
+                and threading.current_thread() is threading.main_thread()
+            ):
+                root.start_soon(self._watch_signals)
+            try:
+                await lifespan.startup(root)
+            except LifespanFailure as exc:
+                error_log.error("application startup failed: %s", exc)
+                self.exit_code = STARTUP_FAILURE
+                await listener.aclose()
+                root.cancel_scope.cancel()
+                return
+            self._log_started()
+            async with anyio.create_task_group() as connections:
+                self._connections_scope = connections.cancel_scope
+                accepting = anyio.CancelScope()
+                connections.start_soon(self._accept, listener, connections, accepting)
+                self.ready.set()
+                await self._exit.wait()
+                accepting.cancel()
+                await listener.aclose()
+                await self._drain(state)
+                connections.cancel_scope.cancel()
+            with anyio.move_on_after(config.timeout_graceful_shutdown or 30):
+                await lifespan.shutdown()
+            root.cancel_scope.cancel()
+
+    # -- accepting -------------------------------------------------------------------------------
+
+    async def _accept(
+        self, listener: SocketListener, group: TaskGroup, scope: anyio.CancelScope
+    ) -> None:
+        gate = self._gate
+        with scope:
+            while True:
+                if not gate.accepting:
+                    self._resume = anyio.Event()
+                    await self._resume.wait()
+                try:
+                    stream = await listener.accept()
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return  # the listener closed: shutting down
+                except OSError as exc:
+                    # Out of file descriptors and the like: wait a little instead of spinning.
+                    error_log.warning("accept failed: %s", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                gate.opened()
+                group.start_soon(self._connection, stream)
+
+    async def _connection(self, stream: SocketStream) -> None:
+        state = self.state
+        assert state is not None
+        try:
+            client = _ip_address(stream.extra(SocketAttribute.remote_address, None))
+            local = stream.extra(SocketAttribute.local_address, None)
+            server: tuple[str, int | None] | None
+            if isinstance(local, str):
+                server = (local, None)
+            else:
+                server = _ip_address(local)
+            byte_stream: ByteStream = stream
+            tls: dict[str, Any] | None = None
+            if self._ssl is not None:
+                try:
+                    with anyio.fail_after(self.config.timeout_tls_handshake):
+                        tls_stream = await TLSStream.wrap(
+                            stream,
+                            server_side=True,
+                            ssl_context=self._ssl,
+                            standard_compatible=False,
+                        )
+                except (TimeoutError, anyio.BrokenResourceError, ssl.SSLError, OSError) as exc:
+                    error_log.debug("TLS handshake failed: %s", exc)
+                    await anyio.aclose_forcefully(stream)
+                    return
+                byte_stream = tls_stream
+                tls = _tls_extension(tls_stream)
+            await HTTPConnection(state, byte_stream, client=client, server=server, tls=tls).run()
+        finally:
+            if self._gate.closed() and self._resume is not None:
+                self._resume.set()
+            if state.shutting_down and not state.connections and self._drained is not None:
+                self._drained.set()
+
+    # -- time, signals, shutdown -----------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        """Refresh the clock and Date header; expire idle connections' deadlines."""
+        state = self.state
+        assert state is not None
+        while True:
+            now = anyio.current_time()
+            state.refresh(now)
+            if self._exit_requested and self._exit is not None:
+                self._exit.set()
+            for connection in list(state.connections):
+                if not connection.idle:
+                    continue
+                deadline = connection.conn.next_deadline()
+                if deadline is not None and deadline[0] <= now:
+                    out = connection.conn.handle_timeout(now)
+                    if out is not None:
+                        connection.timeout_output = out
+                        connection.cancel_scope.cancel()
+            await anyio.sleep(TICK)
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                assert self._exit is not None
+                if not self._exit.is_set():
+                    error_log.info("%s received: shutting down", signal.Signals(signum).name)
+                    self._exit.set()
+                else:
+                    error_log.warning("second signal: forcing exit")
+                    if self._connections_scope is not None:
+                        self._connections_scope.cancel()
+
+    async def _drain(self, state: ServerState) -> None:
+        """Finish in-flight requests, close idle connections and WebSockets, within the limit."""
+        state.shutting_down = True
+        self._drained = anyio.Event()
+        for connection in list(state.connections):
+            if connection.websocket is not None:
+                connection.websocket.going_away()
+            elif connection.idle:
+                connection.cancel_scope.cancel()
+        if not state.connections:
+            return
+        error_log.info("waiting for %d connection(s) to finish", len(state.connections))
+        timeout = self.config.timeout_graceful_shutdown
+        with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+            await self._drained.wait()
+        if scope.cancelled_caught:
+            error_log.warning(
+                "graceful shutdown timed out; closing %d connection(s)", len(state.connections)
+            )
+
+    def _log_started(self) -> None:
+        config = self.config
+        if config.uds is not None:
+            where = f"unix:{config.uds}"
+        elif isinstance(self.address, tuple):
+            host, port = self.address[0], self.address[1]
+            scheme = "https" if config.is_ssl else "http"
+            where = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+        else:
+            where = f"fd {config.fd}"
+        error_log.info("Tether running on %s with %s (Press CTRL+C to quit)", where, config.backend)
+
+
+def _ip_address(address: Any) -> tuple[str, int] | None:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return (str(address[0]), int(address[1]))
+    return None
+
+
+def _tls_extension(stream: TLSStream) -> dict[str, Any]:
+    version = stream.extra(TLSAttribute.tls_version, None)
+    return {
+        "server_cert": None,
+        "client_cert_chain": [],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(version or ""),
+        "cipher_suite": None,
+    }
+
+
+def run(app: Any, **options: Any) -> int:
+    """Serve an ASGI app (an object or ``"module:attr"``) with :class:`Config` options."""
+    return Server(Config(app=app, **options)).run()

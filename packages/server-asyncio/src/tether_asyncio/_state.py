@@ -1,0 +1,56 @@
+"""State shared by every connection of one server run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from tether.http1 import date_header
+
+from tether_asyncio._config import Config
+
+if TYPE_CHECKING:
+    from tether_asyncio._types import ASGIApp
+
+error_log = logging.getLogger("tether.error")
+access_log = logging.getLogger("tether.access")
+
+
+class ServerState:
+    """What connections read from the server: options, the clock, counters, the shutdown flag.
+
+    ``clock`` (the event loop's monotonic time) and ``date`` (the ``Date`` header) are refreshed
+    by the server's ticker a few times a second, so the per-request path never reads a clock.
+    """
+
+    def __init__(self, config: Config, app: ASGIApp) -> None:
+        self.config = config
+        self.app = app
+        self.limits = config.limits()
+        self.root_path = config.root_path
+        #: Lifespan ``state``: shallow-copied into each request scope.
+        self.app_state: dict[str, Any] = {}
+        self.clock = 0.0
+        self.date: tuple[bytes, bytes] = date_header(time.time())
+        self.server_header = config.server_header_pair()
+        self.send_date = config.date_header
+        self.limit_concurrency = config.limit_concurrency
+        self.websockets = config.ws != "none"
+        #: Requests currently inside the application.
+        self.in_flight = 0
+        #: Open connection handlers (HTTP and WebSocket), for timeouts and shutdown.
+        self.connections: set[Any] = set()
+        self.shutting_down = False
+        self.access_log = config.access_log and access_log.isEnabledFor(logging.INFO)
+        self._next_id = 0
+
+    def connection_id(self) -> int:
+        """A new connection id for log lines."""
+        self._next_id += 1
+        return self._next_id
+
+    def refresh(self, clock: float) -> None:
+        """Advance the shared clock and the cached ``Date`` header."""
+        self.clock = clock
+        self.date = date_header(time.time())

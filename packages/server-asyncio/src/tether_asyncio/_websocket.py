@@ -1,0 +1,368 @@
+"""One ASGI WebSocket session over the core's :mod:`tether.websocket` connection.
+
+The handshake (validation, subprotocol, permessage-deflate negotiation) and every frame are the
+core's; this module runs the app, moves messages between it and the core, and drives the core's
+close and ping deadlines. After the upgrade, a reader task feeds the socket to the core and hands
+messages to the app through a small bounded queue: when the app stops receiving, the reader stops
+reading the socket (back-pressure). Writes from the app and from the reader (pongs, the close
+reply) go through one lock, so frames are never interleaved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio import EndOfStream
+from tether import websocket as ws
+from tether._serving import decode_path, split_target, with_server_headers
+from tether.errors import RemoteProtocolError
+from tether.http1 import (
+    NEED_DATA,
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    Request,
+    Response,
+)
+
+from tether_asyncio._http import _STREAM_GONE, RequestCycle
+from tether_asyncio._state import error_log
+from tether_asyncio._types import ClientDisconnected, Message
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from tether_asyncio._http import HTTPConnection
+
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+#: Messages the reader may queue ahead of the app before it stops reading the socket.
+_QUEUE_SIZE = 16
+_READ_SIZE = 65536
+
+
+async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
+    """Run one WebSocket request (upgrade or denial); the connection always ends after it."""
+    conn = owner.conn
+    state = owner.state
+    # The upgrade request has no body; take its EndOfMessage so the core may switch protocols.
+    while True:
+        try:
+            event = conn.next_event(state.clock)
+        except RemoteProtocolError as exc:
+            await owner._refuse(exc)
+            return False
+        if type(event) is EndOfMessage:
+            break
+        if event is NEED_DATA:
+            try:
+                data = await owner.stream.receive(_READ_SIZE)
+            except EndOfStream:
+                data = b""
+            except _STREAM_GONE:
+                return False
+            conn.receive_data(data, state.clock)
+        elif type(event) is not Data:
+            return False
+
+    deflate = ws.DeflateOptions() if state.config.ws_per_message_deflate else None
+    check = ws.server_handshake(request, deflate=deflate)
+    if isinstance(check, ws.Rejected):
+        # Not a valid version-13 upgrade: the core's 400/426, without calling the app.
+        cycle = RequestCycle(owner, request)
+        await cycle.send_canned(Response(check.status_code, check.headers), check.body)
+        return False
+
+    raw_path, query = split_target(request.target)
+    try:
+        path = decode_path(raw_path)
+    except RemoteProtocolError as exc:
+        await owner._refuse(exc)
+        return False
+    template = owner.scope_template
+    subprotocols: list[str] = []
+    for name, value in request.headers:
+        if name == b"sec-websocket-protocol":
+            subprotocols.extend(
+                p.strip().decode("ascii", "replace") for p in value.split(b",") if p.strip()
+            )
+    root_path = state.root_path
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "asgi": _ASGI,
+        "http_version": "1.1",
+        "scheme": "wss" if template["scheme"] == "https" else "ws",
+        "server": template["server"],
+        "client": template["client"],
+        "root_path": root_path,
+        "path": root_path + path,
+        "raw_path": root_path.encode("utf-8") + raw_path,
+        "query_string": query,
+        "headers": request.headers,
+        "subprotocols": subprotocols,
+        "state": state.app_state.copy(),
+        "extensions": {"websocket.http.response": {}},
+    }
+    session = WebSocketSession(owner, request, deflate)
+    owner.websocket = session
+    state.in_flight += 1
+    try:
+        await session.run(scope)
+    finally:
+        state.in_flight -= 1
+        owner.websocket = None
+    return False
+
+
+class WebSocketSession:
+    """The ASGI ``receive``/``send`` pair of one WebSocket connection."""
+
+    def __init__(
+        self, owner: HTTPConnection, request: Request, deflate: ws.DeflateOptions | None
+    ) -> None:
+        self.owner = owner
+        self.request = request
+        self.deflate = deflate
+        self.conn: ws.Connection | None = None
+        self.connect_sent = False
+        self.accepted = False
+        #: The app closed (or denied) before accepting.
+        self.refused = False
+        #: A denial response started with ``websocket.http.response.start``.
+        self.denial: RequestCycle | None = None
+        self.finished = False
+        self.disconnect: Message | None = None
+        self.lock = anyio.Lock()
+        self.group: TaskGroup | None = None
+        self.reader_done = anyio.Event()
+        self._to_app, self._from_reader = anyio.create_memory_object_stream[Message](_QUEUE_SIZE)
+
+    async def run(self, scope: dict[str, Any]) -> None:
+        """Call the app; finish the handshake or the close it left undone."""
+        owner = self.owner
+        failed = False
+        async with anyio.create_task_group() as group:
+            self.group = group
+            try:
+                await owner.state.app(scope, self.receive, self.send)
+            except Exception as exc:
+                failed = True
+                if not (isinstance(exc, ClientDisconnected) and self.disconnect is not None):
+                    error_log.error(
+                        "connection %d: exception in ASGI application (WebSocket)",
+                        owner.id,
+                        exc_info=exc,
+                    )
+            self._from_reader.close()
+            await self._after_app(failed)
+            if self.accepted:
+                await self.reader_done.wait()
+            group.cancel_scope.cancel()
+
+    async def _after_app(self, failed: bool) -> None:
+        owner = self.owner
+        if self.denial is not None:
+            if not self.denial.complete:
+                owner.conn.send_failed()
+            return
+        if not self.accepted:
+            if owner.closed:
+                return
+            # ASGI: closing (or failing) before accepting is an HTTP 403 (or 500).
+            status = 500 if failed else 403
+            body = b"Internal Server Error\n" if failed else b"Forbidden\n"
+            headers = [(b"content-type", b"text/plain; charset=utf-8")]
+            headers.append((b"content-length", str(len(body)).encode("ascii")))
+            await RequestCycle(owner, self.request).send_canned(Response(status, headers), body)
+            return
+        conn = self.conn
+        assert conn is not None
+        if conn.state is ws.State.OPEN:
+            conn.send(ws.Close(1011 if failed else 1000), owner.state.clock)
+            with contextlib.suppress(ClientDisconnected):
+                await self._flush()
+
+    def going_away(self) -> None:
+        """Server shutdown: start the closing handshake with 1001 (RFC 6455 7.4.1)."""
+        conn = self.conn
+        if conn is None or self.group is None:
+            return
+        if conn.state is ws.State.OPEN:
+            conn.send(ws.Close(1001, "server shutting down"), self.owner.state.clock)
+            self.group.start_soon(self._flush_quietly)
+
+    # -- receive ---------------------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """The ASGI ``receive`` callable."""
+        if not self.connect_sent:
+            self.connect_sent = True
+            return {"type": "websocket.connect"}
+        if not self.accepted:
+            if self.disconnect is None:
+                # Before accepting, the only thing that can happen is the client leaving.
+                self.disconnect = await self._wait_http_disconnect()
+            return self.disconnect
+        try:
+            return await self._from_reader.receive()
+        except (EndOfStream, anyio.ClosedResourceError):
+            return self.disconnect or {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+
+    async def _wait_http_disconnect(self) -> Message:
+        owner = self.owner
+        try:
+            while await owner.stream.receive(_READ_SIZE):
+                pass  # a client must not send before the 101; such bytes are not a message
+        except (EndOfStream, *_STREAM_GONE):
+            pass
+        owner.closed = True
+        return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+
+    # -- send ------------------------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        """The ASGI ``send`` callable."""
+        kind = message["type"]
+        if kind == "websocket.send":
+            conn = self.conn
+            if conn is None or not self.accepted:
+                raise RuntimeError("websocket.send before websocket.accept")
+            if conn.state is not ws.State.OPEN:
+                raise ClientDisconnected("the WebSocket is closed")
+            text = message.get("text")
+            if text is not None:
+                conn.send(ws.Text(text))
+            else:
+                conn.send(ws.Binary(message.get("bytes") or b""))
+            await self._flush()
+            return
+        if kind == "websocket.accept":
+            await self._accept(message)
+            return
+        if kind == "websocket.close":
+            if not self.accepted:
+                self.refused = True
+                if self.denial is not None:
+                    raise RuntimeError("websocket.close after websocket.http.response.start")
+                return  # _after_app sends the 403
+            conn = self.conn
+            assert conn is not None
+            if conn.state is not ws.State.OPEN:
+                return  # already closing or closed; nothing to do
+            conn.send(
+                ws.Close(message.get("code") or 1000, message.get("reason") or ""),
+                self.owner.state.clock,
+            )
+            await self._flush()
+            return
+        if kind in ("websocket.http.response.start", "websocket.http.response.body"):
+            if self.accepted or self.refused:
+                raise RuntimeError(f"{kind} after the handshake was answered")
+            if self.denial is None:
+                self.denial = RequestCycle(self.owner, self.request)
+            forwarded = dict(message)
+            forwarded["type"] = kind.replace("websocket.", "", 1)
+            await self.denial.send(forwarded)
+            return
+        raise RuntimeError(f"unexpected ASGI message type {kind!r} in a WebSocket")
+
+    async def _accept(self, message: Message) -> None:
+        if self.accepted or self.refused or self.denial is not None:
+            raise RuntimeError("websocket.accept after the handshake was answered")
+        owner = self.owner
+        state = owner.state
+        subprotocol = message.get("subprotocol")
+        result = ws.server_handshake(
+            self.request,
+            subprotocols=[subprotocol] if subprotocol else (),
+            deflate=self.deflate,
+        )
+        assert isinstance(result, ws.Accepted)  # validated before the app was called
+        headers = with_server_headers(
+            [*result.headers, *message.get("headers", ())],
+            state.date if state.send_date else None,
+            state.server_header,
+        )
+        http = owner.conn
+        out = http.send(InformationalResponse(101, headers))
+        conn = ws.Connection(
+            ws.Role.SERVER, deflate=result.deflate, limits=state.limits, now=state.clock
+        )
+        trailing = http.trailing_data
+        if trailing:
+            conn.receive_data(trailing, state.clock)
+        self.conn = conn
+        self.accepted = True
+        await owner.write(out)
+        assert self.group is not None
+        self.group.start_soon(self._reader)
+
+    # -- the reader ------------------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        owner = self.owner
+        state = owner.state
+        stream = owner.stream
+        try:
+            while True:
+                try:
+                    for event in conn.events():
+                        kind = type(event)
+                        if kind is ws.Text:
+                            await self._deliver({"type": "websocket.receive", "text": event.data})  # type: ignore[union-attr]
+                        elif kind is ws.Binary:
+                            await self._deliver({"type": "websocket.receive", "bytes": event.data})  # type: ignore[union-attr]
+                        elif kind is ws.Close or kind is ws.ConnectionLost:
+                            self._set_disconnect(event.code, getattr(event, "reason", ""))  # type: ignore[union-attr]
+                except ws.ProtocolError as exc:
+                    error_log.debug("connection %d: WebSocket protocol error: %s", owner.id, exc)
+                    self._set_disconnect(exc.close_code, "")
+                try:
+                    await self._flush()
+                except ClientDisconnected:
+                    break
+                if conn.should_close_tcp:
+                    break
+                deadline = conn.next_deadline()
+                with anyio.CancelScope(
+                    deadline=deadline[0] if deadline is not None else float("inf")
+                ) as scope:
+                    try:
+                        data = await stream.receive(_READ_SIZE)
+                    except EndOfStream:
+                        data = b""
+                    except _STREAM_GONE:
+                        owner.closed = True
+                        break
+                if scope.cancelled_caught:
+                    conn.handle_timeout(anyio.current_time())
+                    continue
+                conn.receive_data(data, state.clock)
+        finally:
+            self._set_disconnect(conn.close_code or 1006, conn.close_reason)
+            self._to_app.close()
+            self.reader_done.set()
+
+    async def _deliver(self, message: Message) -> None:
+        # Once the app has returned, its messages are dropped while the close completes.
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self._to_app.send(message)
+
+    def _set_disconnect(self, code: int, reason: str) -> None:
+        if self.disconnect is None:
+            self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
+
+    async def _flush(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        async with self.lock:
+            data = conn.bytes_to_send()
+            if data:
+                await self.owner.write(data)
+
+    async def _flush_quietly(self) -> None:
+        with contextlib.suppress(ClientDisconnected):
+            await self._flush()
