@@ -312,6 +312,8 @@ class Exchange:
         headers = with_server_headers(
             self.headers, date_header(time.time()), self.loop.server_header
         )
+        if self.loop.draining:
+            headers.append((b"connection", b"close"))  # shutting down: tell the client
         out = self.conn.core.send(Response(self.code, headers, self.reason))
         self.headers_sent = True
         return out
