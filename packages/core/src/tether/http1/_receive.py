@@ -159,6 +159,7 @@ class RequestReader:
         "acc",
         "buf",
         "chunked",
+        "empty_lines",
         "eof",
         "expect_continue",
         "http10",
@@ -182,6 +183,8 @@ class RequestReader:
         # Absolute index in ``acc`` up to which partial input has been searched and checked.
         self.scan = 0
         self.eof = False
+        # Empty lines skipped before the current request line (RFC 9112 2.2).
+        self.empty_lines = 0
         self.phase = P_HEAD
         self.remaining = 0
         self.received = 0
@@ -323,12 +326,12 @@ class RequestReader:
         raise BadRequest("malformed request head")  # pragma: no cover - diagnose raises
 
     def _skip_empty_lines(self, buf: bytes, pos: int) -> int:
-        for _ in range(_MAX_LEADING_EMPTY_LINES):
-            if not buf.startswith(_CRLF, pos):
-                return pos
+        # Count across reads: the lines may arrive one by one.
+        while buf.startswith(_CRLF, pos):
+            self.empty_lines += 1
+            if self.empty_lines > _MAX_LEADING_EMPTY_LINES:
+                raise BadRequest("too many empty lines before the request line")
             pos += 2
-        if buf.startswith(_CRLF, pos):
-            raise BadRequest("too many empty lines before the request line")
         return pos
 
     def _check_partial_head(self, acc: bytearray, start: int, stop: int) -> None:
@@ -336,14 +339,15 @@ class RequestReader:
         limits = self.limits
         # Leading empty lines are allowed, a few; they are not part of the head.
         lead = 0
-        while acc.startswith(_CRLF, lead) and lead < 2 * _MAX_LEADING_EMPTY_LINES:
+        while acc.startswith(_CRLF, lead):
             lead += 2
-        if acc.startswith(_CRLF, lead):
-            raise BadRequest("too many empty lines before the request line")
+            if self.empty_lines + lead // 2 > _MAX_LEADING_EMPTY_LINES:
+                raise BadRequest("too many empty lines before the request line")
         if stop - lead > limits.max_head_size:
             raise HeadTooLarge(f"request head is over the limit of {limits.max_head_size} bytes")
         first_line_end = acc.find(_CRLF, lead, lead + limits.max_request_line + 2)
-        if first_line_end < 0 and stop - lead > limits.max_request_line:
+        # The last byte may be the CR of the line's CRLF, so a line at the limit may hold one more.
+        if first_line_end < 0 and stop - lead > limits.max_request_line + 1:
             raise RequestLineTooLong(
                 f"request line is over the limit of {limits.max_request_line} bytes"
             )
@@ -481,6 +485,7 @@ class RequestReader:
             self.phase = P_FIXED
 
         self.http10 = http10
+        self.empty_lines = 0
         self.keep_alive_requested = not connection_close and (connection_keep_alive or not http10)
         self.expect_continue = expect_continue
         self.upgrade = upgrade_field and connection_upgrade
