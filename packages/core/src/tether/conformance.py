@@ -77,7 +77,7 @@ class Vector:
 
     def make_limits(self) -> Limits:
         """The :class:`Limits` this vector runs under."""
-        return Limits(**self.limits) if self.limits else Limits()  # type: ignore[arg-type]
+        return Limits(**self.limits) if self.limits else Limits()
 
 
 @dataclass(slots=True)
