@@ -424,24 +424,21 @@ class MultipartParser:
 
     def feed(self, data: bytes) -> list[MultipartEvent]:
         """Parse the next piece of the body; returns the events it completes."""
-        state = self._state
-        if state is _CLOSED:
-            raise MultipartUsageError("feed() after close() or after an error")
-        if not data:
-            return []
         n = len(data)
         left = self._total_left - n
         if left < 0:
             self._state = _CLOSED
             raise MultipartBodyTooLarge("multipart body too large", limit="max_total_size")
-        self._total_left = left
-        if state is _BODY and not self._buffer:
+        state = self._state
+        if state is _BODY and n and not self._buffer:
             # Fast path for file content: one search, and a piece that holds no delimiter
             # (nor the start of one at its end) becomes one PartData without a copy.
+            self._total_left = left
             delimiter = self._delimiter
             found = data.find(delimiter)
             if found < 0:
-                k = data.find(b"\r", max(0, n - len(delimiter) + 1))
+                window = len(delimiter) - 1
+                k = data.find(b"\r", n - window if n > window else 0)
                 if k < 0 or _held_back(data, k, delimiter) == n:
                     left = self._part_left - n
                     if left >= 0:
@@ -450,9 +447,12 @@ class MultipartParser:
                         _set_data(event, data)
                         return [event]
         else:
-            found = _UNKNOWN
-            if state is _EPILOGUE:
+            if state is _CLOSED:
+                raise MultipartUsageError("feed() after close() or after an error")
+            self._total_left = left
+            if not n or state is _EPILOGUE:
                 return []
+            found = _UNKNOWN
         try:
             return self._parse(self._buffer + data if self._buffer else data, state, found)
         except BaseException:
