@@ -232,6 +232,22 @@ _TRANSITIONS: dict[_State, frozenset[_State]] = {
 }
 
 
+def _reachable(state: _State) -> frozenset[_State]:
+    """States one segment can lead to from ``state`` (it may pass through several)."""
+    seen = {state}
+    todo = [state]
+    while todo:
+        for nxt in _TRANSITIONS[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return frozenset(seen)
+
+
+# Checked (under assert) after every segment: the code moves only along _TRANSITIONS.
+_REACHABLE = {state: _reachable(state) for state in _State}
+
+
 # ---- header parsing ---------------------------------------------------------------------------
 
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
@@ -512,7 +528,9 @@ class MultipartParser:
         self._buffer = b""
         events: list[MultipartEvent] = []
         last = len(segments) - 1
+        before = state
         state = self._segment(segments[0], state, last > 0, events)
+        assert state in _REACHABLE[before], (before, state)
         if last == 0:
             self._state = state
             return events
@@ -555,11 +573,13 @@ class MultipartParser:
                         continue
             self._parts_left = parts_left
             state = self._segment(seg, _AFTER_DELIMITER, True, events)
+            assert state in _REACHABLE[_AFTER_DELIMITER], state
             parts_left = self._parts_left
         self._parts_left = parts_left
         if state is _AFTER_DELIMITER:
             self._scan = 0
             state = self._segment(segments[last], _AFTER_DELIMITER, False, events)
+            assert state in _REACHABLE[_AFTER_DELIMITER], state
         self._state = state
         return events
 
