@@ -276,6 +276,13 @@ def field(
     ("limits", "parts", "error", "limit"),
     [
         (MultipartLimits(max_parts=2), [field("a", b"1")] * 3, mp.TooManyParts, "max_parts"),
+        (MultipartLimits(max_parts=2), [field("a", b"1", "f")] * 3, mp.TooManyParts, "max_parts"),
+        (
+            MultipartLimits(max_parts=1),
+            [("a", None, "text/plain", b"1")] * 2,
+            mp.TooManyParts,
+            "max_parts",
+        ),
         (
             MultipartLimits(max_field_size=3),
             [field("a", b"1234")],

@@ -381,6 +381,27 @@ def _parse_headers(block: bytes, limits: MultipartLimits) -> PartStart:
     return PartStart(name, filename, content_type, tuple(pairs))
 
 
+# Field names seen in browser-shaped heads -> (name, headers). Forms repeat their field
+# names request after request; a hit skips decoding and validation. Bounded: cleared when full.
+_SIMPLE_NAMES: dict[bytes, tuple[str, tuple[tuple[bytes, bytes], ...]]] = {}
+_SIMPLE_NAMES_MAX = 1024
+
+
+def _simple_name(raw: bytes) -> tuple[str, tuple[tuple[bytes, bytes], ...]] | None:
+    """(name, headers) for ``name="<raw>"`` if ``raw`` needs no unquoting and is valid UTF-8."""
+    try:
+        name = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # the general path raises the right error
+    if not name.isprintable() or "\\" in name:
+        return None
+    known = (name, ((b"content-disposition", b'form-data; name="' + raw + b'"'),))
+    if len(_SIMPLE_NAMES) >= _SIMPLE_NAMES_MAX:
+        _SIMPLE_NAMES.clear()
+    _SIMPLE_NAMES[raw] = known
+    return known
+
+
 def _held_back(buf: bytes, start: int, delimiter: bytes) -> int:
     """Where a possible partial delimiter begins in ``buf[start:]``; ``len(buf)`` if none."""
     n = len(buf)
@@ -534,7 +555,8 @@ class MultipartParser:
         if last == 0:
             self._state = state
             return events
-        append = events.append
+        extend = events.extend
+        names = _SIMPLE_NAMES
         new = _new
         set_data, set_name, set_filename = _set_data, _set_name, _set_filename
         set_content_type, set_headers = _set_content_type, _set_headers
@@ -549,27 +571,28 @@ class MultipartParser:
                 # browsers send for a text field, checked with a few C calls.
                 q = seg.find(b'"', simple_len)
                 if seg.startswith(b'"\r\n\r\n', q) and q < max_header_size:
-                    try:
-                        name = seg[simple_len:q].decode("utf-8")
-                    except UnicodeDecodeError:
-                        name = "\x00"  # not printable: the general path will refuse it
-                    if name.isprintable() and "\\" not in name:
+                    raw = seg[simple_len:q]
+                    known = names.get(raw)
+                    if known is None:
+                        known = _simple_name(raw)
+                    if known is not None:
                         parts_left -= 1
                         if parts_left < 0:
                             raise TooManyParts("too many multipart parts", limit="max_parts")
                         start = new(PartStart)
-                        set_name(start, name)
+                        set_name(start, known[0])
                         set_filename(start, None)
                         set_content_type(start, None)
-                        set_headers(start, ((b"content-disposition", seg[23 : q + 1]),))
-                        append(start)
-                        if len(seg) > q + 5:
-                            if len(seg) - q - 5 > field_limit:
+                        set_headers(start, known[1])
+                        size = len(seg) - q - 5
+                        if size:
+                            if size > field_limit:
                                 raise FieldTooLarge("form field too large", limit="max_field_size")
                             event = new(PartData)
                             set_data(event, seg[q + 5 :])
-                            append(event)
-                        append(part_end)
+                            extend((start, event, part_end))
+                        else:
+                            extend((start, part_end))
                         continue
             self._parts_left = parts_left
             state = self._segment(seg, _AFTER_DELIMITER, True, events)
@@ -639,9 +662,6 @@ class MultipartParser:
                             )
                         self._buffer = padding
                         return _AFTER_DELIMITER
-                self._parts_left -= 1
-                if self._parts_left < 0:
-                    raise TooManyParts("too many multipart parts", limit="max_parts")
                 pos = line_end
                 self._scan = 0
                 state = _HEADERS
@@ -696,7 +716,10 @@ class MultipartParser:
             return state  # EPILOGUE
 
     def _start(self, start: PartStart) -> PartStart:
-        """Set the content limit for the part ``start`` opens."""
+        """Count the part ``start`` opens and set its content limit."""
+        self._parts_left -= 1
+        if self._parts_left < 0:
+            raise TooManyParts("too many multipart parts", limit="max_parts")
         self._part_is_file = start.filename is not None
         self._part_left = self._file_limit if self._part_is_file else self._field_limit
         return start
