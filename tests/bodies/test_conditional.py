@@ -103,3 +103,24 @@ def test_lists_round_trip_and_match(
     result = evaluate_preconditions(b"PUT", [(b"if-match", value)], etag=etag)
     matched = not weak and any(o == current and not w for o, w in tags)
     assert result is (Precondition.PROCEED if matched else Precondition.FAILED)
+
+
+field_names = st.sampled_from(
+    [b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"If-Match"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([b"GET", b"HEAD", b"PUT", b"post"]),
+    st.lists(st.tuples(field_names, st.binary(max_size=40)), max_size=4),
+    st.booleans(),
+)
+def test_any_fields_give_an_outcome(
+    method: bytes, headers: list[tuple[bytes, bytes]], exists: bool
+) -> None:
+    """Arbitrary field values never raise; GET/HEAD never get 412 from If-None-Match alone."""
+    result = evaluate_preconditions(
+        method, headers, etag=ETag(b"v1"), last_modified=784111777.0, exists=exists
+    )
+    assert result in Precondition

@@ -157,3 +157,22 @@ def test_evaluation_properties(length: int, pairs: list[tuple[int, int]]) -> Non
         assert 0 <= r.start < r.stop <= length
         covered |= set(range(r.start, r.stop))
     assert covered == wanted
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([b"GET", b"HEAD", b"get"]),
+    st.lists(
+        st.tuples(st.sampled_from([b"range", b"if-range", b"Range"]), st.binary(max_size=40)),
+        max_size=3,
+    ),
+    st.integers(0, 10**6),
+)
+def test_any_fields_give_a_decision(
+    method: bytes, headers: list[tuple[bytes, bytes]], length: int
+) -> None:
+    decision = evaluate_range(
+        method, headers, length=length, etag=parse_etag(b'"v1"'), last_modified=784111777.0
+    )
+    assert decision.status in (200, 206, 416)
+    assert (decision.status == 206) == bool(decision.ranges)

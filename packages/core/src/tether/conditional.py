@@ -149,8 +149,8 @@ def evaluate_preconditions(
     in ``Date``, makes a future ``If-Modified-Since`` invalid (RFC 9110 section
     13.1.3) and anchors two-digit years; without it neither check is made.
     Several field lines of one list field are combined, as RFC 9110 section 5.3 allows.
+    ``method`` is compared case-sensitively (RFC 9110 section 9.1): ``b"get"`` is not GET.
     """
-    method = method.upper()
     if_match = _field(headers, b"if-match")
     # Step 1: If-Match.
     if if_match:

@@ -218,7 +218,7 @@ def evaluate_range(
     """
     limits = limits if limits is not None else _DEFAULT_LIMITS
     full = RangeDecision(200)
-    if method.upper() != b"GET":
+    if method != b"GET":  # method tokens are case-sensitive (RFC 9110 section 9.1)
         return full
     values = [value for name, value in headers if name.lower() == b"range"]
     if len(values) != 1:
