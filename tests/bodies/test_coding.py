@@ -96,7 +96,7 @@ def compress(name: str, data: bytes) -> bytes:
     if name == "deflate":
         return zlib.compress(data)
     if name == "br":
-        return bytes(brotli.compress(data))
+        return bytes(brotli.compress(data, quality=4))
     return bytes(zstandard.ZstdCompressor().compress(data))
 
 

@@ -86,7 +86,7 @@ opaque = st.binary(max_size=12).map(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(opaque, st.booleans()), min_size=1, max_size=5), opaque, st.booleans())
 def test_lists_round_trip_and_match(
     tags: list[tuple[bytes, bool]], current: bytes, weak: bool
