@@ -1,0 +1,198 @@
+"""WebSocket on the threaded server: the blocking API with the websockets client, and Autobahn."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tether_threaded import WebSocket, WebSocketClosed, websocket_app
+from threaded_helpers import connect, read_until_closed, running
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def _echo(ws: WebSocket) -> None:
+    while True:
+        message = ws.receive()
+        if message == "close please":
+            ws.close(4000, "as asked")
+            return
+        if message == "fail please":
+            raise RuntimeError("handler bug")
+        ws.send(message)
+
+
+def _ws_url(server: Any) -> str:
+    return server.url().replace("http://", "ws://")
+
+
+def test_echo_text_binary_and_large() -> None:
+    with (
+        running(websocket_app(_echo)) as server,
+        ws_connect(_ws_url(server), max_size=None) as ws,
+    ):
+        ws.send("hello")
+        assert ws.recv() == "hello"
+        ws.send(b"\x00\xff" * 10)
+        assert ws.recv() == b"\x00\xff" * 10
+        big = os.urandom(3 * 1024 * 1024)
+        ws.send(big)
+        assert ws.recv() == big
+        ws.ping(b"are you there").wait(5)
+
+
+def test_without_compression() -> None:
+    with (
+        running(websocket_app(_echo, compress=False)) as server,
+        ws_connect(_ws_url(server), compression=None) as ws,
+    ):
+        ws.send("plain")
+        assert ws.recv() == "plain"
+
+
+def test_server_close_code_reaches_the_client() -> None:
+    with running(websocket_app(_echo)) as server, ws_connect(_ws_url(server)) as ws:
+        ws.send("close please")
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv()
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == 4000
+    assert info.value.rcvd.reason == "as asked"
+
+
+def test_handler_error_closes_with_1011() -> None:
+    with running(websocket_app(_echo)) as server, ws_connect(_ws_url(server)) as ws:
+        ws.send("fail please")
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv()
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == 1011
+
+
+def test_client_close_is_seen_by_the_handler() -> None:
+    seen: list[int] = []
+    done = threading.Event()
+
+    def handler(ws: WebSocket) -> None:
+        try:
+            ws.receive()
+        except WebSocketClosed as exc:
+            seen.append(exc.code)
+            done.set()
+            raise
+
+    with running(websocket_app(handler)) as server:
+        with ws_connect(_ws_url(server)) as ws:
+            ws.close(1001, "leaving")
+        assert done.wait(10)
+    assert seen == [1001]
+
+
+def test_subprotocol_negotiation() -> None:
+    def handler(ws: WebSocket) -> None:
+        ws.send(ws.subprotocol or "none")
+
+    with (
+        running(websocket_app(handler, subprotocols=["v2", "v1"])) as server,
+        ws_connect(_ws_url(server), subprotocols=["v1", "v2"]) as ws,  # type: ignore[list-item]
+    ):
+        assert ws.subprotocol == "v2"
+        assert ws.recv() == "v2"
+
+
+def test_plain_request_to_a_websocket_endpoint_is_426() -> None:
+    with running(websocket_app(_echo)) as server:
+        r = httpx.get(server.url())
+    assert r.status_code == 426
+
+
+def test_bad_handshake_is_refused_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    with running(websocket_app(_echo)) as server:
+        sock = connect(server)
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n"
+        )
+        raw = read_until_closed(sock)
+    assert raw.startswith(b"HTTP/1.1 400 ")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_shutdown_closes_websockets_with_1001() -> None:
+    server_cm = running(websocket_app(_echo))
+    server = server_cm.__enter__()
+    try:
+        with ws_connect(_ws_url(server)) as ws:
+            ws.send("x")
+            assert ws.recv() == "x"
+            server.shutdown(wait=False)
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv()
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 1001
+    finally:
+        server_cm.__exit__(None, None, None)
+
+
+# ---- Autobahn ----------------------------------------------------------------------------------
+
+#: Every section; the compression sections 12 and 13 (1000 messages per case, about
+#: 20 minutes on a shared 2-core machine) are sampled unless TETHER_AUTOBAHN_FULL=1.
+_SAMPLED = (
+    "1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.1.*", "9.2.*", "9.3.1", "9.4.1",
+    "9.5.1", "9.6.1", "9.7.*", "9.8.*", "10.*", "12.1.1", "12.2.1", "12.3.1", "12.4.1",
+    "12.5.1", "13.1.1", "13.2.1", "13.3.1", "13.4.1", "13.5.1", "13.6.1", "13.7.1",
+)  # fmt: skip
+_FULL = os.environ.get("TETHER_AUTOBAHN_FULL") == "1"
+_BUDGET = 3000.0 if _FULL else 150.0
+
+
+@pytest.fixture(scope="module")
+def echo_process() -> Iterator[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "tether_threaded._cli", "ws_echo_app:app", "--port", "0",
+            "--threads", "8", "--no-access-log", "--log-level", "info",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=HERE,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert "serving" in line, line
+        yield line.rsplit("http://", 1)[1].split()[0]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(_BUDGET + 60)
+def test_autobahn(echo_process: str) -> None:
+    """Autobahn via kosoku: every case OK, NON-STRICT or INFORMATIONAL."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    try:
+        from tests.autobahn import run_autobahn
+    except ImportError:
+        pytest.skip("tests/autobahn.py (the shared harness) is not available")
+    report = run_autobahn(
+        echo_process, cases=None if _FULL else _SAMPLED, timeout=_BUDGET, concurrency=2
+    )
+    print(report.summary())
+    assert report.ok, report.summary()
