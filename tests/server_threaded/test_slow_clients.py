@@ -3,6 +3,7 @@ served, and each is answered 408 and closed at the head deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from typing import Any
@@ -31,10 +32,8 @@ def test_slow_clients_do_not_block_others_and_are_closed_at_the_head_deadline() 
             # One byte per second on every connection (the pacing is the scenario, not a sync).
             for index in range(len(HEAD)):
                 for sock in slow:
-                    try:
+                    with contextlib.suppress(OSError):  # the server closed it
                         sock.send(HEAD[index : index + 1])
-                    except OSError:
-                        pass  # the server closed it
                 if stop.wait(1.0):
                     return
 
