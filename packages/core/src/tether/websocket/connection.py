@@ -110,7 +110,7 @@ def _valid_close_code(code: int) -> bool:
 
 # Big-integer conversions slow down past a few tens of KiB (cache effects), so large
 # payloads are masked in blocks of this size (a multiple of 4: the key stays aligned).
-_BLOCK = 32 * 1024
+_BLOCK = 64 * 1024
 # The last key integer of a large size: the reads of one frame, or its blocks, reuse it.
 _key_cache: tuple[bytes, int, int] = (b"", 0, 0)
 
@@ -436,7 +436,12 @@ class Connection:
                 del buf[:header]
                 continue
             if server:
-                payload = mask(buf[header:end], bytes(buf[header - 4 : header]))
+                key = bytes(buf[header - 4 : header])
+                if length < 1024:
+                    payload = mask(buf[header:end], key)
+                else:
+                    with memoryview(buf) as view:
+                        payload = mask(view[header:end], key)
             else:
                 payload = bytes(buf[header:end])
             del buf[:end]
@@ -484,17 +489,19 @@ class Connection:
         take = min(len(buf), self._frame_remaining)
         if not take:
             return None
-        if take == len(buf):
-            chunk = bytes(buf)
-            buf.clear()
-        else:
-            chunk = bytes(buf[:take])
-            del buf[:take]
         if self._server:
             key = self._frame_mask
-            chunk = mask(chunk, key)
+            # Unmask straight from the buffer: the result is the only copy made.
+            with memoryview(buf) as view:
+                chunk = mask(view[:take], key)
             shift = take & 3
             self._frame_mask = key[shift:] + key[:shift]
+        else:
+            chunk = bytes(buf[:take])
+        if take == len(buf):
+            buf.clear()
+        else:
+            del buf[:take]
         self._frame_remaining -= take
         return self._message_data(chunk, self._frame_fin and not self._frame_remaining)
 
