@@ -73,6 +73,7 @@ _FIELD_LINES = re.compile(rb"(?<=\n)(" + TOKEN + rb"):[ \t]*((?:.*[^ \t\r])?)[ \
 # Bytes allowed anywhere in a head (CR and LF only in pairs, which the counts check).
 _HEAD_BYTES = bytes(b for b in range(256) if b in (0x09, 0x0A, 0x0D) or 0x20 <= b != 0x7F)
 _HEX_BYTES = b"0123456789abcdefABCDEF"
+_VISIBLE_ASCII = bytes(range(0x21, 0x7F))
 
 # Events are frozen dataclasses; building one through its slot descriptors skips the
 # per-field object.__setattr__ of the generated __init__, on the hottest path of all.
@@ -133,7 +134,39 @@ _V11 = b"1.1"
 _V10 = b"1.0"
 EMPTY_EOM = EndOfMessage()
 _FRAMING_FIELDS = frozenset(
-    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
+    (
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"expect",
+        b"upgrade",
+        b"content-type",
+    )
+)
+# Fields that must not arrive as trailers. RFC 9110 6.5.1: fields needed "prior to receiving
+# the content, such as those that describe message framing, routing, authentication, request
+# modifiers, response controls, or content format" cannot be processed as trailers; a
+# recipient MAY discard them, we refuse the message so no later component can merge them.
+_FORBIDDEN_TRAILERS = frozenset(
+    (
+        b"content-length",
+        b"transfer-encoding",
+        b"trailer",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"upgrade",
+        b"te",
+        b"expect",
+        b"content-type",
+        b"content-encoding",
+        b"content-range",
+        b"range",
+        b"authorization",
+        b"proxy-authorization",
+        b"cookie",
+    )
 )
 # RFC 9112 2.2: a server "SHOULD ignore at least one empty line (CRLF) received prior to the
 # request-line". We ignore a few, and no more, so that a stream of CRLFs is not free to send.
@@ -380,6 +413,7 @@ class RequestReader:
     ) -> Request:
         """Apply RFC 9112's framing and routing rules to a parsed head; return the Request."""
         host_count = 0
+        content_types = 0
         content_length: bytes | None = None
         transfer_encoding: list[bytes] | None = None
         connection_close = False
@@ -427,6 +461,12 @@ class RequestReader:
                 connection_close |= close
                 connection_keep_alive |= keep_alive
                 connection_upgrade |= upgrade
+            elif name == b"content-type":
+                content_types += 1
+                if content_types > 1:
+                    # RFC 9110 5.3: Content-Type is a singleton field; two of them leave
+                    # components free to disagree about the body's format.
+                    raise BadRequest("more than one Content-Type field")
             elif name == b"expect":
                 # RFC 9110 10.1.1: an HTTP/1.0 request's 100-continue "MUST" be ignored.
                 if value.lower() == b"100-continue" and not http10:
@@ -721,6 +761,9 @@ class RequestReader:
             _diagnose_fields(buf, pos, end + 2, limits, what="trailer")
             raise BadRequest("malformed trailer field")  # pragma: no cover
         trailers = [(n.lower(), v) for n, v in FIELD_LINE.findall(buf, pos, end + 2)]
+        for name, _ in trailers:
+            if name in _FORBIDDEN_TRAILERS:
+                raise BadRequest(f"{name.decode()} is not allowed in a trailer section")
         if len(trailers) > limits.max_header_count:
             raise TooManyHeaders(f"more than {limits.max_header_count} trailer fields")
         if end + 2 - pos > limits.max_header_line:
@@ -774,6 +817,13 @@ def _diagnose_head(buf: bytes, start: int, stop: int, limits: Limits) -> None:
     if line.startswith(b"PRI * HTTP/2.0"):
         raise UnsupportedVersion("HTTP/2 connection preface received on HTTP/1.1")
     m = REQUEST_LINE_ANY_VERSION.fullmatch(line)
+    parts = line.split(b" ")
+    if m is None and len(parts) == 3 and parts[2].startswith(b"HTTP/"):
+        if FIELD_BLOCK.fullmatch(parts[0] + b":\r\n") is None:
+            raise BadRequest("invalid character in the method")
+        _check_line_endings(buf, start, stop)
+        if not parts[1].isascii() or parts[1].translate(None, _VISIBLE_ASCII):
+            raise BadRequest("invalid character in the request target")
     if m is None:
         _check_line_endings(buf, start, stop)
         version = line.rsplit(b" ", 1)[-1]

@@ -1,0 +1,171 @@
+"""Hypothesis strategies for valid HTTP/1.1 requests, for testing any HTTP/1.1 server.
+
+Needs ``hypothesis`` (it is not a dependency of the core)::
+
+    from hypothesis import given
+    from tether.strategies import requests, request_streams
+
+    @given(requests())
+    def test_my_parser(request):
+        wire = request.to_bytes()        # what a client sends
+        ...                              # parse it; compare with request.method, .target,
+                                         # .expected_headers(), .body, .expected_trailers()
+
+Every generated request is valid under RFC 9110 and RFC 9112, so a conforming
+server must accept it and see exactly these fields and this body. Bodies are
+framed by Content-Length or chunked (random chunk sizes, some with extensions,
+some with trailers); field values get random optional whitespace on the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+__all__ = ["GeneratedRequest", "field_values", "request_streams", "requests", "tokens"]
+
+_TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_PCHAR = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@"
+_VALUE_BYTES = [*range(0x21, 0x7F), *range(0x80, 0x100), 0x20, 0x09, 0x20]
+# Fields whose meaning the generator controls itself.
+_RESERVED = frozenset(
+    ("host", "content-length", "transfer-encoding", "connection", "expect", "upgrade", "te")
+)
+
+
+@dataclass(frozen=True)
+class GeneratedRequest:
+    """A valid request: its parts, and how it goes on the wire."""
+
+    method: bytes
+    target: bytes
+    version: bytes
+    #: Fields as sent (original case), without the framing fields.
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+    #: Chunk sizes when the body is chunked, else ``None`` (Content-Length).
+    chunks: tuple[int, ...] | None
+    trailers: tuple[tuple[bytes, bytes], ...]
+    #: Optional whitespace put before and after each value on the wire.
+    padding: tuple[tuple[bytes, bytes], ...]
+    #: A chunk extension per chunk (b"" for none), when chunked.
+    extensions: tuple[bytes, ...]
+
+    def framing_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The Content-Length or Transfer-Encoding field this request carries, if any."""
+        if self.chunks is not None:
+            return ((b"Transfer-Encoding", b"chunked"),)
+        if self.body or self.method in (b"POST", b"PUT"):
+            return ((b"Content-Length", str(len(self.body)).encode()),)
+        return ()
+
+    def wire_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """Every field in the order sent (values without padding)."""
+        return self.headers + self.framing_headers()
+
+    def expected_headers(self) -> list[tuple[bytes, bytes]]:
+        """What a parser should report: lowercase names, values without OWS."""
+        return [(name.lower(), value) for name, value in self.wire_headers()]
+
+    def expected_trailers(self) -> list[tuple[bytes, bytes]]:
+        """The trailer fields a parser should report."""
+        return [(name.lower(), value) for name, value in self.trailers]
+
+    def to_bytes(self) -> bytes:
+        """The request as a client sends it."""
+        out = [b"%s %s HTTP/%s\r\n" % (self.method, self.target, self.version)]
+        pads = list(self.padding) + [(b"", b"")] * len(self.wire_headers())
+        for (name, value), (before, after) in zip(self.wire_headers(), pads):
+            out.append(b"%s:%s%s%s\r\n" % (name, before, value, after))
+        out.append(b"\r\n")
+        if self.chunks is None:
+            out.append(self.body)
+        else:
+            pos = 0
+            for size, ext in zip(self.chunks, self.extensions):
+                out.append(b"%x%s\r\n%s\r\n" % (size, ext, self.body[pos : pos + size]))
+                pos += size
+            out.append(b"0\r\n")
+            out.extend(b"%s: %s\r\n" % field for field in self.trailers)
+            out.append(b"\r\n")
+        return b"".join(out)
+
+
+def tokens(max_size: int = 12) -> st.SearchStrategy[bytes]:
+    """RFC 9110 tokens."""
+    return st.text(_TCHAR, min_size=1, max_size=max_size).map(str.encode)
+
+
+def field_values(max_size: int = 40) -> st.SearchStrategy[bytes]:
+    """Field values: visible bytes, obs-text, and inner SP/HTAB, no surrounding whitespace."""
+    return st.lists(st.sampled_from(_VALUE_BYTES), max_size=max_size).map(
+        lambda values: bytes(values).strip(b" \t")
+    )
+
+
+def _targets() -> st.SearchStrategy[bytes]:
+    segment = st.text(_PCHAR, max_size=10).map(str.encode)
+    path = st.lists(segment, min_size=1, max_size=4).map(lambda s: b"/" + b"/".join(s))
+    query = st.text(_PCHAR + "/?", max_size=20).map(str.encode)
+    origin = st.builds(lambda p, q, has_q: p + (b"?" + q if has_q else b""), path, query, st.booleans())
+    absolute = st.builds(lambda p: b"http://example.com" + p, path)
+    return st.one_of(origin, origin, origin, absolute)
+
+
+def _fields(max_count: int) -> st.SearchStrategy[tuple[tuple[bytes, bytes], ...]]:
+    name = tokens().filter(lambda n: n.lower().decode() not in _RESERVED)
+    return st.lists(st.tuples(name, field_values()), max_size=max_count).map(tuple)
+
+
+_OWS = st.sampled_from([b"", b" ", b"\t", b"  ", b" \t"])
+_EXTENSIONS = st.sampled_from([b"", b"", b"", b";a", b";name=value", b';q="x y"', b" ; n = v"])
+
+
+@st.composite
+def requests(
+    draw: st.DrawFn,
+    *,
+    max_headers: int = 8,
+    max_body: int = 600,
+    versions: tuple[bytes, ...] = (b"1.1", b"1.1", b"1.0"),
+) -> GeneratedRequest:
+    """One valid request (HTTP/1.1 with Host, or HTTP/1.0)."""
+    version = draw(st.sampled_from(versions))
+    method = draw(
+        st.one_of(
+            st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"HEAD"]),
+            tokens().filter(lambda m: m != b"CONNECT"),
+        )
+    )
+    target = draw(_targets())
+    fields = draw(_fields(max_headers))
+    host: tuple[tuple[bytes, bytes], ...] = ((b"Host", b"example.com"),)
+    if version == b"1.1" or draw(st.booleans()):
+        insert = draw(st.integers(0, len(fields)))
+        fields = fields[:insert] + host + fields[insert:]
+    body = draw(st.binary(max_size=max_body))
+    chunked = version == b"1.1" and draw(st.booleans())
+    chunks: tuple[int, ...] | None = None
+    extensions: tuple[bytes, ...] = ()
+    trailers: tuple[tuple[bytes, bytes], ...] = ()
+    if chunked:
+        sizes = []
+        left = len(body)
+        while left:
+            size = draw(st.integers(1, left))
+            sizes.append(size)
+            left -= size
+        chunks = tuple(sizes)
+        extensions = tuple(draw(_EXTENSIONS) for _ in sizes)
+        trailers = draw(_fields(3))
+    count = len(fields) + 1
+    padding = tuple(draw(st.tuples(_OWS, _OWS)) for _ in range(count))
+    return GeneratedRequest(
+        method, target, version, fields, body, chunks, trailers, padding, extensions
+    )
+
+
+def request_streams(max_requests: int = 4) -> st.SearchStrategy[list[GeneratedRequest]]:
+    """Pipelined HTTP/1.1 requests, all persistent, for one connection."""
+    return st.lists(requests(versions=(b"1.1",)), min_size=1, max_size=max_requests)
