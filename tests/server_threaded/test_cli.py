@@ -22,7 +22,7 @@ def _run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(
         [sys.executable, "-m", "tether_threaded._cli", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=HERE, env=env,
+        check=False, capture_output=True, text=True, timeout=timeout, cwd=HERE, env=env,
     )  # fmt: skip
 
 
