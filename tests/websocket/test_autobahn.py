@@ -3,13 +3,16 @@
 The echo server runs in its own process (its threads do not share our GIL
 with kosoku's case logic) on an ephemeral port of 127.0.0.1.
 
-Every section runs, compression (12.x, 13.x) included. By default the
-permessage-deflate cases with 64 KiB and 128 KiB messages (12.*.9-10 and
-12.*.14-18, same for 13.*) are left out: each pushes 65-131 MB per direction
-through zlib on both ends, about 11 minutes of CPU together on this 2-core
-machine, and exercises no code path that the smaller cases of the same
-subsections (same data, same parameters, same 256-byte auto-fragmentation) do
-not. ``TETHER_AUTOBAHN_FULL=1`` runs them too (budget 15 minutes).
+Every section runs, compression (12.x, 13.x) included. By default 42 of the
+permessage-deflate cases are left out: those with 64 KiB and 128 KiB messages
+(12.N.9-10 and 12.N.14-18, 1000 messages each) in the subsections where zlib
+itself is slow on this machine, 7-21 MB/s at level 1: the image, PDF and
+Gutenberg data (12.2, 12.3, 12.5) and the 9-bit windows (13.3, 13.5, 13.7).
+They take about 9 minutes of CPU together on both ends and exercise no code
+path that the smaller cases of the same subsections (same data, same
+parameters, same 256-byte auto-fragmentation) and the large cases of the
+other subsections do not. ``TETHER_AUTOBAHN_FULL=1`` runs them too (budget
+15 minutes; every case OK when last run).
 """
 
 from __future__ import annotations
@@ -28,12 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 FULL = os.environ.get("TETHER_AUTOBAHN_FULL") == "1"
 #: Seconds for the whole run (the harness stops at this bound and reports what it cut).
-BUDGET = 900.0 if FULL else 170.0
+BUDGET = 900.0 if FULL else 200.0
 #: The large-message compression cases (see the module docstring).
 HEAVY = [
-    f"{section}.{sub}.{case}"
-    for section, subs in (("12", range(1, 6)), ("13", range(1, 8)))
-    for sub in subs
+    f"{subsection}.{case}"
+    for subsection in ("12.2", "12.3", "12.5", "13.3", "13.5", "13.7")
     for case in (9, 10, 14, 15, 16, 17, 18)
 ]
 

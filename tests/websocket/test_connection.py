@@ -8,6 +8,7 @@ import pytest
 from _ws_helpers import feed, fixed_masks, read_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tether import websocket as ws
 from tether.limits import Limits
 

@@ -16,10 +16,11 @@ import pytest
 from _ws_helpers import merge, split
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tether import websocket as ws
 from wsproto.connection import Connection as WsprotoConnection
 from wsproto.connection import ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+
+from tether import websocket as ws
 
 settings.load_profile("websocket")
 

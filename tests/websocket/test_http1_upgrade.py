@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from _ws_helpers import feed, fixed_masks
+
 from tether import websocket as ws
 from tether.http1 import (
     NEED_DATA,

@@ -13,9 +13,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from tether import websocket as ws
 from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
+
+from tether import websocket as ws
 
 
 @pytest.fixture(scope="module")

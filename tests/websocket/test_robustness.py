@@ -13,6 +13,7 @@ import pytest
 from _ws_helpers import fixed_masks, split
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tether import websocket as ws
 from tether.http1._events import Request
 from tether.limits import Limits

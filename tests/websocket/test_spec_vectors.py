@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from _ws_helpers import feed, fixed_masks, merge, read_frame
+
 from tether import websocket as ws
 from tether.http1._events import Request
 from tether.limits import Limits
