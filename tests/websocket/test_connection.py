@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from _ws_helpers import feed, fixed_masks, read_frame
+from _ws_helpers import feed, fixed_masks, merge, read_frame, split
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -312,3 +312,24 @@ def test_uncompressed_message_on_a_deflate_connection() -> None:
     server = ws.Connection(ws.Role.SERVER, deflate=ws.DeflateParams())
     server.receive_data(b"\x81\x82\x00\x00\x00\x00hi")
     assert list(server.events()) == [ws.Text("hi")]
+
+
+@pytest.mark.parametrize("params", PARAMS[:2])
+@given(
+    messages=st.lists(st.text(max_size=2000), min_size=1, max_size=5),
+    fragment=st.integers(1, 700),
+    points=st.lists(st.integers(0, 5000), max_size=8),
+)
+def test_deflate_split_invariance(
+    params: ws.DeflateParams, messages: list[str], fragment: int, points: list[int]
+) -> None:
+    """Compressed, fragmented messages give the same events however the bytes are split."""
+    _, client = pair(deflate=params)
+    for text in messages:
+        pieces = [text[i : i + fragment] for i in range(0, len(text), fragment)] or [""]
+        for i, piece in enumerate(pieces):
+            client.send(ws.Text(piece, fin=i == len(pieces) - 1))
+    data = client.bytes_to_send()
+    for stream in (False, True):
+        server = ws.Connection(ws.Role.SERVER, deflate=params, stream=stream)
+        assert merge(feed(server, split(data, points))) == [ws.Text(t) for t in messages]
