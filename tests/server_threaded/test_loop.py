@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from threaded_helpers import connect, read_until_closed, running, wait_for
+
 from tether_threaded import Config, ConfigError, Server
 from tether_threaded._connection import OUT_HIGH, RECV_SIZE, Connection
 from tether_threaded._input import BODY_HIGH
-from threaded_helpers import connect, read_until_closed, running, wait_for
 
 Environ = dict[str, Any]
 CHUNK = 64 * 1024

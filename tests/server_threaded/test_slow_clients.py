@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 import httpx
-from threaded_helpers import read_until_closed, running
+from threaded_helpers import read_until_closed, running, wait_for
 
 SLOW = 200
 #: The head these clients would send, if they lived long enough: ~40 bytes, ~40 seconds.
@@ -55,4 +55,4 @@ def test_slow_clients_do_not_block_others_and_are_closed_at_the_head_deadline() 
         assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers), {a[:20] for a in answers}
         loop = server._loop
         assert loop is not None
-        assert not loop.conns
+        assert wait_for(lambda: not loop.conns)

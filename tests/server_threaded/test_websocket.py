@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tether_threaded import WebSocket, WebSocketClosed, websocket_app
 from threaded_helpers import connect, read_until_closed, running
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
+
+from tether_threaded import WebSocket, WebSocketClosed, websocket_app
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

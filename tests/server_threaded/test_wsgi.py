@@ -13,8 +13,9 @@ from wsgiref.validate import validator
 
 import httpx
 import pytest
-from tether_threaded import FileWrapper
 from threaded_helpers import connect, read_until_closed, running, wait_for
+
+from tether_threaded import FileWrapper
 
 Environ = dict[str, Any]
 

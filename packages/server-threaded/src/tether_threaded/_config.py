@@ -19,7 +19,6 @@ from typing import Any
 
 from tether._serving import SERVER_HEADER, server_limits
 from tether.limits import Limits
-
 from tether_threaded._types import WSGIApp
 
 #: Requests that may wait for a worker when ``limit_concurrency`` is not set.

@@ -34,7 +34,6 @@ from tether.http1 import (
     ServerConnection,
     date_header,
 )
-
 from tether_threaded._input import BODY_HIGH, Body, ClientDisconnected
 
 if TYPE_CHECKING:

@@ -26,7 +26,6 @@ from typing import Any
 
 from tether._serving import ConnectionGate
 from tether.http1 import Request
-
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
 from tether_threaded._input import Body

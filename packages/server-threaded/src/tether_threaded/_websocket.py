@@ -27,7 +27,6 @@ from tether import websocket as wsproto
 from tether._serving import with_server_headers
 from tether.errors import ProtocolError
 from tether.http1 import Data, EndOfMessage, InformationalResponse, Response, date_header
-
 from tether_threaded._connection import READ, Phase
 from tether_threaded._input import ClientDisconnected
 from tether_threaded._types import Environ, StartResponse

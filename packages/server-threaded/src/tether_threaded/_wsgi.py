@@ -27,7 +27,6 @@ from tether._serving import (
 from tether.errors import ProtocolError
 from tether.http1 import Data, EndOfMessage, Request, Response, date_header
 from tether.websocket import HandshakeError
-
 from tether_threaded._input import Body, ClientDisconnected, Input
 from tether_threaded._types import Environ, ExcInfo, Write
 
