@@ -534,7 +534,19 @@ class MultipartParser:
         """
         delimiter = self._delimiter
         if found >= 0:
-            segments = [buf[:found], *buf[found + len(delimiter) :].split(delimiter)]
+            rest = found + len(delimiter)
+            if buf.find(delimiter, rest) < 0:
+                # One delimiter (a file part ends in this piece): parse the bytes after it
+                # in place rather than copying them into a segment of their own.
+                self._buffer = b""
+                events: list[MultipartEvent] = []
+                state = self._segment(buf[:found], state, True, events)
+                if state is _AFTER_DELIMITER:
+                    self._scan = 0
+                    state = self._segment(buf, _AFTER_DELIMITER, False, events, rest)
+                self._state = state
+                return events
+            segments = [buf[:found], *buf[rest:].split(delimiter)]
         elif found == -1:
             segments = [buf]
         elif state is _BODY or state is _PREAMBLE:
@@ -547,7 +559,7 @@ class MultipartParser:
             i = buf.find(delimiter, max(0, held - len(delimiter) + 1))
             segments = [buf] if i < 0 else [buf[:i], *buf[i + len(delimiter) :].split(delimiter)]
         self._buffer = b""
-        events: list[MultipartEvent] = []
+        events = []
         last = len(segments) - 1
         before = state
         state = self._segment(segments[0], state, last > 0, events)
@@ -607,16 +619,20 @@ class MultipartParser:
         return events
 
     def _segment(
-        self, seg: bytes, state: _State, complete: bool, events: list[MultipartEvent]
+        self,
+        seg: bytes,
+        state: _State,
+        complete: bool,
+        events: list[MultipartEvent],
+        pos: int = 0,
     ) -> _State:
-        """Parse one delimiter-free segment from ``state``; returns the state after it.
+        """Parse the delimiter-free segment ``seg[pos:]`` from ``state``; returns the next state.
 
         A complete segment is followed by a delimiter. An incomplete one is the end of
         what was fed: its unparsed rest is kept in ``self._buffer``.
         """
         append = events.append
         limits = self._limits
-        pos = 0
         while True:
             if state is _BODY:
                 if complete:
