@@ -10,7 +10,6 @@ a test feeding it by hand.
 from __future__ import annotations
 
 from tether.errors import LocalProtocolError, ProtocolError, RemoteProtocolError, RequestTimeout
-from tether.http1._abnf import FIELD_BLOCK
 from tether.http1._events import (
     NEED_DATA,
     PAUSED,
@@ -25,7 +24,7 @@ from tether.http1._events import (
     Signal,
 )
 from tether.http1._receive import EMPTY_EOM, P_DONE, P_FIXED, P_HEAD, RequestReader
-from tether.http1._send import Framing, status_line, write_informational, write_response
+from tether.http1._send import Framing, fields_ok, status_line, write_informational, write_response
 from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, State, Timer, _Move
 from tether.limits import Limits
 
@@ -379,7 +378,7 @@ class ServerConnection:
         lines.extend(b"%s: %s\r\n" % (name, value) for name, value in trailers)
         lines.append(b"\r\n")
         out = b"".join(lines)
-        if FIELD_BLOCK.fullmatch(out, 3, len(out) - 2) is None:
+        if not fields_ok(trailers, out[3:-2], len(trailers)):
             raise LocalProtocolError("invalid trailer field name or value")
         return out
 

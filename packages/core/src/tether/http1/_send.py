@@ -62,6 +62,25 @@ _DROP = Framing.DROP
 _LENGTH = Framing.LENGTH
 _CHUNKED = Framing.CHUNKED
 _CLOSE = Framing.CLOSE
+_TCHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def fields_ok(headers: Headers, block: bytes, count: int) -> bool:
+    """Whether ``block`` (``count`` serialized field lines) is exactly those fields, valid.
+
+    The grammar match alone is not enough: a value holding CRLF would make two
+    valid lines out of one field (response splitting), and a name holding ':'
+    would move bytes from the name into the value. So the CR and LF counts must
+    equal the number of lines, and every name must be made of token characters.
+    """
+    return (
+        FIELD_BLOCK.fullmatch(block) is not None
+        and block.count(b"\n") == count
+        and block.count(b"\r") == count
+        and not b"".join([field[0] for field in headers]).translate(None, _TCHARS)
+    )
+
+
 _OWNED = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 
@@ -72,7 +91,7 @@ def write_informational(status_code: int, headers: Headers, reason: bytes) -> by
     lines = [status_line(status_code, reason)]
     lines.extend(b"%s: %s\r\n" % (name, value) for name, value in headers)
     block = b"".join(lines[1:])
-    if FIELD_BLOCK.fullmatch(block) is None:
+    if not fields_ok(headers, block, len(headers)):
         raise LocalProtocolError("invalid header field name or value")
     lines.append(b"\r\n")
     return b"".join(lines)
@@ -116,7 +135,7 @@ def write_response(
                 keep_alive = False
             continue
         append(b"%s: %s\r\n" % (name, value))
-    if FIELD_BLOCK.fullmatch(b"".join(lines)) is None:
+    if not fields_ok(headers, b"".join(lines), len(lines) - 1):
         raise LocalProtocolError("invalid header field name or value (CR, LF or NUL?)")
     if content_length is not None and chunked_given:
         raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
