@@ -112,6 +112,12 @@ def _base_environ(sock: socket.socket, tls: bool, root_path: str) -> dict[str, A
     }
 
 
+def _lost(conn: Connection) -> None:
+    """A bug surfaced while handling ``conn``: log it and drop the connection, keep serving."""
+    _log.exception("%s: unexpected error; closing the connection", conn.client)
+    conn.close_now()
+
+
 def _not_running(job: Callable[[], None]) -> None:
     raise RuntimeError("the loop is not running")
 
@@ -157,6 +163,7 @@ class Loop:
         self._drain_deadline = math.inf
         self.pool: Pool | None = None
         self._submit: Callable[[Callable[[], None]], None] = _not_running
+        self._batch: list[Callable[[], None]] = []
         self.access_log = config.access_log
         self.server_header = config.server_header_pair()
 
@@ -206,8 +213,15 @@ class Loop:
         return Exchange(self, conn, request, environ, body)
 
     def submit(self, exchange: Exchange) -> None:
-        """Queue a request for the workers."""
-        self._submit(exchange.run)
+        """Queue a request for the workers.
+
+        On the loop thread the request waits for the end of the current pass: the loop reads
+        every ready socket first, so workers do not take the GIL between its ``recv`` calls.
+        """
+        if threading.get_ident() == self.thread_id:
+            self._batch.append(exchange.run)
+        else:
+            self._submit(exchange.run)
 
     def forget(self, conn: Connection) -> None:
         """A connection closed (loop thread)."""
@@ -238,6 +252,8 @@ class Loop:
         select = self.selector.select
         monotonic = time.monotonic
         timers = self._timers
+        batch = self._batch
+        submit = self._submit
         try:
             while True:
                 if self.draining and (
@@ -255,10 +271,13 @@ class Loop:
                         with target.lock:
                             if target.closed:
                                 continue
-                            if mask & READ:
-                                target.on_readable(now)
-                            if mask & WRITE and not target.closed:
-                                target.on_writable(now)
+                            try:
+                                if mask & READ:
+                                    target.on_readable(now)
+                                if mask & WRITE and not target.closed:
+                                    target.on_writable(now)
+                            except Exception:
+                                _lost(target)
                     elif target is None:
                         self._drain_wake()
                     else:
@@ -267,6 +286,10 @@ class Loop:
                     self._run_pending(now)
                 if timers and timers[0][0] <= now:
                     self._run_timers(now)
+                if batch:
+                    for job in batch:
+                        submit(job)
+                    batch.clear()
         finally:
             self._cleanup()
 
@@ -286,7 +309,10 @@ class Loop:
                 self._begin_shutdown(now)
                 continue
             with conn.lock:
-                conn.service(now)
+                try:
+                    conn.service(now)
+                except Exception:
+                    _lost(conn)
 
     def _run_timers(self, now: float) -> None:
         timers = self._timers
@@ -296,7 +322,10 @@ class Loop:
                 if conn.timer_at != at:
                     continue  # superseded by an earlier deadline
                 conn.timer_at = None
-                conn.on_timer(now)
+                try:
+                    conn.on_timer(now)
+                except Exception:
+                    _lost(conn)
 
     def _accept(self, listener: _Listener, now: float) -> None:
         for _ in range(ACCEPT_BATCH):
