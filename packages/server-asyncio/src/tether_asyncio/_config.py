@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from tether._serving import SERVER_HEADER, server_limits
 from tether.limits import Limits
-
 from tether_asyncio._types import ASGIApp
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
+
 from tether._serving import (
     access_log_line,
     decode_path,
@@ -34,7 +35,6 @@ from tether.http1 import (
     ServerConnection,
     State,
 )
-
 from tether_asyncio._state import access_log, error_log
 from tether_asyncio._types import ClientDisconnected, Message
 

@@ -11,8 +11,8 @@ from typing import Any
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, SocketListener, SocketStream, TaskGroup
 from anyio.streams.tls import TLSAttribute, TLSStream
-from tether._serving import ConnectionGate
 
+from tether._serving import ConnectionGate
 from tether_asyncio._config import Config, ConfigError, bind_socket, create_ssl_context, load_app
 from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
@@ -154,6 +154,7 @@ class Server:
         state = self.state
         assert state is not None
         try:
+            _read_on_demand(stream)
             client = _ip_address(stream.extra(SocketAttribute.remote_address, None))
             local = stream.extra(SocketAttribute.local_address, None)
             server: tuple[str, int | None] | None
@@ -250,6 +251,20 @@ class Server:
         else:
             where = f"fd {config.fd}"
         error_log.info("Tether running on %s with %s (Press CTRL+C to quit)", where, config.backend)
+
+
+def _read_on_demand(stream: SocketStream) -> None:
+    """Make the socket be read only when the server asks (request-body back-pressure).
+
+    anyio's asyncio stream starts reading as soon as the connection is accepted and only pauses
+    after a ``receive()`` that had to wait; a client that sends its request at once would then
+    have its whole body buffered. Pausing here makes every read an explicit ``receive()``.
+    trio reads only on demand already.
+    """
+    transport = getattr(stream, "_transport", None)
+    pause = getattr(transport, "pause_reading", None)
+    if pause is not None:
+        pause()
 
 
 def _ip_address(address: Any) -> tuple[str, int] | None:

@@ -7,7 +7,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tether.http1 import date_header
-
 from tether_asyncio._config import Config
 
 if TYPE_CHECKING:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import EndOfStream
+
 from tether import websocket as ws
 from tether._serving import decode_path, split_target, with_server_headers
 from tether.errors import RemoteProtocolError
@@ -26,7 +27,6 @@ from tether.http1 import (
     Request,
     Response,
 )
-
 from tether_asyncio._http import _STREAM_GONE, RequestCycle
 from tether_asyncio._state import error_log
 from tether_asyncio._types import ClientDisconnected, Message
