@@ -65,6 +65,8 @@ _KEYS_MAX = 1024
 _ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 _ENCODED_MAX = 512
 _CONTENT_LENGTH = b"content-length"
+#: Status lines seen, split into (code, reason), memoised likewise.
+_STATUSES: dict[str, tuple[int, bytes]] = {}
 
 #: Zero bytes handed to the core to account for body bytes that ``sendfile`` moved.
 _ZEROS = bytes(1 << 20)
@@ -80,6 +82,18 @@ def _environ_key(name: bytes) -> str | None:
     if len(_KEYS) < _KEYS_MAX:
         _KEYS[name] = key
     return key
+
+
+def _parse_status(status: str) -> tuple[int, bytes]:
+    """Check a status line like ``"200 OK"`` and split it into code and reason."""
+    if type(status) is not str:
+        raise TypeError(f"the status must be a str, not {type(status).__name__}")
+    if len(status) < 4 or status[3] != " " or not status[:3].isdigit():
+        raise ValueError(f"the status must look like '200 OK', got {status!r}")
+    parsed = (int(status[:3]), status[4:].encode("latin-1"))
+    if len(_STATUSES) < _ENCODED_MAX:
+        _STATUSES[status] = parsed
+    return parsed
 
 
 def _encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
@@ -219,10 +233,9 @@ class Exchange:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response() called again without exc_info (PEP 3333)")
-        if type(status) is not str:
-            raise TypeError(f"the status must be a str, not {type(status).__name__}")
-        if len(status) < 4 or status[3] != " " or not status[:3].isdigit():
-            raise ValueError(f"the status must look like '200 OK', got {status!r}")
+        parsed = _STATUSES.get(status)
+        if parsed is None:
+            parsed = _parse_status(status)
         encoded: list[tuple[bytes, bytes]] = []
         has_length = False
         for item in headers:
@@ -233,8 +246,7 @@ class Exchange:
                 has_length = True
             encoded.append(pair)
         self.status = status
-        self.code = int(status[:3])
-        self.reason = status[4:].encode("latin-1")
+        self.code, self.reason = parsed
         self.headers = encoded
         self.has_length = has_length
         return self.write
@@ -324,7 +336,7 @@ class Exchange:
     def _send_all(self, pieces: list[bytes]) -> None:
         if self.status is None:
             raise RuntimeError("the application returned without calling start_response()")
-        data = b"".join(pieces)
+        data = pieces[0] if len(pieces) == 1 and type(pieces[0]) is bytes else b"".join(pieces)
         conn = self.conn
         with conn.lock:
             if conn.closing:
