@@ -491,6 +491,14 @@ class MultipartParser:
                 return []
             found = _UNKNOWN
         try:
+            if state is _PREAMBLE and self._buffer == b"\r\n":
+                dash_boundary = self._delimiter[2:]
+                if data.startswith(dash_boundary):
+                    # The usual opening: no preamble. Skip the pretended CRLF and its copy.
+                    self._buffer = b""
+                    start = len(dash_boundary)
+                    found = data.find(self._delimiter, start)
+                    return self._parse(data, _AFTER_DELIMITER, found, start)
             return self._parse(self._buffer + data if self._buffer else data, state, found)
         except BaseException:
             self._state = _CLOSED
@@ -526,11 +534,12 @@ class MultipartParser:
         _set_data(event, piece)
         return event
 
-    def _parse(self, buf: bytes, state: _State, found: int) -> list[MultipartEvent]:
+    def _parse(self, buf: bytes, state: _State, found: int, start: int = 0) -> list[MultipartEvent]:
         """Parse ``buf`` (held bytes plus new data) from ``state``.
 
         ``buf`` is cut at every delimiter; each segment but the last is complete (a
-        delimiter follows it). ``found`` is the first delimiter's index if already known.
+        delimiter follows it). ``found`` is the first delimiter's index if already known;
+        parsing starts at ``start``.
         """
         delimiter = self._delimiter
         if found >= 0:
@@ -540,7 +549,7 @@ class MultipartParser:
                 # in place rather than copying them into a segment of their own.
                 self._buffer = b""
                 events: list[MultipartEvent] = []
-                state = self._segment(buf[:found], state, True, events)
+                state = self._segment(buf[:found], state, True, events, start)
                 if state is _AFTER_DELIMITER:
                     self._scan = 0
                     state = self._segment(buf, _AFTER_DELIMITER, False, events, rest)
@@ -562,7 +571,7 @@ class MultipartParser:
         events = []
         last = len(segments) - 1
         before = state
-        state = self._segment(segments[0], state, last > 0, events)
+        state = self._segment(segments[0], state, last > 0, events, start)
         assert state in _REACHABLE[before], (before, state)
         if last == 0:
             self._state = state
@@ -591,20 +600,20 @@ class MultipartParser:
                         parts_left -= 1
                         if parts_left < 0:
                             raise TooManyParts("too many multipart parts", limit="max_parts")
-                        start = new(PartStart)
-                        set_name(start, known[0])
-                        set_filename(start, None)
-                        set_content_type(start, None)
-                        set_headers(start, known[1])
+                        head = new(PartStart)
+                        set_name(head, known[0])
+                        set_filename(head, None)
+                        set_content_type(head, None)
+                        set_headers(head, known[1])
                         size = len(seg) - q - 5
                         if size:
                             if size > field_limit:
                                 raise FieldTooLarge("form field too large", limit="max_field_size")
                             event = new(PartData)
                             set_data(event, seg[q + 5 :])
-                            extend((start, event, part_end))
+                            extend((head, event, part_end))
                         else:
-                            extend((start, part_end))
+                            extend((head, part_end))
                         continue
             self._parts_left = parts_left
             state = self._segment(seg, _AFTER_DELIMITER, True, events)
