@@ -11,10 +11,10 @@ from __future__ import annotations
 import h11
 import pytest
 from hypothesis import assume, given
-from tether.errors import ProtocolError
-from tether.strategies import GeneratedRequest, requests
 
 from tests.core._drive import serve
+from tether.errors import ProtocolError
+from tether.strategies import GeneratedRequest, requests
 
 
 def h11_parse(wire: bytes) -> tuple[h11.Request, bytes, list[tuple[bytes, bytes]]]:
@@ -115,7 +115,9 @@ STRICTER_THAN_H11 = [
 
 
 @pytest.mark.parametrize(
-    ("wire", "reason"), [case[1:] for case in STRICTER_THAN_H11], ids=[c[0] for c in STRICTER_THAN_H11]
+    ("wire", "reason"),
+    [case[1:] for case in STRICTER_THAN_H11],
+    ids=[c[0] for c in STRICTER_THAN_H11],
 )
 def test_stricter_than_h11(wire: bytes, reason: str) -> None:
     h11_parse(wire)  # h11 accepts it...

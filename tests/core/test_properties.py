@@ -14,13 +14,13 @@ import contextlib
 import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
+
+from tests.core._drive import Seen, serve, split
 from tether.errors import ProtocolError
 from tether.http1 import ServerConnection
 from tether.http1._abnf import FIELD_LINE, REQUEST_HEAD
 from tether.limits import Limits
 from tether.strategies import GeneratedRequest, request_streams, requests
-
-from tests.core._drive import Seen, serve, split
 
 
 def check_same(request: GeneratedRequest, seen: Seen) -> None:
@@ -76,7 +76,9 @@ def _mutate(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
     return bytes(out)
 
 
-_EDITS = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 10_000), st.integers(0, 255)), max_size=4)
+_EDITS = st.lists(
+    st.tuples(st.integers(0, 2), st.integers(0, 10_000), st.integers(0, 255)), max_size=4
+)
 _SMALL = Limits(
     max_request_line=64,
     max_header_line=64,
@@ -99,9 +101,15 @@ class TestAnyInput:
             with contextlib.suppress(ProtocolError):
                 serve(split(data, cuts), limits, eof=eof)
 
-    @given(requests(max_body=200), _EDITS, st.lists(st.integers(0, 2000), max_size=4), st.booleans())
+    @given(
+        requests(max_body=200), _EDITS, st.lists(st.integers(0, 2000), max_size=4), st.booleans()
+    )
     def test_mutated_requests(
-        self, request: GeneratedRequest, edits: list[tuple[int, int, int]], cuts: list[int], eof: bool
+        self,
+        request: GeneratedRequest,
+        edits: list[tuple[int, int, int]],
+        cuts: list[int],
+        eof: bool,
     ) -> None:
         data = _mutate(request.to_bytes(), edits)
         for limits in (None, _SMALL):
@@ -141,7 +149,9 @@ def _reference_parse(head: bytes) -> tuple[bytes, bytes, bytes, list[tuple[bytes
     GeneratedRequest(b"GET", b"/", b"1.1", ((b"Host", b"a"),), b"", None, (), (), ()),
     [(2, 17, ord(" "))],
 )
-def test_fast_head_parser_matches_grammar(request: GeneratedRequest, edits: list[tuple[int, int, int]]) -> None:
+def test_fast_head_parser_matches_grammar(
+    request: GeneratedRequest, edits: list[tuple[int, int, int]]
+) -> None:
     """Whatever the fast path accepts the grammar accepts, with the same fields, and back."""
     wire = _mutate(request.to_bytes(), edits)
     end = wire.find(b"\r\n\r\n")
@@ -169,8 +179,13 @@ def test_fast_head_parser_matches_grammar(request: GeneratedRequest, edits: list
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 4096])
 def test_chunked_body_in_pieces(size: int) -> None:
     body = bytes(range(256)) * 40
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size))
-    wire = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + size]), body[i : i + size])
+        for i in range(0, len(body), size)
+    )
+    wire = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+    )
     for cuts in ([], list(range(0, len(wire), 97)), list(range(0, len(wire), 1000))):
         seen, _ = serve(split(wire, cuts))
         assert len(seen) == 1 and seen[0].body == body

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tether.conformance import Vector, judge_core, load_vectors, run_on_core
 
 from tests.conftest import SPEC
+from tether.conformance import Vector, judge_core, load_vectors, run_on_core
 
 VECTORS = load_vectors(SPEC / "http1")
 IDS = [v.id for v in VECTORS]

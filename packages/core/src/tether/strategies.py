@@ -30,8 +30,29 @@ _PCHAR = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'
 _VALUE_BYTES = [*range(0x21, 0x7F), *range(0x80, 0x100), 0x20, 0x09, 0x20]
 # Fields whose meaning the generator controls itself.
 _RESERVED = frozenset(
-    ("host", "content-length", "transfer-encoding", "connection", "expect", "upgrade", "te")
+    (
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "expect",
+        "upgrade",
+        "te",
+        "content-type",
+    )
 )
+# Fields that RFC 9110 6.5.1 makes unsuitable as trailers (framing, routing, request
+# modifiers, authentication, content format): strict servers refuse them there.
+_NOT_TRAILERS = _RESERVED | {
+    "trailer",
+    "keep-alive",
+    "content-encoding",
+    "content-range",
+    "range",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+}
 
 
 @dataclass(frozen=True)
@@ -108,13 +129,17 @@ def _targets() -> st.SearchStrategy[bytes]:
     segment = st.text(_PCHAR, max_size=10).map(str.encode)
     path = st.lists(segment, min_size=1, max_size=4).map(lambda s: b"/" + b"/".join(s))
     query = st.text(_PCHAR + "/?", max_size=20).map(str.encode)
-    origin = st.builds(lambda p, q, has_q: p + (b"?" + q if has_q else b""), path, query, st.booleans())
+    origin = st.builds(
+        lambda p, q, has_q: p + (b"?" + q if has_q else b""), path, query, st.booleans()
+    )
     absolute = st.builds(lambda p: b"http://example.com" + p, path)
     return st.one_of(origin, origin, origin, absolute)
 
 
-def _fields(max_count: int) -> st.SearchStrategy[tuple[tuple[bytes, bytes], ...]]:
-    name = tokens().filter(lambda n: n.lower().decode() not in _RESERVED)
+def _fields(
+    max_count: int, reserved: frozenset[str] = _RESERVED
+) -> st.SearchStrategy[tuple[tuple[bytes, bytes], ...]]:
+    name = tokens().filter(lambda n: n.lower().decode() not in reserved)
     return st.lists(st.tuples(name, field_values()), max_size=max_count).map(tuple)
 
 
@@ -158,7 +183,7 @@ def requests(
             left -= size
         chunks = tuple(sizes)
         extensions = tuple(draw(_EXTENSIONS) for _ in sizes)
-        trailers = draw(_fields(3))
+        trailers = draw(_fields(3, _NOT_TRAILERS))
     count = len(fields) + 1
     padding = tuple(draw(st.tuples(_OWS, _OWS)) for _ in range(count))
     return GeneratedRequest(
