@@ -10,6 +10,9 @@ end of the body. Both return a list of events:
 * :class:`PartEnd` -- the part is complete;
 * :class:`End` -- the close delimiter was seen; the epilogue is ignored.
 
+Events are immutable and may be shared: the PartStart of a text field whose head
+is exactly as browsers write it is reused whenever that head comes again.
+
 ``feed(b"")`` is a no-op; the end of the body is signalled only by ``close()``,
 which raises :class:`IncompleteMultipart` if the close delimiter never came.
 
@@ -192,10 +195,6 @@ def _setter(cls: type, field: str) -> Callable[[object, object], None]:
 
 
 _set_data = _setter(PartData, "data")
-_set_name = _setter(PartStart, "name")
-_set_filename = _setter(PartStart, "filename")
-_set_content_type = _setter(PartStart, "content_type")
-_set_headers = _setter(PartStart, "headers")
 _END = End()
 
 
@@ -381,25 +380,28 @@ def _parse_headers(block: bytes, limits: MultipartLimits) -> PartStart:
     return PartStart(name, filename, content_type, tuple(pairs))
 
 
-# Field names seen in browser-shaped heads -> (name, headers). Forms repeat their field
-# names request after request; a hit skips decoding and validation. Bounded: cleared when full.
-_SIMPLE_NAMES: dict[bytes, tuple[str, tuple[tuple[bytes, bytes], ...]]] = {}
-_SIMPLE_NAMES_MAX = 1024
+# PartStart events of browser-shaped text-field heads, by raw name. Events are immutable,
+# and forms repeat their field names request after request: a hit reuses the event and
+# skips decoding and validating the name. Bounded: cleared when full.
+_SIMPLE_STARTS: dict[bytes, PartStart] = {}
+_SIMPLE_STARTS_MAX = 1024
 
 
-def _simple_name(raw: bytes) -> tuple[str, tuple[tuple[bytes, bytes], ...]] | None:
-    """(name, headers) for ``name="<raw>"`` if ``raw`` needs no unquoting and is valid UTF-8."""
+def _simple_start(raw: bytes) -> PartStart | None:
+    """The PartStart for a head ``name="<raw>"``, if ``raw`` needs no unquoting and is UTF-8."""
     try:
         name = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None  # the general path raises the right error
     if not name.isprintable() or "\\" in name:
         return None
-    known = (name, ((b"content-disposition", b'form-data; name="' + raw + b'"'),))
-    if len(_SIMPLE_NAMES) >= _SIMPLE_NAMES_MAX:
-        _SIMPLE_NAMES.clear()
-    _SIMPLE_NAMES[raw] = known
-    return known
+    start = PartStart(
+        name, None, None, ((b"content-disposition", b'form-data; name="' + raw + b'"'),)
+    )
+    if len(_SIMPLE_STARTS) >= _SIMPLE_STARTS_MAX:
+        _SIMPLE_STARTS.clear()
+    _SIMPLE_STARTS[raw] = start
+    return start
 
 
 def _held_back(buf: bytes, start: int, delimiter: bytes) -> int:
@@ -577,10 +579,8 @@ class MultipartParser:
             self._state = state
             return events
         extend = events.extend
-        names = _SIMPLE_NAMES
-        new = _new
-        set_data, set_name, set_filename = _set_data, _set_name, _set_filename
-        set_content_type, set_headers = _set_content_type, _set_headers
+        starts = _SIMPLE_STARTS
+        new, set_data = _new, _set_data
         part_end, simple_field, simple_len = _PART_END, _SIMPLE_FIELD, _SIMPLE_FIELD_LEN
         max_header_size, field_limit = self._limits.max_header_size, self._field_limit
         parts_left = self._parts_left
@@ -593,18 +593,13 @@ class MultipartParser:
                 q = seg.find(b'"', simple_len)
                 if seg.startswith(b'"\r\n\r\n', q) and q < max_header_size:
                     raw = seg[simple_len:q]
-                    known = names.get(raw)
-                    if known is None:
-                        known = _simple_name(raw)
-                    if known is not None:
+                    head = starts.get(raw)
+                    if head is None:
+                        head = _simple_start(raw)
+                    if head is not None:
                         parts_left -= 1
                         if parts_left < 0:
                             raise TooManyParts("too many multipart parts", limit="max_parts")
-                        head = new(PartStart)
-                        set_name(head, known[0])
-                        set_filename(head, None)
-                        set_content_type(head, None)
-                        set_headers(head, known[1])
                         size = len(seg) - q - 5
                         if size:
                             if size > field_limit:
