@@ -546,7 +546,8 @@ class MultipartParser:
         delimiter = self._delimiter
         if found >= 0:
             rest = found + len(delimiter)
-            if buf.find(delimiter, rest) < 0:
+            following = buf.find(delimiter, rest)
+            if following < 0:
                 # One delimiter (a file part ends in this piece): parse the bytes after it
                 # in place rather than copying them into a segment of their own.
                 self._buffer = b""
@@ -557,7 +558,11 @@ class MultipartParser:
                     state = self._segment(buf, _AFTER_DELIMITER, False, events, rest)
                 self._state = state
                 return events
-            segments = [buf[:found], *buf[rest:].split(delimiter)]
+            segments = [
+                buf[:found],
+                buf[rest:following],
+                *buf[following + len(delimiter) :].split(delimiter),
+            ]
         elif found == -1:
             segments = [buf]
         elif state is _BODY or state is _PREAMBLE:
