@@ -18,8 +18,11 @@ does)::
         # report.exceptions(): the cases that passed as NON-STRICT / INFORMATIONAL
 
 From an async test whose server runs on the same event loop, ``await
-run_autobahn_async(...)`` instead (the sync form runs its own loop in a
-worker thread and would block a loop running in the calling thread).
+run_autobahn_async(...)`` instead (the sync form blocks the calling thread).
+kosoku runs in a child process (``python tests/autobahn.py --child``), so the
+server under test keeps this interpreter's GIL to itself, and the child is
+killed if it overruns the deadline; its results stream back one JSON line per
+case, so a cut run still reports every case that finished.
 
 From a shell::
 
@@ -37,11 +40,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fnmatch
+import json
+import os
+import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 #: The suite's groups, in order. Sections 12 and 13 (permessage-deflate, 1000
@@ -152,24 +159,105 @@ class AutobahnReport:
         return "\n".join(lines)
 
 
-def _outcome(result: Any) -> CaseOutcome:
-    return CaseOutcome(
-        case_id=result.case_id,
-        behavior=result.behavior.value,
-        behavior_close=result.behavior_close.value,
-        duration_ms=int(result.duration),
-        description=result.description,
-        result=result.result,
-        result_close=result.result_close,
-        remote_close_code=result.remote_close_code,
-    )
+def _outcome(result: Any) -> dict[str, Any]:
+    return {
+        "case_id": result.case_id,
+        "behavior": result.behavior.value,
+        "behavior_close": result.behavior_close.value,
+        "duration_ms": int(result.duration),
+        "description": result.description,
+        "result": result.result,
+        "result_close": result.result_close,
+        "remote_close_code": result.remote_close_code,
+    }
 
 
 def _groups(cases: Sequence[str] | None) -> list[str]:
     return list(DEFAULT_GROUPS if cases is None else cases)
 
 
-async def run_autobahn_async(
+async def _child(
+    url: str, groups: list[str], exclude: list[str], timeout: float, concurrency: int
+) -> None:
+    # Runs in the child process: one JSON line per case, time-out or error, as they come,
+    # so that the parent keeps every finished group even if it has to kill us.
+    from kosoku import FailureError, run_fuzzingclient
+
+    deadline = time.monotonic() + timeout
+
+    def emit(item: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(item) + "\n")
+        sys.stdout.flush()
+
+    for index, group in enumerate(groups):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            for rest in groups[index:]:
+                emit({"timed_out": rest})
+            return
+        try:
+            results = await asyncio.wait_for(
+                run_fuzzingclient(url, [group], exclude or None, concurrency=concurrency), left
+            )
+        except FailureError as failure:
+            results = failure.results
+        except asyncio.TimeoutError:
+            for rest in groups[index:]:
+                emit({"timed_out": rest})
+            return
+        except Exception as exc:  # kosoku could not run the group
+            emit({"error": f"{group}: {type(exc).__name__}: {exc}"})
+            continue
+        for result in results:
+            emit({"case": _outcome(result)})
+
+
+def _command(
+    address: str,
+    cases: Sequence[str] | None,
+    exclude: Sequence[str],
+    timeout: float,
+    concurrency: int,
+) -> list[str]:
+    url = address if "://" in address else f"ws://{address}"
+    job = {
+        "url": url,
+        "groups": _groups(cases),
+        "exclude": list(exclude),
+        "timeout": timeout,
+        "concurrency": concurrency,
+    }
+    return [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(job)]
+
+
+def _report(output: str, groups: list[str], elapsed: float) -> AutobahnReport:
+    report = AutobahnReport(elapsed=elapsed)
+    for line in output.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if "case" in item:
+            report.outcomes.append(CaseOutcome(**item["case"]))
+        elif "timed_out" in item:
+            report.timed_out.append(item["timed_out"])
+        elif "error" in item:
+            report.errors.append(item["error"])
+    # Groups the child never reported on were cut by the parent's hard deadline.
+    seen = {o.case_id for o in report.outcomes}
+    reported = set(report.timed_out) | {e.split(":")[0] for e in report.errors}
+    if not any('"done"' in line for line in output.splitlines()):
+        for group in groups:
+            if group not in reported and not any(fnmatch.fnmatchcase(c, group) for c in seen):
+                report.timed_out.append(group)
+    return report
+
+
+# The child is killed if it overruns its own deadline by this much.
+_MARGIN = 20.0
+
+
+def run_autobahn(
     address: str,
     *,
     cases: Sequence[str] | None = None,
@@ -181,39 +269,22 @@ async def run_autobahn_async(
 
     ``cases`` are case ids or globs, each run as one group (default:
     :data:`DEFAULT_GROUPS`, the whole suite); ``exclude`` removes ids or globs
-    from every group. ``concurrency`` is how many cases run at once.
+    from every group. ``concurrency`` is how many cases run at once. kosoku
+    runs in a child process, so a server under test in this process keeps
+    its interpreter to itself.
     """
-    from kosoku import FailureError, run_fuzzingclient
-
-    url = address if "://" in address else f"ws://{address}"
-    report = AutobahnReport()
+    command = _command(address, cases, exclude, timeout, concurrency)
     start = time.monotonic()
-    deadline = start + timeout
-    groups = _groups(cases)
-    for index, group in enumerate(groups):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            report.timed_out += groups[index:]
-            break
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
         try:
-            results = await asyncio.wait_for(
-                run_fuzzingclient(url, [group], list(exclude) or None, concurrency=concurrency),
-                left,
-            )
-        except FailureError as failure:
-            results = failure.results
-        except asyncio.TimeoutError:
-            report.timed_out += groups[index:]
-            break
-        except Exception as exc:  # kosoku could not run the group (e.g. server unreachable)
-            report.errors.append(f"{group}: {type(exc).__name__}: {exc}")
-            continue
-        report.outcomes += [_outcome(r) for r in results]
-    report.elapsed = time.monotonic() - start
-    return report
+            output, _ = child.communicate(timeout=timeout + _MARGIN)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            output, _ = child.communicate()
+    return _report(output, _groups(cases), time.monotonic() - start)
 
 
-def run_autobahn(
+async def run_autobahn_async(
     address: str,
     *,
     cases: Sequence[str] | None = None,
@@ -221,36 +292,18 @@ def run_autobahn(
     timeout: float = 180.0,
     concurrency: int = 2,
 ) -> AutobahnReport:
-    """Blocking form of :func:`run_autobahn_async` (runs its own event loop in a thread)."""
-    box: list[AutobahnReport | BaseException] = []
-
-    def work() -> None:
-        try:
-            box.append(
-                asyncio.run(
-                    run_autobahn_async(
-                        address,
-                        cases=cases,
-                        exclude=exclude,
-                        timeout=timeout,
-                        concurrency=concurrency,
-                    )
-                )
-            )
-        except BaseException as exc:
-            box.append(exc)
-
-    thread = threading.Thread(target=work, name="autobahn", daemon=True)
-    thread.start()
-    # The run bounds itself; the extra margin only covers a cancelled group winding down.
-    thread.join(timeout + 30.0)
-    if not box:
-        report = AutobahnReport(timed_out=["<harness did not return>"], elapsed=timeout + 30.0)
-        return report
-    outcome = box[0]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
+    """:func:`run_autobahn` for a caller whose event loop must keep running (e.g. the server)."""
+    command = _command(address, cases, exclude, timeout, concurrency)
+    start = time.monotonic()
+    child = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    try:
+        raw, _ = await asyncio.wait_for(child.communicate(), timeout + _MARGIN)
+        output = raw.decode()
+    except asyncio.TimeoutError:
+        child.kill()
+        raw, _ = await child.communicate()
+        output = raw.decode()
+    return _report(output, _groups(cases), time.monotonic() - start)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -274,4 +327,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        # Keep this directory off the path: kosoku's cases import their own "autobahn".
+        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
+        job = json.loads(sys.argv[2])
+        asyncio.run(
+            _child(job["url"], job["groups"], job["exclude"], job["timeout"], job["concurrency"])
+        )
+        sys.stdout.write(json.dumps({"done": True}) + "\n")
+        sys.stdout.flush()
+        # Skip interpreter teardown: kosoku's native runtime can abort while it winds down.
+        os._exit(0)
     sys.exit(main())
