@@ -26,6 +26,7 @@ from tether.websocket.deflate import Compressor, Decompressor, DeflateParams
 from tether.websocket.errors import (
     FrameError,
     InvalidCloseFrame,
+    InvalidPayload,
     InvalidSend,
     MessageTooBig,
 )
@@ -100,6 +101,15 @@ _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 _pack_short_masked = struct.Struct("!BBH4s").pack
 _pack_long_masked = struct.Struct("!BBQ4s").pack
+
+
+# Events are frozen dataclasses; on the hot path they are built through their slot
+# descriptors, which skips the frozen __init__'s object.__setattr__ calls (twice as fast).
+_new = object.__new__
+_set_text_data = Text.__dict__["data"].__set__
+_set_text_fin = Text.__dict__["fin"].__set__
+_set_binary_data = Binary.__dict__["data"].__set__
+_set_binary_fin = Binary.__dict__["fin"].__set__
 
 
 def _valid_close_code(code: int) -> bool:
@@ -347,6 +357,12 @@ class Connection:
     def _parse(self) -> Iterator[Event]:
         buf = self._buf
         server = self._server
+        # The fast path below takes whole, small, unfragmented, uncompressed messages;
+        # anything else (and anything wrong) goes through the full checks after it.
+        fast = not self._stream
+        small = min(125, self._max_frame, self._max_message)
+        header_size = 6 if server else 2
+        mask_bit = 0x80 if server else 0
         while self._state is not _CLOSED:
             if self._frame_remaining:
                 event = self._continue_frame()
@@ -360,6 +376,43 @@ class Connection:
                 break
             b0 = buf[0]
             b1 = buf[1]
+            if (
+                fast
+                and b0 in (0x81, 0x82)
+                and (b1 & 0x80) == mask_bit
+                and (b1 & 0x7F) <= small
+                and avail >= header_size + (b1 & 0x7F)  # partial frames: UTF-8 fails early below
+                and not self._msg_op
+            ):
+                length = b1 & 0x7F
+                end = header_size + length
+                if not length:
+                    payload = b""
+                elif server:
+                    repeated = buf[2:6] * ((length >> 2) + 1)
+                    payload = (
+                        int.from_bytes(buf[6:end], "little")
+                        ^ int.from_bytes(repeated[:length], "little")
+                    ).to_bytes(length, "little")
+                else:
+                    payload = bytes(buf[2:end])
+                del buf[:end]
+                if b0 == 0x81:
+                    try:
+                        text = payload.decode()
+                    except UnicodeDecodeError as exc:
+                        raise InvalidPayload(
+                            f"text message is not valid UTF-8: {exc.reason}"
+                        ) from None
+                    event = _new(Text)
+                    _set_text_data(event, text)
+                    _set_text_fin(event, True)
+                else:
+                    event = _new(Binary)
+                    _set_binary_data(event, payload)
+                    _set_binary_fin(event, True)
+                yield event
+                continue
             opcode = b0 & 0x0F
             length = b1 & 0x7F
             # -- RFC 6455 5.2: validate as soon as the first two bytes are here
@@ -590,6 +643,27 @@ class Connection:
         if self._state is not _OPEN:
             raise InvalidSend(f"cannot send {type(event).__name__} in state {self._state.name}")
         kind = type(event)
+        if (
+            (kind is Text or kind is Binary)
+            and self._server
+            and self._compressor is None
+            and not self._send_op
+            and event.fin  # type: ignore[union-attr]
+        ):
+            # Fast path: a whole small message from a server, one frame, no mask.
+            if kind is Text:
+                payload = event.data.encode("utf-8")  # type: ignore[union-attr]
+                b0 = 0x80 | _TEXT
+            else:
+                payload = event.data  # type: ignore[union-attr]
+                b0 = 0x80 | _BINARY
+            n = len(payload)
+            if n < 126:
+                self._out.append(bytes((b0, n)) + payload)
+                self._out_size = size = self._out_size + n + 2
+                if size > self._limits.ws_write_high_water:
+                    self._paused = True
+                return
         if kind is Text or kind is Binary:
             if kind is Text:
                 payload = event.data.encode("utf-8")  # type: ignore[union-attr]
