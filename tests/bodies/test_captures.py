@@ -19,7 +19,8 @@ import httpx
 import multipart as defnull
 import pytest
 import python_multipart
-from conftest import DATA
+
+from tests.bodies._support import DATA
 from tether.multipart import MultipartParser, PartData, PartEnd, PartStart, parse_boundary
 
 CAPTURES: list[dict[str, Any]] = json.loads((DATA / "captures.json").read_text("utf-8"))["captures"]

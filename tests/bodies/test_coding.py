@@ -10,9 +10,10 @@ from typing import Any
 import brotli
 import pytest
 import zstandard
-from conftest import load_spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.bodies._support import load_spec
 from tether import coding
 from tether.coding import (
     DecodingLimits,

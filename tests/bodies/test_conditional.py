@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import load_spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.bodies._support import load_spec
 from tether.conditional import (
     ETag,
     InvalidETag,

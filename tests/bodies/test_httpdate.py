@@ -6,9 +6,10 @@ import email.utils
 from typing import Any
 
 import pytest
-from conftest import load_spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.bodies._support import load_spec
 from tether.httpdate import InvalidTimestamp, format_http_date, parse_http_date
 
 CASES = load_spec("httpdate.json")

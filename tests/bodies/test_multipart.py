@@ -8,9 +8,10 @@ from typing import Any
 import multipart as defnull
 import pytest
 import python_multipart
-from conftest import load_spec
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
+from tests.bodies._support import load_spec
 from tether import multipart as mp
 from tether.errors import LocalProtocolError, RemoteProtocolError
 from tether.multipart import (

@@ -11,7 +11,8 @@ from typing import Any
 import multipart as defnull
 import pytest
 import python_multipart
-from conftest import load_spec
+
+from tests.bodies._support import load_spec
 from tether import multipart as mp
 
 CASES = {c["id"]: c for c in load_spec("multipart.json")}

@@ -6,9 +6,10 @@ import itertools
 from typing import Any
 
 import pytest
-from conftest import load_spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.bodies._support import load_spec
 from tether.conditional import parse_etag
 from tether.httpdate import parse_http_date
 from tether.multipart import MultipartParser

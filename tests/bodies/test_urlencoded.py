@@ -8,10 +8,11 @@ from typing import Any
 from urllib.parse import parse_qsl, quote_plus, unquote_plus
 
 import pytest
-from conftest import load_spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from python_multipart import QuerystringParser
+
+from tests.bodies._support import load_spec
 from tether import urlencoded as ue
 from tether.urlencoded import UrlencodedLimits, UrlencodedParser, parse_urlencoded
 

@@ -1,16 +1,10 @@
-"""Shared helpers for the body toolkit tests (tether.multipart, urlencoded, ranges, ...)."""
+"""Shared helpers for the body toolkit tests: where the spec vectors and captures live."""
 
 from __future__ import annotations
 
 import json
 import pathlib
-import sys
 from typing import Any
-
-try:
-    import tether  # noqa: F401
-except ImportError:  # the core not installed in the venv: use the source tree
-    sys.path.insert(0, str(pathlib.Path(__file__).parents[2] / "packages" / "core" / "src"))
 
 ROOT = pathlib.Path(__file__).parents[2]
 SPEC = ROOT / "spec" / "bodies"

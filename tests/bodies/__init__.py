@@ -1,0 +1,1 @@
+"""Tests of the body toolkit: multipart, urlencoded, ranges, conditional, coding, HTTP dates."""
