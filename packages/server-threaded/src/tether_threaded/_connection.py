@@ -32,6 +32,7 @@ from tether.http1 import (
     Request,
     Response,
     ServerConnection,
+    State,
     date_header,
 )
 from tether_threaded._input import BODY_HIGH, Body, ClientDisconnected
@@ -308,7 +309,7 @@ class Connection:
             kind = type(event)
             if kind is Data:
                 if body is not None:
-                    body.feed(cast(Data, event).data)
+                    body.feed(event.data)  # type: ignore[union-attr]
                     if body.waiting:
                         self.cond.notify_all()
             elif kind is EndOfMessage:
@@ -319,7 +320,7 @@ class Connection:
                     # The core answers PAUSED until the response is complete: skip asking.
                     return
             elif kind is Request:
-                self._start_request(cast(Request, event), now)
+                self._start_request(event, now)  # type: ignore[arg-type]
             elif event is PAUSED:
                 return
             else:  # ConnectionClosed
@@ -397,6 +398,17 @@ class Connection:
             reuse = False
         if not reuse:
             self.close_soon(now)
+            return
+        if core.their_state is State.IDLE and not core.buffered_bytes and not self.eof:
+            # The common case: nothing pipelined, so the core would answer NEED_DATA. Its only
+            # deadline is now the keep-alive one, which an earlier timer entry may cover.
+            self.want_read = True
+            if not self.want & READ:
+                self.want |= READ
+                self._interest_changed()
+            timer_at = self.timer_at
+            if timer_at is None or timer_at > now + self.loop.limits.keep_alive_timeout:
+                self.schedule(now)
             return
         self.pump(now)
 

@@ -68,6 +68,9 @@ _CONTENT_LENGTH = b"content-length"
 #: Status lines seen, split into (code, reason), memoised likewise.
 _STATUSES: dict[str, tuple[int, bytes]] = {}
 
+#: The end of a body without trailers (events are immutable, so one serves every response).
+_END = EndOfMessage()
+
 #: Zero bytes handed to the core to account for body bytes that ``sendfile`` moved.
 _ZEROS = bytes(1 << 20)
 
@@ -289,11 +292,11 @@ class Exchange:
                 self._fail(exc)
         finally:
             self.loop.release()
-            if self.upgrade is None or not self.upgrade.accepted:
+            if self.loop.access_log and (self.upgrade is None or not self.upgrade.accepted):
                 self._log_access()
 
     def _log_access(self) -> None:
-        if self.loop.access_log and _access.isEnabledFor(logging.INFO):
+        if _access.isEnabledFor(logging.INFO):
             _access.info(access_log_line(self.conn.client, self.request, self.code, self.sent))
 
     def _run(self) -> None:
@@ -350,7 +353,7 @@ class Exchange:
             if data:
                 out += core.send(Data(data))
                 self.sent += len(data)
-            out += core.send(EndOfMessage())
+            out += core.send(_END)
             self.finished = True
             conn.write(out)
             conn.response_done(time.monotonic())
@@ -367,7 +370,7 @@ class Exchange:
                 if self._needs_length():
                     self.headers.append((b"content-length", b"0"))
                 out = self._head()
-            out += conn.core.send(EndOfMessage())
+            out += conn.core.send(_END)
             self.finished = True
             conn.write(out)
             conn.response_done(time.monotonic())
