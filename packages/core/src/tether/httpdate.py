@@ -22,7 +22,13 @@ import time
 
 from tether.errors import LocalProtocolError
 
-__all__ = ["format_http_date", "parse_http_date"]
+__all__ = [
+    "InvalidTimestamp",
+    "format_asctime_date",
+    "format_http_date",
+    "format_rfc850_date",
+    "parse_http_date",
+]
 
 _DAY_NAMES = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
 _LONG_DAY_NAMES = (
@@ -92,6 +98,51 @@ def format_http_date(timestamp: float) -> bytes:
     )
     _last_formatted = (seconds, value)
     return value
+
+
+def _gmtime(timestamp: float) -> time.struct_time:
+    if not math.isfinite(timestamp):
+        raise InvalidTimestamp(f"timestamp {timestamp!r} is not finite")
+    seconds = math.floor(timestamp)
+    if not _MIN_TIMESTAMP <= seconds <= _MAX_TIMESTAMP:
+        raise InvalidTimestamp(f"timestamp {timestamp!r} is outside years 1..9999")
+    return time.gmtime(seconds)
+
+
+def format_rfc850_date(timestamp: float) -> bytes:
+    """The obsolete RFC 850 form, e.g. ``b"Sunday, 06-Nov-94 08:49:37 GMT"``.
+
+    For tests and for talking to legacy recipients only: RFC 9110 section 5.6.7
+    says senders MUST generate IMF-fixdate (:func:`format_http_date`). The year
+    keeps only two digits, so the century is lost.
+    """
+    t = _gmtime(timestamp)
+    return b"%s, %02d-%s-%02d %02d:%02d:%02d GMT" % (
+        _LONG_DAY_NAMES[t.tm_wday],
+        t.tm_mday,
+        _MONTH_NAMES[t.tm_mon - 1],
+        t.tm_year % 100,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+    )
+
+
+def format_asctime_date(timestamp: float) -> bytes:
+    """The obsolete ANSI C asctime() form, e.g. ``b"Sun Nov  6 08:49:37 1994"``.
+
+    For tests and legacy recipients only, like :func:`format_rfc850_date`.
+    """
+    t = _gmtime(timestamp)
+    return b"%s %s %2d %02d:%02d:%02d %04d" % (
+        _DAY_NAMES[t.tm_wday],
+        _MONTH_NAMES[t.tm_mon - 1],
+        t.tm_mday,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+        t.tm_year,
+    )
 
 
 def _number(value: bytes) -> int:
