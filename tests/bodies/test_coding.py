@@ -34,7 +34,12 @@ def test_negotiation_table(case: dict[str, Any]) -> None:
 
 
 def test_vary() -> None:
+    """RFC 9110 section 12.5.5: a response chosen by Accept-Encoding lists it in Vary."""
     assert coding.VARY == (b"vary", b"accept-encoding")
+    assert coding.add_vary([]) == [(b"vary", b"accept-encoding")]
+    assert coding.add_vary([(b"Vary", b"Origin")]) == [(b"Vary", b"Origin, accept-encoding")]
+    assert coding.add_vary([(b"vary", b"Accept-Encoding")]) == [(b"vary", b"Accept-Encoding")]
+    assert coding.add_vary([(b"vary", b"*")]) == [(b"vary", b"*")]
 
 
 @pytest.mark.parametrize(

@@ -422,3 +422,15 @@ def test_events_are_frozen_and_slotted() -> None:
     assert not hasattr(event, "__dict__")
     start = parse(b"B", [encode(b"B", [field("a", b"")])])[0]
     assert start["headers"] == ((b"content-disposition", b'form-data; name="a"'),)
+
+
+def test_parser_for_request_headers() -> None:
+    body = encode(b"xyz", [field("a", b"1")])
+    parser = mp.parser_for(
+        [(b"host", b"h"), (b"Content-Type", b"multipart/form-data; boundary=xyz")]
+    )
+    assert collect(parser.feed(body) + parser.close())[0]["data"] == b"1"
+    with pytest.raises(mp.InvalidBoundary):
+        mp.parser_for([(b"content-type", b"text/plain")])
+    with pytest.raises(mp.InvalidBoundary):
+        mp.parser_for([])

@@ -1,7 +1,7 @@
 """Content coding (RFC 9110 sections 8.4 and 12.5.3): negotiation, streaming encoders, bounded decoders.
 
 * :func:`negotiate_encoding` picks a coding from ``Accept-Encoding``;
-  responses that depend on it carry ``Vary: Accept-Encoding`` (:data:`VARY`).
+  responses that depend on it carry ``Vary: Accept-Encoding`` (:func:`add_vary`).
 * :func:`should_encode` is the response policy: never a 206 (the ranges are of
   the unencoded representation), a body that already has a Content-Encoding,
   a body without content (1xx, 204, 304), or one below a size threshold.
@@ -50,6 +50,7 @@ __all__ = [
     "Encoder",
     "MalformedEncodedBody",
     "UnsupportedContentCoding",
+    "add_vary",
     "make_decoder",
     "make_encoder",
     "negotiate_encoding",
@@ -174,6 +175,26 @@ def negotiate_encoding(
     if listed is not None:
         return "identity" if listed > 0 else None
     return None if star == 0 else "identity"
+
+
+def add_vary(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with ``accept-encoding`` in Vary: merged into an existing Vary, else added.
+
+    ``Vary: *`` already covers it and is left alone.
+    """
+    out = list(headers)
+    for index, (name, value) in enumerate(out):
+        if name.lower() == b"vary":
+            members = [m.strip(b" \t").lower() for m in value.split(b",")]
+            if b"*" in members or b"accept-encoding" in members:
+                return out
+            out[index] = (
+                name,
+                value + b", accept-encoding" if value.strip(b" \t") else b"accept-encoding",
+            )
+            return out
+    out.append(VARY)
+    return out
 
 
 def should_encode(

@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tether._params import decode_ext_value, parse_parameters
@@ -57,6 +57,7 @@ __all__ = [
     "PartStart",
     "TooManyParts",
     "parse_boundary",
+    "parser_for",
 ]
 
 
@@ -295,6 +296,19 @@ def parse_boundary(content_type: bytes | str) -> bytes:
     if boundary is None or _BOUNDARY_RE.fullmatch(boundary) is None:
         raise InvalidBoundary("missing or invalid multipart boundary")
     return boundary.encode("ascii")
+
+
+def parser_for(
+    headers: Sequence[tuple[bytes, bytes]], limits: MultipartLimits | None = None
+) -> MultipartParser:
+    """A parser for a request with these header fields (its Content-Type gives the boundary).
+
+    Raises :class:`InvalidBoundary` if there is no single multipart/form-data Content-Type.
+    """
+    values = [value for name, value in headers if name.lower() == b"content-type"]
+    if len(values) != 1:
+        raise InvalidBoundary("expected exactly one Content-Type field")
+    return MultipartParser(parse_boundary(values[0]), limits)
 
 
 def _decode(value: bytes, what: str) -> str:
