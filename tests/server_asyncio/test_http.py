@@ -368,7 +368,7 @@ def test_protocol_error_gets_status_hint(serve: Any) -> None:
     srv = serve(hello)
     sock = srv.connect()
     sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
-    status, headers, _ = read_response(sock)
+    status, _headers, _ = read_response(sock)
     assert status == 400
     assert recv_until_closed(sock) == b""
     sock = srv.connect()
@@ -426,7 +426,7 @@ def test_request_head_timeout_408(serve: Any) -> None:
     srv = serve(hello, timeout_request_head=0.5)
     sock = srv.connect()
     sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
-    status, headers, _ = read_response(sock)
+    status, _headers, _ = read_response(sock)
     assert status == 408
     assert recv_until_closed(sock) == b""
 
