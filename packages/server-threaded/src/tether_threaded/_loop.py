@@ -339,28 +339,39 @@ class Loop:
                 # EMFILE and friends: keep serving the connections we have.
                 _log.error("accept failed: %s", exc)
                 return
-            sock.setblocking(False)
-            environ = listener.base_environ.copy()
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                host, port = address[0], address[1]
-                environ["REMOTE_ADDR"] = host
-                environ["REMOTE_PORT"] = str(port)
-                client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            else:
-                client = "unix"
-            tls = listener.ssl_context is not None
-            if listener.ssl_context is not None:
-                sock = listener.ssl_context.wrap_socket(
-                    sock, server_side=True, do_handshake_on_connect=False
-                )
-            conn = Connection(self, sock, environ, client, now, tls)
+            try:
+                conn = self._adopt(listener, sock, address, now)
+            except OSError as exc:
+                # The client reset before we set the socket up: nothing to serve.
+                _log.debug("dropping a connection that failed during setup: %s", exc)
+                sock.close()
+                continue
             self.conns.add(conn)
             if self.gate.opened():
                 self._listen(False)
             with conn.lock:
                 conn.sync()
                 conn.schedule(now)
+
+    def _adopt(
+        self, listener: _Listener, sock: socket.socket, address: Any, now: float
+    ) -> Connection:
+        sock.setblocking(False)
+        environ = listener.base_environ.copy()
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            host, port = address[0], address[1]
+            environ["REMOTE_ADDR"] = host
+            environ["REMOTE_PORT"] = str(port)
+            client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        else:
+            client = "unix"
+        tls = listener.ssl_context is not None
+        if listener.ssl_context is not None:
+            sock = listener.ssl_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        return Connection(self, sock, environ, client, now, tls)
 
     def _begin_shutdown(self, now: float) -> None:
         if self.draining:
