@@ -205,10 +205,16 @@ def _server_handshake(
         (b"sec-websocket-accept", accept_key(key)),
     ]
     chosen: str | None = None
-    offered = _tokens(_values(headers, b"sec-websocket-protocol"))
+    # Subprotocol names are matched exactly: RFC 6455 defines no case folding for them,
+    # unlike the Upgrade and Connection tokens.
+    offered = [
+        item.strip(b" \t")
+        for value in _values(headers, b"sec-websocket-protocol")
+        for item in value.split(b",")
+    ]
     if offered:
         for proto in subprotocols:
-            if proto.lower().encode("ascii") in offered:
+            if proto.encode("ascii") in offered:
                 chosen = proto
                 break
         if chosen is not None:
