@@ -434,3 +434,13 @@ def test_parser_for_request_headers() -> None:
         mp.parser_for([(b"content-type", b"text/plain")])
     with pytest.raises(mp.InvalidBoundary):
         mp.parser_for([])
+
+
+def test_name_cache_stays_bounded() -> None:
+    """Many distinct or long field names cannot grow the shared PartStart cache without bound."""
+    names = [f"n{i}" for i in range(3000)] + ["x" * 5000]
+    body = encode(b"B", [field(n, b"v") for n in names])
+    parsed = parse(b"B", [body], MultipartLimits(max_parts=5000))
+    assert [p["name"] for p in parsed] == names
+    assert len(mp._SIMPLE_STARTS) <= mp._SIMPLE_STARTS_MAX
+    assert all(len(raw) <= mp._SIMPLE_NAME_MAX for raw in mp._SIMPLE_STARTS)

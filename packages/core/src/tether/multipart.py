@@ -399,6 +399,9 @@ def _parse_headers(block: bytes, limits: MultipartLimits) -> PartStart:
 # skips decoding and validating the name. Bounded: cleared when full.
 _SIMPLE_STARTS: dict[bytes, PartStart] = {}
 _SIMPLE_STARTS_MAX = 1024
+# Only short names are cached, so the cache stays small (about 1024 x 200 bytes) whatever a
+# client sends.
+_SIMPLE_NAME_MAX = 64
 
 
 def _simple_start(raw: bytes) -> PartStart | None:
@@ -412,9 +415,10 @@ def _simple_start(raw: bytes) -> PartStart | None:
     start = PartStart(
         name, None, None, ((b"content-disposition", b'form-data; name="' + raw + b'"'),)
     )
-    if len(_SIMPLE_STARTS) >= _SIMPLE_STARTS_MAX:
-        _SIMPLE_STARTS.clear()
-    _SIMPLE_STARTS[raw] = start
+    if len(raw) <= _SIMPLE_NAME_MAX:
+        if len(_SIMPLE_STARTS) >= _SIMPLE_STARTS_MAX:
+            _SIMPLE_STARTS.clear()
+        _SIMPLE_STARTS[raw] = start
     return start
 
 
