@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable, Sequence
 
+from hypothesis import HealthCheck, settings
+
 from tether import websocket as ws
+
+#: Hypothesis settings for every property test here, applied per test (a global profile
+#: would change other areas' tests). TETHER_WS_EXAMPLES raises the count for a deep run.
+PROPERTY = settings(
+    max_examples=int(os.environ.get("TETHER_WS_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 _counter = itertools.count()
 

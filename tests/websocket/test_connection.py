@@ -5,14 +5,12 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from _ws_helpers import feed, fixed_masks, merge, read_frame, split
-from hypothesis import given, settings
+from _ws_helpers import PROPERTY, feed, fixed_masks, merge, read_frame, split
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tether import websocket as ws
 from tether.limits import Limits
-
-settings.load_profile("websocket")
 
 
 def pair(
@@ -250,6 +248,7 @@ PARAMS = [
 
 
 @pytest.mark.parametrize("params", PARAMS)
+@PROPERTY
 @given(st.lists(st.tuples(st.booleans(), st.text(max_size=300)), min_size=1, max_size=8))
 def test_deflate_round_trip(params: ws.DeflateParams, messages: list[tuple[bool, str]]) -> None:
     server, client = pair(deflate=params)
@@ -315,6 +314,7 @@ def test_uncompressed_message_on_a_deflate_connection() -> None:
 
 
 @pytest.mark.parametrize("params", PARAMS[:2])
+@PROPERTY
 @given(
     messages=st.lists(st.text(max_size=2000), min_size=1, max_size=5),
     fragment=st.integers(1, 700),

@@ -13,16 +13,14 @@ import struct
 from typing import Any
 
 import pytest
-from _ws_helpers import merge, split
-from hypothesis import given, settings
+from _ws_helpers import PROPERTY, merge, split
+from hypothesis import given
 from hypothesis import strategies as st
 from wsproto.connection import Connection as WsprotoConnection
 from wsproto.connection import ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from tether import websocket as ws
-
-settings.load_profile("websocket")
 
 
 def encode(
@@ -219,6 +217,7 @@ def wsproto_outcome(data: bytes) -> list[Any]:
     return out
 
 
+@PROPERTY
 @given(valid_stream(), st.lists(st.integers(0, 4000), max_size=8))
 def test_split_invariance(data: bytes, points: list[int]) -> None:
     """Any split of the input gives the same events, whole or streamed."""
@@ -228,6 +227,7 @@ def test_split_invariance(data: bytes, points: list[int]) -> None:
     assert not any(item[0] == "error" for item in whole)
 
 
+@PROPERTY
 @given(st.lists(any_frame(), min_size=1, max_size=6), st.lists(st.integers(0, 400), max_size=6))
 def test_split_invariance_any_input(frames: list[bytes], points: list[int]) -> None:
     """Broken input fails with the same close code however it is split, byte by byte included."""
@@ -237,12 +237,14 @@ def test_split_invariance_any_input(frames: list[bytes], points: list[int]) -> N
     assert tether_outcome(data, [data[i : i + 1] for i in range(len(data))]) == whole
 
 
+@PROPERTY
 @given(valid_stream())
 def test_differential_valid(data: bytes) -> None:
     """Valid streams give the same messages and control frames as wsproto."""
     assert tether_outcome(data, [data]) == wsproto_outcome(data)
 
 
+@PROPERTY
 @given(st.lists(any_frame(), min_size=1, max_size=6))
 def test_differential_any(frames: list[bytes]) -> None:
     """Where wsproto fails the connection we fail it with the same code, after the same events.

@@ -10,16 +10,14 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from _ws_helpers import fixed_masks, split
-from hypothesis import given, settings
+from _ws_helpers import PROPERTY, fixed_masks, split
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tether import websocket as ws
 from tether.http1._events import Request
 from tether.limits import Limits
 from tether.websocket.deflate import parse_extensions
-
-settings.load_profile("websocket")
 
 SMALL = Limits(ws_max_frame_size=300, ws_max_message_size=600)
 
@@ -35,6 +33,7 @@ def _frame_like() -> st.SearchStrategy[bytes]:
 
 @pytest.mark.parametrize("role", [ws.Role.SERVER, ws.Role.CLIENT])
 @pytest.mark.parametrize("deflate", [None, ws.DeflateParams()])
+@PROPERTY
 @given(
     data=st.one_of(st.binary(max_size=300), _frame_like()),
     points=st.lists(st.integers(0, 300), max_size=5),
@@ -77,6 +76,7 @@ names = st.sampled_from(
 values = st.one_of(token, st.binary(max_size=40))
 
 
+@PROPERTY
 @given(
     method=st.sampled_from([b"GET", b"POST", b"get"]),
     version=st.sampled_from([b"1.1", b"1.0"]),
@@ -96,6 +96,7 @@ def test_server_handshake_any_headers(
         assert method == b"GET" and version == b"1.1"
 
 
+@PROPERTY
 @given(
     status=st.sampled_from([101, 200, 400]),
     headers=st.lists(st.tuples(names, values), max_size=10),
@@ -107,6 +108,7 @@ def test_client_check_any_response(status: int, headers: list[tuple[bytes, bytes
         )
 
 
+@PROPERTY
 @given(st.lists(st.binary(max_size=60), max_size=3))
 def test_extension_parser_any_value(values_: list[bytes]) -> None:
     try:
