@@ -333,3 +333,33 @@ def test_deflate_split_invariance(
     for stream in (False, True):
         server = ws.Connection(ws.Role.SERVER, deflate=params, stream=stream)
         assert merge(feed(server, split(data, points))) == [ws.Text(t) for t in messages]
+
+
+def test_auto_pong_off_leaves_the_answer_to_the_caller() -> None:
+    server = ws.Connection(ws.Role.SERVER, auto_pong=False)
+    assert feed(server, [b"\x89\x82\x00\x00\x00\x00hi"]) == [ws.Ping(b"hi")]
+    assert server.bytes_to_send() == b""
+    server.send(ws.Pong(b"hi"))
+    assert server.bytes_to_send() == b"\x8a\x02hi"
+
+
+def test_stream_mode_yields_pieces_before_the_frame_ends() -> None:
+    """Pieces of a large frame come out as they arrive, and text splits on characters."""
+    _, client = pair()
+    client.send(ws.Text("é" * 1000))  # 2000 bytes in one frame
+    data = client.bytes_to_send()
+    server = ws.Connection(ws.Role.SERVER, stream=True)
+    first = feed(server, [data[:1001]])  # header (4 + 4 bytes) and 993 payload bytes
+    assert first == [ws.Text("é" * 496, fin=False)]  # the odd byte waits for its partner
+    rest = feed(server, [data[1001:]])
+    assert rest == [ws.Text("é" * 504, fin=True)]
+
+
+def test_invalid_utf8_fails_before_the_frame_ends() -> None:
+    """RFC 6455 8.1: invalid text fails as soon as it is seen, not at the end of the frame."""
+    server = ws.Connection(ws.Role.SERVER)
+    payload = b"ok" + b"\xff" + b"x" * 500
+    frame = b"\x81\xfe" + len(payload).to_bytes(2, "big") + b"\x00\x00\x00\x00" + payload
+    server.receive_data(frame[:20])
+    with pytest.raises(ws.InvalidPayload):
+        list(server.events())
