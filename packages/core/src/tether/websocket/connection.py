@@ -172,11 +172,15 @@ class Connection:
 
     ``deflate`` is the negotiated permessage-deflate agreement (from
     ``Accepted.deflate`` / ``Negotiated.deflate``), ``stream=True`` yields
-    messages in pieces as frames (or parts of frames) arrive instead of whole,
-    ``mask_source(4)`` must return 4 random bytes per frame for a client (e.g.
-    ``os.urandom``), ``auto_pong=False`` leaves answering pings to the caller.
-    Pass ``now`` (any monotonic clock, seconds) to the calls that take it when
-    using deadlines.
+    messages in pieces as frames (or parts of frames) arrive instead of whole
+    (``ws_max_message_size`` still bounds each message), ``mask_source(4)``
+    must return 4 random bytes per frame for a client (e.g. ``os.urandom``),
+    ``auto_pong=False`` leaves answering pings to the caller. Pass ``now`` (any
+    monotonic clock, seconds) to the calls that take it when using deadlines.
+
+    The connection answers a peer's close frame and pings by itself. Events
+    are produced lazily: replies queued while handling an event (an echo)
+    go out before the close answer to a close frame that follows it.
     """
 
     __slots__ = (
