@@ -6,7 +6,9 @@ worker threads that speaks no HTTP (it answers every ``\\r\\n\\r\\n`` with canne
 cost of the architecture without a protocol. All use the same number of worker threads.
 
 Each line ends in ``ratio=<requests/s over waitress's>``; each server's figure is the median
-of ``rounds`` interleaved runs.
+of ``rounds`` interleaved runs. Each line also shows the server's CPU time per request (from
+``/proc``), which a busy shared machine disturbs far less than requests/s: when wrk's own core is
+contended the servers are client-bound and the requests/s ratios shrink towards 1.
 
 Run alone: ``python bench/_wsgi_servers.py [--duration 5] [--rounds 3]``.
 ``bench/server.py`` imports :func:`run_wsgi_group`.
@@ -178,7 +180,7 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 1
     raise RuntimeError("server did not start listening")
 
 
-def _wrk(port: int, duration: float) -> float:
+def _wrk(port: int, duration: float) -> tuple[float, int]:
     out = subprocess.run(
         [
             *_pin(1),
@@ -193,14 +195,49 @@ def _wrk(port: int, duration: float) -> float:
         check=True,
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if match is None:
+    count = re.search(r"(\d+) requests in", out)
+    if match is None or count is None:
         raise RuntimeError(f"cannot read wrk output: {out!r}")
     if "Non-2xx" in out or "Socket errors" in out:
         sys.stderr.write(f"wrk reported errors:\n{out}\n")
-    return float(match.group(1))
+    return float(match.group(1)), int(count.group(1))
 
 
-def _measure(name: str, command: list[str], port: int, duration: float) -> float:
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and its descendants (Linux /proc; else 0.0).
+
+    Descendants count because gunicorn serves from a worker process under its arbiter.
+    """
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if entry.isdigit() and (fields := _stat(int(entry))) is not None:
+            parents[int(entry)] = int(fields[1])
+    tree = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                grew = True
+    total = 0.0
+    for member in tree:
+        fields = _stat(member)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(name: str, command: list[str], port: int, duration: float) -> tuple[float, float]:
+    """(requests/s, microseconds of server CPU per request) for one server."""
     env = dict(os.environ)
     env["PYTHONPATH"] = HERE + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
@@ -213,7 +250,10 @@ def _measure(name: str, command: list[str], port: int, duration: float) -> float
     try:
         _wait_listening(port, proc)
         _wrk(port, 1)  # warm-up
-        return _wrk(port, duration)
+        before = _cpu_seconds(proc.pid)
+        rate, count = _wrk(port, duration)
+        cpu = (_cpu_seconds(proc.pid) - before) / max(count, 1) * 1e6
+        return rate, cpu
     finally:
         proc.terminate()
         try:
@@ -228,12 +268,15 @@ def run_wsgi_group(duration: float, rounds: int = 3) -> list[str]:
     if shutil.which("wrk") is None:
         return ["wsgi: wrk is not installed; skipped ratio=0"]
     results: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     for _ in range(rounds):
         for name in _commands(0):
             port = _free_port()
             command = _commands(port)[name]
             try:
-                results.setdefault(name, []).append(_measure(name, command, port, duration))
+                rate, cpu_per_request = _measure(name, command, port, duration)
+                results.setdefault(name, []).append(rate)
+                cpu.setdefault(name, []).append(cpu_per_request)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 sys.stderr.write(f"{name}: {exc}\n")
     medians = {name: statistics.median(values) for name, values in results.items() if values}
@@ -241,9 +284,10 @@ def run_wsgi_group(duration: float, rounds: int = 3) -> list[str]:
     lines = []
     for name, rate in medians.items():
         ratio = rate / base if base else 0.0
+        cpu_us = statistics.median(cpu[name])
         lines.append(
             f"wsgi hello-world, {CONNECTIONS} keep-alive conns, {THREADS} threads: "
-            f"{name:<36} {rate:>9.0f} req/s ratio={ratio:.2f}"
+            f"{name:<36} {rate:>7.0f} req/s {cpu_us:>6.1f} us CPU/req ratio={ratio:.2f}"
         )
     return lines
 
