@@ -18,3 +18,8 @@ def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         release.wait(2.0)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [f"{environ['SCRIPT_NAME']}|{environ['PATH_INFO']}".encode()]
+
+
+def create_app() -> Any:
+    """An app factory (``--factory cli_app:create_app``)."""
+    return app

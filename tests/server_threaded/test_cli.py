@@ -89,3 +89,29 @@ def test_signal_stops_gracefully_after_requests_in_flight(signum: int) -> None:
     assert results and results[0].status_code == 200
     assert "Traceback" not in rest
     assert "stopped" in rest
+
+
+def test_factory_and_header_switches() -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "tether_threaded._cli", "cli_app:create_app", "--factory",
+            "--port", "0", "--no-date-header", "--no-server-header", "--no-access-log",
+        ],
+        stderr=subprocess.PIPE, text=True, cwd=HERE, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        url = "http://" + line.rsplit("http://", 1)[1].split()[0]
+        r = httpx.get(url + "/f")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert r.text == "|/f"
+    assert "date" not in r.headers
+    assert "server" not in r.headers

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import ssl
 import sys
 from collections.abc import Sequence
 
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("runtime")
     run.add_argument("--threads", type=_positive_int, default=8, help="worker threads")
     run.add_argument("--app-dir", default=None, help="directory to import the app from")
+    run.add_argument(
+        "--factory", action="store_true", help="MODULE:APP is a factory returning the app"
+    )
     run.add_argument("--root-path", default="", help="SCRIPT_NAME (mount point behind a proxy)")
 
     limits = parser.add_argument_group("limits and timeouts")
@@ -73,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="stop accepting at this many open connections",
+    )
+    limits.add_argument(
+        "--limit-connections-low",
+        type=int,
+        default=None,
+        help="resume accepting at this many (default: 90%% of --limit-connections)",
     )
     limits.add_argument(
         "--limit-max-requests",
@@ -121,11 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--ssl-certfile", default=None)
     tls.add_argument("--ssl-keyfile", default=None)
     tls.add_argument("--ssl-keyfile-password", default=None)
+    tls.add_argument("--ssl-ca-certs", default=None)
+    tls.add_argument(
+        "--ssl-cert-reqs",
+        type=int,
+        default=int(ssl.CERT_NONE),
+        help="0 none, 1 optional, 2 required",
+    )
+    tls.add_argument("--ssl-ciphers", default="TLSv1.2:TLSv1.3")
 
     out = parser.add_argument_group("logging and headers")
     out.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     out.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
     out.add_argument("--server-header", action=argparse.BooleanOptionalAction, default=True)
+    out.add_argument("--date-header", action=argparse.BooleanOptionalAction, default=True)
     return parser
 
 
@@ -152,6 +171,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         root_path=args.root_path,
         limit_concurrency=args.limit_concurrency,
         limit_connections=args.limit_connections,
+        limit_connections_low=args.limit_connections_low,
         limit_max_requests=args.limit_max_requests,
         timeout_keep_alive=args.timeout_keep_alive,
         timeout_request_head=args.timeout_request_head,
@@ -166,7 +186,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
         ssl_keyfile_password=args.ssl_keyfile_password,
+        ssl_ca_certs=args.ssl_ca_certs,
+        ssl_cert_reqs=args.ssl_cert_reqs,
+        ssl_ciphers=args.ssl_ciphers,
         server_header=args.server_header,
+        date_header=args.date_header,
         access_log=args.access_log,
     )
 
@@ -178,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = logging.getLogger("tether.error")
     try:
         config = config_from_args(args)
-        app = load_app(args.app, args.app_dir)
+        app = load_app(args.app, args.app_dir, args.factory)
         server = Server(app, config)
         server.bind()
     except ConfigError as exc:

@@ -45,6 +45,8 @@ class Config:
     limit_concurrency: int | None = None
     #: Most open connections; at the limit the server stops accepting until some close.
     limit_connections: int | None = None
+    #: Resume accepting at this many open connections (default: 90% of the limit).
+    limit_connections_low: int | None = None
     limit_max_requests: int | None = None
     root_path: str = ""
     timeout_keep_alive: float = 5.0
@@ -64,7 +66,11 @@ class Config:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_keyfile_password: str | None = None
+    ssl_ca_certs: str | None = None
+    ssl_cert_reqs: int = int(ssl.CERT_NONE)
+    ssl_ciphers: str = "TLSv1.2:TLSv1.3"
     server_header: bool = True
+    date_header: bool = True
     access_log: bool = True
     #: Install SIGINT/SIGTERM handlers (only possible in the main thread).
     install_signal_handlers: bool = True
@@ -95,8 +101,11 @@ class Config:
         return SERVER_HEADER if self.server_header else None
 
 
-def load_app(spec: str, app_dir: str | None = None) -> WSGIApp:
-    """Import ``"module:attribute"`` (the attribute may be dotted) and return the WSGI app."""
+def load_app(spec: str, app_dir: str | None = None, factory: bool = False) -> WSGIApp:
+    """Import ``"module:attribute"`` (the attribute may be dotted) and return the WSGI app.
+
+    With ``factory`` the attribute is called without arguments to make the app.
+    """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f'app must be given as "MODULE:ATTRIBUTE", got "{spec}"')
@@ -115,6 +124,10 @@ def load_app(spec: str, app_dir: str | None = None) -> WSGIApp:
             app = getattr(app, part)
     except AttributeError:
         raise ConfigError(f'attribute "{attr}" not found in module "{module_name}"') from None
+    if factory:
+        if not callable(app):
+            raise ConfigError(f'"{spec}" is not callable, so it cannot be an app factory')
+        app = app()
     if not callable(app):
         raise ConfigError(f'"{spec}" is not a WSGI application (not callable)')
     return app  # type: ignore[no-any-return]
@@ -129,6 +142,7 @@ def create_ssl_context(config: Config) -> ssl.SSLContext | None:
     for option, path in (
         ("--ssl-certfile", config.ssl_certfile),
         ("--ssl-keyfile", config.ssl_keyfile),
+        ("--ssl-ca-certs", config.ssl_ca_certs),
     ):
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"{option}: no such file: {path}")
@@ -138,6 +152,11 @@ def create_ssl_context(config: Config) -> ssl.SSLContext | None:
         context.load_cert_chain(
             config.ssl_certfile, config.ssl_keyfile, password=config.ssl_keyfile_password
         )
+        if config.ssl_ca_certs is not None:
+            context.load_verify_locations(config.ssl_ca_certs)
+        context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+        if config.ssl_ciphers:
+            context.set_ciphers(config.ssl_ciphers)
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise ConfigError(f"could not load the TLS certificate or key: {exc}") from None
     context.set_alpn_protocols(["http/1.1"])

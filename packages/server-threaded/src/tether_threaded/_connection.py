@@ -21,7 +21,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from tether._serving import overload_response, with_server_headers
+from tether._serving import overload_response
 from tether.errors import ProtocolError
 from tether.http1 import (
     NEED_DATA,
@@ -33,7 +33,6 @@ from tether.http1 import (
     Response,
     ServerConnection,
     State,
-    date_header,
 )
 from tether_threaded._input import BODY_HIGH, Body, ClientDisconnected
 
@@ -332,11 +331,7 @@ class Connection:
         if not loop.admit():
             _log.warning("%s: all workers busy and the queue is full; answering 503", self.client)
             response, text = overload_response()
-            headers = with_server_headers(
-                [*response.headers, (b"connection", b"close")],
-                date_header(time.time()),
-                loop.config.server_header_pair(),
-            )
+            headers = loop.with_server_headers([*response.headers, (b"connection", b"close")])
             out = self.core.send(Response(response.status_code, headers))
             out += self.core.send(Data(text)) + self.core.send(EndOfMessage())
             self.write(out, wait=False)

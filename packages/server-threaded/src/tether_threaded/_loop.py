@@ -21,11 +21,11 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from tether._serving import ConnectionGate
-from tether.http1 import Request
+from tether._serving import ConnectionGate, with_server_headers
+from tether.http1 import Request, date_header
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
 from tether_threaded._input import Body
@@ -152,7 +152,7 @@ class Loop:
             for sock in listeners
         ]
         self._listening = False
-        self.gate = ConnectionGate(config.limit_connections)
+        self.gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
         self._count_lock = threading.Lock()
         self._in_flight = 0
         self._max_in_flight = config.max_in_flight()
@@ -165,7 +165,8 @@ class Loop:
         self._submit: Callable[[Callable[[], None]], None] = _not_running
         self._batch: list[Callable[[], None]] = []
         self.access_log = config.access_log
-        self.server_header = config.server_header_pair()
+        self._server_header = config.server_header_pair()
+        self._date_header = config.date_header
 
     # -- cross-thread requests ------------------------------------------------------------------
 
@@ -191,6 +192,13 @@ class Loop:
     def push_timer(self, at: float, conn: Connection) -> None:
         """Look at ``conn`` at time ``at`` (loop thread)."""
         heapq.heappush(self._timers, (at, next(self._seq), conn))
+
+    def with_server_headers(
+        self, headers: Iterable[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        """``headers`` plus the configured Date and Server fields, unless already there."""
+        date = date_header(time.time()) if self._date_header else None
+        return with_server_headers(headers, date, self._server_header)
 
     # -- admission --------------------------------------------------------------------------------
 

@@ -24,9 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from tether import websocket as wsproto
-from tether._serving import with_server_headers
 from tether.errors import ProtocolError
-from tether.http1 import Data, EndOfMessage, InformationalResponse, Response, date_header
+from tether.http1 import Data, EndOfMessage, InformationalResponse, Response
 from tether_threaded._connection import READ, Phase
 from tether_threaded._input import ClientDisconnected
 from tether_threaded._types import Environ, StartResponse
@@ -215,7 +214,6 @@ class Upgrade:
         """
         exchange = self._exchange
         conn = exchange.conn
-        config = exchange.loop.config
         result = wsproto.server_handshake(
             exchange.request,
             subprotocols=subprotocols,
@@ -227,9 +225,7 @@ class Upgrade:
             now = time.monotonic()
             core = conn.core
             if isinstance(result, wsproto.Rejected):
-                headers = with_server_headers(
-                    result.headers, date_header(time.time()), config.server_header_pair()
-                )
+                headers = exchange.loop.with_server_headers(result.headers)
                 out = core.send(Response(result.status_code, headers))
                 out += core.send(Data(result.body)) + core.send(EndOfMessage())
                 exchange.code = result.status_code

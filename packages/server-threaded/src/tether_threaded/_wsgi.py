@@ -22,10 +22,9 @@ from tether._serving import (
     internal_error_response,
     split_target,
     unquote_path,
-    with_server_headers,
 )
 from tether.errors import ProtocolError
-from tether.http1 import Data, EndOfMessage, Request, Response, date_header
+from tether.http1 import Data, EndOfMessage, Request, Response
 from tether.websocket import HandshakeError
 from tether_threaded._input import Body, ClientDisconnected, Input
 from tether_threaded._types import Environ, ExcInfo, Write
@@ -323,9 +322,7 @@ class Exchange:
             self._finish()
 
     def _head(self) -> bytes:
-        headers = with_server_headers(
-            self.headers, date_header(time.time()), self.loop.server_header
-        )
+        headers = self.loop.with_server_headers(self.headers)
         if self.loop.draining:
             headers.append((b"connection", b"close"))  # shutting down: tell the client
         out = self.conn.core.send(Response(self.code, headers, self.reason))
@@ -450,9 +447,7 @@ class Exchange:
                 conn.close_soon(now)
                 return
             response, text = internal_error_response()
-            headers = with_server_headers(
-                response.headers, date_header(time.time()), self.loop.config.server_header_pair()
-            )
+            headers = self.loop.with_server_headers(response.headers)
             try:
                 out = core.send(Response(response.status_code, headers))
                 out += core.send(Data(text)) + core.send(EndOfMessage())
