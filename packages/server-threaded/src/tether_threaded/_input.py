@@ -80,7 +80,8 @@ class Input:
         while not body.chunks:
             if body.error is not None:
                 raise ClientDisconnected(f"the request body cannot be read: {body.error}")
-            if body.eof:
+            if body.eof or conn.body is not body:
+                # (The second: the response is complete, nothing will feed this body again.)
                 return False
             if conn.closing:
                 raise ClientDisconnected("the connection closed before the request body ended")
