@@ -309,3 +309,26 @@ def test_connection_limit_pauses_accepting() -> None:
         raw = read_until_closed(third)
         second.close()
     assert raw.endswith(b"http /third")
+
+
+def test_blocking_application_gets_every_worker() -> None:
+    """Four requests that can only finish together: the pool must wake all four workers
+    (it wakes more only when the awake ones are stuck in a job)."""
+    barrier = threading.Barrier(4, timeout=20)
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        barrier.wait()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"together"]
+
+    with running(app, threads=4) as server:
+        results: list[httpx.Response] = []
+        clients = [
+            threading.Thread(target=lambda: results.append(httpx.get(server.url(), timeout=30)))
+            for _ in range(4)
+        ]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(30)
+    assert [r.text for r in results] == ["together"] * 4

@@ -13,7 +13,6 @@ import heapq
 import itertools
 import logging
 import math
-import queue
 import selectors
 import socket
 import ssl
@@ -29,6 +28,7 @@ from tether.http1 import Request, date_header
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
 from tether_threaded._input import Body
+from tether_threaded._pool import STALL, Pool
 from tether_threaded._types import WSGIApp
 from tether_threaded._wsgi import Exchange, FileWrapper, build_environ
 
@@ -49,45 +49,6 @@ class _Listener:
         self.sock = sock
         self.ssl_context = ssl_context
         self.base_environ = base_environ
-
-
-class Pool:
-    """A fixed number of daemon worker threads taking jobs from one queue."""
-
-    def __init__(self, threads: int) -> None:
-        if threads < 1:
-            raise ValueError("a server needs at least one worker thread")
-        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"tether-worker-{n}", daemon=True)
-            for n in range(threads)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        """Run ``job`` on the next free worker."""
-        self._queue.put(job)
-
-    def _work(self) -> None:
-        get = self._queue.get
-        while True:
-            job = get()
-            if job is None:
-                return
-            try:
-                job()
-            except BaseException:
-                # A job reports its own errors; this keeps the thread alive if one slips through.
-                _log.exception("unexpected error in a worker thread")
-
-    def stop(self, timeout: float) -> None:
-        """Ask every worker to exit and wait up to ``timeout`` seconds in total."""
-        for _ in self._threads:
-            self._queue.put(None)
-        end = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, end - time.monotonic()))
 
 
 def _base_environ(sock: socket.socket, tls: bool, root_path: str) -> dict[str, Any]:
@@ -116,10 +77,6 @@ def _lost(conn: Connection) -> None:
     """A bug surfaced while handling ``conn``: log it and drop the connection, keep serving."""
     _log.exception("%s: unexpected error; closing the connection", conn.client)
     conn.close_now()
-
-
-def _not_running(job: Callable[[], None]) -> None:
-    raise RuntimeError("the loop is not running")
 
 
 class Loop:
@@ -162,7 +119,6 @@ class Loop:
         self._force = False
         self._drain_deadline = math.inf
         self.pool: Pool | None = None
-        self._submit: Callable[[Callable[[], None]], None] = _not_running
         self._batch: list[Callable[[], None]] = []
         self.access_log = config.access_log
         self._server_header = config.server_header_pair()
@@ -229,7 +185,8 @@ class Loop:
         if threading.get_ident() == self.thread_id:
             self._batch.append(exchange.run)
         else:
-            self._submit(exchange.run)
+            assert self.pool is not None
+            self.pool.submit(exchange.run)
 
     def forget(self, conn: Connection) -> None:
         """A connection closed (loop thread)."""
@@ -253,24 +210,25 @@ class Loop:
     def run(self) -> None:
         """Serve until a shutdown completes. Call from the thread that owns the loop."""
         self.thread_id = threading.get_ident()
-        self.pool = Pool(self.config.threads)
-        self._submit = self.pool.submit
+        pool = self.pool = Pool(self.config.threads)
         self.selector.register(self._wake_r, READ, None)
         self._listen(True)
         select = self.selector.select
         monotonic = time.monotonic
         timers = self._timers
         batch = self._batch
-        submit = self._submit
+        queue_job = pool.queue
+        kick = pool.kick
+        work_waiting = False
         try:
             while True:
                 if self.draining and (
                     not self.conns or self._force or monotonic() >= self._drain_deadline
                 ):
                     break
-                timeout = TICK
+                timeout = STALL if work_waiting else TICK
                 if timers:
-                    timeout = min(TICK, max(0.0, timers[0][0] - monotonic()))
+                    timeout = min(timeout, max(0.0, timers[0][0] - monotonic()))
                 events = select(timeout)
                 now = monotonic()
                 for key, mask in events:
@@ -296,8 +254,9 @@ class Loop:
                     self._run_timers(now)
                 if batch:
                     for job in batch:
-                        submit(job)
+                        queue_job(job)
                     batch.clear()
+                work_waiting = kick(now)
         finally:
             self._cleanup()
 

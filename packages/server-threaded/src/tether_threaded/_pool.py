@@ -1,0 +1,126 @@
+"""The worker pool: as few threads awake as keep the queue moving.
+
+Waking every idle worker for every queued request makes them fight over the GIL: each ``send``
+hands it to another worker, a context switch per request. So a worker is woken only when the
+queue holds work and no awake worker can take it soon, that is, every awake worker has been
+inside one job for longer than :data:`STALL` seconds (blocked on I/O, or simply slow). The loop
+calls :meth:`Pool.kick` after each pass and at least every :data:`STALL` seconds while work is
+queued, so a blocking application still gets every thread within a few milliseconds, and a fast
+one is served by a single hot thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+#: Seconds a worker may spend in one job before the pool stops counting on it to take the next.
+STALL = 0.002
+
+_log = logging.getLogger("tether.error")
+
+
+class _Worker:
+    __slots__ = ("asleep", "started", "thread", "wakeup")
+
+    def __init__(self) -> None:
+        #: In the pool's sleeping list (changed under the pool's lock).
+        self.asleep = False
+        #: monotonic() when the current job started; 0.0 between jobs.
+        self.started = 0.0
+        #: Held while the worker sleeps; releasing it wakes the worker.
+        self.wakeup = threading.Lock()
+        self.wakeup.acquire()
+        self.thread: threading.Thread | None = None
+
+
+class Pool:
+    """A fixed number of daemon worker threads taking jobs from one queue."""
+
+    def __init__(self, threads: int) -> None:
+        if threads < 1:
+            raise ValueError("a server needs at least one worker thread")
+        self._jobs: deque[Callable[[], None]] = deque()
+        self._lock = threading.Lock()
+        self._workers = [_Worker() for _ in range(threads)]
+        #: Sleeping workers, the most recently active last (woken first: its cache is warm).
+        self._sleeping: list[_Worker] = []
+        self._stopping = False
+        for n, worker in enumerate(self._workers):
+            worker.thread = threading.Thread(
+                target=self._work, args=(worker,), name=f"tether-worker-{n}", daemon=True
+            )
+            worker.thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Queue ``job``; wake a worker only if no awake one will take it soon."""
+        self._jobs.append(job)
+        self.kick(time.monotonic())
+
+    def queue(self, job: Callable[[], None]) -> None:
+        """Queue ``job`` without waking anyone (the caller kicks once for a batch)."""
+        self._jobs.append(job)
+
+    def kick(self, now: float) -> bool:
+        """Wake one worker if work waits and every awake worker is busy beyond STALL.
+
+        Returns whether work is still queued (the caller should kick again within STALL).
+        """
+        if not self._jobs:
+            return False
+        for worker in self._workers:
+            started = worker.started
+            if not worker.asleep and (started == 0.0 or now - started < STALL):
+                return True  # an awake worker will get to it
+        with self._lock:
+            if not self._sleeping:
+                return True
+            worker = self._sleeping.pop()
+            worker.asleep = False
+        worker.wakeup.release()
+        return True
+
+    def _work(self, worker: _Worker) -> None:
+        jobs = self._jobs
+        monotonic = time.monotonic
+        while True:
+            try:
+                job = jobs.popleft()
+            except IndexError:
+                with self._lock:
+                    if jobs:
+                        continue
+                    if self._stopping:
+                        return
+                    worker.asleep = True
+                    self._sleeping.append(worker)
+                worker.wakeup.acquire()
+                continue
+            worker.started = monotonic()
+            try:
+                job()
+            except BaseException:
+                # A job reports its own errors; this keeps the thread alive if one slips through.
+                _log.exception("unexpected error in a worker thread")
+            worker.started = 0.0
+
+    def stop(self, timeout: float) -> None:
+        """Let every worker finish its job and exit; wait up to ``timeout`` seconds in total."""
+        with self._lock:
+            self._stopping = True
+            self._jobs.clear()
+            sleeping, self._sleeping = self._sleeping, []
+            for worker in sleeping:
+                worker.asleep = False
+        for worker in sleeping:
+            worker.wakeup.release()
+        end = time.monotonic() + timeout
+        for worker in self._workers:
+            if worker.thread is not None:
+                worker.thread.join(max(0.0, end - time.monotonic()))
+
+
+__all__ = ["STALL", "Pool"]
