@@ -10,6 +10,7 @@ limit is checked on the partial input before more memory is spent on it.
 from __future__ import annotations
 
 import enum
+import itertools
 import re
 from collections.abc import Callable
 
@@ -67,11 +68,34 @@ P_DONE = Phase.DONE
 # "." and negated literals in tight loops but character classes byte by byte, so the forms
 # below use the former and leave byte validation to bytes.translate.
 _REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([^ ]+) HTTP/1\.([01])\r\n").match
+
+
+# Byte tables for bytes.translate, which maps through a 256-byte table in one C loop (a
+# deletion set would rebuild its table on every call). A byte a check refuses maps to NUL, so
+# "no NUL in the result" is the check (NUL itself is refused everywhere).
+def _table(allowed: bytes) -> bytes:
+    return bytes(b if b in allowed else 0 for b in range(256))
+
+
+# Bytes allowed inside a field line or the request line: HTAB, SP, VCHAR, obs-text. CR and LF
+# appear only in the CRLF pairs the lines were split on; a bare one maps to NUL.
+_LINE_TABLE = _table(bytes(b for b in range(256) if b == 0x09 or 0x20 <= b != 0x7F))
+# RFC 9110 5.6.2: tchar (field names; the names of a block are checked joined together).
+_TCHAR_TABLE = _table(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+# Bytes allowed anywhere in a head: the line table plus CR and LF (their pairing is counted).
+_HEAD_TABLE = _table(bytes(b for b in range(256) if b in (0x09, 0x0A, 0x0D) or 0x20 <= b != 0x7F))
 # Anchored at line starts (the look-behind sees the LF ending the previous line). The value
 # ends on a byte that is not whitespace, so trailing OWS is left out by a short backtrack.
 _FIELD_LINES = re.compile(rb"(?<=\n)(" + TOKEN + rb"):[ \t]*((?:.*[^ \t\r])?)[ \t]*\r\n").findall
-# Bytes allowed anywhere in a head (CR and LF only in pairs, which the counts check).
-_HEAD_BYTES = bytes(b for b in range(256) if b in (0x09, 0x0A, 0x0D) or 0x20 <= b != 0x7F)
+# Field blocks up to this size go through _FIELD_LINES; longer ones are split into lines.
+_SMALL_FIELD_BLOCK = 256
+_COLONS = itertools.repeat(b":")
+_OWS = itertools.repeat(b" \t")
+_partition = bytes.partition
+_strip = bytes.strip
+_lower = bytes.lower
 _HEX_BYTES = b"0123456789abcdefABCDEF"
 _VISIBLE_ASCII = bytes(range(0x21, 0x7F))
 
@@ -319,10 +343,10 @@ class RequestReader:
     def parse_head(self, buf: bytes, pos: int, end: int) -> Request:
         """Parse the complete head ``buf[pos:end + 4]`` (``end`` is where CRLF CRLF starts).
 
-        The checks here run in C over the whole head: the request line by a small
-        regex, the field lines by one anchored ``findall``, and then byte counts and
-        a ``translate`` that together prove every line was matched whole, that no
-        CR or LF stands alone and that no control byte is anywhere. This accepts
+        The checks here run in C: the request line by a small regex, then the field
+        lines either by one anchored ``findall`` (short blocks) or split on CRLF and
+        checked column by column (long blocks), with byte counts and ``translate``
+        proving that no CR or LF stands alone and no control byte is anywhere. This accepts
         exactly what the grammar in ``_abnf.REQUEST_HEAD`` accepts (a property test
         holds the two together); whatever it refuses goes to ``_diagnose_head`` for
         the precise error.
@@ -331,29 +355,63 @@ class RequestReader:
         stop = end + 2
         m = _REQUEST_LINE(buf, pos, stop)
         if m is not None:
+            method, target, minor = m.groups()
             fields_start = m.end()
-            fields = _FIELD_LINES(buf, fields_start, stop)
-            head = buf[pos:stop]
-            lines = len(fields) + 1
+            if end - fields_start <= _SMALL_FIELD_BLOCK:
+                # A few short lines: one anchored findall, then byte counts and a translate
+                # that prove every line was matched whole, with no bare CR or LF and no
+                # control byte anywhere in the head.
+                fields = _FIELD_LINES(buf, fields_start, stop)
+                head = buf[pos:stop]
+                count = len(fields) + 1
+                if (
+                    head.count(b"\n") == count
+                    and head.count(b"\r") == count
+                    and b"\0" not in head.translate(_HEAD_TABLE)
+                    # The target: visible US-ASCII. The counts exclude CR and LF, the translate
+                    # every other control byte, and the regex SP; left are HTAB and obs-text.
+                    and target.isascii()
+                    and b"\t" not in target
+                    and count - 1 <= limits.max_header_count
+                    and (
+                        stop - fields_start <= limits.max_header_line
+                        or _field_lines_fit(buf, fields_start, stop, limits.max_header_line)
+                    )
+                ):
+                    headers: list[tuple[bytes, bytes]] | None = [(n.lower(), v) for n, v in fields]
+                else:
+                    headers = None
+            else:
+                # Many lines: split on CRLF and work per column in C (the regex would spend
+                # tens of instructions on every byte).
+                lines = buf[fields_start:end].split(b"\r\n")
+                names, colons, rests = zip(*map(_partition, lines, _COLONS))
+                if (
+                    b"" not in colons
+                    and b"" not in names
+                    and b"\0" not in b"".join(names).translate(_TCHAR_TABLE)
+                    # Every byte of every line: a bare CR or LF, or a control byte, maps to NUL.
+                    and b"\0" not in b"".join(lines).translate(_LINE_TABLE)
+                    # The target: visible US-ASCII (the regex excludes SP).
+                    and target.isascii()
+                    and b"\0" not in target.translate(_LINE_TABLE)
+                    and b"\t" not in target
+                    and len(lines) <= limits.max_header_count
+                    and (
+                        stop - fields_start <= limits.max_header_line
+                        or max(map(len, lines)) <= limits.max_header_line
+                    )
+                ):
+                    # RFC 9112 5.1: the OWS around a value is not part of it.
+                    headers = list(zip(map(_lower, names), map(_strip, rests, _OWS)))
+                else:
+                    headers = None
             if (
-                head.count(b"\n") == lines
-                and head.count(b"\r") == lines
-                and not head.translate(None, _HEAD_BYTES)
-                # The target: visible US-ASCII. The counts exclude CR and LF, the translate
-                # every other control byte, and the regex SP; left are HTAB and obs-text.
-                and m.group(2).isascii()
-                and b"\t" not in m.group(2)
+                headers is not None
                 and stop + 2 - pos <= limits.max_head_size
                 and fields_start - pos - 2 <= limits.max_request_line
-                and lines - 1 <= limits.max_header_count
-                and (
-                    stop - fields_start <= limits.max_header_line
-                    or _field_lines_fit(buf, fields_start, stop, limits.max_header_line)
-                )
             ):
-                headers = [(n.lower(), v) for n, v in fields]
                 self.pos = end + 4
-                method, target, minor = m.groups()
                 return self._interpret(method, target, headers, minor == b"0")
         _diagnose_head(buf, pos, stop, limits)
         raise BadRequest("malformed request head")  # pragma: no cover - diagnose raises
