@@ -10,8 +10,8 @@ Run it::
 
     python examples/ws_echo_server.py --port 9001      # prints "listening on 127.0.0.1:9001"
 
-The upgrade request is parsed by ``tether.http1.ServerConnection``; when that
-module is not available a minimal head reader stands in.
+The upgrade request is parsed by ``tether.http1.ServerConnection``, which also
+hands over any bytes the client sent after the request.
 """
 
 from __future__ import annotations
@@ -22,24 +22,18 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from tether import websocket as ws
+from tether.http1 import (
+    NEED_DATA,
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    Request,
+    Response,
+    ServerConnection,
+)
 from tether.limits import Limits
-
-try:
-    from tether.http1 import (
-        NEED_DATA,
-        ConnectionClosed,
-        Data,
-        EndOfMessage,
-        InformationalResponse,
-        Request,
-        Response,
-        ServerConnection,
-    )
-except ImportError:  # tether.http1 not there yet: use the fallback below
-    ServerConnection = None  # type: ignore[assignment,misc]
 
 #: Limits for the echo server: Autobahn's largest messages are 16 MiB.
 LIMITS = Limits(ws_max_frame_size=16 * 1024 * 1024, ws_max_message_size=16 * 1024 * 1024)
@@ -47,57 +41,9 @@ LIMITS = Limits(ws_max_frame_size=16 * 1024 * 1024, ws_max_message_size=16 * 102
 LINGER = 2.0
 
 
-@dataclass(frozen=True)
-class _Head:
-    method: bytes
-    target: bytes
-    headers: Sequence[tuple[bytes, bytes]]
-    http_version: bytes
-
-
-def _read_head_fallback(sock: socket.socket) -> tuple[_Head, bytes] | None:
-    # Minimal stand-in for tether.http1: one request head, no body.
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk or len(buf) > 65536:
-            return None
-        buf += chunk
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
-        return None
-    headers = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep:
-            return None
-        headers.append((name.strip().lower(), value.strip()))
-    return _Head(parts[0], parts[1], headers, parts[2][5:]), rest
-
-
-def _response_fallback(status: int, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
-    reason = {101: b"Switching Protocols", 400: b"Bad Request", 426: b"Upgrade Required"}
-    lines = [b"HTTP/1.1 %d %s" % (status, reason.get(status, b""))]
-    lines += [name + b": " + value for name, value in headers]
-    return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
 def _upgrade(sock: socket.socket) -> tuple[ws.Accepted, bytes] | None:
     """Read the upgrade request and answer it; the accepted result and the bytes after it."""
     deflate = ws.DeflateOptions(level=1)  # speed over ratio: Autobahn checks echoes, not sizes
-    if ServerConnection is None:
-        got = _read_head_fallback(sock)
-        if got is None:
-            return None
-        head, rest = got
-        result = ws.server_handshake(head, deflate=deflate)
-        if isinstance(result, ws.Rejected):
-            sock.sendall(_response_fallback(result.status_code, result.headers) + result.body)
-            return None
-        sock.sendall(_response_fallback(101, result.headers))
-        return result, rest
     http = ServerConnection(limits=LIMITS, now=time.monotonic())
     request = None
     while True:
@@ -114,9 +60,7 @@ def _upgrade(sock: socket.socket) -> tuple[ws.Accepted, bytes] | None:
             pass  # an upgrade request has no body; ignore one anyway
         elif isinstance(event, EndOfMessage):
             break
-        elif isinstance(event, ConnectionClosed):
-            return None
-        else:
+        else:  # ConnectionClosed: the client left before finishing its request
             return None
     assert request is not None
     result = ws.server_handshake(request, deflate=deflate)
