@@ -30,10 +30,9 @@ timeout up to ``conn.next_deadline()``::
     while True:
         try:
             for event in conn.events():
-                if isinstance(event, ws.Text):        # whole message (stream=False)
-                    conn.send(ws.Text(event.data))
-                elif isinstance(event, ws.Binary):
-                    conn.send(ws.Binary(event.data))
+                if isinstance(event, (ws.Text, ws.Binary)):  # whole messages (stream=False)
+                    if conn.state is ws.State.OPEN:   # not after our own close frame
+                        conn.send(event)              # echo: events go both ways
                 elif isinstance(event, ws.Close):     # the connection already answered it
                     pass
                 # ws.Ping is answered automatically; ws.Pong, ws.ConnectionLost: informational
