@@ -64,3 +64,16 @@ def test_autobahn_suite(echo_server: str) -> None:
     report = run_autobahn(echo_server, exclude=() if FULL else HEAVY, timeout=BUDGET, concurrency=4)
     print(report.summary())
     assert report.ok, report.summary()
+
+
+def test_harness_reports_a_broken_server() -> None:
+    """The harness can fail: a server that is not there fails every case it was given."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    report = run_autobahn(f"127.0.0.1:{port}", cases=["1.1.1", "2.1"], timeout=30)
+    assert not report.ok
+    assert [o.case_id for o in report.failures] == ["1.1.1", "2.1"]
+    assert "FAILED" in report.summary()
