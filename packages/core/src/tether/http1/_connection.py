@@ -24,7 +24,13 @@ from tether.http1._events import (
     Signal,
 )
 from tether.http1._receive import EMPTY_EOM, P_DONE, P_FIXED, P_HEAD, RequestReader
-from tether.http1._send import Framing, fields_ok, status_line, write_informational, write_response
+from tether.http1._send import (
+    Framing,
+    fields_ok,
+    status_line,
+    write_informational,
+    write_response_cached,
+)
 from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, State, Timer, _Move
 from tether.limits import Limits
 
@@ -299,13 +305,8 @@ class ServerConnection:
             self._keep_alive = False
         self.expects_continue = False
         try:
-            head, framing, length, keep_alive = write_response(
-                event.status_code,
-                event.headers,
-                event.reason,
-                head_request=self._request_head,
-                http10=reader.http10,
-                keep_alive=self._keep_alive,
+            head, framing, length, keep_alive = write_response_cached(
+                event, self._request_head, reader.http10, self._keep_alive
             )
         except LocalProtocolError:
             self._our_state = _SEND_RESPONSE

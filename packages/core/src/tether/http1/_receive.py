@@ -97,6 +97,22 @@ _partition = bytes.partition
 _strip = bytes.strip
 _lower = bytes.lower
 _HEX_BYTES = b"0123456789abcdefABCDEF"
+
+
+def _chunk_size(line: bytes) -> int | None:
+    """The size a chunk-size line of only hex digits gives, else None; remembered, bounded."""
+    # Only hex digits: int() alone would also take "0x", "_", signs and spaces.
+    if not line or line.translate(None, _HEX_BYTES):
+        return None
+    size = int(line, 16)
+    if len(_CHUNK_SIZES) >= _VALID_HOSTS_MAX:
+        _CHUNK_SIZES.clear()
+    _CHUNK_SIZES[line] = size
+    return size
+
+
+# Chunk-size lines already read (a pure function of the line): senders repeat a few sizes.
+_CHUNK_SIZES: dict[bytes, int] = {}
 _VISIBLE_ASCII = bytes(range(0x21, 0x7F))
 
 # Events are frozen dataclasses; building one through its slot descriptors skips the
@@ -698,9 +714,11 @@ class RequestReader:
         if line_end <= pos:
             return None
         line = buf[pos:line_end]
-        if line.translate(None, _HEX_BYTES):
-            return None
-        size = int(line, 16)
+        size = _CHUNK_SIZES.get(line)
+        if size is None:
+            size = _chunk_size(line)
+            if size is None:
+                return None
         start = line_end + 2
         stop = start + size
         if size == 0 or not buf.startswith(_CRLF, stop):
@@ -738,14 +756,12 @@ class RequestReader:
             return False
         limits = self.limits
         line = buf[pos:end]
-        if (
-            line
-            and len(line) <= limits.max_chunk_size_digits
-            and not line.translate(None, _HEX_BYTES)
-        ):
-            # Only hex digits (int() alone would also take "0x", "_", signs and spaces).
-            size = int(line, 16)
-        else:
+        size = None
+        if len(line) <= limits.max_chunk_size_digits:
+            size = _CHUNK_SIZES.get(line)
+            if size is None:
+                size = _chunk_size(line)
+        if size is None:
             size = self._parse_chunk_line_general(line)
         self.pos = end + 2
         if size == 0:

@@ -14,7 +14,7 @@ from email.utils import formatdate
 
 from tether.errors import LocalProtocolError
 from tether.http1._abnf import FIELD_BLOCK, REASON
-from tether.http1._events import Headers
+from tether.http1._events import Headers, Response
 
 
 class Framing(enum.Enum):
@@ -164,6 +164,46 @@ def write_response(
     lines[0] = status_line(status_code, reason)
     append(b"\r\n")
     return b"".join(lines), framing, length, keep_alive
+
+
+# Response heads already written, keyed by every input of write_response (the full header
+# tuple included), so a hit returns exactly what writing them again would. Bounded.
+_RESPONSE_HEADS: dict[tuple[object, ...], tuple[bytes, Framing, int, bool]] = {}
+_RESPONSE_HEADS_MAX = 256
+
+
+def write_response_cached(
+    response: Response, head_request: bool, http10: bool, keep_alive: bool
+) -> tuple[bytes, Framing, int, bool]:
+    """:func:`write_response` for ``response``, remembering the result for inputs seen before."""
+    status_code = response.status_code
+    headers = response.headers
+    reason = response.reason
+    try:
+        key = (status_code, tuple(headers), reason, head_request, http10, keep_alive)
+        written = _RESPONSE_HEADS.get(key)
+    except TypeError:  # an unhashable name or value (bytearray, memoryview): write it out
+        return write_response(
+            status_code,
+            headers,
+            reason,
+            head_request=head_request,
+            http10=http10,
+            keep_alive=keep_alive,
+        )
+    if written is None:
+        written = write_response(
+            status_code,
+            headers,
+            reason,
+            head_request=head_request,
+            http10=http10,
+            keep_alive=keep_alive,
+        )
+        if len(_RESPONSE_HEADS) >= _RESPONSE_HEADS_MAX:
+            _RESPONSE_HEADS.clear()
+        _RESPONSE_HEADS[key] = written
+    return written
 
 
 _date_cache: tuple[int, tuple[bytes, bytes]] = (-1, (b"date", b""))
