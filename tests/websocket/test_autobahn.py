@@ -25,19 +25,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.autobahn import run_autobahn
+from tests.autobahn import LARGE_DEFLATE_CASES, run_autobahn
 
 ROOT = Path(__file__).resolve().parents[2]
 
 FULL = os.environ.get("TETHER_AUTOBAHN_FULL") == "1"
 #: Seconds for the whole run (the harness stops at this bound and reports what it cut).
 BUDGET = 900.0 if FULL else 200.0
-#: The large-message compression cases (see the module docstring).
-HEAVY = [
-    f"{subsection}.{case}"
-    for subsection in ("12.2", "12.3", "12.5", "13.3", "13.5", "13.7")
-    for case in (9, 10, 14, 15, 16, 17, 18)
-]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUDGET + 60)]
 
@@ -61,7 +55,9 @@ def echo_server() -> Iterator[str]:
 
 def test_autobahn_suite(echo_server: str) -> None:
     """Every case of every section is OK, NON-STRICT or INFORMATIONAL."""
-    report = run_autobahn(echo_server, exclude=() if FULL else HEAVY, timeout=BUDGET, concurrency=4)
+    report = run_autobahn(
+        echo_server, exclude=() if FULL else LARGE_DEFLATE_CASES, timeout=BUDGET, concurrency=4
+    )
     print(report.summary())
     assert report.ok, report.summary()
 
