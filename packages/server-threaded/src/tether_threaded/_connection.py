@@ -316,8 +316,8 @@ class Connection:
                     body.eof = True
                     if body.waiting:
                         self.cond.notify_all()
-                    # The core answers PAUSED until the response is complete: skip asking.
-                    return
+                # The core answers PAUSED until the response is complete: skip asking.
+                return
             elif kind is Request:
                 self._start_request(event, now)  # type: ignore[arg-type]
             elif event is PAUSED:
@@ -337,14 +337,15 @@ class Connection:
             self.write(out, wait=False)
             self.close_soon(now)
             return
-        body = Body()
-        body.gated = self.core.expects_continue
         try:
-            exchange = loop.make_exchange(self, request, body)
+            exchange = loop.make_exchange(self, request)
         except ProtocolError as exc:
             loop.release()
             self._protocol_failure(exc, now)
             return
+        body = exchange.body
+        if body is not None:
+            body.gated = self.core.expects_continue
         self.body = body
         self.busy = True
         loop.submit(exchange)

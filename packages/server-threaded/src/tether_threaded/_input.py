@@ -196,4 +196,29 @@ class Input:
             yield line
 
 
-__all__ = ["BODY_HIGH", "BODY_LOW", "Body", "ClientDisconnected", "Input"]
+class _NoBody:
+    """``wsgi.input`` of a request without a body: always at its end (stateless, shared)."""
+
+    __slots__ = ()
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Nothing to read."""
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Nothing to read."""
+        return b""
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        """Nothing to read."""
+        return []
+
+    def __iter__(self) -> Iterator[bytes]:
+        """No lines."""
+        return iter(())
+
+
+#: The one ``wsgi.input`` for requests that have no body.
+NO_BODY = _NoBody()
+
+__all__ = ["BODY_HIGH", "BODY_LOW", "NO_BODY", "Body", "ClientDisconnected", "Input"]

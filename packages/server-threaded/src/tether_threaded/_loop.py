@@ -27,7 +27,7 @@ from tether._serving import ConnectionGate, with_server_headers
 from tether.http1 import Request, date_header
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
-from tether_threaded._input import Body
+from tether_threaded._input import Body, Input
 from tether_threaded._pool import STALL, Pool
 from tether_threaded._types import WSGIApp
 from tether_threaded._wsgi import Exchange, FileWrapper, build_environ
@@ -171,9 +171,14 @@ class Loop:
         with self._count_lock:
             self._in_flight -= 1
 
-    def make_exchange(self, conn: Connection, request: Request, body: Body) -> Exchange:
+    def make_exchange(self, conn: Connection, request: Request) -> Exchange:
         """Build the environ for ``request`` and the object that will run the app on it."""
-        environ = build_environ(conn, request, body, self.root_path)
+        environ = build_environ(conn, request, self.root_path)
+        body = None
+        if "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ:
+            # RFC 9112 6.3: without either field a request has no body.
+            body = Body()
+            environ["wsgi.input"] = Input(conn, body)
         return Exchange(self, conn, request, environ, body)
 
     def submit(self, exchange: Exchange) -> None:

@@ -26,7 +26,7 @@ from tether._serving import (
 from tether.errors import ProtocolError
 from tether.http1 import Data, EndOfMessage, Request, Response
 from tether.websocket import HandshakeError
-from tether_threaded._input import Body, ClientDisconnected, Input
+from tether_threaded._input import NO_BODY, Body, ClientDisconnected
 from tether_threaded._types import Environ, ExcInfo, Write
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def _encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
     return pair
 
 
-def build_environ(conn: Connection, request: Request, body: Body, root_path: str) -> Environ:
+def build_environ(conn: Connection, request: Request, root_path: str) -> Environ:
     """The PEP 3333 environ of ``request`` (strings are latin-1 decoded bytes, per the PEP).
 
     ``SCRIPT_NAME`` is the root path; ``PATH_INFO`` is the percent-decoded path with the root
@@ -141,7 +141,8 @@ def build_environ(conn: Connection, request: Request, body: Body, root_path: str
             environ[key] = text
         else:
             environ[key] = f"{old}; {text}" if key == "HTTP_COOKIE" else f"{old}, {text}"
-    environ["wsgi.input"] = Input(conn, body)
+    # Replaced by a streaming Input when the request has a body.
+    environ["wsgi.input"] = NO_BODY
     return environ
 
 
@@ -194,7 +195,7 @@ class Exchange:
     )
 
     def __init__(
-        self, loop: Loop, conn: Connection, request: Request, environ: Environ, body: Body
+        self, loop: Loop, conn: Connection, request: Request, environ: Environ, body: Body | None
     ) -> None:
         self.loop = loop
         self.conn = conn
