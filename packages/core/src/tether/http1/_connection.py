@@ -61,6 +61,7 @@ _M_RESPONSE_DONE = _Move.RESPONSE_DONE
 _M_SWITCH = _Move.SWITCH
 # Where a request head moves each side, read once from the table.
 _THEIRS_AFTER_REQUEST = THEIR_TRANSITIONS[(State.IDLE, _Move.REQUEST)]
+_THEIRS_AFTER_BODY = THEIR_TRANSITIONS[(State.SEND_BODY, _Move.BODY_DONE)]
 _OURS_AFTER_REQUEST = OUR_TRANSITIONS[(State.IDLE, _Move.REQUEST)]
 
 
@@ -244,8 +245,10 @@ class ServerConnection:
                 # The end of the body (or an empty body): the common second event.
                 reader.phase = _DONE
                 event: Data | EndOfMessage | Signal = EMPTY_EOM
+            elif phase is _FIXED:
+                event = reader.read_fixed()
             else:
-                event = reader.read_body()
+                event = reader.read_chunked()
         except RemoteProtocolError:
             self._their_state = _ERROR
             self._keep_alive = False
@@ -259,7 +262,7 @@ class ServerConnection:
                 return self.next_event()
             return event
         # EndOfMessage
-        self._their_state = THEIR_TRANSITIONS[(_SEND_BODY, _M_BODY_DONE)]
+        self._their_state = _THEIRS_AFTER_BODY
         self._body_wait_since = None
         if self._discarding:
             self._discarding = False

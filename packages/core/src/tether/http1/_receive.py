@@ -218,6 +218,7 @@ _PartialCheck = Callable[[bytearray, int, int], None]
 _HEAD_TERMINATOR = b"\r\n\r\n"
 _HEAD_TERMINATOR_SCAN_BACK = len(_HEAD_TERMINATOR) - 1
 _CRLF = b"\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
 
 
 class RequestReader:
@@ -640,6 +641,12 @@ class RequestReader:
         while True:
             phase = self.phase
             if phase is P_CHUNK_LINE:
+                if self.acc is None and self.buf.startswith(_LAST_CHUNK, self.pos):
+                    # The last chunk with no extension and an empty trailer section, whole:
+                    # what _read_chunk_line and _read_trailers would conclude, in one step.
+                    self.pos += len(_LAST_CHUNK)
+                    self.phase = P_DONE
+                    return EMPTY_EOM
                 if not self._read_chunk_line():
                     return NEED_DATA
                 if self.phase is P_TRAILERS:
