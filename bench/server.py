@@ -142,7 +142,17 @@ def _wrk(port: int, duration: float, pin: list[str]) -> float:
     return float(match.group(1))
 
 
-def _measure(name: str, command: list[str], port: int, duration: float) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), or NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(name: str, command: list[str], port: int, duration: float) -> tuple[float, float]:
+    """(requests/second, server CPU microseconds per request) for one server."""
     server_pin, wrk_pin = _cpus()
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
@@ -157,7 +167,10 @@ def _measure(name: str, command: list[str], port: int, duration: float) -> float
     try:
         _wait_listening(port, proc)
         _wrk(port, 1, wrk_pin)  # warm-up
-        return _wrk(port, duration, wrk_pin)
+        cpu = _cpu_seconds(proc.pid)
+        rps = _wrk(port, duration, wrk_pin)
+        cpu = _cpu_seconds(proc.pid) - cpu
+        return rps, cpu * 1e6 / (rps * max(1, round(duration)))
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -170,20 +183,23 @@ def _measure(name: str, command: list[str], port: int, duration: float) -> float
 def run_asgi_group(duration: float, repeat: int) -> list[str]:
     """Benchmark every ASGI server; return one line per server (median over ``repeat``)."""
     results: dict[str, list[float]] = {}
+    costs: dict[str, list[float]] = {}
     for _ in range(repeat):
         for name in _commands(0):
             port = _free_port()
             try:
-                rps = _measure(name, _commands(port)[name], port, duration)
+                rps, cost = _measure(name, _commands(port)[name], port, duration)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 print(f"  {name}: failed: {exc}", file=sys.stderr)
                 continue
             results.setdefault(name, []).append(rps)
+            costs.setdefault(name, []).append(cost)
     floor = statistics.median(results.get("anyio floor (asyncio)", [0.0])) or float("nan")
     lines = []
     for name, values in results.items():
         rps = statistics.median(values)
-        lines.append(f"{name:<24} req/s={rps:>9.0f} ratio={rps / floor:.2f}")
+        cost = statistics.median(costs[name])
+        lines.append(f"{name:<24} req/s={rps:>9.0f} cpu/req={cost:>6.1f}us ratio={rps / floor:.2f}")
     return lines
 
 

@@ -36,11 +36,9 @@ from tether.http1 import (
     State,
 )
 from tether_asyncio._state import access_log, error_log
-from tether_asyncio._types import ClientDisconnected, Message
+from tether_asyncio._types import ClientDisconnected, Message, Stream
 
 if TYPE_CHECKING:
-    from anyio.abc import ByteStream
-
     from tether_asyncio._state import ServerState
 
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
@@ -77,7 +75,7 @@ class HTTPConnection:
     def __init__(
         self,
         state: ServerState,
-        stream: ByteStream,
+        stream: Stream,
         *,
         client: tuple[str, int] | None,
         server: tuple[str, int | None] | None,

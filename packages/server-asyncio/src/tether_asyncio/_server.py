@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute, SocketListener, SocketStream, TaskGroup
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from tether._serving import ConnectionGate
@@ -17,6 +17,8 @@ from tether_asyncio._config import Config, ConfigError, bind_socket, create_ssl_
 from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
 from tether_asyncio._state import ServerState, error_log
+from tether_asyncio._stream import FastStream
+from tether_asyncio._types import Stream
 
 #: Seconds between ticks of the clock that drives timeouts and the Date header.
 TICK = 0.2
@@ -154,7 +156,6 @@ class Server:
         state = self.state
         assert state is not None
         try:
-            _read_on_demand(stream)
             client = _ip_address(stream.extra(SocketAttribute.remote_address, None))
             local = stream.extra(SocketAttribute.local_address, None)
             server: tuple[str, int | None] | None
@@ -162,9 +163,12 @@ class Server:
                 server = (local, None)
             else:
                 server = _ip_address(local)
-            byte_stream: ByteStream = stream
+            byte_stream: Stream
             tls: dict[str, Any] | None = None
-            if self._ssl is not None:
+            if self._ssl is None:
+                byte_stream = FastStream.wrap(stream)
+            else:
+                _read_on_demand(stream)
                 try:
                     with anyio.fail_after(self.config.timeout_tls_handshake):
                         tls_stream = await TLSStream.wrap(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 #: An ASGI scope or message.
 Scope = MutableMapping[str, Any]
@@ -16,3 +16,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 class ClientDisconnected(OSError):
     """Raised by ``send`` when the client has gone away (ASGI 2.4: an ``OSError`` subclass)."""
+
+
+class Stream(Protocol):
+    """The byte stream operations the server uses (anyio ``ByteStream`` or ``FastStream``)."""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes: ...
+
+    async def send(self, item: bytes, /) -> None: ...
+
+    async def send_eof(self) -> None: ...
+
+    async def aclose(self) -> None: ...
