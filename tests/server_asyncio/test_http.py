@@ -540,3 +540,18 @@ def test_fd(backend: str) -> None:
     port = sock.getsockname()[1]
     with running(hello, backend, fd=sock.detach()):
         assert httpx.get(f"http://127.0.0.1:{port}/").text == "Hello, world!"
+
+
+def test_413_reaches_a_client_still_sending(serve: Any) -> None:
+    """The error response survives unread request bytes (half-close and drain, no RST)."""
+    recorder = Recorder()
+    srv = serve(recorder, max_body_size=1000)
+    sock = srv.connect()
+    body = b"z" * 200_000
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+    try:
+        sock.sendall(body)
+    except OSError:
+        pass  # the server may stop reading; the response must still arrive
+    status, _, _ = read_response(sock)
+    assert status == 413

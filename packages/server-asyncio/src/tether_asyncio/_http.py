@@ -64,6 +64,7 @@ class HTTPConnection:
         "cycle",
         "id",
         "idle",
+        "linger",
         "peer_eof",
         "scope_template",
         "state",
@@ -95,6 +96,8 @@ class HTTPConnection:
         self.closed = False
         #: The client closed its side; no more requests will come.
         self.peer_eof = False
+        #: Half-close and drain before closing (after an error response).
+        self.linger = False
         self.cycle: RequestCycle | None = None
         #: The WebSocket session after an upgrade (for shutdown with 1001).
         self.websocket: Any = None
@@ -124,8 +127,11 @@ class HTTPConnection:
             with self.cancel_scope:
                 await self._serve()
             if self.timeout_output:
+                self.linger = True
                 with anyio.move_on_after(1):
                     await self.stream.send(self.timeout_output)
+            if self.linger and not self.peer_eof:
+                await self._linger()
         except _STREAM_GONE:
             pass
         except Exception:
@@ -135,6 +141,19 @@ class HTTPConnection:
             with anyio.CancelScope(shield=True):
                 with contextlib.suppress(Exception):
                     await self.stream.aclose()
+
+    async def _linger(self) -> None:
+        """Close gently after an error response: the peer may still be sending a request body.
+
+        Closing a socket with unread input makes the kernel send RST, which can destroy the
+        response before the client reads it; so half-close, and discard what still arrives
+        for a moment (bounded in time and bytes).
+        """
+        budget = 256 * 1024
+        with anyio.move_on_after(1), contextlib.suppress(Exception):
+            await self.stream.send_eof()
+            while budget > 0:
+                budget -= len(await self.stream.receive(_READ_SIZE))
 
     async def _serve(self) -> None:
         conn = self.conn
@@ -175,6 +194,7 @@ class HTTPConnection:
         out = self.conn.error_response(exc)
         if out and not self.closed:
             await self._write_quietly(out)
+            self.linger = True
         self.closed = True
 
     async def write(self, data: bytes) -> None:
