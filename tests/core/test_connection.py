@@ -280,6 +280,12 @@ class TestKeepAlive:
         assert isinstance(conn.next_event(), ConnectionClosed)
         assert conn.their_state is State.CLOSED
 
+    def test_closed_stays_closed(self) -> None:
+        conn = ServerConnection()
+        conn.receive_data(b"")
+        for _ in range(3):
+            assert isinstance(conn.next_event(), ConnectionClosed)
+
     def test_data_after_eof_is_misuse(self) -> None:
         conn = ServerConnection()
         conn.receive_data(b"")

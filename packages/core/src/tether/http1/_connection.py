@@ -41,6 +41,7 @@ _HEAD = P_HEAD
 _FIXED = P_FIXED
 _DONE = P_DONE
 _IDLE = State.IDLE
+_CLOSED = State.CLOSED
 _ERROR = State.ERROR
 _SEND_BODY = State.SEND_BODY
 _DONE_STATE = State.DONE
@@ -208,7 +209,8 @@ class ServerConnection:
                 if self._our_state is not _IDLE or self._their_state is _ERROR:
                     return PAUSED
                 if reader.eof and reader.buffered() == 0:
-                    self._their_state = THEIR_TRANSITIONS[(self._their_state, _M_CLOSE)]
+                    if self._their_state is not _CLOSED:
+                        self._their_state = THEIR_TRANSITIONS[(self._their_state, _M_CLOSE)]
                     return _CONNECTION_CLOSED
                 buf = reader.buf
                 pos = reader.pos
