@@ -412,7 +412,18 @@ def test_expect_100_continue_not_sent_when_the_app_does_not_read() -> None:
     assert b"100 Continue" not in raw
 
 
-def test_file_wrapper_uses_sendfile_and_honours_position_and_length(tmp_path: Path) -> None:
+def test_file_wrapper_uses_sendfile_and_honours_position_and_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Count the real os.sendfile calls (the server runs in this process).
+    calls = []
+    real_sendfile = os.sendfile
+
+    def counting_sendfile(*args: Any) -> int:
+        calls.append(args[3])
+        return real_sendfile(*args)
+
+    monkeypatch.setattr(os, "sendfile", counting_sendfile)
     path = tmp_path / "data.bin"
     payload = os.urandom(3 * 1024 * 1024 + 17)
     path.write_bytes(payload)
@@ -435,6 +446,7 @@ def test_file_wrapper_uses_sendfile_and_honours_position_and_length(tmp_path: Pa
         assert h.headers["content-length"] == str(len(payload) - 10)
         assert h.content == b""
     assert used["type"] is FileWrapper
+    assert calls, "the body did not go out through os.sendfile"
 
 
 def test_file_wrapper_with_declared_shorter_length(tmp_path: Path) -> None:
@@ -489,3 +501,16 @@ def test_body_timeout_closes_a_stalled_upload() -> None:
         raw = read_until_closed(sock)
         assert wait_for(lambda: bool(errors))
     assert raw == b""
+
+
+def test_client_mistakes_are_logged_without_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("DEBUG", logger="tether"), running(_hello) as server:
+        for bad in (
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            b"GET / HTTP/2.0\r\n\r\n",
+        ):
+            sock = connect(server)
+            sock.sendall(bad)
+            assert read_until_closed(sock)[:10] in (b"HTTP/1.1 4", b"HTTP/1.1 5")
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
