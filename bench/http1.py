@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import h11
 import httptools
+
 from tether.http1 import Data, EndOfMessage, Response, ServerConnection
 
 CORPUS: dict[str, bytes] = {
