@@ -56,9 +56,15 @@ class Pool:
             worker.thread.start()
 
     def submit(self, job: Callable[[], None]) -> None:
-        """Queue ``job``; wake a worker only if no awake one will take it soon."""
+        """Queue ``job`` from a worker (a pipelined request) and wake a sleeping worker for it:
+        the submitter is still busy with its own job, and the loop may be asleep."""
         self._jobs.append(job)
-        self.kick(time.monotonic())
+        with self._lock:
+            if not self._sleeping:
+                return
+            worker = self._sleeping.pop()
+            worker.asleep = False
+        worker.wakeup.release()
 
     def queue(self, job: Callable[[], None]) -> None:
         """Queue ``job`` without waking anyone (the caller kicks once for a batch)."""
