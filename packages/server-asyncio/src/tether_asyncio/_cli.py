@@ -106,10 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="resume accepting at this many (default: 90%% of --limit-connections)",
     )
     limits.add_argument(
-        "--limit-max-requests",
+        "--limit-requests-per-connection",
+        dest="limit_requests_per_connection",
         type=_positive_int,
         default=None,
-        help="requests served on one connection before it is closed",
+        help="requests served on one keep-alive connection before it is closed",
     )
     limits.add_argument("--timeout-keep-alive", type=_seconds, default=5.0)
     limits.add_argument(
@@ -205,7 +206,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         limit_concurrency=args.limit_concurrency,
         limit_connections=args.limit_connections,
         limit_connections_low=args.limit_connections_low,
-        limit_max_requests=args.limit_max_requests,
+        limit_requests_per_connection=args.limit_requests_per_connection,
         timeout_keep_alive=args.timeout_keep_alive,
         timeout_request_head=args.timeout_request_head,
         timeout_body=args.timeout_body,

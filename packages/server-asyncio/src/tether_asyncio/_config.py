@@ -49,7 +49,7 @@ class Config:
     limit_concurrency: int | None = None
     limit_connections: int | None = None
     limit_connections_low: int | None = None
-    limit_max_requests: int | None = None
+    limit_requests_per_connection: int | None = None
     timeout_keep_alive: float = 5.0
     timeout_request_head: float = 10.0
     timeout_body: float = 30.0
@@ -89,7 +89,7 @@ class Config:
             ws_close_timeout=self.ws_close_timeout,
             ws_max_size=self.ws_max_size,
             max_body_size=self.max_body_size,
-            max_requests=self.limit_max_requests,
+            max_requests=self.limit_requests_per_connection,
         )
 
     def server_header_pair(self) -> tuple[bytes, bytes] | None:
