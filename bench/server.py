@@ -185,6 +185,8 @@ def _measure(name: str, command: list[str], port: int, duration: float) -> tuple
         cpu = _cpu_seconds(proc.pid)
         rps = _wrk(port, duration, wrk_pin)
         cpu = _cpu_seconds(proc.pid) - cpu
+        if rps <= 0:
+            raise RuntimeError("no request completed")
         return rps, cpu * 1e6 / (rps * max(1, round(duration)))
     finally:
         proc.send_signal(signal.SIGINT)
