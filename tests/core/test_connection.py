@@ -201,6 +201,38 @@ class TestResponseFraming:
         assert data == (b"" if head else whole)
 
 
+class TestFrameBody:
+    """Body bytes sent outside send() (sendfile) are still framed and counted by the core."""
+
+    def test_length(self) -> None:
+        conn = request_of(GET)
+        conn.send(Response(200, [(b"content-length", b"10")]))
+        assert conn.frame_body(6) == (b"", b"")
+        with pytest.raises(LocalProtocolError):
+            conn.frame_body(5)
+        assert conn.frame_body(4) == (b"", b"")
+        assert conn.send(EndOfMessage()) == b""
+
+    def test_chunked(self) -> None:
+        conn = request_of(GET)
+        conn.send(Response(200))
+        assert conn.frame_body(300) == (b"12c\r\n", b"\r\n")
+        assert conn.frame_body(0) == (b"", b"")
+
+    def test_head_and_no_body(self) -> None:
+        conn = request_of(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+        conn.send(Response(200, [(b"content-length", b"10")]))
+        assert conn.frame_body(10) is None
+        conn = request_of(GET)
+        conn.send(Response(304))
+        with pytest.raises(LocalProtocolError):
+            conn.frame_body(1)
+
+    def test_before_the_response(self) -> None:
+        with pytest.raises(LocalProtocolError):
+            request_of(GET).frame_body(1)
+
+
 class TestKeepAlive:
     """RFC 9112 9.3 and 9.6."""
 

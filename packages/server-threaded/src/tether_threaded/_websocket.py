@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from tether import websocket as wsproto
+from tether import websocket as ws_core
 from tether.errors import ProtocolError
 from tether.http1 import Data, EndOfMessage, InformationalResponse, Response
 from tether_threaded._connection import READ, Phase
@@ -56,10 +56,10 @@ class Session:
 
     __slots__ = ("conn", "inbox", "inbox_size", "lost", "read_paused", "ws")
 
-    def __init__(self, conn: Connection, ws: wsproto.Connection) -> None:
+    def __init__(self, conn: Connection, ws: ws_core.Connection) -> None:
         self.conn = conn
         self.ws = ws
-        self.inbox: deque[wsproto.Text | wsproto.Binary | wsproto.Close | wsproto.ConnectionLost]
+        self.inbox: deque[ws_core.Text | ws_core.Binary | ws_core.Close | ws_core.ConnectionLost]
         self.inbox = deque()
         self.inbox_size = 0
         self.read_paused = False
@@ -87,15 +87,15 @@ class Session:
         try:
             for event in self.ws.events():
                 kind = type(event)
-                if kind is wsproto.Text or kind is wsproto.Binary:
+                if kind is ws_core.Text or kind is ws_core.Binary:
                     inbox.append(event)  # type: ignore[arg-type]
                     self.inbox_size += len(event.data)  # type: ignore[union-attr]
-                elif kind is wsproto.Close or kind is wsproto.ConnectionLost:
+                elif kind is ws_core.Close or kind is ws_core.ConnectionLost:
                     inbox.append(event)  # type: ignore[arg-type]
                 # Pings are answered by the core; pongs need nothing.
         except ProtocolError as exc:
             _log.debug("%s: WebSocket protocol error: %s", self.conn.client, exc)
-            inbox.append(wsproto.Close(exc.close_code, exc.message))
+            inbox.append(ws_core.Close(exc.close_code, exc.message))
         if inbox:
             self.conn.cond.notify_all()
         self.flush(now)
@@ -126,8 +126,8 @@ class Session:
 
     def going_away(self, now: float) -> None:
         """Server shutdown: start the closing handshake with 1001."""
-        if self.ws.state is wsproto.State.OPEN:
-            self.ws.send(wsproto.Close(1001, "server shutting down"), now)
+        if self.ws.state is ws_core.State.OPEN:
+            self.ws.send(ws_core.Close(1001, "server shutting down"), now)
             self.flush(now)
 
     def connection_closed(self) -> None:
@@ -159,7 +159,7 @@ class WebSocket:
                     raise WebSocketClosed(1006, "connection lost")
                 conn.cond.wait()
             event = inbox[0]
-            if isinstance(event, wsproto.Close | wsproto.ConnectionLost):
+            if isinstance(event, ws_core.Close | ws_core.ConnectionLost):
                 # Left in place: every later receive() raises the same.
                 raise WebSocketClosed(event.code, getattr(event, "reason", ""))
             inbox.popleft()
@@ -175,10 +175,10 @@ class WebSocket:
         """Send a text (``str``) or binary (``bytes``) message; waits while the client lags."""
         session = self._session
         conn = session.conn
-        event = wsproto.Text(data) if isinstance(data, str) else wsproto.Binary(bytes(data))
+        event = ws_core.Text(data) if isinstance(data, str) else ws_core.Binary(bytes(data))
         with conn.lock:
             ws = session.ws
-            if ws.state is not wsproto.State.OPEN or conn.closing:
+            if ws.state is not ws_core.State.OPEN or conn.closing:
                 raise WebSocketClosed(ws.close_code or 1006, ws.close_reason)
             ws.send(event, time.monotonic())
             try:
@@ -190,8 +190,8 @@ class WebSocket:
         """Start the closing handshake (the loop completes it and closes TCP)."""
         session = self._session
         with session.conn.lock:
-            if session.ws.state is wsproto.State.OPEN and not session.conn.closing:
-                session.ws.send(wsproto.Close(code, reason), time.monotonic())
+            if session.ws.state is ws_core.State.OPEN and not session.conn.closing:
+                session.ws.send(ws_core.Close(code, reason), time.monotonic())
                 session.flush(time.monotonic())
 
 
@@ -214,17 +214,17 @@ class Upgrade:
         """
         exchange = self._exchange
         conn = exchange.conn
-        result = wsproto.server_handshake(
+        result = ws_core.server_handshake(
             exchange.request,
             subprotocols=subprotocols,
-            deflate=wsproto.DeflateOptions() if compress else None,
+            deflate=ws_core.DeflateOptions() if compress else None,
         )
         with conn.lock:
             if conn.closing:
                 raise ClientDisconnected("the connection is closing")
             now = time.monotonic()
             core = conn.core
-            if isinstance(result, wsproto.Rejected):
+            if isinstance(result, ws_core.Rejected):
                 headers = exchange.loop.with_server_headers(result.headers)
                 out = core.send(Response(result.status_code, headers))
                 out += core.send(Data(result.body)) + core.send(EndOfMessage())
@@ -234,8 +234,8 @@ class Upgrade:
                 conn.response_done(now)
                 raise result.error
             out = core.send(InformationalResponse(101, result.headers))
-            ws = wsproto.Connection(
-                wsproto.Role.SERVER, deflate=result.deflate, limits=conn.loop.limits, now=now
+            ws = ws_core.Connection(
+                ws_core.Role.SERVER, deflate=result.deflate, limits=conn.loop.limits, now=now
             )
             session = Session(conn, ws)
             self._session = session
@@ -264,9 +264,9 @@ class Upgrade:
             return
         conn = session.conn
         with conn.lock:
-            if session.ws.state is wsproto.State.OPEN and not conn.closing:
+            if session.ws.state is ws_core.State.OPEN and not conn.closing:
                 reason = "" if code == 1000 else "internal error"
-                session.ws.send(wsproto.Close(code, reason), time.monotonic())
+                session.ws.send(ws_core.Close(code, reason), time.monotonic())
                 session.flush(time.monotonic())
 
 

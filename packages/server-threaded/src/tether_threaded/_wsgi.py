@@ -70,8 +70,8 @@ _STATUSES: dict[str, tuple[int, bytes]] = {}
 #: The end of a body without trailers (events are immutable, so one serves every response).
 _END = EndOfMessage()
 
-#: Zero bytes handed to the core to account for body bytes that ``sendfile`` moved.
-_ZEROS = bytes(1 << 20)
+#: Most bytes one ``os.sendfile`` call is asked to move.
+_SENDFILE_BLOCK = 1 << 20
 
 
 def _environ_key(name: bytes) -> str | None:
@@ -403,6 +403,13 @@ class Exchange:
             conn.write(self._head())
         if no_body:
             return
+        framing = conn.core.frame_body(count)
+        if framing is None:
+            return
+        before, after = framing
+        if before:
+            with conn.lock:
+                conn.write(before)
         fd = conn.sock.fileno()
         done = 0
         while done < count:
@@ -412,7 +419,7 @@ class Exchange:
                 if conn.outbuf:
                     conn.wait_writable()
                 try:
-                    moved = os.sendfile(fd, fileno, offset + done, min(count - done, len(_ZEROS)))
+                    moved = os.sendfile(fd, fileno, offset + done, min(count - done, _SENDFILE_BLOCK))
                 except (BlockingIOError, InterruptedError):
                     conn.wait_writable()
                     continue
@@ -421,12 +428,11 @@ class Exchange:
                     raise ClientDisconnected(f"sendfile failed: {exc}") from exc
                 if moved == 0:
                     raise RuntimeError("the file ended before its announced length")
-                # Tell the core how many body bytes went out, so it keeps enforcing the length.
-                framed = conn.core.send(Data(_ZEROS if moved == len(_ZEROS) else _ZEROS[:moved]))
-                if len(framed) != moved:
-                    raise RuntimeError("sendfile needs identity framing")
                 done += moved
                 self.sent += moved
+        if after:
+            with conn.lock:
+                conn.write(after)
 
     def _fail(self, exc: Exception) -> None:
         """The application (or its response) failed: answer 500 if still possible, else cut."""

@@ -363,6 +363,34 @@ class ServerConnection:
             raise LocalProtocolError("this response cannot have a body (1xx, 204 or 304)")
         return b""
 
+    def frame_body(self, length: int) -> tuple[bytes, bytes] | None:
+        """Account for ``length`` body bytes that the caller sends itself.
+
+        For bodies that bypass :meth:`send`, such as a file sent with
+        ``os.sendfile``: returns the framing to write before and after those
+        bytes (a chunk header and CRLF when chunked, else empty), or ``None``
+        when they must not be sent at all (the response to HEAD). Raises
+        :class:`LocalProtocolError` for more than the Content-Length sent, or
+        for a body on a 1xx, 204 or 304 response.
+        """
+        if self._our_state is not _SEND_BODY:
+            raise LocalProtocolError(f"cannot send body data in state {self._our_state.value}")
+        if length < 0:
+            raise LocalProtocolError("a body length cannot be negative")
+        framing = self._framing
+        if framing is _LENGTH:
+            if length > self._remaining:
+                raise LocalProtocolError("body is longer than the Content-Length sent")
+            self._remaining -= length
+            return (b"", b"")
+        if framing is _CHUNKED:
+            return (b"%x\r\n" % length, b"\r\n") if length else (b"", b"")
+        if framing is _CLOSE:
+            return (b"", b"")
+        if framing is _NONE and length:
+            raise LocalProtocolError("this response cannot have a body (1xx, 204 or 304)")
+        return None
+
     def _send_end(self, trailers: Headers) -> bytes:
         framing = self._framing
         if self._our_state is _SEND_BODY:
