@@ -423,11 +423,6 @@ def test_limit_connections_hysteresis(serve: Any) -> None:
     third.close()
 
 
-@pytest.mark.xfail(
-    reason="core: a head that starts after next_event() returned NEED_DATA keeps the "
-    "KEEP_ALIVE timer (silent close) instead of HEAD (408); reported to the http1 owner",
-    strict=False,
-)
 def test_request_head_timeout_408(serve: Any) -> None:
     """RFC 9110 15.5.9: 408 when the server did not receive a complete request in time."""
     srv = serve(hello, timeout_request_head=0.5)

@@ -23,7 +23,7 @@ from tether._serving import (
     split_target,
     with_server_headers,
 )
-from tether.errors import ProtocolError, RemoteProtocolError
+from tether.errors import BadRequest, ProtocolError, RemoteProtocolError
 from tether.http1 import (
     NEED_DATA,
     PAUSED,
@@ -159,12 +159,24 @@ class HTTPConnection:
         conn = self.conn
         state = self.state
         stream = self.stream
+        # Between requests with nothing buffered, read before asking the core: it then takes
+        # its fast path for a whole head, and a head's first bytes start its HEAD timer.
+        fresh = True
         while True:
-            try:
-                event = conn.next_event(state.clock)
-            except RemoteProtocolError as exc:
-                await self._refuse(exc)
-                return
+            if (
+                fresh
+                and conn.their_state is State.IDLE
+                and conn.buffered_bytes == 0
+                and not conn.peer_closed
+            ):
+                event: Any = NEED_DATA
+            else:
+                try:
+                    event = conn.next_event(state.clock)
+                except RemoteProtocolError as exc:
+                    await self._refuse(exc)
+                    return
+            fresh = False
             if event is NEED_DATA:
                 if state.shutting_down and conn.their_state is State.IDLE:
                     return
@@ -181,6 +193,7 @@ class HTTPConnection:
             elif type(event) is Request:
                 if not await self._request(event):
                     return
+                fresh = True
             elif event is PAUSED:
                 # Only after a 101 (the response cycle resets the connection itself).
                 return
@@ -220,13 +233,23 @@ class HTTPConnection:
         """Run one request through the app; True when the connection may serve another."""
         state = self.state
         conn = self.conn
-        if state.websockets and self._is_upgrade(request):
+        # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
+        if request.method == b"GET" and state.websockets and self._is_upgrade(request):
             from tether_asyncio._websocket import serve_websocket
 
             return await serve_websocket(self, request)
-        raw_path, query = split_target(request.target)
+        target = request.target
         try:
-            path = decode_path(raw_path)
+            if target[:1] == b"/" and b"%" not in target:
+                # The common case: nothing to percent-decode.
+                raw_path, _, query = target.partition(b"?")
+                path = raw_path.decode("utf-8")
+            else:
+                raw_path, query = split_target(target)
+                path = decode_path(raw_path)
+        except UnicodeDecodeError:
+            await self._refuse(BadRequest("the request path is not UTF-8"))
+            return False
         except RemoteProtocolError as exc:
             await self._refuse(exc)
             return False
@@ -277,6 +300,14 @@ class HTTPConnection:
         self.cycle = None
         if self.closed or self.peer_eof or not conn.keep_alive:
             return False
+        if not cycle.body_done:
+            # The app did not read the body; a bodiless request's end is already parsed, and
+            # taking it lets the next cycle start clean (start_next_cycle drains the rest).
+            try:
+                if type(conn.next_event(state.clock)) is EndOfMessage:
+                    cycle.body_done = True
+            except RemoteProtocolError:
+                return False
         conn.start_next_cycle(state.clock)
         return conn.keep_alive and not state.shutting_down
 
