@@ -411,6 +411,19 @@ class TestDeadlines:
         assert out is not None and out.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
         assert b"connection: close" in out and not conn.keep_alive
 
+    def test_head_timer_starts_with_first_byte_after_asking_early(self) -> None:
+        """A server may ask for an event before any byte arrived; the head timer still starts."""
+        conn = ServerConnection(self.LIMITS, now=0.0)
+        assert conn.next_event(now=1.0) is NEED_DATA
+        conn.receive_data(b"GET / HT", now=2.0)
+        assert conn.next_event(now=2.0) is NEED_DATA
+        assert conn.next_deadline() == (12.0, Timer.HEAD)
+        conn.receive_data(b"TP/1.1\r\n", now=3.0)
+        assert conn.next_event(now=3.0) is NEED_DATA
+        assert conn.next_deadline() == (12.0, Timer.HEAD)
+        out = conn.handle_timeout(12.0)
+        assert out is not None and out.startswith(b"HTTP/1.1 408 ")
+
     def test_keep_alive_idle_after_response(self) -> None:
         conn = ServerConnection(self.LIMITS, now=0.0)
         conn.receive_data(GET, now=1.0)

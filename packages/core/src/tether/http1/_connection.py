@@ -191,6 +191,8 @@ class ServerConnection:
                 f"{held} bytes buffered without next_event() draining them "
                 f"(Limits.max_buffered_bytes is {self._limits.max_buffered_bytes})"
             )
+        if held == 0 and reader.phase is _HEAD and self._head_started is None:
+            self._head_started = self._now
         reader.feed(data)
 
     def next_event(self, now: float | None = None) -> ReceiveEvent:

@@ -349,6 +349,12 @@ class RequestReader:
         end = buf.find(_HEAD_TERMINATOR, pos)
         if end < 0:
             self.pos = pos
+            if pos >= len(buf):
+                # Nothing buffered: stay on the bytes buffer, so the next receive takes the
+                # fast path (and starts the head timer).
+                if self.eof:
+                    raise IncompleteMessage("connection closed in the middle of a request head")
+                return NEED_DATA
             acc = self._accumulate()
             self._check_partial_head(acc, 0, len(acc))
             self.scan = max(0, len(acc) - _HEAD_TERMINATOR_SCAN_BACK)
