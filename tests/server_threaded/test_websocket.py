@@ -147,16 +147,11 @@ def test_shutdown_closes_websockets_with_1001() -> None:
 
 # ---- Autobahn ----------------------------------------------------------------------------------
 
-#: Every case of sections 1-10; the compression sections 12 and 13 (1000 messages per case, about
-#: 12 minutes on a shared 2-core machine) are sampled (two cases per subsection) unless
-#: TETHER_AUTOBAHN_FULL=1.
-_SAMPLED = (
-    "1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*",
-    *(f"12.{i}.{j}" for i in range(1, 6) for j in (1, 2)),
-    *(f"13.{i}.{j}" for i in range(1, 8) for j in (1, 2)),
-)  # fmt: skip
+#: Every section, compression included, except the 42 deflate cases with 64-128 KiB messages where
+#: zlib itself is slow (tests.autobahn.LARGE_DEFLATE_CASES; they run against the core's echo server
+#: in tests/websocket); TETHER_AUTOBAHN_FULL=1 adds them.
 _FULL = os.environ.get("TETHER_AUTOBAHN_FULL") == "1"
-_BUDGET = 3000.0 if _FULL else 150.0
+_BUDGET = 3000.0 if _FULL else 400.0
 
 
 @pytest.fixture(scope="module")
@@ -190,11 +185,14 @@ def test_autobahn(echo_process: str) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     try:
-        from tests.autobahn import run_autobahn
+        from tests.autobahn import LARGE_DEFLATE_CASES, run_autobahn
     except ImportError:
         pytest.skip("tests/autobahn.py (the shared harness) is not available")
     report = run_autobahn(
-        echo_process, cases=None if _FULL else _SAMPLED, timeout=_BUDGET, concurrency=2
+        echo_process,
+        exclude=() if _FULL else LARGE_DEFLATE_CASES,
+        timeout=_BUDGET,
+        concurrency=2,
     )
     print(report.summary())
     assert report.ok, report.summary()
