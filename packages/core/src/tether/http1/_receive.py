@@ -10,7 +10,6 @@ limit is checked on the partial input before more memory is spent on it.
 from __future__ import annotations
 
 import enum
-import itertools
 import re
 from collections.abc import Callable
 
@@ -36,7 +35,7 @@ from tether.http1._abnf import (
     REQUEST_LINE_ANY_VERSION,
     TOKEN,
 )
-from tether.http1._events import NEED_DATA, Data, EndOfMessage, Headers, Request, Signal
+from tether.http1._events import NEED_DATA, Data, EndOfMessage, Request, Signal
 from tether.limits import Limits
 
 
@@ -64,10 +63,10 @@ P_CHUNK_CRLF = Phase.CHUNK_CRLF
 P_TRAILERS = Phase.TRAILERS
 P_DONE = Phase.DONE
 
-# The parser's fast forms of the grammar in _abnf (see RequestReader._parse_head). sre runs
-# "." and negated literals in tight loops but character classes byte by byte, so the forms
-# below use the former and leave byte validation to bytes.translate.
-_REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([^ ]+) HTTP/1\.([01])\r\n").match
+# The request line, checked whole by one fullmatch: the target is visible US-ASCII (RFC 9112
+# 3.2), and only HTTP/1.0 and HTTP/1.1 pass (anything else goes to _diagnose_head for a 400
+# or a 505).
+_REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/1\.([01])").fullmatch
 
 
 # Byte tables for bytes.translate, which maps through a 256-byte table in one C loop (a
@@ -77,25 +76,51 @@ def _table(allowed: bytes) -> bytes:
     return bytes(b if b in allowed else 0 for b in range(256))
 
 
-# Bytes allowed inside a field line or the request line: HTAB, SP, VCHAR, obs-text. CR and LF
-# appear only in the CRLF pairs the lines were split on; a bare one maps to NUL.
+# Bytes allowed inside a field line: HTAB, SP, VCHAR, obs-text. CR and LF appear only in the
+# CRLF pairs the head was split on; a bare one maps to NUL.
 _LINE_TABLE = _table(bytes(b for b in range(256) if b == 0x09 or 0x20 <= b != 0x7F))
-# RFC 9110 5.6.2: tchar (field names; the names of a block are checked joined together).
+# RFC 9110 5.6.2: tchar (field names).
 _TCHAR_TABLE = _table(
     b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
-# Bytes allowed anywhere in a head: the line table plus CR and LF (their pairing is counted).
-_HEAD_TABLE = _table(bytes(b for b in range(256) if b in (0x09, 0x0A, 0x0D) or 0x20 <= b != 0x7F))
-# Anchored at line starts (the look-behind sees the LF ending the previous line). The value
-# ends on a byte that is not whitespace, so trailing OWS is left out by a short backtrack.
-_FIELD_LINES = re.compile(rb"(?<=\n)(" + TOKEN + rb"):[ \t]*((?:.*[^ \t\r])?)[ \t]*\r\n").findall
-# Field blocks up to this size go through _FIELD_LINES; longer ones are split into lines.
-_SMALL_FIELD_BLOCK = 256
-_COLONS = itertools.repeat(b":")
-_OWS = itertools.repeat(b" \t")
-_partition = bytes.partition
-_strip = bytes.strip
-_lower = bytes.lower
+
+
+def _field(line: bytes) -> tuple[bytes, bytes] | None:
+    """``(lowercase name, value)`` of a field line (CRLF excluded), or None if it is invalid.
+
+    RFC 9112 5.1: field-line = field-name ":" OWS field-value OWS. The name is
+    tchar up to the first colon, so whitespace before the colon and obs-fold
+    (a line starting with SP or HTAB) fail; every byte of the line is HTAB, SP,
+    VCHAR or obs-text, so a bare CR or LF or any other control byte fails.
+    """
+    name, colon, value = line.partition(b":")
+    if (
+        not colon
+        or not name
+        or b"\0" in name.translate(_TCHAR_TABLE)
+        or b"\0" in value.translate(_LINE_TABLE)
+    ):
+        return None
+    # The value holds no control byte but HTAB, so strip() strips exactly the OWS (SP, HTAB).
+    field = (name.lower(), value.strip())
+    if len(line) <= _FIELD_CACHE_LINE and field[0] not in _PRIVATE_FIELDS:
+        if len(_FIELD_CACHE) >= _FIELD_CACHE_SIZE:
+            _FIELD_CACHE.clear()
+        _FIELD_CACHE[line] = field
+    return field
+
+
+# Field lines already read, mapped to their (name, value): most lines a server receives repeat
+# from request to request (Host, User-Agent, Accept-*, Connection, Content-Type, Sec-*), as
+# HPACK's dynamic table relies on. A pure function of the line, so a hit skips the checks of
+# _field without loosening them; bounded in entries and in line length.
+_FIELD_CACHE: dict[bytes, tuple[bytes, bytes]] = {}
+_FIELD_CACHE_SIZE = 4096
+_FIELD_CACHE_LINE = 256
+# Never remembered, so that how fast a head is read cannot tell anyone whether another client
+# sent the same credentials.
+_PRIVATE_FIELDS = frozenset((b"cookie", b"authorization", b"proxy-authorization"))
+_FIELD_CACHE_GET = _FIELD_CACHE.get
 _HEX_BYTES = b"0123456789abcdefABCDEF"
 
 
@@ -115,31 +140,29 @@ def _chunk_size(line: bytes) -> int | None:
 _CHUNK_SIZES: dict[bytes, int] = {}
 _VISIBLE_ASCII = bytes(range(0x21, 0x7F))
 
-# Events are frozen dataclasses; building one through its slot descriptors skips the
-# per-field object.__setattr__ of the generated __init__, on the hottest path of all.
-_new_object = object.__new__
-_set_method = Request.__dict__["method"].__set__
-_set_target = Request.__dict__["target"].__set__
-_set_headers = Request.__dict__["headers"].__set__
-_set_version = Request.__dict__["http_version"].__set__
+
+# Events are frozen dataclasses, whose generated __init__ sets each field through
+# object.__setattr__. On the hottest path an event is built as an instance of a plain twin
+# class with the same slots, then given its real class (the layouts match, so CPython allows
+# the assignment): a third of the cost.
+class _RequestTwin:
+    __slots__ = ("headers", "http_version", "method", "target")
+    method: bytes
+    target: bytes
+    headers: list[tuple[bytes, bytes]]
+    http_version: bytes
 
 
-_set_data = Data.__dict__["data"].__set__
+class _DataTwin:
+    __slots__ = ("data",)
+    data: bytes
 
 
 def _make_data(data: bytes) -> Data:
-    event: Data = _new_object(Data)
-    _set_data(event, data)
-    return event
-
-
-def _make_request(method: bytes, target: bytes, headers: Headers, version: bytes) -> Request:
-    request: Request = _new_object(Request)
-    _set_method(request, method)
-    _set_target(request, target)
-    _set_headers(request, headers)
-    _set_version(request, version)
-    return request
+    event = _DataTwin()
+    event.data = data
+    event.__class__ = Data  # type: ignore[assignment]
+    return event  # type: ignore[return-value]
 
 
 def _connection_options(value: bytes) -> tuple[bool, bool, bool]:
@@ -173,6 +196,8 @@ _VALID_HOSTS_MAX = 1024
 _V11 = b"1.1"
 _V10 = b"1.0"
 EMPTY_EOM = EndOfMessage()
+# Rarely sent fields the look-up path of _interpret leaves to the general loop.
+_RARE_FIELDS = frozenset((b"expect", b"upgrade"))
 _FRAMING_FIELDS = frozenset(
     (
         b"host",
@@ -232,7 +257,6 @@ class RequestReader:
     __slots__ = (
         "acc",
         "buf",
-        "chunked",
         "empty_lines",
         "eof",
         "expect_continue",
@@ -243,7 +267,6 @@ class RequestReader:
         "pos",
         "received",
         "remaining",
-        "request",
         "scan",
         "upgrade",
     )
@@ -262,8 +285,6 @@ class RequestReader:
         self.phase = P_HEAD
         self.remaining = 0
         self.received = 0
-        self.request: Request | None = None
-        self.chunked = False
         self.http10 = False
         self.keep_alive_requested = True
         self.expect_continue = False
@@ -366,77 +387,44 @@ class RequestReader:
     def parse_head(self, buf: bytes, pos: int, end: int) -> Request:
         """Parse the complete head ``buf[pos:end + 4]`` (``end`` is where CRLF CRLF starts).
 
-        The checks here run in C: the request line by a small regex, then the field
-        lines either by one anchored ``findall`` (short blocks) or split on CRLF and
-        checked column by column (long blocks), with byte counts and ``translate``
-        proving that no CR or LF stands alone and no control byte is anywhere. This accepts
-        exactly what the grammar in ``_abnf.REQUEST_HEAD`` accepts (a property test
-        holds the two together); whatever it refuses goes to ``_diagnose_head`` for
-        the precise error.
+        The request line is checked by one ``fullmatch``; the field lines, split
+        on CRLF, are looked up in a table of lines already read, and only new ones
+        are checked (``_field``). This accepts exactly what the grammar in
+        ``_abnf.REQUEST_HEAD`` accepts (a property test holds the two together);
+        whatever it refuses goes to ``_diagnose_head`` for the precise error.
         """
         limits = self.limits
-        stop = end + 2
-        m = _REQUEST_LINE(buf, pos, stop)
+        line_end = buf.find(b"\r\n", pos, end)
+        if line_end < 0:
+            line_end = end
+        m = _REQUEST_LINE(buf, pos, line_end)
         if m is not None:
-            method, target, minor = m.groups()
-            fields_start = m.end()
-            if end - fields_start <= _SMALL_FIELD_BLOCK:
-                # A few short lines: one anchored findall, then byte counts and a translate
-                # that prove every line was matched whole, with no bare CR or LF and no
-                # control byte anywhere in the head.
-                fields = _FIELD_LINES(buf, fields_start, stop)
-                head = buf[pos:stop]
-                count = len(fields) + 1
-                if (
-                    head.count(b"\n") == count
-                    and head.count(b"\r") == count
-                    and b"\0" not in head.translate(_HEAD_TABLE)
-                    # The target: visible US-ASCII. The counts exclude CR and LF, the translate
-                    # every other control byte, and the regex SP; left are HTAB and obs-text.
-                    and target.isascii()
-                    and b"\t" not in target
-                    and count - 1 <= limits.max_header_count
-                    and (
-                        stop - fields_start <= limits.max_header_line
-                        or _field_lines_fit(buf, fields_start, stop, limits.max_header_line)
-                    )
-                ):
-                    headers: list[tuple[bytes, bytes]] | None = [(n.lower(), v) for n, v in fields]
-                else:
-                    headers = None
+            if line_end < end:
+                lines = buf[line_end + 2 : end].split(b"\r\n")
+                headers: list[tuple[bytes, bytes] | None] = list(map(_FIELD_CACHE_GET, lines))
+                if None in headers:
+                    for i, cached in enumerate(headers):
+                        if cached is None:
+                            headers[i] = field = _field(lines[i])
+                            if field is None:
+                                break
             else:
-                # Many lines: split on CRLF and work per column in C (the regex would spend
-                # tens of instructions on every byte).
-                lines = buf[fields_start:end].split(b"\r\n")
-                names, colons, rests = zip(*map(_partition, lines, _COLONS))
-                if (
-                    b"" not in colons
-                    and b"" not in names
-                    and b"\0" not in b"".join(names).translate(_TCHAR_TABLE)
-                    # Every byte of every line: a bare CR or LF, or a control byte, maps to NUL.
-                    and b"\0" not in b"".join(lines).translate(_LINE_TABLE)
-                    # The target: visible US-ASCII (the regex excludes SP).
-                    and target.isascii()
-                    and b"\0" not in target.translate(_LINE_TABLE)
-                    and b"\t" not in target
-                    and len(lines) <= limits.max_header_count
-                    and (
-                        stop - fields_start <= limits.max_header_line
-                        or max(map(len, lines)) <= limits.max_header_line
-                    )
-                ):
-                    # RFC 9112 5.1: the OWS around a value is not part of it.
-                    headers = list(zip(map(_lower, names), map(_strip, rests, _OWS)))
-                else:
-                    headers = None
+                lines = []
+                headers = []
             if (
-                headers is not None
-                and stop + 2 - pos <= limits.max_head_size
-                and fields_start - pos - 2 <= limits.max_request_line
+                None not in headers
+                and end + 4 - pos <= limits.max_head_size
+                and line_end - pos <= limits.max_request_line
+                and len(lines) <= limits.max_header_count
+                and (
+                    end - line_end <= limits.max_header_line
+                    or max(map(len, lines)) <= limits.max_header_line
+                )
             ):
                 self.pos = end + 4
-                return self._interpret(method, target, headers, minor == b"0")
-        _diagnose_head(buf, pos, stop, limits)
+                method, target, minor = m.groups()
+                return self._interpret(method, target, headers, minor == b"0")  # type: ignore[arg-type]
+        _diagnose_head(buf, pos, end + 2, limits)
         raise BadRequest("malformed request head")  # pragma: no cover - diagnose raises
 
     def _skip_empty_lines(self, buf: bytes, pos: int) -> int:
@@ -493,67 +481,90 @@ class RequestReader:
         self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], http10: bool
     ) -> Request:
         """Apply RFC 9112's framing and routing rules to a parsed head; return the Request."""
-        host_count = 0
-        content_types = 0
-        content_length: bytes | None = None
-        transfer_encoding: list[bytes] | None = None
-        connection_close = False
-        connection_keep_alive = False
-        connection_upgrade = False
-        expect_continue = False
-        upgrade_field = False
-        for name, value in [field for field in headers if field[0] in _FRAMING_FIELDS]:
-            if name == b"host":
-                host_count += 1
-                if host_count > 1:
-                    # RFC 9112 3.2: respond 400 to "any request message that contains more than
-                    # one Host header field line".
-                    raise BadRequest("more than one Host field")
-                if value not in _VALID_HOSTS:
-                    if HOST.fullmatch(value) is None:
-                        raise BadRequest("invalid Host field value")
-                    # A server sees few distinct Host values: remember the valid ones.
-                    if len(_VALID_HOSTS) >= _VALID_HOSTS_MAX:
-                        _VALID_HOSTS.clear()
-                    _VALID_HOSTS[value] = None
-            elif name == b"content-length":
-                if content_length is not None:
-                    # RFC 9110 8.6 lets a recipient accept repeated identical values; we take
-                    # the stricter choice it also allows and reject the message.
-                    raise InvalidFraming("more than one Content-Length field")
-                if not value.isdigit():
-                    raise InvalidFraming("Content-Length is not a non-negative decimal integer")
-                if len(value) > 18:
-                    raise InvalidFraming("Content-Length has too many digits")
-                content_length = value
-            elif name == b"transfer-encoding":
+        content_length: bytes | None
+        transfer_encoding: list[bytes] | None
+        fields = dict(headers)
+        if len(fields) == len(headers) and _RARE_FIELDS.isdisjoint(fields):
+            # No field repeated, no Expect or Upgrade: the common head, read by look-ups.
+            content_length = fields.get(b"content-length")
+            if content_length is not None:
+                _check_content_length(content_length)
+            value = fields.get(b"transfer-encoding")
+            transfer_encoding = None
+            if value is not None:
                 codings = _TRANSFER_CODINGS.get(value)
-                if codings is None:
-                    codings = _transfer_codings(value)
-                if transfer_encoding is None:
-                    transfer_encoding = list(codings)
-                else:
-                    transfer_encoding.extend(codings)
-            elif name == b"connection":
+                transfer_encoding = list(
+                    codings if codings is not None else _transfer_codings(value)
+                )
+            value = fields.get(b"connection")
+            if value is None:
+                connection_close = connection_keep_alive = connection_upgrade = False
+            else:
                 options = _CONNECTION_OPTIONS.get(value)
                 if options is None:
                     options = _connection_options(value)
-                close, keep_alive, upgrade = options
-                connection_close |= close
-                connection_keep_alive |= keep_alive
-                connection_upgrade |= upgrade
-            elif name == b"content-type":
-                content_types += 1
-                if content_types > 1:
-                    # RFC 9110 5.3: Content-Type is a singleton field; two of them leave
-                    # components free to disagree about the body's format.
-                    raise BadRequest("more than one Content-Type field")
-            elif name == b"expect":
-                # RFC 9110 10.1.1: an HTTP/1.0 request's 100-continue "MUST" be ignored.
-                if value.lower() == b"100-continue" and not http10:
-                    expect_continue = True
-            else:  # upgrade
-                upgrade_field = True
+                connection_close, connection_keep_alive, connection_upgrade = options
+            expect_continue = upgrade_field = False
+            value = fields.get(b"host")
+            host_count = 0
+            if value is not None:
+                host_count = 1
+                if value not in _VALID_HOSTS:
+                    _check_host(value)
+        else:
+            host_count = 0
+            content_types = 0
+            content_length = None
+            transfer_encoding = None
+            connection_close = False
+            connection_keep_alive = False
+            connection_upgrade = False
+            expect_continue = False
+            upgrade_field = False
+            for name, value in [field for field in headers if field[0] in _FRAMING_FIELDS]:
+                if name == b"host":
+                    host_count += 1
+                    if host_count > 1:
+                        # RFC 9112 3.2: respond 400 to "any request message that contains more than
+                        # one Host header field line".
+                        raise BadRequest("more than one Host field")
+                    if value not in _VALID_HOSTS:
+                        _check_host(value)
+                elif name == b"content-length":
+                    if content_length is not None:
+                        # RFC 9110 8.6 lets a recipient accept repeated identical values; we take
+                        # the stricter choice it also allows and reject the message.
+                        raise InvalidFraming("more than one Content-Length field")
+                    _check_content_length(value)
+                    content_length = value
+                elif name == b"transfer-encoding":
+                    codings = _TRANSFER_CODINGS.get(value)
+                    if codings is None:
+                        codings = _transfer_codings(value)
+                    if transfer_encoding is None:
+                        transfer_encoding = list(codings)
+                    else:
+                        transfer_encoding.extend(codings)
+                elif name == b"connection":
+                    options = _CONNECTION_OPTIONS.get(value)
+                    if options is None:
+                        options = _connection_options(value)
+                    close, keep_alive, upgrade = options
+                    connection_close |= close
+                    connection_keep_alive |= keep_alive
+                    connection_upgrade |= upgrade
+                elif name == b"content-type":
+                    content_types += 1
+                    if content_types > 1:
+                        # RFC 9110 5.3: Content-Type is a singleton field; two of them leave
+                        # components free to disagree about the body's format.
+                        raise BadRequest("more than one Content-Type field")
+                elif name == b"expect":
+                    # RFC 9110 10.1.1: an HTTP/1.0 request's 100-continue "MUST" be ignored.
+                    if value.lower() == b"100-continue" and not http10:
+                        expect_continue = True
+                else:  # upgrade
+                    upgrade_field = True
 
         # Host: RFC 9112 3.2, "A server MUST respond with a 400 (Bad Request) status code to any
         # HTTP/1.1 request message that lacks a Host header field".
@@ -590,7 +601,6 @@ class RequestReader:
             if len(transfer_encoding) > 1:
                 bad = b", ".join(transfer_encoding[:-1]).decode("latin-1")
                 raise UnsupportedTransferCoding(f"transfer coding not implemented: {bad}")
-            self.chunked = True
             self.received = 0
             self.phase = P_CHUNK_LINE
         else:
@@ -600,7 +610,6 @@ class RequestReader:
                 raise ContentTooLarge(
                     f"Content-Length {length} is over the limit of {max_body} bytes"
                 )
-            self.chunked = False
             self.remaining = length
             self.received = 0
             self.phase = P_FIXED
@@ -610,9 +619,13 @@ class RequestReader:
         self.keep_alive_requested = not connection_close and (connection_keep_alive or not http10)
         self.expect_continue = expect_continue
         self.upgrade = upgrade_field and connection_upgrade
-        request = _make_request(method, target, headers, _V10 if http10 else _V11)
-        self.request = request
-        return request
+        request = _RequestTwin()
+        request.method = method
+        request.target = target
+        request.headers = headers
+        request.http_version = _V10 if http10 else _V11
+        request.__class__ = Request  # type: ignore[assignment]
+        return request  # type: ignore[return-value]
 
     # ---- bodies --------------------------------------------------------------------------------
 
@@ -858,6 +871,23 @@ class RequestReader:
         self.pos = end + 4
         self.phase = P_DONE
         return EndOfMessage(trailers)
+
+
+def _check_host(value: bytes) -> None:
+    """Refuse an invalid Host value; remember a valid one (a server sees few), bounded."""
+    if HOST.fullmatch(value) is None:
+        raise BadRequest("invalid Host field value")
+    if len(_VALID_HOSTS) >= _VALID_HOSTS_MAX:
+        _VALID_HOSTS.clear()
+    _VALID_HOSTS[value] = None
+
+
+def _check_content_length(value: bytes) -> None:
+    """Refuse a Content-Length value that is not a plain decimal of at most 18 digits."""
+    if not value.isdigit():
+        raise InvalidFraming("Content-Length is not a non-negative decimal integer")
+    if len(value) > 18:
+        raise InvalidFraming("Content-Length has too many digits")
 
 
 # ---- diagnostics: only run once a fast check has failed -----------------------------------------
