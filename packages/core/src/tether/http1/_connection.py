@@ -216,10 +216,8 @@ class ServerConnection:
                     return _CONNECTION_CLOSED
                 buf = reader.buf
                 pos = reader.pos
-                end = -1
-                if reader.acc is None and not buf.startswith(b"\r\n", pos):
-                    end = buf.find(b"\r\n\r\n", pos)
-                if end >= 0:
+                end = -1 if reader.acc is not None else buf.find(b"\r\n\r\n", pos)
+                if end > pos and buf[pos] != 0x0D:
                     # The common case: a whole head in one piece, no empty line before it.
                     request = reader.parse_head(buf, pos, end)
                 else:

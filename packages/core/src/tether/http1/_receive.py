@@ -138,6 +138,7 @@ def _chunk_size(line: bytes) -> int | None:
 
 # Chunk-size lines already read (a pure function of the line): senders repeat a few sizes.
 _CHUNK_SIZES: dict[bytes, int] = {}
+_CHUNK_SIZES_GET = _CHUNK_SIZES.get
 _VISIBLE_ASCII = bytes(range(0x21, 0x7F))
 
 
@@ -188,6 +189,8 @@ def _transfer_codings(value: bytes) -> tuple[bytes, ...]:
 
 
 _TRANSFER_CODINGS: dict[bytes, tuple[bytes, ...]] = {}
+# "Transfer-Encoding: chunked" alone, as _interpret's look-up path reads it (never mutated).
+_JUST_CHUNKED = [b"chunked"]
 
 # Host values already validated (a pure function of the value), bounded.
 _VALID_HOSTS: dict[bytes, None] = {}
@@ -487,15 +490,20 @@ class RequestReader:
         if len(fields) == len(headers) and _RARE_FIELDS.isdisjoint(fields):
             # No field repeated, no Expect or Upgrade: the common head, read by look-ups.
             content_length = fields.get(b"content-length")
-            if content_length is not None:
+            if content_length is not None and (
+                not content_length.isdigit() or len(content_length) > 18
+            ):
                 _check_content_length(content_length)
             value = fields.get(b"transfer-encoding")
             transfer_encoding = None
             if value is not None:
-                codings = _TRANSFER_CODINGS.get(value)
-                transfer_encoding = list(
-                    codings if codings is not None else _transfer_codings(value)
-                )
+                if value == b"chunked":
+                    transfer_encoding = _JUST_CHUNKED
+                else:
+                    codings = _TRANSFER_CODINGS.get(value)
+                    transfer_encoding = list(
+                        codings if codings is not None else _transfer_codings(value)
+                    )
             value = fields.get(b"connection")
             if value is None:
                 connection_close = connection_keep_alive = connection_upgrade = False
@@ -593,14 +601,15 @@ class RequestReader:
                 # RFC 9112 6.1: a server MAY reject a message with both; we always do, since
                 # this is the classic request-smuggling vector.
                 raise InvalidFraming("both Transfer-Encoding and Content-Length")
-            if not transfer_encoding or transfer_encoding[-1] != b"chunked":
-                # RFC 9112 6.3 (4): chunked not final -> 400 and close.
-                raise InvalidFraming("chunked is not the final transfer coding")
-            if transfer_encoding.count(b"chunked") > 1:
-                raise InvalidFraming("chunked applied more than once")
-            if len(transfer_encoding) > 1:
-                bad = b", ".join(transfer_encoding[:-1]).decode("latin-1")
-                raise UnsupportedTransferCoding(f"transfer coding not implemented: {bad}")
+            if transfer_encoding is not _JUST_CHUNKED:
+                if not transfer_encoding or transfer_encoding[-1] != b"chunked":
+                    # RFC 9112 6.3 (4): chunked not final -> 400 and close.
+                    raise InvalidFraming("chunked is not the final transfer coding")
+                if transfer_encoding.count(b"chunked") > 1:
+                    raise InvalidFraming("chunked applied more than once")
+                if len(transfer_encoding) > 1:
+                    bad = b", ".join(transfer_encoding[:-1]).decode("latin-1")
+                    raise UnsupportedTransferCoding(f"transfer coding not implemented: {bad}")
             self.received = 0
             self.phase = P_CHUNK_LINE
         else:
@@ -660,12 +669,17 @@ class RequestReader:
         while True:
             phase = self.phase
             if phase is P_CHUNK_LINE:
-                if self.acc is None and self.buf.startswith(_LAST_CHUNK, self.pos):
-                    # The last chunk with no extension and an empty trailer section, whole:
-                    # what _read_chunk_line and _read_trailers would conclude, in one step.
-                    self.pos += len(_LAST_CHUNK)
-                    self.phase = P_DONE
-                    return EMPTY_EOM
+                if self.acc is None:
+                    if self.buf.startswith(_LAST_CHUNK, self.pos):
+                        # The last chunk with no extension and an empty trailer section, whole:
+                        # what _read_chunk_line and _read_trailers would conclude, in one step.
+                        self.pos += len(_LAST_CHUNK)
+                        self.phase = P_DONE
+                        return EMPTY_EOM
+                    if self.received == 0:
+                        whole = self._read_whole_chunked()
+                        if whole is not None:
+                            return whole
                 if not self._read_chunk_line():
                     return NEED_DATA
                 if self.phase is P_TRAILERS:
@@ -729,6 +743,60 @@ class RequestReader:
                 more = self._next_whole_chunk(buf, next_line)
             self.pos = next_line
             return _make_data(b"".join(pieces))
+
+    def _read_whole_chunked(self) -> Data | None:
+        """The whole body as one Data when it is buffered as plain chunks, else None.
+
+        A small body sent at once is the common case: one loop walks its chunks
+        (hex size, CRLF, data, CRLF) up to a last chunk with an empty trailer
+        section, and the phase becomes FIXED with nothing remaining, so the next
+        event is the EndOfMessage. Anything else (extensions, a bad or
+        incomplete chunk, trailers) is left untouched for the chunk-by-chunk path,
+        which gives the precise error.
+        """
+        buf = self.buf
+        pos = self.pos
+        startswith = buf.startswith
+        pieces: list[bytes] = []
+        append = pieces.append
+        marker = b"\0"
+        skip = size = 0
+        while True:
+            if startswith(marker, pos):
+                # The same size line as the chunk before: senders often use one chunk size.
+                pass
+            elif startswith(_LAST_CHUNK, pos):
+                break
+            else:
+                # A size line of more digits than allowed has no CRLF within this reach.
+                end = buf.find(b"\r\n", pos, pos + self.limits.max_chunk_size_digits + 2)
+                if end < 0:
+                    return None
+                line = buf[pos:end]
+                size = _CHUNK_SIZES_GET(line) or _chunk_size(line) or 0
+                if not size:
+                    # Not plain hex, or a last chunk spelled another way ("00", extensions).
+                    return None
+                marker = line + b"\r\n"
+                skip = len(marker)
+            start = pos + skip
+            pos = start + size
+            if buf[pos : pos + 2] != b"\r\n":
+                return None
+            append(buf[start:pos])
+            pos += 2
+        if not pieces:
+            return None
+        data = b"".join(pieces)
+        received = self.received + len(data)
+        max_body = self.limits.max_body_size
+        if max_body is not None and received > max_body:
+            raise ContentTooLarge(f"chunked body is over the limit of {max_body} bytes")
+        self.received = received
+        self.pos = pos + len(_LAST_CHUNK)
+        self.phase = P_FIXED
+        self.remaining = 0
+        return _make_data(data)
 
     def _next_whole_chunk(self, buf: bytes, pos: int) -> tuple[int, int] | None:
         """``(start, stop)`` of the data of a plain, non-empty chunk wholly in ``buf`` at ``pos``.

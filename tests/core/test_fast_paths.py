@@ -1,0 +1,160 @@
+"""The parser's shortcuts give the same answers as the long way round.
+
+Two shortcuts keep a bounded memory across connections: the table of field lines
+already read (``_receive._FIELD_CACHE``) and the table of chunk-size lines
+(``_receive._CHUNK_SIZES``). Neither may let one connection's limits, or a line
+that failed once, change what another connection accepts. The whole-body
+chunked reader must agree with the chunk-by-chunk reader on every body it takes,
+and leave every other body to it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tether.errors import BadRequest, ContentTooLarge, HeaderLineTooLong, InvalidFraming
+from tether.http1 import NEED_DATA, Data, EndOfMessage, Request, ServerConnection, _receive
+from tether.limits import Limits
+
+HEAD = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def events(wire: bytes, limits: Limits | None = None) -> list[object]:
+    conn = ServerConnection(limits)
+    conn.receive_data(wire)
+    out: list[object] = []
+    while True:
+        event = conn.next_event()
+        if event is NEED_DATA:
+            return out
+        out.append(event)
+        if type(event) is EndOfMessage:
+            return out
+
+
+def body_of(wire: bytes, limits: Limits | None = None) -> bytes:
+    out = events(wire, limits)
+    assert type(out[-1]) is EndOfMessage
+    return b"".join(e.data for e in out if type(e) is Data)
+
+
+def byte_by_byte(wire: bytes) -> bytes:
+    conn = ServerConnection()
+    body = []
+    for i in range(len(wire)):
+        conn.receive_data(wire[i : i + 1])
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                break
+            if type(event) is Data:
+                body.append(event.data)
+            if type(event) is EndOfMessage:
+                return b"".join(body)
+    raise AssertionError("no EndOfMessage")
+
+
+# ---- the field-line table -------------------------------------------------------------------
+
+
+def test_cached_line_still_meets_each_connections_line_limit() -> None:
+    line = b"X-Long: " + b"v" * 100
+    wire = b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n"
+    assert isinstance(events(wire)[0], Request)  # now remembered
+    assert line in _receive._FIELD_CACHE
+    with pytest.raises(HeaderLineTooLong):
+        events(wire, Limits(max_header_line=50))
+
+
+def test_invalid_line_is_never_remembered_and_fails_every_time() -> None:
+    wire = b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n"
+    for _ in range(2):
+        with pytest.raises(BadRequest):
+            events(wire)
+    assert b"Bad Name: x" not in _receive._FIELD_CACHE
+
+
+@pytest.mark.parametrize("name", [b"Cookie", b"Authorization", b"Proxy-Authorization"])
+def test_credentials_are_never_remembered(name: bytes) -> None:
+    line = name + b": secret-" + name
+    request = events(b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n")[0]
+    assert isinstance(request, Request)
+    assert (name.lower(), b"secret-" + name) in request.headers
+    assert line not in _receive._FIELD_CACHE
+
+
+def test_table_is_bounded() -> None:
+    for i in range(_receive._FIELD_CACHE_SIZE + 10):
+        events(b"GET / HTTP/1.1\r\nHost: a\r\nX-N: %d\r\n\r\n" % i)
+    assert len(_receive._FIELD_CACHE) <= _receive._FIELD_CACHE_SIZE
+    long_line = b"X-Big: " + b"b" * _receive._FIELD_CACHE_LINE
+    events(b"GET / HTTP/1.1\r\nHost: a\r\n" + long_line + b"\r\n\r\n")
+    assert long_line not in _receive._FIELD_CACHE
+
+
+def test_bare_cr_and_controls_in_values_fail_before_and_after_the_table_is_warm() -> None:
+    good = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n"
+    events(good)
+    for bad in (b"X-A: 1\r2", b"X-A: 1\x002", b"X-A: 1\x7f", b"X-A : 1", b" X-A: 1"):
+        with pytest.raises(BadRequest):
+            events(b"GET / HTTP/1.1\r\nHost: a\r\n" + bad + b"\r\n\r\n")
+
+
+# ---- the whole-body chunked reader --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"5\r\nhello\r\n0\r\n\r\n",
+        b"3\r\na\r\n\r\n3\r\nb\r\n\r\n0\r\n\r\n",  # data holding CRLF
+        b"3\r\n0\r\n\r\n0\r\n\r\n",  # data that looks like the last chunk
+        b"5;ext=1\r\nhello\r\n0\r\n\r\n",  # an extension
+        b"05\r\nhello\r\n00\r\n\r\n",  # leading zeros, last chunk spelled 00
+        b"5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",  # a trailer
+        b"2\r\nab\r\n2\r\ncd\r\n3\r\nefg\r\n0\r\n\r\n",  # a run of one size, then another
+    ],
+)
+def test_whole_body_agrees_with_byte_by_byte(body: bytes) -> None:
+    # Twice: the first read fills the size-line table, the second uses it.
+    assert body_of(HEAD + body) == byte_by_byte(HEAD + body)
+    assert body_of(HEAD + body) == byte_by_byte(HEAD + body)
+
+
+@given(
+    st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=6),
+    st.sampled_from([b"\r\n", b"", b"0\r\n\r\n"]),
+)
+def test_generated_bodies_agree(chunks: list[bytes], noise: bytes) -> None:
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+    wire = HEAD + body
+    for _ in range(2):
+        assert body_of(wire) == b"".join(chunks) == byte_by_byte(wire)
+    # A pipelined request after the body is left in place.
+    conn = ServerConnection()
+    conn.receive_data(wire + b"GET / HTTP/1.1\r\nHost: b\r\n\r\n")
+    assert isinstance(conn.next_event(), Request)
+    assert type(conn.next_event()) is Data
+    assert type(conn.next_event()) is EndOfMessage
+    assert conn.buffered_bytes == len(b"GET / HTTP/1.1\r\nHost: b\r\n\r\n")
+
+
+def test_bad_crlf_after_data_is_refused() -> None:
+    with pytest.raises(InvalidFraming):
+        events(HEAD + b"5\r\nhelloXX0\r\n\r\n")
+
+
+def test_body_limit_holds_on_the_whole_body_path() -> None:
+    body = b"100\r\n" + b"y" * 256 + b"\r\n0\r\n\r\n"
+    events(HEAD + body)
+    with pytest.raises(ContentTooLarge):
+        events(HEAD + body, Limits(max_body_size=255))
+
+
+def test_digit_limit_holds_with_a_warm_size_table() -> None:
+    body = b"00000000000000005\r\nhello\r\n0\r\n\r\n"  # 17 digits
+    assert body_of(HEAD + body, Limits(max_chunk_size_digits=20)) == b"hello"
+    with pytest.raises(InvalidFraming):
+        events(HEAD + body)
