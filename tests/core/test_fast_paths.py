@@ -158,3 +158,14 @@ def test_digit_limit_holds_with_a_warm_size_table() -> None:
     assert body_of(HEAD + body, Limits(max_chunk_size_digits=20)) == b"hello"
     with pytest.raises(InvalidFraming):
         events(HEAD + body)
+
+
+def test_mostly_new_heads_are_remembered_without_credentials() -> None:
+    lines = [b"X-New-%d: v" % i for i in range(6)] + [b"Cookie: a=1", b"Cookie: a=1"]
+    wire = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"\r\n".join(lines) + b"\r\n\r\n"
+    request = events(wire)[0]
+    assert isinstance(request, Request)
+    assert request.headers[-1] == (b"cookie", b"a=1")
+    assert all(line in _receive._FIELD_CACHE for line in lines[:6])
+    assert b"Cookie: a=1" not in _receive._FIELD_CACHE
+    assert events(wire)[0] == request

@@ -10,6 +10,7 @@ limit is checked on the partial input before more memory is spent on it.
 from __future__ import annotations
 
 import enum
+import itertools
 import re
 from collections.abc import Callable
 
@@ -108,6 +109,40 @@ def _field(line: bytes) -> tuple[bytes, bytes] | None:
             _FIELD_CACHE.clear()
         _FIELD_CACHE[line] = field
     return field
+
+
+def _fields(lines: list[bytes]) -> list[tuple[bytes, bytes] | None]:
+    """``_field`` of every line at once, for heads of mostly new lines; [None] if one is invalid.
+
+    The same checks column by column, each a single C call over all the lines.
+    """
+    names, colons, values = zip(*map(_partition, lines, _COLONS))
+    if (
+        b"" in colons
+        or b"" in names
+        or b"\0" in b"".join(names).translate(_TCHAR_TABLE)
+        or b"\0" in b"".join(lines).translate(_LINE_TABLE)
+    ):
+        return [None]
+    lowered = list(map(_lower, names))
+    fields = list(zip(lowered, map(_strip, values)))
+    if len(_FIELD_CACHE) + len(lines) > _FIELD_CACHE_SIZE:
+        _FIELD_CACHE.clear()
+    _FIELD_CACHE.update(zip(lines, fields))
+    if not _PRIVATE_FIELDS.isdisjoint(lowered) or max(map(len, lines)) > _FIELD_CACHE_LINE:
+        # Take back what must not be remembered (cheaper than filtering every line going in).
+        for line, name in zip(lines, lowered):
+            if name in _PRIVATE_FIELDS or len(line) > _FIELD_CACHE_LINE:
+                _FIELD_CACHE.pop(line, None)
+    return fields  # type: ignore[return-value]
+
+
+# A head with more new lines than this goes through _fields, fewer through _field each.
+_FEW_MISSES = 2
+_partition = bytes.partition
+_lower = bytes.lower
+_strip = bytes.strip
+_COLONS = itertools.repeat(b":")
 
 
 # Field lines already read, mapped to their (name, value): most lines a server receives repeat
@@ -405,7 +440,10 @@ class RequestReader:
             if line_end < end:
                 lines = buf[line_end + 2 : end].split(b"\r\n")
                 headers: list[tuple[bytes, bytes] | None] = list(map(_FIELD_CACHE_GET, lines))
-                if None in headers:
+                misses = headers.count(None)
+                if misses > _FEW_MISSES:
+                    headers = _fields(lines)
+                elif misses:
                     for i, cached in enumerate(headers):
                         if cached is None:
                             headers[i] = field = _field(lines[i])
