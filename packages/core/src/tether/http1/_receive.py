@@ -1,8 +1,9 @@
 """Reading requests: head, Content-Length and chunked bodies, trailers.
 
 The reader owns the receive buffer. A complete head arriving in one piece (the
-common case) is parsed with one ``find``, one ``fullmatch`` and one ``findall``.
-Partial input is appended to a ``bytearray`` and searched only from where the
+common case) is parsed with one ``fullmatch`` for the request line and one
+look-up per field line in a bounded table of lines already checked; new lines
+are checked in C, column by column. Partial input is appended to a ``bytearray`` and searched only from where the
 last search stopped, so input fed byte by byte costs linear time, and every
 limit is checked on the partial input before more memory is spent on it.
 """
