@@ -419,9 +419,7 @@ class Exchange:
                 if conn.outbuf:
                     conn.wait_writable()
                 try:
-                    moved = os.sendfile(
-                        fd, fileno, offset + done, min(count - done, _SENDFILE_BLOCK)
-                    )
+                    moved = os.sendfile(fd, fileno, offset + done, min(count - done, _SENDFILE_BLOCK))
                 except (BlockingIOError, InterruptedError):
                     conn.wait_writable()
                     continue
