@@ -169,3 +169,19 @@ def test_mostly_new_heads_are_remembered_without_credentials() -> None:
     assert all(line in _receive._FIELD_CACHE for line in lines[:6])
     assert b"Cookie: a=1" not in _receive._FIELD_CACHE
     assert events(wire)[0] == request
+
+
+@pytest.mark.parametrize("cut", [1, 5, 11])
+def test_a_tls_handshake_on_the_plain_port_is_refused_at_once(cut: int) -> None:
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+    conn = ServerConnection()
+    conn.receive_data(hello[:cut])
+    with pytest.raises(BadRequest, match="method"):
+        conn.next_event()
+
+
+def test_a_long_valid_method_arriving_byte_by_byte_still_waits() -> None:
+    conn = ServerConnection()
+    for byte in b"PROPFIND-" + b"X" * 40:
+        conn.receive_data(bytes([byte]))
+        assert conn.next_event() is NEED_DATA

@@ -3,9 +3,10 @@
 The reader owns the receive buffer. A complete head arriving in one piece (the
 common case) is parsed with one ``fullmatch`` for the request line and one
 look-up per field line in a bounded table of lines already checked; new lines
-are checked in C, column by column. Partial input is appended to a ``bytearray`` and searched only from where the
-last search stopped, so input fed byte by byte costs linear time, and every
-limit is checked on the partial input before more memory is spent on it.
+are checked in C, column by column. Partial input is appended to a
+``bytearray`` and searched only from where the last search stopped, so input
+fed byte by byte costs linear time, and every limit is checked on the partial
+input before more memory is spent on it.
 """
 
 from __future__ import annotations
@@ -275,6 +276,8 @@ _FORBIDDEN_TRAILERS = frozenset(
 # RFC 9112 2.2: a server "SHOULD ignore at least one empty line (CRLF) received prior to the
 # request-line". We ignore a few, and no more, so that a stream of CRLFs is not free to send.
 _MAX_LEADING_EMPTY_LINES = 4
+# How far into a partial request line _check_partial_head looks for a bad method byte.
+_METHOD_WINDOW = 32
 
 # A check run on partial input: (accumulated bytes, first new index, end).
 _PartialCheck = Callable[[bytearray, int, int], None]
@@ -498,6 +501,14 @@ class RequestReader:
         # An HTTP/2 preface shows early: give the version error without waiting for more.
         if first_line_end < 0 and acc.startswith(b"PRI * HTTP/2.0", lead):
             raise UnsupportedVersion("HTTP/2 connection preface received on HTTP/1.1")
+        # So does a method that cannot be one (a TLS handshake sent to a plain port starts with
+        # 0x16): refuse it now rather than wait for the head timeout. Only the first bytes are
+        # looked at, so that input fed byte by byte is not checked over and over.
+        if start < lead + _METHOD_WINDOW:
+            method = bytes(acc[lead : min(stop, lead + _METHOD_WINDOW)]).partition(b" ")[0]
+            # A lone CR may begin an empty line before the request line (RFC 9112 2.2).
+            if method != b"\r" and b"\0" in method.translate(_TCHAR_TABLE):
+                raise BadRequest("invalid character in the method")
         _check_line_endings(acc, max(start, lead), stop)
 
     def _search_accumulated(self, terminator: bytes, check: _PartialCheck) -> bool:
@@ -798,6 +809,7 @@ class RequestReader:
         startswith = buf.startswith
         pieces: list[bytes] = []
         append = pieces.append
+        # The size line of the chunk before; NUL to begin with, which no size line starts with.
         marker = b"\0"
         skip = size = 0
         while True:
