@@ -23,7 +23,7 @@ from tether.http1._events import (
     SendEvent,
     Signal,
 )
-from tether.http1._receive import EMPTY_EOM, P_DONE, P_FIXED, P_HEAD, RequestReader
+from tether.http1._receive import EMPTY_EOM, P_CHUNK_LINE, P_DONE, P_FIXED, P_HEAD, RequestReader
 from tether.http1._send import (
     Framing,
     fields_ok,
@@ -39,6 +39,7 @@ _CONNECTION_CLOSED = ConnectionClosed()
 _LAST_CHUNK = b"0\r\n\r\n"
 _HEAD = P_HEAD
 _FIXED = P_FIXED
+_CHUNK_LINE = P_CHUNK_LINE
 _DONE = P_DONE
 _IDLE = State.IDLE
 _CLOSED = State.CLOSED
@@ -249,6 +250,9 @@ class ServerConnection:
                 event: Data | EndOfMessage | Signal = EMPTY_EOM
             elif phase is _FIXED:
                 event = reader.read_fixed()
+            elif phase is _CHUNK_LINE and reader.received == 0 and reader.acc is None:
+                # The first chunk: the whole body may be here already, plain.
+                event = reader.read_whole_chunked() or reader.read_chunked()
             else:
                 event = reader.read_chunked()
         except RemoteProtocolError:

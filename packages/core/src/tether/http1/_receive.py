@@ -719,17 +719,12 @@ class RequestReader:
         while True:
             phase = self.phase
             if phase is P_CHUNK_LINE:
-                if self.acc is None:
-                    if self.buf.startswith(_LAST_CHUNK, self.pos):
-                        # The last chunk with no extension and an empty trailer section, whole:
-                        # what _read_chunk_line and _read_trailers would conclude, in one step.
-                        self.pos += len(_LAST_CHUNK)
-                        self.phase = P_DONE
-                        return EMPTY_EOM
-                    if self.received == 0:
-                        whole = self._read_whole_chunked()
-                        if whole is not None:
-                            return whole
+                if self.acc is None and self.buf.startswith(_LAST_CHUNK, self.pos):
+                    # The last chunk with no extension and an empty trailer section, whole:
+                    # what _read_chunk_line and _read_trailers would conclude, in one step.
+                    self.pos += len(_LAST_CHUNK)
+                    self.phase = P_DONE
+                    return EMPTY_EOM
                 if not self._read_chunk_line():
                     return NEED_DATA
                 if self.phase is P_TRAILERS:
@@ -794,7 +789,7 @@ class RequestReader:
             self.pos = next_line
             return _make_data(b"".join(pieces))
 
-    def _read_whole_chunked(self) -> Data | None:
+    def read_whole_chunked(self) -> Data | None:
         """The whole body as one Data when it is buffered as plain chunks, else None.
 
         A small body sent at once is the common case: one loop walks its chunks
@@ -847,7 +842,10 @@ class RequestReader:
         self.pos = pos + len(_LAST_CHUNK)
         self.phase = P_FIXED
         self.remaining = 0
-        return _make_data(data)
+        event = _DataTwin()
+        event.data = data
+        event.__class__ = Data  # type: ignore[assignment]
+        return event  # type: ignore[return-value]
 
     def _next_whole_chunk(self, buf: bytes, pos: int) -> tuple[int, int] | None:
         """``(start, stop)`` of the data of a plain, non-empty chunk wholly in ``buf`` at ``pos``.
