@@ -792,47 +792,45 @@ class RequestReader:
     def read_whole_chunked(self) -> Data | None:
         """The whole body as one Data when it is buffered as plain chunks, else None.
 
-        A small body sent at once is the common case: one loop walks its chunks
-        (hex size, CRLF, data, CRLF) up to a last chunk with an empty trailer
-        section, and the phase becomes FIXED with nothing remaining, so the next
-        event is the EndOfMessage. Anything else (extensions, a bad or
-        incomplete chunk, trailers) is left untouched for the chunk-by-chunk path,
-        which gives the precise error.
+        A small body sent at once is the common case. One loop walks its chunks
+        (hex size, CRLF, data, CRLF) up to a last chunk ``0`` with an empty
+        trailer section; a run of chunks with the same size line costs one
+        ``startswith`` each, which checks the CRLF after a chunk's data and the
+        next size line together. The phase then becomes FIXED with nothing
+        remaining, so the next event is the EndOfMessage. Anything else
+        (extensions, trailers, an incomplete or bad chunk) leaves the state
+        untouched for ``read_chunked``, which gives the precise error.
         """
         buf = self.buf
         pos = self.pos
         startswith = buf.startswith
+        # A size line of more digits than allowed has no CRLF within this reach.
+        reach = self.limits.max_chunk_size_digits + 2
         pieces: list[bytes] = []
         append = pieces.append
-        # The size line of the chunk before; NUL to begin with, which no size line starts with.
-        marker = b"\0"
-        skip = size = 0
         while True:
-            if startswith(marker, pos):
-                # The same size line as the chunk before: senders often use one chunk size.
-                pass
-            elif startswith(_LAST_CHUNK, pos):
-                break
-            else:
-                # A size line of more digits than allowed has no CRLF within this reach.
-                end = buf.find(b"\r\n", pos, pos + self.limits.max_chunk_size_digits + 2)
-                if end < 0:
-                    return None
-                line = buf[pos:end]
-                size = _CHUNK_SIZES_GET(line) or _chunk_size(line) or 0
-                if not size:
-                    # Not plain hex, or a last chunk spelled another way ("00", extensions).
-                    return None
-                marker = line + b"\r\n"
-                skip = len(marker)
-            start = pos + skip
-            pos = start + size
-            if buf[pos : pos + 2] != b"\r\n":
+            end = buf.find(b"\r\n", pos, pos + reach)
+            if end < 0:
                 return None
-            append(buf[start:pos])
-            pos += 2
-        if not pieces:
-            return None
+            line = buf[pos:end]
+            size = _CHUNK_SIZES_GET(line) or _chunk_size(line)
+            if not size:
+                # Not plain hex, or a last chunk spelled other than "0" CRLF CRLF.
+                return None
+            start = end + 2
+            stop = start + size
+            append(buf[start:stop])
+            # CRLF after the data, then the same size line: the next chunk of the run.
+            separator = b"\r\n" + line + b"\r\n"
+            step = len(separator) + size
+            while startswith(separator, stop):
+                append(buf[stop + len(separator) : stop + step])
+                stop += step
+            if not startswith(b"\r\n", stop):
+                return None
+            pos = stop + 2
+            if startswith(_LAST_CHUNK, pos):
+                break
         data = b"".join(pieces)
         received = self.received + len(data)
         max_body = self.limits.max_body_size
