@@ -141,9 +141,18 @@ def test_generated_bodies_agree(chunks: list[bytes], noise: bytes) -> None:
     assert conn.buffered_bytes == len(b"GET / HTTP/1.1\r\nHost: b\r\n\r\n")
 
 
-def test_bad_crlf_after_data_is_refused() -> None:
-    with pytest.raises(InvalidFraming):
-        events(HEAD + b"5\r\nhelloXX0\r\n\r\n")
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"5\r\nhelloXX0\r\n\r\n",
+        b"2\r\nab\r\n2\r\ncdXX2\r\nef\r\n0\r\n\r\n",  # inside a run of one size
+        b"2\r\nab\r\n2\r\ncd\r\n3\r\nefgXX0\r\n\r\n",  # after a run
+    ],
+)
+def test_bad_crlf_after_data_is_refused(body: bytes) -> None:
+    for _ in range(2):
+        with pytest.raises(InvalidFraming):
+            events(HEAD + body)
 
 
 def test_body_limit_holds_on_the_whole_body_path() -> None:
