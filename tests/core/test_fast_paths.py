@@ -4,8 +4,11 @@ Two shortcuts keep a bounded memory across connections: the table of field lines
 already read (``_receive._FIELD_CACHE``) and the table of chunk-size lines
 (``_receive._CHUNK_SIZES``). Neither may let one connection's limits, or a line
 that failed once, change what another connection accepts. The whole-body
-chunked reader must agree with the chunk-by-chunk reader on every body it takes,
-and leave every other body to it.
+chunked reader (with its patterns for runs of power-of-two chunks,
+``_receive._RUNS``) must agree with the chunk-by-chunk reader on every body it
+takes, and leave every other body to it. The one-comparison size check of a
+small head (``Limits._small_head``) must refuse exactly what the four size
+limits refuse.
 """
 
 from __future__ import annotations
@@ -14,7 +17,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tether.errors import BadRequest, ContentTooLarge, HeaderLineTooLong, InvalidFraming
+from tether.errors import (
+    BadRequest,
+    ContentTooLarge,
+    HeaderLineTooLong,
+    HeadTooLarge,
+    InvalidFraming,
+    RequestLineTooLong,
+    TooManyHeaders,
+)
 from tether.http1 import NEED_DATA, Data, EndOfMessage, Request, ServerConnection, _receive
 from tether.limits import Limits
 
@@ -123,6 +134,70 @@ def test_whole_body_agrees_with_byte_by_byte(body: bytes) -> None:
     assert body_of(HEAD + body) == byte_by_byte(HEAD + body)
 
 
+def run_of(size: int, count: int, fill: bytes = b"r") -> bytes:
+    return (b"%x\r\n%s\r\n" % (size, (fill * size)[:size])) * count
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        run_of(4, 3) + b"0\r\n\r\n",  # one run, then the last chunk
+        run_of(4, 8) + b"0\r\n\r\n",  # exactly one pattern's depth
+        run_of(4, 9) + b"0\r\n\r\n",  # one more than the depth
+        run_of(2, 17) + b"0\r\n\r\n",  # three matches
+        run_of(4, 3) + run_of(3, 2) + b"0\r\n\r\n",  # a run, then a size with no pattern
+        run_of(3, 2) + run_of(4, 3) + b"0\r\n\r\n",  # and the other way round
+        run_of(4, 2) + run_of(8, 2) + run_of(4, 1) + b"0\r\n\r\n",  # runs of two sizes
+        b"4\r\n4\r\nx\r\n4\r\nabcd\r\n0\r\n\r\n",  # data that looks like a size line
+        b"8\r\n0\r\n\r\nabc\r\n0\r\n\r\n",  # data that looks like the last chunk
+        run_of(4, 2) + b"0\r\nX-T: 1\r\n\r\n",  # a run, then a trailer
+        run_of(4, 2) + b"0;e=1\r\n\r\n",  # a run, then a last chunk with an extension
+        run_of(4, 2) + b"4;e=1\r\nabcd\r\n0\r\n\r\n",  # a run, then an extension
+        b"04\r\nabcd\r\n4\r\nabcd\r\n0\r\n\r\n",  # a leading zero: not the run's line
+        run_of(0x400, 3) + b"0\r\n\r\n",
+    ],
+)
+def test_runs_of_power_of_two_chunks_agree(body: bytes) -> None:
+    for _ in range(2):
+        assert body_of(HEAD + body) == byte_by_byte(HEAD + body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"4\r\nabcd\r\n4\r\nabcdXX4\r\nabcd\r\n0\r\n\r\n",  # inside a run
+        run_of(4, 9)[:-2] + b"XX0\r\n\r\n",  # in the second match of a run
+        run_of(4, 2)[:-2] + b"XX0\r\n\r\n",  # before the last chunk
+        run_of(4, 2) + b"4\r\nabcd\n0\r\n\r\n",  # a bare LF
+    ],
+)
+def test_bad_crlf_in_a_run_is_refused(body: bytes) -> None:
+    for _ in range(2):
+        with pytest.raises(InvalidFraming):
+            events(HEAD + body)
+
+
+def test_body_limit_holds_over_several_runs() -> None:
+    body = run_of(4, 20) + b"0\r\n\r\n"
+    assert body_of(HEAD + body, Limits(max_body_size=80)) == b"rrrr" * 20
+    with pytest.raises(ContentTooLarge):
+        events(HEAD + body, Limits(max_body_size=79))
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([1, 2, 3, 4, 8, 16]), st.integers(1, 20), st.binary(max_size=1)),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_generated_runs_agree(runs: list[tuple[int, int, bytes]]) -> None:
+    body = b"".join(run_of(size, count, fill or b"\r") for size, count, fill in runs)
+    wire = HEAD + body + b"0\r\n\r\n"
+    expected = b"".join((fill or b"\r") * size * count for size, count, fill in runs)
+    assert body_of(wire) == expected == byte_by_byte(wire)
+
+
 @given(
     st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=6),
     st.sampled_from([b"\r\n", b"", b"0\r\n\r\n"]),
@@ -194,3 +269,35 @@ def test_a_long_valid_method_arriving_byte_by_byte_still_waits() -> None:
     for byte in b"PROPFIND-" + b"X" * 40:
         conn.receive_data(bytes([byte]))
         assert conn.next_event() is NEED_DATA
+
+
+# ---- the size check of a small head ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("padding", [0, 300])
+@pytest.mark.parametrize(
+    ("limit", "error"),
+    [
+        ("max_request_line", RequestLineTooLong),
+        ("max_header_line", HeaderLineTooLong),
+        ("max_head_size", HeadTooLarge),
+        ("max_header_count", TooManyHeaders),
+    ],
+)
+def test_each_head_limit_holds_at_its_edge(
+    limit: str, error: type[Exception], padding: int
+) -> None:
+    # With and without a long field line, so that the head is on either side of the span
+    # one comparison accepts.
+    target = b"/" + b"t" * 40
+    fields = [b"Host: a", b"X-Long: " + b"l" * padding, b"X-A: 1", b"X-B: 2"]
+    wire = b"GET " + target + b" HTTP/1.1\r\n" + b"\r\n".join(fields) + b"\r\n\r\n"
+    edge = {
+        "max_request_line": len(target) + 13,
+        "max_header_line": max(map(len, fields)),
+        "max_head_size": len(wire),
+        "max_header_count": len(fields),
+    }[limit]
+    assert isinstance(events(wire, Limits(**{limit: edge}))[0], Request)  # type: ignore[arg-type]
+    with pytest.raises(error):
+        events(wire, Limits(**{limit: edge - 1}))  # type: ignore[arg-type]

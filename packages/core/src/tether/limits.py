@@ -71,6 +71,11 @@ class Limits:
     #: Bytes waiting to be sent below which a paused producer may resume.
     ws_write_low_water: int = 16 * 1024
 
+    # Derived, not a setting: the longest head span (request line to the last field line,
+    # CRLFs between them included) that cannot break the size limits above, so that the
+    # reader checks a common head's sizes with one comparison.
+    _small_head: int = dataclasses.field(default=0, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
@@ -78,6 +83,8 @@ class Limits:
                 raise ValueError(f"Limits.{field.name} must not be negative, got {value!r}")
         if self.ws_write_low_water > self.ws_write_high_water:
             raise ValueError("Limits.ws_write_low_water must not exceed ws_write_high_water")
+        small = min(self.max_head_size - 4, self.max_request_line, self.max_header_line)
+        object.__setattr__(self, "_small_head", small)
 
     def replace(self, **changes: object) -> Limits:
         """Return a copy with the given fields changed."""

@@ -66,10 +66,12 @@ P_CHUNK_CRLF = Phase.CHUNK_CRLF
 P_TRAILERS = Phase.TRAILERS
 P_DONE = Phase.DONE
 
-# The request line, checked whole by one fullmatch: the target is visible US-ASCII (RFC 9112
-# 3.2), and only HTTP/1.0 and HTTP/1.1 pass (anything else goes to _diagnose_head for a 400
-# or a 505).
-_REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/1\.([01])").fullmatch
+# The request line, checked whole by one fullmatch over the head, which also hands back the
+# field lines after it as one group: the target is visible US-ASCII (RFC 9112 3.2), and only
+# HTTP/1.0 and HTTP/1.1 pass (anything else goes to _diagnose_head for a 400 or a 505).
+_REQUEST_HEAD = re.compile(
+    rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/1\.([01])(?:\r\n(.*))?", re.DOTALL
+).fullmatch
 
 
 # Byte tables for bytes.translate, which maps through a 256-byte table in one C loop (a
@@ -111,6 +113,22 @@ def _field(line: bytes) -> tuple[bytes, bytes] | None:
             _FIELD_CACHE.clear()
         _FIELD_CACHE[line] = field
     return field
+
+
+def _complete_fields(lines: list[bytes], headers: list[tuple[bytes, bytes] | None]) -> bool:
+    """Fill in ``headers`` where the table had no field (None); False if a line is invalid."""
+    if headers.count(None) > _FEW_MISSES:
+        fields = _fields(lines)
+        if fields[0] is None:
+            return False
+        headers[:] = fields
+        return True
+    for i, cached in enumerate(headers):
+        if cached is None:
+            headers[i] = field = _field(lines[i])
+            if field is None:
+                return False
+    return True
 
 
 def _fields(lines: list[bytes]) -> list[tuple[bytes, bytes] | None]:
@@ -177,6 +195,44 @@ def _chunk_size(line: bytes) -> int | None:
 _CHUNK_SIZES: dict[bytes, int] = {}
 _CHUNK_SIZES_GET = _CHUNK_SIZES.get
 _VISIBLE_ASCII = bytes(range(0x21, 0x7F))
+
+# Runs of chunks of one power-of-two size (what a sender chunking from a fixed buffer sends),
+# read by one regex match per run of up to _RUN_DEPTH chunks: the match checks every size
+# line and CRLF of the run and hands back each chunk's data as a group. A pattern is made for
+# a size when it is first met; only these sizes get one, so the table stays small (making a
+# pattern costs far more than reading a body) and no sender can make it grow.
+_RUN_DEPTH = 8
+_RUN_END = _RUN_DEPTH + 1  # the group that matches when the last chunk follows the run
+_RUN_MAX_SIZE_LOG2 = 20
+
+_RunMatch = Callable[[bytes, int], "re.Match[bytes] | None"]
+
+
+def _run_pattern(line: bytes, size: int) -> _RunMatch:
+    """``match`` of a pattern for 1 to _RUN_DEPTH whole chunks of ``size``, size line ``line``."""
+    tile = re.escape(line) + rb"\r\n(.{%d})\r\n" % size
+    pattern = tile
+    for _ in range(_RUN_DEPTH - 1):
+        pattern = tile + b"(?:" + pattern + b")?"
+    # Then the last chunk with an empty trailer section, if it follows: its empty group is
+    # the last one, so ``lastindex`` tells whether it matched, and it adds nothing to the data.
+    return re.compile(pattern + rb"(?:0\r\n\r\n())?", re.DOTALL).match
+
+
+def _lazy_run(line: bytes, size: int) -> _RunMatch:
+    """A stand-in that makes the pattern for ``line`` at first use and puts it in _RUNS."""
+
+    def first_use(buf: bytes, pos: int) -> re.Match[bytes] | None:
+        match = _RUNS[line] = _run_pattern(line, size)
+        return match(buf, pos)
+
+    return first_use
+
+
+_RUNS: dict[bytes, _RunMatch] = {
+    b"%x" % (1 << n): _lazy_run(b"%x" % (1 << n), 1 << n) for n in range(_RUN_MAX_SIZE_LOG2 + 1)
+}
+_RUNS_GET = _RUNS.get
 
 
 # Events are frozen dataclasses, whose generated __init__ sets each field through
@@ -436,38 +492,27 @@ class RequestReader:
         whatever it refuses goes to ``_diagnose_head`` for the precise error.
         """
         limits = self.limits
-        line_end = buf.find(b"\r\n", pos, end)
-        if line_end < 0:
-            line_end = end
-        m = _REQUEST_LINE(buf, pos, line_end)
+        m = _REQUEST_HEAD(buf, pos, end)
         if m is not None:
-            if line_end < end:
-                lines = buf[line_end + 2 : end].split(b"\r\n")
+            method, target, minor, block = m.groups()
+            if block is not None:
+                lines = block.split(b"\r\n")
                 headers: list[tuple[bytes, bytes] | None] = list(map(_FIELD_CACHE_GET, lines))
-                misses = headers.count(None)
-                if misses > _FEW_MISSES:
-                    headers = _fields(lines)
-                elif misses:
-                    for i, cached in enumerate(headers):
-                        if cached is None:
-                            headers[i] = field = _field(lines[i])
-                            if field is None:
-                                break
             else:
-                lines = []
-                headers = []
+                lines = headers = []
             if (
-                None not in headers
-                and end + 4 - pos <= limits.max_head_size
-                and line_end - pos <= limits.max_request_line
+                (None not in headers or _complete_fields(lines, headers))
                 and len(lines) <= limits.max_header_count
                 and (
-                    end - line_end <= limits.max_header_line
-                    or max(map(len, lines)) <= limits.max_header_line
+                    end - pos <= limits._small_head
+                    or (
+                        end + 4 - pos <= limits.max_head_size
+                        and len(method) + len(target) + 10 <= limits.max_request_line
+                        and max(map(len, lines), default=0) <= limits.max_header_line
+                    )
                 )
             ):
                 self.pos = end + 4
-                method, target, minor = m.groups()
                 return self._interpret(method, target, headers, minor == b"0")  # type: ignore[arg-type]
         _diagnose_head(buf, pos, end + 2, limits)
         raise BadRequest("malformed request head")  # pragma: no cover - diagnose raises
@@ -794,12 +839,13 @@ class RequestReader:
 
         A small body sent at once is the common case. One loop walks its chunks
         (hex size, CRLF, data, CRLF) up to a last chunk ``0`` with an empty
-        trailer section; a run of chunks with the same size line costs one
-        ``startswith`` each, which checks the CRLF after a chunk's data and the
-        next size line together. The phase then becomes FIXED with nothing
-        remaining, so the next event is the EndOfMessage. Anything else
-        (extensions, trailers, an incomplete or bad chunk) leaves the state
-        untouched for ``read_chunked``, which gives the precise error.
+        trailer section. A run of chunks of one power-of-two size is read by
+        one match of that size's pattern (``_RUNS``); in a run of any other
+        size each chunk costs one ``startswith``, which checks the CRLF after a
+        chunk's data and the next size line together. The phase then becomes
+        FIXED with nothing remaining, so the next event is the EndOfMessage.
+        Anything else (extensions, trailers, an incomplete or bad chunk) leaves
+        the state untouched for ``read_chunked``, which gives the precise error.
         """
         buf = self.buf
         pos = self.pos
@@ -807,37 +853,53 @@ class RequestReader:
         # A size line of more digits than allowed has no CRLF within this reach.
         reach = self.limits.max_chunk_size_digits + 2
         pieces: list[bytes] = []
-        append = pieces.append
         while True:
             end = buf.find(b"\r\n", pos, pos + reach)
             if end < 0:
                 return None
             line = buf[pos:end]
+            run = _RUNS_GET(line)
+            if run is not None:
+                m = run(buf, pos)
+                if m is None:
+                    return None
+                pos = m.end()
+                if m.lastindex == _RUN_END:
+                    if pieces:
+                        pieces += m.groups(b"")
+                        data = b"".join(pieces)
+                    else:
+                        data = b"".join(m.groups(b""))
+                    break
+                pieces += m.groups(b"")
+                continue
             size = _CHUNK_SIZES_GET(line) or _chunk_size(line)
             if not size:
                 # Not plain hex, or a last chunk spelled other than "0" CRLF CRLF.
                 return None
             start = end + 2
             stop = start + size
-            append(buf[start:stop])
+            pieces.append(buf[start:stop])
             # CRLF after the data, then the same size line: the next chunk of the run.
             separator = b"\r\n" + line + b"\r\n"
             step = len(separator) + size
             while startswith(separator, stop):
-                append(buf[stop + len(separator) : stop + step])
+                pieces.append(buf[stop + len(separator) : stop + step])
                 stop += step
             if not startswith(b"\r\n", stop):
                 return None
             pos = stop + 2
             if startswith(_LAST_CHUNK, pos):
+                pos += len(_LAST_CHUNK)
+                data = b"".join(pieces)
                 break
-        data = b"".join(pieces)
-        received = self.received + len(data)
+        # The connection calls this only at the first chunk: nothing was received before.
+        received = len(data)
         max_body = self.limits.max_body_size
         if max_body is not None and received > max_body:
             raise ContentTooLarge(f"chunked body is over the limit of {max_body} bytes")
         self.received = received
-        self.pos = pos + len(_LAST_CHUNK)
+        self.pos = pos
         self.phase = P_FIXED
         self.remaining = 0
         event = _DataTwin()
