@@ -301,3 +301,11 @@ def test_each_head_limit_holds_at_its_edge(
     assert isinstance(events(wire, Limits(**{limit: edge}))[0], Request)  # type: ignore[arg-type]
     with pytest.raises(error):
         events(wire, Limits(**{limit: edge - 1}))  # type: ignore[arg-type]
+
+
+def test_run_patterns_exist_only_for_power_of_two_sizes() -> None:
+    keys = set(_receive._RUNS)
+    for size in (3, 5, 0x100, 0x101, 0x1000):
+        body_of(HEAD + run_of(size, 3) + b"0\r\n\r\n")
+    assert set(_receive._RUNS) == keys
+    assert all(int(line, 16) & (int(line, 16) - 1) == 0 for line in keys)

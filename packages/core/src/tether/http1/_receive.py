@@ -497,7 +497,7 @@ class RequestReader:
             method, target, minor, block = m.groups()
             if block is not None:
                 lines = block.split(b"\r\n")
-                headers: list[tuple[bytes, bytes] | None] = list(map(_FIELD_CACHE_GET, lines))
+                headers: list[tuple[bytes, bytes] | None] = [*map(_FIELD_CACHE_GET, lines)]
             else:
                 lines = headers = []
             if (
