@@ -380,10 +380,12 @@ def test_protocol_error_gets_status_hint(serve: Any) -> None:
 
 def test_limit_concurrency_503_without_calling_the_app(serve: Any) -> None:
     release = threading.Event()
+    called = threading.Event()
     calls: list[str] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         calls.append(scope["path"])
+        called.set()
         while not release.is_set():
             await anyio.sleep(0.01)
         await send(
@@ -394,8 +396,7 @@ def test_limit_concurrency_503_without_calling_the_app(serve: Any) -> None:
     srv = serve(app, limit_concurrency=1)
     busy = srv.connect()
     busy.sendall(b"GET /busy HTTP/1.1\r\nHost: x\r\n\r\n")
-    while not calls:
-        time.sleep(0.01)
+    assert called.wait(10)
     response = httpx.get(srv.url + "/over")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
