@@ -20,17 +20,21 @@ import argparse
 import contextlib
 import os
 import queue
-import re
 import selectors
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench import _harness as harness
+else:  # run as a script or imported by server.py or a server: bench/ is on sys.path
+    import _harness as harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 THREADS = 4
@@ -101,12 +105,6 @@ def floor_server(port: int, threads: int) -> None:
 # ---- running the servers -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _commands(port: int) -> dict[str, list[str]]:
     py = sys.executable
     bind = f"127.0.0.1:{port}"
@@ -161,106 +159,21 @@ def _commands(port: int) -> dict[str, list[str]]:
     }
 
 
-def _pin(cpu: int) -> list[str]:
-    return (
-        ["taskset", "-c", str(cpu)] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
-    )
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with status {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start listening")
-
-
-def _wrk(port: int, duration: float) -> tuple[float, int]:
-    out = subprocess.run(
-        [
-            *_pin(1),
-            "wrk",
-            "-t1",
-            f"-c{CONNECTIONS}",
-            f"-d{max(1, round(duration))}s",
-            f"http://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    count = re.search(r"(\d+) requests in", out)
-    if match is None or count is None:
-        raise RuntimeError(f"cannot read wrk output: {out!r}")
-    if "Non-2xx" in out or "Socket errors" in out:
-        sys.stderr.write(f"wrk reported errors:\n{out}\n")
-    return float(match.group(1)), int(count.group(1))
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process and its descendants (Linux /proc; else 0.0).
-
-    Descendants count because gunicorn serves from a worker process under its arbiter.
-    """
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if entry.isdigit() and (fields := _stat(int(entry))) is not None:
-            parents[int(entry)] = int(fields[1])
-    tree = {pid}
-    grew = True
-    while grew:
-        grew = False
-        for child, parent in parents.items():
-            if parent in tree and child not in tree:
-                tree.add(child)
-                grew = True
-    total = 0.0
-    for member in tree:
-        fields = _stat(member)
-        if fields is not None:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _measure(name: str, command: list[str], port: int, duration: float) -> tuple[float, float]:
+def _measure(command: list[str], port: int, duration: float) -> tuple[float, float]:
     """(requests/s, microseconds of server CPU per request) for one server."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = HERE + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen(
-        [*_pin(0), *command],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    run = harness.measure(
+        command,
+        port,
+        duration,
+        app_dir=HERE,
+        connections=CONNECTIONS,
+        connect_timeout=0.5,
+        stop_signal=signal.SIGTERM,
+        stop_timeout=10.0,
+        missing_cpu=0.0,
+        full_error_report=True,
     )
-    try:
-        _wait_listening(port, proc)
-        _wrk(port, 1)  # warm-up
-        before = _cpu_seconds(proc.pid)
-        rate, count = _wrk(port, duration)
-        cpu = (_cpu_seconds(proc.pid) - before) / max(count, 1) * 1e6
-        return rate, cpu
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return run.requests_per_second, run.cpu_seconds / max(run.requests, 1) * 1e6
 
 
 def run_wsgi_group(duration: float, rounds: int = 3) -> list[str]:
@@ -271,10 +184,10 @@ def run_wsgi_group(duration: float, rounds: int = 3) -> list[str]:
     cpu: dict[str, list[float]] = {}
     for _ in range(rounds):
         for name in _commands(0):
-            port = _free_port()
+            port = harness.free_port()
             command = _commands(port)[name]
             try:
-                rate, cpu_per_request = _measure(name, command, port, duration)
+                rate, cpu_per_request = _measure(command, port, duration)
                 results.setdefault(name, []).append(rate)
                 cpu.setdefault(name, []).append(cpu_per_request)
             except (RuntimeError, subprocess.CalledProcessError) as exc:

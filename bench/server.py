@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench import _harness as harness
+else:  # run as a script or imported by a server: bench/ is on sys.path
+    import _harness as harness
 
 HERE = Path(__file__).resolve().parent
 BODY = b"Hello, world!"
@@ -71,19 +72,6 @@ def serve_floor(port: int) -> None:
     anyio.run(main)
 
 
-def _cpus() -> tuple[list[str], list[str]]:
-    """taskset prefixes for the server and for wrk (empty when pinning is not possible)."""
-    if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
-        return [], []
-    return ["taskset", "-c", "0"], ["taskset", "-c", "1"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _commands(port: int) -> dict[str, list[str]]:
     py = sys.executable
     where = ["--app-dir", str(HERE)]
@@ -113,88 +101,12 @@ def _commands(port: int) -> dict[str, list[str]]:
     }
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early with status {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start listening")
-
-
-def _wrk(port: int, duration: float, pin: list[str]) -> float:
-    out = subprocess.run(
-        [*pin, "wrk", "-t1", "-c50", f"-d{max(1, round(duration))}s", f"http://127.0.0.1:{port}/"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    if match is None:
-        raise RuntimeError(f"could not read wrk output:\n{out}")
-    if errors is not None:
-        print(f"  (wrk reported: {errors.group(0)})", file=sys.stderr)
-    return float(match.group(1))
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its descendants (Linux /proc), or NaN."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    if pid not in times:
-        return float("nan")
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += times.get(current, 0.0)
-        todo.extend(child for child, parent in parents.items() if parent == current)
-    return total
-
-
-def _measure(name: str, command: list[str], port: int, duration: float) -> tuple[float, float]:
+def _measure(command: list[str], port: int, duration: float) -> tuple[float, float]:
     """(requests/second, server CPU microseconds per request) for one server."""
-    server_pin, wrk_pin = _cpus()
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    )
-    proc = subprocess.Popen(
-        [*server_pin, *command],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_listening(port, proc)
-        _wrk(port, 1, wrk_pin)  # warm-up
-        cpu = _cpu_seconds(proc.pid)
-        rps = _wrk(port, duration, wrk_pin)
-        cpu = _cpu_seconds(proc.pid) - cpu
-        if rps <= 0:
-            raise RuntimeError("no request completed")
-        return rps, cpu * 1e6 / (rps * max(1, round(duration)))
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    run = harness.measure(command, port, duration, app_dir=HERE, server_stderr=subprocess.PIPE)
+    if run.requests_per_second <= 0:
+        raise RuntimeError("no request completed")
+    return run.requests_per_second, run.cpu_seconds * 1e6 / (run.requests_per_second * run.seconds)
 
 
 def run_asgi_group(duration: float, repeat: int) -> list[str]:
@@ -203,9 +115,9 @@ def run_asgi_group(duration: float, repeat: int) -> list[str]:
     costs: dict[str, list[float]] = {}
     for _ in range(repeat):
         for name in _commands(0):
-            port = _free_port()
+            port = harness.free_port()
             try:
-                rps, cost = _measure(name, _commands(port)[name], port, duration)
+                rps, cost = _measure(_commands(port)[name], port, duration)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 print(f"  {name}: failed: {exc}", file=sys.stderr)
                 continue
