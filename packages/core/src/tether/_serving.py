@@ -11,6 +11,8 @@ own about HTTP lives here, once, so both servers answer the same way:
 - :func:`server_limits` maps a server's timeout and size options onto :class:`~tether.limits.Limits`.
 - :class:`ConnectionGate` is the accept/stop-accepting hysteresis behind ``--limit-connections``.
 - :func:`access_log_line` formats one access-log line.
+- :class:`TrustedProxies` decides, for ``--proxy-headers``, which client address and scheme an
+  application sees when a trusted reverse proxy sends ``X-Forwarded-For``/``X-Forwarded-Proto``.
 
 Nothing here touches a socket or reads a clock.
 """
@@ -18,6 +20,7 @@ Nothing here touches a socket or reads a clock.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Iterable
 
 from tether.errors import BadRequest
@@ -243,10 +246,106 @@ def access_log_line(client: str, request: Request, status: int, sent: int) -> st
     return f'{client} - "{method} {target} HTTP/{version}" {status} {sent}'
 
 
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """The peers whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` a server believes.
+
+    ``spec`` is what ``--forwarded-allow-ips`` takes: a comma-separated list of IP addresses,
+    networks in CIDR form (``10.0.0.0/8``), ``unix`` for a peer on a Unix domain socket, or ``*``
+    for any peer. Headers from any other peer are ignored, so a client cannot claim another
+    address by sending them itself. A bad entry raises ``ValueError``.
+    """
+
+    __slots__ = ("_any", "_networks", "_unix")
+
+    def __init__(self, spec: str | Iterable[str] = "127.0.0.1") -> None:
+        entries = spec.split(",") if isinstance(spec, str) else list(spec)
+        self._any = False
+        self._unix = False
+        self._networks: list[_Network] = []
+        for entry in (e.strip() for e in entries):
+            if not entry:
+                continue
+            if entry == "*":
+                self._any = True
+            elif entry == "unix":
+                self._unix = True
+            else:
+                try:
+                    self._networks.append(ipaddress.ip_network(entry, strict=False))
+                except ValueError:
+                    raise ValueError(
+                        f"not an IP address, a network, 'unix' or '*': {entry!r}"
+                    ) from None
+
+    def trusts(self, host: str | None) -> bool:
+        """Whether a peer at ``host`` may speak for the client (None: a Unix socket peer)."""
+        if self._any:
+            return True
+        if host is None:
+            return self._unix
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self._networks)
+
+    def resolve(
+        self, headers: Headers, client: tuple[str, int] | None, scheme: str
+    ) -> tuple[tuple[str, int] | None, str]:
+        """The ``(client, scheme)`` the application sees for a request from ``client``.
+
+        From a trusted peer: the client is the rightmost ``X-Forwarded-For`` hop that is
+        not itself a trusted proxy (the leftmost when all are), with port 0 as the port is
+        not forwarded; the scheme is ``X-Forwarded-Proto`` when it is ``http`` or ``https``
+        (with one value per hop, the value of the chosen hop). A header that does not parse
+        is ignored, never half used. From any other peer both stay as they are.
+        """
+        if not self.trusts(client[0] if client is not None else None):
+            return client, scheme
+        hops: list[str] = []
+        protos: list[str] = []
+        for name, value in headers:
+            if name == b"x-forwarded-for":
+                hops += value.decode("latin-1").split(",")
+            elif name == b"x-forwarded-proto":
+                protos += value.decode("latin-1").split(",")
+        hops = [hop.strip() for hop in hops]
+        protos = [proto.strip().lower() for proto in protos]
+        chosen = None
+        if hops and all(map(_is_ip, hops)):
+            chosen = 0
+            for index in range(len(hops) - 1, -1, -1):
+                if not self.trusts(hops[index]):
+                    chosen = index
+                    break
+            client = (hops[chosen], 0)
+        if len(protos) == 1:
+            proto = protos[0]
+        elif chosen is not None and len(protos) == len(hops):
+            proto = protos[chosen]
+        else:
+            proto = ""
+        if proto in ("http", "https"):
+            scheme = proto
+        return client, scheme
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 __all__ = [
     "SERVER_HEADER",
     "UNSET",
     "ConnectionGate",
+    "TrustedProxies",
     "access_log_line",
     "decode_path",
     "internal_error_response",

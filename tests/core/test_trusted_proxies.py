@@ -1,0 +1,101 @@
+"""tether._serving.TrustedProxies: who may speak for the client, and what they may say."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tether._serving import TrustedProxies
+
+PEER = ("127.0.0.1", 50000)
+
+
+def xff(*values: str, proto: tuple[str, ...] = ()) -> list[tuple[bytes, bytes]]:
+    headers = [(b"x-forwarded-for", v.encode()) for v in values]
+    return headers + [(b"x-forwarded-proto", p.encode()) for p in proto]
+
+
+def test_a_trusted_peer_gives_the_client_and_scheme() -> None:
+    proxies = TrustedProxies()
+    assert proxies.resolve(xff("203.0.113.7", proto=("https",)), PEER, "http") == (
+        ("203.0.113.7", 0),
+        "https",
+    )
+
+
+def test_an_untrusted_peer_is_not_believed() -> None:
+    proxies = TrustedProxies("10.0.0.1")
+    headers = xff("203.0.113.7", proto=("https",))
+    assert proxies.resolve(headers, PEER, "http") == (PEER, "http")
+
+
+def test_the_rightmost_untrusted_hop_is_the_client() -> None:
+    # The client may put anything at the left; only what trusted proxies appended counts.
+    proxies = TrustedProxies("127.0.0.1, 10.0.0.0/8")
+    headers = xff("1.2.3.4, 203.0.113.7", "10.1.2.3")
+    assert proxies.resolve(headers, PEER, "http") == (("203.0.113.7", 0), "http")
+
+
+def test_all_hops_trusted_gives_the_leftmost() -> None:
+    proxies = TrustedProxies("127.0.0.1,10.0.0.0/8")
+    assert proxies.resolve(xff("10.0.0.5, 10.0.0.6"), PEER, "http")[0] == ("10.0.0.5", 0)
+
+
+def test_any_peer_with_a_star_and_unix_sockets_by_name() -> None:
+    assert TrustedProxies("*").trusts("198.51.100.1")
+    assert TrustedProxies("*").trusts(None)
+    assert TrustedProxies("unix").trusts(None)
+    assert not TrustedProxies("127.0.0.1").trusts(None)
+    assert TrustedProxies("unix").resolve(xff("203.0.113.7"), None, "http") == (
+        ("203.0.113.7", 0),
+        "http",
+    )
+
+
+def test_ipv6_peers_and_hops() -> None:
+    proxies = TrustedProxies("::1")
+    assert proxies.resolve(xff("2001:db8::7"), ("::1", 1), "http")[0] == ("2001:db8::7", 0)
+
+
+@pytest.mark.parametrize(
+    "value", ["unknown", "203.0.113.7:4711", "[2001:db8::7]", "203.0.113.7, ", "203.0.113.7, x"]
+)
+def test_a_forwarded_for_that_does_not_parse_is_ignored_whole(value: str) -> None:
+    assert TrustedProxies().resolve(xff(value), PEER, "http") == (PEER, "http")
+
+
+@pytest.mark.parametrize(
+    ("hops", "protos"),
+    [((), ("ftp",)), ((), ("https, http",)), (("203.0.113.7, 10.0.0.1",), ("https, http, http",))],
+)
+def test_a_forwarded_proto_that_does_not_fit_is_ignored(
+    hops: tuple[str, ...], protos: tuple[str, ...]
+) -> None:
+    assert TrustedProxies().resolve(xff(*hops, proto=protos), PEER, "http")[1] == "http"
+
+
+def test_one_proto_per_hop_takes_the_chosen_hops() -> None:
+    proxies = TrustedProxies("127.0.0.1,10.0.0.1")
+    headers = xff("203.0.113.7, 10.0.0.1", proto=("https, http",))
+    assert proxies.resolve(headers, PEER, "http") == (("203.0.113.7", 0), "https")
+
+
+def test_repeated_field_lines_are_one_list() -> None:
+    proxies = TrustedProxies("127.0.0.1,10.0.0.1")
+    headers = xff("203.0.113.7", "10.0.0.1")
+    assert proxies.resolve(headers, PEER, "http")[0] == ("203.0.113.7", 0)
+
+
+@pytest.mark.parametrize("spec", ["localhost", "10.0.0.0/33", "1.2.3.4.5"])
+def test_bad_entries_are_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="not an IP address"):
+        TrustedProxies(spec)
+
+
+@given(st.binary(max_size=64), st.binary(max_size=16))
+def test_any_header_bytes_give_an_answer(forwarded: bytes, proto: bytes) -> None:
+    headers = [(b"x-forwarded-for", forwarded), (b"x-forwarded-proto", proto)]
+    client, scheme = TrustedProxies("*").resolve(headers, PEER, "http")
+    assert scheme in ("http", "https")
+    assert client is not None
