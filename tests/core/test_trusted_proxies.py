@@ -99,3 +99,11 @@ def test_any_header_bytes_give_an_answer(forwarded: bytes, proto: bytes) -> None
     client, scheme = TrustedProxies("*").resolve(headers, PEER, "http")
     assert scheme in ("http", "https")
     assert client is not None
+
+
+def test_answers_are_remembered_within_a_bound() -> None:
+    proxies = TrustedProxies("10.0.0.0/8")
+    for i in range(3000):
+        assert proxies.trusts(f"10.{i // 256 % 256}.{i % 256}.1")
+        assert not proxies.trusts(f"192.0.{i // 256 % 256}.{i % 256}")
+    assert len(proxies._known) <= 1024

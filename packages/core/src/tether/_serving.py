@@ -247,6 +247,7 @@ def access_log_line(client: str, request: Request, status: int, sent: int) -> st
 
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_KNOWN_HOSTS_MAX = 1024
 
 
 class TrustedProxies:
@@ -258,13 +259,15 @@ class TrustedProxies:
     address by sending them itself. A bad entry raises ``ValueError``.
     """
 
-    __slots__ = ("_any", "_networks", "_unix")
+    __slots__ = ("_any", "_known", "_networks", "_unix")
 
     def __init__(self, spec: str | Iterable[str] = "127.0.0.1") -> None:
         entries = spec.split(",") if isinstance(spec, str) else list(spec)
         self._any = False
         self._unix = False
         self._networks: list[_Network] = []
+        # Answers already given, per host (a server asks once per request): bounded.
+        self._known: dict[str | None, bool] = {}
         for entry in (e.strip() for e in entries):
             if not entry:
                 continue
@@ -282,15 +285,24 @@ class TrustedProxies:
 
     def trusts(self, host: str | None) -> bool:
         """Whether a peer at ``host`` may speak for the client (None: a Unix socket peer)."""
+        known = self._known.get(host)
+        if known is not None:
+            return known
         if self._any:
-            return True
-        if host is None:
-            return self._unix
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in self._networks)
+            trusted = True
+        elif host is None:
+            trusted = self._unix
+        else:
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                trusted = False
+            else:
+                trusted = any(address in network for network in self._networks)
+        if len(self._known) >= _KNOWN_HOSTS_MAX:
+            self._known.clear()
+        self._known[host] = trusted
+        return trusted
 
     def resolve(
         self, headers: Headers, client: tuple[str, int] | None, scheme: str
@@ -308,10 +320,14 @@ class TrustedProxies:
         hops: list[str] = []
         protos: list[str] = []
         for name, value in headers:
+            if name[:12] != b"x-forwarded-":
+                continue
             if name == b"x-forwarded-for":
                 hops += value.decode("latin-1").split(",")
             elif name == b"x-forwarded-proto":
                 protos += value.decode("latin-1").split(",")
+        if not hops and not protos:
+            return client, scheme
         hops = [hop.strip() for hop in hops]
         protos = [proto.strip().lower() for proto in protos]
         chosen = None
