@@ -2,28 +2,26 @@
 
 Every failure a user can cause here (a bad ``MODULE:APP``, a port in use, a missing certificate)
 raises :class:`ConfigError` with one clear line; the command line prints it and exits non-zero.
+Importing ``MODULE:APP``, the TLS context and :class:`ConfigError` itself are the core's
+(:mod:`tether._startup`), shared with the threaded server; what makes an ASGI application and
+the listening socket are this server's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import os
 import socket
 import ssl
 import stat
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether._serving import SERVER_HEADER, server_limits
+from tether._startup import ConfigError, create_ssl_context, import_app
 from tether.limits import Limits
 from tether_asyncio._types import ASGIApp
-
-
-class ConfigError(Exception):
-    """A configuration problem the user must fix; the message is one line."""
 
 
 @dataclass
@@ -107,29 +105,7 @@ def load_app(config: Config) -> ASGIApp:
     if not isinstance(config.app, str):
         return config.app
     spec = config.app
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f'app must be given as "MODULE:ATTRIBUTE", got "{spec}"')
-    if config.app_dir is not None:
-        sys.path.insert(0, config.app_dir)
-    elif "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
-            raise ConfigError(f'could not import module "{module_name}"') from None
-        raise
-    app: Any = module
-    try:
-        for part in attr.split("."):
-            app = getattr(app, part)
-    except AttributeError:
-        raise ConfigError(f'attribute "{attr}" not found in module "{module_name}"') from None
-    if config.factory:
-        if not callable(app):
-            raise ConfigError(f'"{spec}" is not callable, so it cannot be an app factory')
-        app = app()
+    app = import_app(spec, app_dir=config.app_dir, factory=config.factory)
     if not callable(app):
         raise ConfigError(f'"{spec}" is not an ASGI application (not callable)')
     if inspect.isclass(app) or _positional_arity(app) not in (None, 3):
@@ -152,36 +128,6 @@ def _positional_arity(app: Any) -> int | None:
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
             count += 1
     return count
-
-
-def create_ssl_context(config: Config) -> ssl.SSLContext | None:
-    """Build the server-side TLS context from the ``ssl_*`` options (None without a cert)."""
-    if config.ssl_certfile is None:
-        if config.ssl_keyfile is not None:
-            raise ConfigError("--ssl-keyfile needs --ssl-certfile")
-        return None
-    for option, path in (
-        ("--ssl-certfile", config.ssl_certfile),
-        ("--ssl-keyfile", config.ssl_keyfile),
-        ("--ssl-ca-certs", config.ssl_ca_certs),
-    ):
-        if path is not None and not os.path.isfile(path):
-            raise ConfigError(f"{option}: no such file: {path}")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(
-            config.ssl_certfile, config.ssl_keyfile, password=config.ssl_keyfile_password
-        )
-        if config.ssl_ca_certs is not None:
-            context.load_verify_locations(config.ssl_ca_certs)
-        context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
-        if config.ssl_ciphers:
-            context.set_ciphers(config.ssl_ciphers)
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        raise ConfigError(f"could not load the TLS certificate or key: {exc}") from None
-    context.set_alpn_protocols(["http/1.1"])
-    return context
 
 
 def bind_socket(config: Config) -> socket.socket:
@@ -235,3 +181,6 @@ def bind_socket(config: Config) -> socket.socket:
     sock.listen(config.backlog)
     sock.setblocking(False)
     return sock
+
+
+__all__ = ["Config", "ConfigError", "bind_socket", "create_ssl_context", "load_app"]

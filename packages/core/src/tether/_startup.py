@@ -1,0 +1,362 @@
+"""Start-up helpers shared by both servers, run once before serving.
+
+``tether serve`` (the ASGI server) and ``tether-threaded`` (the WSGI server) read the same
+options, import an application the same way and build the same TLS context; that glue lives
+here, once, so the two command lines cannot drift apart:
+
+- :class:`ConfigError` is the one error for a configuration problem the user must fix.
+- :func:`add_binding_options`, :func:`add_limit_options`, :func:`add_websocket_options`,
+  :func:`add_tls_options` and :func:`add_logging_options` add the option groups both command
+  lines share; each server adds its own options (``--threads``, ``--backend``, ...) around them.
+- :func:`shared_options` reads those options back as keyword arguments for a server's
+  ``Config``.
+- :func:`configure_logging` sends the ``tether.*`` logs to stderr at ``--log-level``.
+- :func:`import_app` resolves ``MODULE:APP``; each server then checks that the result is a
+  valid ASGI or WSGI application.
+- :func:`create_ssl_context` builds the server-side TLS context from the ``--ssl-*`` options.
+
+Nothing here opens a socket, starts a thread or reads a clock: binding the listening socket
+stays in each server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import ssl
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol
+
+#: The ``--log-level`` choices; "trace" logs as much as "debug".
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+class ConfigError(Exception):
+    """A configuration problem the user must fix; the message is one line."""
+
+
+# -- argparse types --------------------------------------------------------------------------
+# argparse names the type function in its message for a value it cannot convert
+# ("argument --backlog: invalid _positive_int value: 'abc'"), so these keep the names both
+# command lines have always shown.
+
+
+def _positive_int(text: str) -> int:
+    """An integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A duration in seconds, not negative."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _optional_seconds(text: str) -> float | None:
+    """A duration in seconds, or None for "none" or "off" (any case)."""
+    if text.lower() in ("none", "off"):
+        return None
+    return _seconds(text)
+
+
+# -- shared option groups --------------------------------------------------------------------
+# Each function fills a group the caller made, so a server can put its own options before or
+# after the shared ones and its ``--help`` lists them in the order it always had.
+
+
+def add_binding_options(group: argparse._ArgumentGroup) -> None:
+    """Add ``--host``, ``--port``, ``--uds``, ``--fd`` and ``--backlog``."""
+    group.add_argument("--host", default="127.0.0.1", help="address to bind (IPv4 or IPv6)")
+    group.add_argument("--port", type=int, default=8000, help="port to bind (0 picks a free one)")
+    group.add_argument("--uds", default=None, help="bind to this Unix domain socket instead")
+    group.add_argument(
+        "--fd", type=int, default=None, help="serve on an already bound socket file descriptor"
+    )
+    group.add_argument("--backlog", type=_positive_int, default=2048, help="listen backlog")
+
+
+def add_limit_options(
+    group: argparse._ArgumentGroup,
+    *,
+    concurrency_help: str,
+    requests_option: str,
+    requests_help: str,
+    graceful_shutdown_help: str,
+    optional_seconds: Callable[[str], float | None] = _optional_seconds,
+) -> None:
+    """Add the concurrency, connection, request, timeout and size limits.
+
+    Each server words three of them its own way, so it passes their help texts and the name of
+    its requests-per-connection option (stored under that name, as argparse does by default).
+    ``optional_seconds`` reads ``--timeout-graceful-shutdown``.
+    """
+    group.add_argument(
+        "--limit-concurrency", type=_positive_int, default=None, help=concurrency_help
+    )
+    group.add_argument(
+        "--limit-connections",
+        type=_positive_int,
+        default=None,
+        help="stop accepting at this many open connections",
+    )
+    group.add_argument(
+        "--limit-connections-low",
+        type=int,
+        default=None,
+        help="resume accepting at this many (default: 90%% of --limit-connections)",
+    )
+    group.add_argument(requests_option, type=_positive_int, default=None, help=requests_help)
+    group.add_argument("--timeout-keep-alive", type=_seconds, default=5.0)
+    group.add_argument(
+        "--timeout-request-head",
+        type=_seconds,
+        default=10.0,
+        help="seconds for a whole request head (408 beyond)",
+    )
+    group.add_argument(
+        "--timeout-body", type=_seconds, default=30.0, help="seconds a request body may stall"
+    )
+    group.add_argument(
+        "--timeout-graceful-shutdown",
+        type=optional_seconds,
+        default=30.0,
+        help=graceful_shutdown_help,
+    )
+    group.add_argument(
+        "--h11-max-incomplete-event-size",
+        dest="max_head_size",
+        type=_positive_int,
+        default=64 * 1024,
+        help="largest request head in bytes (431 beyond)",
+    )
+    group.add_argument(
+        "--limit-request-body",
+        dest="max_body_size",
+        type=_positive_int,
+        default=None,
+        help="largest request body in bytes (413 beyond)",
+    )
+
+
+def add_websocket_options(
+    group: argparse._ArgumentGroup,
+    *,
+    optional_seconds: Callable[[str], float | None] = _optional_seconds,
+) -> None:
+    """Add the WebSocket message size and keep-alive options.
+
+    ``optional_seconds`` reads ``--ws-ping-interval``.
+    """
+    group.add_argument("--ws-max-size", type=_positive_int, default=16 * 1024 * 1024)
+    group.add_argument("--ws-ping-interval", type=optional_seconds, default=None)
+    group.add_argument("--ws-ping-timeout", type=_seconds, default=20.0)
+    group.add_argument("--ws-close-timeout", type=_seconds, default=10.0)
+
+
+def add_tls_options(group: argparse._ArgumentGroup) -> None:
+    """Add the ``--ssl-*`` options that :func:`create_ssl_context` reads."""
+    group.add_argument("--ssl-certfile", default=None)
+    group.add_argument("--ssl-keyfile", default=None)
+    group.add_argument("--ssl-keyfile-password", default=None)
+    group.add_argument("--ssl-ca-certs", default=None)
+    group.add_argument(
+        "--ssl-cert-reqs",
+        type=int,
+        default=int(ssl.CERT_NONE),
+        help="0 none, 1 optional, 2 required",
+    )
+    group.add_argument("--ssl-ciphers", default="TLSv1.2:TLSv1.3")
+
+
+def add_logging_options(group: argparse._ArgumentGroup) -> None:
+    """Add ``--log-level`` and the access-log and default-header switches."""
+    group.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    group.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    group.add_argument("--server-header", action=argparse.BooleanOptionalAction, default=True)
+    group.add_argument("--date-header", action=argparse.BooleanOptionalAction, default=True)
+
+
+#: The options added above that both servers' ``Config`` take under the same names (their
+#: argparse ``dest``). Not here: ``--log-level``, which configures logging rather than a server,
+#: and the requests-per-connection option, which each server names its own way.
+_SHARED_FIELDS = (
+    # binding
+    "host",
+    "port",
+    "uds",
+    "fd",
+    "backlog",
+    # limits and timeouts
+    "limit_concurrency",
+    "limit_connections",
+    "limit_connections_low",
+    "timeout_keep_alive",
+    "timeout_request_head",
+    "timeout_body",
+    "timeout_graceful_shutdown",
+    "max_head_size",
+    "max_body_size",
+    # WebSocket
+    "ws_max_size",
+    "ws_ping_interval",
+    "ws_ping_timeout",
+    "ws_close_timeout",
+    # TLS
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_keyfile_password",
+    "ssl_ca_certs",
+    "ssl_cert_reqs",
+    "ssl_ciphers",
+    # logging and headers
+    "access_log",
+    "server_header",
+    "date_header",
+)
+
+
+def shared_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed values of the shared options, as keyword arguments for a server's ``Config``."""
+    return {name: getattr(args, name) for name in _SHARED_FIELDS}
+
+
+def configure_logging(level: str) -> None:
+    """Send ``tether.*`` logs to stderr at ``level`` (one of :data:`LOG_LEVELS`)."""
+    numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger("tether")
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    root.propagate = False
+
+
+# -- the application -------------------------------------------------------------------------
+
+
+def import_app(spec: str, *, app_dir: str | None = None, factory: bool = False) -> Any:
+    """Import ``"module:attribute"`` (the attribute may be dotted) and return what it names.
+
+    The module is imported from ``app_dir`` when given, else from the current directory. With
+    ``factory`` the attribute is called without arguments and its result returned. Whether the
+    result is an ASGI or WSGI application is the caller's check.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f'app must be given as "MODULE:ATTRIBUTE", got "{spec}"')
+    if app_dir is not None:
+        # First on the path, so the app comes from there even if another entry has the module.
+        sys.path.insert(0, app_dir)
+    elif "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, "")  # the current directory, as ``python -m`` would have it
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only a missing module named by the user is their mistake; one the app itself
+        # imports is a bug in the app, and its traceback is the useful message.
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise ConfigError(f'could not import module "{module_name}"') from None
+        raise
+    app: Any = module
+    try:
+        for part in attr.split("."):
+            app = getattr(app, part)
+    except AttributeError:
+        raise ConfigError(f'attribute "{attr}" not found in module "{module_name}"') from None
+    if factory:
+        if not callable(app):
+            raise ConfigError(f'"{spec}" is not callable, so it cannot be an app factory')
+        app = app()
+    return app
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+class SSLOptions(Protocol):
+    """The ``--ssl-*`` options, as both servers' ``Config`` classes carry them."""
+
+    @property
+    def ssl_certfile(self) -> str | None:
+        """The certificate chain (PEM); without it the server speaks plain HTTP."""
+
+    @property
+    def ssl_keyfile(self) -> str | None:
+        """The private key (PEM), if not in the certificate file."""
+
+    @property
+    def ssl_keyfile_password(self) -> str | None:
+        """The password of an encrypted private key."""
+
+    @property
+    def ssl_ca_certs(self) -> str | None:
+        """Certificate authorities to verify client certificates against."""
+
+    @property
+    def ssl_cert_reqs(self) -> int:
+        """Whether to ask for a client certificate: an :class:`ssl.VerifyMode` value."""
+
+    @property
+    def ssl_ciphers(self) -> str:
+        """The OpenSSL cipher list; empty keeps OpenSSL's default."""
+
+
+def create_ssl_context(options: SSLOptions) -> ssl.SSLContext | None:
+    """Build the server-side TLS context from the ``ssl_*`` options (None without a cert).
+
+    Missing files and unusable certificates or keys raise :class:`ConfigError` naming the
+    option, before any socket is bound.
+    """
+    if options.ssl_certfile is None:
+        if options.ssl_keyfile is not None:
+            raise ConfigError("--ssl-keyfile needs --ssl-certfile")
+        return None
+    for option, path in (
+        ("--ssl-certfile", options.ssl_certfile),
+        ("--ssl-keyfile", options.ssl_keyfile),
+        ("--ssl-ca-certs", options.ssl_ca_certs),
+    ):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"{option}: no such file: {path}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(
+            options.ssl_certfile, options.ssl_keyfile, password=options.ssl_keyfile_password
+        )
+        if options.ssl_ca_certs is not None:
+            context.load_verify_locations(options.ssl_ca_certs)
+        context.verify_mode = ssl.VerifyMode(options.ssl_cert_reqs)
+        if options.ssl_ciphers:
+            context.set_ciphers(options.ssl_ciphers)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(f"could not load the TLS certificate or key: {exc}") from None
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+__all__ = [
+    "LOG_LEVELS",
+    "ConfigError",
+    "SSLOptions",
+    "_optional_seconds",
+    "_positive_int",
+    "_seconds",
+    "add_binding_options",
+    "add_limit_options",
+    "add_logging_options",
+    "add_tls_options",
+    "add_websocket_options",
+    "configure_logging",
+    "create_ssl_context",
+    "import_app",
+    "shared_options",
+]
