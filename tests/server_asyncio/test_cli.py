@@ -108,6 +108,7 @@ def test_help() -> None:
         (["no_such_module_xyz:app"], 'could not import module "no_such_module_xyz"'),
         (["slowapp:nothing"], 'attribute "nothing" not found in module "slowapp"'),
         (["slowapp:app", "--ssl-certfile", "/nonexistent/cert.pem"], "no such file"),
+        (["slowapp:app", "--forwarded-allow-ips", "localhost"], "not an IP address"),
     ],
 )
 def test_user_errors_are_one_line(app_dir: Path, args: list[str], message: str) -> None:

@@ -33,6 +33,7 @@ def _run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         (["cli_app:nothing"], 'attribute "nothing" not found in module "cli_app"'),
         (["cli_app"], 'app must be given as "MODULE:ATTRIBUTE"'),
         (["cli_app:app", "--port", "0", "--ssl-certfile", "/nonexistent/cert.pem"], "no such file"),
+        (["cli_app:app", "--port", "0", "--forwarded-allow-ips", "localhost"], "not an IP address"),
     ],
 )
 def test_user_mistakes_print_one_line_and_exit_1(args: list[str], message: str) -> None:

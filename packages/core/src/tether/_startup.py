@@ -14,6 +14,7 @@ here, once, so the two command lines cannot drift apart:
 - :func:`import_app` resolves ``MODULE:APP``; each server then checks that the result is a
   valid ASGI or WSGI application.
 - :func:`create_ssl_context` builds the server-side TLS context from the ``--ssl-*`` options.
+- :func:`trusted_proxies` reads ``--proxy-headers`` and ``--forwarded-allow-ips``.
 
 Nothing here opens a socket, starts a thread or reads a clock: binding the listening socket
 stays in each server.
@@ -27,8 +28,10 @@ import logging
 import os
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+
+from tether._serving import TrustedProxies
 
 #: The ``--log-level`` choices; "trace" logs as much as "debug".
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -184,6 +187,23 @@ def add_logging_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--date-header", action=argparse.BooleanOptionalAction, default=True)
 
 
+def add_proxy_options(group: argparse._ArgumentGroup) -> None:
+    """Add ``--proxy-headers`` and ``--forwarded-allow-ips`` (as uvicorn and gunicorn have them)."""
+    group.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="take the client address and scheme from X-Forwarded-For and X-Forwarded-Proto "
+        "when a trusted proxy sends them",
+    )
+    group.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="peers trusted with proxy headers: comma-separated IP addresses, CIDR networks, "
+        "'unix' (a Unix socket peer) or '*'; None: $FORWARDED_ALLOW_IPS, else 127.0.0.1",
+    )
+
+
 #: The options added above that both servers' ``Config`` take under the same names (their
 #: argparse ``dest``). Not here: ``--log-level``, which configures logging rather than a server,
 #: and the requests-per-connection option, which each server names its own way.
@@ -220,6 +240,9 @@ _SHARED_FIELDS = (
     "access_log",
     "server_header",
     "date_header",
+    # proxies
+    "proxy_headers",
+    "forwarded_allow_ips",
 )
 
 
@@ -237,6 +260,27 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     root.propagate = False
+
+
+def trusted_proxies(
+    proxy_headers: bool,
+    forwarded_allow_ips: str | None,
+    environ: Mapping[str, str] = os.environ,
+) -> TrustedProxies | None:
+    """The peers whose proxy headers a server believes, or None with ``--no-proxy-headers``.
+
+    Without ``--forwarded-allow-ips`` the list comes from ``$FORWARDED_ALLOW_IPS``, else only
+    127.0.0.1 (a proxy on the same machine) is trusted.
+    """
+    if not proxy_headers:
+        return None
+    spec = forwarded_allow_ips
+    if spec is None:
+        spec = environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    try:
+        return TrustedProxies(spec)
+    except ValueError as exc:
+        raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
 
 
 # -- the application -------------------------------------------------------------------------

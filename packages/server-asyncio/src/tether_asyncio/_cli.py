@@ -17,6 +17,7 @@ from tether._startup import (
     add_binding_options,
     add_limit_options,
     add_logging_options,
+    add_proxy_options,
     add_tls_options,
     add_websocket_options,
     configure_logging,
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tls_options(serve.add_argument_group("TLS"))
     add_logging_options(serve.add_argument_group("logging and headers"))
+    add_proxy_options(serve.add_argument_group("behind a proxy"))
     return parser
 
 

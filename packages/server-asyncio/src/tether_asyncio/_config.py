@@ -18,8 +18,8 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tether._serving import SERVER_HEADER, server_limits
-from tether._startup import ConfigError, create_ssl_context, import_app
+from tether._serving import SERVER_HEADER, TrustedProxies, server_limits
+from tether._startup import ConfigError, create_ssl_context, import_app, trusted_proxies
 from tether.limits import Limits
 from tether_asyncio._types import ASGIApp
 
@@ -69,6 +69,10 @@ class Config:
     server_header: bool = True
     date_header: bool = True
     access_log: bool = True
+    #: Believe X-Forwarded-For and X-Forwarded-Proto from the peers in ``forwarded_allow_ips``.
+    proxy_headers: bool = True
+    #: Comma-separated IPs, CIDR networks, "unix" or "*"; None: $FORWARDED_ALLOW_IPS or 127.0.0.1.
+    forwarded_allow_ips: str | None = None
     factory: bool = False
     app_dir: str | None = None
     #: Install SIGINT/SIGTERM handlers (only possible in the main thread).
@@ -89,6 +93,10 @@ class Config:
             max_body_size=self.max_body_size,
             max_requests=self.limit_requests_per_connection,
         )
+
+    def trusted_proxies(self) -> TrustedProxies | None:
+        """The peers whose proxy headers are believed (None: ``proxy_headers`` is off)."""
+        return trusted_proxies(self.proxy_headers, self.forwarded_allow_ips)
 
     def server_header_pair(self) -> tuple[bytes, bytes] | None:
         """The ``Server`` header to add, or None."""

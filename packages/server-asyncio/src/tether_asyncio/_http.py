@@ -52,6 +52,11 @@ def _disconnect() -> Message:
     return {"type": "http.disconnect"}
 
 
+def _client_text(client: tuple[str, int] | None) -> str:
+    """``host:port`` for log lines, or "-" for a Unix socket peer."""
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
 class HTTPConnection:
     """Serve HTTP/1.1 requests on one accepted stream until it closes."""
 
@@ -102,7 +107,7 @@ class HTTPConnection:
         #: The WebSocket session after an upgrade (for shutdown with 1001).
         self.websocket: Any = None
         self.client = client
-        self.client_text = f"{client[0]}:{client[1]}" if client else "-"
+        self.client_text = _client_text(client)
         scheme = "https" if tls is not None else "http"
         template: dict[str, Any] = {
             "type": "http",
@@ -268,6 +273,12 @@ class HTTPConnection:
         scope["state"] = state.app_state.copy()
 
         cycle = RequestCycle(self, request)
+        proxies = state.proxies
+        if proxies is not None:
+            client, scope["scheme"] = proxies.resolve(request.headers, self.client, scope["scheme"])
+            if client is not self.client:
+                scope["client"] = client
+                cycle.client_text = _client_text(client)
         self.cycle = cycle
         limit = state.limit_concurrency
         if limit is not None and state.in_flight >= limit:
@@ -335,6 +346,7 @@ class RequestCycle:
 
     __slots__ = (
         "body_done",
+        "client_text",
         "complete",
         "disconnected",
         "failed",
@@ -352,6 +364,8 @@ class RequestCycle:
     def __init__(self, owner: HTTPConnection, request: Request) -> None:
         self.owner = owner
         self.request = request
+        #: The client as the access log names it (the forwarded one behind a trusted proxy).
+        self.client_text = owner.client_text
         #: The response head, held back until the first body message (ASGI allows it) so a
         #: small response leaves in one write.
         self.head = b""
@@ -476,7 +490,7 @@ class RequestCycle:
         owner = self.owner
         if owner.state.access_log:
             access_log.info(
-                "%s", access_log_line(owner.client_text, self.request, self.status, self.sent)
+                "%s", access_log_line(self.client_text, self.request, self.status, self.sent)
             )
 
     # -- receive ---------------------------------------------------------------------------------

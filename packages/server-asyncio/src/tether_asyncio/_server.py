@@ -55,6 +55,7 @@ class Server:
         Raises :class:`ConfigError` for problems the user must fix.
         """
         app = load_app(self.config)
+        self.config.trusted_proxies()  # a bad --forwarded-allow-ips fails here, before binding
         self._ssl = create_ssl_context(self.config)
         sock = bind_socket(self.config)
         options: dict[str, Any] = {}

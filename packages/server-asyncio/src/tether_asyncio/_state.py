@@ -42,6 +42,8 @@ class ServerState:
         self.connections: set[Any] = set()
         self.shutting_down = False
         self.access_log = config.access_log and access_log.isEnabledFor(logging.INFO)
+        #: Whose X-Forwarded-For/-Proto to believe (None: --no-proxy-headers).
+        self.proxies = config.trusted_proxies()
         self._next_id = 0
 
     def connection_id(self) -> int:

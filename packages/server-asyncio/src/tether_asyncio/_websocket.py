@@ -88,13 +88,16 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
                 p.strip().decode("ascii", "replace") for p in value.split(b",") if p.strip()
             )
     root_path = state.root_path
+    client, scheme = template["client"], template["scheme"]
+    if state.proxies is not None:
+        client, scheme = state.proxies.resolve(request.headers, client, scheme)
     scope: dict[str, Any] = {
         "type": "websocket",
         "asgi": _ASGI,
         "http_version": "1.1",
-        "scheme": "wss" if template["scheme"] == "https" else "ws",
+        "scheme": "wss" if scheme == "https" else "ws",
         "server": template["server"],
-        "client": template["client"],
+        "client": client,
         "root_path": root_path,
         "path": root_path + path,
         "raw_path": root_path.encode("utf-8") + raw_path,

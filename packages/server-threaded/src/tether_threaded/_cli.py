@@ -19,6 +19,7 @@ from tether._startup import (
     add_binding_options,
     add_limit_options,
     add_logging_options,
+    add_proxy_options,
     add_tls_options,
     add_websocket_options,
     configure_logging,
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_websocket_options(parser.add_argument_group("WebSocket"))
     add_tls_options(parser.add_argument_group("TLS"))
     add_logging_options(parser.add_argument_group("logging and headers"))
+    add_proxy_options(parser.add_argument_group("behind a proxy"))
     return parser
 
 

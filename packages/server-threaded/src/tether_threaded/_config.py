@@ -17,8 +17,8 @@ import ssl
 import stat
 from dataclasses import dataclass
 
-from tether._serving import SERVER_HEADER, server_limits
-from tether._startup import ConfigError, create_ssl_context, import_app
+from tether._serving import SERVER_HEADER, TrustedProxies, server_limits
+from tether._startup import ConfigError, create_ssl_context, import_app, trusted_proxies
 from tether.limits import Limits
 from tether_threaded._types import WSGIApp
 
@@ -69,6 +69,10 @@ class Config:
     server_header: bool = True
     date_header: bool = True
     access_log: bool = True
+    #: Believe X-Forwarded-For and X-Forwarded-Proto from the peers in ``forwarded_allow_ips``.
+    proxy_headers: bool = True
+    #: Comma-separated IPs, CIDR networks, "unix" or "*"; None: $FORWARDED_ALLOW_IPS or 127.0.0.1.
+    forwarded_allow_ips: str | None = None
     #: Install SIGINT/SIGTERM handlers (only possible in the main thread).
     install_signal_handlers: bool = True
 
@@ -92,6 +96,10 @@ class Config:
         if self.limit_concurrency is not None:
             return self.limit_concurrency
         return self.threads + DEFAULT_QUEUE
+
+    def trusted_proxies(self) -> TrustedProxies | None:
+        """The peers whose proxy headers are believed (None: ``proxy_headers`` is off)."""
+        return trusted_proxies(self.proxy_headers, self.forwarded_allow_ips)
 
     def server_header_pair(self) -> tuple[bytes, bytes] | None:
         """The ``Server`` header to add, or None."""

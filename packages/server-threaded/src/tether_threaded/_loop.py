@@ -110,6 +110,8 @@ class Loop:
         ]
         self._listening = False
         self.gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
+        #: Whose X-Forwarded-For/-Proto to believe (None: --no-proxy-headers).
+        self.proxies = config.trusted_proxies()
         self._count_lock = threading.Lock()
         self._in_flight = 0
         self._max_in_flight = config.max_in_flight()
@@ -179,7 +181,20 @@ class Loop:
             # RFC 9112 6.3: without either field a request has no body.
             body = Body()
             environ["wsgi.input"] = Input(conn, body)
-        return Exchange(self, conn, request, environ, body)
+        exchange = Exchange(self, conn, request, environ, body)
+        proxies = self.proxies
+        if proxies is not None:
+            address = environ.get("REMOTE_ADDR")
+            peer = (address, 0) if address is not None else None
+            client, environ["wsgi.url_scheme"] = proxies.resolve(
+                request.headers, peer, environ["wsgi.url_scheme"]
+            )
+            if client is not peer and client is not None:
+                host, port = client
+                environ["REMOTE_ADDR"] = host
+                environ["REMOTE_PORT"] = str(port)
+                exchange.client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return exchange
 
     def submit(self, exchange: Exchange) -> None:
         """Queue a request for the workers.

@@ -48,6 +48,7 @@ class Server:
         """Create the TLS context and the listening socket (raises ConfigError)."""
         if self._loop is not None:
             return
+        self.config.trusted_proxies()  # a bad --forwarded-allow-ips fails here, before binding
         ssl_context = create_ssl_context(self.config)
         self._sock = bind_socket(self.config)
         self._loop = Loop(self.app, self.config, [self._sock], ssl_context)

@@ -178,6 +178,7 @@ class Exchange:
 
     __slots__ = (
         "body",
+        "client",
         "code",
         "conn",
         "environ",
@@ -199,6 +200,8 @@ class Exchange:
     ) -> None:
         self.loop = loop
         self.conn = conn
+        #: The client as the access log names it (the forwarded one behind a trusted proxy).
+        self.client = conn.client
         self.request = request
         self.environ = environ
         self.body = body
@@ -297,7 +300,7 @@ class Exchange:
 
     def _log_access(self) -> None:
         if _access.isEnabledFor(logging.INFO):
-            _access.info(access_log_line(self.conn.client, self.request, self.code, self.sent))
+            _access.info(access_log_line(self.client, self.request, self.code, self.sent))
 
     def _run(self) -> None:
         result = self.loop.app(self.environ, self.start_response)
@@ -419,7 +422,9 @@ class Exchange:
                 if conn.outbuf:
                     conn.wait_writable()
                 try:
-                    moved = os.sendfile(fd, fileno, offset + done, min(count - done, _SENDFILE_BLOCK))
+                    moved = os.sendfile(
+                        fd, fileno, offset + done, min(count - done, _SENDFILE_BLOCK)
+                    )
                 except (BlockingIOError, InterruptedError):
                     conn.wait_writable()
                     continue
