@@ -28,7 +28,7 @@ import logging
 import os
 import ssl
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from tether._serving import TrustedProxies
@@ -70,6 +70,13 @@ def _optional_seconds(text: str) -> float | None:
     return _seconds(text)
 
 
+def _interval(text: str) -> float | None:
+    """An interval in seconds, or None ("never") for "none", "off" or 0: a zero interval
+    would mean "all the time"."""
+    value = _optional_seconds(text)
+    return value if value else None
+
+
 # -- shared option groups --------------------------------------------------------------------
 # Each function fills a group the caller made, so a server can put its own options before or
 # after the shared ones and its ``--help`` lists them in the order it always had.
@@ -93,13 +100,11 @@ def add_limit_options(
     requests_option: str,
     requests_help: str,
     graceful_shutdown_help: str,
-    optional_seconds: Callable[[str], float | None] = _optional_seconds,
 ) -> None:
     """Add the concurrency, connection, request, timeout and size limits.
 
     Each server words three of them its own way, so it passes their help texts and the name of
     its requests-per-connection option (stored under that name, as argparse does by default).
-    ``optional_seconds`` reads ``--timeout-graceful-shutdown``.
     """
     group.add_argument(
         "--limit-concurrency", type=_positive_int, default=None, help=concurrency_help
@@ -129,7 +134,7 @@ def add_limit_options(
     )
     group.add_argument(
         "--timeout-graceful-shutdown",
-        type=optional_seconds,
+        type=_optional_seconds,
         default=30.0,
         help=graceful_shutdown_help,
     )
@@ -149,17 +154,10 @@ def add_limit_options(
     )
 
 
-def add_websocket_options(
-    group: argparse._ArgumentGroup,
-    *,
-    optional_seconds: Callable[[str], float | None] = _optional_seconds,
-) -> None:
-    """Add the WebSocket message size and keep-alive options.
-
-    ``optional_seconds`` reads ``--ws-ping-interval``.
-    """
+def add_websocket_options(group: argparse._ArgumentGroup) -> None:
+    """Add the WebSocket message size and keep-alive options."""
     group.add_argument("--ws-max-size", type=_positive_int, default=16 * 1024 * 1024)
-    group.add_argument("--ws-ping-interval", type=optional_seconds, default=None)
+    group.add_argument("--ws-ping-interval", type=_interval, default=None)
     group.add_argument("--ws-ping-timeout", type=_seconds, default=20.0)
     group.add_argument("--ws-close-timeout", type=_seconds, default=10.0)
 

@@ -11,7 +11,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tether import _startup
 from tether._startup import (
     LOG_LEVELS,
     add_binding_options,
@@ -26,13 +25,6 @@ from tether._startup import (
 from tether_asyncio._config import Config, ConfigError
 
 DEMO_APP = "tether_asyncio.demo:app"
-
-
-def _optional_seconds(text: str) -> float | None:
-    """Seconds, or None for "none", "off" or a bare "0" (which ``tether serve`` reads as off)."""
-    if text == "0":
-        return None
-    return _startup._optional_seconds(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,12 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         requests_option="--limit-requests-per-connection",
         requests_help="requests served on one keep-alive connection before it is closed",
         graceful_shutdown_help="seconds in-flight requests get to finish on shutdown",
-        optional_seconds=_optional_seconds,
     )
 
     ws = serve.add_argument_group("WebSocket")
     ws.add_argument("--ws", choices=("auto", "none"), default="auto")
-    add_websocket_options(ws, optional_seconds=_optional_seconds)
+    add_websocket_options(ws)
     ws.add_argument(
         "--ws-per-message-deflate",
         action=argparse.BooleanOptionalAction,
