@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from tether._startup import (
     LOG_LEVELS,
+    _positive_int,
     add_binding_options,
     add_limit_options,
     add_logging_options,
@@ -67,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--app-dir", default=None, help="directory to import the app from")
     run.add_argument("--root-path", default="", help="ASGI root_path (mount point behind a proxy)")
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="server processes sharing the listening socket (a supervisor restarts any that dies)",
+    )
+    # How a --workers worker tells its supervisor that it is serving (not for users).
+    run.add_argument("--notify-fd", type=int, default=None, help=argparse.SUPPRESS)
 
     add_limit_options(
         serve.add_argument_group("limits and timeouts"),
@@ -106,6 +115,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         limit_requests_per_connection=args.limit_requests_per_connection,
         ws=args.ws,
         ws_per_message_deflate=args.ws_per_message_deflate,
+        notify_fd=args.notify_fd,
         **shared_options(args),
     )
 
@@ -128,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = Server(config)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if args.workers > 1:
+            from tether_asyncio._workers import Supervisor
+
+            command = list(argv) if argv is not None else sys.argv[1:]
+            return Supervisor(command, config, args.workers).run()
         return server.run()
     except ConfigError as exc:
         print(f"tether: error: {exc}", file=sys.stderr)

@@ -77,6 +77,9 @@ class Config:
     app_dir: str | None = None
     #: Install SIGINT/SIGTERM handlers (only possible in the main thread).
     install_signal_handlers: bool = True
+    #: Write one byte to this file descriptor once serving (how a ``--workers`` worker tells
+    #: the supervisor that it started), then close it.
+    notify_fd: int | None = None
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def limits(self) -> Limits:

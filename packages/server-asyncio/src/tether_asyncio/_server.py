@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import ssl
@@ -121,6 +123,12 @@ class Server:
                 accepting = anyio.CancelScope()
                 connections.start_soon(self._accept, listener, connections, accepting)
                 self.ready.set()
+                if config.notify_fd is not None:
+                    # A --workers supervisor waits for this byte: the worker is serving.
+                    with contextlib.suppress(OSError):
+                        os.write(config.notify_fd, b"1")
+                    with contextlib.suppress(OSError):
+                        os.close(config.notify_fd)
                 await self._exit.wait()
                 accepting.cancel()
                 await listener.aclose()

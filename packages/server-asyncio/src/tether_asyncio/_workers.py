@@ -1,0 +1,189 @@
+"""``tether serve --workers N``: N server processes sharing one listening socket.
+
+The supervisor binds the socket itself, so a bad host, port or path is reported once, before
+any worker starts, and starts each worker as ``python -m tether_asyncio serve ... --fd N``
+on that socket: the kernel spreads connections between them. Each worker writes one byte to a
+pipe once it is serving. A worker that exits before that (an app that does not import, a failed
+lifespan startup) stops the whole server with its exit status, instead of being restarted in a
+loop; one that exits later is restarted. SIGINT and SIGTERM are passed on to every worker (each
+shuts down gracefully; a second signal forces it) and the supervisor exits once all have.
+
+Workers run in their own session, so a Ctrl+C in the terminal reaches them once, through the
+supervisor, rather than twice (which would force their exit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from tether_asyncio._config import Config, bind_socket
+
+_log = logging.getLogger("tether.error")
+
+# The longest wait between looks at the workers (a signal or a worker's exit ends it sooner).
+_POLL_SECONDS = 1.0
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A handler that only makes the signal wake the supervisor's wait."""
+
+
+class _Worker:
+    """One worker process and the read end of its "serving" pipe (-1 once read)."""
+
+    __slots__ = ("process", "ready", "ready_pipe", "slot")
+
+    def __init__(self, slot: int, process: subprocess.Popen[bytes], ready_pipe: int) -> None:
+        self.slot = slot
+        self.process = process
+        self.ready_pipe = ready_pipe
+        self.ready = False
+
+
+class Supervisor:
+    """Runs ``workers`` copies of the server on one socket; see the module docstring."""
+
+    def __init__(self, argv: Sequence[str], config: Config, workers: int) -> None:
+        self._argv = list(argv)
+        self._config = config
+        self._count = workers
+        self._workers: dict[int, _Worker] = {}
+        self._selector = selectors.DefaultSelector()
+        self._signals: list[int] = []
+
+    def run(self) -> int:
+        """Serve until told to stop; return the exit status.
+
+        Raises ConfigError (a bad host, port or path) before any worker starts.
+        """
+        sock = bind_socket(self._config)
+        # A signal writes to this pair, so that the wait below ends at once.
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        self._selector.register(wake_r, selectors.EVENT_READ, None)
+        handlers = threading.current_thread() is threading.main_thread()
+        if handlers:
+            old_wakeup = signal.set_wakeup_fd(wake_w.fileno())
+            old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+            # A worker's exit wakes the wait too (the handler itself has nothing to do).
+            old[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _ignore)
+        try:
+            return self._supervise(sock.fileno(), wake_r)
+        finally:
+            if handlers:
+                signal.set_wakeup_fd(old_wakeup)
+                for signum, handler in old.items():
+                    signal.signal(signum, handler)
+            for worker in list(self._workers.values()):
+                worker.process.kill()
+                worker.process.wait()
+                self._forget(worker)
+            self._selector.close()
+            wake_r.close()
+            wake_w.close()
+            sock.close()
+
+    def _supervise(self, fd: int, wake: socket.socket) -> int:
+        for slot in range(self._count):
+            self._start(slot, fd)
+        _log.info("Tether supervisor (pid %d) started %d workers", os.getpid(), self._count)
+        stopping = False
+        status = 0
+        while self._workers:
+            for key, _ in self._selector.select(_POLL_SECONDS):
+                if key.data is None:
+                    with contextlib.suppress(OSError):
+                        wake.recv(512)
+                else:
+                    self._read_ready(key.data)
+            while self._signals:
+                signum = self._signals.pop(0)
+                if not stopping:
+                    _log.info("%s received: stopping the workers", signal.Signals(signum).name)
+                stopping = True
+                self._signal_all(signum)
+            for worker in list(self._workers.values()):
+                code = worker.process.poll()
+                if code is None:
+                    continue
+                self._read_ready(worker)  # a byte it wrote just before exiting counts
+                self._forget(worker)
+                if stopping:
+                    continue
+                if not worker.ready:
+                    _log.error(
+                        "worker %d exited with status %d while starting; stopping",
+                        worker.slot,
+                        code,
+                    )
+                    status = code or 1
+                    stopping = True
+                    self._signal_all(signal.SIGTERM)
+                    continue
+                _log.warning("worker %d exited with status %d; restarting it", worker.slot, code)
+                self._start(worker.slot, fd)
+        return status
+
+    def _start(self, slot: int, fd: int) -> None:
+        read_end, write_end = os.pipe()
+        # Given last, these win over the same options in the command line this one had.
+        args = [*self._argv, "--workers", "1", "--fd", str(fd), "--notify-fd", str(write_end)]
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tether_asyncio", *args],
+                pass_fds=(fd, write_end),
+                start_new_session=True,
+            )
+        finally:
+            os.close(write_end)
+        worker = _Worker(slot, process, read_end)
+        self._workers[slot] = worker
+        self._selector.register(read_end, selectors.EVENT_READ, worker)
+
+    def _read_ready(self, worker: _Worker) -> None:
+        """Read the worker's "serving" byte if it is there (or EOF), then close the pipe."""
+        pipe = worker.ready_pipe
+        if pipe < 0:
+            return
+        try:
+            data = os.read(pipe, 1) if self._readable(pipe) else None
+        except OSError:
+            data = b""
+        if data is None:
+            return
+        worker.ready = data == b"1"
+        self._selector.unregister(pipe)
+        os.close(pipe)
+        worker.ready_pipe = -1
+
+    @staticmethod
+    def _readable(fd: int) -> bool:
+        with selectors.DefaultSelector() as probe:
+            probe.register(fd, selectors.EVENT_READ)
+            return bool(probe.select(0))
+
+    def _forget(self, worker: _Worker) -> None:
+        self._workers.pop(worker.slot, None)
+        if worker.ready_pipe >= 0:
+            self._selector.unregister(worker.ready_pipe)
+            os.close(worker.ready_pipe)
+            worker.ready_pipe = -1
+
+    def _signal_all(self, signum: int) -> None:
+        for worker in self._workers.values():
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.send_signal(signum)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals.append(signum)

@@ -1,0 +1,182 @@
+"""``tether serve --workers N`` in real subprocesses: sharing, restarting, stopping, failing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(120)
+
+APP = """
+import os
+import anyio
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    delay = float(scope["query_string"] or b"0")
+    if delay:
+        print("in app", flush=True)
+        await anyio.sleep(delay)
+    body = str(os.getpid()).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+FAILING_STARTUP = """
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    (tmp_path / "pidapp.py").write_text(APP)
+    (tmp_path / "badstart.py").write_text(FAILING_STARTUP)
+    return tmp_path
+
+
+def _tether(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(cwd), str(ROOT)]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "tether_asyncio", "serve", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _read_until(proc: subprocess.Popen[str], text: str, count: int = 1) -> list[str]:
+    """Read stderr lines until ``count`` of them contain ``text``; return all lines read."""
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if sum(text in seen for seen in lines) >= count:
+            return lines
+    raise AssertionError(f"server exited ({proc.wait()}) before {text!r}: {''.join(lines)}")
+
+
+def _pids_serving(port: int, want: int, attempts: int = 400) -> set[int]:
+    """Pids answering fresh connections, until ``want`` distinct ones (bounded)."""
+    pids: set[int] = set()
+    for _ in range(attempts):
+        response = httpx.get(f"http://127.0.0.1:{port}/", headers={"Connection": "close"})
+        pids.add(int(response.text))
+        if len(pids) >= want:
+            break
+    return pids
+
+
+@pytest.fixture
+def workers(app_dir: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    port = _free_port()
+    proc = _tether(app_dir, "pidapp:app", "--port", str(port), "--workers", "2")
+    try:
+        _read_until(proc, "running on", 2)
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_two_workers_share_the_port_and_stop_together(
+    workers: tuple[subprocess.Popen[str], int],
+) -> None:
+    proc, port = workers
+    pids = _pids_serving(port, 2)
+    assert len(pids) == 2
+    assert proc.pid not in pids
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert all(_gone(pid) for pid in pids)
+
+
+def test_a_worker_that_dies_is_restarted(workers: tuple[subprocess.Popen[str], int]) -> None:
+    proc, port = workers
+    first = _pids_serving(port, 2)
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    _read_until(proc, "restarting")
+    _read_until(proc, "running on")
+    now = _pids_serving(port, 2)
+    assert len(now) == 2
+    assert victim not in now
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+
+
+def test_sigint_lets_a_request_in_flight_finish(
+    workers: tuple[subprocess.Popen[str], int],
+) -> None:
+    proc, port = workers
+    result: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: result.append(httpx.get(f"http://127.0.0.1:{port}/?1.0", timeout=30))
+    )
+    thread.start()
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "in app\n"
+    proc.send_signal(signal.SIGINT)
+    thread.join(30)
+    assert proc.wait(30) == 0
+    assert result and result[0].status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["nosuchmodule_xyz:app"], 1, 'could not import module "nosuchmodule_xyz"'),
+        (["badstart:app", "--lifespan", "on"], 3, "application startup failed"),
+    ],
+)
+def test_a_worker_failing_to_start_stops_the_server(
+    app_dir: Path, args: list[str], status: int, message: str
+) -> None:
+    proc = _tether(app_dir, *args, "--port", "0", "--workers", "2")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status
+    assert message in err
+    assert "while starting; stopping" in err
+    assert "Traceback" not in err
+
+
+def test_a_port_in_use_is_reported_once_before_any_worker(app_dir: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = _tether(app_dir, "pidapp:app", "--port", str(port), "--workers", "2")
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert err.strip() == f"tether: error: cannot bind to 127.0.0.1:{port}: Address already in use"
