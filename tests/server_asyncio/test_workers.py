@@ -180,3 +180,53 @@ def test_a_port_in_use_is_reported_once_before_any_worker(app_dir: Path) -> None
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert err.strip() == f"tether: error: cannot bind to 127.0.0.1:{port}: Address already in use"
+
+
+VERSIONED_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = b"%s"
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def _write_app(path: Path, text: str) -> None:
+    # A later mtime than the last write even on a coarse-grained file system clock.
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text)
+    os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))
+
+
+def test_reload_restarts_on_a_change_and_waits_out_a_broken_file(tmp_path: Path) -> None:
+    app = tmp_path / "versioned.py"
+    _write_app(app, VERSIONED_APP % "v1")
+    port = _free_port()
+    proc = _tether(tmp_path, "versioned:app", "--port", str(port), "--reload", "--lifespan", "off")
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _read_until(proc, "running on")
+        assert httpx.get(url).text == "v1"
+        _write_app(app, VERSIONED_APP % "v2")
+        _read_until(proc, "running on")
+        assert httpx.get(url).text == "v2"
+        _write_app(app, "def broken(:\n")
+        _read_until(proc, "waiting for a change")
+        _write_app(app, VERSIONED_APP % "v3")
+        _read_until(proc, "running on")
+        assert httpx.get(url).text == "v3"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def test_reload_and_workers_together_are_refused(app_dir: Path) -> None:
+    proc = _tether(app_dir, "pidapp:app", "--port", "0", "--reload", "--workers", "2")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert err.strip() == "tether: error: --reload and --workers cannot be used together"

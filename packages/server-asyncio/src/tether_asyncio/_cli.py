@@ -8,6 +8,7 @@ options ``tether-threaded`` has too are added by :mod:`tether._startup`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -74,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="server processes sharing the listening socket (a supervisor restarts any that dies)",
     )
+    run.add_argument(
+        "--reload",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="restart the server when a .py file under the reload directories changes",
+    )
+    run.add_argument(
+        "--reload-dir",
+        action="append",
+        default=None,
+        help="a directory to watch with --reload (repeatable; default: --app-dir, else the "
+        "current directory)",
+    )
     # How a --workers worker tells its supervisor that it is serving (not for users).
     run.add_argument("--notify-fd", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -138,11 +152,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = Server(config)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        if args.workers > 1:
+        if args.reload and args.workers > 1:
+            raise ConfigError("--reload and --workers cannot be used together")
+        if args.workers > 1 or args.reload:
             from tether_asyncio._workers import Supervisor
 
-            command = list(argv) if argv is not None else sys.argv[1:]
-            return Supervisor(command, config, args.workers).run()
+            # The workers get the same command line; "--no-reload" (given last) keeps them
+            # from starting reloaders of their own.
+            command = [*(argv if argv is not None else sys.argv[1:]), "--no-reload"]
+            if not args.reload:
+                return Supervisor(command, config, args.workers).run()
+            dirs = args.reload_dir or [args.app_dir or os.getcwd()]
+            return Supervisor(command, config, 1, reload_dirs=dirs).run()
         return server.run()
     except ConfigError as exc:
         print(f"tether: error: {exc}", file=sys.stderr)

@@ -10,6 +10,10 @@ shuts down gracefully; a second signal forces it) and the supervisor exits once 
 
 Workers run in their own session, so a Ctrl+C in the terminal reaches them once, through the
 supervisor, rather than twice (which would force their exit).
+
+``tether serve --reload`` is the same supervisor with one worker and a watch on the ``.py``
+files under the reload directories: a change restarts the worker, and a worker that fails to
+start (a syntax error being fixed) waits for the next change instead of stopping the server.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ _log = logging.getLogger("tether.error")
 
 # The longest wait between looks at the workers (a signal or a worker's exit ends it sooner).
 _POLL_SECONDS = 1.0
+# How often --reload looks at the files, and how many it looks at, at most.
+_RELOAD_POLL_SECONDS = 0.25
+_RELOAD_MAX_FILES = 20_000
+_SKIPPED_DIRS = frozenset(("__pycache__", "node_modules", "site-packages"))
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -50,13 +58,61 @@ class _Worker:
         self.ready = False
 
 
+class _Watcher:
+    """The modification times of the ``.py`` files under some directories, polled."""
+
+    __slots__ = ("_dirs", "_seen")
+
+    def __init__(self, dirs: Sequence[str]) -> None:
+        self._dirs = [os.path.abspath(d) for d in dirs]
+        self._seen = self._scan()
+
+    def changed(self) -> str | None:
+        """A file added, removed or modified since the last call, or None."""
+        now = self._scan()
+        if now == self._seen:
+            return None
+        changed = next(
+            path for path in now.keys() | self._seen.keys() if now.get(path) != self._seen.get(path)
+        )
+        self._seen = now
+        return changed
+
+    def _scan(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        pending = list(self._dirs)
+        while pending and len(found) < _RELOAD_MAX_FILES:
+            try:
+                entries = list(os.scandir(pending.pop()))
+            except OSError:
+                continue
+            for entry in entries:
+                name = entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if not name.startswith(".") and name not in _SKIPPED_DIRS:
+                            pending.append(entry.path)
+                    elif name.endswith(".py"):
+                        found[entry.path] = entry.stat().st_mtime_ns
+                except OSError:
+                    continue  # removed while looking
+        return found
+
+
 class Supervisor:
     """Runs ``workers`` copies of the server on one socket; see the module docstring."""
 
-    def __init__(self, argv: Sequence[str], config: Config, workers: int) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        config: Config,
+        workers: int,
+        reload_dirs: Sequence[str] | None = None,
+    ) -> None:
         self._argv = list(argv)
         self._config = config
         self._count = workers
+        self._reload_dirs = reload_dirs
         self._workers: dict[int, _Worker] = {}
         self._selector = selectors.DefaultSelector()
         self._signals: list[int] = []
@@ -95,13 +151,23 @@ class Supervisor:
             sock.close()
 
     def _supervise(self, fd: int, wake: socket.socket) -> int:
+        watcher = _Watcher(self._reload_dirs) if self._reload_dirs is not None else None
         for slot in range(self._count):
             self._start(slot, fd)
-        _log.info("Tether supervisor (pid %d) started %d workers", os.getpid(), self._count)
+        if watcher is None:
+            _log.info("Tether supervisor (pid %d) started %d workers", os.getpid(), self._count)
+        else:
+            _log.info(
+                "Tether reloader (pid %d) watching %s",
+                os.getpid(),
+                ", ".join(self._reload_dirs or ()),
+            )
         stopping = False
+        reloading = False
         status = 0
-        while self._workers:
-            for key, _ in self._selector.select(_POLL_SECONDS):
+        while self._workers or (watcher is not None and not stopping):
+            wait = _RELOAD_POLL_SECONDS if watcher is not None else _POLL_SECONDS
+            for key, _ in self._selector.select(wait):
                 if key.data is None:
                     with contextlib.suppress(OSError):
                         wake.recv(512)
@@ -113,6 +179,15 @@ class Supervisor:
                     _log.info("%s received: stopping the workers", signal.Signals(signum).name)
                 stopping = True
                 self._signal_all(signum)
+            if watcher is not None and not stopping and not reloading:
+                changed = watcher.changed()
+                if changed is not None:
+                    _log.info("%s changed: restarting", changed)
+                    if self._workers:
+                        reloading = True
+                        self._signal_all(signal.SIGTERM)
+                    else:
+                        self._start(0, fd)
             for worker in list(self._workers.values()):
                 code = worker.process.poll()
                 if code is None:
@@ -121,7 +196,12 @@ class Supervisor:
                 self._forget(worker)
                 if stopping:
                     continue
-                if not worker.ready:
+                if watcher is not None and reloading:
+                    reloading = False
+                    self._start(worker.slot, fd)
+                elif watcher is not None and not worker.ready:
+                    _log.error("the app failed to start (status %d); waiting for a change", code)
+                elif not worker.ready:
                     _log.error(
                         "worker %d exited with status %d while starting; stopping",
                         worker.slot,
@@ -130,9 +210,11 @@ class Supervisor:
                     status = code or 1
                     stopping = True
                     self._signal_all(signal.SIGTERM)
-                    continue
-                _log.warning("worker %d exited with status %d; restarting it", worker.slot, code)
-                self._start(worker.slot, fd)
+                else:
+                    _log.warning(
+                        "worker %d exited with status %d; restarting it", worker.slot, code
+                    )
+                    self._start(worker.slot, fd)
         return status
 
     def _start(self, slot: int, fd: int) -> None:
