@@ -15,20 +15,26 @@ here, once, so the two command lines cannot drift apart:
   valid ASGI or WSGI application.
 - :func:`create_ssl_context` builds the server-side TLS context from the ``--ssl-*`` options.
 - :func:`trusted_proxies` reads ``--proxy-headers`` and ``--forwarded-allow-ips``.
+- :func:`add_process_options` and :func:`supervise` give ``--workers`` and ``--reload``
+  (the supervisor itself is :mod:`tether._supervisor`); :func:`notify_serving` is a worker's
+  side of it.
 
 Nothing here opens a socket, starts a thread or reads a clock: binding the listening socket
-stays in each server.
+stays in each server (:func:`supervise` is handed the server's binding function), and the
+worker processes are :mod:`tether._supervisor`'s.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
+import socket
 import ssl
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tether._serving import TrustedProxies
@@ -202,6 +208,31 @@ def add_proxy_options(group: argparse._ArgumentGroup) -> None:
     )
 
 
+def add_process_options(group: argparse._ArgumentGroup) -> None:
+    """Add ``--workers``, ``--reload`` and ``--reload-dir`` (and the workers' ``--notify-fd``)."""
+    group.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="server processes sharing the listening socket (a supervisor restarts any that dies)",
+    )
+    group.add_argument(
+        "--reload",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="restart the server when a .py file under the reload directories changes",
+    )
+    group.add_argument(
+        "--reload-dir",
+        action="append",
+        default=None,
+        help="a directory to watch with --reload (repeatable; default: --app-dir, else the "
+        "current directory)",
+    )
+    # How a worker tells its supervisor that it is serving (not for users).
+    group.add_argument("--notify-fd", type=int, default=None, help=argparse.SUPPRESS)
+
+
 #: The options added above that both servers' ``Config`` take under the same names (their
 #: argparse ``dest``). Not here: ``--log-level``, which configures logging rather than a server,
 #: and the requests-per-connection option, which each server names its own way.
@@ -279,6 +310,42 @@ def trusted_proxies(
         return TrustedProxies(spec)
     except ValueError as exc:
         raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
+
+
+def supervise(
+    args: argparse.Namespace,
+    command: Sequence[str],
+    bind: Callable[[], socket.socket],
+) -> int | None:
+    """Run the server under a supervisor for ``--workers`` > 1 or ``--reload``.
+
+    ``command`` starts one worker (the same command line: ``--workers 1 --no-reload`` and the
+    socket are added); ``bind`` makes the listening socket (raising ConfigError). Returns the
+    exit status, or None when the server should simply run in this process.
+    """
+    if args.reload and args.workers > 1:
+        raise ConfigError("--reload and --workers cannot be used together")
+    if args.workers == 1 and not args.reload:
+        return None
+    from tether._supervisor import Supervisor
+
+    worker = [*command, "--workers", "1", "--no-reload"]
+    dirs = (args.reload_dir or [args.app_dir or os.getcwd()]) if args.reload else None
+    sock = bind()
+    try:
+        return Supervisor(worker, args.workers, reload_dirs=dirs).run(sock.fileno())
+    finally:
+        sock.close()
+
+
+def notify_serving(fd: int | None) -> None:
+    """A worker's word to its supervisor that it serves: one byte on ``--notify-fd``."""
+    if fd is None:
+        return
+    with contextlib.suppress(OSError):
+        os.write(fd, b"1")
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 # -- the application -------------------------------------------------------------------------

@@ -8,23 +8,23 @@ options ``tether-threaded`` has too are added by :mod:`tether._startup`.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
 from tether._startup import (
     LOG_LEVELS,
-    _positive_int,
     add_binding_options,
     add_limit_options,
     add_logging_options,
+    add_process_options,
     add_proxy_options,
     add_tls_options,
     add_websocket_options,
     configure_logging,
     shared_options,
+    supervise,
 )
-from tether_asyncio._config import Config, ConfigError
+from tether_asyncio._config import Config, ConfigError, bind_socket
 
 DEMO_APP = "tether_asyncio.demo:app"
 
@@ -69,27 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--app-dir", default=None, help="directory to import the app from")
     run.add_argument("--root-path", default="", help="ASGI root_path (mount point behind a proxy)")
-    run.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=1,
-        help="server processes sharing the listening socket (a supervisor restarts any that dies)",
-    )
-    run.add_argument(
-        "--reload",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="restart the server when a .py file under the reload directories changes",
-    )
-    run.add_argument(
-        "--reload-dir",
-        action="append",
-        default=None,
-        help="a directory to watch with --reload (repeatable; default: --app-dir, else the "
-        "current directory)",
-    )
-    # How a --workers worker tells its supervisor that it is serving (not for users).
-    run.add_argument("--notify-fd", type=int, default=None, help=argparse.SUPPRESS)
+    add_process_options(run)
 
     add_limit_options(
         serve.add_argument_group("limits and timeouts"),
@@ -152,18 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = Server(config)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        if args.reload and args.workers > 1:
-            raise ConfigError("--reload and --workers cannot be used together")
-        if args.workers > 1 or args.reload:
-            from tether_asyncio._workers import Supervisor
-
-            # The workers get the same command line; "--no-reload" (given last) keeps them
-            # from starting reloaders of their own.
-            command = [*(argv if argv is not None else sys.argv[1:]), "--no-reload"]
-            if not args.reload:
-                return Supervisor(command, config, args.workers).run()
-            dirs = args.reload_dir or [args.app_dir or os.getcwd()]
-            return Supervisor(command, config, 1, reload_dirs=dirs).run()
+        given = list(argv) if argv is not None else sys.argv[1:]
+        command = [sys.executable, "-m", "tether_asyncio", *given]
+        status = supervise(args, command, lambda: bind_socket(config))
+        if status is not None:
+            return status
         return server.run()
     except ConfigError as exc:
         print(f"tether: error: {exc}", file=sys.stderr)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import socket
 import ssl
@@ -15,6 +13,7 @@ from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from tether._serving import ConnectionGate
+from tether._startup import notify_serving
 from tether_asyncio._config import Config, ConfigError, bind_socket, create_ssl_context, load_app
 from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
@@ -123,12 +122,7 @@ class Server:
                 accepting = anyio.CancelScope()
                 connections.start_soon(self._accept, listener, connections, accepting)
                 self.ready.set()
-                if config.notify_fd is not None:
-                    # A --workers supervisor waits for this byte: the worker is serving.
-                    with contextlib.suppress(OSError):
-                        os.write(config.notify_fd, b"1")
-                    with contextlib.suppress(OSError):
-                        os.close(config.notify_fd)
+                notify_serving(config.notify_fd)  # a --workers supervisor waits for it
                 await self._exit.wait()
                 accepting.cancel()
                 await listener.aclose()

@@ -19,13 +19,16 @@ from tether._startup import (
     add_binding_options,
     add_limit_options,
     add_logging_options,
+    add_process_options,
     add_proxy_options,
     add_tls_options,
     add_websocket_options,
     configure_logging,
+    notify_serving,
     shared_options,
+    supervise,
 )
-from tether_threaded._config import Config, ConfigError, load_app
+from tether_threaded._config import Config, ConfigError, bind_socket, load_app
 from tether_threaded._server import Server
 
 
@@ -60,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tls_options(parser.add_argument_group("TLS"))
     add_logging_options(parser.add_argument_group("logging and headers"))
     add_proxy_options(parser.add_argument_group("behind a proxy"))
+    add_process_options(parser.add_argument_group("processes"))
     return parser
 
 
@@ -80,12 +84,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = logging.getLogger("tether.error")
     try:
         config = config_from_args(args)
+        given = list(argv) if argv is not None else sys.argv[1:]
+        command = [sys.executable, "-m", "tether_threaded", *given]
+        status = supervise(args, command, lambda: bind_socket(config))
+        if status is not None:
+            return status
         app = load_app(args.app, args.app_dir, args.factory)
         server = Server(app, config)
         server.bind()
     except ConfigError as exc:
         print(f"tether-threaded: error: {exc}", file=sys.stderr)
         return 1
+    notify_serving(args.notify_fd)  # a --workers supervisor waits for it
     where = config.uds if config.uds is not None else server.url()
     log.info("tether-threaded serving %s on %s with %d threads", args.app, where, config.threads)
     server.serve()

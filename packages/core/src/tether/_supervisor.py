@@ -1,7 +1,8 @@
-"""``tether serve --workers N``: N server processes sharing one listening socket.
+"""``--workers N`` and ``--reload``: server processes on one listening socket, supervised.
 
-The supervisor binds the socket itself, so a bad host, port or path is reported once, before
-any worker starts, and starts each worker as ``python -m tether_asyncio serve ... --fd N``
+Start-up support for both servers' command lines, not part of the protocol core. The server
+binds the socket first, so a bad host, port or path is reported once, before any worker
+starts; the supervisor then starts each worker as the same command line plus ``--fd N``
 on that socket: the kernel spreads connections between them. Each worker writes one byte to a
 pipe once it is serving. A worker that exits before that (an app that does not import, a failed
 lifespan startup) stops the whole server with its exit status, instead of being restarted in a
@@ -11,7 +12,7 @@ shuts down gracefully; a second signal forces it) and the supervisor exits once 
 Workers run in their own session, so a Ctrl+C in the terminal reaches them once, through the
 supervisor, rather than twice (which would force their exit).
 
-``tether serve --reload`` is the same supervisor with one worker and a watch on the ``.py``
+``--reload`` is the same supervisor with one worker and a watch on the ``.py``
 files under the reload directories: a change restarts the worker, and a worker that fails to
 start (a syntax error being fixed) waits for the next change instead of stopping the server.
 """
@@ -23,14 +24,10 @@ import logging
 import os
 import selectors
 import signal
-import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-
-from tether_asyncio._config import Config, bind_socket
 
 _log = logging.getLogger("tether.error")
 
@@ -104,38 +101,33 @@ class Supervisor:
 
     def __init__(
         self,
-        argv: Sequence[str],
-        config: Config,
+        command: Sequence[str],
         workers: int,
         reload_dirs: Sequence[str] | None = None,
     ) -> None:
-        self._argv = list(argv)
-        self._config = config
+        #: The worker command line, to which ``--fd`` and ``--notify-fd`` are added.
+        self._command = list(command)
         self._count = workers
         self._reload_dirs = reload_dirs
         self._workers: dict[int, _Worker] = {}
         self._selector = selectors.DefaultSelector()
         self._signals: list[int] = []
 
-    def run(self) -> int:
-        """Serve until told to stop; return the exit status.
-
-        Raises ConfigError (a bad host, port or path) before any worker starts.
-        """
-        sock = bind_socket(self._config)
-        # A signal writes to this pair, so that the wait below ends at once.
-        wake_r, wake_w = socket.socketpair()
-        wake_r.setblocking(False)
-        wake_w.setblocking(False)
+    def run(self, fd: int) -> int:
+        """Serve on the listening socket ``fd`` until told to stop; return the exit status."""
+        # A signal writes to this pipe, so that the wait below ends at once.
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
         self._selector.register(wake_r, selectors.EVENT_READ, None)
         handlers = threading.current_thread() is threading.main_thread()
         if handlers:
-            old_wakeup = signal.set_wakeup_fd(wake_w.fileno())
+            old_wakeup = signal.set_wakeup_fd(wake_w)
             old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
             # A worker's exit wakes the wait too (the handler itself has nothing to do).
             old[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _ignore)
         try:
-            return self._supervise(sock.fileno(), wake_r)
+            return self._supervise(fd, wake_r)
         finally:
             if handlers:
                 signal.set_wakeup_fd(old_wakeup)
@@ -146,11 +138,10 @@ class Supervisor:
                 worker.process.wait()
                 self._forget(worker)
             self._selector.close()
-            wake_r.close()
-            wake_w.close()
-            sock.close()
+            os.close(wake_r)
+            os.close(wake_w)
 
-    def _supervise(self, fd: int, wake: socket.socket) -> int:
+    def _supervise(self, fd: int, wake: int) -> int:
         watcher = _Watcher(self._reload_dirs) if self._reload_dirs is not None else None
         for slot in range(self._count):
             self._start(slot, fd)
@@ -170,7 +161,7 @@ class Supervisor:
             for key, _ in self._selector.select(wait):
                 if key.data is None:
                     with contextlib.suppress(OSError):
-                        wake.recv(512)
+                        os.read(wake, 512)
                 else:
                     self._read_ready(key.data)
             while self._signals:
@@ -219,11 +210,11 @@ class Supervisor:
 
     def _start(self, slot: int, fd: int) -> None:
         read_end, write_end = os.pipe()
-        # Given last, these win over the same options in the command line this one had.
-        args = [*self._argv, "--workers", "1", "--fd", str(fd), "--notify-fd", str(write_end)]
+        # Given last, these win over the same options earlier in the command line.
+        options = ["--fd", str(fd), "--notify-fd", str(write_end)]
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tether_asyncio", *args],
+                [*self._command, *options],
                 pass_fds=(fd, write_end),
                 start_new_session=True,
             )
