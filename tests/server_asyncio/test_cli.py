@@ -16,30 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.processes import FAILING_STARTUP, SLOW_APP
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(90)
-
-SLOW_APP = """
-import anyio
-
-async def app(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    delay = float(scope["query_string"] or b"0")
-    if delay:
-        print("in app", flush=True)
-    await anyio.sleep(delay)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", b"4")]})
-    await send({"type": "http.response.body", "body": b"done"})
-"""
-
-FAILING_STARTUP = """
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        await receive()
-        await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
-"""
 
 
 def _free_port() -> int:

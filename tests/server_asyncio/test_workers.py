@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,68 +13,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import (
+    FAILING_STARTUP,
+    SLOW_APP,
+    free_port,
+    read_until,
+    reaped,
+    spawn,
+    touch_with,
+)
+
 pytestmark = pytest.mark.timeout(120)
-
-APP = """
-import os
-import anyio
-
-async def app(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    delay = float(scope["query_string"] or b"0")
-    if delay:
-        print("in app", flush=True)
-        await anyio.sleep(delay)
-    body = str(os.getpid()).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-"""
-
-FAILING_STARTUP = """
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        await receive()
-        await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
-    (tmp_path / "pidapp.py").write_text(APP)
+    (tmp_path / "pidapp.py").write_text(SLOW_APP)
     (tmp_path / "badstart.py").write_text(FAILING_STARTUP)
     return tmp_path
-
-
-def _tether(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(cwd), str(ROOT)]))
-    return subprocess.Popen(
-        [sys.executable, "-m", "tether_asyncio", "serve", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _read_until(proc: subprocess.Popen[str], text: str, count: int = 1) -> list[str]:
-    """Read stderr lines until ``count`` of them contain ``text``; return all lines read."""
-    assert proc.stderr is not None
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if sum(text in seen for seen in lines) >= count:
-            return lines
-    raise AssertionError(f"server exited ({proc.wait()}) before {text!r}: {''.join(lines)}")
 
 
 def _pids_serving(port: int, want: int, attempts: int = 400) -> set[int]:
@@ -83,7 +38,7 @@ def _pids_serving(port: int, want: int, attempts: int = 400) -> set[int]:
     pids: set[int] = set()
     for _ in range(attempts):
         response = httpx.get(f"http://127.0.0.1:{port}/", headers={"Connection": "close"})
-        pids.add(int(response.text))
+        pids.add(int(response.headers["x-pid"]))
         if len(pids) >= want:
             break
     return pids
@@ -91,15 +46,14 @@ def _pids_serving(port: int, want: int, attempts: int = 400) -> set[int]:
 
 @pytest.fixture
 def workers(app_dir: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    port = _free_port()
-    proc = _tether(app_dir, "pidapp:app", "--port", str(port), "--workers", "2")
-    try:
-        _read_until(proc, "running on", 2)
+    port = free_port()
+    with reaped(
+        spawn(
+            "tether_asyncio", app_dir, "serve", "pidapp:app", "--port", str(port), "--workers", "2"
+        )
+    ) as proc:
+        read_until(proc, "running on", 2)
         yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
 
 
 def _gone(pid: int) -> bool:
@@ -127,8 +81,8 @@ def test_a_worker_that_dies_is_restarted(workers: tuple[subprocess.Popen[str], i
     first = _pids_serving(port, 2)
     victim = min(first)
     os.kill(victim, signal.SIGKILL)
-    _read_until(proc, "restarting")
-    _read_until(proc, "running on")
+    read_until(proc, "restarting")
+    read_until(proc, "running on")
     now = _pids_serving(port, 2)
     assert len(now) == 2
     assert victim not in now
@@ -163,7 +117,7 @@ def test_sigint_lets_a_request_in_flight_finish(
 def test_a_worker_failing_to_start_stops_the_server(
     app_dir: Path, args: list[str], status: int, message: str
 ) -> None:
-    proc = _tether(app_dir, *args, "--port", "0", "--workers", "2")
+    proc = spawn("tether_asyncio", app_dir, "serve", *args, "--port", "0", "--workers", "2")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == status
     assert message in err
@@ -176,7 +130,9 @@ def test_a_port_in_use_is_reported_once_before_any_worker(app_dir: Path) -> None
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = _tether(app_dir, "pidapp:app", "--port", str(port), "--workers", "2")
+        proc = spawn(
+            "tether_asyncio", app_dir, "serve", "pidapp:app", "--port", str(port), "--workers", "2"
+        )
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert err.strip() == f"tether: error: cannot bind to 127.0.0.1:{port}: Address already in use"
@@ -193,40 +149,49 @@ async def app(scope, receive, send):
 """
 
 
-def _write_app(path: Path, text: str) -> None:
-    # A later mtime than the last write even on a coarse-grained file system clock.
-    before = path.stat().st_mtime_ns if path.exists() else 0
-    path.write_text(text)
-    os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))
-
-
 def test_reload_restarts_on_a_change_and_waits_out_a_broken_file(tmp_path: Path) -> None:
     app = tmp_path / "versioned.py"
-    _write_app(app, VERSIONED_APP % "v1")
-    port = _free_port()
-    proc = _tether(tmp_path, "versioned:app", "--port", str(port), "--reload", "--lifespan", "off")
+    touch_with(app, VERSIONED_APP % "v1")
+    port = free_port()
+    proc = spawn(
+        "tether_asyncio",
+        tmp_path,
+        "serve",
+        "versioned:app",
+        "--port",
+        str(port),
+        "--reload",
+        "--lifespan",
+        "off",
+    )
     url = f"http://127.0.0.1:{port}/"
-    try:
-        _read_until(proc, "running on")
+    with reaped(proc):
+        read_until(proc, "running on")
         assert httpx.get(url).text == "v1"
-        _write_app(app, VERSIONED_APP % "v2")
-        _read_until(proc, "running on")
+        touch_with(app, VERSIONED_APP % "v2")
+        read_until(proc, "running on")
         assert httpx.get(url).text == "v2"
-        _write_app(app, "def broken(:\n")
-        _read_until(proc, "waiting for a change")
-        _write_app(app, VERSIONED_APP % "v3")
-        _read_until(proc, "running on")
+        touch_with(app, "def broken(:\n")
+        read_until(proc, "waiting for a change")
+        touch_with(app, VERSIONED_APP % "v3")
+        read_until(proc, "running on")
         assert httpx.get(url).text == "v3"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
 
 
 def test_reload_and_workers_together_are_refused(app_dir: Path) -> None:
-    proc = _tether(app_dir, "pidapp:app", "--port", "0", "--reload", "--workers", "2")
+    proc = spawn(
+        "tether_asyncio",
+        app_dir,
+        "serve",
+        "pidapp:app",
+        "--port",
+        "0",
+        "--reload",
+        "--workers",
+        "2",
+    )
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert err.strip() == "tether: error: --reload and --workers cannot be used together"

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import free_port, read_until, reaped, spawn, touch_with
+
 pytestmark = pytest.mark.timeout(120)
 
 APP = """
@@ -29,32 +28,8 @@ def app(environ, start_response):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _threaded(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(cwd), str(ROOT)]))
-    return subprocess.Popen(
-        [sys.executable, "-m", "tether_threaded", *args, "--threads", "2"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _read_until(proc: subprocess.Popen[str], text: str, count: int = 1) -> None:
-    assert proc.stderr is not None
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if sum(text in seen for seen in lines) >= count:
-            return
-    raise AssertionError(f"server exited ({proc.wait()}) before {text!r}: {''.join(lines)}")
+    return spawn("tether_threaded", cwd, *args, "--threads", "2")
 
 
 def _answers(port: int, want: int, attempts: int = 400) -> set[str]:
@@ -66,32 +41,22 @@ def _answers(port: int, want: int, attempts: int = 400) -> set[str]:
     return seen
 
 
-def _write(path: Path, version: str) -> None:
-    before = path.stat().st_mtime_ns if path.exists() else 0
-    path.write_text(APP % version)
-    os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))
-
-
 def test_two_workers_share_the_port_restart_and_stop(tmp_path: Path) -> None:
-    _write(tmp_path / "pidapp.py", "a")
-    port = _free_port()
+    touch_with(tmp_path / "pidapp.py", APP % "a")
+    port = free_port()
     proc = _threaded(tmp_path, "pidapp:app", "--port", str(port), "--workers", "2")
-    try:
-        _read_until(proc, "serving pidapp:app", 2)
+    with reaped(proc):
+        read_until(proc, "serving pidapp:app", 2)
         first = _answers(port, 2)
         assert len(first) == 2
         victim = int(min(first).split(":")[1])
         os.kill(victim, signal.SIGKILL)
-        _read_until(proc, "restarting")
-        _read_until(proc, "serving pidapp:app")
+        read_until(proc, "restarting")
+        read_until(proc, "serving pidapp:app")
         now = _answers(port, 2)
         assert len(now) == 2 and f"a:{victim}" not in now
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
 
 
 def test_a_worker_that_cannot_import_the_app_stops_the_server(tmp_path: Path) -> None:
@@ -104,18 +69,14 @@ def test_a_worker_that_cannot_import_the_app_stops_the_server(tmp_path: Path) ->
 
 def test_reload_serves_the_changed_app(tmp_path: Path) -> None:
     app = tmp_path / "pidapp.py"
-    _write(app, "v1")
-    port = _free_port()
+    touch_with(app, APP % "v1")
+    port = free_port()
     proc = _threaded(tmp_path, "pidapp:app", "--port", str(port), "--reload")
-    try:
-        _read_until(proc, "serving pidapp:app")
+    with reaped(proc):
+        read_until(proc, "serving pidapp:app")
         assert httpx.get(f"http://127.0.0.1:{port}/").text.startswith("v1:")
-        _write(app, "v2")
-        _read_until(proc, "serving pidapp:app")
+        touch_with(app, APP % "v2")
+        read_until(proc, "serving pidapp:app")
         assert httpx.get(f"http://127.0.0.1:{port}/").text.startswith("v2:")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
