@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -16,37 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import FAILING_STARTUP, SLOW_APP
+from tests.processes import FAILING_STARTUP, SLOW_APP, free_port, read_until, reaped, spawn
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(90)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tether(*args: str, cwd: Path = ROOT) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(cwd), str(ROOT)]))
-    return subprocess.Popen(
-        [sys.executable, "-m", "tether_asyncio", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_started(proc: subprocess.Popen[str]) -> str:
-    """Read stderr until the "running on" line; return it."""
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "running on" in line:
-            return line
-    raise AssertionError(f"server exited early ({proc.wait()}): {proc.stderr.read()}")
 
 
 @pytest.fixture
@@ -92,7 +63,7 @@ def test_help() -> None:
     ],
 )
 def test_user_errors_are_one_line(app_dir: Path, args: list[str], message: str) -> None:
-    proc = _tether("serve", *args, "--port", "0", cwd=app_dir)
+    proc = spawn("tether_asyncio", app_dir, "serve", *args, "--port", "0")
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert message in err
@@ -105,7 +76,7 @@ def test_port_in_use_is_one_line(app_dir: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = _tether("serve", "slowapp:app", "--port", str(port), cwd=app_dir)
+        proc = spawn("tether_asyncio", app_dir, "serve", "slowapp:app", "--port", str(port))
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert f"cannot bind to 127.0.0.1:{port}" in err
@@ -113,7 +84,9 @@ def test_port_in_use_is_one_line(app_dir: Path) -> None:
 
 
 def test_failed_startup_exits_non_zero(app_dir: Path) -> None:
-    proc = _tether("serve", "badstart:app", "--port", "0", "--lifespan", "on", cwd=app_dir)
+    proc = spawn(
+        "tether_asyncio", app_dir, "serve", "badstart:app", "--port", "0", "--lifespan", "on"
+    )
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 3
     assert "application startup failed: database unreachable" in err
@@ -123,8 +96,10 @@ def test_failed_startup_exits_non_zero(app_dir: Path) -> None:
 def slow_server(
     request: pytest.FixtureRequest, app_dir: Path
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    port = _free_port()
-    proc = _tether(
+    port = free_port()
+    proc = spawn(
+        "tether_asyncio",
+        app_dir,
         "serve",
         "slowapp:app",
         "--port",
@@ -133,15 +108,10 @@ def slow_server(
         request.param,
         "--timeout-graceful-shutdown",
         "20",
-        cwd=app_dir,
     )
-    try:
-        _wait_started(proc)
+    with reaped(proc):
+        read_until(proc, "running on")
         yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
 
 
 def test_sigterm_loses_no_in_flight_request(slow_server: tuple[subprocess.Popen[str], int]) -> None:
@@ -212,8 +182,10 @@ def test_tls(app_dir: Path) -> None:
         capture_output=True,
         timeout=60,
     )
-    port = _free_port()
-    proc = _tether(
+    port = free_port()
+    proc = spawn(
+        "tether_asyncio",
+        app_dir,
         "serve",
         "slowapp:app",
         "--port",
@@ -222,10 +194,9 @@ def test_tls(app_dir: Path) -> None:
         str(cert),
         "--ssl-keyfile",
         str(key),
-        cwd=app_dir,
     )
     try:
-        line = _wait_started(proc)
+        line = read_until(proc, "running on")[-1]
         assert re.search(r"https://127\.0\.0\.1:\d+", line)
         response = httpx.get(f"https://127.0.0.1:{port}/?0", verify=False)
         assert response.status_code == 200
@@ -246,10 +217,10 @@ def test_tls(app_dir: Path) -> None:
 
 
 def test_demo_app_is_the_default(tmp_path: Path) -> None:
-    port = _free_port()
-    proc = _tether("serve", "--port", str(port), cwd=tmp_path)
+    port = free_port()
+    proc = spawn("tether_asyncio", tmp_path, "serve", "--port", str(port))
     try:
-        _wait_started(proc)
+        read_until(proc, "running on")
         base = f"http://127.0.0.1:{port}"
         assert "Tether" in httpx.get(base + "/").text
         response = httpx.get(base + "/download?size=1000", headers={"Range": "bytes=10-19"})

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import selectors
 import signal
 import subprocess
@@ -242,9 +243,7 @@ class Supervisor:
 
     @staticmethod
     def _readable(fd: int) -> bool:
-        with selectors.DefaultSelector() as probe:
-            probe.register(fd, selectors.EVENT_READ)
-            return bool(probe.select(0))
+        return bool(select.select([fd], [], [], 0)[0])
 
     def _forget(self, worker: _Worker) -> None:
         self._workers.pop(worker.slot, None)
