@@ -90,6 +90,17 @@ def running(app: Any, backend: str = "asyncio", **options: Any) -> Iterator[Runn
             raise errors[0]
 
 
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    """A directory holding ``slowapp:app`` and ``badstart:app`` (tests.processes), for the
+    command-line tests."""
+    from tests.processes import FAILING_STARTUP, SLOW_APP
+
+    (tmp_path / "slowapp.py").write_text(SLOW_APP)
+    (tmp_path / "badstart.py").write_text(FAILING_STARTUP)
+    return tmp_path
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The anyio backend the server runs on."""

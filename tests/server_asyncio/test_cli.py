@@ -15,16 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import FAILING_STARTUP, SLOW_APP, free_port, read_until, reaped, spawn
+from tests.processes import free_port, read_until, reaped, spawn
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def app_dir(tmp_path: Path) -> Path:
-    (tmp_path / "slowapp.py").write_text(SLOW_APP)
-    (tmp_path / "badstart.py").write_text(FAILING_STARTUP)
-    return tmp_path
 
 
 def test_help() -> None:

@@ -14,8 +14,6 @@ import httpx
 import pytest
 
 from tests.processes import (
-    FAILING_STARTUP,
-    SLOW_APP,
     free_port,
     read_until,
     reaped,
@@ -24,13 +22,6 @@ from tests.processes import (
 )
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def app_dir(tmp_path: Path) -> Path:
-    (tmp_path / "pidapp.py").write_text(SLOW_APP)
-    (tmp_path / "badstart.py").write_text(FAILING_STARTUP)
-    return tmp_path
 
 
 def _pids_serving(port: int, want: int, attempts: int = 400) -> set[int]:
@@ -49,7 +40,7 @@ def workers(app_dir: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
     with reaped(
         spawn(
-            "tether_asyncio", app_dir, "serve", "pidapp:app", "--port", str(port), "--workers", "2"
+            "tether_asyncio", app_dir, "serve", "slowapp:app", "--port", str(port), "--workers", "2"
         )
     ) as proc:
         read_until(proc, "running on", 2)
@@ -131,7 +122,7 @@ def test_a_port_in_use_is_reported_once_before_any_worker(app_dir: Path) -> None
         busy.listen()
         port = busy.getsockname()[1]
         proc = spawn(
-            "tether_asyncio", app_dir, "serve", "pidapp:app", "--port", str(port), "--workers", "2"
+            "tether_asyncio", app_dir, "serve", "slowapp:app", "--port", str(port), "--workers", "2"
         )
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
@@ -185,7 +176,7 @@ def test_reload_and_workers_together_are_refused(app_dir: Path) -> None:
         "tether_asyncio",
         app_dir,
         "serve",
-        "pidapp:app",
+        "slowapp:app",
         "--port",
         "0",
         "--reload",
