@@ -69,6 +69,14 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> int:
+    """A rate in bytes per second, not negative (0: no minimum)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
 def _optional_seconds(text: str) -> float | None:
     """A duration in seconds, or None for "none" or "off" (any case)."""
     if text.lower() in ("none", "off"):
@@ -139,6 +147,20 @@ def add_limit_options(
         "--timeout-body", type=_seconds, default=30.0, help="seconds a request body may stall"
     )
     group.add_argument(
+        "--min-body-rate",
+        type=_rate,
+        default=500,
+        help="bytes per second a request body must average once --timeout-body seconds have "
+        "passed (a slower upload is closed; 0: no minimum)",
+    )
+    group.add_argument(
+        "--timeout-write",
+        type=_seconds,
+        default=60.0,
+        help="seconds a response or WebSocket may wait on a client that does not read before "
+        "the connection is closed",
+    )
+    group.add_argument(
         "--timeout-graceful-shutdown",
         type=_optional_seconds,
         default=30.0,
@@ -181,6 +203,12 @@ def add_tls_options(group: argparse._ArgumentGroup) -> None:
         help="0 none, 1 optional, 2 required",
     )
     group.add_argument("--ssl-ciphers", default="TLSv1.2:TLSv1.3")
+    group.add_argument(
+        "--timeout-tls-handshake",
+        type=_seconds,
+        default=10.0,
+        help="seconds a client has to complete the TLS handshake",
+    )
 
 
 def add_logging_options(group: argparse._ArgumentGroup) -> None:
@@ -250,6 +278,8 @@ _SHARED_FIELDS = (
     "timeout_keep_alive",
     "timeout_request_head",
     "timeout_body",
+    "min_body_rate",
+    "timeout_write",
     "timeout_graceful_shutdown",
     "max_head_size",
     "max_body_size",
@@ -265,6 +295,7 @@ _SHARED_FIELDS = (
     "ssl_ca_certs",
     "ssl_cert_reqs",
     "ssl_ciphers",
+    "timeout_tls_handshake",
     # logging and headers
     "access_log",
     "server_header",

@@ -51,6 +51,10 @@ class Config:
     timeout_keep_alive: float = 5.0
     timeout_request_head: float = 10.0
     timeout_body: float = 30.0
+    #: Bytes per second a request body must average after ``timeout_body`` seconds (0: none).
+    min_body_rate: int = 500
+    #: Seconds a response or WebSocket may wait on a client that does not read.
+    timeout_write: float = 60.0
     timeout_graceful_shutdown: float | None = 30.0
     timeout_tls_handshake: float = 10.0
     ws_max_size: int = 16 * 1024 * 1024
