@@ -25,6 +25,7 @@ from tether.http1._events import (
 )
 from tether.http1._receive import EMPTY_EOM, P_CHUNK_LINE, P_DONE, P_FIXED, P_HEAD, RequestReader
 from tether.http1._send import (
+    OWNED,
     Framing,
     fields_ok,
     status_line,
@@ -88,7 +89,6 @@ class ServerConnection:
         "_our_state",
         "_reader",
         "_remaining",
-        "_request_head",
         "_their_state",
         "_trailing",
         "expects_continue",
@@ -103,7 +103,6 @@ class ServerConnection:
         self._keep_alive = True
         self._framing = _NONE
         self._remaining = 0
-        self._request_head = False
         self._discarding = False
         self._trailing = b""
         self._now = now
@@ -236,7 +235,6 @@ class ServerConnection:
                     max_requests is not None and count >= max_requests
                 ):
                     self._keep_alive = False
-                self._request_head = request.method == b"HEAD"
                 return request
             if phase is _DONE:
                 if self._their_state is _SEND_BODY:
@@ -315,7 +313,7 @@ class ServerConnection:
         self.expects_continue = False
         try:
             head, framing, length, keep_alive = write_response_cached(
-                event, self._request_head, reader.http10, self._keep_alive
+                event, reader.head_request, reader.http10, self._keep_alive
             )
         except LocalProtocolError:
             self._our_state = _SEND_RESPONSE
@@ -463,6 +461,7 @@ class ServerConnection:
         self._our_state = OUR_TRANSITIONS[(_DONE_STATE, _M_NEXT_CYCLE)]
         reader = self._reader
         reader.phase = _HEAD
+        reader.head_request = False
         self.expects_continue = False
         self._idle_since = now = self._now
         self._body_wait_since = None
@@ -493,12 +492,14 @@ class ServerConnection:
             return None
         return (self._body_wait_since + limits.body_timeout, Timer.BODY)
 
-    def handle_timeout(self, now: float) -> bytes | None:
+    def handle_timeout(self, now: float, headers: Headers = ()) -> bytes | None:
         """Act on an expired deadline.
 
         Returns ``None`` if nothing has expired at ``now``. Otherwise the connection
         is finished: send the returned bytes (a 408 response when the head timed
-        out and a response can still be sent, else ``b""``) and close.
+        out and a response can still be sent, else ``b""``) and close. ``headers``
+        are extra fields for that 408 (such as Date and Server), checked as
+        :meth:`error_response` checks them.
         """
         self._now = now
         deadline = self.next_deadline()
@@ -507,7 +508,7 @@ class ServerConnection:
         self._keep_alive = False
         self._their_state = _ERROR
         if deadline[1] is Timer.HEAD:
-            return self.error_response(RequestTimeout("request head not received in time"))
+            return self.error_response(RequestTimeout("request head not received in time"), headers)
         self._our_state = _ERROR
         return b""
 
@@ -518,8 +519,25 @@ class ServerConnection:
 
         The response has status ``error.status_hint``, a short plain-text body
         naming the problem, ``Connection: close``, and any extra ``headers`` (such
-        as Date and Server). Close the connection after sending it.
+        as Date and Server). Extra fields pass the checks of :meth:`send`: a name
+        that is not a token, a value holding CR, LF, NUL or another control byte,
+        or a field the core writes itself (Content-Length, Transfer-Encoding,
+        Connection) raises :class:`LocalProtocolError`. The answer to a HEAD
+        request carries the Content-Length of the body a GET would get, and no
+        body (RFC 9110 9.3.2). Close the connection after sending it.
         """
+        try:
+            fields = b"".join([b"%s: %s\r\n" % (name, value) for name, value in headers])
+        except TypeError:
+            raise LocalProtocolError("header names and values must be bytes") from None
+        if headers and (
+            not fields_ok(headers, fields, len(headers))
+            or not OWNED.isdisjoint([name.lower() for name, _ in headers])
+        ):
+            raise LocalProtocolError(
+                "invalid extra field for an error response (CR, LF, NUL, not a token, "
+                "or Content-Length, Transfer-Encoding or Connection, which the core writes)"
+            )
         self._keep_alive = False
         if self._our_state not in (_IDLE, _SEND_RESPONSE):
             self._our_state = _ERROR
@@ -531,13 +549,11 @@ class ServerConnection:
         line = status_line(status, b"")
         phrase = line[13:-2].decode("latin-1")
         body = f"{status} {phrase}: {error.message}\n".encode("utf-8", "replace")
-        fields = b"".join(b"%s: %s\r\n" % (name, value) for name, value in headers)
-        return (
-            b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%sconnection: close\r\n\r\n%s"
-            % (
-                line,
-                len(body),
-                fields,
-                body,
-            )
+        head = (
+            b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%s"
+            b"connection: close\r\n\r\n" % (line, len(body), fields)
         )
+        # The reader notes the method of the head it read last, even of one it refused.
+        if self._reader.head_request:
+            return head
+        return head + body

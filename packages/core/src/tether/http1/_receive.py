@@ -358,6 +358,7 @@ class RequestReader:
         "empty_lines",
         "eof",
         "expect_continue",
+        "head_request",
         "http10",
         "keep_alive_requested",
         "limits",
@@ -387,6 +388,9 @@ class RequestReader:
         self.keep_alive_requested = True
         self.expect_continue = False
         self.upgrade = False
+        # Whether the head read last (even one refused, or still partial) is a HEAD request:
+        # no response to it may carry a body.
+        self.head_request = False
 
     # ---- buffer --------------------------------------------------------------------------------
 
@@ -492,6 +496,7 @@ class RequestReader:
         whatever it refuses goes to ``_diagnose_head`` for the precise error.
         """
         limits = self.limits
+        self.head_request = buf.startswith(b"HEAD ", pos)
         m = _REQUEST_HEAD(buf, pos, end)
         if m is not None:
             method, target, minor, block = m.groups()
@@ -535,6 +540,7 @@ class RequestReader:
             lead += 2
             if self.empty_lines + lead // 2 > _MAX_LEADING_EMPTY_LINES:
                 raise BadRequest("too many empty lines before the request line")
+        self.head_request = acc.startswith(b"HEAD ", lead)
         if stop - lead > limits.max_head_size:
             raise HeadTooLarge(f"request head is over the limit of {limits.max_head_size} bytes")
         first_line_end = acc.find(_CRLF, lead, lead + limits.max_request_line + 2)

@@ -81,7 +81,8 @@ def fields_ok(headers: Headers, block: bytes, count: int) -> bool:
     )
 
 
-_OWNED = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+# The fields the core writes itself from its own decisions.
+OWNED = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 
 def write_informational(status_code: int, headers: Headers, reason: bytes) -> bytes:
@@ -120,7 +121,7 @@ def write_response(
     append = lines.append
     for name, value in headers:
         lname = name.lower()
-        if lname in _OWNED:
+        if lname in OWNED:
             if lname == b"content-length":
                 if content_length is not None and content_length != value:
                     raise LocalProtocolError("conflicting Content-Length fields")
