@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from tether.errors import (
     BadRequest,
@@ -588,6 +588,9 @@ class RequestReader:
         content_length: bytes | None
         transfer_encoding: list[bytes] | None
         fields = dict(headers)
+        folded = b"\n".join(fields).translate(None, _NAME_SEPARATORS)
+        if b"contentlength" in folded or b"transferencoding" in folded:
+            _refuse_framing_lookalikes(fields)
         if len(fields) == len(headers) and _RARE_FIELDS.isdisjoint(fields):
             # No field repeated, no Expect or Upgrade: the common head, read by look-ups.
             content_length = fields.get(b"content-length")
@@ -1044,6 +1047,7 @@ class RequestReader:
             _diagnose_fields(buf, pos, end + 2, limits, what="trailer")
             raise BadRequest("malformed trailer field")  # pragma: no cover
         trailers = [(n.lower(), v) for n, v in FIELD_LINE.findall(buf, pos, end + 2)]
+        _refuse_framing_lookalikes([name for name, _ in trailers])
         for name, _ in trailers:
             if name in _FORBIDDEN_TRAILERS:
                 raise BadRequest(f"{name.decode()} is not allowed in a trailer section")
@@ -1063,6 +1067,27 @@ def _check_host(value: bytes) -> None:
     if len(_VALID_HOSTS) >= _VALID_HOSTS_MAX:
         _VALID_HOSTS.clear()
     _VALID_HOSTS[value] = None
+
+
+# RFC 9110 5.1 and RFC 9112 6: the framing fields are exactly Content-Length and
+# Transfer-Encoding. A name that differs from one of them only in "_", "." or "-" (or their
+# absence) is a valid token, yet a proxy or gateway that maps "_" to "-" (CGI-style
+# environments do, and so do some proxies) would take it for the real field and frame the
+# message differently than we do: request smuggling. We are stricter than the RFCs ask and
+# refuse the message.
+_NAME_SEPARATORS = b"-_."
+_FRAMING_NAMES = {b"contentlength": b"content-length", b"transferencoding": b"transfer-encoding"}
+
+
+def _refuse_framing_lookalikes(names: Iterable[bytes]) -> None:
+    """Refuse a lowercase field name that only looks like Content-Length or Transfer-Encoding."""
+    for name in names:
+        real = _FRAMING_NAMES.get(name.translate(None, _NAME_SEPARATORS))
+        if real is not None and name != real:
+            raise InvalidFraming(
+                f"field name {name.decode('ascii')!r} looks like {real.decode('ascii')!r}: "
+                "refused so that no proxy can take it for a framing field"
+            )
 
 
 def _check_content_length(value: bytes) -> None:
