@@ -12,7 +12,7 @@ import h11
 import pytest
 from hypothesis import assume, given
 
-from tests.core._drive import serve
+from tests.core._drive import effective_headers, serve
 from tether.errors import ProtocolError
 from tether.strategies import GeneratedRequest, requests
 
@@ -49,7 +49,10 @@ def test_same_as_h11_on_valid_requests(request: GeneratedRequest) -> None:
     assert ours.request.method == theirs.method
     assert ours.request.target == theirs.target
     assert ours.request.http_version == theirs.http_version
-    assert list(ours.request.headers) == _h11_lower(list(theirs.headers.raw_items()))
+    # RFC 9112 3.2.2: for an absolute-form target we report its authority as the host.
+    assert list(ours.request.headers) == effective_headers(
+        ours.request.target, _h11_lower(list(theirs.headers.raw_items()))
+    )
     assert ours.body == their_body
     assert ours.trailers == _h11_lower(their_trailers)
 

@@ -692,8 +692,19 @@ class RequestReader:
         elif target == b"*":
             if method != b"OPTIONS":
                 raise BadRequest("asterisk-form target is only allowed with OPTIONS")
-        elif ABSOLUTE_FORM.fullmatch(target) is None:
-            raise BadRequest("request target is not in origin-form or absolute-form")
+        else:
+            # RFC 9112 3.2.2: "When an origin server receives a request with an absolute-form of
+            # request-target, the origin server MUST ignore the received Host header field (if
+            # any) and instead use the host information of the request-target." The event says
+            # so: its host field becomes the target's authority, so no application can read a
+            # Host that routed nothing.
+            authority = _absolute_authority(target)
+            for i, (name, _) in enumerate(headers):
+                if name == b"host":
+                    headers[i] = (b"host", authority)
+                    break
+            else:
+                headers.append((b"host", authority))
 
         # Framing: RFC 9112 6.1 and 6.3.
         if transfer_encoding is not None:
@@ -1088,6 +1099,28 @@ def _refuse_framing_lookalikes(names: Iterable[bytes]) -> None:
                 f"field name {name.decode('ascii')!r} looks like {real.decode('ascii')!r}: "
                 "refused so that no proxy can take it for a framing field"
             )
+
+
+def _absolute_authority(target: bytes) -> bytes:
+    """The authority of an absolute-form target (RFC 9112 3.2.2), or BadRequest."""
+    if ABSOLUTE_FORM.fullmatch(target) is None:
+        raise BadRequest("request target is not in origin-form or absolute-form")
+    scheme, _, rest = target.partition(b"://")
+    if scheme.lower() not in (b"http", b"https"):
+        # A server is not a proxy: it answers for http and https resources only (RFC 9110 4.2).
+        raise BadRequest(f"scheme {scheme.decode('ascii')!r} is not http or https")
+    # RFC 3986 3.2: the authority ends at the first "/", "?" or "#".
+    authority = _AUTHORITY_END.split(rest, 1)[0]
+    if b"@" in authority:
+        # RFC 9110 4.2.4: a recipient SHOULD treat userinfo in an http(s) target as an error.
+        raise BadRequest("userinfo in the request target")
+    if not authority or HOST.fullmatch(authority) is None or authority.startswith(b":"):
+        # RFC 9110 4.2.1: an http URI with an empty host "MUST" be rejected as invalid.
+        raise BadRequest("invalid or empty authority in an absolute-form target")
+    return authority
+
+
+_AUTHORITY_END = re.compile(rb"[/?#]")
 
 
 def _check_content_length(value: bytes) -> None:
