@@ -1,10 +1,8 @@
 """The parser's shortcuts give the same answers as the long way round.
 
-Two shortcuts keep a bounded memory across connections: the table of field lines
-already read (``_receive._FIELD_CACHE``) and the table of chunk-size lines
-(``_receive._CHUNK_SIZES``). Neither may let one connection's limits, or a line
-that failed once, change what another connection accepts. The whole-body
-chunked reader (with its patterns for runs of power-of-two chunks,
+Nothing one connection reads may change what another accepts (there is no
+table filled from client bytes; tests/core/test_no_shared_state.py checks
+that). The whole-body chunked reader (with its patterns for runs of power-of-two chunks,
 ``_receive._RUNS``) must agree with the chunk-by-chunk reader on every body it
 takes, and leave every other body to it. The one-comparison size check of a
 small head (``Limits._small_head``) must refuse exactly what the four size
@@ -67,45 +65,10 @@ def byte_by_byte(wire: bytes) -> bytes:
     raise AssertionError("no EndOfMessage")
 
 
-# ---- the field-line table -------------------------------------------------------------------
+# ---- the field lines -------------------------------------------------------------------------
 
 
-def test_cached_line_still_meets_each_connections_line_limit() -> None:
-    line = b"X-Long: " + b"v" * 100
-    wire = b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n"
-    assert isinstance(events(wire)[0], Request)  # now remembered
-    assert line in _receive._FIELD_CACHE
-    with pytest.raises(HeaderLineTooLong):
-        events(wire, Limits(max_header_line=50))
-
-
-def test_invalid_line_is_never_remembered_and_fails_every_time() -> None:
-    wire = b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n"
-    for _ in range(2):
-        with pytest.raises(BadRequest):
-            events(wire)
-    assert b"Bad Name: x" not in _receive._FIELD_CACHE
-
-
-@pytest.mark.parametrize("name", [b"Cookie", b"Authorization", b"Proxy-Authorization"])
-def test_credentials_are_never_remembered(name: bytes) -> None:
-    line = name + b": secret-" + name
-    request = events(b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n")[0]
-    assert isinstance(request, Request)
-    assert (name.lower(), b"secret-" + name) in request.headers
-    assert line not in _receive._FIELD_CACHE
-
-
-def test_table_is_bounded() -> None:
-    for i in range(_receive._FIELD_CACHE_SIZE + 10):
-        events(b"GET / HTTP/1.1\r\nHost: a\r\nX-N: %d\r\n\r\n" % i)
-    assert len(_receive._FIELD_CACHE) <= _receive._FIELD_CACHE_SIZE
-    long_line = b"X-Big: " + b"b" * _receive._FIELD_CACHE_LINE
-    events(b"GET / HTTP/1.1\r\nHost: a\r\n" + long_line + b"\r\n\r\n")
-    assert long_line not in _receive._FIELD_CACHE
-
-
-def test_bare_cr_and_controls_in_values_fail_before_and_after_the_table_is_warm() -> None:
+def test_bare_cr_and_controls_in_values_fail_after_a_good_head() -> None:
     good = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n"
     events(good)
     for bad in (b"X-A: 1\r2", b"X-A: 1\x002", b"X-A: 1\x7f", b"X-A : 1", b" X-A: 1"):
@@ -237,22 +200,11 @@ def test_body_limit_holds_on_the_whole_body_path() -> None:
         events(HEAD + body, Limits(max_body_size=255))
 
 
-def test_digit_limit_holds_with_a_warm_size_table() -> None:
+def test_digit_limit_holds_after_a_long_size_line_was_read() -> None:
     body = b"00000000000000005\r\nhello\r\n0\r\n\r\n"  # 17 digits
     assert body_of(HEAD + body, Limits(max_chunk_size_digits=20)) == b"hello"
     with pytest.raises(InvalidFraming):
         events(HEAD + body)
-
-
-def test_mostly_new_heads_are_remembered_without_credentials() -> None:
-    lines = [b"X-New-%d: v" % i for i in range(6)] + [b"Cookie: a=1", b"Cookie: a=1"]
-    wire = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"\r\n".join(lines) + b"\r\n\r\n"
-    request = events(wire)[0]
-    assert isinstance(request, Request)
-    assert request.headers[-1] == (b"cookie", b"a=1")
-    assert all(line in _receive._FIELD_CACHE for line in lines[:6])
-    assert b"Cookie: a=1" not in _receive._FIELD_CACHE
-    assert events(wire)[0] == request
 
 
 @pytest.mark.parametrize("cut", [1, 5, 11])

@@ -30,7 +30,7 @@ from tether.http1._send import (
     fields_ok,
     status_line,
     write_informational,
-    write_response_cached,
+    write_response,
 )
 from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, State, Timer, _Move
 from tether.limits import Limits
@@ -312,8 +312,13 @@ class ServerConnection:
             self._keep_alive = False
         self.expects_continue = False
         try:
-            head, framing, length, keep_alive = write_response_cached(
-                event, reader.head_request, reader.http10, self._keep_alive
+            head, framing, length, keep_alive = write_response(
+                event.status_code,
+                event.headers,
+                event.reason,
+                head_request=reader.head_request,
+                http10=reader.http10,
+                keep_alive=self._keep_alive,
             )
         except LocalProtocolError:
             self._our_state = _SEND_RESPONSE

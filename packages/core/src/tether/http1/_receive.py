@@ -1,9 +1,10 @@
 """Reading requests: head, Content-Length and chunked bodies, trailers.
 
 The reader owns the receive buffer. A complete head arriving in one piece (the
-common case) is parsed with one ``fullmatch`` for the request line and one
-look-up per field line in a bounded table of lines already checked; new lines
-are checked in C, column by column. Partial input is appended to a
+common case) is parsed with one ``fullmatch`` for the request line, and its
+field lines are checked in C, column by column. No table here is filled from
+what a client sends, so nothing one client sends changes how another's bytes
+are read (or how fast). Partial input is appended to a
 ``bytearray`` and searched only from where the last search stopped, so input
 fed byte by byte costs linear time, and every limit is checked on the partial
 input before more memory is spent on it.
@@ -90,117 +91,53 @@ _TCHAR_TABLE = _table(
 )
 
 
-def _field(line: bytes) -> tuple[bytes, bytes] | None:
-    """``(lowercase name, value)`` of a field line (CRLF excluded), or None if it is invalid.
+def _parse_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
+    """``(lowercase name, value)`` of every field line (CRLF excluded), or None if one is invalid.
 
     RFC 9112 5.1: field-line = field-name ":" OWS field-value OWS. The name is
     tchar up to the first colon, so whitespace before the colon and obs-fold
-    (a line starting with SP or HTAB) fail; every byte of the line is HTAB, SP,
+    (a line starting with SP or HTAB) fail; every byte of a line is HTAB, SP,
     VCHAR or obs-text, so a bare CR or LF or any other control byte fails.
-    """
-    name, colon, value = line.partition(b":")
-    if (
-        not colon
-        or not name
-        or b"\0" in name.translate(_TCHAR_TABLE)
-        or b"\0" in value.translate(_LINE_TABLE)
-    ):
-        return None
-    # The value holds no control byte but HTAB, so strip() strips exactly the OWS (SP, HTAB).
-    field = (name.lower(), value.strip())
-    if len(line) <= _FIELD_CACHE_LINE and field[0] not in _PRIVATE_FIELDS:
-        if len(_FIELD_CACHE) >= _FIELD_CACHE_SIZE:
-            _FIELD_CACHE.clear()
-        _FIELD_CACHE[line] = field
-    return field
-
-
-def _complete_fields(lines: list[bytes], headers: list[tuple[bytes, bytes] | None]) -> bool:
-    """Fill in ``headers`` where the table had no field (None); False if a line is invalid."""
-    if headers.count(None) > _FEW_MISSES:
-        fields = _fields(lines)
-        if fields[0] is None:
-            return False
-        headers[:] = fields
-        return True
-    for i, cached in enumerate(headers):
-        if cached is None:
-            headers[i] = field = _field(lines[i])
-            if field is None:
-                return False
-    return True
-
-
-def _fields(lines: list[bytes]) -> list[tuple[bytes, bytes] | None]:
-    """``_field`` of every line at once, for heads of mostly new lines; [None] if one is invalid.
-
-    The same checks column by column, each a single C call over all the lines.
+    The checks run column by column, each one C call over all the lines, and
+    the names are lowercased in one call over all of them. Nothing is
+    remembered from one head to the next.
     """
     names, colons, values = zip(*map(_partition, lines, _COLONS))
+    joined = b"\n".join(names)
     if (
         b"" in colons
         or b"" in names
-        or b"\0" in b"".join(names).translate(_TCHAR_TABLE)
+        or b"\0" in joined.translate(_TCHAR_NL_TABLE)
         or b"\0" in b"".join(lines).translate(_LINE_TABLE)
     ):
-        return [None]
-    lowered = list(map(_lower, names))
-    fields = list(zip(lowered, map(_strip, values)))
-    if len(_FIELD_CACHE) + len(lines) > _FIELD_CACHE_SIZE:
-        _FIELD_CACHE.clear()
-    _FIELD_CACHE.update(zip(lines, fields))
-    if not _PRIVATE_FIELDS.isdisjoint(lowered) or max(map(len, lines)) > _FIELD_CACHE_LINE:
-        # Take back what must not be remembered (cheaper than filtering every line going in).
-        for line, name in zip(lines, lowered):
-            if name in _PRIVATE_FIELDS or len(line) > _FIELD_CACHE_LINE:
-                _FIELD_CACHE.pop(line, None)
-    return fields  # type: ignore[return-value]
+        return None
+    # The values hold no control byte but HTAB, so strip() strips exactly the OWS (SP, HTAB).
+    return list(zip(joined.lower().split(b"\n"), map(_strip, values)))
 
 
-# A head with more new lines than this goes through _fields, fewer through _field each.
-_FEW_MISSES = 2
 _partition = bytes.partition
-_lower = bytes.lower
 _strip = bytes.strip
 _COLONS = itertools.repeat(b":")
-
-
-# Field lines already read, mapped to their (name, value): most lines a server receives repeat
-# from request to request (Host, User-Agent, Accept-*, Connection, Content-Type, Sec-*), as
-# HPACK's dynamic table relies on. A pure function of the line, so a hit skips the checks of
-# _field without loosening them; bounded in entries and in line length.
-_FIELD_CACHE: dict[bytes, tuple[bytes, bytes]] = {}
-_FIELD_CACHE_SIZE = 4096
-_FIELD_CACHE_LINE = 256
-# Never remembered, so that how fast a head is read cannot tell anyone whether another client
-# sent the same credentials.
-_PRIVATE_FIELDS = frozenset((b"cookie", b"authorization", b"proxy-authorization"))
-_FIELD_CACHE_GET = _FIELD_CACHE.get
+# tchar, and LF (the separator _parse_fields joins names with).
+_TCHAR_NL_TABLE = bytes(b if b == 0x0A else _TCHAR_TABLE[b] for b in range(256))
 _HEX_BYTES = b"0123456789abcdefABCDEF"
 
 
 def _chunk_size(line: bytes) -> int | None:
-    """The size a chunk-size line of only hex digits gives, else None; remembered, bounded."""
+    """The size a chunk-size line of only hex digits gives, else None."""
     # Only hex digits: int() alone would also take "0x", "_", signs and spaces.
     if not line or line.translate(None, _HEX_BYTES):
         return None
-    size = int(line, 16)
-    if len(_CHUNK_SIZES) >= _VALID_HOSTS_MAX:
-        _CHUNK_SIZES.clear()
-    _CHUNK_SIZES[line] = size
-    return size
+    return int(line, 16)
 
 
-# Chunk-size lines already read (a pure function of the line): senders repeat a few sizes.
-_CHUNK_SIZES: dict[bytes, int] = {}
-_CHUNK_SIZES_GET = _CHUNK_SIZES.get
 _VISIBLE_ASCII = bytes(range(0x21, 0x7F))
 
 # Runs of chunks of one power-of-two size (what a sender chunking from a fixed buffer sends),
 # read by one regex match per run of up to _RUN_DEPTH chunks: the match checks every size
-# line and CRLF of the run and hands back each chunk's data as a group. A pattern is made for
-# a size when it is first met; only these sizes get one, so the table stays small (making a
-# pattern costs far more than reading a body) and no sender can make it grow.
+# line and CRLF of the run and hands back each chunk's data as a group. The patterns are made
+# at import (a few milliseconds), keyed by size lines no client chooses, and never change, so
+# what one client sends cannot change how fast another's body is read.
 _RUN_DEPTH = 8
 _RUN_END = _RUN_DEPTH + 1  # the group that matches when the last chunk follows the run
 _RUN_MAX_SIZE_LOG2 = 20
@@ -219,18 +156,8 @@ def _run_pattern(line: bytes, size: int) -> _RunMatch:
     return re.compile(pattern + rb"(?:0\r\n\r\n())?", re.DOTALL).match
 
 
-def _lazy_run(line: bytes, size: int) -> _RunMatch:
-    """A stand-in that makes the pattern for ``line`` at first use and puts it in _RUNS."""
-
-    def first_use(buf: bytes, pos: int) -> re.Match[bytes] | None:
-        match = _RUNS[line] = _run_pattern(line, size)
-        return match(buf, pos)
-
-    return first_use
-
-
 _RUNS: dict[bytes, _RunMatch] = {
-    b"%x" % (1 << n): _lazy_run(b"%x" % (1 << n), 1 << n) for n in range(_RUN_MAX_SIZE_LOG2 + 1)
+    b"%x" % (1 << n): _run_pattern(b"%x" % (1 << n), 1 << n) for n in range(_RUN_MAX_SIZE_LOG2 + 1)
 }
 _RUNS_GET = _RUNS.get
 
@@ -260,34 +187,33 @@ def _make_data(data: bytes) -> Data:
 
 
 def _connection_options(value: bytes) -> tuple[bool, bool, bool]:
-    """(close, keep-alive, upgrade) named in a Connection field value; remembered, bounded."""
+    """(close, keep-alive, upgrade) named in a Connection field value."""
+    options = _COMMON_CONNECTION.get(value)
+    if options is not None:
+        return options
     tokens = {token.strip(b" \t") for token in value.lower().split(b",")}
-    options = (b"close" in tokens, b"keep-alive" in tokens, b"upgrade" in tokens)
-    if len(_CONNECTION_OPTIONS) >= _VALID_HOSTS_MAX:
-        _CONNECTION_OPTIONS.clear()
-    _CONNECTION_OPTIONS[value] = options
-    return options
+    return (b"close" in tokens, b"keep-alive" in tokens, b"upgrade" in tokens)
 
 
-_CONNECTION_OPTIONS: dict[bytes, tuple[bool, bool, bool]] = {}
+# The Connection values clients send nearly always, as written at import; never changed.
+_COMMON_CONNECTION: dict[bytes, tuple[bool, bool, bool]] = {
+    b"keep-alive": (False, True, False),
+    b"Keep-Alive": (False, True, False),
+    b"close": (True, False, False),
+    b"Close": (True, False, False),
+    b"Upgrade": (False, False, True),
+    b"upgrade": (False, False, True),
+    b"keep-alive, Upgrade": (False, True, True),
+}
 
 
-def _transfer_codings(value: bytes) -> tuple[bytes, ...]:
-    """The lowercase codings listed in a Transfer-Encoding value; remembered, bounded."""
-    codings = tuple(coding.strip(b" \t").lower() for coding in value.split(b","))
-    if len(_TRANSFER_CODINGS) >= _VALID_HOSTS_MAX:
-        _TRANSFER_CODINGS.clear()
-    _TRANSFER_CODINGS[value] = codings
-    return codings
+def _transfer_codings(value: bytes) -> list[bytes]:
+    """The lowercase codings listed in a Transfer-Encoding value."""
+    return [coding.strip(b" \t").lower() for coding in value.split(b",")]
 
 
-_TRANSFER_CODINGS: dict[bytes, tuple[bytes, ...]] = {}
 # "Transfer-Encoding: chunked" alone, as _interpret's look-up path reads it (never mutated).
 _JUST_CHUNKED = [b"chunked"]
-
-# Host values already validated (a pure function of the value), bounded.
-_VALID_HOSTS: dict[bytes, None] = {}
-_VALID_HOSTS_MAX = 1024
 
 _V11 = b"1.1"
 _V10 = b"1.0"
@@ -489,36 +415,35 @@ class RequestReader:
     def parse_head(self, buf: bytes, pos: int, end: int) -> Request:
         """Parse the complete head ``buf[pos:end + 4]`` (``end`` is where CRLF CRLF starts).
 
-        The request line is checked by one ``fullmatch``; the field lines, split
-        on CRLF, are looked up in a table of lines already read, and only new ones
-        are checked (``_field``). This accepts exactly what the grammar in
-        ``_abnf.REQUEST_HEAD`` accepts (a property test holds the two together);
-        whatever it refuses goes to ``_diagnose_head`` for the precise error.
+        The size limits are checked first; then the request line by one
+        ``fullmatch``, and the field lines, split on CRLF, by ``_parse_fields``.
+        This accepts exactly what the grammar in ``_abnf.REQUEST_HEAD`` accepts
+        (a property test holds the two together); whatever it refuses goes to
+        ``_diagnose_head`` for the precise error.
         """
         limits = self.limits
         self.head_request = buf.startswith(b"HEAD ", pos)
-        m = _REQUEST_HEAD(buf, pos, end)
+        m = (
+            _REQUEST_HEAD(buf, pos, end)
+            if end - pos <= limits._small_head or end + 4 - pos <= limits.max_head_size
+            else None
+        )
         if m is not None:
             method, target, minor, block = m.groups()
-            if block is not None:
-                lines = block.split(b"\r\n")
-                headers: list[tuple[bytes, bytes] | None] = [*map(_FIELD_CACHE_GET, lines)]
-            else:
-                lines = headers = []
+            lines = block.split(b"\r\n") if block is not None else []
             if (
-                (None not in headers or _complete_fields(lines, headers))
-                and len(lines) <= limits.max_header_count
+                len(lines) <= limits.max_header_count
                 and (
                     end - pos <= limits._small_head
                     or (
-                        end + 4 - pos <= limits.max_head_size
-                        and len(method) + len(target) + 10 <= limits.max_request_line
+                        len(method) + len(target) + 10 <= limits.max_request_line
                         and max(map(len, lines), default=0) <= limits.max_header_line
                     )
                 )
+                and (headers := _parse_fields(lines) if lines else []) is not None
             ):
                 self.pos = end + 4
-                return self._interpret(method, target, headers, minor == b"0")  # type: ignore[arg-type]
+                return self._interpret(method, target, headers, minor == b"0")
         _diagnose_head(buf, pos, end + 2, limits)
         raise BadRequest("malformed request head")  # pragma: no cover - diagnose raises
 
@@ -604,25 +529,20 @@ class RequestReader:
                 if value == b"chunked":
                     transfer_encoding = _JUST_CHUNKED
                 else:
-                    codings = _TRANSFER_CODINGS.get(value)
-                    transfer_encoding = list(
-                        codings if codings is not None else _transfer_codings(value)
-                    )
+                    transfer_encoding = _transfer_codings(value)
             value = fields.get(b"connection")
             if value is None:
                 connection_close = connection_keep_alive = connection_upgrade = False
             else:
-                options = _CONNECTION_OPTIONS.get(value)
-                if options is None:
-                    options = _connection_options(value)
-                connection_close, connection_keep_alive, connection_upgrade = options
+                connection_close, connection_keep_alive, connection_upgrade = _connection_options(
+                    value
+                )
             expect_continue = upgrade_field = False
             value = fields.get(b"host")
             host_count = 0
             if value is not None:
                 host_count = 1
-                if value not in _VALID_HOSTS:
-                    _check_host(value)
+                _check_host(value)
         else:
             host_count = 0
             content_types = 0
@@ -640,8 +560,7 @@ class RequestReader:
                         # RFC 9112 3.2: respond 400 to "any request message that contains more than
                         # one Host header field line".
                         raise BadRequest("more than one Host field")
-                    if value not in _VALID_HOSTS:
-                        _check_host(value)
+                    _check_host(value)
                 elif name == b"content-length":
                     if content_length is not None:
                         # RFC 9110 8.6 lets a recipient accept repeated identical values; we take
@@ -650,18 +569,13 @@ class RequestReader:
                     _check_content_length(value)
                     content_length = value
                 elif name == b"transfer-encoding":
-                    codings = _TRANSFER_CODINGS.get(value)
-                    if codings is None:
-                        codings = _transfer_codings(value)
+                    codings = _transfer_codings(value)
                     if transfer_encoding is None:
-                        transfer_encoding = list(codings)
+                        transfer_encoding = codings
                     else:
                         transfer_encoding.extend(codings)
                 elif name == b"connection":
-                    options = _CONNECTION_OPTIONS.get(value)
-                    if options is None:
-                        options = _connection_options(value)
-                    close, keep_alive, upgrade = options
+                    close, keep_alive, upgrade = _connection_options(value)
                     connection_close |= close
                     connection_keep_alive |= keep_alive
                     connection_upgrade |= upgrade
@@ -893,7 +807,7 @@ class RequestReader:
                     break
                 pieces += m.groups(b"")
                 continue
-            size = _CHUNK_SIZES_GET(line) or _chunk_size(line)
+            size = _chunk_size(line)
             if not size:
                 # Not plain hex, or a last chunk spelled other than "0" CRLF CRLF.
                 return None
@@ -937,11 +851,9 @@ class RequestReader:
         if line_end <= pos:
             return None
         line = buf[pos:line_end]
-        size = _CHUNK_SIZES.get(line)
+        size = _chunk_size(line)
         if size is None:
-            size = _chunk_size(line)
-            if size is None:
-                return None
+            return None
         start = line_end + 2
         stop = start + size
         if size == 0 or not buf.startswith(_CRLF, stop):
@@ -981,9 +893,7 @@ class RequestReader:
         line = buf[pos:end]
         size = None
         if len(line) <= limits.max_chunk_size_digits:
-            size = _CHUNK_SIZES.get(line)
-            if size is None:
-                size = _chunk_size(line)
+            size = _chunk_size(line)
         if size is None:
             size = self._parse_chunk_line_general(line)
         self.pos = end + 2
@@ -1072,12 +982,17 @@ class RequestReader:
 
 
 def _check_host(value: bytes) -> None:
-    """Refuse an invalid Host value; remember a valid one (a server sees few), bounded."""
+    """Refuse an invalid Host value (RFC 9112 3.2, RFC 3986 3.2.2)."""
+    # The common host: letters, digits, "." and "-", then maybe ":" and digits. Such a value
+    # matches HOST, so only the others need the regular expression.
+    host, _, port = value.partition(b":")
+    if host and not host.translate(None, _PLAIN_HOST) and (not port or port.isdigit()):
+        return
     if HOST.fullmatch(value) is None:
         raise BadRequest("invalid Host field value")
-    if len(_VALID_HOSTS) >= _VALID_HOSTS_MAX:
-        _VALID_HOSTS.clear()
-    _VALID_HOSTS[value] = None
+
+
+_PLAIN_HOST = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"
 
 
 # RFC 9110 5.1 and RFC 9112 6: the framing fields are exactly Content-Length and
