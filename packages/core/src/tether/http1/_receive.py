@@ -104,22 +104,33 @@ def _parse_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
     """
     names, colons, values = zip(*map(_partition, lines, _COLONS))
     joined = b"\n".join(names)
+    # One pass over the names: every byte must be tchar (others become NUL), and the result,
+    # lowercase without "-", "_" and ".", shows any name that looks like a framing field.
+    folded = joined.translate(_NAME_CHECK_TABLE, _NAME_SEPARATORS)
     if (
         b"" in colons
         or b"" in names
-        or b"\0" in joined.translate(_TCHAR_NL_TABLE)
+        or b"\0" in folded
         or b"\0" in b"".join(lines).translate(_LINE_TABLE)
     ):
         return None
+    lowered = joined.lower().split(b"\n")
+    if b"contentlength" in folded or b"transferencoding" in folded:
+        # Some name may fold to a framing name: fine if as many names are that name exactly.
+        folded_names = folded.split(b"\n")
+        if folded_names.count(b"contentlength") != lowered.count(
+            b"content-length"
+        ) or folded_names.count(b"transferencoding") != lowered.count(b"transfer-encoding"):
+            _refuse_framing_lookalikes(lowered)
     # The values hold no control byte but HTAB, so strip() strips exactly the OWS (SP, HTAB).
-    return list(zip(joined.lower().split(b"\n"), map(_strip, values)))
+    return list(zip(lowered, map(_strip, values)))
 
 
 _partition = bytes.partition
 _strip = bytes.strip
 _COLONS = itertools.repeat(b":")
-# tchar, and LF (the separator _parse_fields joins names with).
-_TCHAR_NL_TABLE = bytes(b if b == 0x0A else _TCHAR_TABLE[b] for b in range(256))
+# tchar lowercased, and LF (the separator _parse_fields joins names with); others map to NUL.
+_NAME_CHECK_TABLE = bytes(b if b == 0x0A else _TCHAR_TABLE[b] for b in range(256)).lower()
 _HEX_BYTES = b"0123456789abcdefABCDEF"
 
 
@@ -513,9 +524,6 @@ class RequestReader:
         content_length: bytes | None
         transfer_encoding: list[bytes] | None
         fields = dict(headers)
-        folded = b"\n".join(fields).translate(None, _NAME_SEPARATORS)
-        if b"contentlength" in folded or b"transferencoding" in folded:
-            _refuse_framing_lookalikes(fields)
         if len(fields) == len(headers) and _RARE_FIELDS.isdisjoint(fields):
             # No field repeated, no Expect or Upgrade: the common head, read by look-ups.
             content_length = fields.get(b"content-length")

@@ -76,15 +76,21 @@ def fields_ok(headers: Headers, block: bytes, count: int) -> bool:
     the whole block.
     """
     names = [field[0] for field in headers]
+    return b"" not in names and _block_ok(b"\n".join(names), block, count)
+
+
+def _block_ok(joined_names: bytes, block: bytes, count: int) -> bool:
+    """``fields_ok`` given the names joined by LF (none of them empty)."""
     return (
         block.count(b"\n") == count
         and block.count(b"\r") == count
         and b"\0" not in block.translate(_FIELD_BLOCK_TABLE)
-        and b"" not in names
-        and not b"".join(names).translate(None, _TCHARS)
+        and b"\0" not in joined_names.translate(_NAME_TABLE)
     )
 
 
+# tchar, and LF (the separator names are joined with); every other byte maps to NUL.
+_NAME_TABLE = bytes(b if b == 0x0A or bytes([b]) in _TCHARS else 0 for b in range(256))
 # HTAB, CR, LF, SP, VCHAR and obs-text; every other byte (NUL included) maps to NUL.
 _FIELD_BLOCK_TABLE = bytes(
     b if b in (0x09, 0x0A, 0x0D) or 0x20 <= b != 0x7F else 0 for b in range(256)
@@ -129,29 +135,33 @@ def write_response(
     chunked_given = False
     lines = [b""]
     append = lines.append
+    names: list[bytes] = []
+    add_name = names.append
     try:
-        formatted = [b"%s: %s\r\n" % (name, value) for name, value in headers]
-    except TypeError:
+        for name, value in headers:
+            add_name(name)
+            lname = name.lower()
+            if lname in OWNED:
+                if lname == b"content-length":
+                    if content_length is not None and content_length != value:
+                        raise LocalProtocolError("conflicting Content-Length fields")
+                    if not value.isdigit():
+                        raise LocalProtocolError("Content-Length is not a decimal integer")
+                    content_length = value
+                elif lname == b"transfer-encoding":
+                    if value.strip(b" \t").lower() != b"chunked":
+                        raise LocalProtocolError("only the chunked transfer coding can be sent")
+                    chunked_given = True
+                elif b"close" in value.lower():
+                    keep_alive = False
+                # Not written as given: the core writes its own (a Content-Length of digits).
+                continue
+            append(b"%s: %s\r\n" % (name, value))
+        ok = b"" not in names and _block_ok(b"\n".join(names), b"".join(lines), len(lines) - 1)
+    except (TypeError, AttributeError):
         raise LocalProtocolError("header names and values must be bytes") from None
-    if not fields_ok(headers, b"".join(formatted), len(formatted)):
+    if not ok:
         raise LocalProtocolError("invalid header field name or value (CR, LF or NUL?)")
-    for (name, value), line in zip(headers, formatted):
-        lname = name.lower()
-        if lname in OWNED:
-            if lname == b"content-length":
-                if content_length is not None and content_length != value:
-                    raise LocalProtocolError("conflicting Content-Length fields")
-                if not value.isdigit():
-                    raise LocalProtocolError("Content-Length is not a decimal integer")
-                content_length = value
-            elif lname == b"transfer-encoding":
-                if value.strip(b" \t").lower() != b"chunked":
-                    raise LocalProtocolError("only the chunked transfer coding can be sent")
-                chunked_given = True
-            elif b"close" in value.lower():
-                keep_alive = False
-            continue
-        append(line)
     if content_length is not None and chunked_given:
         raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
 
