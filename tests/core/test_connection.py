@@ -448,7 +448,8 @@ class TestDeadlines:
         assert conn.next_event(now=60.0) == Data(b"de")
         assert conn.next_event(now=61.0) is NEED_DATA
         assert conn.next_deadline() == (91.0, Timer.BODY)
-        assert conn.handle_timeout(91.0) == b""  # the response has not started, but we just close
+        out = conn.handle_timeout(91.0)  # the response has not started: 408, then close
+        assert out is not None and out.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
 
 
 class TestErrorResponses:

@@ -154,6 +154,7 @@ def server_limits(
     timeout_keep_alive: float | None = None,
     timeout_request_head: float | None = None,
     timeout_body: float | None = None,
+    min_body_rate: float | None = None,
     ws_ping_interval: float | _Unset | None = UNSET,
     ws_ping_timeout: float | None = None,
     ws_close_timeout: float | None = None,
@@ -175,6 +176,8 @@ def server_limits(
         changes["head_timeout"] = timeout_request_head
     if timeout_body is not None:
         changes["body_timeout"] = timeout_body
+    if min_body_rate is not None:
+        changes["min_body_rate"] = min_body_rate
     if ws_ping_interval is not UNSET:
         changes["ws_ping_interval"] = ws_ping_interval
     if ws_ping_timeout is not None:

@@ -50,8 +50,15 @@ class Limits:
     max_requests: int | None = None
     #: Seconds allowed for a whole request head, from its first byte (408 beyond).
     head_timeout: float = 10.0
-    #: Seconds a body may stall while the core is waiting for it (silent close beyond).
+    #: Seconds a body may stall while the core is waiting for it (408 and close beyond, or
+    #: a plain close once the response has started).
     body_timeout: float = 30.0
+    #: Least average rate of a request body, in bytes per second; 0 for no minimum. Once the
+    #: body has started, the body deadline is also ``body_timeout`` seconds plus one second
+    #: per ``min_body_rate`` bytes received since then (as Apache's mod_reqtimeout
+    #: ``body=...,MinRate=...``), so a body trickled a byte at a time ends after about
+    #: ``body_timeout`` seconds however often its bytes arrive.
+    min_body_rate: float = 0.0
     #: Seconds an idle keep-alive connection is kept (silent close beyond).
     keep_alive_timeout: float = 5.0
 

@@ -85,6 +85,7 @@ class Config:
             timeout_keep_alive=self.timeout_keep_alive,
             timeout_request_head=self.timeout_request_head,
             timeout_body=self.timeout_body,
+            min_body_rate=self.min_body_rate,
             ws_ping_interval=self.ws_ping_interval,
             ws_ping_timeout=self.ws_ping_timeout,
             ws_close_timeout=self.ws_close_timeout,

@@ -78,6 +78,8 @@ class ServerConnection:
     """
 
     __slots__ = (
+        "_body_bytes",
+        "_body_started",
         "_body_wait_since",
         "_discarding",
         "_framing",
@@ -111,6 +113,10 @@ class ServerConnection:
         self._idle_since: float = now
         self._head_started: float | None = None
         self._body_wait_since: float | None = None
+        # For Limits.min_body_rate: when the current request's body began (None: no body
+        # being read), and the bytes received since.
+        self._body_started: float | None = None
+        self._body_bytes = 0
         #: True while the request asked for ``100-continue`` and neither a 100 nor a final
         #: response has been sent: send ``InformationalResponse(100)`` when the application
         #: first reads the body.
@@ -178,6 +184,8 @@ class ServerConnection:
         if reader.eof:
             raise LocalProtocolError("data received after EOF")
         self._body_wait_since = None
+        if self._body_started is not None:
+            self._body_bytes += len(data)
         if reader.acc is None and reader.pos >= len(reader.buf):
             # Nothing buffered (the common case): the new bytes become the buffer.
             reader.buf = data
@@ -228,6 +236,10 @@ class ServerConnection:
                 self._their_state = _THEIRS_AFTER_REQUEST
                 self._our_state = _OURS_AFTER_REQUEST
                 self._head_started = None
+                if self._limits.min_body_rate and reader.phase is not _DONE:
+                    # The body begins now, with whatever followed the head in the buffer.
+                    self._body_started = self._now
+                    self._body_bytes = reader.buffered()
                 count = self.request_count = self.request_count + 1
                 self.expects_continue = reader.expect_continue
                 max_requests = self._limits.max_requests
@@ -268,6 +280,7 @@ class ServerConnection:
         # EndOfMessage
         self._their_state = _THEIRS_AFTER_BODY
         self._body_wait_since = None
+        self._body_started = None
         if self._discarding:
             self._discarding = False
             self._begin_cycle()
@@ -470,6 +483,7 @@ class ServerConnection:
         self.expects_continue = False
         self._idle_since = now = self._now
         self._body_wait_since = None
+        self._body_started = None
         # Pipelined bytes already buffered are the start of the next head.
         self._head_started = now if reader.acc is not None or reader.pos < len(reader.buf) else None
 
@@ -495,14 +509,21 @@ class ServerConnection:
             return (self._idle_since + limits.keep_alive_timeout, Timer.KEEP_ALIVE)
         if phase is P_DONE or self._body_wait_since is None:
             return None
-        return (self._body_wait_since + limits.body_timeout, Timer.BODY)
+        deadline = self._body_wait_since + limits.body_timeout
+        rate = limits.min_body_rate
+        if rate and self._body_started is not None:
+            # Limits.min_body_rate: body_timeout, plus a second per `rate` bytes received.
+            deadline = min(
+                deadline, self._body_started + limits.body_timeout + self._body_bytes / rate
+            )
+        return (deadline, Timer.BODY)
 
     def handle_timeout(self, now: float, headers: Headers = ()) -> bytes | None:
         """Act on an expired deadline.
 
         Returns ``None`` if nothing has expired at ``now``. Otherwise the connection
-        is finished: send the returned bytes (a 408 response when the head timed
-        out and a response can still be sent, else ``b""``) and close. ``headers``
+        is finished: send the returned bytes (a 408 response when the head or the
+        body timed out and no response has started, else ``b""``) and close. ``headers``
         are extra fields for that 408 (such as Date and Server), checked as
         :meth:`error_response` checks them.
         """
@@ -514,6 +535,10 @@ class ServerConnection:
         self._their_state = _ERROR
         if deadline[1] is Timer.HEAD:
             return self.error_response(RequestTimeout("request head not received in time"), headers)
+        if deadline[1] is Timer.BODY and self._our_state is _SEND_RESPONSE:
+            return self.error_response(
+                RequestTimeout("request body not received in time (stalled or too slow)"), headers
+            )
         self._our_state = _ERROR
         return b""
 
