@@ -102,7 +102,9 @@ def _unique_browser_gets(n: int) -> list[bytes]:
     request_line, *lines = head.split(b"\r\n")
     out = []
     for i in range(n):
-        varied = [b"%s; v%d" % (line, i) if not line.startswith(b"Host") else line for line in lines]
+        varied = [
+            b"%s; v%d" % (line, i) if not line.startswith(b"Host") else line for line in lines
+        ]
         out.append(b"\r\n".join([request_line, *varied]) + b"\r\n\r\n")
     return out
 

@@ -133,8 +133,9 @@ def write_response(
         raise LocalProtocolError(f"{status_code} is not a final status code (200-599)")
     content_length: bytes | None = None
     chunked_given = False
-    lines = [b""]
-    append = lines.append
+    # The head as a flat list of pieces, joined once at the end; each field is four pieces.
+    parts = [b""]
+    append = parts.append
     names: list[bytes] = []
     add_name = names.append
     try:
@@ -156,14 +157,15 @@ def write_response(
                     keep_alive = False
                 # Not written as given: the core writes its own (a Content-Length of digits).
                 continue
-            append(b"%s: %s\r\n" % (name, value))
-        ok = b"" not in names and _block_ok(b"\n".join(names), b"".join(lines), len(lines) - 1)
+            parts += (name, b": ", value, b"\r\n")
+        names_ok = b"" not in names and b"\0" not in b"\n".join(names).translate(_NAME_TABLE)
     except (TypeError, AttributeError):
         raise LocalProtocolError("header names and values must be bytes") from None
-    if not ok:
-        raise LocalProtocolError("invalid header field name or value (CR, LF or NUL?)")
+    if not names_ok:
+        raise LocalProtocolError("invalid header field name (not a token)")
     if content_length is not None and chunked_given:
         raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
+    written = len(parts) // 4
 
     length = 0
     if status_code in (204, 304) or head_request:
@@ -186,9 +188,18 @@ def write_response(
         append(b"connection: close\r\n")
     elif http10:
         append(b"connection: keep-alive\r\n")
-    lines[0] = status_line(status_code, reason)
     append(b"\r\n")
-    return b"".join(lines), framing, length, keep_alive
+    # One check over the whole block of fields (names checked above): exactly one CRLF per
+    # line, so no value splits the response, and no control byte.
+    block = b"".join(parts)
+    lines = written + len(parts) - 1 - 4 * written
+    if (
+        block.count(b"\n") != lines
+        or block.count(b"\r") != lines
+        or b"\0" in block.translate(_FIELD_BLOCK_TABLE)
+    ):
+        raise LocalProtocolError("invalid header field value (CR, LF or a control byte)")
+    return status_line(status_code, reason) + block, framing, length, keep_alive
 
 
 _date_cache: tuple[int, tuple[bytes, bytes]] = (-1, (b"date", b""))
