@@ -49,7 +49,7 @@ def _calls_per_request(lifespan: str, state_entries: int) -> float:
     threading.setprofile(profile)  # only the server thread, started next, gets the hook
     try:
         with running(_app(state_entries), "asyncio", lifespan=lifespan) as server:
-            threading.setprofile(None)  # type: ignore[arg-type]
+            threading.setprofile(None)
             with server.connect() as sock:
 
                 def one() -> None:
@@ -67,7 +67,7 @@ def _calls_per_request(lifespan: str, state_entries: int) -> float:
                     one()
                 measuring.clear()
     finally:
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
     return calls[0] / REQUESTS
 
 
