@@ -68,3 +68,18 @@ def test_a_module_alone_names_its_application_then_its_app(tmp_path: Path) -> No
     assert import_app("both_mod:app", app_dir=str(tmp_path)) == "the app"
     with pytest.raises(ConfigError, match='no "application" or "app"'):
         import_app("none_mod", app_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("which", ["asyncio", "threaded"])
+def test_help_shows_each_default_once_and_every_option_has_help(which: str) -> None:
+    parser = asyncio_parser() if which == "asyncio" else threaded_parser()
+    if which == "asyncio":
+        parser = parser._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    text = parser.format_help()
+    assert "(default: None)" not in text
+    assert "(default: )" not in text
+    for paragraph in text.split("\n  --")[1:]:
+        assert paragraph.count("default") <= 1, paragraph
+    for action in parser._actions:
+        if action.option_strings and action.help is not argparse.SUPPRESS:
+            assert action.help, action.option_strings

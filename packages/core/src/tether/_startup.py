@@ -91,6 +91,17 @@ def _interval(text: str) -> float | None:
     return value if value else None
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default shown once: not when the help text already says
+    it, and not for "no value" defaults (None, an empty string, an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, "", False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 # -- shared option groups --------------------------------------------------------------------
 # Each function fills a group the caller made, so a server can put its own options before or
 # after the shared ones and its ``--help`` lists them in the order it always had.
@@ -136,7 +147,12 @@ def add_limit_options(
         help="resume accepting at this many (default: 90%% of --limit-connections)",
     )
     group.add_argument(requests_option, type=_positive_int, default=None, help=requests_help)
-    group.add_argument("--timeout-keep-alive", type=_seconds, default=5.0)
+    group.add_argument(
+        "--timeout-keep-alive",
+        type=_seconds,
+        default=5.0,
+        help="seconds an idle keep-alive connection is kept open",
+    )
     group.add_argument(
         "--timeout-request-head",
         type=_seconds,
@@ -184,25 +200,54 @@ def add_limit_options(
 
 def add_websocket_options(group: argparse._ArgumentGroup) -> None:
     """Add the WebSocket message size and keep-alive options."""
-    group.add_argument("--ws-max-size", type=_positive_int, default=16 * 1024 * 1024)
-    group.add_argument("--ws-ping-interval", type=_interval, default=None)
-    group.add_argument("--ws-ping-timeout", type=_seconds, default=20.0)
-    group.add_argument("--ws-close-timeout", type=_seconds, default=10.0)
+    group.add_argument(
+        "--ws-max-size",
+        type=_positive_int,
+        default=16 * 1024 * 1024,
+        help="largest WebSocket message in bytes, after decompression (closed with 1009 beyond)",
+    )
+    group.add_argument(
+        "--ws-ping-interval",
+        type=_interval,
+        default=None,
+        help="seconds between pings the server sends on an idle WebSocket (0 or off: never; "
+        "default: never)",
+    )
+    group.add_argument(
+        "--ws-ping-timeout",
+        type=_seconds,
+        default=20.0,
+        help="seconds to wait for the pong before closing with 1011",
+    )
+    group.add_argument(
+        "--ws-close-timeout",
+        type=_seconds,
+        default=10.0,
+        help="seconds to wait for the client's close frame after sending ours",
+    )
 
 
 def add_tls_options(group: argparse._ArgumentGroup) -> None:
     """Add the ``--ssl-*`` options that :func:`create_ssl_context` reads."""
-    group.add_argument("--ssl-certfile", default=None)
-    group.add_argument("--ssl-keyfile", default=None)
-    group.add_argument("--ssl-keyfile-password", default=None)
-    group.add_argument("--ssl-ca-certs", default=None)
+    group.add_argument(
+        "--ssl-certfile", default=None, help="certificate chain (PEM); serves HTTPS when given"
+    )
+    group.add_argument(
+        "--ssl-keyfile", default=None, help="private key (PEM), if not in the certificate file"
+    )
+    group.add_argument("--ssl-keyfile-password", default=None, help="password of the key file")
+    group.add_argument(
+        "--ssl-ca-certs", default=None, help="CA certificates (PEM) to verify client certificates"
+    )
     group.add_argument(
         "--ssl-cert-reqs",
         type=int,
         default=int(ssl.CERT_NONE),
         help="0 none, 1 optional, 2 required",
     )
-    group.add_argument("--ssl-ciphers", default="TLSv1.2:TLSv1.3")
+    group.add_argument(
+        "--ssl-ciphers", default="TLSv1.2:TLSv1.3", help="OpenSSL cipher list for TLS 1.2"
+    )
     group.add_argument(
         "--timeout-tls-handshake",
         type=_seconds,
@@ -213,10 +258,27 @@ def add_tls_options(group: argparse._ArgumentGroup) -> None:
 
 def add_logging_options(group: argparse._ArgumentGroup) -> None:
     """Add ``--log-level`` and the access-log and default-header switches."""
-    group.add_argument("--log-level", choices=LOG_LEVELS, default="info")
-    group.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
-    group.add_argument("--server-header", action=argparse.BooleanOptionalAction, default=True)
-    group.add_argument("--date-header", action=argparse.BooleanOptionalAction, default=True)
+    group.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="least severe message logged"
+    )
+    group.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log one line per request",
+    )
+    group.add_argument(
+        "--server-header",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add 'Server: tether' to responses that lack a Server field",
+    )
+    group.add_argument(
+        "--date-header",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a Date field to responses that lack one",
+    )
 
 
 def add_proxy_options(group: argparse._ArgumentGroup) -> None:
@@ -232,7 +294,7 @@ def add_proxy_options(group: argparse._ArgumentGroup) -> None:
         "--forwarded-allow-ips",
         default=None,
         help="peers trusted with proxy headers: comma-separated IP addresses, CIDR networks, "
-        "'unix' (a Unix socket peer) or '*'; None: $FORWARDED_ALLOW_IPS, else 127.0.0.1",
+        "'unix' (a Unix socket peer) or '*' (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1)",
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from tether._startup import (
     LOG_LEVELS,
+    HelpFormatter,
     add_binding_options,
     add_limit_options,
     add_logging_options,
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
             "serve the built-in demo app (file upload, ranged download, WebSocket echo, "
             "server-sent events)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     serve.add_argument(
         "app",
@@ -56,19 +57,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_binding_options(serve.add_argument_group("binding"))
 
     run = serve.add_argument_group("runtime")
-    run.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    run.add_argument(
+        "--backend", choices=("asyncio", "trio"), default="asyncio", help="the anyio backend"
+    )
     run.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
         default="auto",
         help="asyncio event loop; auto uses uvloop when it is installed",
     )
-    run.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto")
+    run.add_argument(
+        "--lifespan",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="run the ASGI lifespan protocol; auto: if the app supports it, on: require it",
+    )
     run.add_argument(
         "--factory", action="store_true", help="MODULE:APP is a factory returning the app"
     )
     run.add_argument("--app-dir", default=None, help="directory to import the app from")
-    run.add_argument("--root-path", default="", help="ASGI root_path (mount point behind a proxy)")
+    run.add_argument(
+        "--root-path",
+        default="",
+        help="ASGI root_path: the prefix a proxy mounts the app under (none by default)",
+    )
     add_process_options(run)
 
     add_limit_options(
@@ -81,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     ws = serve.add_argument_group("WebSocket")
-    ws.add_argument("--ws", choices=("auto", "none"), default="auto")
+    ws.add_argument(
+        "--ws",
+        choices=("auto", "none"),
+        default="auto",
+        help="serve WebSocket upgrades (auto) or refuse them (none)",
+    )
     add_websocket_options(ws)
     ws.add_argument(
         "--ws-per-message-deflate",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from tether._startup import (
     LOG_LEVELS,
+    HelpFormatter,
     _positive_int,
     add_binding_options,
     add_limit_options,
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tether-threaded",
         description="Serve a WSGI application (PEP 3333) with the Tether threaded server.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "app",
