@@ -1,4 +1,4 @@
-"""tether._startup: the options both servers' command lines share read the same way."""
+"""tether_server.startup: the options both servers' command lines share read the same way."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tether._startup import ConfigError, import_app, trusted_proxies
 from tether_asyncio._cli import build_parser as asyncio_parser
+from tether_server.startup import ConfigError, import_app, trusted_proxies
 from tether_threaded._cli import build_parser as threaded_parser
 
 

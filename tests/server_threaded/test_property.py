@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from threaded_helpers import running
 
-from tether._serving import split_target
+from tether.serving import split_target
 from tether.strategies import GeneratedRequest, requests
 from tether_threaded import Server
 

@@ -2,7 +2,7 @@
 
 Option names match uvicorn's where the meaning is the same. Mistakes a user can make (a bad
 ``MODULE:APP``, a port in use, a missing certificate) print one line and exit non-zero. The
-options ``tether-threaded`` has too are added by :mod:`tether._startup`.
+options ``tether-threaded`` has too are added by :mod:`tether_server.startup`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tether._startup import (
+from tether_asyncio._config import Config, ConfigError, bind_socket
+from tether_server.startup import (
     LOG_LEVELS,
     HelpFormatter,
     add_binding_options,
@@ -25,7 +26,6 @@ from tether._startup import (
     shared_options,
     supervise,
 )
-from tether_asyncio._config import Config, ConfigError, bind_socket
 
 DEMO_APP = "tether_asyncio.demo:app"
 

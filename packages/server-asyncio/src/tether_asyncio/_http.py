@@ -15,14 +15,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 
-from tether._serving import (
-    access_log_line,
-    decode_path,
-    internal_error_response,
-    overload_response,
-    split_target,
-    with_server_headers,
-)
 from tether.errors import BadRequest, ProtocolError, RemoteProtocolError
 from tether.http1 import (
     NEED_DATA,
@@ -34,6 +26,14 @@ from tether.http1 import (
     Response,
     ServerConnection,
     State,
+)
+from tether.serving import (
+    access_log_line,
+    decode_path,
+    internal_error_response,
+    overload_response,
+    split_target,
+    with_server_headers,
 )
 from tether_asyncio._state import access_log, error_log
 from tether_asyncio._types import ClientDisconnected, Message, Stream

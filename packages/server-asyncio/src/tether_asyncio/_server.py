@@ -12,14 +12,14 @@ import anyio
 from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from tether._serving import ConnectionGate
-from tether._startup import notify_serving
+from tether.serving import ConnectionGate
 from tether_asyncio._config import Config, ConfigError, bind_socket, create_ssl_context, load_app
 from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
 from tether_asyncio._state import ServerState, error_log
 from tether_asyncio._stream import FastStream
 from tether_asyncio._types import Stream
+from tether_server.startup import notify_serving
 
 #: Seconds between ticks of the clock that drives timeouts and the Date header.
 TICK = 0.2

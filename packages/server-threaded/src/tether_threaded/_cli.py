@@ -3,7 +3,7 @@
 Option names and meanings are those of ``tether serve`` (and uvicorn) where they apply to WSGI,
 plus ``--threads``. Mistakes a user can make (a bad ``MODULE:APP``, a port in use, a missing
 certificate) print one line and exit with status 1. The options ``tether serve`` has too are
-added by :mod:`tether._startup`.
+added by :mod:`tether_server.startup`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tether._startup import (
+from tether_server.startup import (
     LOG_LEVELS,
     HelpFormatter,
-    _positive_int,
     add_binding_options,
     add_limit_options,
     add_logging_options,
@@ -26,6 +25,7 @@ from tether._startup import (
     add_websocket_options,
     configure_logging,
     notify_serving,
+    positive_int,
     shared_options,
     supervise,
 )
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_binding_options(parser.add_argument_group("binding"))
 
     run = parser.add_argument_group("runtime")
-    run.add_argument("--threads", type=_positive_int, default=8, help="worker threads")
+    run.add_argument("--threads", type=positive_int, default=8, help="worker threads")
     run.add_argument("--app-dir", default=None, help="directory to import the app from")
     run.add_argument(
         "--factory", action="store_true", help="MODULE:APP is a factory returning the app"

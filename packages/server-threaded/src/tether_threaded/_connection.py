@@ -21,7 +21,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from tether._serving import overload_response
 from tether.errors import ProtocolError
 from tether.http1 import (
     NEED_DATA,
@@ -34,6 +33,7 @@ from tether.http1 import (
     ServerConnection,
     State,
 )
+from tether.serving import overload_response
 from tether_threaded._input import BODY_HIGH, Body, ClientDisconnected
 
 if TYPE_CHECKING:

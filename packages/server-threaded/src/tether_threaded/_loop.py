@@ -23,8 +23,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tether._serving import ConnectionGate, with_server_headers
 from tether.http1 import Request, date_header
+from tether.serving import ConnectionGate, with_server_headers
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
 from tether_threaded._input import Body, Input

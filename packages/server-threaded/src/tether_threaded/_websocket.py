@@ -252,7 +252,7 @@ class Upgrade:
             conn.want |= READ
             conn.loop.call_soon(conn, wake=True)
         if exchange.loop.access_log and _access.isEnabledFor(logging.INFO):
-            from tether._serving import access_log_line
+            from tether.serving import access_log_line
 
             _access.info(access_log_line(conn.client, exchange.request, 101, 0))
         return WebSocket(session, result.subprotocol)

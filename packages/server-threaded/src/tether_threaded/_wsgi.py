@@ -17,14 +17,14 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING
 
-from tether._serving import (
+from tether.errors import ProtocolError
+from tether.http1 import Data, EndOfMessage, Request, Response
+from tether.serving import (
     access_log_line,
     internal_error_response,
     split_target,
     unquote_path,
 )
-from tether.errors import ProtocolError
-from tether.http1 import Data, EndOfMessage, Request, Response
 from tether.websocket import HandshakeError
 from tether_threaded._input import NO_BODY, Body, ClientDisconnected
 from tether_threaded._types import Environ, ExcInfo, Write

@@ -16,12 +16,12 @@ here, once, so the two command lines cannot drift apart:
 - :func:`create_ssl_context` builds the server-side TLS context from the ``--ssl-*`` options.
 - :func:`trusted_proxies` reads ``--proxy-headers`` and ``--forwarded-allow-ips``.
 - :func:`add_process_options` and :func:`supervise` give ``--workers`` and ``--reload``
-  (the supervisor itself is :mod:`tether._supervisor`); :func:`notify_serving` is a worker's
+  (the supervisor itself is :mod:`tether_server.supervisor`); :func:`notify_serving` is a worker's
   side of it.
 
 Nothing here opens a socket, starts a thread or reads a clock: binding the listening socket
 stays in each server (:func:`supervise` is handed the server's binding function), and the
-worker processes are :mod:`tether._supervisor`'s.
+worker processes are :mod:`tether_server.supervisor`'s.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from tether._serving import TrustedProxies
+from tether.serving import TrustedProxies
 
 #: The ``--log-level`` choices; "trace" logs as much as "debug".
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -59,6 +59,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+#: Public name for servers' own options (argparse still shows "_positive_int" in its messages).
+positive_int = _positive_int
 
 
 def _seconds(text: str) -> float:
@@ -420,7 +424,7 @@ def supervise(
         raise ConfigError("--reload and --workers cannot be used together")
     if args.workers == 1 and not args.reload:
         return None
-    from tether._supervisor import Supervisor
+    from tether_server.supervisor import Supervisor
 
     worker = [*command, "--workers", "1", "--no-reload"]
     dirs = (args.reload_dir or [args.app_dir or os.getcwd()]) if args.reload else None
