@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio
 
+from tether import sse
 from tether.conditional import ETag, Precondition, evaluate_preconditions, format_last_modified
 from tether.errors import RemoteProtocolError
 from tether.multipart import (
@@ -35,7 +36,6 @@ from tether.multipart import (
     PartStart,
     parse_boundary,
 )
-from tether import sse
 from tether.ranges import byteranges, evaluate_range
 from tether_asyncio._types import Message, Receive, Scope, Send
 
