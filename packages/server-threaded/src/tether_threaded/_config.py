@@ -40,6 +40,9 @@ class Config:
     #: Most requests admitted at once (running plus waiting for a worker); beyond it the loop
     #: answers 503 itself. ``None``: :data:`DEFAULT_QUEUE` plus one per thread.
     limit_concurrency: int | None = None
+    #: Most WebSocket sessions at once, each on a thread of its own outside the worker pool;
+    #: further upgrades are answered 503.
+    limit_websockets: int = 64
     #: Most open connections; at the limit the server stops accepting until some close.
     limit_connections: int | None = None
     #: Resume accepting at this many open connections (default: 90% of the limit).
