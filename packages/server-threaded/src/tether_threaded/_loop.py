@@ -92,6 +92,8 @@ class Loop:
         listeners: list[socket.socket],
         ssl_context: ssl.SSLContext | None,
     ) -> None:
+        # What can refuse the options comes first: nothing to release yet if it raises.
+        self.gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
         self.app = app
         self.config = config
         self.limits = config.limits()
@@ -114,7 +116,6 @@ class Loop:
             for sock in listeners
         ]
         self._listening = False
-        self.gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
         #: Whose X-Forwarded-For/-Proto to believe (None: --no-proxy-headers).
         self.proxies = config.trusted_proxies()
         self._count_lock = threading.Lock()
@@ -233,11 +234,12 @@ class Loop:
             if self.gate.closed() and not self.draining:
                 self._listen(True)
         if conn.timer_at is not None:
-            # Its heap entry would keep the closed connection alive until the deadline (up to
-            # the keep-alive or body timeout): sweep the heap once half of it is such entries.
+            # Its heap entries would keep the closed connection alive until their deadlines (up
+            # to the keep-alive or body timeout): sweep the heap once closed connections there
+            # outnumber open ones, so what it holds stays proportional to what is open.
             self._dead_timers += 1
             timers = self._timers
-            if self._dead_timers * 2 > len(timers):
+            if self._dead_timers > len(self.conns):
                 timers[:] = [entry for entry in timers if not entry[2].closed]
                 heapq.heapify(timers)
                 self._dead_timers = 0
