@@ -88,8 +88,7 @@ def test_upload_is_gathered_before_the_app_runs_and_spooled_past_the_threshold()
     with running(app) as server:
         sock = connect(server)
         sock.sendall(
-            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
-            % total
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % total
         )
         sock.sendall(b"y" * (total - 1))
         (conn,) = _connections(server)
