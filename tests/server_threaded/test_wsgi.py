@@ -176,6 +176,29 @@ def test_wsgi_input(mode: str, chunked: bool) -> None:
         assert r.content == b"|".join(BODY.splitlines(keepends=True))
 
 
+def test_chunked_body_reaches_the_app_dechunked_with_content_length() -> None:
+    """Frameworks that read only CONTENT_LENGTH (Django, Bottle, Falcon) get a chunked body."""
+    seen: dict[str, Any] = {}
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        seen["length"] = environ.get("CONTENT_LENGTH")
+        seen["te"] = environ.get("HTTP_TRANSFER_ENCODING")
+        seen["body"] = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        seen["terminated"] = environ["wsgi.input_terminated"]
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+    with running(app) as server:
+        sock = connect(server)
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+            b"\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        )
+        raw = read_until_closed(sock)
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert seen == {"length": "11", "te": None, "body": b"hello world", "terminated": True}
+
+
 def test_large_body_streams_through_a_small_buffer() -> None:
     """A 20 MB upload is read piecewise; the app sees every byte in order."""
     size = 20 * 1024 * 1024

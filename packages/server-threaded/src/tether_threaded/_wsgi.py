@@ -15,6 +15,7 @@ import os
 import stat
 import time
 from collections.abc import Iterable, Iterator
+from http import HTTPStatus
 from typing import IO, TYPE_CHECKING
 
 from tether._serving import (
@@ -84,6 +85,11 @@ _KEYS: dict[bytes, str | None] = {
     },
 }
 _CONTENT_LENGTH = b"content-length"
+#: The standard status lines, split: fixed at import, only looked up (like ``_KEYS``).
+_STATUSES: dict[str, tuple[int, bytes]] = {
+    f"{status.value} {status.phrase}": (status.value, status.phrase.encode("latin-1"))
+    for status in HTTPStatus
+}
 
 #: The end of a body without trailers (events are immutable, so one serves every response).
 _END = EndOfMessage()
@@ -260,7 +266,9 @@ class Exchange:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response() called again without exc_info (PEP 3333)")
-        parsed = _parse_status(status)
+        parsed = _STATUSES.get(status) if type(status) is str else None
+        if parsed is None:
+            parsed = _parse_status(status)
         encoded: list[tuple[bytes, bytes]] = []
         has_length = False
         for item in headers:
