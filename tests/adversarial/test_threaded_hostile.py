@@ -29,7 +29,8 @@ from tether_threaded._loop import Loop
 Environ = dict[str, Any]
 
 #: The WSGI app the subprocess tests attack. ``/upload`` reads the body and tells its size;
-#: ``/stream`` streams 50 MB; a WebSocket upgrade echoes; anything else answers "ok".
+#: ``/stream`` streams 50 MB; ``/big`` answers 200 KB at once; a WebSocket upgrade echoes;
+#: anything else answers "ok".
 HOSTILE_APP = """
 from tether_threaded import WebSocketClosed
 
@@ -50,6 +51,9 @@ def app(environ, start_response):
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return (CHUNK for _ in range(800))
+    if path == "/big":
+        start_response("200 OK", [("Content-Length", "200000")])
+        return [b"b" * 200000]
     out = str(len(environ["wsgi.input"].read())).encode() if path == "/upload" else b"ok"
     start_response("200 OK", [("Content-Length", str(len(out)))])
     return [out]
@@ -274,6 +278,19 @@ def test_unread_response_is_cut_by_the_write_timeout_and_frees_its_slot(tmp_path
             assert _wait_for(
                 lambda: _get_within(server.connect, 5.0).startswith(b"HTTP/1.1 200 "), 8, 0.1
             )
+
+
+def test_pipelining_client_that_never_reads_does_not_take_a_worker(tmp_path: Path) -> None:
+    """A client pipelines requests for large answers and reads none: once its unread output is
+    above the high-water mark its next request waits in the loop, not in a worker's write."""
+    with _server(tmp_path, "--threads", "1", "--timeout-write", "30") as server:
+        hog = socket.socket()
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hog.connect(("127.0.0.1", server.port))
+        with hog:
+            hog.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 40)
+            answers = [_get_within(server.connect, 2.0) for _ in range(3)]
+    assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers), answers
 
 
 # -- 4. a body sent too slowly -------------------------------------------------------------------

@@ -86,6 +86,7 @@ class Connection:
         "core",
         "eof",
         "exchange",
+        "held",
         "io_deadline",
         "lingered",
         "lock",
@@ -133,6 +134,8 @@ class Connection:
         #: The body being gathered, and the request it belongs to, until it is dispatched.
         self.body: BodyBuffer | None = None
         self.exchange: Exchange | None = None
+        #: The complete request waits for the client to read what was sent before (OUT_HIGH).
+        self.held = False
         #: A worker is in ``os.sendfile`` on the socket without the lock: ``close_now`` must
         #: leave closing the descriptor to it, or the number could be reused under it.
         self.sending = False
@@ -357,6 +360,13 @@ class Connection:
         exchange = self.exchange
         if exchange is None:
             return
+        if len(self.outbuf) > OUT_HIGH:
+            # The client pipelines requests without reading the answers: a worker would only
+            # wait on it. The request waits here until the output drains (on_writable), or the
+            # write timeout closes the connection.
+            self.held = True
+            return
+        self.held = False
         self.exchange = None
         body = self.body
         self.body = None
@@ -499,6 +509,8 @@ class Connection:
             if sent:
                 del self.outbuf[:sent]
                 self.io_deadline = now + self.loop.config.timeout_write
+        if self.held and len(self.outbuf) <= OUT_LOW and not self.closing:
+            self._dispatch(now)
         if not self.outbuf:
             self.want &= ~WRITE
             self.io_deadline = None

@@ -387,7 +387,10 @@ class Exchange:
                 self.sent += len(data)
             out += core.send(_END)
             self.finished = True
-            conn.write(out)
+            # The whole response is already in memory: waiting for a slow reader to take it
+            # would only hold this worker (the loop holds the next request back instead, and
+            # the write timeout closes a client that never reads).
+            conn.write(out, wait=False)
             conn.response_done(time.monotonic())
 
     def _finish(self) -> None:
@@ -404,7 +407,7 @@ class Exchange:
                 out = self._head()
             out += conn.core.send(_END)
             self.finished = True
-            conn.write(out)
+            conn.write(out, wait=False)
             conn.response_done(time.monotonic())
 
     def _sendfile(self, wrapper: FileWrapper) -> None:
