@@ -92,11 +92,13 @@ def run_wrk(
     connections: int = 50,
     cpu: int = 1,
     full_error_report: bool = False,
+    script: str | None = None,
 ) -> WrkResult:
     """Run wrk (one thread, ``connections`` keep-alive connections, pinned to ``cpu``) on port.
 
     It runs ``wrk_seconds(duration)`` against ``http://127.0.0.1:<port>/``. When wrk reports
     errors, stderr gets its first error line, or its whole output with ``full_error_report``.
+    ``script`` is a wrk Lua script (``-s``), e.g. one cycling through distinct request heads.
     RuntimeError if the output cannot be read; CalledProcessError if wrk fails.
     """
     out = subprocess.run(
@@ -106,6 +108,7 @@ def run_wrk(
             "-t1",
             f"-c{connections}",
             f"-d{wrk_seconds(duration)}s",
+            *(["-s", script] if script else []),
             f"http://127.0.0.1:{port}/",
         ],
         capture_output=True,
@@ -173,6 +176,7 @@ def measure(
     stop_timeout: float = 5.0,
     missing_cpu: float = math.nan,
     full_error_report: bool = False,
+    script: str | None = None,
 ) -> Measurement:
     """Start ``command`` listening on ``port``, warm it up, measure one wrk run, stop it.
 
@@ -181,7 +185,8 @@ def measure(
     (:func:`wait_listening` with ``connect_timeout``), wrk runs one second to warm it up, then
     ``duration`` seconds measured, with the server's CPU time (:func:`cpu_seconds` with
     ``missing_cpu``) around that run. Then ``stop_signal`` stops it, ``stop_timeout`` seconds
-    before a kill. ``connections``, ``wrk_cpu`` and ``full_error_report`` go to :func:`run_wrk`.
+    before a kill. ``connections``, ``wrk_cpu``, ``full_error_report`` and ``script`` go to
+    :func:`run_wrk`.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(app_dir), env.get("PYTHONPATH", "")])
@@ -195,7 +200,12 @@ def measure(
     try:
         wait_listening(port, proc, connect_timeout=connect_timeout)
         wrk = functools.partial(
-            run_wrk, port, connections=connections, cpu=wrk_cpu, full_error_report=full_error_report
+            run_wrk,
+            port,
+            connections=connections,
+            cpu=wrk_cpu,
+            full_error_report=full_error_report,
+            script=script,
         )
         wrk(1)  # warm-up
         before = cpu_seconds(proc.pid, missing=missing_cpu)

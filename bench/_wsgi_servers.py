@@ -1,12 +1,14 @@
 """WSGI server benchmark: a hello-world app under wrk, 50 keep-alive connections, one run.
 
 Servers (each in its own process, pinned to CPU 0 with ``taskset``; wrk on CPU 1):
-tether-threaded, waitress, gunicorn (gthread), cheroot, and a floor: a selectors loop plus
-worker threads that speaks no HTTP (it answers every ``\\r\\n\\r\\n`` with canned bytes), the
-cost of the architecture without a protocol. All use the same number of worker threads.
+tether-threaded, waitress, gunicorn (gthread), cheroot, granian (WSGI interface, the upper
+anchor), and a floor: a selectors loop plus worker threads that speaks no HTTP (it answers every
+``\\r\\n\\r\\n`` with canned bytes), the cost of the architecture without a protocol. All use the
+same number of worker threads. "realistic mix" rows send 2,000 distinct request heads in turn
+(bench/traffic.py) instead of one repeated GET.
 
-Each line ends in ``ratio=<requests/s over waitress's>``; each server's figure is the median
-of ``rounds`` interleaved runs. Each line also shows the server's CPU time per request (from
+Each line ends in ``ratio=<requests/s over waitress's>`` (mix rows: over waitress's on the same
+mix); each server's figure is the median of ``rounds`` interleaved runs. Each line also shows the server's CPU time per request (from
 ``/proc``), which a busy shared machine disturbs far less than requests/s: when wrk's own core is
 contended the servers are client-bound and the requests/s ratios shrink towards 1.
 
@@ -105,10 +107,14 @@ def floor_server(port: int, threads: int) -> None:
 # ---- running the servers -------------------------------------------------------------------------
 
 
+#: Rows whose wrk run cycles through distinct request heads (bench/traffic.py).
+MIX = ", realistic mix"
+
+
 def _commands(port: int) -> dict[str, list[str]]:
     py = sys.executable
     bind = f"127.0.0.1:{port}"
-    return {
+    commands = {
         "tether-threaded": [
             py,
             "-m",
@@ -156,10 +162,33 @@ def _commands(port: int) -> dict[str, list[str]]:
             "-c",
             f"import _wsgi_servers as w;w.floor_server({port},{THREADS})",
         ],
+        "granian (wsgi)": [
+            py,
+            *("-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port)),
+            *("--workers", "1", "--blocking-threads", str(THREADS), "--log-level", "warning"),
+            "_wsgi_servers:app",
+        ],
     }
+    commands["tether-threaded" + MIX] = commands["tether-threaded"]
+    commands["waitress" + MIX] = commands["waitress"]
+    return commands
 
 
-def _measure(command: list[str], port: int, duration: float) -> tuple[float, float]:
+def _mix_script() -> str:
+    """A wrk script cycling through 2,000 distinct GET heads (bench/traffic.py)."""
+    import tempfile
+
+    import traffic  # type: ignore[import-not-found]
+
+    path = os.path.join(tempfile.gettempdir(), "tether-bench-mix.lua")
+    with open(path, "w") as f:
+        f.write(traffic.wrk_lua(traffic.get_heads(2000, seed=1)))
+    return path
+
+
+def _measure(
+    command: list[str], port: int, duration: float, script: str | None = None
+) -> tuple[float, float]:
     """(requests/s, microseconds of server CPU per request) for one server."""
     run = harness.measure(
         command,
@@ -172,6 +201,7 @@ def _measure(command: list[str], port: int, duration: float) -> tuple[float, flo
         stop_timeout=10.0,
         missing_cpu=0.0,
         full_error_report=True,
+        script=script,
     )
     return run.requests_per_second, run.cpu_seconds / max(run.requests, 1) * 1e6
 
@@ -182,20 +212,23 @@ def run_wsgi_group(duration: float, rounds: int = 3) -> list[str]:
         return ["wsgi: wrk is not installed; skipped ratio=0"]
     results: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
+    script = _mix_script()
     for _ in range(rounds):
         for name in _commands(0):
             port = harness.free_port()
             command = _commands(port)[name]
             try:
-                rate, cpu_per_request = _measure(command, port, duration)
+                rate, cpu_per_request = _measure(
+                    command, port, duration, script if MIX in name else None
+                )
                 results.setdefault(name, []).append(rate)
                 cpu.setdefault(name, []).append(cpu_per_request)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 sys.stderr.write(f"{name}: {exc}\n")
     medians = {name: statistics.median(values) for name, values in results.items() if values}
-    base = medians.get("waitress")
     lines = []
     for name, rate in medians.items():
+        base = medians.get("waitress" + MIX if MIX in name else "waitress")
         ratio = rate / base if base else 0.0
         cpu_us = statistics.median(cpu[name])
         lines.append(

@@ -3,12 +3,18 @@
     python bench/server.py                 # ASGI group, then the WSGI group if present
     python bench/server.py --only asgi --duration 5 --repeat 3
 
-ASGI group: tether (asyncio), tether (trio), uvicorn (h11), uvicorn (httptools), hypercorn, and a
-no-HTTP anyio server answering every read with a fixed response: the floor anyio itself allows.
-Every server runs on the plain asyncio loop (trio for tether-trio) so the comparison is of the
-servers, not the loops. wrk uses 50 keep-alive connections; the server is pinned to one core and
-wrk to the other where the machine has two. One line per server, ending in ``ratio=<number>``:
-requests/second over the anyio floor's, the median of ``--repeat`` interleaved rounds.
+ASGI group: tether (asyncio), tether (trio), uvicorn (h11), uvicorn (httptools), hypercorn,
+granian (a Rust server, the upper anchor), and a no-HTTP anyio server answering every read with a
+fixed response: the floor anyio itself allows (on asyncio and on trio). Every server runs the
+way users run it: lifespan on (the app answers it, as every Starlette or FastAPI app does), on
+the plain asyncio loop (trio for tether-trio) so the comparison is of the servers, not the
+loops. The rows compare with the access log off; "access log" rows keep it on as shipped, and
+"realistic mix" rows send 2,000 distinct request heads in turn (bench/traffic.py: per-session
+cookies, request ids, traceparent, forwarded-for, varied paths) instead of one repeated GET.
+wrk uses 50 keep-alive connections; the server is pinned to one core and wrk to the other where
+the machine has two. One line per server: req/s, server CPU per request, and ``ratio=<number>``:
+requests/second over the anyio floor's (trio rows: over the trio floor), the median of
+``--repeat`` interleaved rounds. A last block prints the ratios the project's bars name.
 
 wrk comes from the system's packages (``apt-get install wrk`` / ``brew install wrk``).
 """
@@ -21,6 +27,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +45,16 @@ FIXED_RESPONSE = (
 
 
 async def app(scope, receive, send):  # type: ignore[no-untyped-def]
-    """The hello-world ASGI app every server runs."""
+    """The hello-world ASGI app every server runs; it supports lifespan, as real apps do."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                scope.setdefault("state", {})["ready"] = True
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
     if scope["type"] != "http":
         return
     await send(
@@ -51,7 +67,7 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
     await send({"type": "http.response.body", "body": BODY})
 
 
-def serve_floor(port: int) -> None:
+def serve_floor(port: int, backend: str = "asyncio") -> None:
     """The anyio floor: read, answer with fixed bytes, repeat. No HTTP parsing at all."""
     import anyio
     from anyio.abc import SocketStream
@@ -69,23 +85,37 @@ def serve_floor(port: int) -> None:
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
         await listener.serve(handle)
 
-    anyio.run(main)
+    anyio.run(main, backend=backend)
+
+
+#: Rows whose wrk run cycles through distinct request heads (bench/traffic.py).
+MIX = ", realistic mix"
 
 
 def _commands(port: int) -> dict[str, list[str]]:
     py = sys.executable
     where = ["--app-dir", str(HERE)]
-    tether = [py, "-m", "tether_asyncio", "serve", "server:app", "--port", str(port)]
-    tether += [*where, "--no-access-log", "--log-level", "warning", "--lifespan", "off"]
+    tether = [py, "-m", "tether_asyncio", "serve", "server:app", "--port", str(port), *where]
+    tether += ["--log-level", "warning"]
     uvicorn = [py, "-m", "uvicorn", "server:app", "--port", str(port), *where]
-    uvicorn += ["--no-access-log", "--log-level", "warning", "--loop", "asyncio"]
-    uvicorn += ["--lifespan", "off", "--ws", "none"]
+    uvicorn += ["--log-level", "warning", "--loop", "asyncio", "--ws", "none"]
+    granian = [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
+    granian += ["--port", str(port), "--workers", "1", "--loop", "asyncio", "--log-level", "warning"]
+    granian += ["--runtime-threads", "1", "--no-ws", "server:app"]
+    floor = [py, str(HERE / "server.py"), "--serve-floor", str(port)]
     return {
-        "anyio floor (asyncio)": [py, str(HERE / "server.py"), "--serve-floor", str(port)],
-        "tether (asyncio)": [*tether, "--loop", "asyncio"],
-        "tether (trio)": [*tether, "--backend", "trio"],
-        "uvicorn (h11)": [*uvicorn, "--http", "h11"],
-        "uvicorn (httptools)": [*uvicorn, "--http", "httptools"],
+        "anyio floor (asyncio)": floor,
+        "anyio floor (trio)": [*floor, "--floor-backend", "trio"],
+        "tether (asyncio)": [*tether, "--no-access-log", "--loop", "asyncio"],
+        "tether (trio)": [*tether, "--no-access-log", "--backend", "trio"],
+        "tether (asyncio), access log": [*tether, "--loop", "asyncio"],
+        "tether (asyncio)" + MIX: [*tether, "--no-access-log", "--loop", "asyncio"],
+        "uvicorn (h11)": [*uvicorn, "--no-access-log", "--http", "h11"],
+        "uvicorn (httptools)": [*uvicorn, "--no-access-log", "--http", "httptools"],
+        "uvicorn (httptools), access log": [*uvicorn, "--http", "httptools"],
+        "uvicorn (httptools)" + MIX: [*uvicorn, "--no-access-log", "--http", "httptools"],
+        "granian": granian,
+        "granian" + MIX: granian,
         "hypercorn": [
             py,
             "-m",
@@ -101,34 +131,77 @@ def _commands(port: int) -> dict[str, list[str]]:
     }
 
 
-def _measure(command: list[str], port: int, duration: float) -> tuple[float, float]:
+def _mix_script() -> str:
+    """A wrk script cycling through 2,000 distinct GET heads (written once per run)."""
+    if TYPE_CHECKING:
+        from bench import traffic
+    else:
+        import traffic
+    path = Path(tempfile.gettempdir()) / "tether-bench-mix.lua"
+    path.write_text(traffic.wrk_lua(traffic.get_heads(2000, seed=1)))
+    return str(path)
+
+
+def _measure(
+    command: list[str], port: int, duration: float, script: str | None = None
+) -> tuple[float, float]:
     """(requests/second, server CPU microseconds per request) for one server."""
-    run = harness.measure(command, port, duration, app_dir=HERE, server_stderr=subprocess.PIPE)
+    # The access log goes to a file, as a server's stderr does in production (a pipe nobody
+    # reads would block the server once full).
+    with open(Path(tempfile.gettempdir()) / "tether-bench-server.log", "wb") as log:
+        run = harness.measure(
+            command, port, duration, app_dir=HERE, server_stderr=log.fileno(), script=script
+        )
     if run.requests_per_second <= 0:
         raise RuntimeError("no request completed")
     return run.requests_per_second, run.cpu_seconds * 1e6 / (run.requests_per_second * run.seconds)
 
 
-def run_asgi_group(duration: float, repeat: int) -> list[str]:
+def run_asgi_group(duration: float, repeat: int, only: str | None = None) -> list[str]:
     """Benchmark every ASGI server; return one line per server (median over ``repeat``)."""
     results: dict[str, list[float]] = {}
     costs: dict[str, list[float]] = {}
+    script = _mix_script()
+    names = [n for n in _commands(0) if only is None or only in n or n.startswith("anyio")]
     for _ in range(repeat):
-        for name in _commands(0):
+        for name in names:
             port = harness.free_port()
             try:
-                rps, cost = _measure(_commands(port)[name], port, duration)
+                rps, cost = _measure(
+                    _commands(port)[name], port, duration, script if MIX in name else None
+                )
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 print(f"  {name}: failed: {exc}", file=sys.stderr)
                 continue
             results.setdefault(name, []).append(rps)
             costs.setdefault(name, []).append(cost)
-    floor = statistics.median(results.get("anyio floor (asyncio)", [0.0])) or float("nan")
+    med = {name: statistics.median(values) for name, values in results.items()}
+    floor = med.get("anyio floor (asyncio)") or float("nan")
+    trio_floor = med.get("anyio floor (trio)") or float("nan")
     lines = []
-    for name, values in results.items():
-        rps = statistics.median(values)
+    for name, rps in med.items():
         cost = statistics.median(costs[name])
-        lines.append(f"{name:<24} req/s={rps:>9.0f} cpu/req={cost:>6.1f}us ratio={rps / floor:.2f}")
+        base = trio_floor if "trio" in name else floor
+        lines.append(f"{name:<36} req/s={rps:>9.0f} cpu/req={cost:>6.1f}us ratio={rps / base:.2f}")
+    lines.append("# the bars' ratios (same run)")
+    for label, top, bottom in (
+        ("tether asyncio / uvicorn httptools", "tether (asyncio)", "uvicorn (httptools)"),
+        ("tether asyncio / anyio floor", "tether (asyncio)", "anyio floor (asyncio)"),
+        ("tether trio / anyio floor (trio)", "tether (trio)", "anyio floor (trio)"),
+        (
+            "tether / uvicorn httptools, access log",
+            "tether (asyncio), access log",
+            "uvicorn (httptools), access log",
+        ),
+        (
+            "tether / uvicorn httptools, realistic mix",
+            "tether (asyncio)" + MIX,
+            "uvicorn (httptools)" + MIX,
+        ),
+        ("tether asyncio / granian", "tether (asyncio)", "granian"),
+    ):
+        if top in med and bottom in med:
+            lines.append(f"{label:<44} ratio={med[top] / med[bottom]:.2f}")
     return lines
 
 
@@ -137,11 +210,15 @@ def main() -> int:
     parser.add_argument("--only", choices=("asgi", "wsgi"), default=None)
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported")
+    parser.add_argument(
+        "--rows", default=None, help="only the ASGI rows whose name contains this (and the floors)"
+    )
     parser.add_argument("--serve-floor", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-backend", default="asyncio", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_floor is not None:
         with contextlib.suppress(KeyboardInterrupt):
-            serve_floor(args.serve_floor)
+            serve_floor(args.serve_floor, args.floor_backend)
         return 0
     if shutil.which("wrk") is None:
         print(
@@ -154,7 +231,7 @@ def main() -> int:
         print(
             f"# ASGI: hello world, wrk -c50, {args.duration}s x {args.repeat}, ratio vs anyio floor"
         )
-        for line in run_asgi_group(args.duration, args.repeat):
+        for line in run_asgi_group(args.duration, args.repeat, args.rows):
             print(line, flush=True)
     if args.only in (None, "wsgi"):
         if (HERE / "_wsgi_servers.py").exists():

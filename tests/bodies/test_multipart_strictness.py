@@ -123,3 +123,15 @@ def test_transport_padding_is_accepted() -> None:
     case = CASES["transport-padding"]
     assert not _defnull_accepts(case)
     _ours(case)
+
+
+def test_a_preamble_without_a_body_part() -> None:
+    """RFC 2046 section 5.1.1: ``multipart-body := [preamble CRLF] dash-boundary
+    transport-padding CRLF body-part *encapsulation close-delimiter ...``: a body part follows
+    the first delimiter. When the first boundary line is damaged, a lenient reader takes it for
+    a preamble and the close delimiter then ends the body with zero parts, so the field is lost
+    without an error; multipart (defnull) accepts that. The close delimiter alone (an empty
+    form, as browsers send it) stays valid."""
+    _check("damaged-first-boundary", mp.MalformedMultipart, pm=False, dn=True)
+    _check("preamble-then-close", mp.MalformedMultipart, pm=False, dn=True)
+    _ours(CASES["no-parts-only-close"])

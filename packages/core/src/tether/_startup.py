@@ -382,16 +382,22 @@ def notify_serving(fd: int | None) -> None:
 # -- the application -------------------------------------------------------------------------
 
 
+#: What ``import_app`` looks for, in order, when the spec names only a module.
+_DEFAULT_ATTRIBUTES = ("application", "app")
+
+
 def import_app(spec: str, *, app_dir: str | None = None, factory: bool = False) -> Any:
     """Import ``"module:attribute"`` (the attribute may be dotted) and return what it names.
 
-    The module is imported from ``app_dir`` when given, else from the current directory. With
-    ``factory`` the attribute is called without arguments and its result returned. Whether the
-    result is an ASGI or WSGI application is the caller's check.
+    Without ``:attribute`` (``mysite.wsgi``, as Django's deployment docs write it) the module's
+    ``application`` is used, else its ``app`` (gunicorn looks for ``application``, uvicorn users
+    name theirs ``app``). The module is imported from ``app_dir`` when given, else from the
+    current directory. With ``factory`` the attribute is called without arguments and its
+    result returned. Whether the result is an ASGI or WSGI application is the caller's check.
     """
     module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f'app must be given as "MODULE:ATTRIBUTE", got "{spec}"')
+    if not module_name or (sep and not attr):
+        raise ConfigError(f'app must be given as "MODULE:ATTRIBUTE" or "MODULE", got "{spec}"')
     if app_dir is not None:
         # First on the path, so the app comes from there even if another entry has the module.
         sys.path.insert(0, app_dir)
@@ -405,6 +411,14 @@ def import_app(spec: str, *, app_dir: str | None = None, factory: bool = False) 
         if exc.name is not None and module_name.startswith(exc.name):
             raise ConfigError(f'could not import module "{module_name}"') from None
         raise
+    if not sep:
+        found = [name for name in _DEFAULT_ATTRIBUTES if hasattr(module, name)]
+        if not found:
+            raise ConfigError(
+                f'module "{module_name}" has no "application" or "app": name the app as '
+                f'"{module_name}:ATTRIBUTE"'
+            )
+        attr = found[0]
     app: Any = module
     try:
         for part in attr.split("."):

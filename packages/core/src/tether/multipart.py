@@ -449,6 +449,7 @@ class MultipartParser:
         "_part_is_file",
         "_part_left",
         "_parts_left",
+        "_preamble",
         "_scan",
         "_state",
         "_total_left",
@@ -465,6 +466,8 @@ class MultipartParser:
         self._buffer = b"\r\n"
         self._scan = 0
         self._state = _PREAMBLE
+        # Whether the body had bytes before its first delimiter (a preamble).
+        self._preamble = False
         self._complete = False
         # Budgets count down, so each piece costs one subtraction and one comparison.
         self._total_left = _NO_LIMIT if limits.max_total_size is None else limits.max_total_size
@@ -684,6 +687,15 @@ class MultipartParser:
                 if two == b"\r\n":
                     line_end = pos
                 elif two == b"--":
+                    if self._preamble and self._parts_left == limits.max_parts:
+                        # RFC 2046 5.1.1: a dash-boundary is followed by a body part. With
+                        # content before it and no part, the opening delimiter was damaged
+                        # and the close delimiter would end the body with every field lost.
+                        # (An empty form, "--boundary--" and nothing else, stays valid.)
+                        raise MalformedMultipart(
+                            "multipart body has a preamble but no body part "
+                            "(is the first boundary line damaged?)"
+                        )
                     pos += 2
                     state = _AFTER_CLOSE
                     continue
@@ -753,8 +765,13 @@ class MultipartParser:
                 return _EPILOGUE
             if state is _PREAMBLE:
                 if complete:
+                    if len(seg) > pos:
+                        self._preamble = True
                     return _AFTER_DELIMITER
-                self._buffer = seg[_held_back(seg, pos, self._delimiter) :]
+                end = _held_back(seg, pos, self._delimiter)
+                if end > pos:
+                    self._preamble = True
+                self._buffer = seg[end:]
                 return _PREAMBLE
             return state  # EPILOGUE
 

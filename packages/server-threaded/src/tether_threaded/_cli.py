@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a WSGI application (PEP 3333) with the Tether threaded server.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("app", metavar="MODULE:APP", help="the application, e.g. mysite.wsgi:app")
+    parser.add_argument(
+        "app",
+        metavar="MODULE:APP",
+        help="the application, e.g. mysite.wsgi:application; a module alone means its "
+        "\"application\", else its \"app\"",
+    )
     add_binding_options(parser.add_argument_group("binding"))
 
     run = parser.add_argument_group("runtime")

@@ -1,0 +1,174 @@
+"""Server-sent events: the ``text/event-stream`` format (WHATWG HTML, "Server-sent events" 9.2).
+
+An encoder for servers and a parser for clients and tests, both pure:
+
+- :func:`encode` turns one event (``data``, ``event``, ``id``, ``retry``, a ``comment``) into the
+  bytes of one dispatched event; :func:`comment` makes a comment line, the usual keep-alive
+  that proxies and browsers ignore; :data:`HEADERS` are the response fields a stream needs.
+- :class:`EventStreamParser` reads a stream fed in arbitrary pieces and yields :class:`Event`
+  objects exactly as a browser's ``EventSource`` would dispatch them.
+
+The stream is always UTF-8 (the format has no other encoding). The encoder refuses what a
+browser would read differently from what the caller meant, with a
+:class:`~tether.errors.LocalProtocolError`: a line break inside ``event`` or ``id`` would start a
+new field, a NUL in ``id`` makes browsers ignore the id, and ``retry`` must be digits. Line
+breaks inside ``data`` are fine: every line becomes its own ``data:`` field and the client joins
+them with ``\\n`` (a lone ``\\r`` or ``\\r\\n`` in data comes back as ``\\n``, as the format
+normalises line ends).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from tether.errors import LocalProtocolError
+
+#: The fields of a ``text/event-stream`` response: its type, no caching, and no buffering by
+#: nginx (``X-Accel-Buffering: no``), so that each event reaches the client when it is sent.
+HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _lines(text: str) -> list[str]:
+    return _LINE_BREAK.split(text)
+
+
+def encode(
+    data: str | None = None,
+    *,
+    event: str | None = None,
+    id: str | None = None,  # the field's name in the format
+    retry: int | None = None,
+    comment: str | None = None,
+) -> bytes:
+    """The bytes of one event, ending with the empty line that dispatches it.
+
+    ``data`` may span lines. ``event`` names the event type (the client's default is
+    ``"message"``); ``id`` sets the client's last event id (``""`` resets it); ``retry`` sets the
+    client's reconnection time in milliseconds; ``comment`` adds comment lines first. An event
+    with only ``id`` or ``retry`` still updates the client; with no ``data`` a browser dispatches
+    nothing.
+    """
+    out: list[str] = []
+    if comment is not None:
+        out.extend(":" + line if line else ":" for line in _lines(comment))
+    if event is not None:
+        if _LINE_BREAK.search(event):
+            raise LocalProtocolError("an SSE event type cannot contain a line break")
+        out.append("event: " + event)
+    if id is not None:
+        if _LINE_BREAK.search(id) or "\0" in id:
+            raise LocalProtocolError("an SSE id cannot contain a line break or NUL")
+        out.append("id: " + id if id else "id")
+    if retry is not None:
+        if type(retry) is not int or retry < 0:
+            raise LocalProtocolError(f"SSE retry must be a whole number of milliseconds: {retry!r}")
+        out.append(f"retry: {retry}")
+    if data is not None:
+        out.extend("data: " + line if line else "data" for line in _lines(data))
+    if not out:
+        raise LocalProtocolError("an SSE event needs at least one field")
+    return ("\n".join(out) + "\n\n").encode("utf-8")
+
+
+def comment(text: str = "") -> bytes:
+    """A comment, ignored by clients: the usual keep-alive that stops proxies timing out."""
+    return ("\n".join(":" + line if line else ":" for line in _lines(text)) + "\n\n").encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One dispatched event, as ``EventSource`` hands it to a page."""
+
+    #: The event type (``"message"`` unless the stream named one).
+    type: str
+    #: The data lines joined with ``"\\n"``.
+    data: str
+    #: The last event id in force when the event was dispatched.
+    last_event_id: str
+
+
+class EventStreamParser:
+    """Parse a ``text/event-stream`` body fed in pieces, as a browser does.
+
+    :meth:`feed` returns the events its bytes complete; :attr:`retry` is the last valid
+    reconnection time (milliseconds) the stream set, or ``None``. Nothing here can fail: the
+    format defines a reading for every byte sequence (invalid UTF-8 becomes U+FFFD).
+    """
+
+    __slots__ = ("_data", "_first", "_id", "_pending", "_type", "retry")
+
+    def __init__(self) -> None:
+        """Start at the beginning of a stream."""
+        self._pending = b""
+        self._first = True
+        self._data: list[str] = []
+        self._type = ""
+        self._id = ""
+        self.retry: int | None = None
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Read the next piece of the stream; return the events it completes."""
+        buf = self._pending + data
+        if self._first and buf:
+            if len(buf) < 3 and b"\xef\xbb\xbf".startswith(buf):
+                self._pending = buf
+                return []
+            self._first = False
+            if buf.startswith(b"\xef\xbb\xbf"):  # one leading BOM is dropped
+                buf = buf[3:]
+        events: list[Event] = []
+        start = 0
+        for match in _LINE_END.finditer(buf):
+            if match.group() == b"\r" and match.end() == len(buf):
+                break  # a CR at the end may be the start of a CRLF
+            event = self._line(buf[start : match.start()].decode("utf-8", "replace"))
+            if event is not None:
+                events.append(event)
+            start = match.end()
+        self._pending = buf[start:]
+        return events
+
+    def _line(self, line: str) -> Event | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._type = value
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self.retry = int(value)
+        return None
+
+    def _dispatch(self) -> Event | None:
+        data, self._data = self._data, []
+        kind, self._type = self._type, ""
+        if not data:
+            return None
+        return Event(kind or "message", "\n".join(data), self._id)
+
+
+def iter_events(chunks: Iterator[bytes]) -> Iterator[Event]:
+    """The events of a whole stream given as byte chunks (a convenience over the parser)."""
+    parser = EventStreamParser()
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+
+
+__all__ = ["HEADERS", "Event", "EventStreamParser", "comment", "encode", "iter_events"]
