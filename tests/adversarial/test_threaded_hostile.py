@@ -464,6 +464,36 @@ def test_closed_connections_leave_the_timer_heap_promptly() -> None:
         assert _wait_for(lambda: not [e for e in list(loop._timers) if e[2].closed], 2)
 
 
+# -- 8. many idle keep-alive connections -------------------------------------------------------
+
+
+def test_idle_keep_alive_connections_stay_small(tmp_path: Path) -> None:
+    """2000 connections that each completed a request and stay open cost <= 3 KB each."""
+    count = 2000
+
+    def open_idle(n: int) -> list[socket.socket]:
+        socks: list[socket.socket] = []
+        while len(socks) < n:
+            # In batches: more requests at once than the admission queue holds get 503.
+            batch = [server.connect() for _ in range(min(200, n - len(socks)))]
+            for sock in batch:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            for sock in batch:
+                assert _head(sock).startswith(b"HTTP/1.1 200 ")  # (the body is in the piece)
+            socks += batch
+        return socks
+
+    with _server(tmp_path, "--timeout-keep-alive", "60") as server:
+        warm = open_idle(200)  # allocator pools and threads warmed up first
+        before = server.rss_kb()
+        idle = open_idle(count)
+        after = server.rss_kb()
+        for sock in warm + idle:
+            sock.close()
+    per_connection = (after - before) * 1024 / count
+    assert per_connection <= 3 * 1024, f"{per_connection:.0f} bytes per idle connection"
+
+
 # -- 7. no state shared between clients (issue 13) ----------------------------------------------
 
 
