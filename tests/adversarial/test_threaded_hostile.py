@@ -327,6 +327,28 @@ def test_body_trickled_below_the_minimum_rate_is_closed(tmp_path: Path) -> None:
         pytest.fail("a body far below --min-body-rate was not cut")
 
 
+def test_upload_past_the_gathering_cap_is_413_not_a_full_disk() -> None:
+    """Without --limit-request-body the loop still gathers at most max_gathered_body bytes."""
+    calls: list[str] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        calls.append(environ["PATH_INFO"])
+        return _app(environ, start_response)
+
+    with _in_process(app, max_gathered_body=100_000) as server:
+        host, port = server.address[:2]
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
+            assert _head(sock).startswith(b"HTTP/1.1 413 ")  # before any of the body
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            with contextlib.suppress(OSError):  # the server may close while we still send
+                for _ in range(10):
+                    sock.sendall(b"4e20\r\n" + b"c" * 20000 + b"\r\n")
+            assert _head(sock).startswith(b"HTTP/1.1 413 ")
+    assert not calls
+
+
 # -- 5. blocking work on the I/O thread ----------------------------------------------------------
 
 

@@ -61,6 +61,9 @@ class Config:
     timeout_graceful_shutdown: float | None = 30.0
     max_head_size: int = 64 * 1024
     max_body_size: int | None = None
+    #: Largest body the loop gathers (spooling it to disk) when ``max_body_size`` is not set;
+    #: 413 beyond, so that no client can fill the disk (waitress's default, 1 GiB).
+    max_gathered_body: int = 1 << 30
     ws_max_size: int = 16 * 1024 * 1024
     ws_ping_interval: float | None = None
     ws_ping_timeout: float = 20.0
@@ -95,6 +98,12 @@ class Config:
             max_body_size=self.max_body_size,
             max_requests=self.limit_max_requests,
         )
+
+    def body_cap(self) -> int:
+        """The most body bytes one request may bring (the loop gathers them all)."""
+        if self.max_body_size is not None:
+            return self.max_body_size
+        return self.max_gathered_body
 
     def max_in_flight(self) -> int:
         """Requests admitted at once before the loop answers 503."""

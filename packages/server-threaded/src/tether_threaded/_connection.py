@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from tether._serving import overload_response
-from tether.errors import ProtocolError
+from tether.errors import ContentTooLarge, ProtocolError
 from tether.http1 import (
     NEED_DATA,
     PAUSED,
@@ -321,8 +321,12 @@ class Connection:
             if kind is Data:
                 body = self.body
                 if body is None:
-                    body = self.body = BodyBuffer()
-                body.feed(event.data)  # type: ignore[union-attr]
+                    body = self.body = BodyBuffer(self.loop.body_cap)
+                try:
+                    body.feed(event.data)  # type: ignore[union-attr]
+                except ProtocolError as exc:
+                    self._protocol_failure(exc, now)
+                    return
             elif kind is EndOfMessage:
                 self.want_read = False
                 self._dispatch(now)
@@ -347,7 +351,13 @@ class Connection:
         self.exchange = exchange
         self.busy = True
         if exchange.has_body:
-            self.body = BodyBuffer()
+            cap = self.loop.body_cap
+            declared = exchange.environ.get("CONTENT_LENGTH", "")
+            if declared.isdigit() and int(declared) > cap:
+                # Refused before a 100 Continue invites it, or a byte of it is stored.
+                self._protocol_failure(ContentTooLarge(f"the body exceeds {cap} bytes"), now)
+                return
+            self.body = BodyBuffer(cap)
             if self.core.expects_continue:
                 # The loop reads the body now, whatever the application will do with it.
                 try:

@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
+from tether.errors import ContentTooLarge
+
 #: Body bytes held in memory; a longer body is spooled to a temporary file.
 SPOOL_AT = 256 * 1024
 
@@ -28,17 +30,21 @@ class BodyBuffer:
     """The body of one request while the loop gathers it (loop thread, or the worker that
     pumps pipelined requests; always under the connection's lock)."""
 
-    __slots__ = ("chunks", "file", "size")
+    __slots__ = ("cap", "chunks", "file", "size")
 
-    def __init__(self) -> None:
+    def __init__(self, cap: int) -> None:
+        #: Most bytes accepted (``Config.body_cap``); the core checks ``max_body_size`` too.
+        self.cap = cap
         self.chunks: list[bytes] = []
         #: The spool file once the body outgrew :data:`SPOOL_AT`.
         self.file: IO[bytes] | None = None
         self.size = 0
 
     def feed(self, data: bytes) -> None:
-        """Add a piece of the body the core produced."""
+        """Add a piece of the body the core produced (raises ContentTooLarge past the cap)."""
         self.size += len(data)
+        if self.size > self.cap:
+            raise ContentTooLarge(f"the request body exceeds {self.cap} bytes")
         if self.file is not None:
             self.file.write(data)
             return

@@ -123,6 +123,8 @@ class Loop:
         self._max_in_flight = config.max_in_flight()
         self._websockets = 0
         self._max_websockets = config.limit_websockets
+        #: Most body bytes the loop gathers for one request.
+        self.body_cap = config.body_cap()
         self.thread_id: int | None = None
         #: Graceful shutdown in progress: no new connections, idle ones closed.
         self.draining = False
