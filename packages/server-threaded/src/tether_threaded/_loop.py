@@ -222,7 +222,12 @@ class Loop:
         """
         if exchange.upgrade is not None:
             # A WebSocket application blocks its thread for the whole session.
-            threading.Thread(target=exchange.run, name="tether-websocket", daemon=True).start()
+            thread = threading.Thread(target=exchange.run, name="tether-websocket", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # the system refused a thread: give the budget back
+                self.release_websocket()
+                raise
         elif threading.get_ident() == self.thread_id:
             self._batch.append(exchange.run)
         else:
