@@ -65,7 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         graceful_shutdown_help="seconds in-flight requests get to finish on shutdown "
         "('none': wait)",
     )
-    add_websocket_options(parser.add_argument_group("WebSocket"))
+    websocket = parser.add_argument_group("WebSocket")
+    add_websocket_options(websocket)
+    websocket.add_argument(
+        "--limit-websockets",
+        type=positive_int,
+        default=64,
+        help="WebSocket sessions at once, each on its own thread outside --threads; "
+        "further upgrades are answered 503",
+    )
     add_tls_options(parser.add_argument_group("TLS"))
     add_logging_options(parser.add_argument_group("logging and headers"))
     add_proxy_options(parser.add_argument_group("behind a proxy"))
@@ -79,6 +87,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         threads=args.threads,
         root_path=args.root_path,
         limit_max_requests=args.limit_max_requests,
+        limit_websockets=args.limit_websockets,
         **shared_options(args),
     )
 

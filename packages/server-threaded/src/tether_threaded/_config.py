@@ -37,6 +37,9 @@ class Config:
     #: Most requests admitted at once (running plus waiting for a worker); beyond it the loop
     #: answers 503 itself. ``None``: :data:`DEFAULT_QUEUE` plus one per thread.
     limit_concurrency: int | None = None
+    #: Most WebSocket sessions at once, each on a thread of its own outside the worker pool;
+    #: further upgrades are answered 503.
+    limit_websockets: int = 64
     #: Most open connections; at the limit the server stops accepting until some close.
     limit_connections: int | None = None
     #: Resume accepting at this many open connections (default: 90% of the limit).
@@ -55,6 +58,9 @@ class Config:
     timeout_graceful_shutdown: float | None = 30.0
     max_head_size: int = 64 * 1024
     max_body_size: int | None = None
+    #: Largest body the loop gathers (spooling it to disk) when ``max_body_size`` is not set;
+    #: 413 beyond, so that no client can fill the disk (waitress's default, 1 GiB).
+    max_gathered_body: int = 1 << 30
     ws_max_size: int = 16 * 1024 * 1024
     ws_ping_interval: float | None = None
     ws_ping_timeout: float = 20.0
@@ -89,6 +95,12 @@ class Config:
             max_body_size=self.max_body_size,
             max_requests=self.limit_max_requests,
         )
+
+    def body_cap(self) -> int:
+        """The most body bytes one request may bring (the loop gathers them all)."""
+        if self.max_body_size is not None:
+            return self.max_body_size
+        return self.max_gathered_body
 
     def max_in_flight(self) -> int:
         """Requests admitted at once before the loop answers 503."""

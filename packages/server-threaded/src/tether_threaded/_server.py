@@ -50,8 +50,16 @@ class Server:
             return
         self.config.trusted_proxies()  # a bad --forwarded-allow-ips fails here, before binding
         ssl_context = create_ssl_context(self.config)
-        self._sock = bind_socket(self.config)
-        self._loop = Loop(self.app, self.config, [self._sock], ssl_context)
+        sock = bind_socket(self.config)
+        try:
+            self._loop = Loop(self.app, self.config, [sock], ssl_context)
+        except BaseException:
+            sock.close()
+            if self.config.uds is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.config.uds)
+            raise
+        self._sock = sock
 
     @property
     def address(self) -> Any:
