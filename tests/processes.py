@@ -133,17 +133,20 @@ class LogLines:
             return sum(text in line for line in self._lines)
 
     def wait_for(self, text: str, count: int = 1, timeout: float = 30.0) -> None:
-        """Wait until ``count`` lines contain ``text``; fail after ``timeout`` seconds or at EOF."""
+        """Wait until ``count`` lines contain ``text``; fail after ``timeout`` seconds, at EOF,
+        or a few seconds after the process exited (its children may hold the pipe open)."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while sum(text in line for line in self._lines) < count:
-                left = deadline - time.monotonic()
-                if self._ended or left <= 0:
+                now = time.monotonic()
+                if self._proc.poll() is not None:
+                    deadline = min(deadline, now + 3.0)
+                if self._ended or now >= deadline:
                     raise AssertionError(
                         f"no {count} x {text!r} (exit status {self._proc.poll()}): "
                         + "".join(self._lines)
                     )
-                self._changed.wait(left)
+                self._changed.wait(min(deadline - now, 0.25))
 
     def finish(self, timeout: float = 10.0) -> str:
         """Everything the process wrote, once it has closed stderr."""

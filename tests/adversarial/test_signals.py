@@ -276,6 +276,7 @@ def test_sigttin_and_sigttou_change_the_worker_count(apps: Path, server: str) ->
     with reaped(proc), _no_orphans(set()) as workers:
         log = LogLines(proc)
         log.wait_for(SERVING[server], 2)
+        workers.update(_pids(port, 2))
         proc.send_signal(signal.SIGTTIN)
         log.wait_for("SIGTTIN received: 3 workers", timeout=10)
         log.wait_for(SERVING[server], 3)
