@@ -379,7 +379,7 @@ class Loop:
                 if conn.phase is Phase.HTTP and not conn.busy:
                     if not self.handover:
                         conn.close_soon(now)
-                elif conn.phase is Phase.HANDSHAKE:
+                elif conn.phase is Phase.HANDSHAKE and not self.handover:
                     conn.close_now()
                 elif conn.phase is Phase.WEBSOCKET and conn.ws is not None:
                     conn.ws.going_away(now)
