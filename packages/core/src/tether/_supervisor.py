@@ -273,6 +273,8 @@ class Supervisor:
 
     def _restart_worker(self, why: str) -> None:
         """--reload: stop the worker and start it again once it has exited."""
+        if self._restart:
+            return  # already on its way out (a second SIGTERM would force it)
         _log.info("%s: restarting", why)
         if self._workers:
             self._restart = True
