@@ -17,11 +17,12 @@ here, once, so the two command lines cannot drift apart:
 - :func:`trusted_proxies` reads ``--proxy-headers`` and ``--forwarded-allow-ips``.
 - :func:`add_process_options` and :func:`supervise` give ``--workers`` and ``--reload``
   (the supervisor itself is :mod:`tether_server.supervisor`); :func:`notify_serving` is a worker's
-  side of it.
+  side of it, and :data:`STOP_SIGNALS` and :func:`stop_message` say how either server reacts
+  to a signal.
 
 Nothing here opens a socket, starts a thread or reads a clock: binding the listening socket
 stays in each server (:func:`supervise` is handed the server's binding function), and the
-worker processes are :mod:`tether_server.supervisor`'s.
+worker processes (and a worker's watch on its supervisor) are :mod:`tether_server.supervisor`'s.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
 import socket
 import ssl
 import sys
@@ -308,7 +310,10 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
         "--workers",
         type=_positive_int,
         default=1,
-        help="server processes sharing the listening socket (a supervisor restarts any that dies)",
+        help="server processes sharing the listening socket, under a supervisor that restarts "
+        "any that dies; SIGHUP to it reloads them without losing a request (new workers, then "
+        "the old ones drain), SIGTTIN / SIGTTOU add / remove one. Without --workers, SIGHUP "
+        "stops the server gracefully, as SIGTERM does",
     )
     group.add_argument(
         "--reload",
@@ -323,8 +328,10 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
         help="a directory to watch with --reload (repeatable; default: --app-dir, else the "
         "current directory)",
     )
-    # How a worker tells its supervisor that it is serving (not for users).
+    # How a worker tells its supervisor that it is serving, and learns that the supervisor is
+    # gone (not for users).
     group.add_argument("--notify-fd", type=int, default=None, help=argparse.SUPPRESS)
+    group.add_argument("--supervisor-fd", type=int, default=None, help=argparse.SUPPRESS)
 
 
 #: The options added above that both servers' ``Config`` take under the same names (their
@@ -422,6 +429,12 @@ def supervise(
     """
     if args.reload and args.workers > 1:
         raise ConfigError("--reload and --workers cannot be used together")
+    if args.supervisor_fd is not None:
+        from tether_server.supervisor import watch_supervisor
+
+        global _supervised
+        _supervised = True
+        watch_supervisor(args.supervisor_fd)
     if args.workers == 1 and not args.reload:
         return None
     from tether_server.supervisor import Supervisor
@@ -433,6 +446,34 @@ def supervise(
         return Supervisor(worker, args.workers, reload_dirs=dirs).run(sock.fileno())
     finally:
         sock.close()
+
+
+#: The signals both servers stop on, gracefully; a second one forces the exit.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+# Whether this process is a worker of a --workers supervisor (set by supervise()).
+_supervised = False
+
+
+def stop_message(signum: int) -> str:
+    """The line a server logs when a stop signal (:data:`STOP_SIGNALS`) arrives.
+
+    SIGHUP stops a server gracefully, handing over: requests in flight are answered and idle
+    keep-alive connections are kept until the client's next request or their keep-alive
+    timeout (see :mod:`tether_server.supervisor`), so a server that takes over the socket loses
+    nothing. A worker gets it from its supervisor during a reload; a server on its own cannot
+    re-import its app in place (modules already imported, and the app's state, would stay), so
+    it says that reloading needs ``--workers``.
+    """
+    name = signal.Signals(signum).name
+    if signum != signal.SIGHUP:
+        return f"{name} received: shutting down"
+    if _supervised:
+        return f"{name} received: shutting down gracefully, handing over to the other workers"
+    return (
+        f"{name} received: shutting down gracefully (to reload without stopping, run with "
+        "--workers: its supervisor reloads on SIGHUP)"
+    )
 
 
 def notify_serving(fd: int | None) -> None:
@@ -565,6 +606,7 @@ def create_ssl_context(options: SSLOptions) -> ssl.SSLContext | None:
 
 __all__ = [
     "LOG_LEVELS",
+    "STOP_SIGNALS",
     "ConfigError",
     "SSLOptions",
     "_optional_seconds",
@@ -579,4 +621,5 @@ __all__ = [
     "create_ssl_context",
     "import_app",
     "shared_options",
+    "stop_message",
 ]

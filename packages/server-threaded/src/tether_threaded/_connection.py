@@ -431,7 +431,9 @@ class Connection:
         if self.closing:
             return
         core = self.core
-        if self.loop.draining or not core.keep_alive:
+        # Handing over, a response begun before the shutdown (without "Connection: close")
+        # leaves the connection open: the client may be sending its next request already.
+        if (self.loop.draining and not self.loop.handover) or not core.keep_alive:
             self.close_soon(now)
             return
         try:

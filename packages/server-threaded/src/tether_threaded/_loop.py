@@ -128,6 +128,10 @@ class Loop:
         self.thread_id: int | None = None
         #: Graceful shutdown in progress: no new connections, idle ones closed.
         self.draining = False
+        #: A SIGHUP shutdown: idle keep-alive connections stay open until the client's next
+        #: request (answered with ``Connection: close``) or their keep-alive timeout, so a
+        #: request sent on one as the shutdown begins is not lost (see tether_server.supervisor).
+        self.handover = False
         self._force = False
         self._drain_deadline = math.inf
         self.pool: Pool | None = None
@@ -409,8 +413,9 @@ class Loop:
         for conn in list(self.conns):
             with conn.lock:
                 if conn.phase is Phase.HTTP and not conn.busy:
-                    conn.close_soon(now)
-                elif conn.phase is Phase.HANDSHAKE:
+                    if not self.handover:
+                        conn.close_soon(now)
+                elif conn.phase is Phase.HANDSHAKE and not self.handover:
                     conn.close_now()
                 elif conn.phase is Phase.WEBSOCKET and conn.ws is not None:
                     conn.ws.going_away(now)
