@@ -31,6 +31,7 @@ from tether_threaded.static import with_static as wsgi_with_static
 
 SECRET = b"TOPSECRET-outside-the-root"
 DATA = bytes(range(256)) * 8  # 2048 bytes, every offset recognisable
+NOT_FOUND_PAGE = b"<h1>no such page</h1>\n"
 SCRIPT = b"console.log('hello from a script that compresses well');\n" * 40
 
 
@@ -47,6 +48,7 @@ def make_site(base: Path) -> Path:
     (root / "app.js.br").write_bytes(brotli.compress(SCRIPT))
     (root / "app.js.gz").write_bytes(gzip.compress(SCRIPT))
     (root / "docs" / "index.html").write_bytes(b"<h1>docs</h1>\n")
+    (root / "404.html").write_bytes(NOT_FOUND_PAGE)
     (root / "escape").symlink_to(base / "secret")
     (root / "escape-dir").symlink_to(base)
     (root / "alias.txt").symlink_to(root / "hello.txt")  # inside the root: allowed
@@ -323,6 +325,18 @@ def test_directory_index_and_slash_redirect(client: httpx.Client) -> None:
     assert client.get("/static").headers["location"] == "/static/"
     assert client.get("/static/empty-dir/").status_code == 404
     assert client.get("/static/hello.txt/").status_code == 404
+
+
+def test_html_mode_sends_404_html(client: httpx.Client) -> None:
+    response = client.get("/static/missing.txt")
+    assert response.status_code == 404
+    assert response.content == NOT_FOUND_PAGE
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    head = client.head("/static/missing.txt")
+    assert head.status_code == 404 and head.content == b""
+    plain = client.get("/plain/missing.txt")
+    assert plain.status_code == 404
+    assert plain.content == b"Not Found"
 
 
 def test_without_html_directories_are_404(client: httpx.Client) -> None:

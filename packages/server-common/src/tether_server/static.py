@@ -19,7 +19,8 @@ What users of Starlette's ``StaticFiles``, whitenoise and nginx expect, and wher
   resolved path and checked again after opening, so a file swapped for a symlink or a FIFO
   between the check and the open is refused too.
 * ``html=True``: a path ending in ``/`` serves the directory's ``index.html``; a directory
-  without the slash is a 307 to the slash form (query kept), as Starlette does.
+  without the slash is a 307 to the slash form (query kept); a 404 sends the root's
+  ``404.html`` when there is one -- as Starlette does.
 * ``precompressed=True``: ``name.br`` / ``name.gz`` next to ``name`` are sent to clients whose
   ``Accept-Encoding`` takes them, with ``Content-Encoding``, ``Vary: Accept-Encoding`` and an
   ETag of their own; the Content-Type is the original's.
@@ -222,12 +223,12 @@ class StaticFiles:
             return _text(405, b"Method Not Allowed", head, [ALLOW])
         parts = _safe_parts(path)
         if parts is None:
-            return _not_found(head)
+            return self._not_found(head)
         found = self._open(parts)
         name = parts[-1] if parts else ""
         if found == "dir":
             if not self.html:
-                return _not_found(head)
+                return self._not_found(head)
             if not path.endswith("/"):
                 location = urllib.parse.quote(base + path + "/", safe="/:@!$&'()*+,;=~")
                 if query:
@@ -241,8 +242,24 @@ class StaticFiles:
             found.file.close()  # "file.txt/" names a directory that does not exist
             found = None
         if not isinstance(found, _Found):
-            return _not_found(head)
+            return self._not_found(head)
         return self._file_response(method, found, name, headers)
+
+    def _not_found(self, head: bool) -> StaticResponse:
+        """404: with ``html=True`` the root's ``404.html`` when there is one (as Starlette)."""
+        page = self._open(["404.html"]) if self.html else None
+        if not isinstance(page, _Found):
+            return _not_found(head)
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-length", b"%d" % page.info.st_size),
+        ]
+        if head:
+            page.file.close()
+            return StaticResponse(404, headers)
+        return StaticResponse(
+            404, headers, Body.FILE, path=page.path, file=page.file, size=page.info.st_size
+        )
 
     def _file_response(
         self,
