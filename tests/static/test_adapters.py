@@ -55,10 +55,14 @@ def recording(app: Any, types: list[str], *, pathsend: bool = True) -> Any:
     return wrapper
 
 
-@pytest.mark.parametrize("pathsend", [True, False])
-def test_asgi_whole_file_uses_pathsend_when_offered(root: Path, pathsend: bool) -> None:
+@pytest.mark.parametrize(("offered", "wanted"), [(True, True), (False, True), (True, False)])
+def test_asgi_whole_file_uses_pathsend_when_offered(
+    root: Path, offered: bool, wanted: bool
+) -> None:
     types: list[str] = []
-    app = recording(AsgiStatic(root, chunk_size=64 * 1024), types, pathsend=pathsend)
+    files = AsgiStatic(root, chunk_size=64 * 1024, pathsend=wanted)
+    app = recording(files, types, pathsend=offered)
+    pathsend = offered and wanted
     with asyncio_running(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         assert client.get("/big.bin").content == BIG
         if pathsend:
@@ -238,3 +242,20 @@ def test_asgi_app_alone_under_tether_serve_with_lifespan_on(root: Path) -> None:
         httpx.Client(base_url=server.url, timeout=10) as client,
     ):
         assert client.get("/hello.txt").content == b"hello world\n"
+
+
+@pytest.mark.parametrize("server", ["asyncio", "threaded"])
+def test_slash_redirect_is_never_protocol_relative(tmp_path: Path, server: str) -> None:
+    # A directory named like a host at the root: "//evil.example" must redirect to a path on
+    # this server ("/evil.example/"), not to "//evil.example/", which a browser reads as a host.
+    (tmp_path / "evil.example").mkdir()
+    contexts = {
+        "asyncio": lambda: asyncio_running(AsgiStatic(tmp_path, html=True)),
+        "threaded": lambda: threaded_running(WsgiStatic(tmp_path, html=True)),
+    }
+    with contexts[server]() as running:
+        port = running.port if server == "asyncio" else running.address[1]
+        response = raw_get(port, "//evil.example?x")
+    head = response.split(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 307 ")
+    assert b"\r\nlocation: /evil.example/?x\r\n" in head + b"\r\n"

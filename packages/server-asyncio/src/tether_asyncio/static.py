@@ -3,8 +3,10 @@
 :class:`StaticFiles` asks :class:`tether_server.static.StaticFiles` what to answer (in a worker
 thread: resolving and opening a file blocks) and sends it: the whole file as
 ``http.response.pathsend`` when the server offers that extension (Tether does; the server sends
-the file without the app reading it), otherwise -- and always for ranges -- in chunks read with
-:func:`anyio.to_thread.run_sync`, so the event loop never waits on the disk.
+the file without the app reading it; it reopens the resolved path, so pass
+``pathsend=False`` where others can swap files inside the directory), otherwise -- and always for
+ranges -- in chunks of the already open file read with :func:`anyio.to_thread.run_sync`, so the
+event loop never waits on the disk.
 
 :func:`with_static` puts mounts in front of an app: a request under a mount's prefix is the
 mount's and never reaches the app.
@@ -29,7 +31,8 @@ __all__ = ["StaticFiles", "with_static"]
 
 class StaticFiles:
     """An ASGI app serving the files under ``directory`` (arguments as
-    :class:`tether_server.static.StaticFiles`, plus the read ``chunk_size``)."""
+    :class:`tether_server.static.StaticFiles`, plus the read ``chunk_size`` and whether to use
+    ``http.response.pathsend`` when offered)."""
 
     def __init__(
         self,
@@ -39,9 +42,11 @@ class StaticFiles:
         precompressed: bool = True,
         max_age: int | None = None,
         chunk_size: int = 256 * 1024,
+        pathsend: bool = True,
     ) -> None:
         self.files = _Files(directory, html=html, precompressed=precompressed, max_age=max_age)
         self.chunk_size = chunk_size
+        self.pathsend = pathsend
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one HTTP request (lifespan is acknowledged; a WebSocket is refused)."""
@@ -81,7 +86,7 @@ class StaticFiles:
             await send({"type": "http.response.body", "body": response.text})
             return
         extensions = scope.get("extensions") or {}
-        if response.body is Body.FILE and "http.response.pathsend" in extensions:
+        if self.pathsend and response.body is Body.FILE and "http.response.pathsend" in extensions:
             assert response.path is not None
             response.close()
             await send({"type": "http.response.pathsend", "path": response.path})

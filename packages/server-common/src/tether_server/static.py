@@ -17,7 +17,8 @@ What users of Starlette's ``StaticFiles``, whitenoise and nginx expect, and wher
   drive paths, symlinks whose target resolves outside the root (``realpath`` + ``commonpath``),
   and anything but a regular file are all 404. The file is opened with ``O_NOFOLLOW`` on its
   resolved path and checked again after opening, so a file swapped for a symlink or a FIFO
-  between the check and the open is refused too.
+  between the check and the open is refused too, and the bytes sent are that open file's
+  (except with ``http.response.pathsend``, where the server reopens the resolved path).
 * ``html=True``: a path ending in ``/`` serves the directory's ``index.html``; a directory
   without the slash is a 307 to the slash form (query kept); a 404 sends the root's
   ``404.html`` when there is one -- as Starlette does.
@@ -230,7 +231,10 @@ class StaticFiles:
             if not self.html:
                 return self._not_found(head)
             if not path.endswith("/"):
-                location = urllib.parse.quote(base + path + "/", safe="/:@!$&'()*+,;=~")
+                # Built from the checked segments: "//evil.example" must not become a
+                # protocol-relative Location (an open redirect).
+                target = "/".join([base.rstrip("/"), *parts, ""])
+                location = urllib.parse.quote("/" + target.lstrip("/"), safe="/:@!$&'()*+,;=~")
                 if query:
                     location += "?" + query.decode("latin-1")
                 return StaticResponse(
