@@ -11,7 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tether_asyncio._config import Config, ConfigError, bind_socket
+from tether_asyncio._config import Config, ConfigError, bind_socket, load_app
+from tether_asyncio.static import with_static
 from tether_server.startup import (
     LOG_LEVELS,
     HelpFormatter,
@@ -26,6 +27,7 @@ from tether_server.startup import (
     shared_options,
     supervise,
 )
+from tether_server.static import add_static_option
 
 DEMO_APP = "tether_asyncio.demo:app"
 
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ASGI root_path: the prefix a proxy mounts the app under (none by default)",
     )
     add_process_options(run)
+    add_static_option(run)
 
     add_limit_options(
         serve.add_argument_group("limits and timeouts"),
@@ -154,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = supervise(args, command, lambda: bind_socket(config))
         if status is not None:
             return status
+        if args.static:
+            config.app = with_static(load_app(config), args.static)
         return server.run()
     except ConfigError as exc:
         print(f"tether: error: {exc}", file=sys.stderr)

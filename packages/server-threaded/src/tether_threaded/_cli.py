@@ -29,8 +29,10 @@ from tether_server.startup import (
     shared_options,
     supervise,
 )
+from tether_server.static import add_static_option
 from tether_threaded._config import Config, ConfigError, bind_socket, load_app
 from tether_threaded._server import Server
+from tether_threaded.static import with_static
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--factory", action="store_true", help="MODULE:APP is a factory returning the app"
     )
     run.add_argument("--root-path", default="", help="SCRIPT_NAME (mount point behind a proxy)")
+    add_static_option(run)
 
     add_limit_options(
         parser.add_argument_group("limits and timeouts"),
@@ -105,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status is not None:
             return status
         app = load_app(args.app, args.app_dir, args.factory)
+        if args.static:
+            app = with_static(app, args.static)
         server = Server(app, config)
         server.bind()
     except ConfigError as exc:
