@@ -51,21 +51,30 @@ def free_port() -> int:
 #: The packages of this checkout, first on a subprocess's path: an installed copy (an editable
 #: install of another checkout) must not be what a test runs.
 SOURCES = [
-    ROOT / "packages" / name / "src" for name in ("core", "server-asyncio", "server-threaded")
+    ROOT / "packages" / name / "src"
+    for name in ("core", "server-common", "server-asyncio", "server-threaded")
 ]
 
 
-def spawn(module: str, cwd: Path, *args: str) -> subprocess.Popen[str]:
-    """``python -m module *args`` in ``cwd`` (importable from there), stdout and stderr piped."""
+def spawn(
+    module: str,
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    pass_fds: tuple[int, ...] = (),
+) -> subprocess.Popen[str]:
+    """``python -m module *args`` in ``cwd`` (importable from there), stdout and stderr piped;
+    ``env`` adds variables, ``pass_fds`` are inherited."""
     path = [str(cwd), *map(str, SOURCES), str(ROOT)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+    variables = dict(os.environ, PYTHONPATH=os.pathsep.join(path), **(env or {}))
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
-        env=env,
+        env=variables,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        pass_fds=pass_fds,
     )
 
 

@@ -1,4 +1,5 @@
-"""The listening socket both servers serve on: ``--host/--port``, ``--uds`` or ``--fd``.
+"""The listening socket both servers serve on: ``--host/--port``, ``--uds`` or ``--fd``, or the
+socket systemd passed (socket activation, used when present, as gunicorn does).
 
 Binding is I/O, so it lives here, in the servers' shared package, not in the sans-I/O core;
 every failure a user can cause raises :class:`~tether_server.startup.ConfigError` with one
@@ -8,12 +9,16 @@ clear line.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import stat
 from typing import Protocol
 
 from tether_server.startup import ConfigError
+from tether_server.systemd import listen_fds
+
+_log = logging.getLogger("tether.error")
 
 
 class BindOptions(Protocol):
@@ -27,17 +32,25 @@ class BindOptions(Protocol):
 
 
 def bind_socket(config: BindOptions) -> socket.socket:
-    """Create the listening socket for ``--host/--port``, ``--uds`` or ``--fd``."""
+    """Create the listening socket for ``--host/--port``, ``--uds`` or ``--fd``.
+
+    Without ``--fd`` or ``--uds``, a socket passed by systemd socket activation
+    (``LISTEN_FDS``, for this process) wins over ``--host``/``--port``.
+    """
+    if config.fd is None and config.uds is None:
+        activated = listen_fds()
+        if activated:
+            fd, name = activated[0]
+            if len(activated) > 1:
+                _log.warning(
+                    "socket activation passed %d sockets; serving on the first (%s) only",
+                    len(activated),
+                    name,
+                )
+            _log.info("serving on the socket passed by systemd (fd %d, %s)", fd, name)
+            return _from_fd(fd, "LISTEN_FDS", config.backlog)
     if config.fd is not None:
-        try:
-            sock = socket.socket(fileno=config.fd)
-        except OSError as exc:
-            raise ConfigError(f"--fd {config.fd}: not a usable socket ({exc.strerror})") from None
-        if sock.type != socket.SOCK_STREAM:
-            raise ConfigError(f"--fd {config.fd}: not a stream socket")
-        sock.setblocking(False)
-        sock.listen(config.backlog)
-        return sock
+        return _from_fd(config.fd, f"--fd {config.fd}", config.backlog)
     if config.uds is not None:
         path = config.uds
         if os.path.exists(path):
@@ -76,6 +89,20 @@ def bind_socket(config: BindOptions) -> socket.socket:
         raise ConfigError(f"cannot bind to {shown}:{config.port}: {exc.strerror}") from None
     sock.listen(config.backlog)
     sock.setblocking(False)
+    return sock
+
+
+
+def _from_fd(fd: int, what: str, backlog: int) -> socket.socket:
+    """A listening stream socket on an inherited descriptor."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ConfigError(f"{what}: not a usable socket ({exc.strerror})") from None
+    if sock.type != socket.SOCK_STREAM:
+        raise ConfigError(f"{what}: not a stream socket")
+    sock.setblocking(False)
+    sock.listen(backlog)
     return sock
 
 

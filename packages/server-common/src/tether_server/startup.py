@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tether.serving import TrustedProxies
+from tether_server.systemd import Notifier
 
 #: The ``--log-level`` choices; "trace" logs as much as "debug".
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -477,8 +478,10 @@ def stop_message(signum: int) -> str:
 
 
 def notify_serving(fd: int | None) -> None:
-    """A worker's word to its supervisor that it serves: one byte on ``--notify-fd``."""
+    """Say that this server serves: to its supervisor (one byte on ``--notify-fd``) when it is
+    a worker, else to systemd (``READY=1``) when ``$NOTIFY_SOCKET`` is set."""
     if fd is None:
+        Notifier().ready("serving")
         return
     with contextlib.suppress(OSError):
         os.write(fd, b"1")

@@ -51,10 +51,19 @@ import selectors
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 
+from tether_server.systemd import Notifier
+
 _log = logging.getLogger("tether.error")
+
+#: What a service manager sets for this process alone: workers must not act on it (systemd
+#: would take a worker's READY=1 for the service's, and the sockets are the supervisor's).
+_MANAGER_VARIABLES = frozenset(
+    {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}
+)
 
 # The longest wait between looks at the workers (a signal or a worker's exit ends it sooner).
 _POLL_SECONDS = 1.0
@@ -158,6 +167,9 @@ class Supervisor:
         self._status = 0
         #: --reload: the worker was told to stop and is started again once it has exited.
         self._restart = False
+        #: sd_notify: READY once every worker first serves, RELOADING/STOPPING, the watchdog.
+        self._notifier = Notifier()
+        self._announced = False
 
     def run(self, fd: int) -> int:
         """Serve on the listening socket ``fd`` until told to stop; return the exit status."""
@@ -221,7 +233,17 @@ class Supervisor:
             if not self._stopping and watcher is None:
                 self._switch_over()
                 self._reconcile()
+            self._announce()
+            self._notifier.watchdog(time.monotonic())
         return self._status
+
+    def _announce(self) -> None:
+        """READY=1 to a service manager once every worker serves for the first time."""
+        if self._announced or self._stopping or not self._workers:
+            return
+        if all(w.ready for w in self._workers if w.role is _Role.ACTIVE):
+            self._announced = True
+            self._notifier.ready(f"{len(self._workers)} workers serving")
 
     # -- signals ---------------------------------------------------------------------------------
 
@@ -253,11 +275,14 @@ class Supervisor:
         """Pass a stop signal on; workers already draining get only a second one (forcing)."""
         first = not self._stopping
         self._stopping = True
+        if first:
+            self._notifier.stopping()
         for worker in self._workers:
             if not (first and worker.role is _Role.RETIRING):
                 self._send(worker, signum)
 
     def _reload(self) -> None:
+        self._notifier.reloading()
         pending = [w for w in self._workers if w.role is _Role.NEXT]
         if pending:
             _log.warning("SIGHUP received during a reload: starting it over")
@@ -334,6 +359,7 @@ class Supervisor:
             self._retire(worker)
         for worker in new:
             worker.role = _Role.ACTIVE
+        self._notifier.ready(f"reloaded: {len(new)} workers serving")
         _log.info(
             "reloaded: new workers (pids %s) serving; old workers (pids %s) draining",
             ", ".join(str(w.process.pid) for w in new),
@@ -369,6 +395,7 @@ class Supervisor:
                 [*self._command, *options],
                 pass_fds=(self._fd, write_end, self._alive),
                 start_new_session=True,
+                env={k: v for k, v in os.environ.items() if k not in _MANAGER_VARIABLES},
             )
         finally:
             os.close(write_end)
