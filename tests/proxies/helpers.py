@@ -28,6 +28,7 @@ DEPLOY = ROOT / "examples" / "deploy"
 HERE = Path(__file__).resolve().parent
 PROXIES = ("nginx", "haproxy")
 SERVERS = ("asyncio", "threaded")
+_PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 #: This checkout's packages, the shared server package included.
 SOURCES = [
     ROOT / "packages" / name / "src"
@@ -120,19 +121,16 @@ def render(
         "KEY": str(run_dir / "key.pem"),
         "PEM": str(run_dir / "both.pem"),
     }
-    filled = []
-    for line in text.splitlines():
-        if not line.lstrip().startswith("#"):  # the comments name the placeholders
-            line = re.sub(r"\{\{([A-Z_]+)\}\}", lambda m: values[m[1]], line)
-        filled.append(line)
-    text = "\n".join(filled) + "\n"
+    # The comments name the placeholders: only the directives are filled in.
+    text = "".join(
+        line if line.lstrip().startswith("#") else _PLACEHOLDER.sub(lambda m: values[m[1]], line)
+        for line in text.splitlines(keepends=True)
+    )
     if rfc7239:
-        out = []
-        for line in text.splitlines():
-            if line.rstrip().endswith("# x-forwarded"):
-                line = "#" + line
-            out.append(line.replace("#rfc7239: ", ""))
-        text = "\n".join(out) + "\n"
+        text = "".join(
+            "#" + line if line.rstrip().endswith("# x-forwarded") else line
+            for line in text.replace("#rfc7239: ", "").splitlines(keepends=True)
+        )
     return text
 
 

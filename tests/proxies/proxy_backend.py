@@ -117,9 +117,7 @@ async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     client = scope["client"][0] if scope.get("client") else None
     query = scope["query_string"].decode("latin-1")
-    info = _describe(
-        scope["method"], scope["path"], query, client, scope["scheme"], headers, body
-    )
+    info = _describe(scope["method"], scope["path"], query, client, scope["scheme"], headers, body)
     if scope["path"] == "/sse":
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         for piece in _sse_events(query):
