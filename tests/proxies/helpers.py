@@ -146,6 +146,7 @@ class Stack:
     backends: list[int]
     tether_dir: Path
     proxy_dir: Path
+    proxy_log: LogLines
 
     @property
     def url(self) -> str:
@@ -165,9 +166,9 @@ class Stack:
         return found
 
     def access_log(self) -> str:
-        """nginx's access log (empty for HAProxy)."""
+        """The requests the proxy saw: nginx's access log, or what HAProxy logged."""
         path = self.proxy_dir / "access.log"
-        return path.read_text() if path.exists() else ""
+        return path.read_text() if path.exists() else self.proxy_log.text
 
 
 @contextlib.contextmanager
@@ -178,7 +179,8 @@ def proxy_process(
     run_dir: Path,
     rfc7239: bool = False,
 ) -> Iterator[subprocess.Popen[str]]:
-    """nginx or HAProxy on ``ports`` (HTTP, HTTPS) in front of ``servers``, for the block."""
+    """nginx or HAProxy on ``ports`` (HTTP, HTTPS) in front of ``servers``, for the block:
+    what it writes on stderr."""
     exe = binary(proxy)
     run_dir.mkdir(parents=True, exist_ok=True)
     certificate(run_dir)
@@ -196,7 +198,7 @@ def proxy_process(
         if not (listening(ports[0], 15) and listening(ports[1], 5)):
             proc.kill()
             raise AssertionError(f"{proxy} did not start: {log.finish()}")
-        yield proc
+        yield log
         proc.terminate()
         proc.wait(10)
 
@@ -233,5 +235,5 @@ def stack(proxy: str, server: str, run_dir: Path, rfc7239: bool = False) -> Iter
     binary(proxy)
     with tethers(server, run_dir / "tether") as ports:
         listen = (free_port(), free_port())
-        with proxy_process(proxy, listen, ports, run_dir / proxy, rfc7239):
-            yield Stack(proxy, server, *listen, ports, run_dir / "tether", run_dir / proxy)
+        with proxy_process(proxy, listen, ports, run_dir / proxy, rfc7239) as log:
+            yield Stack(proxy, server, *listen, ports, run_dir / "tether", run_dir / proxy, log)
