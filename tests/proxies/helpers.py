@@ -178,7 +178,7 @@ def proxy_process(
     servers: list[int],
     run_dir: Path,
     rfc7239: bool = False,
-) -> Iterator[subprocess.Popen[str]]:
+) -> Iterator[LogLines]:
     """nginx or HAProxy on ``ports`` (HTTP, HTTPS) in front of ``servers``, for the block:
     what it writes on stderr."""
     exe = binary(proxy)

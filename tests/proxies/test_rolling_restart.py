@@ -1,14 +1,15 @@
-"""A rolling restart behind nginx loses no request.
+"""A rolling restart behind nginx (and HAProxy) loses no request.
 
-One ``--workers 2`` supervisor (of each server) behind nginx, configured from
-examples/deploy/nginx.conf; four clients keep sending requests through nginx (GETs and POSTs
-on keep-alive connections) while the supervisor gets SIGHUP: new workers start, the old ones
-drain. Every request must get its own 200. nginx's upstream keep-alive timeout (4 s) is shorter
+One ``--workers 2`` supervisor (of each server) behind the proxy, configured from
+examples/deploy/; four clients keep sending requests through it (GETs and POSTs on keep-alive
+connections) while the supervisor gets SIGHUP: new workers start, the old ones drain. Every
+request must get its own 200. nginx's upstream keep-alive timeout (4 s) is shorter
 than Tether's (5 s), so nginx never sends on a connection Tether is closing for idleness; a
 draining worker answers the next request on an idle pooled connection with
 ``Connection: close``. Retries nginx made (a request on a pooled connection that failed before
 any response, re-sent: GETs only, never POSTs) show in its access log as two upstream
-addresses, and are counted and reported.
+addresses, and are counted and reported (HAProxy's retries: the last connection count of
+its log lines).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import httpx
 import pytest
 
 from tests.processes import LogLines, free_port, gone, reaped, wait_until
-from tests.proxies.helpers import SERVERS, binary, listening, proxy_process, tether
+from tests.proxies.helpers import PROXIES, SERVERS, binary, listening, proxy_process, tether
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,6 +72,11 @@ class _Load:
                         self.pids.append(info["pid"])
                 n += 1
 
+    def seen(self) -> set[int]:
+        """The pids that have answered so far."""
+        with self._lock:
+            return set(self.pids)
+
     def done(self) -> int:
         with self._lock:
             return self.ok + len(self.failures)
@@ -86,21 +92,28 @@ def _retries(access_log: str) -> int:
     return len(re.findall(r"upstream=\[[^\]]*, ", access_log))
 
 
+def _haproxy_retries(log: str) -> int:
+    """Requests HAProxy retried: the last of the five connection counts in an httplog line
+    ("actconn/feconn/beconn/srv_conn/retries") is not 0."""
+    counts = re.findall(r" [A-Za-z-]{4} \d+/\d+/\d+/\d+/\+?(\d+) ", log)
+    return sum(int(count) > 0 for count in counts)
+
+
+@pytest.mark.parametrize("proxy", PROXIES)
 @pytest.mark.parametrize("server", SERVERS)
-def test_sighup_behind_nginx_loses_no_request(tmp_path: Path, server: str) -> None:
-    binary("nginx")
+def test_sighup_behind_a_proxy_loses_no_request(tmp_path: Path, server: str, proxy: str) -> None:
+    binary(proxy)
     port = free_port()
     proc = tether(server, port, tmp_path, "--workers", "2")
     with reaped(proc):
         log = LogLines(proc)
         assert listening(port), log.text
         listen = (free_port(), free_port())
-        with proxy_process("nginx", listen, [port], tmp_path / "nginx"):
+        with proxy_process(proxy, listen, [port], tmp_path / proxy) as proxy_log:
             load = _Load(f"http://127.0.0.1:{listen[0]}")
             try:
                 assert wait_until(lambda: load.done() >= TOTAL // 4, 60)
-                with load._lock:
-                    old = set(load.pids)
+                old = load.seen()
                 proc.send_signal(signal.SIGHUP)
                 log.wait_for("reloaded: new workers")
                 assert wait_until(lambda: all(gone(pid) for pid in old), 30), log.text
@@ -108,13 +121,14 @@ def test_sighup_behind_nginx_loses_no_request(tmp_path: Path, server: str) -> No
                 assert wait_until(lambda: load.done() >= max(TOTAL, switched + 300), 90)
             finally:
                 load.stop()
-            access = (tmp_path / "nginx" / "access.log").read_text()
+            access = (tmp_path / proxy / "access.log").read_text() if proxy == "nginx" else ""
+        haproxy_log = "" if proxy == "nginx" else proxy_log.finish()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-    lines = access.count("\n")
-    retries = _retries(access)
-    print(f"\n{server}: {load.ok} ok, {len(load.failures)} lost, {lines} logged by nginx, "
-          f"{retries} retried by nginx, old workers {sorted(old)}")  # fmt: skip
+    lines = access.count("\n") or haproxy_log.count(' HTTP/1.1"')
+    retries = _retries(access) if proxy == "nginx" else _haproxy_retries(haproxy_log)
+    print(f"\n{proxy} {server}: {load.ok} ok, {len(load.failures)} lost, {lines} logged by {proxy}, "
+          f"{retries} retried by {proxy}, old workers {sorted(old)}")  # fmt: skip
     assert load.failures == [], load.failures[:5]
     assert load.ok >= TOTAL
     assert set(load.pids[switched:]).isdisjoint(old)
