@@ -12,8 +12,6 @@ import pytest
 
 from tests.proxies.helpers import PROXIES, SERVERS, Stack, stack
 
-pytestmark = pytest.mark.timeout(120)
-
 
 @pytest.fixture(
     scope="session",

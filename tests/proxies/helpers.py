@@ -158,12 +158,21 @@ class Stack:
         """The proxy's HTTPS base URL (its certificate: ``proxy_dir / "cert.pem"``)."""
         return f"https://127.0.0.1:{self.tls_port}"
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every request the backends' app has received so far."""
+    def records(self, since: dict[str, int] | None = None) -> list[dict[str, Any]]:
+        """Every request the backends' app has received so far (after ``since``, a
+        :meth:`mark`)."""
         found: list[dict[str, Any]] = []
         for path in sorted(self.tether_dir.glob("record-*.jsonl")):
-            found += [json.loads(line) for line in path.read_text().splitlines() if line]
+            lines = path.read_text().splitlines()[(since or {}).get(path.name, 0) :]
+            found += [json.loads(line) for line in lines if line]
         return found
+
+    def mark(self) -> dict[str, int]:
+        """How many requests each backend has recorded so far (for :meth:`records`)."""
+        return {
+            path.name: len(path.read_text().splitlines())
+            for path in self.tether_dir.glob("record-*.jsonl")
+        }
 
     def access_log(self) -> str:
         """The requests the proxy saw: nginx's access log, or what HAProxy logged."""

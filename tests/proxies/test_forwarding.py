@@ -21,6 +21,8 @@ from tests.proxies.helpers import PROXIES, SERVERS, Stack, stack
 
 CLIENT = "127.0.0.5"
 
+pytestmark = pytest.mark.timeout(60)
+
 
 def _seen(url: str, verify: ssl.SSLContext | bool = False, **kwargs: Any) -> dict[str, Any]:
     transport = httpx.HTTPTransport(local_address=CLIENT, verify=verify)

@@ -13,17 +13,21 @@ import hashlib
 import json
 import random
 import re
+import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.proxies.helpers import Stack
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 24
+
+pytestmark = pytest.mark.timeout(90)
 
 
 def _received_per_connection(ports: list[int]) -> list[int]:
@@ -102,6 +106,8 @@ def test_interleaved_clients_each_get_their_own_response(deployed: Stack) -> Non
 
 
 def test_one_upstream_connection_carries_many_clients(deployed: Stack) -> None:
+    if shutil.which("ss") is None:
+        pytest.skip("needs ss (iproute2) to read the connections' byte counters")
     # Forty clients, one request each, each on its own connection to the proxy...
     with httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         for n in range(40):

@@ -16,8 +16,11 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
 from tests.proxies.helpers import Stack
+
+pytestmark = pytest.mark.timeout(60)
 
 
 def test_events_pass_unbuffered(deployed: Stack) -> None:

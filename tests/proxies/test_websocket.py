@@ -11,6 +11,8 @@ from websockets.sync.client import connect
 
 from tests.proxies.helpers import Stack
 
+pytestmark = pytest.mark.timeout(60)
+
 
 def _ws_url(deployed: Stack) -> str:
     return f"ws://127.0.0.1:{deployed.port}/ws"
