@@ -114,7 +114,12 @@ async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
         if not message.get("more_body"):
             break
     body = b"".join(chunks)
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    headers: dict[str, str] = {}
+    for key, value in scope["headers"]:  # repeated fields joined, as WSGI's environ has them
+        name = key.decode("latin-1")
+        joined = headers.get(name)
+        text = value.decode("latin-1")
+        headers[name] = text if joined is None else f"{joined}, {text}"
     client = scope["client"][0] if scope.get("client") else None
     query = scope["query_string"].decode("latin-1")
     info = _describe(scope["method"], scope["path"], query, client, scope["scheme"], headers, body)

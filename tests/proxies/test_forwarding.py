@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.proxies.helpers import PROXIES, SERVERS, Stack, stack
+from tests.processes import free_port
+from tests.proxies.helpers import PROXIES, SERVERS, Stack, proxy_process, stack
 
 CLIENT = "127.0.0.5"
 
@@ -53,6 +54,20 @@ def test_a_forged_x_forwarded_for_is_not_believed(deployed: Stack) -> None:
     for forged in ("203.0.113.7", "127.0.0.1", "203.0.113.7, 127.0.0.1", "::1"):
         info = _seen(deployed.url + "/who", headers={"X-Forwarded-For": forged})
         assert info["client"] == CLIENT, (forged, info)
+
+
+def test_two_proxies_in_a_row_the_client_is_the_right_hop(deployed: Stack, tmp_path: Path) -> None:
+    # The other proxy in front of this one (HAProxy -> nginx -> Tether, or nginx -> HAProxy ->
+    # Tether), both appending: X-Forwarded-For is "forged, client, outer proxy" and Tether
+    # skips the trusted outer proxy's entry, then takes the client's.
+    outer = "haproxy" if deployed.proxy == "nginx" else "nginx"
+    listen = (free_port(), free_port())
+    with proxy_process(outer, listen, [deployed.port], tmp_path / outer):
+        url = f"http://127.0.0.1:{listen[0]}/who"
+        info = _seen(url, headers={"X-Forwarded-For": "203.0.113.7"})
+    hops = [hop.strip() for hop in info["x-forwarded-for"].split(",")]
+    assert hops == ["203.0.113.7", CLIENT, "127.0.0.1"], hops
+    assert info["client"] == CLIENT
 
 
 @pytest.mark.xfail(
