@@ -7,7 +7,8 @@ keep-alive on) sits in front of two server processes each time; the app is hello
 the lifespan protocol on. wrk drives nginx with 50 keep-alive connections. The rounds
 alternate tether and uvicorn in one run, and each side's best round counts (the least
 disturbed by other load on the machine). The last line ends in ``ratio=<number>``: how many
-times tether's requests per second uvicorn's are (above 1: tether is faster). On a 2-core
+times tether's requests per second uvicorn's are (above 1: tether is faster); the servers'
+CPU time per request (both processes, best round) is printed beside it. On a 2-core
 machine nginx, the servers and wrk share the CPUs, so the ratio understates the servers'
 difference: nginx's own cost is in both.
 """
@@ -81,9 +82,9 @@ def _nginx_conf(run_dir: Path, listen: int, ports: list[int]) -> str:
 
 
 @contextlib.contextmanager
-def _behind_nginx(server: str, work: Path, run_dir: Path) -> Iterator[int]:
+def _behind_nginx(server: str, work: Path, run_dir: Path) -> Iterator[tuple[int, list[int]]]:
     """Two ``server`` processes serving ``work/hello.py`` behind nginx running in ``run_dir``,
-    for the block: nginx's port."""
+    for the block: nginx's port and the servers' pids."""
     run_dir.mkdir(parents=True)
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -107,7 +108,7 @@ def _behind_nginx(server: str, work: Path, run_dir: Path) -> Iterator[int]:
         for port, proc in zip(ports, servers, strict=True):
             harness.wait_listening(port, proc)
         harness.wait_listening(listen, nginx)
-        yield listen
+        yield listen, [proc.pid for proc in servers]
     finally:
         for proc in [nginx, *servers]:
             proc.terminate()
@@ -115,24 +116,31 @@ def _behind_nginx(server: str, work: Path, run_dir: Path) -> Iterator[int]:
             proc.wait(30)
 
 
-def _wrk(port: int, seconds: float) -> float:
-    """Requests per second wrk (2 threads, 50 connections, not pinned: nginx and the servers
-    share the two CPUs with it) measures through nginx; errors fail the run."""
+def _wrk(port: int, seconds: float) -> tuple[float, int]:
+    """Requests per second and requests wrk (2 threads, 50 connections, not pinned: nginx and
+    the servers share the two CPUs with it) measures through nginx; errors fail the run."""
     out = subprocess.run(
         ["wrk", "-t2", "-c50", f"-d{harness.wrk_seconds(seconds)}s", f"http://127.0.0.1:{port}/"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     if "Non-2xx" in out or "Socket errors" in out:
         sys.exit(f"wrk reported errors:\n{out}")
-    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if found is None:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    if rate is None or count is None:
         sys.exit(f"could not read wrk output:\n{out}")
-    return float(found[1])
+    return float(rate[1]), int(count[1])
 
 
-def _rate(port: int, seconds: float) -> float:
+def _measure(port: int, pids: list[int], seconds: float) -> tuple[float, float]:
+    """Requests per second through nginx, and the servers' CPU microseconds per request (a
+    steadier number on a busy machine: other load slows a server, it rarely makes it work
+    more), after a warm-up run."""
     _wrk(port, 1)  # warm-up: connections, pools, caches
-    return _wrk(port, seconds)
+    before = sum(harness.cpu_seconds(pid) for pid in pids)
+    rate, requests = _wrk(port, seconds)
+    spent = sum(harness.cpu_seconds(pid) for pid in pids) - before
+    return rate, spent / max(requests, 1) * 1e6
 
 
 def main() -> None:
@@ -144,19 +152,23 @@ def main() -> None:
     if shutil.which("wrk") is None or not nginx:
         sys.exit("needs wrk and nginx")
     best = {"tether": 0.0, "uvicorn": 0.0}
+    cpu = {"tether": float("inf"), "uvicorn": float("inf")}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "hello.py").write_text(HELLO)
         for n in range(args.rounds):
             for server in ("tether", "uvicorn"):
-                with _behind_nginx(server, work, work / f"{n}-{server}") as port:
-                    rate = _rate(port, args.seconds)
-                print(f"round {n + 1}: {server:8s} {rate:9.0f} req/s", flush=True)
+                with _behind_nginx(server, work, work / f"{n}-{server}") as (port, pids):
+                    rate, micros = _measure(port, pids, args.seconds)
+                print(f"round {n + 1}: {server:8s} {rate:9.0f} req/s, servers' CPU "
+                      f"{micros:6.1f} us/request", flush=True)  # fmt: skip
                 best[server] = max(best[server], rate)
+                cpu[server] = min(cpu[server], micros)
     ratio = best["tether"] / best["uvicorn"]
     print(f"nginx + {PROCESSES} x tether serve: {best['tether']:.0f} req/s; "
           f"nginx + {PROCESSES} x uvicorn --http httptools: {best['uvicorn']:.0f} req/s; "
-          f"wrk -c50, best of {args.rounds} x {args.seconds:g} s; ratio={ratio:.2f}")  # fmt: skip
+          f"wrk -c50, best of {args.rounds} x {args.seconds:g} s; servers' CPU per request "
+          f"{cpu['tether']:.1f} vs {cpu['uvicorn']:.1f} us; ratio={ratio:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
