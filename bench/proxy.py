@@ -4,7 +4,7 @@ Run: ``python bench/proxy.py [--seconds S] [--rounds N]``
 
 The same nginx configuration (examples/deploy/nginx.conf, its placeholders filled in: upstream
 keep-alive on) sits in front of two server processes each time; the app is hello world with
-the lifespan protocol on. wrk drives nginx with 50 keep-alive connections. The rounds
+the lifespan protocol on; both servers run their default event loop (uvloop when installed). wrk drives nginx with 50 keep-alive connections. The rounds
 alternate tether and uvicorn in one run, and each side's best round counts (the least
 disturbed by other load on the machine). The last line ends in ``ratio=<number>``: how many
 times tether's requests per second uvicorn's are (above 1: tether is faster); the servers'
