@@ -7,7 +7,9 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,16 +48,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def spawn(module: str, cwd: Path, *args: str) -> subprocess.Popen[str]:
-    """``python -m module *args`` in ``cwd`` (importable from there), stdout and stderr piped."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(cwd), str(ROOT)]))
+#: The packages of this checkout, first on a subprocess's path: an installed copy (an editable
+#: install of another checkout) must not be what a test runs.
+SOURCES = [
+    ROOT / "packages" / name / "src"
+    for name in ("core", "server-common", "server-asyncio", "server-threaded")
+]
+
+
+def spawn(
+    module: str,
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    pass_fds: tuple[int, ...] = (),
+) -> subprocess.Popen[str]:
+    """``python -m module *args`` in ``cwd`` (importable from there), stdout and stderr piped;
+    ``env`` adds variables, ``pass_fds`` are inherited."""
+    path = [str(cwd), *map(str, SOURCES), str(ROOT)]
+    variables = dict(os.environ, PYTHONPATH=os.pathsep.join(path), **(env or {}))
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
-        env=env,
+        env=variables,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        pass_fds=pass_fds,
     )
 
 
@@ -87,3 +106,82 @@ def touch_with(path: Path, text: str) -> None:
     before = path.stat().st_mtime_ns if path.exists() else 0
     path.write_text(text)
     os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))
+
+
+class LogLines:
+    """A process's stderr (or stdout), read by a thread: a wait for a line is bounded in time."""
+
+    def __init__(self, proc: subprocess.Popen[str], stdout: bool = False) -> None:
+        stream = proc.stdout if stdout else proc.stderr
+        assert stream is not None
+        self._proc = proc
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._ended = False
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Iterator[str]) -> None:
+        for line in stream:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    @property
+    def text(self) -> str:
+        """Everything read so far."""
+        with self._changed:
+            return "".join(self._lines)
+
+    def count(self, text: str) -> int:
+        """How many lines read so far contain ``text``."""
+        with self._changed:
+            return sum(text in line for line in self._lines)
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 30.0) -> None:
+        """Wait until ``count`` lines contain ``text``; fail after ``timeout`` seconds, at EOF,
+        or a few seconds after the process exited (its children may hold the pipe open)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while sum(text in line for line in self._lines) < count:
+                now = time.monotonic()
+                if self._proc.poll() is not None:
+                    deadline = min(deadline, now + 3.0)
+                if self._ended or now >= deadline:
+                    raise AssertionError(
+                        f"no {count} x {text!r} (exit status {self._proc.poll()}): "
+                        + "".join(self._lines)
+                    )
+                self._changed.wait(min(deadline - now, 0.25))
+
+    def finish(self, timeout: float = 10.0) -> str:
+        """Everything the process wrote, once it has closed stderr."""
+        self._thread.join(timeout)
+        return self.text
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (a zombie nobody reaps counts: PID 1 may not reap)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``predicate`` (bounded by ``timeout`` seconds); whether it became true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -1,4 +1,4 @@
-"""tether._serving.TrustedProxies: who may speak for the client, and what they may say."""
+"""tether.serving.TrustedProxies: who may speak for the client, and what they may say."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tether._serving import TrustedProxies
+from tether.serving import TrustedProxies
 
 PEER = ("127.0.0.1", 50000)
 

@@ -48,7 +48,8 @@ def test_help() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nodots"], 'app must be given as "MODULE:ATTRIBUTE"'),
+        (["nodots"], 'could not import module "nodots"'),
+        (["slowapp:"], 'app must be given as "MODULE:ATTRIBUTE" or "MODULE"'),
         (["no_such_module_xyz:app"], 'could not import module "no_such_module_xyz"'),
         (["slowapp:nothing"], 'attribute "nothing" not found in module "slowapp"'),
         (["slowapp:app", "--ssl-certfile", "/nonexistent/cert.pem"], "no such file"),

@@ -1,4 +1,4 @@
-"""tether._serving: the pure helpers both servers share."""
+"""tether.serving: the pure helpers both servers share."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tether._serving import (
+from tether.errors import BadRequest
+from tether.http1 import Request
+from tether.limits import Limits
+from tether.serving import (
     UNSET,
     ConnectionGate,
     access_log_line,
@@ -18,9 +21,6 @@ from tether._serving import (
     unquote_path,
     with_server_headers,
 )
-from tether.errors import BadRequest
-from tether.http1 import Request
-from tether.limits import Limits
 
 DATE = (b"date", b"Sun, 06 Nov 1994 08:49:37 GMT")
 

@@ -1,13 +1,14 @@
-"""tether._startup: the options both servers' command lines share read the same way."""
+"""tether_server.startup: the options both servers' command lines share read the same way."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
-from tether._startup import ConfigError, trusted_proxies
 from tether_asyncio._cli import build_parser as asyncio_parser
+from tether_server.startup import ConfigError, import_app, trusted_proxies
 from tether_threaded._cli import build_parser as threaded_parser
 
 
@@ -54,3 +55,31 @@ def test_trusted_proxies_reads_the_environment_only_without_the_option() -> None
     assert trusted_proxies(False, "*", env) is None
     with pytest.raises(ConfigError, match="--forwarded-allow-ips"):
         trusted_proxies(True, "localhost", {})
+
+
+def test_a_module_alone_names_its_application_then_its_app(tmp_path: Path) -> None:
+    """``tether-threaded mysite.wsgi`` (Django's deployment docs): ``application`` (gunicorn's
+    default), else ``app``; a module with neither is a one-line ConfigError."""
+    (tmp_path / "both_mod.py").write_text("application = 'the application'\napp = 'the app'\n")
+    (tmp_path / "app_mod.py").write_text("app = 'the app'\n")
+    (tmp_path / "none_mod.py").write_text("x = 1\n")
+    assert import_app("both_mod", app_dir=str(tmp_path)) == "the application"
+    assert import_app("app_mod", app_dir=str(tmp_path)) == "the app"
+    assert import_app("both_mod:app", app_dir=str(tmp_path)) == "the app"
+    with pytest.raises(ConfigError, match='no "application" or "app"'):
+        import_app("none_mod", app_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("which", ["asyncio", "threaded"])
+def test_help_shows_each_default_once_and_every_option_has_help(which: str) -> None:
+    parser = asyncio_parser() if which == "asyncio" else threaded_parser()
+    if which == "asyncio":
+        parser = parser._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    text = parser.format_help()
+    assert "(default: None)" not in text
+    assert "(default: )" not in text
+    for paragraph in text.split("\n  --")[1:]:
+        assert paragraph.count("default") <= 1, paragraph
+    for action in parser._actions:
+        if action.option_strings and action.help is not argparse.SUPPRESS:
+            assert action.help, action.option_strings

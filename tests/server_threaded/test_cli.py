@@ -31,7 +31,7 @@ def _run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     [
         (["no_such_module:app"], 'could not import module "no_such_module"'),
         (["cli_app:nothing"], 'attribute "nothing" not found in module "cli_app"'),
-        (["cli_app"], 'app must be given as "MODULE:ATTRIBUTE"'),
+        (["threaded_helpers"], 'module "threaded_helpers" has no "application" or "app"'),
         (["cli_app:app", "--port", "0", "--ssl-certfile", "/nonexistent/cert.pem"], "no such file"),
         (["cli_app:app", "--port", "0", "--forwarded-allow-ips", "localhost"], "not an IP address"),
     ],

@@ -15,8 +15,7 @@ import pytest
 from threaded_helpers import connect, read_until_closed, running, wait_for
 
 from tether_threaded import Config, ConfigError, Server
-from tether_threaded._connection import OUT_HIGH, RECV_SIZE, Connection
-from tether_threaded._input import BODY_HIGH
+from tether_threaded._connection import OUT_HIGH, Connection
 
 Environ = dict[str, Any]
 CHUNK = 64 * 1024
@@ -70,43 +69,38 @@ def test_slow_reader_holds_back_the_application() -> None:
     assert received > total  # the body plus chunk framing
 
 
-def test_slow_application_holds_back_the_upload() -> None:
-    """The app does not read yet: the server stops reading at its buffer's high-water mark."""
-    total = 32 * 1024 * 1024
-    go = threading.Event()
-    got = [0]
+def test_upload_is_gathered_before_the_app_runs_and_spooled_past_the_threshold() -> None:
+    """The loop reads the whole body before a worker runs the app (no thread waits on the
+    client); beyond SPOOL_AT bytes it sits in a temporary file, not in memory. The app gets it
+    complete, with CONTENT_LENGTH."""
+    total = 8 * 1024 * 1024
+    entered = threading.Event()
 
     def app(environ: Environ, start_response: Any) -> list[bytes]:
-        assert go.wait(30)
+        entered.set()
         stream = environ["wsgi.input"]
+        got = 0
         while block := stream.read(CHUNK):
-            got[0] += len(block)
+            got += len(block)
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"%d" % got[0]]
+        return [b"%d %s" % (got, environ["CONTENT_LENGTH"].encode())]
 
     with running(app) as server:
         sock = connect(server)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % total)
-        sent = [0]
-
-        def upload() -> None:
-            block = b"y" * CHUNK
-            while sent[0] < total:
-                sent[0] += sock.send(block[: total - sent[0]])
-
-        uploader = threading.Thread(target=upload)
-        uploader.start()
-        stalled_at = _stable(lambda: sent[0])
-        assert stalled_at < total
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % total
+        )
+        sock.sendall(b"y" * (total - 1))
         (conn,) = _connections(server)
-        assert conn.body is not None
-        assert conn.body.size <= BODY_HIGH + RECV_SIZE
-        go.set()
-        uploader.join(30)
+        assert wait_for(lambda: conn.body is not None and conn.body.size == total - 1)
+        body = conn.body
+        assert body is not None
+        assert body.file is not None
+        assert not body.chunks
+        assert not entered.is_set()
+        sock.sendall(b"y")
         raw = read_until_closed(sock)
-    assert got[0] == total
-    assert raw.endswith(b"%d" % total)
+    assert raw.endswith(b"%d %d" % (total, total))
 
 
 def test_overload_answers_503_with_retry_after_without_calling_the_app() -> None:

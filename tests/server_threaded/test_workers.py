@@ -1,6 +1,6 @@
 """``tether-threaded --workers N`` and ``--reload`` in real subprocesses.
 
-The supervisor is the core's (``tether._supervisor``), shared with ``tether serve``, whose tests
+The supervisor is the core's (``tether_server.supervisor``), shared with ``tether serve``, whose tests
 cover it in more detail; these check that the WSGI command line drives it the same way.
 """
 

@@ -176,6 +176,29 @@ def test_wsgi_input(mode: str, chunked: bool) -> None:
         assert r.content == b"|".join(BODY.splitlines(keepends=True))
 
 
+def test_chunked_body_reaches_the_app_dechunked_with_content_length() -> None:
+    """Frameworks that read only CONTENT_LENGTH (Django, Bottle, Falcon) get a chunked body."""
+    seen: dict[str, Any] = {}
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        seen["length"] = environ.get("CONTENT_LENGTH")
+        seen["te"] = environ.get("HTTP_TRANSFER_ENCODING")
+        seen["body"] = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        seen["terminated"] = environ["wsgi.input_terminated"]
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+    with running(app) as server:
+        sock = connect(server)
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+            b"\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        )
+        raw = read_until_closed(sock)
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert seen == {"length": "11", "te": None, "body": b"hello world", "terminated": True}
+
+
 def test_large_body_streams_through_a_small_buffer() -> None:
     """A 20 MB upload is read piecewise; the app sees every byte in order."""
     size = 20 * 1024 * 1024
@@ -397,8 +420,12 @@ def test_expect_100_continue_is_sent_when_the_app_reads() -> None:
     assert raw.split(b"\r\n\r\n")[1].startswith(b"got hello")
 
 
-def test_expect_100_continue_not_sent_when_the_app_does_not_read() -> None:
+def test_expect_100_continue_is_answered_by_the_loop_even_if_the_app_ignores_the_body() -> None:
+    """The loop gathers every body before the app runs, so it says 100 Continue at once."""
+    calls: list[bytes] = []
+
     def app(environ: Environ, start_response: Any) -> list[bytes]:
+        calls.append(environ["CONTENT_LENGTH"].encode())
         start_response("403 Forbidden", [("Content-Type", "text/plain")])
         return [b"no"]
 
@@ -407,9 +434,13 @@ def test_expect_100_continue_not_sent_when_the_app_does_not_read() -> None:
         sock.sendall(
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
         )
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert not calls  # the app runs once the body is here
+        sock.sendall(b"hello")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         raw = read_until_closed(sock)
     assert raw.startswith(b"HTTP/1.1 403 Forbidden")
-    assert b"100 Continue" not in raw
+    assert calls[0] == b"5"
 
 
 def test_file_wrapper_uses_sendfile_and_honours_position_and_length(
@@ -484,14 +515,11 @@ def test_empty_body_gets_content_length_zero() -> None:
 
 
 def test_body_timeout_closes_a_stalled_upload() -> None:
-    errors: list[BaseException] = []
+    """The body is gathered before the app runs: a stalled one is closed, the app never called."""
+    calls: list[str] = []
 
     def app(environ: Environ, start_response: Any) -> list[bytes]:
-        try:
-            environ["wsgi.input"].read()
-        except OSError as exc:
-            errors.append(exc)
-            raise
+        calls.append(environ["PATH_INFO"])
         start_response("200 OK", [])
         return []
 
@@ -499,8 +527,11 @@ def test_body_timeout_closes_a_stalled_upload() -> None:
         sock = connect(server)
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly some")
         raw = read_until_closed(sock)
-        assert wait_for(lambda: bool(errors))
+        loop = server._loop
+        assert loop is not None
+        assert wait_for(lambda: not loop.conns)
     assert raw == b""
+    assert not calls
 
 
 def test_client_mistakes_are_logged_without_tracebacks(caplog: pytest.LogCaptureFixture) -> None:

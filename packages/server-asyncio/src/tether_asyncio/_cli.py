@@ -2,7 +2,7 @@
 
 Option names match uvicorn's where the meaning is the same. Mistakes a user can make (a bad
 ``MODULE:APP``, a port in use, a missing certificate) print one line and exit non-zero. The
-options ``tether-threaded`` has too are added by :mod:`tether._startup`.
+options ``tether-threaded`` has too are added by :mod:`tether_server.startup`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tether._startup import (
+from tether_asyncio._config import Config, ConfigError, bind_socket, load_app
+from tether_asyncio.static import with_static
+from tether_server.startup import (
     LOG_LEVELS,
+    HelpFormatter,
     add_binding_options,
     add_limit_options,
     add_logging_options,
@@ -24,7 +27,7 @@ from tether._startup import (
     shared_options,
     supervise,
 )
-from tether_asyncio._config import Config, ConfigError, bind_socket
+from tether_server.static import add_static_option
 
 DEMO_APP = "tether_asyncio.demo:app"
 
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
             "serve the built-in demo app (file upload, ranged download, WebSocket echo, "
             "server-sent events)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     serve.add_argument(
         "app",
@@ -56,20 +59,32 @@ def build_parser() -> argparse.ArgumentParser:
     add_binding_options(serve.add_argument_group("binding"))
 
     run = serve.add_argument_group("runtime")
-    run.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    run.add_argument(
+        "--backend", choices=("asyncio", "trio"), default="asyncio", help="the anyio backend"
+    )
     run.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
         default="auto",
         help="asyncio event loop; auto uses uvloop when it is installed",
     )
-    run.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto")
+    run.add_argument(
+        "--lifespan",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="run the ASGI lifespan protocol; auto: if the app supports it, on: require it",
+    )
     run.add_argument(
         "--factory", action="store_true", help="MODULE:APP is a factory returning the app"
     )
     run.add_argument("--app-dir", default=None, help="directory to import the app from")
-    run.add_argument("--root-path", default="", help="ASGI root_path (mount point behind a proxy)")
+    run.add_argument(
+        "--root-path",
+        default="",
+        help="ASGI root_path: the prefix a proxy mounts the app under (none by default)",
+    )
     add_process_options(run)
+    add_static_option(run)
 
     add_limit_options(
         serve.add_argument_group("limits and timeouts"),
@@ -81,7 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     ws = serve.add_argument_group("WebSocket")
-    ws.add_argument("--ws", choices=("auto", "none"), default="auto")
+    ws.add_argument(
+        "--ws",
+        choices=("auto", "none"),
+        default="auto",
+        help="serve WebSocket upgrades (auto) or refuse them (none)",
+    )
     add_websocket_options(ws)
     ws.add_argument(
         "--ws-per-message-deflate",
@@ -137,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = supervise(args, command, lambda: bind_socket(config))
         if status is not None:
             return status
+        if args.static:
+            config.app = with_static(load_app(config), args.static)
         return server.run()
     except ConfigError as exc:
         print(f"tether: error: {exc}", file=sys.stderr)

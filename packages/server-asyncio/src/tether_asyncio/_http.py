@@ -15,14 +15,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 
-from tether._serving import (
-    access_log_line,
-    decode_path,
-    internal_error_response,
-    overload_response,
-    split_target,
-    with_server_headers,
-)
 from tether.errors import BadRequest, ProtocolError, RemoteProtocolError
 from tether.http1 import (
     NEED_DATA,
@@ -34,6 +26,14 @@ from tether.http1 import (
     Response,
     ServerConnection,
     State,
+)
+from tether.serving import (
+    access_log_line,
+    decode_path,
+    internal_error_response,
+    overload_response,
+    split_target,
+    with_server_headers,
 )
 from tether_asyncio._state import access_log, error_log
 from tether_asyncio._types import ClientDisconnected, Message, Stream
@@ -183,7 +183,7 @@ class HTTPConnection:
                     return
             fresh = False
             if event is NEED_DATA:
-                if state.shutting_down and conn.their_state is State.IDLE:
+                if state.shutting_down and not state.handover and conn.their_state is State.IDLE:
                     return
                 self.idle = True
                 try:
@@ -320,7 +320,9 @@ class HTTPConnection:
             except RemoteProtocolError:
                 return False
         conn.start_next_cycle(state.clock)
-        return conn.keep_alive and not state.shutting_down
+        # Handing over, a response begun before the shutdown (without "Connection: close")
+        # leaves the connection open: the client may be sending its next request already.
+        return conn.keep_alive and (state.handover or not state.shutting_down)
 
     def _app_failed(self, cycle: RequestCycle, exc: Exception) -> None:
         cycle.failed = True

@@ -12,14 +12,14 @@ import anyio
 from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from tether._serving import ConnectionGate
-from tether._startup import notify_serving
+from tether.serving import ConnectionGate
 from tether_asyncio._config import Config, ConfigError, bind_socket, create_ssl_context, load_app
 from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
 from tether_asyncio._state import ServerState, error_log
 from tether_asyncio._stream import FastStream
 from tether_asyncio._types import Stream
+from tether_server.startup import STOP_SIGNALS, notify_serving, stop_message
 
 #: Seconds between ticks of the clock that drives timeouts and the Date header.
 TICK = 0.2
@@ -216,11 +216,12 @@ class Server:
             await anyio.sleep(TICK)
 
     async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
             async for signum in signals:
-                assert self._exit is not None
+                assert self._exit is not None and self.state is not None
                 if not self._exit.is_set():
-                    error_log.info("%s received: shutting down", signal.Signals(signum).name)
+                    error_log.info("%s", stop_message(signum))
+                    self.state.handover = signum == signal.SIGHUP
                     self._exit.set()
                 else:
                     error_log.warning("second signal: forcing exit")
@@ -234,7 +235,7 @@ class Server:
         for connection in list(state.connections):
             if connection.websocket is not None:
                 connection.websocket.going_away()
-            elif connection.idle:
+            elif connection.idle and not state.handover:
                 connection.cancel_scope.cancel()
         if not state.connections:
             return

@@ -41,6 +41,10 @@ class ServerState:
         #: Open connection handlers (HTTP and WebSocket), for timeouts and shutdown.
         self.connections: set[Any] = set()
         self.shutting_down = False
+        #: A SIGHUP shutdown: idle keep-alive connections stay open until the client's next
+        #: request (answered with ``Connection: close``) or their keep-alive timeout, so a
+        #: request sent on one as the shutdown begins is not lost (see tether_server.supervisor).
+        self.handover = False
         self.access_log = config.access_log and access_log.isEnabledFor(logging.INFO)
         #: Whose X-Forwarded-For/-Proto to believe (None: --no-proxy-headers).
         self.proxies = config.trusted_proxies()

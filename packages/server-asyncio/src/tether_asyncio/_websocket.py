@@ -17,7 +17,6 @@ import anyio
 from anyio import EndOfStream
 
 from tether import websocket as ws
-from tether._serving import decode_path, split_target, with_server_headers
 from tether.errors import RemoteProtocolError
 from tether.http1 import (
     NEED_DATA,
@@ -27,6 +26,7 @@ from tether.http1 import (
     Request,
     Response,
 )
+from tether.serving import decode_path, split_target, with_server_headers
 from tether_asyncio._http import _STREAM_GONE, RequestCycle
 from tether_asyncio._state import error_log
 from tether_asyncio._types import ClientDisconnected, Message

@@ -3,7 +3,7 @@
 Option names and meanings are those of ``tether serve`` (and uvicorn) where they apply to WSGI,
 plus ``--threads``. Mistakes a user can make (a bad ``MODULE:APP``, a port in use, a missing
 certificate) print one line and exit with status 1. The options ``tether serve`` has too are
-added by :mod:`tether._startup`.
+added by :mod:`tether_server.startup`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tether._startup import (
+from tether_server.startup import (
     LOG_LEVELS,
-    _positive_int,
+    HelpFormatter,
     add_binding_options,
     add_limit_options,
     add_logging_options,
@@ -25,11 +25,14 @@ from tether._startup import (
     add_websocket_options,
     configure_logging,
     notify_serving,
+    positive_int,
     shared_options,
     supervise,
 )
+from tether_server.static import add_static_option
 from tether_threaded._config import Config, ConfigError, bind_socket, load_app
 from tether_threaded._server import Server
+from tether_threaded.static import with_static
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,18 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tether-threaded",
         description="Serve a WSGI application (PEP 3333) with the Tether threaded server.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("app", metavar="MODULE:APP", help="the application, e.g. mysite.wsgi:app")
+    parser.add_argument(
+        "app",
+        metavar="MODULE:APP",
+        help="the application, e.g. mysite.wsgi:application; a module alone means its "
+        "\"application\", else its \"app\"",
+    )
     add_binding_options(parser.add_argument_group("binding"))
 
     run = parser.add_argument_group("runtime")
-    run.add_argument("--threads", type=_positive_int, default=8, help="worker threads")
+    run.add_argument("--threads", type=positive_int, default=8, help="worker threads")
     run.add_argument("--app-dir", default=None, help="directory to import the app from")
     run.add_argument(
         "--factory", action="store_true", help="MODULE:APP is a factory returning the app"
     )
     run.add_argument("--root-path", default="", help="SCRIPT_NAME (mount point behind a proxy)")
+    add_static_option(run)
 
     add_limit_options(
         parser.add_argument_group("limits and timeouts"),
@@ -59,7 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
         graceful_shutdown_help="seconds in-flight requests get to finish on shutdown "
         "('none': wait)",
     )
-    add_websocket_options(parser.add_argument_group("WebSocket"))
+    websocket = parser.add_argument_group("WebSocket")
+    add_websocket_options(websocket)
+    websocket.add_argument(
+        "--limit-websockets",
+        type=positive_int,
+        default=64,
+        help="WebSocket sessions at once, each on its own thread outside --threads; "
+        "further upgrades are answered 503",
+    )
     add_tls_options(parser.add_argument_group("TLS"))
     add_logging_options(parser.add_argument_group("logging and headers"))
     add_proxy_options(parser.add_argument_group("behind a proxy"))
@@ -73,6 +90,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         threads=args.threads,
         root_path=args.root_path,
         limit_max_requests=args.limit_max_requests,
+        limit_websockets=args.limit_websockets,
         **shared_options(args),
     )
 
@@ -90,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status is not None:
             return status
         app = load_app(args.app, args.app_dir, args.factory)
+        if args.static:
+            app = with_static(app, args.static)
         server = Server(app, config)
         server.bind()
     except ConfigError as exc:

@@ -4,22 +4,19 @@ Option names and meanings follow ``tether serve`` (and so uvicorn). Every failur
 cause here (a bad ``MODULE:APP``, a port in use, a missing certificate) raises
 :class:`ConfigError` with one clear line; the command line prints it and exits non-zero.
 Importing ``MODULE:APP``, the TLS context and :class:`ConfigError` itself are the core's
-(:mod:`tether._startup`), shared with ``tether serve``; what makes a WSGI application and the
+(:mod:`tether_server.startup`), shared with ``tether serve``; what makes a WSGI application and the
 listening socket are this server's.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
 import ssl
-import stat
 from dataclasses import dataclass
 
-from tether._serving import SERVER_HEADER, TrustedProxies, server_limits
-from tether._startup import ConfigError, create_ssl_context, import_app, trusted_proxies
 from tether.limits import Limits
+from tether.serving import SERVER_HEADER, TrustedProxies, server_limits
+from tether_server.binding import bind_socket
+from tether_server.startup import ConfigError, create_ssl_context, import_app, trusted_proxies
 from tether_threaded._types import WSGIApp
 
 #: Requests that may wait for a worker when ``limit_concurrency`` is not set.
@@ -40,6 +37,9 @@ class Config:
     #: Most requests admitted at once (running plus waiting for a worker); beyond it the loop
     #: answers 503 itself. ``None``: :data:`DEFAULT_QUEUE` plus one per thread.
     limit_concurrency: int | None = None
+    #: Most WebSocket sessions at once, each on a thread of its own outside the worker pool;
+    #: further upgrades are answered 503.
+    limit_websockets: int = 64
     #: Most open connections; at the limit the server stops accepting until some close.
     limit_connections: int | None = None
     #: Resume accepting at this many open connections (default: 90% of the limit).
@@ -58,6 +58,9 @@ class Config:
     timeout_graceful_shutdown: float | None = 30.0
     max_head_size: int = 64 * 1024
     max_body_size: int | None = None
+    #: Largest body the loop gathers (spooling it to disk) when ``max_body_size`` is not set;
+    #: 413 beyond, so that no client can fill the disk (waitress's default, 1 GiB).
+    max_gathered_body: int = 1 << 30
     ws_max_size: int = 16 * 1024 * 1024
     ws_ping_interval: float | None = None
     ws_ping_timeout: float = 20.0
@@ -94,6 +97,12 @@ class Config:
             max_requests=self.limit_max_requests,
         )
 
+    def body_cap(self) -> int:
+        """The most body bytes one request may bring (the loop gathers them all)."""
+        if self.max_body_size is not None:
+            return self.max_body_size
+        return self.max_gathered_body
+
     def max_in_flight(self) -> int:
         """Requests admitted at once before the loop answers 503."""
         if self.limit_concurrency is not None:
@@ -119,58 +128,6 @@ def load_app(spec: str, app_dir: str | None = None, factory: bool = False) -> WS
         raise ConfigError(f'"{spec}" is not a WSGI application (not callable)')
     return app  # type: ignore[no-any-return]
 
-
-def bind_socket(config: Config) -> socket.socket:
-    """Create the non-blocking listening socket for ``--host/--port``, ``--uds`` or ``--fd``."""
-    if config.fd is not None:
-        try:
-            sock = socket.socket(fileno=config.fd)
-        except OSError as exc:
-            raise ConfigError(f"--fd {config.fd}: not a usable socket ({exc.strerror})") from None
-        if sock.type != socket.SOCK_STREAM:
-            raise ConfigError(f"--fd {config.fd}: not a stream socket")
-        sock.listen(config.backlog)
-        sock.setblocking(False)
-        return sock
-    if config.uds is not None:
-        path = config.uds
-        if os.path.exists(path):
-            if not stat.S_ISSOCK(os.stat(path).st_mode):
-                raise ConfigError(f"--uds {path}: exists and is not a socket")
-            os.unlink(path)  # a stale socket left by an earlier run
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(path)
-            os.chmod(path, 0o666)
-        except OSError as exc:
-            sock.close()
-            raise ConfigError(f"--uds {path}: cannot bind ({exc.strerror})") from None
-        sock.listen(config.backlog)
-        sock.setblocking(False)
-        return sock
-    host = config.host.strip("[]")
-    try:
-        infos = socket.getaddrinfo(
-            host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except socket.gaierror as exc:
-        raise ConfigError(f"--host {config.host}: cannot resolve ({exc.strerror})") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if family == socket.AF_INET6 and host in ("::", ""):
-        # "::" serves IPv4 too where the system allows it.
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    try:
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        shown = f"[{host}]" if ":" in host else host
-        raise ConfigError(f"cannot bind to {shown}:{config.port}: {exc.strerror}") from None
-    sock.listen(config.backlog)
-    sock.setblocking(False)
-    return sock
 
 
 __all__ = ["Config", "ConfigError", "bind_socket", "create_ssl_context", "load_app"]

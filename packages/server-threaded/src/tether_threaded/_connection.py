@@ -1,10 +1,12 @@
 """One client connection: its socket, its core connection, its buffers and its timer.
 
-The loop thread owns the socket's registration in the selector and closes it; a worker thread
-running the application writes through :meth:`Connection.write` (trying a direct non-blocking
-send first) and reads the body through ``wsgi.input``. Everything here runs with
-``Connection.lock`` held; a worker that needs the loop (a new interest, a close) queues the
-connection with :meth:`Loop.call_soon <tether_threaded._loop.Loop.call_soon>`.
+The loop thread owns the socket's registration in the selector and closes it; it also reads
+each request body whole before the request is dispatched, so no worker ever waits on a client's
+bytes. A worker thread running the application writes through :meth:`Connection.write` (trying
+a direct non-blocking send first). Everything here runs with ``Connection.lock`` held, and
+nothing holds that lock across blocking I/O: the loop takes it for every event of the
+connection. A worker that needs the loop (a new interest, a close) queues the connection with
+:meth:`Loop.call_soon <tether_threaded._loop.Loop.call_soon>`.
 
 Every protocol decision (framing, keep-alive, limits, timeouts, error responses) is the core's.
 """
@@ -21,8 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from tether._serving import overload_response
-from tether.errors import ProtocolError
+from tether.errors import ContentTooLarge, ProtocolError
 from tether.http1 import (
     NEED_DATA,
     PAUSED,
@@ -34,19 +35,24 @@ from tether.http1 import (
     ServerConnection,
     State,
 )
-from tether_threaded._input import BODY_HIGH, Body, ClientDisconnected
+from tether.serving import overload_response
+from tether_threaded._input import NO_BODY, BodyBuffer, ClientDisconnected
 
 if TYPE_CHECKING:
     from tether_threaded._loop import Loop
     from tether_threaded._websocket import Session
+    from tether_threaded._wsgi import Exchange
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 
 #: Bytes asked of one ``recv`` call.
 RECV_SIZE = 64 * 1024
-#: Queued response bytes above which a writing worker waits for the client to catch up.
+#: Queued response bytes above which a writing worker waits for the client to catch up, and
+#: a WebSocket stops reading frames (whose answers, pongs, would pile up unsent).
 OUT_HIGH = 256 * 1024
+#: Queued bytes below which a WebSocket paused by :data:`OUT_HIGH` reads again.
+OUT_LOW = 64 * 1024
 #: Seconds, and bytes, a closing connection keeps reading (and discarding) so that the client
 #: sees our last response instead of a reset caused by its unread pipelined bytes.
 LINGER_TIME = 2.0
@@ -79,6 +85,8 @@ class Connection:
         "cond",
         "core",
         "eof",
+        "exchange",
+        "held",
         "io_deadline",
         "lingered",
         "lock",
@@ -86,6 +94,7 @@ class Connection:
         "outbuf",
         "phase",
         "registered",
+        "sending",
         "sock",
         "timer_at",
         "tls",
@@ -120,9 +129,16 @@ class Connection:
         #: The core's last answer was NEED_DATA: the next readable event may be read.
         self.want_read = True
         self.eof = False
-        #: A request is with the application (from dispatch until its response is complete).
+        #: A request is in progress (from its head until its response is complete).
         self.busy = False
-        self.body: Body | None = None
+        #: The body being gathered, and the request it belongs to, until it is dispatched.
+        self.body: BodyBuffer | None = None
+        self.exchange: Exchange | None = None
+        #: The complete request waits for the client to read what was sent before (OUT_HIGH).
+        self.held = False
+        #: A worker is in ``os.sendfile`` on the socket without the lock: ``close_now`` must
+        #: leave closing the descriptor to it, or the number could be reused under it.
+        self.sending = False
         #: Close once ``outbuf`` is flushed; no more writes are accepted.
         self.closing = False
         #: The socket failed: close without flushing.
@@ -210,11 +226,11 @@ class Connection:
                 out = self.core.handle_timeout(now)
                 if out is not None:
                     _log.debug("%s: %s timeout; closing", self.client, deadline[1].name.lower())
-                    if self.body is not None:
-                        self.body.error = TimeoutError("the request body stalled")
-                        self.cond.notify_all()
                     if out:
-                        self.write(out, wait=False)
+                        try:
+                            self.write(out, wait=False)
+                        except ClientDisconnected:
+                            return
                     self.close_soon(now)
                     return
         elif self.phase is Phase.WEBSOCKET and self.ws is not None:
@@ -280,15 +296,11 @@ class Connection:
     def pump(self, now: float) -> None:
         """Take events out of the core until it needs bytes or waits for the application.
 
-        Runs on the loop after a read, and on a worker after a response (pipelined requests) or
-        when the application drained the body buffer.
+        Runs on the loop after a read, and on a worker after a response (pipelined requests).
+        A request's body is gathered here; the request goes to a worker once it is complete.
         """
         core = self.core
         while not self.closing:
-            body = self.body
-            if body is not None and (body.gated or body.size >= BODY_HIGH):
-                body.paused = True
-                return
             try:
                 event = core.next_event(now)
             except ProtocolError as exc:
@@ -302,71 +314,106 @@ class Connection:
                 if not self.want & READ:
                     self.want |= READ
                     self._interest_changed()
+                # Re-read after every piece: the body deadline moves with the bytes received.
                 self.schedule(now)
                 return
-            self.want_read = False
             kind = type(event)
             if kind is Data:
-                if body is not None:
+                body = self.body
+                if body is None:
+                    body = self.body = BodyBuffer(self.loop.body_cap)
+                try:
                     body.feed(event.data)  # type: ignore[union-attr]
-                    if body.waiting:
-                        self.cond.notify_all()
+                except ProtocolError as exc:
+                    self._protocol_failure(exc, now)
+                    return
             elif kind is EndOfMessage:
-                if body is not None:
-                    body.eof = True
-                    if body.waiting:
-                        self.cond.notify_all()
+                self.want_read = False
+                self._dispatch(now)
                 # The core answers PAUSED until the response is complete: skip asking.
                 return
             elif kind is Request:
                 self._start_request(event, now)  # type: ignore[arg-type]
             elif event is PAUSED:
+                self.want_read = False
                 return
             else:  # ConnectionClosed
                 self.close_soon(now)
                 return
 
     def _start_request(self, request: Request, now: float) -> None:
+        """A request head arrived: build its environ, then gather its body (if any)."""
+        try:
+            exchange = self.loop.make_exchange(self, request)
+        except ProtocolError as exc:
+            self._protocol_failure(exc, now)
+            return
+        self.exchange = exchange
+        self.busy = True
+        if exchange.has_body:
+            cap = self.loop.body_cap
+            declared = exchange.environ.get("CONTENT_LENGTH", "")
+            if declared.isdigit() and int(declared) > cap:
+                # Refused before a 100 Continue invites it, or a byte of it is stored.
+                self._protocol_failure(ContentTooLarge(f"the body exceeds {cap} bytes"), now)
+                return
+            self.body = BodyBuffer(cap)
+            if self.core.expects_continue:
+                # The loop reads the body now, whatever the application will do with it.
+                try:
+                    self.write(self.core.send(InformationalResponse(100)), wait=False)
+                except ClientDisconnected:
+                    return
+
+    def _dispatch(self, now: float) -> None:
+        """The request is complete: hand it to a worker (or a WebSocket thread), or say 503."""
+        exchange = self.exchange
+        if exchange is None:
+            return
+        if len(self.outbuf) > OUT_HIGH:
+            # The client pipelines requests without reading the answers: a worker would only
+            # wait on it. The request waits here until the output drains (on_writable), or the
+            # write timeout closes the connection.
+            self.held = True
+            return
+        self.held = False
+        self.exchange = None
+        body = self.body
+        self.body = None
+        environ = exchange.environ
+        if body is not None:
+            stream = body.stream()
+            environ["wsgi.input"] = exchange.input = stream
+            # De-chunked and complete: the length is known, and frameworks that read only
+            # CONTENT_LENGTH (Django, Bottle, Falcon) see the whole body.
+            environ["CONTENT_LENGTH"] = str(body.size)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+        else:
+            environ["wsgi.input"] = NO_BODY
         loop = self.loop
-        if not loop.admit():
-            _log.warning("%s: all workers busy and the queue is full; answering 503", self.client)
+        if exchange.upgrade is not None:
+            admitted = loop.admit_websocket()
+            what = "WebSocket sessions at --limit-websockets"
+        else:
+            admitted = loop.admit()
+            what = "all workers busy and the queue is full"
+        if not admitted:
+            exchange.close_input()
+            _log.warning("%s: %s; answering 503", self.client, what)
             response, text = overload_response()
             headers = loop.with_server_headers([*response.headers, (b"connection", b"close")])
             out = self.core.send(Response(response.status_code, headers))
             out += self.core.send(Data(text)) + self.core.send(EndOfMessage())
-            self.write(out, wait=False)
+            try:
+                self.write(out, wait=False)
+            except ClientDisconnected:
+                return
             self.close_soon(now)
             return
-        try:
-            exchange = loop.make_exchange(self, request)
-        except ProtocolError as exc:
-            loop.release()
-            self._protocol_failure(exc, now)
-            return
-        body = exchange.body
-        if body is not None:
-            body.gated = self.core.expects_continue
-        self.body = body
-        self.busy = True
         loop.submit(exchange)
-
-    def release_body_gate(self, now: float) -> None:
-        """The application reads the body: send ``100 Continue`` if owed, then read on (worker)."""
-        body = self.body
-        if body is None:
-            return
-        if self.core.expects_continue and not self.closing:
-            self.write(self.core.send(InformationalResponse(100)))
-        body.gated = False
-        if body.paused and not self.closing:
-            body.paused = False
-            self.pump(now)
 
     def _protocol_failure(self, exc: ProtocolError, now: float) -> None:
         _log.debug("%s: %s (answering %d)", self.client, exc, exc.status_hint)
-        if self.body is not None:
-            self.body.error = exc
-            self.cond.notify_all()
         try:
             out = self.core.error_response(exc)
         except ProtocolError:
@@ -381,11 +428,12 @@ class Connection:
     def response_done(self, now: float) -> None:
         """The application's response is complete (worker): reuse or close the connection."""
         self.busy = False
-        self.body = None
         if self.closing:
             return
         core = self.core
-        if self.loop.draining or not core.keep_alive:
+        # Handing over, a response begun before the shutdown (without "Connection: close")
+        # leaves the connection open: the client may be sending its next request already.
+        if (self.loop.draining and not self.loop.handover) or not core.keep_alive:
             self.close_soon(now)
             return
         try:
@@ -473,6 +521,8 @@ class Connection:
             if sent:
                 del self.outbuf[:sent]
                 self.io_deadline = now + self.loop.config.timeout_write
+        if self.held and len(self.outbuf) <= OUT_LOW and not self.closing:
+            self._dispatch(now)
         if not self.outbuf:
             self.want &= ~WRITE
             self.io_deadline = None
@@ -480,8 +530,11 @@ class Connection:
             self.cond.notify_all()
             if self.closing:
                 self._finish_close(now)
+                return
         elif len(self.outbuf) <= OUT_HIGH:
             self.cond.notify_all()
+        if self.ws is not None and self.ws.out_paused and len(self.outbuf) <= OUT_LOW:
+            self.ws.resume_reading()
 
     # -- TLS ------------------------------------------------------------------------------------
 
@@ -555,18 +608,34 @@ class Connection:
         self.closed = True
         self.closing = True
         self.phase = Phase.CLOSED
-        self.outbuf.clear()
+        self.outbuf = bytearray()
         if self.registered:
             self.loop.selector.unregister(self.sock)
             self.registered = 0
-        with contextlib.suppress(OSError):
-            self.sock.close()
-        if self.body is not None and self.body.error is None and not self.body.eof:
-            self.body.error = ConnectionResetError("the client closed the connection")
+        if self.sending:
+            # A worker is in sendfile on this descriptor: cut the connection now, and let the
+            # worker close the descriptor when the call returns (see release_socket).
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+        else:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        if self.body is not None:
+            self.body.discard()
+            self.body = None
+        if self.exchange is not None:
+            self.exchange = None
         if self.ws is not None:
             self.ws.connection_closed()
         self.cond.notify_all()
         self.loop.forget(self)
 
+    def release_socket(self) -> None:
+        """A worker's ``sendfile`` returned on a connection closed meanwhile: close the socket."""
+        self.sending = False
+        if self.closed:
+            with contextlib.suppress(OSError):
+                self.sock.close()
 
-__all__ = ["OUT_HIGH", "READ", "RECV_SIZE", "WRITE", "Connection", "Phase"]
+
+__all__ = ["OUT_HIGH", "OUT_LOW", "READ", "RECV_SIZE", "WRITE", "Connection", "Phase"]

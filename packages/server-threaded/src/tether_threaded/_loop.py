@@ -4,6 +4,10 @@ The loop accepts, reads, writes and fires timers, handling every event of one ``
 one pass. Workers never touch the selector: they queue a connection with :meth:`Loop.call_soon`
 (waking the loop through a socket pair only when it must act at once) and the loop applies the
 change. When all workers are busy and the admission queue is full, the loop answers 503 itself.
+
+A request reaches a worker only once its body is complete (the loop gathers it), and a
+WebSocket upgrade runs on a thread of its own, from a separate budget
+(``Config.limit_websockets``), so slow clients and long sessions never take the pool's threads.
 """
 
 from __future__ import annotations
@@ -23,11 +27,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tether._serving import ConnectionGate, with_server_headers
 from tether.http1 import Request, date_header
+from tether.serving import ConnectionGate, with_server_headers
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
-from tether_threaded._input import Body, Input
 from tether_threaded._pool import STALL, Pool
 from tether_threaded._types import WSGIApp
 from tether_threaded._wsgi import Exchange, FileWrapper, build_environ
@@ -89,6 +92,8 @@ class Loop:
         listeners: list[socket.socket],
         ssl_context: ssl.SSLContext | None,
     ) -> None:
+        # What can refuse the options comes first: nothing to release yet if it raises.
+        self.gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
         self.app = app
         self.config = config
         self.limits = config.limits()
@@ -100,6 +105,8 @@ class Loop:
         self._pending: deque[Connection | None] = deque()
         self._wake_pending = False
         self._timers: list[tuple[float, int, Connection]] = []
+        #: Timer entries of connections closed since the heap was last swept.
+        self._dead_timers = 0
         self._seq = itertools.count()
         self.conns: set[Connection] = set()
         self._listeners = [
@@ -109,15 +116,22 @@ class Loop:
             for sock in listeners
         ]
         self._listening = False
-        self.gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
         #: Whose X-Forwarded-For/-Proto to believe (None: --no-proxy-headers).
         self.proxies = config.trusted_proxies()
         self._count_lock = threading.Lock()
         self._in_flight = 0
         self._max_in_flight = config.max_in_flight()
+        self._websockets = 0
+        self._max_websockets = config.limit_websockets
+        #: Most body bytes the loop gathers for one request.
+        self.body_cap = config.body_cap()
         self.thread_id: int | None = None
         #: Graceful shutdown in progress: no new connections, idle ones closed.
         self.draining = False
+        #: A SIGHUP shutdown: idle keep-alive connections stay open until the client's next
+        #: request (answered with ``Connection: close``) or their keep-alive timeout, so a
+        #: request sent on one as the shutdown begins is not lost (see tether_server.supervisor).
+        self.handover = False
         self._force = False
         self._drain_deadline = math.inf
         self.pool: Pool | None = None
@@ -173,15 +187,23 @@ class Loop:
         with self._count_lock:
             self._in_flight -= 1
 
+    def admit_websocket(self) -> bool:
+        """Count a WebSocket upgrade in, unless ``limit_websockets`` sessions are running."""
+        with self._count_lock:
+            if self._websockets >= self._max_websockets:
+                return False
+            self._websockets += 1
+            return True
+
+    def release_websocket(self) -> None:
+        """Count a finished WebSocket upgrade (its thread) out."""
+        with self._count_lock:
+            self._websockets -= 1
+
     def make_exchange(self, conn: Connection, request: Request) -> Exchange:
         """Build the environ for ``request`` and the object that will run the app on it."""
         environ = build_environ(conn, request, self.root_path)
-        body = None
-        if "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ:
-            # RFC 9112 6.3: without either field a request has no body.
-            body = Body()
-            environ["wsgi.input"] = Input(conn, body)
-        exchange = Exchange(self, conn, request, environ, body)
+        exchange = Exchange(self, conn, request, environ)
         proxies = self.proxies
         if proxies is not None:
             address = environ.get("REMOTE_ADDR")
@@ -197,12 +219,20 @@ class Loop:
         return exchange
 
     def submit(self, exchange: Exchange) -> None:
-        """Queue a request for the workers.
+        """Queue a request for the workers (an upgrade: start its own thread).
 
         On the loop thread the request waits for the end of the current pass: the loop reads
         every ready socket first, so workers do not take the GIL between its ``recv`` calls.
         """
-        if threading.get_ident() == self.thread_id:
+        if exchange.upgrade is not None:
+            # A WebSocket application blocks its thread for the whole session.
+            thread = threading.Thread(target=exchange.run, name="tether-websocket", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # the system refused a thread: give the budget back
+                self.release_websocket()
+                raise
+        elif threading.get_ident() == self.thread_id:
             self._batch.append(exchange.run)
         else:
             assert self.pool is not None
@@ -214,6 +244,16 @@ class Loop:
             self.conns.discard(conn)
             if self.gate.closed() and not self.draining:
                 self._listen(True)
+        if conn.timer_at is not None:
+            # Its heap entries would keep the closed connection alive until their deadlines (up
+            # to the keep-alive or body timeout): sweep the heap once closed connections there
+            # outnumber open ones, so what it holds stays proportional to what is open.
+            self._dead_timers += 1
+            timers = self._timers
+            if self._dead_timers > len(self.conns):
+                timers[:] = [entry for entry in timers if not entry[2].closed]
+                heapq.heapify(timers)
+                self._dead_timers = 0
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -373,8 +413,9 @@ class Loop:
         for conn in list(self.conns):
             with conn.lock:
                 if conn.phase is Phase.HTTP and not conn.busy:
-                    conn.close_soon(now)
-                elif conn.phase is Phase.HANDSHAKE:
+                    if not self.handover:
+                        conn.close_soon(now)
+                elif conn.phase is Phase.HANDSHAKE and not self.handover:
                     conn.close_now()
                 elif conn.phase is Phase.WEBSOCKET and conn.ws is not None:
                     conn.ws.going_away(now)

@@ -11,6 +11,7 @@ import threading
 from types import FrameType
 from typing import Any
 
+from tether_server.startup import STOP_SIGNALS, stop_message
 from tether_threaded._config import Config, bind_socket, create_ssl_context
 from tether_threaded._loop import Loop
 from tether_threaded._types import WSGIApp
@@ -50,8 +51,16 @@ class Server:
             return
         self.config.trusted_proxies()  # a bad --forwarded-allow-ips fails here, before binding
         ssl_context = create_ssl_context(self.config)
-        self._sock = bind_socket(self.config)
-        self._loop = Loop(self.app, self.config, [self._sock], ssl_context)
+        sock = bind_socket(self.config)
+        try:
+            self._loop = Loop(self.app, self.config, [sock], ssl_context)
+        except BaseException:
+            sock.close()
+            if self.config.uds is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.config.uds)
+            raise
+        self._sock = sock
 
     @property
     def address(self) -> Any:
@@ -80,11 +89,18 @@ class Server:
             self.config.install_signal_handlers
             and threading.current_thread() is threading.main_thread()
         ):
+            signalled: list[int] = []
 
             def on_signal(signum: int, frame: FrameType | None) -> None:
+                if not signalled:
+                    _log.info("%s", stop_message(signum))
+                    loop.handover = signum == signal.SIGHUP
+                else:
+                    _log.warning("second signal: forcing exit")
+                signalled.append(signum)
                 loop.request_shutdown()
 
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in STOP_SIGNALS:
                 restore[signum] = signal.signal(signum, on_signal)
         try:
             loop.run()

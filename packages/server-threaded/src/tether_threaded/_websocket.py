@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from tether import websocket as ws_core
 from tether.errors import ProtocolError
 from tether.http1 import Data, EndOfMessage, InformationalResponse, Response
-from tether_threaded._connection import READ, Phase
+from tether_threaded._connection import OUT_HIGH, READ, Phase
 from tether_threaded._input import ClientDisconnected
 from tether_threaded._types import Environ, StartResponse
 
@@ -54,7 +54,7 @@ class WebSocketClosed(Exception):
 class Session:
     """The loop's side of one WebSocket connection. Guarded by the connection's lock."""
 
-    __slots__ = ("conn", "inbox", "inbox_size", "lost", "read_paused", "ws")
+    __slots__ = ("conn", "inbox", "inbox_size", "lost", "out_paused", "read_paused", "ws")
 
     def __init__(self, conn: Connection, ws: ws_core.Connection) -> None:
         self.conn = conn
@@ -63,6 +63,8 @@ class Session:
         self.inbox = deque()
         self.inbox_size = 0
         self.read_paused = False
+        #: Reading stopped because our output to the client is backed up (see on_readable).
+        self.out_paused = False
         self.lost = False
 
     def on_readable(self, now: float) -> None:
@@ -70,6 +72,14 @@ class Session:
         conn = self.conn
         if self.inbox_size >= INBOX_HIGH or conn.eof:
             self.read_paused = not conn.eof
+            conn.want &= ~READ
+            conn.sync()
+            return
+        if len(conn.outbuf) > OUT_HIGH or self.ws.write_paused:
+            # Every ping read queues a pong: a client that sends pings and never reads would
+            # grow the output without bound. Stop reading it until it takes what is queued
+            # (the write timeout closes it if it never does).
+            self.out_paused = True
             conn.want &= ~READ
             conn.sync()
             return
@@ -113,6 +123,14 @@ class Session:
             conn.close_soon(now)
         else:
             conn.schedule(now)
+
+    def resume_reading(self) -> None:
+        """Our output drained below its low mark (loop thread): read frames again."""
+        self.out_paused = False
+        conn = self.conn
+        if not conn.want & READ and not self.read_paused and not conn.eof:
+            conn.want |= READ
+            conn.sync()
 
     def next_deadline(self) -> float | None:
         """The core's next WebSocket deadline (close handshake, ping, pong)."""
@@ -252,7 +270,7 @@ class Upgrade:
             conn.want |= READ
             conn.loop.call_soon(conn, wake=True)
         if exchange.loop.access_log and _access.isEnabledFor(logging.INFO):
-            from tether._serving import access_log_line
+            from tether.serving import access_log_line
 
             _access.info(access_log_line(conn.client, exchange.request, 101, 0))
         return WebSocket(session, result.subprotocol)

@@ -15,18 +15,19 @@ import os
 import stat
 import time
 from collections.abc import Iterable, Iterator
+from http import HTTPStatus
 from typing import IO, TYPE_CHECKING
 
-from tether._serving import (
+from tether.errors import ProtocolError
+from tether.http1 import Data, EndOfMessage, Request, Response
+from tether.serving import (
     access_log_line,
     internal_error_response,
     split_target,
     unquote_path,
 )
-from tether.errors import ProtocolError
-from tether.http1 import Data, EndOfMessage, Request, Response
 from tether.websocket import HandshakeError
-from tether_threaded._input import NO_BODY, Body, ClientDisconnected
+from tether_threaded._input import NO_BODY, ClientDisconnected
 from tether_threaded._types import Environ, ExcInfo, Write
 
 if TYPE_CHECKING:
@@ -53,19 +54,42 @@ _HOP_BY_HOP = frozenset(
     )
 )
 
-#: Header name -> environ key, memoised (None: the header is not passed to the app).
+#: Environ keys of common request header names. The table is fixed here, at import, and never
+#: filled from requests: it holds no byte any client sent, so no client can learn from it what
+#: another sent (a table filled from requests, even bounded, would keep the first values seen).
 _KEYS: dict[bytes, str | None] = {
     b"content-type": "CONTENT_TYPE",
     b"content-length": "CONTENT_LENGTH",
+    **{
+        name: "HTTP_" + name.decode("ascii").upper().replace("-", "_")
+        for name in (
+            b"accept",
+            b"accept-encoding",
+            b"accept-language",
+            b"authorization",
+            b"cache-control",
+            b"connection",
+            b"cookie",
+            b"host",
+            b"if-modified-since",
+            b"if-none-match",
+            b"origin",
+            b"referer",
+            b"transfer-encoding",
+            b"upgrade",
+            b"user-agent",
+            b"x-forwarded-for",
+            b"x-forwarded-proto",
+            b"x-request-id",
+        )
+    },
 }
-_KEYS_MAX = 1024
-
-#: Validated and encoded response header pairs, memoised: most responses repeat them.
-_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-_ENCODED_MAX = 512
 _CONTENT_LENGTH = b"content-length"
-#: Status lines seen, split into (code, reason), memoised likewise.
-_STATUSES: dict[str, tuple[int, bytes]] = {}
+#: The standard status lines, split: fixed at import, only looked up (like ``_KEYS``).
+_STATUSES: dict[str, tuple[int, bytes]] = {
+    f"{status.value} {status.phrase}": (status.value, status.phrase.encode("latin-1"))
+    for status in HTTPStatus
+}
 
 #: The end of a body without trailers (events are immutable, so one serves every response).
 _END = EndOfMessage()
@@ -75,15 +99,12 @@ _SENDFILE_BLOCK = 1 << 20
 
 
 def _environ_key(name: bytes) -> str | None:
-    key = _KEYS.get(name, "")
-    if key != "":
-        return key
+    """The environ key of a header name that is not in :data:`_KEYS` (not remembered)."""
     # A name with "_" would collide with its "-" twin in the environ (CGI maps both to "_");
     # such fields are dropped so a proxy's header cannot be spoofed that way.
-    key = None if b"_" in name else "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-    if len(_KEYS) < _KEYS_MAX:
-        _KEYS[name] = key
-    return key
+    if b"_" in name:
+        return None
+    return "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
 
 
 def _parse_status(status: str) -> tuple[int, bytes]:
@@ -92,10 +113,7 @@ def _parse_status(status: str) -> tuple[int, bytes]:
         raise TypeError(f"the status must be a str, not {type(status).__name__}")
     if len(status) < 4 or status[3] != " " or not status[:3].isdigit():
         raise ValueError(f"the status must look like '200 OK', got {status!r}")
-    parsed = (int(status[:3]), status[4:].encode("latin-1"))
-    if len(_STATUSES) < _ENCODED_MAX:
-        _STATUSES[status] = parsed
-    return parsed
+    return int(status[:3]), status[4:].encode("latin-1")
 
 
 def _encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
@@ -106,12 +124,9 @@ def _encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
     lname = name.lower()
     if lname in _HOP_BY_HOP and (lname != "connection" or value.strip().lower() != "close"):
         raise ValueError(f"hop-by-hop header {name!r} is not allowed from a WSGI application")
-    # Content-Length is recognised by identity after a cache hit, so spell its name once.
+    # Content-Length is recognised by identity, so spell its name once.
     raw_name = _CONTENT_LENGTH if lname == "content-length" else name.encode("latin-1")
-    pair = (raw_name, value.encode("latin-1"))
-    if len(_ENCODED) < _ENCODED_MAX and type(item) is tuple:
-        _ENCODED[item] = pair
-    return pair
+    return raw_name, value.encode("latin-1")
 
 
 def build_environ(conn: Connection, request: Request, root_path: str) -> Environ:
@@ -141,7 +156,7 @@ def build_environ(conn: Connection, request: Request, root_path: str) -> Environ
             environ[key] = text
         else:
             environ[key] = f"{old}; {text}" if key == "HTTP_COOKIE" else f"{old}, {text}"
-    # Replaced by a streaming Input when the request has a body.
+    # Replaced by the gathered body once it is complete (Connection._dispatch).
     environ["wsgi.input"] = NO_BODY
     return environ
 
@@ -177,7 +192,6 @@ class Exchange:
     """One request on its way through the application, and its response."""
 
     __slots__ = (
-        "body",
         "client",
         "code",
         "conn",
@@ -187,6 +201,7 @@ class Exchange:
         "head",
         "headers",
         "headers_sent",
+        "input",
         "loop",
         "reason",
         "request",
@@ -195,16 +210,15 @@ class Exchange:
         "upgrade",
     )
 
-    def __init__(
-        self, loop: Loop, conn: Connection, request: Request, environ: Environ, body: Body | None
-    ) -> None:
+    def __init__(self, loop: Loop, conn: Connection, request: Request, environ: Environ) -> None:
         self.loop = loop
         self.conn = conn
         #: The client as the access log names it (the forwarded one behind a trusted proxy).
         self.client = conn.client
         self.request = request
         self.environ = environ
-        self.body = body
+        #: The gathered body handed to the application (closed after the response).
+        self.input: IO[bytes] | None = None
         self.status: str | None = None
         self.code = 0
         self.reason = b""
@@ -221,6 +235,19 @@ class Exchange:
 
             self.upgrade = Upgrade(self)
             environ["tether.websocket"] = self.upgrade
+
+    @property
+    def has_body(self) -> bool:
+        """Whether the request has a body (RFC 9112 6.3: Content-Length or Transfer-Encoding)."""
+        environ = self.environ
+        return "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ
+
+    def close_input(self) -> None:
+        """Free the gathered body (its spool file, if any)."""
+        stream = self.input
+        if stream is not None:
+            self.input = None
+            stream.close()
 
     # -- the application's callables ------------------------------------------------------------
 
@@ -239,15 +266,13 @@ class Exchange:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response() called again without exc_info (PEP 3333)")
-        parsed = _STATUSES.get(status)
+        parsed = _STATUSES.get(status) if type(status) is str else None
         if parsed is None:
             parsed = _parse_status(status)
         encoded: list[tuple[bytes, bytes]] = []
         has_length = False
         for item in headers:
-            pair = _ENCODED.get(item) if type(item) is tuple else None
-            if pair is None:
-                pair = _encode_header(item)
+            pair = _encode_header(item)
             if pair[0] is _CONTENT_LENGTH:
                 has_length = True
             encoded.append(pair)
@@ -284,7 +309,9 @@ class Exchange:
             _log.debug("%s: %s", conn.client, exc)
             with conn.lock:
                 conn.close_soon(time.monotonic())
-        except Exception as exc:
+        except BaseException as exc:
+            # BaseException too: a SystemExit from the app must still end its response (else the
+            # connection stays busy and unregistered, a leaked descriptor); the thread lives on.
             upgrade = self.upgrade
             if upgrade is not None and upgrade.accepted:
                 _log.error("Exception in the WebSocket application", exc_info=exc)
@@ -294,7 +321,11 @@ class Exchange:
             else:
                 self._fail(exc)
         finally:
-            self.loop.release()
+            self.close_input()
+            if self.upgrade is not None:
+                self.loop.release_websocket()
+            else:
+                self.loop.release()
             if self.loop.access_log and (self.upgrade is None or not self.upgrade.accepted):
                 self._log_access()
 
@@ -356,7 +387,10 @@ class Exchange:
                 self.sent += len(data)
             out += core.send(_END)
             self.finished = True
-            conn.write(out)
+            # The whole response is already in memory: waiting for a slow reader to take it
+            # would only hold this worker (the loop holds the next request back instead, and
+            # the write timeout closes a client that never reads).
+            conn.write(out, wait=False)
             conn.response_done(time.monotonic())
 
     def _finish(self) -> None:
@@ -373,7 +407,7 @@ class Exchange:
                 out = self._head()
             out += conn.core.send(_END)
             self.finished = True
-            conn.write(out)
+            conn.write(out, wait=False)
             conn.response_done(time.monotonic())
 
     def _sendfile(self, wrapper: FileWrapper) -> None:
@@ -421,25 +455,35 @@ class Exchange:
                     raise ClientDisconnected("the connection is closing")
                 if conn.outbuf:
                     conn.wait_writable()
-                try:
-                    moved = os.sendfile(
-                        fd, fileno, offset + done, min(count - done, _SENDFILE_BLOCK)
-                    )
-                except (BlockingIOError, InterruptedError):
+                conn.sending = True
+            # Without the lock: the call may wait on the disk, and the loop thread takes this
+            # lock for every event of the connection. ``sending`` keeps the descriptor open.
+            failure: OSError | None = None
+            try:
+                moved = os.sendfile(fd, fileno, offset + done, min(count - done, _SENDFILE_BLOCK))
+            except (BlockingIOError, InterruptedError):
+                moved = -1
+            except OSError as exc:
+                failure = exc
+            with conn.lock:
+                conn.release_socket()
+                if conn.closed:
+                    raise ClientDisconnected("the connection closed while sending")
+                if failure is not None:
+                    conn.break_()
+                    raise ClientDisconnected(f"sendfile failed: {failure}") from failure
+                if moved < 0:
                     conn.wait_writable()
                     continue
-                except OSError as exc:
-                    conn.break_()
-                    raise ClientDisconnected(f"sendfile failed: {exc}") from exc
-                if moved == 0:
-                    raise RuntimeError("the file ended before its announced length")
-                done += moved
-                self.sent += moved
+            if moved == 0:
+                raise RuntimeError("the file ended before its announced length")
+            done += moved
+            self.sent += moved
         if after:
             with conn.lock:
                 conn.write(after)
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, exc: BaseException) -> None:
         """The application (or its response) failed: answer 500 if still possible, else cut."""
         conn = self.conn
         request = self.request

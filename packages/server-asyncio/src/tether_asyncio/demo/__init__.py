@@ -7,7 +7,9 @@
   ``Last-Modified``; conditional requests through :mod:`tether.conditional` (304/412) and
   ``Range`` through :mod:`tether.ranges` (206, ``multipart/byteranges``, 416).
 - ``/ws``: a WebSocket echo (text and bytes).
-- ``GET /clock``: server-sent events, the server's time every second (``?count=`` stops early).
+- ``GET /clock``: server-sent events (:mod:`tether.sse`), the server's time every second
+  (``?count=`` stops early).
+- ``GET /favicon.svg``: the page's icon (so browsers do not log a 404 on every load).
 
 No framework: the app speaks ASGI directly, so every header it sends is visible here.
 """
@@ -23,6 +25,7 @@ from typing import Any
 
 import anyio
 
+from tether import sse
 from tether.conditional import ETag, Precondition, evaluate_preconditions, format_last_modified
 from tether.errors import RemoteProtocolError
 from tether.multipart import (
@@ -41,6 +44,11 @@ _BLOCK = bytes(i % 251 for i in range(251 * 261))
 _DEFAULT_SIZE = 64 * 1024 * 1024
 _MAX_SIZE = 1 << 34
 _CHUNK = 64 * 1024
+#: The page's icon: a tether ring.
+_FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    b'<circle cx="8" cy="8" r="6" fill="none" stroke="#2a6" stroke-width="3"/></svg>'
+)
 #: A fixed modification time keeps the validators stable across restarts.
 _LAST_MODIFIED = 1_700_000_000.0
 
@@ -74,6 +82,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await _download(scope, send)
         elif path == "/clock" and method == "GET":
             await _clock(scope, receive, send)
+        elif path in ("/favicon.svg", "/favicon.ico") and method in ("GET", "HEAD"):
+            await _text(send, 200, _FAVICON, b"image/svg+xml")
         else:
             await _text(send, 404, b"Not Found\n")
 
@@ -242,7 +252,7 @@ async def _clock(scope: Scope, receive: Receive, send: Send) -> None:
         {
             "type": "http.response.start",
             "status": 200,
-            "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store")],
+            "headers": list(sse.HEADERS),
         }
     )
 
@@ -250,7 +260,7 @@ async def _clock(scope: Scope, receive: Receive, send: Send) -> None:
         sent = 0
         while count is None or sent < count:
             stamp = time.strftime("%H:%M:%S", time.gmtime())
-            event = f"id: {sent}\nevent: tick\ndata: {stamp} UTC\n\n".encode()
+            event = sse.encode(f"{stamp} UTC", event="tick", id=str(sent))
             await send({"type": "http.response.body", "body": event, "more_body": True})
             sent += 1
             if count is None or sent < count:

@@ -16,12 +16,13 @@ here, once, so the two command lines cannot drift apart:
 - :func:`create_ssl_context` builds the server-side TLS context from the ``--ssl-*`` options.
 - :func:`trusted_proxies` reads ``--proxy-headers`` and ``--forwarded-allow-ips``.
 - :func:`add_process_options` and :func:`supervise` give ``--workers`` and ``--reload``
-  (the supervisor itself is :mod:`tether._supervisor`); :func:`notify_serving` is a worker's
-  side of it.
+  (the supervisor itself is :mod:`tether_server.supervisor`); :func:`notify_serving` is a worker's
+  side of it, and :data:`STOP_SIGNALS` and :func:`stop_message` say how either server reacts
+  to a signal.
 
 Nothing here opens a socket, starts a thread or reads a clock: binding the listening socket
 stays in each server (:func:`supervise` is handed the server's binding function), and the
-worker processes are :mod:`tether._supervisor`'s.
+worker processes (and a worker's watch on its supervisor) are :mod:`tether_server.supervisor`'s.
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
 import socket
 import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from tether._serving import TrustedProxies
+from tether.serving import TrustedProxies
+from tether_server.systemd import Notifier
 
 #: The ``--log-level`` choices; "trace" logs as much as "debug".
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -59,6 +62,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+#: Public name for servers' own options (argparse still shows "_positive_int" in its messages).
+positive_int = _positive_int
 
 
 def _seconds(text: str) -> float:
@@ -89,6 +96,17 @@ def _interval(text: str) -> float | None:
     would mean "all the time"."""
     value = _optional_seconds(text)
     return value if value else None
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default shown once: not when the help text already says
+    it, and not for "no value" defaults (None, an empty string, an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, "", False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 # -- shared option groups --------------------------------------------------------------------
@@ -136,7 +154,12 @@ def add_limit_options(
         help="resume accepting at this many (default: 90%% of --limit-connections)",
     )
     group.add_argument(requests_option, type=_positive_int, default=None, help=requests_help)
-    group.add_argument("--timeout-keep-alive", type=_seconds, default=5.0)
+    group.add_argument(
+        "--timeout-keep-alive",
+        type=_seconds,
+        default=5.0,
+        help="seconds an idle keep-alive connection is kept open",
+    )
     group.add_argument(
         "--timeout-request-head",
         type=_seconds,
@@ -184,25 +207,54 @@ def add_limit_options(
 
 def add_websocket_options(group: argparse._ArgumentGroup) -> None:
     """Add the WebSocket message size and keep-alive options."""
-    group.add_argument("--ws-max-size", type=_positive_int, default=16 * 1024 * 1024)
-    group.add_argument("--ws-ping-interval", type=_interval, default=None)
-    group.add_argument("--ws-ping-timeout", type=_seconds, default=20.0)
-    group.add_argument("--ws-close-timeout", type=_seconds, default=10.0)
+    group.add_argument(
+        "--ws-max-size",
+        type=_positive_int,
+        default=16 * 1024 * 1024,
+        help="largest WebSocket message in bytes, after decompression (closed with 1009 beyond)",
+    )
+    group.add_argument(
+        "--ws-ping-interval",
+        type=_interval,
+        default=None,
+        help="seconds between pings the server sends on an idle WebSocket (0 or off: never; "
+        "default: never)",
+    )
+    group.add_argument(
+        "--ws-ping-timeout",
+        type=_seconds,
+        default=20.0,
+        help="seconds to wait for the pong before closing with 1011",
+    )
+    group.add_argument(
+        "--ws-close-timeout",
+        type=_seconds,
+        default=10.0,
+        help="seconds to wait for the client's close frame after sending ours",
+    )
 
 
 def add_tls_options(group: argparse._ArgumentGroup) -> None:
     """Add the ``--ssl-*`` options that :func:`create_ssl_context` reads."""
-    group.add_argument("--ssl-certfile", default=None)
-    group.add_argument("--ssl-keyfile", default=None)
-    group.add_argument("--ssl-keyfile-password", default=None)
-    group.add_argument("--ssl-ca-certs", default=None)
+    group.add_argument(
+        "--ssl-certfile", default=None, help="certificate chain (PEM); serves HTTPS when given"
+    )
+    group.add_argument(
+        "--ssl-keyfile", default=None, help="private key (PEM), if not in the certificate file"
+    )
+    group.add_argument("--ssl-keyfile-password", default=None, help="password of the key file")
+    group.add_argument(
+        "--ssl-ca-certs", default=None, help="CA certificates (PEM) to verify client certificates"
+    )
     group.add_argument(
         "--ssl-cert-reqs",
         type=int,
         default=int(ssl.CERT_NONE),
         help="0 none, 1 optional, 2 required",
     )
-    group.add_argument("--ssl-ciphers", default="TLSv1.2:TLSv1.3")
+    group.add_argument(
+        "--ssl-ciphers", default="TLSv1.2:TLSv1.3", help="OpenSSL cipher list for TLS 1.2"
+    )
     group.add_argument(
         "--timeout-tls-handshake",
         type=_seconds,
@@ -213,10 +265,27 @@ def add_tls_options(group: argparse._ArgumentGroup) -> None:
 
 def add_logging_options(group: argparse._ArgumentGroup) -> None:
     """Add ``--log-level`` and the access-log and default-header switches."""
-    group.add_argument("--log-level", choices=LOG_LEVELS, default="info")
-    group.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
-    group.add_argument("--server-header", action=argparse.BooleanOptionalAction, default=True)
-    group.add_argument("--date-header", action=argparse.BooleanOptionalAction, default=True)
+    group.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="least severe message logged"
+    )
+    group.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log one line per request",
+    )
+    group.add_argument(
+        "--server-header",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add 'Server: tether' to responses that lack a Server field",
+    )
+    group.add_argument(
+        "--date-header",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a Date field to responses that lack one",
+    )
 
 
 def add_proxy_options(group: argparse._ArgumentGroup) -> None:
@@ -232,7 +301,7 @@ def add_proxy_options(group: argparse._ArgumentGroup) -> None:
         "--forwarded-allow-ips",
         default=None,
         help="peers trusted with proxy headers: comma-separated IP addresses, CIDR networks, "
-        "'unix' (a Unix socket peer) or '*'; None: $FORWARDED_ALLOW_IPS, else 127.0.0.1",
+        "'unix' (a Unix socket peer) or '*' (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1)",
     )
 
 
@@ -242,7 +311,10 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
         "--workers",
         type=_positive_int,
         default=1,
-        help="server processes sharing the listening socket (a supervisor restarts any that dies)",
+        help="server processes sharing the listening socket, under a supervisor that restarts "
+        "any that dies; SIGHUP to it reloads them without losing a request (new workers, then "
+        "the old ones drain), SIGTTIN / SIGTTOU add / remove one. Without --workers, SIGHUP "
+        "stops the server gracefully, as SIGTERM does",
     )
     group.add_argument(
         "--reload",
@@ -257,8 +329,10 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
         help="a directory to watch with --reload (repeatable; default: --app-dir, else the "
         "current directory)",
     )
-    # How a worker tells its supervisor that it is serving (not for users).
+    # How a worker tells its supervisor that it is serving, and learns that the supervisor is
+    # gone (not for users).
     group.add_argument("--notify-fd", type=int, default=None, help=argparse.SUPPRESS)
+    group.add_argument("--supervisor-fd", type=int, default=None, help=argparse.SUPPRESS)
 
 
 #: The options added above that both servers' ``Config`` take under the same names (their
@@ -356,9 +430,15 @@ def supervise(
     """
     if args.reload and args.workers > 1:
         raise ConfigError("--reload and --workers cannot be used together")
+    if args.supervisor_fd is not None:
+        from tether_server.supervisor import watch_supervisor
+
+        global _supervised
+        _supervised = True
+        watch_supervisor(args.supervisor_fd)
     if args.workers == 1 and not args.reload:
         return None
-    from tether._supervisor import Supervisor
+    from tether_server.supervisor import Supervisor
 
     worker = [*command, "--workers", "1", "--no-reload"]
     dirs = (args.reload_dir or [args.app_dir or os.getcwd()]) if args.reload else None
@@ -369,9 +449,39 @@ def supervise(
         sock.close()
 
 
+#: The signals both servers stop on, gracefully; a second one forces the exit.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+# Whether this process is a worker of a --workers supervisor (set by supervise()).
+_supervised = False
+
+
+def stop_message(signum: int) -> str:
+    """The line a server logs when a stop signal (:data:`STOP_SIGNALS`) arrives.
+
+    SIGHUP stops a server gracefully, handing over: requests in flight are answered and idle
+    keep-alive connections are kept until the client's next request or their keep-alive
+    timeout (see :mod:`tether_server.supervisor`), so a server that takes over the socket loses
+    nothing. A worker gets it from its supervisor during a reload; a server on its own cannot
+    re-import its app in place (modules already imported, and the app's state, would stay), so
+    it says that reloading needs ``--workers``.
+    """
+    name = signal.Signals(signum).name
+    if signum != signal.SIGHUP:
+        return f"{name} received: shutting down"
+    if _supervised:
+        return f"{name} received: shutting down gracefully, handing over to the other workers"
+    return (
+        f"{name} received: shutting down gracefully (to reload without stopping, run with "
+        "--workers: its supervisor reloads on SIGHUP)"
+    )
+
+
 def notify_serving(fd: int | None) -> None:
-    """A worker's word to its supervisor that it serves: one byte on ``--notify-fd``."""
+    """Say that this server serves: to its supervisor (one byte on ``--notify-fd``) when it is
+    a worker, else to systemd (``READY=1``) when ``$NOTIFY_SOCKET`` is set."""
     if fd is None:
+        Notifier().ready("serving")
         return
     with contextlib.suppress(OSError):
         os.write(fd, b"1")
@@ -382,16 +492,22 @@ def notify_serving(fd: int | None) -> None:
 # -- the application -------------------------------------------------------------------------
 
 
+#: What ``import_app`` looks for, in order, when the spec names only a module.
+_DEFAULT_ATTRIBUTES = ("application", "app")
+
+
 def import_app(spec: str, *, app_dir: str | None = None, factory: bool = False) -> Any:
     """Import ``"module:attribute"`` (the attribute may be dotted) and return what it names.
 
-    The module is imported from ``app_dir`` when given, else from the current directory. With
-    ``factory`` the attribute is called without arguments and its result returned. Whether the
-    result is an ASGI or WSGI application is the caller's check.
+    Without ``:attribute`` (``mysite.wsgi``, as Django's deployment docs write it) the module's
+    ``application`` is used, else its ``app`` (gunicorn looks for ``application``, uvicorn users
+    name theirs ``app``). The module is imported from ``app_dir`` when given, else from the
+    current directory. With ``factory`` the attribute is called without arguments and its
+    result returned. Whether the result is an ASGI or WSGI application is the caller's check.
     """
     module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f'app must be given as "MODULE:ATTRIBUTE", got "{spec}"')
+    if not module_name or (sep and not attr):
+        raise ConfigError(f'app must be given as "MODULE:ATTRIBUTE" or "MODULE", got "{spec}"')
     if app_dir is not None:
         # First on the path, so the app comes from there even if another entry has the module.
         sys.path.insert(0, app_dir)
@@ -405,6 +521,14 @@ def import_app(spec: str, *, app_dir: str | None = None, factory: bool = False) 
         if exc.name is not None and module_name.startswith(exc.name):
             raise ConfigError(f'could not import module "{module_name}"') from None
         raise
+    if not sep:
+        found = [name for name in _DEFAULT_ATTRIBUTES if hasattr(module, name)]
+        if not found:
+            raise ConfigError(
+                f'module "{module_name}" has no "application" or "app": name the app as '
+                f'"{module_name}:ATTRIBUTE"'
+            )
+        attr = found[0]
     app: Any = module
     try:
         for part in attr.split("."):
@@ -485,6 +609,7 @@ def create_ssl_context(options: SSLOptions) -> ssl.SSLContext | None:
 
 __all__ = [
     "LOG_LEVELS",
+    "STOP_SIGNALS",
     "ConfigError",
     "SSLOptions",
     "_optional_seconds",
@@ -499,4 +624,5 @@ __all__ = [
     "create_ssl_context",
     "import_app",
     "shared_options",
+    "stop_message",
 ]

@@ -1,0 +1,142 @@
+"""Static files as an ASGI app, for any ASGI server (``tether serve --static PREFIX=DIR`` uses it).
+
+:class:`StaticFiles` asks :class:`tether_server.static.StaticFiles` what to answer (in a worker
+thread: resolving and opening a file blocks) and sends it: the whole file as
+``http.response.pathsend`` when the server offers that extension (Tether does; the server sends
+the file without the app reading it; it reopens the resolved path, so pass
+``pathsend=False`` where others can swap files inside the directory), otherwise -- and always for
+ranges -- in chunks of the already open file read with :func:`anyio.to_thread.run_sync`, so the
+event loop never waits on the disk.
+
+:func:`with_static` puts mounts in front of an app: a request under a mount's prefix is the
+mount's and never reaches the app.
+
+The path served is the scope's ``path`` without its ``root_path`` (Starlette's convention, so a
+``Mount("/assets", StaticFiles(...))`` works too).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import anyio.to_thread
+
+from tether_asyncio._types import ASGIApp, Receive, Scope, Send
+from tether_server.static import Body, StaticMount, StaticResponse, mount_rest
+from tether_server.static import StaticFiles as _Files
+
+__all__ = ["StaticFiles", "with_static"]
+
+
+class StaticFiles:
+    """An ASGI app serving the files under ``directory`` (arguments as
+    :class:`tether_server.static.StaticFiles`, plus the read ``chunk_size`` and whether to use
+    ``http.response.pathsend`` when offered)."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        html: bool = False,
+        precompressed: bool = True,
+        max_age: int | None = None,
+        chunk_size: int = 256 * 1024,
+        pathsend: bool = True,
+    ) -> None:
+        self.files = _Files(directory, html=html, precompressed=precompressed, max_age=max_age)
+        self.chunk_size = chunk_size
+        self.pathsend = pathsend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one HTTP request (lifespan is acknowledged; a WebSocket is refused)."""
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        root_path: str = scope.get("root_path", "")
+        path: str = scope["path"]
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]
+        response = await anyio.to_thread.run_sync(
+            lambda: self.files.respond(
+                scope["method"].encode("ascii"),
+                path,
+                scope["headers"],
+                base=root_path,
+                query=scope.get("query_string", b""),
+            )
+        )
+        try:
+            await self._send(scope, send, response)
+        finally:
+            response.close()
+
+    async def _send(self, scope: Scope, send: Send, response: StaticResponse) -> None:
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": response.headers}
+        )
+        if response.body is Body.NOTHING:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if response.body is Body.TEXT:
+            await send({"type": "http.response.body", "body": response.text})
+            return
+        extensions = scope.get("extensions") or {}
+        if self.pathsend and response.body is Body.FILE and "http.response.pathsend" in extensions:
+            assert response.path is not None
+            response.close()
+            await send({"type": "http.response.pathsend", "path": response.path})
+            return
+        size = self.chunk_size
+        chunk = await anyio.to_thread.run_sync(response.next_chunk, size)
+        while True:
+            # A file that shrank since it was opened ends early; the server then sees fewer bytes
+            # than Content-Length announced and closes the connection.
+            following = await anyio.to_thread.run_sync(response.next_chunk, size) if chunk else b""
+            await send({"type": "http.response.body", "body": chunk, "more_body": bool(following)})
+            if not following:
+                return
+            chunk = following
+
+
+#: A mount given as a prefix and an app.
+StaticFilesMount = tuple[str, StaticFiles]
+
+
+def with_static(app: ASGIApp, mounts: Sequence[StaticMount | StaticFilesMount]) -> ASGIApp:
+    """``app`` behind the static ``mounts``: ``StaticMount(prefix, directory)`` (what
+    ``--static`` gives) or ``(prefix, StaticFiles(...))`` pairs; the first matching prefix wins."""
+    table: list[tuple[str, StaticFiles]] = []
+    for mount in mounts:
+        if isinstance(mount, StaticMount):
+            table.append((mount.prefix, StaticFiles(mount.directory)))
+        else:
+            table.append((mount[0].rstrip("/"), mount[1]))
+
+    async def mounted(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            root_path: str = scope.get("root_path", "")
+            path: str = scope["path"]
+            if root_path and path.startswith(root_path):
+                path = path[len(root_path) :]
+            for prefix, files in table:
+                if mount_rest(prefix, path) is not None:
+                    await files({**scope, "root_path": root_path + prefix}, receive, send)
+                    return
+        await app(scope, receive, send)
+
+    return mounted
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,11 @@
+"""What both Tether servers share that does I/O: start-up, options, TLS, binding and the
+``--workers`` supervisor.
+
+- :mod:`tether_server.startup`: option groups, ``MODULE:APP`` import, TLS context, logging,
+  :class:`~tether_server.startup.ConfigError`, ``--workers``/``--reload`` start-up.
+- :mod:`tether_server.binding`: the listening socket.
+- :mod:`tether_server.supervisor`: the process supervisor behind ``--workers`` and ``--reload``.
+
+The sans-I/O rules every server needs (targets, paths, trusted proxies, canned responses) are
+the core's public :mod:`tether.serving`.
+"""

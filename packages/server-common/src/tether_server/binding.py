@@ -1,0 +1,109 @@
+"""The listening socket both servers serve on: ``--host/--port``, ``--uds`` or ``--fd``, or the
+socket systemd passed (socket activation, used when present, as gunicorn does).
+
+Binding is I/O, so it lives here, in the servers' shared package, not in the sans-I/O core;
+every failure a user can cause raises :class:`~tether_server.startup.ConfigError` with one
+clear line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import stat
+from typing import Protocol
+
+from tether_server.startup import ConfigError
+from tether_server.systemd import listen_fds
+
+_log = logging.getLogger("tether.error")
+
+
+class BindOptions(Protocol):
+    """What :func:`bind_socket` reads from a server's configuration."""
+
+    host: str
+    port: int
+    uds: str | None
+    fd: int | None
+    backlog: int
+
+
+def bind_socket(config: BindOptions) -> socket.socket:
+    """Create the listening socket for ``--host/--port``, ``--uds`` or ``--fd``.
+
+    Without ``--fd`` or ``--uds``, a socket passed by systemd socket activation
+    (``LISTEN_FDS``, for this process) wins over ``--host``/``--port``.
+    """
+    if config.fd is None and config.uds is None:
+        activated = listen_fds()
+        if activated:
+            fd, name = activated[0]
+            if len(activated) > 1:
+                _log.warning(
+                    "socket activation passed %d sockets; serving on the first (%s) only",
+                    len(activated),
+                    name,
+                )
+            _log.info("serving on the socket passed by systemd (fd %d, %s)", fd, name)
+            return _from_fd(fd, "LISTEN_FDS", config.backlog)
+    if config.fd is not None:
+        return _from_fd(config.fd, f"--fd {config.fd}", config.backlog)
+    if config.uds is not None:
+        path = config.uds
+        if os.path.exists(path):
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                raise ConfigError(f"--uds {path}: exists and is not a socket")
+            os.unlink(path)  # a stale socket from an earlier run
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            os.chmod(path, 0o666)
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"--uds {path}: cannot bind ({exc.strerror})") from None
+        sock.listen(config.backlog)
+        sock.setblocking(False)
+        return sock
+    host = config.host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(
+            host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {config.host}: cannot resolve ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6 and host in ("::", ""):
+        # "::" serves IPv4 too where the system allows it, like other servers do.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        raise ConfigError(f"cannot bind to {shown}:{config.port}: {exc.strerror}") from None
+    sock.listen(config.backlog)
+    sock.setblocking(False)
+    return sock
+
+
+
+def _from_fd(fd: int, what: str, backlog: int) -> socket.socket:
+    """A listening stream socket on an inherited descriptor."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ConfigError(f"{what}: not a usable socket ({exc.strerror})") from None
+    if sock.type != socket.SOCK_STREAM:
+        raise ConfigError(f"{what}: not a stream socket")
+    sock.setblocking(False)
+    sock.listen(backlog)
+    return sock
+
+
+__all__ = ["BindOptions", "bind_socket"]

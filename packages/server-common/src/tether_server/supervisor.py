@@ -1,0 +1,459 @@
+"""``--workers N`` and ``--reload``: server processes on one listening socket, supervised.
+
+Start-up support for both servers' command lines, not part of the protocol core. The server
+binds the socket first, so a bad host, port or path is reported once, before any worker
+starts; the supervisor then starts each worker as the same command line plus ``--fd N``
+on that socket: the kernel spreads connections between them. Each worker writes one byte to a
+pipe once it is serving. A worker that exits before that (an app that does not import, a failed
+lifespan startup) stops the whole server with its exit status, instead of being restarted in a
+loop; one that exits later is restarted.
+
+Signals to the supervisor (as gunicorn's arbiter has them):
+
+- SIGINT, SIGTERM: stop. The signal is passed on to every worker (each shuts down gracefully;
+  a second signal forces it) and the supervisor exits once all have.
+- SIGHUP: reload without losing a request. N new workers start (importing the app afresh);
+  once every one of them says it is serving, the old ones are sent SIGHUP and drain (below).
+  If a new worker exits before it serves, the reload is abandoned and logged: the old workers
+  keep serving. A SIGHUP during a reload starts it over (new workers stuck starting are retired).
+- SIGTTIN, SIGTTOU: one worker more, or one fewer (never below one); the one removed drains.
+
+A worker told SIGHUP *hands over*: it stops accepting (the socket stays open in the other
+workers, which accept what waits in the backlog), answers its requests in flight with
+``Connection: close``, and keeps its idle keep-alive connections open until the client's next
+request (answered the same way) or their keep-alive timeout. Closing an idle connection at once
+would lose the request a client may be sending on it at that very moment; this way a client
+that uses its connection learns from the answer that it must open a new one.
+
+Workers never outlive the supervisor, however it dies (SIGKILL included): each inherits the
+read end of a pipe whose write end only the supervisor holds, and a thread waits on it. EOF
+means the supervisor is gone, and the worker sends itself SIGTERM, so it drains as on a normal
+stop. (``PR_SET_PDEATHSIG`` is not used: Linux-only, it fires when the parent *thread* exits,
+and a second stop signal on top of the pipe's would force the worker's exit.)
+
+Workers run in their own session, so a Ctrl+C in the terminal reaches them once, through the
+supervisor, rather than twice (which would force their exit).
+
+``--reload`` is the same supervisor with one worker and a watch on the ``.py``
+files under the reload directories: a change (or SIGHUP) restarts the worker, and a worker that
+fails to start (a syntax error being fixed) waits for the next change instead of stopping the
+server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import os
+import select
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from tether_server.systemd import Notifier
+
+_log = logging.getLogger("tether.error")
+
+#: What a service manager sets for this process alone: workers must not act on it (systemd
+#: would take a worker's READY=1 for the service's, and the sockets are the supervisor's).
+_MANAGER_VARIABLES = frozenset(
+    {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}
+)
+
+# The longest wait between looks at the workers (a signal or a worker's exit ends it sooner).
+_POLL_SECONDS = 1.0
+# How often --reload looks at the files, and how many it looks at, at most.
+_RELOAD_POLL_SECONDS = 0.25
+_RELOAD_MAX_FILES = 20_000
+_SKIPPED_DIRS = frozenset(("__pycache__", "node_modules", "site-packages"))
+#: The signals the supervisor acts on (SIGCHLD only wakes it).
+_HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A handler that only makes the signal wake the supervisor's wait."""
+
+
+class _Role(enum.Enum):
+    """What a worker is to the supervisor."""
+
+    ACTIVE = "active"  # one of the N workers, serving or starting
+    NEXT = "next"  # started by a reload: replaces the active ones once all of its kind serve
+    RETIRING = "retiring"  # told to drain (SIGHUP); not replaced when it exits
+
+
+class _Worker:
+    """One worker process and the read end of its "serving" pipe (-1 once read)."""
+
+    __slots__ = ("process", "ready", "ready_pipe", "role", "slot")
+
+    def __init__(
+        self, slot: int, role: _Role, process: subprocess.Popen[bytes], ready_pipe: int
+    ) -> None:
+        self.slot = slot
+        self.role = role
+        self.process = process
+        self.ready_pipe = ready_pipe
+        self.ready = False
+
+
+class _Watcher:
+    """The modification times of the ``.py`` files under some directories, polled."""
+
+    __slots__ = ("_dirs", "_seen")
+
+    def __init__(self, dirs: Sequence[str]) -> None:
+        self._dirs = [os.path.abspath(d) for d in dirs]
+        self._seen = self._scan()
+
+    def changed(self) -> str | None:
+        """A file added, removed or modified since the last call, or None."""
+        now = self._scan()
+        if now == self._seen:
+            return None
+        changed = next(
+            path for path in now.keys() | self._seen.keys() if now.get(path) != self._seen.get(path)
+        )
+        self._seen = now
+        return changed
+
+    def _scan(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        pending = list(self._dirs)
+        while pending and len(found) < _RELOAD_MAX_FILES:
+            try:
+                entries = list(os.scandir(pending.pop()))
+            except OSError:
+                continue
+            for entry in entries:
+                name = entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if not name.startswith(".") and name not in _SKIPPED_DIRS:
+                            pending.append(entry.path)
+                    elif name.endswith(".py"):
+                        found[entry.path] = entry.stat().st_mtime_ns
+                except OSError:
+                    continue  # removed while looking
+        return found
+
+
+class Supervisor:
+    """Runs ``workers`` copies of the server on one socket; see the module docstring."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        workers: int,
+        reload_dirs: Sequence[str] | None = None,
+    ) -> None:
+        #: The worker command line, to which ``--fd``, ``--notify-fd`` and ``--supervisor-fd``
+        #: are added.
+        self._command = list(command)
+        self._count = workers
+        self._reload_dirs = reload_dirs
+        self._workers: list[_Worker] = []
+        self._selector = selectors.DefaultSelector()
+        self._signals: list[int] = []
+        self._fd = -1
+        #: The read end of the pipe whose EOF tells the workers that the supervisor is gone.
+        self._alive = -1
+        self._stopping = False
+        self._status = 0
+        #: --reload: the worker was told to stop and is started again once it has exited.
+        self._restart = False
+        #: sd_notify: READY once every worker first serves, RELOADING/STOPPING, the watchdog.
+        self._notifier = Notifier()
+        self._announced = False
+
+    def run(self, fd: int) -> int:
+        """Serve on the listening socket ``fd`` until told to stop; return the exit status."""
+        self._fd = fd
+        # A signal writes to this pipe, so that the wait below ends at once.
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        # Nothing is ever written to this one: the write end stays open (here only, as pipes
+        # are not inherited unless passed) until this process ends, however it ends.
+        self._alive, alive_w = os.pipe()
+        self._selector.register(wake_r, selectors.EVENT_READ, None)
+        handlers = threading.current_thread() is threading.main_thread()
+        if handlers:
+            old_wakeup = signal.set_wakeup_fd(wake_w)
+            old = {s: signal.signal(s, self._on_signal) for s in _HANDLED}
+            # A worker's exit wakes the wait too (the handler itself has nothing to do).
+            old[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _ignore)
+        try:
+            return self._supervise(wake_r)
+        finally:
+            if handlers:
+                signal.set_wakeup_fd(old_wakeup)
+                for signum, handler in old.items():
+                    signal.signal(signum, handler)
+            for worker in list(self._workers):
+                worker.process.kill()
+                worker.process.wait()
+                self._forget(worker)
+            self._selector.close()
+            for end in (wake_r, wake_w, self._alive, alive_w):
+                os.close(end)
+
+    def _supervise(self, wake: int) -> int:
+        watcher = _Watcher(self._reload_dirs) if self._reload_dirs is not None else None
+        for slot in range(self._count):
+            self._start(slot, _Role.ACTIVE)
+        if watcher is None:
+            _log.info("Tether supervisor (pid %d) started %d workers", os.getpid(), self._count)
+        else:
+            _log.info(
+                "Tether reloader (pid %d) watching %s",
+                os.getpid(),
+                ", ".join(self._reload_dirs or ()),
+            )
+        while self._workers or (watcher is not None and not self._stopping):
+            wait = _RELOAD_POLL_SECONDS if watcher is not None else _POLL_SECONDS
+            for key, _ in self._selector.select(wait):
+                if key.data is None:
+                    with contextlib.suppress(OSError):
+                        os.read(wake, 512)
+                else:
+                    self._read_ready(key.data)
+            while self._signals:
+                self._handle(self._signals.pop(0), watcher is not None)
+            if watcher is not None and not self._stopping and not self._restart:
+                changed = watcher.changed()
+                if changed is not None:
+                    self._restart_worker(f"{changed} changed")
+            self._reap(watcher is not None)
+            if not self._stopping and watcher is None:
+                self._switch_over()
+                self._reconcile()
+            self._announce()
+            self._notifier.watchdog(time.monotonic())
+        return self._status
+
+    def _announce(self) -> None:
+        """READY=1 to a service manager once every worker serves for the first time."""
+        if self._announced or self._stopping or not self._workers:
+            return
+        if all(w.ready for w in self._workers if w.role is _Role.ACTIVE):
+            self._announced = True
+            self._notifier.ready(f"{len(self._workers)} workers serving")
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    def _handle(self, signum: int, reloader: bool) -> None:
+        name = signal.Signals(signum).name
+        if signum in (signal.SIGINT, signal.SIGTERM):
+            if not self._stopping:
+                _log.info("%s received: stopping the workers", name)
+            self._stop(signum)
+        elif self._stopping:
+            _log.info("%s received while stopping: ignored", name)
+        elif reloader:
+            if signum == signal.SIGHUP:
+                self._restart_worker("SIGHUP received")
+            else:
+                _log.warning("%s received: ignored (--reload runs one worker)", name)
+        elif signum == signal.SIGHUP:
+            self._reload()
+        elif signum == signal.SIGTTIN:
+            self._count += 1
+            _log.info("SIGTTIN received: %d workers", self._count)
+        elif self._count == 1:
+            _log.warning("SIGTTOU received: ignored, there is one worker left")
+        else:
+            self._count -= 1
+            _log.info("SIGTTOU received: %d workers", self._count)
+
+    def _stop(self, signum: int) -> None:
+        """Pass a stop signal on; workers already draining get only a second one (forcing)."""
+        first = not self._stopping
+        self._stopping = True
+        if first:
+            self._notifier.stopping()
+        for worker in self._workers:
+            if not (first and worker.role is _Role.RETIRING):
+                self._send(worker, signum)
+
+    def _reload(self) -> None:
+        self._notifier.reloading()
+        pending = [w for w in self._workers if w.role is _Role.NEXT]
+        if pending:
+            _log.warning("SIGHUP received during a reload: starting it over")
+            for worker in pending:
+                self._retire(worker)
+        else:
+            _log.info(
+                "SIGHUP received: starting %d new workers; the old ones drain once they serve",
+                self._count,
+            )
+        for slot in range(self._count):
+            self._start(slot, _Role.NEXT)
+
+    def _restart_worker(self, why: str) -> None:
+        """--reload: stop the worker and start it again once it has exited."""
+        if self._restart:
+            return  # already on its way out (a second SIGTERM would force it)
+        _log.info("%s: restarting", why)
+        if self._workers:
+            self._restart = True
+            for worker in self._workers:
+                self._send(worker, signal.SIGTERM)
+        else:
+            self._start(0, _Role.ACTIVE)
+
+    # -- workers coming and going ----------------------------------------------------------------
+
+    def _reap(self, reloader: bool) -> None:
+        for worker in list(self._workers):
+            code = worker.process.poll()
+            if code is None:
+                continue
+            self._read_ready(worker)  # a byte it wrote just before exiting counts
+            self._forget(worker)
+            pid = worker.process.pid
+            if self._stopping:
+                continue
+            if worker.role is _Role.RETIRING:
+                _log.info("retired worker (pid %d) exited with status %d", pid, code)
+            elif worker.role is _Role.NEXT:
+                when = "after it started serving" if worker.ready else "while starting"
+                _log.error(
+                    "reload failed: a new worker (pid %d) exited with status %d %s; "
+                    "the old workers keep serving",
+                    pid,
+                    code,
+                    when,
+                )
+                for other in self._workers:
+                    if other.role is _Role.NEXT:
+                        self._retire(other)
+            elif reloader and self._restart:
+                self._restart = False
+                self._start(worker.slot, _Role.ACTIVE)
+            elif reloader and not worker.ready:
+                _log.error("the app failed to start (status %d); waiting for a change", code)
+            elif not worker.ready:
+                _log.error(
+                    "worker %d exited with status %d while starting; stopping", worker.slot, code
+                )
+                self._status = code or 1
+                self._stop(signal.SIGTERM)
+            else:
+                _log.warning("worker %d exited with status %d; restarting it", worker.slot, code)
+                self._start(worker.slot, _Role.ACTIVE)
+
+    def _switch_over(self) -> None:
+        """Once every new worker of a reload serves, retire the old ones."""
+        new = [w for w in self._workers if w.role is _Role.NEXT]
+        if not new or not all(w.ready for w in new):
+            return
+        old = [w for w in self._workers if w.role is _Role.ACTIVE]
+        for worker in old:
+            self._retire(worker)
+        for worker in new:
+            worker.role = _Role.ACTIVE
+        self._notifier.ready(f"reloaded: {len(new)} workers serving")
+        _log.info(
+            "reloaded: new workers (pids %s) serving; old workers (pids %s) draining",
+            ", ".join(str(w.process.pid) for w in new),
+            ", ".join(str(w.process.pid) for w in old),
+        )
+
+    def _reconcile(self) -> None:
+        """Start or retire workers to match the count SIGTTIN and SIGTTOU set."""
+        if any(w.role is _Role.NEXT for w in self._workers):
+            return  # a reload is under way; the count is looked at once it ends
+        active = sorted((w for w in self._workers if w.role is _Role.ACTIVE), key=lambda w: w.slot)
+        for worker in active[self._count :]:
+            _log.info("retiring worker %d (pid %d)", worker.slot, worker.process.pid)
+            self._retire(worker)
+        used = {w.slot for w in active[: self._count]}
+        missing = self._count - len(used)
+        for slot in [s for s in range(self._count) if s not in used][:missing]:
+            _log.info("starting worker %d", slot)
+            self._start(slot, _Role.ACTIVE)
+
+    def _retire(self, worker: _Worker) -> None:
+        """Let ``worker`` drain and exit, handing its connections over (SIGHUP)."""
+        worker.role = _Role.RETIRING
+        self._send(worker, signal.SIGHUP)
+
+    def _start(self, slot: int, role: _Role) -> None:
+        read_end, write_end = os.pipe()
+        # Given last, these win over the same options earlier in the command line.
+        options = ["--fd", str(self._fd), "--notify-fd", str(write_end)]
+        options += ["--supervisor-fd", str(self._alive)]
+        try:
+            process = subprocess.Popen(
+                [*self._command, *options],
+                pass_fds=(self._fd, write_end, self._alive),
+                start_new_session=True,
+                env={k: v for k, v in os.environ.items() if k not in _MANAGER_VARIABLES},
+            )
+        finally:
+            os.close(write_end)
+        worker = _Worker(slot, role, process, read_end)
+        self._workers.append(worker)
+        self._selector.register(read_end, selectors.EVENT_READ, worker)
+        _log.debug("worker %d started (pid %d)", slot, process.pid)
+
+    def _read_ready(self, worker: _Worker) -> None:
+        """Read the worker's "serving" byte if it is there (or EOF), then close the pipe."""
+        pipe = worker.ready_pipe
+        if pipe < 0:
+            return
+        try:
+            data = os.read(pipe, 1) if self._readable(pipe) else None
+        except OSError:
+            data = b""
+        if data is None:
+            return
+        worker.ready = data == b"1"
+        self._selector.unregister(pipe)
+        os.close(pipe)
+        worker.ready_pipe = -1
+
+    @staticmethod
+    def _readable(fd: int) -> bool:
+        return bool(select.select([fd], [], [], 0)[0])
+
+    def _forget(self, worker: _Worker) -> None:
+        with contextlib.suppress(ValueError):
+            self._workers.remove(worker)
+        if worker.ready_pipe >= 0:
+            self._selector.unregister(worker.ready_pipe)
+            os.close(worker.ready_pipe)
+            worker.ready_pipe = -1
+
+    @staticmethod
+    def _send(worker: _Worker, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            worker.process.send_signal(signum)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals.append(signum)
+
+
+def watch_supervisor(fd: int) -> None:
+    """In a worker: stop gracefully once the supervisor is gone (see the module docstring).
+
+    ``fd`` is the inherited read end of the supervisor's pipe; a daemon thread waits for its
+    EOF, then sends this process SIGTERM, which the server handles as any stop request.
+    """
+    parent = os.getppid()
+
+    def wait() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(fd, 512):
+                pass  # nothing is written to it; EOF is the news
+        _log.warning("the supervisor (pid %d) is gone: stopping this worker", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait, name="tether-supervisor-watch", daemon=True).start()
