@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from tether._serving import server_limits
 from tether.http1 import (
     NEED_DATA,
     Data,
@@ -22,6 +21,7 @@ from tether.http1 import (
     Timer,
 )
 from tether.limits import Limits
+from tether.serving import server_limits
 
 HEAD = b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"
 CHUNKED = b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"

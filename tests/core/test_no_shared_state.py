@@ -18,9 +18,9 @@ from types import ModuleType
 import pytest
 
 import tether
-import tether._serving
 import tether.conformance
 import tether.http1
+import tether.serving
 from tether.errors import HeadTooLarge, ProtocolError
 from tether.http1 import (
     NEED_DATA,
@@ -134,4 +134,4 @@ def test_the_check_sees_a_table_filled_from_client_bytes(monkeypatch: pytest.Mon
 def test_the_modules_that_matter_are_scanned() -> None:
     names = {module.__name__ for module in core_modules()}
     assert {"tether.http1._receive", "tether.http1._send", "tether.http1._connection"} <= names
-    assert tether._serving.__name__ in names and tether.conformance.__name__ in names
+    assert tether.serving.__name__ in names and tether.conformance.__name__ in names
