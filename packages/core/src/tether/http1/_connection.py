@@ -66,6 +66,8 @@ _M_SWITCH = _Move.SWITCH
 _THEIRS_AFTER_REQUEST = THEIR_TRANSITIONS[(State.IDLE, _Move.REQUEST)]
 _THEIRS_AFTER_BODY = THEIR_TRANSITIONS[(State.SEND_BODY, _Move.BODY_DONE)]
 _OURS_AFTER_REQUEST = OUR_TRANSITIONS[(State.IDLE, _Move.REQUEST)]
+_THEIRS_NEXT_CYCLE = THEIR_TRANSITIONS[(State.DONE, _Move.NEXT_CYCLE)]
+_OURS_NEXT_CYCLE = OUR_TRANSITIONS[(State.DONE, _Move.NEXT_CYCLE)]
 
 
 class ServerConnection:
@@ -475,8 +477,8 @@ class ServerConnection:
         return False
 
     def _begin_cycle(self) -> None:
-        self._their_state = THEIR_TRANSITIONS[(_DONE_STATE, _M_NEXT_CYCLE)]
-        self._our_state = OUR_TRANSITIONS[(_DONE_STATE, _M_NEXT_CYCLE)]
+        self._their_state = _THEIRS_NEXT_CYCLE
+        self._our_state = _OURS_NEXT_CYCLE
         reader = self._reader
         reader.phase = _HEAD
         reader.head_request = False

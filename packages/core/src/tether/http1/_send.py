@@ -165,7 +165,9 @@ def write_response(
         raise LocalProtocolError("invalid header field name (not a token)")
     if content_length is not None and chunked_given:
         raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
-    written = len(parts) // 4
+    # Lines in the block: the fields written (four pieces each), then the core's own, then
+    # the empty line.
+    lines = len(parts) // 4 + 1
 
     length = 0
     if status_code in (204, 304) or head_request:
@@ -173,26 +175,30 @@ def write_response(
         # length the full response would have had.
         framing = _DROP if head_request and status_code not in (204, 304) else _NONE
         if content_length is not None and status_code != 204:
-            append(b"content-length: %s\r\n" % content_length)
+            parts += (b"content-length: ", content_length, b"\r\n")
+            lines += 1
     elif content_length is not None:
         framing = _LENGTH
         length = int(content_length)
-        append(b"content-length: %s\r\n" % content_length)
+        parts += (b"content-length: ", content_length, b"\r\n")
+        lines += 1
     elif http10:
         framing = _CLOSE
         keep_alive = False
     else:
         framing = _CHUNKED
         append(b"transfer-encoding: chunked\r\n")
+        lines += 1
     if not keep_alive:
         append(b"connection: close\r\n")
+        lines += 1
     elif http10:
         append(b"connection: keep-alive\r\n")
+        lines += 1
     append(b"\r\n")
     # One check over the whole block of fields (names checked above): exactly one CRLF per
     # line, so no value splits the response, and no control byte.
     block = b"".join(parts)
-    lines = written + len(parts) - 1 - 4 * written
     if (
         block.count(b"\n") != lines
         or block.count(b"\r") != lines
