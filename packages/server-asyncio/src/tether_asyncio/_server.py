@@ -159,8 +159,12 @@ class Server:
         state = self.state
         assert state is not None
         try:
-            client = _ip_address(stream.extra(SocketAttribute.remote_address, None))
-            local = stream.extra(SocketAttribute.local_address, None)
+            try:
+                client = _ip_address(stream.extra(SocketAttribute.remote_address, None))
+                local = stream.extra(SocketAttribute.local_address, None)
+            except Exception:  # reset before we looked: no peer name, or no socket at all
+                await anyio.aclose_forcefully(stream)
+                return
             server: tuple[str, int | None] | None
             if isinstance(local, str):
                 server = (local, None)
@@ -171,27 +175,42 @@ class Server:
             if self._ssl is None:
                 byte_stream = FastStream.wrap(stream)
             else:
-                _read_on_demand(stream)
-                try:
-                    with anyio.fail_after(self.config.timeout_tls_handshake):
-                        tls_stream = await TLSStream.wrap(
-                            stream,
-                            server_side=True,
-                            ssl_context=self._ssl,
-                            standard_compatible=False,
-                        )
-                except (TimeoutError, anyio.BrokenResourceError, ssl.SSLError, OSError) as exc:
-                    error_log.debug("TLS handshake failed: %s", exc)
-                    await anyio.aclose_forcefully(stream)
+                tls_stream = await self._handshake(stream)
+                if tls_stream is None:
                     return
                 byte_stream = tls_stream
                 tls = _tls_extension(tls_stream)
             await HTTPConnection(state, byte_stream, client=client, server=server, tls=tls).run()
+        except Exception:
+            # HTTPConnection.run() never raises; this is the last guard that keeps one
+            # connection's failure from ending the task group, and so the server.
+            error_log.exception("unexpected error on a connection")
+            await anyio.aclose_forcefully(stream)
         finally:
             if self._gate.closed() and self._resume is not None:
                 self._resume.set()
             if state.shutting_down and not state.connections and self._drained is not None:
                 self._drained.set()
+
+    async def _handshake(self, stream: SocketStream) -> TLSStream | None:
+        """The TLS stream over ``stream``, or None (the connection closed) when the handshake
+        fails or takes longer than ``timeout_tls_handshake``.
+
+        Whatever the client does (connect and close, a partial ClientHello, plain HTTP,
+        garbage, an alert) fails only its own connection: a health check or a port scan is
+        logged at debug level, not allowed to end the server.
+        """
+        assert self._ssl is not None
+        _read_on_demand(stream)
+        try:
+            with anyio.fail_after(self.config.timeout_tls_handshake):
+                return await TLSStream.wrap(
+                    stream, server_side=True, ssl_context=self._ssl, standard_compatible=False
+                )
+        except Exception as exc:  # EndOfStream, BrokenResourceError, SSLError, OSError, timeout
+            error_log.debug("TLS handshake failed: %s", exc or type(exc).__name__)
+            await anyio.aclose_forcefully(stream)
+            return None
 
     # -- time, signals, shutdown -----------------------------------------------------------------
 
