@@ -46,6 +46,8 @@ _READ_SIZE = 65536
 #: Bodies larger than this are written apart from the head instead of being copied into it.
 _JOIN_LIMIT = 16 * 1024
 _STREAM_GONE = (BrokenResourceError, ClosedResourceError, OSError)
+#: Writes on streams without their own write timeout (trio) are timed in pieces this large.
+_WRITE_PIECE = 256 * 1024
 
 
 def _disconnect() -> Message:
@@ -76,6 +78,7 @@ class HTTPConnection:
         "stream",
         "timeout_output",
         "websocket",
+        "write_timeout",
     )
 
     def __init__(
@@ -106,6 +109,9 @@ class HTTPConnection:
         self.cycle: RequestCycle | None = None
         #: The WebSocket session after an upgrade (for shutdown with 1001).
         self.websocket: Any = None
+        #: ``--timeout-write`` where this class must enforce it; on asyncio the stream
+        #: (_stream.FastStream, also under TLS) does, watching the write's progress.
+        self.write_timeout = None if state.config.backend == "asyncio" else state.write_timeout
         self.client = client
         self.client_text = _client_text(client)
         scheme = "https" if tls is not None else "http"
@@ -216,14 +222,38 @@ class HTTPConnection:
         self.closed = True
 
     async def write(self, data: bytes) -> None:
-        """Send bytes, waiting while the peer is slow (anyio's send applies back-pressure)."""
+        """Send bytes, waiting while the peer is slow (the stream applies back-pressure).
+
+        A client that takes nothing for ``--timeout-write`` seconds is disconnected: the
+        connection closes and the app's ``send`` raises :class:`ClientDisconnected`.
+        """
         if self.closed:
             raise ClientDisconnected("the client has disconnected")
         try:
-            await self.stream.send(data)
+            if self.write_timeout is None:
+                await self.stream.send(data)
+            else:
+                await self._write_within(data, self.write_timeout)
         except _STREAM_GONE:
             self.closed = True
             raise ClientDisconnected("the client has disconnected") from None
+
+    async def _write_within(self, data: bytes, timeout: float) -> None:
+        # Each piece must leave within the timeout: a slow reader that keeps reading is
+        # served, one that stopped is not (a cancelled write may leave half a piece sent,
+        # which is why the connection is then unusable).
+        for start in range(0, len(data), _WRITE_PIECE):
+            with anyio.move_on_after(timeout) as scope:
+                await self.stream.send(
+                    data[start : start + _WRITE_PIECE]
+                    if len(data) > _WRITE_PIECE
+                    else data
+                )
+            if scope.cancelled_caught:
+                error_log.debug(
+                    "connection %d: no write progress for %s s; closing", self.id, timeout
+                )
+                raise TimeoutError("write timed out")
 
     async def _write_quietly(self, data: bytes) -> None:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
 import socket
 import ssl
@@ -99,7 +101,9 @@ class Server:
         state.refresh(anyio.current_time())
         self._exit = anyio.Event()
         self.address = sock.getsockname()
-        listener = await SocketListener.from_socket(sock)
+        # On asyncio the server accepts with the loop's public API and serves each socket
+        # through its own protocol (_stream.FastStream); trio uses anyio's listener.
+        listener = None if config.backend == "asyncio" else await SocketListener.from_socket(sock)
         lifespan = Lifespan(state)
         async with anyio.create_task_group() as root:
             root.start_soon(self._ticker)
@@ -113,24 +117,34 @@ class Server:
             except LifespanFailure as exc:
                 error_log.error("application startup failed: %s", exc)
                 self.exit_code = STARTUP_FAILURE
-                await listener.aclose()
+                await self._close_listener(listener, sock)
                 root.cancel_scope.cancel()
                 return
             self._log_started()
             async with anyio.create_task_group() as connections:
                 self._connections_scope = connections.cancel_scope
                 accepting = anyio.CancelScope()
-                connections.start_soon(self._accept, listener, connections, accepting)
+                if listener is None:
+                    connections.start_soon(self._accept_asyncio, sock, connections, accepting)
+                else:
+                    connections.start_soon(self._accept, listener, connections, accepting)
                 self.ready.set()
                 notify_serving(config.notify_fd)  # a --workers supervisor waits for it
                 await self._exit.wait()
                 accepting.cancel()
-                await listener.aclose()
+                await self._close_listener(listener, sock)
                 await self._drain(state)
                 connections.cancel_scope.cancel()
             with anyio.move_on_after(config.timeout_graceful_shutdown or 30):
                 await lifespan.shutdown()
             root.cancel_scope.cancel()
+
+    @staticmethod
+    async def _close_listener(listener: SocketListener | None, sock: socket.socket) -> None:
+        if listener is not None:
+            await listener.aclose()
+        else:
+            sock.close()
 
     # -- accepting -------------------------------------------------------------------------------
 
@@ -155,16 +169,56 @@ class Server:
                 gate.opened()
                 group.start_soon(self._connection, stream)
 
-    async def _connection(self, stream: SocketStream) -> None:
+    async def _accept_asyncio(
+        self, sock: socket.socket, group: TaskGroup, scope: anyio.CancelScope
+    ) -> None:
+        gate = self._gate
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+        with scope:
+            while True:
+                if not gate.accepting:
+                    self._resume = anyio.Event()
+                    await self._resume.wait()
+                try:
+                    client, _ = await loop.sock_accept(sock)
+                except OSError as exc:
+                    if sock.fileno() < 0:
+                        return  # the listening socket closed: shutting down
+                    error_log.warning("accept failed: %s", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                if tcp:
+                    with contextlib.suppress(OSError):
+                        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                gate.opened()
+                group.start_soon(self._connection, client)
+
+    async def _connection(self, accepted: SocketStream | socket.socket) -> None:
+        """Serve one accepted connection: an anyio stream (trio) or a socket (asyncio)."""
         state = self.state
         assert state is not None
+        stream: Any = None
         try:
             try:
-                client = _ip_address(stream.extra(SocketAttribute.remote_address, None))
-                local = stream.extra(SocketAttribute.local_address, None)
+                if isinstance(accepted, socket.socket):
+                    peer, local = accepted.getpeername(), accepted.getsockname()
+                    timeout = self.config.timeout_write or None
+                    _, stream = await asyncio.get_running_loop().connect_accepted_socket(
+                        lambda: FastStream(timeout), accepted
+                    )
+                else:
+                    stream = accepted
+                    peer = stream.extra(SocketAttribute.remote_address, None)
+                    local = stream.extra(SocketAttribute.local_address, None)
             except Exception:  # reset before we looked: no peer name, or no socket at all
-                await anyio.aclose_forcefully(stream)
+                if stream is None and isinstance(accepted, socket.socket):
+                    accepted.close()
+                else:
+                    await anyio.aclose_forcefully(stream)
                 return
+            client = _ip_address(peer)
             server: tuple[str, int | None] | None
             if isinstance(local, str):
                 server = (local, None)
@@ -173,7 +227,7 @@ class Server:
             byte_stream: Stream
             tls: dict[str, Any] | None = None
             if self._ssl is None:
-                byte_stream = FastStream.wrap(stream)
+                byte_stream = stream
             else:
                 tls_stream = await self._handshake(stream)
                 if tls_stream is None:
@@ -185,14 +239,15 @@ class Server:
             # HTTPConnection.run() never raises; this is the last guard that keeps one
             # connection's failure from ending the task group, and so the server.
             error_log.exception("unexpected error on a connection")
-            await anyio.aclose_forcefully(stream)
+            if stream is not None:
+                await anyio.aclose_forcefully(stream)
         finally:
             if self._gate.closed() and self._resume is not None:
                 self._resume.set()
             if state.shutting_down and not state.connections and self._drained is not None:
                 self._drained.set()
 
-    async def _handshake(self, stream: SocketStream) -> TLSStream | None:
+    async def _handshake(self, stream: Any) -> TLSStream | None:
         """The TLS stream over ``stream``, or None (the connection closed) when the handshake
         fails or takes longer than ``timeout_tls_handshake``.
 
@@ -201,7 +256,6 @@ class Server:
         logged at debug level, not allowed to end the server.
         """
         assert self._ssl is not None
-        _read_on_demand(stream)
         try:
             with anyio.fail_after(self.config.timeout_tls_handshake):
                 return await TLSStream.wrap(
@@ -277,20 +331,6 @@ class Server:
         else:
             where = f"fd {config.fd}"
         error_log.info("Tether running on %s with %s (Press CTRL+C to quit)", where, config.backend)
-
-
-def _read_on_demand(stream: SocketStream) -> None:
-    """Make the socket be read only when the server asks (request-body back-pressure).
-
-    anyio's asyncio stream starts reading as soon as the connection is accepted and only pauses
-    after a ``receive()`` that had to wait; a client that sends its request at once would then
-    have its whole body buffered. Pausing here makes every read an explicit ``receive()``.
-    trio reads only on demand already.
-    """
-    transport = getattr(stream, "_transport", None)
-    pause = getattr(transport, "pause_reading", None)
-    if pause is not None:
-        pause()
 
 
 def _ip_address(address: Any) -> tuple[str, int] | None:

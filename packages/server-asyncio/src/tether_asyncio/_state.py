@@ -35,6 +35,8 @@ class ServerState:
         self.server_header = config.server_header_pair()
         self.send_date = config.date_header
         self.limit_concurrency = config.limit_concurrency
+        #: ``--timeout-write`` (None: 0, no limit).
+        self.write_timeout = config.timeout_write or None
         self.websockets = config.ws != "none"
         #: Requests currently inside the application.
         self.in_flight = 0
