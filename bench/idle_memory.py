@@ -90,7 +90,7 @@ def settled_rss(pid: int) -> int:
     return last
 
 
-def open_idle(port: int, count: int, batch: int = 200) -> list[socket.socket]:
+def open_idle(port: int, count: int, batch: int = 20) -> list[socket.socket]:
     """``count`` connections that each completed one keep-alive request."""
     socks: list[socket.socket] = []
     selector = selectors.DefaultSelector()

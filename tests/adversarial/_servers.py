@@ -22,10 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 #: The ASGI app the hostile tests attack. ``/`` answers "ok"; ``/stream`` streams 50 MB in
-#: 64 KiB chunks (``/stream?forever`` never ends); ``/upload`` reads the body and tells its
+#: 64 KiB chunks (``/stream?forever`` never ends, ``?small`` sends 1 KiB chunks); ``/upload`` reads the body and tells its
 #: size; a WebSocket on ``/flood`` receives nothing and sends 64 KiB messages without end,
 #: any other WebSocket echoes.
-HOSTILE_APP = '''
+HOSTILE_APP = """
 import anyio
 
 CHUNK = b"x" * 65536
@@ -54,9 +54,11 @@ async def app(scope, receive, send):
     if path == "/stream":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/octet-stream")]})
+        query = scope["query_string"]
+        chunk = b"y" * 1024 if b"small" in query else CHUNK
         count = 0
-        while scope["query_string"] == b"forever" or count < 800:
-            await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
+        while b"forever" in query or count < 800:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
             count += 1
         await send({"type": "http.response.body", "body": b""})
         return
@@ -73,7 +75,7 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
-'''
+"""
 
 
 @dataclass
@@ -251,3 +253,56 @@ def masked_frame(opcode: int, payload: bytes) -> bytes:
     """A client WebSocket frame (FIN set, a zero mask so the payload goes as is)."""
     assert len(payload) < 126
     return bytes((0x80 | opcode, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+
+
+def wait_for_ok(port: int, within: float) -> float:
+    """Poll ``GET /`` on fresh connections until one answers 200; the seconds it took.
+
+    AssertionError if none does within ``within`` seconds (the last status is reported).
+    """
+    start = time.monotonic()
+    status = None
+    while time.monotonic() - start < within:
+        try:
+            status, _ = get(port, timeout=within)
+        except OSError as exc:
+            status = repr(exc)
+        if status == 200:
+            return time.monotonic() - start
+        time.sleep(0.1)  # between polls of a condition that has no event to wait on
+    raise AssertionError(f"no 200 within {within} s (last: {status})")
+
+
+class FastReader:
+    """A thread that reads a response from ``sock`` as fast as it can, until told to stop."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        import threading
+
+        self.sock = sock
+        self.received = 0
+        self.started = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        buffer = bytearray(1 << 20)
+        self.sock.settimeout(1)
+        while not self._stop.is_set():
+            try:
+                n = self.sock.recv_into(buffer)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not n:
+                return
+            self.received += n
+            if self.received > 1 << 20:
+                self.started.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()

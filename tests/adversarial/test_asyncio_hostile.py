@@ -8,6 +8,7 @@ memory. The bounds are generous (seconds): they catch "never", not slowness.
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import ssl
 import struct
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from tests.adversarial._servers import (
+    FastReader,
     ServerProcess,
     closed_within,
     get,
@@ -29,6 +31,7 @@ from tests.adversarial._servers import (
     masked_frame,
     non_reading_socket,
     tether_serve,
+    wait_for_ok,
     websocket_upgrade,
 )
 
@@ -126,3 +129,138 @@ def _client_hello() -> bytes:
     with contextlib.suppress(ssl.SSLWantReadError):
         tls.do_handshake()
     return outgoing.read()
+
+
+# -- clients that stop reading --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_reading_client_of_streamed_response_is_closed_by_write_timeout(
+    backend: str, tmp_path: Path
+) -> None:
+    options = ["--backend", backend, "--limit-concurrency", "1", "--timeout-write", "1"]
+    with tether_serve(tmp_path, *options) as server:
+        sock = non_reading_socket(server.port)
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        # It holds the only --limit-concurrency slot until the write timeout frees it.
+        wait_for_ok(server.port, within=10)
+        assert closed_within(sock, 5)
+        sock.close()
+        assert server.alive()
+        assert "Traceback" not in server.output()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_reading_websocket_client_is_closed_by_write_timeout(
+    backend: str, tmp_path: Path
+) -> None:
+    options = ["--backend", backend, "--limit-concurrency", "1", "--timeout-write", "1"]
+    with tether_serve(tmp_path, *options) as server:
+        sock = non_reading_socket(server.port)
+        websocket_upgrade(sock, "/flood")  # the app sends 64 KiB messages without end
+        wait_for_ok(server.port, within=10)
+        assert closed_within(sock, 5)
+        sock.close()
+        assert "Traceback" not in server.output()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ping_flood_from_non_reader_is_throttled_and_closed(backend: str, tmp_path: Path) -> None:
+    options = ["--backend", backend, "--timeout-write", "2", "--ws-ping-interval", "0"]
+    with tether_serve(tmp_path, *options) as server:
+        sock = non_reading_socket(server.port)
+        websocket_upgrade(sock, "/echo")
+        before = peak = server.rss_kb()
+        pings = masked_frame(0x9, b"p" * 125) * 100
+        sock.settimeout(0.2)
+        end = time.monotonic() + 3
+        sent = 0
+        while time.monotonic() < end:
+            try:
+                sock.sendall(pings)
+                sent += len(pings)
+            except TimeoutError:
+                pass  # the server stopped reading us: what it should do
+            except OSError:
+                break  # closed by the write timeout
+            peak = max(peak, server.rss_kb())
+        assert peak - before < 20 * 1024, f"RSS grew {peak - before} KiB under {sent} bytes"
+        assert closed_within(sock, 10)
+        sock.close()
+        wait_for_ok(server.port, within=5)
+
+
+# -- many slow clients at once --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_slow_bodies_idle_websockets_and_slow_heads_do_not_stop_service(
+    backend: str, tmp_path: Path
+) -> None:
+    with tether_serve(tmp_path, "--backend", backend) as server:
+        bodies = [server.connect() for _ in range(50)]
+        for sock in bodies:
+            sock.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        websockets = [server.connect() for _ in range(20)]
+        for sock in websockets:
+            websocket_upgrade(sock, "/echo")
+        heads = [server.connect() for _ in range(50)]
+        for sock in heads:
+            sock.sendall(b"GET / HTTP/1.1\r\n")
+        stop = threading.Event()
+
+        def trickle() -> None:
+            while not stop.wait(0.5):  # one byte each every half second
+                for sock in bodies:
+                    sock.send(b"x")
+                for sock in heads:
+                    sock.send(b"X")
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        try:
+            for _ in range(5):
+                start = time.monotonic()
+                status, body = get(server.port, timeout=5)
+                assert (status, body) == (200, b"ok")
+                assert time.monotonic() - start < 1.0
+        finally:
+            stop.set()
+            thread.join(5)
+            for sock in bodies + websockets + heads:
+                sock.close()
+
+
+# -- a fast client of an endless response ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fast_client_of_endless_stream_does_not_starve_other_connections(
+    backend: str, tmp_path: Path
+) -> None:
+    with tether_serve(tmp_path, "--backend", backend) as server:
+        sock = server.connect()
+        sock.sendall(b"GET /stream?forever-small HTTP/1.1\r\nHost: x\r\n\r\n")
+        reader = FastReader(sock)
+        try:
+            assert reader.started.wait(5)
+            for _ in range(3):
+                assert get(server.port, timeout=5) == (200, b"ok")
+        finally:
+            reader.stop()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_graceful_shutdown_timeout_ends_endless_stream_to_fast_client(
+    backend: str, tmp_path: Path
+) -> None:
+    with tether_serve(tmp_path, "--backend", backend, "--timeout-graceful-shutdown", "1") as server:
+        sock = server.connect()
+        sock.sendall(b"GET /stream?forever-small HTTP/1.1\r\nHost: x\r\n\r\n")
+        reader = FastReader(sock)
+        try:
+            assert reader.started.wait(5)
+            server.proc.send_signal(signal.SIGINT)
+            server.proc.wait(10)  # TimeoutExpired if the stream kept the loop to itself
+        finally:
+            reader.stop()

@@ -139,6 +139,7 @@ class WebSocketSession:
         self.lock = anyio.Lock()
         self.group: TaskGroup | None = None
         self.reader_done = anyio.Event()
+        self.reader_writing = False
         self._to_app, self._from_reader = anyio.create_memory_object_stream[Message](_QUEUE_SIZE)
 
     async def run(self, scope: dict[str, Any]) -> None:
@@ -151,7 +152,8 @@ class WebSocketSession:
                 await owner.state.app(scope, self.receive, self.send)
             except Exception as exc:
                 failed = True
-                if not (isinstance(exc, ClientDisconnected) and self.disconnect is not None):
+                gone = self.disconnect is not None or owner.closed
+                if not (isinstance(exc, ClientDisconnected) and gone):
                     error_log.error(
                         "connection %d: exception in ASGI application (WebSocket)",
                         owner.id,
@@ -159,8 +161,9 @@ class WebSocketSession:
                     )
             self._from_reader.close()
             await self._after_app(failed)
-            if self.accepted:
+            if self.accepted and not owner.closed:
                 await self.reader_done.wait()
+            # A closed socket (a write timeout) may leave the reader waiting for bytes.
             group.cancel_scope.cancel()
 
     async def _after_app(self, failed: bool) -> None:
@@ -311,28 +314,21 @@ class WebSocketSession:
         stream = owner.stream
         try:
             while True:
-                try:
-                    for event in conn.events():
-                        kind = type(event)
-                        if kind is ws.Text:
-                            await self._deliver({"type": "websocket.receive", "text": event.data})  # type: ignore[union-attr]
-                        elif kind is ws.Binary:
-                            await self._deliver({"type": "websocket.receive", "bytes": event.data})  # type: ignore[union-attr]
-                        elif kind is ws.Close or kind is ws.ConnectionLost:
-                            self._set_disconnect(event.code, getattr(event, "reason", ""))  # type: ignore[union-attr]
-                except ws.ProtocolError as exc:
-                    error_log.debug("connection %d: WebSocket protocol error: %s", owner.id, exc)
-                    self._set_disconnect(exc.close_code, "")
-                try:
-                    await self._flush()
-                except ClientDisconnected:
-                    break
-                if conn.should_close_tcp:
-                    break
+                more = await self._take_events(conn)
+                # The flush runs under the timers' deadline: a client that stops reading
+                # must not hold back the ping, pong and close timers.
                 deadline = conn.next_deadline()
                 with anyio.CancelScope(
                     deadline=deadline[0] if deadline is not None else float("inf")
                 ) as scope:
+                    try:
+                        await self._flush(reader=True)
+                    except ClientDisconnected:
+                        break
+                    if conn.should_close_tcp:
+                        break
+                    if more:
+                        continue  # parse the rest of what was read before reading more
                     try:
                         data = await stream.receive(_READ_SIZE)
                     except EndOfStream:
@@ -342,12 +338,38 @@ class WebSocketSession:
                         break
                 if scope.cancelled_caught:
                     conn.handle_timeout(anyio.current_time())
+                    if self.reader_writing and owner.write_timeout is not None:
+                        # A write interrupted on a stream that may have sent part of it
+                        # (trio): the framing is lost, the peer has not read for a whole
+                        # timer period; give up on the connection.
+                        owner.closed = True
+                        break
                     continue
                 conn.receive_data(data, state.clock)
         finally:
             self._set_disconnect(conn.close_code or 1006, conn.close_reason)
             self._to_app.close()
             self.reader_done.set()
+
+    async def _take_events(self, conn: ws.Connection) -> bool:
+        """Hand the parsed messages to the app (through the queue); True when parsing stopped
+        early because the output backed up (``write_paused``: pongs to a ping flood from a
+        client that does not read), so it is flushed before more input is parsed or read."""
+        try:
+            for event in conn.events():
+                kind = type(event)
+                if kind is ws.Text:
+                    await self._deliver({"type": "websocket.receive", "text": event.data})  # type: ignore[union-attr]
+                elif kind is ws.Binary:
+                    await self._deliver({"type": "websocket.receive", "bytes": event.data})  # type: ignore[union-attr]
+                elif kind is ws.Close or kind is ws.ConnectionLost:
+                    self._set_disconnect(event.code, getattr(event, "reason", ""))  # type: ignore[union-attr]
+                if conn.write_paused:
+                    return True
+        except ws.ProtocolError as exc:
+            error_log.debug("connection %d: WebSocket protocol error: %s", self.owner.id, exc)
+            self._set_disconnect(exc.close_code, "")
+        return False
 
     async def _deliver(self, message: Message) -> None:
         # Once the app has returned, its messages are dropped while the close completes.
@@ -358,13 +380,16 @@ class WebSocketSession:
         if self.disconnect is None:
             self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, reader: bool = False) -> None:
         conn = self.conn
         assert conn is not None
         async with self.lock:
             data = conn.bytes_to_send()
             if data:
+                # Left True if the reader's write is cancelled by a timer (see _reader).
+                self.reader_writing = reader
                 await self.owner.write(data)
+                self.reader_writing = False
 
     async def _flush_quietly(self) -> None:
         with contextlib.suppress(ClientDisconnected):
