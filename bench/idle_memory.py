@@ -171,13 +171,12 @@ def main() -> int:
         env_path = os.pathsep.join([tmp, *sys.path])
         os.environ["PYTHONPATH"] = env_path + os.pathsep + os.environ.get("PYTHONPATH", "")
         wanted = {n for n in args.only.split(",") if n}
-        for name, command in commands(0, tmp).items():
+        for name in commands(0, tmp):
             if wanted and name not in wanted:
                 continue
             port = free_port()
-            command = commands(port, tmp)[name]
             try:
-                results[name] = measure(name, command, port, args.connections)
+                results[name] = measure(name, commands(port, tmp)[name], port, args.connections)
             except (RuntimeError, OSError) as exc:
                 print(f"{name}: failed: {exc}", flush=True)
     base = results.get("uvicorn-httptools")

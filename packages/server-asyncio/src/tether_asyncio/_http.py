@@ -245,9 +245,7 @@ class HTTPConnection:
         for start in range(0, len(data), _WRITE_PIECE):
             with anyio.move_on_after(timeout) as scope:
                 await self.stream.send(
-                    data[start : start + _WRITE_PIECE]
-                    if len(data) > _WRITE_PIECE
-                    else data
+                    data[start : start + _WRITE_PIECE] if len(data) > _WRITE_PIECE else data
                 )
             if scope.cancelled_caught:
                 error_log.debug(
