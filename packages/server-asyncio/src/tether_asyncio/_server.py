@@ -20,7 +20,7 @@ from tether_asyncio._config import Config, ConfigError, bind_socket, create_ssl_
 from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
 from tether_asyncio._state import ServerState, error_log
-from tether_asyncio._stream import FastStream
+from tether_asyncio._stream import FastStream, ReadBuffer
 from tether_asyncio._types import Stream
 
 #: Seconds between ticks of the clock that drives timeouts and the Date header.
@@ -48,6 +48,8 @@ class Server:
         self._drained: anyio.Event | None = None
         self._connections_scope: anyio.CancelScope | None = None
         self._ssl: ssl.SSLContext | None = None
+        #: What every asyncio connection reads its socket into (see _stream.ReadBuffer).
+        self._read_buffer = ReadBuffer()
         self._gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
 
     # -- entry points ----------------------------------------------------------------------------
@@ -203,11 +205,14 @@ class Server:
         try:
             try:
                 if isinstance(accepted, socket.socket):
-                    peer, local = accepted.getpeername(), accepted.getsockname()
                     timeout = self.config.timeout_write or None
-                    _, stream = await asyncio.get_running_loop().connect_accepted_socket(
-                        lambda: FastStream(timeout), accepted
+                    buffer = self._read_buffer
+                    transport, stream = await asyncio.get_running_loop().connect_accepted_socket(
+                        lambda: FastStream(timeout, buffer), accepted
                     )
+                    # The transport looked these up already: share its objects.
+                    peer = transport.get_extra_info("peername")
+                    local = transport.get_extra_info("sockname")
                 else:
                     stream = accepted
                     peer = stream.extra(SocketAttribute.remote_address, None)
@@ -285,7 +290,7 @@ class Server:
                     out = connection.conn.handle_timeout(now)
                     if out is not None:
                         connection.timeout_output = out
-                        connection.cancel_scope.cancel()
+                        connection.interrupt()
             await anyio.sleep(TICK)
 
     async def _watch_signals(self) -> None:
@@ -308,7 +313,7 @@ class Server:
             if connection.websocket is not None:
                 connection.websocket.going_away()
             elif connection.idle:
-                connection.cancel_scope.cancel()
+                connection.interrupt()
         if not state.connections:
             return
         error_log.info("waiting for %d connection(s) to finish", len(state.connections))
@@ -334,6 +339,13 @@ class Server:
 
 
 def _ip_address(address: Any) -> tuple[str, int] | None:
+    if (
+        type(address) is tuple
+        and len(address) == 2
+        and type(address[0]) is str
+        and type(address[1]) is int
+    ):
+        return address  # IPv4 (host, port) as the socket gave it: no copy per connection
     if isinstance(address, tuple) and len(address) >= 2:
         return (str(address[0]), int(address[1]))
     return None

@@ -28,6 +28,11 @@ class ServerState:
         self.app = app
         self.limits = config.limits()
         self.root_path = config.root_path
+        #: The ASGI scope extensions of plain connections (one dict, shared).
+        self.extensions: dict[str, Any] = {
+            "http.response.trailers": {},
+            "http.response.pathsend": {},
+        }
         #: Lifespan ``state``: shallow-copied into each request scope.
         self.app_state: dict[str, Any] = {}
         self.clock = 0.0

@@ -80,7 +80,6 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
     except RemoteProtocolError as exc:
         await owner._refuse(exc)
         return False
-    template = owner.scope_template
     subprotocols: list[str] = []
     for name, value in request.headers:
         if name == b"sec-websocket-protocol":
@@ -88,7 +87,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
                 p.strip().decode("ascii", "replace") for p in value.split(b",") if p.strip()
             )
     root_path = state.root_path
-    client, scheme = template["client"], template["scheme"]
+    client, scheme = owner.client, owner.scheme
     if state.proxies is not None:
         client, scheme = state.proxies.resolve(request.headers, client, scheme)
     scope: dict[str, Any] = {
@@ -96,7 +95,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
         "asgi": _ASGI,
         "http_version": "1.1",
         "scheme": "wss" if scheme == "https" else "ws",
-        "server": template["server"],
+        "server": owner.server,
         "client": client,
         "root_path": root_path,
         "path": root_path + path,
