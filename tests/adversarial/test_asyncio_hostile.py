@@ -131,6 +131,20 @@ def _client_hello() -> bytes:
     return outgoing.read()
 
 
+# -- connections reset before their first byte ----------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_connect_and_reset_does_not_stop_server(backend: str, tmp_path: Path) -> None:
+    with tether_serve(tmp_path, "--backend", backend) as server:
+        for _ in range(20):
+            with server.connect() as sock:  # RST instead of FIN: the peer name may be gone
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        assert get(server.port) == (200, b"ok")
+        assert server.alive()
+        assert "Traceback" not in server.output()
+
+
 # -- clients that stop reading --------------------------------------------------------------------
 
 
@@ -159,6 +173,24 @@ def test_non_reading_websocket_client_is_closed_by_write_timeout(
         sock = non_reading_socket(server.port)
         websocket_upgrade(sock, "/flood")  # the app sends 64 KiB messages without end
         wait_for_ok(server.port, within=10)
+        assert closed_within(sock, 5)
+        sock.close()
+        assert "Traceback" not in server.output()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_reading_websocket_client_is_closed_by_ping_timeout_despite_blocked_write(
+    backend: str, tmp_path: Path
+) -> None:
+    # The write timeout is long: the ping, pong and close timers must end it on their own,
+    # though the app is stuck in a send to a client that does not read.
+    options = ["--backend", backend, "--limit-concurrency", "1", "--timeout-write", "60"]
+    options += ["--ws-ping-interval", "0.5", "--ws-ping-timeout", "0.5"]
+    options += ["--ws-close-timeout", "0.5"]
+    with tether_serve(tmp_path, *options) as server:
+        sock = non_reading_socket(server.port)
+        websocket_upgrade(sock, "/flood")
+        wait_for_ok(server.port, within=15)
         assert closed_within(sock, 5)
         sock.close()
         assert "Traceback" not in server.output()

@@ -239,6 +239,8 @@ class FastStream(asyncio.BufferedProtocol):
                 left = now
         if self._exception is not None:
             raise BrokenResourceError from self._exception
+        if self._closed:
+            raise BrokenResourceError  # closed while the bytes waited: they were not sent
 
     async def send_eof(self) -> None:
         """Half-close: no more bytes from us."""

@@ -337,11 +337,15 @@ class WebSocketSession:
                         break
                 if scope.cancelled_caught:
                     conn.handle_timeout(anyio.current_time())
-                    if self.reader_writing and owner.write_timeout is not None:
-                        # A write interrupted on a stream that may have sent part of it
-                        # (trio): the framing is lost, the peer has not read for a whole
-                        # timer period; give up on the connection.
+                    # A write interrupted on a stream that may have sent part of it (trio)
+                    # loses the framing: the peer has not read for a whole timer period.
+                    broken = self.reader_writing and owner.write_timeout is not None
+                    if conn.should_close_tcp or broken:
+                        # Pong or close timeout: close the socket now, so that a write the
+                        # app is blocked in (a client that stopped reading) ends too.
                         owner.closed = True
+                        with contextlib.suppress(Exception):
+                            await stream.aclose()
                         break
                     continue
                 conn.receive_data(data, state.clock)
