@@ -465,10 +465,10 @@ class RequestCycle:
             if not message.get("more_body", False) and not self.trailers:
                 out += conn.send(EndOfMessage())
                 self.complete = True
-            if out:
-                await owner.write(out)
             if self.complete:
                 self._finished()
+            if out:
+                await owner.write(out)
             return
         if kind == "http.response.trailers":
             if not self.trailers or self.complete:
@@ -478,8 +478,8 @@ class RequestCycle:
                 out = self.head + conn.send(EndOfMessage(self.trailer_fields))
                 self.head = b""
                 self.complete = True
-                await owner.write(out)
                 self._finished()
+                await owner.write(out)
             return
         if kind == "http.response.pathsend":
             await self._send_path(message["path"])
@@ -500,8 +500,8 @@ class RequestCycle:
         out = self.head + conn.send(EndOfMessage())
         self.head = b""
         self.complete = True
-        await owner.write(out)
         self._finished()
+        await owner.write(out)
 
     async def send_canned(self, response: Response, body: bytes) -> None:
         """Send a complete server-made response (503 overload, 500 app failure)."""
@@ -520,13 +520,13 @@ class RequestCycle:
         self.started = True
         self.status = response.status_code
         self.complete = True
-        try:
-            await owner.write(out)
-        except ClientDisconnected:
-            return
         self._finished()
+        with contextlib.suppress(ClientDisconnected):
+            await owner.write(out)
 
     def _finished(self) -> None:
+        # Called just before the last bytes are written: the access line is then logged
+        # before the client can see the response end (and whatever the write does).
         if self.wait_scope is not None:
             self.wait_scope.cancel()
         owner = self.owner

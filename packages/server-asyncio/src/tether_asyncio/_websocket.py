@@ -40,6 +40,8 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 #: Messages the reader may queue ahead of the app before it stops reading the socket.
 _QUEUE_SIZE = 16
 _READ_SIZE = 65536
+#: Seconds the close frame of a timed-out session may take before the socket is closed.
+_LAST_FLUSH = 1.0
 
 
 async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
@@ -341,8 +343,12 @@ class WebSocketSession:
                     # loses the framing: the peer has not read for a whole timer period.
                     broken = self.reader_writing and owner.write_timeout is not None
                     if conn.should_close_tcp or broken:
-                        # Pong or close timeout: close the socket now, so that a write the
-                        # app is blocked in (a client that stopped reading) ends too.
+                        # Pong or close timeout: send the close frame if the socket is
+                        # free, then close it, so that a write the app is blocked in (a
+                        # client that stopped reading) ends too.
+                        if not broken and not self.lock.locked():
+                            with anyio.move_on_after(_LAST_FLUSH):
+                                await self._flush_quietly()
                         owner.closed = True
                         with contextlib.suppress(Exception):
                             await stream.aclose()
