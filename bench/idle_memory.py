@@ -29,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _harness import free_port, wait_listening  # noqa: E402
+from _harness import free_port, wait_listening  # type: ignore[import-not-found]  # noqa: E402
 
 APP = """
 async def app(scope, receive, send):

@@ -261,7 +261,7 @@ def wait_for_ok(port: int, within: float) -> float:
     AssertionError if none does within ``within`` seconds (the last status is reported).
     """
     start = time.monotonic()
-    status = None
+    status: int | str | None = None
     while time.monotonic() - start < within:
         try:
             status, _ = get(port, timeout=within)

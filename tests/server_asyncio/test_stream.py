@@ -144,4 +144,5 @@ def test_tls_connections_run_over_the_fast_stream(tmp_path: Path) -> None:
         assert streams
         for stream in streams:
             assert isinstance(stream, TLSStream)
-            assert type(stream.transport_stream) is FastStream
+            transport: Any = stream.transport_stream
+            assert type(transport) is FastStream
