@@ -36,6 +36,7 @@ from tether.serving import (
     with_server_headers,
 )
 from tether_asyncio._state import access_log, error_log
+from tether_asyncio._stream import FastStream
 from tether_asyncio._types import ClientDisconnected, Message, Stream
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ _READ_SIZE = 65536
 #: Bodies larger than this are written apart from the head instead of being copied into it.
 _JOIN_LIMIT = 16 * 1024
 _STREAM_GONE = (BrokenResourceError, ClosedResourceError, OSError)
+#: Writes on streams without their own write timeout (trio) are timed in pieces this large.
+_WRITE_PIECE = 256 * 1024
 
 
 def _disconnect() -> Message:
@@ -67,15 +70,18 @@ class HTTPConnection:
         "closed",
         "conn",
         "cycle",
+        "extensions",
         "id",
         "idle",
         "linger",
         "peer_eof",
-        "scope_template",
+        "scheme",
+        "server",
         "state",
         "stream",
         "timeout_output",
         "websocket",
+        "write_timeout",
     )
 
     def __init__(
@@ -91,8 +97,10 @@ class HTTPConnection:
         self.stream = stream
         self.conn = ServerConnection(limits=state.limits, now=state.clock)
         self.id = state.connection_id()
-        #: Cancelled to end the connection at once (timeout, shutdown of an idle connection).
-        self.cancel_scope = anyio.CancelScope()
+        #: Cancelled to end an idle connection at once (timeout, shutdown); None where the
+        #: stream itself can be interrupted (FastStream: a cancel scope costs ~600 bytes for
+        #: every idle connection). See :meth:`interrupt`.
+        self.cancel_scope = None if type(stream) is FastStream else anyio.CancelScope()
         #: True while the connection waits for the next request's bytes (nothing in the app).
         self.idle = False
         #: Bytes to send before closing after a timeout (a 408), set by the server's ticker.
@@ -106,21 +114,15 @@ class HTTPConnection:
         self.cycle: RequestCycle | None = None
         #: The WebSocket session after an upgrade (for shutdown with 1001).
         self.websocket: Any = None
+        #: ``--timeout-write`` where this class must enforce it; on asyncio the stream
+        #: (_stream.FastStream, also under TLS) does, watching the write's progress.
+        self.write_timeout = None if state.config.backend == "asyncio" else state.write_timeout
         self.client = client
         self.client_text = _client_text(client)
-        scheme = "https" if tls is not None else "http"
-        template: dict[str, Any] = {
-            "type": "http",
-            "asgi": _ASGI,
-            "scheme": scheme,
-            "server": server,
-            "client": client,
-            "root_path": state.root_path,
-            "extensions": {"http.response.trailers": {}, "http.response.pathsend": {}},
-        }
-        if tls is not None:
-            template["extensions"]["tls"] = tls
-        self.scope_template = template
+        self.server = server
+        self.scheme = "https" if tls is not None else "http"
+        #: Scope extensions: the server's shared dict, or a dict of its own with "tls".
+        self.extensions = state.extensions if tls is None else {**state.extensions, "tls": tls}
 
     # -- the connection loop ---------------------------------------------------------------------
 
@@ -129,8 +131,11 @@ class HTTPConnection:
         state = self.state
         state.connections.add(self)
         try:
-            with self.cancel_scope:
+            if self.cancel_scope is None:
                 await self._serve()
+            else:
+                with self.cancel_scope:
+                    await self._serve()
             if self.timeout_output:
                 self.linger = True
                 with anyio.move_on_after(1):
@@ -146,6 +151,14 @@ class HTTPConnection:
             with anyio.CancelScope(shield=True):
                 with contextlib.suppress(Exception):
                     await self.stream.aclose()
+
+    def interrupt(self) -> None:
+        """End the wait of an :attr:`idle` connection for its next request (a timeout, or
+        shutdown); :meth:`run` then sends :attr:`timeout_output`, if any, and closes."""
+        if self.cancel_scope is not None:
+            self.cancel_scope.cancel()
+        else:
+            self.stream.interrupt()  # type: ignore[attr-defined]
 
     async def _linger(self) -> None:
         """Close gently after an error response: the peer may still be sending a request body.
@@ -216,14 +229,36 @@ class HTTPConnection:
         self.closed = True
 
     async def write(self, data: bytes) -> None:
-        """Send bytes, waiting while the peer is slow (anyio's send applies back-pressure)."""
+        """Send bytes, waiting while the peer is slow (the stream applies back-pressure).
+
+        A client that takes nothing for ``--timeout-write`` seconds is disconnected: the
+        connection closes and the app's ``send`` raises :class:`ClientDisconnected`.
+        """
         if self.closed:
             raise ClientDisconnected("the client has disconnected")
         try:
-            await self.stream.send(data)
+            if self.write_timeout is None:
+                await self.stream.send(data)
+            else:
+                await self._write_within(data, self.write_timeout)
         except _STREAM_GONE:
             self.closed = True
             raise ClientDisconnected("the client has disconnected") from None
+
+    async def _write_within(self, data: bytes, timeout: float) -> None:
+        # Each piece must leave within the timeout: a slow reader that keeps reading is
+        # served, one that stopped is not (a cancelled write may leave half a piece sent,
+        # which is why the connection is then unusable).
+        for start in range(0, len(data), _WRITE_PIECE):
+            with anyio.move_on_after(timeout) as scope:
+                await self.stream.send(
+                    data[start : start + _WRITE_PIECE] if len(data) > _WRITE_PIECE else data
+                )
+            if scope.cancelled_caught:
+                error_log.debug(
+                    "connection %d: no write progress for %s s; closing", self.id, timeout
+                )
+                raise TimeoutError("write timed out")
 
     async def _write_quietly(self, data: bytes) -> None:
         try:
@@ -258,19 +293,26 @@ class HTTPConnection:
         except RemoteProtocolError as exc:
             await self._refuse(exc)
             return False
-        scope = self.scope_template.copy()
-        scope["http_version"] = "1.1" if request.http_version == b"1.1" else "1.0"
-        scope["method"] = request.method.decode("ascii")
         root_path = state.root_path
         if root_path:
-            scope["path"] = root_path + path
-            scope["raw_path"] = root_path.encode("utf-8") + raw_path
-        else:
-            scope["path"] = path
-            scope["raw_path"] = raw_path
-        scope["query_string"] = query
-        scope["headers"] = request.headers
-        scope["state"] = state.app_state.copy()
+            path = root_path + path
+            raw_path = root_path.encode("utf-8") + raw_path
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
+            "method": request.method.decode("ascii"),
+            "scheme": self.scheme,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": root_path,
+            "headers": request.headers,
+            "server": self.server,
+            "client": self.client,
+            "extensions": self.extensions,
+            "state": state.app_state.copy(),
+        }
 
         cycle = RequestCycle(self, request)
         proxies = state.proxies
@@ -425,10 +467,10 @@ class RequestCycle:
             if not message.get("more_body", False) and not self.trailers:
                 out += conn.send(EndOfMessage())
                 self.complete = True
-            if out:
-                await owner.write(out)
             if self.complete:
                 self._finished()
+            if out:
+                await owner.write(out)
             return
         if kind == "http.response.trailers":
             if not self.trailers or self.complete:
@@ -438,8 +480,8 @@ class RequestCycle:
                 out = self.head + conn.send(EndOfMessage(self.trailer_fields))
                 self.head = b""
                 self.complete = True
-                await owner.write(out)
                 self._finished()
+                await owner.write(out)
             return
         if kind == "http.response.pathsend":
             await self._send_path(message["path"])
@@ -460,8 +502,8 @@ class RequestCycle:
         out = self.head + conn.send(EndOfMessage())
         self.head = b""
         self.complete = True
-        await owner.write(out)
         self._finished()
+        await owner.write(out)
 
     async def send_canned(self, response: Response, body: bytes) -> None:
         """Send a complete server-made response (503 overload, 500 app failure)."""
@@ -480,13 +522,13 @@ class RequestCycle:
         self.started = True
         self.status = response.status_code
         self.complete = True
-        try:
-            await owner.write(out)
-        except ClientDisconnected:
-            return
         self._finished()
+        with contextlib.suppress(ClientDisconnected):
+            await owner.write(out)
 
     def _finished(self) -> None:
+        # Called just before the last bytes are written: the access line is then logged
+        # before the client can see the response end (and whatever the write does).
         if self.wait_scope is not None:
             self.wait_scope.cancel()
         owner = self.owner
@@ -566,8 +608,14 @@ class RequestCycle:
             if not scope.cancelled_caught:
                 break
             now = anyio.current_time()
-            if conn.handle_timeout(now) is not None:
-                error_log.debug("connection %d: request body stalled; closing", owner.id)
+            out = conn.handle_timeout(now)
+            if out is not None:
+                # Too slow (a stall, or below --min-body-rate): the core's 408 if no response
+                # has started, then close.
+                error_log.debug("connection %d: request body too slow; closing", owner.id)
+                if out:
+                    with contextlib.suppress(*_STREAM_GONE):
+                        await owner.stream.send(out)
                 owner.closed = True
                 return False
             deadline = conn.next_deadline()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
 import socket
 import ssl
@@ -17,7 +19,7 @@ from tether_asyncio._config import Config, ConfigError, bind_socket, create_ssl_
 from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
 from tether_asyncio._state import ServerState, error_log
-from tether_asyncio._stream import FastStream
+from tether_asyncio._stream import FastStream, ReadBuffer
 from tether_asyncio._types import Stream
 from tether_server.startup import STOP_SIGNALS, notify_serving, stop_message
 
@@ -46,6 +48,8 @@ class Server:
         self._drained: anyio.Event | None = None
         self._connections_scope: anyio.CancelScope | None = None
         self._ssl: ssl.SSLContext | None = None
+        #: What every asyncio connection reads its socket into (see _stream.ReadBuffer).
+        self._read_buffer = ReadBuffer()
         self._gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
 
     # -- entry points ----------------------------------------------------------------------------
@@ -99,7 +103,9 @@ class Server:
         state.refresh(anyio.current_time())
         self._exit = anyio.Event()
         self.address = sock.getsockname()
-        listener = await SocketListener.from_socket(sock)
+        # On asyncio the server accepts with the loop's public API and serves each socket
+        # through its own protocol (_stream.FastStream); trio uses anyio's listener.
+        listener = None if config.backend == "asyncio" else await SocketListener.from_socket(sock)
         lifespan = Lifespan(state)
         async with anyio.create_task_group() as root:
             root.start_soon(self._ticker)
@@ -113,24 +119,34 @@ class Server:
             except LifespanFailure as exc:
                 error_log.error("application startup failed: %s", exc)
                 self.exit_code = STARTUP_FAILURE
-                await listener.aclose()
+                await self._close_listener(listener, sock)
                 root.cancel_scope.cancel()
                 return
             self._log_started()
             async with anyio.create_task_group() as connections:
                 self._connections_scope = connections.cancel_scope
                 accepting = anyio.CancelScope()
-                connections.start_soon(self._accept, listener, connections, accepting)
+                if listener is None:
+                    connections.start_soon(self._accept_asyncio, sock, connections, accepting)
+                else:
+                    connections.start_soon(self._accept, listener, connections, accepting)
                 self.ready.set()
                 notify_serving(config.notify_fd)  # a --workers supervisor waits for it
                 await self._exit.wait()
                 accepting.cancel()
-                await listener.aclose()
+                await self._close_listener(listener, sock)
                 await self._drain(state)
                 connections.cancel_scope.cancel()
             with anyio.move_on_after(config.timeout_graceful_shutdown or 30):
                 await lifespan.shutdown()
             root.cancel_scope.cancel()
+
+    @staticmethod
+    async def _close_listener(listener: SocketListener | None, sock: socket.socket) -> None:
+        if listener is not None:
+            await listener.aclose()
+        else:
+            sock.close()
 
     # -- accepting -------------------------------------------------------------------------------
 
@@ -155,12 +171,59 @@ class Server:
                 gate.opened()
                 group.start_soon(self._connection, stream)
 
-    async def _connection(self, stream: SocketStream) -> None:
+    async def _accept_asyncio(
+        self, sock: socket.socket, group: TaskGroup, scope: anyio.CancelScope
+    ) -> None:
+        gate = self._gate
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+        with scope:
+            while True:
+                if not gate.accepting:
+                    self._resume = anyio.Event()
+                    await self._resume.wait()
+                try:
+                    client, _ = await loop.sock_accept(sock)
+                except OSError as exc:
+                    if sock.fileno() < 0:
+                        return  # the listening socket closed: shutting down
+                    error_log.warning("accept failed: %s", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                if tcp:
+                    with contextlib.suppress(OSError):
+                        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                gate.opened()
+                group.start_soon(self._connection, client)
+
+    async def _connection(self, accepted: SocketStream | socket.socket) -> None:
+        """Serve one accepted connection: an anyio stream (trio) or a socket (asyncio)."""
         state = self.state
         assert state is not None
+        stream: Any = None
         try:
-            client = _ip_address(stream.extra(SocketAttribute.remote_address, None))
-            local = stream.extra(SocketAttribute.local_address, None)
+            try:
+                if isinstance(accepted, socket.socket):
+                    timeout = self.config.timeout_write or None
+                    buffer = self._read_buffer
+                    transport, stream = await asyncio.get_running_loop().connect_accepted_socket(
+                        lambda: FastStream(timeout, buffer), accepted
+                    )
+                    # The transport looked these up already: share its objects.
+                    peer = transport.get_extra_info("peername")
+                    local = transport.get_extra_info("sockname")
+                else:
+                    stream = accepted
+                    peer = stream.extra(SocketAttribute.remote_address, None)
+                    local = stream.extra(SocketAttribute.local_address, None)
+            except Exception:  # reset before we looked: no peer name, or no socket at all
+                if stream is None and isinstance(accepted, socket.socket):
+                    accepted.close()
+                else:
+                    await anyio.aclose_forcefully(stream)
+                return
+            client = _ip_address(peer)
             server: tuple[str, int | None] | None
             if isinstance(local, str):
                 server = (local, None)
@@ -169,29 +232,44 @@ class Server:
             byte_stream: Stream
             tls: dict[str, Any] | None = None
             if self._ssl is None:
-                byte_stream = FastStream.wrap(stream)
+                byte_stream = stream
             else:
-                _read_on_demand(stream)
-                try:
-                    with anyio.fail_after(self.config.timeout_tls_handshake):
-                        tls_stream = await TLSStream.wrap(
-                            stream,
-                            server_side=True,
-                            ssl_context=self._ssl,
-                            standard_compatible=False,
-                        )
-                except (TimeoutError, anyio.BrokenResourceError, ssl.SSLError, OSError) as exc:
-                    error_log.debug("TLS handshake failed: %s", exc)
-                    await anyio.aclose_forcefully(stream)
+                tls_stream = await self._handshake(stream)
+                if tls_stream is None:
                     return
                 byte_stream = tls_stream
                 tls = _tls_extension(tls_stream)
             await HTTPConnection(state, byte_stream, client=client, server=server, tls=tls).run()
+        except Exception:
+            # HTTPConnection.run() never raises; this is the last guard that keeps one
+            # connection's failure from ending the task group, and so the server.
+            error_log.exception("unexpected error on a connection")
+            if stream is not None:
+                await anyio.aclose_forcefully(stream)
         finally:
             if self._gate.closed() and self._resume is not None:
                 self._resume.set()
             if state.shutting_down and not state.connections and self._drained is not None:
                 self._drained.set()
+
+    async def _handshake(self, stream: Any) -> TLSStream | None:
+        """The TLS stream over ``stream``, or None (the connection closed) when the handshake
+        fails or takes longer than ``timeout_tls_handshake``.
+
+        Whatever the client does (connect and close, a partial ClientHello, plain HTTP,
+        garbage, an alert) fails only its own connection: a health check or a port scan is
+        logged at debug level, not allowed to end the server.
+        """
+        assert self._ssl is not None
+        try:
+            with anyio.fail_after(self.config.timeout_tls_handshake):
+                return await TLSStream.wrap(
+                    stream, server_side=True, ssl_context=self._ssl, standard_compatible=False
+                )
+        except Exception as exc:  # EndOfStream, BrokenResourceError, SSLError, OSError, timeout
+            error_log.debug("TLS handshake failed: %s", exc or type(exc).__name__)
+            await anyio.aclose_forcefully(stream)
+            return None
 
     # -- time, signals, shutdown -----------------------------------------------------------------
 
@@ -212,7 +290,7 @@ class Server:
                     out = connection.conn.handle_timeout(now)
                     if out is not None:
                         connection.timeout_output = out
-                        connection.cancel_scope.cancel()
+                        connection.interrupt()
             await anyio.sleep(TICK)
 
     async def _watch_signals(self) -> None:
@@ -236,7 +314,7 @@ class Server:
             if connection.websocket is not None:
                 connection.websocket.going_away()
             elif connection.idle and not state.handover:
-                connection.cancel_scope.cancel()
+                connection.interrupt()
         if not state.connections:
             return
         error_log.info("waiting for %d connection(s) to finish", len(state.connections))
@@ -261,21 +339,14 @@ class Server:
         error_log.info("Tether running on %s with %s (Press CTRL+C to quit)", where, config.backend)
 
 
-def _read_on_demand(stream: SocketStream) -> None:
-    """Make the socket be read only when the server asks (request-body back-pressure).
-
-    anyio's asyncio stream starts reading as soon as the connection is accepted and only pauses
-    after a ``receive()`` that had to wait; a client that sends its request at once would then
-    have its whole body buffered. Pausing here makes every read an explicit ``receive()``.
-    trio reads only on demand already.
-    """
-    transport = getattr(stream, "_transport", None)
-    pause = getattr(transport, "pause_reading", None)
-    if pause is not None:
-        pause()
-
-
 def _ip_address(address: Any) -> tuple[str, int] | None:
+    if (
+        type(address) is tuple
+        and len(address) == 2
+        and type(address[0]) is str
+        and type(address[1]) is int
+    ):
+        return address  # IPv4 (host, port) as the socket gave it: no copy per connection
     if isinstance(address, tuple) and len(address) >= 2:
         return (str(address[0]), int(address[1]))
     return None

@@ -28,6 +28,11 @@ class ServerState:
         self.app = app
         self.limits = config.limits()
         self.root_path = config.root_path
+        #: The ASGI scope extensions of plain connections (one dict, shared).
+        self.extensions: dict[str, Any] = {
+            "http.response.trailers": {},
+            "http.response.pathsend": {},
+        }
         #: Lifespan ``state``: shallow-copied into each request scope.
         self.app_state: dict[str, Any] = {}
         self.clock = 0.0
@@ -35,6 +40,8 @@ class ServerState:
         self.server_header = config.server_header_pair()
         self.send_date = config.date_header
         self.limit_concurrency = config.limit_concurrency
+        #: ``--timeout-write`` (None: 0, no limit).
+        self.write_timeout = config.timeout_write or None
         self.websockets = config.ws != "none"
         #: Requests currently inside the application.
         self.in_flight = 0

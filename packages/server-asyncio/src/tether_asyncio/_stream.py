@@ -1,141 +1,276 @@
-"""A leaner byte stream over anyio's asyncio socket stream, with explicit read flow control.
+"""The byte stream of one asyncio connection: its own asyncio protocol, public APIs only.
 
-anyio's asyncio ``SocketStream`` yields to the event loop on every ``send()`` (a checkpoint, a
-whole loop iteration per response) and toggles reading on and off around every ``receive()``
-that waits (two ``epoll_ctl`` calls per request). This wrapper keeps anyio's transport and
-protocol but:
+On asyncio the server accepts sockets itself (``loop.sock_accept`` and
+``loop.connect_accepted_socket``) and serves each through a :class:`FastStream`, which is both
+the transport's protocol and the stream the server reads and writes. Compared with anyio's socket
+stream (a protocol holding a deque and two events, a stream, two resource guards) it:
 
-- ``send()`` writes at once and waits only while the transport holds unsent bytes (anyio set its
-  write buffer limit to 0, so that is exactly "the peer is slow": back-pressure is unchanged);
-- ``receive()`` takes buffered bytes without yielding, and reading stays on between requests;
-  instead, reading is paused once more than :data:`HIGH_WATER` bytes wait unread and resumed
-  when they fall to :data:`LOW_WATER`, so a request body is still never read faster than the
-  application consumes it.
+- costs a few hundred bytes per idle connection: no deque or event is allocated until a
+  ``receive()`` or ``send()`` actually has to wait, and then only one future; the socket is
+  read into one buffer per event loop (:class:`ReadBuffer`) and copied out at its size;
+- keeps reading on between requests and pauses it only once more than :data:`HIGH_WATER` bytes
+  wait unread (resumed at :data:`LOW_WATER`), so a request body is never read faster than the
+  application consumes it, without two ``epoll_ctl`` calls per request;
+- lets ``send()`` return at once when the kernel took the bytes, yet yields to the event loop
+  after every :data:`SEND_BUDGET` bytes so one fast client cannot starve the others or delay
+  cancellation (graceful shutdown);
+- ends a write that makes no progress for ``write_timeout`` seconds (``--timeout-write``) with
+  :class:`WriteTimeout`, and then aborts the connection instead of waiting to flush it.
 
-On event loops whose transports cache the protocol's callbacks (uvloop), the read side keeps
-anyio's pause-after-every-read behaviour. TLS streams and trio use anyio's streams unchanged.
+It uses no private attribute of anyio or asyncio, so it does not break when their internals
+change. TLS wraps it with anyio's :class:`~anyio.streams.tls.TLSStream`; trio uses anyio's
+streams.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
-from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
-from anyio.abc import SocketStream
+from anyio import BrokenResourceError, BusyResourceError, ClosedResourceError, EndOfStream
+from anyio.lowlevel import checkpoint
 
 #: Unread bytes above which the socket is no longer read.
 HIGH_WATER = 64 * 1024
 #: Unread bytes at or below which reading resumes.
 LOW_WATER = 16 * 1024
+#: Bytes ``send()`` may write without waiting before it yields to the event loop once; each
+#: call counts :data:`SEND_COST` more, so many small writes yield too.
+SEND_BUDGET = 256 * 1024
+SEND_COST = 4096
 
 
-class FastStream:
+class WriteTimeout(BrokenResourceError):
+    """A write made no progress for ``write_timeout`` seconds: the peer stopped reading."""
+
+
+class ReadBuffer:
+    """The buffer every :class:`FastStream` of one event loop reads the socket into.
+
+    Received bytes are copied out at once into an exact-size ``bytes``. asyncio's default
+    reading allocates 256 KiB per ``recv`` and shrinks the result, which glibc serves with a
+    page of its own (``mmap``); the last request's bytes, kept by the core's reader while
+    the connection idles, then cost 4 KiB per idle keep-alive connection.
+    """
+
+    __slots__ = ("data", "view")
+
+    def __init__(self, size: int = 65536) -> None:
+        self.data = bytearray(size)
+        self.view = memoryview(self.data)
+
+
+class FastStream(asyncio.BufferedProtocol):
     """The subset of :class:`anyio.abc.ByteStream` the server uses, for asyncio TCP and Unix."""
 
-    __slots__ = ("_eager", "_paused", "_protocol", "_stream", "_transport", "_unread")
+    __slots__ = (
+        "_budget",
+        "_buffer",
+        "_closed",
+        "_eof",
+        "_exception",
+        "_interrupted",
+        "_read_buffer",
+        "_read_paused",
+        "_read_waiter",
+        "_transport",
+        "_write_paused",
+        "_write_waiter",
+        "write_timeout",
+    )
 
-    def __init__(self, stream: SocketStream, transport: Any, protocol: Any) -> None:
-        self._stream = stream
+    def __init__(
+        self, write_timeout: float | None = None, read_buffer: ReadBuffer | None = None
+    ) -> None:
+        self._transport: asyncio.Transport | None = None
+        #: Shared by the connections of one event loop (reads never overlap on a loop).
+        self._read_buffer = read_buffer or ReadBuffer()
+        self._buffer = b""
+        self._read_paused = False
+        self._write_paused = False
+        self._eof = False
+        self._closed = False
+        self._interrupted = False
+        self._exception: BaseException | None = None
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._write_waiter: asyncio.Future[bool] | None = None
+        self._budget = SEND_BUDGET
+        #: Seconds a write may make no progress before :class:`WriteTimeout` (None: forever).
+        self.write_timeout = write_timeout
+
+    # -- the protocol side (called by the event loop) -------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
         self._transport = transport
-        self._protocol = protocol
-        self._unread = sum(len(chunk) for chunk in protocol.read_queue)
-        self._paused = False
-        # The selector event loop looks up protocol.data_received on every read, so counting
-        # can hook in there; uvloop binds it once, so there we pause after each read instead.
-        self._eager = type(transport).__module__.startswith("asyncio.")
-        if self._eager:
-            original = protocol.data_received
+        # Writes wait until the kernel took every byte: "the peer is slow" is exactly a
+        # non-empty transport buffer, and no output piles up in user space.
+        transport.set_write_buffer_limits(0)
 
-            def data_received(data: bytes) -> None:
-                original(data)
-                self._unread += len(data)
-                if self._unread > HIGH_WATER and not self._paused:
-                    self._paused = True
-                    transport.pause_reading()
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if exc is not None:
+            self._exception = exc
+        self._wake_reader()
+        waiter = self._write_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
 
-            protocol.data_received = data_received
-            transport.resume_reading()
-            if self._unread > HIGH_WATER:
-                self._paused = True
-                transport.pause_reading()
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_buffer.view
 
-    @classmethod
-    def wrap(cls, stream: Any) -> Any:
-        """A :class:`FastStream` for an anyio asyncio socket stream, else ``stream`` itself."""
-        transport = getattr(stream, "_transport", None)
-        protocol = getattr(stream, "_protocol", None)
-        if (
-            isinstance(transport, asyncio.Transport)
-            and protocol is not None
-            and hasattr(protocol, "read_queue")
-            and hasattr(protocol, "write_event")
-        ):
-            return cls(stream, transport, protocol)
-        return stream
+    def buffer_updated(self, nbytes: int) -> None:
+        data = bytes(self._read_buffer.view[:nbytes])
+        self._buffer = self._buffer + data if self._buffer else data
+        if len(self._buffer) > HIGH_WATER and not self._read_paused:
+            self._read_paused = True
+            assert self._transport is not None
+            self._transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake_reader()
+        return True  # keep the write side open: a half-closed client still gets its response
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._write_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    def _wake_reader(self) -> None:
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the stream side (called by the server) --------------------------------------------------
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """The next bytes from the peer; raises ``EndOfStream`` at EOF."""
-        protocol = self._protocol
-        queue = protocol.read_queue
-        if not queue:
+        if self._read_waiter is not None:
+            raise BusyResourceError("reading from")
+        if not self._buffer and not self._eof and not self._closed:
             transport = self._transport
-            if not protocol.is_at_eof and not transport.is_closing():
-                if self._eager:
-                    if self._paused:
-                        self._paused = False
-                        transport.resume_reading()
-                    await protocol.read_event.wait()
-                else:
-                    transport.resume_reading()
-                    try:
-                        await protocol.read_event.wait()
-                    finally:
-                        transport.pause_reading()
-            if not queue:
-                protocol.read_event.clear()
-                if protocol.exception is not None:
-                    raise BrokenResourceError from protocol.exception
-                if transport.is_closing() and not protocol.is_at_eof:
-                    raise ClosedResourceError
-                raise EndOfStream
-        chunk: bytes = queue.popleft()
-        if len(chunk) > max_bytes:
-            queue.appendleft(chunk[max_bytes:])
-            chunk = chunk[:max_bytes]
-        if not queue:
-            protocol.read_event.clear()
-        if self._eager:
-            self._unread -= len(chunk)
-            if self._paused and self._unread <= LOW_WATER:
-                self._paused = False
-                self._transport.resume_reading()
-        return chunk
+            assert transport is not None
+            if self._read_paused:
+                self._read_paused = False
+                transport.resume_reading()
+            waiter = self._read_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._read_waiter = None
+        if self._interrupted:
+            self._interrupted = False
+            raise ClosedResourceError("interrupted")
+        buffer = self._buffer
+        if not buffer:
+            if self._exception is not None:
+                raise BrokenResourceError from self._exception
+            if self._closed and not self._eof:
+                raise ClosedResourceError
+            raise EndOfStream
+        if len(buffer) > max_bytes:
+            self._buffer = buffer[max_bytes:]
+            buffer = buffer[:max_bytes]
+        else:
+            self._buffer = b""
+        if self._read_paused and len(self._buffer) <= LOW_WATER:
+            self._read_paused = False
+            assert self._transport is not None
+            self._transport.resume_reading()
+        return buffer
+
+    def interrupt(self) -> None:
+        """Make the ``receive()`` waiting now raise ``ClosedResourceError`` (once): how the
+        server ends an idle connection without a cancel scope per connection."""
+        if self._read_waiter is not None:
+            self._interrupted = True
+            self._wake_reader()
 
     async def send(self, data: bytes) -> None:
-        """Write ``data``; wait while the peer is slow to take it."""
-        protocol = self._protocol
+        """Write ``data``; wait while the peer is slow to take it (at most ``write_timeout``
+        seconds without progress)."""
+        if self._write_waiter is not None:
+            raise BusyResourceError("writing to")
         transport = self._transport
-        if not protocol.write_event.is_set():
-            await protocol.write_event.wait()
-        if protocol.exception is not None:
-            raise BrokenResourceError from protocol.exception
-        if transport.is_closing():
+        assert transport is not None
+        if self._exception is not None:
+            raise BrokenResourceError from self._exception
+        if self._closed or transport.is_closing():
             raise BrokenResourceError
         transport.write(data)
-        if not protocol.write_event.is_set():
-            await protocol.write_event.wait()
-            if protocol.exception is not None:
-                raise BrokenResourceError from protocol.exception
+        if self._write_paused:
+            self._budget = SEND_BUDGET
+            await self._drain(transport)
+        else:
+            self._budget -= len(data) + SEND_COST
+            if self._budget < 0:
+                # The kernel takes everything a fast client reads: yield now and then, or
+                # this task would run without end (other connections, cancel scopes wait).
+                self._budget = SEND_BUDGET
+                await checkpoint()
+
+    async def _drain(self, transport: asyncio.Transport) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = self.write_timeout
+        left = transport.get_write_buffer_size()
+        while self._write_paused and not self._closed:
+            waiter = self._write_waiter = loop.create_future()
+            timer = None
+            if timeout is not None:
+                timer = loop.call_later(timeout, _expire, waiter)
+            try:
+                resumed = await waiter
+            finally:
+                self._write_waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not resumed:
+                now = transport.get_write_buffer_size()
+                if now >= left:
+                    self._closed = True
+                    transport.abort()
+                    raise WriteTimeout(f"no write progress for {timeout} s")
+                left = now
+        if self._exception is not None:
+            raise BrokenResourceError from self._exception
+        if self._closed:
+            raise BrokenResourceError  # closed while the bytes waited: they were not sent
 
     async def send_eof(self) -> None:
         """Half-close: no more bytes from us."""
-        await self._stream.send_eof()
+        transport = self._transport
+        if transport is not None and not transport.is_closing() and transport.can_write_eof():
+            with contextlib.suppress(OSError):
+                transport.write_eof()
 
     async def aclose(self) -> None:
-        """Close the connection."""
-        await self._stream.aclose()
+        """Close the connection: gracefully when every byte was sent, else at once (abort)."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            if transport.get_write_buffer_size():
+                transport.abort()
+            else:
+                transport.close()
+        self._closed = True
+        await checkpoint()
+
+    @property
+    def extra_attributes(self) -> dict[Any, Any]:
+        """No typed attributes (the server reads the addresses from the socket itself); for
+        anyio's TLS stream, which merges them into its own."""
+        return {}
 
     def extra(self, attribute: Any, default: Any = None) -> Any:
-        """anyio typed attributes (addresses) of the underlying stream."""
-        return self._stream.extra(attribute, default)
+        """anyio typed attributes: none here; ``default``."""
+        return default
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)

@@ -40,6 +40,8 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 #: Messages the reader may queue ahead of the app before it stops reading the socket.
 _QUEUE_SIZE = 16
 _READ_SIZE = 65536
+#: Seconds the close frame of a timed-out session may take before the socket is closed.
+_LAST_FLUSH = 1.0
 
 
 async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
@@ -80,7 +82,6 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
     except RemoteProtocolError as exc:
         await owner._refuse(exc)
         return False
-    template = owner.scope_template
     subprotocols: list[str] = []
     for name, value in request.headers:
         if name == b"sec-websocket-protocol":
@@ -88,7 +89,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
                 p.strip().decode("ascii", "replace") for p in value.split(b",") if p.strip()
             )
     root_path = state.root_path
-    client, scheme = template["client"], template["scheme"]
+    client, scheme = owner.client, owner.scheme
     if state.proxies is not None:
         client, scheme = state.proxies.resolve(request.headers, client, scheme)
     scope: dict[str, Any] = {
@@ -96,7 +97,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
         "asgi": _ASGI,
         "http_version": "1.1",
         "scheme": "wss" if scheme == "https" else "ws",
-        "server": template["server"],
+        "server": owner.server,
         "client": client,
         "root_path": root_path,
         "path": root_path + path,
@@ -139,6 +140,7 @@ class WebSocketSession:
         self.lock = anyio.Lock()
         self.group: TaskGroup | None = None
         self.reader_done = anyio.Event()
+        self.reader_writing = False
         self._to_app, self._from_reader = anyio.create_memory_object_stream[Message](_QUEUE_SIZE)
 
     async def run(self, scope: dict[str, Any]) -> None:
@@ -151,7 +153,8 @@ class WebSocketSession:
                 await owner.state.app(scope, self.receive, self.send)
             except Exception as exc:
                 failed = True
-                if not (isinstance(exc, ClientDisconnected) and self.disconnect is not None):
+                gone = self.disconnect is not None or owner.closed
+                if not (isinstance(exc, ClientDisconnected) and gone):
                     error_log.error(
                         "connection %d: exception in ASGI application (WebSocket)",
                         owner.id,
@@ -159,8 +162,9 @@ class WebSocketSession:
                     )
             self._from_reader.close()
             await self._after_app(failed)
-            if self.accepted:
+            if self.accepted and not owner.closed:
                 await self.reader_done.wait()
+            # A closed socket (a write timeout) may leave the reader waiting for bytes.
             group.cancel_scope.cancel()
 
     async def _after_app(self, failed: bool) -> None:
@@ -311,28 +315,21 @@ class WebSocketSession:
         stream = owner.stream
         try:
             while True:
-                try:
-                    for event in conn.events():
-                        kind = type(event)
-                        if kind is ws.Text:
-                            await self._deliver({"type": "websocket.receive", "text": event.data})  # type: ignore[union-attr]
-                        elif kind is ws.Binary:
-                            await self._deliver({"type": "websocket.receive", "bytes": event.data})  # type: ignore[union-attr]
-                        elif kind is ws.Close or kind is ws.ConnectionLost:
-                            self._set_disconnect(event.code, getattr(event, "reason", ""))  # type: ignore[union-attr]
-                except ws.ProtocolError as exc:
-                    error_log.debug("connection %d: WebSocket protocol error: %s", owner.id, exc)
-                    self._set_disconnect(exc.close_code, "")
-                try:
-                    await self._flush()
-                except ClientDisconnected:
-                    break
-                if conn.should_close_tcp:
-                    break
+                more = await self._take_events(conn)
+                # The flush runs under the timers' deadline: a client that stops reading
+                # must not hold back the ping, pong and close timers.
                 deadline = conn.next_deadline()
                 with anyio.CancelScope(
                     deadline=deadline[0] if deadline is not None else float("inf")
                 ) as scope:
+                    try:
+                        await self._flush(reader=True)
+                    except ClientDisconnected:
+                        break
+                    if conn.should_close_tcp:
+                        break
+                    if more:
+                        continue  # parse the rest of what was read before reading more
                     try:
                         data = await stream.receive(_READ_SIZE)
                     except EndOfStream:
@@ -342,12 +339,46 @@ class WebSocketSession:
                         break
                 if scope.cancelled_caught:
                     conn.handle_timeout(anyio.current_time())
+                    # A write interrupted on a stream that may have sent part of it (trio)
+                    # loses the framing: the peer has not read for a whole timer period.
+                    broken = self.reader_writing and owner.write_timeout is not None
+                    if conn.should_close_tcp or broken:
+                        # Pong or close timeout: send the close frame if the socket is
+                        # free, then close it, so that a write the app is blocked in (a
+                        # client that stopped reading) ends too.
+                        if not broken and not self.lock.locked():
+                            with anyio.move_on_after(_LAST_FLUSH):
+                                await self._flush_quietly()
+                        owner.closed = True
+                        with contextlib.suppress(Exception):
+                            await stream.aclose()
+                        break
                     continue
                 conn.receive_data(data, state.clock)
         finally:
             self._set_disconnect(conn.close_code or 1006, conn.close_reason)
             self._to_app.close()
             self.reader_done.set()
+
+    async def _take_events(self, conn: ws.Connection) -> bool:
+        """Hand the parsed messages to the app (through the queue); True when parsing stopped
+        early because the output backed up (``write_paused``: pongs to a ping flood from a
+        client that does not read), so it is flushed before more input is parsed or read."""
+        try:
+            for event in conn.events():
+                kind = type(event)
+                if kind is ws.Text:
+                    await self._deliver({"type": "websocket.receive", "text": event.data})  # type: ignore[union-attr]
+                elif kind is ws.Binary:
+                    await self._deliver({"type": "websocket.receive", "bytes": event.data})  # type: ignore[union-attr]
+                elif kind is ws.Close or kind is ws.ConnectionLost:
+                    self._set_disconnect(event.code, getattr(event, "reason", ""))  # type: ignore[union-attr]
+                if conn.write_paused:
+                    return True
+        except ws.ProtocolError as exc:
+            error_log.debug("connection %d: WebSocket protocol error: %s", self.owner.id, exc)
+            self._set_disconnect(exc.close_code, "")
+        return False
 
     async def _deliver(self, message: Message) -> None:
         # Once the app has returned, its messages are dropped while the close completes.
@@ -358,13 +389,16 @@ class WebSocketSession:
         if self.disconnect is None:
             self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, reader: bool = False) -> None:
         conn = self.conn
         assert conn is not None
         async with self.lock:
             data = conn.bytes_to_send()
             if data:
+                # Left True if the reader's write is cancelled by a timer (see _reader).
+                self.reader_writing = reader
                 await self.owner.write(data)
+                self.reader_writing = False
 
     async def _flush_quietly(self) -> None:
         with contextlib.suppress(ClientDisconnected):
