@@ -251,7 +251,6 @@ def access_log_line(client: str, request: Request, status: int, sent: int) -> st
 
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_KNOWN_HOSTS_MAX = 1024
 _FORWARDED = frozenset((b"x-forwarded-for", b"x-forwarded-proto"))
 _name = operator.itemgetter(0)
 
@@ -265,15 +264,17 @@ class TrustedProxies:
     address by sending them itself. A bad entry raises ``ValueError``.
     """
 
-    __slots__ = ("_any", "_known", "_networks", "_unix")
+    __slots__ = ("_any", "_exact", "_networks", "_unix")
 
     def __init__(self, spec: str | Iterable[str] = "127.0.0.1") -> None:
         entries = spec.split(",") if isinstance(spec, str) else list(spec)
         self._any = False
         self._unix = False
         self._networks: list[_Network] = []
-        # Answers already given, per host (a server asks once per request): bounded.
-        self._known: dict[str | None, bool] = {}
+        # Single addresses, as the strings a peer address or a hop arrives as: the usual
+        # answer is one set look-up. (No memo of past answers: that would be a table filled
+        # from what clients send.)
+        self._exact: frozenset[str] = frozenset()
         for entry in (e.strip() for e in entries):
             if not entry:
                 continue
@@ -283,32 +284,31 @@ class TrustedProxies:
                 self._unix = True
             else:
                 try:
-                    self._networks.append(ipaddress.ip_network(entry, strict=False))
+                    network = ipaddress.ip_network(entry, strict=False)
                 except ValueError:
                     raise ValueError(
                         f"not an IP address, a network, 'unix' or '*': {entry!r}"
                     ) from None
+                if network.num_addresses == 1:
+                    self._exact |= {str(network.network_address)}
+                else:
+                    self._networks.append(network)
 
     def trusts(self, host: str | None) -> bool:
         """Whether a peer at ``host`` may speak for the client (None: a Unix socket peer)."""
-        known = self._known.get(host)
-        if known is not None:
-            return known
         if self._any:
-            trusted = True
-        elif host is None:
-            trusted = self._unix
-        else:
-            try:
-                address = ipaddress.ip_address(host)
-            except ValueError:
-                trusted = False
-            else:
-                trusted = any(address in network for network in self._networks)
-        if len(self._known) >= _KNOWN_HOSTS_MAX:
-            self._known.clear()
-        self._known[host] = trusted
-        return trusted
+            return True
+        if host is None:
+            return self._unix
+        if host in self._exact:
+            return True
+        if not self._networks:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return str(address) in self._exact or any(address in net for net in self._networks)
 
     def resolve(
         self, headers: Headers, client: tuple[str, int] | None, scheme: str
@@ -316,10 +316,12 @@ class TrustedProxies:
         """The ``(client, scheme)`` the application sees for a request from ``client``.
 
         From a trusted peer: the client is the rightmost ``X-Forwarded-For`` hop that is
-        not itself a trusted proxy (the leftmost when all are), with port 0 as the port is
-        not forwarded; the scheme is ``X-Forwarded-Proto`` when it is ``http`` or ``https``
-        (with one value per hop, the value of the chosen hop). A header that does not parse
-        is ignored, never half used. From any other peer both stay as they are.
+        not itself a trusted proxy (the leftmost address when all are), with port 0 as the
+        port is not forwarded. Hops are read from the right and reading stops at one that is
+        not an IP address (only a client writes such a thing), so the hops the proxies
+        appended still count; when the rightmost hop is not an address the peer stays the
+        client. The scheme is ``X-Forwarded-Proto`` when it is ``http`` or ``https`` (with one
+        value per hop, the value of the chosen hop). From any other peer both stay as they are.
         """
         if not self.trusts(client[0] if client is not None else None):
             return client, scheme
@@ -335,13 +337,18 @@ class TrustedProxies:
                 protos += value.decode("latin-1").split(",")
         hops = [hop.strip() for hop in hops]
         protos = [proto.strip().lower() for proto in protos]
+        # From the right: each hop was written by the proxy to its right, so the first one
+        # that is not itself a trusted proxy is the client. A hop that is not an address was
+        # not written by a trusted proxy; walking stops there, so a client that sends
+        # "X-Forwarded-For: junk" through an appending proxy is still seen by its address.
         chosen = None
-        if hops and all(map(_is_ip, hops)):
-            chosen = 0
-            for index in range(len(hops) - 1, -1, -1):
-                if not self.trusts(hops[index]):
-                    chosen = index
-                    break
+        for index in range(len(hops) - 1, -1, -1):
+            if not _is_ip(hops[index]):
+                break
+            chosen = index
+            if not self.trusts(hops[index]):
+                break
+        if chosen is not None:
             client = (hops[chosen], 0)
         if len(protos) == 1:
             proto = protos[0]
