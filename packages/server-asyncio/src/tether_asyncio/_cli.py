@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":
         parser.print_help()
         return 2
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     from tether_asyncio._server import Server
 
     try:

@@ -30,17 +30,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import logging
 import os
 import signal
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tether.serving import TrustedProxies
 from tether_server.systemd import Notifier
+
+#: The ``--log-format`` choices.
+LOG_FORMATS = ("text", "json")
 
 #: The ``--log-level`` choices; "trace" logs as much as "debug".
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -269,6 +274,13 @@ def add_logging_options(group: argparse._ArgumentGroup) -> None:
         "--log-level", choices=LOG_LEVELS, default="info", help="least severe message logged"
     )
     group.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text lines, or one JSON object per line (time, level, logger, message, and the "
+        "request's fields on access lines) for log collectors",
+    )
+    group.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -385,11 +397,38 @@ def shared_options(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in _SHARED_FIELDS}
 
 
-def configure_logging(level: str) -> None:
-    """Send ``tether.*`` logs to stderr at ``level`` (one of :data:`LOG_LEVELS`)."""
+class JSONFormatter(logging.Formatter):
+    """One JSON object per record: ``time`` (UTC, ISO 8601, milliseconds), ``level``,
+    ``logger``, ``message``, ``exception`` when there is one, and the fields a server attached
+    as ``extra={"tether": {...}}`` (an access line's client, method, path, status, bytes,
+    duration, request id...)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        out: dict[str, Any] = {
+            "time": f"{stamp}.{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "tether", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Send ``tether.*`` logs to stderr at ``level`` (one of :data:`LOG_LEVELS`), as text lines
+    or, with ``log_format="json"``, one JSON object per line."""
     numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root = logging.getLogger("tether")
     root.handlers[:] = [handler]
     root.setLevel(numeric)

@@ -98,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tether-threaded``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     log = logging.getLogger("tether.error")
     try:
         config = config_from_args(args)
