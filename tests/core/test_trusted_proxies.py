@@ -133,3 +133,49 @@ def test_no_memo_of_answers_is_kept() -> None:
     assert not any(
         isinstance(getattr(proxies, slot), dict) for slot in type(proxies).__slots__
     )
+
+
+def _fwd(*values: str) -> list[tuple[bytes, bytes]]:
+    return [(b"forwarded", v.encode()) for v in values]
+
+
+@pytest.mark.parametrize(
+    ("values", "client", "scheme"),
+    [
+        (("for=192.0.2.60;proto=https",), ("192.0.2.60", 0), "https"),
+        (('for="[2001:db8:cafe::17]:4711"',), ("2001:db8:cafe::17", 0), "http"),
+        (('for="192.0.2.60:4711";by=10.0.0.1;host=example.com',), ("192.0.2.60", 0), "http"),
+        # RFC 7239 6: a port makes the node a quoted-string; unquoted it does not parse.
+        (("for=192.0.2.60:4711",), PEER, "http"),
+        (("for=198.51.100.9, for=127.0.0.1",), ("198.51.100.9", 0), "http"),
+        (("for=198.51.100.9", "for=127.0.0.1"), ("198.51.100.9", 0), "http"),
+        # A client's junk on the left, an unbalanced quote included, does not hide it.
+        (('for=junk"x, for=198.51.100.9;proto=https',), ("198.51.100.9", 0), "https"),
+        (("for=_hidden, for=198.51.100.9",), ("198.51.100.9", 0), "http"),
+        (("for=unknown",), PEER, "http"),
+        (("garbage;;;",), PEER, "http"),
+        (("for=192.0.2.60;proto=ftp",), ("192.0.2.60", 0), "http"),
+    ],
+)
+def test_rfc7239_forwarded(
+    values: tuple[str, ...], client: tuple[str, int], scheme: str
+) -> None:
+    """RFC 7239 4-6: the same right-to-left walk over the elements' for= nodes."""
+    proxies = TrustedProxies("127.0.0.1", rfc7239=True)
+    assert proxies.resolve(_fwd(*values), PEER, "http") == (client, scheme)
+
+
+def test_only_the_chosen_style_is_read() -> None:
+    """With Forwarded chosen, a client's X-Forwarded-For is not read, and the other way round."""
+    rfc = TrustedProxies("127.0.0.1", rfc7239=True)
+    assert rfc.resolve(xff("203.0.113.7"), PEER, "http") == (PEER, "http")
+    legacy = TrustedProxies("127.0.0.1")
+    assert legacy.resolve(_fwd("for=203.0.113.7"), PEER, "http") == (PEER, "http")
+
+
+@given(st.binary(max_size=80))
+def test_any_forwarded_bytes_give_an_answer(value: bytes) -> None:
+    client, scheme = TrustedProxies("*", rfc7239=True).resolve(
+        [(b"forwarded", value)], PEER, "http"
+    )
+    assert scheme in ("http", "https") and client is not None

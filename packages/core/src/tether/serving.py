@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import operator
+import re
 from collections.abc import Iterable
 
 from tether.errors import BadRequest
@@ -252,6 +253,11 @@ def access_log_line(client: str, request: Request, status: int, sent: int) -> st
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _FORWARDED = frozenset((b"x-forwarded-for", b"x-forwarded-proto"))
+_RFC7239 = frozenset((b"forwarded",))
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PAIR = rf"\s*({_TOKEN})=({_TOKEN}|\"(?:[^\"\\]|\\.)*\")\s*"
+_ELEMENT = re.compile(rf"(?:{_PAIR})?(?:;(?:{_PAIR})?)*")
+_PAIRS = re.compile(_PAIR)
 _name = operator.itemgetter(0)
 
 
@@ -264,10 +270,13 @@ class TrustedProxies:
     address by sending them itself. A bad entry raises ``ValueError``.
     """
 
-    __slots__ = ("_any", "_exact", "_networks", "_unix")
+    __slots__ = ("_any", "_exact", "_networks", "_unix", "rfc7239")
 
-    def __init__(self, spec: str | Iterable[str] = "127.0.0.1") -> None:
+    def __init__(self, spec: str | Iterable[str] = "127.0.0.1", *, rfc7239: bool = False) -> None:
         entries = spec.split(",") if isinstance(spec, str) else list(spec)
+        #: Read RFC 7239 ``Forwarded`` instead of ``X-Forwarded-For``/``-Proto`` (a proxy in
+        #: front must then set or append ``Forwarded``; the other fields are not read).
+        self.rfc7239 = rfc7239
         self._any = False
         self._unix = False
         self._networks: list[_Network] = []
@@ -325,6 +334,8 @@ class TrustedProxies:
         """
         if not self.trusts(client[0] if client is not None else None):
             return client, scheme
+        if self.rfc7239:
+            return self._resolve_rfc7239(headers, client, scheme)
         # Most requests carry neither field: find that out in C, not in a loop per field.
         if _FORWARDED.isdisjoint(map(_name, headers)):
             return client, scheme
@@ -359,6 +370,62 @@ class TrustedProxies:
         if proto in ("http", "https"):
             scheme = proto
         return client, scheme
+
+    def _resolve_rfc7239(
+        self, headers: Headers, client: tuple[str, int] | None, scheme: str
+    ) -> tuple[tuple[str, int] | None, str]:
+        """:meth:`resolve` for RFC 7239 ``Forwarded``: the same right-to-left walk over its
+        elements' ``for=`` nodes; ``proto=`` of the chosen element. An element that does not
+        parse, or a node that is not an address (``unknown``, ``_hidden``), ends the walk."""
+        if _RFC7239.isdisjoint(map(_name, headers)):
+            return client, scheme
+        elements: list[str] = []
+        for name, value in headers:
+            if name == b"forwarded":
+                elements = _elements_from_the_right(value.decode("latin-1")) + elements
+        chosen: tuple[str, str] | None = None
+        for element in elements:
+            if _ELEMENT.fullmatch(element) is None:
+                break
+            params = {k.lower(): v.strip('"') for k, v in _PAIRS.findall(element)}
+            address = _node_address(params.get("for", ""))
+            if address is None:
+                break
+            chosen = (address, params.get("proto", "").lower())
+            if not self.trusts(address):
+                break
+        if chosen is None:
+            return client, scheme
+        address, proto = chosen
+        return (address, 0), proto if proto in ("http", "https") else scheme
+
+
+def _elements_from_the_right(value: str) -> list[str]:
+    """The comma-separated elements of a ``Forwarded`` value, rightmost first. Split from the
+    right, so an unbalanced quote a client wrote on the left cannot swallow the elements the
+    proxies appended on the right."""
+    out: list[str] = []
+    quoted = False
+    end = len(value)
+    for i in range(len(value) - 1, -1, -1):
+        char = value[i]
+        if char == '"' and (i == 0 or value[i - 1] != "\\"):
+            quoted = not quoted
+        elif char == "," and not quoted:
+            out.append(value[i + 1 : end])
+            end = i
+    out.append(value[:end])
+    return out
+
+
+def _node_address(node: str) -> str | None:
+    """The IP address in a ``for=`` node (RFC 7239 6), without its port; None for ``unknown``,
+    an obfuscated name or anything else."""
+    if node.startswith("["):
+        address, bracket, _ = node[1:].partition("]")
+        return address if bracket and _is_ip(address) and ":" in address else None
+    address = node.partition(":")[0]
+    return address if _is_ip(address) else None
 
 
 def _is_ip(text: str) -> bool:

@@ -310,6 +310,13 @@ def add_proxy_options(group: argparse._ArgumentGroup) -> None:
         "when a trusted proxy sends them",
     )
     group.add_argument(
+        "--forwarded-style",
+        choices=("x-forwarded", "rfc7239"),
+        default="x-forwarded",
+        help="which fields the trusted proxy writes: X-Forwarded-For/-Proto, or RFC 7239 "
+        "Forwarded (only one is read, so a client cannot slip in the other)",
+    )
+    group.add_argument(
         "--forwarded-allow-ips",
         default=None,
         help="peers trusted with proxy headers: comma-separated IP addresses, CIDR networks, "
@@ -389,6 +396,7 @@ _SHARED_FIELDS = (
     # proxies
     "proxy_headers",
     "forwarded_allow_ips",
+    "forwarded_style",
 )
 
 
@@ -439,6 +447,8 @@ def trusted_proxies(
     proxy_headers: bool,
     forwarded_allow_ips: str | None,
     environ: Mapping[str, str] = os.environ,
+    *,
+    forwarded_style: str = "x-forwarded",
 ) -> TrustedProxies | None:
     """The peers whose proxy headers a server believes, or None with ``--no-proxy-headers``.
 
@@ -451,7 +461,7 @@ def trusted_proxies(
     if spec is None:
         spec = environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
     try:
-        return TrustedProxies(spec)
+        return TrustedProxies(spec, rfc7239=forwarded_style == "rfc7239")
     except ValueError as exc:
         raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
 

@@ -78,6 +78,8 @@ class Config:
     proxy_headers: bool = True
     #: Comma-separated IPs, CIDR networks, "unix" or "*"; None: $FORWARDED_ALLOW_IPS or 127.0.0.1.
     forwarded_allow_ips: str | None = None
+    #: "x-forwarded" (X-Forwarded-For/-Proto) or "rfc7239" (Forwarded).
+    forwarded_style: str = "x-forwarded"
     #: Install SIGINT/SIGTERM handlers (only possible in the main thread).
     install_signal_handlers: bool = True
 
@@ -111,7 +113,9 @@ class Config:
 
     def trusted_proxies(self) -> TrustedProxies | None:
         """The peers whose proxy headers are believed (None: ``proxy_headers`` is off)."""
-        return trusted_proxies(self.proxy_headers, self.forwarded_allow_ips)
+        return trusted_proxies(
+            self.proxy_headers, self.forwarded_allow_ips, forwarded_style=self.forwarded_style
+        )
 
     def server_header_pair(self) -> tuple[bytes, bytes] | None:
         """The ``Server`` header to add, or None."""
