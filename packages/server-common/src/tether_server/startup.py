@@ -89,6 +89,16 @@ def _rate(text: str) -> int:
     return value
 
 
+def _tls_version(text: str) -> str:
+    """``--ssl-version``: TLSv1.2 or TLSv1.3; uvicorn's ``ssl.PROTOCOL_TLS`` (2) and
+    ``PROTOCOL_TLS_SERVER`` (17) numbers read as the default. Older versions are refused."""
+    if text in ("2", "17"):
+        return "TLSv1.2"
+    if text not in ("TLSv1.2", "TLSv1.3"):
+        raise argparse.ArgumentTypeError(f"TLSv1.2 or TLSv1.3, got {text!r}")
+    return text
+
+
 def _optional_seconds(text: str) -> float | None:
     """A duration in seconds, or None for "none" or "off" (any case)."""
     if text.lower() in ("none", "off"):
@@ -221,9 +231,9 @@ def add_websocket_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--ws-ping-interval",
         type=_interval,
-        default=None,
-        help="seconds between pings the server sends on an idle WebSocket (0 or off: never; "
-        "default: never)",
+        default=20.0,
+        help="seconds between pings the server sends on a WebSocket, so that dead peers and "
+        "idle proxies are noticed (0 or off: never)",
     )
     group.add_argument(
         "--ws-ping-timeout",
@@ -261,6 +271,13 @@ def add_tls_options(group: argparse._ArgumentGroup) -> None:
         "--ssl-ciphers", default="TLSv1.2:TLSv1.3", help="OpenSSL cipher list for TLS 1.2"
     )
     group.add_argument(
+        "--ssl-version",
+        type=_tls_version,
+        default="TLSv1.2",
+        help="the oldest TLS version accepted: TLSv1.2 or TLSv1.3 (uvicorn's protocol numbers "
+        "2 and 17 mean the default)",
+    )
+    group.add_argument(
         "--timeout-tls-handshake",
         type=_seconds,
         default=10.0,
@@ -272,6 +289,13 @@ def add_logging_options(group: argparse._ArgumentGroup) -> None:
     """Add ``--log-level`` and the access-log and default-header switches."""
     group.add_argument(
         "--log-level", choices=LOG_LEVELS, default="info", help="least severe message logged"
+    )
+    group.add_argument(
+        "--log-config",
+        default=None,
+        metavar="PATH",
+        help="a logging configuration (dictConfig as .json, or .yaml with PyYAML installed; "
+        "fileConfig as .ini/.conf) applied after the defaults",
     )
     group.add_argument(
         "--log-format",
@@ -348,6 +372,27 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
         help="a directory to watch with --reload (repeatable; default: --app-dir, else the "
         "current directory)",
     )
+    group.add_argument(
+        "--reload-include",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="with --reload, also watch files matching this pattern (repeatable; *.py always)",
+    )
+    group.add_argument(
+        "--reload-exclude",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="with --reload, ignore files matching this pattern (repeatable; .*, *.py[cod], "
+        "*~ and editor swap files always)",
+    )
+    group.add_argument(
+        "--env-file",
+        default=None,
+        metavar="PATH",
+        help="load KEY=VALUE lines from this file into the environment before importing the app",
+    )
     # How a worker tells its supervisor that it is serving, and learns that the supervisor is
     # gone (not for users).
     group.add_argument("--notify-fd", type=int, default=None, help=argparse.SUPPRESS)
@@ -388,6 +433,7 @@ _SHARED_FIELDS = (
     "ssl_ca_certs",
     "ssl_cert_reqs",
     "ssl_ciphers",
+    "ssl_version",
     "timeout_tls_handshake",
     # logging and headers
     "access_log",
@@ -430,7 +476,8 @@ class JSONFormatter(logging.Formatter):
 
 def configure_logging(level: str, log_format: str = "text") -> None:
     """Send ``tether.*`` logs to stderr at ``level`` (one of :data:`LOG_LEVELS`), as text lines
-    or, with ``log_format="json"``, one JSON object per line."""
+    or, with ``log_format="json"``, one JSON object per line (a ``--log-config`` file, applied
+    by :func:`apply_process_options`, may change any of it)."""
     numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
@@ -441,6 +488,69 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     root.propagate = False
+
+
+def _apply_log_config(path: str) -> None:
+    """Apply a ``--log-config`` file: dictConfig (JSON or YAML) or fileConfig (INI)."""
+    import logging.config
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"--log-config: no such file: {path}")
+    try:
+        if path.endswith(".json"):
+            with open(path) as f:
+                logging.config.dictConfig(json.load(f))
+        elif path.endswith((".yaml", ".yml")):
+            try:
+                import yaml  # type: ignore[import-untyped]
+            except ImportError:
+                raise ConfigError("--log-config: a YAML file needs PyYAML installed") from None
+            with open(path) as f:
+                logging.config.dictConfig(yaml.safe_load(f))
+        else:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except ConfigError:
+        raise
+    except Exception as exc:  # the logging module raises all kinds for a bad file
+        raise ConfigError(f"--log-config {path}: {exc}") from None
+
+
+def apply_process_options(args: argparse.Namespace) -> None:
+    """``--env-file`` and ``--log-config``: what changes this process before the app is imported
+    (workers inherit the environment). Raises :class:`ConfigError` for a bad file."""
+    load_env_file(args.env_file)
+    if args.log_config is not None:
+        _apply_log_config(args.log_config)
+
+
+def load_env_file(path: str | None, environ: dict[str, str] | None = None) -> None:
+    """Load ``--env-file``: ``KEY=VALUE`` lines (``export`` allowed, ``#`` comments, values in
+    single or double quotes) into the environment; variables already set are kept, as
+    python-dotenv does by default."""
+    if path is None:
+        return
+    target: Any = os.environ if environ is None else environ
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"--env-file {path}: {exc.strerror}") from None
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, eq, value = line.partition("=")
+        key = key.strip()
+        if not eq or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise ConfigError(f"--env-file {path}:{number}: not KEY=VALUE: {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        else:
+            value = value.split(" #", 1)[0].rstrip()
+        target.setdefault(key, value)
 
 
 def trusted_proxies(
@@ -493,7 +603,13 @@ def supervise(
     dirs = (args.reload_dir or [args.app_dir or os.getcwd()]) if args.reload else None
     sock = bind()
     try:
-        return Supervisor(worker, args.workers, reload_dirs=dirs).run(sock.fileno())
+        return Supervisor(
+            worker,
+            args.workers,
+            reload_dirs=dirs,
+            reload_include=args.reload_include or (),
+            reload_exclude=args.reload_exclude or (),
+        ).run(sock.fileno())
     finally:
         sock.close()
 
@@ -621,6 +737,10 @@ class SSLOptions(Protocol):
     def ssl_ciphers(self) -> str:
         """The OpenSSL cipher list; empty keeps OpenSSL's default."""
 
+    @property
+    def ssl_version(self) -> str:
+        """The oldest TLS version accepted: "TLSv1.2" or "TLSv1.3"."""
+
 
 def create_ssl_context(options: SSLOptions) -> ssl.SSLContext | None:
     """Build the server-side TLS context from the ``ssl_*`` options (None without a cert).
@@ -640,7 +760,9 @@ def create_ssl_context(options: SSLOptions) -> ssl.SSLContext | None:
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"{option}: no such file: {path}")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if options.ssl_version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
+    )
     try:
         context.load_cert_chain(
             options.ssl_certfile, options.ssl_keyfile, password=options.ssl_keyfile_password

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fnmatch
 import logging
 import os
 import select
@@ -69,6 +70,8 @@ _MANAGER_VARIABLES = frozenset(
 _POLL_SECONDS = 1.0
 # How often --reload looks at the files, and how many it looks at, at most.
 _RELOAD_POLL_SECONDS = 0.25
+#: Never watched: hidden files, compiled Python, editor backups and swap files (as uvicorn).
+_ALWAYS_EXCLUDED = (".*", "*.py[cod]", "*~", "*.sw.", ".#*")
 _RELOAD_MAX_FILES = 20_000
 _SKIPPED_DIRS = frozenset(("__pycache__", "node_modules", "site-packages"))
 #: The signals the supervisor acts on (SIGCHLD only wakes it).
@@ -105,11 +108,23 @@ class _Worker:
 class _Watcher:
     """The modification times of the ``.py`` files under some directories, polled."""
 
-    __slots__ = ("_dirs", "_seen")
+    __slots__ = ("_dirs", "_exclude", "_include", "_seen")
 
-    def __init__(self, dirs: Sequence[str]) -> None:
+    def __init__(
+        self, dirs: Sequence[str], include: Sequence[str] = (), exclude: Sequence[str] = ()
+    ) -> None:
         self._dirs = [os.path.abspath(d) for d in dirs]
+        # File names: *.py always, plus --reload-include; minus the usual noise and
+        # --reload-exclude (patterns with a "/" match the path under the directory instead).
+        self._include = ("*.py", *include)
+        self._exclude = (*_ALWAYS_EXCLUDED, *exclude)
         self._seen = self._scan()
+
+    def _watched(self, path: str, name: str) -> bool:
+        def match(patterns: Sequence[str]) -> bool:
+            return any(fnmatch.fnmatch(path if "/" in p else name, p) for p in patterns)
+
+        return match(self._include) and not match(self._exclude)
 
     def changed(self) -> str | None:
         """A file added, removed or modified since the last call, or None."""
@@ -136,7 +151,7 @@ class _Watcher:
                     if entry.is_dir(follow_symlinks=False):
                         if not name.startswith(".") and name not in _SKIPPED_DIRS:
                             pending.append(entry.path)
-                    elif name.endswith(".py"):
+                    elif self._watched(entry.path, name):
                         found[entry.path] = entry.stat().st_mtime_ns
                 except OSError:
                     continue  # removed while looking
@@ -151,12 +166,15 @@ class Supervisor:
         command: Sequence[str],
         workers: int,
         reload_dirs: Sequence[str] | None = None,
+        reload_include: Sequence[str] = (),
+        reload_exclude: Sequence[str] = (),
     ) -> None:
         #: The worker command line, to which ``--fd``, ``--notify-fd`` and ``--supervisor-fd``
         #: are added.
         self._command = list(command)
         self._count = workers
         self._reload_dirs = reload_dirs
+        self._reload_patterns = (tuple(reload_include), tuple(reload_exclude))
         self._workers: list[_Worker] = []
         self._selector = selectors.DefaultSelector()
         self._signals: list[int] = []
@@ -204,7 +222,11 @@ class Supervisor:
                 os.close(end)
 
     def _supervise(self, wake: int) -> int:
-        watcher = _Watcher(self._reload_dirs) if self._reload_dirs is not None else None
+        watcher = (
+            _Watcher(self._reload_dirs, *self._reload_patterns)
+            if self._reload_dirs is not None
+            else None
+        )
         for slot in range(self._count):
             self._start(slot, _Role.ACTIVE)
         if watcher is None:

@@ -23,6 +23,7 @@ from tether_server.startup import (
     add_proxy_options,
     add_tls_options,
     add_websocket_options,
+    apply_process_options,
     configure_logging,
     notify_serving,
     positive_int,
@@ -104,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         given = list(argv) if argv is not None else sys.argv[1:]
         command = [sys.executable, "-m", "tether_threaded", *given]
+        apply_process_options(args)
         status = supervise(args, command, lambda: bind_socket(config))
         if status is not None:
             return status

@@ -62,7 +62,7 @@ class Config:
     #: 413 beyond, so that no client can fill the disk (waitress's default, 1 GiB).
     max_gathered_body: int = 1 << 30
     ws_max_size: int = 16 * 1024 * 1024
-    ws_ping_interval: float | None = None
+    ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float = 20.0
     ws_close_timeout: float = 10.0
     ssl_certfile: str | None = None
@@ -71,6 +71,8 @@ class Config:
     ssl_ca_certs: str | None = None
     ssl_cert_reqs: int = int(ssl.CERT_NONE)
     ssl_ciphers: str = "TLSv1.2:TLSv1.3"
+    #: The oldest TLS version accepted: "TLSv1.2" or "TLSv1.3".
+    ssl_version: str = "TLSv1.2"
     server_header: bool = True
     date_header: bool = True
     access_log: bool = True
