@@ -388,6 +388,13 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
         "*~ and editor swap files always)",
     )
     group.add_argument(
+        "--timeout-worker-healthcheck",
+        type=_seconds,
+        default=30.0,
+        help="with --workers, a worker whose event loop has not ticked for this long is killed "
+        "and replaced, and the log says which (gunicorn's --timeout)",
+    )
+    group.add_argument(
         "--env-file",
         default=None,
         metavar="PATH",
@@ -609,6 +616,7 @@ def supervise(
             reload_dirs=dirs,
             reload_include=args.reload_include or (),
             reload_exclude=args.reload_exclude or (),
+            healthcheck_timeout=args.timeout_worker_healthcheck or None,
         ).run(sock.fileno())
     finally:
         sock.close()
@@ -642,16 +650,63 @@ def stop_message(signum: int) -> str:
     )
 
 
-def notify_serving(fd: int | None) -> None:
-    """Say that this server serves: to its supervisor (one byte on ``--notify-fd``) when it is
-    a worker, else to systemd (``READY=1``) when ``$NOTIFY_SOCKET`` is set."""
-    if fd is None:
-        Notifier().ready("serving")
-        return
-    with contextlib.suppress(OSError):
-        os.write(fd, b"1")
-    with contextlib.suppress(OSError):
-        os.close(fd)
+class WorkerLink:
+    """What a server process tells whoever supervises it.
+
+    Under ``--workers`` that is the supervisor, one byte a word on the ``--notify-fd`` pipe:
+    ``1`` serving, ``h`` a heartbeat (at most one a second; a worker that stops sending them
+    for ``--timeout-worker-healthcheck`` seconds is killed and replaced), ``r`` recycle me
+    (``--limit-max-requests``: the supervisor starts the replacement first, then the worker
+    is told to drain). A lone server talks to systemd instead, when ``$NOTIFY_SOCKET`` is set:
+    ``READY=1`` and the watchdog.
+    """
+
+    def __init__(self, notify_fd: int | None) -> None:
+        """Talk on ``notify_fd`` (a worker), or to systemd (None: a lone server)."""
+        self._fd = notify_fd
+        self._notifier = Notifier() if notify_fd is None else None
+        self._last_beat = -1.0
+        if notify_fd is not None:
+            with contextlib.suppress(OSError):
+                os.set_blocking(notify_fd, False)  # a full pipe must never stall a server
+                # Not passed on to the app's own child processes, which would hide our exit.
+                os.set_inheritable(notify_fd, False)
+
+    @property
+    def supervised(self) -> bool:
+        """Whether a ``--workers`` supervisor listens (and replaces this process)."""
+        return self._fd is not None
+
+    def _say(self, word: bytes) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._fd, word)
+
+    def serving(self) -> None:
+        """The server accepts connections."""
+        if self._notifier is not None:
+            self._notifier.ready("serving")
+        self._say(b"1")
+
+    def heartbeat(self, now: float) -> None:
+        """Call from the server's own loop tick (``now`` monotonic): proof the loop runs."""
+        if self._notifier is not None:
+            self._notifier.watchdog(now)
+        elif now - self._last_beat >= 1.0:
+            self._last_beat = now
+            self._say(b"h")
+
+    def recycle(self) -> bool:
+        """Ask to be replaced; False for a lone server (it must stop by itself)."""
+        self._say(b"r")
+        return self.supervised
+
+
+def notify_serving(fd: int | None) -> WorkerLink:
+    """Say that this server serves (see :class:`WorkerLink`); returns the link for later words."""
+    link = WorkerLink(fd)
+    link.serving()
+    return link
 
 
 # -- the application -------------------------------------------------------------------------
