@@ -34,13 +34,13 @@ def get(
 class TestSending:
     def test_request_bytes(self) -> None:
         conn = ClientConnection()
-        wire = conn.send(Request(b"POST", b"/up?x=1", HOST + [(b"Content-Length", b"3")]))
+        wire = conn.send(Request(b"POST", b"/up?x=1", [*HOST, (b"Content-Length", b"3")]))
         wire += conn.send(Data(b"abc")) + conn.send(EndOfMessage())
         assert wire == b"POST /up?x=1 HTTP/1.1\r\nhost: example.com\r\nContent-Length: 3\r\n\r\nabc"
 
     def test_chunked_request_with_trailers(self) -> None:
         conn = ClientConnection()
-        wire = conn.send(Request(b"PUT", b"/", HOST + [(b"transfer-encoding", b"chunked")]))
+        wire = conn.send(Request(b"PUT", b"/", [*HOST, (b"transfer-encoding", b"chunked")]))
         wire += (
             conn.send(Data(b"hello"))
             + conn.send(Data(b""))
@@ -57,15 +57,15 @@ class TestSending:
             Request(b"GET", b"/a b", HOST),
             Request(b"GET", b"nope", HOST),
             Request(b"CONNECT", b"/", HOST),
-            Request(b"GET", b"/", HOST + [(b"x", b"a\r\nInjected: 1")]),
-            Request(b"GET", b"/", HOST + [(b"bad name", b"v")]),
+            Request(b"GET", b"/", [*HOST, (b"x", b"a\r\nInjected: 1")]),
+            Request(b"GET", b"/", [*HOST, (b"bad name", b"v")]),
             Request(
-                b"GET", b"/", HOST + [(b"content-length", b"1"), (b"transfer-encoding", b"chunked")]
+                b"GET", b"/", [*HOST, (b"content-length", b"1"), (b"transfer-encoding", b"chunked")]
             ),
-            Request(b"GET", b"/", HOST + [(b"transfer-encoding", b"gzip, chunked")]),
-            Request(b"GET", b"/", HOST + [(b"content-length", b"-1")]),
+            Request(b"GET", b"/", [*HOST, (b"transfer-encoding", b"gzip, chunked")]),
+            Request(b"GET", b"/", [*HOST, (b"content-length", b"-1")]),
             Request(b"GET", b"/", HOST, b"2.0"),
-            Request(b"GET", b"/", HOST + [(b"transfer-encoding", b"chunked")], b"1.0"),
+            Request(b"GET", b"/", [*HOST, (b"transfer-encoding", b"chunked")], b"1.0"),
         ],
     )
     def test_refuses_invalid_requests(self, request_: Request) -> None:
@@ -74,7 +74,7 @@ class TestSending:
 
     def test_body_must_match_its_length(self) -> None:
         conn = ClientConnection()
-        conn.send(Request(b"POST", b"/", HOST + [(b"content-length", b"2")]))
+        conn.send(Request(b"POST", b"/", [*HOST, (b"content-length", b"2")]))
         with pytest.raises(LocalProtocolError, match="longer"):
             conn.send(Data(b"abc"))
         with pytest.raises(LocalProtocolError, match="shorter"):
@@ -86,7 +86,7 @@ class TestSending:
 
     def test_no_request_while_the_body_is_unfinished(self) -> None:
         conn = ClientConnection()
-        conn.send(Request(b"POST", b"/", HOST + [(b"content-length", b"2")]))
+        conn.send(Request(b"POST", b"/", [*HOST, (b"content-length", b"2")]))
         with pytest.raises(LocalProtocolError):
             conn.send(Request(b"GET", b"/", HOST))
 
@@ -134,7 +134,7 @@ class TestKeepAlive:
         # instead may close; the next message boundary is unknowable, so we must.
         conn = ClientConnection()
         conn.send(
-            Request(b"POST", b"/", HOST + [(b"content-length", b"5"), (b"expect", b"100-continue")])
+            Request(b"POST", b"/", [*HOST, (b"content-length", b"5"), (b"expect", b"100-continue")])
         )
         assert conn.waiting_for_continue
         conn.receive_data(b"HTTP/1.1 417 Expectation Failed\r\ncontent-length: 0\r\n\r\n")
@@ -147,7 +147,7 @@ class TestKeepAlive:
     def test_continue_then_body(self) -> None:
         conn = ClientConnection()
         conn.send(
-            Request(b"POST", b"/", HOST + [(b"content-length", b"2"), (b"expect", b"100-continue")])
+            Request(b"POST", b"/", [*HOST, (b"content-length", b"2"), (b"expect", b"100-continue")])
         )
         conn.receive_data(b"HTTP/1.1 100 Continue\r\n\r\n")
         assert conn.next_event() == InformationalResponse(100, [], b"Continue")
