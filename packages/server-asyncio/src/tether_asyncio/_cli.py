@@ -27,6 +27,8 @@ from tether_server.startup import (
     shared_options,
     supervise,
 )
+from tether_server.conform import add_arguments as add_conform_arguments
+from tether_server.conform import command as conform_command
 from tether_server.static import add_static_option
 
 DEMO_APP = "tether_asyncio.demo:app"
@@ -57,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the application, e.g. myproject.main:app (default: the built-in demo)",
     )
     add_binding_options(serve.add_argument_group("binding"))
+    conform = commands.add_parser(
+        "conform", help="test a running HTTP/1.1 server against the RFCs", formatter_class=HelpFormatter
+    )
+    add_conform_arguments(conform)
 
     run = serve.add_argument_group("runtime")
     run.add_argument(
@@ -138,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "conform":
+        return conform_command(args)
     if args.command != "serve":
         parser.print_help()
         return 2
