@@ -23,7 +23,7 @@ from tether.http1._events import (
     SendEvent,
     Signal,
 )
-from tether.http1._receive import EMPTY_EOM, P_CHUNK_LINE, P_DONE, P_FIXED, P_HEAD, RequestReader
+from tether.http1._receive import RequestReader
 from tether.http1._send import (
     OWNED,
     Framing,
@@ -33,6 +33,7 @@ from tether.http1._send import (
     write_response,
 )
 from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, State, Timer, _Move
+from tether.http1._tables import EMPTY_EOM, P_CHUNK_LINE, P_DONE, P_FIXED, P_HEAD
 from tether.limits import Limits
 
 _DEFAULT_LIMITS = Limits()
