@@ -34,6 +34,7 @@ from tether.errors import (
     UnsupportedVersion,
 )
 from tether.http1._abnf import ABSOLUTE_FORM, AUTHORITY_FORM, REASON
+from tether.http1._body import BodyReader
 from tether.http1._events import (
     NEED_DATA,
     PAUSED,
@@ -46,16 +47,10 @@ from tether.http1._events import (
     Response,
     Signal,
 )
-from tether.http1._receive import (
-    EMPTY_EOM,
-    P_CHUNK_LINE,
-    P_DONE,
-    P_FIXED,
-    RequestReader,
-    _parse_fields,
-)
+from tether.http1._head import _parse_fields
 from tether.http1._send import fields_ok
 from tether.http1._state import State, Timer
+from tether.http1._tables import EMPTY_EOM, P_CHUNK_LINE, P_DONE, P_FIXED, P_UNTIL_CLOSE
 from tether.limits import Limits
 
 __all__ = ["ClientConnection", "InvalidResponse", "ResponseTimeout"]
@@ -107,7 +102,6 @@ class ClientConnection:
     """
 
     __slots__ = (
-        "_body_received",
         "_body_wait_since",
         "_framing",
         "_framing_out",
@@ -128,8 +122,9 @@ class ClientConnection:
 
     def __init__(self, limits: Limits | None = None, *, now: float = 0.0) -> None:
         self._limits = limits if limits is not None else _DEFAULT_LIMITS
-        # The reader owns the receive buffer and reads bodies; heads are read here.
-        self._reader = RequestReader(self._limits)
+        # The body reader (shared with the server side) owns the receive buffer; heads are
+        # read here.
+        self._reader = BodyReader(self._limits)
         self._reader.phase = P_DONE
         self._our_state = State.IDLE
         self._their_state = State.IDLE
@@ -139,7 +134,6 @@ class ClientConnection:
         self._framing = _Body.NONE
         self._framing_out = _Body.LENGTH
         self._remaining = 0
-        self._body_received = 0
         self._now = now
         self._head_started: float | None = None
         self._body_wait_since: float | None = None
@@ -512,8 +506,10 @@ class ClientConnection:
             reader.received = 0
             self._begin_body(_Body.LENGTH)
             return event
-        # (7) Otherwise the body runs until the server closes the connection.
+        # (8) Otherwise the body runs until the server closes the connection.
         self._keep_alive = False
+        reader.phase = P_UNTIL_CLOSE
+        reader.received = 0
         self._begin_body(_Body.CLOSE)
         return event
 
@@ -525,7 +521,6 @@ class ClientConnection:
 
     def _begin_body(self, framing: str) -> None:
         self._framing = framing
-        self._body_received = 0
         self._their_state = State.SEND_BODY
 
     def _next_body(self) -> Data | EndOfMessage | Signal:
@@ -535,15 +530,7 @@ class ClientConnection:
         if framing == _Body.NONE:
             event = EMPTY_EOM
         elif framing == _Body.CLOSE:
-            data = reader.take_remaining()
-            if data:
-                self._body_received += len(data)
-                max_body = self._limits.max_body_size
-                if max_body is not None and self._body_received > max_body:
-                    raise ContentTooLarge(f"response body is over the limit of {max_body} bytes")
-                event = Data(data)
-            else:
-                event = EMPTY_EOM if reader.eof else NEED_DATA
+            event = reader.read_until_close()
         elif framing == _Body.LENGTH:
             event = reader.read_fixed()
         else:
