@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from tether_asyncio._config import Config, ConfigError, bind_socket, load_app
 from tether_asyncio.static import with_static
+from tether_server.conform import add_arguments as add_conform_arguments
+from tether_server.conform import command as conform_command
 from tether_server.startup import (
     LOG_LEVELS,
     HelpFormatter,
@@ -27,8 +29,6 @@ from tether_server.startup import (
     shared_options,
     supervise,
 )
-from tether_server.conform import add_arguments as add_conform_arguments
-from tether_server.conform import command as conform_command
 from tether_server.static import add_static_option
 
 DEMO_APP = "tether_asyncio.demo:app"
@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_binding_options(serve.add_argument_group("binding"))
     conform = commands.add_parser(
-        "conform", help="test a running HTTP/1.1 server against the RFCs", formatter_class=HelpFormatter
+        "conform",
+        help="test a running HTTP/1.1 server against the RFCs",
+        formatter_class=HelpFormatter,
     )
     add_conform_arguments(conform)
 

@@ -53,7 +53,9 @@ def target_from_url(url: str, timeout: float = 2.0) -> Target:
     return Target(host, port, (parts.netloc or host).encode("idna"), path.encode("ascii"), timeout)
 
 
-def run(target: Target, groups: Sequence[str] = GROUPS, *, slow_wait: float = 15.0) -> Iterator[Result]:
+def run(
+    target: Target, groups: Sequence[str] = GROUPS, *, slow_wait: float = 15.0
+) -> Iterator[Result]:
     """Run the chosen probe groups against ``target``; yield each result as it is known."""
     if "vectors" in groups:
         yield from vectors(target)
@@ -65,18 +67,24 @@ def run(target: Target, groups: Sequence[str] = GROUPS, *, slow_wait: float = 15
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``tether conform``."""
-    parser.add_argument("url", metavar="URL", help="the server to test, e.g. http://127.0.0.1:8000/")
+    parser.add_argument(
+        "url", metavar="URL", help="the server to test, e.g. http://127.0.0.1:8000/"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead")
     parser.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
     parser.add_argument(
         "--only", action="append", choices=GROUPS, help="run only this group (repeatable)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=2.0,
+        "--timeout",
+        type=float,
+        default=2.0,
         help="seconds to wait for an answer before concluding none is coming (default: 2)",
     )
     parser.add_argument(
-        "--slow-wait", type=float, default=15.0,
+        "--slow-wait",
+        type=float,
+        default=15.0,
         help="seconds to wait for the server to close a slow head or an idle connection (default: 15)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="list passed probes too")

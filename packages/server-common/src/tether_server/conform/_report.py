@@ -39,7 +39,9 @@ def text(url: str, version: str, results: Sequence[Result], *, verbose: bool = F
             if result.verdict is Verdict.PASS and not verbose:
                 continue
             level = f" {result.level}" if result.level else ""
-            lines.append(f"  {_MARK[result.verdict]:7} {result.id}: {result.title}  [{result.rfc}{level}]")
+            lines.append(
+                f"  {_MARK[result.verdict]:7} {result.id}: {result.title}  [{result.rfc}{level}]"
+            )
             lines.append(f"          safe: {result.safe}")
             lines.append(f"          this server: {result.observed}")
         lines.append("")
@@ -74,9 +76,14 @@ def junit(url: str, results: Sequence[Result]) -> bytes:
     failures = errors = 0
     for result in results:
         case = ET.SubElement(
-            suite, "testcase", classname=f"conform.{result.group}", name=f"{result.id}: {result.title}"
+            suite,
+            "testcase",
+            classname=f"conform.{result.group}",
+            name=f"{result.id}: {result.title}",
         )
-        message = f"[{result.rfc} {result.level}] safe: {result.safe}; this server: {result.observed}"
+        message = (
+            f"[{result.rfc} {result.level}] safe: {result.safe}; this server: {result.observed}"
+        )
         if result.verdict is Verdict.FAIL:
             failures += 1
             ET.SubElement(case, "failure", message=message, type=result.level or "robustness")
@@ -87,4 +94,5 @@ def junit(url: str, results: Sequence[Result]) -> bytes:
             ET.SubElement(case, "system-out").text = f"{result.verdict.value}: {message}"
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
-    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    out: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    return out

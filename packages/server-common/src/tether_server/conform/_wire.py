@@ -130,13 +130,15 @@ def _read(
     sock: socket.socket, conn: ClientConnection, obs: Observation, wait: float, sent_at: float
 ) -> None:
     deadline = sent_at + wait
+    readable = True  # False once the server's bytes stopped parsing: then only wait for EOF
     while True:
-        try:
-            event = conn.next_event()
-        except ProtocolError as exc:
-            obs.invalid = exc.message
-            event = NEED_DATA  # keep reading to see whether the server closes
-            conn = _Sink()  # type: ignore[assignment]
+        event: object = NEED_DATA
+        if readable:
+            try:
+                event = conn.next_event()
+            except ProtocolError as exc:
+                obs.invalid = exc.message
+                readable = False
         if isinstance(event, Response):
             obs.statuses.append(event.status_code)
             obs.closing.append(not conn.keep_alive)
@@ -149,9 +151,8 @@ def _read(
         if isinstance(event, ConnectionClosed):
             _closed(obs, sent_at)
             return
-        if event is PAUSED and not isinstance(conn, _Sink):
-            if conn.pending_responses == 0 and conn.keep_alive:
-                return  # every expected response arrived; the connection stays open
+        if event is PAUSED and readable and conn.pending_responses == 0 and conn.keep_alive:
+            return  # every expected response arrived; the connection stays open
         left = deadline - time.monotonic()
         if left <= 0:
             obs.timed_out = True
@@ -169,26 +170,14 @@ def _read(
             # Whatever was pending is not coming (a close-delimited body is complete too).
             _closed(obs, sent_at)
             return
-        try:
-            conn.receive_data(data)
-        except ProtocolError as exc:
-            obs.invalid = exc.message
-            conn = _Sink()  # type: ignore[assignment]
+        if readable:
+            try:
+                conn.receive_data(data)
+            except ProtocolError as exc:
+                obs.invalid = exc.message
+                readable = False
 
 
 def _closed(obs: Observation, sent_at: float) -> None:
     obs.closed = True
     obs.closed_after = time.monotonic() - sent_at
-
-
-class _Sink:
-    """Stands in for the client role once the server's bytes stopped parsing: wait for EOF."""
-
-    keep_alive = False
-    pending_responses = 0
-
-    def next_event(self) -> object:
-        return NEED_DATA
-
-    def receive_data(self, data: bytes) -> None:
-        pass
