@@ -111,8 +111,15 @@ def vector_probe(target: Target, vector: Vector) -> Result:
     verdict = Verdict.PASS
     if obs.invalid and not obs.statuses:
         verdict = Verdict.FAIL
-    elif len(served) < n or any(_refused(s) for s in served):
-        verdict = Verdict.FAIL  # a valid request refused or not answered
+    elif any(_refused(s) for s in served):
+        verdict = Verdict.FAIL  # a valid request refused
+    elif len(served) < n and served and (obs.closed or obs.closing[-1]):
+        # RFC 9112 9.6: a server may close a persistent connection after any response; the
+        # requests after it were not processed, which is safe.
+        verdict = Verdict.INFO
+        safe += f" (it closed after {len(served)}: allowed by RFC 9112 9.6)"
+    elif len(served) < n:
+        verdict = Verdict.FAIL  # a valid request not answered
     elif vector.error is not None:
         if rest and _refused(rest[0]):
             if rest[0] != vector.status:
@@ -144,6 +151,7 @@ def vectors(target: Target) -> Iterator[Result]:
 REFUSE = "refuse"  # MUST (or SHOULD) answer 400 and close
 CLOSE = "close"  # MAY process, MUST close the connection after responding
 ACCEPT_OK = "accept-ok"  # MAY accept: accepting is lenient, refusing is strict
+NO_OVERFLOW = "no-overflow"  # refuse, or wait for the whole declared size; never wrap around
 
 
 @dataclass(frozen=True)
@@ -415,7 +423,7 @@ SMUGGLING += [
         "chunk size 10000000000000005 (overflows 64 bits to 5)",
         "RFC 9112 7.1",
         "MUST",
-        REFUSE,
+        NO_OVERFLOW,
         "recipients MUST anticipate large chunk sizes and prevent integer overflow",
         _POST + "Transfer-Encoding: chunked\r\n\r\n",
         b"10000000000000005\r\nhello\r\n0\r\n\r\n",
@@ -543,6 +551,13 @@ def _judge_smuggle(probe: Smuggle, obs: Observation) -> tuple[Verdict, str]:
         if answered_second:
             return broken, safe
         return Verdict.PASS, safe
+    if probe.kind == NO_OVERFLOW:
+        safe = "refuse the size, or wait for all of it; never read it as a smaller number"
+        if answered_second and first is not None and not _refused(first):
+            return Verdict.FAIL, safe  # the size wrapped: the rest was read as a new request
+        if first is None and not obs.closed:
+            return Verdict.PASS, safe + " (it waited for the declared size)"
+        return (Verdict.PASS if first is None or _refused(first) else Verdict.INFO), safe
     if probe.kind == CLOSE:
         safe = "answer 400, or process the request, and then close the connection"
         if answered_second or (first is not None and not obs.closed and not obs.closing[0]):
