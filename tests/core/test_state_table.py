@@ -33,7 +33,7 @@ from tether.http1 import (
     State,
     _connection,
 )
-from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS
+from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, _Move, column
 from tether.limits import Limits
 from tether.strategies import GeneratedRequest, request_streams
 
@@ -198,4 +198,17 @@ def test_the_source_writes_states_only_through_the_tables() -> None:
             assert ast.unparse(value) == "_IDLE"
             continue
         assert isinstance(value, ast.Subscript), (function, ast.unparse(value))
-        assert ast.unparse(value.value) in ("_OURS", "_THEIRS"), (function, ast.unparse(value))
+        table = ast.unparse(value.value)
+        assert table in ("_OURS", "_THEIRS") or table.startswith(("_OURS_ON_", "_THEIRS_ON_")), (
+            function,
+            ast.unparse(value),
+        )
+
+
+def test_the_columns_are_read_from_the_tables() -> None:
+    columns = [name for name in vars(_connection) if name.startswith(("_OURS_ON_", "_THEIRS_ON_"))]
+    assert len(columns) >= 5
+    for name in columns:
+        side, _, move = name[1:].partition("_ON_")
+        table = OUR_TRANSITIONS if side == "OURS" else THEIR_TRANSITIONS
+        assert getattr(_connection, name) == column(table, _Move[move]), name

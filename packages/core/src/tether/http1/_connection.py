@@ -32,7 +32,7 @@ from tether.http1._send import (
     write_informational,
     write_response,
 )
-from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, State, Timer, _Move
+from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, State, Timer, _Move, column
 from tether.http1._tables import EMPTY_EOM, P_CHUNK_LINE, P_DONE, P_FIXED, P_HEAD
 from tether.limits import Limits
 
@@ -71,6 +71,14 @@ _M_FAIL = _Move.FAIL
 # this over the spec vectors and Hypothesis streams).
 _THEIRS = THEIR_TRANSITIONS
 _OURS = OUR_TRANSITIONS
+# The columns of the moves every request makes, for a look-up without building a tuple.
+_THEIRS_ON_REQUEST = column(THEIR_TRANSITIONS, _Move.REQUEST)
+_THEIRS_ON_BODY_DONE = column(THEIR_TRANSITIONS, _Move.BODY_DONE)
+_THEIRS_ON_NEXT_CYCLE = column(THEIR_TRANSITIONS, _Move.NEXT_CYCLE)
+_OURS_ON_REQUEST = column(OUR_TRANSITIONS, _Move.REQUEST)
+_OURS_ON_RESPONSE = column(OUR_TRANSITIONS, _Move.RESPONSE)
+_OURS_ON_RESPONSE_DONE = column(OUR_TRANSITIONS, _Move.RESPONSE_DONE)
+_OURS_ON_NEXT_CYCLE = column(OUR_TRANSITIONS, _Move.NEXT_CYCLE)
 
 
 class ServerConnection:
@@ -238,8 +246,8 @@ class ServerConnection:
                     if parsed is NEED_DATA:
                         return NEED_DATA
                     request = parsed  # type: ignore[assignment]
-                self._their_state = _THEIRS[(self._their_state, _M_REQUEST)]
-                self._our_state = _OURS[(_IDLE, _M_REQUEST)]
+                self._their_state = _THEIRS_ON_REQUEST[self._their_state]
+                self._our_state = _OURS_ON_REQUEST[_IDLE]
                 self._head_started = None
                 if self._limits.min_body_rate and reader.phase is not _DONE:
                     # The body begins now, with whatever followed the head in the buffer.
@@ -283,7 +291,7 @@ class ServerConnection:
                 return self.next_event()
             return event
         # EndOfMessage
-        self._their_state = _THEIRS[(self._their_state, _M_BODY_DONE)]
+        self._their_state = _THEIRS_ON_BODY_DONE[self._their_state]
         self._body_wait_since = None
         self._body_started = None
         if self._discarding:
@@ -327,7 +335,8 @@ class ServerConnection:
             ) from None
 
     def _send_response(self, event: Response) -> bytes:
-        self._ours_after(_M_RESPONSE)
+        if self._our_state not in _OURS_ON_RESPONSE:
+            self._ours_after(_M_RESPONSE)  # raises the LocalProtocolError
         reader = self._reader
         if self.expects_continue and reader.phase is not P_DONE:
             # The client may or may not send the body it was waiting to send: the next request
@@ -346,7 +355,7 @@ class ServerConnection:
         except LocalProtocolError:
             # Nothing was sent: the caller may still send a valid response.
             raise
-        self._our_state = _OURS[(self._our_state, _M_RESPONSE)]
+        self._our_state = _OURS_ON_RESPONSE[self._our_state]
         self._keep_alive = keep_alive
         self._framing = framing
         self._remaining = length
@@ -431,7 +440,10 @@ class ServerConnection:
                 )
             if trailers and framing is not _CHUNKED:
                 raise LocalProtocolError("trailers need a chunked response")
-        self._move_ours(_M_RESPONSE_DONE)
+        try:
+            self._our_state = _OURS_ON_RESPONSE_DONE[self._our_state]
+        except KeyError:
+            self._ours_after(_M_RESPONSE_DONE)  # raises the LocalProtocolError
         if not self._keep_alive or framing is _CLOSE:
             self._keep_alive = False
             self._our_state = _OURS[(self._our_state, _M_NO_REUSE)]
@@ -486,10 +498,10 @@ class ServerConnection:
         return False
 
     def _begin_cycle(self) -> None:
-        self._their_state = _THEIRS[(self._their_state, _M_NEXT_CYCLE)]
+        self._their_state = _THEIRS_ON_NEXT_CYCLE[self._their_state]
         # After a drain our side is IDLE already (it moved on when start_next_cycle was called).
         if self._our_state is not _IDLE:
-            self._our_state = _OURS[(self._our_state, _M_NEXT_CYCLE)]
+            self._our_state = _OURS_ON_NEXT_CYCLE[self._our_state]
         reader = self._reader
         reader.phase = _HEAD
         reader.head_request = False

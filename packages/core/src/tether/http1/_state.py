@@ -98,3 +98,8 @@ OUR_TRANSITIONS: dict[tuple[State, _Move], State] = {
 }
 
 del S, M
+
+
+def column(table: dict[tuple[State, _Move], State], move: _Move) -> dict[State, State]:
+    """The part of ``table`` for one move, as old state -> new state (one look-up, no tuple)."""
+    return {old: new for (old, m), new in table.items() if m is move}
