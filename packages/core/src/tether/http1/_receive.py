@@ -49,7 +49,6 @@ from tether.http1._tables import (
     P_CHUNK_LINE,
     P_FIXED,
     _check_line_endings,
-    _RequestTwin,
 )
 from tether.limits import Limits
 
@@ -341,12 +340,6 @@ class RequestReader(BodyReader):
         self.keep_alive_requested = not connection_close and (connection_keep_alive or not http10)
         self.expect_continue = expect_continue
         self.upgrade = upgrade_field and connection_upgrade
-        request = _RequestTwin()
-        request.method = method
-        request.target = target
-        request.headers = headers
-        request.http_version = _V10 if http10 else _V11
-        request.__class__ = Request  # type: ignore[assignment]
-        return request  # type: ignore[return-value]
+        return Request(method, target, headers, _V10 if http10 else _V11)
 
     # ---- bodies --------------------------------------------------------------------------------

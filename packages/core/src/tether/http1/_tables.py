@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from tether.errors import BadRequest, HeaderLineTooLong, InvalidFraming, TooManyHeaders
 from tether.http1._abnf import FIELD_BLOCK, FIELD_LINE
-from tether.http1._events import Data, EndOfMessage
+from tether.http1._events import EndOfMessage
 from tether.limits import Limits
 
 
@@ -67,30 +67,6 @@ _NAME_CHECK_TABLE = bytes(b if b == 0x0A else _TCHAR_TABLE[b] for b in range(256
 _HEX_BYTES = b"0123456789abcdefABCDEF"
 
 _VISIBLE_ASCII = bytes(range(0x21, 0x7F))
-
-
-# Events are frozen dataclasses, whose generated __init__ sets each field through
-# object.__setattr__. On the hottest path an event is built as an instance of a plain twin
-# class with the same slots, then given its real class (the layouts match, so CPython allows
-# the assignment): a third of the cost.
-class _RequestTwin:
-    __slots__ = ("headers", "http_version", "method", "target")
-    method: bytes
-    target: bytes
-    headers: list[tuple[bytes, bytes]]
-    http_version: bytes
-
-
-class _DataTwin:
-    __slots__ = ("data",)
-    data: bytes
-
-
-def _make_data(data: bytes) -> Data:
-    event = _DataTwin()
-    event.data = data
-    event.__class__ = Data  # type: ignore[assignment]
-    return event  # type: ignore[return-value]
 
 
 EMPTY_EOM = EndOfMessage()
