@@ -135,3 +135,50 @@ def test_same_as_h11(generated: GeneratedResponse, method: bytes) -> None:
     wire = serve(method, b"1.1", generated)
     ours, _ = read(method, b"1.1", [wire], eof=False)
     assert ours == h11_read(method, wire)
+
+
+@given(
+    generated=st.lists(responses(max_body=100), min_size=1, max_size=4),
+    methods=st.lists(st.sampled_from([b"GET", b"HEAD", b"POST"]), min_size=4, max_size=4),
+    data=st.data(),
+)
+def test_pipelined_server_to_client(
+    generated: list[GeneratedResponse], methods: list[bytes], data: st.DataObject
+) -> None:
+    """Several requests pipelined on one connection: every response, in order, from any split."""
+    server = ServerConnection()
+    client = ClientConnection()
+    wire_in = b""
+    for method in methods[: len(generated)]:
+        wire_in += client.send(Request(method, b"/", [(b"host", b"example.com")]))
+        wire_in += client.send(EndOfMessage())
+    server.receive_data(wire_in)
+    wire = b""
+    for method, response in zip(methods, generated):
+        assert isinstance(server.next_event(), Request)
+        assert isinstance(server.next_event(), EndOfMessage)
+        events = response.events()
+        if method == b"HEAD":
+            events[-1] = EndOfMessage()
+        wire += b"".join(server.send(event) for event in events)
+        assert server.start_next_cycle()
+    n = len(wire)
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=6)))
+    got: list[tuple[int, bytes]] = []
+    body: list[bytes] = []
+    status = -1
+    for a, b in zip([0, *cuts], [*cuts, n]):
+        if a < b:
+            client.receive_data(wire[a:b])
+        while (event := client.next_event()) is not NEED_DATA:
+            if isinstance(event, Response):
+                status, body = event.status_code, []
+            elif isinstance(event, Data):
+                body.append(event.data)
+            elif isinstance(event, EndOfMessage):
+                got.append((status, b"".join(body)))
+            elif not isinstance(event, InformationalResponse):
+                break  # PAUSED: every response read
+    expected = [(r.status, b"" if m == b"HEAD" else r.body) for m, r in zip(methods, generated)]
+    assert got == expected
+    assert client.keep_alive and client.pending_responses == 0
