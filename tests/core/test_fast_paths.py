@@ -3,7 +3,7 @@
 Nothing one connection reads may change what another accepts (there is no
 table filled from client bytes; tests/core/test_no_shared_state.py checks
 that). The whole-body chunked reader (with its patterns for runs of power-of-two chunks,
-``_receive._RUNS``) must agree with the chunk-by-chunk reader on every body it
+``_tables._RUNS``) must agree with the chunk-by-chunk reader on every body it
 takes, and leave every other body to it. The one-comparison size check of a
 small head (``Limits._small_head``) must refuse exactly what the four size
 limits refuse.
@@ -24,7 +24,7 @@ from tether.errors import (
     RequestLineTooLong,
     TooManyHeaders,
 )
-from tether.http1 import NEED_DATA, Data, EndOfMessage, Request, ServerConnection, _receive
+from tether.http1 import NEED_DATA, Data, EndOfMessage, Request, ServerConnection, _tables
 from tether.limits import Limits
 
 HEAD = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -256,8 +256,8 @@ def test_each_head_limit_holds_at_its_edge(
 
 
 def test_run_patterns_exist_only_for_power_of_two_sizes() -> None:
-    keys = set(_receive._RUNS)
+    keys = set(_tables._RUNS)
     for size in (3, 5, 0x100, 0x101, 0x1000):
         body_of(HEAD + run_of(size, 3) + b"0\r\n\r\n")
-    assert set(_receive._RUNS) == keys
+    assert set(_tables._RUNS) == keys
     assert all(int(line, 16) & (int(line, 16) - 1) == 0 for line in keys)

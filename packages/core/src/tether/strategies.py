@@ -23,7 +23,17 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-__all__ = ["GeneratedRequest", "field_values", "request_streams", "requests", "tokens"]
+from tether.http1 import Data, EndOfMessage, InformationalResponse, Response
+
+__all__ = [
+    "GeneratedRequest",
+    "GeneratedResponse",
+    "field_values",
+    "request_streams",
+    "requests",
+    "responses",
+    "tokens",
+]
 
 _TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _PCHAR = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@"
@@ -194,3 +204,73 @@ def requests(
 def request_streams(max_requests: int = 4) -> st.SearchStrategy[list[GeneratedRequest]]:
     """Pipelined HTTP/1.1 requests, all persistent, for one connection."""
     return st.lists(requests(versions=(b"1.1",)), min_size=1, max_size=max_requests)
+
+
+# Fields a response generator leaves to the core (framing, connection management).
+_RESPONSE_RESERVED = frozenset(("content-length", "transfer-encoding", "connection", "trailer"))
+_REASON_BYTES = [*range(0x21, 0x7F), *range(0x80, 0x100), 0x20, 0x09]
+
+
+@dataclass(frozen=True)
+class GeneratedResponse:
+    """A valid response as events for a server connection to send, and what a client must read."""
+
+    status: int
+    reason: bytes
+    #: Fields as given to the server (original case), without framing fields.
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+    #: Whether a Content-Length is given (else the core chunks, or closes for HTTP/1.0).
+    with_length: bool
+    #: How the body is split into Data events.
+    pieces: tuple[int, ...]
+    #: Trailer fields (sent only when the core chunks the body).
+    trailers: tuple[tuple[bytes, bytes], ...]
+    #: 1xx statuses sent before it (100 or 103).
+    informational: tuple[int, ...]
+
+    def events(self) -> list[InformationalResponse | Response | Data | EndOfMessage]:
+        """What to give ``ServerConnection.send``, in order."""
+        out: list[InformationalResponse | Response | Data | EndOfMessage] = [
+            InformationalResponse(code) for code in self.informational
+        ]
+        headers = list(self.headers)
+        if self.with_length and self.status != 204:
+            headers.append((b"Content-Length", b"%d" % len(self.body)))
+        out.append(Response(self.status, headers, self.reason))
+        pos = 0
+        for size in self.pieces:
+            out.append(Data(self.body[pos : pos + size]))
+            pos += size
+        out.append(EndOfMessage(self.trailers))
+        return out
+
+
+@st.composite
+def responses(draw: st.DrawFn, *, max_headers: int = 6, max_body: int = 400) -> GeneratedResponse:
+    """One valid final response (with maybe 1xx responses before it), as events to send."""
+    status = draw(
+        st.one_of(
+            st.sampled_from([200, 200, 201, 204, 206, 301, 304, 404, 500]), st.integers(200, 599)
+        )
+    )
+    reason = draw(
+        st.lists(st.sampled_from(_REASON_BYTES), max_size=20).map(lambda b: bytes(b).strip(b" \t"))
+    )
+    headers = draw(_fields(max_headers, _RESPONSE_RESERVED))
+    no_body = status in (204, 304)
+    body = b"" if no_body else draw(st.binary(max_size=max_body))
+    with_length = not no_body and draw(st.booleans())
+    pieces: list[int] = []
+    left = len(body)
+    while left:
+        size = draw(st.integers(1, left))
+        pieces.append(size)
+        left -= size
+    trailers: tuple[tuple[bytes, bytes], ...] = ()
+    if not with_length and not no_body:
+        trailers = draw(_fields(2, _NOT_TRAILERS | {"set-cookie"}))
+    informational = tuple(draw(st.lists(st.sampled_from([100, 103]), max_size=2)))
+    return GeneratedResponse(
+        status, reason, headers, body, with_length, tuple(pieces), trailers, informational
+    )

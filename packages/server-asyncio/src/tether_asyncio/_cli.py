@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from tether_asyncio._config import Config, ConfigError, bind_socket, load_app
 from tether_asyncio.static import with_static
+from tether_server.conform import add_arguments as add_conform_arguments
+from tether_server.conform import command as conform_command
 from tether_server.startup import (
     LOG_LEVELS,
     HelpFormatter,
@@ -58,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the application, e.g. myproject.main:app (default: the built-in demo)",
     )
     add_binding_options(serve.add_argument_group("binding"))
+    conform = commands.add_parser(
+        "conform",
+        help="test a running HTTP/1.1 server against the RFCs",
+        formatter_class=HelpFormatter,
+    )
+    add_conform_arguments(conform)
 
     run = serve.add_argument_group("runtime")
     run.add_argument(
@@ -146,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "conform":
+        return conform_command(args)
     if args.command != "serve":
         parser.print_help()
         return 2

@@ -16,11 +16,17 @@ response events and gives bytes; it is given ``now`` and gives deadlines::
             sock.sendall(conn.send(Data(b"ok")) + conn.send(EndOfMessage()))
         ...
 
+:class:`ClientConnection` is the other side, with the same shape: send a
+:class:`Request` (and its body), feed the server's bytes, take
+:class:`InformationalResponse`, :class:`Response`, :class:`Data` and
+:class:`EndOfMessage` events.
+
 Errors raised by ``next_event`` are :class:`tether.errors.RemoteProtocolError`
 subclasses carrying ``status_hint``; :meth:`ServerConnection.error_response`
 turns one into response bytes.
 """
 
+from tether.http1._client import ClientConnection, InvalidResponse, ResponseTimeout
 from tether.http1._connection import ServerConnection
 from tether.http1._events import (
     NEED_DATA,
@@ -42,14 +48,17 @@ from tether.http1._state import State, Timer
 __all__ = [
     "NEED_DATA",
     "PAUSED",
+    "ClientConnection",
     "ConnectionClosed",
     "Data",
     "EndOfMessage",
     "Headers",
     "InformationalResponse",
+    "InvalidResponse",
     "ReceiveEvent",
     "Request",
     "Response",
+    "ResponseTimeout",
     "SendEvent",
     "ServerConnection",
     "Signal",

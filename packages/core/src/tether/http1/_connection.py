@@ -23,7 +23,7 @@ from tether.http1._events import (
     SendEvent,
     Signal,
 )
-from tether.http1._receive import EMPTY_EOM, P_CHUNK_LINE, P_DONE, P_FIXED, P_HEAD, RequestReader
+from tether.http1._receive import RequestReader
 from tether.http1._send import (
     OWNED,
     Framing,
@@ -32,7 +32,8 @@ from tether.http1._send import (
     write_informational,
     write_response,
 )
-from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, State, Timer, _Move
+from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, State, Timer, _Move, column
+from tether.http1._tables import EMPTY_EOM, P_CHUNK_LINE, P_DONE, P_FIXED, P_HEAD
 from tether.limits import Limits
 
 _DEFAULT_LIMITS = Limits()
@@ -62,12 +63,22 @@ _M_NEXT_CYCLE = _Move.NEXT_CYCLE
 _M_RESPONSE = _Move.RESPONSE
 _M_RESPONSE_DONE = _Move.RESPONSE_DONE
 _M_SWITCH = _Move.SWITCH
-# Where a request head moves each side, read once from the table.
-_THEIRS_AFTER_REQUEST = THEIR_TRANSITIONS[(State.IDLE, _Move.REQUEST)]
-_THEIRS_AFTER_BODY = THEIR_TRANSITIONS[(State.SEND_BODY, _Move.BODY_DONE)]
-_OURS_AFTER_REQUEST = OUR_TRANSITIONS[(State.IDLE, _Move.REQUEST)]
-_THEIRS_NEXT_CYCLE = THEIR_TRANSITIONS[(State.DONE, _Move.NEXT_CYCLE)]
-_OURS_NEXT_CYCLE = OUR_TRANSITIONS[(State.DONE, _Move.NEXT_CYCLE)]
+_M_REQUEST = _Move.REQUEST
+_M_NO_REUSE = _Move.NO_REUSE
+_M_DRAIN = _Move.DRAIN
+_M_FAIL = _Move.FAIL
+# Every write of _their_state or _our_state below is a look-up in these tables (a test checks
+# this over the spec vectors and Hypothesis streams).
+_THEIRS = THEIR_TRANSITIONS
+_OURS = OUR_TRANSITIONS
+# The columns of the moves every request makes, for a look-up without building a tuple.
+_THEIRS_ON_REQUEST = column(THEIR_TRANSITIONS, _Move.REQUEST)
+_THEIRS_ON_BODY_DONE = column(THEIR_TRANSITIONS, _Move.BODY_DONE)
+_THEIRS_ON_NEXT_CYCLE = column(THEIR_TRANSITIONS, _Move.NEXT_CYCLE)
+_OURS_ON_REQUEST = column(OUR_TRANSITIONS, _Move.REQUEST)
+_OURS_ON_RESPONSE = column(OUR_TRANSITIONS, _Move.RESPONSE)
+_OURS_ON_RESPONSE_DONE = column(OUR_TRANSITIONS, _Move.RESPONSE_DONE)
+_OURS_ON_NEXT_CYCLE = column(OUR_TRANSITIONS, _Move.NEXT_CYCLE)
 
 
 class ServerConnection:
@@ -222,7 +233,7 @@ class ServerConnection:
                     return PAUSED
                 if reader.eof and reader.buffered() == 0:
                     if self._their_state is not _CLOSED:
-                        self._their_state = THEIR_TRANSITIONS[(self._their_state, _M_CLOSE)]
+                        self._their_state = _THEIRS[(self._their_state, _M_CLOSE)]
                     return _CONNECTION_CLOSED
                 buf = reader.buf
                 pos = reader.pos
@@ -235,8 +246,8 @@ class ServerConnection:
                     if parsed is NEED_DATA:
                         return NEED_DATA
                     request = parsed  # type: ignore[assignment]
-                self._their_state = _THEIRS_AFTER_REQUEST
-                self._our_state = _OURS_AFTER_REQUEST
+                self._their_state = _THEIRS_ON_REQUEST[self._their_state]
+                self._our_state = _OURS_ON_REQUEST[_IDLE]
                 self._head_started = None
                 if self._limits.min_body_rate and reader.phase is not _DONE:
                     # The body begins now, with whatever followed the head in the buffer.
@@ -252,7 +263,7 @@ class ServerConnection:
                 return request
             if phase is _DONE:
                 if self._their_state is _SEND_BODY:
-                    self._their_state = _DONE_STATE
+                    self._their_state = _THEIRS[(_SEND_BODY, _M_BODY_DONE)]
                 return PAUSED
             if self._their_state is _ERROR:
                 return PAUSED
@@ -268,7 +279,7 @@ class ServerConnection:
             else:
                 event = reader.read_chunked()
         except RemoteProtocolError:
-            self._their_state = _ERROR
+            self._their_state = _THEIRS[(self._their_state, _M_FAIL)]
             self._keep_alive = False
             raise
         if event is NEED_DATA:
@@ -280,7 +291,7 @@ class ServerConnection:
                 return self.next_event()
             return event
         # EndOfMessage
-        self._their_state = _THEIRS_AFTER_BODY
+        self._their_state = _THEIRS_ON_BODY_DONE[self._their_state]
         self._body_wait_since = None
         self._body_started = None
         if self._discarding:
@@ -308,18 +319,24 @@ class ServerConnection:
             return self._send_informational(event)  # type: ignore[arg-type]
         raise LocalProtocolError(f"cannot send {event!r}")
 
-    def _move_ours(self, move: _Move) -> State:
+    def _move_ours(self, move: _Move) -> None:
         try:
-            new = OUR_TRANSITIONS[(self._our_state, move)]
+            self._our_state = _OURS[(self._our_state, move)]
+        except KeyError:
+            self._ours_after(move)  # raises the LocalProtocolError
+
+    def _ours_after(self, move: _Move) -> State:
+        """Our state after ``move``, or LocalProtocolError if the table has no such move."""
+        try:
+            return _OURS[(self._our_state, move)]
         except KeyError:
             raise LocalProtocolError(
                 f"cannot send {move.value.lower()} in state {self._our_state.value}"
             ) from None
-        self._our_state = new
-        return new
 
     def _send_response(self, event: Response) -> bytes:
-        self._move_ours(_M_RESPONSE)
+        if self._our_state not in _OURS_ON_RESPONSE:
+            self._ours_after(_M_RESPONSE)  # raises the LocalProtocolError
         reader = self._reader
         if self.expects_continue and reader.phase is not P_DONE:
             # The client may or may not send the body it was waiting to send: the next request
@@ -336,8 +353,9 @@ class ServerConnection:
                 keep_alive=self._keep_alive,
             )
         except LocalProtocolError:
-            self._our_state = _SEND_RESPONSE
+            # Nothing was sent: the caller may still send a valid response.
             raise
+        self._our_state = _OURS_ON_RESPONSE[self._our_state]
         self._keep_alive = keep_alive
         self._framing = framing
         self._remaining = length
@@ -353,7 +371,7 @@ class ServerConnection:
                 raise LocalProtocolError("101 sent before the request was complete")
             head = write_informational(status, event.headers, event.reason)
             self._move_ours(_M_SWITCH)
-            self._their_state = _SWITCHED
+            self._their_state = _THEIRS[(self._their_state, _M_SWITCH)]
             self.expects_continue = False
             self._trailing = reader.take_remaining()
             return head
@@ -422,10 +440,13 @@ class ServerConnection:
                 )
             if trailers and framing is not _CHUNKED:
                 raise LocalProtocolError("trailers need a chunked response")
-        self._move_ours(_M_RESPONSE_DONE)
+        try:
+            self._our_state = _OURS_ON_RESPONSE_DONE[self._our_state]
+        except KeyError:
+            self._ours_after(_M_RESPONSE_DONE)  # raises the LocalProtocolError
         if not self._keep_alive or framing is _CLOSE:
             self._keep_alive = False
-            self._our_state = _MUST_CLOSE
+            self._our_state = _OURS[(self._our_state, _M_NO_REUSE)]
         if framing is not _CHUNKED:
             return b""
         if not trailers:
@@ -440,7 +461,7 @@ class ServerConnection:
 
     def send_failed(self) -> None:
         """Mark the connection unusable after the application failed mid-response."""
-        self._our_state = _ERROR
+        self._our_state = _OURS[(self._our_state, _M_FAIL)]
         self._keep_alive = False
 
     # ---- cycles --------------------------------------------------------------------------------
@@ -470,15 +491,17 @@ class ServerConnection:
         # The application did not read the whole body: drain it if that is cheap and bounded.
         if reader.phase is P_FIXED and reader.remaining <= self._limits.max_drain_size:
             self._discarding = True
-            self._our_state = _IDLE
+            self._our_state = _OURS[(self._our_state, _M_DRAIN)]
             return True
         self._keep_alive = False
-        self._our_state = _MUST_CLOSE
+        self._our_state = _OURS[(self._our_state, _M_NO_REUSE)]
         return False
 
     def _begin_cycle(self) -> None:
-        self._their_state = _THEIRS_NEXT_CYCLE
-        self._our_state = _OURS_NEXT_CYCLE
+        self._their_state = _THEIRS_ON_NEXT_CYCLE[self._their_state]
+        # After a drain our side is IDLE already (it moved on when start_next_cycle was called).
+        if self._our_state is not _IDLE:
+            self._our_state = _OURS_ON_NEXT_CYCLE[self._our_state]
         reader = self._reader
         reader.phase = _HEAD
         reader.head_request = False
@@ -534,14 +557,14 @@ class ServerConnection:
         if deadline is None or now < deadline[0]:
             return None
         self._keep_alive = False
-        self._their_state = _ERROR
+        self._their_state = _THEIRS[(self._their_state, _M_FAIL)]
         if deadline[1] is Timer.HEAD:
             return self.error_response(RequestTimeout("request head not received in time"), headers)
         if deadline[1] is Timer.BODY and self._our_state is _SEND_RESPONSE:
             return self.error_response(
                 RequestTimeout("request body not received in time (stalled or too slow)"), headers
             )
-        self._our_state = _ERROR
+        self._our_state = _OURS[(self._our_state, _M_FAIL)]
         return b""
 
     # ---- errors --------------------------------------------------------------------------------
@@ -571,10 +594,10 @@ class ServerConnection:
                 "or Content-Length, Transfer-Encoding or Connection, which the core writes)"
             )
         self._keep_alive = False
-        if self._our_state not in (_IDLE, _SEND_RESPONSE):
-            self._our_state = _ERROR
+        too_late = self._our_state not in (_IDLE, _SEND_RESPONSE)
+        self._our_state = _OURS[(self._our_state, _M_FAIL)]
+        if too_late:
             return b""
-        self._our_state = _ERROR
         status = error.status_hint
         if not 400 <= status < 600:
             status = 500 if isinstance(error, LocalProtocolError) else 400

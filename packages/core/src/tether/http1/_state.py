@@ -1,8 +1,9 @@
 """Connection states and the one table of legal transitions.
 
 Each side of a connection (the peer's requests, our responses) moves through
-:class:`State`. ``TRANSITIONS`` lists every legal move; the connection looks a
-move up there and refuses anything not listed.
+:class:`State`. ``THEIR_TRANSITIONS`` and ``OUR_TRANSITIONS`` list every legal
+move; the connection writes a state only by looking a move up there (a test
+holds it to that), and refuses anything not listed.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class _Move(enum.Enum):
     RESPONSE_DONE = "RESPONSE_DONE"  # ours: the response's EndOfMessage went out
     NEXT_CYCLE = "NEXT_CYCLE"  # both: start_next_cycle
     CLOSE = "CLOSE"  # their side: EOF between messages
+    NO_REUSE = "NO_REUSE"  # ours: the response is complete and the connection will close
+    DRAIN = "DRAIN"  # ours: start_next_cycle while the rest of the request body is discarded
+    FAIL = "FAIL"  # both: a protocol error, a timeout, or the application failed
 
 
 S = State
@@ -74,6 +78,9 @@ THEIR_TRANSITIONS: dict[tuple[State, _Move], State] = {
     (S.SEND_BODY, M.BODY_DONE): S.DONE,
     (S.DONE, M.NEXT_CYCLE): S.IDLE,
     (S.DONE, M.CLOSE): S.CLOSED,
+    # A 101 went out after the whole request: the rest of the bytes belong to another protocol.
+    (S.DONE, M.SWITCH): S.SWITCHED_PROTOCOL,
+    **{(state, M.FAIL): S.ERROR for state in S},
 }
 OUR_TRANSITIONS: dict[tuple[State, _Move], State] = {
     (S.IDLE, M.REQUEST): S.SEND_RESPONSE,
@@ -81,7 +88,18 @@ OUR_TRANSITIONS: dict[tuple[State, _Move], State] = {
     (S.SEND_RESPONSE, M.SWITCH): S.SWITCHED_PROTOCOL,
     (S.SEND_RESPONSE, M.RESPONSE): S.SEND_BODY,
     (S.SEND_BODY, M.RESPONSE_DONE): S.DONE,
+    (S.DONE, M.NO_REUSE): S.MUST_CLOSE,
     (S.DONE, M.NEXT_CYCLE): S.IDLE,
+    # The response is complete but the peer is still sending the request's body, which the
+    # application did not read: we wait for the next request while the rest is discarded
+    # (their side reaches DONE, then both move on with NEXT_CYCLE).
+    (S.DONE, M.DRAIN): S.IDLE,
+    **{(state, M.FAIL): S.ERROR for state in S},
 }
 
 del S, M
+
+
+def column(table: dict[tuple[State, _Move], State], move: _Move) -> dict[State, State]:
+    """The part of ``table`` for one move, as old state -> new state (one look-up, no tuple)."""
+    return {old: new for (old, m), new in table.items() if m is move}

@@ -103,15 +103,6 @@ _pack_short_masked = struct.Struct("!BBH4s").pack
 _pack_long_masked = struct.Struct("!BBQ4s").pack
 
 
-# Events are frozen dataclasses; on the hot path they are built through their slot
-# descriptors, which skips the frozen __init__'s object.__setattr__ calls (twice as fast).
-_new = object.__new__
-_set_text_data = Text.__dict__["data"].__set__
-_set_text_fin = Text.__dict__["fin"].__set__
-_set_binary_data = Binary.__dict__["data"].__set__
-_set_binary_fin = Binary.__dict__["fin"].__set__
-
-
 def _valid_close_code(code: int) -> bool:
     # RFC 6455 7.4.1/7.4.2 and the IANA registry (1012-1014); 1004-1006 and 1015 are
     # reserved and MUST NOT appear in a close frame; 3000-4999 are for libraries and apps.
@@ -408,13 +399,9 @@ class Connection:
                         raise InvalidPayload(
                             f"text message is not valid UTF-8: {exc.reason}"
                         ) from None
-                    event = _new(Text)
-                    _set_text_data(event, text)
-                    _set_text_fin(event, True)
+                    event = Text(text, True)
                 else:
-                    event = _new(Binary)
-                    _set_binary_data(event, payload)
-                    _set_binary_fin(event, True)
+                    event = Binary(payload, True)
                 yield event
                 continue
             opcode = b0 & 0x0F

@@ -144,7 +144,7 @@ def _parse_one_value(value: bytes) -> list[_Extension]:
                         chars.append(c)
                         i += 1
                     # RFC 6455 9.1: a quoted value must be a token once unescaped.
-                    if not chars or any(c not in _TOKEN_CHARS for c in chars):
+                    if not chars or any(c not in _TOKEN_CHARS for c in bytes(chars)):
                         raise HandshakeError("quoted extension parameter is not a token")
                     pvalue = chars.decode("ascii")
                 else:

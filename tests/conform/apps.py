@@ -1,0 +1,43 @@
+"""Applications for conformance runs: each reads the whole request body, then answers its size.
+
+Reading the body matters: a server only meets a body's framing errors when its application
+asks for the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+async def asgi_echo(
+    scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+) -> None:
+    """ASGI: read the body, answer 200 with its length."""
+    if scope["type"] != "http":
+        return
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"%d\n" % size
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", b"%d" % len(body))],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def wsgi_echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """WSGI: read the body, answer 200 with its length."""
+    size = len(environ["wsgi.input"].read())
+    body = b"%d\n" % size
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
