@@ -128,7 +128,6 @@ def test_servers_use_no_private_name_of_another_package() -> None:
 
 
 _KNOWN_CYCLES = {
-    "tether_asyncio": "_http and _websocket import each other (issue 11: one response cycle)",
     "tether_threaded": "its five modules form one cycle behind TYPE_CHECKING (issue 11)",
 }
 

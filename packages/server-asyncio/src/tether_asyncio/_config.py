@@ -143,5 +143,4 @@ def _positional_arity(app: Any) -> int | None:
     return count
 
 
-
 __all__ = ["Config", "ConfigError", "bind_socket", "create_ssl_context", "load_app"]

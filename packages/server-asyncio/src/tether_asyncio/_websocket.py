@@ -27,14 +27,13 @@ from tether.http1 import (
     Response,
 )
 from tether.serving import decode_path, split_target, with_server_headers
-from tether_asyncio._http import _STREAM_GONE, RequestCycle
-from tether_asyncio._state import error_log
-from tether_asyncio._types import ClientDisconnected, Message
+from tether_asyncio._exchange import RequestCycle
+from tether_asyncio._state import Owner, error_log
+from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-    from tether_asyncio._http import HTTPConnection
 
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 #: Messages the reader may queue ahead of the app before it stops reading the socket.
@@ -44,7 +43,7 @@ _READ_SIZE = 65536
 _LAST_FLUSH = 1.0
 
 
-async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
+async def serve_websocket(owner: Owner, request: Request) -> bool:
     """Run one WebSocket request (upgrade or denial); the connection always ends after it."""
     conn = owner.conn
     state = owner.state
@@ -53,7 +52,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
         try:
             event = conn.next_event(state.clock)
         except RemoteProtocolError as exc:
-            await owner._refuse(exc)
+            await owner.refuse(exc)
             return False
         if type(event) is EndOfMessage:
             break
@@ -62,7 +61,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
                 data = await owner.stream.receive(_READ_SIZE)
             except EndOfStream:
                 data = b""
-            except _STREAM_GONE:
+            except STREAM_GONE:
                 return False
             conn.receive_data(data, state.clock)
         elif type(event) is not Data:
@@ -80,7 +79,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
     try:
         path = decode_path(raw_path)
     except RemoteProtocolError as exc:
-        await owner._refuse(exc)
+        await owner.refuse(exc)
         return False
     subprotocols: list[str] = []
     for name, value in request.headers:
@@ -122,9 +121,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
 class WebSocketSession:
     """The ASGI ``receive``/``send`` pair of one WebSocket connection."""
 
-    def __init__(
-        self, owner: HTTPConnection, request: Request, deflate: ws.DeflateOptions | None
-    ) -> None:
+    def __init__(self, owner: Owner, request: Request, deflate: ws.DeflateOptions | None) -> None:
         self.owner = owner
         self.request = request
         self.deflate = deflate
@@ -221,7 +218,7 @@ class WebSocketSession:
         try:
             while await owner.stream.receive(_READ_SIZE):
                 pass  # a client must not send before the 101; such bytes are not a message
-        except (EndOfStream, *_STREAM_GONE):
+        except (EndOfStream, *STREAM_GONE):
             pass
         owner.closed = True
         return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
@@ -334,7 +331,7 @@ class WebSocketSession:
                         data = await stream.receive(_READ_SIZE)
                     except EndOfStream:
                         data = b""
-                    except _STREAM_GONE:
+                    except STREAM_GONE:
                         owner.closed = True
                         break
                 if scope.cancelled_caught:
