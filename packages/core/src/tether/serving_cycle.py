@@ -10,7 +10,8 @@ into bytes through the core's :class:`~tether.http1.ServerConnection`; the serve
 The head is handed to the core only with the first body bytes (or the end): until then the
 response is not committed, and a failure still becomes a clean 500 instead of an empty reply.
 
-The numbers both servers use for WebSocket sessions live here too (:data:`WEBSOCKET_RULES`).
+The numbers both servers keep for connections and WebSocket sessions live here too
+(:data:`RULES`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tether.errors import LocalProtocolError, ProtocolError
-from tether.http1 import Data, EndOfMessage, Request, Response, ServerConnection
+from tether.http1 import (
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    Request,
+    Response,
+    ServerConnection,
+)
 from tether.serving import access_log_line, internal_error_response, with_server_headers
 
-__all__ = ["WEBSOCKET_RULES", "CyclePhase", "ResponseCycle", "WebSocketRules"]
+__all__ = ["RULES", "ConnectionRules", "CyclePhase", "ResponseCycle"]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -70,23 +78,30 @@ _NO_BODY_STATUSES = frozenset((204, 304))
 
 
 @dataclass(frozen=True, slots=True)
-class WebSocketRules:
-    """What both servers do with a WebSocket session, in one set of numbers."""
+class ConnectionRules:
+    """The numbers both servers keep for a connection and its WebSocket session, once."""
 
-    #: Messages received and not yet taken by the application before reading stops.
-    inbox: int = 16
-    #: Unsent bytes above which the application's sends wait, and below which they resume.
-    write_high: int = 1024 * 1024
-    write_low: int = 256 * 1024
-    #: After the closing handshake: how long, and how many bytes, to read and discard before
-    #: closing the socket (so the kernel does not answer late data with a reset).
+    #: After a last response (or a WebSocket close): how long, and how many bytes, to read and
+    #: discard after half-closing, so the kernel does not answer the client's late bytes with
+    #: a reset that destroys the response before it is read.
     linger_seconds: float = 1.0
     linger_bytes: int = 256 * 1024
-    #: The close code sent to sessions still open when the server shuts down.
-    going_away: int = 1001
+    #: Queued output above which writers wait (and a WebSocket stops reading frames, whose
+    #: answers would pile up unsent), and below which they resume.
+    write_high: int = 256 * 1024
+    write_low: int = 64 * 1024
+    #: WebSocket messages received and not yet taken by the application: at most this many
+    #: (an ASGI queue) or this many bytes (a blocking API's inbox) before reading stops, and
+    #: the bytes below which it resumes.
+    inbox_messages: int = 16
+    inbox_high: int = 1024 * 1024
+    inbox_low: int = 256 * 1024
+    #: The close sent to sessions still open when the server shuts down (RFC 6455 7.4.1).
+    going_away_code: int = 1001
+    going_away_reason: str = "server shutting down"
 
 
-WEBSOCKET_RULES = WebSocketRules()
+RULES = ConnectionRules()
 
 
 class ResponseCycle:
@@ -221,16 +236,22 @@ class ResponseCycle:
         is committed, so the first write of too much still becomes a 500.
         """
         room = self._room
-        if data and room is not None and not self.head:
-            if len(data) > room:
+        size = len(data)
+        if room is not None and not self.head:
+            if size > room:
                 raise LocalProtocolError(
-                    "the response body is longer than its Content-Length"
-                    if room or not self._drop_body
-                    else f"a {self.status} response cannot have a body"
+                    f"a {self.status} response cannot have a body"
+                    if self._drop_body
+                    else "the response body is longer than its Content-Length"
                 )
-            self._room = room - len(data)
-        out = self._head(len(data) if whole else None)
+            if not more and not self.trailers and size < room:
+                raise LocalProtocolError(
+                    f"the response body is {room - size} bytes shorter than its Content-Length"
+                )
+        out = self._head(size if whole else None)
         self._move(_Step.BODY)
+        if room is not None:
+            self._room = room - size
         if data:
             out += self._conn.send(Data(data))
             self.sent += len(data)
@@ -283,6 +304,15 @@ class ResponseCycle:
         self._move(_Step.BODY)
         return out
 
+    def switch(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """The bytes of the ``101 Switching Protocols`` that accepts a WebSocket; the HTTP
+        response is then complete (what follows is the session's)."""
+        self._move(_Step.CANNED)
+        self.response = None
+        self.status = 101
+        fields = with_server_headers(headers, self._date, self._server)
+        return self._conn.send(InformationalResponse(101, fields))
+
     @property
     def file_room(self) -> int | None:
         """Body bytes the declared Content-Length allows (None when not known)."""
@@ -320,7 +350,8 @@ class ResponseCycle:
             self.phase = CyclePhase.FAILED
         return out
 
-    def log_line(self) -> str:
-        """The access-log line: the status the client got (0 when none) and body bytes sent."""
-        status = self.status if self.committed or self.complete else 0
-        return access_log_line(self.client, self.request, status, self.sent)
+    def log_line(self, note: str = "") -> str:
+        """The access-log line: the status the client got (0 when none), body bytes sent, and
+        ``note`` (a WebSocket session's close code and duration, say)."""
+        status = self.status if self.committed else 0
+        return access_log_line(self.client, self.request, status, self.sent, note)

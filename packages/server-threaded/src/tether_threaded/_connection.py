@@ -21,7 +21,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from tether.errors import ContentTooLarge, ProtocolError
 from tether.http1 import (
@@ -31,17 +31,12 @@ from tether.http1 import (
     EndOfMessage,
     InformationalResponse,
     Request,
-    Response,
     ServerConnection,
     State,
 )
-from tether.serving import overload_response
+from tether.serving_cycle import RULES
 from tether_threaded._input import NO_BODY, BodyBuffer, ClientDisconnected
-
-if TYPE_CHECKING:
-    from tether_threaded._loop import Loop
-    from tether_threaded._websocket import Session
-    from tether_threaded._wsgi import Exchange
+from tether_threaded._ports import Handler, Host, Job
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -49,14 +44,10 @@ WRITE = selectors.EVENT_WRITE
 #: Bytes asked of one ``recv`` call.
 RECV_SIZE = 64 * 1024
 #: Queued response bytes above which a writing worker waits for the client to catch up, and
-#: a WebSocket stops reading frames (whose answers, pongs, would pile up unsent).
-OUT_HIGH = 256 * 1024
-#: Queued bytes below which a WebSocket paused by :data:`OUT_HIGH` reads again.
-OUT_LOW = 64 * 1024
-#: Seconds, and bytes, a closing connection keeps reading (and discarding) so that the client
-#: sees our last response instead of a reset caused by its unread pipelined bytes.
-LINGER_TIME = 2.0
-LINGER_BYTES = 1024 * 1024
+#: a WebSocket stops reading frames (whose answers, pongs, would pile up unsent); the bytes
+#: below which they resume; the linger after a last response. Both servers' numbers.
+OUT_HIGH = RULES.write_high
+OUT_LOW = RULES.write_low
 
 _log = logging.getLogger("tether.error")
 
@@ -105,7 +96,7 @@ class Connection:
 
     def __init__(  # noqa: PLR0917
         self,
-        loop: Loop,
+        loop: Host,
         sock: socket.socket,
         base_environ: dict[str, Any],
         client: str,
@@ -133,7 +124,7 @@ class Connection:
         self.busy = False
         #: The body being gathered, and the request it belongs to, until it is dispatched.
         self.body: BodyBuffer | None = None
-        self.exchange: Exchange | None = None
+        self.exchange: Job | None = None
         #: The complete request waits for the client to read what was sent before (OUT_HIGH).
         self.held = False
         #: A worker is in ``os.sendfile`` on the socket without the lock: ``close_now`` must
@@ -149,7 +140,7 @@ class Connection:
         #: A deadline of our own: TLS handshake, a stalled write, or the lingering close.
         self.io_deadline: float | None = (now + loop.config.timeout_tls_handshake) if tls else None
         self.lingered = 0
-        self.ws: Session | None = None
+        self.ws: Handler | None = None
 
     # -- selector interest ----------------------------------------------------------------------
 
@@ -254,7 +245,7 @@ class Connection:
             if data is None:
                 return
             self.lingered += len(data)
-            if not data or self.lingered > LINGER_BYTES:
+            if not data or self.lingered > RULES.linger_bytes:
                 self.close_now()
 
     def recv(self) -> bytes | None:
@@ -400,12 +391,8 @@ class Connection:
         if not admitted:
             exchange.close_input()
             _log.warning("%s: %s; answering 503", self.client, what)
-            response, text = overload_response()
-            headers = loop.with_server_headers([*response.headers, (b"connection", b"close")])
-            out = self.core.send(Response(response.status_code, headers))
-            out += self.core.send(Data(text)) + self.core.send(EndOfMessage())
             try:
-                self.write(out, wait=False)
+                self.write(exchange.overloaded(), wait=False)
             except ClientDisconnected:
                 return
             self.close_soon(now)
@@ -597,7 +584,7 @@ class Connection:
             return
         self.phase = Phase.LINGER
         self.want = READ
-        self.io_deadline = now + LINGER_TIME
+        self.io_deadline = now + RULES.linger_seconds
         self.sync()
         self.schedule(now)
 

@@ -24,11 +24,11 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from tether.http1 import Request, date_header
-from tether.serving import ConnectionGate, with_server_headers
+from tether.serving import ConnectionGate
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
 from tether_threaded._pool import STALL, Pool
@@ -165,12 +165,9 @@ class Loop:
         """Look at ``conn`` at time ``at`` (loop thread)."""
         heapq.heappush(self._timers, (at, next(self._seq), conn))
 
-    def with_server_headers(
-        self, headers: Iterable[tuple[bytes, bytes]]
-    ) -> list[tuple[bytes, bytes]]:
-        """``headers`` plus the configured Date and Server fields, unless already there."""
-        date = date_header(time.time()) if self._date_header else None
-        return with_server_headers(headers, date, self._server_header)
+    def server_fields(self) -> tuple[tuple[bytes, bytes] | None, tuple[bytes, bytes] | None]:
+        """The configured ``Date`` and ``Server`` fields for a response (None: left out)."""
+        return date_header(time.time()) if self._date_header else None, self._server_header
 
     # -- admission --------------------------------------------------------------------------------
 
@@ -215,7 +212,7 @@ class Loop:
                 host, port = client
                 environ["REMOTE_ADDR"] = host
                 environ["REMOTE_PORT"] = str(port)
-                exchange.client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                exchange.cycle.client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return exchange
 
     def submit(self, exchange: Exchange) -> None:
