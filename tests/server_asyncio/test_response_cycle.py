@@ -4,11 +4,16 @@ mean, and what the access log says for each exchange."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import struct
 import threading
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 from tests.processes import wait_until
 from tests.server_asyncio.conftest import read_response, recv_until_closed
@@ -143,3 +148,50 @@ def test_a_client_leaving_an_event_stream_is_not_an_error(
     wait_until(lambda: bool(_access(caplog)), timeout=10)
     assert _errors(caplog) == []
     assert any('"GET /events HTTP/1.1" 200' in line for line in _access(caplog)), _access(caplog)
+
+
+def test_an_aborted_download_is_logged_with_what_was_sent(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(_start(1 << 30))
+        while True:
+            await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+
+    caplog.set_level(logging.INFO, logger="tether.access")
+    srv = serve(app, access_log=True)
+    sock = srv.connect()
+    sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # a reset: the server's next write fails
+    assert wait_until(lambda: bool(_access(caplog)), timeout=10)
+    (line,) = _access(caplog)
+    assert '"GET /big HTTP/1.1" 200 ' in line
+    assert 0 < int(line.split()[-1]) < 1 << 30
+
+
+def test_a_websocket_session_is_logged_with_its_close_code_and_duration(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        await send({"type": "websocket.send", "text": message["text"]})
+        await send({"type": "websocket.close", "code": 4000})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    caplog.set_level(logging.INFO, logger="tether.access")
+    srv = serve(app, access_log=True)
+    with ws_connect(srv.ws_url + "/chat", open_timeout=10) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=10) == "hi"
+        with contextlib.suppress(ConnectionClosed):
+            ws.recv(timeout=10)
+    assert wait_until(lambda: any(" ws " in line for line in _access(caplog)), timeout=10)
+    (line,) = [line for line in _access(caplog) if '"GET /chat HTTP/1.1" 101' in line]
+    note = line.split()[-3:]
+    assert note[:2] == ["ws", "4000"], line
+    assert note[2].endswith("s") and float(note[2][:-1]) >= 0

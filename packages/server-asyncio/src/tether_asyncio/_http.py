@@ -29,6 +29,7 @@ from tether.serving import (
     overload_response,
     split_target,
 )
+from tether.serving_cycle import RULES
 from tether.websocket.handshake import wants_websocket
 from tether_asyncio._exchange import RequestCycle
 from tether_asyncio._state import access_log, error_log
@@ -157,8 +158,8 @@ class HTTPConnection:
         response before the client reads it; so half-close, and discard what still arrives
         for a moment (bounded in time and bytes).
         """
-        budget = 256 * 1024
-        with anyio.move_on_after(1), contextlib.suppress(Exception):
+        budget = RULES.linger_bytes
+        with anyio.move_on_after(RULES.linger_seconds), contextlib.suppress(Exception):
             await self.stream.send_eof()
             while budget > 0:
                 budget -= len(await self.stream.receive(_READ_SIZE))
