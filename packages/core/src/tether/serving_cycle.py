@@ -75,6 +75,8 @@ _TRANSITIONS: dict[tuple[CyclePhase, _Step], CyclePhase] = {
     (_F, _Step.FAIL): _F,
 }
 _NO_BODY_STATUSES = frozenset((204, 304))
+#: The end of a body without trailers (events are immutable: one serves every response).
+_END = EndOfMessage()
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,20 +201,39 @@ class ResponseCycle:
         ``ignore_transfer_encoding`` drops an application's ``Transfer-Encoding`` (the ASGI
         spec: the server must ignore it; framing is the server's).
         """
-        self._move(_Step.START)
+        phase = self.phase
+        if phase is not _W and phase is not _H:
+            self._move(_Step.START)  # raises
+        self.phase = _H
+        # One pass over the fields: the declared length, an app's coding, and whether Date
+        # and Server are there already (tether.serving.with_server_headers, inlined: this
+        # runs for every response).
         length: bytes | None = None
         coded = False
-        for name, value in headers:
+        date = self._date
+        server = self._server
+        out = list(headers)
+        for name, value in out:
             size = len(name)
-            if size == 14 and name.lower() == b"content-length":
-                length = value
-            elif size == 17 and name.lower() == b"transfer-encoding":
-                coded = True
+            if size == 14:
+                if name.lower() == b"content-length":
+                    length = value
+            elif size == 17:
+                if name.lower() == b"transfer-encoding":
+                    coded = True
+            elif size == 4:
+                if name.lower() == b"date":
+                    date = None
+            elif size == 6 and name.lower() == b"server":
+                server = None
         if coded and ignore_transfer_encoding:
-            headers = [h for h in headers if h[0].lower() != b"transfer-encoding"]
-        headers = with_server_headers(headers, self._date, self._server)
+            out = [h for h in out if h[0].lower() != b"transfer-encoding"]
+        if date is not None:
+            out.append(date)
+        if server is not None:
+            out.append(server)
         if self.closing:
-            headers.append((b"connection", b"close"))
+            out.append((b"connection", b"close"))
         no_body = status in _NO_BODY_STATUSES or status < 200
         self._drop_body = self.head or no_body
         self._room = (
@@ -226,7 +247,7 @@ class ResponseCycle:
             and self.request.http_version == b"1.1"
         )
         self.status = status
-        self.response = Response(status, headers, reason)
+        self.response = Response(status, out, reason)
 
     def body(self, data: bytes, more: bool = False, *, whole: bool = False) -> bytes:
         """Bytes carrying ``data``; the response ends too unless ``more`` or trailers follow.
@@ -248,16 +269,22 @@ class ResponseCycle:
                 raise LocalProtocolError(
                     f"the response body is {room - size} bytes shorter than its Content-Length"
                 )
-        out = self._head(size if whole else None)
-        self._move(_Step.BODY)
+        if self.response is not None:
+            out = self._head(size if whole else None)
+            self.phase = _S
+        elif self.phase is _S:
+            out = b""
+        else:
+            self._move(_Step.BODY)  # raises
         if room is not None:
             self._room = room - size
+        conn = self._conn
         if data:
-            out += self._conn.send(Data(data))
-            self.sent += len(data)
+            out += conn.send(Data(data))
+            self.sent += size
         if not more and not self.trailers:
-            out += self._conn.send(EndOfMessage())
-            self.phase = CyclePhase.COMPLETE
+            out += conn.send(_END)
+            self.phase = _C
         return out
 
     def end(self, trailers: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
