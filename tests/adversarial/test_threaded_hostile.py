@@ -280,6 +280,27 @@ def test_unread_response_is_cut_by_the_write_timeout_and_frees_its_slot(tmp_path
             )
 
 
+def test_non_readers_of_streamed_responses_do_not_take_the_worker_threads(tmp_path: Path) -> None:
+    """More non-reading clients of a streamed (generator) response than threads: a plain GET
+    from another client is still answered within a second (found by bench/soak.py: a worker
+    used to wait in its write until --timeout-write, 60 s by default)."""
+    with _server(tmp_path, "--threads", "2") as server:
+        readers = []
+        try:
+            for _ in range(3):
+                reader = socket.socket()
+                reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                reader.connect(("127.0.0.1", server.port))
+                reader.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")  # never read
+                readers.append(reader)
+            started = time.monotonic()
+            assert _get_within(server.connect, 5.0).startswith(b"HTTP/1.1 200 ")
+            assert time.monotonic() - started < 1.0
+        finally:
+            for reader in readers:
+                reader.close()
+
+
 def test_pipelining_client_that_never_reads_does_not_take_a_worker(tmp_path: Path) -> None:
     """A client pipelines requests for large answers and reads none: once its unread output is
     above the high-water mark its next request waits in the loop, not in a worker's write."""

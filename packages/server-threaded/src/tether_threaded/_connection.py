@@ -21,6 +21,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from tether.errors import ContentTooLarge, ProtocolError
@@ -83,6 +84,7 @@ class Connection:
         "lock",
         "loop",
         "outbuf",
+        "parked",
         "phase",
         "registered",
         "sending",
@@ -127,6 +129,9 @@ class Connection:
         self.exchange: Job | None = None
         #: The complete request waits for the client to read what was sent before (OUT_HIGH).
         self.held = False
+        #: A streamed response waiting, without its worker, for the client to read: resumed on
+        #: a worker once ``outbuf`` drains below OUT_LOW, or when the connection closes.
+        self.parked: Callable[[], None] | None = None
         #: A worker is in ``os.sendfile`` on the socket without the lock: ``close_now`` must
         #: leave closing the descriptor to it, or the number could be reused under it.
         self.sending = False
@@ -510,6 +515,8 @@ class Connection:
                 self.io_deadline = now + self.loop.config.timeout_write
         if self.held and len(self.outbuf) <= OUT_LOW and not self.closing:
             self._dispatch(now)
+        if self.parked is not None and len(self.outbuf) <= OUT_LOW:
+            self._unpark()
         if not self.outbuf:
             self.want &= ~WRITE
             self.io_deadline = None
@@ -614,8 +621,16 @@ class Connection:
             self.exchange = None
         if self.ws is not None:
             self.ws.connection_closed()
+        if self.parked is not None:
+            self._unpark()  # the response's next write fails and its worker cleans up
         self.cond.notify_all()
         self.loop.forget(self)
+
+    def _unpark(self) -> None:
+        """Hand a parked response back to the workers (lock held)."""
+        resume, self.parked = self.parked, None
+        if resume is not None:
+            self.loop.resume(resume)
 
     def release_socket(self) -> None:
         """A worker's ``sendfile`` returned on a connection closed meanwhile: close the socket."""

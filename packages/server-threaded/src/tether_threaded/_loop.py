@@ -235,6 +235,14 @@ class Loop:
             assert self.pool is not None
             self.pool.submit(exchange.run)
 
+    def resume(self, job: Callable[[], None]) -> None:
+        """Queue the rest of a parked response (its client read enough, or it closed)."""
+        if threading.get_ident() == self.thread_id:
+            self._batch.append(job)
+        else:
+            assert self.pool is not None
+            self.pool.submit(job)
+
     def forget(self, conn: Connection) -> None:
         """A connection closed (loop thread)."""
         if conn in self.conns:

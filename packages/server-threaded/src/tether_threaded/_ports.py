@@ -10,6 +10,7 @@ request, a :class:`Handler` for a WebSocket session) instead of an import of the
 from __future__ import annotations
 
 import selectors
+from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from tether.http1 import Request
@@ -126,6 +127,9 @@ class Host(Protocol):
 
     def submit(self, exchange: Any) -> None:
         """Queue a request for the workers."""
+
+    def resume(self, job: Callable[[], None]) -> None:
+        """Queue the rest of a parked response for the workers."""
 
     def forget(self, conn: Any) -> None:
         """A connection closed (loop thread)."""

@@ -14,16 +14,16 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from http import HTTPStatus
-from typing import IO
+from typing import IO, Any
 
 from tether.http1 import Request, Response
 from tether.serving import overload_response, split_target, unquote_path
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
-from tether_threaded._connection import Connection
+from tether_threaded._connection import OUT_HIGH, Connection
 from tether_threaded._input import NO_BODY, ClientDisconnected
 from tether_threaded._ports import Host
 from tether_threaded._types import Environ, ExcInfo, Write
@@ -179,11 +179,18 @@ class FileWrapper:
             close()
 
 
+def _close(result: Any) -> None:
+    """PEP 3333: the server calls the result's ``close()``, whatever happened."""
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
 class Exchange:
     """One request on its way through the application; the response's rules are the core's
     :class:`tether.serving_cycle.ResponseCycle` (:attr:`cycle`)."""
 
-    __slots__ = ("conn", "cycle", "environ", "input", "loop", "request", "upgrade")
+    __slots__ = ("chunks", "conn", "cycle", "environ", "input", "loop", "request", "result", "upgrade")
 
     def __init__(self, loop: Host, conn: Connection, request: Request, environ: Environ) -> None:
         self.loop = loop
@@ -195,6 +202,10 @@ class Exchange:
         #: The gathered body handed to the application (closed after the response).
         self.input: IO[bytes] | None = None
         self.upgrade: Upgrade | None = None
+        #: A streamed (iterable) response: the application's result and the iterator being
+        #: sent, kept while the response is parked on a slow reader.
+        self.result: Any = None
+        self.chunks: Iterator[bytes] | None = None
         if wants_websocket(request.headers):
             self.upgrade = Upgrade(conn, request, self.cycle)
             environ["tether.websocket"] = self.upgrade
@@ -246,7 +257,11 @@ class Exchange:
         return self.write
 
     def write(self, data: bytes) -> None:
-        """Send a piece of the body now (the PEP's ``write()`` callable, and iteration)."""
+        """Send a piece of the body now (the PEP's ``write()`` callable): it waits while the
+        client is slow, as the PEP's write must not return before the data is on its way."""
+        self._send(data, wait=True)
+
+    def _send(self, data: bytes, wait: bool) -> None:
         cycle = self.cycle
         if cycle.phase is CyclePhase.WAITING:
             raise AssertionError("write() called before start_response()")
@@ -258,7 +273,7 @@ class Exchange:
                 raise ClientDisconnected("the connection is closing")
             out = cycle.body(data, True)
             try:
-                conn.write(out)
+                conn.write(out, wait=wait)
             except ClientDisconnected:
                 cycle.sent -= len(data)
                 raise
@@ -267,10 +282,19 @@ class Exchange:
 
     def run(self) -> None:
         """Run the application and send its response (worker thread)."""
+        self._step(self._run)
+
+    def _resume(self) -> None:
+        """Go on with a parked streamed response (worker thread)."""
+        self._step(self._pump)
+
+    def _step(self, step: Callable[[], bool]) -> None:
+        """Run ``step``; unless it parked the response (False), end the exchange."""
         conn = self.conn
         upgrade = self.upgrade
+        finished = True
         try:
-            self._run()
+            finished = step()
         except ClientDisconnected as exc:
             _log.debug("%s: %s", conn.client, exc)
             with conn.lock:
@@ -286,34 +310,73 @@ class Exchange:
             else:
                 self._fail(exc)
         finally:
-            self.close_input()
-            if upgrade is not None:
-                self.loop.release_websocket()
-            else:
-                self.loop.release()
-            if upgrade is not None and upgrade.accepted:
-                upgrade.log_access(self.loop.access_log)
-            elif self.loop.access_log and _access.isEnabledFor(logging.INFO):
-                _access.info(self.cycle.log_line())
+            if finished:
+                self._wrap_up()
 
-    def _run(self) -> None:
+    def _wrap_up(self) -> None:
+        upgrade = self.upgrade
+        self.close_input()
+        if upgrade is not None:
+            self.loop.release_websocket()
+        else:
+            self.loop.release()
+        if upgrade is not None and upgrade.accepted:
+            upgrade.log_access(self.loop.access_log)
+        elif self.loop.access_log and _access.isEnabledFor(logging.INFO):
+            _access.info(self.cycle.log_line())
+
+    def _run(self) -> bool:
         result = self.loop.app(self.environ, self.start_response)
+        kind = type(result)
+        accepted = self.upgrade is not None and self.upgrade.accepted
+        if not accepted and kind is not list and kind is not tuple and not (
+            kind is FileWrapper and not self.conn.tls and self.cycle.status
+        ):
+            # Streamed: sent piece by piece, parked (without this worker) on a slow reader.
+            self.result = result
+            self.chunks = iter(result)
+            return self._pump()
         try:
-            kind = type(result)
-            if self.upgrade is not None and self.upgrade.accepted:
+            if accepted:
                 pass  # the result of a WebSocket application is ignored (closed below)
             elif kind is list or kind is tuple:
                 self._send_all(result)  # type: ignore[arg-type]
-            elif kind is FileWrapper and not self.conn.tls and self.cycle.status:
-                self._sendfile(result)  # type: ignore[arg-type]
             else:
-                for chunk in result:
-                    if chunk:
-                        self.write(chunk)
+                self._sendfile(result)  # type: ignore[arg-type]
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            _close(result)
+        self._end()
+        return True
+
+    def _pump(self) -> bool:
+        """Send the streamed response's pieces until it ends (True) or the client's unread
+        output passes OUT_HIGH: then park it (False) and free this worker; the loop resumes it
+        on a worker once the client has read enough, or the connection closed."""
+        chunks = self.chunks
+        assert chunks is not None
+        conn = self.conn
+        try:
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                self._send(chunk, wait=False)
+                if len(conn.outbuf) > OUT_HIGH:
+                    with conn.lock:
+                        if len(conn.outbuf) > OUT_HIGH and not conn.closing:
+                            conn.parked = self._resume
+                            return False
+        except BaseException:
+            self._close_result()
+            raise
+        self._close_result()
+        self._end()
+        return True
+
+    def _close_result(self) -> None:
+        result, self.result, self.chunks = self.result, None, None
+        _close(result)
+
+    def _end(self) -> None:
         if self.upgrade is not None and self.upgrade.accepted:
             self.upgrade.finish()
         elif not self.cycle.complete:
