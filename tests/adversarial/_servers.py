@@ -174,6 +174,27 @@ def tether_serve(workdir: Path, *options: str, app: str = HOSTILE_APP) -> Iterat
         yield server
 
 
+#: The smallest WSGI app: "ok" on every path.
+WSGI_OK_APP = """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+"""
+
+
+@contextlib.contextmanager
+def tether_threaded(
+    workdir: Path, *options: str, app: str = WSGI_OK_APP
+) -> Iterator[ServerProcess]:
+    """``python -m tether_threaded wsgiapp:app --port P *options`` in ``workdir``."""
+    (workdir / "wsgiapp.py").write_text(app)
+    port = free_port()
+    command = [sys.executable, "-m", "tether_threaded", "wsgiapp:app"]
+    command += ["--port", str(port), "--no-access-log", *options]
+    with start(command, workdir, port) as server:
+        yield server
+
+
 def make_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate and key for 127.0.0.1 (needs the ``openssl`` command)."""
     cert, key = directory / "cert.pem", directory / "key.pem"

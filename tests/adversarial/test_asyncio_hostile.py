@@ -1,4 +1,5 @@
-"""Hostile clients against ``tether serve`` in a real subprocess (issue 12).
+"""Hostile clients against ``tether serve`` in a real subprocess (issue 12); the TLS attacks
+run against ``tether-threaded`` too.
 
 Each test stages one attack and checks the server shrugs it off: it keeps serving, closes the
 attacker within a bound that the options set, frees what the attacker held, and keeps its
@@ -32,6 +33,7 @@ from tests.adversarial._servers import (
     masked_frame,
     non_reading_socket,
     tether_serve,
+    tether_threaded,
     wait_for_ok,
     websocket_upgrade,
 )
@@ -51,14 +53,19 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, "threaded"])
 def tls_server(
     request: pytest.FixtureRequest, tmp_path: Path, certificate: tuple[Path, Path]
 ) -> Iterator[ServerProcess]:
+    """A TLS server: tether serve on each backend, and tether-threaded (same attacks)."""
     cert, key = certificate
-    options = ["--backend", str(request.param), "--ssl-certfile", str(cert)]
-    options += ["--ssl-keyfile", str(key), "--timeout-tls-handshake", "0.5"]
-    with tether_serve(tmp_path, *options) as server:
+    options = ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+    options += ["--timeout-tls-handshake", "0.5"]
+    if request.param == "threaded":
+        with tether_threaded(tmp_path, *options) as server:
+            yield server
+        return
+    with tether_serve(tmp_path, "--backend", str(request.param), *options) as server:
         yield server
 
 

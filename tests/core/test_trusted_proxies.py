@@ -101,9 +101,81 @@ def test_any_header_bytes_give_an_answer(forwarded: bytes, proto: bytes) -> None
     assert client is not None
 
 
-def test_answers_are_remembered_within_a_bound() -> None:
-    proxies = TrustedProxies("10.0.0.0/8")
-    for i in range(3000):
+def test_networks_and_single_addresses() -> None:
+    proxies = TrustedProxies("10.0.0.0/8, 192.0.2.1, ::1")
+    for i in range(300):
         assert proxies.trusts(f"10.{i // 256 % 256}.{i % 256}.1")
-        assert not proxies.trusts(f"192.0.{i // 256 % 256}.{i % 256}")
-    assert len(proxies._known) <= 1024
+        assert not proxies.trusts(f"192.0.{i // 256 % 256}.{i % 256 + 2}")
+    assert proxies.trusts("192.0.2.1")
+    assert proxies.trusts("::1") and proxies.trusts("0:0:0:0:0:0:0:1")
+    assert not proxies.trusts("not an address")
+
+
+@pytest.mark.parametrize("forged", ["junk", "unknown", "203.0.113.7:4711", "x, y"])
+def test_a_forged_unparsable_hop_left_of_the_proxies_does_not_hide_the_client(
+    forged: str,
+) -> None:
+    """The client sends ``X-Forwarded-For: junk``; the trusted proxy appends the address it
+    saw. Ignoring the whole field would make the client look like the proxy (127.0.0.1)."""
+    proxies = TrustedProxies("127.0.0.1")
+    assert proxies.resolve(xff(f"{forged}, 198.51.100.9"), PEER, "http")[0] == ("198.51.100.9", 0)
+    chain = TrustedProxies("127.0.0.1,10.0.0.0/8")
+    headers = xff(f"{forged}, 198.51.100.9, 10.0.0.3")
+    assert chain.resolve(headers, PEER, "http")[0] == ("198.51.100.9", 0)
+
+
+def test_no_memo_of_answers_is_kept() -> None:
+    """Nothing is remembered per host: a table filled from hops would be state shared between
+    clients (and a timing oracle)."""
+    proxies = TrustedProxies("127.0.0.1,10.0.0.0/8")
+    for i in range(2000):
+        proxies.resolve(xff(f"198.51.{i // 250}.{i % 250}"), PEER, "http")
+    assert not any(
+        isinstance(getattr(proxies, slot), dict) for slot in type(proxies).__slots__
+    )
+
+
+def _fwd(*values: str) -> list[tuple[bytes, bytes]]:
+    return [(b"forwarded", v.encode()) for v in values]
+
+
+@pytest.mark.parametrize(
+    ("values", "client", "scheme"),
+    [
+        (("for=192.0.2.60;proto=https",), ("192.0.2.60", 0), "https"),
+        (('for="[2001:db8:cafe::17]:4711"',), ("2001:db8:cafe::17", 0), "http"),
+        (('for="192.0.2.60:4711";by=10.0.0.1;host=example.com',), ("192.0.2.60", 0), "http"),
+        # RFC 7239 6: a port makes the node a quoted-string; unquoted it does not parse.
+        (("for=192.0.2.60:4711",), PEER, "http"),
+        (("for=198.51.100.9, for=127.0.0.1",), ("198.51.100.9", 0), "http"),
+        (("for=198.51.100.9", "for=127.0.0.1"), ("198.51.100.9", 0), "http"),
+        # A client's junk on the left, an unbalanced quote included, does not hide it.
+        (('for=junk"x, for=198.51.100.9;proto=https',), ("198.51.100.9", 0), "https"),
+        (("for=_hidden, for=198.51.100.9",), ("198.51.100.9", 0), "http"),
+        (("for=unknown",), PEER, "http"),
+        (("garbage;;;",), PEER, "http"),
+        (("for=192.0.2.60;proto=ftp",), ("192.0.2.60", 0), "http"),
+    ],
+)
+def test_rfc7239_forwarded(
+    values: tuple[str, ...], client: tuple[str, int], scheme: str
+) -> None:
+    """RFC 7239 4-6: the same right-to-left walk over the elements' for= nodes."""
+    proxies = TrustedProxies("127.0.0.1", rfc7239=True)
+    assert proxies.resolve(_fwd(*values), PEER, "http") == (client, scheme)
+
+
+def test_only_the_chosen_style_is_read() -> None:
+    """With Forwarded chosen, a client's X-Forwarded-For is not read, and the other way round."""
+    rfc = TrustedProxies("127.0.0.1", rfc7239=True)
+    assert rfc.resolve(xff("203.0.113.7"), PEER, "http") == (PEER, "http")
+    legacy = TrustedProxies("127.0.0.1")
+    assert legacy.resolve(_fwd("for=203.0.113.7"), PEER, "http") == (PEER, "http")
+
+
+@given(st.binary(max_size=80))
+def test_any_forwarded_bytes_give_an_answer(value: bytes) -> None:
+    client, scheme = TrustedProxies("*", rfc7239=True).resolve(
+        [(b"forwarded", value)], PEER, "http"
+    )
+    assert scheme in ("http", "https") and client is not None

@@ -242,7 +242,8 @@ def _no_traceback(proc: subprocess.Popen[str], log: LogLines) -> None:
 def stack(proxy: str, server: str, run_dir: Path, rfc7239: bool = False) -> Iterator[Stack]:
     """Two Tether processes of ``server`` behind ``proxy``, for the block."""
     binary(proxy)
-    with tethers(server, run_dir / "tether") as ports:
+    args = ("--forwarded-style", "rfc7239") if rfc7239 else ()
+    with tethers(server, run_dir / "tether", args=args) as ports:
         listen = (free_port(), free_port())
         with proxy_process(proxy, listen, ports, run_dir / proxy, rfc7239) as log:
             yield Stack(proxy, server, *listen, ports, run_dir / "tether", run_dir / proxy, log)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import operator
+import re
 from collections.abc import Iterable
 
 from tether.errors import BadRequest
@@ -254,8 +255,12 @@ def access_log_line(client: str, request: Request, status: int, sent: int, note:
 
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_KNOWN_HOSTS_MAX = 1024
 _FORWARDED = frozenset((b"x-forwarded-for", b"x-forwarded-proto"))
+_RFC7239 = frozenset((b"forwarded",))
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PAIR = rf"\s*({_TOKEN})=({_TOKEN}|\"(?:[^\"\\]|\\.)*\")\s*"
+_ELEMENT = re.compile(rf"(?:{_PAIR})?(?:;(?:{_PAIR})?)*")
+_PAIRS = re.compile(_PAIR)
 _name = operator.itemgetter(0)
 
 
@@ -268,15 +273,20 @@ class TrustedProxies:
     address by sending them itself. A bad entry raises ``ValueError``.
     """
 
-    __slots__ = ("_any", "_known", "_networks", "_unix")
+    __slots__ = ("_any", "_exact", "_networks", "_unix", "rfc7239")
 
-    def __init__(self, spec: str | Iterable[str] = "127.0.0.1") -> None:
+    def __init__(self, spec: str | Iterable[str] = "127.0.0.1", *, rfc7239: bool = False) -> None:
         entries = spec.split(",") if isinstance(spec, str) else list(spec)
+        #: Read RFC 7239 ``Forwarded`` instead of ``X-Forwarded-For``/``-Proto`` (a proxy in
+        #: front must then set or append ``Forwarded``; the other fields are not read).
+        self.rfc7239 = rfc7239
         self._any = False
         self._unix = False
         self._networks: list[_Network] = []
-        # Answers already given, per host (a server asks once per request): bounded.
-        self._known: dict[str | None, bool] = {}
+        # Single addresses, as the strings a peer address or a hop arrives as: the usual
+        # answer is one set look-up. (No memo of past answers: that would be a table filled
+        # from what clients send.)
+        self._exact: frozenset[str] = frozenset()
         for entry in (e.strip() for e in entries):
             if not entry:
                 continue
@@ -286,32 +296,31 @@ class TrustedProxies:
                 self._unix = True
             else:
                 try:
-                    self._networks.append(ipaddress.ip_network(entry, strict=False))
+                    network = ipaddress.ip_network(entry, strict=False)
                 except ValueError:
                     raise ValueError(
                         f"not an IP address, a network, 'unix' or '*': {entry!r}"
                     ) from None
+                if network.num_addresses == 1:
+                    self._exact |= {str(network.network_address)}
+                else:
+                    self._networks.append(network)
 
     def trusts(self, host: str | None) -> bool:
         """Whether a peer at ``host`` may speak for the client (None: a Unix socket peer)."""
-        known = self._known.get(host)
-        if known is not None:
-            return known
         if self._any:
-            trusted = True
-        elif host is None:
-            trusted = self._unix
-        else:
-            try:
-                address = ipaddress.ip_address(host)
-            except ValueError:
-                trusted = False
-            else:
-                trusted = any(address in network for network in self._networks)
-        if len(self._known) >= _KNOWN_HOSTS_MAX:
-            self._known.clear()
-        self._known[host] = trusted
-        return trusted
+            return True
+        if host is None:
+            return self._unix
+        if host in self._exact:
+            return True
+        if not self._networks:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return str(address) in self._exact or any(address in net for net in self._networks)
 
     def resolve(
         self, headers: Headers, client: tuple[str, int] | None, scheme: str
@@ -319,13 +328,17 @@ class TrustedProxies:
         """The ``(client, scheme)`` the application sees for a request from ``client``.
 
         From a trusted peer: the client is the rightmost ``X-Forwarded-For`` hop that is
-        not itself a trusted proxy (the leftmost when all are), with port 0 as the port is
-        not forwarded; the scheme is ``X-Forwarded-Proto`` when it is ``http`` or ``https``
-        (with one value per hop, the value of the chosen hop). A header that does not parse
-        is ignored, never half used. From any other peer both stay as they are.
+        not itself a trusted proxy (the leftmost address when all are), with port 0 as the
+        port is not forwarded. Hops are read from the right and reading stops at one that is
+        not an IP address (only a client writes such a thing), so the hops the proxies
+        appended still count; when the rightmost hop is not an address the peer stays the
+        client. The scheme is ``X-Forwarded-Proto`` when it is ``http`` or ``https`` (with one
+        value per hop, the value of the chosen hop). From any other peer both stay as they are.
         """
         if not self.trusts(client[0] if client is not None else None):
             return client, scheme
+        if self.rfc7239:
+            return self._resolve_rfc7239(headers, client, scheme)
         # Most requests carry neither field: find that out in C, not in a loop per field.
         if _FORWARDED.isdisjoint(map(_name, headers)):
             return client, scheme
@@ -338,13 +351,18 @@ class TrustedProxies:
                 protos += value.decode("latin-1").split(",")
         hops = [hop.strip() for hop in hops]
         protos = [proto.strip().lower() for proto in protos]
+        # From the right: each hop was written by the proxy to its right, so the first one
+        # that is not itself a trusted proxy is the client. A hop that is not an address was
+        # not written by a trusted proxy; walking stops there, so a client that sends
+        # "X-Forwarded-For: junk" through an appending proxy is still seen by its address.
         chosen = None
-        if hops and all(map(_is_ip, hops)):
-            chosen = 0
-            for index in range(len(hops) - 1, -1, -1):
-                if not self.trusts(hops[index]):
-                    chosen = index
-                    break
+        for index in range(len(hops) - 1, -1, -1):
+            if not _is_ip(hops[index]):
+                break
+            chosen = index
+            if not self.trusts(hops[index]):
+                break
+        if chosen is not None:
             client = (hops[chosen], 0)
         if len(protos) == 1:
             proto = protos[0]
@@ -355,6 +373,62 @@ class TrustedProxies:
         if proto in ("http", "https"):
             scheme = proto
         return client, scheme
+
+    def _resolve_rfc7239(
+        self, headers: Headers, client: tuple[str, int] | None, scheme: str
+    ) -> tuple[tuple[str, int] | None, str]:
+        """:meth:`resolve` for RFC 7239 ``Forwarded``: the same right-to-left walk over its
+        elements' ``for=`` nodes; ``proto=`` of the chosen element. An element that does not
+        parse, or a node that is not an address (``unknown``, ``_hidden``), ends the walk."""
+        if _RFC7239.isdisjoint(map(_name, headers)):
+            return client, scheme
+        elements: list[str] = []
+        for name, value in headers:
+            if name == b"forwarded":
+                elements = _elements_from_the_right(value.decode("latin-1")) + elements
+        chosen: tuple[str, str] | None = None
+        for element in elements:
+            if _ELEMENT.fullmatch(element) is None:
+                break
+            params = {k.lower(): v.strip('"') for k, v in _PAIRS.findall(element)}
+            address = _node_address(params.get("for", ""))
+            if address is None:
+                break
+            chosen = (address, params.get("proto", "").lower())
+            if not self.trusts(address):
+                break
+        if chosen is None:
+            return client, scheme
+        address, proto = chosen
+        return (address, 0), proto if proto in ("http", "https") else scheme
+
+
+def _elements_from_the_right(value: str) -> list[str]:
+    """The comma-separated elements of a ``Forwarded`` value, rightmost first. Split from the
+    right, so an unbalanced quote a client wrote on the left cannot swallow the elements the
+    proxies appended on the right."""
+    out: list[str] = []
+    quoted = False
+    end = len(value)
+    for i in range(len(value) - 1, -1, -1):
+        char = value[i]
+        if char == '"' and (i == 0 or value[i - 1] != "\\"):
+            quoted = not quoted
+        elif char == "," and not quoted:
+            out.append(value[i + 1 : end])
+            end = i
+    out.append(value[:end])
+    return out
+
+
+def _node_address(node: str) -> str | None:
+    """The IP address in a ``for=`` node (RFC 7239 6), without its port; None for ``unknown``,
+    an obfuscated name or anything else."""
+    if node.startswith("["):
+        address, bracket, _ = node[1:].partition("]")
+        return address if bracket and _is_ip(address) and ":" in address else None
+    address = node.partition(":")[0]
+    return address if _is_ip(address) else None
 
 
 def _is_ip(text: str) -> bool:

@@ -23,6 +23,7 @@ from tether_server.startup import (
     add_proxy_options,
     add_tls_options,
     add_websocket_options,
+    apply_process_options,
     configure_logging,
     shared_options,
     supervise,
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--factory", action="store_true", help="MODULE:APP is a factory returning the app"
     )
+    run.add_argument(
+        "--interface",
+        choices=("auto", "asgi3", "asgi2"),
+        default="auto",
+        help="the application's ASGI version; auto recognises ASGI 2 as uvicorn does",
+    )
     run.add_argument("--app-dir", default=None, help="directory to import the app from")
     run.add_argument(
         "--root-path",
@@ -124,6 +131,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         loop=args.loop,
         lifespan=args.lifespan,
         factory=args.factory,
+        interface=args.interface,
         app_dir=args.app_dir,
         root_path=args.root_path,
         limit_requests_per_connection=args.limit_requests_per_connection,
@@ -141,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":
         parser.print_help()
         return 2
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     from tether_asyncio._server import Server
 
     try:
@@ -154,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(str(exc)) from None
         given = list(argv) if argv is not None else sys.argv[1:]
         command = [sys.executable, "-m", "tether_asyncio", *given]
+        apply_process_options(args)
         status = supervise(args, command, lambda: bind_socket(config))
         if status is not None:
             return status

@@ -55,7 +55,7 @@ class Config:
     timeout_graceful_shutdown: float | None = 30.0
     timeout_tls_handshake: float = 10.0
     ws_max_size: int = 16 * 1024 * 1024
-    ws_ping_interval: float | None = None
+    ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float = 20.0
     ws_close_timeout: float = 10.0
     #: Largest request head (uvicorn's ``--h11-max-incomplete-event-size``).
@@ -67,6 +67,8 @@ class Config:
     ssl_ca_certs: str | None = None
     ssl_cert_reqs: int = int(ssl.CERT_NONE)
     ssl_ciphers: str = "TLSv1.2:TLSv1.3"
+    #: The oldest TLS version accepted: "TLSv1.2" or "TLSv1.3".
+    ssl_version: str = "TLSv1.2"
     server_header: bool = True
     date_header: bool = True
     access_log: bool = True
@@ -74,7 +76,11 @@ class Config:
     proxy_headers: bool = True
     #: Comma-separated IPs, CIDR networks, "unix" or "*"; None: $FORWARDED_ALLOW_IPS or 127.0.0.1.
     forwarded_allow_ips: str | None = None
+    #: "x-forwarded" (X-Forwarded-For/-Proto) or "rfc7239" (Forwarded).
+    forwarded_style: str = "x-forwarded"
     factory: bool = False
+    #: "auto" (ASGI 3, or ASGI 2 recognised as uvicorn does), "asgi3" or "asgi2".
+    interface: Literal["auto", "asgi3", "asgi2"] = "auto"
     app_dir: str | None = None
     #: Install SIGINT/SIGTERM handlers (only possible in the main thread).
     install_signal_handlers: bool = True
@@ -101,7 +107,9 @@ class Config:
 
     def trusted_proxies(self) -> TrustedProxies | None:
         """The peers whose proxy headers are believed (None: ``proxy_headers`` is off)."""
-        return trusted_proxies(self.proxy_headers, self.forwarded_allow_ips)
+        return trusted_proxies(
+            self.proxy_headers, self.forwarded_allow_ips, forwarded_style=self.forwarded_style
+        )
 
     def server_header_pair(self) -> tuple[bytes, bytes] | None:
         """The ``Server`` header to add, or None."""
@@ -114,18 +122,52 @@ class Config:
 
 
 def load_app(config: Config) -> ASGIApp:
-    """Resolve ``config.app`` (an app object or ``"module:attribute"``) to an ASGI 3 callable."""
-    if not isinstance(config.app, str):
-        return config.app
-    spec = config.app
-    app = import_app(spec, app_dir=config.app_dir, factory=config.factory)
-    if not callable(app):
-        raise ConfigError(f'"{spec}" is not an ASGI application (not callable)')
-    if inspect.isclass(app) or _positional_arity(app) not in (None, 3):
+    """Resolve ``config.app`` (an app object or ``"module:attribute"``) to an ASGI 3 callable.
+
+    An ASGI 2 application (``app(scope)`` returning ``instance(receive, send)``; a class is the
+    usual form) is wrapped so that the server only ever calls ASGI 3: with ``interface="auto"``
+    it is recognised as uvicorn recognises it (a class, or a callable that is not a coroutine
+    function and takes one argument).
+    """
+    app: Any = config.app
+    spec = app if isinstance(app, str) else repr(app)
+    if isinstance(app, str):
+        app = import_app(app, app_dir=config.app_dir, factory=config.factory)
+        if not callable(app):
+            raise ConfigError(f'"{spec}" is not an ASGI application (not callable)')
+    interface = config.interface
+    if interface == "auto":
+        interface = "asgi2" if _looks_asgi2(app) else "asgi3"
+    if interface == "asgi2":
+        if _positional_arity(app) not in (None, 1) and not inspect.isclass(app):
+            raise ConfigError(f'"{spec}" is not an ASGI 2 application (expected app(scope))')
+        return _asgi2_adapter(app)
+    if isinstance(config.app, str) and (
+        inspect.isclass(app) or _positional_arity(app) not in (None, 3)
+    ):
         raise ConfigError(
             f'"{spec}" is not an ASGI 3 application (expected app(scope, receive, send))'
         )
     return app  # type: ignore[no-any-return]
+
+
+def _looks_asgi2(app: Any) -> bool:
+    if inspect.isclass(app):
+        return True
+    if not callable(app):
+        return False
+    target = app if inspect.isfunction(app) or inspect.ismethod(app) else app.__call__
+    return not inspect.iscoroutinefunction(target) and _positional_arity(app) == 1
+
+
+def _asgi2_adapter(app: Any) -> ASGIApp:
+    """ASGI 3 around an ASGI 2 application: ``app(scope)`` then ``instance(receive, send)``."""
+
+    async def asgi3(scope: Any, receive: Any, send: Any) -> None:
+        instance = app(scope)
+        await instance(receive, send)
+
+    return asgi3
 
 
 def _positional_arity(app: Any) -> int | None:

@@ -30,17 +30,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import logging
 import os
 import signal
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tether.serving import TrustedProxies
 from tether_server.systemd import Notifier
+
+#: The ``--log-format`` choices.
+LOG_FORMATS = ("text", "json")
 
 #: The ``--log-level`` choices; "trace" logs as much as "debug".
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -82,6 +87,16 @@ def _rate(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
     return value
+
+
+def _tls_version(text: str) -> str:
+    """``--ssl-version``: TLSv1.2 or TLSv1.3; uvicorn's ``ssl.PROTOCOL_TLS`` (2) and
+    ``PROTOCOL_TLS_SERVER`` (17) numbers read as the default. Older versions are refused."""
+    if text in ("2", "17"):
+        return "TLSv1.2"
+    if text not in ("TLSv1.2", "TLSv1.3"):
+        raise argparse.ArgumentTypeError(f"TLSv1.2 or TLSv1.3, got {text!r}")
+    return text
 
 
 def _optional_seconds(text: str) -> float | None:
@@ -216,9 +231,9 @@ def add_websocket_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--ws-ping-interval",
         type=_interval,
-        default=None,
-        help="seconds between pings the server sends on an idle WebSocket (0 or off: never; "
-        "default: never)",
+        default=20.0,
+        help="seconds between pings the server sends on a WebSocket, so that dead peers and "
+        "idle proxies are noticed (0 or off: never)",
     )
     group.add_argument(
         "--ws-ping-timeout",
@@ -256,6 +271,13 @@ def add_tls_options(group: argparse._ArgumentGroup) -> None:
         "--ssl-ciphers", default="TLSv1.2:TLSv1.3", help="OpenSSL cipher list for TLS 1.2"
     )
     group.add_argument(
+        "--ssl-version",
+        type=_tls_version,
+        default="TLSv1.2",
+        help="the oldest TLS version accepted: TLSv1.2 or TLSv1.3 (uvicorn's protocol numbers "
+        "2 and 17 mean the default)",
+    )
+    group.add_argument(
         "--timeout-tls-handshake",
         type=_seconds,
         default=10.0,
@@ -267,6 +289,20 @@ def add_logging_options(group: argparse._ArgumentGroup) -> None:
     """Add ``--log-level`` and the access-log and default-header switches."""
     group.add_argument(
         "--log-level", choices=LOG_LEVELS, default="info", help="least severe message logged"
+    )
+    group.add_argument(
+        "--log-config",
+        default=None,
+        metavar="PATH",
+        help="a logging configuration (dictConfig as .json, or .yaml with PyYAML installed; "
+        "fileConfig as .ini/.conf) applied after the defaults",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text lines, or one JSON object per line (time, level, logger, message, and the "
+        "request's fields on access lines) for log collectors",
     )
     group.add_argument(
         "--access-log",
@@ -296,6 +332,13 @@ def add_proxy_options(group: argparse._ArgumentGroup) -> None:
         default=True,
         help="take the client address and scheme from X-Forwarded-For and X-Forwarded-Proto "
         "when a trusted proxy sends them",
+    )
+    group.add_argument(
+        "--forwarded-style",
+        choices=("x-forwarded", "rfc7239"),
+        default="x-forwarded",
+        help="which fields the trusted proxy writes: X-Forwarded-For/-Proto, or RFC 7239 "
+        "Forwarded (only one is read, so a client cannot slip in the other)",
     )
     group.add_argument(
         "--forwarded-allow-ips",
@@ -328,6 +371,34 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
         default=None,
         help="a directory to watch with --reload (repeatable; default: --app-dir, else the "
         "current directory)",
+    )
+    group.add_argument(
+        "--reload-include",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="with --reload, also watch files matching this pattern (repeatable; *.py always)",
+    )
+    group.add_argument(
+        "--reload-exclude",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="with --reload, ignore files matching this pattern (repeatable; .*, *.py[cod], "
+        "*~ and editor swap files always)",
+    )
+    group.add_argument(
+        "--timeout-worker-healthcheck",
+        type=_seconds,
+        default=30.0,
+        help="with --workers, a worker whose event loop has not ticked for this long is killed "
+        "and replaced, and the log says which (gunicorn's --timeout)",
+    )
+    group.add_argument(
+        "--env-file",
+        default=None,
+        metavar="PATH",
+        help="load KEY=VALUE lines from this file into the environment before importing the app",
     )
     # How a worker tells its supervisor that it is serving, and learns that the supervisor is
     # gone (not for users).
@@ -369,6 +440,7 @@ _SHARED_FIELDS = (
     "ssl_ca_certs",
     "ssl_cert_reqs",
     "ssl_ciphers",
+    "ssl_version",
     "timeout_tls_handshake",
     # logging and headers
     "access_log",
@@ -377,6 +449,7 @@ _SHARED_FIELDS = (
     # proxies
     "proxy_headers",
     "forwarded_allow_ips",
+    "forwarded_style",
 )
 
 
@@ -385,21 +458,114 @@ def shared_options(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in _SHARED_FIELDS}
 
 
-def configure_logging(level: str) -> None:
-    """Send ``tether.*`` logs to stderr at ``level`` (one of :data:`LOG_LEVELS`)."""
+class JSONFormatter(logging.Formatter):
+    """One JSON object per record: ``time`` (UTC, ISO 8601, milliseconds), ``level``,
+    ``logger``, ``message``, ``exception`` when there is one, and the fields a server attached
+    as ``extra={"tether": {...}}`` (an access line's client, method, path, status, bytes,
+    duration, request id...)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        out: dict[str, Any] = {
+            "time": f"{stamp}.{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "tether", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Send ``tether.*`` logs to stderr at ``level`` (one of :data:`LOG_LEVELS`), as text lines
+    or, with ``log_format="json"``, one JSON object per line (a ``--log-config`` file, applied
+    by :func:`apply_process_options`, may change any of it)."""
     numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root = logging.getLogger("tether")
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     root.propagate = False
 
 
+def _apply_log_config(path: str) -> None:
+    """Apply a ``--log-config`` file: dictConfig (JSON or YAML) or fileConfig (INI)."""
+    import logging.config
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"--log-config: no such file: {path}")
+    try:
+        if path.endswith(".json"):
+            with open(path) as f:
+                logging.config.dictConfig(json.load(f))
+        elif path.endswith((".yaml", ".yml")):
+            try:
+                import yaml  # type: ignore[import-untyped]
+            except ImportError:
+                raise ConfigError("--log-config: a YAML file needs PyYAML installed") from None
+            with open(path) as f:
+                logging.config.dictConfig(yaml.safe_load(f))
+        else:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except ConfigError:
+        raise
+    except Exception as exc:  # the logging module raises all kinds for a bad file
+        raise ConfigError(f"--log-config {path}: {exc}") from None
+
+
+def apply_process_options(args: argparse.Namespace) -> None:
+    """``--env-file`` and ``--log-config``: what changes this process before the app is imported
+    (workers inherit the environment). Raises :class:`ConfigError` for a bad file."""
+    load_env_file(args.env_file)
+    if args.log_config is not None:
+        _apply_log_config(args.log_config)
+
+
+def load_env_file(path: str | None, environ: dict[str, str] | None = None) -> None:
+    """Load ``--env-file``: ``KEY=VALUE`` lines (``export`` allowed, ``#`` comments, values in
+    single or double quotes) into the environment; variables already set are kept, as
+    python-dotenv does by default."""
+    if path is None:
+        return
+    target: Any = os.environ if environ is None else environ
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"--env-file {path}: {exc.strerror}") from None
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, eq, value = line.partition("=")
+        key = key.strip()
+        if not eq or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise ConfigError(f"--env-file {path}:{number}: not KEY=VALUE: {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        else:
+            value = value.split(" #", 1)[0].rstrip()
+        target.setdefault(key, value)
+
+
 def trusted_proxies(
     proxy_headers: bool,
     forwarded_allow_ips: str | None,
     environ: Mapping[str, str] = os.environ,
+    *,
+    forwarded_style: str = "x-forwarded",
 ) -> TrustedProxies | None:
     """The peers whose proxy headers a server believes, or None with ``--no-proxy-headers``.
 
@@ -412,7 +578,7 @@ def trusted_proxies(
     if spec is None:
         spec = environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
     try:
-        return TrustedProxies(spec)
+        return TrustedProxies(spec, rfc7239=forwarded_style == "rfc7239")
     except ValueError as exc:
         raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
 
@@ -444,7 +610,14 @@ def supervise(
     dirs = (args.reload_dir or [args.app_dir or os.getcwd()]) if args.reload else None
     sock = bind()
     try:
-        return Supervisor(worker, args.workers, reload_dirs=dirs).run(sock.fileno())
+        return Supervisor(
+            worker,
+            args.workers,
+            reload_dirs=dirs,
+            reload_include=args.reload_include or (),
+            reload_exclude=args.reload_exclude or (),
+            healthcheck_timeout=args.timeout_worker_healthcheck or None,
+        ).run(sock.fileno())
     finally:
         sock.close()
 
@@ -477,16 +650,63 @@ def stop_message(signum: int) -> str:
     )
 
 
-def notify_serving(fd: int | None) -> None:
-    """Say that this server serves: to its supervisor (one byte on ``--notify-fd``) when it is
-    a worker, else to systemd (``READY=1``) when ``$NOTIFY_SOCKET`` is set."""
-    if fd is None:
-        Notifier().ready("serving")
-        return
-    with contextlib.suppress(OSError):
-        os.write(fd, b"1")
-    with contextlib.suppress(OSError):
-        os.close(fd)
+class WorkerLink:
+    """What a server process tells whoever supervises it.
+
+    Under ``--workers`` that is the supervisor, one byte a word on the ``--notify-fd`` pipe:
+    ``1`` serving, ``h`` a heartbeat (at most one a second; a worker that stops sending them
+    for ``--timeout-worker-healthcheck`` seconds is killed and replaced), ``r`` recycle me
+    (``--limit-max-requests``: the supervisor starts the replacement first, then the worker
+    is told to drain). A lone server talks to systemd instead, when ``$NOTIFY_SOCKET`` is set:
+    ``READY=1`` and the watchdog.
+    """
+
+    def __init__(self, notify_fd: int | None) -> None:
+        """Talk on ``notify_fd`` (a worker), or to systemd (None: a lone server)."""
+        self._fd = notify_fd
+        self._notifier = Notifier() if notify_fd is None else None
+        self._last_beat = -1.0
+        if notify_fd is not None:
+            with contextlib.suppress(OSError):
+                os.set_blocking(notify_fd, False)  # a full pipe must never stall a server
+                # Not passed on to the app's own child processes, which would hide our exit.
+                os.set_inheritable(notify_fd, False)
+
+    @property
+    def supervised(self) -> bool:
+        """Whether a ``--workers`` supervisor listens (and replaces this process)."""
+        return self._fd is not None
+
+    def _say(self, word: bytes) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._fd, word)
+
+    def serving(self) -> None:
+        """The server accepts connections."""
+        if self._notifier is not None:
+            self._notifier.ready("serving")
+        self._say(b"1")
+
+    def heartbeat(self, now: float) -> None:
+        """Call from the server's own loop tick (``now`` monotonic): proof the loop runs."""
+        if self._notifier is not None:
+            self._notifier.watchdog(now)
+        elif now - self._last_beat >= 1.0:
+            self._last_beat = now
+            self._say(b"h")
+
+    def recycle(self) -> bool:
+        """Ask to be replaced; False for a lone server (it must stop by itself)."""
+        self._say(b"r")
+        return self.supervised
+
+
+def notify_serving(fd: int | None) -> WorkerLink:
+    """Say that this server serves (see :class:`WorkerLink`); returns the link for later words."""
+    link = WorkerLink(fd)
+    link.serving()
+    return link
 
 
 # -- the application -------------------------------------------------------------------------
@@ -572,6 +792,10 @@ class SSLOptions(Protocol):
     def ssl_ciphers(self) -> str:
         """The OpenSSL cipher list; empty keeps OpenSSL's default."""
 
+    @property
+    def ssl_version(self) -> str:
+        """The oldest TLS version accepted: "TLSv1.2" or "TLSv1.3"."""
+
 
 def create_ssl_context(options: SSLOptions) -> ssl.SSLContext | None:
     """Build the server-side TLS context from the ``ssl_*`` options (None without a cert).
@@ -591,7 +815,9 @@ def create_ssl_context(options: SSLOptions) -> ssl.SSLContext | None:
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"{option}: no such file: {path}")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if options.ssl_version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
+    )
     try:
         context.load_cert_chain(
             options.ssl_certfile, options.ssl_keyfile, password=options.ssl_keyfile_password

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fnmatch
 import logging
 import os
 import select
@@ -69,6 +70,8 @@ _MANAGER_VARIABLES = frozenset(
 _POLL_SECONDS = 1.0
 # How often --reload looks at the files, and how many it looks at, at most.
 _RELOAD_POLL_SECONDS = 0.25
+#: Never watched: hidden files, compiled Python, editor backups and swap files (as uvicorn).
+_ALWAYS_EXCLUDED = (".*", "*.py[cod]", "*~", "*.sw.", ".#*")
 _RELOAD_MAX_FILES = 20_000
 _SKIPPED_DIRS = frozenset(("__pycache__", "node_modules", "site-packages"))
 #: The signals the supervisor acts on (SIGCHLD only wakes it).
@@ -90,26 +93,49 @@ class _Role(enum.Enum):
 class _Worker:
     """One worker process and the read end of its "serving" pipe (-1 once read)."""
 
-    __slots__ = ("process", "ready", "ready_pipe", "role", "slot")
+    __slots__ = ("killed", "last_beat", "process", "ready", "ready_pipe", "replaces", "role", "slot")
 
     def __init__(
-        self, slot: int, role: _Role, process: subprocess.Popen[bytes], ready_pipe: int
+        self,
+        slot: int,
+        role: _Role,
+        process: subprocess.Popen[bytes],
+        ready_pipe: int,
+        replaces: _Worker | None = None,
     ) -> None:
         self.slot = slot
         self.role = role
         self.process = process
         self.ready_pipe = ready_pipe
         self.ready = False
+        #: When its last heartbeat came (monotonic), None before the first: a worker that
+        #: never sends one is never judged stuck.
+        self.last_beat: float | None = None
+        #: The worker this one replaces once it serves (--limit-max-requests); None in a reload.
+        self.replaces = replaces
+        self.killed = False
 
 
 class _Watcher:
     """The modification times of the ``.py`` files under some directories, polled."""
 
-    __slots__ = ("_dirs", "_seen")
+    __slots__ = ("_dirs", "_exclude", "_include", "_seen")
 
-    def __init__(self, dirs: Sequence[str]) -> None:
+    def __init__(
+        self, dirs: Sequence[str], include: Sequence[str] = (), exclude: Sequence[str] = ()
+    ) -> None:
         self._dirs = [os.path.abspath(d) for d in dirs]
+        # File names: *.py always, plus --reload-include; minus the usual noise and
+        # --reload-exclude (patterns with a "/" match the path under the directory instead).
+        self._include = ("*.py", *include)
+        self._exclude = (*_ALWAYS_EXCLUDED, *exclude)
         self._seen = self._scan()
+
+    def _watched(self, path: str, name: str) -> bool:
+        def match(patterns: Sequence[str]) -> bool:
+            return any(fnmatch.fnmatch(path if "/" in p else name, p) for p in patterns)
+
+        return match(self._include) and not match(self._exclude)
 
     def changed(self) -> str | None:
         """A file added, removed or modified since the last call, or None."""
@@ -136,7 +162,7 @@ class _Watcher:
                     if entry.is_dir(follow_symlinks=False):
                         if not name.startswith(".") and name not in _SKIPPED_DIRS:
                             pending.append(entry.path)
-                    elif name.endswith(".py"):
+                    elif self._watched(entry.path, name):
                         found[entry.path] = entry.stat().st_mtime_ns
                 except OSError:
                     continue  # removed while looking
@@ -150,13 +176,20 @@ class Supervisor:
         self,
         command: Sequence[str],
         workers: int,
+        *,
         reload_dirs: Sequence[str] | None = None,
+        reload_include: Sequence[str] = (),
+        reload_exclude: Sequence[str] = (),
+        healthcheck_timeout: float | None = None,
     ) -> None:
         #: The worker command line, to which ``--fd``, ``--notify-fd`` and ``--supervisor-fd``
         #: are added.
         self._command = list(command)
         self._count = workers
         self._reload_dirs = reload_dirs
+        self._reload_patterns = (tuple(reload_include), tuple(reload_exclude))
+        #: --timeout-worker-healthcheck: a worker silent this long after a heartbeat is killed.
+        self._healthcheck = healthcheck_timeout
         self._workers: list[_Worker] = []
         self._selector = selectors.DefaultSelector()
         self._signals: list[int] = []
@@ -204,7 +237,11 @@ class Supervisor:
                 os.close(end)
 
     def _supervise(self, wake: int) -> int:
-        watcher = _Watcher(self._reload_dirs) if self._reload_dirs is not None else None
+        watcher = (
+            _Watcher(self._reload_dirs, *self._reload_patterns)
+            if self._reload_dirs is not None
+            else None
+        )
         for slot in range(self._count):
             self._start(slot, _Role.ACTIVE)
         if watcher is None:
@@ -234,8 +271,30 @@ class Supervisor:
                 self._switch_over()
                 self._reconcile()
             self._announce()
-            self._notifier.watchdog(time.monotonic())
+            now = time.monotonic()
+            self._check_heartbeats(now)
+            self._notifier.watchdog(now)
         return self._status
+
+    def _check_heartbeats(self, now: float) -> None:
+        """Kill a worker whose loop stopped ticking (gunicorn's --timeout); _reap restarts it."""
+        limit = self._healthcheck
+        if limit is None or self._stopping:
+            return
+        for worker in self._workers:
+            beat = worker.last_beat
+            if beat is None or worker.killed or now - beat <= limit:
+                continue
+            _log.error(
+                "worker %d (pid %d) sent no heartbeat for %.0f s (--timeout-worker-healthcheck "
+                "%g): its event loop is stuck; killing it",
+                worker.slot,
+                worker.process.pid,
+                now - beat,
+                limit,
+            )
+            worker.killed = True
+            self._send(worker, signal.SIGKILL)
 
     def _announce(self) -> None:
         """READY=1 to a service manager once every worker serves for the first time."""
@@ -322,6 +381,14 @@ class Supervisor:
                 continue
             if worker.role is _Role.RETIRING:
                 _log.info("retired worker (pid %d) exited with status %d", pid, code)
+            elif worker.role is _Role.NEXT and worker.replaces is not None:
+                _log.error(
+                    "the replacement for worker %d (pid %d) exited with status %d; the old one "
+                    "keeps serving",
+                    worker.slot,
+                    pid,
+                    code,
+                )
             elif worker.role is _Role.NEXT:
                 when = "after it started serving" if worker.ready else "while starting"
                 _log.error(
@@ -351,7 +418,19 @@ class Supervisor:
 
     def _switch_over(self) -> None:
         """Once every new worker of a reload serves, retire the old ones."""
-        new = [w for w in self._workers if w.role is _Role.NEXT]
+        for worker in [w for w in self._workers if w.role is _Role.NEXT and w.replaces]:
+            if worker.ready:
+                replaced = worker.replaces
+                worker.role, worker.replaces = _Role.ACTIVE, None
+                if replaced is not None and replaced in self._workers:
+                    self._retire(replaced)
+                    _log.info(
+                        "recycled worker %d: pid %d serving, pid %d draining",
+                        worker.slot,
+                        worker.process.pid,
+                        replaced.process.pid,
+                    )
+        new = [w for w in self._workers if w.role is _Role.NEXT and w.replaces is None]
         if not new or not all(w.ready for w in new):
             return
         old = [w for w in self._workers if w.role is _Role.ACTIVE]
@@ -385,7 +464,7 @@ class Supervisor:
         worker.role = _Role.RETIRING
         self._send(worker, signal.SIGHUP)
 
-    def _start(self, slot: int, role: _Role) -> None:
+    def _start(self, slot: int, role: _Role, replaces: _Worker | None = None) -> None:
         read_end, write_end = os.pipe()
         # Given last, these win over the same options earlier in the command line.
         options = ["--fd", str(self._fd), "--notify-fd", str(write_end)]
@@ -399,26 +478,48 @@ class Supervisor:
             )
         finally:
             os.close(write_end)
-        worker = _Worker(slot, role, process, read_end)
+        worker = _Worker(slot, role, process, read_end, replaces)
         self._workers.append(worker)
         self._selector.register(read_end, selectors.EVENT_READ, worker)
         _log.debug("worker %d started (pid %d)", slot, process.pid)
 
     def _read_ready(self, worker: _Worker) -> None:
-        """Read the worker's "serving" byte if it is there (or EOF), then close the pipe."""
+        """Read what the worker wrote on its pipe (each byte a word: ``1`` serving, ``h`` a
+        heartbeat, ``r`` recycle me); at EOF close the pipe."""
         pipe = worker.ready_pipe
         if pipe < 0:
             return
         try:
-            data = os.read(pipe, 1) if self._readable(pipe) else None
+            data = os.read(pipe, 512) if self._readable(pipe) else None
         except OSError:
             data = b""
         if data is None:
             return
-        worker.ready = data == b"1"
-        self._selector.unregister(pipe)
-        os.close(pipe)
-        worker.ready_pipe = -1
+        if not data:
+            self._selector.unregister(pipe)
+            os.close(pipe)
+            worker.ready_pipe = -1
+            return
+        if b"1" in data:
+            worker.ready = True
+        if b"h" in data:
+            worker.last_beat = time.monotonic()
+        if b"r" in data:
+            self._recycle(worker)
+
+    def _recycle(self, worker: _Worker) -> None:
+        """The worker served its --limit-max-requests: start its replacement first; the old
+        one is told to drain once the new one serves."""
+        if self._stopping or worker.role is not _Role.ACTIVE:
+            return
+        if any(w.replaces is worker for w in self._workers):
+            return
+        _log.info(
+            "worker %d (pid %d) reached --limit-max-requests: starting its replacement",
+            worker.slot,
+            worker.process.pid,
+        )
+        self._start(worker.slot, _Role.NEXT, replaces=worker)
 
     @staticmethod
     def _readable(fd: int) -> bool:

@@ -23,6 +23,7 @@ from tether_server.startup import (
     add_proxy_options,
     add_tls_options,
     add_websocket_options,
+    apply_process_options,
     configure_logging,
     notify_serving,
     positive_int,
@@ -98,12 +99,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tether-threaded``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     log = logging.getLogger("tether.error")
     try:
         config = config_from_args(args)
         given = list(argv) if argv is not None else sys.argv[1:]
         command = [sys.executable, "-m", "tether_threaded", *given]
+        apply_process_options(args)
         status = supervise(args, command, lambda: bind_socket(config))
         if status is not None:
             return status

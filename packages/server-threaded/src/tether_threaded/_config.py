@@ -62,7 +62,7 @@ class Config:
     #: 413 beyond, so that no client can fill the disk (waitress's default, 1 GiB).
     max_gathered_body: int = 1 << 30
     ws_max_size: int = 16 * 1024 * 1024
-    ws_ping_interval: float | None = None
+    ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float = 20.0
     ws_close_timeout: float = 10.0
     ssl_certfile: str | None = None
@@ -71,6 +71,8 @@ class Config:
     ssl_ca_certs: str | None = None
     ssl_cert_reqs: int = int(ssl.CERT_NONE)
     ssl_ciphers: str = "TLSv1.2:TLSv1.3"
+    #: The oldest TLS version accepted: "TLSv1.2" or "TLSv1.3".
+    ssl_version: str = "TLSv1.2"
     server_header: bool = True
     date_header: bool = True
     access_log: bool = True
@@ -78,6 +80,8 @@ class Config:
     proxy_headers: bool = True
     #: Comma-separated IPs, CIDR networks, "unix" or "*"; None: $FORWARDED_ALLOW_IPS or 127.0.0.1.
     forwarded_allow_ips: str | None = None
+    #: "x-forwarded" (X-Forwarded-For/-Proto) or "rfc7239" (Forwarded).
+    forwarded_style: str = "x-forwarded"
     #: Install SIGINT/SIGTERM handlers (only possible in the main thread).
     install_signal_handlers: bool = True
 
@@ -111,7 +115,9 @@ class Config:
 
     def trusted_proxies(self) -> TrustedProxies | None:
         """The peers whose proxy headers are believed (None: ``proxy_headers`` is off)."""
-        return trusted_proxies(self.proxy_headers, self.forwarded_allow_ips)
+        return trusted_proxies(
+            self.proxy_headers, self.forwarded_allow_ips, forwarded_style=self.forwarded_style
+        )
 
     def server_header_pair(self) -> tuple[bytes, bytes] | None:
         """The ``Server`` header to add, or None."""
