@@ -16,6 +16,7 @@ import anyio
 from anyio import EndOfStream
 
 from tether.errors import BadRequest, ProtocolError, RemoteProtocolError
+from tether.health import HealthState, health_response, probe_for
 from tether.http1 import (
     NEED_DATA,
     PAUSED,
@@ -282,6 +283,7 @@ class HTTPConnection:
         except RemoteProtocolError as exc:
             await self.refuse(exc)
             return False
+        probe = probe_for(raw_path, state.health_prefix) if state.health_prefix else None
         root_path = state.root_path
         if root_path:
             path = root_path + path
@@ -312,7 +314,18 @@ class HTTPConnection:
                 cycle.response.client = _client_text(client)
         self.cycle = cycle
         limit = state.limit_concurrency
-        if limit is not None and state.in_flight >= limit:
+        if probe is not None:
+            # Before the app and past the concurrency limit: a busy server is not a dead one.
+            health = HealthState(
+                started=True,  # connections are accepted only after lifespan start-up
+                draining=state.shutting_down,
+                in_flight=state.in_flight,
+                limit_concurrency=limit,
+                connections=len(state.connections),
+                limit_connections=state.config.limit_connections,
+            )
+            await cycle.send_canned(*health_response(probe, health))
+        elif limit is not None and state.in_flight >= limit:
             await cycle.send_canned(*overload_response())
         else:
             state.in_flight += 1

@@ -41,6 +41,8 @@ class ServerState:
         self.server_header = config.server_header_pair()
         self.send_date = config.date_header
         self.limit_concurrency = config.limit_concurrency
+        prefix = config.health_path_prefix
+        self.health_prefix = prefix.rstrip("/").encode() if prefix else b""
         #: ``--timeout-write`` (None: 0, no limit).
         self.write_timeout = config.timeout_write or None
         self.websockets = config.ws != "none"

@@ -387,6 +387,19 @@ class Connection:
         else:
             environ["wsgi.input"] = NO_BODY
         loop = self.loop
+        health = loop.health(exchange.request) if loop.health_prefix else None
+        if health is not None:
+            # Answered here, before the app and past --limit-concurrency: a busy server is
+            # not a dead one.
+            exchange.close_input()
+            try:
+                out = exchange.canned(*health)
+                if out:
+                    self.write(out, wait=False)
+            except ClientDisconnected:
+                return
+            self.response_done(now)
+            return
         if exchange.upgrade is not None:
             admitted = loop.admit_websocket()
             what = "WebSocket sessions at --limit-websockets"

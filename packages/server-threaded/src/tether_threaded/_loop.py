@@ -27,8 +27,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from tether.http1 import Request, date_header
-from tether.serving import ConnectionGate
+from tether.health import HealthState, health_response, probe_for
+from tether.http1 import Request, Response, date_header
+from tether.serving import ConnectionGate, split_target
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
 from tether_threaded._pool import STALL, Pool
@@ -121,6 +122,10 @@ class Loop:
         self._count_lock = threading.Lock()
         self._in_flight = 0
         self._max_in_flight = config.max_in_flight()
+        prefix = config.health_path_prefix
+        self.health_prefix = prefix.rstrip("/").encode() if prefix else b""
+        #: Called with ``now`` on every pass of the loop: the supervisor's heartbeat.
+        self.heartbeat: Callable[[float], None] | None = None
         self._websockets = 0
         self._max_websockets = config.limit_websockets
         #: Most body bytes the loop gathers for one request.
@@ -196,6 +201,23 @@ class Loop:
         """Count a finished WebSocket upgrade (its thread) out."""
         with self._count_lock:
             self._websockets -= 1
+
+    def health(self, request: Request) -> tuple[Response, bytes] | None:
+        """The answer to a health probe under ``--health-path-prefix``, or None."""
+        probe = probe_for(split_target(request.target)[0], self.health_prefix)
+        if probe is None:
+            return None
+        with self._count_lock:
+            in_flight = self._in_flight
+        state = HealthState(
+            started=True,  # the loop accepts connections only once it serves
+            draining=self.draining,
+            in_flight=in_flight,
+            limit_concurrency=self._max_in_flight,
+            connections=len(self.conns),
+            limit_connections=self.config.limit_connections,
+        )
+        return health_response(probe, state)
 
     def make_exchange(self, conn: Connection, request: Request) -> Exchange:
         """Build the environ for ``request`` and the object that will run the app on it."""
@@ -322,6 +344,8 @@ class Loop:
                         queue_job(job)
                     batch.clear()
                 work_waiting = kick(now)
+                if self.heartbeat is not None:
+                    self.heartbeat(now)
         finally:
             self._cleanup()
 

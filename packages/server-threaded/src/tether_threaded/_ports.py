@@ -13,7 +13,7 @@ import selectors
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
-from tether.http1 import Request
+from tether.http1 import Request, Response
 from tether.limits import Limits
 from tether_threaded._config import Config
 from tether_threaded._types import Environ, WSGIApp
@@ -37,6 +37,13 @@ class Job(Protocol):
 
     def close_input(self) -> None:
         """Free the gathered body."""
+
+    @property
+    def request(self) -> Request:
+        """The request's head."""
+
+    def canned(self, response: Response, body: bytes) -> bytes | None:
+        """The bytes of a complete server-made response (None once the head was committed)."""
 
     def overloaded(self) -> bytes:
         """The bytes of the canned 503 (the server is at its limit), with a close."""
@@ -124,6 +131,12 @@ class Host(Protocol):
 
     def make_exchange(self, conn: Any, request: Request) -> Job:
         """The environ and the runner of ``request``."""
+
+    @property
+    def health_prefix(self) -> bytes: ...
+
+    def health(self, request: Request) -> tuple[Response, bytes] | None:
+        """The answer to a health probe (``--health-path-prefix``), or None for other paths."""
 
     def submit(self, exchange: Any) -> None:
         """Queue a request for the workers."""

@@ -223,6 +223,10 @@ class Exchange:
             self.input = None
             stream.close()
 
+    def canned(self, response: Response, body: bytes) -> bytes | None:
+        """The bytes of a complete server-made response (a health probe's answer)."""
+        return self.cycle.canned(response, body)
+
     def overloaded(self) -> bytes:
         """The canned 503 with ``Connection: close`` (the server is at its limit)."""
         response, text = overload_response()
