@@ -127,21 +127,7 @@ def test_servers_use_no_private_name_of_another_package() -> None:
             assert private == [], (module, private)
 
 
-_KNOWN_CYCLES = {
-    "tether_asyncio": "_http and _websocket import each other (issue 11: one response cycle)",
-    "tether_threaded": "its five modules form one cycle behind TYPE_CHECKING (issue 11)",
-}
-
-
-@pytest.mark.parametrize(
-    "package",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=_KNOWN_CYCLES[p]))
-        if p in _KNOWN_CYCLES
-        else p
-        for p in PACKAGES
-    ],
-)
+@pytest.mark.parametrize("package", list(PACKAGES))
 def test_no_import_cycle(package: str) -> None:
     assert _cycle(_imports(package, PACKAGES[package])) is None
 

@@ -280,11 +280,6 @@ def test_unread_response_is_cut_by_the_write_timeout_and_frees_its_slot(tmp_path
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker still waits in its write to a non-reader of a streamed response until "
-    "--timeout-write; fixed once the response cycle is shared (issue 11 branch)",
-)
 def test_non_readers_of_streamed_responses_do_not_take_the_worker_threads(tmp_path: Path) -> None:
     """More non-reading clients of a streamed (generator) response than threads: a plain GET
     from another client is still answered within a second (found by bench/soak.py: a worker

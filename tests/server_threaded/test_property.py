@@ -7,6 +7,7 @@ import json
 import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -65,6 +66,9 @@ def _expected(request: GeneratedRequest) -> dict[str, str]:
             out[key] = decoded
         else:
             out[key] = f"{old}; {decoded}" if key == "HTTP_COOKIE" else f"{old}, {decoded}"
+    if request.target[:1] not in (b"/", b"*"):
+        # Absolute-form: the core reports the target's authority as the Host (RFC 9112 3.2.2).
+        out["HTTP_HOST"] = urlsplit(request.target).netloc.decode("latin-1")
     if "HTTP_TRANSFER_ENCODING" in out or "CONTENT_LENGTH" in out:
         # The server gathers the body before the app runs: de-chunked, with its length.
         out.pop("HTTP_TRANSFER_ENCODING", None)

@@ -240,15 +240,18 @@ class ConnectionGate:
         return False
 
 
-def access_log_line(client: str, request: Request, status: int, sent: int) -> str:
-    """One access-log line: ``client - "METHOD target HTTP/version" status bytes``.
+def access_log_line(client: str, request: Request, status: int, sent: int, note: str = "") -> str:
+    """One access-log line: ``client - "METHOD target HTTP/version" status bytes [note]``.
 
     Non-ASCII bytes in the target are escaped so a log line is always one printable line.
+    ``note`` follows for exchanges that need more (a WebSocket session's close code and
+    duration: ``ws 1000 2.513s``).
     """
     method = request.method.decode("ascii", "backslashreplace")
     target = request.target.decode("ascii", "backslashreplace")
     version = request.http_version.decode("ascii", "backslashreplace")
-    return f'{client} - "{method} {target} HTTP/{version}" {status} {sent}'
+    line = f'{client} - "{method} {target} HTTP/{version}" {status} {sent}'
+    return f"{line} {note}" if note else line
 
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network

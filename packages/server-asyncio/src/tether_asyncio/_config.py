@@ -45,6 +45,8 @@ class Config:
     limit_connections: int | None = None
     limit_connections_low: int | None = None
     limit_requests_per_connection: int | None = None
+    #: Answer ``PREFIX/live``, ``/ready`` and ``/startup`` before the app (None: off).
+    health_path_prefix: str | None = None
     timeout_keep_alive: float = 5.0
     timeout_request_head: float = 10.0
     timeout_body: float = 30.0
@@ -183,7 +185,6 @@ def _positional_arity(app: Any) -> int | None:
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
             count += 1
     return count
-
 
 
 __all__ = ["Config", "ConfigError", "bind_socket", "create_ssl_context", "load_app"]

@@ -13,46 +13,38 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
+from anyio import EndOfStream
 
 from tether.errors import BadRequest, ProtocolError, RemoteProtocolError
+from tether.health import HealthState, health_response, probe_for
 from tether.http1 import (
     NEED_DATA,
     PAUSED,
-    Data,
     EndOfMessage,
-    InformationalResponse,
     Request,
-    Response,
     ServerConnection,
     State,
 )
 from tether.serving import (
-    access_log_line,
     decode_path,
-    internal_error_response,
     overload_response,
     split_target,
-    with_server_headers,
 )
+from tether.serving_cycle import RULES
+from tether.websocket.handshake import wants_websocket
+from tether_asyncio._exchange import RequestCycle
 from tether_asyncio._state import access_log, error_log
 from tether_asyncio._stream import FastStream
-from tether_asyncio._types import ClientDisconnected, Message, Stream
+from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Stream
+from tether_asyncio._websocket import serve_websocket
 
 if TYPE_CHECKING:
     from tether_asyncio._state import ServerState
 
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _READ_SIZE = 65536
-#: Bodies larger than this are written apart from the head instead of being copied into it.
-_JOIN_LIMIT = 16 * 1024
-_STREAM_GONE = (BrokenResourceError, ClosedResourceError, OSError)
 #: Writes on streams without their own write timeout (trio) are timed in pieces this large.
 _WRITE_PIECE = 256 * 1024
-
-
-def _disconnect() -> Message:
-    return {"type": "http.disconnect"}
 
 
 def _client_text(client: tuple[str, int] | None) -> str:
@@ -142,7 +134,7 @@ class HTTPConnection:
                     await self.stream.send(self.timeout_output)
             if self.linger and not self.peer_eof:
                 await self._linger()
-        except _STREAM_GONE:
+        except STREAM_GONE:
             pass
         except Exception:
             error_log.exception("connection %d: unexpected server error", self.id)
@@ -167,8 +159,8 @@ class HTTPConnection:
         response before the client reads it; so half-close, and discard what still arrives
         for a moment (bounded in time and bytes).
         """
-        budget = 256 * 1024
-        with anyio.move_on_after(1), contextlib.suppress(Exception):
+        budget = RULES.linger_bytes
+        with anyio.move_on_after(RULES.linger_seconds), contextlib.suppress(Exception):
             await self.stream.send_eof()
             while budget > 0:
                 budget -= len(await self.stream.receive(_READ_SIZE))
@@ -192,7 +184,7 @@ class HTTPConnection:
                 try:
                     event = conn.next_event(state.clock)
                 except RemoteProtocolError as exc:
-                    await self._refuse(exc)
+                    await self.refuse(exc)
                     return
             fresh = False
             if event is NEED_DATA:
@@ -203,7 +195,7 @@ class HTTPConnection:
                     data = await stream.receive(_READ_SIZE)
                 except EndOfStream:
                     data = b""
-                except _STREAM_GONE:
+                except STREAM_GONE:
                     return
                 finally:
                     self.idle = False
@@ -219,7 +211,7 @@ class HTTPConnection:
                 # ConnectionClosed, or body events of a request we no longer serve.
                 return
 
-    async def _refuse(self, exc: ProtocolError) -> None:
+    async def refuse(self, exc: ProtocolError) -> None:
         """Answer a request the core refused, then let the connection close."""
         error_log.debug("connection %d: refused request: %s", self.id, exc)
         out = self.conn.error_response(exc)
@@ -241,7 +233,7 @@ class HTTPConnection:
                 await self.stream.send(data)
             else:
                 await self._write_within(data, self.write_timeout)
-        except _STREAM_GONE:
+        except STREAM_GONE:
             self.closed = True
             raise ClientDisconnected("the client has disconnected") from None
 
@@ -274,9 +266,7 @@ class HTTPConnection:
         state = self.state
         conn = self.conn
         # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
-        if request.method == b"GET" and state.websockets and self._is_upgrade(request):
-            from tether_asyncio._websocket import serve_websocket
-
+        if request.method == b"GET" and state.websockets and wants_websocket(request.headers):
             return await serve_websocket(self, request)
         target = request.target
         try:
@@ -288,11 +278,12 @@ class HTTPConnection:
                 raw_path, query = split_target(target)
                 path = decode_path(raw_path)
         except UnicodeDecodeError:
-            await self._refuse(BadRequest("the request path is not UTF-8"))
+            await self.refuse(BadRequest("the request path is not UTF-8"))
             return False
         except RemoteProtocolError as exc:
-            await self._refuse(exc)
+            await self.refuse(exc)
             return False
+        probe = probe_for(raw_path, state.health_prefix) if state.health_prefix else None
         root_path = state.root_path
         if root_path:
             path = root_path + path
@@ -320,10 +311,21 @@ class HTTPConnection:
             client, scope["scheme"] = proxies.resolve(request.headers, self.client, scope["scheme"])
             if client is not self.client:
                 scope["client"] = client
-                cycle.client_text = _client_text(client)
+                cycle.response.client = _client_text(client)
         self.cycle = cycle
         limit = state.limit_concurrency
-        if limit is not None and state.in_flight >= limit:
+        if probe is not None:
+            # Before the app and past the concurrency limit: a busy server is not a dead one.
+            health = HealthState(
+                started=True,  # connections are accepted only after lifespan start-up
+                draining=state.shutting_down,
+                in_flight=state.in_flight,
+                limit_concurrency=limit,
+                connections=len(state.connections),
+                limit_connections=state.config.limit_connections,
+            )
+            await cycle.send_canned(*health_response(probe, health))
+        elif limit is not None and state.in_flight >= limit:
             await cycle.send_canned(*overload_response())
         else:
             state.in_flight += 1
@@ -333,22 +335,8 @@ class HTTPConnection:
                 self._app_failed(cycle, exc)
             finally:
                 state.in_flight -= 1
-            if not cycle.started:
-                if not cycle.failed:
-                    error_log.error(
-                        "connection %d: ASGI application returned without starting a response",
-                        self.id,
-                    )
-                if not self.closed:
-                    await cycle.send_canned(*internal_error_response())
-                return False
             if not cycle.complete:
-                if not cycle.failed:
-                    error_log.error(
-                        "connection %d: ASGI application returned before completing its response",
-                        self.id,
-                    )
-                conn.send_failed()
+                await self._unfinished(cycle)
                 return False
         self.cycle = None
         if self.closed or self.peer_eof or not conn.keep_alive:
@@ -366,6 +354,29 @@ class HTTPConnection:
         # leaves the connection open: the client may be sending its next request already.
         return conn.keep_alive and (state.handover or not state.shutting_down)
 
+    async def _unfinished(self, cycle: RequestCycle) -> None:
+        """The app returned (or raised) without completing its response: a 500 while the head
+        is not committed, else cut the connection; log what the client got."""
+        response = cycle.response
+        gone = self.closed or cycle.disconnected
+        if not cycle.failed and not gone:
+            error_log.error(
+                "connection %d: ASGI application returned %s",
+                self.id,
+                "before completing its response"
+                if response.committed
+                else "without starting a response",
+            )
+        out = None if self.closed else response.fail()
+        if out:
+            cycle._finished()
+            with anyio.move_on_after(1), contextlib.suppress(ClientDisconnected):
+                await self.write(out)
+        else:
+            self.closed = True
+            if self.state.access_log:
+                access_log.info("%s", response.log_line())
+
     def _app_failed(self, cycle: RequestCycle, exc: Exception) -> None:
         cycle.failed = True
         if isinstance(exc, ClientDisconnected) and self.closed:
@@ -377,279 +388,3 @@ class HTTPConnection:
             " after the response started; closing" if cycle.started else "",
             exc_info=exc,
         )
-
-    def _is_upgrade(self, request: Request) -> bool:
-        for name, value in request.headers:
-            if name == b"upgrade":
-                return b"websocket" in value.lower()
-        return False
-
-
-class RequestCycle:
-    """The ``receive``/``send`` pair of one HTTP request."""
-
-    __slots__ = (
-        "body_done",
-        "client_text",
-        "complete",
-        "disconnected",
-        "failed",
-        "head",
-        "owner",
-        "request",
-        "sent",
-        "started",
-        "status",
-        "trailer_fields",
-        "trailers",
-        "wait_scope",
-    )
-
-    def __init__(self, owner: HTTPConnection, request: Request) -> None:
-        self.owner = owner
-        self.request = request
-        #: The client as the access log names it (the forwarded one behind a trusted proxy).
-        self.client_text = owner.client_text
-        #: The response head, held back until the first body message (ASGI allows it) so a
-        #: small response leaves in one write.
-        self.head = b""
-        self.started = False
-        self.complete = False
-        self.failed = False
-        self.body_done = False
-        self.disconnected = False
-        self.trailers = False
-        self.trailer_fields: list[tuple[bytes, bytes]] = []
-        self.status = 0
-        self.sent = 0
-        self.wait_scope: anyio.CancelScope | None = None
-
-    # -- send ------------------------------------------------------------------------------------
-
-    async def send(self, message: Message) -> None:
-        """The ASGI ``send`` callable."""
-        kind = message["type"]
-        owner = self.owner
-        conn = owner.conn
-        if owner.closed:
-            raise ClientDisconnected("the client has disconnected")
-        if not self.started:
-            if kind != "http.response.start":
-                raise RuntimeError(f"expected 'http.response.start', got {kind!r}")
-            state = owner.state
-            headers = with_server_headers(
-                message.get("headers", ()),
-                state.date if state.send_date else None,
-                state.server_header,
-            )
-            if state.shutting_down:
-                headers.append((b"connection", b"close"))
-            status = message["status"]
-            self.head = conn.send(Response(status, headers))
-            self.started = True
-            self.status = status
-            self.trailers = bool(message.get("trailers", False))
-            return
-        if kind == "http.response.body":
-            if self.complete:
-                raise RuntimeError("the response is already complete")
-            body = message.get("body", b"")
-            out = self.head
-            self.head = b""
-            if body:
-                chunk = conn.send(Data(body))
-                self.sent += len(body)
-                if len(chunk) > _JOIN_LIMIT and out:
-                    await owner.write(out)
-                    out = chunk
-                else:
-                    out += chunk
-            if not message.get("more_body", False) and not self.trailers:
-                out += conn.send(EndOfMessage())
-                self.complete = True
-            if self.complete:
-                self._finished()
-            if out:
-                await owner.write(out)
-            return
-        if kind == "http.response.trailers":
-            if not self.trailers or self.complete:
-                raise RuntimeError("trailers were not announced in http.response.start")
-            self.trailer_fields.extend(message.get("headers", ()))
-            if not message.get("more_trailers", False):
-                out = self.head + conn.send(EndOfMessage(self.trailer_fields))
-                self.head = b""
-                self.complete = True
-                self._finished()
-                await owner.write(out)
-            return
-        if kind == "http.response.pathsend":
-            await self._send_path(message["path"])
-            return
-        raise RuntimeError(f"unexpected ASGI message type {kind!r} in an HTTP response")
-
-    async def _send_path(self, path: str) -> None:
-        if self.complete:
-            raise RuntimeError("the response is already complete")
-        owner = self.owner
-        conn = owner.conn
-        async with await anyio.open_file(path, "rb") as file:
-            while chunk := await file.read(_READ_SIZE):
-                out = self.head + conn.send(Data(chunk))
-                self.head = b""
-                self.sent += len(chunk)
-                await owner.write(out)
-        out = self.head + conn.send(EndOfMessage())
-        self.head = b""
-        self.complete = True
-        self._finished()
-        await owner.write(out)
-
-    async def send_canned(self, response: Response, body: bytes) -> None:
-        """Send a complete server-made response (503 overload, 500 app failure)."""
-        owner = self.owner
-        state = owner.state
-        conn = owner.conn
-        headers = with_server_headers(
-            response.headers, state.date if state.send_date else None, state.server_header
-        )
-        try:
-            out = conn.send(Response(response.status_code, headers))
-            out += conn.send(Data(body)) + conn.send(EndOfMessage())
-        except ProtocolError:
-            owner.closed = True
-            return
-        self.started = True
-        self.status = response.status_code
-        self.complete = True
-        self._finished()
-        with contextlib.suppress(ClientDisconnected):
-            await owner.write(out)
-
-    def _finished(self) -> None:
-        # Called just before the last bytes are written: the access line is then logged
-        # before the client can see the response end (and whatever the write does).
-        if self.wait_scope is not None:
-            self.wait_scope.cancel()
-        owner = self.owner
-        if owner.state.access_log:
-            access_log.info(
-                "%s", access_log_line(self.client_text, self.request, self.status, self.sent)
-            )
-
-    # -- receive ---------------------------------------------------------------------------------
-
-    async def receive(self) -> Message:
-        """The ASGI ``receive`` callable."""
-        owner = self.owner
-        if self.complete or self.disconnected or owner.closed:
-            return _disconnect()
-        if not self.body_done:
-            return await self._read_body()
-        return await self._wait_for_disconnect()
-
-    async def _read_body(self) -> Message:
-        owner = self.owner
-        conn = owner.conn
-        state = owner.state
-        if conn.expects_continue and not self.started:
-            try:
-                await owner.write(conn.send(InformationalResponse(100)))
-            except ClientDisconnected:
-                self.disconnected = True
-                return _disconnect()
-        while True:
-            try:
-                event = conn.next_event(state.clock)
-                chunks: list[bytes] = []
-                while type(event) is Data:
-                    chunks.append(event.data)
-                    event = conn.next_event(state.clock)
-            except RemoteProtocolError as exc:
-                # A broken or oversized body: answer it if no response started, and tell the
-                # app the client is gone (it cannot get the rest of the body).
-                self.disconnected = True
-                if not self.started:
-                    await owner._refuse(exc)
-                    self.started = self.complete = True
-                else:
-                    error_log.debug("connection %d: bad request body: %s", owner.id, exc)
-                    owner.closed = True
-                return _disconnect()
-            if type(event) is EndOfMessage:
-                self.body_done = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            if chunks:
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": True}
-            if event is not NEED_DATA:
-                self.disconnected = True
-                return _disconnect()
-            if not await self._fill():
-                self.disconnected = True
-                return _disconnect()
-
-    async def _fill(self) -> bool:
-        """Read more body bytes within the core's body deadline; False when the peer is gone."""
-        owner = self.owner
-        conn = owner.conn
-        state = owner.state
-        deadline = conn.next_deadline()
-        while True:
-            with anyio.CancelScope(
-                deadline=deadline[0] if deadline is not None else float("inf")
-            ) as scope:
-                try:
-                    data = await owner.stream.receive(_READ_SIZE)
-                except EndOfStream:
-                    data = b""
-                except _STREAM_GONE:
-                    owner.closed = True
-                    return False
-            if not scope.cancelled_caught:
-                break
-            now = anyio.current_time()
-            out = conn.handle_timeout(now)
-            if out is not None:
-                # Too slow (a stall, or below --min-body-rate): the core's 408 if no response
-                # has started, then close.
-                error_log.debug("connection %d: request body too slow; closing", owner.id)
-                if out:
-                    with contextlib.suppress(*_STREAM_GONE):
-                        await owner.stream.send(out)
-                owner.closed = True
-                return False
-            deadline = conn.next_deadline()
-        if not data:
-            owner.peer_eof = True
-        conn.receive_data(data, state.clock)
-        return True
-
-    async def _wait_for_disconnect(self) -> Message:
-        """Block until the client goes away or the response completes (ASGI ``http.disconnect``).
-
-        Bytes that arrive meanwhile are pipelined requests; they go to the core's buffer, and
-        reading stops before that buffer's limit.
-        """
-        owner = self.owner
-        conn = owner.conn
-        budget = owner.state.limits.max_buffered_bytes // 2
-        with anyio.CancelScope() as scope:
-            self.wait_scope = scope
-            while not owner.peer_eof:
-                try:
-                    data = await owner.stream.receive(_READ_SIZE)
-                except EndOfStream:
-                    data = b""
-                except _STREAM_GONE:
-                    owner.closed = True
-                    break
-                conn.receive_data(data, owner.state.clock)
-                if not data:
-                    owner.peer_eof = True
-                    break
-                budget -= len(data)
-                if budget <= 0:
-                    await anyio.sleep_forever()
-        self.wait_scope = None
-        self.disconnected = owner.peer_eof or owner.closed
-        return _disconnect()

@@ -21,7 +21,7 @@ from tether_asyncio._lifespan import Lifespan, LifespanFailure
 from tether_asyncio._state import ServerState, error_log
 from tether_asyncio._stream import FastStream, ReadBuffer
 from tether_asyncio._types import Stream
-from tether_server.startup import STOP_SIGNALS, notify_serving, stop_message
+from tether_server.startup import STOP_SIGNALS, WorkerLink, notify_serving, stop_message
 
 #: Seconds between ticks of the clock that drives timeouts and the Date header.
 TICK = 0.2
@@ -47,6 +47,8 @@ class Server:
         self._resume: anyio.Event | None = None
         self._drained: anyio.Event | None = None
         self._connections_scope: anyio.CancelScope | None = None
+        #: What this process tells its supervisor or systemd (set once serving).
+        self._link: WorkerLink | None = None
         self._ssl: ssl.SSLContext | None = None
         #: What every asyncio connection reads its socket into (see _stream.ReadBuffer).
         self._read_buffer = ReadBuffer()
@@ -131,7 +133,8 @@ class Server:
                 else:
                     connections.start_soon(self._accept, listener, connections, accepting)
                 self.ready.set()
-                notify_serving(config.notify_fd)  # a --workers supervisor waits for it
+                # A --workers supervisor (or systemd) waits for it; heartbeats go on the tick.
+                self._link = notify_serving(config.notify_fd)
                 await self._exit.wait()
                 accepting.cancel()
                 await self._close_listener(listener, sock)
@@ -274,12 +277,15 @@ class Server:
     # -- time, signals, shutdown -----------------------------------------------------------------
 
     async def _ticker(self) -> None:
-        """Refresh the clock and Date header; expire idle connections' deadlines."""
+        """Refresh the clock and Date header; expire idle connections' deadlines; tell the
+        supervisor (or systemd's watchdog) that the loop runs."""
         state = self.state
         assert state is not None
         while True:
             now = anyio.current_time()
             state.refresh(now)
+            if self._link is not None:
+                self._link.heartbeat(now)
             if self._exit_requested and self._exit is not None:
                 self._exit.set()
             for connection in list(state.connections):

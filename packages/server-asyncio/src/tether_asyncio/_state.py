@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tether.http1 import date_header
+from tether.errors import ProtocolError
+from tether.http1 import ServerConnection, date_header
 from tether_asyncio._config import Config
 
 if TYPE_CHECKING:
-    from tether_asyncio._types import ASGIApp
+    from tether_asyncio._types import ASGIApp, Stream
 
 error_log = logging.getLogger("tether.error")
 access_log = logging.getLogger("tether.access")
@@ -40,6 +41,8 @@ class ServerState:
         self.server_header = config.server_header_pair()
         self.send_date = config.date_header
         self.limit_concurrency = config.limit_concurrency
+        prefix = config.health_path_prefix
+        self.health_prefix = prefix.rstrip("/").encode() if prefix else b""
         #: ``--timeout-write`` (None: 0, no limit).
         self.write_timeout = config.timeout_write or None
         self.websockets = config.ws != "none"
@@ -66,3 +69,28 @@ class ServerState:
         """Advance the shared clock and the cached ``Date`` header."""
         self.clock = clock
         self.date = date_header(time.time())
+
+
+class Owner(Protocol):
+    """What the code answering one request (:mod:`._exchange`, :mod:`._websocket`) needs of
+    its HTTP connection: the narrow boundary that keeps the connection loop (:mod:`._http`)
+    above them, never imported back."""
+
+    state: ServerState
+    conn: ServerConnection
+    stream: Stream
+    id: int
+    closed: bool
+    peer_eof: bool
+    client: tuple[str, int] | None
+    client_text: str
+    server: tuple[str, int | None] | None
+    scheme: str
+    websocket: Any
+    write_timeout: float | None
+
+    async def write(self, data: bytes) -> None:
+        """Send bytes; raises ``ClientDisconnected`` when the client is gone."""
+
+    async def refuse(self, exc: ProtocolError) -> None:
+        """Answer a request the core refused, then let the connection close."""

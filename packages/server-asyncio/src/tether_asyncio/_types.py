@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
+from anyio import BrokenResourceError, ClosedResourceError
+
 #: An ASGI scope or message.
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -16,6 +18,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 class ClientDisconnected(OSError):
     """Raised by ``send`` when the client has gone away (ASGI 2.4: an ``OSError`` subclass)."""
+
+
+#: What a read or write raises when the peer is gone.
+STREAM_GONE = (BrokenResourceError, ClosedResourceError, OSError)
 
 
 class Stream(Protocol):

@@ -22,29 +22,27 @@ from tether.http1 import (
     NEED_DATA,
     Data,
     EndOfMessage,
-    InformationalResponse,
     Request,
     Response,
 )
-from tether.serving import decode_path, split_target, with_server_headers
-from tether_asyncio._http import _STREAM_GONE, RequestCycle
-from tether_asyncio._state import error_log
-from tether_asyncio._types import ClientDisconnected, Message
+from tether.serving import decode_path, split_target
+from tether.serving_cycle import RULES
+from tether_asyncio._exchange import RequestCycle
+from tether_asyncio._state import Owner, access_log, error_log
+from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-    from tether_asyncio._http import HTTPConnection
 
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 #: Messages the reader may queue ahead of the app before it stops reading the socket.
-_QUEUE_SIZE = 16
 _READ_SIZE = 65536
 #: Seconds the close frame of a timed-out session may take before the socket is closed.
 _LAST_FLUSH = 1.0
 
 
-async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
+async def serve_websocket(owner: Owner, request: Request) -> bool:
     """Run one WebSocket request (upgrade or denial); the connection always ends after it."""
     conn = owner.conn
     state = owner.state
@@ -53,7 +51,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
         try:
             event = conn.next_event(state.clock)
         except RemoteProtocolError as exc:
-            await owner._refuse(exc)
+            await owner.refuse(exc)
             return False
         if type(event) is EndOfMessage:
             break
@@ -62,7 +60,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
                 data = await owner.stream.receive(_READ_SIZE)
             except EndOfStream:
                 data = b""
-            except _STREAM_GONE:
+            except STREAM_GONE:
                 return False
             conn.receive_data(data, state.clock)
         elif type(event) is not Data:
@@ -80,7 +78,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
     try:
         path = decode_path(raw_path)
     except RemoteProtocolError as exc:
-        await owner._refuse(exc)
+        await owner.refuse(exc)
         return False
     subprotocols: list[str] = []
     for name, value in request.headers:
@@ -122,9 +120,7 @@ async def serve_websocket(owner: HTTPConnection, request: Request) -> bool:
 class WebSocketSession:
     """The ASGI ``receive``/``send`` pair of one WebSocket connection."""
 
-    def __init__(
-        self, owner: HTTPConnection, request: Request, deflate: ws.DeflateOptions | None
-    ) -> None:
+    def __init__(self, owner: Owner, request: Request, deflate: ws.DeflateOptions | None) -> None:
         self.owner = owner
         self.request = request
         self.deflate = deflate
@@ -141,7 +137,14 @@ class WebSocketSession:
         self.group: TaskGroup | None = None
         self.reader_done = anyio.Event()
         self.reader_writing = False
-        self._to_app, self._from_reader = anyio.create_memory_object_stream[Message](_QUEUE_SIZE)
+        self._to_app, self._from_reader = anyio.create_memory_object_stream[Message](
+            RULES.inbox_messages
+        )
+        #: The HTTP side of the handshake: the 101, a denial, or the canned 403/500.
+        self.http = RequestCycle(owner, request)
+        #: The first close code of the closing handshake, ours or the peer's (the access line).
+        self.code: int | None = None
+        self.started = 0.0
 
     async def run(self, scope: dict[str, Any]) -> None:
         """Call the app; finish the handshake or the close it left undone."""
@@ -166,6 +169,10 @@ class WebSocketSession:
                 await self.reader_done.wait()
             # A closed socket (a write timeout) may leave the reader waiting for bytes.
             group.cancel_scope.cancel()
+        if self.accepted and owner.state.access_log:
+            duration = anyio.current_time() - self.started
+            note = f"ws {self.code or 1006} {duration:.3f}s"
+            access_log.info("%s", self.http.response.log_line(note))
 
     async def _after_app(self, failed: bool) -> None:
         owner = self.owner
@@ -181,12 +188,9 @@ class WebSocketSession:
             body = b"Internal Server Error\n" if failed else b"Forbidden\n"
             headers = [(b"content-type", b"text/plain; charset=utf-8")]
             headers.append((b"content-length", str(len(body)).encode("ascii")))
-            await RequestCycle(owner, self.request).send_canned(Response(status, headers), body)
+            await self.http.send_canned(Response(status, headers), body)
             return
-        conn = self.conn
-        assert conn is not None
-        if conn.state is ws.State.OPEN:
-            conn.send(ws.Close(1011 if failed else 1000), owner.state.clock)
+        if self._close(1011 if failed else 1000, ""):
             with contextlib.suppress(ClientDisconnected):
                 await self._flush()
 
@@ -195,9 +199,18 @@ class WebSocketSession:
         conn = self.conn
         if conn is None or self.group is None:
             return
-        if conn.state is ws.State.OPEN:
-            conn.send(ws.Close(1001, "server shutting down"), self.owner.state.clock)
+        if self._close(RULES.going_away_code, RULES.going_away_reason):
             self.group.start_soon(self._flush_quietly)
+
+    def _close(self, code: int, reason: str) -> bool:
+        """Start the closing handshake from our side; False when it has begun already."""
+        conn = self.conn
+        assert conn is not None
+        if conn.state is not ws.State.OPEN:
+            return False
+        self.code = self.code or code
+        conn.send(ws.Close(code, reason), self.owner.state.clock)
+        return True
 
     # -- receive ---------------------------------------------------------------------------------
 
@@ -221,7 +234,7 @@ class WebSocketSession:
         try:
             while await owner.stream.receive(_READ_SIZE):
                 pass  # a client must not send before the 101; such bytes are not a message
-        except (EndOfStream, *_STREAM_GONE):
+        except (EndOfStream, *STREAM_GONE):
             pass
         owner.closed = True
         return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
@@ -253,21 +266,14 @@ class WebSocketSession:
                 if self.denial is not None:
                     raise RuntimeError("websocket.close after websocket.http.response.start")
                 return  # _after_app sends the 403
-            conn = self.conn
-            assert conn is not None
-            if conn.state is not ws.State.OPEN:
-                return  # already closing or closed; nothing to do
-            conn.send(
-                ws.Close(message.get("code") or 1000, message.get("reason") or ""),
-                self.owner.state.clock,
-            )
-            await self._flush()
+            if self._close(message.get("code") or 1000, message.get("reason") or ""):
+                await self._flush()
             return
         if kind in ("websocket.http.response.start", "websocket.http.response.body"):
             if self.accepted or self.refused:
                 raise RuntimeError(f"{kind} after the handshake was answered")
             if self.denial is None:
-                self.denial = RequestCycle(self.owner, self.request)
+                self.denial = self.http
             forwarded = dict(message)
             forwarded["type"] = kind.replace("websocket.", "", 1)
             await self.denial.send(forwarded)
@@ -286,13 +292,9 @@ class WebSocketSession:
             deflate=self.deflate,
         )
         assert isinstance(result, ws.Accepted)  # validated before the app was called
-        headers = with_server_headers(
-            [*result.headers, *message.get("headers", ())],
-            state.date if state.send_date else None,
-            state.server_header,
-        )
         http = owner.conn
-        out = http.send(InformationalResponse(101, headers))
+        out = self.http.response.switch([*result.headers, *message.get("headers", ())])
+        self.started = anyio.current_time()
         conn = ws.Connection(
             ws.Role.SERVER, deflate=result.deflate, limits=state.limits, now=state.clock
         )
@@ -334,7 +336,7 @@ class WebSocketSession:
                         data = await stream.receive(_READ_SIZE)
                     except EndOfStream:
                         data = b""
-                    except _STREAM_GONE:
+                    except STREAM_GONE:
                         owner.closed = True
                         break
                 if scope.cancelled_caught:
@@ -386,6 +388,7 @@ class WebSocketSession:
             await self._to_app.send(message)
 
     def _set_disconnect(self, code: int, reason: str) -> None:
+        self.code = self.code or code
         if self.disconnect is None:
             self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
 

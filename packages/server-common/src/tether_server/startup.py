@@ -170,6 +170,13 @@ def add_limit_options(
     )
     group.add_argument(requests_option, type=_positive_int, default=None, help=requests_help)
     group.add_argument(
+        "--health-path-prefix",
+        default=None,
+        metavar="PREFIX",
+        help="answer PREFIX/live, PREFIX/ready and PREFIX/startup in the server itself, before "
+        "the app and past --limit-concurrency (e.g. /_tether; off by default)",
+    )
+    group.add_argument(
         "--timeout-keep-alive",
         type=_seconds,
         default=5.0,
@@ -420,6 +427,7 @@ _SHARED_FIELDS = (
     "limit_concurrency",
     "limit_connections",
     "limit_connections_low",
+    "health_path_prefix",
     "timeout_keep_alive",
     "timeout_request_head",
     "timeout_body",

@@ -108,8 +108,8 @@ class _Worker:
         self.process = process
         self.ready_pipe = ready_pipe
         self.ready = False
-        #: When its last heartbeat came (monotonic), None before the first: a worker that
-        #: never sends one is never judged stuck.
+        #: When its last heartbeat came (monotonic); from the moment it serves, then at each
+        #: heartbeat (None while it starts: start-up has no such limit).
         self.last_beat: float | None = None
         #: The worker this one replaces once it serves (--limit-max-requests); None in a reload.
         self.replaces = replaces
@@ -502,6 +502,8 @@ class Supervisor:
             return
         if b"1" in data:
             worker.ready = True
+            if worker.last_beat is None:
+                worker.last_beat = time.monotonic()  # judged from the moment it serves
         if b"h" in data:
             worker.last_beat = time.monotonic()
         if b"r" in data:

@@ -117,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tether-threaded: error: {exc}", file=sys.stderr)
         return 1
-    notify_serving(args.notify_fd)  # a --workers supervisor waits for it
+    # A --workers supervisor (or systemd) waits for it; heartbeats go on the loop's passes.
+    server.on_tick(notify_serving(args.notify_fd).heartbeat)
     where = config.uds if config.uds is not None else server.url()
     log.info("tether-threaded serving %s on %s with %d threads", args.app, where, config.threads)
     server.serve()

@@ -46,6 +46,8 @@ class Config:
     limit_connections_low: int | None = None
     limit_max_requests: int | None = None
     root_path: str = ""
+    #: Answer ``PREFIX/live``, ``/ready`` and ``/startup`` before the app (None: off).
+    health_path_prefix: str | None = None
     timeout_keep_alive: float = 5.0
     timeout_request_head: float = 10.0
     timeout_body: float = 30.0

@@ -21,7 +21,8 @@ import socket
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import Any, cast
 
 from tether.errors import ContentTooLarge, ProtocolError
 from tether.http1 import (
@@ -31,17 +32,12 @@ from tether.http1 import (
     EndOfMessage,
     InformationalResponse,
     Request,
-    Response,
     ServerConnection,
     State,
 )
-from tether.serving import overload_response
+from tether.serving_cycle import RULES
 from tether_threaded._input import NO_BODY, BodyBuffer, ClientDisconnected
-
-if TYPE_CHECKING:
-    from tether_threaded._loop import Loop
-    from tether_threaded._websocket import Session
-    from tether_threaded._wsgi import Exchange
+from tether_threaded._ports import Handler, Host, Job
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -49,14 +45,10 @@ WRITE = selectors.EVENT_WRITE
 #: Bytes asked of one ``recv`` call.
 RECV_SIZE = 64 * 1024
 #: Queued response bytes above which a writing worker waits for the client to catch up, and
-#: a WebSocket stops reading frames (whose answers, pongs, would pile up unsent).
-OUT_HIGH = 256 * 1024
-#: Queued bytes below which a WebSocket paused by :data:`OUT_HIGH` reads again.
-OUT_LOW = 64 * 1024
-#: Seconds, and bytes, a closing connection keeps reading (and discarding) so that the client
-#: sees our last response instead of a reset caused by its unread pipelined bytes.
-LINGER_TIME = 2.0
-LINGER_BYTES = 1024 * 1024
+#: a WebSocket stops reading frames (whose answers, pongs, would pile up unsent); the bytes
+#: below which they resume; the linger after a last response. Both servers' numbers.
+OUT_HIGH = RULES.write_high
+OUT_LOW = RULES.write_low
 
 _log = logging.getLogger("tether.error")
 
@@ -92,6 +84,7 @@ class Connection:
         "lock",
         "loop",
         "outbuf",
+        "parked",
         "phase",
         "registered",
         "sending",
@@ -105,7 +98,7 @@ class Connection:
 
     def __init__(  # noqa: PLR0917
         self,
-        loop: Loop,
+        loop: Host,
         sock: socket.socket,
         base_environ: dict[str, Any],
         client: str,
@@ -133,9 +126,12 @@ class Connection:
         self.busy = False
         #: The body being gathered, and the request it belongs to, until it is dispatched.
         self.body: BodyBuffer | None = None
-        self.exchange: Exchange | None = None
+        self.exchange: Job | None = None
         #: The complete request waits for the client to read what was sent before (OUT_HIGH).
         self.held = False
+        #: A streamed response waiting, without its worker, for the client to read: resumed on
+        #: a worker once ``outbuf`` drains below OUT_LOW, or when the connection closes.
+        self.parked: Callable[[], None] | None = None
         #: A worker is in ``os.sendfile`` on the socket without the lock: ``close_now`` must
         #: leave closing the descriptor to it, or the number could be reused under it.
         self.sending = False
@@ -149,7 +145,7 @@ class Connection:
         #: A deadline of our own: TLS handshake, a stalled write, or the lingering close.
         self.io_deadline: float | None = (now + loop.config.timeout_tls_handshake) if tls else None
         self.lingered = 0
-        self.ws: Session | None = None
+        self.ws: Handler | None = None
 
     # -- selector interest ----------------------------------------------------------------------
 
@@ -254,7 +250,7 @@ class Connection:
             if data is None:
                 return
             self.lingered += len(data)
-            if not data or self.lingered > LINGER_BYTES:
+            if not data or self.lingered > RULES.linger_bytes:
                 self.close_now()
 
     def recv(self) -> bytes | None:
@@ -391,6 +387,19 @@ class Connection:
         else:
             environ["wsgi.input"] = NO_BODY
         loop = self.loop
+        health = loop.health(exchange.request) if loop.health_prefix else None
+        if health is not None:
+            # Answered here, before the app and past --limit-concurrency: a busy server is
+            # not a dead one.
+            exchange.close_input()
+            try:
+                out = exchange.canned(*health)
+                if out:
+                    self.write(out, wait=False)
+            except ClientDisconnected:
+                return
+            self.response_done(now)
+            return
         if exchange.upgrade is not None:
             admitted = loop.admit_websocket()
             what = "WebSocket sessions at --limit-websockets"
@@ -400,12 +409,8 @@ class Connection:
         if not admitted:
             exchange.close_input()
             _log.warning("%s: %s; answering 503", self.client, what)
-            response, text = overload_response()
-            headers = loop.with_server_headers([*response.headers, (b"connection", b"close")])
-            out = self.core.send(Response(response.status_code, headers))
-            out += self.core.send(Data(text)) + self.core.send(EndOfMessage())
             try:
-                self.write(out, wait=False)
+                self.write(exchange.overloaded(), wait=False)
             except ClientDisconnected:
                 return
             self.close_soon(now)
@@ -523,6 +528,8 @@ class Connection:
                 self.io_deadline = now + self.loop.config.timeout_write
         if self.held and len(self.outbuf) <= OUT_LOW and not self.closing:
             self._dispatch(now)
+        if self.parked is not None and len(self.outbuf) <= OUT_LOW:
+            self._unpark()
         if not self.outbuf:
             self.want &= ~WRITE
             self.io_deadline = None
@@ -597,7 +604,7 @@ class Connection:
             return
         self.phase = Phase.LINGER
         self.want = READ
-        self.io_deadline = now + LINGER_TIME
+        self.io_deadline = now + RULES.linger_seconds
         self.sync()
         self.schedule(now)
 
@@ -627,8 +634,16 @@ class Connection:
             self.exchange = None
         if self.ws is not None:
             self.ws.connection_closed()
+        if self.parked is not None:
+            self._unpark()  # the response's next write fails and its worker cleans up
         self.cond.notify_all()
         self.loop.forget(self)
+
+    def _unpark(self) -> None:
+        """Hand a parked response back to the workers (lock held)."""
+        resume, self.parked = self.parked, None
+        if resume is not None:
+            self.loop.resume(resume)
 
     def release_socket(self) -> None:
         """A worker's ``sendfile`` returned on a connection closed meanwhile: close the socket."""

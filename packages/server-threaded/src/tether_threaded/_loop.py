@@ -24,11 +24,12 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from tether.http1 import Request, date_header
-from tether.serving import ConnectionGate, with_server_headers
+from tether.health import HealthState, health_response, probe_for
+from tether.http1 import Request, Response, date_header
+from tether.serving import ConnectionGate, split_target
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
 from tether_threaded._pool import STALL, Pool
@@ -121,6 +122,10 @@ class Loop:
         self._count_lock = threading.Lock()
         self._in_flight = 0
         self._max_in_flight = config.max_in_flight()
+        prefix = config.health_path_prefix
+        self.health_prefix = prefix.rstrip("/").encode() if prefix else b""
+        #: Called with ``now`` on every pass of the loop: the supervisor's heartbeat.
+        self.heartbeat: Callable[[float], None] | None = None
         self._websockets = 0
         self._max_websockets = config.limit_websockets
         #: Most body bytes the loop gathers for one request.
@@ -165,12 +170,9 @@ class Loop:
         """Look at ``conn`` at time ``at`` (loop thread)."""
         heapq.heappush(self._timers, (at, next(self._seq), conn))
 
-    def with_server_headers(
-        self, headers: Iterable[tuple[bytes, bytes]]
-    ) -> list[tuple[bytes, bytes]]:
-        """``headers`` plus the configured Date and Server fields, unless already there."""
-        date = date_header(time.time()) if self._date_header else None
-        return with_server_headers(headers, date, self._server_header)
+    def server_fields(self) -> tuple[tuple[bytes, bytes] | None, tuple[bytes, bytes] | None]:
+        """The configured ``Date`` and ``Server`` fields for a response (None: left out)."""
+        return date_header(time.time()) if self._date_header else None, self._server_header
 
     # -- admission --------------------------------------------------------------------------------
 
@@ -200,6 +202,23 @@ class Loop:
         with self._count_lock:
             self._websockets -= 1
 
+    def health(self, request: Request) -> tuple[Response, bytes] | None:
+        """The answer to a health probe under ``--health-path-prefix``, or None."""
+        probe = probe_for(split_target(request.target)[0], self.health_prefix)
+        if probe is None:
+            return None
+        with self._count_lock:
+            in_flight = self._in_flight
+        state = HealthState(
+            started=True,  # the loop accepts connections only once it serves
+            draining=self.draining,
+            in_flight=in_flight,
+            limit_concurrency=self._max_in_flight,
+            connections=len(self.conns),
+            limit_connections=self.config.limit_connections,
+        )
+        return health_response(probe, state)
+
     def make_exchange(self, conn: Connection, request: Request) -> Exchange:
         """Build the environ for ``request`` and the object that will run the app on it."""
         environ = build_environ(conn, request, self.root_path)
@@ -215,7 +234,7 @@ class Loop:
                 host, port = client
                 environ["REMOTE_ADDR"] = host
                 environ["REMOTE_PORT"] = str(port)
-                exchange.client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                exchange.cycle.client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return exchange
 
     def submit(self, exchange: Exchange) -> None:
@@ -237,6 +256,14 @@ class Loop:
         else:
             assert self.pool is not None
             self.pool.submit(exchange.run)
+
+    def resume(self, job: Callable[[], None]) -> None:
+        """Queue the rest of a parked response (its client read enough, or it closed)."""
+        if threading.get_ident() == self.thread_id:
+            self._batch.append(job)
+        else:
+            assert self.pool is not None
+            self.pool.submit(job)
 
     def forget(self, conn: Connection) -> None:
         """A connection closed (loop thread)."""
@@ -317,6 +344,8 @@ class Loop:
                         queue_job(job)
                     batch.clear()
                 work_waiting = kick(now)
+                if self.heartbeat is not None:
+                    self.heartbeat(now)
         finally:
             self._cleanup()
 

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -44,6 +45,12 @@ class Server:
         self._loop: Loop | None = None
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
+
+    def on_tick(self, heartbeat: Callable[[float], None]) -> None:
+        """Call ``heartbeat(now)`` on every pass of the loop (after :meth:`bind`): how a worker
+        tells its supervisor that the loop still runs."""
+        assert self._loop is not None, "bind() first"
+        self._loop.heartbeat = heartbeat
 
     def bind(self) -> None:
         """Create the TLS context and the listening socket (raises ConfigError)."""

@@ -21,25 +21,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from tether import websocket as ws_core
 from tether.errors import ProtocolError
-from tether.http1 import Data, EndOfMessage, InformationalResponse, Response
-from tether_threaded._connection import OUT_HIGH, READ, Phase
+from tether.http1 import Request, Response
+from tether.serving_cycle import RULES, ResponseCycle
+from tether_threaded._connection import READ, Connection, Phase
 from tether_threaded._input import ClientDisconnected
 from tether_threaded._types import Environ, StartResponse
 
-if TYPE_CHECKING:
-    from tether_threaded._connection import Connection
-    from tether_threaded._wsgi import Exchange
-
 _log = logging.getLogger("tether.error")
 _access = logging.getLogger("tether.access")
-
-#: Received message bytes held for the application above which the loop stops reading.
-INBOX_HIGH = 1024 * 1024
-INBOX_LOW = 256 * 1024
 
 
 class WebSocketClosed(Exception):
@@ -54,7 +46,7 @@ class WebSocketClosed(Exception):
 class Session:
     """The loop's side of one WebSocket connection. Guarded by the connection's lock."""
 
-    __slots__ = ("conn", "inbox", "inbox_size", "lost", "out_paused", "read_paused", "ws")
+    __slots__ = ("code", "conn", "inbox", "inbox_size", "lost", "out_paused", "read_paused", "ws")
 
     def __init__(self, conn: Connection, ws: ws_core.Connection) -> None:
         self.conn = conn
@@ -66,16 +58,25 @@ class Session:
         #: Reading stopped because our output to the client is backed up (see on_readable).
         self.out_paused = False
         self.lost = False
+        #: The first close code of the closing handshake, ours or the peer's (the access line).
+        self.code: int | None = None
+
+    def close(self, code: int, reason: str, now: float) -> None:
+        """Start the closing handshake from our side, unless it has begun."""
+        if self.ws.state is ws_core.State.OPEN and not self.conn.closing:
+            self.code = self.code or code
+            self.ws.send(ws_core.Close(code, reason), now)
+            self.flush(now)
 
     def on_readable(self, now: float) -> None:
         """Read frames (loop thread), unless the application is behind on its messages."""
         conn = self.conn
-        if self.inbox_size >= INBOX_HIGH or conn.eof:
+        if self.inbox_size >= RULES.inbox_high or conn.eof:
             self.read_paused = not conn.eof
             conn.want &= ~READ
             conn.sync()
             return
-        if len(conn.outbuf) > OUT_HIGH or self.ws.write_paused:
+        if len(conn.outbuf) > RULES.write_high or self.ws.write_paused:
             # Every ping read queues a pong: a client that sends pings and never reads would
             # grow the output without bound. Stop reading it until it takes what is queued
             # (the write timeout closes it if it never does).
@@ -102,10 +103,12 @@ class Session:
                     self.inbox_size += len(event.data)  # type: ignore[union-attr]
                 elif kind is ws_core.Close or kind is ws_core.ConnectionLost:
                     inbox.append(event)  # type: ignore[arg-type]
+                    self.code = self.code or event.code  # type: ignore[union-attr]
                 # Pings are answered by the core; pongs need nothing.
         except ProtocolError as exc:
             _log.debug("%s: WebSocket protocol error: %s", self.conn.client, exc)
             inbox.append(ws_core.Close(exc.close_code, exc.message))
+            self.code = self.code or exc.close_code
         if inbox:
             self.conn.cond.notify_all()
         self.flush(now)
@@ -144,9 +147,7 @@ class Session:
 
     def going_away(self, now: float) -> None:
         """Server shutdown: start the closing handshake with 1001."""
-        if self.ws.state is ws_core.State.OPEN:
-            self.ws.send(ws_core.Close(1001, "server shutting down"), now)
-            self.flush(now)
+        self.close(RULES.going_away_code, RULES.going_away_reason, now)
 
     def connection_closed(self) -> None:
         """TCP closed: wake a receiving application."""
@@ -183,7 +184,7 @@ class WebSocket:
             inbox.popleft()
             data = event.data
             session.inbox_size -= len(data)
-            if session.read_paused and session.inbox_size < INBOX_LOW:
+            if session.read_paused and session.inbox_size < RULES.inbox_low:
                 session.read_paused = False
                 conn.want |= READ
                 conn.loop.call_soon(conn, wake=True)
@@ -208,19 +209,21 @@ class WebSocket:
         """Start the closing handshake (the loop completes it and closes TCP)."""
         session = self._session
         with session.conn.lock:
-            if session.ws.state is ws_core.State.OPEN and not session.conn.closing:
-                session.ws.send(ws_core.Close(code, reason), time.monotonic())
-                session.flush(time.monotonic())
+            session.close(code, reason, time.monotonic())
 
 
 class Upgrade:
     """``environ["tether.websocket"]``: accept (or refuse) the WebSocket upgrade."""
 
-    __slots__ = ("_exchange", "_session", "accepted")
+    __slots__ = ("_conn", "_cycle", "_request", "_session", "_started", "accepted")
 
-    def __init__(self, exchange: Exchange) -> None:
-        self._exchange = exchange
+    def __init__(self, conn: Connection, request: Request, cycle: ResponseCycle) -> None:
+        self._conn = conn
+        self._request = request
+        #: The HTTP response the handshake answers (the 101, or the refusal).
+        self._cycle = cycle
         self._session: Session | None = None
+        self._started = 0.0
         #: ``accept()`` succeeded: the response is the ``101``, the app's result is ignored.
         self.accepted = False
 
@@ -230,10 +233,10 @@ class Upgrade:
         ``subprotocols`` are the ones the application speaks, preferred first. An invalid
         handshake is answered 426/400 here and raises :class:`tether.websocket.HandshakeError`.
         """
-        exchange = self._exchange
-        conn = exchange.conn
+        conn = self._conn
+        cycle = self._cycle
         result = ws_core.server_handshake(
-            exchange.request,
+            self._request,
             subprotocols=subprotocols,
             deflate=ws_core.DeflateOptions() if compress else None,
         )
@@ -241,26 +244,22 @@ class Upgrade:
             if conn.closing:
                 raise ClientDisconnected("the connection is closing")
             now = time.monotonic()
-            core = conn.core
             if isinstance(result, ws_core.Rejected):
-                headers = exchange.loop.with_server_headers(result.headers)
-                out = core.send(Response(result.status_code, headers))
-                out += core.send(Data(result.body)) + core.send(EndOfMessage())
-                exchange.code = result.status_code
-                exchange.headers_sent = exchange.finished = True
-                conn.write(out)
-                conn.response_done(now)
+                out = cycle.canned(Response(result.status_code, result.headers), result.body)
+                if out:
+                    conn.write(out)
+                    conn.response_done(now)
                 raise result.error
-            out = core.send(InformationalResponse(101, result.headers))
+            out = cycle.switch(result.headers)
+            core = conn.core
             ws = ws_core.Connection(
                 ws_core.Role.SERVER, deflate=result.deflate, limits=conn.loop.limits, now=now
             )
             session = Session(conn, ws)
             self._session = session
+            self._started = now
             conn.ws = session
             conn.phase = Phase.WEBSOCKET
-            exchange.code = 101
-            exchange.headers_sent = exchange.finished = True
             self.accepted = True
             conn.write(out)
             trailing = core.trailing_data
@@ -269,10 +268,6 @@ class Upgrade:
                 session.process(now)
             conn.want |= READ
             conn.loop.call_soon(conn, wake=True)
-        if exchange.loop.access_log and _access.isEnabledFor(logging.INFO):
-            from tether.serving import access_log_line
-
-            _access.info(access_log_line(conn.client, exchange.request, 101, 0))
         return WebSocket(session, result.subprotocol)
 
     def finish(self, code: int = 1000) -> None:
@@ -280,12 +275,17 @@ class Upgrade:
         session = self._session
         if session is None:
             return
-        conn = session.conn
-        with conn.lock:
-            if session.ws.state is ws_core.State.OPEN and not conn.closing:
-                reason = "" if code == 1000 else "internal error"
-                session.ws.send(ws_core.Close(code, reason), time.monotonic())
-                session.flush(time.monotonic())
+        with session.conn.lock:
+            session.close(code, "" if code == 1000 else "internal error", time.monotonic())
+
+    def log_access(self, enabled: bool) -> None:
+        """The session's access line, as it ends: 101, its close code and its duration."""
+        session = self._session
+        if not enabled or session is None or not _access.isEnabledFor(logging.INFO):
+            return
+        code = session.code or session.ws.close_code or 1006
+        duration = time.monotonic() - self._started
+        _access.info(self._cycle.log_line(f"ws {code} {duration:.3f}s"))
 
 
 def websocket_app(

@@ -14,26 +14,20 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from http import HTTPStatus
-from typing import IO, TYPE_CHECKING
+from typing import IO, Any
 
-from tether.errors import ProtocolError
-from tether.http1 import Data, EndOfMessage, Request, Response
-from tether.serving import (
-    access_log_line,
-    internal_error_response,
-    split_target,
-    unquote_path,
-)
+from tether.http1 import Request, Response
+from tether.serving import overload_response, split_target, unquote_path
+from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.websocket import HandshakeError
+from tether.websocket.handshake import wants_websocket
+from tether_threaded._connection import OUT_HIGH, Connection
 from tether_threaded._input import NO_BODY, ClientDisconnected
+from tether_threaded._ports import Host
 from tether_threaded._types import Environ, ExcInfo, Write
-
-if TYPE_CHECKING:
-    from tether_threaded._connection import Connection
-    from tether_threaded._loop import Loop
-    from tether_threaded._websocket import Upgrade
+from tether_threaded._websocket import Upgrade
 
 _log = logging.getLogger("tether.error")
 _access = logging.getLogger("tether.access")
@@ -90,9 +84,6 @@ _STATUSES: dict[str, tuple[int, bytes]] = {
     f"{status.value} {status.phrase}": (status.value, status.phrase.encode("latin-1"))
     for status in HTTPStatus
 }
-
-#: The end of a body without trailers (events are immutable, so one serves every response).
-_END = EndOfMessage()
 
 #: Most bytes one ``os.sendfile`` call is asked to move.
 _SENDFILE_BLOCK = 1 << 20
@@ -188,52 +179,35 @@ class FileWrapper:
             close()
 
 
+def _close(result: Any) -> None:
+    """PEP 3333: the server calls the result's ``close()``, whatever happened."""
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
 class Exchange:
-    """One request on its way through the application, and its response."""
+    """One request on its way through the application; the response's rules are the core's
+    :class:`tether.serving_cycle.ResponseCycle` (:attr:`cycle`)."""
 
-    __slots__ = (
-        "client",
-        "code",
-        "conn",
-        "environ",
-        "finished",
-        "has_length",
-        "head",
-        "headers",
-        "headers_sent",
-        "input",
-        "loop",
-        "reason",
-        "request",
-        "sent",
-        "status",
-        "upgrade",
-    )
+    __slots__ = ("chunks", "conn", "cycle", "environ", "input", "loop", "request", "result", "upgrade")
 
-    def __init__(self, loop: Loop, conn: Connection, request: Request, environ: Environ) -> None:
+    def __init__(self, loop: Host, conn: Connection, request: Request, environ: Environ) -> None:
         self.loop = loop
         self.conn = conn
-        #: The client as the access log names it (the forwarded one behind a trusted proxy).
-        self.client = conn.client
         self.request = request
         self.environ = environ
+        date, server = loop.server_fields()
+        self.cycle = ResponseCycle(conn.core, request, conn.client, date=date, server=server)
         #: The gathered body handed to the application (closed after the response).
         self.input: IO[bytes] | None = None
-        self.status: str | None = None
-        self.code = 0
-        self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.has_length = False
-        self.headers_sent = False
-        self.finished = False
-        self.sent = 0
         self.upgrade: Upgrade | None = None
-        self.head = request.method == b"HEAD"
-        upgrade = environ.get("HTTP_UPGRADE")
-        if upgrade is not None and upgrade.lower() == "websocket":
-            from tether_threaded._websocket import Upgrade
-
-            self.upgrade = Upgrade(self)
+        #: A streamed (iterable) response: the application's result and the iterator being
+        #: sent, kept while the response is parked on a slow reader.
+        self.result: Any = None
+        self.chunks: Iterator[bytes] | None = None
+        if wants_websocket(request.headers):
+            self.upgrade = Upgrade(conn, request, self.cycle)
             environ["tether.websocket"] = self.upgrade
 
     @property
@@ -249,6 +223,16 @@ class Exchange:
             self.input = None
             stream.close()
 
+    def canned(self, response: Response, body: bytes) -> bytes | None:
+        """The bytes of a complete server-made response (a health probe's answer)."""
+        return self.cycle.canned(response, body)
+
+    def overloaded(self) -> bytes:
+        """The canned 503 with ``Connection: close`` (the server is at its limit)."""
+        response, text = overload_response()
+        response = Response(response.status_code, [*response.headers, (b"connection", b"close")])
+        return self.cycle.canned(response, text) or b""
+
     # -- the application's callables ------------------------------------------------------------
 
     def start_response(
@@ -258,33 +242,32 @@ class Exchange:
         exc_info: ExcInfo | None = None,
     ) -> Write:
         """PEP 3333 ``start_response``."""
+        cycle = self.cycle
         if exc_info is not None:
             try:
-                if self.headers_sent:
+                if cycle.committed:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None
-        elif self.status is not None:
+        elif cycle.phase is not CyclePhase.WAITING:
             raise AssertionError("start_response() called again without exc_info (PEP 3333)")
         parsed = _STATUSES.get(status) if type(status) is str else None
         if parsed is None:
             parsed = _parse_status(status)
-        encoded: list[tuple[bytes, bytes]] = []
-        has_length = False
-        for item in headers:
-            pair = _encode_header(item)
-            if pair[0] is _CONTENT_LENGTH:
-                has_length = True
-            encoded.append(pair)
-        self.status = status
-        self.code, self.reason = parsed
-        self.headers = encoded
-        self.has_length = has_length
+        encoded = [_encode_header(item) for item in headers]
+        # Shutting down: tell the client this connection ends with this response.
+        cycle.closing = self.loop.draining
+        cycle.start(parsed[0], encoded, parsed[1])
         return self.write
 
     def write(self, data: bytes) -> None:
-        """Send a piece of the body now (the PEP's ``write()`` callable, and iteration)."""
-        if self.status is None:
+        """Send a piece of the body now (the PEP's ``write()`` callable): it waits while the
+        client is slow, as the PEP's write must not return before the data is on its way."""
+        self._send(data, wait=True)
+
+    def _send(self, data: bytes, wait: bool) -> None:
+        cycle = self.cycle
+        if cycle.phase is CyclePhase.WAITING:
             raise AssertionError("write() called before start_response()")
         if type(data) is not bytes:
             raise TypeError(f"response body pieces must be bytes, not {type(data).__name__}")
@@ -292,19 +275,30 @@ class Exchange:
         with conn.lock:
             if conn.closing:
                 raise ClientDisconnected("the connection is closing")
-            out = b"" if self.headers_sent else self._head()
-            if data:
-                out += conn.core.send(Data(data))
-                self.sent += len(data)
-            conn.write(out)
+            out = cycle.body(data, True)
+            try:
+                conn.write(out, wait=wait)
+            except ClientDisconnected:
+                cycle.sent -= len(data)
+                raise
 
     # -- running --------------------------------------------------------------------------------
 
     def run(self) -> None:
         """Run the application and send its response (worker thread)."""
+        self._step(self._run)
+
+    def _resume(self) -> None:
+        """Go on with a parked streamed response (worker thread)."""
+        self._step(self._pump)
+
+    def _step(self, step: Callable[[], bool]) -> None:
+        """Run ``step``; unless it parked the response (False), end the exchange."""
         conn = self.conn
+        upgrade = self.upgrade
+        finished = True
         try:
-            self._run()
+            finished = step()
         except ClientDisconnected as exc:
             _log.debug("%s: %s", conn.client, exc)
             with conn.lock:
@@ -312,101 +306,105 @@ class Exchange:
         except BaseException as exc:
             # BaseException too: a SystemExit from the app must still end its response (else the
             # connection stays busy and unregistered, a leaked descriptor); the thread lives on.
-            upgrade = self.upgrade
             if upgrade is not None and upgrade.accepted:
                 _log.error("Exception in the WebSocket application", exc_info=exc)
                 upgrade.finish(1011)
-            elif upgrade is not None and self.finished and isinstance(exc, HandshakeError):
+            elif upgrade is not None and self.cycle.complete and isinstance(exc, HandshakeError):
                 _log.debug("%s: WebSocket handshake refused: %s", conn.client, exc)
             else:
                 self._fail(exc)
         finally:
-            self.close_input()
-            if self.upgrade is not None:
-                self.loop.release_websocket()
-            else:
-                self.loop.release()
-            if self.loop.access_log and (self.upgrade is None or not self.upgrade.accepted):
-                self._log_access()
+            if finished:
+                self._wrap_up()
 
-    def _log_access(self) -> None:
-        if _access.isEnabledFor(logging.INFO):
-            _access.info(access_log_line(self.client, self.request, self.code, self.sent))
+    def _wrap_up(self) -> None:
+        upgrade = self.upgrade
+        self.close_input()
+        if upgrade is not None:
+            self.loop.release_websocket()
+        else:
+            self.loop.release()
+        if upgrade is not None and upgrade.accepted:
+            upgrade.log_access(self.loop.access_log)
+        elif self.loop.access_log and _access.isEnabledFor(logging.INFO):
+            _access.info(self.cycle.log_line())
 
-    def _run(self) -> None:
+    def _run(self) -> bool:
         result = self.loop.app(self.environ, self.start_response)
+        kind = type(result)
+        accepted = self.upgrade is not None and self.upgrade.accepted
+        if not accepted and kind is not list and kind is not tuple and not (
+            kind is FileWrapper and not self.conn.tls and self.cycle.status
+        ):
+            # Streamed: sent piece by piece, parked (without this worker) on a slow reader.
+            self.result = result
+            self.chunks = iter(result)
+            return self._pump()
         try:
-            if self.upgrade is not None and self.upgrade.accepted:
-                return
-            kind = type(result)
-            if kind is list or kind is tuple:
+            if accepted:
+                pass  # the result of a WebSocket application is ignored (closed below)
+            elif kind is list or kind is tuple:
                 self._send_all(result)  # type: ignore[arg-type]
-            elif kind is FileWrapper and not self.conn.tls and self.code:
-                self._sendfile(result)  # type: ignore[arg-type]
             else:
-                for chunk in result:
-                    if chunk:
-                        self.write(chunk)
+                self._sendfile(result)  # type: ignore[arg-type]
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            _close(result)
+        self._end()
+        return True
+
+    def _pump(self) -> bool:
+        """Send the streamed response's pieces until it ends (True) or the client's unread
+        output passes OUT_HIGH: then park it (False) and free this worker; the loop resumes it
+        on a worker once the client has read enough, or the connection closed."""
+        chunks = self.chunks
+        assert chunks is not None
+        conn = self.conn
+        try:
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                self._send(chunk, wait=False)
+                if len(conn.outbuf) > OUT_HIGH:
+                    with conn.lock:
+                        if len(conn.outbuf) > OUT_HIGH and not conn.closing:
+                            conn.parked = self._resume
+                            return False
+        except BaseException:
+            self._close_result()
+            raise
+        self._close_result()
+        self._end()
+        return True
+
+    def _close_result(self) -> None:
+        result, self.result, self.chunks = self.result, None, None
+        _close(result)
+
+    def _end(self) -> None:
         if self.upgrade is not None and self.upgrade.accepted:
             self.upgrade.finish()
-        elif not self.finished:
-            self._finish()
+        elif not self.cycle.complete:
+            self._send_all(())
 
-    def _head(self) -> bytes:
-        headers = self.loop.with_server_headers(self.headers)
-        if self.loop.draining:
-            headers.append((b"connection", b"close"))  # shutting down: tell the client
-        out = self.conn.core.send(Response(self.code, headers, self.reason))
-        self.headers_sent = True
-        return out
-
-    def _needs_length(self) -> bool:
-        code = self.code
-        return not self.has_length and code >= 200 and code not in {204, 304} and not self.head
-
-    def _send_all(self, pieces: list[bytes]) -> None:
-        if self.status is None:
+    def _send_all(self, pieces: Sequence[bytes]) -> None:
+        """The whole (rest of the) body: one write, with its length when none was declared."""
+        cycle = self.cycle
+        if cycle.phase is CyclePhase.WAITING:
             raise RuntimeError("the application returned without calling start_response()")
-        data = pieces[0] if len(pieces) == 1 and type(pieces[0]) is bytes else b"".join(pieces)
+        if not pieces:
+            data = b""
+        elif len(pieces) == 1 and type(pieces[0]) is bytes:
+            data = pieces[0]
+        else:
+            data = b"".join(pieces)
         conn = self.conn
         with conn.lock:
             if conn.closing:
                 raise ClientDisconnected("the connection is closing")
-            core = conn.core
-            out = b""
-            if not self.headers_sent:
-                if self._needs_length():
-                    self.headers.append((b"content-length", b"%d" % len(data)))
-                out = self._head()
-            if data:
-                out += core.send(Data(data))
-                self.sent += len(data)
-            out += core.send(_END)
-            self.finished = True
+            out = cycle.body(data, whole=True)
             # The whole response is already in memory: waiting for a slow reader to take it
             # would only hold this worker (the loop holds the next request back instead, and
             # the write timeout closes a client that never reads).
-            conn.write(out, wait=False)
-            conn.response_done(time.monotonic())
-
-    def _finish(self) -> None:
-        if self.status is None:
-            raise RuntimeError("the application returned without calling start_response()")
-        conn = self.conn
-        with conn.lock:
-            if conn.closing:
-                raise ClientDisconnected("the connection is closing")
-            out = b""
-            if not self.headers_sent:
-                if self._needs_length():
-                    self.headers.append((b"content-length", b"0"))
-                out = self._head()
-            out += conn.core.send(_END)
-            self.finished = True
             conn.write(out, wait=False)
             conn.response_done(time.monotonic())
 
@@ -424,21 +422,15 @@ class Exchange:
                 self.write(block)
             return
         available = max(0, info.st_size - offset)
-        count = available
-        if self.has_length:
-            for name, value in self.headers:
-                if name.lower() == b"content-length":
-                    count = min(available, int(value))
-        elif self.code >= 200 and self.code not in (204, 304):
-            # Known exactly, so a HEAD response carries it too.
-            self.headers.append((b"content-length", b"%d" % available))
-        no_body = self.code < 200 or self.code in (204, 304) or self.head
+        cycle = self.cycle
         conn = self.conn
         with conn.lock:
             if conn.closing:
                 raise ClientDisconnected("the connection is closing")
-            conn.write(self._head())
-        if no_body:
+            conn.write(cycle.file_head(available))
+        room = cycle.file_room
+        count = available if room is None else min(available, room)
+        if cycle.head or cycle.status < 200 or cycle.status in (204, 304):
             return
         framing = conn.core.frame_body(count)
         if framing is None:
@@ -478,7 +470,7 @@ class Exchange:
             if moved == 0:
                 raise RuntimeError("the file ended before its announced length")
             done += moved
-            self.sent += moved
+            cycle.sent += moved
         if after:
             with conn.lock:
                 conn.write(after)
@@ -497,22 +489,12 @@ class Exchange:
             if conn.closing:
                 return
             now = time.monotonic()
-            core = conn.core
-            if self.headers_sent or self.finished:
-                core.send_failed()
+            out = self.cycle.fail()
+            if not out:
+                # Committed (or already complete): the connection cannot carry another response.
+                conn.core.send_failed()
                 conn.close_soon(now)
                 return
-            response, text = internal_error_response()
-            headers = self.loop.with_server_headers(response.headers)
-            try:
-                out = core.send(Response(response.status_code, headers))
-                out += core.send(Data(text)) + core.send(EndOfMessage())
-            except ProtocolError:
-                core.send_failed()
-                conn.close_soon(now)
-                return
-            self.code = response.status_code
-            self.headers_sent = self.finished = True
             try:
                 conn.write(out)
             except ClientDisconnected:

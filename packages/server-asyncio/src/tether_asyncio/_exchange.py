@@ -1,0 +1,256 @@
+"""The ASGI ``receive``/``send`` pair of one HTTP request, over the connection's :class:`Owner`.
+
+The response's rules (committed or not, the 500, framing promises, the access line) are the
+core's :class:`tether.serving_cycle.ResponseCycle`; this module moves its bytes and reads the
+request body within the core's deadlines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import anyio
+from anyio import EndOfStream
+
+from tether.errors import RemoteProtocolError
+from tether.http1 import NEED_DATA, Data, EndOfMessage, InformationalResponse, Request, Response
+from tether.serving_cycle import CyclePhase, ResponseCycle
+from tether_asyncio._state import Owner, access_log, error_log
+from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
+
+_READ_SIZE = 65536
+
+
+def _disconnect() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class RequestCycle:
+    """The ``receive``/``send`` pair of one HTTP request; the response's rules are the core's
+    :class:`tether.serving_cycle.ResponseCycle` (:attr:`response`)."""
+
+    __slots__ = (
+        "body_done",
+        "disconnected",
+        "failed",
+        "owner",
+        "request",
+        "response",
+        "trailer_fields",
+        "wait_scope",
+    )
+
+    def __init__(self, owner: Owner, request: Request) -> None:
+        self.owner = owner
+        self.request = request
+        state = owner.state
+        self.response = ResponseCycle(
+            owner.conn,
+            request,
+            owner.client_text,
+            date=state.date if state.send_date else None,
+            server=state.server_header,
+            closing=state.shutting_down,
+        )
+        self.failed = False
+        self.body_done = False
+        self.disconnected = False
+        self.wait_scope: anyio.CancelScope | None = None
+        self.trailer_fields: list[tuple[bytes, bytes]] = []
+
+    @property
+    def started(self) -> bool:
+        return self.response.phase is not CyclePhase.WAITING
+
+    @property
+    def complete(self) -> bool:
+        return self.response.phase is CyclePhase.COMPLETE
+
+    # -- send ------------------------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        """The ASGI ``send`` callable."""
+        kind = message["type"]
+        owner = self.owner
+        response = self.response
+        if owner.closed:
+            raise ClientDisconnected("the client has disconnected")
+        if kind == "http.response.body":
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            await self._write(response.body(body, more), len(body))
+        elif kind == "http.response.start":
+            if response.phase is not CyclePhase.WAITING:
+                raise RuntimeError("the response has already started")
+            response.start(
+                message["status"],
+                message.get("headers", ()),
+                trailers=bool(message.get("trailers", False)),
+                ignore_transfer_encoding=True,
+            )
+        elif kind == "http.response.trailers":
+            if not response.trailers or response.complete:
+                raise RuntimeError("trailers were not announced in http.response.start")
+            self.trailer_fields.extend(message.get("headers", ()))
+            if not message.get("more_trailers", False):
+                await self._write(response.end(self.trailer_fields), 0)
+        elif kind == "http.response.pathsend":
+            await self._send_path(message["path"])
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {kind!r} in an HTTP response")
+
+    async def _write(self, out: bytes, size: int) -> None:
+        if self.response.complete:
+            self._finished()
+        if out:
+            try:
+                await self.owner.write(out)
+            except ClientDisconnected:
+                self.response.sent -= size
+                raise
+
+    async def _send_path(self, path: str) -> None:
+        if not os.path.isabs(path):
+            raise ValueError(f"pathsend needs an absolute path, got {path!r}")
+        async with await anyio.open_file(path, "rb") as file:
+            chunk = await file.read(_READ_SIZE)
+            while chunk:
+                await self._write(self.response.body(chunk, True), len(chunk))
+                chunk = await file.read(_READ_SIZE)
+        await self._write(self.response.body(b"", False), 0)
+
+    async def send_canned(self, response: Response, body: bytes) -> None:
+        """Send a complete server-made response (503 overload, 500 app failure)."""
+        out = self.response.canned(response, body)
+        if out is None:
+            self.owner.closed = True
+            return
+        self._finished()
+        with contextlib.suppress(ClientDisconnected):
+            await self.owner.write(out)
+
+    def _finished(self) -> None:
+        # Called just before the last bytes are written: the access line is then logged
+        # before the client can see the response end (and whatever the write does).
+        if self.wait_scope is not None:
+            self.wait_scope.cancel()
+        if self.owner.state.access_log:
+            access_log.info("%s", self.response.log_line())
+
+    # -- receive ---------------------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """The ASGI ``receive`` callable."""
+        owner = self.owner
+        if self.complete or self.disconnected or owner.closed:
+            return _disconnect()
+        if not self.body_done:
+            return await self._read_body()
+        return await self._wait_for_disconnect()
+
+    async def _read_body(self) -> Message:
+        owner = self.owner
+        conn = owner.conn
+        state = owner.state
+        if conn.expects_continue and not self.started:
+            try:
+                await owner.write(conn.send(InformationalResponse(100)))
+            except ClientDisconnected:
+                self.disconnected = True
+                return _disconnect()
+        while True:
+            try:
+                event = conn.next_event(state.clock)
+                chunks: list[bytes] = []
+                while type(event) is Data:
+                    chunks.append(event.data)
+                    event = conn.next_event(state.clock)
+            except RemoteProtocolError as exc:
+                # A broken or oversized body: answer it if no response started, and tell the
+                # app the client is gone (it cannot get the rest of the body).
+                self.disconnected = True
+                if not self.response.committed:
+                    await owner.refuse(exc)
+                    self.response.phase = CyclePhase.COMPLETE
+                else:
+                    error_log.debug("connection %d: bad request body: %s", owner.id, exc)
+                    owner.closed = True
+                return _disconnect()
+            if type(event) is EndOfMessage:
+                self.body_done = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            if chunks:
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": True}
+            if event is not NEED_DATA:
+                self.disconnected = True
+                return _disconnect()
+            if not await self._fill():
+                self.disconnected = True
+                return _disconnect()
+
+    async def _fill(self) -> bool:
+        """Read more body bytes within the core's body deadline; False when the peer is gone."""
+        owner = self.owner
+        conn = owner.conn
+        state = owner.state
+        deadline = conn.next_deadline()
+        while True:
+            with anyio.CancelScope(
+                deadline=deadline[0] if deadline is not None else float("inf")
+            ) as scope:
+                try:
+                    data = await owner.stream.receive(_READ_SIZE)
+                except EndOfStream:
+                    data = b""
+                except STREAM_GONE:
+                    owner.closed = True
+                    return False
+            if not scope.cancelled_caught:
+                break
+            now = anyio.current_time()
+            out = conn.handle_timeout(now)
+            if out is not None:
+                # Too slow (a stall, or below --min-body-rate): the core's 408 if no response
+                # has started, then close.
+                error_log.debug("connection %d: request body too slow; closing", owner.id)
+                if out:
+                    with contextlib.suppress(*STREAM_GONE):
+                        await owner.stream.send(out)
+                owner.closed = True
+                return False
+            deadline = conn.next_deadline()
+        if not data:
+            owner.peer_eof = True
+        conn.receive_data(data, state.clock)
+        return True
+
+    async def _wait_for_disconnect(self) -> Message:
+        """Block until the client goes away or the response completes (ASGI ``http.disconnect``).
+
+        Bytes that arrive meanwhile are pipelined requests; they go to the core's buffer, and
+        reading stops before that buffer's limit.
+        """
+        owner = self.owner
+        conn = owner.conn
+        budget = owner.state.limits.max_buffered_bytes // 2
+        with anyio.CancelScope() as scope:
+            self.wait_scope = scope
+            while not owner.peer_eof:
+                try:
+                    data = await owner.stream.receive(_READ_SIZE)
+                except EndOfStream:
+                    data = b""
+                except STREAM_GONE:
+                    owner.closed = True
+                    break
+                conn.receive_data(data, owner.state.clock)
+                if not data:
+                    owner.peer_eof = True
+                    break
+                budget -= len(data)
+                if budget <= 0:
+                    await anyio.sleep_forever()
+        self.wait_scope = None
+        self.disconnected = owner.peer_eof or owner.closed
+        return _disconnect()
