@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,3 +97,27 @@ def test_a_websocket_session_is_logged_with_its_close_code_and_duration(
     note = lines[0].split()[-3:]
     assert note[:2] == ["ws", "1000"], lines[0]
     assert note[2].endswith("s") and float(note[2][:-1]) >= 0
+
+
+def test_a_file_sent_with_sendfile_keeps_the_connection(tmp_path: Path) -> None:
+    """The bytes ``os.sendfile`` moves count towards the declared length: the response ends
+    cleanly and the connection serves the next request."""
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"0123456789" * 1000)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](path.open("rb"))
+
+    with running(app) as server:
+        sock = connect(server)
+        with sock:
+            for _ in range(2):
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = b""
+                while len(data.partition(b"\r\n\r\n")[2]) < 10_000:
+                    piece = sock.recv(65536)
+                    assert piece, "the connection closed"
+                    data += piece
+                assert data.startswith(b"HTTP/1.1 200")
+                assert b"content-length: 10000" in data.lower()

@@ -340,6 +340,12 @@ class ResponseCycle:
         fields = with_server_headers(headers, self._date, self._server)
         return self._conn.send(InformationalResponse(101, fields))
 
+    def file_sent(self, size: int) -> None:
+        """Count ``size`` body bytes the server sent apart (after :meth:`file_head`)."""
+        self.sent += size
+        if self._room is not None:
+            self._room -= size
+
     @property
     def file_room(self) -> int | None:
         """Body bytes the declared Content-Length allows (None when not known)."""

@@ -470,7 +470,7 @@ class Exchange:
             if moved == 0:
                 raise RuntimeError("the file ended before its announced length")
             done += moved
-            cycle.sent += moved
+            cycle.file_sent(moved)
         if after:
             with conn.lock:
                 conn.write(after)
