@@ -83,6 +83,8 @@ class RequestCycle:
         elif kind == "http.response.start":
             if response.phase is not CyclePhase.WAITING:
                 raise RuntimeError("the response has already started")
+            # A shutdown began while the app worked: this response ends the connection.
+            response.closing = response.closing or self.owner.state.shutting_down
             response.start(
                 message["status"],
                 message.get("headers", ()),
