@@ -51,7 +51,6 @@ class RequestCycle:
             owner.client_text,
             date=state.date if state.send_date else None,
             server=state.server_header,
-            closing=state.shutting_down,
         )
         self.failed = False
         self.body_done = False
@@ -83,8 +82,8 @@ class RequestCycle:
         elif kind == "http.response.start":
             if response.phase is not CyclePhase.WAITING:
                 raise RuntimeError("the response has already started")
-            # A shutdown began while the app worked: this response ends the connection.
-            response.closing = response.closing or self.owner.state.shutting_down
+            # Shutting down: tell the client this connection ends with this response.
+            response.closing = owner.state.shutting_down
             response.start(
                 message["status"],
                 message.get("headers", ()),
