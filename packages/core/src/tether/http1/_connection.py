@@ -110,7 +110,15 @@ class ServerConnection:
         "request_count",
     )
 
-    def __init__(self, limits: Limits | None = None, *, now: float = 0.0) -> None:
+    def __init__(self, limits: Limits | None = None, *, now: float | None = None) -> None:
+        """A connection enforcing ``limits`` (default: ``Limits()``), opened at time ``now``.
+
+        ``now`` and every later ``now`` argument are readings of one monotonic clock in
+        seconds (``time.monotonic()``, ``loop.time()``), never wall-clock time (that is
+        for :func:`~tether.http1.date_header`). Without a clock there are no deadlines:
+        :meth:`next_deadline` returns ``None`` until a call passes ``now``, and the
+        idle timer of a connection opened without one starts at that first ``now``.
+        """
         self._limits = limits if limits is not None else _DEFAULT_LIMITS
         self._reader = RequestReader(self._limits)
         self._their_state = _IDLE
@@ -121,9 +129,9 @@ class ServerConnection:
         self._discarding = False
         self._trailing = b""
         self._now = now
-        # Timers: when the connection went idle, when the current head began, when the
-        # core started waiting for body bytes (None: not waiting).
-        self._idle_since: float = now
+        # Timers: when the connection went idle (None: no clock given yet), when the current
+        # head began, when the core started waiting for body bytes (None: not waiting).
+        self._idle_since = now
         self._head_started: float | None = None
         self._body_wait_since: float | None = None
         # For Limits.min_body_rate: when the current request's body began (None: no body
@@ -190,6 +198,8 @@ class ServerConnection:
         """
         if now is not None:
             self._now = now
+            if self._idle_since is None:
+                self._idle_since = now
         reader = self._reader
         if not data:
             reader.eof = True
@@ -225,6 +235,8 @@ class ServerConnection:
         """
         if now is not None:
             self._now = now
+            if self._idle_since is None:
+                self._idle_since = now
         reader = self._reader
         phase = reader.phase
         try:
@@ -529,6 +541,8 @@ class ServerConnection:
                 return None
             if self._head_started is not None:
                 return (self._head_started + limits.head_timeout, Timer.HEAD)
+            if self._idle_since is None:
+                return None  # no clock given yet: no deadline
             if self.request_count == 0:
                 return (self._idle_since + limits.head_timeout, Timer.KEEP_ALIVE)
             return (self._idle_since + limits.keep_alive_timeout, Timer.KEEP_ALIVE)
@@ -553,6 +567,8 @@ class ServerConnection:
         :meth:`error_response` checks them.
         """
         self._now = now
+        if self._idle_since is None:
+            self._idle_since = now
         deadline = self.next_deadline()
         if deadline is None or now < deadline[0]:
             return None

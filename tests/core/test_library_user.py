@@ -1,0 +1,68 @@
+"""The core's API traps of issue 18, each hit as a library user would hit it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tether.errors import LocalProtocolError
+from tether.http1 import (
+    NEED_DATA,
+    EndOfMessage,
+    Request,
+    Response,
+    ServerConnection,
+    Timer,
+)
+from tether.limits import Limits
+
+
+class TestNoClockMeansNoDeadlines:
+    """Issue 18 (2): ``ServerConnection()`` then ``loop.time()`` must not expire at once."""
+
+    def test_a_connection_made_without_now_times_from_the_first_now(self) -> None:
+        conn = ServerConnection()  # a user who forgot now=
+        assert conn.next_deadline() is None
+        conn.receive_data(b"GET / HTTP/1.1\r\n", now=6271.0)  # loop.time() reads ~6271
+        assert conn.next_event(now=6271.0) is NEED_DATA
+        deadline = conn.next_deadline()
+        assert deadline is not None and deadline[0] > 6271.0
+        assert conn.handle_timeout(6271.5) is None  # not a 408 at once
+
+    def test_an_idle_connection_without_a_clock_waits_for_its_first_now(self) -> None:
+        conn = ServerConnection()
+        assert conn.handle_timeout(6271.0) is None
+        deadline = conn.next_deadline()
+        assert deadline is not None
+        assert deadline[0] == 6271.0 + Limits().head_timeout
+
+    def test_with_a_clock_the_idle_timer_starts_at_construction(self) -> None:
+        conn = ServerConnection(now=100.0)
+        assert conn.next_deadline() == (100.0 + Limits().head_timeout, Timer.KEEP_ALIVE)
+        assert conn.handle_timeout(100.0 + Limits().head_timeout) == b""
+
+
+def _answer(conn: ServerConnection) -> None:
+    while not isinstance(conn.next_event(), EndOfMessage):
+        pass
+    conn.send(Response(204))
+    conn.send(EndOfMessage())
+
+
+def test_a_request_event_is_what_the_docstring_says() -> None:
+    conn = ServerConnection(now=0.0)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHOST: a\r\nX-Mixed-Case: V\r\n\r\n")
+    request = conn.next_event()
+    assert isinstance(request, Request)
+    assert request.headers == [(b"host", b"a"), (b"x-mixed-case", b"V")]
+    assert Request.__doc__ is not None and "lowercase" in Request.__doc__
+
+
+def test_send_refuses_str_header_values_clearly() -> None:
+    conn = ServerConnection(now=0.0)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.next_event()
+    with pytest.raises(LocalProtocolError, match="bytes"):
+        conn.send(Response(200, [(b"content-type", "text/plain")]))  # type: ignore[list-item]
+    with pytest.raises(LocalProtocolError, match="bytes"):
+        conn.send(Response(200, [("content-type", b"text/plain")]))  # type: ignore[list-item]
+    assert conn.send(Response(204)).startswith(b"HTTP/1.1 204 ")  # still usable
