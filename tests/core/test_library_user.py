@@ -66,3 +66,51 @@ def test_send_refuses_str_header_values_clearly() -> None:
     with pytest.raises(LocalProtocolError, match="bytes"):
         conn.send(Response(200, [("content-type", b"text/plain")]))  # type: ignore[list-item]
     assert conn.send(Response(204)).startswith(b"HTTP/1.1 204 ")  # still usable
+
+
+class TestWebSocketConsistency:
+    """Issue 18 (6): the WebSocket module's names and answers, as a user meets them."""
+
+    def test_request_like_is_exported(self) -> None:
+        from tether import websocket as ws
+
+        assert "RequestLike" in ws.__all__
+        assert ws.RequestLike.__name__ == "RequestLike"
+
+    @pytest.mark.parametrize(
+        ("headers", "status"),
+        [
+            ([(b"host", b"a")], 426),
+            (
+                [
+                    (b"host", b"a"),
+                    (b"upgrade", b"websocket"),
+                    (b"connection", b"Upgrade"),
+                    (b"sec-websocket-version", b"13"),
+                ],
+                400,  # no Sec-WebSocket-Key
+            ),
+        ],
+    )
+    def test_a_rejection_says_connection_close(
+        self, headers: list[tuple[bytes, bytes]], status: int
+    ) -> None:
+        from tether import websocket as ws
+
+        result = ws.server_handshake(Request(b"GET", b"/chat", headers))
+        assert isinstance(result, ws.Rejected) and result.status_code == status
+        connection = [v for n, v in result.headers if n == b"connection"]
+        assert len(connection) == 1 and b"close" in connection[0].lower()
+        # Sent through the core, the response closes the connection.
+        conn = ServerConnection(now=0.0)
+        conn.receive_data(b"GET /chat HTTP/1.1\r\nHost: a\r\n\r\n")
+        conn.next_event()
+        head = conn.send(Response(result.status_code, result.headers))
+        assert b"connection: close\r\n" in head
+        assert not conn.keep_alive
+
+    def test_a_client_without_mask_source_is_a_local_protocol_error(self) -> None:
+        from tether import websocket as ws
+
+        with pytest.raises(LocalProtocolError, match="mask_source"):
+            ws.Connection(ws.Role.CLIENT)
