@@ -114,3 +114,19 @@ class TestWebSocketConsistency:
 
         with pytest.raises(LocalProtocolError, match="mask_source"):
             ws.Connection(ws.Role.CLIENT)
+
+
+def test_the_docs_are_visible_to_help() -> None:
+    """Issue 18 (5): what a user reads with help(), not in #: comments."""
+    import dataclasses
+
+    from tether.http1 import Signal
+
+    for name in ("expects_continue", "request_count"):
+        doc = getattr(ServerConnection, name).__doc__
+        assert doc and len(doc) > 30, name
+    assert Signal.__doc__ is not None and "start_next_cycle" in Signal.__doc__
+    assert Limits.__doc__ is not None
+    for field in dataclasses.fields(Limits):
+        if field.init:
+            assert f"``{field.name}``" in Limits.__doc__, field.name

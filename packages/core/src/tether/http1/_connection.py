@@ -95,6 +95,7 @@ class ServerConnection:
         "_body_started",
         "_body_wait_since",
         "_discarding",
+        "_expects_continue",
         "_framing",
         "_head_started",
         "_idle_since",
@@ -104,10 +105,9 @@ class ServerConnection:
         "_our_state",
         "_reader",
         "_remaining",
+        "_request_count",
         "_their_state",
         "_trailing",
-        "expects_continue",
-        "request_count",
     )
 
     def __init__(self, limits: Limits | None = None, *, now: float | None = None) -> None:
@@ -138,12 +138,8 @@ class ServerConnection:
         # being read), and the bytes received since.
         self._body_started: float | None = None
         self._body_bytes = 0
-        #: True while the request asked for ``100-continue`` and neither a 100 nor a final
-        #: response has been sent: send ``InformationalResponse(100)`` when the application
-        #: first reads the body.
-        self.expects_continue = False
-        #: Requests started on this connection.
-        self.request_count = 0
+        self._expects_continue = False
+        self._request_count = 0
 
     # ---- properties ----------------------------------------------------------------------------
 
@@ -161,6 +157,21 @@ class ServerConnection:
     def their_state(self) -> State:
         """Where the peer's request is in the current cycle."""
         return self._their_state
+
+    @property
+    def expects_continue(self) -> bool:
+        """Whether the request asked for ``100-continue`` and no 100 or final response went out.
+
+        Send ``InformationalResponse(100)`` when the application first reads the
+        body (or a final response at once to refuse it; the connection then closes
+        unless the body was already complete).
+        """
+        return self._expects_continue
+
+    @property
+    def request_count(self) -> int:
+        """Requests started on this connection (heads read, refused ones excluded)."""
+        return self._request_count
 
     @property
     def keep_alive(self) -> bool:
@@ -265,8 +276,8 @@ class ServerConnection:
                     # The body begins now, with whatever followed the head in the buffer.
                     self._body_started = self._now
                     self._body_bytes = reader.buffered()
-                count = self.request_count = self.request_count + 1
-                self.expects_continue = reader.expect_continue
+                count = self._request_count = self._request_count + 1
+                self._expects_continue = reader.expect_continue
                 max_requests = self._limits.max_requests
                 if not reader.keep_alive_requested or (
                     max_requests is not None and count >= max_requests
@@ -350,11 +361,11 @@ class ServerConnection:
         if self._our_state not in _OURS_ON_RESPONSE:
             self._ours_after(_M_RESPONSE)  # raises the LocalProtocolError
         reader = self._reader
-        if self.expects_continue and reader.phase is not P_DONE:
+        if self._expects_continue and reader.phase is not P_DONE:
             # The client may or may not send the body it was waiting to send: the next request
             # boundary is unknowable, so this connection ends with this response.
             self._keep_alive = False
-        self.expects_continue = False
+        self._expects_continue = False
         try:
             head, framing, length, keep_alive = write_response(
                 event.status_code,
@@ -384,13 +395,13 @@ class ServerConnection:
             head = write_informational(status, event.headers, event.reason)
             self._move_ours(_M_SWITCH)
             self._their_state = _THEIRS[(self._their_state, _M_SWITCH)]
-            self.expects_continue = False
+            self._expects_continue = False
             self._trailing = reader.take_remaining()
             return head
         head = write_informational(status, event.headers, event.reason)
         self._move_ours(_M_INFORMATIONAL)
         if status == 100:
-            self.expects_continue = False
+            self._expects_continue = False
         return head
 
     def _send_data(self, data: bytes) -> bytes:
@@ -517,7 +528,7 @@ class ServerConnection:
         reader = self._reader
         reader.phase = _HEAD
         reader.head_request = False
-        self.expects_continue = False
+        self._expects_continue = False
         self._idle_since = now = self._now
         self._body_wait_since = None
         self._body_started = None
@@ -543,7 +554,7 @@ class ServerConnection:
                 return (self._head_started + limits.head_timeout, Timer.HEAD)
             if self._idle_since is None:
                 return None  # no clock given yet: no deadline
-            if self.request_count == 0:
+            if self._request_count == 0:
                 return (self._idle_since + limits.head_timeout, Timer.KEEP_ALIVE)
             return (self._idle_since + limits.keep_alive_timeout, Timer.KEEP_ALIVE)
         if phase is P_DONE or self._body_wait_since is None:
