@@ -7,6 +7,7 @@ import pytest
 from tether.errors import LocalProtocolError
 from tether.http1 import (
     NEED_DATA,
+    PAUSED,
     EndOfMessage,
     Request,
     Response,
@@ -130,3 +131,77 @@ def test_the_docs_are_visible_to_help() -> None:
     for field in dataclasses.fields(Limits):
         if field.init:
             assert f"``{field.name}``" in Limits.__doc__, field.name
+
+
+class TestPushStyle:
+    """Issue 18 (4): an asyncio-style server that gets bytes whether or not it asked."""
+
+    def serve_pushed(self, wire: bytes, chunk: int, *, follow_rule: bool) -> int:
+        """Push ``wire`` in chunks as data_received would; return the requests answered."""
+        conn = ServerConnection(Limits(max_buffered_bytes=16 * 1024), now=0.0)
+        pending = [wire[i : i + chunk] for i in range(0, len(wire), chunk)]
+        answered = 0
+        while pending:
+            if follow_rule and not conn.wants_data:
+                # transport.pause_reading(): the bytes wait in the kernel, not in the core.
+                pass
+            else:
+                conn.receive_data(pending.pop(0))
+            while True:
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    break
+                if isinstance(event, EndOfMessage):
+                    conn.send(Response(204))
+                    conn.send(EndOfMessage())
+                    answered += 1
+                    # After start_next_cycle, call next_event again at once.
+                    assert conn.start_next_cycle()
+                    continue
+                if event is PAUSED:
+                    break
+            if follow_rule and not pending:
+                break
+        # Anything still buffered is served without new bytes arriving.
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                return answered
+            if isinstance(event, EndOfMessage):
+                conn.send(Response(204))
+                conn.send(EndOfMessage())
+                answered += 1
+                assert conn.start_next_cycle()
+
+    def test_following_wants_data_never_overflows_the_buffer(self) -> None:
+        wire = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 4000  # ~108 KB pipelined
+        assert self.serve_pushed(wire, 64 * 1024, follow_rule=True) == 4000
+
+    def test_wants_data_is_false_while_a_response_is_pending(self) -> None:
+        conn = ServerConnection(now=0.0)
+        assert conn.wants_data
+        conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert isinstance(conn.next_event(), Request)
+        assert isinstance(conn.next_event(), EndOfMessage)
+        assert not conn.wants_data
+        assert conn.next_event() is PAUSED
+        conn.send(Response(204))
+        conn.send(EndOfMessage())
+        assert conn.start_next_cycle()
+        assert conn.wants_data
+        second = conn.next_event()  # no new bytes: the pipelined request is already here
+        assert isinstance(second, Request) and second.target == b"/2"
+
+
+def test_an_application_failure_gets_a_500_without_a_fake_protocol_error() -> None:
+    conn = ServerConnection(now=0.0)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.next_event()
+    try:
+        raise KeyError("secret internal detail")
+    except KeyError as exc:
+        out = conn.error_response(exc)
+    assert out.startswith(b"HTTP/1.1 500 ")
+    assert b"connection: close\r\n" in out
+    assert b"secret" not in out
+    assert not conn.keep_alive

@@ -88,6 +88,19 @@ class ServerConnection:
     :meth:`next_event` until it returns :data:`NEED_DATA` or :data:`PAUSED`,
     answer each request with :meth:`send`, and call :meth:`start_next_cycle`
     once the response is complete and :attr:`keep_alive` is true.
+
+    Pull-style I/O (a blocking socket): read the socket only after
+    ``NEED_DATA``. Push-style I/O (asyncio's ``data_received``), where bytes
+    arrive whether or not the core asked: after each ``receive_data`` and
+    ``next_event`` loop, pause reading while :attr:`wants_data` is false (a
+    pipelined request waits behind a response, or ``Limits.max_buffered_bytes``
+    is held), and after :meth:`start_next_cycle` call :meth:`next_event` again
+    at once (pipelined requests may already be buffered: no new bytes will
+    arrive to prompt you), then resume reading when :attr:`wants_data` is true.
+
+    Deadlines: keep one timer per connection and re-read :meth:`next_deadline`
+    after every ``receive_data``, ``next_event``, ``send`` and
+    ``start_next_cycle``; on expiry call :meth:`handle_timeout`.
     """
 
     __slots__ = (
@@ -157,6 +170,21 @@ class ServerConnection:
     def their_state(self) -> State:
         """Where the peer's request is in the current cycle."""
         return self._their_state
+
+    @property
+    def wants_data(self) -> bool:
+        """Whether a push-style caller should keep reading the socket.
+
+        False once the peer sent EOF, while the current request is complete and
+        its response pending (``next_event`` gives ``PAUSED``), or while
+        ``Limits.max_buffered_bytes`` or more are held unread. While it is true,
+        :meth:`receive_data` accepts the next chunk without raising.
+        """
+        reader = self._reader
+        if reader.eof or reader.buffered() >= self._limits.max_buffered_bytes:
+            return False
+        # The request is complete: nothing more is read until start_next_cycle.
+        return reader.phase is not P_DONE and self._their_state is not _ERROR
 
     @property
     def expects_continue(self) -> bool:
@@ -596,11 +624,15 @@ class ServerConnection:
 
     # ---- errors --------------------------------------------------------------------------------
 
-    def error_response(self, error: ProtocolError, headers: Headers = ()) -> bytes:
+    def error_response(self, error: BaseException, headers: Headers = ()) -> bytes:
         """Bytes of a complete error response for ``error``, or ``b""`` if too late.
 
-        The response has status ``error.status_hint``, a short plain-text body
-        naming the problem, ``Connection: close``, and any extra ``headers`` (such
+        For a :class:`ProtocolError` the response has status ``error.status_hint``
+        and a short plain-text body naming the problem. Any other exception (the
+        application failed: ``except Exception as exc: conn.error_response(exc)``)
+        gets a 500 whose body says only "Internal Server Error", never the
+        exception's text. Either way the response carries
+        ``Connection: close``, and any extra ``headers`` (such
         as Date and Server). Extra fields pass the checks of :meth:`send`: a name
         that is not a token, a value holding CR, LF, NUL or another control byte,
         or a field the core writes itself (Content-Length, Transfer-Encoding,
@@ -625,12 +657,18 @@ class ServerConnection:
         self._our_state = _OURS[(self._our_state, _M_FAIL)]
         if too_late:
             return b""
-        status = error.status_hint
-        if not 400 <= status < 600:
-            status = 500 if isinstance(error, LocalProtocolError) else 400
-        line = status_line(status, b"")
-        phrase = line[13:-2].decode("latin-1")
-        body = f"{status} {phrase}: {error.message}\n".encode("utf-8", "replace")
+        line = b""
+        if isinstance(error, ProtocolError):
+            status = error.status_hint
+            if not 400 <= status < 600:
+                status = 500 if isinstance(error, LocalProtocolError) else 400
+            line = status_line(status, b"")
+            phrase = line[13:-2].decode("latin-1")
+            body = f"{status} {phrase}: {error.message}\n".encode("utf-8", "replace")
+        else:
+            status = 500
+            line = status_line(status, b"")
+            body = b"500 Internal Server Error\n"
         head = (
             b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%s"
             b"connection: close\r\n\r\n" % (line, len(body), fields)
