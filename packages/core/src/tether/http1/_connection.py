@@ -599,9 +599,11 @@ class ServerConnection:
     def handle_timeout(self, now: float, headers: Headers = ()) -> bytes | None:
         """Act on an expired deadline.
 
-        Returns ``None`` if nothing has expired at ``now``. Otherwise the connection
-        is finished: send the returned bytes (a 408 response when the head or the
-        body timed out and no response has started, else ``b""``) and close. ``headers``
+        Returns ``None`` if nothing has expired at ``now`` (a spurious wake-up),
+        as the WebSocket ``handle_timeout`` does. Otherwise the connection is
+        finished: send the returned bytes (a 408 response when the head or the
+        body timed out and no response has started, else ``b""``) and close.
+        Test the result with ``is None``, not for truth: ``b""`` also means close. ``headers``
         are extra fields for that 408 (such as Date and Server), checked as
         :meth:`error_response` checks them.
         """
