@@ -135,3 +135,24 @@ def test_the_modules_that_matter_are_scanned() -> None:
     names = {module.__name__ for module in core_modules()}
     assert {"tether.http1._receive", "tether.http1._send", "tether.http1._connection"} <= names
     assert tether.serving.__name__ in names and tether.conformance.__name__ in names
+
+
+def test_a_multipart_form_leaves_nothing_behind() -> None:
+    """Field names a client sends in a form stay with that body's parser (no process-wide cache)."""
+    from tether.multipart import MultipartParser, PartStart
+
+    def form(prefix: bytes) -> bytes:
+        fields = [
+            b'--XyZ\r\nContent-Disposition: form-data; name="%s-%d"\r\n\r\nvalue\r\n' % (prefix, i)
+            for i in range(5)
+        ]
+        return b"".join(fields) + b"--XyZ--\r\n"
+
+    MultipartParser(b"XyZ").feed(form(b"warm-up"))  # module-level lazies, if any
+    body = form(b"secret-field")
+    before = snapshot()
+    parser = MultipartParser(b"XyZ")
+    events = parser.feed(body) + parser.close()
+    names = [event.name for event in events if isinstance(event, PartStart)]
+    assert names == [f"secret-field-{i}" for i in range(5)]
+    assert changes(before, snapshot()) == []

@@ -192,7 +192,7 @@ def test_send_rules() -> None:
     server.send(ws.Text("cd"))
     assert server.bytes_to_send() == b"\x01\x02ab\x89\x07between\x80\x02cd"
     assert ws.Connection(ws.Role.SERVER).state is ws.State.OPEN
-    with pytest.raises(ValueError):
+    with pytest.raises(ws.LocalProtocolError, match="mask_source"):  # issue 18 (6)
         ws.Connection(ws.Role.CLIENT)
 
 

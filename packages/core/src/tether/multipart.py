@@ -394,17 +394,16 @@ def _parse_headers(block: bytes, limits: MultipartLimits) -> PartStart:
     return PartStart(name, filename, content_type, tuple(pairs))
 
 
-# PartStart events of browser-shaped text-field heads, by raw name. Events are immutable,
-# and forms repeat their field names request after request: a hit reuses the event and
-# skips decoding and validating the name. Bounded: cleared when full.
-_SIMPLE_STARTS: dict[bytes, PartStart] = {}
-_SIMPLE_STARTS_MAX = 1024
-# Only short names are cached, so the cache stays small (about 1024 x 200 bytes) whatever a
-# client sends.
+# PartStart events of browser-shaped text-field heads, by raw name, kept per parser (one
+# request body): a form that repeats a field name (``tag=a&tag=b`` as multipart) reuses the
+# event and skips decoding and validating the name. Never shared between parsers, so nothing
+# one client sends is held, or changes how fast another's body is read. Bounded: a full
+# cache is cleared, and only short names are kept (about 256 x 200 bytes per parser at most).
+_SIMPLE_STARTS_MAX = 256
 _SIMPLE_NAME_MAX = 64
 
 
-def _simple_start(raw: bytes) -> PartStart | None:
+def _simple_start(raw: bytes, starts: dict[bytes, PartStart]) -> PartStart | None:
     """The PartStart for a head ``name="<raw>"``, if ``raw`` needs no unquoting and is UTF-8."""
     try:
         name = raw.decode("utf-8")
@@ -416,9 +415,9 @@ def _simple_start(raw: bytes) -> PartStart | None:
         name, None, None, ((b"content-disposition", b'form-data; name="' + raw + b'"'),)
     )
     if len(raw) <= _SIMPLE_NAME_MAX:
-        if len(_SIMPLE_STARTS) >= _SIMPLE_STARTS_MAX:
-            _SIMPLE_STARTS.clear()
-        _SIMPLE_STARTS[raw] = start
+        if len(starts) >= _SIMPLE_STARTS_MAX:
+            starts.clear()
+        starts[raw] = start
     return start
 
 
@@ -451,6 +450,7 @@ class MultipartParser:
         "_parts_left",
         "_preamble",
         "_scan",
+        "_starts",
         "_state",
         "_total_left",
     )
@@ -476,6 +476,7 @@ class MultipartParser:
         self._part_is_file = False
         self._field_limit = limits.max_field_size
         self._file_limit = _NO_LIMIT if limits.max_file_size is None else limits.max_file_size
+        self._starts: dict[bytes, PartStart] = {}
 
     @property
     def complete(self) -> bool:
@@ -605,7 +606,7 @@ class MultipartParser:
             self._state = state
             return events
         extend = events.extend
-        starts = _SIMPLE_STARTS
+        starts = self._starts
         new, set_data = _new, _set_data
         part_end, simple_field, simple_len = _PART_END, _SIMPLE_FIELD, _SIMPLE_FIELD_LEN
         max_header_size, field_limit = self._limits.max_header_size, self._field_limit
@@ -621,7 +622,7 @@ class MultipartParser:
                     raw = seg[simple_len:q]
                     head = starts.get(raw)
                     if head is None:
-                        head = _simple_start(raw)
+                        head = _simple_start(raw, starts)
                     if head is not None:
                         parts_left -= 1
                         if parts_left < 0:

@@ -88,6 +88,19 @@ class ServerConnection:
     :meth:`next_event` until it returns :data:`NEED_DATA` or :data:`PAUSED`,
     answer each request with :meth:`send`, and call :meth:`start_next_cycle`
     once the response is complete and :attr:`keep_alive` is true.
+
+    Pull-style I/O (a blocking socket): read the socket only after
+    ``NEED_DATA``. Push-style I/O (asyncio's ``data_received``), where bytes
+    arrive whether or not the core asked: after each ``receive_data`` and
+    ``next_event`` loop, pause reading while :attr:`wants_data` is false (a
+    pipelined request waits behind a response, or ``Limits.max_buffered_bytes``
+    is held), and after :meth:`start_next_cycle` call :meth:`next_event` again
+    at once (pipelined requests may already be buffered: no new bytes will
+    arrive to prompt you), then resume reading when :attr:`wants_data` is true.
+
+    Deadlines: keep one timer per connection and re-read :meth:`next_deadline`
+    after every ``receive_data``, ``next_event``, ``send`` and
+    ``start_next_cycle``; on expiry call :meth:`handle_timeout`.
     """
 
     __slots__ = (
@@ -95,6 +108,7 @@ class ServerConnection:
         "_body_started",
         "_body_wait_since",
         "_discarding",
+        "_expects_continue",
         "_framing",
         "_head_started",
         "_idle_since",
@@ -104,13 +118,20 @@ class ServerConnection:
         "_our_state",
         "_reader",
         "_remaining",
+        "_request_count",
         "_their_state",
         "_trailing",
-        "expects_continue",
-        "request_count",
     )
 
-    def __init__(self, limits: Limits | None = None, *, now: float = 0.0) -> None:
+    def __init__(self, limits: Limits | None = None, *, now: float | None = None) -> None:
+        """A connection enforcing ``limits`` (default: ``Limits()``), opened at time ``now``.
+
+        ``now`` and every later ``now`` argument are readings of one monotonic clock in
+        seconds (``time.monotonic()``, ``loop.time()``), never wall-clock time (that is
+        for :func:`~tether.http1.date_header`). Without a clock there are no deadlines:
+        :meth:`next_deadline` returns ``None`` until a call passes ``now``, and the
+        idle timer of a connection opened without one starts at that first ``now``.
+        """
         self._limits = limits if limits is not None else _DEFAULT_LIMITS
         self._reader = RequestReader(self._limits)
         self._their_state = _IDLE
@@ -121,21 +142,17 @@ class ServerConnection:
         self._discarding = False
         self._trailing = b""
         self._now = now
-        # Timers: when the connection went idle, when the current head began, when the
-        # core started waiting for body bytes (None: not waiting).
-        self._idle_since: float = now
+        # Timers: when the connection went idle (None: no clock given yet), when the current
+        # head began, when the core started waiting for body bytes (None: not waiting).
+        self._idle_since = now
         self._head_started: float | None = None
         self._body_wait_since: float | None = None
         # For Limits.min_body_rate: when the current request's body began (None: no body
         # being read), and the bytes received since.
         self._body_started: float | None = None
         self._body_bytes = 0
-        #: True while the request asked for ``100-continue`` and neither a 100 nor a final
-        #: response has been sent: send ``InformationalResponse(100)`` when the application
-        #: first reads the body.
-        self.expects_continue = False
-        #: Requests started on this connection.
-        self.request_count = 0
+        self._expects_continue = False
+        self._request_count = 0
 
     # ---- properties ----------------------------------------------------------------------------
 
@@ -153,6 +170,36 @@ class ServerConnection:
     def their_state(self) -> State:
         """Where the peer's request is in the current cycle."""
         return self._their_state
+
+    @property
+    def wants_data(self) -> bool:
+        """Whether a push-style caller should keep reading the socket.
+
+        False once the peer sent EOF, while the current request is complete and
+        its response pending (``next_event`` gives ``PAUSED``), or while
+        ``Limits.max_buffered_bytes`` or more are held unread. While it is true,
+        :meth:`receive_data` accepts the next chunk without raising.
+        """
+        reader = self._reader
+        if reader.eof or reader.buffered() >= self._limits.max_buffered_bytes:
+            return False
+        # The request is complete: nothing more is read until start_next_cycle.
+        return reader.phase is not P_DONE and self._their_state is not _ERROR
+
+    @property
+    def expects_continue(self) -> bool:
+        """Whether the request asked for ``100-continue`` and no 100 or final response went out.
+
+        Send ``InformationalResponse(100)`` when the application first reads the
+        body (or a final response at once to refuse it; the connection then closes
+        unless the body was already complete).
+        """
+        return self._expects_continue
+
+    @property
+    def request_count(self) -> int:
+        """Requests started on this connection (heads read, refused ones excluded)."""
+        return self._request_count
 
     @property
     def keep_alive(self) -> bool:
@@ -190,6 +237,8 @@ class ServerConnection:
         """
         if now is not None:
             self._now = now
+            if self._idle_since is None:
+                self._idle_since = now
         reader = self._reader
         if not data:
             reader.eof = True
@@ -225,6 +274,8 @@ class ServerConnection:
         """
         if now is not None:
             self._now = now
+            if self._idle_since is None:
+                self._idle_since = now
         reader = self._reader
         phase = reader.phase
         try:
@@ -253,8 +304,8 @@ class ServerConnection:
                     # The body begins now, with whatever followed the head in the buffer.
                     self._body_started = self._now
                     self._body_bytes = reader.buffered()
-                count = self.request_count = self.request_count + 1
-                self.expects_continue = reader.expect_continue
+                count = self._request_count = self._request_count + 1
+                self._expects_continue = reader.expect_continue
                 max_requests = self._limits.max_requests
                 if not reader.keep_alive_requested or (
                     max_requests is not None and count >= max_requests
@@ -338,11 +389,11 @@ class ServerConnection:
         if self._our_state not in _OURS_ON_RESPONSE:
             self._ours_after(_M_RESPONSE)  # raises the LocalProtocolError
         reader = self._reader
-        if self.expects_continue and reader.phase is not P_DONE:
+        if self._expects_continue and reader.phase is not P_DONE:
             # The client may or may not send the body it was waiting to send: the next request
             # boundary is unknowable, so this connection ends with this response.
             self._keep_alive = False
-        self.expects_continue = False
+        self._expects_continue = False
         try:
             head, framing, length, keep_alive = write_response(
                 event.status_code,
@@ -372,13 +423,13 @@ class ServerConnection:
             head = write_informational(status, event.headers, event.reason)
             self._move_ours(_M_SWITCH)
             self._their_state = _THEIRS[(self._their_state, _M_SWITCH)]
-            self.expects_continue = False
+            self._expects_continue = False
             self._trailing = reader.take_remaining()
             return head
         head = write_informational(status, event.headers, event.reason)
         self._move_ours(_M_INFORMATIONAL)
         if status == 100:
-            self.expects_continue = False
+            self._expects_continue = False
         return head
 
     def _send_data(self, data: bytes) -> bytes:
@@ -505,7 +556,7 @@ class ServerConnection:
         reader = self._reader
         reader.phase = _HEAD
         reader.head_request = False
-        self.expects_continue = False
+        self._expects_continue = False
         self._idle_since = now = self._now
         self._body_wait_since = None
         self._body_started = None
@@ -529,7 +580,9 @@ class ServerConnection:
                 return None
             if self._head_started is not None:
                 return (self._head_started + limits.head_timeout, Timer.HEAD)
-            if self.request_count == 0:
+            if self._idle_since is None:
+                return None  # no clock given yet: no deadline
+            if self._request_count == 0:
                 return (self._idle_since + limits.head_timeout, Timer.KEEP_ALIVE)
             return (self._idle_since + limits.keep_alive_timeout, Timer.KEEP_ALIVE)
         if phase is P_DONE or self._body_wait_since is None:
@@ -546,13 +599,17 @@ class ServerConnection:
     def handle_timeout(self, now: float, headers: Headers = ()) -> bytes | None:
         """Act on an expired deadline.
 
-        Returns ``None`` if nothing has expired at ``now``. Otherwise the connection
-        is finished: send the returned bytes (a 408 response when the head or the
-        body timed out and no response has started, else ``b""``) and close. ``headers``
+        Returns ``None`` if nothing has expired at ``now`` (a spurious wake-up),
+        as the WebSocket ``handle_timeout`` does. Otherwise the connection is
+        finished: send the returned bytes (a 408 response when the head or the
+        body timed out and no response has started, else ``b""``) and close.
+        Test the result with ``is None``, not for truth: ``b""`` also means close. ``headers``
         are extra fields for that 408 (such as Date and Server), checked as
         :meth:`error_response` checks them.
         """
         self._now = now
+        if self._idle_since is None:
+            self._idle_since = now
         deadline = self.next_deadline()
         if deadline is None or now < deadline[0]:
             return None
@@ -569,11 +626,15 @@ class ServerConnection:
 
     # ---- errors --------------------------------------------------------------------------------
 
-    def error_response(self, error: ProtocolError, headers: Headers = ()) -> bytes:
+    def error_response(self, error: BaseException, headers: Headers = ()) -> bytes:
         """Bytes of a complete error response for ``error``, or ``b""`` if too late.
 
-        The response has status ``error.status_hint``, a short plain-text body
-        naming the problem, ``Connection: close``, and any extra ``headers`` (such
+        For a :class:`ProtocolError` the response has status ``error.status_hint``
+        and a short plain-text body naming the problem. Any other exception (the
+        application failed: ``except Exception as exc: conn.error_response(exc)``)
+        gets a 500 whose body says only "Internal Server Error", never the
+        exception's text. Either way the response carries
+        ``Connection: close``, and any extra ``headers`` (such
         as Date and Server). Extra fields pass the checks of :meth:`send`: a name
         that is not a token, a value holding CR, LF, NUL or another control byte,
         or a field the core writes itself (Content-Length, Transfer-Encoding,
@@ -598,12 +659,18 @@ class ServerConnection:
         self._our_state = _OURS[(self._our_state, _M_FAIL)]
         if too_late:
             return b""
-        status = error.status_hint
-        if not 400 <= status < 600:
-            status = 500 if isinstance(error, LocalProtocolError) else 400
-        line = status_line(status, b"")
-        phrase = line[13:-2].decode("latin-1")
-        body = f"{status} {phrase}: {error.message}\n".encode("utf-8", "replace")
+        line = b""
+        if isinstance(error, ProtocolError):
+            status = error.status_hint
+            if not 400 <= status < 600:
+                status = 500 if isinstance(error, LocalProtocolError) else 400
+            line = status_line(status, b"")
+            phrase = line[13:-2].decode("latin-1")
+            body = f"{status} {phrase}: {error.message}\n".encode("utf-8", "replace")
+        else:
+            status = 500
+            line = status_line(status, b"")
+            body = b"500 Internal Server Error\n"
         head = (
             b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%s"
             b"connection: close\r\n\r\n" % (line, len(body), fields)

@@ -2,7 +2,11 @@
 
 Field names are lowercase ``bytes`` in every event the core produces, values are
 ``bytes`` exactly as received (optional whitespace stripped). Events given to
-``send`` may use any case for names; the core writes them as given.
+``send`` may use any case for names, and names and values must be ``bytes`` (a
+``str`` is refused with :class:`~tether.errors.LocalProtocolError`, not
+encoded). The core writes the fields as given, except the ones it owns:
+Content-Length, Transfer-Encoding and Connection are written by the core, in
+lowercase, after the others.
 """
 
 from __future__ import annotations
@@ -10,28 +14,44 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 #: A list of (name, value) pairs. Received names are lowercase.
 Headers = Sequence[tuple[bytes, bytes]]
 
 
 class Signal(enum.Enum):
-    """What ``next_event`` returns when it has no event to give."""
+    """What ``next_event`` returns when it has no event to give.
 
-    #: Feed more bytes with ``receive_data``.
+    ``NEED_DATA``: feed more bytes with ``receive_data``, then call ``next_event``
+    again.
+
+    ``PAUSED``: the current request is complete (or the connection failed);
+    nothing more is read until the response is finished and ``start_next_cycle``
+    is called (after a 101, take ``trailing_data`` and hand the socket to the new
+    protocol). Then call ``next_event`` again at once: a pipelined request may
+    already be buffered, and no new bytes will arrive to prompt you.
+    """
+
     NEED_DATA = "NEED_DATA"
-    #: The current request is complete; finish the response and call ``start_next_cycle``
-    #: (or, after a 101, take ``trailing_data`` and hand the socket to the new protocol).
     PAUSED = "PAUSED"
 
 
-NEED_DATA = Signal.NEED_DATA
-PAUSED = Signal.PAUSED
+#: Feed more bytes (see :class:`Signal`). ``Final``, so ``event is NEED_DATA`` narrows.
+NEED_DATA: Final = Signal.NEED_DATA
+#: The request is complete: finish the response, ``start_next_cycle`` (see :class:`Signal`).
+PAUSED: Final = Signal.PAUSED
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A request head: method, target and fields, as received."""
+    """A request head: method, target and fields.
+
+    The method and target are as received; field names are lowercase (values
+    as received, optional whitespace stripped); ``http_version`` is ``b"1.1"``
+    or ``b"1.0"``. For an absolute-form target the ``host`` field is the
+    target's authority (RFC 9112 3.2.2).
+    """
 
     method: bytes
     target: bytes

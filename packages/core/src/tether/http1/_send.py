@@ -198,7 +198,12 @@ def write_response(
     append(b"\r\n")
     # One check over the whole block of fields (names checked above): exactly one CRLF per
     # line, so no value splits the response, and no control byte.
-    block = b"".join(parts)
+    try:
+        block = b"".join(parts)
+    except TypeError:
+        # A str value: refused rather than encoded, so that no character outside latin-1
+        # (or a guess at an encoding) decides what goes on the wire. Encode it yourself.
+        raise LocalProtocolError("header names and values must be bytes, not str") from None
     if (
         block.count(b"\n") != lines
         or block.count(b"\r") != lines

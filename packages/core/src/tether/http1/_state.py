@@ -36,7 +36,21 @@ class State(enum.Enum):
 
 
 class Timer(enum.Enum):
-    """Which deadline ``next_deadline`` reports, and what its expiry means."""
+    """Which deadline ``next_deadline`` reports, and what its expiry means.
+
+    ``KEEP_ALIVE``: no byte of a new request arrived in time; ``handle_timeout``
+    gives ``b""`` (close silently). Between requests the wait is
+    ``Limits.keep_alive_timeout``; on a fresh connection, before its first
+    request, it is ``Limits.head_timeout`` (the client has not sent a byte yet, so
+    there is nothing to answer 408 to).
+
+    ``HEAD``: a request head began but did not complete within
+    ``Limits.head_timeout`` (slow loris); ``handle_timeout`` gives a 408.
+
+    ``BODY``: the request body stalled (``Limits.body_timeout``) or came too
+    slowly (``Limits.min_body_rate``); ``handle_timeout`` gives a 408 if no
+    response has started, else ``b""``.
+    """
 
     # Members are singletons: identity hashing keeps table look-ups off enum's slow __hash__.
     __hash__ = object.__hash__

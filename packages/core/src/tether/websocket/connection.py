@@ -19,7 +19,7 @@ import enum
 import struct
 from collections.abc import Callable, Iterator
 
-from tether.errors import RemoteProtocolError
+from tether.errors import LocalProtocolError, RemoteProtocolError
 from tether.limits import Limits
 from tether.websocket._utf8 import Utf8Decoder, decode
 from tether.websocket.deflate import Compressor, Decompressor, DeflateParams
@@ -166,8 +166,12 @@ class Connection:
     messages in pieces as frames (or parts of frames) arrive instead of whole
     (``ws_max_message_size`` still bounds each message), ``mask_source(4)``
     must return 4 random bytes per frame for a client (e.g. ``os.urandom``),
-    ``auto_pong=False`` leaves answering pings to the caller. Pass ``now`` (any
-    monotonic clock, seconds) to the calls that take it when using deadlines.
+    ``auto_pong=False`` leaves answering pings to the caller. ``now`` is a
+    reading of a monotonic clock in seconds (``time.monotonic()``,
+    ``loop.time()``). As with ``tether.http1.ServerConnection``, no clock given
+    means no deadlines: the ping and close timers start at the first call that
+    passes ``now``. A client without ``mask_source`` raises
+    :class:`~tether.errors.LocalProtocolError`.
 
     The connection answers a peer's close frame and pings by itself. Events
     are produced lazily: replies queued while handling an event (an echo)
@@ -224,7 +228,7 @@ class Connection:
     ) -> None:
         """Create the connection for ``role`` with the negotiated ``deflate`` (or None)."""
         if role is Role.CLIENT and mask_source is None:
-            raise ValueError("a client connection needs mask_source (e.g. os.urandom)")
+            raise LocalProtocolError("a client connection needs mask_source (e.g. os.urandom)")
         self._role = role
         self._server = role is Role.SERVER
         self._limits = limits = limits if limits is not None else Limits()

@@ -71,6 +71,9 @@ class Accepted:
 class Rejected:
     """An invalid upgrade: send ``Response(status_code, headers)`` with ``body``, then close.
 
+    ``headers`` carry Content-Length and ``Connection: close`` (a 426 also
+    ``Upgrade: websocket`` and ``Sec-WebSocket-Version: 13``).
+
     ``error`` is the :class:`HandshakeError` (426 or 400) that explains why.
     """
 
@@ -131,9 +134,12 @@ def _reject(exc: HandshakeError) -> Rejected:
         # RFC 9110 15.5.22: a 426 MUST carry Upgrade; RFC 6455 4.4: name the version we speak.
         headers += [
             (b"upgrade", b"websocket"),
-            (b"connection", b"Upgrade"),
+            (b"connection", b"Upgrade, close"),
             (b"sec-websocket-version", b"13"),
         ]
+    else:
+        # The docs say to close after a rejection: the response says so too.
+        headers.append((b"connection", b"close"))
     headers.append((b"content-length", str(len(body)).encode("ascii")))
     return Rejected(exc.status_hint, headers, body, exc)
 
