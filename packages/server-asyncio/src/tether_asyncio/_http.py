@@ -73,6 +73,7 @@ class HTTPConnection:
         "stream",
         "timeout_output",
         "websocket",
+        "write_since",
         "write_timeout",
     )
 
@@ -109,6 +110,9 @@ class HTTPConnection:
         #: ``--timeout-write`` where this class must enforce it; on asyncio the stream
         #: (_stream.FastStream, also under TLS) does, watching the write's progress.
         self.write_timeout = None if state.config.backend == "asyncio" else state.write_timeout
+        #: When the write under way began (trio): the server's ticker cuts a connection whose
+        #: write made no progress for ``write_timeout`` (cheaper than a cancel scope a write).
+        self.write_since: float | None = None
         self.client = client
         self.client_text = _client_text(client)
         self.server = server
@@ -239,18 +243,30 @@ class HTTPConnection:
 
     async def _write_within(self, data: bytes, timeout: float) -> None:
         # Each piece must leave within the timeout: a slow reader that keeps reading is
-        # served, one that stopped is not (a cancelled write may leave half a piece sent,
-        # which is why the connection is then unusable).
-        for start in range(0, len(data), _WRITE_PIECE):
-            with anyio.move_on_after(timeout) as scope:
-                await self.stream.send(
-                    data[start : start + _WRITE_PIECE] if len(data) > _WRITE_PIECE else data
-                )
-            if scope.cancelled_caught:
-                error_log.debug(
-                    "connection %d: no write progress for %s s; closing", self.id, timeout
-                )
-                raise TimeoutError("write timed out")
+        # served, one that stopped is cut by the ticker (check_write), which cancels this
+        # connection (a cancelled write may leave half a piece sent: the connection ends).
+        stream = self.stream
+        try:
+            if len(data) <= _WRITE_PIECE:
+                self.write_since = self.state.clock
+                await stream.send(data)
+            else:
+                for start in range(0, len(data), _WRITE_PIECE):
+                    self.write_since = self.state.clock
+                    await stream.send(data[start : start + _WRITE_PIECE])
+        finally:
+            self.write_since = None
+
+    def check_write(self, now: float) -> None:
+        """Called by the server's ticker: cut a write stalled past ``write_timeout``."""
+        since = self.write_since
+        timeout = self.write_timeout
+        if since is not None and timeout is not None and now - since > timeout:
+            error_log.debug("connection %d: no write progress for %s s; closing", self.id, timeout)
+            self.write_since = None
+            self.closed = True
+            if self.cancel_scope is not None:
+                self.cancel_scope.cancel()
 
     async def _write_quietly(self, data: bytes) -> None:
         try:

@@ -290,6 +290,7 @@ class Server:
                 self._exit.set()
             for connection in list(state.connections):
                 if not connection.idle:
+                    connection.check_write(now)
                     continue
                 deadline = connection.conn.next_deadline()
                 if deadline is not None and deadline[0] <= now:
