@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -317,34 +316,7 @@ def test_pipelining_client_that_never_reads_does_not_take_a_worker(tmp_path: Pat
 # -- 4. a body sent too slowly -------------------------------------------------------------------
 
 
-def test_stalled_body_is_closed_at_the_body_timeout(tmp_path: Path) -> None:
-    with _server(tmp_path, "--timeout-body", "1") as server, server.connect(timeout=8) as sock:
-        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nsome")
-        started = time.monotonic()
-        answer = b""
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := sock.recv(4096):
-                answer += chunk
-        # No response had started: the core's 408, then the close (RFC 9110 15.5.9).
-        assert answer.startswith(b"HTTP/1.1 408 ")
-        assert time.monotonic() - started < 6
-
-
-def test_body_trickled_below_the_minimum_rate_is_closed(tmp_path: Path) -> None:
-    """A byte every 0.2 s never stalls for --timeout-body, but is far below 1000 B/s."""
-    options = ("--timeout-body", "1", "--min-body-rate", "1000")
-    with _server(tmp_path, *options) as server, server.connect(timeout=8) as sock:
-        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-        end = time.monotonic() + 5
-        while time.monotonic() < end:
-            try:
-                sock.sendall(b"x")
-            except OSError:
-                return  # cut
-            readable, _, _ = select.select([sock], [], [], 0.2)
-            if readable:
-                return  # closed: EOF or a reset is readable
-        pytest.fail("a body far below --min-body-rate was not cut")
+# The stalled and trickled bodies are attacked in test_asyncio_hostile.py, on every server.
 
 
 def test_upload_past_the_gathering_cap_is_413_not_a_full_disk() -> None:
