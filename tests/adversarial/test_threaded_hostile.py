@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import tether_threaded._wsgi as wsgi_module
+from tests.server_threaded.threaded_helpers import running
 from tether_threaded import Config, FileWrapper, Server
 from tether_threaded._connection import Connection
 from tether_threaded._loop import Loop
@@ -108,18 +109,10 @@ def _server(tmp_path: Path, *options: str) -> Iterator[_Process]:
         proc.wait(10)
 
 
-@contextlib.contextmanager
-def _in_process(app: Any, **options: Any) -> Iterator[Server]:
-    options.setdefault("port", 0)
+def _in_process(app: Any, **options: Any) -> contextlib.AbstractContextManager[Server]:
+    """An in-process server with 2 threads (tests/server_threaded's helper)."""
     options.setdefault("threads", 2)
-    options.setdefault("access_log", False)
-    options.setdefault("install_signal_handlers", False)
-    server = Server(app, Config(**options))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.shutdown(timeout=10)
+    return running(app, **options)
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 5.0, every: float = 0.01) -> bool:
