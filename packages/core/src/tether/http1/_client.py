@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from typing import Final
 
 from tether.errors import (
     ContentTooLarge,
@@ -82,10 +83,11 @@ _TCHARS = frozenset(
 class _Body:
     """How the body of the response being read is delimited (internal)."""
 
-    NONE = "none"  # ends with the head
-    LENGTH = "length"  # Content-Length (the reader's FIXED phase)
-    CHUNKED = "chunked"
-    CLOSE = "close"  # until EOF
+    # Final: class constants (mypyc compiles plain class-body names as instance attributes).
+    NONE: Final = "none"  # ends with the head
+    LENGTH: Final = "length"  # Content-Length (the reader's FIXED phase)
+    CHUNKED: Final = "chunked"
+    CLOSE: Final = "close"  # until EOF
 
 
 class ClientConnection:
