@@ -24,6 +24,7 @@ import os, time
 def app(environ, start_response):
     delay = float(environ.get("QUERY_STRING") or 0)
     if delay:
+        print("in app", flush=True)
         time.sleep(delay)
     start_response("200 OK", [("Content-Length", "4"), ("X-Pid", str(os.getpid()))])
     return [b"done"]
@@ -55,6 +56,7 @@ def test_probes_are_answered_by_the_server_past_the_concurrency_limit(
     url = f"http://127.0.0.1:{port}"
     with reaped(proc):
         LogLines(proc).wait_for(f":{port}")
+        out = LogLines(proc, stdout=True)
         for probe in ("live", "ready", "startup"):
             response = httpx.get(f"{url}/_tether/{probe}", timeout=5)
             assert response.status_code == 200, probe
@@ -64,6 +66,7 @@ def test_probes_are_answered_by_the_server_past_the_concurrency_limit(
         slow = threading.Thread(target=httpx.get, args=(f"{url}/?2",), kwargs={"timeout": 10})
         slow.start()
         try:
+            out.wait_for("in app")  # the slow request holds the only slot now
             assert wait_until(
                 lambda: httpx.get(url + "/", timeout=5).status_code == 503, timeout=10
             )
