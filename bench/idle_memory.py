@@ -33,6 +33,12 @@ from _harness import free_port, wait_listening  # type: ignore[import-not-found]
 
 APP = """
 async def app(scope, receive, send):
+    if scope["type"] == "lifespan":  # lifespan on, as real apps run
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200,
@@ -55,12 +61,12 @@ def commands(port: int, app_dir: str) -> dict[str, list[str]]:
     return {
         "tether-asyncio": [
             *(py, "-m", "tether_asyncio", "serve", "idle_app:app", "--app-dir", app_dir),
-            *("--port", str(port), "--loop", "asyncio", "--lifespan", "off"),
+            *("--port", str(port), "--loop", "asyncio"),
             *("--timeout-keep-alive", "300", *quiet),
         ],
         "uvicorn-httptools": [
             *(py, "-m", "uvicorn", "idle_app:app", "--app-dir", app_dir, "--port", str(port)),
-            *("--http", "httptools", "--loop", "asyncio", "--lifespan", "off", "--ws", "none"),
+            *("--http", "httptools", "--loop", "asyncio", "--ws", "none"),
             *("--timeout-keep-alive", "300", *quiet),
         ],
         "tether-threaded": [

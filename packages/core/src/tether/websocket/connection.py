@@ -112,17 +112,12 @@ def _valid_close_code(code: int) -> bool:
 # Big-integer conversions slow down past a few tens of KiB (cache effects), so large
 # payloads are masked in blocks of this size (a multiple of 4: the key stays aligned).
 _BLOCK = 64 * 1024
-# The last key integer of a large size: the reads of one frame, or its blocks, reuse it.
-_key_cache: tuple[bytes, int, int] = (b"", 0, 0)
 
 
 def _key_int(key: bytes, n: int) -> int:
-    global _key_cache
-    cached_key, cached_n, keys = _key_cache
-    if cached_n != n or cached_key != key:
-        keys = int.from_bytes(key * (n >> 2) + key[: n & 3], "little")
-        _key_cache = (key, n, keys)
-    return keys
+    # Made per call, never remembered: a module-level memo of the last key would be state
+    # shared between clients (the blocks of one call share it below).
+    return int.from_bytes(key * (n >> 2) + key[: n & 3], "little")
 
 
 def mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
