@@ -357,7 +357,7 @@ class TrustedProxies:
         # "X-Forwarded-For: junk" through an appending proxy is still seen by its address.
         chosen = None
         for index in range(len(hops) - 1, -1, -1):
-            if not _is_ip(hops[index]):
+            if hops[index] not in self._exact and not _is_ip(hops[index]):
                 break
             chosen = index
             if not self.trusts(hops[index]):
@@ -431,7 +431,16 @@ def _node_address(node: str) -> str | None:
     return address if _is_ip(address) else None
 
 
+_IPV4 = re.compile(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}")
+
+
 def _is_ip(text: str) -> bool:
+    # Dotted IPv4 is what nearly every hop is: one regex match instead of ipaddress's
+    # per-octet parse (a tenth of a proxied request's cost in tether serve).
+    if _IPV4.fullmatch(text) is not None:
+        return True
+    if ":" not in text:
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:
