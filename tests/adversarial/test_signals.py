@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -294,3 +295,50 @@ def test_sigttin_and_sigttou_change_the_worker_count(apps: Path, server: str) ->
         assert _pids(port, 2) == workers - {retired}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_sigint_while_clients_connect_exits_cleanly(apps: Path, loop: str) -> None:
+    """Ctrl+C while new connections keep arriving: exit status 0 and no traceback. Before the
+    fix, uvloop raised ValueError from an accept on the closed listening socket (every run
+    exited 1) and asyncio logged InvalidStateError from an accept into a cancelled future."""
+    pytest.importorskip(loop)
+    for _ in range(3):  # the race needs a connection arriving as the listener stops
+        port = free_port()
+        proc = _serve("asyncio", apps, port, "--loop", loop)
+        stop = threading.Event()
+        connected = threading.Semaphore(0)
+
+        with reaped(proc):
+            log = LogLines(proc)
+            log.wait_for(SERVING["asyncio"])
+            clients = [
+                threading.Thread(target=_connect_and_leave, args=(port, stop, connected))
+                for _ in range(6)
+            ]
+            for client in clients:
+                client.start()
+            try:
+                for _ in range(200):  # the clients are connecting and being served
+                    assert connected.acquire(timeout=20)
+                proc.send_signal(signal.SIGINT)
+                status = proc.wait(30)
+            finally:
+                stop.set()
+                for client in clients:
+                    client.join(10)
+            err = log.finish()
+        assert status == 0, err
+        assert "Traceback" not in err and "Error" not in err, err
+
+
+def _connect_and_leave(port: int, stop: threading.Event, connected: threading.Semaphore) -> None:
+    """Connect, send one request, read, close; again until ``stop``."""
+    while not stop.is_set():
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        ):
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.recv(1024)
+            connected.release()

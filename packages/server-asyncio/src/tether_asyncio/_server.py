@@ -128,21 +128,33 @@ class Server:
             async with anyio.create_task_group() as connections:
                 self._connections_scope = connections.cancel_scope
                 accepting = anyio.CancelScope()
+                accepted_all = anyio.Event()
                 if listener is None:
-                    connections.start_soon(self._accept_asyncio, sock, connections, accepting)
+                    accept: Any = self._accept_asyncio(sock, connections, accepting)
                 else:
-                    connections.start_soon(self._accept, listener, connections, accepting)
+                    accept = self._accept(listener, connections, accepting)
+                connections.start_soon(self._until_done, accept, accepted_all)
                 self.ready.set()
                 # A --workers supervisor (or systemd) waits for it; heartbeats go on the tick.
                 self._link = notify_serving(config.notify_fd)
                 await self._exit.wait()
                 accepting.cancel()
+                # Close the socket only once the accept task has left: a selector callback
+                # still registered for it would otherwise fire on a closed descriptor.
+                await accepted_all.wait()
                 await self._close_listener(listener, sock)
                 await self._drain(state)
                 connections.cancel_scope.cancel()
             with anyio.move_on_after(config.timeout_graceful_shutdown or 30):
                 await lifespan.shutdown()
             root.cancel_scope.cancel()
+
+    @staticmethod
+    async def _until_done(task: Any, done: anyio.Event) -> None:
+        try:
+            await task
+        finally:
+            done.set()
 
     @staticmethod
     async def _close_listener(listener: SocketListener | None, sock: socket.socket) -> None:
@@ -177,28 +189,43 @@ class Server:
     async def _accept_asyncio(
         self, sock: socket.socket, group: TaskGroup, scope: anyio.CancelScope
     ) -> None:
+        # Not loop.sock_accept: cancelling it at shutdown races its selector callback, which
+        # can accept a connection into a cancelled future (asyncio logs InvalidStateError and
+        # the client is dropped) or touch the closed socket (uvloop raises ValueError). Here the
+        # reader only says "readable" and the task accepts, so cancelling it takes nothing.
         gate = self._gate
         loop = asyncio.get_running_loop()
         sock.setblocking(False)
         tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+        fd = sock.fileno()
         with scope:
             while True:
                 if not gate.accepting:
                     self._resume = anyio.Event()
                     await self._resume.wait()
+                readable = loop.create_future()
+                loop.add_reader(fd, _wake, readable)
                 try:
-                    client, _ = await loop.sock_accept(sock)
-                except OSError as exc:
-                    if sock.fileno() < 0:
-                        return  # the listening socket closed: shutting down
-                    error_log.warning("accept failed: %s", exc)
-                    await anyio.sleep(0.1)
-                    continue
-                if tcp:
-                    with contextlib.suppress(OSError):
-                        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                gate.opened()
-                group.start_soon(self._connection, client)
+                    await readable
+                finally:
+                    loop.remove_reader(fd)
+                # Take what the backlog holds (up to the gate), not one per wake-up.
+                while gate.accepting:
+                    try:
+                        client, _ = sock.accept()
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError as exc:
+                        # Out of file descriptors and the like: wait a little, do not spin.
+                        error_log.warning("accept failed: %s", exc)
+                        await anyio.sleep(0.1)
+                        break
+                    client.setblocking(False)
+                    if tcp:
+                        with contextlib.suppress(OSError):
+                            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    gate.opened()
+                    group.start_soon(self._connection, client)
 
     async def _connection(self, accepted: SocketStream | socket.socket) -> None:
         """Serve one accepted connection: an anyio stream (trio) or a socket (asyncio)."""
@@ -374,3 +401,8 @@ def _tls_extension(stream: TLSStream) -> dict[str, Any]:
 def run(app: Any, **options: Any) -> int:
     """Serve an ASGI app (an object or ``"module:attr"``) with :class:`Config` options."""
     return Server(Config(app=app, **options)).run()
+
+
+def _wake(readable: asyncio.Future[None]) -> None:
+    if not readable.done():
+        readable.set_result(None)
