@@ -19,10 +19,11 @@ from http import HTTPStatus
 from typing import IO, Any
 
 from tether.http1 import Request, Response
-from tether.serving import overload_response, split_target, unquote_path
+from tether.serving import TrustedProxies, overload_response, split_target, unquote_path
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
+from tether_server.forwarded import FORWARDING_FIELDS, believed_fields, forwarded_origin
 from tether_threaded._connection import OUT_HIGH, Connection
 from tether_threaded._input import NO_BODY, ClientDisconnected
 from tether_threaded._ports import Host
@@ -120,12 +121,22 @@ def _encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
     return raw_name, value.encode("latin-1")
 
 
-def build_environ(conn: Connection, request: Request, root_path: str) -> Environ:
+#: The environ keys of the forwarding fields (see :mod:`tether_server.forwarded`).
+_FORWARDING_KEYS = {
+    name: "HTTP_" + name.decode().upper().replace("-", "_") for name in FORWARDING_FIELDS
+}
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def build_environ(
+    conn: Connection, request: Request, root_path: str, proxies: TrustedProxies | None = None
+) -> Environ:
     """The PEP 3333 environ of ``request`` (strings are latin-1 decoded bytes, per the PEP).
 
     ``SCRIPT_NAME`` is the root path; ``PATH_INFO`` is the percent-decoded path with the root
     path removed when the request carries it. Repeated fields are joined with ", " (``Cookie``
-    with "; ", RFC 6265 section 5.4).
+    with "; ", RFC 6265 section 5.4). With ``proxies`` (``--proxy-headers``), forwarding fields
+    are applied when the peer is a trusted proxy and removed otherwise (:func:`_apply_proxy`).
     """
     raw_path, query = split_target(request.target)
     path = unquote_path(raw_path).decode("latin-1")
@@ -149,7 +160,67 @@ def build_environ(conn: Connection, request: Request, root_path: str) -> Environ
             environ[key] = f"{old}; {text}" if key == "HTTP_COOKIE" else f"{old}, {text}"
     # Replaced by the gathered body once it is complete (Connection._dispatch).
     environ["wsgi.input"] = NO_BODY
+    if proxies is not None:
+        _apply_proxy(environ, request, proxies)
+    if "REMOTE_ADDR" not in environ:
+        # A Unix socket peer has no address, but CGI (RFC 3875 4.1.8) says REMOTE_ADDR is
+        # always set: "localhost", as waitress's Unix server has it (gunicorn sends "").
+        environ["REMOTE_ADDR"] = "localhost"
     return environ
+
+
+def _apply_proxy(environ: Environ, request: Request, proxies: TrustedProxies) -> None:
+    """Apply a trusted proxy's forwarding fields to ``environ``; drop a client's.
+
+    From a peer that is not a trusted proxy every forwarding field is removed (waitress's
+    ``clear_untrusted_proxy_headers``): the application must not read a client address, host or
+    scheme that only the client vouches for. From a trusted proxy the fields of the other
+    ``--forwarded-style`` are removed and its own are applied as waitress and werkzeug's
+    ProxyFix apply them: the client to ``REMOTE_ADDR`` (the right-to-left walk of
+    :class:`~tether.serving.TrustedProxies`), the scheme to ``wsgi.url_scheme``, the host to
+    ``HTTP_HOST`` and ``SERVER_NAME``, the port to ``SERVER_PORT`` (from the host, else
+    ``X-Forwarded-Port``, else the scheme's default when the scheme was forwarded) and
+    ``X-Forwarded-Prefix`` to ``SCRIPT_NAME``.
+    """
+    peer = environ.get("REMOTE_ADDR")  # None on a Unix socket
+    if not proxies.trusts(peer):
+        for key in _FORWARDING_KEYS.values():
+            environ.pop(key, None)
+        return
+    kept = believed_fields(proxies.rfc7239)
+    for name, key in _FORWARDING_KEYS.items():
+        if name not in kept:
+            environ.pop(key, None)
+    headers = request.headers
+    scheme = environ["wsgi.url_scheme"]
+    client, new_scheme = proxies.resolve(headers, (peer, 0) if peer is not None else None, scheme)
+    if client is not None and client[0] != peer:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    if new_scheme != scheme:
+        environ["wsgi.url_scheme"] = new_scheme
+    origin = forwarded_origin(headers, proxies.rfc7239)
+    port = origin.port
+    if origin.host is not None:
+        # The client spoke to the proxy: without a port of its own, the scheme's default.
+        host = origin.host
+        server_name, colon, host_port = host.rpartition(":")
+        if colon and not host.endswith("]"):
+            port = host_port
+        else:
+            server_name = host
+            if port is None:
+                port = _DEFAULT_PORTS[new_scheme]
+            elif port != _DEFAULT_PORTS[new_scheme]:
+                host = f"{host}:{port}"
+        environ["HTTP_HOST"] = host
+        environ["SERVER_NAME"] = server_name
+    elif port is None and new_scheme != scheme:
+        port = _DEFAULT_PORTS[new_scheme]
+    if port is not None:
+        environ["SERVER_PORT"] = port
+    if origin.prefix is not None:
+        environ["SCRIPT_NAME"] = origin.prefix
 
 
 class FileWrapper:
@@ -198,7 +269,13 @@ class Exchange:
         self.request = request
         self.environ = environ
         date, server = loop.server_fields()
-        self.cycle = ResponseCycle(conn.core, request, conn.client, date=date, server=server)
+        client = conn.client
+        address = environ["REMOTE_ADDR"]
+        port = environ.get("REMOTE_PORT")
+        if port is not None and address != conn.base_environ.get("REMOTE_ADDR"):
+            # A trusted proxy named the client (build_environ): the access log names it too.
+            client = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        self.cycle = ResponseCycle(conn.core, request, client, date=date, server=server)
         #: The gathered body handed to the application (closed after the response).
         self.input: IO[bytes] | None = None
         self.upgrade: Upgrade | None = None
