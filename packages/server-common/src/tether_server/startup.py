@@ -73,6 +73,17 @@ def _positive_int(text: str) -> int:
 positive_int = _positive_int
 
 
+def _octal(text: str) -> int:
+    """File permissions in octal (``600``, ``0o660``)."""
+    try:
+        value = int(text.removeprefix("0o"), 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}") from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"not a file mode: {text!r}")
+    return value
+
+
 def _seconds(text: str) -> float:
     """A duration in seconds, not negative."""
     value = float(text)
@@ -133,7 +144,20 @@ def add_binding_options(group: argparse._ArgumentGroup) -> None:
     """Add ``--host``, ``--port``, ``--uds``, ``--fd`` and ``--backlog``."""
     group.add_argument("--host", default="127.0.0.1", help="address to bind (IPv4 or IPv6)")
     group.add_argument("--port", type=int, default=8000, help="port to bind (0 picks a free one)")
-    group.add_argument("--uds", default=None, help="bind to this Unix domain socket instead")
+    group.add_argument(
+        "--uds",
+        default=None,
+        metavar="PATH",
+        help="bind to this Unix domain socket instead",
+    )
+    group.add_argument(
+        "--unix-socket-perms",
+        type=_octal,
+        default=0o666,
+        metavar="MODE",
+        help="permissions of the --uds socket file, in octal (default: 666, as uvicorn sets "
+        "them; waitress's default is 600)",
+    )
     group.add_argument(
         "--fd", type=int, default=None, help="serve on an already bound socket file descriptor"
     )
@@ -144,14 +168,11 @@ def add_limit_options(
     group: argparse._ArgumentGroup,
     *,
     concurrency_help: str,
-    requests_option: str,
-    requests_help: str,
     graceful_shutdown_help: str,
 ) -> None:
     """Add the concurrency, connection, request, timeout and size limits.
 
-    Each server words three of them its own way, so it passes their help texts and the name of
-    its requests-per-connection option (stored under that name, as argparse does by default).
+    Each server words two of them its own way, so it passes their help texts.
     """
     group.add_argument(
         "--limit-concurrency", type=_positive_int, default=None, help=concurrency_help
@@ -160,7 +181,7 @@ def add_limit_options(
         "--limit-connections",
         type=_positive_int,
         default=None,
-        help="stop accepting at this many open connections",
+        help="stop accepting at this many open connections (no limit by default)",
     )
     group.add_argument(
         "--limit-connections-low",
@@ -168,7 +189,29 @@ def add_limit_options(
         default=None,
         help="resume accepting at this many (default: 90%% of --limit-connections)",
     )
-    group.add_argument(requests_option, type=_positive_int, default=None, help=requests_help)
+    group.add_argument(
+        "--limit-requests-per-connection",
+        type=_positive_int,
+        default=None,
+        help="requests served on one keep-alive connection before it is closed (no limit by "
+        "default)",
+    )
+    group.add_argument(
+        "--limit-max-requests",
+        type=_positive_int,
+        default=None,
+        help="requests this process serves before it is replaced: under --workers the "
+        "supervisor starts a new worker first, then the old one drains; alone, the server "
+        "shuts down gracefully, as uvicorn's does (no limit by default)",
+    )
+    group.add_argument(
+        "--limit-max-requests-jitter",
+        type=_rate,
+        default=0,
+        metavar="N",
+        help="add a random 0..N to --limit-max-requests in each process, so that workers do "
+        "not all recycle at once (gunicorn's --max-requests-jitter)",
+    )
     group.add_argument(
         "--health-path-prefix",
         default=None,
@@ -414,19 +457,26 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
 
 
 #: The options added above that both servers' ``Config`` take under the same names (their
-#: argparse ``dest``). Not here: ``--log-level``, which configures logging rather than a server,
-#: and the requests-per-connection option, which each server names its own way.
+#: argparse ``dest``; the fields of :class:`tether_server.config.ServerConfig`). Not here:
+#: ``--log-level``, which configures logging rather than a server.
 _SHARED_FIELDS = (
     # binding
     "host",
     "port",
     "uds",
+    "unix_socket_perms",
     "fd",
     "backlog",
+    # runtime
+    "root_path",
+    "notify_fd",
     # limits and timeouts
     "limit_concurrency",
     "limit_connections",
     "limit_connections_low",
+    "limit_requests_per_connection",
+    "limit_max_requests",
+    "limit_max_requests_jitter",
     "health_path_prefix",
     "timeout_keep_alive",
     "timeout_request_head",

@@ -268,6 +268,7 @@ class Exchange:
         self.conn = conn
         self.request = request
         self.environ = environ
+        loop.config.request_budget.spend()  # --limit-max-requests
         date, server = loop.server_fields()
         client = conn.client
         address = environ["REMOTE_ADDR"]
