@@ -73,9 +73,7 @@ def test_workers_are_replaced_after_max_requests_without_a_failed_request(
 
 
 @pytest.mark.parametrize("module", sorted(APPS))
-def test_alone_the_server_stops_gracefully_after_max_requests(
-    module: str, tmp_path: Path
-) -> None:
+def test_alone_the_server_stops_gracefully_after_max_requests(module: str, tmp_path: Path) -> None:
     port = free_port()
     proc = _server(module, tmp_path, "--port", str(port), "--limit-max-requests", "3")
     with reaped(proc):
@@ -89,9 +87,7 @@ def test_alone_the_server_stops_gracefully_after_max_requests(
 
 
 @pytest.mark.parametrize("module", sorted(APPS))
-def test_limit_requests_per_connection_closes_the_connection(
-    module: str, tmp_path: Path
-) -> None:
+def test_limit_requests_per_connection_closes_the_connection(module: str, tmp_path: Path) -> None:
     port = free_port()
     proc = _server(module, tmp_path, "--port", str(port), "--limit-requests-per-connection", "2")
     with reaped(proc):

@@ -454,6 +454,8 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
     # gone (not for users).
     group.add_argument("--notify-fd", type=int, default=None, help=argparse.SUPPRESS)
     group.add_argument("--supervisor-fd", type=int, default=None, help=argparse.SUPPRESS)
+    # Set by the supervisor when more than one worker serves the app (WSGI's wsgi.multiprocess).
+    group.add_argument("--multiprocess", action="store_true", help=argparse.SUPPRESS)
 
 
 #: The options added above that both servers' ``Config`` take under the same names (their
@@ -665,6 +667,8 @@ def supervise(
     from tether_server.supervisor import Supervisor
 
     worker = [*command, "--workers", "1", "--no-reload"]
+    if args.workers > 1:
+        worker.append("--multiprocess")
     dirs = (args.reload_dir or [args.app_dir or os.getcwd()]) if args.reload else None
     sock = bind()
     try:

@@ -74,6 +74,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         threads=args.threads,
         limit_websockets=args.limit_websockets,
         expose_tracebacks=args.expose_tracebacks,
+        multiprocess=args.multiprocess,
         **config_options(args),
     )
 

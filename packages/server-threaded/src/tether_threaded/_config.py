@@ -37,6 +37,9 @@ class Config(ServerConfig):
     #: On an application error, send the traceback in the 500's body (waitress's
     #: ``expose_tracebacks``; for development only: it shows the code to any client).
     expose_tracebacks: bool = False
+    #: Other processes serve the same application (a worker of ``--workers N``, N > 1): the
+    #: environ's ``wsgi.multiprocess``.
+    multiprocess: bool = False
 
     def body_cap(self) -> int:
         """The most body bytes one request may bring (the loop gathers them all)."""

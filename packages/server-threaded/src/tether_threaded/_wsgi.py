@@ -14,6 +14,7 @@ import logging
 import os
 import stat
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from http import HTTPStatus
 from typing import IO, Any
@@ -162,6 +163,8 @@ def build_environ(
     environ["wsgi.input"] = NO_BODY
     if proxies is not None:
         _apply_proxy(environ, request, proxies)
+    if conn.loop.config.multiprocess:
+        environ["wsgi.multiprocess"] = True
     if "REMOTE_ADDR" not in environ:
         # A Unix socket peer has no address, but CGI (RFC 3875 4.1.8) says REMOTE_ADDR is
         # always set: "localhost", as waitress's Unix server has it (gunicorn sends "").
@@ -221,6 +224,18 @@ def _apply_proxy(environ: Environ, request: Request, proxies: TrustedProxies) ->
         environ["SERVER_PORT"] = port
     if origin.prefix is not None:
         environ["SCRIPT_NAME"] = origin.prefix
+
+
+def _traceback_response(exc: BaseException) -> tuple[Response, bytes]:
+    """``--expose-tracebacks``: the 500 carries the traceback, as waitress's does."""
+    text = "Internal Server Error\n\n" + "".join(traceback.format_exception(exc))
+    body = text.encode("utf-8", "replace")
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"connection", b"close"),
+    ]
+    return Response(500, headers), body
 
 
 class FileWrapper:
@@ -567,7 +582,12 @@ class Exchange:
             if conn.closing:
                 return
             now = time.monotonic()
-            out = self.cycle.fail()
+            cycle = self.cycle
+            out = None
+            if self.loop.config.expose_tracebacks and cycle.phase is not CyclePhase.COMPLETE:
+                out = cycle.canned(*_traceback_response(exc))
+            if out is None:
+                out = cycle.fail()
             if not out:
                 # Committed (or already complete): the connection cannot carry another response.
                 conn.core.send_failed()
