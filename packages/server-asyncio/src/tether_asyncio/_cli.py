@@ -2,7 +2,7 @@
 
 Option names match uvicorn's where the meaning is the same. Mistakes a user can make (a bad
 ``MODULE:APP``, a port in use, a missing certificate) print one line and exit non-zero. The
-options ``tether-threaded`` has too are added by :mod:`tether_server.startup`.
+options ``tether-threaded`` has too are added by :mod:`tether_server.config`.
 """
 
 from __future__ import annotations
@@ -11,18 +11,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tether_asyncio._config import Config, ConfigError, bind_socket, load_app
+from tether_asyncio._config import Config, ConfigError, load_app
 from tether_asyncio.static import with_static
-from tether_server.config import add_server_options, config_options
+from tether_server.config import add_server_options, config_options, start_processes
 from tether_server.conform import add_arguments as add_conform_arguments
 from tether_server.conform import command as conform_command
-from tether_server.startup import (
-    LOG_LEVELS,
-    HelpFormatter,
-    apply_process_options,
-    configure_logging,
-    supervise,
-)
+from tether_server.startup import LOG_LEVELS, HelpFormatter, configure_logging
 
 DEMO_APP = "tether_asyncio.demo:app"
 
@@ -140,10 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = Server(config)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        given = list(argv) if argv is not None else sys.argv[1:]
-        command = [sys.executable, "-m", "tether_asyncio", *given]
-        apply_process_options(args)
-        status = supervise(args, command, lambda: bind_socket(config))
+        status = start_processes(args, argv, "tether_asyncio", config)
         if status is not None:
             return status
         if args.static:

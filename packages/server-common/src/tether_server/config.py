@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import ssl
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from tether.limits import Limits
 from tether.serving import SERVER_HEADER, TrustedProxies, server_limits
+from tether_server.binding import BindOptions, bind_socket
 from tether_server.recycling import RequestBudget
 from tether_server.startup import (
     add_binding_options,
@@ -25,7 +28,9 @@ from tether_server.startup import (
     add_proxy_options,
     add_tls_options,
     add_websocket_options,
+    apply_process_options,
     shared_options,
+    supervise,
     trusted_proxies,
 )
 from tether_server.static import add_static_option
@@ -183,4 +188,22 @@ def config_options(args: argparse.Namespace) -> dict[str, Any]:
     return shared_options(args)
 
 
-__all__ = ["OptionGroups", "ServerConfig", "add_server_options", "config_options"]
+def start_processes(
+    args: argparse.Namespace, argv: Sequence[str] | None, module: str, config: BindOptions
+) -> int | None:
+    """Apply ``--env-file`` and ``--log-config``, then run ``--workers``/``--reload``: the
+    supervisor's exit status, or None when this process serves (each worker runs
+    ``python -m module`` with the same arguments)."""
+    given = list(argv) if argv is not None else sys.argv[1:]
+    apply_process_options(args)
+    command = [sys.executable, "-m", module, *given]
+    return supervise(args, command, lambda: bind_socket(config))
+
+
+__all__ = [
+    "OptionGroups",
+    "ServerConfig",
+    "add_server_options",
+    "config_options",
+    "start_processes",
+]

@@ -156,7 +156,7 @@ def add_binding_options(group: argparse._ArgumentGroup) -> None:
         default=0o666,
         metavar="MODE",
         help="permissions of the --uds socket file, in octal (default: 666, as uvicorn sets "
-        "them; waitress's default is 600)",
+        "them; waitress uses 600)",
     )
     group.add_argument(
         "--fd", type=int, default=None, help="serve on an already bound socket file descriptor"

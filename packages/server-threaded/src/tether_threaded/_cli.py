@@ -3,7 +3,7 @@
 Option names and meanings are those of ``tether serve`` (and uvicorn) where they apply to WSGI,
 plus ``--threads``. Mistakes a user can make (a bad ``MODULE:APP``, a port in use, a missing
 certificate) print one line and exit with status 1. The options ``tether serve`` has too are
-added by :mod:`tether_server.startup`.
+added by :mod:`tether_server.config`.
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tether_server.config import add_server_options, config_options
+from tether_server.config import add_server_options, config_options, start_processes
 from tether_server.startup import (
     LOG_LEVELS,
     HelpFormatter,
-    apply_process_options,
     configure_logging,
     notify_serving,
     positive_int,
-    supervise,
 )
-from tether_threaded._config import Config, ConfigError, bind_socket, load_app
+from tether_threaded._config import Config, ConfigError, load_app
 from tether_threaded._server import Server
 from tether_threaded.static import with_static
 
@@ -86,10 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = logging.getLogger("tether.error")
     try:
         config = config_from_args(args)
-        given = list(argv) if argv is not None else sys.argv[1:]
-        command = [sys.executable, "-m", "tether_threaded", *given]
-        apply_process_options(args)
-        status = supervise(args, command, lambda: bind_socket(config))
+        status = start_processes(args, argv, "tether_threaded", config)
         if status is not None:
             return status
         app = load_app(args.app, args.app_dir, args.factory)
