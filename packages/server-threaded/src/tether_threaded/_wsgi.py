@@ -126,6 +126,7 @@ def _encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
 _FORWARDING_KEYS = {
     name: "HTTP_" + name.decode().upper().replace("-", "_") for name in FORWARDING_FIELDS
 }
+_FORWARDING_KEY_SET = frozenset(_FORWARDING_KEYS.values())
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
@@ -185,6 +186,8 @@ def _apply_proxy(environ: Environ, request: Request, proxies: TrustedProxies) ->
     ``X-Forwarded-Port``, else the scheme's default when the scheme was forwarded) and
     ``X-Forwarded-Prefix`` to ``SCRIPT_NAME``.
     """
+    if _FORWARDING_KEY_SET.isdisjoint(environ):
+        return  # the usual request: nothing to remove, nothing to apply
     peer = environ.get("REMOTE_ADDR")  # None on a Unix socket
     if not proxies.trusts(peer):
         for key in _FORWARDING_KEYS.values():
