@@ -13,7 +13,7 @@ import argparse
 import ssl
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 from tether.limits import Limits
@@ -29,7 +29,6 @@ from tether_server.startup import (
     add_tls_options,
     add_websocket_options,
     apply_process_options,
-    shared_options,
     supervise,
     trusted_proxies,
 )
@@ -183,9 +182,18 @@ def add_server_options(
     return OptionGroups(runtime, limits, websocket, logs)
 
 
+#: :class:`ServerConfig` fields that no command-line option sets.
+_NOT_OPTIONS = frozenset(("install_signal_handlers",))
+
+
 def config_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The parsed values of the shared options, as keyword arguments for a server's ``Config``."""
-    return shared_options(args)
+    """The parsed values of the shared options (every :class:`ServerConfig` field is one, under
+    its argparse ``dest``), as keyword arguments for a server's ``Config``."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in fields(ServerConfig)
+        if f.init and f.name not in _NOT_OPTIONS
+    }
 
 
 def start_processes(

@@ -8,8 +8,7 @@ here, once, so the two command lines cannot drift apart:
 - :func:`add_binding_options`, :func:`add_limit_options`, :func:`add_websocket_options`,
   :func:`add_tls_options` and :func:`add_logging_options` add the option groups both command
   lines share; each server adds its own options (``--threads``, ``--backend``, ...) around them.
-- :func:`shared_options` reads those options back as keyword arguments for a server's
-  ``Config``.
+- :mod:`tether_server.config` gathers them (and reads them back for a server's ``Config``).
 - :func:`configure_logging` sends the ``tether.*`` logs to stderr at ``--log-level``.
 - :func:`import_app` resolves ``MODULE:APP``; each server then checks that the result is a
   valid ASGI or WSGI application.
@@ -458,66 +457,6 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--multiprocess", action="store_true", help=argparse.SUPPRESS)
 
 
-#: The options added above that both servers' ``Config`` take under the same names (their
-#: argparse ``dest``; the fields of :class:`tether_server.config.ServerConfig`). Not here:
-#: ``--log-level``, which configures logging rather than a server.
-_SHARED_FIELDS = (
-    # binding
-    "host",
-    "port",
-    "uds",
-    "unix_socket_perms",
-    "fd",
-    "backlog",
-    # runtime
-    "root_path",
-    "notify_fd",
-    # limits and timeouts
-    "limit_concurrency",
-    "limit_connections",
-    "limit_connections_low",
-    "limit_requests_per_connection",
-    "limit_max_requests",
-    "limit_max_requests_jitter",
-    "health_path_prefix",
-    "timeout_keep_alive",
-    "timeout_request_head",
-    "timeout_body",
-    "min_body_rate",
-    "timeout_write",
-    "timeout_graceful_shutdown",
-    "max_head_size",
-    "max_body_size",
-    # WebSocket
-    "ws_max_size",
-    "ws_ping_interval",
-    "ws_ping_timeout",
-    "ws_close_timeout",
-    # TLS
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_keyfile_password",
-    "ssl_ca_certs",
-    "ssl_cert_reqs",
-    "ssl_ciphers",
-    "ssl_version",
-    "timeout_tls_handshake",
-    # logging and headers
-    "access_log",
-    "server_header",
-    "date_header",
-    # proxies
-    "proxy_headers",
-    "forwarded_allow_ips",
-    "forwarded_style",
-)
-
-
-def shared_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The parsed values of the shared options, as keyword arguments for a server's ``Config``."""
-    return {name: getattr(args, name) for name in _SHARED_FIELDS}
-
-
 class JSONFormatter(logging.Formatter):
     """One JSON object per record: ``time`` (UTC, ISO 8601, milliseconds), ``level``,
     ``logger``, ``message``, ``exception`` when there is one, and the fields a server attached
@@ -911,6 +850,5 @@ __all__ = [
     "configure_logging",
     "create_ssl_context",
     "import_app",
-    "shared_options",
     "stop_message",
 ]
