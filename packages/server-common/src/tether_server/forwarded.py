@@ -11,6 +11,7 @@ it must also drop the forwarding fields a client wrote itself: an application th
 - :data:`FORWARDING_FIELDS`: every field name either style of proxy writes.
 - :func:`believed_fields`: the ones a trusted peer's request keeps under a ``--forwarded-style``.
 - :func:`forwarded_origin`: the host, port and prefix a trusted proxy reports.
+- :func:`apply_forwarding`: all of it, on a WSGI environ.
 
 An ASGI server has no such duty: its scope carries the raw headers, and uvicorn passes them on
 unchanged; ``tether serve`` does the same and only declines to believe them.
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from tether.http1 import Headers
+from tether.serving import TrustedProxies
 
 #: The fields of the ``x-forwarded`` style (X-Real-IP is nginx's; the server does not read it,
 #: but it is a client address all the same, so a client must not be able to write it).
@@ -40,6 +43,13 @@ X_FORWARDED_FIELDS = frozenset(
 RFC7239_FIELDS = frozenset((b"forwarded",))
 #: Every forwarding field: removed from a request that does not come from a trusted proxy.
 FORWARDING_FIELDS = X_FORWARDED_FIELDS | RFC7239_FIELDS
+
+#: The WSGI environ keys of the forwarding fields.
+_FORWARDING_KEYS = {
+    name: "HTTP_" + name.decode().upper().replace("-", "_") for name in FORWARDING_FIELDS
+}
+_FORWARDING_KEY_SET = frozenset(_FORWARDING_KEYS.values())
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def believed_fields(rfc7239: bool) -> frozenset[bytes]:
@@ -120,11 +130,67 @@ def forwarded_origin(headers: Headers, rfc7239: bool) -> Origin:
     return Origin(host, port, prefix)
 
 
+def apply_forwarding(environ: dict[str, Any], headers: Headers, proxies: TrustedProxies) -> None:
+    """Apply a trusted proxy's forwarding fields to a WSGI ``environ``; drop a client's.
+
+    From a peer that is not a trusted proxy every forwarding field is removed (waitress's
+    ``clear_untrusted_proxy_headers``): the application must not read a client address, host or
+    scheme that only the client vouches for. From a trusted proxy the fields of the other
+    ``--forwarded-style`` are removed and its own are applied as waitress and werkzeug's
+    ProxyFix apply them: the client to ``REMOTE_ADDR`` (the right-to-left walk of
+    :class:`~tether.serving.TrustedProxies`), the scheme to ``wsgi.url_scheme``, the host to
+    ``HTTP_HOST`` and ``SERVER_NAME``, the port to ``SERVER_PORT`` (from the host, else
+    ``X-Forwarded-Port``, else the scheme's default when the scheme was forwarded) and
+    ``X-Forwarded-Prefix`` to ``SCRIPT_NAME``.
+    """
+    if _FORWARDING_KEY_SET.isdisjoint(environ):
+        return  # the usual request: nothing to remove, nothing to apply
+    peer = environ.get("REMOTE_ADDR")  # None on a Unix socket
+    if not proxies.trusts(peer):
+        for key in _FORWARDING_KEYS.values():
+            environ.pop(key, None)
+        return
+    kept = believed_fields(proxies.rfc7239)
+    for name, key in _FORWARDING_KEYS.items():
+        if name not in kept:
+            environ.pop(key, None)
+    scheme = environ["wsgi.url_scheme"]
+    client, new_scheme = proxies.resolve(headers, (peer, 0) if peer is not None else None, scheme)
+    if client is not None and client[0] != peer:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    if new_scheme != scheme:
+        environ["wsgi.url_scheme"] = new_scheme
+    origin = forwarded_origin(headers, proxies.rfc7239)
+    port = origin.port
+    if origin.host is not None:
+        # The client spoke to the proxy: without a port of its own, the scheme's default.
+        host = origin.host
+        server_name, colon, host_port = host.rpartition(":")
+        if colon and not host.endswith("]"):
+            port = host_port
+        else:
+            server_name = host
+            if port is None:
+                port = _DEFAULT_PORTS[new_scheme]
+            elif port != _DEFAULT_PORTS[new_scheme]:
+                host = f"{host}:{port}"
+        environ["HTTP_HOST"] = host
+        environ["SERVER_NAME"] = server_name
+    elif port is None and new_scheme != scheme:
+        port = _DEFAULT_PORTS[new_scheme]
+    if port is not None:
+        environ["SERVER_PORT"] = port
+    if origin.prefix is not None:
+        environ["SCRIPT_NAME"] = origin.prefix
+
+
 __all__ = [
     "FORWARDING_FIELDS",
     "RFC7239_FIELDS",
     "X_FORWARDED_FIELDS",
     "Origin",
+    "apply_forwarding",
     "believed_fields",
     "forwarded_origin",
 ]

@@ -24,7 +24,7 @@ from tether.serving import TrustedProxies, overload_response, split_target, unqu
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
-from tether_server.forwarded import FORWARDING_FIELDS, believed_fields, forwarded_origin
+from tether_server.forwarded import apply_forwarding
 from tether_threaded._connection import OUT_HIGH, Connection
 from tether_threaded._input import NO_BODY, ClientDisconnected
 from tether_threaded._ports import Host
@@ -122,14 +122,6 @@ def _encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
     return raw_name, value.encode("latin-1")
 
 
-#: The environ keys of the forwarding fields (see :mod:`tether_server.forwarded`).
-_FORWARDING_KEYS = {
-    name: "HTTP_" + name.decode().upper().replace("-", "_") for name in FORWARDING_FIELDS
-}
-_FORWARDING_KEY_SET = frozenset(_FORWARDING_KEYS.values())
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
-
-
 def build_environ(
     conn: Connection, request: Request, root_path: str, proxies: TrustedProxies | None = None
 ) -> Environ:
@@ -138,7 +130,8 @@ def build_environ(
     ``SCRIPT_NAME`` is the root path; ``PATH_INFO`` is the percent-decoded path with the root
     path removed when the request carries it. Repeated fields are joined with ", " (``Cookie``
     with "; ", RFC 6265 section 5.4). With ``proxies`` (``--proxy-headers``), forwarding fields
-    are applied when the peer is a trusted proxy and removed otherwise (:func:`_apply_proxy`).
+    are applied when the peer is a trusted proxy and removed otherwise
+    (:func:`tether_server.forwarded.apply_forwarding`).
     """
     raw_path, query = split_target(request.target)
     path = unquote_path(raw_path).decode("latin-1")
@@ -163,7 +156,7 @@ def build_environ(
     # Replaced by the gathered body once it is complete (Connection._dispatch).
     environ["wsgi.input"] = NO_BODY
     if proxies is not None:
-        _apply_proxy(environ, request, proxies)
+        apply_forwarding(environ, request.headers, proxies)
     if conn.loop.config.multiprocess:
         environ["wsgi.multiprocess"] = True
     if "REMOTE_ADDR" not in environ:
@@ -171,62 +164,6 @@ def build_environ(
         # always set: "localhost", as waitress's Unix server has it (gunicorn sends "").
         environ["REMOTE_ADDR"] = "localhost"
     return environ
-
-
-def _apply_proxy(environ: Environ, request: Request, proxies: TrustedProxies) -> None:
-    """Apply a trusted proxy's forwarding fields to ``environ``; drop a client's.
-
-    From a peer that is not a trusted proxy every forwarding field is removed (waitress's
-    ``clear_untrusted_proxy_headers``): the application must not read a client address, host or
-    scheme that only the client vouches for. From a trusted proxy the fields of the other
-    ``--forwarded-style`` are removed and its own are applied as waitress and werkzeug's
-    ProxyFix apply them: the client to ``REMOTE_ADDR`` (the right-to-left walk of
-    :class:`~tether.serving.TrustedProxies`), the scheme to ``wsgi.url_scheme``, the host to
-    ``HTTP_HOST`` and ``SERVER_NAME``, the port to ``SERVER_PORT`` (from the host, else
-    ``X-Forwarded-Port``, else the scheme's default when the scheme was forwarded) and
-    ``X-Forwarded-Prefix`` to ``SCRIPT_NAME``.
-    """
-    if _FORWARDING_KEY_SET.isdisjoint(environ):
-        return  # the usual request: nothing to remove, nothing to apply
-    peer = environ.get("REMOTE_ADDR")  # None on a Unix socket
-    if not proxies.trusts(peer):
-        for key in _FORWARDING_KEYS.values():
-            environ.pop(key, None)
-        return
-    kept = believed_fields(proxies.rfc7239)
-    for name, key in _FORWARDING_KEYS.items():
-        if name not in kept:
-            environ.pop(key, None)
-    headers = request.headers
-    scheme = environ["wsgi.url_scheme"]
-    client, new_scheme = proxies.resolve(headers, (peer, 0) if peer is not None else None, scheme)
-    if client is not None and client[0] != peer:
-        environ["REMOTE_ADDR"] = client[0]
-        environ["REMOTE_PORT"] = str(client[1])
-    if new_scheme != scheme:
-        environ["wsgi.url_scheme"] = new_scheme
-    origin = forwarded_origin(headers, proxies.rfc7239)
-    port = origin.port
-    if origin.host is not None:
-        # The client spoke to the proxy: without a port of its own, the scheme's default.
-        host = origin.host
-        server_name, colon, host_port = host.rpartition(":")
-        if colon and not host.endswith("]"):
-            port = host_port
-        else:
-            server_name = host
-            if port is None:
-                port = _DEFAULT_PORTS[new_scheme]
-            elif port != _DEFAULT_PORTS[new_scheme]:
-                host = f"{host}:{port}"
-        environ["HTTP_HOST"] = host
-        environ["SERVER_NAME"] = server_name
-    elif port is None and new_scheme != scheme:
-        port = _DEFAULT_PORTS[new_scheme]
-    if port is not None:
-        environ["SERVER_PORT"] = port
-    if origin.prefix is not None:
-        environ["SCRIPT_NAME"] = origin.prefix
 
 
 def _traceback_response(exc: BaseException) -> tuple[Response, bytes]:
