@@ -380,7 +380,8 @@ def add_proxy_options(group: argparse._ArgumentGroup) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="take the client address and scheme from X-Forwarded-For and X-Forwarded-Proto "
-        "when a trusted proxy sends them",
+        "when a trusted proxy sends them (WSGI: also the host, port and prefix, and the "
+        "forwarding fields of any other peer are removed from the environ)",
     )
     group.add_argument(
         "--forwarded-style",
