@@ -2,7 +2,7 @@
 
 Option names match uvicorn's where the meaning is the same. Mistakes a user can make (a bad
 ``MODULE:APP``, a port in use, a missing certificate) print one line and exit non-zero. The
-options ``tether-threaded`` has too are added by :mod:`tether_server.startup`.
+options ``tether-threaded`` has too are added by :mod:`tether_server.config`.
 """
 
 from __future__ import annotations
@@ -11,26 +11,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tether_asyncio._config import Config, ConfigError, bind_socket, load_app
+from tether_asyncio._config import Config, ConfigError, load_app
 from tether_asyncio.static import with_static
+from tether_server.config import add_server_options, config_options, start_processes
 from tether_server.conform import add_arguments as add_conform_arguments
 from tether_server.conform import command as conform_command
-from tether_server.startup import (
-    LOG_LEVELS,
-    HelpFormatter,
-    add_binding_options,
-    add_limit_options,
-    add_logging_options,
-    add_process_options,
-    add_proxy_options,
-    add_tls_options,
-    add_websocket_options,
-    apply_process_options,
-    configure_logging,
-    shared_options,
-    supervise,
-)
-from tether_server.static import add_static_option
+from tether_server.startup import LOG_LEVELS, HelpFormatter, configure_logging
 
 DEMO_APP = "tether_asyncio.demo:app"
 
@@ -59,7 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:APP",
         help="the application, e.g. myproject.main:app (default: the built-in demo)",
     )
-    add_binding_options(serve.add_argument_group("binding"))
     conform = commands.add_parser(
         "conform",
         help="test a running HTTP/1.1 server against the RFCs",
@@ -67,7 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_conform_arguments(conform)
 
-    run = serve.add_argument_group("runtime")
+    groups = add_server_options(
+        serve,
+        root_path_help="ASGI root_path: where a proxy mounts the app; the request path keeps "
+        "it, as in uvicorn (none by default)",
+        concurrency_help="requests in flight before answering 503 (Retry-After) without calling "
+        "the app (no limit by default)",
+        graceful_shutdown_help="seconds in-flight requests get to finish on shutdown",
+    )
+    run = groups.runtime
     run.add_argument(
         "--backend", choices=("asyncio", "trio"), default="asyncio", help="the anyio backend"
     )
@@ -84,50 +77,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the ASGI lifespan protocol; auto: if the app supports it, on: require it",
     )
     run.add_argument(
-        "--factory", action="store_true", help="MODULE:APP is a factory returning the app"
-    )
-    run.add_argument(
         "--interface",
         choices=("auto", "asgi3", "asgi2"),
         default="auto",
         help="the application's ASGI version; auto recognises ASGI 2 as uvicorn does",
     )
-    run.add_argument("--app-dir", default=None, help="directory to import the app from")
-    run.add_argument(
-        "--root-path",
-        default="",
-        help="ASGI root_path: the prefix a proxy mounts the app under (none by default)",
-    )
-    add_process_options(run)
-    add_static_option(run)
-
-    add_limit_options(
-        serve.add_argument_group("limits and timeouts"),
-        concurrency_help="requests in flight before answering 503 (Retry-After) without calling "
-        "the app",
-        requests_option="--limit-requests-per-connection",
-        requests_help="requests served on one keep-alive connection before it is closed",
-        graceful_shutdown_help="seconds in-flight requests get to finish on shutdown",
-    )
-
-    ws = serve.add_argument_group("WebSocket")
+    ws = groups.websocket
     ws.add_argument(
         "--ws",
         choices=("auto", "none"),
         default="auto",
         help="serve WebSocket upgrades (auto) or refuse them (none)",
     )
-    add_websocket_options(ws)
     ws.add_argument(
         "--ws-per-message-deflate",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="offer permessage-deflate",
     )
-
-    add_tls_options(serve.add_argument_group("TLS"))
-    add_logging_options(serve.add_argument_group("logging and headers"))
-    add_proxy_options(serve.add_argument_group("behind a proxy"))
     return parser
 
 
@@ -141,12 +108,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         factory=args.factory,
         interface=args.interface,
         app_dir=args.app_dir,
-        root_path=args.root_path,
-        limit_requests_per_connection=args.limit_requests_per_connection,
         ws=args.ws,
         ws_per_message_deflate=args.ws_per_message_deflate,
-        notify_fd=args.notify_fd,
-        **shared_options(args),
+        **config_options(args),
     )
 
 
@@ -170,14 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = Server(config)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        given = list(argv) if argv is not None else sys.argv[1:]
-        command = [sys.executable, "-m", "tether_asyncio", *given]
-        apply_process_options(args)
-        status = supervise(args, command, lambda: bind_socket(config))
+        status = start_processes(args, argv, "tether_asyncio", config)
         if status is not None:
             return status
         if args.static:
             config.app = with_static(load_app(config), args.static)
+        # Alone, --limit-max-requests ends in a graceful shutdown.
+        config.request_budget.stop = server.request_exit
         return server.run()
     except ConfigError as exc:
         print(f"tether: error: {exc}", file=sys.stderr)

@@ -281,6 +281,7 @@ class HTTPConnection:
         """Run one request through the app; True when the connection may serve another."""
         state = self.state
         conn = self.conn
+        state.config.request_budget.spend()  # --limit-max-requests
         # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
         if request.method == b"GET" and state.websockets and wants_websocket(request.headers):
             return await serve_websocket(self, request)

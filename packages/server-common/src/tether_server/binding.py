@@ -27,6 +27,8 @@ class BindOptions(Protocol):
     host: str
     port: int
     uds: str | None
+    #: Permissions of the ``uds`` socket file (``--unix-socket-perms``).
+    unix_socket_perms: int
     fd: int | None
     backlog: int
 
@@ -60,7 +62,7 @@ def bind_socket(config: BindOptions) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(path)
-            os.chmod(path, 0o666)
+            os.chmod(path, config.unix_socket_perms)
         except OSError as exc:
             sock.close()
             raise ConfigError(f"--uds {path}: cannot bind ({exc.strerror})") from None
@@ -90,7 +92,6 @@ def bind_socket(config: BindOptions) -> socket.socket:
     sock.listen(config.backlog)
     sock.setblocking(False)
     return sock
-
 
 
 def _from_fd(fd: int, what: str, backlog: int) -> socket.socket:

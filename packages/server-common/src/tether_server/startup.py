@@ -8,8 +8,7 @@ here, once, so the two command lines cannot drift apart:
 - :func:`add_binding_options`, :func:`add_limit_options`, :func:`add_websocket_options`,
   :func:`add_tls_options` and :func:`add_logging_options` add the option groups both command
   lines share; each server adds its own options (``--threads``, ``--backend``, ...) around them.
-- :func:`shared_options` reads those options back as keyword arguments for a server's
-  ``Config``.
+- :mod:`tether_server.config` gathers them (and reads them back for a server's ``Config``).
 - :func:`configure_logging` sends the ``tether.*`` logs to stderr at ``--log-level``.
 - :func:`import_app` resolves ``MODULE:APP``; each server then checks that the result is a
   valid ASGI or WSGI application.
@@ -73,6 +72,17 @@ def _positive_int(text: str) -> int:
 positive_int = _positive_int
 
 
+def _octal(text: str) -> int:
+    """File permissions in octal (``600``, ``0o660``)."""
+    try:
+        value = int(text.removeprefix("0o"), 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}") from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"not a file mode: {text!r}")
+    return value
+
+
 def _seconds(text: str) -> float:
     """A duration in seconds, not negative."""
     value = float(text)
@@ -133,7 +143,20 @@ def add_binding_options(group: argparse._ArgumentGroup) -> None:
     """Add ``--host``, ``--port``, ``--uds``, ``--fd`` and ``--backlog``."""
     group.add_argument("--host", default="127.0.0.1", help="address to bind (IPv4 or IPv6)")
     group.add_argument("--port", type=int, default=8000, help="port to bind (0 picks a free one)")
-    group.add_argument("--uds", default=None, help="bind to this Unix domain socket instead")
+    group.add_argument(
+        "--uds",
+        default=None,
+        metavar="PATH",
+        help="bind to this Unix domain socket instead",
+    )
+    group.add_argument(
+        "--unix-socket-perms",
+        type=_octal,
+        default=0o666,
+        metavar="MODE",
+        help="permissions of the --uds socket file, in octal (default: 666, as uvicorn sets "
+        "them; waitress uses 600)",
+    )
     group.add_argument(
         "--fd", type=int, default=None, help="serve on an already bound socket file descriptor"
     )
@@ -144,14 +167,11 @@ def add_limit_options(
     group: argparse._ArgumentGroup,
     *,
     concurrency_help: str,
-    requests_option: str,
-    requests_help: str,
     graceful_shutdown_help: str,
 ) -> None:
     """Add the concurrency, connection, request, timeout and size limits.
 
-    Each server words three of them its own way, so it passes their help texts and the name of
-    its requests-per-connection option (stored under that name, as argparse does by default).
+    Each server words two of them its own way, so it passes their help texts.
     """
     group.add_argument(
         "--limit-concurrency", type=_positive_int, default=None, help=concurrency_help
@@ -160,7 +180,7 @@ def add_limit_options(
         "--limit-connections",
         type=_positive_int,
         default=None,
-        help="stop accepting at this many open connections",
+        help="stop accepting at this many open connections (no limit by default)",
     )
     group.add_argument(
         "--limit-connections-low",
@@ -168,7 +188,29 @@ def add_limit_options(
         default=None,
         help="resume accepting at this many (default: 90%% of --limit-connections)",
     )
-    group.add_argument(requests_option, type=_positive_int, default=None, help=requests_help)
+    group.add_argument(
+        "--limit-requests-per-connection",
+        type=_positive_int,
+        default=None,
+        help="requests served on one keep-alive connection before it is closed (no limit by "
+        "default)",
+    )
+    group.add_argument(
+        "--limit-max-requests",
+        type=_positive_int,
+        default=None,
+        help="requests this process serves before it is replaced: under --workers the "
+        "supervisor starts a new worker first, then the old one drains; alone, the server "
+        "shuts down gracefully, as uvicorn's does (no limit by default)",
+    )
+    group.add_argument(
+        "--limit-max-requests-jitter",
+        type=_rate,
+        default=0,
+        metavar="N",
+        help="add a random 0..N to --limit-max-requests in each process, so that workers do "
+        "not all recycle at once (gunicorn's --max-requests-jitter)",
+    )
     group.add_argument(
         "--health-path-prefix",
         default=None,
@@ -338,7 +380,8 @@ def add_proxy_options(group: argparse._ArgumentGroup) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="take the client address and scheme from X-Forwarded-For and X-Forwarded-Proto "
-        "when a trusted proxy sends them",
+        "when a trusted proxy sends them (WSGI: also the host, port and prefix, and the "
+        "forwarding fields of any other peer are removed from the environ)",
     )
     group.add_argument(
         "--forwarded-style",
@@ -411,59 +454,8 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
     # gone (not for users).
     group.add_argument("--notify-fd", type=int, default=None, help=argparse.SUPPRESS)
     group.add_argument("--supervisor-fd", type=int, default=None, help=argparse.SUPPRESS)
-
-
-#: The options added above that both servers' ``Config`` take under the same names (their
-#: argparse ``dest``). Not here: ``--log-level``, which configures logging rather than a server,
-#: and the requests-per-connection option, which each server names its own way.
-_SHARED_FIELDS = (
-    # binding
-    "host",
-    "port",
-    "uds",
-    "fd",
-    "backlog",
-    # limits and timeouts
-    "limit_concurrency",
-    "limit_connections",
-    "limit_connections_low",
-    "health_path_prefix",
-    "timeout_keep_alive",
-    "timeout_request_head",
-    "timeout_body",
-    "min_body_rate",
-    "timeout_write",
-    "timeout_graceful_shutdown",
-    "max_head_size",
-    "max_body_size",
-    # WebSocket
-    "ws_max_size",
-    "ws_ping_interval",
-    "ws_ping_timeout",
-    "ws_close_timeout",
-    # TLS
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_keyfile_password",
-    "ssl_ca_certs",
-    "ssl_cert_reqs",
-    "ssl_ciphers",
-    "ssl_version",
-    "timeout_tls_handshake",
-    # logging and headers
-    "access_log",
-    "server_header",
-    "date_header",
-    # proxies
-    "proxy_headers",
-    "forwarded_allow_ips",
-    "forwarded_style",
-)
-
-
-def shared_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The parsed values of the shared options, as keyword arguments for a server's ``Config``."""
-    return {name: getattr(args, name) for name in _SHARED_FIELDS}
+    # Set by the supervisor when more than one worker serves the app (WSGI's wsgi.multiprocess).
+    group.add_argument("--multiprocess", action="store_true", help=argparse.SUPPRESS)
 
 
 class JSONFormatter(logging.Formatter):
@@ -615,6 +607,8 @@ def supervise(
     from tether_server.supervisor import Supervisor
 
     worker = [*command, "--workers", "1", "--no-reload"]
+    if args.workers > 1:
+        worker.append("--multiprocess")
     dirs = (args.reload_dir or [args.app_dir or os.getcwd()]) if args.reload else None
     sock = bind()
     try:
@@ -857,6 +851,5 @@ __all__ = [
     "configure_logging",
     "create_ssl_context",
     "import_app",
-    "shared_options",
     "stop_message",
 ]

@@ -3,7 +3,7 @@
 Option names and meanings are those of ``tether serve`` (and uvicorn) where they apply to WSGI,
 plus ``--threads``. Mistakes a user can make (a bad ``MODULE:APP``, a port in use, a missing
 certificate) print one line and exit with status 1. The options ``tether serve`` has too are
-added by :mod:`tether_server.startup`.
+added by :mod:`tether_server.config`.
 """
 
 from __future__ import annotations
@@ -13,25 +13,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from tether_server.config import add_server_options, config_options, start_processes
 from tether_server.startup import (
     LOG_LEVELS,
     HelpFormatter,
-    add_binding_options,
-    add_limit_options,
-    add_logging_options,
-    add_process_options,
-    add_proxy_options,
-    add_tls_options,
-    add_websocket_options,
-    apply_process_options,
     configure_logging,
     notify_serving,
     positive_int,
-    shared_options,
-    supervise,
 )
-from tether_server.static import add_static_option
-from tether_threaded._config import Config, ConfigError, bind_socket, load_app
+from tether_threaded._config import Config, ConfigError, load_app
 from tether_threaded._server import Server
 from tether_threaded.static import with_static
 
@@ -47,41 +37,32 @@ def build_parser() -> argparse.ArgumentParser:
         "app",
         metavar="MODULE:APP",
         help="the application, e.g. mysite.wsgi:application; a module alone means its "
-        "\"application\", else its \"app\"",
+        '"application", else its "app"',
     )
-    add_binding_options(parser.add_argument_group("binding"))
-
-    run = parser.add_argument_group("runtime")
-    run.add_argument("--threads", type=positive_int, default=8, help="worker threads")
-    run.add_argument("--app-dir", default=None, help="directory to import the app from")
-    run.add_argument(
-        "--factory", action="store_true", help="MODULE:APP is a factory returning the app"
-    )
-    run.add_argument("--root-path", default="", help="SCRIPT_NAME (mount point behind a proxy)")
-    add_static_option(run)
-
-    add_limit_options(
-        parser.add_argument_group("limits and timeouts"),
+    groups = add_server_options(
+        parser,
+        root_path_help="where a proxy mounts the app: SCRIPT_NAME, and removed from the start "
+        "of PATH_INFO when the path begins with it (waitress's --url-prefix; none by default)",
         concurrency_help="requests in flight (running or queued) before answering 503 with "
         "Retry-After (default: 1024 plus one per thread)",
-        requests_option="--limit-max-requests",
-        requests_help="requests served on one connection before it is closed",
         graceful_shutdown_help="seconds in-flight requests get to finish on shutdown "
         "('none': wait)",
     )
-    websocket = parser.add_argument_group("WebSocket")
-    add_websocket_options(websocket)
-    websocket.add_argument(
+    groups.runtime.add_argument("--threads", type=positive_int, default=8, help="worker threads")
+    groups.runtime.add_argument(
+        "--expose-tracebacks",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="on an application error, send the traceback in the 500 response (development "
+        "only: any client reads it; off by default, as in waitress)",
+    )
+    groups.websocket.add_argument(
         "--limit-websockets",
         type=positive_int,
         default=64,
         help="WebSocket sessions at once, each on its own thread outside --threads; "
         "further upgrades are answered 503",
     )
-    add_tls_options(parser.add_argument_group("TLS"))
-    add_logging_options(parser.add_argument_group("logging and headers"))
-    add_proxy_options(parser.add_argument_group("behind a proxy"))
-    add_process_options(parser.add_argument_group("processes"))
     return parser
 
 
@@ -89,10 +70,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
     """Turn parsed arguments into a :class:`Config`."""
     return Config(
         threads=args.threads,
-        root_path=args.root_path,
-        limit_max_requests=args.limit_max_requests,
         limit_websockets=args.limit_websockets,
-        **shared_options(args),
+        expose_tracebacks=args.expose_tracebacks,
+        multiprocess=args.multiprocess,
+        **config_options(args),
     )
 
 
@@ -103,10 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = logging.getLogger("tether.error")
     try:
         config = config_from_args(args)
-        given = list(argv) if argv is not None else sys.argv[1:]
-        command = [sys.executable, "-m", "tether_threaded", *given]
-        apply_process_options(args)
-        status = supervise(args, command, lambda: bind_socket(config))
+        status = start_processes(args, argv, "tether_threaded", config)
         if status is not None:
             return status
         app = load_app(args.app, args.app_dir, args.factory)
@@ -114,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             app = with_static(app, args.static)
         server = Server(app, config)
         server.bind()
+        # Alone, --limit-max-requests ends in a graceful shutdown.
+        config.request_budget.stop = lambda: server.shutdown(wait=False)
     except ConfigError as exc:
         print(f"tether-threaded: error: {exc}", file=sys.stderr)
         return 1

@@ -221,21 +221,8 @@ class Loop:
 
     def make_exchange(self, conn: Connection, request: Request) -> Exchange:
         """Build the environ for ``request`` and the object that will run the app on it."""
-        environ = build_environ(conn, request, self.root_path)
-        exchange = Exchange(self, conn, request, environ)
-        proxies = self.proxies
-        if proxies is not None:
-            address = environ.get("REMOTE_ADDR")
-            peer = (address, 0) if address is not None else None
-            client, environ["wsgi.url_scheme"] = proxies.resolve(
-                request.headers, peer, environ["wsgi.url_scheme"]
-            )
-            if client is not peer and client is not None:
-                host, port = client
-                environ["REMOTE_ADDR"] = host
-                environ["REMOTE_PORT"] = str(port)
-                exchange.cycle.client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        return exchange
+        environ = build_environ(conn, request, self.root_path, self.proxies)
+        return Exchange(self, conn, request, environ)
 
     def submit(self, exchange: Exchange) -> None:
         """Queue a request for the workers (an upgrade: start its own thread).

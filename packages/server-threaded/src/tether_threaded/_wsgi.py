@@ -14,15 +14,17 @@ import logging
 import os
 import stat
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from http import HTTPStatus
 from typing import IO, Any
 
 from tether.http1 import Request, Response
-from tether.serving import overload_response, split_target, unquote_path
+from tether.serving import TrustedProxies, overload_response, split_target, unquote_path
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
+from tether_server.forwarded import apply_forwarding
 from tether_threaded._connection import OUT_HIGH, Connection
 from tether_threaded._input import NO_BODY, ClientDisconnected
 from tether_threaded._ports import Host
@@ -120,12 +122,16 @@ def _encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
     return raw_name, value.encode("latin-1")
 
 
-def build_environ(conn: Connection, request: Request, root_path: str) -> Environ:
+def build_environ(
+    conn: Connection, request: Request, root_path: str, proxies: TrustedProxies | None = None
+) -> Environ:
     """The PEP 3333 environ of ``request`` (strings are latin-1 decoded bytes, per the PEP).
 
     ``SCRIPT_NAME`` is the root path; ``PATH_INFO`` is the percent-decoded path with the root
     path removed when the request carries it. Repeated fields are joined with ", " (``Cookie``
-    with "; ", RFC 6265 section 5.4).
+    with "; ", RFC 6265 section 5.4). With ``proxies`` (``--proxy-headers``), forwarding fields
+    are applied when the peer is a trusted proxy and removed otherwise
+    (:func:`tether_server.forwarded.apply_forwarding`).
     """
     raw_path, query = split_target(request.target)
     path = unquote_path(raw_path).decode("latin-1")
@@ -149,7 +155,27 @@ def build_environ(conn: Connection, request: Request, root_path: str) -> Environ
             environ[key] = f"{old}; {text}" if key == "HTTP_COOKIE" else f"{old}, {text}"
     # Replaced by the gathered body once it is complete (Connection._dispatch).
     environ["wsgi.input"] = NO_BODY
+    if proxies is not None:
+        apply_forwarding(environ, request.headers, proxies)
+    if conn.loop.config.multiprocess:
+        environ["wsgi.multiprocess"] = True
+    if "REMOTE_ADDR" not in environ:
+        # A Unix socket peer has no address, but CGI (RFC 3875 4.1.8) says REMOTE_ADDR is
+        # always set: "localhost", as waitress's Unix server has it (gunicorn sends "").
+        environ["REMOTE_ADDR"] = "localhost"
     return environ
+
+
+def _traceback_response(exc: BaseException) -> tuple[Response, bytes]:
+    """``--expose-tracebacks``: the 500 carries the traceback, as waitress's does."""
+    text = "Internal Server Error\n\n" + "".join(traceback.format_exception(exc))
+    body = text.encode("utf-8", "replace")
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"connection", b"close"),
+    ]
+    return Response(500, headers), body
 
 
 class FileWrapper:
@@ -197,8 +223,15 @@ class Exchange:
         self.conn = conn
         self.request = request
         self.environ = environ
+        loop.config.request_budget.spend()  # --limit-max-requests
         date, server = loop.server_fields()
-        self.cycle = ResponseCycle(conn.core, request, conn.client, date=date, server=server)
+        client = conn.client
+        address = environ["REMOTE_ADDR"]
+        port = environ.get("REMOTE_PORT")
+        if port is not None and address != conn.base_environ.get("REMOTE_ADDR"):
+            # A trusted proxy named the client (build_environ): the access log names it too.
+            client = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        self.cycle = ResponseCycle(conn.core, request, client, date=date, server=server)
         #: The gathered body handed to the application (closed after the response).
         self.input: IO[bytes] | None = None
         self.upgrade: Upgrade | None = None
@@ -489,7 +522,12 @@ class Exchange:
             if conn.closing:
                 return
             now = time.monotonic()
-            out = self.cycle.fail()
+            cycle = self.cycle
+            out = None
+            if self.loop.config.expose_tracebacks and cycle.phase is not CyclePhase.COMPLETE:
+                out = cycle.canned(*_traceback_response(exc))
+            if out is None:
+                out = cycle.fail()
             if not out:
                 # Committed (or already complete): the connection cannot carry another response.
                 conn.core.send_failed()

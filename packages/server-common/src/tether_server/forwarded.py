@@ -1,0 +1,196 @@
+"""What a trusted proxy says about the original request, beyond the client and the scheme.
+
+:class:`tether.serving.TrustedProxies` decides whom to believe and walks ``X-Forwarded-For`` (or
+RFC 7239 ``Forwarded``) for the client address and the scheme. A WSGI server also reports the
+host, port and mount point the client used (``HTTP_HOST``, ``SERVER_NAME``, ``SERVER_PORT``,
+``SCRIPT_NAME``), and it hands every request field to the application as an ``HTTP_*`` key, so
+it must also drop the forwarding fields a client wrote itself: an application that reads
+``HTTP_X_FORWARDED_FOR`` must not get a value no trusted proxy wrote (waitress's
+``clear_untrusted_proxy_headers``, on by default since waitress 2.0).
+
+- :data:`FORWARDING_FIELDS`: every field name either style of proxy writes.
+- :func:`believed_fields`: the ones a trusted peer's request keeps under a ``--forwarded-style``.
+- :func:`forwarded_origin`: the host, port and prefix a trusted proxy reports.
+- :func:`apply_forwarding`: all of it, on a WSGI environ.
+
+An ASGI server has no such duty: its scope carries the raw headers, and uvicorn passes them on
+unchanged; ``tether serve`` does the same and only declines to believe them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tether.http1 import Headers
+from tether.serving import TrustedProxies
+
+#: The fields of the ``x-forwarded`` style (X-Real-IP is nginx's; the server does not read it,
+#: but it is a client address all the same, so a client must not be able to write it).
+X_FORWARDED_FIELDS = frozenset(
+    (
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-forwarded-by",
+        b"x-real-ip",
+    )
+)
+#: The field of the ``rfc7239`` style.
+RFC7239_FIELDS = frozenset((b"forwarded",))
+#: Every forwarding field: removed from a request that does not come from a trusted proxy.
+FORWARDING_FIELDS = X_FORWARDED_FIELDS | RFC7239_FIELDS
+
+#: The WSGI environ keys of the forwarding fields.
+_FORWARDING_KEYS = {
+    name: "HTTP_" + name.decode().upper().replace("-", "_") for name in FORWARDING_FIELDS
+}
+_FORWARDING_KEY_SET = frozenset(_FORWARDING_KEYS.values())
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def believed_fields(rfc7239: bool) -> frozenset[bytes]:
+    """The forwarding fields kept from a trusted proxy: those of its style only, as only those
+    are read (a client could have slipped the other style's fields past the proxy)."""
+    return RFC7239_FIELDS if rfc7239 else X_FORWARDED_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The host, port and mount point the client used, as a trusted proxy reports them (None:
+    not reported, or not well formed)."""
+
+    #: The ``Host`` the client sent to the proxy (``name`` or ``name:port``).
+    host: str | None
+    #: The port the client connected to (digits).
+    port: str | None
+    #: The path prefix the proxy removed (``/app``, no trailing slash).
+    prefix: str | None
+
+
+# A host as RFC 9110 7.2 allows it: a reg-name or IPv4 address, or an IPv6 literal, then an
+# optional port. Anything else from a header is ignored rather than handed on.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{1,5})?")
+_PORT = re.compile(r"[0-9]{1,5}")
+_PREFIX = re.compile(r"/[!-~]*")
+# One RFC 7239 element (commas inside quoted strings do not end it), and its pairs.
+_ELEMENT = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+')
+_PAIR = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)=("(?:[^"\\]|\\.)*"|[^;]*)\s*(?:;|$)')
+
+
+def _rightmost(headers: Headers, name: bytes) -> str | None:
+    """The last comma-separated value of field ``name``: the one the nearest proxy wrote
+    (werkzeug's ProxyFix and waitress, trusting one proxy, read the same one)."""
+    found = None
+    for field, value in headers:
+        if field == name:
+            found = value
+    if found is None:
+        return None
+    return found.decode("latin-1").rpartition(",")[2].strip() or None
+
+
+def _rfc7239_host(headers: Headers) -> str | None:
+    """``host=`` of the last ``Forwarded`` element (the one the nearest proxy wrote)."""
+    found = None
+    for field, value in headers:
+        if field == b"forwarded":
+            found = value
+    if found is None:
+        return None
+    elements = _ELEMENT.findall(found.decode("latin-1"))
+    if not elements:
+        return None
+    pairs: list[tuple[str, str]] = _PAIR.findall(elements[-1])
+    for key, raw in pairs:
+        if key.lower() == "host":
+            return raw[1:-1].replace("\\", "") if raw.startswith('"') else raw.strip()
+    return None
+
+
+def forwarded_origin(headers: Headers, rfc7239: bool) -> Origin:
+    """The host, port and prefix in a trusted proxy's request: ``X-Forwarded-Host``,
+    ``-Port`` and ``-Prefix``, or ``host=`` of RFC 7239 ``Forwarded`` (which has no port or
+    prefix parameter). Values that are not well formed are left out."""
+    if rfc7239:
+        host, port, prefix = _rfc7239_host(headers), None, None
+    else:
+        host = _rightmost(headers, b"x-forwarded-host")
+        port = _rightmost(headers, b"x-forwarded-port")
+        prefix = _rightmost(headers, b"x-forwarded-prefix")
+    if host is not None and _HOST.fullmatch(host) is None:
+        host = None
+    if port is not None and (_PORT.fullmatch(port) is None or not 0 < int(port) < 65536):
+        port = None
+    if prefix is not None:
+        prefix = prefix.rstrip("/") if _PREFIX.fullmatch(prefix) else None
+    return Origin(host, port, prefix)
+
+
+def apply_forwarding(environ: dict[str, Any], headers: Headers, proxies: TrustedProxies) -> None:
+    """Apply a trusted proxy's forwarding fields to a WSGI ``environ``; drop a client's.
+
+    From a peer that is not a trusted proxy every forwarding field is removed (waitress's
+    ``clear_untrusted_proxy_headers``): the application must not read a client address, host or
+    scheme that only the client vouches for. From a trusted proxy the fields of the other
+    ``--forwarded-style`` are removed and its own are applied as waitress and werkzeug's
+    ProxyFix apply them: the client to ``REMOTE_ADDR`` (the right-to-left walk of
+    :class:`~tether.serving.TrustedProxies`), the scheme to ``wsgi.url_scheme``, the host to
+    ``HTTP_HOST`` and ``SERVER_NAME``, the port to ``SERVER_PORT`` (from the host, else
+    ``X-Forwarded-Port``, else the scheme's default when the scheme was forwarded) and
+    ``X-Forwarded-Prefix`` to ``SCRIPT_NAME``.
+    """
+    if _FORWARDING_KEY_SET.isdisjoint(environ):
+        return  # the usual request: nothing to remove, nothing to apply
+    peer = environ.get("REMOTE_ADDR")  # None on a Unix socket
+    if not proxies.trusts(peer):
+        for key in _FORWARDING_KEYS.values():
+            environ.pop(key, None)
+        return
+    kept = believed_fields(proxies.rfc7239)
+    for name, key in _FORWARDING_KEYS.items():
+        if name not in kept:
+            environ.pop(key, None)
+    scheme = environ["wsgi.url_scheme"]
+    client, new_scheme = proxies.resolve(headers, (peer, 0) if peer is not None else None, scheme)
+    if client is not None and client[0] != peer:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    if new_scheme != scheme:
+        environ["wsgi.url_scheme"] = new_scheme
+    origin = forwarded_origin(headers, proxies.rfc7239)
+    port = origin.port
+    if origin.host is not None:
+        # The client spoke to the proxy: without a port of its own, the scheme's default.
+        host = origin.host
+        server_name, colon, host_port = host.rpartition(":")
+        if colon and not host.endswith("]"):
+            port = host_port
+        else:
+            server_name = host
+            if port is None:
+                port = _DEFAULT_PORTS[new_scheme]
+            elif port != _DEFAULT_PORTS[new_scheme]:
+                host = f"{host}:{port}"
+        environ["HTTP_HOST"] = host
+        environ["SERVER_NAME"] = server_name
+    elif port is None and new_scheme != scheme:
+        port = _DEFAULT_PORTS[new_scheme]
+    if port is not None:
+        environ["SERVER_PORT"] = port
+    if origin.prefix is not None:
+        environ["SCRIPT_NAME"] = origin.prefix
+
+
+__all__ = [
+    "FORWARDING_FIELDS",
+    "RFC7239_FIELDS",
+    "X_FORWARDED_FIELDS",
+    "Origin",
+    "apply_forwarding",
+    "believed_fields",
+    "forwarded_origin",
+]
