@@ -169,6 +169,13 @@ class Connection:
         else:
             self.loop.call_soon(self, wake=True)
 
+    def _read_again(self) -> None:
+        """The core asks for bytes: watch the socket for them (any thread)."""
+        self.want_read = True
+        if not self.want & READ:
+            self.want |= READ
+            self._interest_changed()
+
     def service(self, now: float) -> None:
         """The loop's answer to :meth:`Loop.call_soon`: apply interest, timers and closing."""
         if self.closed:
@@ -254,7 +261,8 @@ class Connection:
                 self.close_now()
 
     def recv(self) -> bytes | None:
-        """One ``recv``: bytes (``b""`` at EOF), or None when there is nothing (or it broke)."""
+        """One ``recv``: bytes (``b""`` at EOF, noted in ``eof``), or None when there is nothing
+        (or it broke)."""
         try:
             data = self.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
@@ -263,7 +271,9 @@ class Connection:
             _log.debug("%s: receive failed: %s", self.client, exc)
             self.close_now()
             return None
-        if self.tls and data:
+        if not data:
+            self.eof = True
+        elif self.tls:
             # Decrypted bytes of the current record are invisible to the selector.
             pending = cast(ssl.SSLSocket, self.sock).pending()
             if pending:
@@ -280,8 +290,6 @@ class Connection:
         data = self.recv()
         if data is None:
             return
-        if not data:
-            self.eof = True
         try:
             self.core.receive_data(data, now)
         except ProtocolError as exc:
@@ -306,10 +314,7 @@ class Connection:
                 if self.eof:
                     self.close_soon(now)
                     return
-                self.want_read = True
-                if not self.want & READ:
-                    self.want |= READ
-                    self._interest_changed()
+                self._read_again()
                 # Re-read after every piece: the body deadline moves with the bytes received.
                 self.schedule(now)
                 return
@@ -451,10 +456,7 @@ class Connection:
         if core.their_state is State.IDLE and not core.buffered_bytes and not self.eof:
             # The common case: nothing pipelined, so the core would answer NEED_DATA. Its only
             # deadline is now the keep-alive one, which an earlier timer entry may cover.
-            self.want_read = True
-            if not self.want & READ:
-                self.want |= READ
-                self._interest_changed()
+            self._read_again()
             timer_at = self.timer_at
             if timer_at is None or timer_at > now + self.loop.limits.keep_alive_timeout:
                 self.schedule(now)

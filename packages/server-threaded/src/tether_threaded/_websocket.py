@@ -87,8 +87,6 @@ class Session:
         data = conn.recv()
         if data is None:
             return
-        if not data:
-            conn.eof = True
         self.ws.receive_data(data, now)
         self.process(now)
 
