@@ -8,7 +8,8 @@ nothing holds that lock across blocking I/O: the loop takes it for every event o
 connection. A worker that needs the loop (a new interest, a close) queues the connection with
 :meth:`Loop.call_soon <tether_threaded._loop.Loop.call_soon>`.
 
-Every protocol decision (framing, keep-alive, limits, timeouts, error responses) is the core's.
+Every protocol decision (framing, keep-alive, limits, timeouts, error responses) is the core's,
+and what each of its answers means for the server is :class:`tether.serving_driver.ConnectionDriver`'s.
 """
 
 from __future__ import annotations
@@ -24,18 +25,10 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from tether.errors import ContentTooLarge, ProtocolError
-from tether.http1 import (
-    NEED_DATA,
-    PAUSED,
-    Data,
-    EndOfMessage,
-    InformationalResponse,
-    Request,
-    ServerConnection,
-    State,
-)
+from tether.errors import ProtocolError
+from tether.http1 import Data, EndOfMessage, Request, ServerConnection
 from tether.serving_cycle import RULES
+from tether.serving_driver import ConnectionDriver, Next
 from tether_threaded._input import NO_BODY, BodyBuffer, ClientDisconnected
 from tether_threaded._ports import Handler, Host, Job
 
@@ -76,7 +69,7 @@ class Connection:
         "closing",
         "cond",
         "core",
-        "eof",
+        "driver",
         "exchange",
         "held",
         "io_deadline",
@@ -113,6 +106,7 @@ class Connection:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.core = ServerConnection(limits=loop.limits, now=now)
+        self.driver = ConnectionDriver(self.core, loop.body_cap)
         self.tls = tls
         self.phase = Phase.HANDSHAKE if tls else Phase.HTTP
         #: Selector events wanted, and those currently registered (the loop syncs them).
@@ -121,7 +115,6 @@ class Connection:
         self.outbuf = bytearray()
         #: The core's last answer was NEED_DATA: the next readable event may be read.
         self.want_read = True
-        self.eof = False
         #: A request is in progress (from its head until its response is complete).
         self.busy = False
         #: The body being gathered, and the request it belongs to, until it is dispatched.
@@ -146,6 +139,11 @@ class Connection:
         self.io_deadline: float | None = (now + loop.config.timeout_tls_handshake) if tls else None
         self.lingered = 0
         self.ws: Handler | None = None
+
+    @property
+    def eof(self) -> bool:
+        """The client ended its side of the connection."""
+        return self.driver.eof
 
     # -- selector interest ----------------------------------------------------------------------
 
@@ -195,13 +193,13 @@ class Connection:
         """Make sure the loop's timer heap looks at this connection by its next deadline."""
         deadline = self.io_deadline
         if self.phase is Phase.HTTP:
-            core_deadline = self.core.next_deadline()
-            if core_deadline is not None and (deadline is None or core_deadline[0] < deadline):
-                deadline = core_deadline[0]
+            other = self.driver.deadline()
         elif self.phase is Phase.WEBSOCKET and self.ws is not None:
-            ws_deadline = self.ws.next_deadline()
-            if ws_deadline is not None and (deadline is None or ws_deadline < deadline):
-                deadline = ws_deadline
+            other = self.ws.next_deadline()
+        else:
+            other = None
+        if other is not None and (deadline is None or other < deadline):
+            deadline = other
         if deadline is None:
             return
         if self.timer_at is not None and self.timer_at <= deadline:
@@ -224,18 +222,9 @@ class Connection:
             self.close_now()
             return
         if self.phase is Phase.HTTP:
-            deadline = self.core.next_deadline()
-            if deadline is not None and deadline[0] <= now:
-                out = self.core.handle_timeout(now)
-                if out is not None:
-                    _log.debug("%s: %s timeout; closing", self.client, deadline[1].name.lower())
-                    if out:
-                        try:
-                            self.write(out, wait=False)
-                        except ClientDisconnected:
-                            return
-                    self.close_soon(now)
-                    return
+            if self.driver.timeout(now) is Next.CLOSE:
+                self._close_with_output(now)
+                return
         elif self.phase is Phase.WEBSOCKET and self.ws is not None:
             self.ws.on_timer(now)  # reschedules or closes
             return
@@ -272,7 +261,7 @@ class Connection:
             self.close_now()
             return None
         if not data:
-            self.eof = True
+            self.driver.eof = True
         elif self.tls:
             # Decrypted bytes of the current record are invisible to the selector.
             pending = cast(ssl.SSLSocket, self.sock).pending()
@@ -290,10 +279,8 @@ class Connection:
         data = self.recv()
         if data is None:
             return
-        try:
-            self.core.receive_data(data, now)
-        except ProtocolError as exc:
-            self._protocol_failure(exc, now)
+        if self.driver.receive(data, now) is Next.CLOSE:
+            self._close_with_output(now)
             return
         self.pump(now)
 
@@ -303,21 +290,9 @@ class Connection:
         Runs on the loop after a read, and on a worker after a response (pipelined requests).
         A request's body is gathered here; the request goes to a worker once it is complete.
         """
-        core = self.core
+        driver = self.driver
         while not self.closing:
-            try:
-                event = core.next_event(now)
-            except ProtocolError as exc:
-                self._protocol_failure(exc, now)
-                return
-            if event is NEED_DATA:
-                if self.eof:
-                    self.close_soon(now)
-                    return
-                self._read_again()
-                # Re-read after every piece: the body deadline moves with the bytes received.
-                self.schedule(now)
-                return
+            event = driver.next_event(now)
             kind = type(event)
             if kind is Data:
                 body = self.body
@@ -326,7 +301,8 @@ class Connection:
                 try:
                     body.feed(event.data)  # type: ignore[union-attr]
                 except ProtocolError as exc:
-                    self._protocol_failure(exc, now)
+                    driver.refuse(exc)
+                    self._close_with_output(now)
                     return
             elif kind is EndOfMessage:
                 self.want_read = False
@@ -335,11 +311,16 @@ class Connection:
                 return
             elif kind is Request:
                 self._start_request(event, now)  # type: ignore[arg-type]
-            elif event is PAUSED:
+            elif event is Next.READ:
+                self._read_again()
+                # Re-read after every piece: the body deadline moves with the bytes received.
+                self.schedule(now)
+                return
+            elif event is Next.WAIT:
                 self.want_read = False
                 return
-            else:  # ConnectionClosed
-                self.close_soon(now)
+            else:
+                self._close_with_output(now)
                 return
 
     def _start_request(self, request: Request, now: float) -> None:
@@ -347,24 +328,18 @@ class Connection:
         try:
             exchange = self.loop.make_exchange(self, request)
         except ProtocolError as exc:
-            self._protocol_failure(exc, now)
+            self.driver.refuse(exc)
+            self._close_with_output(now)
             return
         self.exchange = exchange
         self.busy = True
         if exchange.has_body:
-            cap = self.loop.body_cap
-            declared = exchange.environ.get("CONTENT_LENGTH", "")
-            if declared.isdigit() and int(declared) > cap:
-                # Refused before a 100 Continue invites it, or a byte of it is stored.
-                self._protocol_failure(ContentTooLarge(f"the body exceeds {cap} bytes"), now)
+            self.body = BodyBuffer(self.loop.body_cap)
+            # The loop reads the body now, whatever the application will do with it.
+            try:
+                self.write(self.driver.continue_bytes(), wait=False)
+            except ClientDisconnected:
                 return
-            self.body = BodyBuffer(cap)
-            if self.core.expects_continue:
-                # The loop reads the body now, whatever the application will do with it.
-                try:
-                    self.write(self.core.send(InformationalResponse(100)), wait=False)
-                except ClientDisconnected:
-                    return
 
     def _dispatch(self, now: float) -> None:
         """The request is complete: hand it to a worker (or a WebSocket thread), or say 503."""
@@ -422,15 +397,13 @@ class Connection:
             return
         loop.submit(exchange)
 
-    def _protocol_failure(self, exc: ProtocolError, now: float) -> None:
-        _log.debug("%s: %s (answering %d)", self.client, exc, exc.status_hint)
-        try:
-            out = self.core.error_response(exc)
-        except ProtocolError:
-            out = b""
-        if out:
+    def _close_with_output(self, now: float) -> None:
+        """The driver said CLOSE: send what it has to say (an error response), then close."""
+        driver = self.driver
+        _log.debug("%s: %s; closing", self.client, driver.reason)
+        if driver.output:
             try:
-                self.write(out, wait=False)
+                self.write(driver.output, wait=False)
             except ClientDisconnected:
                 return
         self.close_soon(now)
@@ -440,20 +413,13 @@ class Connection:
         self.busy = False
         if self.closing:
             return
-        core = self.core
         # Handing over, a response begun before the shutdown (without "Connection: close")
         # leaves the connection open: the client may be sending its next request already.
-        if (self.loop.draining and not self.loop.handover) or not core.keep_alive:
+        step = self.driver.finish(now, closing=self.loop.draining and not self.loop.handover)
+        if step is Next.CLOSE:
             self.close_soon(now)
             return
-        try:
-            reuse = core.start_next_cycle(now)
-        except ProtocolError:
-            reuse = False
-        if not reuse:
-            self.close_soon(now)
-            return
-        if core.their_state is State.IDLE and not core.buffered_bytes and not self.eof:
+        if step is Next.READ:
             # The common case: nothing pipelined, so the core would answer NEED_DATA. Its only
             # deadline is now the keep-alive one, which an earlier timer entry may cover.
             self._read_again()
