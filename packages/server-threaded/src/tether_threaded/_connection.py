@@ -29,7 +29,7 @@ from tether.errors import ProtocolError
 from tether.http1 import Data, EndOfMessage, Request, ServerConnection
 from tether.serving_cycle import RULES
 from tether.serving_driver import ConnectionDriver, Next
-from tether_threaded._input import NO_BODY, BodyBuffer, ClientDisconnected
+from tether_threaded._input import BodyBuffer, ClientDisconnected
 from tether_threaded._ports import Handler, Host, Job
 
 READ = selectors.EVENT_READ
@@ -161,7 +161,8 @@ class Connection:
             selector.modify(self.sock, want, self)
         self.registered = want
 
-    def _interest_changed(self) -> None:
+    def interest_changed(self) -> None:
+        """``want`` changed: sync it now on the loop thread, else ask the loop to (any thread)."""
         if self.loop.in_loop():
             self.sync()
         else:
@@ -172,7 +173,7 @@ class Connection:
         self.want_read = True
         if not self.want & READ:
             self.want |= READ
-            self._interest_changed()
+            self.interest_changed()
 
     def service(self, now: float) -> None:
         """The loop's answer to :meth:`Loop.call_soon`: apply interest, timers and closing."""
@@ -195,7 +196,7 @@ class Connection:
         if self.phase is Phase.HTTP:
             other = self.driver.deadline()
         elif self.phase is Phase.WEBSOCKET and self.ws is not None:
-            other = self.ws.next_deadline()
+            other = self.ws.deadline()
         else:
             other = None
         if other is not None and (deadline is None or other < deadline):
@@ -342,7 +343,7 @@ class Connection:
                 return
 
     def _dispatch(self, now: float) -> None:
-        """The request is complete: hand it to a worker (or a WebSocket thread), or say 503."""
+        """The request is complete: the loop answers it or hands it to the application."""
         exchange = self.exchange
         if exchange is None:
             return
@@ -354,48 +355,8 @@ class Connection:
             return
         self.held = False
         self.exchange = None
-        body = self.body
-        self.body = None
-        environ = exchange.environ
-        if body is not None:
-            stream = body.stream()
-            environ["wsgi.input"] = exchange.input = stream
-            # De-chunked and complete: the length is known, and frameworks that read only
-            # CONTENT_LENGTH (Django, Bottle, Falcon) see the whole body.
-            environ["CONTENT_LENGTH"] = str(body.size)
-            environ.pop("HTTP_TRANSFER_ENCODING", None)
-        else:
-            environ["wsgi.input"] = NO_BODY
-        loop = self.loop
-        health = loop.health(exchange.request) if loop.health_prefix else None
-        if health is not None:
-            # Answered here, before the app and past --limit-concurrency: a busy server is
-            # not a dead one.
-            exchange.close_input()
-            try:
-                out = exchange.canned(*health)
-                if out:
-                    self.write(out, wait=False)
-            except ClientDisconnected:
-                return
-            self.response_done(now)
-            return
-        if exchange.upgrade is not None:
-            admitted = loop.admit_websocket()
-            what = "WebSocket sessions at --limit-websockets"
-        else:
-            admitted = loop.admit()
-            what = "all workers busy and the queue is full"
-        if not admitted:
-            exchange.close_input()
-            _log.warning("%s: %s; answering 503", self.client, what)
-            try:
-                self.write(exchange.overloaded(), wait=False)
-            except ClientDisconnected:
-                return
-            self.close_soon(now)
-            return
-        loop.submit(exchange)
+        body, self.body = self.body, None
+        self.loop.dispatch(self, exchange, body, now)
 
     def _close_with_output(self, now: float) -> None:
         """The driver said CLOSE: send what it has to say (an error response), then close."""
@@ -461,7 +422,7 @@ class Connection:
         if not self.want & WRITE:
             self.want |= WRITE
             self.io_deadline = time.monotonic() + self.loop.config.timeout_write
-            self._interest_changed()
+            self.interest_changed()
             if self.loop.in_loop():
                 self.schedule(time.monotonic())
         if wait:
@@ -475,7 +436,7 @@ class Connection:
         if not self.want & WRITE:
             self.want |= WRITE
             self.io_deadline = time.monotonic() + self.loop.config.timeout_write
-            self._interest_changed()
+            self.interest_changed()
         while self.want & WRITE and not self.closing:
             self.cond.wait()
         if self.closing:
@@ -508,7 +469,7 @@ class Connection:
                 return
         elif len(self.outbuf) <= OUT_HIGH:
             self.cond.notify_all()
-        if self.ws is not None and self.ws.out_paused and len(self.outbuf) <= OUT_LOW:
+        if self.ws is not None and self.ws.held is not None:
             self.ws.resume_reading()
 
     # -- TLS ------------------------------------------------------------------------------------

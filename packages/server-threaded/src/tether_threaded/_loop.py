@@ -32,6 +32,7 @@ from tether.http1 import Request, Response, date_header
 from tether.serving import ConnectionGate, split_target
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
+from tether_threaded._input import BodyBuffer, ClientDisconnected
 from tether_threaded._pool import STALL, Pool
 from tether_threaded._types import WSGIApp
 from tether_threaded._wsgi import Exchange, FileWrapper, build_environ
@@ -175,6 +176,45 @@ class Loop:
         return date_header(time.time()) if self._date_header else None, self._server_header
 
     # -- admission --------------------------------------------------------------------------------
+
+    def dispatch(
+        self, conn: Connection, exchange: Exchange, body: BodyBuffer | None, now: float
+    ) -> None:
+        """A request is complete (``conn``'s lock held): answer a health probe, refuse it with
+        503 at the admission limits, or hand it with its body to a worker (an upgrade: to a
+        thread of its own)."""
+        health = self.health(exchange.request) if self.health_prefix else None
+        if health is not None:
+            # Answered here, before the app and past --limit-concurrency: a busy server is
+            # not a dead one.
+            out = exchange.canned(*health)
+        elif exchange.upgrade is not None and not self.admit_websocket():
+            _log.warning("%s: WebSocket sessions at --limit-websockets; answering 503", conn.client)
+            out = exchange.overloaded()
+        elif exchange.upgrade is None and not self.admit():
+            _log.warning("%s: all workers busy and the queue is full; answering 503", conn.client)
+            out = exchange.overloaded()
+        else:
+            environ = exchange.environ
+            if body is not None:
+                environ["wsgi.input"] = exchange.input = body.stream()
+                # De-chunked and complete: the length is known, and frameworks that read only
+                # CONTENT_LENGTH (Django, Bottle, Falcon) see the whole body.
+                environ["CONTENT_LENGTH"] = str(body.size)
+                environ.pop("HTTP_TRANSFER_ENCODING", None)
+            self.submit(exchange)
+            return
+        if body is not None:
+            body.discard()
+        try:
+            if out:
+                conn.write(out, wait=False)
+        except ClientDisconnected:
+            return
+        if health is not None:
+            conn.response_done(now)
+        else:
+            conn.close_soon(now)
 
     def admit(self) -> bool:
         """Count a request in, unless the server is at ``limit_concurrency``."""
