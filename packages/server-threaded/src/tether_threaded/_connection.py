@@ -419,12 +419,7 @@ class Connection:
             self.outbuf += memoryview(data)[sent:]
         else:
             self.outbuf += data
-        if not self.want & WRITE:
-            self.want |= WRITE
-            self.io_deadline = time.monotonic() + self.loop.config.timeout_write
-            self.interest_changed()
-            if self.loop.in_loop():
-                self.schedule(time.monotonic())
+        self._want_write()
         if wait:
             while len(self.outbuf) > OUT_HIGH and not self.closed:
                 self.cond.wait()
@@ -433,14 +428,21 @@ class Connection:
 
     def wait_writable(self) -> None:
         """Block until the queue is flushed and the socket is writable again (worker)."""
-        if not self.want & WRITE:
-            self.want |= WRITE
-            self.io_deadline = time.monotonic() + self.loop.config.timeout_write
-            self.interest_changed()
+        self._want_write()
         while self.want & WRITE and not self.closing:
             self.cond.wait()
         if self.closing:
             raise ClientDisconnected("the connection closed while sending")
+
+    def _want_write(self) -> None:
+        """Watch for writability, the write timeout running from now (any thread)."""
+        if not self.want & WRITE:
+            self.want |= WRITE
+            now = time.monotonic()
+            self.io_deadline = now + self.loop.config.timeout_write
+            self.interest_changed()
+            if self.loop.in_loop():
+                self.schedule(now)
 
     def on_writable(self, now: float) -> None:
         """The socket is writable (loop thread): flush the queue."""

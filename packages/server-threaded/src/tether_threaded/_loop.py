@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tether.health import HealthState, health_response, probe_for
@@ -45,15 +46,11 @@ ACCEPT_BATCH = 64
 _log = logging.getLogger("tether.error")
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class _Listener:
-    __slots__ = ("base_environ", "sock", "ssl_context")
-
-    def __init__(
-        self, sock: socket.socket, ssl_context: ssl.SSLContext | None, base_environ: dict[str, Any]
-    ) -> None:
-        self.sock = sock
-        self.ssl_context = ssl_context
-        self.base_environ = base_environ
+    sock: socket.socket
+    ssl_context: ssl.SSLContext | None
+    base_environ: dict[str, Any]
 
 
 def _base_environ(sock: socket.socket, tls: bool, root_path: str) -> dict[str, Any]:
@@ -76,6 +73,11 @@ def _base_environ(sock: socket.socket, tls: bool, root_path: str) -> dict[str, A
         # The stream ends at the end of the body, chunked or not (werkzeug reads to EOF then).
         "wsgi.input_terminated": True,
     }
+
+
+def _client_text(host: str, port: int) -> str:
+    """``host:port`` for logs (``[host]:port`` for IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _lost(conn: Connection) -> None:
@@ -274,7 +276,7 @@ class Loop:
                 host, port = client
                 environ["REMOTE_ADDR"] = host
                 environ["REMOTE_PORT"] = str(port)
-                exchange.cycle.client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                exchange.cycle.client = _client_text(host, port)
         return exchange
 
     def submit(self, exchange: Exchange) -> None:
@@ -291,14 +293,12 @@ class Loop:
             except RuntimeError:  # the system refused a thread: give the budget back
                 self.release_websocket()
                 raise
-        elif threading.get_ident() == self.thread_id:
-            self._batch.append(exchange.run)
         else:
-            assert self.pool is not None
-            self.pool.submit(exchange.run)
+            self.resume(exchange.run)
 
     def resume(self, job: Callable[[], None]) -> None:
-        """Queue the rest of a parked response (its client read enough, or it closed)."""
+        """Queue a job for the workers: a request, or the rest of a parked response (its
+        client read enough, or it closed)."""
         if threading.get_ident() == self.thread_id:
             self._batch.append(job)
         else:
@@ -459,7 +459,7 @@ class Loop:
             host, port = address[0], address[1]
             environ["REMOTE_ADDR"] = host
             environ["REMOTE_PORT"] = str(port)
-            client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            client = _client_text(host, port)
         else:
             client = "unix"
         tls = listener.ssl_context is not None

@@ -20,6 +20,7 @@ from tether_threaded._config import Config
 from tether_threaded._input import BodyBuffer
 from tether_threaded._types import WSGIApp
 
+
 class Job(Protocol):
     """One request as its connection sees it, from its head until the loop dispatches it."""
 
