@@ -91,7 +91,7 @@ class ConnectionDriver:
             event = self.conn.next_event(now)
         except ProtocolError as exc:
             return self.refuse(exc)
-        if isinstance(event, Data | EndOfMessage):
+        if isinstance(event, (Data, EndOfMessage)):
             return event
         if isinstance(event, Request):
             cap = self.body_cap

@@ -7,9 +7,9 @@ reading also stops while output to the peer is backed up (every ping read queues
 peer that pings and never reads would grow the output without bound) and resumes below
 ``write_low``; a protocol error becomes the close the application sees; the first close code of
 the closing handshake, ours or the peer's, is remembered for the access log; a server shutting
-down closes with 1001. :class:`WebSocketSession` keeps these rules; a server moves the bytes,
-wakes the application, and watches the socket as :meth:`WebSocketSession.should_read` and
-:meth:`WebSocketSession.resume` say.
+down closes with 1001. :class:`WebSocketSession` keeps these rules; a server holds one next to
+its socket, moves the bytes, wakes the application, and watches the socket as
+:meth:`WebSocketSession.should_read` and :meth:`WebSocketSession.resume` say.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class WebSocketSession:
     __slots__ = ("code", "held", "inbox", "inbox_size", "ws")
 
     def __init__(self, ws: Connection) -> None:
-        #: The core's connection (a server subclass may call its TCP connection ``conn``).
+        #: The core's connection.
         self.ws = ws
         #: Messages received and not yet taken, then the session's ending, if it ended.
         self.inbox: deque[Received] = deque()
@@ -87,10 +87,10 @@ class WebSocketSession:
         before = len(inbox)
         try:
             for event in self.ws.events():
-                if isinstance(event, Text | Binary):
+                if isinstance(event, (Text, Binary)):
                     inbox.append(event)
                     self.inbox_size += len(event.data)
-                elif isinstance(event, Close | ConnectionLost):
+                elif isinstance(event, (Close, ConnectionLost)):
                     inbox.append(event)
                     self.code = self.code or event.code
         except ProtocolError as exc:
@@ -105,7 +105,7 @@ class WebSocketSession:
         if not inbox:
             return None
         event = inbox[0]
-        if isinstance(event, Close | ConnectionLost):
+        if isinstance(event, (Close, ConnectionLost)):
             return event
         inbox.popleft()
         self.inbox_size -= len(event.data)

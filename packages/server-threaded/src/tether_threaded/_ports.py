@@ -51,7 +51,7 @@ class Handler(Protocol):
     def connection_closed(self) -> None:
         """TCP closed: wake a receiving application."""
 
-    def going_away(self, now: float) -> bool:
+    def going_away(self, now: float) -> None:
         """Server shutdown: start the closing handshake."""
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from tether import websocket as ws_core
 from tether.http1 import Request, Response
 from tether.serving_cycle import ResponseCycle
-from tether.serving_websocket import WebSocketSession
+from tether.serving_websocket import Hold, WebSocketSession
 from tether_threaded._connection import READ, Connection, Phase
 from tether_threaded._input import ClientDisconnected
 from tether_threaded._types import Environ, StartResponse
@@ -41,28 +41,42 @@ class WebSocketClosed(Exception):
         self.reason = reason
 
 
-class Session(WebSocketSession):
-    """The loop's side of one WebSocket connection: the core's session rules, and the socket.
-    Guarded by the connection's lock."""
+class Session:
+    """The loop's side of one WebSocket connection: the socket, and the session's rules (the
+    core's :class:`~tether.serving_websocket.WebSocketSession`). Guarded by the connection's
+    lock."""
 
-    __slots__ = ("conn", "lost")
+    __slots__ = ("conn", "lost", "rules", "ws")
 
     def __init__(self, conn: Connection, ws: ws_core.Connection) -> None:
-        super().__init__(ws)
         self.conn = conn
+        self.ws = ws
+        self.rules = WebSocketSession(ws)
         self.lost = False
 
-    def close(self, code: int, reason: str, now: float) -> bool:
+    @property
+    def held(self) -> Hold | None:
+        """Why reading is held back (None: it is not)."""
+        return self.rules.held
+
+    def deadline(self) -> float | None:
+        """The core's next WebSocket deadline (close handshake, ping, pong)."""
+        return self.rules.deadline()
+
+    def close(self, code: int, reason: str, now: float) -> None:
         """Start the closing handshake from our side, unless it has begun, and send it."""
-        if self.conn.closing or not super().close(code, reason, now):
-            return False
-        self.flush(now)
-        return True
+        if not self.conn.closing and self.rules.close(code, reason, now):
+            self.flush(now)
+
+    def going_away(self, now: float) -> None:
+        """Server shutdown: start the closing handshake with 1001."""
+        if not self.conn.closing and self.rules.going_away(now):
+            self.flush(now)
 
     def on_readable(self, now: float) -> None:
         """Read frames (loop thread), unless the rules hold reading back (see :meth:`resume`)."""
         conn = self.conn
-        if conn.eof or not self.should_read(len(conn.outbuf)):
+        if conn.eof or not self.rules.should_read(len(conn.outbuf)):
             conn.want &= ~READ
             conn.sync()
             return
@@ -74,7 +88,7 @@ class Session(WebSocketSession):
 
     def process(self, now: float) -> None:
         """Move the core's events to the inbox (waking the application) and its bytes out."""
-        if self.take_events():
+        if self.rules.take_events():
             self.conn.cond.notify_all()
         self.flush(now)
 
@@ -96,7 +110,7 @@ class Session(WebSocketSession):
         """The output drained or the application took messages: read again if reading was
         held back and may resume (any thread)."""
         conn = self.conn
-        if self.resume(len(conn.outbuf)) and not conn.eof and not conn.want & READ:
+        if self.rules.resume(len(conn.outbuf)) and not conn.eof and not conn.want & READ:
             conn.want |= READ
             conn.interest_changed()
 
@@ -128,7 +142,7 @@ class WebSocket:
         session = self._session
         conn = session.conn
         with conn.lock:
-            while (message := session.take()) is None:
+            while (message := session.rules.take()) is None:
                 if session.lost or conn.closed:
                     raise WebSocketClosed(1006, "connection lost")
                 conn.cond.wait()
@@ -232,7 +246,7 @@ class Upgrade:
         if not enabled or session is None or not _access.isEnabledFor(logging.INFO):
             return
         duration = time.monotonic() - self._started
-        _access.info(self._cycle.log_line(f"ws {session.ending_code} {duration:.3f}s"))
+        _access.info(self._cycle.log_line(f"ws {session.rules.ending_code} {duration:.3f}s"))
 
 
 def websocket_app(
