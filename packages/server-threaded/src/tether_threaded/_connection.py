@@ -561,12 +561,10 @@ class Connection:
         if self.body is not None:
             self.body.discard()
             self.body = None
-        if self.exchange is not None:
-            self.exchange = None
+        self.exchange = None
         if self.ws is not None:
             self.ws.connection_closed()
-        if self.parked is not None:
-            self._unpark()  # the response's next write fails and its worker cleans up
+        self._unpark()  # a parked response's next write fails and its worker cleans up
         self.cond.notify_all()
         self.loop.forget(self)
 
