@@ -39,9 +39,9 @@ import secrets
 import stat
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from tether.coding import VARY, negotiate_encoding
 from tether.conditional import ETag, Precondition, evaluate_preconditions
@@ -50,19 +50,32 @@ from tether.ranges import ByteRange, Byteranges, byteranges, evaluate_range
 
 __all__ = [
     "ALLOW",
+    "REQUEST_FIELDS",
     "Body",
     "StaticFiles",
     "StaticMount",
     "StaticResponse",
     "add_static_option",
     "mount_rest",
+    "mount_table",
     "parse_static_mount",
 ]
 
 Headers = list[tuple[bytes, bytes]]
+_App = TypeVar("_App")
 
 #: The ``Allow`` field of a 405.
 ALLOW = (b"allow", b"GET, HEAD")
+#: The request fields :meth:`StaticFiles.respond` reads (an adapter may pass only these).
+REQUEST_FIELDS = (
+    b"accept-encoding",
+    b"if-match",
+    b"if-none-match",
+    b"if-modified-since",
+    b"if-unmodified-since",
+    b"if-range",
+    b"range",
+)
 
 #: Precompressed siblings: the coding, the file suffix; in the order preferred on a tie.
 _SIBLINGS = (("br", ".br"), ("gzip", ".gz"))
@@ -180,6 +193,8 @@ class StaticFiles:
 
     ``directory`` must exist and be a directory (:class:`NotADirectoryError` otherwise). All
     methods do blocking file-system calls: an async server runs :meth:`respond` in a thread.
+    ``chunk_size`` is what an adapter reads from the file at a time (:meth:`respond` ignores it);
+    the adapters subclass this class and add the call of their interface.
     """
 
     def __init__(
@@ -189,6 +204,7 @@ class StaticFiles:
         html: bool = False,
         precompressed: bool = True,
         max_age: int | None = None,
+        chunk_size: int = 256 * 1024,
     ) -> None:
         root = os.path.realpath(os.fspath(directory))
         if not os.path.isdir(root):
@@ -201,6 +217,7 @@ class StaticFiles:
         self.html = html
         self.precompressed = precompressed
         self.max_age = max_age
+        self.chunk_size = chunk_size
 
     # -- the decision ---------------------------------------------------------------------------
 
@@ -498,3 +515,17 @@ def mount_rest(prefix: str, path: str) -> str | None:
     if rest and rest[0] != "/":
         return None
     return rest
+
+
+def mount_table(
+    mounts: Sequence[StaticMount | tuple[str, _App]], make: Callable[[str], _App]
+) -> list[tuple[str, _App]]:
+    """``(prefix, app)`` pairs for an adapter's ``with_static``: a :class:`StaticMount` (what
+    ``--static`` gives) becomes ``make(directory)``; a ``(prefix, app)`` pair is kept, its prefix
+    without a trailing slash (as :func:`mount_rest` wants it)."""
+    return [
+        (mount.prefix, make(mount.directory))
+        if isinstance(mount, StaticMount)
+        else (mount[0].rstrip("/"), mount[1])
+        for mount in mounts
+    ]

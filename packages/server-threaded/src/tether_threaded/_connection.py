@@ -8,7 +8,8 @@ nothing holds that lock across blocking I/O: the loop takes it for every event o
 connection. A worker that needs the loop (a new interest, a close) queues the connection with
 :meth:`Loop.call_soon <tether_threaded._loop.Loop.call_soon>`.
 
-Every protocol decision (framing, keep-alive, limits, timeouts, error responses) is the core's.
+Every protocol decision (framing, keep-alive, limits, timeouts, error responses) is the core's,
+and what each of its answers means for the server is :class:`tether.serving_driver.ConnectionDriver`'s.
 """
 
 from __future__ import annotations
@@ -24,19 +25,11 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from tether.errors import ContentTooLarge, ProtocolError
-from tether.http1 import (
-    NEED_DATA,
-    PAUSED,
-    Data,
-    EndOfMessage,
-    InformationalResponse,
-    Request,
-    ServerConnection,
-    State,
-)
+from tether.errors import ProtocolError
+from tether.http1 import Data, EndOfMessage, Request, ServerConnection
 from tether.serving_cycle import RULES
-from tether_threaded._input import NO_BODY, BodyBuffer, ClientDisconnected
+from tether.serving_driver import ConnectionDriver, Next
+from tether_threaded._input import BodyBuffer, ClientDisconnected
 from tether_threaded._ports import Handler, Host, Job
 
 READ = selectors.EVENT_READ
@@ -76,7 +69,7 @@ class Connection:
         "closing",
         "cond",
         "core",
-        "eof",
+        "driver",
         "exchange",
         "held",
         "io_deadline",
@@ -113,6 +106,7 @@ class Connection:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.core = ServerConnection(limits=loop.limits, now=now)
+        self.driver = ConnectionDriver(self.core, loop.body_cap)
         self.tls = tls
         self.phase = Phase.HANDSHAKE if tls else Phase.HTTP
         #: Selector events wanted, and those currently registered (the loop syncs them).
@@ -121,7 +115,6 @@ class Connection:
         self.outbuf = bytearray()
         #: The core's last answer was NEED_DATA: the next readable event may be read.
         self.want_read = True
-        self.eof = False
         #: A request is in progress (from its head until its response is complete).
         self.busy = False
         #: The body being gathered, and the request it belongs to, until it is dispatched.
@@ -147,6 +140,11 @@ class Connection:
         self.lingered = 0
         self.ws: Handler | None = None
 
+    @property
+    def eof(self) -> bool:
+        """The client ended its side of the connection."""
+        return self.driver.eof
+
     # -- selector interest ----------------------------------------------------------------------
 
     def sync(self) -> None:
@@ -163,11 +161,19 @@ class Connection:
             selector.modify(self.sock, want, self)
         self.registered = want
 
-    def _interest_changed(self) -> None:
+    def interest_changed(self) -> None:
+        """``want`` changed: sync it now on the loop thread, else ask the loop to (any thread)."""
         if self.loop.in_loop():
             self.sync()
         else:
             self.loop.call_soon(self, wake=True)
+
+    def _read_again(self) -> None:
+        """The core asks for bytes: watch the socket for them (any thread)."""
+        self.want_read = True
+        if not self.want & READ:
+            self.want |= READ
+            self.interest_changed()
 
     def service(self, now: float) -> None:
         """The loop's answer to :meth:`Loop.call_soon`: apply interest, timers and closing."""
@@ -188,13 +194,13 @@ class Connection:
         """Make sure the loop's timer heap looks at this connection by its next deadline."""
         deadline = self.io_deadline
         if self.phase is Phase.HTTP:
-            core_deadline = self.core.next_deadline()
-            if core_deadline is not None and (deadline is None or core_deadline[0] < deadline):
-                deadline = core_deadline[0]
+            other = self.driver.deadline()
         elif self.phase is Phase.WEBSOCKET and self.ws is not None:
-            ws_deadline = self.ws.next_deadline()
-            if ws_deadline is not None and (deadline is None or ws_deadline < deadline):
-                deadline = ws_deadline
+            other = self.ws.deadline()
+        else:
+            other = None
+        if other is not None and (deadline is None or other < deadline):
+            deadline = other
         if deadline is None:
             return
         if self.timer_at is not None and self.timer_at <= deadline:
@@ -217,18 +223,9 @@ class Connection:
             self.close_now()
             return
         if self.phase is Phase.HTTP:
-            deadline = self.core.next_deadline()
-            if deadline is not None and deadline[0] <= now:
-                out = self.core.handle_timeout(now)
-                if out is not None:
-                    _log.debug("%s: %s timeout; closing", self.client, deadline[1].name.lower())
-                    if out:
-                        try:
-                            self.write(out, wait=False)
-                        except ClientDisconnected:
-                            return
-                    self.close_soon(now)
-                    return
+            if self.driver.timeout(now) is Next.CLOSE:
+                self._close_with_output(now)
+                return
         elif self.phase is Phase.WEBSOCKET and self.ws is not None:
             self.ws.on_timer(now)  # reschedules or closes
             return
@@ -254,7 +251,8 @@ class Connection:
                 self.close_now()
 
     def recv(self) -> bytes | None:
-        """One ``recv``: bytes (``b""`` at EOF), or None when there is nothing (or it broke)."""
+        """One ``recv``: bytes (``b""`` at EOF, noted in ``eof``), or None when there is nothing
+        (or it broke)."""
         try:
             data = self.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
@@ -263,7 +261,9 @@ class Connection:
             _log.debug("%s: receive failed: %s", self.client, exc)
             self.close_now()
             return None
-        if self.tls and data:
+        if not data:
+            self.driver.eof = True
+        elif self.tls:
             # Decrypted bytes of the current record are invisible to the selector.
             pending = cast(ssl.SSLSocket, self.sock).pending()
             if pending:
@@ -280,12 +280,8 @@ class Connection:
         data = self.recv()
         if data is None:
             return
-        if not data:
-            self.eof = True
-        try:
-            self.core.receive_data(data, now)
-        except ProtocolError as exc:
-            self._protocol_failure(exc, now)
+        if self.driver.receive(data, now) is Next.CLOSE:
+            self._close_with_output(now)
             return
         self.pump(now)
 
@@ -295,24 +291,9 @@ class Connection:
         Runs on the loop after a read, and on a worker after a response (pipelined requests).
         A request's body is gathered here; the request goes to a worker once it is complete.
         """
-        core = self.core
+        driver = self.driver
         while not self.closing:
-            try:
-                event = core.next_event(now)
-            except ProtocolError as exc:
-                self._protocol_failure(exc, now)
-                return
-            if event is NEED_DATA:
-                if self.eof:
-                    self.close_soon(now)
-                    return
-                self.want_read = True
-                if not self.want & READ:
-                    self.want |= READ
-                    self._interest_changed()
-                # Re-read after every piece: the body deadline moves with the bytes received.
-                self.schedule(now)
-                return
+            event = driver.next_event(now)
             kind = type(event)
             if kind is Data:
                 body = self.body
@@ -321,7 +302,8 @@ class Connection:
                 try:
                     body.feed(event.data)  # type: ignore[union-attr]
                 except ProtocolError as exc:
-                    self._protocol_failure(exc, now)
+                    driver.refuse(exc)
+                    self._close_with_output(now)
                     return
             elif kind is EndOfMessage:
                 self.want_read = False
@@ -330,11 +312,16 @@ class Connection:
                 return
             elif kind is Request:
                 self._start_request(event, now)  # type: ignore[arg-type]
-            elif event is PAUSED:
+            elif event is Next.READ:
+                self._read_again()
+                # Re-read after every piece: the body deadline moves with the bytes received.
+                self.schedule(now)
+                return
+            elif event is Next.WAIT:
                 self.want_read = False
                 return
-            else:  # ConnectionClosed
-                self.close_soon(now)
+            else:
+                self._close_with_output(now)
                 return
 
     def _start_request(self, request: Request, now: float) -> None:
@@ -342,27 +329,21 @@ class Connection:
         try:
             exchange = self.loop.make_exchange(self, request)
         except ProtocolError as exc:
-            self._protocol_failure(exc, now)
+            self.driver.refuse(exc)
+            self._close_with_output(now)
             return
         self.exchange = exchange
         self.busy = True
         if exchange.has_body:
-            cap = self.loop.body_cap
-            declared = exchange.environ.get("CONTENT_LENGTH", "")
-            if declared.isdigit() and int(declared) > cap:
-                # Refused before a 100 Continue invites it, or a byte of it is stored.
-                self._protocol_failure(ContentTooLarge(f"the body exceeds {cap} bytes"), now)
+            self.body = BodyBuffer(self.loop.body_cap)
+            # The loop reads the body now, whatever the application will do with it.
+            try:
+                self.write(self.driver.continue_bytes(), wait=False)
+            except ClientDisconnected:
                 return
-            self.body = BodyBuffer(cap)
-            if self.core.expects_continue:
-                # The loop reads the body now, whatever the application will do with it.
-                try:
-                    self.write(self.core.send(InformationalResponse(100)), wait=False)
-                except ClientDisconnected:
-                    return
 
     def _dispatch(self, now: float) -> None:
-        """The request is complete: hand it to a worker (or a WebSocket thread), or say 503."""
+        """The request is complete: the loop answers it or hands it to the application."""
         exchange = self.exchange
         if exchange is None:
             return
@@ -374,58 +355,16 @@ class Connection:
             return
         self.held = False
         self.exchange = None
-        body = self.body
-        self.body = None
-        environ = exchange.environ
-        if body is not None:
-            stream = body.stream()
-            environ["wsgi.input"] = exchange.input = stream
-            # De-chunked and complete: the length is known, and frameworks that read only
-            # CONTENT_LENGTH (Django, Bottle, Falcon) see the whole body.
-            environ["CONTENT_LENGTH"] = str(body.size)
-            environ.pop("HTTP_TRANSFER_ENCODING", None)
-        else:
-            environ["wsgi.input"] = NO_BODY
-        loop = self.loop
-        health = loop.health(exchange.request) if loop.health_prefix else None
-        if health is not None:
-            # Answered here, before the app and past --limit-concurrency: a busy server is
-            # not a dead one.
-            exchange.close_input()
-            try:
-                out = exchange.canned(*health)
-                if out:
-                    self.write(out, wait=False)
-            except ClientDisconnected:
-                return
-            self.response_done(now)
-            return
-        if exchange.upgrade is not None:
-            admitted = loop.admit_websocket()
-            what = "WebSocket sessions at --limit-websockets"
-        else:
-            admitted = loop.admit()
-            what = "all workers busy and the queue is full"
-        if not admitted:
-            exchange.close_input()
-            _log.warning("%s: %s; answering 503", self.client, what)
-            try:
-                self.write(exchange.overloaded(), wait=False)
-            except ClientDisconnected:
-                return
-            self.close_soon(now)
-            return
-        loop.submit(exchange)
+        body, self.body = self.body, None
+        self.loop.dispatch(self, exchange, body, now)
 
-    def _protocol_failure(self, exc: ProtocolError, now: float) -> None:
-        _log.debug("%s: %s (answering %d)", self.client, exc, exc.status_hint)
-        try:
-            out = self.core.error_response(exc)
-        except ProtocolError:
-            out = b""
-        if out:
+    def _close_with_output(self, now: float) -> None:
+        """The driver said CLOSE: send what it has to say (an error response), then close."""
+        driver = self.driver
+        _log.debug("%s: %s; closing", self.client, driver.reason)
+        if driver.output:
             try:
-                self.write(out, wait=False)
+                self.write(driver.output, wait=False)
             except ClientDisconnected:
                 return
         self.close_soon(now)
@@ -435,26 +374,16 @@ class Connection:
         self.busy = False
         if self.closing:
             return
-        core = self.core
         # Handing over, a response begun before the shutdown (without "Connection: close")
         # leaves the connection open: the client may be sending its next request already.
-        if (self.loop.draining and not self.loop.handover) or not core.keep_alive:
+        step = self.driver.finish(now, closing=self.loop.draining and not self.loop.handover)
+        if step is Next.CLOSE:
             self.close_soon(now)
             return
-        try:
-            reuse = core.start_next_cycle(now)
-        except ProtocolError:
-            reuse = False
-        if not reuse:
-            self.close_soon(now)
-            return
-        if core.their_state is State.IDLE and not core.buffered_bytes and not self.eof:
+        if step is Next.READ:
             # The common case: nothing pipelined, so the core would answer NEED_DATA. Its only
             # deadline is now the keep-alive one, which an earlier timer entry may cover.
-            self.want_read = True
-            if not self.want & READ:
-                self.want |= READ
-                self._interest_changed()
+            self._read_again()
             timer_at = self.timer_at
             if timer_at is None or timer_at > now + self.loop.limits.keep_alive_timeout:
                 self.schedule(now)
@@ -490,12 +419,7 @@ class Connection:
             self.outbuf += memoryview(data)[sent:]
         else:
             self.outbuf += data
-        if not self.want & WRITE:
-            self.want |= WRITE
-            self.io_deadline = time.monotonic() + self.loop.config.timeout_write
-            self._interest_changed()
-            if self.loop.in_loop():
-                self.schedule(time.monotonic())
+        self._want_write()
         if wait:
             while len(self.outbuf) > OUT_HIGH and not self.closed:
                 self.cond.wait()
@@ -504,14 +428,21 @@ class Connection:
 
     def wait_writable(self) -> None:
         """Block until the queue is flushed and the socket is writable again (worker)."""
-        if not self.want & WRITE:
-            self.want |= WRITE
-            self.io_deadline = time.monotonic() + self.loop.config.timeout_write
-            self._interest_changed()
+        self._want_write()
         while self.want & WRITE and not self.closing:
             self.cond.wait()
         if self.closing:
             raise ClientDisconnected("the connection closed while sending")
+
+    def _want_write(self) -> None:
+        """Watch for writability, the write timeout running from now (any thread)."""
+        if not self.want & WRITE:
+            self.want |= WRITE
+            now = time.monotonic()
+            self.io_deadline = now + self.loop.config.timeout_write
+            self.interest_changed()
+            if self.loop.in_loop():
+                self.schedule(now)
 
     def on_writable(self, now: float) -> None:
         """The socket is writable (loop thread): flush the queue."""
@@ -540,7 +471,7 @@ class Connection:
                 return
         elif len(self.outbuf) <= OUT_HIGH:
             self.cond.notify_all()
-        if self.ws is not None and self.ws.out_paused and len(self.outbuf) <= OUT_LOW:
+        if self.ws is not None and self.ws.held is not None:
             self.ws.resume_reading()
 
     # -- TLS ------------------------------------------------------------------------------------
@@ -630,12 +561,10 @@ class Connection:
         if self.body is not None:
             self.body.discard()
             self.body = None
-        if self.exchange is not None:
-            self.exchange = None
+        self.exchange = None
         if self.ws is not None:
             self.ws.connection_closed()
-        if self.parked is not None:
-            self._unpark()  # the response's next write fails and its worker cleans up
+        self._unpark()  # a parked response's next write fails and its worker cleans up
         self.cond.notify_all()
         self.loop.forget(self)
 

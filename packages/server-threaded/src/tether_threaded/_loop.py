@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tether.health import HealthState, health_response, probe_for
@@ -32,6 +33,7 @@ from tether.http1 import Request, Response, date_header
 from tether.serving import ConnectionGate, split_target
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
+from tether_threaded._input import BodyBuffer, ClientDisconnected
 from tether_threaded._pool import STALL, Pool
 from tether_threaded._types import WSGIApp
 from tether_threaded._wsgi import Exchange, FileWrapper, build_environ
@@ -44,15 +46,11 @@ ACCEPT_BATCH = 64
 _log = logging.getLogger("tether.error")
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class _Listener:
-    __slots__ = ("base_environ", "sock", "ssl_context")
-
-    def __init__(
-        self, sock: socket.socket, ssl_context: ssl.SSLContext | None, base_environ: dict[str, Any]
-    ) -> None:
-        self.sock = sock
-        self.ssl_context = ssl_context
-        self.base_environ = base_environ
+    sock: socket.socket
+    ssl_context: ssl.SSLContext | None
+    base_environ: dict[str, Any]
 
 
 def _base_environ(sock: socket.socket, tls: bool, root_path: str) -> dict[str, Any]:
@@ -75,6 +73,11 @@ def _base_environ(sock: socket.socket, tls: bool, root_path: str) -> dict[str, A
         # The stream ends at the end of the body, chunked or not (werkzeug reads to EOF then).
         "wsgi.input_terminated": True,
     }
+
+
+def _client_text(host: str, port: int) -> str:
+    """``host:port`` for logs (``[host]:port`` for IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _lost(conn: Connection) -> None:
@@ -176,6 +179,45 @@ class Loop:
 
     # -- admission --------------------------------------------------------------------------------
 
+    def dispatch(
+        self, conn: Connection, exchange: Exchange, body: BodyBuffer | None, now: float
+    ) -> None:
+        """A request is complete (``conn``'s lock held): answer a health probe, refuse it with
+        503 at the admission limits, or hand it with its body to a worker (an upgrade: to a
+        thread of its own)."""
+        health = self.health(exchange.request) if self.health_prefix else None
+        if health is not None:
+            # Answered here, before the app and past --limit-concurrency: a busy server is
+            # not a dead one.
+            out = exchange.canned(*health)
+        elif exchange.upgrade is not None and not self.admit_websocket():
+            _log.warning("%s: WebSocket sessions at --limit-websockets; answering 503", conn.client)
+            out = exchange.overloaded()
+        elif exchange.upgrade is None and not self.admit():
+            _log.warning("%s: all workers busy and the queue is full; answering 503", conn.client)
+            out = exchange.overloaded()
+        else:
+            environ = exchange.environ
+            if body is not None:
+                environ["wsgi.input"] = exchange.input = body.stream()
+                # De-chunked and complete: the length is known, and frameworks that read only
+                # CONTENT_LENGTH (Django, Bottle, Falcon) see the whole body.
+                environ["CONTENT_LENGTH"] = str(body.size)
+                environ.pop("HTTP_TRANSFER_ENCODING", None)
+            self.submit(exchange)
+            return
+        if body is not None:
+            body.discard()
+        try:
+            if out:
+                conn.write(out, wait=False)
+        except ClientDisconnected:
+            return
+        if health is not None:
+            conn.response_done(now)
+        else:
+            conn.close_soon(now)
+
     def admit(self) -> bool:
         """Count a request in, unless the server is at ``limit_concurrency``."""
         with self._count_lock:
@@ -238,14 +280,12 @@ class Loop:
             except RuntimeError:  # the system refused a thread: give the budget back
                 self.release_websocket()
                 raise
-        elif threading.get_ident() == self.thread_id:
-            self._batch.append(exchange.run)
         else:
-            assert self.pool is not None
-            self.pool.submit(exchange.run)
+            self.resume(exchange.run)
 
     def resume(self, job: Callable[[], None]) -> None:
-        """Queue the rest of a parked response (its client read enough, or it closed)."""
+        """Queue a job for the workers: a request, or the rest of a parked response (its
+        client read enough, or it closed)."""
         if threading.get_ident() == self.thread_id:
             self._batch.append(job)
         else:
@@ -406,7 +446,7 @@ class Loop:
             host, port = address[0], address[1]
             environ["REMOTE_ADDR"] = host
             environ["REMOTE_PORT"] = str(port)
-            client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            client = _client_text(host, port)
         else:
             client = "unix"
         tls = listener.ssl_context is not None

@@ -11,53 +11,30 @@ from __future__ import annotations
 
 import selectors
 from collections.abc import Callable
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
-from tether.http1 import Request, Response
+from tether.http1 import Request
 from tether.limits import Limits
+from tether.serving_websocket import Hold
 from tether_threaded._config import Config
-from tether_threaded._types import Environ, WSGIApp
-
-Headers = list[tuple[bytes, bytes]]
+from tether_threaded._input import BodyBuffer
+from tether_threaded._types import WSGIApp
 
 
 class Job(Protocol):
-    """One request as its connection sees it, from its head until a worker runs it."""
-
-    environ: Environ
-    input: IO[bytes] | None
+    """One request as its connection sees it, from its head until the loop dispatches it."""
 
     @property
     def has_body(self) -> bool:
         """Whether the request has a body to gather before the application runs."""
-
-    @property
-    def upgrade(self) -> object | None:
-        """The WebSocket upgrade offered to the application, if the request asks for one."""
-
-    def close_input(self) -> None:
-        """Free the gathered body."""
-
-    @property
-    def request(self) -> Request:
-        """The request's head."""
-
-    def canned(self, response: Response, body: bytes) -> bytes | None:
-        """The bytes of a complete server-made response (None once the head was committed)."""
-
-    def overloaded(self) -> bytes:
-        """The bytes of the canned 503 (the server is at its limit), with a close."""
-
-    def run(self) -> None:
-        """Run the application and send its response (worker thread)."""
 
 
 class Handler(Protocol):
     """A WebSocket session as its connection (and the loop) sees it."""
 
     @property
-    def out_paused(self) -> bool:
-        """Reading stopped because output to the client is backed up."""
+    def held(self) -> Hold | None:
+        """Why reading is held back (None: it is not)."""
 
     def on_readable(self, now: float) -> None:
         """The socket is readable (loop thread)."""
@@ -65,11 +42,11 @@ class Handler(Protocol):
     def on_timer(self, now: float) -> None:
         """A deadline may have passed (loop thread)."""
 
-    def next_deadline(self) -> float | None:
+    def deadline(self) -> float | None:
         """The session's next deadline."""
 
     def resume_reading(self) -> None:
-        """Output drained below its low mark: read frames again."""
+        """Output drained below its low mark: read frames again if reading was held back."""
 
     def connection_closed(self) -> None:
         """TCP closed: wake a receiving application."""
@@ -117,14 +94,8 @@ class Host(Protocol):
     def server_fields(self) -> tuple[tuple[bytes, bytes] | None, tuple[bytes, bytes] | None]:
         """The ``Date`` and ``Server`` fields to add to responses (None: leave out)."""
 
-    def admit(self) -> bool:
-        """Count a request in, unless the server is at its limit."""
-
     def release(self) -> None:
         """Count a finished request out."""
-
-    def admit_websocket(self) -> bool:
-        """Count a WebSocket session in, unless at its limit."""
 
     def release_websocket(self) -> None:
         """Count a finished WebSocket session out."""
@@ -132,14 +103,8 @@ class Host(Protocol):
     def make_exchange(self, conn: Any, request: Request) -> Job:
         """The environ and the runner of ``request``."""
 
-    @property
-    def health_prefix(self) -> bytes: ...
-
-    def health(self, request: Request) -> tuple[Response, bytes] | None:
-        """The answer to a health probe (``--health-path-prefix``), or None for other paths."""
-
-    def submit(self, exchange: Any) -> None:
-        """Queue a request for the workers."""
+    def dispatch(self, conn: Any, exchange: Any, body: BodyBuffer | None, now: float) -> None:
+        """Answer a complete request, or hand it with its body to the application."""
 
     def resume(self, job: Callable[[], None]) -> None:
         """Queue the rest of a parked response for the workers."""
@@ -148,4 +113,4 @@ class Host(Protocol):
         """A connection closed (loop thread)."""
 
 
-__all__ = ["Handler", "Headers", "Host", "Job"]
+__all__ = ["Handler", "Host", "Job"]

@@ -19,18 +19,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from tether import websocket as ws_core
-from tether.errors import ProtocolError
 from tether.http1 import Request, Response
-from tether.serving_cycle import RULES, ResponseCycle
+from tether.serving_cycle import ResponseCycle
+from tether.serving_websocket import Hold, WebSocketSession
 from tether_threaded._connection import READ, Connection, Phase
 from tether_threaded._input import ClientDisconnected
 from tether_threaded._types import Environ, StartResponse
 
-_log = logging.getLogger("tether.error")
 _access = logging.getLogger("tether.access")
 
 
@@ -44,72 +42,53 @@ class WebSocketClosed(Exception):
 
 
 class Session:
-    """The loop's side of one WebSocket connection. Guarded by the connection's lock."""
+    """The loop's side of one WebSocket connection: the socket, and the session's rules (the
+    core's :class:`~tether.serving_websocket.WebSocketSession`). Guarded by the connection's
+    lock."""
 
-    __slots__ = ("code", "conn", "inbox", "inbox_size", "lost", "out_paused", "read_paused", "ws")
+    __slots__ = ("conn", "lost", "rules", "ws")
 
     def __init__(self, conn: Connection, ws: ws_core.Connection) -> None:
         self.conn = conn
         self.ws = ws
-        self.inbox: deque[ws_core.Text | ws_core.Binary | ws_core.Close | ws_core.ConnectionLost]
-        self.inbox = deque()
-        self.inbox_size = 0
-        self.read_paused = False
-        #: Reading stopped because our output to the client is backed up (see on_readable).
-        self.out_paused = False
+        self.rules = WebSocketSession(ws)
         self.lost = False
-        #: The first close code of the closing handshake, ours or the peer's (the access line).
-        self.code: int | None = None
+
+    @property
+    def held(self) -> Hold | None:
+        """Why reading is held back (None: it is not)."""
+        return self.rules.held
+
+    def deadline(self) -> float | None:
+        """The core's next WebSocket deadline (close handshake, ping, pong)."""
+        return self.rules.deadline()
 
     def close(self, code: int, reason: str, now: float) -> None:
-        """Start the closing handshake from our side, unless it has begun."""
-        if self.ws.state is ws_core.State.OPEN and not self.conn.closing:
-            self.code = self.code or code
-            self.ws.send(ws_core.Close(code, reason), now)
+        """Start the closing handshake from our side, unless it has begun, and send it."""
+        if not self.conn.closing and self.rules.close(code, reason, now):
+            self.flush(now)
+
+    def going_away(self, now: float) -> None:
+        """Server shutdown: start the closing handshake with 1001."""
+        if not self.conn.closing and self.rules.going_away(now):
             self.flush(now)
 
     def on_readable(self, now: float) -> None:
-        """Read frames (loop thread), unless the application is behind on its messages."""
+        """Read frames (loop thread), unless the rules hold reading back (see :meth:`resume`)."""
         conn = self.conn
-        if self.inbox_size >= RULES.inbox_high or conn.eof:
-            self.read_paused = not conn.eof
-            conn.want &= ~READ
-            conn.sync()
-            return
-        if len(conn.outbuf) > RULES.write_high or self.ws.write_paused:
-            # Every ping read queues a pong: a client that sends pings and never reads would
-            # grow the output without bound. Stop reading it until it takes what is queued
-            # (the write timeout closes it if it never does).
-            self.out_paused = True
+        if conn.eof or not self.rules.should_read(len(conn.outbuf)):
             conn.want &= ~READ
             conn.sync()
             return
         data = conn.recv()
         if data is None:
             return
-        if not data:
-            conn.eof = True
         self.ws.receive_data(data, now)
         self.process(now)
 
     def process(self, now: float) -> None:
-        """Move the core's events to the inbox and its bytes to the socket."""
-        inbox = self.inbox
-        try:
-            for event in self.ws.events():
-                kind = type(event)
-                if kind is ws_core.Text or kind is ws_core.Binary:
-                    inbox.append(event)  # type: ignore[arg-type]
-                    self.inbox_size += len(event.data)  # type: ignore[union-attr]
-                elif kind is ws_core.Close or kind is ws_core.ConnectionLost:
-                    inbox.append(event)  # type: ignore[arg-type]
-                    self.code = self.code or event.code  # type: ignore[union-attr]
-                # Pings are answered by the core; pongs need nothing.
-        except ProtocolError as exc:
-            _log.debug("%s: WebSocket protocol error: %s", self.conn.client, exc)
-            inbox.append(ws_core.Close(exc.close_code, exc.message))
-            self.code = self.code or exc.close_code
-        if inbox:
+        """Move the core's events to the inbox (waking the application) and its bytes out."""
+        if self.rules.take_events():
             self.conn.cond.notify_all()
         self.flush(now)
 
@@ -128,26 +107,17 @@ class Session:
             conn.schedule(now)
 
     def resume_reading(self) -> None:
-        """Our output drained below its low mark (loop thread): read frames again."""
-        self.out_paused = False
+        """The output drained or the application took messages: read again if reading was
+        held back and may resume (any thread)."""
         conn = self.conn
-        if not conn.want & READ and not self.read_paused and not conn.eof:
+        if self.rules.resume(len(conn.outbuf)) and not conn.eof and not conn.want & READ:
             conn.want |= READ
-            conn.sync()
-
-    def next_deadline(self) -> float | None:
-        """The core's next WebSocket deadline (close handshake, ping, pong)."""
-        deadline = self.ws.next_deadline()
-        return None if deadline is None else deadline[0]
+            conn.interest_changed()
 
     def on_timer(self, now: float) -> None:
         """A WebSocket deadline may have passed (loop thread)."""
         self.ws.handle_timeout(now)
         self.flush(now)
-
-    def going_away(self, now: float) -> None:
-        """Server shutdown: start the closing handshake with 1001."""
-        self.close(RULES.going_away_code, RULES.going_away_reason, now)
 
     def connection_closed(self) -> None:
         """TCP closed: wake a receiving application."""
@@ -172,23 +142,15 @@ class WebSocket:
         session = self._session
         conn = session.conn
         with conn.lock:
-            inbox = session.inbox
-            while not inbox:
+            while (message := session.rules.take()) is None:
                 if session.lost or conn.closed:
                     raise WebSocketClosed(1006, "connection lost")
                 conn.cond.wait()
-            event = inbox[0]
-            if isinstance(event, ws_core.Close | ws_core.ConnectionLost):
+            if isinstance(message, ws_core.Close | ws_core.ConnectionLost):
                 # Left in place: every later receive() raises the same.
-                raise WebSocketClosed(event.code, getattr(event, "reason", ""))
-            inbox.popleft()
-            data = event.data
-            session.inbox_size -= len(data)
-            if session.read_paused and session.inbox_size < RULES.inbox_low:
-                session.read_paused = False
-                conn.want |= READ
-                conn.loop.call_soon(conn, wake=True)
-            return data
+                raise WebSocketClosed(message.code, getattr(message, "reason", ""))
+            session.resume_reading()
+            return message
 
     def send(self, data: str | bytes) -> None:
         """Send a text (``str``) or binary (``bytes``) message; waits while the client lags."""
@@ -283,9 +245,8 @@ class Upgrade:
         session = self._session
         if not enabled or session is None or not _access.isEnabledFor(logging.INFO):
             return
-        code = session.code or session.ws.close_code or 1006
         duration = time.monotonic() - self._started
-        _access.info(self._cycle.log_line(f"ws {code} {duration:.3f}s"))
+        _access.info(self._cycle.log_line(f"ws {session.rules.ending_code} {duration:.3f}s"))
 
 
 def websocket_app(

@@ -1,7 +1,7 @@
 """Static files as a WSGI app, for any WSGI server (``tether-threaded --static PREFIX=DIR`` uses it).
 
-:class:`StaticFiles` asks :class:`tether_server.static.StaticFiles` what to answer and sends it:
-the whole file through ``environ["wsgi.file_wrapper"]`` (tether-threaded sends it with
+:class:`StaticFiles` asks :class:`tether_server.static.StaticFiles` (its base) what to answer and
+sends it: the whole file through ``environ["wsgi.file_wrapper"]`` (tether-threaded sends it with
 ``os.sendfile``), ranges and multipart/byteranges from a reader of the open file.
 
 :func:`with_static` puts mounts in front of an app: a request under a mount's prefix is the
@@ -12,61 +12,33 @@ mount sits (for the 307 to a directory's slash form).
 from __future__ import annotations
 
 import http
-import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
 
-from tether_server.static import Body, StaticMount, StaticResponse, mount_rest
-from tether_server.static import StaticFiles as _Files
+from tether_server import static
+from tether_server.static import REQUEST_FIELDS, Body, StaticMount, StaticResponse, mount_rest
+from tether_threaded._types import Environ, StartResponse, WSGIApp
 
 __all__ = ["StaticFiles", "with_static"]
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
-
-#: The request fields the decision reads (as WSGI names them).
-_FIELDS = (
-    "HTTP_ACCEPT_ENCODING",
-    "HTTP_IF_MATCH",
-    "HTTP_IF_NONE_MATCH",
-    "HTTP_IF_MODIFIED_SINCE",
-    "HTTP_IF_UNMODIFIED_SINCE",
-    "HTTP_IF_RANGE",
-    "HTTP_RANGE",
+#: The environ keys of the request fields the decision reads.
+_KEYS = tuple(
+    (name, "HTTP_" + name.decode("latin-1").upper().replace("-", "_")) for name in REQUEST_FIELDS
 )
 
 
-class StaticFiles:
-    """A WSGI app serving the files under ``directory`` (arguments as
-    :class:`tether_server.static.StaticFiles`, plus the read ``chunk_size``)."""
-
-    def __init__(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        html: bool = False,
-        precompressed: bool = True,
-        max_age: int | None = None,
-        chunk_size: int = 256 * 1024,
-    ) -> None:
-        self.files = _Files(directory, html=html, precompressed=precompressed, max_age=max_age)
-        self.chunk_size = chunk_size
+class StaticFiles(static.StaticFiles):
+    """A WSGI app serving the files under ``directory`` (arguments as the base class's)."""
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request."""
         method = environ.get("REQUEST_METHOD", "GET").encode("latin-1")
-        headers = [
-            (key[5:].replace("_", "-").lower().encode("latin-1"), environ[key].encode("latin-1"))
-            for key in _FIELDS
-            if key in environ
-        ]
+        headers = [(name, environ[key].encode("latin-1")) for name, key in _KEYS if key in environ]
         base = _text(environ.get("SCRIPT_NAME", ""))
         path = _text(environ.get("PATH_INFO", ""))
         query = environ.get("QUERY_STRING", "").encode("latin-1")
         if path is None or base is None:  # not UTF-8: no file has that name here
             path, base = "\x00", ""
-        response = self.files.respond(method, path, headers, base=base, query=query)
+        response = self.respond(method, path, headers, base=base, query=query)
         status = response.status
         start_response(
             f"{status} {http.HTTPStatus(status).phrase}",
@@ -108,22 +80,19 @@ def _text(value: str) -> str | None:
 def with_static(app: WSGIApp, mounts: Sequence[StaticMount | tuple[str, StaticFiles]]) -> WSGIApp:
     """``app`` behind the static ``mounts``: ``StaticMount(prefix, directory)`` (what
     ``--static`` gives) or ``(prefix, StaticFiles(...))`` pairs; the first matching prefix wins."""
-    table: list[tuple[str, StaticFiles]] = []
-    for mount in mounts:
-        if isinstance(mount, StaticMount):
-            table.append((mount.prefix, StaticFiles(mount.directory)))
-        else:
-            table.append((mount[0].rstrip("/"), mount[1]))
+    # Prefixes are text; PATH_INFO is latin-1-decoded bytes: compare in the same terms.
+    table = [
+        (prefix.encode("utf-8").decode("latin-1"), files)
+        for prefix, files in static.mount_table(mounts, StaticFiles)
+    ]
 
     def mounted(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path_info: str = environ.get("PATH_INFO", "")
         for prefix, files in table:
-            # Prefixes are text; PATH_INFO is latin-1-decoded bytes: compare in the same terms.
-            wsgi_prefix = prefix.encode("utf-8").decode("latin-1")
-            rest = mount_rest(wsgi_prefix, path_info)
+            rest = mount_rest(prefix, path_info)
             if rest is not None:
                 inner = dict(environ)
-                inner["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + wsgi_prefix
+                inner["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
                 inner["PATH_INFO"] = rest
                 return files(inner, start_response)
         return app(environ, start_response)

@@ -1,0 +1,137 @@
+"""The server's rules for one WebSocket session, written once for every server (sans I/O).
+
+Around the core's :class:`tether.websocket.Connection` a server keeps a few rules of its own:
+received messages wait in a bounded inbox until the application takes them (reading stops
+above :data:`~tether.serving_cycle.RULES` ``inbox_high`` bytes, resumes below ``inbox_low``);
+reading also stops while output to the peer is backed up (every ping read queues a pong, so a
+peer that pings and never reads would grow the output without bound) and resumes below
+``write_low``; a protocol error becomes the close the application sees; the first close code of
+the closing handshake, ours or the peer's, is remembered for the access log; a server shutting
+down closes with 1001. :class:`WebSocketSession` keeps these rules; a server holds one next to
+its socket, moves the bytes, wakes the application, and watches the socket as
+:meth:`WebSocketSession.should_read` and :meth:`WebSocketSession.resume` say.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+
+from tether.errors import ProtocolError
+from tether.serving_cycle import RULES
+from tether.websocket import Binary, Close, Connection, ConnectionLost, State, Text
+
+__all__ = ["Hold", "WebSocketSession"]
+
+#: What the inbox holds: messages, then at most one ending (which stays at its head).
+Received = Text | Binary | Close | ConnectionLost
+
+
+class Hold(enum.Enum):
+    """Why reading is held back, and so what lets it resume."""
+
+    #: The application is behind on its messages: resume once it takes some.
+    INBOX = "inbox"
+    #: Output to the peer is backed up: resume once the peer reads it.
+    OUTPUT = "output"
+
+
+class WebSocketSession:
+    """One WebSocket session's inbox, reading rules and closing handshake."""
+
+    __slots__ = ("code", "held", "inbox", "inbox_size", "ws")
+
+    def __init__(self, ws: Connection) -> None:
+        #: The core's connection.
+        self.ws = ws
+        #: Messages received and not yet taken, then the session's ending, if it ended.
+        self.inbox: deque[Received] = deque()
+        #: Bytes of the messages in the inbox.
+        self.inbox_size = 0
+        #: Why reading is held back (None: it is not).
+        self.held: Hold | None = None
+        #: The first close code of the closing handshake, ours or the peer's (the access line).
+        self.code: int | None = None
+
+    def should_read(self, queued: int) -> bool:
+        """Whether to read from the peer now, with ``queued`` bytes of output not yet sent.
+
+        If not, :attr:`held` says why; :meth:`resume` says when to read again.
+        """
+        if self.inbox_size >= RULES.inbox_high:
+            self.held = Hold.INBOX
+        elif queued > RULES.write_high or self.ws.write_paused:
+            self.held = Hold.OUTPUT
+        else:
+            return True
+        return False
+
+    def resume(self, queued: int) -> bool:
+        """Whether reading held back may resume (it then is no longer held): the inbox fell
+        below ``inbox_low``, or the ``queued`` output to ``write_low`` or less."""
+        held = self.held
+        if (held is Hold.INBOX and self.inbox_size < RULES.inbox_low) or (
+            held is Hold.OUTPUT and queued <= RULES.write_low
+        ):
+            self.held = None
+            return True
+        return False
+
+    def take_events(self) -> bool:
+        """Move the core's events into the inbox; True if it gained any (wake the application).
+
+        Pings are answered by the core (send :meth:`Connection.bytes_to_send` afterwards);
+        pongs need nothing. A protocol error ends the session with its close code.
+        """
+        inbox = self.inbox
+        before = len(inbox)
+        try:
+            for event in self.ws.events():
+                if isinstance(event, (Text, Binary)):
+                    inbox.append(event)
+                    self.inbox_size += len(event.data)
+                elif isinstance(event, (Close, ConnectionLost)):
+                    inbox.append(event)
+                    self.code = self.code or event.code
+        except ProtocolError as exc:
+            inbox.append(Close(exc.close_code, exc.message))
+            self.code = self.code or exc.close_code
+        return len(inbox) > before
+
+    def take(self) -> str | bytes | Close | ConnectionLost | None:
+        """The next message's data, or the session's ending (left in place: every later call
+        returns it too), or None while the inbox is empty."""
+        inbox = self.inbox
+        if not inbox:
+            return None
+        event = inbox[0]
+        if isinstance(event, (Close, ConnectionLost)):
+            return event
+        inbox.popleft()
+        self.inbox_size -= len(event.data)
+        return event.data
+
+    def close(self, code: int, reason: str, now: float) -> bool:
+        """Start the closing handshake from our side, unless it has begun (then False).
+
+        Send :meth:`Connection.bytes_to_send` afterwards.
+        """
+        if self.ws.state is not State.OPEN:
+            return False
+        self.code = self.code or code
+        self.ws.send(Close(code, reason), now)
+        return True
+
+    def going_away(self, now: float) -> bool:
+        """The server shuts down: close with 1001, as :meth:`close` does."""
+        return self.close(RULES.going_away_code, RULES.going_away_reason, now)
+
+    def deadline(self) -> float | None:
+        """The core's next deadline (close handshake, ping, pong), or None."""
+        deadline = self.ws.next_deadline()
+        return None if deadline is None else deadline[0]
+
+    @property
+    def ending_code(self) -> int:
+        """The close code for the access log: the handshake's first, else 1006 (lost)."""
+        return self.code or self.ws.close_code or 1006
