@@ -17,7 +17,7 @@ The numbers both servers keep for connections and WebSocket sessions live here t
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tether.errors import LocalProtocolError, ProtocolError
@@ -113,13 +113,17 @@ class ResponseCycle:
     :class:`~tether.errors.LocalProtocolError` for the application's misuse, leaving the
     cycle where it was, so the server can then call :meth:`fail`. ``date`` and ``server`` are
     the pairs :func:`tether.serving.with_server_headers` adds; ``closing`` adds
-    ``Connection: close`` (the server is shutting down).
+    ``Connection: close`` (the server is shutting down). ``extra`` are fields a server adds to
+    every response that lacks them, its own and canned ones alike (``--header``, a request
+    id); ``tag`` is whatever the server attached to this exchange (opaque here: the server
+    reads it back when it logs the access line).
     """
 
     __slots__ = (
         "_conn",
         "_date",
         "_drop_body",
+        "_extra",
         "_room",
         "_server",
         "can_trail",
@@ -131,6 +135,7 @@ class ResponseCycle:
         "response",
         "sent",
         "status",
+        "tag",
         "trailers",
     )
 
@@ -143,8 +148,12 @@ class ResponseCycle:
         date: tuple[bytes, bytes] | None,
         server: tuple[bytes, bytes] | None,
         closing: bool = False,
+        extra: Sequence[tuple[bytes, bytes]] = (),
+        tag: object = None,
     ) -> None:
         self._conn = conn
+        self._extra = extra
+        self.tag = tag
         self.request = request
         #: The client as the access log names it (the forwarded one behind a trusted proxy).
         self.client = client
@@ -228,6 +237,8 @@ class ResponseCycle:
                 server = None
         if coded and ignore_transfer_encoding:
             out = [h for h in out if h[0].lower() != b"transfer-encoding"]
+        if self._extra:
+            _add_missing(out, self._extra)
         if date is not None:
             out.append(date)
         if server is not None:
@@ -359,6 +370,8 @@ class ResponseCycle:
         if self.committed:
             return None
         headers = with_server_headers(response.headers, self._date, self._server)
+        if self._extra:
+            _add_missing(headers, self._extra)
         try:
             out = self._conn.send(Response(response.status_code, headers))
             out += self._conn.send(Data(body)) + self._conn.send(EndOfMessage())
@@ -388,3 +401,9 @@ class ResponseCycle:
         ``note`` (a WebSocket session's close code and duration, say)."""
         status = self.status if self.committed else 0
         return access_log_line(self.client, self.request, status, self.sent, note)
+
+
+def _add_missing(headers: Headers, extra: Sequence[tuple[bytes, bytes]]) -> None:
+    """Append the ``extra`` fields (lowercase names) whose name ``headers`` lacks."""
+    present = {name.lower() for name, _ in headers}
+    headers.extend(pair for pair in extra if pair[0] not in present)

@@ -33,6 +33,7 @@ from tether_server.startup import (
     trusted_proxies,
 )
 from tether_server.static import add_static_option
+from tether_server.tagging import Tagger
 
 
 @dataclass(kw_only=True)
@@ -90,6 +91,14 @@ class ServerConfig:
     server_header: bool = True
     date_header: bool = True
     access_log: bool = True
+    #: ``--header``: ``(name, value)`` fields added to responses that lack them.
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    #: Add the :data:`tether_server.tagging.SECURITY_HEADERS` preset (HSTS too over TLS).
+    security_headers: bool = False
+    #: Give each request an id read from (or echoed in) this field; None: no request ids.
+    request_id_header: str | None = None
+    #: Read the W3C ``traceparent`` for the access log and the app.
+    trace_context: bool = False
     #: Believe forwarding fields (X-Forwarded-*, Forwarded) from ``forwarded_allow_ips``.
     proxy_headers: bool = True
     #: Comma-separated IPs, CIDR networks, "unix" or "*"; None: $FORWARDED_ALLOW_IPS or 127.0.0.1.
@@ -108,6 +117,18 @@ class ServerConfig:
         self.request_budget = RequestBudget(
             self.limit_max_requests, self.limit_max_requests_jitter, notify_fd=self.notify_fd
         )
+
+    def tagger(self) -> Tagger | None:
+        """Request ids, trace ids and added response fields, or None when all are off (then a
+        server does nothing per request for them)."""
+        tagger = Tagger(
+            request_id_header=self.request_id_header,
+            trace_context=self.trace_context,
+            headers=self.headers,
+            security_headers=self.security_headers,
+            tls=self.ssl_certfile is not None,
+        )
+        return tagger if tagger.active else None
 
     def limits(self) -> Limits:
         """The per-connection core limits these options describe."""

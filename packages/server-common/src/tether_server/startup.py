@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 from tether.serving import TrustedProxies
 from tether_server.systemd import Notifier
+from tether_server.tagging import parse_header_option
 
 #: The ``--log-format`` choices.
 LOG_FORMATS = ("text", "json")
@@ -121,6 +122,22 @@ def _interval(text: str) -> float | None:
     would mean "all the time"."""
     value = _optional_seconds(text)
     return value if value else None
+
+
+def _header(text: str) -> tuple[str, str]:
+    """``--header NAME:VALUE``."""
+    try:
+        return parse_header_option(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _field_name(text: str) -> str:
+    """A header field name (an RFC 9110 token)."""
+    try:
+        return parse_header_option(f"{text}:")[0]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -335,7 +352,8 @@ def add_tls_options(group: argparse._ArgumentGroup) -> None:
 
 
 def add_logging_options(group: argparse._ArgumentGroup) -> None:
-    """Add ``--log-level`` and the access-log and default-header switches."""
+    """Add ``--log-level``, the access-log and default-header switches, and the request
+    tagging options (:mod:`tether_server.tagging`)."""
     group.add_argument(
         "--log-level", choices=LOG_LEVELS, default="info", help="least severe message logged"
     )
@@ -370,6 +388,41 @@ def add_logging_options(group: argparse._ArgumentGroup) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="add a Date field to responses that lack one",
+    )
+    group.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="NAME:VALUE",
+        help="add this field to every response that lacks it (repeatable; the app's own "
+        "value wins), as uvicorn's --header",
+    )
+    group.add_argument(
+        "--security-headers",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add X-Content-Type-Options: nosniff, Referrer-Policy: "
+        "strict-origin-when-cross-origin and X-Frame-Options: SAMEORIGIN (and, over TLS, "
+        "Strict-Transport-Security: max-age=31536000) to responses that lack them",
+    )
+    group.add_argument(
+        "--request-id-header",
+        default=None,
+        metavar="NAME",
+        type=_field_name,
+        help="give each request an id: the client's (or proxy's) value of this field when it "
+        "is a token of at most 128 characters, else a new one; echoed on the response, "
+        "handed to the app (tether.request_id) and written on the access line (e.g. "
+        "X-Request-Id; off by default)",
+    )
+    group.add_argument(
+        "--trace-context",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="read the W3C traceparent field: its trace id goes on the access line and, with "
+        "the parent span, to the app (tether.trace)",
     )
 
 

@@ -145,6 +145,8 @@ class Loop:
         self.pool: Pool | None = None
         self._batch: list[Callable[[], None]] = []
         self.access_log = config.access_log
+        #: Request ids, trace ids, added response fields (None: all off).
+        self.tagger = config.tagger()
         self._server_header = config.server_header_pair()
         self._date_header = config.date_header
 

@@ -25,6 +25,7 @@ from tether import websocket as ws_core
 from tether.http1 import Request, Response
 from tether.serving_cycle import ResponseCycle
 from tether.serving_websocket import Hold, WebSocketSession
+from tether_server.tagging import log_access
 from tether_threaded._connection import READ, Connection, Phase
 from tether_threaded._input import ClientDisconnected
 from tether_threaded._types import Environ, StartResponse
@@ -246,7 +247,7 @@ class Upgrade:
         if not enabled or session is None or not _access.isEnabledFor(logging.INFO):
             return
         duration = time.monotonic() - self._started
-        _access.info(self._cycle.log_line(f"ws {session.rules.ending_code} {duration:.3f}s"))
+        log_access(_access, self._cycle, f"ws {session.rules.ending_code} {duration:.3f}s")
 
 
 def websocket_app(

@@ -25,6 +25,7 @@ from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
 from tether_server.forwarded import apply_forwarding
+from tether_server.tagging import log_access
 from tether_threaded._connection import OUT_HIGH, Connection
 from tether_threaded._input import NO_BODY, ClientDisconnected
 from tether_threaded._ports import Host
@@ -231,7 +232,15 @@ class Exchange:
         if port is not None and address != conn.base_environ.get("REMOTE_ADDR"):
             # A trusted proxy named the client (build_environ): the access log names it too.
             client = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-        self.cycle = ResponseCycle(conn.core, request, client, date=date, server=server)
+        tagger = loop.tagger
+        if tagger is None:
+            self.cycle = ResponseCycle(conn.core, request, client, date=date, server=server)
+        else:
+            tag = tagger.tag(request.headers)
+            self.cycle = ResponseCycle(
+                conn.core, request, client, date=date, server=server, extra=tag.headers, tag=tag
+            )
+            environ.update(tag.app_entries())
         #: The gathered body handed to the application (closed after the response).
         self.input: IO[bytes] | None = None
         self.upgrade: Upgrade | None = None
@@ -360,7 +369,7 @@ class Exchange:
         if upgrade is not None and upgrade.accepted:
             upgrade.log_access(self.loop.access_log)
         elif self.loop.access_log and _access.isEnabledFor(logging.INFO):
-            _access.info(self.cycle.log_line())
+            log_access(_access, self.cycle)
 
     def _run(self) -> bool:
         result = self.loop.app(self.environ, self.start_response)
