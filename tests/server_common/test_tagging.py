@@ -110,7 +110,7 @@ def test_trace_id_in_json_access_line_and_app(tmp_path: Path, server: str) -> No
 def test_added_and_security_headers(tmp_path: Path, server: str) -> None:
     options = ("--header", "X-Served-By: edge-1", "--header", "Cache-Control:no-store",
                "--security-headers")  # fmt: skip
-    with serving(tmp_path, server, *options) as (url, log):
+    with serving(tmp_path, server, *options) as (url, _):
         plain = httpx.get(f"{url}/x", timeout=10).headers
         assert plain["x-served-by"] == "edge-1"
         assert plain["cache-control"] == "no-store"

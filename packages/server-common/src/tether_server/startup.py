@@ -751,6 +751,12 @@ class WorkerLink:
             self._last_beat = now
             self._say(b"h")
 
+    def stopping(self) -> None:
+        """A graceful shutdown began: a lone server tells systemd (``STOPPING=1``); under
+        ``--workers`` the supervisor speaks for the service."""
+        if self._notifier is not None:
+            self._notifier.stopping()
+
     def recycle(self) -> bool:
         """Ask to be replaced; False for a lone server (it must stop by itself)."""
         self._say(b"r")

@@ -56,6 +56,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from tether_server.logfiles import REOPEN_SIGNAL, reopen_log_files
 from tether_server.systemd import Notifier
 
 _log = logging.getLogger("tether.error")
@@ -75,7 +76,14 @@ _ALWAYS_EXCLUDED = (".*", "*.py[cod]", "*~", "*.sw.", ".#*")
 _RELOAD_MAX_FILES = 20_000
 _SKIPPED_DIRS = frozenset(("__pycache__", "node_modules", "site-packages"))
 #: The signals the supervisor acts on (SIGCHLD only wakes it).
-_HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+_HANDLED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    REOPEN_SIGNAL,
+)
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -308,7 +316,13 @@ class Supervisor:
 
     def _handle(self, signum: int, reloader: bool) -> None:
         name = signal.Signals(signum).name
-        if signum in (signal.SIGINT, signal.SIGTERM):
+        if signum == REOPEN_SIGNAL:
+            # Log files (logrotate moved them): this process's, then every worker's.
+            count = reopen_log_files()
+            _log.info("%s received: %d log file(s) reopened, passed on to the workers", name, count)
+            for worker in self._workers:
+                self._send(worker, signum)
+        elif signum in (signal.SIGINT, signal.SIGTERM):
             if not self._stopping:
                 _log.info("%s received: stopping the workers", name)
             self._stop(signum)

@@ -98,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tether-threaded: error: {exc}", file=sys.stderr)
         return 1
     # A --workers supervisor (or systemd) waits for it; heartbeats go on the loop's passes.
-    server.on_tick(notify_serving(args.notify_fd).heartbeat)
+    link = notify_serving(args.notify_fd)
+    server.on_tick(link.heartbeat)
+    server.on_stopping(link.stopping)
     where = config.uds if config.uds is not None else server.url()
     log.info("tether-threaded serving %s on %s with %d threads", args.app, where, config.threads)
     server.serve()

@@ -129,6 +129,8 @@ class Loop:
         self.health_prefix = prefix.rstrip("/").encode() if prefix else b""
         #: Called with ``now`` on every pass of the loop: the supervisor's heartbeat.
         self.heartbeat: Callable[[float], None] | None = None
+        #: Called once when a graceful shutdown begins (a lone server's ``STOPPING=1``).
+        self.on_stopping: Callable[[], None] | None = None
         self._websockets = 0
         self._max_websockets = config.limit_websockets
         #: Most body bytes the loop gathers for one request.
@@ -463,6 +465,8 @@ class Loop:
             self._force = True
             return
         self.draining = True
+        if self.on_stopping is not None:
+            self.on_stopping()
         self._listen(False)
         for listener in self._listeners:
             listener.sock.close()  # refuse new connections instead of leaving them in the backlog

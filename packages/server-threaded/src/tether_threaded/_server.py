@@ -12,6 +12,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from tether_server.logfiles import REOPEN_SIGNAL, install_reopen_handler
 from tether_server.startup import STOP_SIGNALS, stop_message
 from tether_threaded._config import Config, bind_socket, create_ssl_context
 from tether_threaded._loop import Loop
@@ -51,6 +52,11 @@ class Server:
         tells its supervisor that the loop still runs."""
         assert self._loop is not None, "bind() first"
         self._loop.heartbeat = heartbeat
+
+    def on_stopping(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once a graceful shutdown begins (after :meth:`bind`)."""
+        assert self._loop is not None, "bind() first"
+        self._loop.on_stopping = callback
 
     def bind(self) -> None:
         """Create the TLS context and the listening socket (raises ConfigError)."""
@@ -109,6 +115,7 @@ class Server:
 
             for signum in STOP_SIGNALS:
                 restore[signum] = signal.signal(signum, on_signal)
+            restore[REOPEN_SIGNAL] = install_reopen_handler()
         try:
             loop.run()
         finally:
