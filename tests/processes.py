@@ -41,6 +41,14 @@ async def app(scope, receive, send):
 """
 
 
+#: What the start-up line of either server says (tether_server.startup.running_message):
+#: "Tether running on URL with MODULE:APP (ASGI, asyncio; Press CTRL+C to quit)".
+RUNNING = "Tether running on"
+
+#: The last line either server logs once shut down (tether_server.startup.STOPPED_MESSAGE).
+STOPPED = "Tether stopped"
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:

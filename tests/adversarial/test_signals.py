@@ -20,7 +20,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import LogLines, free_port, gone, reaped, spawn, touch_with, wait_until
+from tests.processes import (
+    RUNNING,
+    STOPPED,
+    LogLines,
+    free_port,
+    gone,
+    reaped,
+    spawn,
+    touch_with,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -68,7 +78,7 @@ def app(environ, start_response):
 """
 
 #: The line each server logs once it serves.
-SERVING = {"asyncio": "running on", "threaded": "serving app_wsgi:app"}
+SERVING = {"asyncio": RUNNING, "threaded": RUNNING}
 
 
 @pytest.fixture
@@ -267,7 +277,7 @@ def test_sighup_without_workers_stops_gracefully(apps: Path, server: str) -> Non
     if server == "asyncio":
         out.wait_for("lifespan shutdown", timeout=5)
     else:
-        assert "tether-threaded stopped" in err
+        assert STOPPED in err
 
 
 @pytest.mark.parametrize("server", SERVERS)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conform.broken_servers import BrokenServer, Flaws
 from tests.conftest import ROOT
-from tests.processes import SOURCES, free_port, read_until, reaped, spawn
+from tests.processes import RUNNING, SOURCES, free_port, read_until, reaped, spawn
 from tether_server.conform import SMUGGLING, Target, Verdict, run, smuggle_probe, target_from_url
 
 PROBES = {probe.id: probe for probe in SMUGGLING}
@@ -41,10 +41,10 @@ def tether_url(request: pytest.FixtureRequest) -> Iterator[str]:
     common = ["--port", str(port), "--timeout-request-head", "2", "--timeout-keep-alive", "2"]
     if request.param == "asyncio":
         proc = spawn("tether_asyncio", ROOT, "serve", "tests.conform.apps:asgi_echo", *common)
-        ready = "running on"
+        ready = RUNNING
     else:
         proc = spawn("tether_threaded", ROOT, "tests.conform.apps:wsgi_echo", *common)
-        ready = "serving tests.conform.apps:wsgi_echo"
+        ready = RUNNING
     with reaped(proc):
         read_until(proc, ready)
         yield f"http://127.0.0.1:{port}/"

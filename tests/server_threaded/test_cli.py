@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.processes import RUNNING, STOPPED
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -69,7 +71,7 @@ def test_signal_stops_gracefully_after_requests_in_flight(signum: int) -> None:
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
-        assert "serving cli_app:app" in line, line
+        assert RUNNING in line and "with cli_app:app" in line, line
         url = "http://" + line.rsplit("http://", 1)[1].split()[0]
         assert httpx.get(url + "/base/x").text == "/base|/x"
         results: list[httpx.Response] = []
@@ -89,7 +91,7 @@ def test_signal_stops_gracefully_after_requests_in_flight(signum: int) -> None:
             proc.wait()
     assert results and results[0].status_code == 200
     assert "Traceback" not in rest
-    assert "stopped" in rest
+    assert STOPPED in rest
 
 
 def test_factory_and_header_switches() -> None:

@@ -16,6 +16,7 @@ from threaded_helpers import connect, read_until_closed, running
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
+from tests.processes import RUNNING
 from tether_threaded import WebSocket, WebSocketClosed, websocket_app
 
 HERE = Path(__file__).resolve().parent
@@ -171,7 +172,7 @@ def echo_process() -> Iterator[str]:
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
-        assert "serving" in line, line
+        assert RUNNING in line, line
         yield line.rsplit("http://", 1)[1].split()[0]
     finally:
         proc.terminate()

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import free_port, read_until, reaped, spawn, touch_with
+from tests.processes import RUNNING, free_port, read_until, reaped, spawn, touch_with
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,13 +46,13 @@ def test_two_workers_share_the_port_restart_and_stop(tmp_path: Path) -> None:
     port = free_port()
     proc = _threaded(tmp_path, "pidapp:app", "--port", str(port), "--workers", "2")
     with reaped(proc):
-        read_until(proc, "serving pidapp:app", 2)
+        read_until(proc, RUNNING, 2)
         first = _answers(port, 2)
         assert len(first) == 2
         victim = int(min(first).split(":")[1])
         os.kill(victim, signal.SIGKILL)
         read_until(proc, "restarting")
-        read_until(proc, "serving pidapp:app")
+        read_until(proc, RUNNING)
         now = _answers(port, 2)
         assert len(now) == 2 and f"a:{victim}" not in now
         proc.send_signal(signal.SIGTERM)
@@ -73,10 +73,10 @@ def test_reload_serves_the_changed_app(tmp_path: Path) -> None:
     port = free_port()
     proc = _threaded(tmp_path, "pidapp:app", "--port", str(port), "--reload")
     with reaped(proc):
-        read_until(proc, "serving pidapp:app")
+        read_until(proc, RUNNING)
         assert httpx.get(f"http://127.0.0.1:{port}/").text.startswith("v1:")
         touch_with(app, APP % "v2")
-        read_until(proc, "serving pidapp:app")
+        read_until(proc, RUNNING)
         assert httpx.get(f"http://127.0.0.1:{port}/").text.startswith("v2:")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0

@@ -17,7 +17,7 @@ from wsgiref.validate import validator
 import httpx
 import pytest
 
-from tests.processes import ROOT, free_port, read_until, reaped
+from tests.processes import ROOT, RUNNING, free_port, read_until, reaped
 from tests.server_asyncio.conftest import running as asyncio_running
 from tests.server_threaded.threaded_helpers import running as threaded_running
 from tests.server_threaded.threaded_helpers import wait_for
@@ -202,11 +202,11 @@ def test_static_option_mounts_in_front_of_the_app(root: Path, tmp_path: Path, se
             "--lifespan",
             "off",
         )
-        ready = "running on"
+        ready = RUNNING
     else:
         (tmp_path / "webapp.py").write_text(WSGI_APP)
         proc = launch("tether_threaded", tmp_path, "webapp:app", *static, "--port", str(port))
-        ready = "serving"
+        ready = RUNNING
     with reaped(proc):
         read_until(proc, ready)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:

@@ -705,6 +705,39 @@ def stop_message(signum: int) -> str:
     )
 
 
+# -- what both servers say when they start and stop ------------------------------------------
+
+#: The last line either server logs once it has shut down.
+STOPPED_MESSAGE = "Tether stopped"
+
+
+def where_text(address: Any, *, tls: bool, uds: str | None = None) -> str:
+    """Where a server listens, for its start-up line: a URL (``http://127.0.0.1:8000``,
+    ``https://[::1]:8443``), ``unix:PATH``, or the socket's own name for anything else."""
+    if uds is not None:
+        return f"unix:{uds}"
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = str(address[0]), address[1]
+        scheme = "https" if tls else "http"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+    return str(address)
+
+
+def app_label(app: Any) -> str:
+    """How the start-up line names an application: its ``MODULE:APP`` spec, or for an object
+    handed to a server in Python, where it was defined."""
+    if isinstance(app, str):
+        return app
+    name = getattr(app, "__qualname__", None) or type(app).__qualname__
+    return f"{getattr(app, '__module__', None) or '?'}:{name}"
+
+
+def running_message(where: str, app: str, kind: str) -> str:
+    """The line both servers log once serving, in the same words (uvicorn's "running on ...
+    (Press CTRL+C to quit)", with the app and ``kind``: "ASGI, asyncio", "WSGI, 8 threads")."""
+    return f"Tether running on {where} with {app} ({kind}; Press CTRL+C to quit)"
+
+
 class WorkerLink:
     """What a server process tells whoever supervises it.
 
@@ -896,6 +929,7 @@ def create_ssl_context(options: SSLOptions) -> ssl.SSLContext | None:
 
 __all__ = [
     "LOG_LEVELS",
+    "STOPPED_MESSAGE",
     "STOP_SIGNALS",
     "ConfigError",
     "SSLOptions",
@@ -907,8 +941,11 @@ __all__ = [
     "add_logging_options",
     "add_tls_options",
     "add_websocket_options",
+    "app_label",
     "configure_logging",
     "create_ssl_context",
     "import_app",
+    "running_message",
     "stop_message",
+    "where_text",
 ]

@@ -16,10 +16,13 @@ from collections.abc import Sequence
 from tether_server.config import add_server_options, config_options, start_processes
 from tether_server.startup import (
     LOG_LEVELS,
+    STOPPED_MESSAGE,
     HelpFormatter,
     configure_logging,
     notify_serving,
     positive_int,
+    running_message,
+    where_text,
 )
 from tether_threaded._config import Config, ConfigError, load_app
 from tether_threaded._server import Server
@@ -101,10 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     link = notify_serving(args.notify_fd)
     server.on_tick(link.heartbeat)
     server.on_stopping(link.stopping)
-    where = config.uds if config.uds is not None else server.url()
-    log.info("tether-threaded serving %s on %s with %d threads", args.app, where, config.threads)
+    where = where_text(server.address, tls=config.ssl_certfile is not None, uds=config.uds)
+    log.info("%s", running_message(where, args.app, f"WSGI, {config.threads} threads"))
     server.serve()
-    log.info("tether-threaded stopped")
+    log.info("%s", STOPPED_MESSAGE)
     return 0
 
 
