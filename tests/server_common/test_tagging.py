@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.processes import LogLines, free_port, reaped, spawn
+from tether_server.tagging import HSTS, MAX_REQUEST_ID, Tagger, parse_header_option
 
 # Both apps answer with what the server handed them: "request id|trace id|tracestate keys".
 ASGI_APP = """
@@ -132,3 +133,92 @@ def test_bad_header_option_is_one_line(tmp_path: Path, server: str) -> None:
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "argument --header: not a valid field name" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_hsts_only_over_tls(tmp_path: Path, server: str) -> None:
+    from tests.adversarial._servers import make_certificate
+
+    cert, key = make_certificate(tmp_path)
+    options = ("--security-headers", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+    (tmp_path / "tagapp.py").write_text(ASGI_APP if server == "asyncio" else WSGI_APP)
+    port = free_port()
+    module, *rest = SERVERS[server]
+    proc = spawn(module, tmp_path, *rest, "--port", str(port), *options)
+    with reaped(proc):
+        log = LogLines(proc)
+        log.wait_for(f"https://127.0.0.1:{port}")
+        headers = httpx.get(f"https://127.0.0.1:{port}/", verify=False, timeout=10).headers
+        assert headers["strict-transport-security"] == "max-age=31536000"
+        assert headers["x-content-type-options"] == "nosniff"
+
+
+FAILING = {
+    "asyncio": """
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        raise RuntimeError("boom")
+""",
+    "threaded": """
+def app(environ, start_response):
+    raise RuntimeError("boom")
+""",
+}
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_request_id_on_error_line_and_canned_500(tmp_path: Path, server: str) -> None:
+    (tmp_path / "tagapp.py").write_text(FAILING[server])
+    port = free_port()
+    module, *rest = SERVERS[server]
+    proc = spawn(module, tmp_path, *rest, "--port", str(port), "--request-id-header",
+                 "X-Request-Id", "--header", "X-Served-By: edge-1")  # fmt: skip
+    with reaped(proc):
+        log = LogLines(proc)
+        log.wait_for(f":{port}")
+        answer = httpx.get(f"http://127.0.0.1:{port}/", headers={"X-Request-Id": "r-1"}, timeout=10)
+        assert answer.status_code == 500
+        # The server's own 500 carries the id and the added field too.
+        assert answer.headers["x-request-id"] == "r-1"
+        assert answer.headers["x-served-by"] == "edge-1"
+        log.wait_for('" 500 ')
+        errors = [line for line in log.text.splitlines() if "xception" in line]
+        assert errors and all(line.endswith("request_id=r-1") for line in errors[:1]), log.text
+        access = [line for line in log.text.splitlines() if '" 500 ' in line]
+        assert access[0].endswith("request_id=r-1")
+
+
+class TestTagger:
+    """The options' rules, without a server."""
+
+    def test_off_is_inactive(self) -> None:
+        assert not Tagger().active
+
+    def test_constant_tag_when_nothing_depends_on_the_request(self) -> None:
+        tagger = Tagger(headers=[("X-A", "1")])
+        assert tagger.tag([]) is tagger.tag([(b"x-request-id", b"z")])
+        assert tagger.tag([]).headers == ((b"x-a", b"1"),)
+
+    def test_id_validation(self) -> None:
+        tagger = Tagger(request_id_header="X-Request-Id")
+        assert tagger.tag([(b"x-request-id", b"a" * MAX_REQUEST_ID)]).request_id == "a" * 128
+        for bad in (b"a" * 129, b"", b"a b", b"caf\xc3\xa9", b"a,b", b"a\x7f"):
+            made = tagger.tag([(b"x-request-id", bad)]).request_id
+            assert made is not None and len(made) == 32 and made != bad.decode("latin-1")
+
+    def test_header_option_wins_over_preset_and_hsts_needs_tls(self) -> None:
+        names = dict(Tagger(headers=[("X-Frame-Options", "DENY")], security_headers=True).headers)
+        assert names[b"x-frame-options"] == b"DENY" and b"strict-transport-security" not in names
+        assert HSTS in Tagger(security_headers=True, tls=True).headers
+
+    def test_header_option_parsing(self) -> None:
+        assert parse_header_option("X-A:  b c ") == ("X-A", "b c")
+        for bad in ("novalue", ":v", "X A:b", "X-A:b\r\nX-B: c", "X-A:caf\u00e9"):
+            with pytest.raises(ValueError):
+                parse_header_option(bad)
+
+    def test_trace_entries(self) -> None:
+        tag = Tagger(trace_context=True).tag([(b"traceparent", TRACEPARENT.encode())])
+        assert tag.log_fields() == {"trace_id": TRACE_ID}
+        trace = tag.app_entries()["tether.trace"]
+        assert trace["parent_id"] == "00f067aa0ba902b7" and trace["sampled"] is True

@@ -49,7 +49,7 @@ def reopen_log_files() -> int:
         try:
             stream = handler.stream
             if stream is not None:
-                handler.stream = None  # type: ignore[assignment]
+                handler.stream = None
                 try:
                     stream.flush()
                 finally:

@@ -23,7 +23,7 @@ Four options, all off by default, so a server that uses none of them does no wor
 :class:`tether_server.config.ServerConfig`); :meth:`Tagger.tag` reads one request's fields and
 gives its :class:`Tag`, which the server passes to the core's
 :class:`tether.serving_cycle.ResponseCycle` (``extra`` headers, ``tag``) and reads back when it
-logs the access line through :func:`log_access`.
+logs the access line (:func:`log_access`) or another line about the request (:func:`tagged`).
 """
 
 from __future__ import annotations
@@ -178,8 +178,21 @@ def log_access(logger: logging.Logger, cycle: ResponseCycle, note: str = "") -> 
     if not fields:
         logger.info("%s", line)
         return
-    suffix = " ".join(f"{key}={value}" for key, value in fields.items())
-    logger.info("%s %s", line, suffix, extra={"tether": fields})
+    logger.info("%s%s", line, _suffix(fields), extra={"tether": fields})
+
+
+def tagged(cycle: ResponseCycle) -> tuple[str, dict[str, Any] | None]:
+    """For any other line logged about ``cycle``'s request (an application's exception): the
+    text to append (``" request_id=..."``, or empty) and the ``extra`` for the logging call."""
+    tag = cycle.tag
+    fields = tag.log_fields() if isinstance(tag, Tag) else None
+    if not fields:
+        return "", None
+    return _suffix(fields), {"tether": fields}
+
+
+def _suffix(fields: dict[str, str]) -> str:
+    return "".join(f" {key}={value}" for key, value in fields.items())
 
 
 __all__ = [
@@ -190,4 +203,5 @@ __all__ = [
     "Tagger",
     "log_access",
     "parse_header_option",
+    "tagged",
 ]

@@ -25,7 +25,7 @@ from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
 from tether_server.forwarded import apply_forwarding
-from tether_server.tagging import log_access
+from tether_server.tagging import log_access, tagged
 from tether_threaded._connection import OUT_HIGH, Connection
 from tether_threaded._input import NO_BODY, ClientDisconnected
 from tether_threaded._ports import Host
@@ -521,11 +521,14 @@ class Exchange:
         """The application (or its response) failed: answer 500 if still possible, else cut."""
         conn = self.conn
         request = self.request
+        suffix, extra = tagged(self.cycle)
         _log.error(
-            "Exception in the WSGI application (%s %s)",
+            "Exception in the WSGI application (%s %s)%s",
             request.method.decode("latin-1"),
             request.target.decode("latin-1", "replace"),
+            suffix,
             exc_info=exc,
+            extra=extra,
         )
         with conn.lock:
             if conn.closing:
