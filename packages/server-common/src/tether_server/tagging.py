@@ -181,6 +181,13 @@ def log_access(logger: logging.Logger, cycle: ResponseCycle, note: str = "") -> 
     logger.info("%s%s", line, _suffix(fields), extra={"tether": fields})
 
 
+def app_entries(cycle: ResponseCycle) -> dict[str, Any]:
+    """The keys ``cycle``'s :class:`Tag` adds to the ASGI scope's ``extensions`` or the WSGI
+    environ (empty when it has none)."""
+    tag = cycle.tag
+    return tag.app_entries() if isinstance(tag, Tag) else {}
+
+
 def tagged(cycle: ResponseCycle) -> tuple[str, dict[str, Any] | None]:
     """For any other line logged about ``cycle``'s request (an application's exception): the
     text to append (``" request_id=..."``, or empty) and the ``extra`` for the logging call."""
@@ -201,6 +208,7 @@ __all__ = [
     "SECURITY_HEADERS",
     "Tag",
     "Tagger",
+    "app_entries",
     "log_access",
     "parse_header_option",
     "tagged",
