@@ -7,7 +7,7 @@ while the transport's write buffer is full (``pause_writing``). Keep-alive,
 pipelining, 100-continue, deadlines (one ``loop.call_at`` timer per
 connection), error responses and the WebSocket upgrade all come from the
 core; this file only moves bytes and time. It is the server of the tutorial
-(``docs/tutorial/asyncio.md``).
+(``docs/tutorial/asyncio.md``); the ``# --8<--`` comments mark the excerpts it shows.
 
 Run: ``python examples/asyncio_server.py [port]``, then ``curl -d hi localhost:8000``
 or connect a WebSocket client to ``ws://localhost:8000/ws`` (it echoes).
@@ -39,6 +39,7 @@ from tether.limits import Limits
 LIMITS = Limits(max_body_size=1 << 20)
 
 
+# --8<-- [start:app]
 def respond(request: Request, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """The application: ``Hello, world!`` for a GET, the body's size for anything else."""
     if request.method in (b"GET", b"HEAD"):
@@ -46,6 +47,9 @@ def respond(request: Request, body: bytes) -> tuple[int, list[tuple[bytes, bytes
     else:
         text = b"you sent %d bytes\n" % len(body)
     return 200, [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(text))], text
+
+
+# --8<-- [end:app]
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -64,6 +68,7 @@ class HttpProtocol(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.timer_when = 0.0
 
+    # --8<-- [start:callbacks]
     # ---- asyncio's callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -105,6 +110,8 @@ class HttpProtocol(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
 
+    # --8<-- [end:callbacks]
+    # --8<-- [start:http]
     # ---- HTTP/1.1 --------------------------------------------------------------------------
 
     def run_http(self) -> None:
@@ -185,6 +192,8 @@ class HttpProtocol(asyncio.Protocol):
         # For HEAD the core dropped the body bytes; start_next_cycle says whether to go on.
         return out, conn.start_next_cycle(self.loop.time())
 
+    # --8<-- [end:http]
+    # --8<-- [start:websocket]
     # ---- WebSocket ---------------------------------------------------------------------------
 
     def start_websocket(self) -> None:
@@ -214,6 +223,8 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.arm_timer()
 
+    # --8<-- [end:websocket]
+    # --8<-- [start:time]
     # ---- time and flow control -------------------------------------------------------------
 
     def arm_timer(self) -> None:
@@ -261,6 +272,7 @@ class HttpProtocol(asyncio.Protocol):
             else:
                 self.transport.pause_reading()
 
+    # --8<-- [end:time]
     def close(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
