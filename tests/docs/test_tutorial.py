@@ -88,8 +88,9 @@ def test_page_runs(page: Path, in_repository: None) -> None:
     runnable = [block for block in blocks(page) if block.runs]
     assert runnable, f"{page.name} has no runnable python block"
     for block in runnable:
-        code = compile(block.code, f"{page.relative_to(ROOT)}:{block.line}", "exec")
-        exec(code, namespace)  # a failure's traceback names the page and the block's line
+        # Padded so that a traceback names the page's own line numbers, and shows the line.
+        source = "\n" * block.line + block.code
+        exec(compile(source, str(page), "exec"), namespace)
     # Servers started by a page were stopped by it (daemon threads included).
     assert wait_until(lambda: set(threading.enumerate()) <= threads, timeout=10), (
         f"{page.name} left threads running: {set(threading.enumerate()) - threads}"
