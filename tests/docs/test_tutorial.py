@@ -33,7 +33,9 @@ TUTORIAL = DOCS / "tutorial"
 #: The most blocks the whole tutorial may mark as not run.
 MAX_NOT_RUN = 6
 
-_FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```$", re.M | re.S)
+_FENCE = re.compile(
+    r"^(?P<indent> *)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```$", re.M | re.S
+)
 _NOT_RUN = re.compile(r"<!-- not run: [^>]+-->\s*$")
 
 
