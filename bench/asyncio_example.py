@@ -88,21 +88,21 @@ class H11Protocol(asyncio.Protocol):
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 break
-            if type(event) is h11.EndOfMessage:
+            if isinstance(event, h11.EndOfMessage):
                 headers = [
                     (b"content-type", b"text/plain"),
                     (b"content-length", b"%d" % len(BODY)),
                     self.date_header(time.time()),
                 ]
-                out.append(conn.send(h11.Response(status_code=200, headers=headers)))
-                out.append(conn.send(h11.Data(data=BODY)))
-                out.append(conn.send(h11.EndOfMessage()))
+                out.append(conn.send(h11.Response(status_code=200, headers=headers)) or b"")
+                out.append(conn.send(h11.Data(data=BODY)) or b"")
+                out.append(conn.send(h11.EndOfMessage()) or b"")
                 if conn.our_state is h11.MUST_CLOSE:
                     transport.write(b"".join(out))
                     transport.close()
                     return
                 conn.start_next_cycle()
-            elif type(event) is h11.ConnectionClosed:
+            elif isinstance(event, h11.ConnectionClosed):
                 transport.close()
                 return
         if out:
