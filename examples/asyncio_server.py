@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from typing import cast
 
 from tether import websocket as ws
 from tether.errors import ProtocolError
@@ -72,8 +73,8 @@ class HttpProtocol(asyncio.Protocol):
     # ---- asyncio's callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have asyncio.Transport's methods without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
         self.arm_timer()
 
     def data_received(self, data: bytes) -> None:

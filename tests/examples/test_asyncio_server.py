@@ -34,8 +34,8 @@ _spec.loader.exec_module(example)
 class Server:
     """The example's protocol on a loop in a thread; remembers every connection it made."""
 
-    def __init__(self, limits: Limits) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, limits: Limits, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop or asyncio.new_event_loop()
         self.protocols: list[Any] = []
         ready = threading.Event()
 
@@ -262,6 +262,21 @@ def test_websocket_closing_handshake(server: Server) -> None:
         client.close()
         with pytest.raises(ConnectionClosed):
             client.recv(timeout=10)
+
+
+def test_runs_on_uvloop() -> None:
+    """uvloop's transports are not asyncio.Transport subclasses; the example runs there too."""
+    uvloop = pytest.importorskip("uvloop")
+    server = Server(example.LIMITS, uvloop.new_event_loop())
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as client:
+            assert client.get("/").text == "Hello, world!"
+            assert client.post("/", content=b"abc").text == "you sent 3 bytes\n"
+        with connect(f"ws://127.0.0.1:{server.port}/ws") as ws_client:
+            ws_client.send("hi")
+            assert ws_client.recv(timeout=10) == "hi"
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("server", [Limits()], indirect=True)  # the vectors' default limits
