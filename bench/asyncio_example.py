@@ -10,7 +10,9 @@ Three servers answer ``Hello, world!`` (13 bytes, Content-Length, Date) to a kee
 - **h11 example**: the same ``asyncio.Protocol`` shape with h11 0.16 in place of the Tether core
   (defined below; no deadlines, since h11 has none, so it does less per request);
 - **uvicorn (httptools)**: uvicorn with its C parser and the ASGI hello-world app of
-  ``bench/server.py``, access log off, lifespan on, as users run it.
+  ``bench/server.py``, access log off, lifespan on, as users run it;
+- **floor (no HTTP)**: an ``asyncio.Protocol`` answering every read with a fixed response: what
+  the loop and the system calls cost, which no HTTP implementation can go below.
 
 All on the same event loop (``--loop``), in the same run, wrk with 50 connections, each server
 pinned to one core and wrk to the other where the machine has two (``bench/_harness.py``). One
@@ -31,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from bench import _harness as harness
@@ -69,8 +71,7 @@ class H11Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's: not a subclass
 
     def data_received(self, data: bytes) -> None:
         h11 = self.h11
@@ -113,6 +114,22 @@ class H11Protocol(asyncio.Protocol):
         return True
 
 
+FIXED_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 13\r\n"
+    b"date: Sun, 22 Nov 2026 00:00:00 GMT\r\n\r\n" + BODY
+)
+
+
+class FloorProtocol(asyncio.Protocol):
+    """No HTTP at all: every read is answered with one fixed response (what the loop costs)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(FIXED_RESPONSE)
+
+
 def serve(kind: str, port: int, loop: str) -> None:
     """Run one of the two example servers on 127.0.0.1:port until SIGINT."""
     if loop == "uvloop":
@@ -124,8 +141,9 @@ def serve(kind: str, port: int, loop: str) -> None:
         if kind == "tether":
             server = await load_example().start("127.0.0.1", port)
         else:
+            factory = H11Protocol if kind == "h11" else FloorProtocol
             server = await asyncio.get_running_loop().create_server(
-                H11Protocol, "127.0.0.1", port, backlog=1024
+                factory, "127.0.0.1", port, backlog=1024
             )
         async with server:
             await server.serve_forever()
@@ -142,6 +160,7 @@ def commands(port: int, loop: str) -> dict[str, list[str]]:
         "tether example": [*me, "--serve", "tether"],
         "h11 example": [*me, "--serve", "h11"],
         "uvicorn (httptools)": [*uvicorn, "--http", "httptools"],
+        "floor (no HTTP)": [*me, "--serve", "floor"],
     }
 
 
@@ -150,7 +169,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; the median is reported")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
-    parser.add_argument("--serve", choices=("tether", "h11"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("tether", "h11", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:

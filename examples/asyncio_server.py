@@ -82,12 +82,13 @@ class HttpProtocol(asyncio.Protocol):
             self.websocket.receive_data(data, self.loop.time())
             self.run_websocket()
             return
+        now = self.loop.time()  # one reading per callback: everything in it happens "now"
         try:
-            self.conn.receive_data(data, self.loop.time())
+            self.conn.receive_data(data, now)
         except ProtocolError:  # bytes past max_buffered_bytes: we paused too late; give up
             self.close()
             return
-        self.run_http()
+        self.run_http(now)
 
     def eof_received(self) -> bool:
         # b"" tells the core the peer closed its side; the core decides what that means.
@@ -104,7 +105,8 @@ class HttpProtocol(asyncio.Protocol):
         self.writable = True
         self.update_reading()
         if self.websocket is None:
-            self.run_http()  # pipelined requests may be waiting: no new bytes will prompt us
+            self.run_http(self.loop.time())  # pipelined requests may be waiting: no new
+            # bytes will prompt us
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
@@ -115,7 +117,7 @@ class HttpProtocol(asyncio.Protocol):
     # --8<-- [start:http]
     # ---- HTTP/1.1 --------------------------------------------------------------------------
 
-    def run_http(self) -> None:
+    def run_http(self, now: float) -> None:
         """Take every event the core has, answer each complete request, in order.
 
         Responses to pipelined requests are gathered and written together (one system call
@@ -128,7 +130,7 @@ class HttpProtocol(asyncio.Protocol):
         size = 0
         while self.writable and not transport.is_closing():
             try:
-                event = conn.next_event(self.loop.time())
+                event = conn.next_event(now)
             except ProtocolError as exc:  # the peer's mistake: a 4xx/5xx if still possible
                 out.append(conn.error_response(exc, [date_header(time.time())]))
                 transport.write(b"".join(out))
@@ -144,7 +146,7 @@ class HttpProtocol(asyncio.Protocol):
             elif isinstance(event, Data):
                 self.body.append(event.data)
             elif isinstance(event, EndOfMessage):
-                response, more = self.finish_request()
+                response, more = self.finish_request(now)
                 out.append(response)
                 size += len(response)
                 if not more:
@@ -168,7 +170,7 @@ class HttpProtocol(asyncio.Protocol):
         self.update_reading()
         self.arm_timer()
 
-    def finish_request(self) -> tuple[bytes, bool]:
+    def finish_request(self, now: float) -> tuple[bytes, bool]:
         """The answer to the request that just ended, and whether HTTP goes on after it.
 
         False: close after writing it, or (``self.websocket`` set) switch to WebSocket.
@@ -180,7 +182,7 @@ class HttpProtocol(asyncio.Protocol):
             result = ws.server_handshake(request)
             if isinstance(result, ws.Accepted):
                 self.websocket = ws.Connection(
-                    ws.Role.SERVER, deflate=result.deflate, limits=self.limits, now=self.loop.time()
+                    ws.Role.SERVER, deflate=result.deflate, limits=self.limits, now=now
                 )
                 return conn.send(InformationalResponse(101, result.headers)), False
             head = Response(result.status_code, result.headers)  # 400 or 426, framed
@@ -191,7 +193,7 @@ class HttpProtocol(asyncio.Protocol):
             head = Response(status, headers)
             out = conn.send(head) + conn.send(Data(text)) + conn.send(EndOfMessage())
         # For HEAD the core dropped the body bytes; start_next_cycle says whether to go on.
-        return out, conn.start_next_cycle(self.loop.time())
+        return out, conn.start_next_cycle(now)
 
     # --8<-- [end:http]
     # --8<-- [start:websocket]
