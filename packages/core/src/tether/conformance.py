@@ -32,11 +32,11 @@ from tether.http1 import (
     ConnectionClosed,
     Data,
     EndOfMessage,
+    HTTPState,
     InformationalResponse,
     Request,
     Response,
     ServerConnection,
-    State,
 )
 from tether.limits import Limits
 
@@ -58,6 +58,9 @@ class ExpectedMessage:
     keep_alive: bool | None = None
     #: Must the request be reported as expecting 100-continue? ``None``: not checked.
     expect_continue: bool | None = None
+    #: May a 1xx response (here a 103) reach this client? (RFC 9110 15.2: not an HTTP/1.0
+    #: one.) ``None``: not checked.
+    informational: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,7 @@ def load_vectors(directory: str | Path | None = None) -> list[Vector]:
                             trailers=_fields(m["trailers"]),
                             keep_alive=m.get("keep_alive"),
                             expect_continue=m.get("expect_continue"),
+                            informational=m.get("informational"),
                         )
                         for m in case["messages"]
                     ),
@@ -194,13 +198,17 @@ def load_vectors(directory: str | Path | None = None) -> list[Vector]:
 
 
 _RESPONSE = Response(200, [(b"content-length", b"0")])
+# A server that does not tunnel refuses CONNECT (a 2xx would turn the connection into a tunnel).
+_NO_TUNNEL = Response(501, [(b"content-length", b"0")])
+_HINTS = InformationalResponse(103, [(b"link", b"</style.css>; rel=preload")])
 _END = EndOfMessage()
 
 
 def run_on_core(vector: Vector, pieces: Iterable[bytes] | None = None) -> Outcome:
     """Feed ``pieces`` (default: the whole input at once) to a fresh server connection.
 
-    Each complete request is answered with an empty 200 and the next cycle is
+    Each request head is answered with a 103 (Early Hints), each complete request
+    with an empty 200 (a CONNECT with 501: no tunnel), and the next cycle is
     started while the connection stays persistent, as a server would.
     """
     conn = ServerConnection(vector.make_limits())
@@ -219,13 +227,14 @@ def run_on_core(vector: Vector, pieces: Iterable[bytes] | None = None) -> Outcom
             if isinstance(event, Request):
                 current["request"] = event
                 current["expect_continue"] = conn.expects_continue
+                current["informational"] = conn.send(_HINTS) != b""
                 body.clear()
             elif isinstance(event, Data):
                 body.append(event.data)
             elif isinstance(event, EndOfMessage):
                 request = current["request"]
                 assert isinstance(request, Request)
-                conn.send(_RESPONSE)
+                conn.send(_NO_TUNNEL if request.method == b"CONNECT" else _RESPONSE)
                 conn.send(_END)
                 outcome.messages.append(
                     ExpectedMessage(
@@ -237,6 +246,7 @@ def run_on_core(vector: Vector, pieces: Iterable[bytes] | None = None) -> Outcom
                         trailers=tuple(event.trailers),
                         keep_alive=conn.keep_alive,
                         expect_continue=bool(current["expect_continue"]),
+                        informational=bool(current["informational"]),
                     )
                 )
                 if not conn.start_next_cycle():
@@ -272,7 +282,7 @@ def judge_core(vector: Vector, outcome: Outcome) -> list[str]:
                 problems.append(
                     f"message {i}: {name} {getattr(have, name)!r} != {getattr(want, name)!r}"
                 )
-        for name in ("keep_alive", "expect_continue"):
+        for name in ("keep_alive", "expect_continue", "informational"):
             if getattr(want, name) is not None and getattr(want, name) != getattr(have, name):
                 problems.append(
                     f"message {i}: {name} {getattr(have, name)!r} != {getattr(want, name)!r}"
@@ -481,7 +491,7 @@ def run_client(vector: ResponseVector, pieces: Iterable[bytes] | None = None) ->
             elif isinstance(event, Response):
                 current[:] = [event]
                 body.clear()
-                if conn.their_state is State.SWITCHED_PROTOCOL:
+                if conn.their_state is HTTPState.SWITCHED_PROTOCOL:
                     _finish(EndOfMessage())
             elif isinstance(event, Data):
                 body.append(event.data)
@@ -512,7 +522,7 @@ def run_client(vector: ResponseVector, pieces: Iterable[bytes] | None = None) ->
     except ProtocolError as exc:
         outcome.error = exc
     outcome.keep_alive = conn.keep_alive
-    if conn.their_state is State.SWITCHED_PROTOCOL:
+    if conn.their_state is HTTPState.SWITCHED_PROTOCOL:
         outcome.tunnel = conn.trailing_data
     return outcome
 
