@@ -5,6 +5,10 @@ Bytes in (``receive_data``), events out (``next_event``); response events in
 (``next_deadline``, ``handle_timeout``). Nothing here reads a clock or touches
 a socket, so the same object drives an asyncio server, a threaded server, and
 a test feeding it by hand.
+
+This module reads requests and keeps cycles and time; turning response events
+into bytes is :class:`~tether.http1._respond.ResponseSide`, its base class, and
+what the client side shares is in ``_common.py``.
 """
 
 from __future__ import annotations
