@@ -42,7 +42,11 @@ LIMITS = Limits(max_body_size=1 << 20)
 
 # --8<-- [start:app]
 def respond(request: Request, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """The application: ``Hello, world!`` for a GET, the body's size for anything else."""
+    """The application: ``Hello, world!`` for a GET, the body's size for anything else; 501
+    for CONNECT (a 2xx would open a tunnel, which this server does not offer)."""
+    if request.method == b"CONNECT":
+        text = b"no tunnels here\n"
+        return 501, [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(text))], text
     if request.method in (b"GET", b"HEAD"):
         text = b"Hello, world!"
     else:
