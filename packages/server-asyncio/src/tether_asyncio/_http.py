@@ -41,7 +41,6 @@ from tether_asyncio._websocket import serve_websocket
 if TYPE_CHECKING:
     from tether_asyncio._state import ServerState
 
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
 _READ_SIZE = 65536
 #: Writes on streams without their own write timeout (trio) are timed in pieces this large.
 _WRITE_PIECE = 256 * 1024
@@ -306,7 +305,8 @@ class HTTPConnection:
             raw_path = root_path.encode("utf-8") + raw_path
         scope: dict[str, Any] = {
             "type": "http",
-            "asgi": _ASGI,
+            # Each scope its own dict: an app that writes to it changes no other request's.
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
             "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
             "method": request.method.decode("ascii"),
             "scheme": self.scheme,
