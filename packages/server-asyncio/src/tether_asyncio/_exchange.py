@@ -54,6 +54,7 @@ class RequestCycle:
         )
         self.failed = False
         self.body_done = False
+        #: The app was given ``http.disconnect``: its returning early is then not its fault.
         self.disconnected = False
         self.wait_scope: anyio.CancelScope | None = None
         self.trailer_fields: list[tuple[bytes, bytes]] = []
@@ -145,6 +146,7 @@ class RequestCycle:
         """The ASGI ``receive`` callable."""
         owner = self.owner
         if self.complete or self.disconnected or owner.closed:
+            self.disconnected = True
             return _disconnect()
         if not self.body_done:
             return await self._read_body()
@@ -227,7 +229,8 @@ class RequestCycle:
         return True
 
     async def _wait_for_disconnect(self) -> Message:
-        """Block until the client goes away or the response completes (ASGI ``http.disconnect``).
+        """Block until the client goes away, the response completes, or the server shuts down
+        (ASGI ``http.disconnect``).
 
         Bytes that arrive meanwhile are pipelined requests; they go to the core's buffer, and
         reading stops before that buffer's limit.
@@ -237,7 +240,7 @@ class RequestCycle:
         budget = owner.state.limits.max_buffered_bytes // 2
         with anyio.CancelScope() as scope:
             self.wait_scope = scope
-            while not owner.peer_eof:
+            while not owner.peer_eof and not owner.state.shutting_down:
                 try:
                     data = await owner.stream.receive(_READ_SIZE)
                 except EndOfStream:
@@ -253,5 +256,12 @@ class RequestCycle:
                 if budget <= 0:
                     await anyio.sleep_forever()
         self.wait_scope = None
-        self.disconnected = owner.peer_eof or owner.closed
+        # The client left, the response completed, or the server is shutting down.
+        self.disconnected = True
         return _disconnect()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: an app waiting for ``http.disconnect`` (a server-sent events
+        stream, a long poll) gets it now, instead of holding the shutdown until its timeout."""
+        if self.wait_scope is not None:
+            self.wait_scope.cancel()

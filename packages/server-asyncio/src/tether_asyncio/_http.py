@@ -395,7 +395,9 @@ class HTTPConnection:
 
     def _app_failed(self, cycle: RequestCycle, exc: Exception) -> None:
         cycle.failed = True
-        if isinstance(exc, ClientDisconnected) and self.closed:
+        if self.closed and _caused_by_disconnect(exc):
+            # Frameworks re-raise our ClientDisconnected as their own (Starlette's
+            # ClientDisconnect): the client leaving is not an application error.
             error_log.debug("connection %d: client disconnected during the response", self.id)
             return
         error_log.error(
@@ -404,3 +406,14 @@ class HTTPConnection:
             " after the response started; closing" if cycle.started else "",
             exc_info=exc,
         )
+
+
+def _caused_by_disconnect(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is, or was raised while handling, :class:`ClientDisconnected`."""
+    for _ in range(4):  # a short chain: a framework's wrapper, perhaps a second one
+        if exc is None:
+            return False
+        if isinstance(exc, ClientDisconnected):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -306,6 +306,7 @@ class Server:
                 assert self._exit is not None and self.state is not None
                 if not self._exit.is_set():
                     error_log.info("%s", stop_message(signum))
+                    error_log.info("a second signal forces the exit")
                     self.state.handover = signum == signal.SIGHUP
                     self._exit.set()
                 else:
@@ -322,6 +323,8 @@ class Server:
                 connection.websocket.going_away()
             elif connection.idle and not state.handover:
                 connection.interrupt()
+            elif connection.cycle is not None:
+                connection.cycle.shutdown()
         if not state.connections:
             return
         error_log.info("waiting for %d connection(s) to finish", len(state.connections))
