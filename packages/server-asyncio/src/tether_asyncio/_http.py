@@ -71,6 +71,7 @@ class HTTPConnection:
         "state",
         "stream",
         "timeout_output",
+        "tls",
         "websocket",
         "write_since",
         "write_timeout",
@@ -116,6 +117,8 @@ class HTTPConnection:
         self.client_text = _client_text(client)
         self.server = server
         self.scheme = "https" if tls is not None else "http"
+        #: The ASGI TLS extension of this connection (None: plain TCP or a Unix socket).
+        self.tls = tls
         #: Scope extensions: the server's shared dict, or a dict of its own with "tls".
         self.extensions = state.extensions if tls is None else {**state.extensions, "tls": tls}
 

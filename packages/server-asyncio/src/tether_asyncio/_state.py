@@ -86,6 +86,7 @@ class Owner(Protocol):
     client_text: str
     server: tuple[str, int | None] | None
     scheme: str
+    tls: dict[str, Any] | None
     websocket: Any
     write_timeout: float | None
 

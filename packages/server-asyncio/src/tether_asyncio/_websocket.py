@@ -89,6 +89,9 @@ async def serve_websocket(owner: Owner, request: Request) -> bool:
     client, scheme = owner.client, owner.scheme
     if state.proxies is not None:
         client, scheme = state.proxies.resolve(request.headers, client, scheme)
+    extensions: dict[str, Any] = {"websocket.http.response": {}}
+    if owner.tls is not None:
+        extensions["tls"] = owner.tls
     scope: dict[str, Any] = {
         "type": "websocket",
         # Each scope its own dict: an app that writes to it changes no other request's.
@@ -105,7 +108,7 @@ async def serve_websocket(owner: Owner, request: Request) -> bool:
         "headers": request.headers,
         "subprotocols": subprotocols,
         "state": state.app_state.copy(),
-        "extensions": {"websocket.http.response": {}},
+        "extensions": extensions,
     }
     session = WebSocketSession(owner, request, deflate)
     owner.websocket = session
