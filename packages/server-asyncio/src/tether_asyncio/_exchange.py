@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 
 import anyio
 from anyio import EndOfStream
@@ -99,6 +100,8 @@ class RequestCycle:
                 await self._write(response.end(self.trailer_fields), 0)
         elif kind == "http.response.pathsend":
             await self._send_path(message["path"])
+        elif kind == "http.response.early_hint":
+            await self._early_hint(message.get("links", ()))
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r} in an HTTP response")
 
@@ -111,6 +114,17 @@ class RequestCycle:
             except ClientDisconnected:
                 self.response.sent -= size
                 raise
+
+    async def _early_hint(self, links: Iterable[bytes]) -> None:
+        """``103 Early Hints`` with one ``Link`` field per link (RFC 8297); HTTP/1.0 clients
+        do not get it (a 1.0 client may not expect an interim response: RFC 9110 15.2)."""
+        if self.response.phase is not CyclePhase.WAITING:
+            raise RuntimeError("http.response.early_hint after http.response.start")
+        if self.request.http_version != b"1.1":
+            return
+        headers = [(b"link", bytes(link)) for link in links]
+        if headers:
+            await self.owner.write(self.owner.conn.send(InformationalResponse(103, headers)))
 
     async def _send_path(self, path: str) -> None:
         if not os.path.isabs(path):
