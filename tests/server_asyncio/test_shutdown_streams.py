@@ -93,3 +93,60 @@ def test_client_leaving_a_starlette_stream_is_not_an_error(
         assert wait_until(lambda: finished in caplog.text, 10), caplog.text
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
+
+
+def test_in_flight_request_listening_for_disconnect_finishes(backend: str) -> None:
+    """Django's shape: the view runs while a task listens for ``http.disconnect`` and cancels
+    the view on it. A shutdown must let that request finish, not tell it the client left."""
+    import anyio
+    import httpx
+
+    from tests.server_asyncio.conftest import running
+
+    told: list[str] = []
+    in_app = threading.Event()
+    holder: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()  # the (empty) body
+
+        async def listen(group: anyio.abc.TaskGroup) -> None:
+            if (await receive())["type"] == "http.disconnect":
+                told.append("disconnect")
+                group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(listen, group)
+            in_app.set()
+            state = holder[0].server.state
+            while not state.shutting_down:
+                await anyio.sleep(0.01)
+            # The shutdown has told every connection what it will; let that run.
+            await anyio.wait_all_tasks_blocked()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"8")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"finished"})
+            group.cancel_scope.cancel()
+
+    responses: list[httpx.Response] = []
+    with running(app, backend, timeout_graceful_shutdown=30) as srv:
+        holder.append(srv)
+
+        def request() -> None:
+            responses.append(httpx.get(srv.url + "/", timeout=20))
+
+        client = threading.Thread(target=request)
+        client.start()
+        assert in_app.wait(10)
+        srv.server.request_exit()
+        client.join(20)
+    assert told == []
+    assert responses[0].status_code == 200
+    assert responses[0].text == "finished"

@@ -244,7 +244,7 @@ class RequestCycle:
 
     async def _wait_for_disconnect(self) -> Message:
         """Block until the client goes away, the response completes, or the server shuts down
-        (ASGI ``http.disconnect``).
+        while the response streams (ASGI ``http.disconnect``).
 
         Bytes that arrive meanwhile are pipelined requests; they go to the core's buffer, and
         reading stops before that buffer's limit.
@@ -254,7 +254,7 @@ class RequestCycle:
         budget = owner.state.limits.max_buffered_bytes // 2
         with anyio.CancelScope() as scope:
             self.wait_scope = scope
-            while not owner.peer_eof and not owner.state.shutting_down:
+            while not owner.peer_eof and not (owner.state.shutting_down and self.started):
                 try:
                     data = await owner.stream.receive(_READ_SIZE)
                 except EndOfStream:
@@ -275,7 +275,11 @@ class RequestCycle:
         return _disconnect()
 
     def shutdown(self) -> None:
-        """Graceful shutdown: an app waiting for ``http.disconnect`` (a server-sent events
-        stream, a long poll) gets it now, instead of holding the shutdown until its timeout."""
-        if self.wait_scope is not None:
+        """Graceful shutdown: an app streaming a response (server-sent events) that waits for
+        ``http.disconnect`` gets it now, instead of holding the shutdown until its timeout.
+
+        Not before its response started: Django (and others) cancel the view when told of a
+        disconnect, and an in-flight request must be let finish.
+        """
+        if self.wait_scope is not None and self.started:
             self.wait_scope.cancel()
