@@ -120,3 +120,38 @@ def test_tls_extension_without_a_client_certificate(
     assert seen[0]["client_cert_name"] is None
     assert _der(seen[0]["server_cert"]) == _der(server_cert.read_text())
     assert isinstance(seen[0]["cipher_suite"], int)
+
+
+def test_receive_before_accept_over_wss(
+    backend: str, certificates: dict[str, tuple[Path, Path]]
+) -> None:
+    """Quart's shape over TLS: the wait before accepting stops cleanly, no TLS record is lost."""
+    import anyio
+
+    server_cert, server_key = certificates["server"]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        waiting = anyio.Event()
+
+        async def echo() -> None:
+            waiting.set()
+            while (message := await receive())["type"] != "websocket.disconnect":
+                await send({"type": "websocket.send", "text": message["text"] * 2})
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(echo)
+            await waiting.wait()
+            await send({"type": "websocket.accept"})
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with running(app, backend, ssl_certfile=str(server_cert), ssl_keyfile=str(server_key)) as srv:
+        with connect(f"wss://{srv.address}/", ssl=context, open_timeout=10) as ws:
+            for text in ("a", "bc", "x" * 70_000):
+                ws.send(text)
+                assert ws.recv(timeout=10) == text * 2
+        assert ws.close_code == 1000

@@ -95,6 +95,23 @@ class TestReceiveBeforeAccept:
                     assert ws.recv(timeout=10) == f"echo {text}"
             assert ws.close_code == 1000
 
+    def test_client_leaving_before_the_answer_is_a_disconnect(self, serve: Any) -> None:
+        got: list[dict[str, Any]] = []
+        done = threading.Event()
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "websocket":
+                return
+            await receive()
+            got.append(await receive())  # never accepted: the client leaves first
+            done.set()
+
+        srv = serve(app)
+        with srv.connect() as sock:
+            sock.sendall(UPGRADE)
+        assert done.wait(10)
+        assert got == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]
+
 
 class TestCloseBeforeAccept:
     """``websocket.close`` before accepting is an HTTP 403 sent at once (ASGI), and the
