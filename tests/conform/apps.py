@@ -41,3 +41,37 @@ def wsgi_echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> It
     body = b"%d\n" % size
     start_response("200 OK", [("Content-Length", str(len(body)))])
     return [body]
+
+
+async def asgi_echo_ws(
+    scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+) -> None:
+    """ASGI: ``asgi_echo`` for HTTP; a WebSocket echoes every message until closed."""
+    if scope["type"] != "websocket":
+        await asgi_echo(scope, receive, send)
+        return
+    message = await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+
+
+def wsgi_echo_ws(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """WSGI on tether-threaded: ``wsgi_echo`` for HTTP; a WebSocket echoes every message."""
+    upgrade = environ.get("tether.websocket")
+    if upgrade is None:
+        return wsgi_echo(environ, start_response)
+    ws = upgrade.accept(compress=False)
+    try:
+        while True:
+            ws.send(ws.receive())
+    except Exception as exc:  # WebSocketClosed: the client closed or broke the protocol
+        if type(exc).__name__ != "WebSocketClosed":
+            raise
+    return []

@@ -78,7 +78,9 @@ class WsObservation:
             if isinstance(event, ws.Close):
                 parts.append(f"close frame {event.code}")
             elif isinstance(event, (ws.Text, ws.Binary)):
-                parts.append(f"{type(event).__name__.lower()} {event.data[:40]!r}")
+                parts.append(
+                    f"{type(event).__name__.lower()} of {len(event.data)}: {event.data[:24]!r}"
+                )
             elif isinstance(event, (ws.Ping, ws.Pong)):
                 parts.append(f"{type(event).__name__.lower()} {event.payload[:40]!r}")
         if self.invalid:
@@ -320,7 +322,7 @@ def _handshake_probes(target: Target) -> Iterator[Result]:
     probe = Probe(
         "ws-version",
         "Sec-WebSocket-Version: 12",
-        "RFC 6455 4.2.2",
+        "RFC 6455 4.4",
         "MUST",
         "refuse the upgrade (426 Upgrade Required) with Sec-WebSocket-Version: 13",
     )
