@@ -84,7 +84,7 @@ class WsObservation:
             elif isinstance(event, (ws.Ping, ws.Pong)):
                 parts.append(f"{type(event).__name__.lower()} {event.payload[:40]!r}")
         if self.invalid:
-            parts.append(f"invalid frames ({self.invalid})")
+            parts.append(f"it sent an invalid frame ({self.invalid})")
         parts.append("then closed TCP" if self.closed else "connection left open")
         return ", ".join(parts)
 
@@ -216,7 +216,10 @@ def _read_frames(
                     if not isinstance(event, ws.ConnectionLost):
                         obs.events.append(event)
             except ProtocolError as exc:
+                # The server's frames are broken: say so, and keep our close frame to
+                # ourselves, so that what the server does next is its own doing.
                 obs.invalid = exc.message
+                conn.bytes_to_send()
             out = conn.bytes_to_send()  # pongs to the server's pings, the answer to its close
             if out:
                 with contextlib.suppress(OSError):
@@ -275,8 +278,8 @@ def judge_failure(
     if (error := _unreachable(probe, obs)) is not None:
         return error
     got = obs.close_code
-    if got is None and not obs.closed:
-        return _result(probe, Verdict.FAIL, obs.summary())
+    if (got is None and not obs.closed) or obs.messages() or obs.invalid:
+        return _result(probe, Verdict.FAIL, obs.summary())  # it took the frame, or kept going
     if got == code:
         return _result(probe, Verdict.PASS, obs.summary())
     if got is None and frame_level == "MAY":
