@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
+import tether.strategies
 from tests.conform.broken_peers import ReversingServer
 from tests.conftest import ROOT
 from tests.processes import SOURCES, free_port, read_until, reaped, spawn
+from tether.http1 import NEED_DATA, Data, EndOfMessage, Request, ServerConnection
 
 EXAMPLE = ROOT / "examples" / "test_my_server.py"
 
@@ -68,3 +72,29 @@ def test_example_fails_against_an_out_of_order_server() -> None:
     assert out.returncode == 1, out.stdout[-3000:]
     assert "test_pipelined_requests_are_answered_in_order" in out.stdout
     assert "answers out of order" in out.stdout
+
+
+def _parse_with_core(wire: bytes) -> SimpleNamespace:
+    """What ``my_parse`` in the docstring stands for: here, the core's server connection."""
+    conn = ServerConnection()
+    conn.receive_data(wire)
+    parsed = SimpleNamespace(body=b"", trailers=[])
+    while (event := conn.next_event()) is not NEED_DATA:
+        if isinstance(event, Request):
+            parsed.method, parsed.target, parsed.headers = event.method, event.target, event.headers
+        elif isinstance(event, Data):
+            parsed.body += event.data
+        elif isinstance(event, EndOfMessage):
+            parsed.trailers = list(event.trailers)
+            return parsed
+    raise AssertionError("incomplete request")
+
+
+def test_the_strategies_docstring_example_runs() -> None:
+    doc = tether.strategies.__doc__ or ""
+    code = textwrap.dedent(doc.split("A parser under test::\n", 1)[1].split("\n\nA running", 1)[0])
+    namespace: dict[str, object] = {"my_parse": _parse_with_core}
+    exec(code, namespace)
+    test = namespace["test_my_parser"]
+    assert callable(test)
+    test()  # Hypothesis runs it: the core must report exactly what was generated
