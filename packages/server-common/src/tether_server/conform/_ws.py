@@ -85,7 +85,10 @@ class WsObservation:
                 parts.append(f"{type(event).__name__.lower()} {event.payload[:40]!r}")
         if self.invalid:
             parts.append(f"it sent an invalid frame ({self.invalid})")
-        parts.append("then closed TCP" if self.closed else "connection left open")
+        if self.closed and self.close_code is None:
+            parts.append("closed TCP without a close frame")
+        else:
+            parts.append("then closed TCP" if self.closed else "connection left open")
         return ", ".join(parts)
 
 
