@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
 
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
 #: Messages the reader may queue ahead of the app before it stops reading the socket.
 _READ_SIZE = 65536
 #: Seconds the close frame of a timed-out session may take before the socket is closed.
@@ -90,9 +89,14 @@ async def serve_websocket(owner: Owner, request: Request) -> bool:
     client, scheme = owner.client, owner.scheme
     if state.proxies is not None:
         client, scheme = state.proxies.resolve(request.headers, client, scheme)
+    extensions: dict[str, Any] = {"websocket.http.response": {}}
+    if owner.tls is not None:
+        extensions["tls"] = owner.tls
     scope: dict[str, Any] = {
         "type": "websocket",
-        "asgi": _ASGI,
+        # Each scope its own dict: an app that writes to it changes no other request's.
+        # 2.5: ``reason`` in ``websocket.disconnect`` and ``websocket.close``.
+        "asgi": {"version": "3.0", "spec_version": "2.5"},
         "http_version": "1.1",
         "scheme": "wss" if scheme == "https" else "ws",
         "server": owner.server,
@@ -104,7 +108,7 @@ async def serve_websocket(owner: Owner, request: Request) -> bool:
         "headers": request.headers,
         "subprotocols": subprotocols,
         "state": state.app_state.copy(),
-        "extensions": {"websocket.http.response": {}},
+        "extensions": extensions,
     }
     session = WebSocketSession(owner, request, deflate)
     owner.websocket = session
@@ -133,6 +137,15 @@ class WebSocketSession:
         self.denial: RequestCycle | None = None
         self.finished = False
         self.disconnect: Message | None = None
+        #: Set when the handshake is answered (accept, close, denial) or the client left: what
+        #: a ``receive()`` before ``websocket.accept`` waits for (Quart receives in one task
+        #: and accepts in another).
+        self.answered = anyio.Event()
+        #: The watch for the client leaving before the handshake is answered (see _watch).
+        self._watch_scope: anyio.CancelScope | None = None
+        self._watch_done = anyio.Event()
+        #: Bytes the client sent before the 101 (kept for the session, not thrown away).
+        self._early = b""
         self.lock = anyio.Lock()
         self.group: TaskGroup | None = None
         self.reader_done = anyio.Event()
@@ -181,18 +194,28 @@ class WebSocketSession:
                 owner.conn.send_failed()
             return
         if not self.accepted:
-            if owner.closed:
-                return
-            # ASGI: closing (or failing) before accepting is an HTTP 403 (or 500).
-            status = 500 if failed else 403
-            body = b"Internal Server Error\n" if failed else b"Forbidden\n"
-            headers = [(b"content-type", b"text/plain; charset=utf-8")]
-            headers.append((b"content-length", str(len(body)).encode("ascii")))
-            await self.http.send_canned(Response(status, headers), body)
+            if not owner.closed and not self.refused:
+                # ASGI: returning (or failing) before accepting is an HTTP 403 (or 500).
+                await self._refuse(500 if failed else 403)
             return
         if self._close(1011 if failed else 1000, ""):
             with contextlib.suppress(ClientDisconnected):
                 await self._flush()
+
+    async def _refuse(self, status: int) -> None:
+        """Answer the handshake with a 403 (the app closed) or a 500 (it failed); the connection
+        then ends, and a ``receive()`` waiting for the answer gets ``websocket.disconnect``."""
+        self.refused = True
+        await self._stop_watching()
+        body = b"Internal Server Error\n" if status == 500 else b"Forbidden\n"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"connection", b"close"),
+        ]
+        await self.http.send_canned(Response(status, headers), body)
+        self._set_disconnect(1006, "")
+        self.answered.set()
 
     def going_away(self) -> None:
         """Server shutdown: start the closing handshake with 1001 (RFC 6455 7.4.1)."""
@@ -220,24 +243,48 @@ class WebSocketSession:
             self.connect_sent = True
             return {"type": "websocket.connect"}
         if not self.accepted:
-            if self.disconnect is None:
-                # Before accepting, the only thing that can happen is the client leaving.
-                self.disconnect = await self._wait_http_disconnect()
-            return self.disconnect
+            if not self.answered.is_set():
+                # Wait for the app's answer (or the client leaving) without reading the
+                # socket from here: the frames after the 101 are the session's.
+                if self._watch_scope is None and self.group is not None:
+                    self._watch_scope = anyio.CancelScope()
+                    self.group.start_soon(self._watch, self._watch_scope)
+                await self.answered.wait()
+            if not self.accepted:
+                self._set_disconnect(1006, "")
+                assert self.disconnect is not None
+                return self.disconnect
         try:
             return await self._from_reader.receive()
         except (EndOfStream, anyio.ClosedResourceError):
             return self.disconnect or {"type": "websocket.disconnect", "code": 1006, "reason": ""}
 
-    async def _wait_http_disconnect(self) -> Message:
+    async def _watch(self, scope: anyio.CancelScope) -> None:
+        """Notice the client leaving while the app has not answered the handshake.
+
+        A client must not send before the 101, but what it sends is kept (up to one read's
+        worth, then reading stops) and parsed as the session's first bytes, never dropped.
+        Cancelled through ``scope`` when the app answers (see :meth:`_stop_watching`).
+        """
         owner = self.owner
         try:
-            while await owner.stream.receive(_READ_SIZE):
-                pass  # a client must not send before the 101; such bytes are not a message
-        except (EndOfStream, *STREAM_GONE):
-            pass
-        owner.closed = True
-        return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+            with scope:
+                try:
+                    while len(self._early) < _READ_SIZE:
+                        self._early += await owner.stream.receive(_READ_SIZE)
+                    await anyio.sleep_forever()
+                except (EndOfStream, *STREAM_GONE):
+                    owner.closed = True
+                    self._set_disconnect(1006, "")
+                    self.answered.set()
+        finally:
+            self._watch_done.set()
+
+    async def _stop_watching(self) -> None:
+        """End the watch before anything else reads the socket."""
+        if self._watch_scope is not None:
+            self._watch_scope.cancel()
+            await self._watch_done.wait()
 
     # -- send ------------------------------------------------------------------------------------
 
@@ -262,10 +309,13 @@ class WebSocketSession:
             return
         if kind == "websocket.close":
             if not self.accepted:
-                self.refused = True
                 if self.denial is not None:
                     raise RuntimeError("websocket.close after websocket.http.response.start")
-                return  # _after_app sends the 403
+                if not self.refused:
+                    # The 403 goes out now: the app may wait in receive() for the disconnect
+                    # (Django Channels closes in connect(), then reads until disconnect).
+                    await self._refuse(403)
+                return
             if self._close(message.get("code") or 1000, message.get("reason") or ""):
                 await self._flush()
             return
@@ -274,6 +324,7 @@ class WebSocketSession:
                 raise RuntimeError(f"{kind} after the handshake was answered")
             if self.denial is None:
                 self.denial = self.http
+                self.answered.set()
             forwarded = dict(message)
             forwarded["type"] = kind.replace("websocket.", "", 1)
             await self.denial.send(forwarded)
@@ -292,18 +343,31 @@ class WebSocketSession:
             deflate=self.deflate,
         )
         assert isinstance(result, ws.Accepted)  # validated before the app was called
+        if subprotocol and result.subprotocol != subprotocol:
+            # Accepting without the header would be a session the app did not ask for.
+            raise RuntimeError(
+                f"websocket.accept: the client did not offer the subprotocol {subprotocol!r}"
+            )
+        await self._stop_watching()
         http = owner.conn
         out = self.http.response.switch([*result.headers, *message.get("headers", ())])
         self.started = anyio.current_time()
         conn = ws.Connection(
             ws.Role.SERVER, deflate=result.deflate, limits=state.limits, now=state.clock
         )
-        trailing = http.trailing_data
+        trailing = http.trailing_data + self._early
         if trailing:
             conn.receive_data(trailing, state.clock)
         self.conn = conn
         self.accepted = True
-        await owner.write(out)
+        try:
+            await owner.write(out)
+        except ClientDisconnected:
+            self._set_disconnect(1006, "")
+            self._to_app.close()  # a receive() waiting in another task gets the disconnect
+            raise
+        finally:
+            self.answered.set()
         assert self.group is not None
         self.group.start_soon(self._reader)
 

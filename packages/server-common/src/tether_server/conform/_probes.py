@@ -33,6 +33,8 @@ class Verdict(enum.Enum):
     INFO = "info"
     #: The probe could not run (the server was unreachable).
     ERROR = "error"
+    #: The probe was not run (not asked for, or what it needs is missing).
+    SKIP = "skip"
 
 
 @dataclass(frozen=True)
