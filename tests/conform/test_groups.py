@@ -14,7 +14,7 @@ import pytest
 from tests.conform.broken_peers import LaxWebSocketServer, ReversingServer
 from tests.conform.test_conform import conform
 from tests.conftest import ROOT
-from tests.processes import free_port, read_until, reaped, spawn
+from tests.processes import RUNNING, free_port, read_until, reaped, spawn
 from tether_server.conform import Result, Verdict, run, target_from_url
 
 NEW_GROUPS = ["websocket", "traffic", "write-timeout"]
@@ -33,10 +33,10 @@ def tether_port(request: pytest.FixtureRequest) -> Iterator[int]:
     common = ["--port", str(port), "--timeout-write", "1", "--no-access-log"]
     if request.param == "asyncio":
         proc = spawn("tether_asyncio", ROOT, "serve", "tests.conform.apps:asgi_echo_ws", *common)
-        ready = "running on"
+        ready = RUNNING
     else:
         proc = spawn("tether_threaded", ROOT, "tests.conform.apps:wsgi_echo_ws", *common)
-        ready = "serving tests.conform.apps:wsgi_echo_ws"
+        ready = RUNNING
     with reaped(proc):
         read_until(proc, ready)
         _drained(proc)
@@ -130,7 +130,7 @@ def test_echo_probes_are_skipped_when_the_server_does_not_echo(tmp_path: Path) -
     # The threaded server's plain websocket_app-less app: accept, then read until closed.
     proc = spawn("tether_threaded", ROOT, "tests.conform.apps:wsgi_silent_ws", "--port", str(port))
     with reaped(proc):
-        read_until(proc, "serving tests.conform.apps:wsgi_silent_ws")
+        read_until(proc, RUNNING)
         _drained(proc)
         out = conform(
             f"ws://127.0.0.1:{port}/",
