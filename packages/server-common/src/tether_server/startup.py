@@ -738,6 +738,23 @@ def running_message(where: str, app: str, kind: str) -> str:
     return f"Tether running on {where} with {app} ({kind}; Press CTRL+C to quit)"
 
 
+#: Logged after :func:`stop_message`: how to cut a graceful shutdown short.
+FORCE_HINT = "a second signal forces the exit"
+
+#: Logged (a warning) when that second signal arrives.
+FORCED_EXIT = "second signal: forcing exit"
+
+
+def draining_message(count: int) -> str:
+    """The line a graceful shutdown logs while ``count`` connections are still open."""
+    return f"waiting for {count} connection(s) to finish"
+
+
+def drain_timeout_message(count: int) -> str:
+    """The warning when ``--timeout-graceful-shutdown`` ends a drain with ``count`` left."""
+    return f"graceful shutdown timed out; closing {count} connection(s)"
+
+
 class WorkerLink:
     """What a server process tells whoever supervises it.
 
@@ -928,6 +945,8 @@ def create_ssl_context(options: SSLOptions) -> ssl.SSLContext | None:
 
 
 __all__ = [
+    "FORCED_EXIT",
+    "FORCE_HINT",
     "LOG_LEVELS",
     "STOPPED_MESSAGE",
     "STOP_SIGNALS",
@@ -944,6 +963,8 @@ __all__ = [
     "app_label",
     "configure_logging",
     "create_ssl_context",
+    "drain_timeout_message",
+    "draining_message",
     "import_app",
     "running_message",
     "stop_message",

@@ -31,6 +31,7 @@ from typing import Any
 from tether.health import HealthState, health_response, probe_for
 from tether.http1 import Request, Response, date_header
 from tether.serving import ConnectionGate, split_target
+from tether_server.startup import drain_timeout_message, draining_message
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
 from tether_threaded._input import BodyBuffer, ClientDisconnected
@@ -343,6 +344,8 @@ class Loop:
                 if self.draining and (
                     not self.conns or self._force or monotonic() >= self._drain_deadline
                 ):
+                    if self.conns and not self._force:
+                        _log.warning("%s", drain_timeout_message(len(self.conns)))
                     break
                 timeout = STALL if work_waiting else TICK
                 if timers:
@@ -481,6 +484,8 @@ class Loop:
                     conn.close_now()
                 elif conn.phase is Phase.WEBSOCKET and conn.ws is not None:
                     conn.ws.going_away(now)
+        if self.conns:
+            _log.info("%s", draining_message(len(self.conns)))
 
     def _cleanup(self) -> None:
         for conn in list(self.conns):

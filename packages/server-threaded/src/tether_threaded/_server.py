@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 from tether_server.logfiles import REOPEN_SIGNAL, install_reopen_handler
-from tether_server.startup import STOP_SIGNALS, stop_message
+from tether_server.startup import FORCE_HINT, FORCED_EXIT, STOP_SIGNALS, stop_message
 from tether_threaded._config import Config, bind_socket, create_ssl_context
 from tether_threaded._loop import Loop
 from tether_threaded._types import WSGIApp
@@ -107,9 +107,10 @@ class Server:
             def on_signal(signum: int, frame: FrameType | None) -> None:
                 if not signalled:
                     _log.info("%s", stop_message(signum))
+                    _log.info("%s", FORCE_HINT)
                     loop.handover = signum == signal.SIGHUP
                 else:
-                    _log.warning("second signal: forcing exit")
+                    _log.warning("%s", FORCED_EXIT)
                 signalled.append(signum)
                 loop.request_shutdown()
 
