@@ -100,13 +100,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tether-threaded: error: {exc}", file=sys.stderr)
         return 1
-    # A --workers supervisor (or systemd) waits for it; heartbeats go on the loop's passes.
-    link = notify_serving(args.notify_fd)
-    server.on_tick(link.heartbeat)
-    server.on_stopping(link.stopping)
     where = where_text(server.address, tls=config.ssl_certfile is not None, uds=config.uds)
-    log.info("%s", running_message(where, args.app, f"WSGI, {config.threads} threads"))
-    server.serve()
+
+    def serving() -> None:
+        log.info("%s", running_message(where, args.app, f"WSGI, {config.threads} threads"))
+        # A --workers supervisor (or systemd) waits for it; heartbeats go on the loop's passes.
+        link = notify_serving(args.notify_fd)
+        server.on_tick(link.heartbeat)
+        server.on_stopping(link.stopping)
+
+    server.serve(serving)
     log.info("%s", STOPPED_MESSAGE)
     return 0
 

@@ -92,8 +92,10 @@ class Server:
         shown = f"[{host}]" if ":" in host else host
         return f"{scheme}://{shown}:{address[1]}"
 
-    def serve(self) -> None:
-        """Serve in the calling thread until shut down."""
+    def serve(self, on_serving: Callable[[], None] | None = None) -> None:
+        """Serve in the calling thread until shut down; ``on_serving()`` is called once the
+        signal handlers are in place, just before the loop runs (a start-up line, systemd's
+        READY=1: a signal sent on seeing either is then handled)."""
         self.bind()
         loop = self._loop
         assert loop is not None
@@ -118,6 +120,8 @@ class Server:
                 restore[signum] = signal.signal(signum, on_signal)
             restore[REOPEN_SIGNAL] = install_reopen_handler()
         try:
+            if on_serving is not None:
+                on_serving()
             loop.run()
         finally:
             for signum, handler in restore.items():
