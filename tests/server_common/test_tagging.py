@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,14 +14,26 @@ import httpx
 import pytest
 
 from tests.processes import LogLines, free_port, reaped, spawn
-from tether_server.tagging import HSTS, MAX_REQUEST_ID, Tagger, parse_header_option
+from tether_server.tagging import (
+    HSTS,
+    MAX_REQUEST_ID,
+    Tagger,
+    new_request_id,
+    parse_header_option,
+)
 
 # Both apps answer with what the server handed them: "request id|trace id|tracestate keys".
 ASGI_APP = """
 async def app(scope, receive, send):
+    ext = scope.get("extensions") or {}
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": str(ext.get("tether.request_id"))})
+        await send({"type": "websocket.close", "code": 1000})
+        return
     if scope["type"] != "http":
         return
-    ext = scope.get("extensions") or {}
     trace = ext.get("tether.trace") or {}
     body = "|".join((str(ext.get("tether.request_id")), str(trace.get("trace_id")),
                      ",".join(k for k, _ in trace.get("tracestate", ())))).encode()
@@ -33,6 +46,11 @@ async def app(scope, receive, send):
 
 WSGI_APP = """
 def app(environ, start_response):
+    if "tether.websocket" in environ:
+        ws = environ["tether.websocket"].accept()
+        ws.send(str(environ.get("tether.request_id")))
+        ws.close(1000)
+        return []
     trace = environ.get("tether.trace") or {}
     body = "|".join((str(environ.get("tether.request_id")), str(trace.get("trace_id")),
                      ",".join(k for k, _ in trace.get("tracestate", ())))).encode()
@@ -86,6 +104,18 @@ def test_request_id_taken_echoed_logged(tmp_path: Path, server: str) -> None:
         # An id the app set itself wins.
         own = httpx.get(f"{url}/own", headers={"X-Request-Id": "mine"}, timeout=10)
         assert own.headers.get_list("x-request-id") == ["app-made"]
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_websocket_handshake_carries_the_request_id(tmp_path: Path, server: str) -> None:
+    from websockets.sync.client import connect
+
+    with serving(tmp_path, server, "--request-id-header", "X-Request-Id") as (url, log):
+        target = url.replace("http://", "ws://") + "/ws"
+        with connect(target, additional_headers={"X-Request-Id": "ws-7"}) as ws:
+            assert ws.response.headers["x-request-id"] == "ws-7"
+            assert ws.recv(timeout=10) == "ws-7"
+        log.wait_for("request_id=ws-7")
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -210,6 +240,11 @@ class TestTagger:
         names = dict(Tagger(headers=[("X-Frame-Options", "DENY")], security_headers=True).headers)
         assert names[b"x-frame-options"] == b"DENY" and b"strict-transport-security" not in names
         assert HSTS in Tagger(security_headers=True, tls=True).headers
+
+    def test_new_ids_are_uuid4(self) -> None:
+        made = {new_request_id() for _ in range(100)}
+        assert len(made) == 100
+        assert all(uuid.UUID(hex=one).version == 4 and uuid.UUID(hex=one).hex == one for one in made)
 
     def test_header_option_parsing(self) -> None:
         assert parse_header_option("X-A:  b c ") == ("X-A", "b c")

@@ -354,6 +354,8 @@ class ResponseCycle:
         self.response = None
         self.status = 101
         fields = with_server_headers(headers, self._date, self._server)
+        if self._extra:
+            _add_missing(fields, self._extra)
         return self._conn.send(InformationalResponse(101, fields))
 
     def file_sent(self, size: int) -> None:

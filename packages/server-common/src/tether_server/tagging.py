@@ -5,7 +5,7 @@ Four options, all off by default, so a server that uses none of them does no wor
 
 - ``--request-id-header NAME`` (say ``X-Request-Id``): the request's id is the client's value of
   that field when it is a token of visible ASCII characters (RFC 9110 ``tchar``) of at most
-  :data:`MAX_REQUEST_ID` bytes, else a new one (uuid4, 32 hex digits). The id is echoed on the
+  :data:`MAX_REQUEST_ID` bytes, else a new one (a uuid4 as 32 hex digits). The id is echoed on the
   response under the same name (unless the application set that field), handed to the
   application (ASGI ``scope["extensions"]["tether.request_id"]``, WSGI
   ``environ["tether.request_id"]``) and written on the access line (text: ``request_id=...``
@@ -29,8 +29,8 @@ logs the access line (:func:`log_access`) or another line about the request (:fu
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -154,11 +154,20 @@ class Tagger:
                         request_id = value.decode("ascii")
                     break
             if request_id is None:
-                request_id = uuid.uuid4().hex
+                request_id = new_request_id()
             if not any(name == id_name for name, _ in extra):
                 extra = ((id_name, request_id.encode("ascii")), *extra)
         trace = trace_context(headers) if self._trace else None
         return Tag(request_id, trace, extra)
+
+
+def new_request_id() -> str:
+    """A fresh request id: a random (version 4) UUID as 32 hex digits, made without building a
+    :class:`uuid.UUID` (a third of ``uuid.uuid4().hex``'s cost)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 9562 variant
+    return raw.hex()
 
 
 def _first_of_each(pairs: Iterable[tuple[bytes, bytes]]) -> Iterable[tuple[bytes, bytes]]:
@@ -210,6 +219,7 @@ __all__ = [
     "Tagger",
     "app_entries",
     "log_access",
+    "new_request_id",
     "parse_header_option",
     "tagged",
 ]
