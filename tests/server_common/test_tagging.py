@@ -246,6 +246,15 @@ class TestTagger:
         assert len(made) == 100
         assert all(uuid.UUID(hex=one).version == 4 and uuid.UUID(hex=one).hex == one for one in made)
 
+    def test_request_id_header_option_is_a_field_name(self) -> None:
+        from tether_threaded._cli import build_parser
+
+        parser = build_parser()
+        assert parser.parse_args(["a:b", "--request-id-header", "X-Id"]).request_id_header == "X-Id"
+        for bad in ("X:Y", "X Y", ""):
+            with pytest.raises(SystemExit):
+                parser.parse_args(["a:b", "--request-id-header", bad])
+
     def test_header_option_parsing(self) -> None:
         assert parse_header_option("X-A:  b c ") == ("X-A", "b c")
         for bad in ("novalue", ":v", "X A:b", "X-A:b\r\nX-B: c", "X-A:caf\u00e9"):

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 from tether.serving import TrustedProxies
 from tether_server.systemd import Notifier
-from tether_server.tagging import parse_header_option
+from tether_server.tagging import check_field_name, parse_header_option
 
 #: The ``--log-format`` choices.
 LOG_FORMATS = ("text", "json")
@@ -135,7 +135,7 @@ def _header(text: str) -> tuple[str, str]:
 def _field_name(text: str) -> str:
     """A header field name (an RFC 9110 token)."""
     try:
-        return parse_header_option(f"{text}:")[0]
+        return check_field_name(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

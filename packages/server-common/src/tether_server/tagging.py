@@ -96,6 +96,13 @@ class Tag:
         return out
 
 
+def check_field_name(name: str) -> str:
+    """``name`` if it is a valid header field name (an RFC 9110 token), else ValueError."""
+    if _TOKEN.fullmatch(name.encode("ascii", "replace")) is None:
+        raise ValueError(f"not a valid field name: {name!r}")
+    return name
+
+
 def parse_header_option(text: str) -> tuple[str, str]:
     """``--header NAME:VALUE`` as a pair; raises ValueError for a bad name or value."""
     name, sep, value = text.partition(":")
@@ -103,8 +110,7 @@ def parse_header_option(text: str) -> tuple[str, str]:
     value = value.strip()
     if not sep or not name:
         raise ValueError(f"expected NAME:VALUE, got {text!r}")
-    if _TOKEN.fullmatch(name.encode("ascii", "replace")) is None:
-        raise ValueError(f"not a valid field name: {name!r}")
+    check_field_name(name)
     if _FIELD_VALUE.fullmatch(value) is None:
         raise ValueError(f"not a valid field value (visible ASCII only): {value!r}")
     return name, value
@@ -218,6 +224,7 @@ __all__ = [
     "Tag",
     "Tagger",
     "app_entries",
+    "check_field_name",
     "log_access",
     "new_request_id",
     "parse_header_option",
