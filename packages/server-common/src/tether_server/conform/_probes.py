@@ -113,7 +113,10 @@ def vector_probe(target: Target, vector: Vector) -> Result:
     verdict = Verdict.PASS
     if obs.invalid and not obs.statuses:
         verdict = Verdict.FAIL
-    elif any(_refused(s) for s in served):
+    elif any(
+        _refused(s) and not (s == 501 and m.method == b"CONNECT")  # 501: "no tunnels here"
+        for s, m in zip(served, vector.messages, strict=False)
+    ):
         verdict = Verdict.FAIL  # a valid request refused
     elif len(served) < n and served and (obs.closed or obs.closing[-1]):
         # RFC 9112 9.6: a server may close a persistent connection after any response; the
