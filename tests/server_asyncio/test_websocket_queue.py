@@ -7,6 +7,7 @@ the app catches up. Driven over a raw socket, on asyncio and trio.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from typing import Any
@@ -15,6 +16,8 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from tether import websocket as ws
+from tether.serving_websocket import Hold, WebSocketSession
 from tether_asyncio._cli import build_parser, config_from_args
 
 pytestmark = pytest.mark.timeout(60)
@@ -108,3 +111,24 @@ def test_ws_max_queue_option() -> None:
     assert config_from_args(args).ws_max_queue == 4
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--ws-max-queue", "0"])
+
+
+def test_session_rules_hold_at_max_messages_and_resume_at_a_quarter() -> None:
+    """The rule itself (tether.serving_websocket), fed by a client over an in-memory link."""
+    server = ws.Connection(ws.Role.SERVER, now=0.0)
+    client = ws.Connection(ws.Role.CLIENT, now=0.0, mask_source=os.urandom)
+    session = WebSocketSession(server, max_messages=8)
+    for i in range(8):
+        assert session.should_read(0)
+        client.send(ws.Text(str(i)), 0.0)
+        server.receive_data(client.bytes_to_send(), 0.0)
+        assert session.take_events()
+    assert not session.should_read(0)
+    assert session.held is Hold.INBOX
+    taken = []
+    while not session.resume(0):
+        taken.append(session.take())
+    assert taken == ["0", "1", "2", "3", "4", "5"]  # two left: a quarter of eight
+    assert session.should_read(0)
+    # Without max_messages only the byte bound holds reading (tether-threaded's rule).
+    assert WebSocketSession(ws.Connection(ws.Role.SERVER, now=0.0)).max_messages is None
