@@ -27,6 +27,7 @@ from tether.http1 import (
 )
 from tether.serving import (
     decode_path,
+    no_tunnel_response,
     overload_response,
     split_target,
 )
@@ -345,6 +346,8 @@ class HTTPConnection:
                 limit_connections=state.config.limit_connections,
             )
             await cycle.send_canned(*health_response(probe, health))
+        elif request.method == b"CONNECT":
+            await cycle.send_canned(*no_tunnel_response())  # ASGI cannot run a tunnel
         elif limit is not None and state.in_flight >= limit:
             await cycle.send_canned(*overload_response())
         else:

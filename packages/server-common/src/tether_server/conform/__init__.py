@@ -35,17 +35,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tether.conformance import vectors_version
-from tether_server.conform._probes import (
-    SMUGGLING,
-    Result,
-    Smuggle,
-    Verdict,
-    robustness,
-    smuggle_probe,
-    smuggling,
-    vectors,
-)
+from tether_server.conform._probes import Result, Verdict, vectors
 from tether_server.conform._report import junit, text, to_json
+from tether_server.conform._robustness import robustness
+from tether_server.conform._smuggling import SMUGGLING, Smuggle, smuggle_probe, smuggling
 from tether_server.conform._traffic import traffic
 from tether_server.conform._wire import Observation, Target, exchange
 from tether_server.conform._write_timeout import skipped, write_timeout
