@@ -19,6 +19,7 @@ from tether.http1 import NEED_DATA, Data, EndOfMessage, InformationalResponse, R
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether_asyncio._state import Owner, access_log, error_log
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
+from tether_server.tagging import log_access
 
 _READ_SIZE = 65536
 
@@ -46,12 +47,16 @@ class RequestCycle:
         self.owner = owner
         self.request = request
         state = owner.state
+        tagger = state.tagger
+        tag = None if tagger is None else tagger.tag(request.headers)
         self.response = ResponseCycle(
             owner.conn,
             request,
             owner.client_text,
             date=state.date if state.send_date else None,
             server=state.server_header,
+            extra=() if tag is None else tag.headers,
+            tag=tag,
         )
         self.failed = False
         self.body_done = False
@@ -152,7 +157,7 @@ class RequestCycle:
         if self.wait_scope is not None:
             self.wait_scope.cancel()
         if self.owner.state.access_log:
-            access_log.info("%s", self.response.log_line())
+            log_access(access_log, self.response)
 
     # -- receive ---------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from tether_asyncio._state import access_log, error_log
 from tether_asyncio._stream import FastStream
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Stream
 from tether_asyncio._websocket import serve_websocket
+from tether_server.tagging import app_entries, log_access, tagged
 
 if TYPE_CHECKING:
     from tether_asyncio._state import ServerState
@@ -327,6 +328,8 @@ class HTTPConnection:
         }
 
         cycle = RequestCycle(self, request)
+        if cycle.response.tag is not None:
+            scope["extensions"] = {**self.extensions, **app_entries(cycle.response)}
         proxies = state.proxies
         if proxies is not None:
             client, scope["scheme"] = proxies.resolve(request.headers, self.client, scope["scheme"])
@@ -398,7 +401,7 @@ class HTTPConnection:
         else:
             self.closed = True
             if self.state.access_log:
-                access_log.info("%s", response.log_line())
+                log_access(access_log, response)
 
     def _app_failed(self, cycle: RequestCycle, exc: Exception) -> None:
         cycle.failed = True
@@ -407,11 +410,14 @@ class HTTPConnection:
             # ClientDisconnect): the client leaving is not an application error.
             error_log.debug("connection %d: client disconnected during the response", self.id)
             return
+        suffix, extra = tagged(cycle.response)
         error_log.error(
-            "connection %d: exception in ASGI application%s",
+            "connection %d: exception in ASGI application%s%s",
             self.id,
             " after the response started; closing" if cycle.started else "",
+            suffix,
             exc_info=exc,
+            extra=extra,
         )
 
 

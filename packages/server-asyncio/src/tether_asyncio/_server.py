@@ -22,7 +22,21 @@ from tether_asyncio._state import ServerState, error_log
 from tether_asyncio._stream import FastStream, ReadBuffer
 from tether_asyncio._tls import TLSInfo
 from tether_asyncio._types import Stream
-from tether_server.startup import STOP_SIGNALS, WorkerLink, notify_serving, stop_message
+from tether_server.logfiles import REOPEN_SIGNAL, on_reopen_signal
+from tether_server.startup import (
+    FORCE_HINT,
+    FORCED_EXIT,
+    STOP_SIGNALS,
+    STOPPED_MESSAGE,
+    WorkerLink,
+    app_label,
+    drain_timeout_message,
+    draining_message,
+    notify_serving,
+    running_message,
+    stop_message,
+    where_text,
+)
 
 #: Seconds between ticks of the clock that drives timeouts and the Date header.
 TICK = 0.2
@@ -94,6 +108,7 @@ class Server:
             anyio.run(self.serve, app, sock, backend=backend, backend_options=options)
         except KeyboardInterrupt:
             self.exit_code = self.exit_code or 130
+        error_log.info("%s", STOPPED_MESSAGE)
         return self.exit_code
 
     def request_exit(self) -> None:
@@ -141,6 +156,8 @@ class Server:
                 # A --workers supervisor (or systemd) waits for it; heartbeats go on the tick.
                 self._link = notify_serving(config.notify_fd)
                 await self._exit.wait()
+                if self._link is not None:
+                    self._link.stopping()  # a lone server's STOPPING=1 to systemd
                 accepting.cancel()
                 # Close the socket only once the accept task has left: a selector callback
                 # still registered for it would otherwise fire on a closed descriptor.
@@ -332,16 +349,18 @@ class Server:
             await anyio.sleep(TICK)
 
     async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        with anyio.open_signal_receiver(*STOP_SIGNALS, REOPEN_SIGNAL) as signals:
             async for signum in signals:
                 assert self._exit is not None and self.state is not None
-                if not self._exit.is_set():
+                if signum == REOPEN_SIGNAL:
+                    on_reopen_signal()  # log files (logrotate moved them)
+                elif not self._exit.is_set():
                     error_log.info("%s", stop_message(signum))
-                    error_log.info("a second signal forces the exit")
+                    error_log.info("%s", FORCE_HINT)
                     self.state.handover = signum == signal.SIGHUP
                     self._exit.set()
                 else:
-                    error_log.warning("second signal: forcing exit")
+                    error_log.warning("%s", FORCED_EXIT)
                     if self._connections_scope is not None:
                         self._connections_scope.cancel()
 
@@ -358,26 +377,20 @@ class Server:
                 connection.cycle.shutdown()
         if not state.connections:
             return
-        error_log.info("waiting for %d connection(s) to finish", len(state.connections))
+        error_log.info("%s", draining_message(len(state.connections)))
         timeout = self.config.timeout_graceful_shutdown
         with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
             await self._drained.wait()
         if scope.cancelled_caught:
-            error_log.warning(
-                "graceful shutdown timed out; closing %d connection(s)", len(state.connections)
-            )
+            error_log.warning("%s", drain_timeout_message(len(state.connections)))
 
     def _log_started(self) -> None:
         config = self.config
-        if config.uds is not None:
-            where = f"unix:{config.uds}"
-        elif isinstance(self.address, tuple):
-            host, port = self.address[0], self.address[1]
-            scheme = "https" if config.is_ssl else "http"
-            where = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
-        else:
+        where = where_text(self.address, tls=config.is_ssl, uds=config.uds)
+        if config.fd is not None and not isinstance(self.address, tuple):
             where = f"fd {config.fd}"
-        error_log.info("Tether running on %s with %s (Press CTRL+C to quit)", where, config.backend)
+        kind = f"ASGI, {config.backend}"
+        error_log.info("%s", running_message(where, app_label(config.app), kind))
 
 
 def _ip_address(address: Any) -> tuple[str, int] | None:

@@ -57,6 +57,8 @@ class ServerState:
         #: request sent on one as the shutdown begins is not lost (see tether_server.supervisor).
         self.handover = False
         self.access_log = config.access_log and access_log.isEnabledFor(logging.INFO)
+        #: Request ids, trace ids, added response fields (None: all off).
+        self.tagger = config.tagger()
         #: Whose X-Forwarded-For/-Proto to believe (None: --no-proxy-headers).
         self.proxies = config.trusted_proxies()
         self._next_id = 0

@@ -28,6 +28,7 @@ from tether_asyncio._exchange import RequestCycle
 from tether_asyncio._state import Owner, access_log, error_log
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
 from tether_asyncio._ws_io import WebSocketIO
+from tether_server.tagging import app_entries, log_access
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -106,6 +107,8 @@ async def serve_websocket(owner: Owner, request: Request) -> bool:
         "extensions": extensions,
     }
     session = ASGIWebSocket(owner, request, deflate)
+    if session.http.response.tag is not None:
+        scope["extensions"].update(app_entries(session.http.response))
     owner.websocket = session
     state.in_flight += 1
     try:
@@ -172,7 +175,7 @@ class ASGIWebSocket:
         if self.io is not None and owner.state.access_log:
             duration = anyio.current_time() - self.started
             note = f"ws {self.io.rules.ending_code} {duration:.3f}s"
-            access_log.info("%s", self.http.response.log_line(note))
+            log_access(access_log, self.http.response, note)
 
     async def _after_app(self, failed: bool) -> None:
         owner = self.owner
