@@ -244,7 +244,9 @@ class TestTagger:
     def test_new_ids_are_uuid4(self) -> None:
         made = {new_request_id() for _ in range(100)}
         assert len(made) == 100
-        assert all(uuid.UUID(hex=one).version == 4 and uuid.UUID(hex=one).hex == one for one in made)
+        assert all(
+            uuid.UUID(hex=one).version == 4 and uuid.UUID(hex=one).hex == one for one in made
+        )
 
     def test_request_id_header_option_is_a_field_name(self) -> None:
         from tether_threaded._cli import build_parser
