@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 import anyio
-from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
 from anyio.streams.tls import TLSStream
 
 from tether.serving import ConnectionGate
@@ -133,7 +133,9 @@ class Server:
                 config.install_signal_handlers
                 and threading.current_thread() is threading.main_thread()
             ):
-                root.start_soon(self._watch_signals)
+                # Started (handlers installed) before the start-up line and READY=1: an
+                # operator's SIGTERM sent on seeing them must drain, not kill.
+                await root.start(self._watch_signals)
             try:
                 await lifespan.startup(root)
             except LifespanFailure as exc:
@@ -348,8 +350,11 @@ class Server:
                         connection.interrupt()
             await anyio.sleep(TICK)
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         with anyio.open_signal_receiver(*STOP_SIGNALS, REOPEN_SIGNAL) as signals:
+            task_status.started()
             async for signum in signals:
                 assert self._exit is not None and self.state is not None
                 if signum == REOPEN_SIGNAL:
