@@ -26,7 +26,7 @@ from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
 from tether_server.forwarded import apply_forwarding
 from tether_threaded._connection import OUT_HIGH, Connection
-from tether_threaded._input import NO_BODY, ClientDisconnected
+from tether_threaded._input import ClientDisconnected
 from tether_threaded._ports import Host
 from tether_threaded._types import Environ, ExcInfo, Write
 from tether_threaded._websocket import Upgrade
@@ -59,25 +59,14 @@ _KEYS: dict[bytes, str | None] = {
     **{
         name: "HTTP_" + name.decode("ascii").upper().replace("-", "_")
         for name in (
-            b"accept",
-            b"accept-encoding",
-            b"accept-language",
-            b"authorization",
-            b"cache-control",
-            b"connection",
-            b"cookie",
-            b"host",
-            b"if-modified-since",
-            b"if-none-match",
-            b"origin",
-            b"referer",
-            b"transfer-encoding",
-            b"upgrade",
-            b"user-agent",
-            b"x-forwarded-for",
-            b"x-forwarded-proto",
-            b"x-request-id",
-        )
+            b"accept accept-encoding accept-language authorization cache-control connection "
+            b"cookie dnt forwarded host if-match if-modified-since if-none-match origin pragma "
+            b"range referer sec-fetch-dest sec-fetch-mode sec-fetch-site sec-fetch-user "
+            b"sec-websocket-extensions sec-websocket-key sec-websocket-protocol "
+            b"sec-websocket-version traceparent tracestate transfer-encoding "
+            b"upgrade-insecure-requests upgrade user-agent x-forwarded-for x-forwarded-host "
+            b"x-forwarded-port x-forwarded-prefix x-forwarded-proto x-real-ip x-request-id"
+        ).split()
     },
 }
 _CONTENT_LENGTH = b"content-length"
@@ -153,12 +142,8 @@ def build_environ(
             environ[key] = text
         else:
             environ[key] = f"{old}; {text}" if key == "HTTP_COOKIE" else f"{old}, {text}"
-    # Replaced by the gathered body once it is complete (Connection._dispatch).
-    environ["wsgi.input"] = NO_BODY
     if proxies is not None:
-        apply_forwarding(environ, request.headers, proxies)
-    if conn.loop.config.multiprocess:
-        environ["wsgi.multiprocess"] = True
+        apply_forwarding(environ, proxies)
     if "REMOTE_ADDR" not in environ:
         # A Unix socket peer has no address, but CGI (RFC 3875 4.1.8) says REMOTE_ADDR is
         # always set: "localhost", as waitress's Unix server has it (gunicorn sends "").
@@ -239,7 +224,7 @@ class Exchange:
         #: sent, kept while the response is parked on a slow reader.
         self.result: Any = None
         self.chunks: Iterator[bytes] | None = None
-        if wants_websocket(request.headers):
+        if "HTTP_UPGRADE" in environ and wants_websocket(request.headers):
             self.upgrade = Upgrade(conn, request, self.cycle)
             environ["tether.websocket"] = self.upgrade
 
