@@ -33,10 +33,11 @@ from tether.http1 import Request, Response, date_header
 from tether.serving import ConnectionGate, no_tunnel_response, split_target
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
+from tether_threaded._files import FileWrapper
 from tether_threaded._input import NO_BODY, BodyBuffer, ClientDisconnected
 from tether_threaded._pool import STALL, Pool
 from tether_threaded._types import WSGIApp
-from tether_threaded._wsgi import Exchange, FileWrapper, build_environ
+from tether_threaded._wsgi import Exchange, build_environ
 
 #: Longest sleep of the loop: deadlines set by workers are noticed within this many seconds.
 TICK = 0.25

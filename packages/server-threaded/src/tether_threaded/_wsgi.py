@@ -4,15 +4,12 @@ The loop builds the environ (it already holds the parsed request) and a worker r
 :meth:`Exchange.run`. Small responses leave in one ``send``: a list or tuple result becomes one
 head-plus-body-plus-end write; a streamed one sends its head with the first non-empty piece.
 The result's ``close()`` is always called. ``wsgi.file_wrapper`` results go out with
-``os.sendfile`` on plain sockets.
+``os.sendfile`` on plain sockets (:mod:`._files`).
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import os
-import stat
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +23,7 @@ from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
 from tether_server.forwarded import apply_forwarding
 from tether_threaded._connection import OUT_HIGH, Connection
+from tether_threaded._files import FileWrapper, send_file
 from tether_threaded._input import ClientDisconnected
 from tether_threaded._ports import Host
 from tether_threaded._types import Environ, ExcInfo, Write
@@ -75,9 +73,6 @@ _STATUSES: dict[str, tuple[int, bytes]] = {
     f"{status.value} {status.phrase}": (status.value, status.phrase.encode("latin-1"))
     for status in HTTPStatus
 }
-
-#: Most bytes one ``os.sendfile`` call is asked to move.
-_SENDFILE_BLOCK = 1 << 20
 
 
 def _environ_key(name: bytes) -> str | None:
@@ -161,33 +156,6 @@ def _traceback_response(exc: BaseException) -> tuple[Response, bytes]:
         (b"connection", b"close"),
     ]
     return Response(500, headers), body
-
-
-class FileWrapper:
-    """``wsgi.file_wrapper``: a file to send as the response body.
-
-    Returned as is, it is sent with ``os.sendfile`` from the file's current position when the
-    socket allows it (a regular file on a plain socket); otherwise it is read in blocks.
-    """
-
-    def __init__(self, filelike: IO[bytes], blksize: int = 64 * 1024) -> None:
-        self.filelike = filelike
-        self.blksize = blksize
-
-    def __iter__(self) -> Iterator[bytes]:
-        """Read the file in blocks of ``blksize`` bytes."""
-        read = self.filelike.read
-        while True:
-            block = read(self.blksize)
-            if not block:
-                return
-            yield block
-
-    def close(self) -> None:
-        """Close the file."""
-        close = getattr(self.filelike, "close", None)
-        if close is not None:
-            close()
 
 
 def _close(result: Any) -> None:
@@ -364,7 +332,7 @@ class Exchange:
             elif kind is list or kind is tuple:
                 self._send_all(result)  # type: ignore[arg-type]
             else:
-                self._sendfile(result)  # type: ignore[arg-type]
+                send_file(self.conn, self.cycle, result, self.write)  # type: ignore[arg-type]
         finally:
             _close(result)
         self._end()
@@ -426,73 +394,6 @@ class Exchange:
             conn.write(out, wait=False)
             conn.response_done(time.monotonic())
 
-    def _sendfile(self, wrapper: FileWrapper) -> None:
-        """Send a regular file with ``os.sendfile``; other file-likes are read in blocks."""
-        filelike = wrapper.filelike
-        try:
-            fileno = filelike.fileno()
-            info = os.fstat(fileno)
-            offset = filelike.tell()
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            info = None
-        if info is None or not stat.S_ISREG(info.st_mode):
-            for block in wrapper:
-                self.write(block)
-            return
-        available = max(0, info.st_size - offset)
-        cycle = self.cycle
-        conn = self.conn
-        with conn.lock:
-            if conn.closing:
-                raise ClientDisconnected("the connection is closing")
-            conn.write(cycle.file_head(available))
-        room = cycle.file_room
-        count = available if room is None else min(available, room)
-        if cycle.head or cycle.status < 200 or cycle.status in (204, 304):
-            return
-        framing = conn.core.frame_body(count)
-        if framing is None:
-            return
-        before, after = framing
-        if before:
-            with conn.lock:
-                conn.write(before)
-        fd = conn.sock.fileno()
-        done = 0
-        while done < count:
-            with conn.lock:
-                if conn.closing:
-                    raise ClientDisconnected("the connection is closing")
-                if conn.outbuf:
-                    conn.wait_writable()
-                conn.sending = True
-            # Without the lock: the call may wait on the disk, and the loop thread takes this
-            # lock for every event of the connection. ``sending`` keeps the descriptor open.
-            failure: OSError | None = None
-            try:
-                moved = os.sendfile(fd, fileno, offset + done, min(count - done, _SENDFILE_BLOCK))
-            except (BlockingIOError, InterruptedError):
-                moved = -1
-            except OSError as exc:
-                failure = exc
-            with conn.lock:
-                conn.release_socket()
-                if conn.closed:
-                    raise ClientDisconnected("the connection closed while sending")
-                if failure is not None:
-                    conn.break_()
-                    raise ClientDisconnected(f"sendfile failed: {failure}") from failure
-                if moved < 0:
-                    conn.wait_writable()
-                    continue
-            if moved == 0:
-                raise RuntimeError("the file ended before its announced length")
-            done += moved
-            cycle.file_sent(moved)
-        if after:
-            with conn.lock:
-                conn.write(after)
-
     def _fail(self, exc: BaseException) -> None:
         """The application (or its response) failed: answer 500 if still possible, else cut."""
         conn = self.conn
@@ -525,4 +426,4 @@ class Exchange:
             conn.response_done(now)
 
 
-__all__ = ["Exchange", "FileWrapper", "build_environ"]
+__all__ = ["Exchange", "build_environ"]
