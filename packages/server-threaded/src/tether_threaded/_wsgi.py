@@ -51,7 +51,7 @@ _HOP_BY_HOP = frozenset(
 #: Environ keys of common request header names. The table is fixed here, at import, and never
 #: filled from requests: it holds no byte any client sent, so no client can learn from it what
 #: another sent (a table filled from requests, even bounded, would keep the first values seen).
-_KEYS: dict[bytes, str | None] = {
+_KEYS: dict[bytes, str] = {
     b"content-type": "CONTENT_TYPE",
     b"content-length": "CONTENT_LENGTH",
     **{
@@ -127,16 +127,16 @@ def build_environ(
     environ["QUERY_STRING"] = query.decode("latin-1")
     environ["REQUEST_URI"] = request.target.decode("latin-1")
     environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.http_version == b"1.1" else "HTTP/1.0"
+    known = _KEYS.get
     for name, value in request.headers:
-        key = _KEYS.get(name) or _environ_key(name)
+        key = known(name) or _environ_key(name)
         if key is None:
             continue
-        text = value.decode("latin-1")
-        old = environ.get(key)
-        if old is None:
-            environ[key] = text
-        else:
+        if key in environ:
+            old, text = environ[key], value.decode("latin-1")
             environ[key] = f"{old}; {text}" if key == "HTTP_COOKIE" else f"{old}, {text}"
+        else:
+            environ[key] = value.decode("latin-1")
     if proxies is not None:
         apply_forwarding(environ, proxies)
     if "REMOTE_ADDR" not in environ:
@@ -318,6 +318,10 @@ class Exchange:
     def _run(self) -> bool:
         result = self.loop.app(self.environ, self.start_response)
         kind = type(result)
+        if (kind is list or kind is tuple) and self.upgrade is None:
+            # The usual result, the whole body at once (a list or a tuple has no close()).
+            self._send_all(result)  # type: ignore[arg-type]
+            return True
         accepted = self.upgrade is not None and self.upgrade.accepted
         if not accepted and kind is not list and kind is not tuple and not (
             kind is FileWrapper and not self.conn.tls and self.cycle.status
