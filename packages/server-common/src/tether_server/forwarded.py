@@ -44,11 +44,15 @@ RFC7239_FIELDS = frozenset((b"forwarded",))
 #: Every forwarding field: removed from a request that does not come from a trusted proxy.
 FORWARDING_FIELDS = X_FORWARDED_FIELDS | RFC7239_FIELDS
 
-#: The WSGI environ keys of the forwarding fields.
-_FORWARDING_KEYS = {
-    name: "HTTP_" + name.decode().upper().replace("-", "_") for name in FORWARDING_FIELDS
+#: The WSGI environ key of each forwarding field, and the field of each key.
+_FIELD_OF_KEY = {
+    "HTTP_" + name.decode().upper().replace("-", "_"): name for name in sorted(FORWARDING_FIELDS)
 }
-_FORWARDING_KEY_SET = frozenset(_FORWARDING_KEYS.values())
+_FORWARDING_KEYS = frozenset(_FIELD_OF_KEY)
+#: The keys of the x-forwarded fields that name the origin (see :func:`forwarded_origin`).
+_ORIGIN_KEYS = frozenset(
+    ("HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX")
+)
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
@@ -56,6 +60,15 @@ def believed_fields(rfc7239: bool) -> frozenset[bytes]:
     """The forwarding fields kept from a trusted proxy: those of its style only, as only those
     are read (a client could have slipped the other style's fields past the proxy)."""
     return RFC7239_FIELDS if rfc7239 else X_FORWARDED_FIELDS
+
+
+#: The environ keys :func:`apply_forwarding` keeps from a trusted proxy, by ``rfc7239``.
+_KEPT_KEYS = {
+    rfc7239: frozenset(
+        key for key, name in _FIELD_OF_KEY.items() if name in believed_fields(rfc7239)
+    )
+    for rfc7239 in (False, True)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +143,7 @@ def forwarded_origin(headers: Headers, rfc7239: bool) -> Origin:
     return Origin(host, port, prefix)
 
 
-def apply_forwarding(environ: dict[str, Any], headers: Headers, proxies: TrustedProxies) -> None:
+def apply_forwarding(environ: dict[str, Any], proxies: TrustedProxies) -> None:
     """Apply a trusted proxy's forwarding fields to a WSGI ``environ``; drop a client's.
 
     From a peer that is not a trusted proxy every forwarding field is removed (waitress's
@@ -142,26 +155,37 @@ def apply_forwarding(environ: dict[str, Any], headers: Headers, proxies: Trusted
     ``HTTP_HOST`` and ``SERVER_NAME``, the port to ``SERVER_PORT`` (from the host, else
     ``X-Forwarded-Port``, else the scheme's default when the scheme was forwarded) and
     ``X-Forwarded-Prefix`` to ``SCRIPT_NAME``.
+
+    The fields are read from the environ, where a repeated field is one value joined with
+    ", " (PEP 3333 and CGI): the same list of hops or elements as the separate fields.
     """
-    if _FORWARDING_KEY_SET.isdisjoint(environ):
-        return  # the usual request: nothing to remove, nothing to apply
+    present = _FORWARDING_KEYS.intersection(environ)
+    if not present:
+        return  # the usual request from a client: nothing to remove, nothing to apply
     peer = environ.get("REMOTE_ADDR")  # None on a Unix socket
-    if not proxies.trusts(peer):
-        for key in _FORWARDING_KEYS.values():
-            environ.pop(key, None)
+    kept = _KEPT_KEYS[proxies.rfc7239] if proxies.trusts(peer) else frozenset()
+    # The believed fields, as header fields again: what TrustedProxies and forwarded_origin read.
+    fields: list[tuple[bytes, bytes]] = []
+    for key in present:
+        if key in kept:
+            fields.append((_FIELD_OF_KEY[key], environ[key].encode("latin-1")))
+        else:
+            del environ[key]
+    if not fields:
         return
-    kept = believed_fields(proxies.rfc7239)
-    for name, key in _FORWARDING_KEYS.items():
-        if name not in kept:
-            environ.pop(key, None)
     scheme = environ["wsgi.url_scheme"]
-    client, new_scheme = proxies.resolve(headers, (peer, 0) if peer is not None else None, scheme)
+    client, new_scheme = proxies.resolve(fields, (peer, 0) if peer is not None else None, scheme)
     if client is not None and client[0] != peer:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])
     if new_scheme != scheme:
         environ["wsgi.url_scheme"] = new_scheme
-    origin = forwarded_origin(headers, proxies.rfc7239)
+    if not proxies.rfc7239 and _ORIGIN_KEYS.isdisjoint(present):
+        # No host, port or prefix forwarded (the usual case): a new scheme has its default port.
+        if new_scheme != scheme:
+            environ["SERVER_PORT"] = _DEFAULT_PORTS[new_scheme]
+        return
+    origin = forwarded_origin(fields, proxies.rfc7239)
     port = origin.port
     if origin.host is not None:
         # The client spoke to the proxy: without a port of its own, the scheme's default.

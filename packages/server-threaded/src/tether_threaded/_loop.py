@@ -34,10 +34,11 @@ from tether.serving import ConnectionGate, no_tunnel_response, split_target
 from tether_server.startup import drain_timeout_message, draining_message
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
-from tether_threaded._input import BodyBuffer, ClientDisconnected
+from tether_threaded._files import FileWrapper
+from tether_threaded._input import NO_BODY, BodyBuffer, ClientDisconnected
 from tether_threaded._pool import STALL, Pool
 from tether_threaded._types import WSGIApp
-from tether_threaded._wsgi import Exchange, FileWrapper, build_environ
+from tether_threaded._wsgi import Exchange, build_environ
 
 #: Longest sleep of the loop: deadlines set by workers are noticed within this many seconds.
 TICK = 0.25
@@ -54,7 +55,7 @@ class _Listener:
     base_environ: dict[str, Any]
 
 
-def _base_environ(sock: socket.socket, tls: bool, root_path: str) -> dict[str, Any]:
+def _base_environ(sock: socket.socket, tls: bool, config: Config) -> dict[str, Any]:
     if sock.family == socket.AF_UNIX:
         name, port = "localhost", "443" if tls else "80"
     else:
@@ -63,16 +64,18 @@ def _base_environ(sock: socket.socket, tls: bool, root_path: str) -> dict[str, A
     return {
         "SERVER_NAME": name,
         "SERVER_PORT": port,
-        "SCRIPT_NAME": root_path,
+        "SCRIPT_NAME": config.root_path.rstrip("/"),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "https" if tls else "http",
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
+        "wsgi.multiprocess": config.multiprocess,
         "wsgi.run_once": False,
         "wsgi.file_wrapper": FileWrapper,
         # The stream ends at the end of the body, chunked or not (werkzeug reads to EOF then).
         "wsgi.input_terminated": True,
+        # Replaced by the gathered body of a request that has one (Loop.dispatch).
+        "wsgi.input": NO_BODY,
     }
 
 
@@ -115,9 +118,7 @@ class Loop:
         self._seq = itertools.count()
         self.conns: set[Connection] = set()
         self._listeners = [
-            _Listener(
-                sock, ssl_context, _base_environ(sock, ssl_context is not None, self.root_path)
-            )
+            _Listener(sock, ssl_context, _base_environ(sock, ssl_context is not None, config))
             for sock in listeners
         ]
         self._listening = False

@@ -4,15 +4,12 @@ The loop builds the environ (it already holds the parsed request) and a worker r
 :meth:`Exchange.run`. Small responses leave in one ``send``: a list or tuple result becomes one
 head-plus-body-plus-end write; a streamed one sends its head with the first non-empty piece.
 The result's ``close()`` is always called. ``wsgi.file_wrapper`` results go out with
-``os.sendfile`` on plain sockets.
+``os.sendfile`` on plain sockets (:mod:`._files`).
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import os
-import stat
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,7 +24,8 @@ from tether.websocket.handshake import wants_websocket
 from tether_server.forwarded import apply_forwarding
 from tether_server.tagging import log_access, tagged
 from tether_threaded._connection import OUT_HIGH, Connection
-from tether_threaded._input import NO_BODY, ClientDisconnected
+from tether_threaded._files import FileWrapper, send_file
+from tether_threaded._input import ClientDisconnected
 from tether_threaded._ports import Host
 from tether_threaded._types import Environ, ExcInfo, Write
 from tether_threaded._websocket import Upgrade
@@ -54,31 +52,20 @@ _HOP_BY_HOP = frozenset(
 #: Environ keys of common request header names. The table is fixed here, at import, and never
 #: filled from requests: it holds no byte any client sent, so no client can learn from it what
 #: another sent (a table filled from requests, even bounded, would keep the first values seen).
-_KEYS: dict[bytes, str | None] = {
+_KEYS: dict[bytes, str] = {
     b"content-type": "CONTENT_TYPE",
     b"content-length": "CONTENT_LENGTH",
     **{
         name: "HTTP_" + name.decode("ascii").upper().replace("-", "_")
         for name in (
-            b"accept",
-            b"accept-encoding",
-            b"accept-language",
-            b"authorization",
-            b"cache-control",
-            b"connection",
-            b"cookie",
-            b"host",
-            b"if-modified-since",
-            b"if-none-match",
-            b"origin",
-            b"referer",
-            b"transfer-encoding",
-            b"upgrade",
-            b"user-agent",
-            b"x-forwarded-for",
-            b"x-forwarded-proto",
-            b"x-request-id",
-        )
+            b"accept accept-encoding accept-language authorization cache-control connection "
+            b"cookie dnt forwarded host if-match if-modified-since if-none-match origin pragma "
+            b"range referer sec-fetch-dest sec-fetch-mode sec-fetch-site sec-fetch-user "
+            b"sec-websocket-extensions sec-websocket-key sec-websocket-protocol "
+            b"sec-websocket-version traceparent tracestate transfer-encoding "
+            b"upgrade-insecure-requests upgrade user-agent x-forwarded-for x-forwarded-host "
+            b"x-forwarded-port x-forwarded-prefix x-forwarded-proto x-real-ip x-request-id"
+        ).split()
     },
 }
 _CONTENT_LENGTH = b"content-length"
@@ -87,9 +74,6 @@ _STATUSES: dict[str, tuple[int, bytes]] = {
     f"{status.value} {status.phrase}": (status.value, status.phrase.encode("latin-1"))
     for status in HTTPStatus
 }
-
-#: Most bytes one ``os.sendfile`` call is asked to move.
-_SENDFILE_BLOCK = 1 << 20
 
 
 def _environ_key(name: bytes) -> str | None:
@@ -144,22 +128,18 @@ def build_environ(
     environ["QUERY_STRING"] = query.decode("latin-1")
     environ["REQUEST_URI"] = request.target.decode("latin-1")
     environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.http_version == b"1.1" else "HTTP/1.0"
+    known = _KEYS.get
     for name, value in request.headers:
-        key = _KEYS.get(name) or _environ_key(name)
+        key = known(name) or _environ_key(name)
         if key is None:
             continue
-        text = value.decode("latin-1")
-        old = environ.get(key)
-        if old is None:
-            environ[key] = text
-        else:
+        if key in environ:
+            old, text = environ[key], value.decode("latin-1")
             environ[key] = f"{old}; {text}" if key == "HTTP_COOKIE" else f"{old}, {text}"
-    # Replaced by the gathered body once it is complete (Connection._dispatch).
-    environ["wsgi.input"] = NO_BODY
+        else:
+            environ[key] = value.decode("latin-1")
     if proxies is not None:
-        apply_forwarding(environ, request.headers, proxies)
-    if conn.loop.config.multiprocess:
-        environ["wsgi.multiprocess"] = True
+        apply_forwarding(environ, proxies)
     if "REMOTE_ADDR" not in environ:
         # A Unix socket peer has no address, but CGI (RFC 3875 4.1.8) says REMOTE_ADDR is
         # always set: "localhost", as waitress's Unix server has it (gunicorn sends "").
@@ -177,33 +157,6 @@ def _traceback_response(exc: BaseException) -> tuple[Response, bytes]:
         (b"connection", b"close"),
     ]
     return Response(500, headers), body
-
-
-class FileWrapper:
-    """``wsgi.file_wrapper``: a file to send as the response body.
-
-    Returned as is, it is sent with ``os.sendfile`` from the file's current position when the
-    socket allows it (a regular file on a plain socket); otherwise it is read in blocks.
-    """
-
-    def __init__(self, filelike: IO[bytes], blksize: int = 64 * 1024) -> None:
-        self.filelike = filelike
-        self.blksize = blksize
-
-    def __iter__(self) -> Iterator[bytes]:
-        """Read the file in blocks of ``blksize`` bytes."""
-        read = self.filelike.read
-        while True:
-            block = read(self.blksize)
-            if not block:
-                return
-            yield block
-
-    def close(self) -> None:
-        """Close the file."""
-        close = getattr(self.filelike, "close", None)
-        if close is not None:
-            close()
 
 
 def _close(result: Any) -> None:
@@ -248,7 +201,7 @@ class Exchange:
         #: sent, kept while the response is parked on a slow reader.
         self.result: Any = None
         self.chunks: Iterator[bytes] | None = None
-        if wants_websocket(request.headers):
+        if "HTTP_UPGRADE" in environ and wants_websocket(request.headers):
             self.upgrade = Upgrade(conn, request, self.cycle)
             environ["tether.websocket"] = self.upgrade
 
@@ -374,6 +327,10 @@ class Exchange:
     def _run(self) -> bool:
         result = self.loop.app(self.environ, self.start_response)
         kind = type(result)
+        if (kind is list or kind is tuple) and self.upgrade is None:
+            # The usual result, the whole body at once (a list or a tuple has no close()).
+            self._send_all(result)  # type: ignore[arg-type]
+            return True
         accepted = self.upgrade is not None and self.upgrade.accepted
         if not accepted and kind is not list and kind is not tuple and not (
             kind is FileWrapper and not self.conn.tls and self.cycle.status
@@ -388,7 +345,7 @@ class Exchange:
             elif kind is list or kind is tuple:
                 self._send_all(result)  # type: ignore[arg-type]
             else:
-                self._sendfile(result)  # type: ignore[arg-type]
+                send_file(self.conn, self.cycle, result, self.write)  # type: ignore[arg-type]
         finally:
             _close(result)
         self._end()
@@ -450,73 +407,6 @@ class Exchange:
             conn.write(out, wait=False)
             conn.response_done(time.monotonic())
 
-    def _sendfile(self, wrapper: FileWrapper) -> None:
-        """Send a regular file with ``os.sendfile``; other file-likes are read in blocks."""
-        filelike = wrapper.filelike
-        try:
-            fileno = filelike.fileno()
-            info = os.fstat(fileno)
-            offset = filelike.tell()
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            info = None
-        if info is None or not stat.S_ISREG(info.st_mode):
-            for block in wrapper:
-                self.write(block)
-            return
-        available = max(0, info.st_size - offset)
-        cycle = self.cycle
-        conn = self.conn
-        with conn.lock:
-            if conn.closing:
-                raise ClientDisconnected("the connection is closing")
-            conn.write(cycle.file_head(available))
-        room = cycle.file_room
-        count = available if room is None else min(available, room)
-        if cycle.head or cycle.status < 200 or cycle.status in (204, 304):
-            return
-        framing = conn.core.frame_body(count)
-        if framing is None:
-            return
-        before, after = framing
-        if before:
-            with conn.lock:
-                conn.write(before)
-        fd = conn.sock.fileno()
-        done = 0
-        while done < count:
-            with conn.lock:
-                if conn.closing:
-                    raise ClientDisconnected("the connection is closing")
-                if conn.outbuf:
-                    conn.wait_writable()
-                conn.sending = True
-            # Without the lock: the call may wait on the disk, and the loop thread takes this
-            # lock for every event of the connection. ``sending`` keeps the descriptor open.
-            failure: OSError | None = None
-            try:
-                moved = os.sendfile(fd, fileno, offset + done, min(count - done, _SENDFILE_BLOCK))
-            except (BlockingIOError, InterruptedError):
-                moved = -1
-            except OSError as exc:
-                failure = exc
-            with conn.lock:
-                conn.release_socket()
-                if conn.closed:
-                    raise ClientDisconnected("the connection closed while sending")
-                if failure is not None:
-                    conn.break_()
-                    raise ClientDisconnected(f"sendfile failed: {failure}") from failure
-                if moved < 0:
-                    conn.wait_writable()
-                    continue
-            if moved == 0:
-                raise RuntimeError("the file ended before its announced length")
-            done += moved
-            cycle.file_sent(moved)
-        if after:
-            with conn.lock:
-                conn.write(after)
-
     def _fail(self, exc: BaseException) -> None:
         """The application (or its response) failed: answer 500 if still possible, else cut."""
         conn = self.conn
@@ -552,4 +442,4 @@ class Exchange:
             conn.response_done(now)
 
 
-__all__ = ["Exchange", "FileWrapper", "build_environ"]
+__all__ = ["Exchange", "build_environ"]
