@@ -320,15 +320,7 @@ class Server:
             if self._exit_requested and self._exit is not None:
                 self._exit.set()
             for connection in list(state.connections):
-                if not connection.idle:
-                    connection.check_write(now)
-                    continue
-                deadline = connection.conn.next_deadline()
-                if deadline is not None and deadline[0] <= now:
-                    out = connection.conn.handle_timeout(now)
-                    if out is not None:
-                        connection.timeout_output = out
-                        connection.interrupt()
+                connection.tick(now)
             await anyio.sleep(TICK)
 
     async def _watch_signals(self) -> None:
