@@ -12,7 +12,8 @@ bodies their back-pressure.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from anyio import EndOfStream
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
     from tether_asyncio._state import ServerState
 
 _READ_SIZE = 65536
+#: Whether a request has an ``Upgrade`` field is found out in C (the field names of most
+#: requests never are), before :func:`wants_websocket` reads its value.
+_UPGRADE = frozenset((b"upgrade",))
+_name = itemgetter(0)
 #: Writes on streams without their own write timeout (trio) are timed in pieces this large.
 _WRITE_PIECE = 256 * 1024
 
@@ -138,9 +143,12 @@ class HTTPConnection:
             error_log.exception("connection %d: unexpected server error", self.id)
         finally:
             state.connections.discard(self)
-            with anyio.CancelScope(shield=True):
-                with contextlib.suppress(Exception):
-                    await self.stream.aclose()
+            if self.cancel_scope is None:
+                cast(FastStream, self.stream).close()  # never waits
+            else:
+                with anyio.CancelScope(shield=True):
+                    with contextlib.suppress(Exception):
+                        await self.stream.aclose()
 
     def tick(self, now: float) -> None:
         """The server's ticker: end an :attr:`idle` connection whose deadline passed (the
@@ -278,7 +286,12 @@ class HTTPConnection:
         state = self.state
         state.config.request_budget.spend()  # --limit-max-requests
         # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
-        if request.method == b"GET" and state.websockets and wants_websocket(request.headers):
+        if (
+            request.method == b"GET"
+            and state.websockets
+            and not _UPGRADE.isdisjoint(map(_name, request.headers))
+            and wants_websocket(request.headers)
+        ):
             await serve_websocket(self, request)  # the connection always ends after it
             return Next.CLOSE
         target = request.target
@@ -325,7 +338,8 @@ class HTTPConnection:
             client, scope["scheme"] = proxies.resolve(request.headers, self.client, scope["scheme"])
             if client is not self.client:
                 scope["client"] = client
-                cycle.response.client = _client_text(client)
+                if state.access_log:  # the only reader of the text
+                    cycle.response.client = _client_text(client)
         self.cycle = cycle
         limit = state.limit_concurrency
         if probe is not None:
