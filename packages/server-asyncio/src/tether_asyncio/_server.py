@@ -53,6 +53,8 @@ class Server:
         self._tls: TLSInfo | None = None
         #: What every asyncio connection reads its socket into (see _stream.ReadBuffer).
         self._read_buffer = ReadBuffer()
+        #: On trio, what a plain connection's socket is served through (see _trio.TrioStream).
+        self._trio_stream: Any = None
         self._gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
 
     # -- entry points ----------------------------------------------------------------------------
@@ -111,6 +113,10 @@ class Server:
         # On asyncio the server accepts with the loop's public API and serves each socket
         # through its own protocol (_stream.FastStream); trio uses anyio's listener.
         listener = None if config.backend == "asyncio" else await SocketListener.from_socket(sock)
+        if config.backend == "trio":
+            from tether_asyncio._trio import TrioStream  # trio is optional: only imported here
+
+            self._trio_stream = TrioStream
         lifespan = Lifespan(state)
         async with anyio.create_task_group() as root:
             root.start_soon(self._ticker)
@@ -264,7 +270,9 @@ class Server:
                 server = _ip_address(local)
             byte_stream: Stream
             tls: dict[str, Any] | None = None
-            if self._ssl is None:
+            if self._ssl is None and self._trio_stream is not None:
+                byte_stream = self._trio_stream(stream, stream.extra(SocketAttribute.raw_socket))
+            elif self._ssl is None:
                 byte_stream = stream
             else:
                 tls_stream = await self._handshake(stream)
