@@ -55,6 +55,8 @@ class Server:
         self._read_buffer = ReadBuffer()
         #: On trio, what a plain connection's socket is served through (see _trio.TrioStream).
         self._trio_stream: Any = None
+        #: The asyncio connections' tasks (see _spawn).
+        self._tasks: set[asyncio.Task[None]] = set()
         self._gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
 
     # -- entry points ----------------------------------------------------------------------------
@@ -139,7 +141,7 @@ class Server:
                 accepting = anyio.CancelScope()
                 accepted_all = anyio.Event()
                 if listener is None:
-                    accept: Any = self._accept_asyncio(sock, connections, accepting)
+                    accept: Any = self._accept_asyncio(sock, accepting)
                 else:
                     accept = self._accept(listener, connections, accepting)
                 connections.start_soon(self._until_done, accept, accepted_all)
@@ -153,7 +155,10 @@ class Server:
                 await accepted_all.wait()
                 await self._close_listener(listener, sock)
                 await self._drain(state)
+                self._cancel_tasks()
                 connections.cancel_scope.cancel()
+            if self._tasks:
+                await asyncio.wait(self._tasks)
             with anyio.move_on_after(config.timeout_graceful_shutdown or 30):
                 await lifespan.shutdown()
             root.cancel_scope.cancel()
@@ -195,9 +200,10 @@ class Server:
                 gate.opened()
                 group.start_soon(self._connection, stream)
 
-    async def _accept_asyncio(
-        self, sock: socket.socket, group: TaskGroup, scope: anyio.CancelScope
-    ) -> None:
+    async def _accept_asyncio(self, sock: socket.socket, scope: anyio.CancelScope) -> None:
+        # Each connection is a bare task of the loop, not an anyio task: anyio's start_soon
+        # builds a task handle, a cancel scope and an event for every task (~7x the cost of
+        # the task itself), and a connection's own scopes work in a bare task as well.
         # Not loop.sock_accept: cancelling it at shutdown races its selector callback, which
         # can accept a connection into a cancelled future (asyncio logs InvalidStateError and
         # the client is dropped) or touch the closed socket (uvloop raises ValueError). Here the
@@ -234,7 +240,9 @@ class Server:
                         with contextlib.suppress(OSError):
                             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     gate.opened()
-                    group.start_soon(self._connection, client)
+                    task = loop.create_task(self._connection(client))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
 
     async def _connection(self, accepted: SocketStream | socket.socket) -> None:
         """Serve one accepted connection: an anyio stream (trio) or a socket (asyncio)."""
@@ -294,6 +302,11 @@ class Server:
             if state.shutting_down and not state.connections and self._drained is not None:
                 self._drained.set()
 
+    def _cancel_tasks(self) -> None:
+        """End the asyncio connections still open (``serve`` then waits for their tasks)."""
+        for task in self._tasks:
+            task.cancel()
+
     async def _handshake(self, stream: Any) -> TLSStream | None:
         """The TLS stream over ``stream``, or None (the connection closed) when the handshake
         fails or takes longer than ``timeout_tls_handshake``.
@@ -344,6 +357,7 @@ class Server:
                     error_log.warning("second signal: forcing exit")
                     if self._connections_scope is not None:
                         self._connections_scope.cancel()
+                        self._cancel_tasks()
 
     async def _drain(self, state: ServerState) -> None:
         """Finish in-flight requests, close idle connections and WebSockets, within the limit."""
