@@ -14,9 +14,9 @@ from collections.abc import Iterable
 import anyio
 from anyio import EndOfStream
 
-from tether.errors import RemoteProtocolError
-from tether.http1 import NEED_DATA, Data, EndOfMessage, InformationalResponse, Request, Response
+from tether.http1 import Data, EndOfMessage, InformationalResponse, Request, Response
 from tether.serving_cycle import CyclePhase, ResponseCycle
+from tether.serving_driver import Next
 from tether_asyncio._state import Owner, access_log, error_log
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
 from tether_server.tagging import log_access
@@ -173,53 +173,51 @@ class RequestCycle:
 
     async def _read_body(self) -> Message:
         owner = self.owner
-        conn = owner.conn
-        state = owner.state
-        if conn.expects_continue and not self.started:
-            try:
-                await owner.write(conn.send(InformationalResponse(100)))
-            except ClientDisconnected:
-                self.disconnected = True
-                return _disconnect()
+        driver = owner.driver
+        clock = owner.state.clock
+        if not self.started:
+            out = driver.continue_bytes()
+            if out:
+                try:
+                    await owner.write(out)
+                except ClientDisconnected:
+                    self.disconnected = True
+                    return _disconnect()
         while True:
-            try:
-                event = conn.next_event(state.clock)
-                chunks: list[bytes] = []
-                while type(event) is Data:
-                    chunks.append(event.data)
-                    event = conn.next_event(state.clock)
-            except RemoteProtocolError as exc:
-                # A broken or oversized body: answer it if no response started, and tell the
-                # app the client is gone (it cannot get the rest of the body).
-                self.disconnected = True
-                if not self.response.committed:
-                    await owner.refuse(exc)
+            event = driver.next_event(clock)
+            chunks: list[bytes] = []
+            while type(event) is Data:
+                chunks.append(event.data)
+                event = driver.next_event(clock)
+            if event is Next.CLOSE:
+                # A broken or oversized body (what came before it is dropped): answer it if
+                # no response started, and tell the app the client is gone.
+                if driver.output and not self.response.committed:
+                    await owner.close_with_output()
                     self.response.phase = CyclePhase.COMPLETE
-                else:
-                    error_log.debug("connection %d: bad request body: %s", owner.id, exc)
+                elif driver.output:
+                    error_log.debug("connection %d: bad request body: %s", owner.id, driver.reason)
                     owner.closed = True
+                self.disconnected = True
                 return _disconnect()
             if type(event) is EndOfMessage:
                 self.body_done = True
                 return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
             if chunks:
                 return {"type": "http.request", "body": b"".join(chunks), "more_body": True}
-            if event is not NEED_DATA:
+            if event is not Next.READ or not await self._fill():
                 self.disconnected = True
                 return _disconnect()
-            if not await self._fill():
-                self.disconnected = True
-                return _disconnect()
+            clock = owner.state.clock
 
     async def _fill(self) -> bool:
         """Read more body bytes within the core's body deadline; False when the peer is gone."""
         owner = self.owner
-        conn = owner.conn
-        state = owner.state
-        deadline = conn.next_deadline()
+        driver = owner.driver
         while True:
+            deadline = driver.deadline()
             with anyio.CancelScope(
-                deadline=deadline[0] if deadline is not None else float("inf")
+                deadline=float("inf") if deadline is None else deadline
             ) as scope:
                 try:
                     data = await owner.stream.receive(_READ_SIZE)
@@ -230,21 +228,14 @@ class RequestCycle:
                     return False
             if not scope.cancelled_caught:
                 break
-            now = anyio.current_time()
-            out = conn.handle_timeout(now)
-            if out is not None:
+            if driver.timeout(anyio.current_time()) is Next.CLOSE:
                 # Too slow (a stall, or below --min-body-rate): the core's 408 if no response
                 # has started, then close.
-                error_log.debug("connection %d: request body too slow; closing", owner.id)
-                if out:
-                    with contextlib.suppress(*STREAM_GONE):
-                        await owner.stream.send(out)
-                owner.closed = True
+                await owner.close_with_output()
                 return False
-            deadline = conn.next_deadline()
-        if not data:
-            owner.peer_eof = True
-        conn.receive_data(data, state.clock)
+        if driver.receive(data, owner.state.clock) is Next.CLOSE:
+            await owner.close_with_output()
+            return False
         return True
 
     async def _wait_for_disconnect(self) -> Message:
@@ -255,11 +246,11 @@ class RequestCycle:
         reading stops before that buffer's limit.
         """
         owner = self.owner
-        conn = owner.conn
+        driver = owner.driver
         budget = owner.state.limits.max_buffered_bytes // 2
         with anyio.CancelScope() as scope:
             self.wait_scope = scope
-            while not owner.peer_eof and not (owner.state.shutting_down and self.started):
+            while not driver.eof and not (owner.state.shutting_down and self.started):
                 try:
                     data = await owner.stream.receive(_READ_SIZE)
                 except EndOfStream:
@@ -267,9 +258,10 @@ class RequestCycle:
                 except STREAM_GONE:
                     owner.closed = True
                     break
-                conn.receive_data(data, owner.state.clock)
+                if driver.receive(data, owner.state.clock) is Next.CLOSE:
+                    owner.closed = True  # bytes after EOF, or past the buffer: not a request
+                    break
                 if not data:
-                    owner.peer_eof = True
                     break
                 budget -= len(data)
                 if budget <= 0:

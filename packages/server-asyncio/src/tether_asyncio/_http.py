@@ -1,7 +1,9 @@
 """One HTTP/1.1 connection: bytes between the socket and the core, messages to and from the app.
 
 Every protocol decision (framing, keep-alive, HEAD, error statuses, deadlines) is the core's
-:class:`tether.http1.ServerConnection`'s; this module only moves data and time. The application
+:class:`tether.http1.ServerConnection`'s, and what each of its answers means for the server
+(close after an error response, EOF, the 408, reuse) is
+:class:`tether.serving_driver.ConnectionDriver`'s; this module only moves data and time. The application
 runs inline in the connection's task: HTTP/1.1 serves one request at a time per connection, and
 reading the socket only when the core or the application asks for bytes is what gives request
 bodies their back-pressure.
@@ -10,21 +12,15 @@ bodies their back-pressure.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from anyio import EndOfStream
 
 from tether.errors import BadRequest, ProtocolError, RemoteProtocolError
 from tether.health import HealthState, health_response, probe_for
-from tether.http1 import (
-    NEED_DATA,
-    PAUSED,
-    EndOfMessage,
-    Request,
-    ServerConnection,
-    State,
-)
+from tether.http1 import Request, ServerConnection, State
 from tether.serving import (
     decode_path,
     no_tunnel_response,
@@ -32,6 +28,7 @@ from tether.serving import (
     split_target,
 )
 from tether.serving_cycle import RULES
+from tether.serving_driver import ConnectionDriver, Next
 from tether.websocket.handshake import wants_websocket
 from tether_asyncio._exchange import RequestCycle
 from tether_asyncio._state import access_log, error_log
@@ -44,6 +41,10 @@ if TYPE_CHECKING:
     from tether_asyncio._state import ServerState
 
 _READ_SIZE = 65536
+#: Whether a request has an ``Upgrade`` field is found out in C (the field names of most
+#: requests never are), before :func:`wants_websocket` reads its value.
+_UPGRADE = frozenset((b"upgrade",))
+_name = itemgetter(0)
 #: Writes on streams without their own write timeout (trio) are timed in pieces this large.
 _WRITE_PIECE = 256 * 1024
 
@@ -63,16 +64,15 @@ class HTTPConnection:
         "closed",
         "conn",
         "cycle",
+        "driver",
         "extensions",
         "id",
         "idle",
         "linger",
-        "peer_eof",
         "scheme",
         "server",
         "state",
         "stream",
-        "timeout_output",
         "tls",
         "websocket",
         "write_since",
@@ -91,6 +91,8 @@ class HTTPConnection:
         self.state = state
         self.stream = stream
         self.conn = ServerConnection(limits=state.limits, now=state.clock)
+        #: What each answer of the core means here; its ``output`` is sent before closing.
+        self.driver = ConnectionDriver(self.conn)
         self.id = state.connection_id()
         #: Cancelled to end an idle connection at once (timeout, shutdown); None where the
         #: stream itself can be interrupted (FastStream: a cancel scope costs ~600 bytes for
@@ -98,12 +100,8 @@ class HTTPConnection:
         self.cancel_scope = None if type(stream) is FastStream else anyio.CancelScope()
         #: True while the connection waits for the next request's bytes (nothing in the app).
         self.idle = False
-        #: Bytes to send before closing after a timeout (a 408), set by the server's ticker.
-        self.timeout_output: bytes | None = None
         #: The socket is unusable (reset, closed, or an error response ended it).
         self.closed = False
-        #: The client closed its side; no more requests will come.
-        self.peer_eof = False
         #: Half-close and drain before closing (after an error response).
         self.linger = False
         self.cycle: RequestCycle | None = None
@@ -136,11 +134,9 @@ class HTTPConnection:
             else:
                 with self.cancel_scope:
                     await self._serve()
-            if self.timeout_output:
-                self.linger = True
-                with anyio.move_on_after(1):
-                    await self.stream.send(self.timeout_output)
-            if self.linger and not self.peer_eof:
+            if self.driver.output:  # a 408 decided by the server's ticker (see tick)
+                await self.close_with_output()
+            if self.linger and not self.driver.eof:
                 await self._linger()
         except STREAM_GONE:
             pass
@@ -148,13 +144,24 @@ class HTTPConnection:
             error_log.exception("connection %d: unexpected server error", self.id)
         finally:
             state.connections.discard(self)
-            with anyio.CancelScope(shield=True):
-                with contextlib.suppress(Exception):
-                    await self.stream.aclose()
+            if self.cancel_scope is None:
+                cast(FastStream, self.stream).close()  # never waits
+            else:
+                with anyio.CancelScope(shield=True):
+                    with contextlib.suppress(Exception):
+                        await self.stream.aclose()
+
+    def tick(self, now: float) -> None:
+        """The server's ticker: end an :attr:`idle` connection whose deadline passed (the
+        driver keeps the 408 it may owe), or a write stalled past ``write_timeout``."""
+        if not self.idle:
+            self._check_write(now)
+        elif self.driver.timeout(now) is Next.CLOSE:
+            self.interrupt()
 
     def interrupt(self) -> None:
         """End the wait of an :attr:`idle` connection for its next request (a timeout, or
-        shutdown); :meth:`run` then sends :attr:`timeout_output`, if any, and closes."""
+        shutdown); :meth:`run` then sends the driver's output, if any, and closes."""
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()
         else:
@@ -174,29 +181,19 @@ class HTTPConnection:
                 budget -= len(await self.stream.receive(_READ_SIZE))
 
     async def _serve(self) -> None:
-        conn = self.conn
+        driver = self.driver
         state = self.state
         stream = self.stream
         # Between requests with nothing buffered, read before asking the core: it then takes
         # its fast path for a whole head, and a head's first bytes start its HEAD timer.
-        fresh = True
+        step: Next | None = Next.READ
         while True:
-            if (
-                fresh
-                and conn.their_state is State.IDLE
-                and conn.buffered_bytes == 0
-                and not conn.peer_closed
-            ):
-                event: Any = NEED_DATA
-            else:
-                try:
-                    event = conn.next_event(state.clock)
-                except RemoteProtocolError as exc:
-                    await self.refuse(exc)
-                    return
-            fresh = False
-            if event is NEED_DATA:
-                if state.shutting_down and not state.handover and conn.their_state is State.IDLE:
+            if step is Next.READ:
+                if (
+                    state.shutting_down
+                    and not state.handover
+                    and self.conn.their_state is State.IDLE
+                ):
                     return
                 self.idle = True
                 try:
@@ -207,24 +204,39 @@ class HTTPConnection:
                     return
                 finally:
                     self.idle = False
-                conn.receive_data(data, state.clock)
-            elif type(event) is Request:
-                if not await self._request(event):
+                if driver.receive(data, state.clock) is Next.CLOSE:
+                    break
+            event = driver.next_event(state.clock)
+            if type(event) is Request:
+                step = await self._request(event)
+                if step is Next.CLOSE:
                     return
-                fresh = True
-            elif event is PAUSED:
-                # Only after a 101 (the response cycle resets the connection itself).
-                return
+            elif event is Next.READ:
+                step = Next.READ
             else:
-                # ConnectionClosed, or body events of a request we no longer serve.
-                return
+                # CLOSE (an error response may be due); WAIT only after a 101; body events of
+                # a request no longer served.
+                break
+        if driver.output:
+            await self.close_with_output()
 
     async def refuse(self, exc: ProtocolError) -> None:
         """Answer a request the core refused, then let the connection close."""
-        error_log.debug("connection %d: refused request: %s", self.id, exc)
-        out = self.conn.error_response(exc)
+        self.driver.refuse(exc)
+        await self.close_with_output()
+
+    async def close_with_output(self) -> None:
+        """Send what the driver answers before closing (an error response, a 408), then let
+        the connection close (gently: see :meth:`_linger`)."""
+        driver = self.driver
+        out, driver.output = driver.output, b""
+        error_log.debug("connection %d: %s; closing", self.id, driver.reason)
         if out and not self.closed:
-            await self._write_quietly(out)
+            try:
+                with anyio.move_on_after(1):
+                    await self.write(out)
+            except ClientDisconnected:
+                pass
             self.linger = True
         self.closed = True
 
@@ -240,29 +252,25 @@ class HTTPConnection:
             if self.write_timeout is None:
                 await self.stream.send(data)
             else:
-                await self._write_within(data, self.write_timeout)
+                await self._write_within(data)
         except STREAM_GONE:
             self.closed = True
             raise ClientDisconnected("the client has disconnected") from None
 
-    async def _write_within(self, data: bytes, timeout: float) -> None:
+    async def _write_within(self, data: bytes) -> None:
         # Each piece must leave within the timeout: a slow reader that keeps reading is
-        # served, one that stopped is cut by the ticker (check_write), which cancels this
+        # served, one that stopped is cut by the ticker (_check_write), which cancels this
         # connection (a cancelled write may leave half a piece sent: the connection ends).
         stream = self.stream
         try:
-            if len(data) <= _WRITE_PIECE:
+            for start in range(0, len(data), _WRITE_PIECE):
                 self.write_since = self.state.clock
-                await stream.send(data)
-            else:
-                for start in range(0, len(data), _WRITE_PIECE):
-                    self.write_since = self.state.clock
-                    await stream.send(data[start : start + _WRITE_PIECE])
+                # A whole-range slice of bytes is the object itself: no copy for small writes.
+                await stream.send(data[start : start + _WRITE_PIECE])
         finally:
             self.write_since = None
 
-    def check_write(self, now: float) -> None:
-        """Called by the server's ticker: cut a write stalled past ``write_timeout``."""
+    def _check_write(self, now: float) -> None:
         since = self.write_since
         timeout = self.write_timeout
         if since is not None and timeout is not None and now - since > timeout:
@@ -272,23 +280,21 @@ class HTTPConnection:
             if self.cancel_scope is not None:
                 self.cancel_scope.cancel()
 
-    async def _write_quietly(self, data: bytes) -> None:
-        try:
-            with anyio.move_on_after(1):
-                await self.write(data)
-        except ClientDisconnected:
-            pass
-
     # -- one request -----------------------------------------------------------------------------
 
-    async def _request(self, request: Request) -> bool:
-        """Run one request through the app; True when the connection may serve another."""
+    async def _request(self, request: Request) -> Next | None:
+        """Run one request through the app; then what the driver says of the connection."""
         state = self.state
-        conn = self.conn
         state.config.request_budget.spend()  # --limit-max-requests
         # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
-        if request.method == b"GET" and state.websockets and wants_websocket(request.headers):
-            return await serve_websocket(self, request)
+        if (
+            request.method == b"GET"
+            and state.websockets
+            and not _UPGRADE.isdisjoint(map(_name, request.headers))
+            and wants_websocket(request.headers)
+        ):
+            await serve_websocket(self, request)  # the connection always ends after it
+            return Next.CLOSE
         target = request.target
         try:
             if target[:1] == b"/" and b"%" not in target:
@@ -300,10 +306,10 @@ class HTTPConnection:
                 path = decode_path(raw_path)
         except UnicodeDecodeError:
             await self.refuse(BadRequest("the request path is not UTF-8"))
-            return False
+            return Next.CLOSE
         except RemoteProtocolError as exc:
             await self.refuse(exc)
-            return False
+            return Next.CLOSE
         probe = probe_for(raw_path, state.health_prefix) if state.health_prefix else None
         root_path = state.root_path
         if root_path:
@@ -335,7 +341,8 @@ class HTTPConnection:
             client, scope["scheme"] = proxies.resolve(request.headers, self.client, scope["scheme"])
             if client is not self.client:
                 scope["client"] = client
-                cycle.response.client = _client_text(client)
+                if state.access_log:  # the only reader of the text
+                    cycle.response.client = _client_text(client)
         self.cycle = cycle
         limit = state.limit_concurrency
         if probe is not None:
@@ -363,22 +370,17 @@ class HTTPConnection:
                 state.in_flight -= 1
             if not cycle.complete:
                 await self._unfinished(cycle)
-                return False
+                return Next.CLOSE
         self.cycle = None
-        if self.closed or self.peer_eof or not conn.keep_alive:
-            return False
-        if not cycle.body_done:
-            # The app did not read the body; a bodiless request's end is already parsed, and
-            # taking it lets the next cycle start clean (start_next_cycle drains the rest).
-            try:
-                if type(conn.next_event(state.clock)) is EndOfMessage:
-                    cycle.body_done = True
-            except RemoteProtocolError:
-                return False
-        conn.start_next_cycle(state.clock)
+        if self.closed:
+            return Next.CLOSE
+        if not cycle.body_done and self.driver.next_event(state.clock) is Next.CLOSE:
+            # Taking a bodiless request's end (the app did not ask for it) lets the next
+            # cycle start clean; an unread body is the core's to drain or refuse.
+            return Next.CLOSE
         # Handing over, a response begun before the shutdown (without "Connection: close")
         # leaves the connection open: the client may be sending its next request already.
-        return conn.keep_alive and (state.handover or not state.shutting_down)
+        return self.driver.finish(state.clock, closing=state.shutting_down and not state.handover)
 
     async def _unfinished(self, cycle: RequestCycle) -> None:
         """The app returned (or raised) without completing its response: a 500 while the head

@@ -67,6 +67,10 @@ class Server:
         self._tls: TLSInfo | None = None
         #: What every asyncio connection reads its socket into (see _stream.ReadBuffer).
         self._read_buffer = ReadBuffer()
+        #: On trio, what a plain connection's socket is served through (see _trio.TrioStream).
+        self._trio_stream: Any = None
+        #: The asyncio connections' tasks (see _spawn).
+        self._tasks: set[asyncio.Task[None]] = set()
         self._gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
 
     # -- entry points ----------------------------------------------------------------------------
@@ -126,6 +130,10 @@ class Server:
         # On asyncio the server accepts with the loop's public API and serves each socket
         # through its own protocol (_stream.FastStream); trio uses anyio's listener.
         listener = None if config.backend == "asyncio" else await SocketListener.from_socket(sock)
+        if config.backend == "trio":
+            from tether_asyncio._trio import TrioStream  # trio is optional: only imported here
+
+            self._trio_stream = TrioStream
         lifespan = Lifespan(state)
         async with anyio.create_task_group() as root:
             root.start_soon(self._ticker)
@@ -150,7 +158,7 @@ class Server:
                 accepting = anyio.CancelScope()
                 accepted_all = anyio.Event()
                 if listener is None:
-                    accept: Any = self._accept_asyncio(sock, connections, accepting)
+                    accept: Any = self._accept_asyncio(sock, accepting)
                 else:
                     accept = self._accept(listener, connections, accepting)
                 connections.start_soon(self._until_done, accept, accepted_all)
@@ -166,7 +174,10 @@ class Server:
                 await accepted_all.wait()
                 await self._close_listener(listener, sock)
                 await self._drain(state)
+                self._cancel_tasks()
                 connections.cancel_scope.cancel()
+            if self._tasks:
+                await asyncio.wait(self._tasks)
             with anyio.move_on_after(config.timeout_graceful_shutdown or 30):
                 await lifespan.shutdown()
             root.cancel_scope.cancel()
@@ -208,9 +219,10 @@ class Server:
                 gate.opened()
                 group.start_soon(self._connection, stream)
 
-    async def _accept_asyncio(
-        self, sock: socket.socket, group: TaskGroup, scope: anyio.CancelScope
-    ) -> None:
+    async def _accept_asyncio(self, sock: socket.socket, scope: anyio.CancelScope) -> None:
+        # Each connection is a bare task of the loop, not an anyio task: anyio's start_soon
+        # builds a task handle, a cancel scope and an event for every task (~7x the cost of
+        # the task itself), and a connection's own scopes work in a bare task as well.
         # Not loop.sock_accept: cancelling it at shutdown races its selector callback, which
         # can accept a connection into a cancelled future (asyncio logs InvalidStateError and
         # the client is dropped) or touch the closed socket (uvloop raises ValueError). Here the
@@ -247,7 +259,9 @@ class Server:
                         with contextlib.suppress(OSError):
                             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     gate.opened()
-                    group.start_soon(self._connection, client)
+                    task = loop.create_task(self._connection(client))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
 
     async def _connection(self, accepted: SocketStream | socket.socket) -> None:
         """Serve one accepted connection: an anyio stream (trio) or a socket (asyncio)."""
@@ -283,7 +297,9 @@ class Server:
                 server = _ip_address(local)
             byte_stream: Stream
             tls: dict[str, Any] | None = None
-            if self._ssl is None:
+            if self._ssl is None and self._trio_stream is not None:
+                byte_stream = self._trio_stream(stream, stream.extra(SocketAttribute.raw_socket))
+            elif self._ssl is None:
                 byte_stream = stream
             else:
                 tls_stream = await self._handshake(stream)
@@ -304,6 +320,11 @@ class Server:
                 self._resume.set()
             if state.shutting_down and not state.connections and self._drained is not None:
                 self._drained.set()
+
+    def _cancel_tasks(self) -> None:
+        """End the asyncio connections still open (``serve`` then waits for their tasks)."""
+        for task in self._tasks:
+            task.cancel()
 
     async def _handshake(self, stream: Any) -> TLSStream | None:
         """The TLS stream over ``stream``, or None (the connection closed) when the handshake
@@ -339,15 +360,7 @@ class Server:
             if self._exit_requested and self._exit is not None:
                 self._exit.set()
             for connection in list(state.connections):
-                if not connection.idle:
-                    connection.check_write(now)
-                    continue
-                deadline = connection.conn.next_deadline()
-                if deadline is not None and deadline[0] <= now:
-                    out = connection.conn.handle_timeout(now)
-                    if out is not None:
-                        connection.timeout_output = out
-                        connection.interrupt()
+                connection.tick(now)
             await anyio.sleep(TICK)
 
     async def _watch_signals(
@@ -368,6 +381,7 @@ class Server:
                     error_log.warning("%s", FORCED_EXIT)
                     if self._connections_scope is not None:
                         self._connections_scope.cancel()
+                        self._cancel_tasks()
 
     async def _drain(self, state: ServerState) -> None:
         """Finish in-flight requests, close idle connections and WebSockets, within the limit."""

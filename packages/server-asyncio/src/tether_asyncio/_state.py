@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tether.errors import ProtocolError
 from tether.http1 import ServerConnection, date_header
+from tether.serving_driver import ConnectionDriver
 from tether_asyncio._config import Config
 
 if TYPE_CHECKING:
@@ -81,10 +82,10 @@ class Owner(Protocol):
 
     state: ServerState
     conn: ServerConnection
+    driver: ConnectionDriver
     stream: Stream
     id: int
     closed: bool
-    peer_eof: bool
     client: tuple[str, int] | None
     client_text: str
     server: tuple[str, int | None] | None
@@ -98,3 +99,7 @@ class Owner(Protocol):
 
     async def refuse(self, exc: ProtocolError) -> None:
         """Answer a request the core refused, then let the connection close."""
+
+    async def close_with_output(self) -> None:
+        """Send what the driver answers before closing (an error response, a 408), then let
+        the connection close."""

@@ -71,6 +71,7 @@ class FastStream(asyncio.BufferedProtocol):
         "_eof",
         "_exception",
         "_interrupted",
+        "_loop",
         "_read_buffer",
         "_read_paused",
         "_read_waiter",
@@ -84,6 +85,7 @@ class FastStream(asyncio.BufferedProtocol):
         self, write_timeout: float | None = None, read_buffer: ReadBuffer | None = None
     ) -> None:
         self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: Shared by the connections of one event loop (reads never overlap on a loop).
         self._read_buffer = read_buffer or ReadBuffer()
         self._buffer = b""
@@ -103,6 +105,8 @@ class FastStream(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: Any) -> None:
         self._transport = transport
+        # Once a connection: before Python 3.12, get_running_loop() costs a getpid() call.
+        self._loop = asyncio.get_running_loop()
         # Writes wait until the kernel took every byte: "the peer is slow" is exactly a
         # non-empty transport buffer, and no output piles up in user space.
         transport.set_write_buffer_limits(0)
@@ -159,7 +163,8 @@ class FastStream(asyncio.BufferedProtocol):
             if self._read_paused:
                 self._read_paused = False
                 transport.resume_reading()
-            waiter = self._read_waiter = asyncio.get_running_loop().create_future()
+            assert self._loop is not None
+            waiter = self._read_waiter = self._loop.create_future()
             try:
                 await waiter
             finally:
@@ -216,7 +221,8 @@ class FastStream(asyncio.BufferedProtocol):
                 await checkpoint()
 
     async def _drain(self, transport: asyncio.Transport) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
         timeout = self.write_timeout
         left = transport.get_write_buffer_size()
         while self._write_paused and not self._closed:
@@ -249,8 +255,9 @@ class FastStream(asyncio.BufferedProtocol):
             with contextlib.suppress(OSError):
                 transport.write_eof()
 
-    async def aclose(self) -> None:
-        """Close the connection: gracefully when every byte was sent, else at once (abort)."""
+    def close(self) -> None:
+        """Close the connection: gracefully when every byte was sent, else at once (abort).
+        Never waits, so a server closes without a shielded cancel scope per connection."""
         transport = self._transport
         if transport is not None and not transport.is_closing():
             if transport.get_write_buffer_size():
@@ -258,6 +265,10 @@ class FastStream(asyncio.BufferedProtocol):
             else:
                 transport.close()
         self._closed = True
+
+    async def aclose(self) -> None:
+        """:meth:`close`, as anyio's streams do it (a checkpoint: TLS closes through it)."""
+        self.close()
         await checkpoint()
 
     @property

@@ -1,6 +1,6 @@
 """Static files as an ASGI app, for any ASGI server (``tether serve --static PREFIX=DIR`` uses it).
 
-:class:`StaticFiles` asks :class:`tether_server.static.StaticFiles` what to answer (in a worker
+:class:`StaticFiles` asks :class:`tether_server.static.StaticFiles` (its base) what to answer (in a worker
 thread: resolving and opening a file blocks) and sends it: the whole file as
 ``http.response.pathsend`` when the server offers that extension (Tether does; the server sends
 the file without the app reading it; it reopens the resolved path, so pass
@@ -23,16 +23,15 @@ from collections.abc import Sequence
 import anyio.to_thread
 
 from tether_asyncio._types import ASGIApp, Receive, Scope, Send
+from tether_server import static
 from tether_server.static import Body, StaticMount, StaticResponse, mount_rest
-from tether_server.static import StaticFiles as _Files
 
 __all__ = ["StaticFiles", "with_static"]
 
 
-class StaticFiles:
-    """An ASGI app serving the files under ``directory`` (arguments as
-    :class:`tether_server.static.StaticFiles`, plus the read ``chunk_size`` and whether to use
-    ``http.response.pathsend`` when offered)."""
+class StaticFiles(static.StaticFiles):
+    """An ASGI app serving the files under ``directory`` (arguments as the base class's, plus
+    whether to use ``http.response.pathsend`` when the server offers it)."""
 
     def __init__(
         self,
@@ -44,8 +43,13 @@ class StaticFiles:
         chunk_size: int = 256 * 1024,
         pathsend: bool = True,
     ) -> None:
-        self.files = _Files(directory, html=html, precompressed=precompressed, max_age=max_age)
-        self.chunk_size = chunk_size
+        super().__init__(
+            directory,
+            html=html,
+            precompressed=precompressed,
+            max_age=max_age,
+            chunk_size=chunk_size,
+        )
         self.pathsend = pathsend
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,12 +61,9 @@ class StaticFiles:
         if kind != "http":
             await send({"type": "websocket.close", "code": 1000})
             return
-        root_path: str = scope.get("root_path", "")
-        path: str = scope["path"]
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :]
+        root_path, path = _split_root(scope)
         response = await anyio.to_thread.run_sync(
-            lambda: self.files.respond(
+            lambda: self.respond(
                 scope["method"].encode("ascii"),
                 path,
                 scope["headers"],
@@ -110,19 +111,11 @@ StaticFilesMount = tuple[str, StaticFiles]
 def with_static(app: ASGIApp, mounts: Sequence[StaticMount | StaticFilesMount]) -> ASGIApp:
     """``app`` behind the static ``mounts``: ``StaticMount(prefix, directory)`` (what
     ``--static`` gives) or ``(prefix, StaticFiles(...))`` pairs; the first matching prefix wins."""
-    table: list[tuple[str, StaticFiles]] = []
-    for mount in mounts:
-        if isinstance(mount, StaticMount):
-            table.append((mount.prefix, StaticFiles(mount.directory)))
-        else:
-            table.append((mount[0].rstrip("/"), mount[1]))
+    table = static.mount_table(mounts, StaticFiles)
 
     async def mounted(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            root_path: str = scope.get("root_path", "")
-            path: str = scope["path"]
-            if root_path and path.startswith(root_path):
-                path = path[len(root_path) :]
+            root_path, path = _split_root(scope)
             for prefix, files in table:
                 if mount_rest(prefix, path) is not None:
                     await files({**scope, "root_path": root_path + prefix}, receive, send)
@@ -130,6 +123,15 @@ def with_static(app: ASGIApp, mounts: Sequence[StaticMount | StaticFilesMount]) 
         await app(scope, receive, send)
 
     return mounted
+
+
+def _split_root(scope: Scope) -> tuple[str, str]:
+    """The scope's ``root_path`` and its ``path`` without it."""
+    root_path: str = scope.get("root_path", "")
+    path: str = scope["path"]
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    return root_path, path
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -1,0 +1,97 @@
+"""The byte stream of one plain trio connection: the socket first, the scheduler only to wait.
+
+anyio's trio socket stream enters a resource guard, checks for cancellation and then yields to
+the scheduler (trio's ``cancel_shielded_checkpoint``) on every receive and every send, even when
+the kernel had the bytes ready or took them at once: two scheduler passes per request on top
+of the wait for the request itself. :class:`TrioStream` tries the non-blocking call first and
+waits (:func:`trio.lowlevel.wait_readable` / :func:`~trio.lowlevel.wait_writable`, both
+cancellable) only when it would block. Like :class:`tether_asyncio._stream.FastStream` it
+yields once every :data:`~tether_asyncio._stream.SEND_BUDGET` bytes handled without waiting,
+so a client that keeps its socket busy cannot starve the others or hold off a cancellation.
+
+Imported only with ``--backend trio`` (trio is an optional dependency). TLS connections keep
+anyio's streams; the socket is anyio's public ``SocketAttribute.raw_socket``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from typing import Any
+
+import trio
+from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
+from trio.lowlevel import checkpoint, wait_readable, wait_writable
+
+from tether_asyncio._stream import SEND_BUDGET, SEND_COST
+
+_WOULD_BLOCK = (BlockingIOError, InterruptedError)
+
+
+class TrioStream:
+    """The subset of :class:`anyio.abc.ByteStream` the server uses, over ``stream``'s socket
+    (``stream`` is the anyio socket stream it came from: closing goes through it)."""
+
+    __slots__ = ("_budget", "_sock", "_stream")
+
+    def __init__(self, stream: Any, sock: socket.socket) -> None:
+        self._stream = stream
+        self._sock = sock
+        self._budget = SEND_BUDGET
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """The next bytes from the peer; raises ``EndOfStream`` at EOF."""
+        sock = self._sock
+        while True:
+            try:
+                data = sock.recv(max_bytes)
+            except _WOULD_BLOCK:
+                await _wait(wait_readable, sock)
+                self._budget = SEND_BUDGET  # waiting was a turn for everyone else
+                continue
+            except OSError as exc:
+                raise BrokenResourceError(str(exc)) from exc
+            if not data:
+                raise EndOfStream
+            await self._spend(len(data))
+            return data
+
+    async def send(self, item: bytes, /) -> None:
+        """Write ``item``, waiting while the peer is slow to take it."""
+        sock = self._sock
+        view = memoryview(item)
+        while view:
+            try:
+                sent = sock.send(view)
+            except _WOULD_BLOCK:
+                await _wait(wait_writable, sock)
+                self._budget = SEND_BUDGET
+                continue
+            except OSError as exc:
+                raise BrokenResourceError(str(exc)) from exc
+            view = view[sent:]
+        await self._spend(len(item))
+
+    async def _spend(self, size: int) -> None:
+        self._budget -= size + SEND_COST
+        if self._budget < 0:
+            self._budget = SEND_BUDGET
+            await checkpoint()
+
+    async def send_eof(self) -> None:
+        """Half-close: no more bytes from us."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+
+    async def aclose(self) -> None:
+        """Close the connection (through anyio's stream, which tells trio first)."""
+        await self._stream.aclose()
+
+
+async def _wait(wait: Any, sock: socket.socket) -> None:
+    """``wait(sock)``, with trio's error for a socket closed meanwhile (by another task:
+    the WebSocket reader ends a session whose app is blocked in a send) as anyio's."""
+    try:
+        await wait(sock)
+    except trio.ClosedResourceError:
+        raise ClosedResourceError from None
