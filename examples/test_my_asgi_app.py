@@ -108,13 +108,13 @@ def exchange(app: Any, gen: GeneratedRequest) -> tuple[int, bytes]:
     client.send(EndOfMessage(list(gen.trailers) if gen.chunks is not None else []))
     client.receive_data(wire)
     status, received = 0, b""
-    while not isinstance(event := client.next_event(), EndOfMessage):
-        if event is NEED_DATA:
+    while not isinstance(answer := client.next_event(), EndOfMessage):
+        if answer is NEED_DATA:
             client.receive_data(b"")  # everything was sent: a close-delimited body ends here
-        elif isinstance(event, Response):
-            status = event.status_code
-        elif isinstance(event, Data):
-            received += event.data
+        elif isinstance(answer, Response):
+            status = answer.status_code
+        elif isinstance(answer, Data):
+            received += answer.data
     return status, received
 
 
