@@ -9,11 +9,14 @@ with the RFC sentence that lets (or makes) a strict server refuse.
 
 from __future__ import annotations
 
+import textwrap
+
 import h11
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tether.strategies
 from tests.core._drive import split
 from tether.errors import RemoteProtocolError
 from tether.http1 import NEED_DATA, PAUSED, ConnectionClosed, EndOfMessage, ServerConnection
@@ -189,3 +192,13 @@ def test_the_h11_table_is_honest() -> None:
     collect()
     for defect, (allowed, _) in UNLIKE_H11.items():
         assert seen.get(defect, set()) & allowed, f"h11 never differs on {defect!r}: drop it"
+
+
+def test_the_docstring_example_runs() -> None:
+    doc = tether.strategies.__doc__ or ""
+    code = doc.split("expect ``bad.status``)::\n", 1)[1].split("\n\nAn ASGI", 1)[0]
+    namespace: dict[str, object] = {}
+    exec("from hypothesis import given\n" + textwrap.dedent(code), namespace)
+    test = namespace["test_refused"]
+    assert callable(test)
+    test()

@@ -1,6 +1,7 @@
-"""Hypothesis strategies for valid HTTP/1.1 messages, for testing any HTTP/1.1 parser or server.
+"""Hypothesis strategies for HTTP/1.1 messages, valid and invalid, for testing any parser or server.
 
-Needs ``hypothesis`` (it is not a dependency of the core). Three strategies:
+Needs ``hypothesis`` (it is not a dependency of the core). Four strategies (WebSocket
+frame streams are in :mod:`tether.strategies_ws`):
 
 - :func:`requests`: one valid request (:class:`GeneratedRequest`): methods (also
   unknown tokens), origin- and absolute-form targets, field values with obs-text and
@@ -12,6 +13,12 @@ Needs ``hypothesis`` (it is not a dependency of the core). Three strategies:
 - :func:`responses`: one valid response (:class:`GeneratedResponse`, with 1xx
   before it sometimes) as events for a server connection to send, for testing a
   client.
+- :func:`invalid_requests`: one request a strict server must refuse
+  (:class:`InvalidRequest`: ``data``, the ``rule`` broken, the ``status`` to answer):
+  bare LF or CR, obs-fold, whitespace before the colon, control bytes, bad tokens,
+  versions and authorities, Host missing or repeated, Content-Length with
+  Transfer-Encoding, conflicting lengths, obfuscated codings, bad chunk sizes, heads and
+  bodies over the server's :class:`~tether.limits.Limits`.
 
 Every generated request is valid under RFC 9110 and RFC 9112, so a conforming
 parser must accept it and report exactly its fields and body, and a conforming
@@ -38,6 +45,27 @@ then pipelined) to ``TETHER_TEST_URL`` and reads the answers with
 ``tether conform URL`` does the same with a fixed seed (its ``traffic`` group,
 ``--requests N --seed S``). Generated requests say ``Host: example.com``; replace it
 (``dataclasses.replace``) when the server checks the host.
+
+Refusals, on the core (any server: send ``bad.data`` and expect ``bad.status``)::
+
+    from tether.errors import ProtocolError
+    from tether.http1 import NEED_DATA, PAUSED, ServerConnection
+    from tether.strategies import invalid_requests
+
+    @given(invalid_requests())
+    def test_refused(bad):
+        conn = ServerConnection()
+        conn.receive_data(bad.data)
+        try:
+            while conn.next_event() not in (NEED_DATA, PAUSED):
+                pass  # PAUSED: a whole request was taken
+        except ProtocolError as exc:
+            assert exc.status_hint == bad.status, bad.rule
+        else:
+            raise AssertionError(f"accepted: {bad}")
+
+An ASGI application, in-process: ``examples/test_my_asgi_app.py`` runs generated requests
+through the core to your app and back (``TETHER_TEST_APP=module:app pytest ...``).
 """
 
 from __future__ import annotations
