@@ -68,7 +68,8 @@ _VALUE_CTL = [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]
 # Transfer codings with chunked not final, or applied twice (RFC 9112 6.3, 7).
 _NOT_FINAL = [b"chunked, identity", b"xchunked", b"chunked, gzip", b"identity", b"chunkedx",
               b"chunked, chunked"]  # fmt: skip
-_BAD_CHUNK_SIZES = [b"-1", b"+1", b"0x1", b"1g", b"", b" 1", b"1 "]
+# Whitespace after the size twice: the way most parsers go wrong (BWS is only for before ";").
+_BAD_CHUNK_SIZES = [b"-1", b"+1", b"0x1", b"1g", b"", b" 1", b"1 ", b"1\t", b"1 "]
 _BAD_LENGTHS = [b"-1", b"+3", b"0x3", b"3.0", b"", b"3 3", b"1e2"]
 _MALFORMED_VERSIONS = [b"http/1.1", b"HTTP/1", b"HTTP/1.1.1", b"HTTP/10.0", b"HTTP/1.x",
                        b"HTTPS/1.1", b"HTTP/01.1", b"HTTP /1.1", b"HTTP/1.1 "]  # fmt: skip
@@ -116,7 +117,7 @@ def _syntax(draw: st.DrawFn) -> InvalidRequest:
     # Broken lines: endings, folding, whitespace, bytes that no rule allows.
     start, fields = draw(_base())
     lines = [start, *fields]
-    kind = draw(st.integers(0, 7))
+    kind = draw(st.sampled_from(range(8)))  # uniform: integers() favours the ends
     if kind == 0:
         ends = {draw(st.integers(0, len(lines))): b"\n"}
         return InvalidRequest(_assemble(lines, ends), "RFC 9112 2.2", 400, "bare LF line ending")
@@ -166,7 +167,7 @@ def _semantics(draw: st.DrawFn) -> InvalidRequest:
     # Well-formed lines with a meaning a server must refuse: version, Host, framing.
     start, fields = draw(_base(method=b"POST"))
     body = draw(st.binary(min_size=1, max_size=20))
-    kind = draw(st.integers(0, 8))
+    kind = draw(st.sampled_from(range(9)))
     if kind == 0:
         major = draw(st.sampled_from([b"0", b"2", b"3", b"9"]))
         version = b"HTTP/%s.%d" % (major, draw(st.integers(0, 9)))
