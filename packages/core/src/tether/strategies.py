@@ -1,6 +1,8 @@
 """Hypothesis strategies for valid HTTP/1.1 messages, for testing any HTTP/1.1 parser or server.
 
-Needs ``hypothesis`` (it is not a dependency of the core). Three strategies:
+Needs ``hypothesis`` (it is not a dependency of the core). Three strategies (requests a
+strict server must refuse: :mod:`tether.strategies_invalid`; WebSocket frame streams:
+:mod:`tether.strategies_ws`):
 
 - :func:`requests`: one valid request (:class:`GeneratedRequest`): methods (also
   unknown tokens), origin- and absolute-form targets, field values with obs-text and
@@ -38,6 +40,9 @@ then pipelined) to ``TETHER_TEST_URL`` and reads the answers with
 ``tether conform URL`` does the same with a fixed seed (its ``traffic`` group,
 ``--requests N --seed S``). Generated requests say ``Host: example.com``; replace it
 (``dataclasses.replace``) when the server checks the host.
+
+An ASGI application, in-process: ``examples/test_my_asgi_app.py`` runs generated requests
+through the core to your app and back (``TETHER_TEST_APP=module:app pytest ...``).
 """
 
 from __future__ import annotations
