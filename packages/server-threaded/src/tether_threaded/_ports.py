@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from tether.http1 import Request
 from tether.limits import Limits
 from tether.serving_websocket import Hold
+from tether_server.server_metrics import ServerMetrics
 from tether_threaded._config import Config
 from tether_threaded._input import BodyBuffer
 from tether_threaded._types import WSGIApp
@@ -81,6 +82,8 @@ class Host(Protocol):
 
     @property
     def access_log(self) -> bool: ...
+    @property
+    def metrics(self) -> ServerMetrics | None: ...
 
     def in_loop(self) -> bool:
         """Whether the caller runs on the loop thread."""

@@ -25,6 +25,7 @@ from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
 from tether_server.forwarded import apply_forwarding
+from tether_server.server_metrics import ServerMetrics
 from tether_threaded._connection import OUT_HIGH, Connection
 from tether_threaded._input import NO_BODY, ClientDisconnected
 from tether_threaded._ports import Host
@@ -216,7 +217,19 @@ class Exchange:
     """One request on its way through the application; the response's rules are the core's
     :class:`tether.serving_cycle.ResponseCycle` (:attr:`cycle`)."""
 
-    __slots__ = ("chunks", "conn", "cycle", "environ", "input", "loop", "request", "result", "upgrade")
+    __slots__ = (
+        "chunks",
+        "conn",
+        "cycle",
+        "environ",
+        "input",
+        "loop",
+        "request",
+        "result",
+        "reused",
+        "started",
+        "upgrade",
+    )
 
     def __init__(self, loop: Host, conn: Connection, request: Request, environ: Environ) -> None:
         self.loop = loop
@@ -224,6 +237,9 @@ class Exchange:
         self.request = request
         self.environ = environ
         loop.config.request_budget.spend()  # --limit-max-requests
+        #: --metrics-port: when the head came, and whether the connection served one before.
+        self.started = time.monotonic() if loop.metrics is not None else 0.0
+        self.reused = conn.core.request_count > 1
         date, server = loop.server_fields()
         client = conn.client
         address = environ["REMOTE_ADDR"]
@@ -350,9 +366,16 @@ class Exchange:
             if finished:
                 self._wrap_up()
 
+    def record(self, metrics: ServerMetrics) -> None:
+        """Count this request, its status and duration (``--metrics-port``)."""
+        status = self.cycle.status if self.cycle.committed else 0
+        metrics.request(self.request.method, status, time.monotonic() - self.started, self.reused)
+
     def _wrap_up(self) -> None:
         upgrade = self.upgrade
         self.close_input()
+        if self.loop.metrics is not None:
+            self.record(self.loop.metrics)
         if upgrade is not None:
             self.loop.release_websocket()
         else:
@@ -366,8 +389,11 @@ class Exchange:
         result = self.loop.app(self.environ, self.start_response)
         kind = type(result)
         accepted = self.upgrade is not None and self.upgrade.accepted
-        if not accepted and kind is not list and kind is not tuple and not (
-            kind is FileWrapper and not self.conn.tls and self.cycle.status
+        if (
+            not accepted
+            and kind is not list
+            and kind is not tuple
+            and not (kind is FileWrapper and not self.conn.tls and self.cycle.status)
         ):
             # Streamed: sent piece by piece, parked (without this worker) on a slow reader.
             self.result = result
@@ -504,6 +530,8 @@ class Exchange:
                 raise RuntimeError("the file ended before its announced length")
             done += moved
             cycle.file_sent(moved)
+            if self.loop.metrics is not None:
+                self.loop.metrics.sent(moved)
         if after:
             with conn.lock:
                 conn.write(after)
