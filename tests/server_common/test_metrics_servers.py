@@ -127,7 +127,7 @@ def start(kind: str, tmp_path: Path, *extra: str) -> Iterator[Running]:
             except httpx.TransportError:
                 return False
 
-        assert wait_until(up, 30), proc.stderr.read() if proc.poll() is not None else ""
+        assert wait_until(up, 30), f"the server did not start (status {proc.poll()})"
         # The app's port too (under --workers the supervisor's metrics come first).
         assert wait_until(lambda: _answers(port), 30)
         yield Running(proc, port, metrics, release)

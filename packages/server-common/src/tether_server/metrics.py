@@ -105,6 +105,11 @@ class Histogram(_Metric):
         series[bisect.bisect_left(self.buckets, value)] += 1
         series[-1] += value
 
+    def load(self, counts: Sequence[float], total: float, labels: Labels = ()) -> None:
+        """Set the series for ``labels`` from a count per bucket (the last: above every bound)
+        and the sum of the observations."""
+        self._series[labels] = [*counts, total]
+
     def snapshot(self) -> dict[str, object]:
         values: list[list[object]] = []
         for labels, series in self._series.items():

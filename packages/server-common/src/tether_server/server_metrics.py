@@ -6,13 +6,13 @@ label value comes from a fixed set made here at import: a method is one of the s
 or ``other``, a status a class (``1xx``..``5xx``), a timeout or a refusal one of the kinds
 below. No byte a client sends becomes a label, so no client can grow the table.
 
-Numbers change under one lock (the threaded server updates from several threads, and the
-scraping thread reads): one acquisition per request for its count, duration and status, one
-per ``recv``/``send`` for the bytes. Gauges that a server already counts (open connections,
-requests in flight, WebSocket sessions) are read from it when a snapshot is taken, and cost
-the request path nothing.
+Updates take no lock: each thread that reports writes a cell of its own (the threaded
+server's loop, its workers and WebSocket threads; the asyncio server's one loop thread), and
+a snapshot adds the cells up. A request costs a few list additions and one ``bisect``.
+Gauges that a server already counts (open connections, requests in flight, WebSocket
+sessions) are read from it when a snapshot is taken, and cost the request path nothing.
 
-Where the numbers go (:func:`start_exporter`): a lone server answers ``GET /metrics`` on
+Where the numbers go (:class:`Exporter`): a lone server answers ``GET /metrics`` on
 ``--metrics-port`` from a thread; a worker of ``--workers N`` writes a snapshot a second (and
 one on exit) into the directory its supervisor named in ``$TETHER_METRICS_DIR``, and the
 supervisor (:class:`SupervisorMetrics`) answers for all of them.
@@ -20,6 +20,7 @@ supervisor (:class:`SupervisorMetrics`) answers for all of them.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import shutil
@@ -30,7 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tether_server.metrics import (
-    Labels,
+    DURATION_BUCKETS,
+    Counter,
     Registry,
     Snapshot,
     SnapshotWriter,
@@ -45,71 +47,92 @@ METRICS_DIR_VARIABLE = "TETHER_METRICS_DIR"
 #: Seconds between a worker's snapshots.
 SNAPSHOT_INTERVAL = 1.0
 
-_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
-_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
-#: (method bytes, status // 100) -> the labels; anything else is ("other", ...) or "none".
-_REQUEST_LABELS: dict[tuple[bytes, int], Labels] = {
-    (method.encode(), n + 1): (("method", method), ("status", cls))
-    for method in _METHODS
-    for n, cls in enumerate(_CLASSES)
-}
-_OTHER_LABELS: dict[int, Labels] = {
-    n + 1: (("method", "other"), ("status", cls)) for n, cls in enumerate(_CLASSES)
-}
-_NO_RESPONSE: Labels = (("method", "any"), ("status", "none"))
-#: Statuses of the error responses the server makes for a client's mistake.
-_ERROR_LABELS: dict[bytes, Labels] = {
-    code: (("status", code.decode()),)
-    for code in (b"400", b"408", b"413", b"414", b"431", b"501", b"505")
-}
-_OTHER_ERROR: Labels = (("status", "other"),)
+#: The label values, fixed here: a request's method is one of these or "other", its status
+#: a class or "none" (no response was sent), an error response's status one of these.
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+_METHOD_NAMES = (*METHODS, "other")
+_METHOD_INDEX = {method.encode(): n for n, method in enumerate(METHODS)}
+_OTHER_METHOD = len(METHODS)
+STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+ERROR_STATUSES = ("400", "408", "413", "414", "431", "501", "505", "other")
+_ERROR_INDEX = {code.encode(): n for n, code in enumerate(ERROR_STATUSES[:-1])}
 TIMEOUT_KINDS = ("head", "body", "keep_alive", "write", "websocket", "tls_handshake")
-_TIMEOUT_LABELS = {kind: (("kind", kind),) for kind in TIMEOUT_KINDS}
+_TIMEOUT_INDEX = {kind: n for n, kind in enumerate(TIMEOUT_KINDS)}
 #: The core driver's reasons for a deadline's close (``tether.serving_driver``).
-_DRIVER_TIMEOUTS = {f"{kind} timeout": kind for kind in ("head", "body", "keep_alive")}
+_DRIVER_TIMEOUTS = {
+    f"{kind} timeout": _TIMEOUT_INDEX[kind] for kind in ("head", "body", "keep_alive")
+}
 SHED_REASONS = ("concurrency", "connections", "websockets")
-_SHED_LABELS = {reason: (("reason", reason),) for reason in SHED_REASONS}
-_IN: Labels = (("direction", "in"),)
-_OUT: Labels = (("direction", "out"),)
+_SHED_INDEX = {reason: n for n, reason in enumerate(SHED_REASONS)}
 RESTART_REASONS = ("exit", "healthcheck", "max_requests", "reload")
 _RESTART_LABELS = {reason: (("reason", reason),) for reason in RESTART_REASONS}
+_BUCKETS = DURATION_BUCKETS
+
+
+class _Cell:
+    """One thread's numbers: only that thread writes them, so no update takes a lock."""
+
+    __slots__ = (
+        "buckets",
+        "connections",
+        "errors",
+        "messages",
+        "received",
+        "requests",
+        "reused",
+        "seconds",
+        "sent",
+        "sessions",
+        "shed",
+        "thread",
+        "timeouts",
+    )
+
+    def __init__(self, thread: threading.Thread | None) -> None:
+        self.thread = thread
+        #: By method index * 6 + status class index.
+        self.requests = [0] * (len(_METHOD_NAMES) * len(STATUS_CLASSES))
+        #: Durations: a count per bucket (the last: above every bound), and their sum.
+        self.buckets = [0] * (len(_BUCKETS) + 1)
+        self.seconds = 0.0
+        self.reused = 0
+        self.received = 0
+        self.sent = 0
+        self.connections = 0
+        self.shed = [0] * len(SHED_REASONS)
+        self.timeouts = [0] * len(TIMEOUT_KINDS)
+        self.errors = [0] * len(ERROR_STATUSES)
+        self.sessions = 0
+        self.messages = [0, 0]  # in, out
+
+    def add(self, other: _Cell) -> None:
+        """Add ``other``'s numbers to these."""
+        for name in self.__slots__:
+            if name == "thread":
+                continue
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, list):
+                for n, value in enumerate(theirs):
+                    mine[n] += value
+            else:
+                setattr(self, name, mine + theirs)
 
 
 class ServerMetrics:
-    """One server process's ``tether_*`` metrics; the hooks the servers call."""
+    """One server process's ``tether_*`` metrics; the hooks the servers call.
+
+    Each thread that reports gets a cell of its own (a ``threading.local``), written by it
+    alone: an update is a few additions, with no lock, whatever the server's threads. A
+    snapshot adds the cells up; a cell whose thread has ended is folded into a running total,
+    so the cells kept are those of live threads.
+    """
 
     def __init__(self) -> None:
-        """Every metric, registered at once (a scrape lists them all, zeros included)."""
-        self.lock = threading.Lock()
-        r = self.registry = Registry()
-        self._requests = r.counter(
-            "tether_requests_total", "Responses, by request method and status class"
-        )
-        self._duration = r.histogram(
-            "tether_request_duration_seconds", "From a request's head to its response's end"
-        )
-        self._reused = r.counter(
-            "tether_keepalive_requests_total", "Requests that came on a reused connection"
-        )
-        self._received = r.counter("tether_received_bytes_total", "Bytes read from clients")
-        self._sent = r.counter("tether_sent_bytes_total", "Bytes written to clients")
-        self._connections = r.counter("tether_connections_total", "Connections accepted")
-        self._shed = r.counter("tether_shed_total", "Requests answered 503 at a limit, by limit")
-        self._timeouts = r.counter("tether_timeouts_total", "Connections timed out, by deadline")
-        self._errors = r.counter(
-            "tether_protocol_errors_total", "Error responses to malformed requests, by status"
-        )
-        self._sessions = r.counter("tether_websocket_sessions_total", "WebSocket sessions")
-        self._messages = r.counter(
-            "tether_websocket_messages_total", "WebSocket messages, by direction"
-        )
-        self._open = r.gauge("tether_connections_open", "Connections open")
-        self._in_flight = r.gauge("tether_requests_in_flight", "Requests being answered")
-        self._ws_open = r.gauge("tether_websocket_sessions_open", "WebSocket sessions open")
-        for labels in _SHED_LABELS.values():
-            self._shed.inc(0, labels)
-        for labels in _TIMEOUT_LABELS.values():
-            self._timeouts.inc(0, labels)
+        """No numbers yet."""
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._cells: list[_Cell] = []
+        self._retired = _Cell(None)
         self._counts: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
 
     def watch(self, counts: Callable[[], tuple[int, int, int]]) -> None:
@@ -117,81 +140,147 @@ class ServerMetrics:
         connections, requests in flight and WebSocket sessions (from any thread)."""
         self._counts = counts
 
-    # -- the hooks (each takes the lock once) ----------------------------------------------------
+    def _cell(self) -> _Cell:
+        try:
+            cell: _Cell = self._local.cell
+        except AttributeError:
+            cell = self._local.cell = _Cell(threading.current_thread())
+            with self._lock:
+                self._cells.append(cell)
+        return cell
+
+    # -- the hooks -------------------------------------------------------------------------------
 
     def request(self, method: bytes, status: int, seconds: float, reused: bool) -> None:
         """A response is complete (``status`` 0: none was sent); ``reused``: the request came
-        on a connection that had served one before."""
+        on a connection that had served one before. A 101's session is not a duration."""
+        cell = self._cell()
         cls = status // 100
-        labels = _REQUEST_LABELS.get((method, cls))
-        if labels is None:
-            labels = _OTHER_LABELS.get(cls, _NO_RESPONSE)
-        with self.lock:
-            self._requests.inc(1, labels)
-            self._duration.observe(seconds)
-            if reused:
-                self._reused.inc()
+        if not 0 < cls < 6:
+            cls = 0
+        cell.requests[_METHOD_INDEX.get(method, _OTHER_METHOD) * 6 + cls] += 1
+        if cls != 1:
+            cell.buckets[bisect.bisect_left(_BUCKETS, seconds)] += 1
+            cell.seconds += seconds
+        if reused:
+            cell.reused += 1
 
     def received(self, size: int) -> None:
         """Bytes read from a client."""
-        with self.lock:
-            self._received.inc(size)
+        self._cell().received += size
 
     def sent(self, size: int) -> None:
         """Bytes written to a client."""
-        with self.lock:
-            self._sent.inc(size)
+        self._cell().sent += size
 
     def connection(self) -> None:
         """A connection was accepted."""
-        with self.lock:
-            self._connections.inc()
+        self._cell().connections += 1
 
     def shed(self, reason: str) -> None:
         """A request was answered 503 at a limit (one of :data:`SHED_REASONS`)."""
-        with self.lock:
-            self._shed.inc(1, _SHED_LABELS[reason])
+        self._cell().shed[_SHED_INDEX[reason]] += 1
 
     def timeout(self, kind: str) -> None:
         """A connection timed out (one of :data:`TIMEOUT_KINDS`)."""
-        with self.lock:
-            self._timeouts.inc(1, _TIMEOUT_LABELS[kind])
+        self._cell().timeouts[_TIMEOUT_INDEX[kind]] += 1
 
     def driver_closed(self, reason: str, output: bytes) -> None:
         """The core's driver closes a connection (``ConnectionDriver.reason``/``output``): count
         an expired deadline by kind, and an error response by its status."""
+        cell = self._cell()
         kind = _DRIVER_TIMEOUTS.get(reason)
         if kind is not None:
-            self.timeout(kind)
+            cell.timeouts[kind] += 1
         if output.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")):
-            labels = _ERROR_LABELS.get(output[9:12], _OTHER_ERROR)
-            with self.lock:
-                self._errors.inc(1, labels)
+            cell.errors[_ERROR_INDEX.get(output[9:12], len(ERROR_STATUSES) - 1)] += 1
 
     def websocket(self) -> None:
         """A WebSocket session began."""
-        with self.lock:
-            self._sessions.inc()
+        self._cell().sessions += 1
 
     def message(self, incoming: bool) -> None:
         """A WebSocket message was received (``incoming``) or sent."""
-        with self.lock:
-            self._messages.inc(1, _IN if incoming else _OUT)
+        self._cell().messages[0 if incoming else 1] += 1
 
     # -- output ----------------------------------------------------------------------------------
 
+    def total(self) -> _Cell:
+        """Every thread's numbers added up (ended threads' cells folded in on the way)."""
+        total = _Cell(None)
+        with self._lock:
+            live = []
+            for cell in self._cells:
+                if cell.thread is not None and cell.thread.is_alive():
+                    live.append(cell)
+                else:
+                    self._retired.add(cell)  # its thread is gone: it changes no more
+            self._cells = live
+            total.add(self._retired)
+            for cell in live:
+                total.add(cell)
+        return total
+
     def snapshot(self) -> Snapshot:
-        """Every metric as plain data, the gauges read now."""
+        """Every metric as plain data (the format :func:`tether_server.metrics.merge` adds)."""
         connections, in_flight, websockets = self._counts()
-        with self.lock:
-            self._open.set(connections)
-            self._in_flight.set(in_flight)
-            self._ws_open.set(websockets)
-            return self.registry.snapshot()
+        cell = self.total()
+        r = Registry()
+        requests = r.counter(
+            "tether_requests_total", "Responses, by request method and status class"
+        )
+        for n, count in enumerate(cell.requests):
+            if count:
+                method, cls = _METHOD_NAMES[n // 6], STATUS_CLASSES[n % 6]
+                requests.inc(count, (("method", method), ("status", cls)))
+        duration = r.histogram(
+            "tether_request_duration_seconds", "From a request's head to its response's end"
+        )
+        duration.load(cell.buckets, cell.seconds)
+        r.counter(
+            "tether_keepalive_requests_total", "Requests that came on a reused connection"
+        ).inc(cell.reused)
+        r.counter("tether_received_bytes_total", "Bytes read from clients").inc(cell.received)
+        r.counter("tether_sent_bytes_total", "Bytes written to clients").inc(cell.sent)
+        r.counter("tether_connections_total", "Connections accepted").inc(cell.connections)
+        _labelled(
+            r.counter("tether_shed_total", "Requests answered 503 at a limit, by limit"),
+            "reason",
+            SHED_REASONS,
+            cell.shed,
+        )
+        _labelled(
+            r.counter("tether_timeouts_total", "Connections timed out, by deadline"),
+            "kind",
+            TIMEOUT_KINDS,
+            cell.timeouts,
+        )
+        _labelled(
+            r.counter("tether_protocol_errors_total", "Error responses to malformed requests"),
+            "status",
+            ERROR_STATUSES,
+            cell.errors,
+        )
+        r.counter("tether_websocket_sessions_total", "WebSocket sessions").inc(cell.sessions)
+        _labelled(
+            r.counter("tether_websocket_messages_total", "WebSocket messages, by direction"),
+            "direction",
+            ("in", "out"),
+            cell.messages,
+        )
+        r.gauge("tether_connections_open", "Connections open").set(connections)
+        r.gauge("tether_requests_in_flight", "Requests being answered").set(in_flight)
+        r.gauge("tether_websocket_sessions_open", "WebSocket sessions open").set(websockets)
+        return r.snapshot()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this process alone."""
         return render(self.snapshot())
+
+
+def _labelled(counter: Counter, name: str, values: tuple[str, ...], counts: list[int]) -> None:
+    for value, count in zip(values, counts, strict=True):
+        counter.inc(count, ((name, value),))
 
 
 def bind_metrics(host: str, port: int) -> socket.socket:
