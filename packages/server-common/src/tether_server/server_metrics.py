@@ -62,7 +62,7 @@ _TIMEOUT_INDEX = {kind: n for n, kind in enumerate(TIMEOUT_KINDS)}
 _DRIVER_TIMEOUTS = {
     f"{kind} timeout": _TIMEOUT_INDEX[kind] for kind in ("head", "body", "keep_alive")
 }
-SHED_REASONS = ("concurrency", "connections", "websockets")
+SHED_REASONS = ("concurrency", "websockets")
 _SHED_INDEX = {reason: n for n, reason in enumerate(SHED_REASONS)}
 RESTART_REASONS = ("exit", "healthcheck", "max_requests", "reload")
 _RESTART_LABELS = {reason: (("reason", reason),) for reason in RESTART_REASONS}
