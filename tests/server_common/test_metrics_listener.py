@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tether_server.metrics import MAX_SCRAPES, SCRAPE_TIMEOUT, serve_metrics
+from tether_server.metrics import MAX_SCRAPES, SCRAPE_TIMEOUT, close_listener, serve_metrics
 from tether_server.server_metrics import ServerMetrics
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -37,9 +37,9 @@ def listener() -> Iterator[tuple[str, int]]:
     try:
         yield sock.getsockname()
     finally:
-        stop.set()
+        close_listener(sock, stop)
         thread.join(5)
-        sock.close()
+        assert not thread.is_alive()
 
 
 def test_a_slow_head_is_cut_off_and_blocks_no_one(listener: tuple[str, int]) -> None:

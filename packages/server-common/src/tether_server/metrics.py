@@ -349,8 +349,8 @@ def _scrape(client: socket.socket, exposition: Callable[[], bytes]) -> None:
 def serve_metrics(
     sock: socket.socket, exposition: Callable[[], bytes], stop: threading.Event
 ) -> threading.Thread:
-    """Answer ``GET /metrics`` (anything else: 404) on the listening ``sock`` until ``stop``
-    is set: an accepting thread, and a thread per connection, at most :data:`MAX_SCRAPES` at
+    """Answer ``GET /metrics`` (anything else: 404) on the listening ``sock`` until
+    :func:`close_listener`: an accepting thread, and a thread per connection, at most :data:`MAX_SCRAPES` at
     once. The listener faces whoever can reach it: one small head per request, a deadline for
     each, and a cap on connections, so a hostile client costs a thread for seconds at most."""
     slots = threading.BoundedSemaphore(MAX_SCRAPES)
@@ -363,12 +363,11 @@ def serve_metrics(
             slots.release()
 
     def run() -> None:
-        sock.settimeout(0.5)
+        # A blocking accept, woken by close_listener(): an idle listener costs no wake-ups.
+        sock.settimeout(None)
         while not stop.is_set():
             try:
                 client, _ = sock.accept()
-            except TimeoutError:
-                continue
             except OSError:
                 if stop.is_set() or sock.fileno() < 0:
                     return
@@ -392,6 +391,15 @@ def serve_metrics(
     return thread
 
 
+def close_listener(sock: socket.socket, stop: threading.Event) -> None:
+    """End :func:`serve_metrics`: set ``stop``, wake its blocking ``accept`` and close."""
+    stop.set()
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # Linux: wakes accept() in the serving thread
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
 __all__ = [
     "DURATION_BUCKETS",
     "MAX_SCRAPES",
@@ -403,6 +411,7 @@ __all__ = [
     "Registry",
     "SnapshotSource",
     "SnapshotWriter",
+    "close_listener",
     "merge",
     "read_snapshots",
     "render",

@@ -36,6 +36,7 @@ from tether_server.metrics import (
     Registry,
     Snapshot,
     SnapshotWriter,
+    close_listener,
     merge,
     read_snapshots,
     render,
@@ -141,6 +142,7 @@ class ServerMetrics:
         self._counts = counts
 
     def _cell(self) -> _Cell:
+        """This thread's cell, made on its first report (the hot hooks look it up inline)."""
         try:
             cell: _Cell = self._local.cell
         except AttributeError:
@@ -154,7 +156,10 @@ class ServerMetrics:
     def request(self, method: bytes, status: int, seconds: float, reused: bool) -> None:
         """A response is complete (``status`` 0: none was sent); ``reused``: the request came
         on a connection that had served one before. A 101's session is not a duration."""
-        cell = self._cell()
+        try:
+            cell: _Cell = self._local.cell
+        except AttributeError:
+            cell = self._cell()
         cls = status // 100
         if not 0 < cls < 6:
             cls = 0
@@ -167,11 +172,17 @@ class ServerMetrics:
 
     def received(self, size: int) -> None:
         """Bytes read from a client."""
-        self._cell().received += size
+        try:
+            self._local.cell.received += size
+        except AttributeError:
+            self._cell().received += size
 
     def sent(self, size: int) -> None:
         """Bytes written to a client."""
-        self._cell().sent += size
+        try:
+            self._local.cell.sent += size
+        except AttributeError:
+            self._cell().sent += size
 
     def connection(self) -> None:
         """A connection was accepted."""
@@ -330,8 +341,7 @@ class Exporter:
         if self._writer is not None:
             self._writer.write()
         if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
+            close_listener(self._sock, self._stop)
 
 
 class SupervisorMetrics:
@@ -386,9 +396,7 @@ class SupervisorMetrics:
 
     def close(self) -> None:
         """Stop serving and remove the directory."""
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            self._sock.close()
+        close_listener(self._sock, self._stop)
         shutil.rmtree(self.directory, ignore_errors=True)
         os.environ.pop(METRICS_DIR_VARIABLE, None)
 
