@@ -20,13 +20,13 @@ supervisor (:class:`SupervisorMetrics`) answers for all of them.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import os
 import shutil
 import socket
 import tempfile
 import threading
+from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,8 +52,9 @@ SNAPSHOT_INTERVAL = 1.0
 #: a class or "none" (no response was sent), an error response's status one of these.
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 _METHOD_NAMES = (*METHODS, "other")
-_METHOD_INDEX = {method.encode(): n for n, method in enumerate(METHODS)}
-_OTHER_METHOD = len(METHODS)
+#: Where a method's row of six (one per status class) begins in a cell's ``requests``.
+_METHOD_ROW = {method.encode(): 6 * n for n, method in enumerate(METHODS)}
+_OTHER_ROW = 6 * len(METHODS)
 STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
 ERROR_STATUSES = ("400", "408", "413", "414", "431", "501", "505", "other")
 _ERROR_INDEX = {code.encode(): n for n, code in enumerate(ERROR_STATUSES[:-1])}
@@ -161,11 +162,11 @@ class ServerMetrics:
         except AttributeError:
             cell = self._cell()
         cls = status // 100
-        if not 0 < cls < 6:
+        if cls > 5:  # a status the application made up ("999 Nope")
             cls = 0
-        cell.requests[_METHOD_INDEX.get(method, _OTHER_METHOD) * 6 + cls] += 1
+        cell.requests[_METHOD_ROW.get(method, _OTHER_ROW) + cls] += 1
         if cls != 1:
-            cell.buckets[bisect.bisect_left(_BUCKETS, seconds)] += 1
+            cell.buckets[bisect_left(_BUCKETS, seconds)] += 1
             cell.seconds += seconds
         if reused:
             cell.reused += 1

@@ -271,8 +271,9 @@ class Connection:
             pending = cast(ssl.SSLSocket, self.sock).pending()
             if pending:
                 data += self.sock.recv(pending)
-        if self.loop.metrics is not None:
-            self.loop.metrics.received(len(data))
+        metrics = self.loop.metrics
+        if metrics is not None:
+            metrics.received(len(data))
         return data
 
     def _read_http(self, now: float) -> None:
@@ -402,8 +403,9 @@ class Connection:
     def _send(self, data: bytes | bytearray | memoryview) -> int:
         try:
             sent = self.sock.send(data)
-            if self.loop.metrics is not None:
-                self.loop.metrics.sent(sent)
+            metrics = self.loop.metrics
+            if metrics is not None:
+                metrics.sent(sent)
             return sent
         except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             return 0

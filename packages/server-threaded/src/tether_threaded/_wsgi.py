@@ -368,14 +368,15 @@ class Exchange:
 
     def record(self, metrics: ServerMetrics) -> None:
         """Count this request, its status and duration (``--metrics-port``)."""
-        status = self.cycle.status if self.cycle.committed else 0
-        metrics.request(self.request.method, status, time.monotonic() - self.started, self.reused)
+        seconds = time.monotonic() - self.started
+        metrics.request(self.request.method, self.cycle.status, seconds, self.reused)
 
     def _wrap_up(self) -> None:
         upgrade = self.upgrade
         self.close_input()
-        if self.loop.metrics is not None:
-            self.record(self.loop.metrics)
+        metrics = self.loop.metrics
+        if metrics is not None:
+            self.record(metrics)
         if upgrade is not None:
             self.loop.release_websocket()
         else:
