@@ -13,7 +13,9 @@ uncompressed frames (a message may be sent uncompressed on a deflate connection)
 echoes come back compressed and are counted, not inflated.
 
 Each line ends in ``ratio=<number>``: messages/second over uvicorn (websockets)'s in the same
-mode; the figure is the median of ``--rounds`` interleaved rounds.
+mode; the figure is the median of ``--rounds`` interleaved rounds. ``cpu_us/msg`` is the server
+process's CPU time (user + system, from ``/proc``; Linux only) per echoed message over the
+measured seconds: on a machine shared with other work it moves less than messages/second does.
 """
 
 from __future__ import annotations
@@ -132,8 +134,28 @@ def _count_frames(buf: bytearray) -> int:
     return count
 
 
-def load(port: int, connections: int, burst: int, seconds: float, deflate: bool) -> float:
-    """Messages echoed per second over ``seconds`` (after a short warm-up)."""
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (None: not on Linux, or no pid)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(
+    port: int,
+    connections: int,
+    burst: int,
+    seconds: float,
+    deflate: bool,
+    pid: int | None = None,
+) -> tuple[float, float | None]:
+    """Messages echoed per second over ``seconds`` (after a short warm-up), and the CPU
+    seconds process ``pid`` (the server) spent per message meanwhile (None: unknown)."""
     payload = _frame(PAYLOAD) * burst
     selector = selectors.DefaultSelector()
     socks = []
@@ -149,6 +171,7 @@ def load(port: int, connections: int, burst: int, seconds: float, deflate: bool)
     start = time.perf_counter()
     warm_until = start + min(1.0, seconds / 4)
     measured_from = None
+    cpu_from = None
     end = warm_until + seconds
     try:
         for sock, state in socks:
@@ -158,6 +181,7 @@ def load(port: int, connections: int, burst: int, seconds: float, deflate: bool)
             now = time.perf_counter()
             if measured_from is None and now >= warm_until:
                 measured_from, echoed = now, 0
+                cpu_from = _cpu_seconds(pid)
             if now >= end:
                 break
             for key, _ in selector.select(timeout=1.0):
@@ -176,7 +200,11 @@ def load(port: int, connections: int, burst: int, seconds: float, deflate: bool)
                     state["waiting"] += burst
                     sock.sendall(payload)  # type: ignore[union-attr]
         elapsed = time.perf_counter() - (measured_from or start)
-        return echoed / elapsed
+        cpu_to = _cpu_seconds(pid)
+        cpu = None
+        if cpu_from is not None and cpu_to is not None and echoed:
+            cpu = (cpu_to - cpu_from) / echoed
+        return echoed / elapsed, cpu
     finally:
         for sock, _ in socks:
             with contextlib.suppress(OSError):
@@ -214,7 +242,9 @@ def _commands(port: int, deflate: bool) -> dict[str, list[str]]:
     }
 
 
-def measure(command: list[str], port: int, args: argparse.Namespace, deflate: bool) -> float:
+def measure(
+    command: list[str], port: int, args: argparse.Namespace, deflate: bool
+) -> tuple[float, float | None]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / "tether-bench-ws.log", "wb")  # noqa: SIM115
@@ -225,7 +255,7 @@ def measure(command: list[str], port: int, args: argparse.Namespace, deflate: bo
         harness.wait_listening(port, proc, connect_timeout=0.5)
         with contextlib.suppress(AttributeError, OSError):
             os.sched_setaffinity(0, {1})
-        return load(port, args.connections, args.burst, args.seconds, deflate)
+        return load(port, args.connections, args.burst, args.seconds, deflate, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -249,18 +279,23 @@ def main() -> int:
     base_name = "uvicorn (websockets)"
     for deflate in modes:
         names = [
-            n for n in _commands(0, deflate) if args.only is None or args.only in n or n == base_name
+            n
+            for n in _commands(0, deflate)
+            if args.only is None or args.only in n or n == base_name
         ]
         rates: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         for _ in range(args.rounds):
             for name in names:
                 port = harness.free_port()
                 try:
-                    rate = measure(_commands(port, deflate)[name], port, args, deflate)
+                    rate, cpu = measure(_commands(port, deflate)[name], port, args, deflate)
                 except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
                     print(f"  {name}: failed: {exc}", file=sys.stderr)
                     continue
                 rates.setdefault(name, []).append(rate)
+                if cpu is not None:
+                    cpus.setdefault(name, []).append(cpu * 1e6)
         med = {n: statistics.median(v) for n, v in rates.items()}
         base = med.get(base_name) or float("nan")
         mode = "compression on" if deflate else "compression off"
@@ -270,7 +305,8 @@ def main() -> int:
             flush=True,
         )
         for name, rate in med.items():
-            print(f"{name:<26} msg/s={rate:>9.0f} ratio={rate / base:.2f}", flush=True)
+            cpu_text = f" cpu_us/msg={statistics.median(cpus[name]):5.1f}" if name in cpus else ""
+            print(f"{name:<26} msg/s={rate:>9.0f}{cpu_text} ratio={rate / base:.2f}", flush=True)
     return 0
 
 

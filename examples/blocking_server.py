@@ -44,14 +44,16 @@ def handle(sock: socket.socket) -> None:
                 conn.receive_data(data, now=time.monotonic())
             elif isinstance(event, Request):
                 received = 0
+                method = event.method
                 if conn.expects_continue:  # this application always reads the body
                     sock.sendall(conn.send(InformationalResponse(100)))
             elif isinstance(event, Data):
                 received += len(event.data)
             elif isinstance(event, EndOfMessage):
                 text = b"you sent %d bytes\n" % received
+                # A 2xx to CONNECT would open a tunnel: this server offers none.
                 head = Response(
-                    200,
+                    501 if method == b"CONNECT" else 200,
                     [
                         (b"content-type", b"text/plain"),
                         (b"content-length", b"%d" % len(text)),

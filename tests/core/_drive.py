@@ -29,7 +29,7 @@ class Seen:
 def serve(
     pieces: Iterable[bytes], limits: Limits | None = None, *, eof: bool = False
 ) -> tuple[list[Seen], ServerConnection]:
-    """Feed ``pieces``, answer every request with an empty 200, return what was seen.
+    """Feed ``pieces``, answer every request with an empty 200 (CONNECT: 501), return what was seen.
 
     Also checks the memory bound: whenever the core asks for data, what it
     holds is within the head/trailer/chunk-line limits.
@@ -54,7 +54,9 @@ def serve(
             elif isinstance(event, EndOfMessage):
                 seen[-1].body = b"".join(body)
                 seen[-1].trailers = list(event.trailers)
-                conn.send(Response(200, [(b"content-length", b"0")]))
+                # A server that does not tunnel answers CONNECT 501 (a 2xx would open a tunnel).
+                status = 501 if seen[-1].request.method == b"CONNECT" else 200
+                conn.send(Response(status, [(b"content-length", b"0")]))
                 conn.send(EndOfMessage())
                 if not conn.start_next_cycle():
                     return False

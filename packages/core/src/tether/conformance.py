@@ -12,23 +12,35 @@ I/O like the rest of the core:
   vector's input and says whether its answers agree (status codes only, since
   the application behind a server is unknown). Moving the bytes over a socket
   is the caller's part (see ``tests/conformance.py``).
+
+The client half (response vectors: :func:`load_response_vectors`,
+:func:`run_client`, :func:`judge_client`) lives in ``_conformance_client.py``
+and is imported from here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any
 
+from tether._conformance_client import (
+    RESPONSE_SCHEMA,
+    ClientOutcome,
+    ExpectedResponse,
+    ResponseVector,
+    judge_client,
+    load_response_vectors,
+    request_for,
+    run_client,
+)
+from tether._vector_files import b, documents, fields
 from tether.errors import ProtocolError
 from tether.http1 import (
     NEED_DATA,
     PAUSED,
-    ClientConnection,
     ConnectionClosed,
     Data,
     EndOfMessage,
@@ -36,9 +48,30 @@ from tether.http1 import (
     Request,
     Response,
     ServerConnection,
-    State,
 )
 from tether.limits import Limits
+
+__all__ = [
+    "PROTOCOL_ERROR_STATUSES",
+    "REQUEST_SCHEMA",
+    "RESPONSE_SCHEMA",
+    "ClientOutcome",
+    "ExpectedMessage",
+    "ExpectedResponse",
+    "Outcome",
+    "ResponseVector",
+    "Vector",
+    "judge_client",
+    "judge_core",
+    "judge_responses",
+    "load_response_vectors",
+    "load_vectors",
+    "parse_responses",
+    "request_for",
+    "run_client",
+    "run_on_core",
+    "vectors_version",
+]
 
 #: Statuses that mean "the server refused the request as a protocol error".
 PROTOCOL_ERROR_STATUSES = frozenset((400, 408, 413, 414, 417, 431, 501, 505))
@@ -58,6 +91,9 @@ class ExpectedMessage:
     keep_alive: bool | None = None
     #: Must the request be reported as expecting 100-continue? ``None``: not checked.
     expect_continue: bool | None = None
+    #: May a 1xx response (here a 103) reach this client? (RFC 9110 15.2: not an HTTP/1.0
+    #: one.) ``None``: not checked.
+    informational: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,37 +131,8 @@ class Outcome:
     closed: bool = False
 
 
-def _b(text: str) -> bytes:
-    return text.encode("latin-1")
-
-
-def _fields(pairs: Iterable[Sequence[str]]) -> tuple[tuple[bytes, bytes], ...]:
-    return tuple((_b(name), _b(value)) for name, value in pairs)
-
-
 #: The request-vector schema :func:`load_vectors` reads; other files in a directory are skipped.
 REQUEST_SCHEMA = "tether-http1-vectors/1"
-#: The response-vector schema :func:`load_response_vectors` reads.
-RESPONSE_SCHEMA = "tether-http1-response-vectors/1"
-
-
-def _documents(directory: str | Path | None, schema: str) -> list[dict[str, Any]]:
-    """The JSON documents of ``schema`` in ``directory`` (default: the bundled http1 set)."""
-    docs = []
-    if directory is None:
-        base = resources.files("tether") / "vectors" / "http1"
-        texts = [
-            entry.read_text("utf-8")
-            for entry in sorted(base.iterdir(), key=lambda e: e.name)
-            if entry.name.endswith(".json")
-        ]
-    else:
-        texts = [path.read_text("utf-8") for path in sorted(Path(directory).glob("*.json"))]
-    for text in texts:
-        doc = json.loads(text)
-        if doc.get("schema") == schema:
-            docs.append(doc)
-    return docs
 
 
 def vectors_version() -> str:
@@ -160,7 +167,7 @@ def load_vectors(directory: str | Path | None = None) -> list[Vector]:
     another schema (such as the response vectors) are skipped.
     """
     vectors = []
-    for doc in _documents(directory, REQUEST_SCHEMA):
+    for doc in documents(directory, REQUEST_SCHEMA):
         for case in doc["cases"]:
             error = case.get("error")
             vectors.append(
@@ -168,17 +175,18 @@ def load_vectors(directory: str | Path | None = None) -> list[Vector]:
                     id=case["id"],
                     rfc=case["rfc"],
                     title=case["title"],
-                    input=_b(case["input"]),
+                    input=b(case["input"]),
                     messages=tuple(
                         ExpectedMessage(
-                            method=_b(m["method"]),
-                            target=_b(m["target"]),
-                            version=_b(m["version"]),
-                            headers=_fields(m["headers"]),
-                            body=_b(m["body"]),
-                            trailers=_fields(m["trailers"]),
+                            method=b(m["method"]),
+                            target=b(m["target"]),
+                            version=b(m["version"]),
+                            headers=fields(m["headers"]),
+                            body=b(m["body"]),
+                            trailers=fields(m["trailers"]),
                             keep_alive=m.get("keep_alive"),
                             expect_continue=m.get("expect_continue"),
+                            informational=m.get("informational"),
                         )
                         for m in case["messages"]
                     ),
@@ -194,13 +202,17 @@ def load_vectors(directory: str | Path | None = None) -> list[Vector]:
 
 
 _RESPONSE = Response(200, [(b"content-length", b"0")])
+# A server that does not tunnel refuses CONNECT (a 2xx would turn the connection into a tunnel).
+_NO_TUNNEL = Response(501, [(b"content-length", b"0")])
+_HINTS = InformationalResponse(103, [(b"link", b"</style.css>; rel=preload")])
 _END = EndOfMessage()
 
 
 def run_on_core(vector: Vector, pieces: Iterable[bytes] | None = None) -> Outcome:
     """Feed ``pieces`` (default: the whole input at once) to a fresh server connection.
 
-    Each complete request is answered with an empty 200 and the next cycle is
+    Each request head is answered with a 103 (Early Hints), each complete request
+    with an empty 200 (a CONNECT with 501: no tunnel), and the next cycle is
     started while the connection stays persistent, as a server would.
     """
     conn = ServerConnection(vector.make_limits())
@@ -219,13 +231,14 @@ def run_on_core(vector: Vector, pieces: Iterable[bytes] | None = None) -> Outcom
             if isinstance(event, Request):
                 current["request"] = event
                 current["expect_continue"] = conn.expects_continue
+                current["informational"] = conn.send(_HINTS) != b""
                 body.clear()
             elif isinstance(event, Data):
                 body.append(event.data)
             elif isinstance(event, EndOfMessage):
                 request = current["request"]
                 assert isinstance(request, Request)
-                conn.send(_RESPONSE)
+                conn.send(_NO_TUNNEL if request.method == b"CONNECT" else _RESPONSE)
                 conn.send(_END)
                 outcome.messages.append(
                     ExpectedMessage(
@@ -237,6 +250,7 @@ def run_on_core(vector: Vector, pieces: Iterable[bytes] | None = None) -> Outcom
                         trailers=tuple(event.trailers),
                         keep_alive=conn.keep_alive,
                         expect_continue=bool(current["expect_continue"]),
+                        informational=bool(current["informational"]),
                     )
                 )
                 if not conn.start_next_cycle():
@@ -272,7 +286,7 @@ def judge_core(vector: Vector, outcome: Outcome) -> list[str]:
                 problems.append(
                     f"message {i}: {name} {getattr(have, name)!r} != {getattr(want, name)!r}"
                 )
-        for name in ("keep_alive", "expect_continue"):
+        for name in ("keep_alive", "expect_continue", "informational"):
             if getattr(want, name) is not None and getattr(want, name) != getattr(have, name):
                 problems.append(
                     f"message {i}: {name} {getattr(have, name)!r} != {getattr(want, name)!r}"
@@ -355,7 +369,12 @@ def judge_responses(vector: Vector, data: bytes) -> list[str]:
     problems = []
     n = len(vector.messages)
     served = statuses[:n]
-    bad = [s for s in served if s in PROTOCOL_ERROR_STATUSES]
+    # 501 to CONNECT is the answer of a server that offers no tunnels, not a refusal.
+    bad = [
+        s
+        for s, message in zip(served, vector.messages, strict=False)
+        if s in PROTOCOL_ERROR_STATUSES and not (s == 501 and message.method == b"CONNECT")
+    ]
     if len(served) < n:
         problems.append(f"expected {n} answered requests, got {len(served)} ({statuses})")
     elif bad:
@@ -367,195 +386,3 @@ def judge_responses(vector: Vector, data: bytes) -> list[str]:
     elif len(statuses) > n and vector.messages and vector.messages[-1].keep_alive is False:
         problems.append(f"answered more requests than expected: {statuses}")
     return problems
-
-
-# ---- responses: what a client reads -----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ExpectedResponse:
-    """One response a response vector says a client must read, whole."""
-
-    status: int
-    headers: tuple[tuple[bytes, bytes], ...]
-    body: bytes
-    trailers: tuple[tuple[bytes, bytes], ...]
-    #: Statuses of the 1xx responses before it.
-    informational: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseVector:
-    """One client-side case: requests sent, bytes received, responses or an error expected."""
-
-    id: str
-    rfc: str
-    title: str
-    #: Methods of the requests sent, in order; ``"GET upgrade"`` asks to upgrade.
-    requests: tuple[str, ...]
-    input: bytes
-    responses: tuple[ExpectedResponse, ...]
-    #: Name of the error class (in :mod:`tether.errors` or :mod:`tether.http1`) raised after them.
-    error: str | None = None
-    eof: bool = False
-    #: Whether the connection may carry another request afterwards (``None``: not checked).
-    keep_alive: bool | None = None
-    #: After a 101 or a 2xx to CONNECT: the bytes handed to the new protocol.
-    tunnel: bytes | None = None
-    limits: dict[str, int] = field(default_factory=dict)
-    strict: str | None = None
-
-
-@dataclass(slots=True)
-class ClientOutcome:
-    """What the client core read from a response vector's input."""
-
-    responses: list[ExpectedResponse] = field(default_factory=list)
-    error: ProtocolError | None = None
-    keep_alive: bool = True
-    tunnel: bytes | None = None
-
-
-def load_response_vectors(directory: str | Path | None = None) -> list[ResponseVector]:
-    """Every response vector in ``directory`` (default: the bundled ``http1`` set)."""
-    vectors = []
-    for doc in _documents(directory, RESPONSE_SCHEMA):
-        for case in doc["cases"]:
-            error = case.get("error")
-            vectors.append(
-                ResponseVector(
-                    id=case["id"],
-                    rfc=case["rfc"],
-                    title=case["title"],
-                    requests=tuple(case["requests"]),
-                    input=_b(case["input"]),
-                    responses=tuple(
-                        ExpectedResponse(
-                            status=r["status"],
-                            headers=_fields(r["headers"]),
-                            body=_b(r["body"]),
-                            trailers=_fields(r["trailers"]),
-                            informational=tuple(i[0] for i in r.get("informational", ())),
-                        )
-                        for r in case["responses"]
-                    ),
-                    error=error["class"] if error else None,
-                    eof=case.get("eof", False),
-                    keep_alive=case.get("keep_alive"),
-                    tunnel=_b(case["tunnel"]) if "tunnel" in case else None,
-                    limits=case.get("limits", {}),
-                    strict=case.get("strict"),
-                )
-            )
-    return vectors
-
-
-def request_for(method: str) -> Request:
-    """The request a response vector's ``requests`` entry stands for."""
-    headers = [(b"host", b"example.com")]
-    if method == "GET upgrade":
-        method = "GET"
-        headers += [(b"connection", b"upgrade"), (b"upgrade", b"websocket")]
-    target = b"example.com:443" if method == "CONNECT" else b"/"
-    return Request(_b(method), target, headers)
-
-
-def run_client(vector: ResponseVector, pieces: Iterable[bytes] | None = None) -> ClientOutcome:
-    """Send the vector's requests on a fresh client connection and feed it ``pieces``."""
-    conn = ClientConnection(Limits(**vector.limits) if vector.limits else Limits())
-    outcome = ClientOutcome()
-    for method in vector.requests:
-        conn.send(request_for(method))
-        conn.send(_END)
-    informational: list[int] = []
-    current: list[Response] = []
-    body: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            event = conn.next_event()
-            if event is NEED_DATA or event is PAUSED or isinstance(event, ConnectionClosed):
-                return
-            if isinstance(event, InformationalResponse):
-                informational.append(event.status_code)
-            elif isinstance(event, Response):
-                current[:] = [event]
-                body.clear()
-                if conn.their_state is State.SWITCHED_PROTOCOL:
-                    _finish(EndOfMessage())
-            elif isinstance(event, Data):
-                body.append(event.data)
-            elif isinstance(event, EndOfMessage):
-                _finish(event)
-
-    def _finish(end: EndOfMessage) -> None:
-        head = current.pop()
-        outcome.responses.append(
-            ExpectedResponse(
-                head.status_code,
-                tuple(head.headers),
-                b"".join(body),
-                tuple(end.trailers),
-                tuple(informational),
-            )
-        )
-        informational.clear()
-
-    try:
-        for piece in [vector.input] if pieces is None else pieces:
-            if piece:
-                conn.receive_data(piece)
-                drain()
-        if vector.eof:
-            conn.receive_data(b"")
-        drain()
-    except ProtocolError as exc:
-        outcome.error = exc
-    outcome.keep_alive = conn.keep_alive
-    if conn.their_state is State.SWITCHED_PROTOCOL:
-        outcome.tunnel = conn.trailing_data
-    return outcome
-
-
-def judge_client(vector: ResponseVector, outcome: ClientOutcome) -> list[str]:
-    """Differences between what the client core read and what the vector expects."""
-    problems = []
-    if list(vector.responses) != outcome.responses:
-        problems.append(f"responses {outcome.responses!r} != {list(vector.responses)!r}")
-    if vector.error is None:
-        if outcome.error is not None:
-            problems.append(f"unexpected {type(outcome.error).__name__}: {outcome.error}")
-        if vector.keep_alive is not None and vector.keep_alive != outcome.keep_alive:
-            problems.append(f"keep_alive {outcome.keep_alive} != {vector.keep_alive}")
-        if vector.tunnel != outcome.tunnel:
-            problems.append(f"tunnel {outcome.tunnel!r} != {vector.tunnel!r}")
-    elif outcome.error is None:
-        problems.append(f"expected {vector.error}, got no error")
-    elif vector.error not in {cls.__name__ for cls in type(outcome.error).__mro__}:
-        problems.append(
-            f"expected {vector.error}, got {type(outcome.error).__name__}: {outcome.error}"
-        )
-    return problems
-
-
-__all__ = [
-    "PROTOCOL_ERROR_STATUSES",
-    "REQUEST_SCHEMA",
-    "RESPONSE_SCHEMA",
-    "ClientOutcome",
-    "ExpectedMessage",
-    "ExpectedResponse",
-    "Outcome",
-    "ResponseVector",
-    "Vector",
-    "judge_client",
-    "judge_core",
-    "judge_responses",
-    "load_response_vectors",
-    "load_vectors",
-    "parse_responses",
-    "request_for",
-    "run_client",
-    "run_on_core",
-    "vectors_version",
-]

@@ -12,26 +12,25 @@ refused without parsing error strings.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class ProtocolError(Exception):
     """Base class of every protocol error.
 
     ``status_hint`` is the HTTP status to answer with; ``close_code`` is the
     WebSocket close code (1002 by default) for errors raised on a WebSocket.
+    Both belong to the class: a subclass states its own, so the type alone says
+    how to answer. (They are ``ClassVar``s because a class-body default on an
+    Exception subclass is missing at run time once mypyc compiles the class.)
     """
 
-    status_hint: int = 400
-    close_code: int = 1002
+    status_hint: ClassVar[int] = 400
+    close_code: ClassVar[int] = 1002
 
-    def __init__(
-        self, message: str, *, status_hint: int | None = None, close_code: int | None = None
-    ) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        if status_hint is not None:
-            self.status_hint = status_hint
-        if close_code is not None:
-            self.close_code = close_code
 
 
 class RemoteProtocolError(ProtocolError):

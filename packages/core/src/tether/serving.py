@@ -144,6 +144,15 @@ def overload_response(retry_after: int = 1) -> tuple[Response, bytes]:
     )
 
 
+def no_tunnel_response() -> tuple[Response, bytes]:
+    """The 501 a server sends to ``CONNECT`` instead of calling the application.
+
+    A 2xx to CONNECT turns the connection into a tunnel (RFC 9110 section 9.3.6), which neither
+    an ASGI nor a WSGI application can run; any other answer leaves it HTTP, so it stays open.
+    """
+    return _plain_response(501, b"Not Implemented: this server opens no tunnels\n")
+
+
 def internal_error_response() -> tuple[Response, bytes]:
     """The 500 a server sends when the application failed before starting its response."""
     return _plain_response(500, b"Internal Server Error\n", [(b"connection", b"close")])
@@ -456,6 +465,7 @@ __all__ = [
     "access_log_line",
     "decode_path",
     "internal_error_response",
+    "no_tunnel_response",
     "overload_response",
     "server_limits",
     "split_target",

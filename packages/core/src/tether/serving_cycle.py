@@ -199,11 +199,16 @@ class ResponseCycle:
         """Take the response head (nothing to write yet).
 
         ``ignore_transfer_encoding`` drops an application's ``Transfer-Encoding`` (the ASGI
-        spec: the server must ignore it; framing is the server's).
+        spec: the server must ignore it; framing is the server's). A 2xx to CONNECT raises
+        :class:`~tether.errors.LocalProtocolError`: the servers do not tunnel (answer 501).
         """
         phase = self.phase
         if phase is not _W and phase is not _H:
             self._move(_Step.START)  # raises
+        if 200 <= status < 300 and self.request.method == b"CONNECT":
+            # A 2xx to CONNECT makes the connection a tunnel (RFC 9110 9.3.6), which neither
+            # ASGI nor WSGI can carry: refused like any other misuse (the server answers 500).
+            raise LocalProtocolError("a 2xx to CONNECT opens a tunnel, which this server lacks")
         self.phase = _H
         # One pass over the fields: the declared length, an app's coding, and whether Date
         # and Server are there already (tether.serving.with_server_headers, inlined: this

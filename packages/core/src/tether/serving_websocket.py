@@ -39,11 +39,14 @@ class Hold(enum.Enum):
 class WebSocketSession:
     """One WebSocket session's inbox, reading rules and closing handshake."""
 
-    __slots__ = ("code", "held", "inbox", "inbox_size", "ws")
+    __slots__ = ("code", "held", "inbox", "inbox_size", "max_messages", "ws")
 
-    def __init__(self, ws: Connection) -> None:
+    def __init__(self, ws: Connection, max_messages: int | None = None) -> None:
         #: The core's connection.
         self.ws = ws
+        #: Messages the inbox may hold before reading stops, besides its byte bound (uvicorn's
+        #: ``--ws-max-queue``); reading resumes at a quarter of it. None: the byte bound only.
+        self.max_messages = max_messages
         #: Messages received and not yet taken, then the session's ending, if it ended.
         self.inbox: deque[Received] = deque()
         #: Bytes of the messages in the inbox.
@@ -58,7 +61,9 @@ class WebSocketSession:
 
         If not, :attr:`held` says why; :meth:`resume` says when to read again.
         """
-        if self.inbox_size >= RULES.inbox_high:
+        if self.inbox_size >= RULES.inbox_high or (
+            self.max_messages is not None and len(self.inbox) >= self.max_messages
+        ):
             self.held = Hold.INBOX
         elif queued > RULES.write_high or self.ws.write_paused:
             self.held = Hold.OUTPUT
@@ -68,11 +73,15 @@ class WebSocketSession:
 
     def resume(self, queued: int) -> bool:
         """Whether reading held back may resume (it then is no longer held): the inbox fell
-        below ``inbox_low``, or the ``queued`` output to ``write_low`` or less."""
+        below ``inbox_low`` (and its messages to a quarter of :attr:`max_messages`), or the
+        ``queued`` output to ``write_low`` or less."""
         held = self.held
-        if (held is Hold.INBOX and self.inbox_size < RULES.inbox_low) or (
-            held is Hold.OUTPUT and queued <= RULES.write_low
-        ):
+        limit = self.max_messages
+        if (
+            held is Hold.INBOX
+            and self.inbox_size < RULES.inbox_low
+            and (limit is None or len(self.inbox) <= limit // 4)
+        ) or (held is Hold.OUTPUT and queued <= RULES.write_low):
             self.held = None
             return True
         return False

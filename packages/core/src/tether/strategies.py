@@ -1,20 +1,43 @@
-"""Hypothesis strategies for valid HTTP/1.1 requests, for testing any HTTP/1.1 server.
+"""Hypothesis strategies for valid HTTP/1.1 messages, for testing any HTTP/1.1 parser or server.
 
-Needs ``hypothesis`` (it is not a dependency of the core)::
+Needs ``hypothesis`` (it is not a dependency of the core). Three strategies:
+
+- :func:`requests`: one valid request (:class:`GeneratedRequest`): methods (also
+  unknown tokens), origin- and absolute-form targets, field values with obs-text and
+  random optional whitespace on the wire, a body framed by Content-Length or chunked
+  (random chunk sizes, some chunk extensions, some trailers), HTTP/1.1 with Host or
+  HTTP/1.0;
+- :func:`request_streams`: a list of persistent HTTP/1.1 requests to pipeline on
+  one connection;
+- :func:`responses`: one valid response (:class:`GeneratedResponse`, with 1xx
+  before it sometimes) as events for a server connection to send, for testing a
+  client.
+
+Every generated request is valid under RFC 9110 and RFC 9112, so a conforming
+parser must accept it and report exactly its fields and body, and a conforming
+server must answer it once (pipelined ones in order). A parser under test::
 
     from hypothesis import given
-    from tether.strategies import requests, request_streams
+    from tether.strategies import requests
 
     @given(requests())
     def test_my_parser(request):
-        wire = request.to_bytes()        # what a client sends
-        ...                              # parse it; compare with request.method, .target,
-                                         # .expected_headers(), .body, .expected_trailers()
+        parsed = my_parse(request.to_bytes())          # the bytes a client sends
+        assert parsed.method == request.method
+        assert parsed.target == request.target
+        # Lowercase names, values without OWS; Host aside, which a server may take from an
+        # absolute-form target (RFC 9112 3.2.2).
+        fields = [f for f in request.expected_headers() if f[0] != b"host"]
+        assert [f for f in parsed.headers if f[0] != b"host"] == fields
+        assert parsed.body == request.body
+        assert parsed.trailers == request.expected_trailers()
 
-Every generated request is valid under RFC 9110 and RFC 9112, so a conforming
-server must accept it and see exactly these fields and this body. Bodies are
-framed by Content-Length or chunked (random chunk sizes, some with extensions,
-some with trailers); field values get random optional whitespace on the wire.
+A running server: ``examples/test_my_server.py`` sends generated requests (alone,
+then pipelined) to ``TETHER_TEST_URL`` and reads the answers with
+:class:`tether.http1.ClientConnection`; copy it next to your tests and run pytest.
+``tether conform URL`` does the same with a fixed seed (its ``traffic`` group,
+``--requests N --seed S``). Generated requests say ``Host: example.com``; replace it
+(``dataclasses.replace``) when the server checks the host.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from tether_asyncio.static import with_static
 from tether_server.config import add_server_options, config_options, start_processes
 from tether_server.conform import add_arguments as add_conform_arguments
 from tether_server.conform import command as conform_command
-from tether_server.startup import LOG_LEVELS, HelpFormatter, configure_logging
+from tether_server.startup import LOG_LEVELS, HelpFormatter, configure_logging, positive_int
 
 DEMO_APP = "tether_asyncio.demo:app"
 
@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="offer permessage-deflate",
     )
+    ws.add_argument(
+        "--ws-max-queue",
+        type=positive_int,
+        default=32,
+        metavar="N",
+        help="messages the app has not received yet before reading the WebSocket pauses",
+    )
     return parser
 
 
@@ -110,6 +117,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         app_dir=args.app_dir,
         ws=args.ws,
         ws_per_message_deflate=args.ws_per_message_deflate,
+        ws_max_queue=args.ws_max_queue,
         **config_options(args),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 
 import anyio
 from anyio import EndOfStream
@@ -54,6 +55,7 @@ class RequestCycle:
         )
         self.failed = False
         self.body_done = False
+        #: The app was given ``http.disconnect``: its returning early is then not its fault.
         self.disconnected = False
         self.wait_scope: anyio.CancelScope | None = None
         self.trailer_fields: list[tuple[bytes, bytes]] = []
@@ -98,6 +100,8 @@ class RequestCycle:
                 await self._write(response.end(self.trailer_fields), 0)
         elif kind == "http.response.pathsend":
             await self._send_path(message["path"])
+        elif kind == "http.response.early_hint":
+            await self._early_hint(message.get("links", ()))
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r} in an HTTP response")
 
@@ -110,6 +114,17 @@ class RequestCycle:
             except ClientDisconnected:
                 self.response.sent -= size
                 raise
+
+    async def _early_hint(self, links: Iterable[bytes]) -> None:
+        """``103 Early Hints`` with one ``Link`` field per link (RFC 8297); HTTP/1.0 clients
+        do not get it (a 1.0 client may not expect an interim response: RFC 9110 15.2)."""
+        if self.response.phase is not CyclePhase.WAITING:
+            raise RuntimeError("http.response.early_hint after http.response.start")
+        if self.request.http_version != b"1.1":
+            return
+        headers = [(b"link", bytes(link)) for link in links]
+        if headers:
+            await self.owner.write(self.owner.conn.send(InformationalResponse(103, headers)))
 
     async def _send_path(self, path: str) -> None:
         if not os.path.isabs(path):
@@ -145,6 +160,7 @@ class RequestCycle:
         """The ASGI ``receive`` callable."""
         owner = self.owner
         if self.complete or self.disconnected or owner.closed:
+            self.disconnected = True
             return _disconnect()
         if not self.body_done:
             return await self._read_body()
@@ -227,7 +243,8 @@ class RequestCycle:
         return True
 
     async def _wait_for_disconnect(self) -> Message:
-        """Block until the client goes away or the response completes (ASGI ``http.disconnect``).
+        """Block until the client goes away, the response completes, or the server shuts down
+        while the response streams (ASGI ``http.disconnect``).
 
         Bytes that arrive meanwhile are pipelined requests; they go to the core's buffer, and
         reading stops before that buffer's limit.
@@ -237,7 +254,7 @@ class RequestCycle:
         budget = owner.state.limits.max_buffered_bytes // 2
         with anyio.CancelScope() as scope:
             self.wait_scope = scope
-            while not owner.peer_eof:
+            while not owner.peer_eof and not (owner.state.shutting_down and self.started):
                 try:
                     data = await owner.stream.receive(_READ_SIZE)
                 except EndOfStream:
@@ -253,5 +270,16 @@ class RequestCycle:
                 if budget <= 0:
                     await anyio.sleep_forever()
         self.wait_scope = None
-        self.disconnected = owner.peer_eof or owner.closed
+        # The client left, the response completed, or the server is shutting down.
+        self.disconnected = True
         return _disconnect()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: an app streaming a response (server-sent events) that waits for
+        ``http.disconnect`` gets it now, instead of holding the shutdown until its timeout.
+
+        Not before its response started: Django (and others) cancel the view when told of a
+        disconnect, and an in-flight request must be let finish.
+        """
+        if self.wait_scope is not None and self.started:
+            self.wait_scope.cancel()

@@ -27,6 +27,7 @@ from tether.http1 import (
 )
 from tether.serving import (
     decode_path,
+    no_tunnel_response,
     overload_response,
     split_target,
 )
@@ -41,7 +42,6 @@ from tether_asyncio._websocket import serve_websocket
 if TYPE_CHECKING:
     from tether_asyncio._state import ServerState
 
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
 _READ_SIZE = 65536
 #: Writes on streams without their own write timeout (trio) are timed in pieces this large.
 _WRITE_PIECE = 256 * 1024
@@ -72,6 +72,7 @@ class HTTPConnection:
         "state",
         "stream",
         "timeout_output",
+        "tls",
         "websocket",
         "write_since",
         "write_timeout",
@@ -117,6 +118,8 @@ class HTTPConnection:
         self.client_text = _client_text(client)
         self.server = server
         self.scheme = "https" if tls is not None else "http"
+        #: The ASGI TLS extension of this connection (None: plain TCP or a Unix socket).
+        self.tls = tls
         #: Scope extensions: the server's shared dict, or a dict of its own with "tls".
         self.extensions = state.extensions if tls is None else {**state.extensions, "tls": tls}
 
@@ -307,7 +310,8 @@ class HTTPConnection:
             raw_path = root_path.encode("utf-8") + raw_path
         scope: dict[str, Any] = {
             "type": "http",
-            "asgi": _ASGI,
+            # Each scope its own dict: an app that writes to it changes no other request's.
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
             "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
             "method": request.method.decode("ascii"),
             "scheme": self.scheme,
@@ -342,6 +346,8 @@ class HTTPConnection:
                 limit_connections=state.config.limit_connections,
             )
             await cycle.send_canned(*health_response(probe, health))
+        elif request.method == b"CONNECT":
+            await cycle.send_canned(*no_tunnel_response())  # ASGI cannot run a tunnel
         elif limit is not None and state.in_flight >= limit:
             await cycle.send_canned(*overload_response())
         else:
@@ -396,7 +402,9 @@ class HTTPConnection:
 
     def _app_failed(self, cycle: RequestCycle, exc: Exception) -> None:
         cycle.failed = True
-        if isinstance(exc, ClientDisconnected) and self.closed:
+        if self.closed and _caused_by_disconnect(exc):
+            # Frameworks re-raise our ClientDisconnected as their own (Starlette's
+            # ClientDisconnect): the client leaving is not an application error.
             error_log.debug("connection %d: client disconnected during the response", self.id)
             return
         error_log.error(
@@ -405,3 +413,14 @@ class HTTPConnection:
             " after the response started; closing" if cycle.started else "",
             exc_info=exc,
         )
+
+
+def _caused_by_disconnect(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is, or was raised while handling, :class:`ClientDisconnected`."""
+    for _ in range(4):  # a short chain: a framework's wrapper, perhaps a second one
+        if exc is None:
+            return False
+        if isinstance(exc, ClientDisconnected):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

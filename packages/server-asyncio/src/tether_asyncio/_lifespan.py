@@ -73,6 +73,10 @@ class Lifespan:
             elif not self._startup_done.is_set():
                 self._failure = f"exception in lifespan startup: {exc!r}"
                 error_log.error("exception in lifespan startup", exc_info=exc)
+            elif self._failure is not None:
+                # Raised after lifespan.startup.failed (Starlette re-raises what failed): the
+                # server reports the startup failure once; this is its detail.
+                error_log.debug("lifespan startup failed with an exception", exc_info=exc)
             else:
                 error_log.error("exception in lifespan shutdown", exc_info=exc)
         else:

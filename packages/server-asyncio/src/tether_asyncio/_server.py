@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup
-from anyio.streams.tls import TLSAttribute, TLSStream
+from anyio.streams.tls import TLSStream
 
 from tether.serving import ConnectionGate
 from tether_asyncio._config import Config, ConfigError, bind_socket, create_ssl_context, load_app
@@ -20,6 +20,7 @@ from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
 from tether_asyncio._state import ServerState, error_log
 from tether_asyncio._stream import FastStream, ReadBuffer
+from tether_asyncio._tls import TLSInfo
 from tether_asyncio._types import Stream
 from tether_server.startup import STOP_SIGNALS, WorkerLink, notify_serving, stop_message
 
@@ -27,8 +28,6 @@ from tether_server.startup import STOP_SIGNALS, WorkerLink, notify_serving, stop
 TICK = 0.2
 #: Exit status when the application's lifespan startup fails (uvicorn uses the same).
 STARTUP_FAILURE = 3
-
-_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
 
 class Server:
@@ -50,6 +49,8 @@ class Server:
         #: What this process tells its supervisor or systemd (set once serving).
         self._link: WorkerLink | None = None
         self._ssl: ssl.SSLContext | None = None
+        #: What the ASGI TLS extension of each TLS connection is made from.
+        self._tls: TLSInfo | None = None
         #: What every asyncio connection reads its socket into (see _stream.ReadBuffer).
         self._read_buffer = ReadBuffer()
         self._gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
@@ -64,6 +65,8 @@ class Server:
         app = load_app(self.config)
         self.config.trusted_proxies()  # a bad --forwarded-allow-ips fails here, before binding
         self._ssl = create_ssl_context(self.config)
+        if self._ssl is not None and self.config.ssl_certfile is not None:
+            self._tls = TLSInfo(self._ssl, self.config.ssl_certfile)
         sock = bind_socket(self.config)
         options: dict[str, Any] = {}
         backend = self.config.backend
@@ -268,7 +271,8 @@ class Server:
                 if tls_stream is None:
                     return
                 byte_stream = tls_stream
-                tls = _tls_extension(tls_stream)
+                assert self._tls is not None
+                tls = self._tls.extension(tls_stream)
             await HTTPConnection(state, byte_stream, client=client, server=server, tls=tls).run()
         except Exception:
             # HTTPConnection.run() never raises; this is the last guard that keeps one
@@ -333,6 +337,7 @@ class Server:
                 assert self._exit is not None and self.state is not None
                 if not self._exit.is_set():
                     error_log.info("%s", stop_message(signum))
+                    error_log.info("a second signal forces the exit")
                     self.state.handover = signum == signal.SIGHUP
                     self._exit.set()
                 else:
@@ -349,6 +354,8 @@ class Server:
                 connection.websocket.going_away()
             elif connection.idle and not state.handover:
                 connection.interrupt()
+            elif connection.cycle is not None:
+                connection.cycle.shutdown()
         if not state.connections:
             return
         error_log.info("waiting for %d connection(s) to finish", len(state.connections))
@@ -384,18 +391,6 @@ def _ip_address(address: Any) -> tuple[str, int] | None:
     if isinstance(address, tuple) and len(address) >= 2:
         return (str(address[0]), int(address[1]))
     return None
-
-
-def _tls_extension(stream: TLSStream) -> dict[str, Any]:
-    version = stream.extra(TLSAttribute.tls_version, None)
-    return {
-        "server_cert": None,
-        "client_cert_chain": [],
-        "client_cert_name": None,
-        "client_cert_error": None,
-        "tls_version": _TLS_VERSIONS.get(version or ""),
-        "cipher_suite": None,
-    }
 
 
 def run(app: Any, **options: Any) -> int:

@@ -33,6 +33,7 @@ class ServerState:
         self.extensions: dict[str, Any] = {
             "http.response.trailers": {},
             "http.response.pathsend": {},
+            "http.response.early_hint": {},
         }
         #: Lifespan ``state``: shallow-copied into each request scope.
         self.app_state: dict[str, Any] = {}
@@ -86,6 +87,7 @@ class Owner(Protocol):
     client_text: str
     server: tuple[str, int | None] | None
     scheme: str
+    tls: dict[str, Any] | None
     websocket: Any
     write_timeout: float | None
 

@@ -1,16 +1,14 @@
 """One ASGI WebSocket session over the core's :mod:`tether.websocket` connection.
 
 The handshake (validation, subprotocol, permessage-deflate negotiation) and every frame are the
-core's; this module runs the app, moves messages between it and the core, and drives the core's
-close and ping deadlines. After the upgrade, a reader task feeds the socket to the core and hands
-messages to the app through a small bounded queue: when the app stops receiving, the reader stops
-reading the socket (back-pressure). Writes from the app and from the reader (pongs, the close
-reply) go through one lock, so frames are never interleaved.
+core's; this module builds the scope, runs the app and answers its side of the handshake: the
+``101``, a denial response, or the 403/500 of an app that closed or failed before accepting.
+After the ``101``, :class:`tether_asyncio._ws_io.WebSocketIO` moves the messages (a reader and a
+writer task around the core's session rules).
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -26,20 +24,16 @@ from tether.http1 import (
     Response,
 )
 from tether.serving import decode_path, split_target
-from tether.serving_cycle import RULES
 from tether_asyncio._exchange import RequestCycle
 from tether_asyncio._state import Owner, access_log, error_log
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
+from tether_asyncio._ws_io import WebSocketIO
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
 
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
-#: Messages the reader may queue ahead of the app before it stops reading the socket.
 _READ_SIZE = 65536
-#: Seconds the close frame of a timed-out session may take before the socket is closed.
-_LAST_FLUSH = 1.0
 
 
 async def serve_websocket(owner: Owner, request: Request) -> bool:
@@ -90,9 +84,14 @@ async def serve_websocket(owner: Owner, request: Request) -> bool:
     client, scheme = owner.client, owner.scheme
     if state.proxies is not None:
         client, scheme = state.proxies.resolve(request.headers, client, scheme)
+    extensions: dict[str, Any] = {"websocket.http.response": {}}
+    if owner.tls is not None:
+        extensions["tls"] = owner.tls
     scope: dict[str, Any] = {
         "type": "websocket",
-        "asgi": _ASGI,
+        # Each scope its own dict: an app that writes to it changes no other request's.
+        # 2.5: ``reason`` in ``websocket.disconnect`` and ``websocket.close``.
+        "asgi": {"version": "3.0", "spec_version": "2.5"},
         "http_version": "1.1",
         "scheme": "wss" if scheme == "https" else "ws",
         "server": owner.server,
@@ -104,9 +103,9 @@ async def serve_websocket(owner: Owner, request: Request) -> bool:
         "headers": request.headers,
         "subprotocols": subprotocols,
         "state": state.app_state.copy(),
-        "extensions": {"websocket.http.response": {}},
+        "extensions": extensions,
     }
-    session = WebSocketSession(owner, request, deflate)
+    session = ASGIWebSocket(owner, request, deflate)
     owner.websocket = session
     state.in_flight += 1
     try:
@@ -117,33 +116,33 @@ async def serve_websocket(owner: Owner, request: Request) -> bool:
     return False
 
 
-class WebSocketSession:
+class ASGIWebSocket:
     """The ASGI ``receive``/``send`` pair of one WebSocket connection."""
 
     def __init__(self, owner: Owner, request: Request, deflate: ws.DeflateOptions | None) -> None:
         self.owner = owner
         self.request = request
         self.deflate = deflate
-        self.conn: ws.Connection | None = None
+        #: The session after the ``101``.
+        self.io: WebSocketIO | None = None
         self.connect_sent = False
-        self.accepted = False
         #: The app closed (or denied) before accepting.
         self.refused = False
         #: A denial response started with ``websocket.http.response.start``.
         self.denial: RequestCycle | None = None
-        self.finished = False
         self.disconnect: Message | None = None
-        self.lock = anyio.Lock()
+        #: Set when the handshake is answered (accept, close, denial) or the client left: what
+        #: a ``receive()`` before ``websocket.accept`` waits for (Quart receives in one task
+        #: and accepts in another).
+        self.answered = anyio.Event()
+        #: The watch for the client leaving before the handshake is answered (see _watch).
+        self._watch_scope: anyio.CancelScope | None = None
+        self._watch_done = anyio.Event()
+        #: Bytes the client sent before the 101 (kept for the session, not thrown away).
+        self._early = b""
         self.group: TaskGroup | None = None
-        self.reader_done = anyio.Event()
-        self.reader_writing = False
-        self._to_app, self._from_reader = anyio.create_memory_object_stream[Message](
-            RULES.inbox_messages
-        )
         #: The HTTP side of the handshake: the 101, a denial, or the canned 403/500.
         self.http = RequestCycle(owner, request)
-        #: The first close code of the closing handshake, ours or the peer's (the access line).
-        self.code: int | None = None
         self.started = 0.0
 
     async def run(self, scope: dict[str, Any]) -> None:
@@ -157,21 +156,22 @@ class WebSocketSession:
             except Exception as exc:
                 failed = True
                 gone = self.disconnect is not None or owner.closed
+                if self.io is not None:
+                    gone = gone or self.io.lost or self.io.reader_done.is_set()
                 if not (isinstance(exc, ClientDisconnected) and gone):
                     error_log.error(
                         "connection %d: exception in ASGI application (WebSocket)",
                         owner.id,
                         exc_info=exc,
                     )
-            self._from_reader.close()
             await self._after_app(failed)
-            if self.accepted and not owner.closed:
-                await self.reader_done.wait()
+            if self.io is not None and not owner.closed:
+                await self.io.reader_done.wait()
             # A closed socket (a write timeout) may leave the reader waiting for bytes.
             group.cancel_scope.cancel()
-        if self.accepted and owner.state.access_log:
+        if self.io is not None and owner.state.access_log:
             duration = anyio.current_time() - self.started
-            note = f"ws {self.code or 1006} {duration:.3f}s"
+            note = f"ws {self.io.rules.ending_code} {duration:.3f}s"
             access_log.info("%s", self.http.response.log_line(note))
 
     async def _after_app(self, failed: bool) -> None:
@@ -180,64 +180,89 @@ class WebSocketSession:
             if not self.denial.complete:
                 owner.conn.send_failed()
             return
-        if not self.accepted:
-            if owner.closed:
-                return
-            # ASGI: closing (or failing) before accepting is an HTTP 403 (or 500).
-            status = 500 if failed else 403
-            body = b"Internal Server Error\n" if failed else b"Forbidden\n"
-            headers = [(b"content-type", b"text/plain; charset=utf-8")]
-            headers.append((b"content-length", str(len(body)).encode("ascii")))
-            await self.http.send_canned(Response(status, headers), body)
+        io = self.io
+        if io is None:
+            if not owner.closed and not self.refused:
+                # ASGI: returning (or failing) before accepting is an HTTP 403 (or 500).
+                await self._refuse(500 if failed else 403)
             return
-        if self._close(1011 if failed else 1000, ""):
-            with contextlib.suppress(ClientDisconnected):
-                await self._flush()
+        io.app_returned()
+        if io.close(1011 if failed else 1000, ""):
+            await io.flushed()
+
+    async def _refuse(self, status: int) -> None:
+        """Answer the handshake with a 403 (the app closed) or a 500 (it failed); the connection
+        then ends, and a ``receive()`` waiting for the answer gets ``websocket.disconnect``."""
+        self.refused = True
+        await self._stop_watching()
+        body = b"Internal Server Error\n" if status == 500 else b"Forbidden\n"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"connection", b"close"),
+        ]
+        await self.http.send_canned(Response(status, headers), body)
+        self._set_disconnect(1006)
+        self.answered.set()
 
     def going_away(self) -> None:
         """Server shutdown: start the closing handshake with 1001 (RFC 6455 7.4.1)."""
-        conn = self.conn
-        if conn is None or self.group is None:
-            return
-        if self._close(RULES.going_away_code, RULES.going_away_reason):
-            self.group.start_soon(self._flush_quietly)
+        if self.io is not None:
+            self.io.going_away()
 
-    def _close(self, code: int, reason: str) -> bool:
-        """Start the closing handshake from our side; False when it has begun already."""
-        conn = self.conn
-        assert conn is not None
-        if conn.state is not ws.State.OPEN:
-            return False
-        self.code = self.code or code
-        conn.send(ws.Close(code, reason), self.owner.state.clock)
-        return True
+    def _set_disconnect(self, code: int) -> None:
+        if self.disconnect is None:
+            self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": ""}
 
     # -- receive ---------------------------------------------------------------------------------
 
     async def receive(self) -> Message:
         """The ASGI ``receive`` callable."""
+        io = self.io
+        if io is not None:
+            return await io.receive()
         if not self.connect_sent:
             self.connect_sent = True
             return {"type": "websocket.connect"}
-        if not self.accepted:
-            if self.disconnect is None:
-                # Before accepting, the only thing that can happen is the client leaving.
-                self.disconnect = await self._wait_http_disconnect()
-            return self.disconnect
-        try:
-            return await self._from_reader.receive()
-        except (EndOfStream, anyio.ClosedResourceError):
-            return self.disconnect or {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+        if not self.answered.is_set():
+            # Wait for the app's answer (or the client leaving) without reading the
+            # socket from here: the frames after the 101 are the session's.
+            if self._watch_scope is None and self.group is not None:
+                self._watch_scope = anyio.CancelScope()
+                self.group.start_soon(self._watch, self._watch_scope)
+            await self.answered.wait()
+        if self.io is not None:
+            return await self.io.receive()
+        self._set_disconnect(1006)
+        assert self.disconnect is not None
+        return self.disconnect
 
-    async def _wait_http_disconnect(self) -> Message:
+    async def _watch(self, scope: anyio.CancelScope) -> None:
+        """Notice the client leaving while the app has not answered the handshake.
+
+        A client must not send before the 101, but what it sends is kept (up to one read's
+        worth, then reading stops) and parsed as the session's first bytes, never dropped.
+        Cancelled through ``scope`` when the app answers (see :meth:`_stop_watching`).
+        """
         owner = self.owner
         try:
-            while await owner.stream.receive(_READ_SIZE):
-                pass  # a client must not send before the 101; such bytes are not a message
-        except (EndOfStream, *STREAM_GONE):
-            pass
-        owner.closed = True
-        return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+            with scope:
+                try:
+                    while len(self._early) < _READ_SIZE:
+                        self._early += await owner.stream.receive(_READ_SIZE)
+                    await anyio.sleep_forever()
+                except (EndOfStream, *STREAM_GONE):
+                    owner.closed = True
+                    self._set_disconnect(1006)
+                    self.answered.set()
+        finally:
+            self._watch_done.set()
+
+    async def _stop_watching(self) -> None:
+        """End the watch before anything else reads the socket."""
+        if self._watch_scope is not None:
+            self._watch_scope.cancel()
+            await self._watch_done.wait()
 
     # -- send ------------------------------------------------------------------------------------
 
@@ -245,35 +270,36 @@ class WebSocketSession:
         """The ASGI ``send`` callable."""
         kind = message["type"]
         if kind == "websocket.send":
-            conn = self.conn
-            if conn is None or not self.accepted:
+            io = self.io
+            if io is None:
                 raise RuntimeError("websocket.send before websocket.accept")
-            if conn.state is not ws.State.OPEN:
-                raise ClientDisconnected("the WebSocket is closed")
             text = message.get("text")
             if text is not None:
-                conn.send(ws.Text(text))
+                await io.send(ws.Text(text))
             else:
-                conn.send(ws.Binary(message.get("bytes") or b""))
-            await self._flush()
+                await io.send(ws.Binary(message.get("bytes") or b""))
             return
         if kind == "websocket.accept":
             await self._accept(message)
             return
         if kind == "websocket.close":
-            if not self.accepted:
-                self.refused = True
+            if self.io is None:
                 if self.denial is not None:
                     raise RuntimeError("websocket.close after websocket.http.response.start")
-                return  # _after_app sends the 403
-            if self._close(message.get("code") or 1000, message.get("reason") or ""):
-                await self._flush()
+                if not self.refused:
+                    # The 403 goes out now: the app may wait in receive() for the disconnect
+                    # (Django Channels closes in connect(), then reads until disconnect).
+                    await self._refuse(403)
+                return
+            if self.io.close(message.get("code") or 1000, message.get("reason") or ""):
+                await self.io.flushed()
             return
         if kind in ("websocket.http.response.start", "websocket.http.response.body"):
-            if self.accepted or self.refused:
+            if self.io is not None or self.refused:
                 raise RuntimeError(f"{kind} after the handshake was answered")
             if self.denial is None:
                 self.denial = self.http
+                self.answered.set()
             forwarded = dict(message)
             forwarded["type"] = kind.replace("websocket.", "", 1)
             await self.denial.send(forwarded)
@@ -281,7 +307,7 @@ class WebSocketSession:
         raise RuntimeError(f"unexpected ASGI message type {kind!r} in a WebSocket")
 
     async def _accept(self, message: Message) -> None:
-        if self.accepted or self.refused or self.denial is not None:
+        if self.io is not None or self.refused or self.denial is not None:
             raise RuntimeError("websocket.accept after the handshake was answered")
         owner = self.owner
         state = owner.state
@@ -292,117 +318,29 @@ class WebSocketSession:
             deflate=self.deflate,
         )
         assert isinstance(result, ws.Accepted)  # validated before the app was called
-        http = owner.conn
+        if subprotocol and result.subprotocol != subprotocol:
+            # Accepting without the header would be a session the app did not ask for.
+            raise RuntimeError(
+                f"websocket.accept: the client did not offer the subprotocol {subprotocol!r}"
+            )
+        await self._stop_watching()
         out = self.http.response.switch([*result.headers, *message.get("headers", ())])
         self.started = anyio.current_time()
         conn = ws.Connection(
             ws.Role.SERVER, deflate=result.deflate, limits=state.limits, now=state.clock
         )
-        trailing = http.trailing_data
+        trailing = owner.conn.trailing_data + self._early
         if trailing:
             conn.receive_data(trailing, state.clock)
-        self.conn = conn
-        self.accepted = True
-        await owner.write(out)
-        assert self.group is not None
-        self.group.start_soon(self._reader)
-
-    # -- the reader ------------------------------------------------------------------------------
-
-    async def _reader(self) -> None:
-        conn = self.conn
-        assert conn is not None
-        owner = self.owner
-        state = owner.state
-        stream = owner.stream
+        io = WebSocketIO(owner, conn, state.config.ws_max_queue)
         try:
-            while True:
-                more = await self._take_events(conn)
-                # The flush runs under the timers' deadline: a client that stops reading
-                # must not hold back the ping, pong and close timers.
-                deadline = conn.next_deadline()
-                with anyio.CancelScope(
-                    deadline=deadline[0] if deadline is not None else float("inf")
-                ) as scope:
-                    try:
-                        await self._flush(reader=True)
-                    except ClientDisconnected:
-                        break
-                    if conn.should_close_tcp:
-                        break
-                    if more:
-                        continue  # parse the rest of what was read before reading more
-                    try:
-                        data = await stream.receive(_READ_SIZE)
-                    except EndOfStream:
-                        data = b""
-                    except STREAM_GONE:
-                        owner.closed = True
-                        break
-                if scope.cancelled_caught:
-                    conn.handle_timeout(anyio.current_time())
-                    # A write interrupted on a stream that may have sent part of it (trio)
-                    # loses the framing: the peer has not read for a whole timer period.
-                    broken = self.reader_writing and owner.write_timeout is not None
-                    if conn.should_close_tcp or broken:
-                        # Pong or close timeout: send the close frame if the socket is
-                        # free, then close it, so that a write the app is blocked in (a
-                        # client that stopped reading) ends too.
-                        if not broken and not self.lock.locked():
-                            with anyio.move_on_after(_LAST_FLUSH):
-                                await self._flush_quietly()
-                        owner.closed = True
-                        with contextlib.suppress(Exception):
-                            await stream.aclose()
-                        break
-                    continue
-                conn.receive_data(data, state.clock)
+            await owner.write(out)
+        except ClientDisconnected:
+            self._set_disconnect(1006)
+            self.refused = True  # no session: a receive() waiting in another task ends
+            raise
         finally:
-            self._set_disconnect(conn.close_code or 1006, conn.close_reason)
-            self._to_app.close()
-            self.reader_done.set()
-
-    async def _take_events(self, conn: ws.Connection) -> bool:
-        """Hand the parsed messages to the app (through the queue); True when parsing stopped
-        early because the output backed up (``write_paused``: pongs to a ping flood from a
-        client that does not read), so it is flushed before more input is parsed or read."""
-        try:
-            for event in conn.events():
-                kind = type(event)
-                if kind is ws.Text:
-                    await self._deliver({"type": "websocket.receive", "text": event.data})  # type: ignore[union-attr]
-                elif kind is ws.Binary:
-                    await self._deliver({"type": "websocket.receive", "bytes": event.data})  # type: ignore[union-attr]
-                elif kind is ws.Close or kind is ws.ConnectionLost:
-                    self._set_disconnect(event.code, getattr(event, "reason", ""))  # type: ignore[union-attr]
-                if conn.write_paused:
-                    return True
-        except ws.ProtocolError as exc:
-            error_log.debug("connection %d: WebSocket protocol error: %s", self.owner.id, exc)
-            self._set_disconnect(exc.close_code, "")
-        return False
-
-    async def _deliver(self, message: Message) -> None:
-        # Once the app has returned, its messages are dropped while the close completes.
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await self._to_app.send(message)
-
-    def _set_disconnect(self, code: int, reason: str) -> None:
-        self.code = self.code or code
-        if self.disconnect is None:
-            self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
-
-    async def _flush(self, *, reader: bool = False) -> None:
-        conn = self.conn
-        assert conn is not None
-        async with self.lock:
-            data = conn.bytes_to_send()
-            if data:
-                # Left True if the reader's write is cancelled by a timer (see _reader).
-                self.reader_writing = reader
-                await self.owner.write(data)
-                self.reader_writing = False
-
-    async def _flush_quietly(self) -> None:
-        with contextlib.suppress(ClientDisconnected):
-            await self._flush()
+            self.answered.set()
+        self.io = io
+        assert self.group is not None
+        io.start(self.group)

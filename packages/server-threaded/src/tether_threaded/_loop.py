@@ -30,7 +30,7 @@ from typing import Any
 
 from tether.health import HealthState, health_response, probe_for
 from tether.http1 import Request, Response, date_header
-from tether.serving import ConnectionGate, split_target
+from tether.serving import ConnectionGate, no_tunnel_response, split_target
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
 from tether_threaded._input import BodyBuffer, ClientDisconnected
@@ -190,6 +190,8 @@ class Loop:
         503 at the admission limits, or hand it with its body to a worker (an upgrade: to a
         thread of its own)."""
         health = self.health(exchange.request) if self.health_prefix else None
+        if health is None and exchange.request.method == b"CONNECT":
+            health = no_tunnel_response()  # answered here and kept alive, like a probe
         if health is not None:
             # Answered here, before the app and past --limit-concurrency: a busy server is
             # not a dead one.

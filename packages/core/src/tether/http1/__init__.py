@@ -26,7 +26,7 @@ subclasses carrying ``status_hint``; :meth:`ServerConnection.error_response`
 turns one into response bytes.
 """
 
-from tether.http1._client import ClientConnection, InvalidResponse, ResponseTimeout
+from tether.http1._client import ClientConnection
 from tether.http1._connection import ServerConnection
 from tether.http1._events import (
     NEED_DATA,
@@ -42,8 +42,14 @@ from tether.http1._events import (
     SendEvent,
     Signal,
 )
+from tether.http1._response import InvalidResponse, ResponseTimeout
 from tether.http1._send import date_header
-from tether.http1._state import State, Timer
+from tether.http1._state import HTTPState, HTTPTimer
+
+# The names these had before 0.2, when ``tether.websocket`` exported a ``State`` and a ``Timer``
+# of its own with other members: deprecated aliases, kept so old imports keep working.
+State = HTTPState
+Timer = HTTPTimer
 
 __all__ = [
     "NEED_DATA",
@@ -52,6 +58,8 @@ __all__ = [
     "ConnectionClosed",
     "Data",
     "EndOfMessage",
+    "HTTPState",
+    "HTTPTimer",
     "Headers",
     "InformationalResponse",
     "InvalidResponse",
@@ -62,7 +70,5 @@ __all__ = [
     "SendEvent",
     "ServerConnection",
     "Signal",
-    "State",
-    "Timer",
     "date_header",
 ]

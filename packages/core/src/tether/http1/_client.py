@@ -18,24 +18,19 @@ comes out in order. Bodies are read by the same readers as request bodies.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from typing import Final
 
 from tether.errors import (
     ContentTooLarge,
-    HeaderLineTooLong,
-    HeadTooLarge,
-    IncompleteMessage,
     InvalidFraming,
     LocalProtocolError,
     RemoteProtocolError,
-    TooManyHeaders,
     UnsupportedTransferCoding,
-    UnsupportedVersion,
 )
-from tether.http1._abnf import ABSOLUTE_FORM, AUTHORITY_FORM, REASON
+from tether.http1._abnf import ABSOLUTE_FORM, AUTHORITY_FORM
 from tether.http1._body import BodyReader
+from tether.http1._common import ConnectionBase, chunk, last_chunk
 from tether.http1._events import (
     NEED_DATA,
     PAUSED,
@@ -48,33 +43,22 @@ from tether.http1._events import (
     Response,
     Signal,
 )
-from tether.http1._head import _parse_fields
+from tether.http1._response import (
+    InvalidResponse,
+    ResponseTimeout,
+    check_partial_head,
+    parse_response_head,
+)
 from tether.http1._send import fields_ok
-from tether.http1._state import State, Timer
+from tether.http1._state import HTTPState, HTTPTimer
 from tether.http1._tables import EMPTY_EOM, P_CHUNK_LINE, P_DONE, P_FIXED, P_UNTIL_CLOSE
 from tether.limits import Limits
 
 __all__ = ["ClientConnection", "InvalidResponse", "ResponseTimeout"]
 
 
-class InvalidResponse(RemoteProtocolError):
-    """The server sent something that is not a valid HTTP/1.1 response.
-
-    ``status_hint`` is 502, what a gateway answers its own client with.
-    """
-
-    status_hint = 502
-
-
-class ResponseTimeout(RemoteProtocolError):
-    """The response head or body did not arrive in time (504 for a gateway)."""
-
-    status_hint = 504
-
-
 _DEFAULT_LIMITS = Limits()
 _TERMINATOR = b"\r\n\r\n"
-_OTHER_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]").fullmatch
 _TCHARS = frozenset(
     b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
@@ -90,7 +74,7 @@ class _Body:
     CLOSE: Final = "close"  # until EOF
 
 
-class ClientConnection:
+class ClientConnection(ConnectionBase):
     """One HTTP/1.1 connection, seen from the client.
 
     :meth:`send` a :class:`Request`, then its body as :class:`Data` and an
@@ -104,43 +88,28 @@ class ClientConnection:
     """
 
     __slots__ = (
-        "_body_wait_since",
         "_framing",
         "_framing_out",
-        "_head_started",
-        "_keep_alive",
-        "_limits",
-        "_now",
-        "_our_state",
         "_pending",
         "_reader",
         "_remaining",
         "_scan",
-        "_their_state",
-        "_trailing",
         "request_count",
         "response_count",
     )
 
     def __init__(self, limits: Limits | None = None, *, now: float = 0.0) -> None:
-        self._limits = limits if limits is not None else _DEFAULT_LIMITS
+        super().__init__(limits if limits is not None else _DEFAULT_LIMITS, now)
         # The body reader (shared with the server side) owns the receive buffer; heads are
         # read here.
         self._reader = BodyReader(self._limits)
         self._reader.phase = P_DONE
-        self._our_state = State.IDLE
-        self._their_state = State.IDLE
-        self._keep_alive = True
         # Requests sent whose responses have not ended: (method, asked to upgrade, expect 100).
         self._pending: deque[tuple[bytes, bool, bool]] = deque()
         self._framing = _Body.NONE
         self._framing_out = _Body.LENGTH
         self._remaining = 0
-        self._now = now
-        self._head_started: float | None = None
-        self._body_wait_since: float | None = None
         self._scan = 0
-        self._trailing = b""
         #: Requests sent on this connection.
         self.request_count = 0
         #: Final responses received on this connection.
@@ -149,42 +118,14 @@ class ClientConnection:
     # ---- properties ----------------------------------------------------------------------------
 
     @property
-    def limits(self) -> Limits:
-        """The limits this connection enforces on responses."""
-        return self._limits
-
-    @property
-    def our_state(self) -> State:
-        """Where our current request is (IDLE, SEND_BODY, DONE, MUST_CLOSE, ERROR)."""
-        return self._our_state
-
-    @property
-    def their_state(self) -> State:
-        """Where the response being read is (IDLE, SEND_BODY, CLOSED, SWITCHED_PROTOCOL, ERROR)."""
-        return self._their_state
-
-    @property
-    def keep_alive(self) -> bool:
-        """Whether another request may be sent on this connection."""
-        return self._keep_alive
-
-    @property
     def pending_responses(self) -> int:
         """Requests sent whose responses have not ended yet."""
         return len(self._pending)
 
     @property
-    def trailing_data(self) -> bytes:
-        """After a 101 or a 2xx to CONNECT: the bytes that followed the head.
-
-        Bytes fed to :meth:`receive_data` after the switch are appended here.
-        """
-        return self._trailing
-
-    @property
     def waiting_for_continue(self) -> bool:
         """Whether the request being answered asked for 100-continue and got no answer yet."""
-        return bool(self._pending) and self._pending[0][2] and self._their_state is State.IDLE
+        return bool(self._pending) and self._pending[0][2] and self._their_state is HTTPState.IDLE
 
     # ---- sending -------------------------------------------------------------------------------
 
@@ -205,7 +146,7 @@ class ClientConnection:
         raise LocalProtocolError(f"a client cannot send {event!r}")
 
     def _send_request(self, event: Request) -> bytes:
-        if self._our_state not in (State.IDLE, State.DONE):
+        if self._our_state not in (HTTPState.IDLE, HTTPState.DONE):
             raise LocalProtocolError(f"cannot send a request in state {self._our_state.value}")
         if not self._keep_alive:
             raise LocalProtocolError("the connection cannot carry another request")
@@ -260,15 +201,15 @@ class ClientConnection:
             self._framing_out = _Body.LENGTH
             self._remaining = int(lengths[0]) if lengths else 0
         self._pending.append((method, upgrade, expect and version == b"1.1"))
-        self._our_state = State.SEND_BODY
+        self._our_state = HTTPState.SEND_BODY
         self.request_count += 1
         return b"%s %s HTTP/%s\r\n%s\r\n" % (method, target, version, block)
 
     def _send_data(self, data: bytes) -> bytes:
-        if self._our_state is not State.SEND_BODY:
+        if self._our_state is not HTTPState.SEND_BODY:
             raise LocalProtocolError(f"cannot send body data in state {self._our_state.value}")
         if self._framing_out == _Body.CHUNKED:
-            return b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+            return chunk(data)
         if len(data) > self._remaining:
             raise LocalProtocolError(
                 "body is longer than the Content-Length sent (no Content-Length means no body)"
@@ -277,21 +218,18 @@ class ClientConnection:
         return data
 
     def _send_end(self, trailers: Headers) -> bytes:
-        if self._our_state is not State.SEND_BODY:
+        if self._our_state is not HTTPState.SEND_BODY:
             raise LocalProtocolError(f"cannot end a request in state {self._our_state.value}")
         out = b""
         if self._framing_out == _Body.CHUNKED:
-            block = b"".join([b"%s: %s\r\n" % (name, value) for name, value in trailers])
-            if trailers and not fields_ok(trailers, block, len(trailers)):
-                raise LocalProtocolError("invalid trailer field name or value")
-            out = b"0\r\n%s\r\n" % block
+            out = last_chunk(trailers)
         elif trailers:
             raise LocalProtocolError("trailers need a chunked request")
         elif self._remaining:
             raise LocalProtocolError(
                 f"body is {self._remaining} bytes shorter than the Content-Length sent"
             )
-        self._our_state = State.DONE if self._keep_alive else State.MUST_CLOSE
+        self._our_state = HTTPState.DONE if self._keep_alive else HTTPState.MUST_CLOSE
         return out
 
     # ---- receiving -----------------------------------------------------------------------------
@@ -306,20 +244,14 @@ class ClientConnection:
             return
         if reader.eof:
             raise LocalProtocolError("data received after EOF")
-        if self._their_state is State.SWITCHED_PROTOCOL:
+        if self._their_state is HTTPState.SWITCHED_PROTOCOL:
             # The bytes belong to the tunnel or the new protocol: keep them there, in order.
             self._trailing += data
             return
-        held = reader.buffered()
-        if held > self._limits.max_buffered_bytes:
-            raise LocalProtocolError(
-                f"{held} bytes buffered without next_event() draining them "
-                f"(Limits.max_buffered_bytes is {self._limits.max_buffered_bytes})"
-            )
         self._body_wait_since = None
-        if self._their_state is State.IDLE and self._head_started is None:
+        if self._their_state is HTTPState.IDLE and self._head_started is None:
             self._head_started = self._now
-        reader.feed(data)
+        self._hold(reader, data)
 
     def next_event(
         self, now: float | None = None
@@ -334,15 +266,15 @@ class ClientConnection:
         if now is not None:
             self._now = now
         state = self._their_state
-        if state in (State.SWITCHED_PROTOCOL, State.ERROR, State.CLOSED):
-            return PAUSED if state is not State.CLOSED else ConnectionClosed()
+        if state in (HTTPState.SWITCHED_PROTOCOL, HTTPState.ERROR, HTTPState.CLOSED):
+            return PAUSED if state is not HTTPState.CLOSED else ConnectionClosed()
         try:
-            if state is State.IDLE:
+            if state is HTTPState.IDLE:
                 return self._next_head()
             return self._next_body()
         except RemoteProtocolError:
-            self._their_state = State.ERROR
-            self._our_state = State.ERROR
+            self._their_state = HTTPState.ERROR
+            self._our_state = HTTPState.ERROR
             self._keep_alive = False
             raise
 
@@ -352,7 +284,7 @@ class ClientConnection:
             if reader.buffered():
                 raise InvalidResponse("the server sent bytes when no response was awaited")
             if reader.eof:
-                self._their_state = State.CLOSED
+                self._their_state = HTTPState.CLOSED
                 self._keep_alive = False
                 return ConnectionClosed()
             return PAUSED
@@ -375,61 +307,12 @@ class ClientConnection:
         return self._interpret(buf[pos:end])
 
     def _partial_head(self, buf: bytes | bytearray, pos: int) -> Signal:
-        """Check an incomplete head (sizes, the version prefix, bare CR or LF) and wait for more."""
-        limits = self._limits
-        size = len(buf) - pos
-        if size > limits.max_head_size:
-            raise HeadTooLarge(f"response head is over the limit of {limits.max_head_size} bytes")
-        if buf.find(b"\r\n", pos) < 0 and size > limits.max_request_line + 1:
-            raise InvalidResponse(f"status line is over the limit of {limits.max_request_line}")
-        n = min(size, 5)
-        if buf[pos : pos + n] != b"HTTP/"[:n]:
-            raise InvalidResponse(f"not an HTTP response: {bytes(buf[pos : pos + 16])!r}")
-        version = bytes(buf[pos : pos + 8])
-        if size >= 8 and version not in (b"HTTP/1.1", b"HTTP/1.0"):
-            if _OTHER_VERSION(version):
-                raise UnsupportedVersion(f"{version.decode()} responses are not supported")
-            raise InvalidResponse(f"malformed HTTP version: {version!r}")
-        _check_line_endings(buf, pos + max(0, self._scan - 1), len(buf))
-        self._scan = max(0, size - 3)
-        if self._reader.eof:
-            if size == 0:
-                raise IncompleteMessage("the server closed the connection before responding")
-            raise IncompleteMessage("the server closed the connection inside a response head")
+        """Check an incomplete head (sizes, the version prefix, bare CR or LF); wait for more."""
+        self._scan = check_partial_head(buf, pos, self._scan, self._limits, self._reader.eof)
         return NEED_DATA
 
     def _interpret(self, head: bytes) -> InformationalResponse | Response:
-        limits = self._limits
-        if len(head) + 4 > limits.max_head_size:
-            raise HeadTooLarge(f"response head is over the limit of {limits.max_head_size} bytes")
-        _check_line_endings(head, 0, len(head))
-        line, _, block = head.partition(b"\r\n")
-        if len(line) > limits.max_request_line:
-            raise InvalidResponse(f"status line is over the limit of {limits.max_request_line}")
-        # RFC 9112 4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
-        version, sp1, rest = line.partition(b" ")
-        code, _, reason = rest.partition(b" ")
-        if version not in (b"HTTP/1.1", b"HTTP/1.0"):
-            if _OTHER_VERSION(version):
-                raise UnsupportedVersion(f"{version.decode()} responses are not supported")
-            raise InvalidResponse(f"malformed status line: {line[:64]!r}")
-        # A missing SP before an empty reason is taken (as h11 and browsers do): the status line
-        # carries no framing, so the leniency cannot desynchronise anything.
-        if not sp1 or len(code) != 3 or not code.isdigit():
-            raise InvalidResponse(f"malformed status line: {line[:64]!r}")
-        if REASON.fullmatch(reason) is None:
-            raise InvalidResponse("control character in the reason phrase")
-        status = int(code)
-        if not 100 <= status <= 599:
-            raise InvalidResponse(f"status code {status} is outside 100-599")
-        lines = block.split(b"\r\n") if block else []
-        if len(lines) > limits.max_header_count:
-            raise TooManyHeaders(f"more than {limits.max_header_count} response fields")
-        if lines and max(map(len, lines)) > limits.max_header_line:
-            raise HeaderLineTooLong(f"a response field line is over {limits.max_header_line} bytes")
-        headers = _parse_fields(lines) if lines else []
-        if headers is None:
-            raise InvalidResponse(_diagnose_fields(lines))
+        version, status, reason, headers = parse_response_head(head, self._limits)
         http10 = version == b"HTTP/1.0"
         method, upgrade, _ = self._pending[0]
         if status < 200:
@@ -516,14 +399,14 @@ class ClientConnection:
         return event
 
     def _switch(self) -> None:
-        self._their_state = State.SWITCHED_PROTOCOL
+        self._their_state = HTTPState.SWITCHED_PROTOCOL
         self._keep_alive = False
         self._pending.popleft()
         self._trailing = self._reader.take_remaining()
 
     def _begin_body(self, framing: str) -> None:
         self._framing = framing
-        self._their_state = State.SEND_BODY
+        self._their_state = HTTPState.SEND_BODY
 
     def _next_body(self) -> Data | EndOfMessage | Signal:
         reader = self._reader
@@ -557,14 +440,14 @@ class ClientConnection:
         reader.phase = P_DONE
         self._body_wait_since = None
         self._pending.popleft()
-        self._their_state = State.IDLE
-        if self._pending == deque() and self._our_state is State.SEND_BODY:
+        self._their_state = HTTPState.IDLE
+        if self._pending == deque() and self._our_state is HTTPState.SEND_BODY:
             # The server answered before our body ended; where the next message would start
             # is unknowable to both sides, so this connection carries no more.
             self._keep_alive = False
         if not self._keep_alive:
-            if self._our_state is State.DONE:
-                self._our_state = State.MUST_CLOSE
+            if self._our_state is HTTPState.DONE:
+                self._our_state = HTTPState.MUST_CLOSE
             self._pending.clear()
         if reader.buffered() == 0:
             self._head_started = None
@@ -573,17 +456,17 @@ class ClientConnection:
 
     # ---- time ----------------------------------------------------------------------------------
 
-    def next_deadline(self) -> tuple[float, Timer] | None:
+    def next_deadline(self) -> tuple[float, HTTPTimer] | None:
         """The next absolute deadline and what it means, or ``None``.
 
-        ``Timer.HEAD``: a response head has started and must complete within
-        ``Limits.head_timeout``. ``Timer.BODY``: the core is waiting for body
+        ``HTTPTimer.HEAD``: a response head has started and must complete within
+        ``Limits.head_timeout``. ``HTTPTimer.BODY``: the core is waiting for body
         bytes, for at most ``Limits.body_timeout``.
         """
-        if self._their_state is State.IDLE and self._head_started is not None and self._pending:
-            return (self._head_started + self._limits.head_timeout, Timer.HEAD)
-        if self._their_state is State.SEND_BODY and self._body_wait_since is not None:
-            return (self._body_wait_since + self._limits.body_timeout, Timer.BODY)
+        if self._their_state is HTTPState.IDLE and self._head_started is not None and self._pending:
+            return (self._head_started + self._limits.head_timeout, HTTPTimer.HEAD)
+        if self._their_state is HTTPState.SEND_BODY and self._body_wait_since is not None:
+            return (self._body_wait_since + self._limits.body_timeout, HTTPTimer.BODY)
         return None
 
     def handle_timeout(self, now: float) -> None:
@@ -592,37 +475,8 @@ class ClientConnection:
         deadline = self.next_deadline()
         if deadline is None or now < deadline[0]:
             return
-        self._their_state = State.ERROR
-        self._our_state = State.ERROR
+        self._their_state = HTTPState.ERROR
+        self._our_state = HTTPState.ERROR
         self._keep_alive = False
-        what = "head" if deadline[1] is Timer.HEAD else "body"
+        what = "head" if deadline[1] is HTTPTimer.HEAD else "body"
         raise ResponseTimeout(f"the response {what} did not arrive in time")
-
-
-def _check_line_endings(buf: bytes | bytearray, start: int, stop: int) -> None:
-    """Refuse a bare LF, or a CR not followed by LF (RFC 9112 2.2: we do not take the MAY)."""
-    i = buf.find(b"\n", start, stop)
-    while i >= 0:
-        if i == 0 or buf[i - 1] != 0x0D:
-            raise InvalidResponse("bare LF in the response head: lines must end with CRLF")
-        i = buf.find(b"\n", i + 1, stop)
-    i = buf.find(b"\r", start, stop)
-    while i >= 0:
-        if i + 1 < len(buf) and buf[i + 1] != 0x0A:
-            raise InvalidResponse("bare CR in the response head")
-        i = buf.find(b"\r", i + 1, stop)
-
-
-def _diagnose_fields(lines: list[bytes]) -> str:
-    """Why a response's field lines failed the checks, for the error message."""
-    for line in lines:
-        if line[:1] in (b" ", b"\t"):
-            return "obsolete line folding in a response field (RFC 9112 5.2)"
-        name, colon, _ = line.partition(b":")
-        if not colon:
-            return "response field line without a colon"
-        if name[-1:] in (b" ", b"\t"):
-            return "whitespace between a response field name and the colon (RFC 9112 5.1)"
-        if not name or not _TCHARS.issuperset(name):
-            return "invalid character in a response field name"
-    return "invalid character in a response field value"

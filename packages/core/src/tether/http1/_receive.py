@@ -63,6 +63,7 @@ class RequestReader(BodyReader):
     """
 
     __slots__ = (
+        "connect",
         "empty_lines",
         "expect_continue",
         "head_request",
@@ -79,6 +80,8 @@ class RequestReader(BodyReader):
         self.keep_alive_requested = True
         self.expect_continue = False
         self.upgrade = False
+        # Whether the request read last is a CONNECT (a 2xx to it opens a tunnel).
+        self.connect = False
         # Whether the head read last (even one refused, or still partial) is a HEAD request:
         # no response to it may carry a body.
         self.head_request = False
@@ -339,7 +342,10 @@ class RequestReader(BodyReader):
         self.empty_lines = 0
         self.keep_alive_requested = not connection_close and (connection_keep_alive or not http10)
         self.expect_continue = expect_continue
-        self.upgrade = upgrade_field and connection_upgrade
+        # RFC 9110 7.8: "A server MUST ignore an Upgrade header field that is received in an
+        # HTTP/1.0 request."
+        self.upgrade = upgrade_field and connection_upgrade and not http10
+        self.connect = method == b"CONNECT"
         return Request(method, target, headers, _V10 if http10 else _V11)
 
     # ---- bodies --------------------------------------------------------------------------------

@@ -105,8 +105,34 @@ def write_informational(status_code: int, headers: Headers, reason: bytes) -> by
     """Serialize a 1xx response head; fields are passed through as given (validated)."""
     if not 100 <= status_code < 200:
         raise LocalProtocolError(f"{status_code} is not an informational status")
+    return _write_head(status_code, headers, reason)
+
+
+def write_tunnel(status_code: int, headers: Headers, reason: bytes) -> bytes:
+    """Serialize a 2xx response to CONNECT, after which the connection is a tunnel.
+
+    RFC 9110 9.3.6: "A server MUST NOT send any Transfer-Encoding or
+    Content-Length header fields in a 2xx (Successful) response to CONNECT."
+    """
+    try:
+        framing = any(name.lower() in _FRAMING_FIELDS for name, _ in headers)
+    except AttributeError:
+        raise LocalProtocolError("header names and values must be bytes") from None
+    if framing:
+        raise LocalProtocolError("a 2xx response to CONNECT has no Content-Length or framing")
+    return _write_head(status_code, headers, reason)
+
+
+_FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding"))
+
+
+def _write_head(status_code: int, headers: Headers, reason: bytes) -> bytes:
+    """A status line and the fields as given (validated), with no framing of the core's own."""
     lines = [status_line(status_code, reason)]
-    lines.extend(b"%s: %s\r\n" % (name, value) for name, value in headers)
+    try:
+        lines.extend(b"%s: %s\r\n" % (name, value) for name, value in headers)
+    except TypeError:
+        raise LocalProtocolError("header names and values must be bytes") from None
     block = b"".join(lines[1:])
     if not fields_ok(headers, block, len(headers)):
         raise LocalProtocolError("invalid header field name or value")

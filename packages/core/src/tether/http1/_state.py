@@ -1,7 +1,7 @@
 """Connection states and the one table of legal transitions.
 
 Each side of a connection (the peer's requests, our responses) moves through
-:class:`State`. ``THEIR_TRANSITIONS`` and ``OUR_TRANSITIONS`` list every legal
+:class:`HTTPState`. ``THEIR_TRANSITIONS`` and ``OUR_TRANSITIONS`` list every legal
 move; the connection writes a state only by looking a move up there (a test
 holds it to that), and refuses anything not listed.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 
 
-class State(enum.Enum):
+class HTTPState(enum.Enum):
     """Where one side of the connection is in the current request/response cycle."""
 
     # Members are singletons: identity hashing keeps table look-ups off enum's slow __hash__.
@@ -35,7 +35,7 @@ class State(enum.Enum):
     ERROR = "ERROR"
 
 
-class Timer(enum.Enum):
+class HTTPTimer(enum.Enum):
     """Which deadline ``next_deadline`` reports, and what its expiry means.
 
     ``KEEP_ALIVE``: no byte of a new request arrived in time; ``handle_timeout``
@@ -82,11 +82,11 @@ class _Move(enum.Enum):
     FAIL = "FAIL"  # both: a protocol error, a timeout, or the application failed
 
 
-S = State
+S = HTTPState
 M = _Move
 
 #: (state, move) -> new state, for each side. Anything missing is illegal.
-THEIR_TRANSITIONS: dict[tuple[State, _Move], State] = {
+THEIR_TRANSITIONS: dict[tuple[HTTPState, _Move], HTTPState] = {
     (S.IDLE, M.REQUEST): S.SEND_BODY,
     (S.IDLE, M.CLOSE): S.CLOSED,
     (S.SEND_BODY, M.BODY_DONE): S.DONE,
@@ -96,7 +96,7 @@ THEIR_TRANSITIONS: dict[tuple[State, _Move], State] = {
     (S.DONE, M.SWITCH): S.SWITCHED_PROTOCOL,
     **{(state, M.FAIL): S.ERROR for state in S},
 }
-OUR_TRANSITIONS: dict[tuple[State, _Move], State] = {
+OUR_TRANSITIONS: dict[tuple[HTTPState, _Move], HTTPState] = {
     (S.IDLE, M.REQUEST): S.SEND_RESPONSE,
     (S.SEND_RESPONSE, M.INFORMATIONAL): S.SEND_RESPONSE,
     (S.SEND_RESPONSE, M.SWITCH): S.SWITCHED_PROTOCOL,
@@ -114,6 +114,8 @@ OUR_TRANSITIONS: dict[tuple[State, _Move], State] = {
 del S, M
 
 
-def column(table: dict[tuple[State, _Move], State], move: _Move) -> dict[State, State]:
+def column(
+    table: dict[tuple[HTTPState, _Move], HTTPState], move: _Move
+) -> dict[HTTPState, HTTPState]:
     """The part of ``table`` for one move, as old state -> new state (one look-up, no tuple)."""
     return {old: new for (old, m), new in table.items() if m is move}

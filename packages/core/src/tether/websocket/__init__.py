@@ -31,7 +31,7 @@ timeout up to ``conn.next_deadline()``::
         try:
             for event in conn.events():
                 if isinstance(event, (ws.Text, ws.Binary)):  # whole messages (stream=False)
-                    if conn.state is ws.State.OPEN:   # not after our own close frame
+                    if conn.state is ws.WebSocketState.OPEN:   # not after our own close frame
                         conn.send(event)              # echo: events go both ways
                 elif isinstance(event, ws.Close):     # the connection already answered it
                     pass
@@ -42,7 +42,7 @@ timeout up to ``conn.next_deadline()``::
                                              # conn.write_paused to pause a producer
         if conn.should_close_tcp:            # RFC 6455 7.1.1: the server closes TCP first
             break
-        deadline = conn.next_deadline()      # (when, ws.Timer.CLOSE / PING / PONG) or None
+        deadline = conn.next_deadline()      # (when, ws.WebSocketTimer.CLOSE / PING / PONG) or None
         if deadline is not None and deadline[0] <= now:
             conn.handle_timeout(now)         # queues a ping, or fails/gives up: loop again
             continue
@@ -52,9 +52,9 @@ timeout up to ``conn.next_deadline()``::
 
 To close: ``conn.send(ws.Close(1000, "bye"), now)``, send the bytes, keep
 reading until ``events()`` yields the peer's ``Close`` (then
-``should_close_tcp`` is true) or ``Timer.CLOSE`` expires. A peer's close is
+``should_close_tcp`` is true) or ``WebSocketTimer.CLOSE`` expires. A peer's close is
 answered by the connection itself; after it (state ``CLOSED``) ``send`` raises
-``InvalidSend``, so producers check ``conn.state is ws.State.OPEN``.
+``InvalidSend``, so producers check ``conn.state is ws.WebSocketState.OPEN``.
 
 Client side: :func:`make_key` (from 16 bytes of ``os.urandom``),
 :func:`client_request_headers`, :func:`check_server_response`, then
@@ -62,8 +62,8 @@ Client side: :func:`make_key` (from 16 bytes of ``os.urandom``),
 """
 
 from tether.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from tether.websocket.connection import Connection, Role, State, Timer
-from tether.websocket.deflate import DeflateOptions, DeflateParams
+from tether.websocket.connection import Connection, Role, WebSocketState, WebSocketTimer
+from tether.websocket.deflate import DeflateOptions
 from tether.websocket.errors import (
     FrameError,
     HandshakeError,
@@ -80,8 +80,8 @@ from tether.websocket.events import (
     Event,
     Ping,
     Pong,
-    SendEvent,
     Text,
+    WebSocketSendEvent,
 )
 from tether.websocket.handshake import (
     Accepted,
@@ -96,6 +96,14 @@ from tether.websocket.handshake import (
     wants_websocket,
 )
 
+# The names these had before 0.2, when ``tether.http1`` exported a ``State`` and a ``Timer`` of
+# its own with other members, and both exported a ``SendEvent``; and ``DeflateParams``, the agreed
+# form of what is now one class. Deprecated aliases, kept so old imports keep working.
+State = WebSocketState
+Timer = WebSocketTimer
+SendEvent = WebSocketSendEvent
+DeflateParams = DeflateOptions
+
 __all__ = [
     "Accepted",
     "Binary",
@@ -103,7 +111,6 @@ __all__ = [
     "Connection",
     "ConnectionLost",
     "DeflateOptions",
-    "DeflateParams",
     "Event",
     "FrameError",
     "HandshakeError",
@@ -120,11 +127,11 @@ __all__ = [
     "RemoteProtocolError",
     "RequestLike",
     "Role",
-    "SendEvent",
-    "State",
     "Text",
-    "Timer",
     "UpgradeRequired",
+    "WebSocketSendEvent",
+    "WebSocketState",
+    "WebSocketTimer",
     "accept_key",
     "check_server_response",
     "client_request_headers",

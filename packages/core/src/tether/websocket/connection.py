@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from tether.errors import LocalProtocolError, RemoteProtocolError
 from tether.limits import Limits
 from tether.websocket._utf8 import Utf8Decoder, decode
-from tether.websocket.deflate import Compressor, Decompressor, DeflateParams
+from tether.websocket.deflate import Compressor, Decompressor, DeflateOptions
 from tether.websocket.errors import (
     FrameError,
     InvalidCloseFrame,
@@ -37,8 +37,8 @@ from tether.websocket.events import (
     Event,
     Ping,
     Pong,
-    SendEvent,
     Text,
+    WebSocketSendEvent,
 )
 
 
@@ -49,7 +49,7 @@ class Role(enum.Enum):
     CLIENT = "CLIENT"
 
 
-class State(enum.Enum):
+class WebSocketState(enum.Enum):
     """Where the closing handshake stands (RFC 6455 section 7)."""
 
     #: Messages flow both ways.
@@ -60,7 +60,7 @@ class State(enum.Enum):
     CLOSED = "CLOSED"
 
 
-class Timer(enum.Enum):
+class WebSocketTimer(enum.Enum):
     """Which deadline :meth:`Connection.next_deadline` reports."""
 
     #: The peer's close frame (or, for a client, the server's TCP close) is overdue.
@@ -80,20 +80,23 @@ class _Move(enum.Enum):
 
 
 #: Every legal state change; anything else is a bug in this module.
-_TRANSITIONS: dict[tuple[State, _Move], State] = {
-    (State.OPEN, _Move.SEND_CLOSE): State.CLOSING,
-    (State.OPEN, _Move.RECEIVE_CLOSE): State.CLOSED,  # we answer the close at once
-    (State.OPEN, _Move.FAIL): State.CLOSED,
-    (State.OPEN, _Move.LOSE): State.CLOSED,
-    (State.CLOSING, _Move.RECEIVE_CLOSE): State.CLOSED,
-    (State.CLOSING, _Move.FAIL): State.CLOSED,
-    (State.CLOSING, _Move.LOSE): State.CLOSED,
-    (State.CLOSING, _Move.TIME_OUT): State.CLOSED,
+_TRANSITIONS: dict[tuple[WebSocketState, _Move], WebSocketState] = {
+    (WebSocketState.OPEN, _Move.SEND_CLOSE): WebSocketState.CLOSING,
+    (
+        WebSocketState.OPEN,
+        _Move.RECEIVE_CLOSE,
+    ): WebSocketState.CLOSED,  # we answer the close at once
+    (WebSocketState.OPEN, _Move.FAIL): WebSocketState.CLOSED,
+    (WebSocketState.OPEN, _Move.LOSE): WebSocketState.CLOSED,
+    (WebSocketState.CLOSING, _Move.RECEIVE_CLOSE): WebSocketState.CLOSED,
+    (WebSocketState.CLOSING, _Move.FAIL): WebSocketState.CLOSED,
+    (WebSocketState.CLOSING, _Move.LOSE): WebSocketState.CLOSED,
+    (WebSocketState.CLOSING, _Move.TIME_OUT): WebSocketState.CLOSED,
 }
 
-_OPEN = State.OPEN
-_CLOSING = State.CLOSING
-_CLOSED = State.CLOSED
+_OPEN = WebSocketState.OPEN
+_CLOSING = WebSocketState.CLOSING
+_CLOSED = WebSocketState.CLOSED
 
 _CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -214,7 +217,7 @@ class Connection:
         self,
         role: Role,
         *,
-        deflate: DeflateParams | None = None,
+        deflate: DeflateOptions | None = None,
         limits: Limits | None = None,
         stream: bool = False,
         mask_source: Callable[[int], bytes] | None = None,
@@ -232,7 +235,7 @@ class Connection:
         self._stream = stream
         self._mask_source = mask_source
         self._auto_pong = auto_pong
-        self._state = State.OPEN
+        self._state = WebSocketState.OPEN
         self._buf = bytearray()
         self._eof = False
         self._should_close_tcp = False
@@ -285,7 +288,7 @@ class Connection:
         return self._role
 
     @property
-    def state(self) -> State:
+    def state(self) -> WebSocketState:
         """Where the closing handshake stands."""
         return self._state
 
@@ -295,7 +298,7 @@ class Connection:
 
         RFC 6455 7.1.1: the server closes TCP as soon as the closing handshake is
         done (or the connection failed); a client waits for the server to close
-        it, and gives up after ``Limits.ws_close_timeout`` (:attr:`Timer.CLOSE`).
+        it, and gives up after ``Limits.ws_close_timeout`` (:attr:`WebSocketTimer.CLOSE`).
         """
         return self._should_close_tcp
 
@@ -620,11 +623,11 @@ class Connection:
 
     # ---- sending --------------------------------------------------------------------------
 
-    def send(self, event: SendEvent, now: float | None = None) -> None:
+    def send(self, event: WebSocketSendEvent, now: float | None = None) -> None:
         """Queue an event's frame(s) for :meth:`bytes_to_send`.
 
         ``Text``/``Binary`` with ``fin=False`` start or continue a message sent
-        in pieces. ``Close`` starts the closing handshake (``Timer.CLOSE`` runs
+        in pieces. ``Close`` starts the closing handshake (``WebSocketTimer.CLOSE`` runs
         from ``now``). Raises :class:`~tether.websocket.errors.InvalidSend` for
         anything the protocol or the state forbids.
         """
@@ -762,23 +765,23 @@ class Connection:
 
     # ---- deadlines ------------------------------------------------------------------------
 
-    def next_deadline(self) -> tuple[float, Timer] | None:
+    def next_deadline(self) -> tuple[float, WebSocketTimer] | None:
         """The earliest armed deadline (absolute time, which timer), or None."""
-        best: tuple[float, Timer] | None = None
+        best: tuple[float, WebSocketTimer] | None = None
         for when, timer in (
-            (self._close_deadline, Timer.CLOSE),
-            (self._pong_deadline, Timer.PONG),
-            (self._ping_deadline, Timer.PING),
+            (self._close_deadline, WebSocketTimer.CLOSE),
+            (self._pong_deadline, WebSocketTimer.PONG),
+            (self._ping_deadline, WebSocketTimer.PING),
         ):
             if when is not None and (best is None or when < best[0]):
                 best = (when, timer)
         return best
 
-    def handle_timeout(self, now: float) -> Timer | None:
+    def handle_timeout(self, now: float) -> WebSocketTimer | None:
         """Act on the deadline that expired by ``now``; None when none has (a spurious wakeup).
 
-        ``Timer.PING`` queues a ping; ``Timer.PONG`` fails the connection with
-        1011; ``Timer.CLOSE`` gives up on the closing handshake. Afterwards send
+        ``WebSocketTimer.PING`` queues a ping; ``WebSocketTimer.PONG`` fails the connection with
+        1011; ``WebSocketTimer.CLOSE`` gives up on the closing handshake. Afterwards send
         :meth:`bytes_to_send` and close TCP if :attr:`should_close_tcp`.
         """
         self._now = now
@@ -788,10 +791,10 @@ class Connection:
                 self.close_code = 1006
                 self._move(_Move.TIME_OUT)
             self._should_close_tcp = True
-            return Timer.CLOSE
+            return WebSocketTimer.CLOSE
         if self._pong_deadline is not None and self._pong_deadline <= now:
             self._fail(1011, "ping timeout")
-            return Timer.PONG
+            return WebSocketTimer.PONG
         if self._ping_deadline is not None and self._ping_deadline <= now:
             interval = self._limits.ws_ping_interval
             assert interval is not None
@@ -802,7 +805,7 @@ class Connection:
             if self._pong_deadline is None:
                 self._pong_payload = payload
                 self._pong_deadline = now + self._limits.ws_ping_timeout
-            return Timer.PING
+            return WebSocketTimer.PING
         return None
 
 
@@ -814,4 +817,4 @@ def _trim_reason(reason: str) -> bytes:
     return raw[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
-__all__ = ["Connection", "Role", "State", "Timer", "mask"]
+__all__ = ["Connection", "Role", "WebSocketState", "WebSocketTimer", "mask"]

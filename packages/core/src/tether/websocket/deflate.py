@@ -1,8 +1,10 @@
 """permessage-deflate (RFC 7692): negotiation and the per-message codec.
 
-:class:`DeflateOptions` says what an endpoint wants or accepts; negotiation
-produces :class:`DeflateParams`, the four agreed parameters, which a
-:class:`~tether.websocket.Connection` takes as ``deflate=``.
+:class:`DeflateOptions` holds the extension's four parameters and our
+compression level. Given to a handshake it says what an endpoint wants or
+accepts; the handshake gives back another ``DeflateOptions``, what was agreed,
+which a :class:`~tether.websocket.Connection` takes as ``deflate=``.
+(``DeflateParams`` is the deprecated old name of the agreed form.)
 
 Decompression is bounded while it happens: the decompressor is never asked for
 more output than the message limit still allows, so a small "zip bomb" frame
@@ -27,23 +29,28 @@ _TAIL = b"\x00\x00\xff\xff"
 
 @dataclass(frozen=True, slots=True)
 class DeflateOptions:
-    """What one endpoint wants from permessage-deflate (RFC 7692 section 7.1).
+    """permessage-deflate parameters (RFC 7692 section 7.1), wished for or agreed.
 
-    On a server these say what to ask of the client and what to impose on
-    ourselves whatever the offer; on a client they are what to offer.
+    Given to :func:`~tether.websocket.server_handshake`, they say what to ask of
+    the client and what to impose on ourselves whatever the offer; given to
+    :func:`~tether.websocket.client_request_headers`, what to offer. The
+    handshake's result (``Accepted.deflate``, ``Negotiated.deflate``) is the same
+    type holding what both ends agreed, for ``Connection(deflate=...)``.
 
-    ``server_max_window_bits`` must be 9 to 15: zlib cannot compress with an
-    8-bit window, so an offer that demands one is declined.
+    Window bits are 8 to 15 (RFC 7692 7.1.2), but the side that compresses must
+    use 9 to 15, since zlib cannot compress with an 8-bit window: a server's
+    ``server_max_window_bits`` or a client's ``client_max_window_bits`` of 8 is
+    refused with ``ValueError`` by the handshake.
     """
 
     #: The server resets its compression context after each message.
     server_no_context_takeover: bool = False
     #: The client resets its compression context after each message.
     client_no_context_takeover: bool = False
-    #: Base-2 log of the server's LZ77 window (9 to 15).
+    #: Base-2 log of the server's LZ77 window.
     server_max_window_bits: int = 15
-    #: Base-2 log of the client's LZ77 window (9 to 15); a server can only
-    #: impose it when the client offered the parameter.
+    #: Base-2 log of the client's LZ77 window; a server can only impose it when the client
+    #: offered the parameter.
     client_max_window_bits: int = 15
     #: zlib compression level for our messages (local choice, not negotiated).
     level: int = 6
@@ -51,22 +58,19 @@ class DeflateOptions:
     def __post_init__(self) -> None:
         for name in ("server_max_window_bits", "client_max_window_bits"):
             bits = getattr(self, name)
-            if not 9 <= bits <= 15:
-                raise ValueError(f"DeflateOptions.{name} must be 9 to 15, got {bits!r}")
+            if not 8 <= bits <= 15:
+                raise ValueError(f"DeflateOptions.{name} must be 8 to 15, got {bits!r}")
         if not -1 <= self.level <= 9:
             raise ValueError(f"DeflateOptions.level must be -1 to 9, got {self.level!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class DeflateParams:
-    """The agreed permessage-deflate parameters of one connection (both directions)."""
+#: The old name of the agreed parameters, now the same class (deprecated).
+DeflateParams = DeflateOptions
 
-    server_no_context_takeover: bool = False
-    client_no_context_takeover: bool = False
-    server_max_window_bits: int = 15
-    client_max_window_bits: int = 15
-    #: zlib compression level for our messages (local choice, not negotiated).
-    level: int = 6
+
+def _compressing_bits(bits: int, name: str) -> None:
+    if bits < 9:
+        raise ValueError(f"zlib cannot compress with an 8-bit window: {name} must be 9 to 15")
 
 
 # ---- header syntax ---------------------------------------------------------------------------
@@ -210,7 +214,7 @@ class _Offer:
 
 def negotiate_server(
     extensions: list[_Extension], options: DeflateOptions
-) -> tuple[DeflateParams, bytes] | None:
+) -> tuple[DeflateOptions, bytes] | None:
     """Pick the first acceptable permessage-deflate offer (RFC 7692 7.1).
 
     Returns the agreed parameters and the ``Sec-WebSocket-Extensions`` value
@@ -218,6 +222,7 @@ def negotiate_server(
     proceeds without compression). Offers with unknown, duplicate or invalid
     parameters are declined, as RFC 7692 5.1 requires.
     """
+    _compressing_bits(options.server_max_window_bits, "a server's server_max_window_bits")
     for name, params in extensions:
         if name != EXTENSION_NAME:
             continue
@@ -244,7 +249,7 @@ def negotiate_server(
             parts.append(f"server_max_window_bits={server_bits}")
         if offer.client_bits_present and (client_bits < 15 or offer.client_bits is not None):
             parts.append(f"client_max_window_bits={client_bits}")
-        params_out = DeflateParams(
+        params_out = DeflateOptions(
             server_no_context_takeover=server_nct,
             client_no_context_takeover=client_nct,
             server_max_window_bits=server_bits,
@@ -257,6 +262,7 @@ def negotiate_server(
 
 def client_offer(options: DeflateOptions) -> bytes:
     """The ``Sec-WebSocket-Extensions`` value a client sends to offer permessage-deflate."""
+    _compressing_bits(options.client_max_window_bits, "a client's client_max_window_bits")
     parts = [EXTENSION_NAME]
     if options.server_no_context_takeover:
         parts.append("server_no_context_takeover")
@@ -274,7 +280,7 @@ def client_offer(options: DeflateOptions) -> bytes:
 
 def check_client_response(
     extensions: list[_Extension], options: DeflateOptions | None
-) -> DeflateParams | None:
+) -> DeflateOptions | None:
     """Validate the server's ``Sec-WebSocket-Extensions`` answer to our offer (RFC 7692 7.1).
 
     Raises :class:`HandshakeError` for an extension we did not offer, a second
@@ -307,7 +313,7 @@ def check_client_response(
             raise HandshakeError("the server chose a larger client_max_window_bits than offered")
         if client_bits < 9:
             raise HandshakeError("client_max_window_bits=8 cannot be honoured by zlib")
-    return DeflateParams(
+    return DeflateOptions(
         server_no_context_takeover=answer.server_nct,
         client_no_context_takeover=answer.client_nct or options.client_no_context_takeover,
         server_max_window_bits=server_bits,
@@ -386,7 +392,6 @@ __all__ = [
     "Compressor",
     "Decompressor",
     "DeflateOptions",
-    "DeflateParams",
     "check_client_response",
     "client_offer",
     "negotiate_server",

@@ -71,6 +71,19 @@ class ConnectionLost:
 #: Anything ``Connection.events()`` yields.
 Event = Text | Binary | Ping | Pong | Close | ConnectionLost
 #: Anything ``Connection.send()`` accepts.
-SendEvent = Text | Binary | Ping | Pong | Close
+#: What ``Connection.send`` takes. (Named apart from ``tether.http1.SendEvent``, the HTTP
+#: events a server sends, so both can be imported side by side.)
+WebSocketSendEvent = Text | Binary | Ping | Pong | Close
+#: The old name of :data:`WebSocketSendEvent` (deprecated).
+SendEvent = WebSocketSendEvent
 
-__all__ = ["Binary", "Close", "ConnectionLost", "Event", "Ping", "Pong", "SendEvent", "Text"]
+__all__ = [
+    "Binary",
+    "Close",
+    "ConnectionLost",
+    "Event",
+    "Ping",
+    "Pong",
+    "Text",
+    "WebSocketSendEvent",
+]

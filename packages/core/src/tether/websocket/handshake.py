@@ -16,13 +16,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tether.errors import LocalProtocolError
+from tether.http1._abnf import ABSOLUTE_FORM, HOST
 from tether.websocket.deflate import (
     DeflateOptions,
-    DeflateParams,
     check_client_response,
     client_offer,
     negotiate_server,
@@ -64,7 +66,7 @@ class Accepted:
     subprotocol: str | None = None
     #: The agreed permessage-deflate parameters (give them to ``Connection(deflate=...)``),
     #: or None when compression is not in use.
-    deflate: DeflateParams | None = None
+    deflate: DeflateOptions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ class Negotiated:
     """What a client learns from a valid 101 response."""
 
     subprotocol: str | None = None
-    deflate: DeflateParams | None = None
+    deflate: DeflateOptions | None = None
 
 
 def accept_key(key: bytes) -> bytes:
@@ -225,7 +227,7 @@ def _server_handshake(
                 break
         if chosen is not None:
             out.append((b"sec-websocket-protocol", chosen.encode("ascii")))
-    params: DeflateParams | None = None
+    params: DeflateOptions | None = None
     ext_values = _values(headers, b"sec-websocket-extensions")
     if ext_values:
         extensions = parse_extensions(ext_values)
@@ -244,11 +246,30 @@ def client_request_headers(
     subprotocols: Sequence[str] = (),
     deflate: DeflateOptions | None = None,
     origin: bytes | None = None,
+    target: bytes | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """The headers of a client's upgrade request (RFC 6455 4.1), to send with ``GET <target>``.
 
-    ``key`` comes from :func:`make_key`; keep it to check the response.
+    ``host`` is the authority of the WebSocket URI, ``host[:port]`` (no scheme,
+    path or userinfo: ``ws://example.com/chat`` is split into the host
+    ``example.com`` and the target ``/chat``). ``key`` comes from
+    :func:`make_key`; keep it to check the response.
+
+    Pass the request ``target`` to have it checked against ``host``: a GET's
+    target is origin-form (``/chat?room=1``) or, through a proxy, absolute-form
+    (``http://example.com/chat``), whose authority must then equal ``host``
+    (RFC 9112 3.2.2: the Host field is that authority). Authority-form
+    (``example.com:443``) belongs to CONNECT and asterisk-form to OPTIONS, so
+    both are refused, as is a ``ws://``/``wss://`` target (RFC 6455 3: those
+    URIs are requested by their path; servers refuse other schemes, RFC 9110
+    4.2). Raises :class:`~tether.errors.LocalProtocolError` for any of these.
     """
+    if not host or HOST.fullmatch(host) is None or host.startswith(b":"):
+        raise LocalProtocolError(
+            f"host {host[:64]!r} is not host[:port] (give the URI's path as the target)"
+        )
+    if target is not None:
+        _check_target(target, host)
     headers = [
         (b"host", host),
         (b"upgrade", b"websocket"),
@@ -263,6 +284,34 @@ def client_request_headers(
     if deflate is not None:
         headers.append((b"sec-websocket-extensions", client_offer(deflate)))
     return headers
+
+
+def _check_target(target: bytes, host: bytes) -> None:
+    """Refuse a GET target that is not origin- or absolute-form, or names another authority."""
+    if not target or any(b <= 0x20 or b >= 0x7F for b in target):
+        raise LocalProtocolError("the request target must be visible US-ASCII, without spaces")
+    if target[0] == 0x2F:  # "/": origin-form
+        return
+    if ABSOLUTE_FORM.fullmatch(target) is None:
+        raise LocalProtocolError(
+            f"target {target[:64]!r} is neither origin-form (/path) nor absolute-form "
+            "(authority-form is for CONNECT, asterisk-form for OPTIONS)"
+        )
+    scheme, _, rest = target.partition(b"://")
+    if scheme.lower() not in (b"http", b"https"):
+        raise LocalProtocolError(
+            f"a {scheme.decode('ascii')}:// target: send the URI's path as the target "
+            "and its authority as host"
+        )
+    authority = _AUTHORITY_END.split(rest, 1)[0]
+    if authority.lower() != host.lower():
+        raise LocalProtocolError(
+            f"the target's authority {authority[:64]!r} is not the Host {host[:64]!r} "
+            "(RFC 9112 3.2.2)"
+        )
+
+
+_AUTHORITY_END = re.compile(rb"[/?#]")
 
 
 def check_server_response(

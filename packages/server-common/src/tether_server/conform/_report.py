@@ -17,6 +17,7 @@ _MARK = {
     Verdict.LENIENT: "lenient",
     Verdict.INFO: "info",
     Verdict.ERROR: "ERROR",
+    Verdict.SKIP: "skip",
 }
 
 
@@ -50,7 +51,7 @@ def text(url: str, version: str, results: Sequence[Result], *, verbose: bool = F
     lines.append(
         f"{len(results)} probes: {tally.get('pass', 0)} passed, {tally.get('fail', 0)} failed (MUST), "
         f"{tally.get('warn', 0)} warnings, {tally.get('lenient', 0)} lenient (MAY), "
-        f"{tally.get('info', 0)} info, {tally.get('error', 0)} errors"
+        f"{tally.get('info', 0)} info, {tally.get('error', 0)} errors, {tally.get('skip', 0)} skipped"
     )
     lines.append("result: " + ("FAILED" if failed else "passed every MUST"))
     return "\n".join(lines) + "\n"
@@ -90,6 +91,8 @@ def junit(url: str, results: Sequence[Result]) -> bytes:
         elif result.verdict is Verdict.ERROR:
             errors += 1
             ET.SubElement(case, "error", message=message)
+        elif result.verdict is Verdict.SKIP:
+            ET.SubElement(case, "skipped", message=result.observed)
         elif result.verdict is not Verdict.PASS:
             ET.SubElement(case, "system-out").text = f"{result.verdict.value}: {message}"
     suite.set("failures", str(failures))

@@ -1,0 +1,490 @@
+"""The WebSocket probes of ``tether conform``: the opening handshake and framing (RFC 6455).
+
+Each probe opens a fresh TCP connection. The handshake request is built and
+its answer read by the core's HTTP client role (:class:`ClientConnection`);
+after a ``101`` the server's frames are read by the core's WebSocket client
+(:class:`tether.websocket.Connection`), which checks them as strictly as it
+checks a peer's. Well-formed frames are masked with random keys; the broken
+ones (unmasked, reserved bits, bad opcodes, oversized control frames) are
+built by hand, since the core refuses to send them.
+
+A server that echoes messages gets three more probes (text, binary, a
+fragmented message with a ping inside); the first probe finds out whether it
+echoes, and the echo probes are *skipped* when it does not.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from tether import websocket as ws
+from tether.errors import ProtocolError
+from tether.http1 import (
+    NEED_DATA,
+    PAUSED,
+    ClientConnection,
+    ConnectionClosed,
+    EndOfMessage,
+    InformationalResponse,
+    Request,
+    Response,
+)
+from tether.websocket.connection import mask
+from tether_server.conform._probes import Result, Verdict
+from tether_server.conform._wire import Target
+
+GROUP = "websocket"
+_VERSION_HEADER = b"sec-websocket-version"
+
+
+@dataclass
+class WsObservation:
+    """What a server did on one WebSocket probe connection."""
+
+    #: The handshake's status (None: no response).
+    status: int | None = None
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: Why the handshake answer or a frame could not be read (the core's error), if so.
+    invalid: str | None = None
+    #: Text, Binary, Ping, Pong and Close events received, in order.
+    events: list[ws.Event] = field(default_factory=list)
+    #: The server closed TCP before the wait ran out.
+    closed: bool = False
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the server's close frame (None: it sent none)."""
+        codes = [e.code for e in self.events if isinstance(e, ws.Close)]
+        return codes[0] if codes else None
+
+    def messages(self) -> list[str | bytes]:
+        """The data messages received."""
+        return [e.data for e in self.events if isinstance(e, (ws.Text, ws.Binary))]
+
+    def summary(self) -> str:
+        """What happened, in a few words."""
+        if self.status != 101:
+            what = f"answered {self.status}" if self.status else "no handshake response"
+            return what + (f" ({self.invalid})" if self.invalid else "")
+        parts = []
+        for event in self.events:
+            if isinstance(event, ws.Close):
+                code = "without a code" if event.code == 1005 else str(event.code)
+                parts.append(f"close frame {code}")
+            elif isinstance(event, (ws.Text, ws.Binary)):
+                parts.append(
+                    f"{type(event).__name__.lower()} of {len(event.data)}: {event.data[:24]!r}"
+                )
+            elif isinstance(event, (ws.Ping, ws.Pong)):
+                parts.append(f"{type(event).__name__.lower()} {event.payload[:40]!r}")
+        if self.invalid:
+            parts.append(f"it sent an invalid frame ({self.invalid})")
+        if self.closed and self.close_code is None:
+            parts.append("closed TCP without a close frame")
+        else:
+            parts.append("then closed TCP" if self.closed else "connection left open")
+        return ", ".join(parts)
+
+
+def frame(
+    opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, masked: bool = True
+) -> bytes:
+    """One client frame as given, valid or not: ``rsv`` is the 3 reserved bits (0-7)."""
+    b0 = (0x80 if fin else 0) | (rsv & 7) << 4 | (opcode & 0x0F)
+    n = len(payload)
+    bit = 0x80 if masked else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, bit | n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", b0, bit | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, bit | 127, n)
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + mask(payload, key)
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    """A close frame's payload: the code in network order, then the reason."""
+    return code.to_bytes(2, "big") + reason
+
+
+def handshake_headers(target: Target, key: bytes) -> list[tuple[bytes, bytes]]:
+    """A valid upgrade request's headers (no extension, no subprotocol offered)."""
+    return ws.client_request_headers(target.authority, key)
+
+
+def _connect(
+    target: Target, headers: Sequence[tuple[bytes, bytes]], obs: WsObservation
+) -> tuple[socket.socket, bytes] | None:
+    """Send the upgrade request; read the answer. The socket and the bytes after a 101."""
+    http = ClientConnection()
+    wire = http.send(Request(b"GET", target.path, list(headers))) + http.send(EndOfMessage())
+    try:
+        sock = socket.create_connection((target.host, target.port), timeout=target.timeout)
+    except OSError as exc:
+        obs.invalid = f"cannot connect: {exc}"
+        return None
+    deadline = time.monotonic() + target.timeout
+    try:
+        sock.sendall(wire)
+        while True:
+            try:
+                event = http.next_event()
+            except ProtocolError as exc:
+                obs.invalid = exc.message
+                break
+            if isinstance(event, InformationalResponse) and event.status_code == 101:
+                obs.status, obs.headers = 101, list(event.headers)
+                return sock, http.trailing_data
+            if isinstance(event, Response):
+                obs.status, obs.headers = event.status_code, list(event.headers)
+            if isinstance(event, ConnectionClosed) or (event is PAUSED and obs.status):
+                obs.closed = isinstance(event, ConnectionClosed)
+                break
+            if event is not NEED_DATA and event is not PAUSED:
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            http.receive_data(sock.recv(65536))
+    except (OSError, ProtocolError) as exc:
+        obs.invalid = obs.invalid or str(exc)
+    sock.close()
+    return None
+
+
+def session(
+    target: Target,
+    frames: Sequence[bytes],
+    *,
+    until: Callable[[WsObservation], bool] | None = None,
+    send_close: bool = False,
+    headers: Sequence[tuple[bytes, bytes]] | None = None,
+) -> WsObservation:
+    """Open a WebSocket, send ``frames`` in one write, read what comes back.
+
+    Reading stops when ``until(obs)`` holds, the server closes TCP, or
+    ``target.timeout`` passes without a byte. A server's close frame is answered
+    (the core's client does it) and then its TCP close is awaited. With
+    ``send_close`` a Close(1000) goes after the frames, through the core.
+    """
+    obs = WsObservation()
+    key = ws.make_key(os.urandom(16))
+    connected = _connect(
+        target, headers if headers is not None else handshake_headers(target, key), obs
+    )
+    if connected is None:
+        return obs
+    sock, rest = connected
+    try:
+        ws.check_server_response(101, obs.headers, key)
+    except ws.HandshakeError as exc:
+        if headers is None:
+            obs.invalid = f"bad 101: {exc}"
+    conn = ws.Connection(ws.Role.CLIENT, mask_source=os.urandom)
+    if send_close:
+        conn.send(ws.Close(1000, "tether conform"))
+    with sock:
+        # The server may close while we send: what it answered is still read.
+        with contextlib.suppress(OSError):
+            sock.sendall(b"".join(frames) + conn.bytes_to_send())
+        _read_frames(sock, conn, obs, rest, wait=target.timeout, until=until)
+    return obs
+
+
+def _read_frames(
+    sock: socket.socket,
+    conn: ws.Connection,
+    obs: WsObservation,
+    data: bytes,
+    *,
+    wait: float,
+    until: Callable[[WsObservation], bool] | None,
+) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        if data:
+            conn.receive_data(data)
+            try:
+                for event in conn.events():
+                    if not isinstance(event, ws.ConnectionLost):
+                        obs.events.append(event)
+            except ProtocolError as exc:
+                # The server's frames are broken: say so, and keep our close frame to
+                # ourselves, so that what the server does next is its own doing.
+                obs.invalid = exc.message
+                conn.bytes_to_send()
+            out = conn.bytes_to_send()  # pongs to the server's pings, the answer to its close
+            if out:
+                with contextlib.suppress(OSError):
+                    sock.sendall(out)
+        if until is not None and until(obs):
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        sock.settimeout(left)
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            return
+        except OSError:
+            data = b""  # reset: the server closed
+        if not data:
+            obs.closed = True
+            return
+
+
+# ---- judging ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One WebSocket probe: what it sends, the rule, and how a safe server answers."""
+
+    id: str
+    title: str
+    rfc: str
+    level: str
+    safe: str
+
+
+def _result(probe: Probe, verdict: Verdict, observed: str, safe: str | None = None) -> Result:
+    return Result(
+        probe.id, GROUP, probe.title, probe.rfc, probe.level, verdict, safe or probe.safe, observed
+    )
+
+
+def _unreachable(probe: Probe, obs: WsObservation) -> Result | None:
+    if obs.status == 101:
+        return None
+    return _result(probe, Verdict.ERROR, f"the upgrade was not accepted: {obs.summary()}")
+
+
+def judge_failure(
+    probe: Probe, obs: WsObservation, code: int, frame_level: str = "SHOULD"
+) -> Result:
+    """The peer broke a MUST: the server must fail the connection (RFC 6455 7.1.7).
+
+    Closing TCP (or sending a close frame) is what the MUST asks; the close
+    frame's code is a SHOULD (a MAY for an unmasked frame, RFC 6455 5.1).
+    """
+    if (error := _unreachable(probe, obs)) is not None:
+        return error
+    got = obs.close_code
+    if (got is None and not obs.closed) or obs.messages() or obs.invalid:
+        return _result(probe, Verdict.FAIL, obs.summary())  # it took the frame, or kept going
+    if got == code:
+        return _result(probe, Verdict.PASS, obs.summary())
+    if got in (None, 1005) and frame_level == "MAY":
+        return _result(probe, Verdict.PASS, obs.summary())
+    return _result(probe, Verdict.WARN, obs.summary())
+
+
+def _rejected(probe: Probe, obs: WsObservation, need_version: bool) -> Result:
+    if obs.status == 101:
+        return _result(probe, Verdict.FAIL, "answered 101: the upgrade went ahead")
+    if obs.status is None:
+        verdict = Verdict.PASS if obs.closed else Verdict.FAIL
+        return _result(probe, verdict, obs.summary())
+    if not 400 <= obs.status < 500:
+        return _result(probe, Verdict.WARN, obs.summary())
+    if need_version:
+        versions = [v for n, v in obs.headers if n.lower() == _VERSION_HEADER]
+        if not any(b"13" in v for v in versions):
+            return _result(
+                probe, Verdict.FAIL, f"answered {obs.status} without Sec-WebSocket-Version: 13"
+            )
+        return _result(
+            probe,
+            Verdict.PASS,
+            f"answered {obs.status} with Sec-WebSocket-Version: {b', '.join(versions).decode('latin-1')}",
+        )
+    return _result(probe, Verdict.PASS, obs.summary())
+
+
+# ---- the probes ------------------------------------------------------------------------------
+
+_FAIL_SAFE = "fail the connection: a close frame with {code}, then close TCP"
+
+
+def _handshake_probes(target: Target) -> Iterator[Result]:
+    key = ws.make_key(os.urandom(16))
+    base = handshake_headers(target, key)
+
+    def with_header(name: bytes, value: bytes | None) -> list[tuple[bytes, bytes]]:
+        out = [(n, v) for n, v in base if n != name]
+        return out if value is None else [*out, (name, value)]
+
+    probe = Probe(
+        "ws-version",
+        "Sec-WebSocket-Version: 12",
+        "RFC 6455 4.4",
+        "MUST",
+        "refuse the upgrade (426 Upgrade Required) with Sec-WebSocket-Version: 13",
+    )
+    obs = session(target, [], headers=with_header(_VERSION_HEADER, b"12"), until=_at_once)
+    yield _rejected(probe, obs, True)
+    for id, title, value in (
+        ("ws-key-missing", "no Sec-WebSocket-Key", None),
+        ("ws-key-short", "a Sec-WebSocket-Key of 8 bytes", base64.b64encode(os.urandom(8))),
+        (
+            "ws-key-not-base64",
+            "a Sec-WebSocket-Key that is not base64",
+            b"not base64 at all!!!!!==",
+        ),
+    ):
+        probe = Probe(
+            id,
+            title,
+            "RFC 6455 4.2.1",
+            "MUST",
+            "refuse the upgrade with 400 (the key must decode to 16 bytes)",
+        )
+        obs = session(target, [], headers=with_header(b"sec-websocket-key", value), until=_at_once)
+        yield _rejected(probe, obs, False)
+
+
+def _at_once(obs: WsObservation) -> bool:
+    return True  # a handshake probe that got a 101 has its answer: stop there
+
+
+def _bad_frames() -> list[tuple[str, str, str, list[bytes], int, str]]:
+    """(id, title, RFC section, frames, close code expected, strength of that code)."""
+    # fmt: off
+    return [
+        ("ws-unmasked", "an unmasked client frame", "RFC 6455 5.1", [frame(1, b"unmasked", masked=False)], 1002, "MAY"),
+        ("ws-rsv1", "RSV1 set, no extension negotiated", "RFC 6455 5.2", [frame(1, b"rsv1", rsv=4)], 1002, "SHOULD"),
+        ("ws-rsv3", "RSV3 set, no extension negotiated", "RFC 6455 5.2", [frame(2, b"rsv3", rsv=1)], 1002, "SHOULD"),
+        ("ws-opcode-data", "reserved data opcode 0x3", "RFC 6455 5.2", [frame(3, b"x")], 1002, "SHOULD"),
+        ("ws-opcode-control", "reserved control opcode 0xB", "RFC 6455 5.2", [frame(0xB, b"x")], 1002, "SHOULD"),
+        ("ws-control-fragmented", "a ping with FIN clear (fragmented control frame)", "RFC 6455 5.5", [frame(9, b"frag", fin=False)], 1002, "SHOULD"),
+        ("ws-control-long", "a 126-byte ping (control frames carry at most 125)", "RFC 6455 5.5", [frame(9, b"p" * 126)], 1002, "SHOULD"),
+        ("ws-continuation-first", "a continuation frame with no message begun", "RFC 6455 5.4", [frame(0, b"orphan")], 1002, "SHOULD"),
+        ("ws-data-in-fragment", "a new text frame inside a fragmented message", "RFC 6455 5.4", [frame(1, b"first", fin=False), frame(1, b"second")], 1002, "SHOULD"),
+        ("ws-utf8", "invalid UTF-8 in a text message", "RFC 6455 8.1", [frame(1, b"caf\xc3(")], 1007, "SHOULD"),
+        ("ws-close-code", "a close frame with code 999", "RFC 6455 7.4.1", [frame(8, close_payload(999))], 1002, "SHOULD"),
+        ("ws-close-1005", "a close frame with the reserved code 1005", "RFC 6455 7.4.1", [frame(8, close_payload(1005))], 1002, "SHOULD"),
+        ("ws-close-1-byte", "a close frame with a 1-byte payload", "RFC 6455 5.5.1", [frame(8, b"\x03")], 1002, "SHOULD"),
+    ]
+    # fmt: on
+
+
+def _frame_probes(target: Target) -> Iterator[Result]:
+    for id, title, rfc, frames, code, frame_level in _bad_frames():
+        probe = Probe(id, title, rfc, "MUST", _FAIL_SAFE.format(code=code))
+        yield judge_failure(probe, session(target, frames), code, frame_level)
+    payload = os.urandom(16).hex().encode()
+    probe = Probe(
+        "ws-ping",
+        "a ping",
+        "RFC 6455 5.5.2",
+        "MUST",
+        "answer with a pong carrying the same payload",
+    )
+    obs = session(
+        target, [frame(9, payload)], until=lambda o: any(isinstance(e, ws.Pong) for e in o.events)
+    )
+    if (error := _unreachable(probe, obs)) is not None:
+        yield error
+    else:
+        pongs = [e.payload for e in obs.events if isinstance(e, ws.Pong)]
+        verdict = Verdict.PASS if payload in pongs else Verdict.FAIL
+        yield _result(probe, verdict, obs.summary())
+    probe = Probe(
+        "ws-close",
+        "the closing handshake",
+        "RFC 6455 5.5.1",
+        "MUST",
+        "answer a close frame with a close frame, then close TCP (RFC 6455 7.1.1: the server first)",
+    )
+    obs = session(target, [], send_close=True)
+    if (error := _unreachable(probe, obs)) is not None:
+        yield error
+    elif obs.close_code is None:
+        yield _result(probe, Verdict.FAIL, obs.summary())
+    else:
+        yield _result(probe, Verdict.PASS if obs.closed else Verdict.WARN, obs.summary())
+
+
+def _echo_probes(target: Target) -> Iterator[Result]:
+    text = "tether conform: échos ✓"
+    probe = Probe(
+        "ws-echo-text",
+        "a text message (is it echoed?)",
+        "RFC 6455 6.2",
+        "",
+        "echo servers answer the same text; others need not",
+    )
+    obs = session(target, [frame(1, text.encode())], until=lambda o: bool(o.messages()))
+    if (error := _unreachable(probe, obs)) is not None:
+        yield error
+        return
+    echoes = obs.messages() == [text]
+    if not echoes:
+        yield _result(probe, Verdict.INFO, f"no echo ({obs.summary()}): echo probes skipped")
+        for id, title in (
+            ("ws-echo-binary", "a binary message echoed"),
+            ("ws-echo-fragmented", "a fragmented message with a ping inside"),
+        ):
+            yield Result(
+                id,
+                GROUP,
+                title,
+                "RFC 6455 5.4",
+                "",
+                Verdict.SKIP,
+                "echo the message whole",
+                "skipped: the server does not echo",
+            )
+        return
+    yield _result(probe, Verdict.PASS, obs.summary())
+    data = bytes(range(256)) * 300  # 75 KiB: a 64-bit length
+    probe = Probe(
+        "ws-echo-binary",
+        "a 75 KiB binary message echoed",
+        "RFC 6455 5.2",
+        "MUST",
+        "read the 64-bit payload length; echo the bytes",
+    )
+    obs = session(target, [frame(2, data)], until=lambda o: bool(o.messages()))
+    yield _result(probe, Verdict.PASS if obs.messages() == [data] else Verdict.FAIL, obs.summary())
+    probe = Probe(
+        "ws-echo-fragmented",
+        "a text message in three fragments with a ping between them",
+        "RFC 6455 5.4",
+        "MUST",
+        "take the control frame in the middle of the message; echo the whole message",
+    )
+    parts = [
+        frame(1, b"frag", fin=False),
+        frame(9, b"mid"),
+        frame(0, b"men", fin=False),
+        frame(0, b"ted"),
+    ]
+    obs = session(
+        target,
+        parts,
+        until=lambda o: bool(o.messages()) and any(isinstance(e, ws.Pong) for e in o.events),
+    )
+    good = obs.messages() == ["fragmented"] and any(
+        isinstance(e, ws.Pong) and e.payload == b"mid" for e in obs.events
+    )
+    yield _result(probe, Verdict.PASS if good else Verdict.FAIL, obs.summary())
+
+
+def websocket(target: Target) -> Iterator[Result]:
+    """Every WebSocket probe against the endpoint at ``target.path``."""
+    yield from _handshake_probes(target)
+    yield from _echo_probes(target)
+    yield from _frame_probes(target)
