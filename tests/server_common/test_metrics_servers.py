@@ -55,7 +55,7 @@ async def app(scope, receive, send):
 
 SERVERS = {
     "threaded": ("tether_threaded", WSGI_APP, ["--threads", "2"]),
-    "asyncio": ("tether_asyncio", ASGI_APP, []),
+    "asyncio": ("tether_asyncio", ASGI_APP, ["--loop", "asyncio"]),
 }
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -109,6 +109,7 @@ def start(kind: str, tmp_path: Path, *extra: str) -> Iterator[Running]:
     proc = spawn(
         module,
         tmp_path,
+        *(["serve"] if module == "tether_asyncio" else []),
         "metrics_app:app",
         "--port",
         str(port),
@@ -127,7 +128,9 @@ def start(kind: str, tmp_path: Path, *extra: str) -> Iterator[Running]:
             except httpx.TransportError:
                 return False
 
-        assert wait_until(up, 30), f"the server did not start (status {proc.poll()})"
+        if not wait_until(up, 30):
+            proc.kill()
+            raise AssertionError(f"the server did not start: {proc.communicate()[1]}")
         # The app's port too (under --workers the supervisor's metrics come first).
         assert wait_until(lambda: _answers(port), 30)
         yield Running(proc, port, metrics, release)

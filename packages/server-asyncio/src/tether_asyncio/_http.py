@@ -10,6 +10,7 @@ bodies their back-pressure.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -38,6 +39,7 @@ from tether_asyncio._state import access_log, error_log
 from tether_asyncio._stream import FastStream
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Stream
 from tether_asyncio._websocket import serve_websocket
+from tether_server.server_metrics import ServerMetrics
 
 if TYPE_CHECKING:
     from tether_asyncio._state import ServerState
@@ -129,6 +131,8 @@ class HTTPConnection:
         """Serve until the connection ends; never raises."""
         state = self.state
         state.connections.add(self)
+        if state.metrics is not None:
+            state.metrics.connection()
         try:
             if self.cancel_scope is None:
                 await self._serve()
@@ -221,6 +225,8 @@ class HTTPConnection:
     async def refuse(self, exc: ProtocolError) -> None:
         """Answer a request the core refused, then let the connection close."""
         error_log.debug("connection %d: refused request: %s", self.id, exc)
+        if self.state.metrics is not None:
+            self.state.metrics.protocol_error(exc.status_hint)
         out = self.conn.error_response(exc)
         if out and not self.closed:
             await self._write_quietly(out)
@@ -266,6 +272,8 @@ class HTTPConnection:
         timeout = self.write_timeout
         if since is not None and timeout is not None and now - since > timeout:
             error_log.debug("connection %d: no write progress for %s s; closing", self.id, timeout)
+            if self.state.metrics is not None:
+                self.state.metrics.timeout("write")
             self.write_since = None
             self.closed = True
             if self.cancel_scope is not None:
@@ -285,6 +293,7 @@ class HTTPConnection:
         state = self.state
         conn = self.conn
         state.config.request_budget.spend()  # --limit-max-requests
+        started = time.monotonic() if state.metrics is not None else 0.0
         # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
         if request.method == b"GET" and state.websockets and wants_websocket(request.headers):
             return await serve_websocket(self, request)
@@ -350,6 +359,8 @@ class HTTPConnection:
             await cycle.send_canned(*no_tunnel_response())  # ASGI cannot run a tunnel
         elif limit is not None and state.in_flight >= limit:
             await cycle.send_canned(*overload_response())
+            if state.metrics is not None:
+                state.metrics.shed("concurrency")
         else:
             state.in_flight += 1
             try:
@@ -360,7 +371,11 @@ class HTTPConnection:
                 state.in_flight -= 1
             if not cycle.complete:
                 await self._unfinished(cycle)
+                if state.metrics is not None:
+                    self._count(state.metrics, request, cycle, started)
                 return False
+        if state.metrics is not None:
+            self._count(state.metrics, request, cycle, started)
         self.cycle = None
         if self.closed or self.peer_eof or not conn.keep_alive:
             return False
@@ -376,6 +391,13 @@ class HTTPConnection:
         # Handing over, a response begun before the shutdown (without "Connection: close")
         # leaves the connection open: the client may be sending its next request already.
         return conn.keep_alive and (state.handover or not state.shutting_down)
+
+    def _count(
+        self, metrics: ServerMetrics, request: Request, cycle: RequestCycle, started: float
+    ) -> None:
+        """--metrics-port: the request, its status and duration."""
+        seconds = time.monotonic() - started
+        metrics.request(request.method, cycle.response.status, seconds, self.conn.request_count > 1)
 
     async def _unfinished(self, cycle: RequestCycle) -> None:
         """The app returned (or raised) without completing its response: a 500 while the head

@@ -68,6 +68,11 @@ class Server:
         if self._ssl is not None and self.config.ssl_certfile is not None:
             self._tls = TLSInfo(self._ssl, self.config.ssl_certfile)
         sock = bind_socket(self.config)
+        try:
+            exporter = self.config.metrics_exporter()  # --metrics-port
+        except BaseException:
+            sock.close()
+            raise
         options: dict[str, Any] = {}
         backend = self.config.backend
         if backend == "asyncio" and self.config.loop in ("auto", "uvloop"):
@@ -90,10 +95,15 @@ class Server:
                 raise ConfigError(
                     "--backend trio: trio is not installed (pip install 'tether-server-asyncio[trio]')"
                 ) from None
+        if exporter is not None:
+            exporter.start()
         try:
             anyio.run(self.serve, app, sock, backend=backend, backend_options=options)
         except KeyboardInterrupt:
             self.exit_code = self.exit_code or 130
+        finally:
+            if exporter is not None:
+                exporter.close()
         return self.exit_code
 
     def request_exit(self) -> None:
@@ -105,6 +115,8 @@ class Server:
         config = self.config
         state = ServerState(config, app)
         self.state = state
+        if state.metrics is not None:
+            state.metrics.watch(lambda: _counts(state))
         state.refresh(anyio.current_time())
         self._exit = anyio.Event()
         self.address = sock.getsockname()
@@ -241,7 +253,7 @@ class Server:
                     timeout = self.config.timeout_write or None
                     buffer = self._read_buffer
                     transport, stream = await asyncio.get_running_loop().connect_accepted_socket(
-                        lambda: FastStream(timeout, buffer), accepted
+                        lambda: FastStream(timeout, buffer, state.metrics), accepted
                     )
                     # The transport looked these up already: share its objects.
                     peer = transport.get_extra_info("peername")
@@ -326,6 +338,8 @@ class Server:
                 deadline = connection.conn.next_deadline()
                 if deadline is not None and deadline[0] <= now:
                     out = connection.conn.handle_timeout(now)
+                    if out is not None and state.metrics is not None:
+                        state.metrics.driver_closed(f"{deadline[1].name.lower()} timeout", out)
                     if out is not None:
                         connection.timeout_output = out
                         connection.interrupt()
@@ -378,6 +392,14 @@ class Server:
         else:
             where = f"fd {config.fd}"
         error_log.info("Tether running on %s with %s (Press CTRL+C to quit)", where, config.backend)
+
+
+def _counts(state: ServerState) -> tuple[int, int, int]:
+    """Open connections, requests in flight, WebSocket sessions (read by the metrics thread:
+    the set is copied in one step first)."""
+    connections = list(state.connections)
+    sessions = sum(1 for c in connections if c.websocket is not None)
+    return len(connections), state.in_flight, sessions
 
 
 def _ip_address(address: Any) -> tuple[str, int] | None:

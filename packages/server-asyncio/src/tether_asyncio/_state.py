@@ -59,6 +59,8 @@ class ServerState:
         self.access_log = config.access_log and access_log.isEnabledFor(logging.INFO)
         #: Whose X-Forwarded-For/-Proto to believe (None: --no-proxy-headers).
         self.proxies = config.trusted_proxies()
+        #: --metrics-port (None: off; each hook tests it).
+        self.metrics = config.metrics
         self._next_id = 0
 
     def connection_id(self) -> int:
