@@ -374,8 +374,10 @@ class HTTPConnection:
                 if state.metrics is not None:
                     self._count(state.metrics, request, cycle, started)
                 return False
-        if state.metrics is not None:
-            self._count(state.metrics, request, cycle, started)
+        metrics = state.metrics
+        if metrics is not None:
+            seconds = time.monotonic() - started
+            metrics.request(request.method, cycle.response.status, seconds, conn.request_count > 1)
         self.cycle = None
         if self.closed or self.peer_eof or not conn.keep_alive:
             return False
