@@ -1,10 +1,9 @@
 """Prometheus metrics for both servers, with no dependency: counters, gauges and histograms,
 their text exposition (format 0.0.4), and the sum over ``--workers`` processes.
 
-Each server process keeps one :class:`Registry`; the request path only adds to numbers in a
-dict it owns (no lock on the asyncio server's loop thread; a lock on the threaded server, whose
-workers update from several threads). Under ``--workers`` every worker writes a snapshot of its
-registry to a file in a directory the supervisor owns, once a second and on exit
+A server's request path does not touch a :class:`Registry`: it counts in per-thread cells
+(:class:`tether_server.server_metrics.ServerMetrics`), which a snapshot turns into one. Under
+``--workers`` every worker writes a snapshot of its metrics to a file in a directory the supervisor owns, once a second and on exit
 (:class:`SnapshotWriter`); the supervisor serves ``/metrics`` by adding the snapshots up
 (:func:`merge`): counters and histograms of workers that have exited still count (a counter
 never goes down), gauges only for workers that are alive. Why files and not a pipe or shared
@@ -12,7 +11,10 @@ memory: a worker that is stuck or killed leaves its last numbers behind, the sup
 no protocol to read them, and a snapshot a second costs a worker well under a millisecond.
 
 :func:`serve_metrics` answers ``GET /metrics`` on its own listener (``--metrics-port``), never
-through the application's port, on a thread of its own, with the core's HTTP/1.1 connection.
+through the application's port, with the core's HTTP/1.1 connection: an accepting thread, a
+thread per scrape (at most :data:`MAX_SCRAPES`), each head small and due within
+:data:`SCRAPE_TIMEOUT`. Measured choice: files over prometheus-client's multiprocess mode,
+which needs the dependency in every server and an mmap file per metric and process.
 """
 
 from __future__ import annotations
