@@ -13,8 +13,8 @@ no protocol to read them, and a snapshot a second costs a worker well under a mi
 :func:`serve_metrics` answers ``GET /metrics`` on its own listener (``--metrics-port``), never
 through the application's port, with the core's HTTP/1.1 connection: an accepting thread, a
 thread per scrape (at most :data:`MAX_SCRAPES`), each head small and due within
-:data:`SCRAPE_TIMEOUT`. Measured choice: files over prometheus-client's multiprocess mode,
-which needs the dependency in every server and an mmap file per metric and process.
+:data:`SCRAPE_TIMEOUT`. Files rather than prometheus-client's multiprocess mode, which
+would make it a runtime dependency of both servers (and keeps mmap files per process).
 """
 
 from __future__ import annotations
