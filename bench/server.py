@@ -8,7 +8,8 @@ granian (a Rust server, the upper anchor), and a no-HTTP anyio server answering 
 fixed response: the floor anyio itself allows (on asyncio and on trio). Every server runs the
 way users run it: lifespan on (the app answers it, as every Starlette or FastAPI app does), on
 the plain asyncio loop (trio for tether-trio) so the comparison is of the servers, not the
-loops. The rows compare with the access log off; "access log" rows keep it on as shipped, and
+loops. The rows compare with the access log off; "access log" rows keep it on as shipped, the
+"metrics" row serves --metrics-port (nobody scrapes it: the cost is the request path's), and
 "realistic mix" rows send 2,000 distinct request heads in turn (bench/traffic.py: per-session
 cookies, request ids, traceparent, forwarded-for, varied paths) instead of one repeated GET.
 wrk uses 50 keep-alive connections; the server is pinned to one core and wrk to the other where
@@ -109,6 +110,10 @@ def _commands(port: int) -> dict[str, list[str]]:
         "tether (asyncio)": [*tether, "--no-access-log", "--loop", "asyncio"],
         "tether (trio)": [*tether, "--no-access-log", "--backend", "trio"],
         "tether (asyncio), access log": [*tether, "--loop", "asyncio"],
+        "tether (asyncio), metrics": [
+            *[*tether, "--no-access-log", "--loop", "asyncio"],
+            *("--metrics-port", str(harness.free_port())),
+        ],
         "tether (asyncio)" + MIX: [*tether, "--no-access-log", "--loop", "asyncio"],
         "uvicorn (h11)": [*uvicorn, "--no-access-log", "--http", "h11"],
         "uvicorn (httptools)": [*uvicorn, "--no-access-log", "--http", "httptools"],
@@ -199,6 +204,7 @@ def run_asgi_group(duration: float, repeat: int, only: str | None = None) -> lis
             "uvicorn (httptools)" + MIX,
         ),
         ("tether asyncio / granian", "tether (asyncio)", "granian"),
+        ("tether asyncio, metrics on / off", "tether (asyncio), metrics", "tether (asyncio)"),
     ):
         if top in med and bottom in med:
             lines.append(f"{label:<44} ratio={med[top] / med[bottom]:.2f}")

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tether_server.metrics import (
     Registry,
     SnapshotWriter,
+    close_listener,
     merge,
     read_snapshots,
     render,
@@ -68,14 +69,22 @@ def test_label_values_are_escaped() -> None:
 def test_workers_add_up(tmp_path: Path) -> None:
     for _ in range(3):
         SnapshotWriter(_registry(), str(tmp_path)).write()  # same pid: one file, rewritten
-    (tmp_path / "999999.json").write_bytes((tmp_path / next(tmp_path.glob("*.json")).name).read_bytes())
+    (tmp_path / "999999.json").write_bytes(
+        (tmp_path / next(tmp_path.glob("*.json")).name).read_bytes()
+    )
     alive = {int(p.stem) for p in tmp_path.glob("*.json")} - {999999}
     merged = _families(render(merge(read_snapshots(str(tmp_path), alive))))
     # Two workers' counters and histograms (one exited), the live one's gauge only.
-    assert merged["tether_requests"][("tether_requests_total", (("method", "GET"), ("status", "2xx")))] == 2
+    assert (
+        merged["tether_requests"][("tether_requests_total", (("method", "GET"), ("status", "2xx")))]
+        == 2
+    )
     assert merged["tether_connections_open"][("tether_connections_open", ())] == 3
     get = (("method", "GET"),)
-    assert merged["tether_request_duration_seconds"][("tether_request_duration_seconds_count", get)] == 8
+    assert (
+        merged["tether_request_duration_seconds"][("tether_request_duration_seconds_count", get)]
+        == 8
+    )
 
 
 def test_metrics_are_served_on_their_own_port() -> None:
@@ -96,6 +105,6 @@ def test_metrics_are_served_on_their_own_port() -> None:
             raw.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n")
             assert raw.recv(100).startswith(b"HTTP/1.1 400")
     finally:
-        stop.set()
+        close_listener(listener, stop)
         thread.join(5)
-        listener.close()
+        assert not thread.is_alive()

@@ -12,6 +12,7 @@ bodies their back-pressure.
 from __future__ import annotations
 
 import contextlib
+import time
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
@@ -35,6 +36,7 @@ from tether_asyncio._state import access_log, error_log
 from tether_asyncio._stream import FastStream
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Stream
 from tether_asyncio._websocket import serve_websocket
+from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import app_entries, log_access, tagged
 
 if TYPE_CHECKING:
@@ -128,6 +130,8 @@ class HTTPConnection:
         """Serve until the connection ends; never raises."""
         state = self.state
         state.connections.add(self)
+        if state.metrics is not None:
+            state.metrics.connection()
         try:
             if self.cancel_scope is None:
                 await self._serve()
@@ -231,6 +235,8 @@ class HTTPConnection:
         driver = self.driver
         out, driver.output = driver.output, b""
         error_log.debug("connection %d: %s; closing", self.id, driver.reason)
+        if self.state.metrics is not None:
+            self.state.metrics.driver_closed(driver.reason, out)
         if out and not self.closed:
             try:
                 with anyio.move_on_after(1):
@@ -275,6 +281,8 @@ class HTTPConnection:
         timeout = self.write_timeout
         if since is not None and timeout is not None and now - since > timeout:
             error_log.debug("connection %d: no write progress for %s s; closing", self.id, timeout)
+            if self.state.metrics is not None:
+                self.state.metrics.timeout("write")
             self.write_since = None
             self.closed = True
             if self.cancel_scope is not None:
@@ -286,6 +294,7 @@ class HTTPConnection:
         """Run one request through the app; then what the driver says of the connection."""
         state = self.state
         state.config.request_budget.spend()  # --limit-max-requests
+        started = time.monotonic() if state.metrics is not None else 0.0
         # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
         if (
             request.method == b"GET"
@@ -360,6 +369,8 @@ class HTTPConnection:
             await cycle.send_canned(*no_tunnel_response())  # ASGI cannot run a tunnel
         elif limit is not None and state.in_flight >= limit:
             await cycle.send_canned(*overload_response())
+            if state.metrics is not None:
+                state.metrics.shed("concurrency")
         else:
             state.in_flight += 1
             try:
@@ -370,7 +381,11 @@ class HTTPConnection:
                 state.in_flight -= 1
             if not cycle.complete:
                 await self._unfinished(cycle)
+                if state.metrics is not None:
+                    self._count(state.metrics, request, cycle, started)
                 return Next.CLOSE
+        if state.metrics is not None:
+            self._count(state.metrics, request, cycle, started)
         self.cycle = None
         if self.closed:
             return Next.CLOSE
@@ -381,6 +396,13 @@ class HTTPConnection:
         # Handing over, a response begun before the shutdown (without "Connection: close")
         # leaves the connection open: the client may be sending its next request already.
         return self.driver.finish(state.clock, closing=state.shutting_down and not state.handover)
+
+    def _count(
+        self, metrics: ServerMetrics, request: Request, cycle: RequestCycle, started: float
+    ) -> None:
+        """--metrics-port: the request, its status and duration."""
+        seconds = time.monotonic() - started
+        metrics.request(request.method, cycle.response.status, seconds, self.conn.request_count > 1)
 
     async def _unfinished(self, cycle: RequestCycle) -> None:
         """The app returned (or raised) without completing its response: a 500 while the head

@@ -86,6 +86,11 @@ class Server:
         if self._ssl is not None and self.config.ssl_certfile is not None:
             self._tls = TLSInfo(self._ssl, self.config.ssl_certfile)
         sock = bind_socket(self.config)
+        try:
+            exporter = self.config.metrics_exporter()  # --metrics-port
+        except BaseException:
+            sock.close()
+            raise
         options: dict[str, Any] = {}
         backend = self.config.backend
         if backend == "asyncio" and self.config.loop in ("auto", "uvloop"):
@@ -108,10 +113,15 @@ class Server:
                 raise ConfigError(
                     "--backend trio: trio is not installed (pip install 'tether-server-asyncio[trio]')"
                 ) from None
+        if exporter is not None:
+            exporter.start()
         try:
             anyio.run(self.serve, app, sock, backend=backend, backend_options=options)
         except KeyboardInterrupt:
             self.exit_code = self.exit_code or 130
+        finally:
+            if exporter is not None:
+                exporter.close()
         error_log.info("%s", STOPPED_MESSAGE)
         return self.exit_code
 
@@ -124,6 +134,8 @@ class Server:
         config = self.config
         state = ServerState(config, app)
         self.state = state
+        if state.metrics is not None:
+            state.metrics.watch(lambda: _counts(state))
         state.refresh(anyio.current_time())
         self._exit = anyio.Event()
         self.address = sock.getsockname()
@@ -274,7 +286,7 @@ class Server:
                     timeout = self.config.timeout_write or None
                     buffer = self._read_buffer
                     transport, stream = await asyncio.get_running_loop().connect_accepted_socket(
-                        lambda: FastStream(timeout, buffer), accepted
+                        lambda: FastStream(timeout, buffer, state.metrics), accepted
                     )
                     # The transport looked these up already: share its objects.
                     peer = transport.get_extra_info("peername")
@@ -410,6 +422,14 @@ class Server:
             where = f"fd {config.fd}"
         kind = f"ASGI, {config.backend}"
         error_log.info("%s", running_message(where, app_label(config.app), kind))
+
+
+def _counts(state: ServerState) -> tuple[int, int, int]:
+    """Open connections, requests in flight, WebSocket sessions (read by the metrics thread:
+    the set is copied in one step first)."""
+    connections = list(state.connections)
+    sessions = sum(1 for c in connections if c.websocket is not None)
+    return len(connections), state.in_flight, sessions
 
 
 def _ip_address(address: Any) -> tuple[str, int] | None:

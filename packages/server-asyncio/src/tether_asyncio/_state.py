@@ -62,6 +62,8 @@ class ServerState:
         self.tagger = config.tagger()
         #: Whose X-Forwarded-For/-Proto to believe (None: --no-proxy-headers).
         self.proxies = config.trusted_proxies()
+        #: --metrics-port (None: off; each hook tests it).
+        self.metrics = config.metrics
         self._next_id = 0
 
     def connection_id(self) -> int:

@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio import BrokenResourceError, BusyResourceError, ClosedResourceError, EndOfStream
 from anyio.lowlevel import checkpoint
+
+if TYPE_CHECKING:
+    from tether_server.server_metrics import ServerMetrics
 
 #: Unread bytes above which the socket is no longer read.
 HIGH_WATER = 64 * 1024
@@ -78,11 +81,15 @@ class FastStream(asyncio.BufferedProtocol):
         "_transport",
         "_write_paused",
         "_write_waiter",
+        "metrics",
         "write_timeout",
     )
 
     def __init__(
-        self, write_timeout: float | None = None, read_buffer: ReadBuffer | None = None
+        self,
+        write_timeout: float | None = None,
+        read_buffer: ReadBuffer | None = None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -100,6 +107,8 @@ class FastStream(asyncio.BufferedProtocol):
         self._budget = SEND_BUDGET
         #: Seconds a write may make no progress before :class:`WriteTimeout` (None: forever).
         self.write_timeout = write_timeout
+        #: --metrics-port: bytes in and out, write timeouts (None: off).
+        self.metrics = metrics
 
     # -- the protocol side (called by the event loop) -------------------------------------------
 
@@ -124,6 +133,8 @@ class FastStream(asyncio.BufferedProtocol):
         return self._read_buffer.view
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self.metrics is not None:
+            self.metrics.received(nbytes)
         data = bytes(self._read_buffer.view[:nbytes])
         self._buffer = self._buffer + data if self._buffer else data
         if len(self._buffer) > HIGH_WATER and not self._read_paused:
@@ -209,6 +220,8 @@ class FastStream(asyncio.BufferedProtocol):
         if self._closed or transport.is_closing():
             raise BrokenResourceError
         transport.write(data)
+        if self.metrics is not None:
+            self.metrics.sent(len(data))
         if self._write_paused:
             self._budget = SEND_BUDGET
             await self._drain(transport)
@@ -241,6 +254,8 @@ class FastStream(asyncio.BufferedProtocol):
                 if now >= left:
                     self._closed = True
                     transport.abort()
+                    if self.metrics is not None:
+                        self.metrics.timeout("write")
                     raise WriteTimeout(f"no write progress for {timeout} s")
                 left = now
         if self._exception is not None:

@@ -328,6 +328,8 @@ class ASGIWebSocket:
             )
         await self._stop_watching()
         out = self.http.response.switch([*result.headers, *message.get("headers", ())])
+        if state.metrics is not None:
+            state.metrics.websocket()
         self.started = anyio.current_time()
         conn = ws.Connection(
             ws.Role.SERVER, deflate=result.deflate, limits=state.limits, now=state.clock

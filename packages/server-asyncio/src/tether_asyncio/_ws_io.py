@@ -150,6 +150,9 @@ class WebSocketIO:
             await self._inbox.wait()
         if rules.held is not None and rules.resume(self._queued()):
             self._resume.notify()
+        metrics = self.owner.state.metrics
+        if metrics is not None and isinstance(message, str | bytes):
+            metrics.message(incoming=True)
         if type(message) is str:
             return {"type": "websocket.receive", "text": message}
         if isinstance(message, ws.Close | ws.ConnectionLost):
@@ -162,6 +165,8 @@ class WebSocketIO:
         if self.lost or conn.state is not ws.State.OPEN:
             raise ClientDisconnected("the WebSocket is closed")
         conn.send(event)
+        if self.owner.state.metrics is not None:
+            self.owner.state.metrics.message(incoming=False)
         self._output.notify()
         while conn.write_paused:
             if self.lost:

@@ -18,9 +18,11 @@ from typing import Any, NamedTuple
 
 from tether.limits import Limits
 from tether.serving import SERVER_HEADER, TrustedProxies, server_limits
-from tether_server.binding import BindOptions, bind_socket
+from tether_server.binding import bind_socket
 from tether_server.recycling import RequestBudget
+from tether_server.server_metrics import Exporter, ServerMetrics, SupervisorMetrics
 from tether_server.startup import (
+    ConfigError,
     add_binding_options,
     add_limit_options,
     add_logging_options,
@@ -110,13 +112,33 @@ class ServerConfig:
     #: Write one byte to this file descriptor once serving (how a ``--workers`` worker tells
     #: the supervisor that it started), then close it.
     notify_fd: int | None = None
+    #: Serve Prometheus metrics at ``/metrics`` on this port of ``host`` (None: no metrics).
+    metrics_port: int | None = None
     #: Counts this process's requests against ``limit_max_requests`` (made from the fields).
     request_budget: RequestBudget = field(init=False, repr=False, compare=False)
+    #: This process's metrics when ``metrics_port`` is set (made from the fields), else None:
+    #: the servers' hooks test it, and do nothing more, when it is None.
+    metrics: ServerMetrics | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.request_budget = RequestBudget(
             self.limit_max_requests, self.limit_max_requests_jitter, notify_fd=self.notify_fd
         )
+        self.metrics = ServerMetrics() if self.metrics_port is not None else None
+
+    def metrics_exporter(self) -> Exporter | None:
+        """Where :attr:`metrics` go (bound now, started by the server), or None; a port in use
+        raises ConfigError."""
+        if self.metrics is None or self.metrics_port is None:
+            return None
+        try:
+            return Exporter(
+                self.metrics, self.host, self.metrics_port, supervised=self.notify_fd is not None
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen for metrics on {self.host}:{self.metrics_port}: {exc}"
+            ) from exc
 
     def tagger(self) -> Tagger | None:
         """Request ids, trace ids and added response fields, or None when all are off (then a
@@ -200,6 +222,14 @@ def add_server_options(
     logs = parser.add_argument_group("logging and headers")
     add_logging_options(logs)
     add_proxy_options(parser.add_argument_group("behind a proxy"))
+    parser.add_argument_group("metrics").add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at /metrics on this port of --host, on a listener of "
+        "its own (under --workers: the sum over the workers, from the supervisor)",
+    )
     return OptionGroups(runtime, limits, websocket, logs)
 
 
@@ -217,8 +247,18 @@ def config_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return port
+
+
 def start_processes(
-    args: argparse.Namespace, argv: Sequence[str] | None, module: str, config: BindOptions
+    args: argparse.Namespace, argv: Sequence[str] | None, module: str, config: ServerConfig
 ) -> int | None:
     """Apply ``--env-file`` and ``--log-config``, then run ``--workers``/``--reload``: the
     supervisor's exit status, or None when this process serves (each worker runs
@@ -226,7 +266,21 @@ def start_processes(
     given = list(argv) if argv is not None else sys.argv[1:]
     apply_process_options(args)
     command = [sys.executable, "-m", module, *given]
-    return supervise(args, command, lambda: bind_socket(config))
+    metrics = None
+    if config.metrics_port is not None and (args.workers > 1 or args.reload):
+        # The supervisor serves the workers' sum; they write snapshots (tether_server.metrics).
+        try:
+            metrics = SupervisorMetrics(config.host, config.metrics_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen for metrics on {config.host}:{config.metrics_port}: {exc}"
+            ) from exc
+        metrics.start()
+    try:
+        return supervise(args, command, lambda: bind_socket(config), metrics=metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 __all__ = [

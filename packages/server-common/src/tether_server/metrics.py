@@ -1,10 +1,9 @@
 """Prometheus metrics for both servers, with no dependency: counters, gauges and histograms,
 their text exposition (format 0.0.4), and the sum over ``--workers`` processes.
 
-Each server process keeps one :class:`Registry`; the request path only adds to numbers in a
-dict it owns (no lock on the asyncio server's loop thread; a lock on the threaded server, whose
-workers update from several threads). Under ``--workers`` every worker writes a snapshot of its
-registry to a file in a directory the supervisor owns, once a second and on exit
+A server's request path does not touch a :class:`Registry`: it counts in per-thread cells
+(:class:`tether_server.server_metrics.ServerMetrics`), which a snapshot turns into one. Under
+``--workers`` every worker writes a snapshot of its metrics to a file in a directory the supervisor owns, once a second and on exit
 (:class:`SnapshotWriter`); the supervisor serves ``/metrics`` by adding the snapshots up
 (:func:`merge`): counters and histograms of workers that have exited still count (a counter
 never goes down), gauges only for workers that are alive. Why files and not a pipe or shared
@@ -12,11 +11,15 @@ memory: a worker that is stuck or killed leaves its last numbers behind, the sup
 no protocol to read them, and a snapshot a second costs a worker well under a millisecond.
 
 :func:`serve_metrics` answers ``GET /metrics`` on its own listener (``--metrics-port``), never
-through the application's port, on a thread of its own, with the core's HTTP/1.1 connection.
+through the application's port, with the core's HTTP/1.1 connection: an accepting thread, a
+thread per scrape (at most :data:`MAX_SCRAPES`), each head small and due within
+:data:`SCRAPE_TIMEOUT`. Files rather than prometheus-client's multiprocess mode, which
+would make it a runtime dependency of both servers (and keeps mmap files per process).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import math
@@ -24,12 +27,14 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from tether.errors import ProtocolError
 from tether.http1 import NEED_DATA, Data, EndOfMessage, Request, Response, ServerConnection
+from tether.limits import Limits
 
 #: Histogram buckets for request durations, in seconds (Prometheus' defaults).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -80,25 +85,43 @@ class Gauge(_Metric):
 
 
 class Histogram(_Metric):
-    """Observations counted into cumulative buckets, with their sum and count."""
+    """Observations counted into cumulative buckets, with their sum and count.
+
+    Each label set keeps one list (a count per bucket, the count above the last bound, the
+    sum): an observation is one ``bisect`` and two additions. The cumulative ``le`` samples
+    are made only when a snapshot is taken.
+    """
 
     kind = "histogram"
 
     def __init__(self, name: str, help: str, buckets: Sequence[float]) -> None:
         super().__init__(name, help)
         self.buckets = tuple(sorted(buckets))
+        self._series: dict[Labels, list[float]] = {}
 
     def observe(self, value: float, labels: Labels = ()) -> None:
-        """Count ``value`` into its bucket (the sample's ``le`` labels are added here)."""
-        values = self.values
-        for bound in self.buckets:
-            if value <= bound:
-                key = (*labels, ("le", _bound(bound)))
-                values[key] = values.get(key, 0.0) + 1
-        inf = (*labels, ("le", "+Inf"))
-        values[inf] = values.get(inf, 0.0) + 1
-        total = (*labels, ("", "sum"))
-        values[total] = values.get(total, 0.0) + value
+        """Count ``value`` into its bucket (the sample's ``le`` labels are added on output)."""
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = [0.0] * (len(self.buckets) + 2)
+        series[bisect.bisect_left(self.buckets, value)] += 1
+        series[-1] += value
+
+    def load(self, counts: Sequence[float], total: float, labels: Labels = ()) -> None:
+        """Set the series for ``labels`` from a count per bucket (the last: above every bound)
+        and the sum of the observations."""
+        self._series[labels] = [*counts, total]
+
+    def snapshot(self) -> dict[str, object]:
+        values: list[list[object]] = []
+        for labels, series in self._series.items():
+            pairs = list(map(list, labels))
+            running = 0.0
+            for bound, count in zip((*self.buckets, math.inf), series, strict=False):
+                running += count
+                values.append([[*pairs, ["le", _bound(bound)]], running])
+            values.append([[*pairs, ["", "sum"]], series[-1]])
+        return {"kind": self.kind, "help": self.help, "values": values}
 
 
 _M = TypeVar("_M", bound=_Metric)
@@ -224,10 +247,17 @@ def merge(
     return total
 
 
-class SnapshotWriter:
-    """A worker's side: write the registry to ``directory/<pid>.json`` atomically."""
+class SnapshotSource(Protocol):
+    """What a :class:`SnapshotWriter` writes: anything with a ``snapshot()``."""
 
-    def __init__(self, registry: Registry, directory: str) -> None:
+    def snapshot(self) -> Snapshot:
+        """Every metric as plain data."""
+
+
+class SnapshotWriter:
+    """A worker's side: write its metrics to ``directory/<pid>.json`` atomically."""
+
+    def __init__(self, registry: SnapshotSource, directory: str) -> None:
         """Write into ``directory`` (the supervisor's, from ``$TETHER_METRICS_DIR``)."""
         self.registry = registry
         self.path = Path(directory) / f"{os.getpid()}.json"
@@ -241,87 +271,149 @@ class SnapshotWriter:
             os.replace(temp, self.path)
 
 
-def read_snapshots(directory: str, alive: set[int]) -> list[tuple[Snapshot, bool]]:
-    """Every worker's last snapshot in ``directory``, with whether its pid is in ``alive``."""
+def read_snapshots(
+    directory: str, alive: set[int] | None, only: Path | None = None
+) -> list[tuple[Snapshot, bool]]:
+    """Every worker's last snapshot in ``directory`` (or the one file ``only``), with whether
+    its pid is in ``alive`` (None: every one is)."""
     out = []
-    for path in Path(directory).glob("*.json"):
+    for path in [only] if only is not None else Path(directory).glob("*.json"):
         try:
             pid = int(path.stem)
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        out.append((data, pid in alive))
+        out.append((data, alive is None or pid in alive))
     return out
+
+
+#: Scrapes answered at once on the metrics listener; a connection beyond gets a 503 and is
+#: closed at once, so clients that hold connections open cannot pile up threads.
+MAX_SCRAPES = 4
+#: Seconds a scraper has to send each request head whole (and to read each answer): a client
+#: that dawdles is closed, giving its place back.
+SCRAPE_TIMEOUT = 5.0
+#: The only requests the listener expects are ``GET /metrics`` heads: small ones.
+SCRAPE_LIMITS = Limits(
+    max_request_line=1024,
+    max_header_line=4096,
+    max_header_count=32,
+    max_head_size=8 * 1024,
+    max_body_size=1024,
+    head_timeout=SCRAPE_TIMEOUT,
+    keep_alive_timeout=SCRAPE_TIMEOUT,
+    max_requests=100,
+)
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+_TEXT = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+
+
+def _scrape(client: socket.socket, exposition: Callable[[], bytes]) -> None:
+    """Answer the requests on one connection, each head due within :data:`SCRAPE_TIMEOUT`."""
+    conn = ServerConnection(limits=SCRAPE_LIMITS, now=time.monotonic())
+
+    def next_event() -> object:
+        while True:
+            now = time.monotonic()
+            event = conn.next_event(now)
+            if event is not NEED_DATA:
+                return event
+            deadline = conn.next_deadline()
+            left = SCRAPE_TIMEOUT if deadline is None else deadline[0] - now
+            if left <= 0:
+                raise TimeoutError
+            client.settimeout(left)
+            conn.receive_data(client.recv(65536), time.monotonic())
+
+    try:
+        while True:
+            request = next_event()
+            if not isinstance(request, Request):
+                return
+            while type(event := next_event()) is Data:
+                pass
+            if type(event) is not EndOfMessage:
+                return
+            path = request.target.split(b"?")[0]
+            ok = path == b"/metrics" and request.method in (b"GET", b"HEAD")
+            body = exposition() if ok else b"not found\n"
+            head = Response(200 if ok else 404, [_TEXT, (b"content-length", b"%d" % len(body))])
+            client.settimeout(SCRAPE_TIMEOUT)
+            client.sendall(conn.send(head) + conn.send(Data(body)) + conn.send(EndOfMessage()))
+            if not conn.keep_alive or not conn.start_next_cycle(time.monotonic()):
+                return
+    except ProtocolError as exc:
+        with contextlib.suppress(OSError, ProtocolError):
+            client.settimeout(SCRAPE_TIMEOUT)
+            client.sendall(conn.error_response(exc))
 
 
 def serve_metrics(
     sock: socket.socket, exposition: Callable[[], bytes], stop: threading.Event
 ) -> threading.Thread:
-    """Answer ``GET /metrics`` (anything else: 404) on the listening ``sock`` from a thread,
-    until ``stop`` is set. One request at a time: a scraper is one client."""
+    """Answer ``GET /metrics`` (anything else: 404) on the listening ``sock`` until
+    :func:`close_listener`: an accepting thread, and a thread per connection, at most :data:`MAX_SCRAPES` at
+    once. The listener faces whoever can reach it: one small head per request, a deadline for
+    each, and a cap on connections, so a hostile client costs a thread for seconds at most."""
+    slots = threading.BoundedSemaphore(MAX_SCRAPES)
 
     def handle(client: socket.socket) -> None:
-        client.settimeout(10)
-        conn = ServerConnection(now=0.0)  # the socket timeout bounds a slow scraper
-
-        def next_event() -> object:
-            while True:
-                event = conn.next_event(0.0)
-                if event is not NEED_DATA:
-                    return event
-                conn.receive_data(client.recv(65536), 0.0)
-
         try:
-            while True:
-                request = next_event()
-                if not isinstance(request, Request):
-                    return
-                while type(event := next_event()) is Data:
-                    pass
-                if type(event) is not EndOfMessage:
-                    return
-                path = request.target.split(b"?")[0]
-                ok = path == b"/metrics" and request.method in (b"GET", b"HEAD")
-                body = exposition() if ok else b"not found\n"
-                head = Response(
-                    200 if ok else 404,
-                    [
-                        (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
-                        (b"content-length", b"%d" % len(body)),
-                    ],
-                )
-                client.sendall(conn.send(head) + conn.send(Data(body)) + conn.send(EndOfMessage()))
-                if not conn.keep_alive:
-                    return
-                conn.start_next_cycle(0.0)
-        except ProtocolError as exc:
-            with contextlib.suppress(OSError):
-                client.sendall(conn.error_response(exc))
+            with client, contextlib.suppress(OSError):
+                _scrape(client, exposition)
+        finally:
+            slots.release()
 
     def run() -> None:
-        sock.settimeout(0.5)
+        # A blocking accept, woken by close_listener(): an idle listener costs no wake-ups.
+        sock.settimeout(None)
         while not stop.is_set():
             try:
                 client, _ = sock.accept()
-            except TimeoutError:
-                continue
             except OSError:
-                return
-            with client, contextlib.suppress(OSError):
-                handle(client)
+                if stop.is_set() or sock.fileno() < 0:
+                    return
+                time.sleep(0.1)  # EMFILE and the like: the listener stays open
+                continue
+            if not slots.acquire(blocking=False):
+                with client, contextlib.suppress(OSError):
+                    client.setblocking(False)
+                    client.send(_BUSY)
+                continue
+            try:
+                threading.Thread(
+                    target=handle, args=(client,), name="tether-metrics-scrape", daemon=True
+                ).start()
+            except RuntimeError:  # no thread to be had: drop this one
+                client.close()
+                slots.release()
 
     thread = threading.Thread(target=run, name="tether-metrics", daemon=True)
     thread.start()
     return thread
 
 
+def close_listener(sock: socket.socket, stop: threading.Event) -> None:
+    """End :func:`serve_metrics`: set ``stop``, wake its blocking ``accept`` and close."""
+    stop.set()
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # Linux: wakes accept() in the serving thread
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
 __all__ = [
     "DURATION_BUCKETS",
+    "MAX_SCRAPES",
+    "SCRAPE_LIMITS",
+    "SCRAPE_TIMEOUT",
     "Counter",
     "Gauge",
     "Histogram",
     "Registry",
+    "SnapshotSource",
     "SnapshotWriter",
+    "close_listener",
     "merge",
     "read_snapshots",
     "render",

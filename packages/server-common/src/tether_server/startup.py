@@ -38,11 +38,14 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tether.serving import TrustedProxies
 from tether_server.systemd import Notifier
 from tether_server.tagging import check_field_name, parse_header_option
+
+if TYPE_CHECKING:
+    from tether_server.server_metrics import SupervisorMetrics
 
 #: The ``--log-format`` choices.
 LOG_FORMATS = ("text", "json")
@@ -640,6 +643,7 @@ def supervise(
     args: argparse.Namespace,
     command: Sequence[str],
     bind: Callable[[], socket.socket],
+    metrics: SupervisorMetrics | None = None,
 ) -> int | None:
     """Run the server under a supervisor for ``--workers`` > 1 or ``--reload``.
 
@@ -672,6 +676,7 @@ def supervise(
             reload_include=args.reload_include or (),
             reload_exclude=args.reload_exclude or (),
             healthcheck_timeout=args.timeout_worker_healthcheck or None,
+            metrics=metrics,
         ).run(sock.fileno())
     finally:
         sock.close()

@@ -55,9 +55,13 @@ import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from tether_server.logfiles import REOPEN_SIGNAL, reopen_log_files
 from tether_server.systemd import Notifier
+
+if TYPE_CHECKING:
+    from tether_server.server_metrics import SupervisorMetrics
 
 _log = logging.getLogger("tether.error")
 
@@ -189,6 +193,7 @@ class Supervisor:
         reload_include: Sequence[str] = (),
         reload_exclude: Sequence[str] = (),
         healthcheck_timeout: float | None = None,
+        metrics: SupervisorMetrics | None = None,
     ) -> None:
         #: The worker command line, to which ``--fd``, ``--notify-fd`` and ``--supervisor-fd``
         #: are added.
@@ -211,6 +216,8 @@ class Supervisor:
         #: sd_notify: READY once every worker first serves, RELOADING/STOPPING, the watchdog.
         self._notifier = Notifier()
         self._announced = False
+        #: --metrics-port: the workers' sum, and the restarts counted here.
+        self._metrics = metrics
 
     def run(self, fd: int) -> int:
         """Serve on the listening socket ``fd`` until told to stop; return the exit status."""
@@ -367,6 +374,7 @@ class Supervisor:
                 self._count,
             )
         for slot in range(self._count):
+            self._count_restart("reload")
             self._start(slot, _Role.NEXT)
 
     def _restart_worker(self, why: str) -> None:
@@ -391,6 +399,8 @@ class Supervisor:
             self._read_ready(worker)  # a byte it wrote just before exiting counts
             self._forget(worker)
             pid = worker.process.pid
+            if self._metrics is not None:
+                self._metrics.exited(pid)
             if self._stopping:
                 continue
             if worker.role is _Role.RETIRING:
@@ -417,6 +427,7 @@ class Supervisor:
                         self._retire(other)
             elif reloader and self._restart:
                 self._restart = False
+                self._count_restart("reload")
                 self._start(worker.slot, _Role.ACTIVE)
             elif reloader and not worker.ready:
                 _log.error("the app failed to start (status %d); waiting for a change", code)
@@ -428,6 +439,7 @@ class Supervisor:
                 self._stop(signal.SIGTERM)
             else:
                 _log.warning("worker %d exited with status %d; restarting it", worker.slot, code)
+                self._count_restart("healthcheck" if worker.killed else "exit")
                 self._start(worker.slot, _Role.ACTIVE)
 
     def _switch_over(self) -> None:
@@ -535,7 +547,12 @@ class Supervisor:
             worker.slot,
             worker.process.pid,
         )
+        self._count_restart("max_requests")
         self._start(worker.slot, _Role.NEXT, replaces=worker)
+
+    def _count_restart(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.restarted(reason)
 
     @staticmethod
     def _readable(fd: int) -> bool:

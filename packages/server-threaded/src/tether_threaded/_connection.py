@@ -220,6 +220,9 @@ class Connection:
         if self.io_deadline is not None and self.io_deadline <= now:
             if self.phase in (Phase.HTTP, Phase.WEBSOCKET):
                 _log.debug("%s: the client stopped reading; closing", self.client)
+            if self.loop.metrics is not None and self.phase is not Phase.LINGER:
+                handshake = self.phase is Phase.HANDSHAKE
+                self.loop.metrics.timeout("tls_handshake" if handshake else "write")
             self.close_now()
             return
         if self.phase is Phase.HTTP:
@@ -268,6 +271,9 @@ class Connection:
             pending = cast(ssl.SSLSocket, self.sock).pending()
             if pending:
                 data += self.sock.recv(pending)
+        metrics = self.loop.metrics
+        if metrics is not None:
+            metrics.received(len(data))
         return data
 
     def _read_http(self, now: float) -> None:
@@ -362,6 +368,8 @@ class Connection:
         """The driver said CLOSE: send what it has to say (an error response), then close."""
         driver = self.driver
         _log.debug("%s: %s; closing", self.client, driver.reason)
+        if self.loop.metrics is not None:
+            self.loop.metrics.driver_closed(driver.reason, driver.output)
         if driver.output:
             try:
                 self.write(driver.output, wait=False)
@@ -394,7 +402,11 @@ class Connection:
 
     def _send(self, data: bytes | bytearray | memoryview) -> int:
         try:
-            return self.sock.send(data)
+            sent = self.sock.send(data)
+            metrics = self.loop.metrics
+            if metrics is not None:
+                metrics.sent(sent)
+            return sent
         except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             return 0
         except OSError as exc:

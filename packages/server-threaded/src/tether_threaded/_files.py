@@ -112,6 +112,8 @@ def send_file(conn: Connection, cycle: ResponseCycle, wrapper: FileWrapper, writ
             raise RuntimeError("the file ended before its announced length")
         done += moved
         cycle.file_sent(moved)
+        if conn.loop.metrics is not None:
+            conn.loop.metrics.sent(moved)
     if after:
         with conn.lock:
             conn.write(after)

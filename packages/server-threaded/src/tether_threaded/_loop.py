@@ -153,6 +153,10 @@ class Loop:
         self.tagger = config.tagger()
         self._server_header = config.server_header_pair()
         self._date_header = config.date_header
+        #: --metrics-port (None: off); its gauges are read from here when scraped.
+        self.metrics = config.metrics
+        if self.metrics is not None:
+            self.metrics.watch(lambda: (len(self.conns), self._in_flight, self._websockets))
 
     # -- cross-thread requests ------------------------------------------------------------------
 
@@ -201,9 +205,13 @@ class Loop:
         elif exchange.upgrade is not None and not self.admit_websocket():
             _log.warning("%s: WebSocket sessions at --limit-websockets; answering 503", conn.client)
             out = exchange.overloaded()
+            if self.metrics is not None:
+                self.metrics.shed("websockets")
         elif exchange.upgrade is None and not self.admit():
             _log.warning("%s: all workers busy and the queue is full; answering 503", conn.client)
             out = exchange.overloaded()
+            if self.metrics is not None:
+                self.metrics.shed("concurrency")
         else:
             environ = exchange.environ
             if body is not None:
@@ -216,6 +224,8 @@ class Loop:
             return
         if body is not None:
             body.discard()
+        if self.metrics is not None:
+            exchange.record(self.metrics)
         try:
             if out:
                 conn.write(out, wait=False)
@@ -440,6 +450,8 @@ class Loop:
                 sock.close()
                 continue
             self.conns.add(conn)
+            if self.metrics is not None:
+                self.metrics.connection()
             if self.gate.opened():
                 self._listen(False)
             with conn.lock:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from tether.http1 import Request
 from tether.limits import Limits
 from tether.serving_websocket import Hold
+from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import Tagger
 from tether_threaded._config import Config
 from tether_threaded._input import BodyBuffer
@@ -82,6 +83,8 @@ class Host(Protocol):
 
     @property
     def access_log(self) -> bool: ...
+    @property
+    def metrics(self) -> ServerMetrics | None: ...
 
     @property
     def tagger(self) -> Tagger | None: ...

@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any
 
 from tether_server.logfiles import REOPEN_SIGNAL, install_reopen_handler
+from tether_server.server_metrics import Exporter
 from tether_server.startup import FORCE_HINT, FORCED_EXIT, STOP_SIGNALS, stop_message
 from tether_threaded._config import Config, bind_socket, create_ssl_context
 from tether_threaded._loop import Loop
@@ -46,6 +47,7 @@ class Server:
         self._loop: Loop | None = None
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._exporter: Exporter | None = None
 
     def on_tick(self, heartbeat: Callable[[float], None]) -> None:
         """Call ``heartbeat(now)`` on every pass of the loop (after :meth:`bind`): how a worker
@@ -67,6 +69,7 @@ class Server:
         sock = bind_socket(self.config)
         try:
             self._loop = Loop(self.app, self.config, [sock], ssl_context)
+            self._exporter = self.config.metrics_exporter()  # --metrics-port
         except BaseException:
             sock.close()
             if self.config.uds is not None:
@@ -119,11 +122,15 @@ class Server:
             for signum in STOP_SIGNALS:
                 restore[signum] = signal.signal(signum, on_signal)
             restore[REOPEN_SIGNAL] = install_reopen_handler()
+        if self._exporter is not None:
+            self._exporter.start()
         try:
             if on_serving is not None:
                 on_serving()
             loop.run()
         finally:
+            if self._exporter is not None:
+                self._exporter.close()
             for signum, handler in restore.items():
                 signal.signal(signum, handler)
             if self.config.uds is not None:

@@ -117,7 +117,11 @@ class Session:
 
     def on_timer(self, now: float) -> None:
         """A WebSocket deadline may have passed (loop thread)."""
-        self.ws.handle_timeout(now)
+        timer = self.ws.handle_timeout(now)
+        if timer is not None and timer is not ws_core.Timer.PING:
+            metrics = self.conn.loop.metrics
+            if metrics is not None:
+                metrics.timeout("websocket")
         self.flush(now)
 
     def connection_closed(self) -> None:
@@ -151,6 +155,8 @@ class WebSocket:
                 # Left in place: every later receive() raises the same.
                 raise WebSocketClosed(message.code, getattr(message, "reason", ""))
             session.resume_reading()
+            if conn.loop.metrics is not None:
+                conn.loop.metrics.message(incoming=True)
             return message
 
     def send(self, data: str | bytes) -> None:
@@ -163,6 +169,8 @@ class WebSocket:
             if ws.state is not ws_core.State.OPEN or conn.closing:
                 raise WebSocketClosed(ws.close_code or 1006, ws.close_reason)
             ws.send(event, time.monotonic())
+            if conn.loop.metrics is not None:
+                conn.loop.metrics.message(incoming=False)
             try:
                 conn.write(ws.bytes_to_send())
             except ClientDisconnected:
@@ -224,6 +232,8 @@ class Upgrade:
             conn.ws = session
             conn.phase = Phase.WEBSOCKET
             self.accepted = True
+            if conn.loop.metrics is not None:
+                conn.loop.metrics.websocket()
             conn.write(out)
             trailing = core.trailing_data
             if trailing:

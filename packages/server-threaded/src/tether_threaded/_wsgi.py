@@ -22,6 +22,7 @@ from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
 from tether_server.forwarded import apply_forwarding
+from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import log_access, tagged
 from tether_threaded._connection import OUT_HIGH, Connection
 from tether_threaded._files import FileWrapper, send_file
@@ -170,7 +171,19 @@ class Exchange:
     """One request on its way through the application; the response's rules are the core's
     :class:`tether.serving_cycle.ResponseCycle` (:attr:`cycle`)."""
 
-    __slots__ = ("chunks", "conn", "cycle", "environ", "input", "loop", "request", "result", "upgrade")
+    __slots__ = (
+        "chunks",
+        "conn",
+        "cycle",
+        "environ",
+        "input",
+        "loop",
+        "request",
+        "result",
+        "reused",
+        "started",
+        "upgrade",
+    )
 
     def __init__(self, loop: Host, conn: Connection, request: Request, environ: Environ) -> None:
         self.loop = loop
@@ -178,6 +191,9 @@ class Exchange:
         self.request = request
         self.environ = environ
         loop.config.request_budget.spend()  # --limit-max-requests
+        #: --metrics-port: when the head came, and whether the connection served one before.
+        self.started = time.monotonic() if loop.metrics is not None else 0.0
+        self.reused = conn.core.request_count > 1
         date, server = loop.server_fields()
         client = conn.client
         address = environ["REMOTE_ADDR"]
@@ -312,9 +328,17 @@ class Exchange:
             if finished:
                 self._wrap_up()
 
+    def record(self, metrics: ServerMetrics) -> None:
+        """Count this request, its status and duration (``--metrics-port``)."""
+        seconds = time.monotonic() - self.started
+        metrics.request(self.request.method, self.cycle.status, seconds, self.reused)
+
     def _wrap_up(self) -> None:
         upgrade = self.upgrade
         self.close_input()
+        metrics = self.loop.metrics
+        if metrics is not None:
+            self.record(metrics)
         if upgrade is not None:
             self.loop.release_websocket()
         else:
@@ -332,8 +356,11 @@ class Exchange:
             self._send_all(result)  # type: ignore[arg-type]
             return True
         accepted = self.upgrade is not None and self.upgrade.accepted
-        if not accepted and kind is not list and kind is not tuple and not (
-            kind is FileWrapper and not self.conn.tls and self.cycle.status
+        if (
+            not accepted
+            and kind is not list
+            and kind is not tuple
+            and not (kind is FileWrapper and not self.conn.tls and self.cycle.status)
         ):
             # Streamed: sent piece by piece, parked (without this worker) on a slow reader.
             self.result = result

@@ -1,0 +1,419 @@
+"""The metrics both servers keep, under the same names, and where they are served from.
+
+:class:`ServerMetrics` is the one set of ``tether_*`` metrics; a server holds one (or None:
+``--metrics-port`` not given, and each hook on the request path is one ``None`` test). Every
+label value comes from a fixed set made here at import: a method is one of the standard ones
+or ``other``, a status a class (``1xx``..``5xx``), a timeout or a refusal one of the kinds
+below. No byte a client sends becomes a label, so no client can grow the table.
+
+Updates take no lock: each thread that reports writes a cell of its own (the threaded
+server's loop, its workers and WebSocket threads; the asyncio server's one loop thread), and
+a snapshot adds the cells up. A request costs a few list additions and one ``bisect``.
+Gauges that a server already counts (open connections, requests in flight, WebSocket
+sessions) are read from it when a snapshot is taken, and cost the request path nothing.
+
+Where the numbers go (:class:`Exporter`): a lone server answers ``GET /metrics`` on
+``--metrics-port`` from a thread; a worker of ``--workers N`` writes a snapshot a second (and
+one on exit) into the directory its supervisor named in ``$TETHER_METRICS_DIR``, and the
+supervisor (:class:`SupervisorMetrics`) answers for all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from bisect import bisect_left
+from collections.abc import Callable
+from pathlib import Path
+
+from tether_server.metrics import (
+    DURATION_BUCKETS,
+    Counter,
+    Registry,
+    Snapshot,
+    SnapshotWriter,
+    close_listener,
+    merge,
+    read_snapshots,
+    render,
+    serve_metrics,
+)
+
+#: The variable a supervisor sets for its workers: where their snapshots go.
+METRICS_DIR_VARIABLE = "TETHER_METRICS_DIR"
+#: Seconds between a worker's snapshots.
+SNAPSHOT_INTERVAL = 1.0
+
+#: The label values, fixed here: a request's method is one of these or "other", its status
+#: a class or "none" (no response was sent), an error response's status one of these.
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+_METHOD_NAMES = (*METHODS, "other")
+#: Where a method's row of six (one per status class) begins in a cell's ``requests``.
+_METHOD_ROW = {method.encode(): 6 * n for n, method in enumerate(METHODS)}
+_OTHER_ROW = 6 * len(METHODS)
+STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+ERROR_STATUSES = ("400", "408", "413", "414", "431", "501", "505", "other")
+_ERROR_INDEX = {code.encode(): n for n, code in enumerate(ERROR_STATUSES[:-1])}
+TIMEOUT_KINDS = ("head", "body", "keep_alive", "write", "websocket", "tls_handshake")
+_TIMEOUT_INDEX = {kind: n for n, kind in enumerate(TIMEOUT_KINDS)}
+#: The core driver's reasons for a deadline's close (``tether.serving_driver``).
+_DRIVER_TIMEOUTS = {
+    f"{kind} timeout": _TIMEOUT_INDEX[kind] for kind in ("head", "body", "keep_alive")
+}
+SHED_REASONS = ("concurrency", "websockets")
+_SHED_INDEX = {reason: n for n, reason in enumerate(SHED_REASONS)}
+RESTART_REASONS = ("exit", "healthcheck", "max_requests", "reload")
+_RESTART_LABELS = {reason: (("reason", reason),) for reason in RESTART_REASONS}
+_BUCKETS = DURATION_BUCKETS
+
+
+class _Cell:
+    """One thread's numbers: only that thread writes them, so no update takes a lock."""
+
+    __slots__ = (
+        "buckets",
+        "connections",
+        "errors",
+        "messages",
+        "received",
+        "requests",
+        "reused",
+        "seconds",
+        "sent",
+        "sessions",
+        "shed",
+        "thread",
+        "timeouts",
+    )
+
+    def __init__(self, thread: threading.Thread | None) -> None:
+        self.thread = thread
+        #: By method index * 6 + status class index.
+        self.requests = [0] * (len(_METHOD_NAMES) * len(STATUS_CLASSES))
+        #: Durations: a count per bucket (the last: above every bound), and their sum.
+        self.buckets = [0] * (len(_BUCKETS) + 1)
+        self.seconds = 0.0
+        self.reused = 0
+        self.received = 0
+        self.sent = 0
+        self.connections = 0
+        self.shed = [0] * len(SHED_REASONS)
+        self.timeouts = [0] * len(TIMEOUT_KINDS)
+        self.errors = [0] * len(ERROR_STATUSES)
+        self.sessions = 0
+        self.messages = [0, 0]  # in, out
+
+    def add(self, other: _Cell) -> None:
+        """Add ``other``'s numbers to these."""
+        for name in self.__slots__:
+            if name == "thread":
+                continue
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, list):
+                for n, value in enumerate(theirs):
+                    mine[n] += value
+            else:
+                setattr(self, name, mine + theirs)
+
+
+class ServerMetrics:
+    """One server process's ``tether_*`` metrics; the hooks the servers call.
+
+    Each thread that reports gets a cell of its own (a ``threading.local``), written by it
+    alone: an update is a few additions, with no lock, whatever the server's threads. A
+    snapshot adds the cells up; a cell whose thread has ended is folded into a running total,
+    so the cells kept are those of live threads.
+    """
+
+    def __init__(self) -> None:
+        """No numbers yet."""
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._cells: list[_Cell] = []
+        self._retired = _Cell(None)
+        self._counts: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
+
+    def watch(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        """Read the gauges from the server at each snapshot: ``counts()`` gives its open
+        connections, requests in flight and WebSocket sessions (from any thread)."""
+        self._counts = counts
+
+    def _cell(self) -> _Cell:
+        """This thread's cell, made on its first report (the hot hooks look it up inline)."""
+        try:
+            cell: _Cell = self._local.cell
+        except AttributeError:
+            cell = self._local.cell = _Cell(threading.current_thread())
+            with self._lock:
+                self._cells.append(cell)
+        return cell
+
+    # -- the hooks -------------------------------------------------------------------------------
+
+    def request(self, method: bytes, status: int, seconds: float, reused: bool) -> None:
+        """A response is complete (``status`` 0: none was sent); ``reused``: the request came
+        on a connection that had served one before. A 101's session is not a duration."""
+        try:
+            cell: _Cell = self._local.cell
+        except AttributeError:
+            cell = self._cell()
+        cls = status // 100
+        if cls > 5:  # a status the application made up ("999 Nope")
+            cls = 0
+        cell.requests[_METHOD_ROW.get(method, _OTHER_ROW) + cls] += 1
+        if cls != 1:
+            cell.buckets[bisect_left(_BUCKETS, seconds)] += 1
+            cell.seconds += seconds
+        if reused:
+            cell.reused += 1
+
+    def received(self, size: int) -> None:
+        """Bytes read from a client."""
+        try:
+            self._local.cell.received += size
+        except AttributeError:
+            self._cell().received += size
+
+    def sent(self, size: int) -> None:
+        """Bytes written to a client."""
+        try:
+            self._local.cell.sent += size
+        except AttributeError:
+            self._cell().sent += size
+
+    def connection(self) -> None:
+        """A connection was accepted."""
+        self._cell().connections += 1
+
+    def shed(self, reason: str) -> None:
+        """A request was answered 503 at a limit (one of :data:`SHED_REASONS`)."""
+        self._cell().shed[_SHED_INDEX[reason]] += 1
+
+    def timeout(self, kind: str) -> None:
+        """A connection timed out (one of :data:`TIMEOUT_KINDS`)."""
+        self._cell().timeouts[_TIMEOUT_INDEX[kind]] += 1
+
+    def driver_closed(self, reason: str, output: bytes) -> None:
+        """The core's driver closes a connection (``ConnectionDriver.reason``/``output``): count
+        an expired deadline by kind, and an error response by its status."""
+        cell = self._cell()
+        kind = _DRIVER_TIMEOUTS.get(reason)
+        if kind is not None:
+            cell.timeouts[kind] += 1
+        if output.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")):
+            cell.errors[_ERROR_INDEX.get(output[9:12], len(ERROR_STATUSES) - 1)] += 1
+
+    def protocol_error(self, status: int) -> None:
+        """The server answered a malformed request with ``status`` (the error's hint)."""
+        index = _ERROR_INDEX.get(b"%d" % status, len(ERROR_STATUSES) - 1)
+        self._cell().errors[index] += 1
+
+    def websocket(self) -> None:
+        """A WebSocket session began."""
+        self._cell().sessions += 1
+
+    def message(self, incoming: bool) -> None:
+        """A WebSocket message was received (``incoming``) or sent."""
+        self._cell().messages[0 if incoming else 1] += 1
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def total(self) -> _Cell:
+        """Every thread's numbers added up (ended threads' cells folded in on the way)."""
+        total = _Cell(None)
+        with self._lock:
+            live = []
+            for cell in self._cells:
+                if cell.thread is not None and cell.thread.is_alive():
+                    live.append(cell)
+                else:
+                    self._retired.add(cell)  # its thread is gone: it changes no more
+            self._cells = live
+            total.add(self._retired)
+            for cell in live:
+                total.add(cell)
+        return total
+
+    def snapshot(self) -> Snapshot:
+        """Every metric as plain data (the format :func:`tether_server.metrics.merge` adds)."""
+        connections, in_flight, websockets = self._counts()
+        cell = self.total()
+        r = Registry()
+        requests = r.counter(
+            "tether_requests_total", "Responses, by request method and status class"
+        )
+        for n, count in enumerate(cell.requests):
+            if count:
+                method, cls = _METHOD_NAMES[n // 6], STATUS_CLASSES[n % 6]
+                requests.inc(count, (("method", method), ("status", cls)))
+        duration = r.histogram(
+            "tether_request_duration_seconds", "From a request's head to its response's end"
+        )
+        duration.load(cell.buckets, cell.seconds)
+        r.counter(
+            "tether_keepalive_requests_total", "Requests that came on a reused connection"
+        ).inc(cell.reused)
+        r.counter("tether_received_bytes_total", "Bytes read from clients").inc(cell.received)
+        r.counter("tether_sent_bytes_total", "Bytes written to clients").inc(cell.sent)
+        r.counter("tether_connections_total", "Connections accepted").inc(cell.connections)
+        _labelled(
+            r.counter("tether_shed_total", "Requests answered 503 at a limit, by limit"),
+            "reason",
+            SHED_REASONS,
+            cell.shed,
+        )
+        _labelled(
+            r.counter("tether_timeouts_total", "Connections timed out, by deadline"),
+            "kind",
+            TIMEOUT_KINDS,
+            cell.timeouts,
+        )
+        _labelled(
+            r.counter("tether_protocol_errors_total", "Error responses to malformed requests"),
+            "status",
+            ERROR_STATUSES,
+            cell.errors,
+        )
+        r.counter("tether_websocket_sessions_total", "WebSocket sessions").inc(cell.sessions)
+        _labelled(
+            r.counter("tether_websocket_messages_total", "WebSocket messages, by direction"),
+            "direction",
+            ("in", "out"),
+            cell.messages,
+        )
+        r.gauge("tether_connections_open", "Connections open").set(connections)
+        r.gauge("tether_requests_in_flight", "Requests being answered").set(in_flight)
+        r.gauge("tether_websocket_sessions_open", "WebSocket sessions open").set(websockets)
+        return r.snapshot()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this process alone."""
+        return render(self.snapshot())
+
+
+def _labelled(counter: Counter, name: str, values: tuple[str, ...], counts: list[int]) -> None:
+    for value, count in zip(values, counts, strict=True):
+        counter.inc(count, ((name, value),))
+
+
+def bind_metrics(host: str, port: int) -> socket.socket:
+    """The metrics listener on ``host``:``port`` (raises OSError)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=64)
+
+
+class Exporter:
+    """Where one server process's metrics go: a listener, or a worker's snapshot file."""
+
+    def __init__(self, metrics: ServerMetrics, host: str, port: int, supervised: bool) -> None:
+        """Bind the listener now (a lone server), or prepare the snapshots (a worker whose
+        supervisor set ``$TETHER_METRICS_DIR``)."""
+        self.metrics = metrics
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._writer: SnapshotWriter | None = None
+        directory = os.environ.get(METRICS_DIR_VARIABLE)
+        if supervised and directory:
+            self._writer = SnapshotWriter(metrics, directory)
+        else:
+            self._sock = bind_metrics(host, port)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """Where the listener listens (None: this process writes snapshots)."""
+        return None if self._sock is None else self._sock.getsockname()[:2]
+
+    def start(self) -> None:
+        """Serve scrapes, or write snapshots, from a thread of its own."""
+        if self._sock is not None:
+            serve_metrics(self._sock, self.metrics.render, self._stop)
+            return
+        writer = self._writer
+        assert writer is not None
+
+        def run() -> None:
+            while not self._stop.wait(SNAPSHOT_INTERVAL):
+                writer.write()
+
+        threading.Thread(target=run, name="tether-metrics-snapshots", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop; a worker writes its last snapshot (the supervisor keeps its counters)."""
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.write()
+        if self._sock is not None:
+            close_listener(self._sock, self._stop)
+
+
+class SupervisorMetrics:
+    """The supervisor's side of ``--workers`` with ``--metrics-port``: a directory for the
+    workers' snapshots, the sum of them served on the metrics port, and the restarts.
+
+    A worker that exits leaves its last snapshot; :meth:`exited` folds its counters and
+    histograms into a running total and removes the file, so the directory holds one file per
+    live worker however many come and go (``--limit-max-requests``)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        """Bind the listener (raises OSError) and make the directory, named to the workers
+        through ``$TETHER_METRICS_DIR``."""
+        self._sock = bind_metrics(host, port)
+        self.directory = tempfile.mkdtemp(prefix="tether-metrics-")
+        os.environ[METRICS_DIR_VARIABLE] = self.directory
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._registry = Registry()
+        self._restarts = self._registry.counter(
+            "tether_worker_restarts_total", "Workers replaced by the supervisor, by reason"
+        )
+        for labels in _RESTART_LABELS.values():
+            self._restarts.inc(0, labels)
+        self._retired: Snapshot = {}
+
+    def start(self) -> None:
+        """Serve the sum on the metrics port from a thread."""
+        serve_metrics(self._sock, self.render, self._stop)
+
+    def restarted(self, reason: str) -> None:
+        """The supervisor replaced a worker (one of :data:`RESTART_REASONS`)."""
+        with self._lock:
+            self._restarts.inc(1, _RESTART_LABELS[reason])
+
+    def exited(self, pid: int) -> None:
+        """Worker ``pid`` is gone: keep its counters, drop its file."""
+        path = Path(self.directory) / f"{pid}.json"
+        with self._lock:
+            last = read_snapshots(self.directory, set(), only=path)
+            self._retired = merge([(self._retired, False), *last])
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def render(self) -> bytes:
+        """The exposition: every worker's numbers added up, and the supervisor's own."""
+        with self._lock:
+            workers = read_snapshots(self.directory, None)
+            return render(
+                merge([(self._retired, False), (self._registry.snapshot(), True), *workers])
+            )
+
+    def close(self) -> None:
+        """Stop serving and remove the directory."""
+        close_listener(self._sock, self._stop)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        os.environ.pop(METRICS_DIR_VARIABLE, None)
+
+
+__all__ = [
+    "METRICS_DIR_VARIABLE",
+    "RESTART_REASONS",
+    "SHED_REASONS",
+    "TIMEOUT_KINDS",
+    "Exporter",
+    "ServerMetrics",
+    "SupervisorMetrics",
+    "bind_metrics",
+]
