@@ -153,6 +153,25 @@ class RequestReader(BodyReader):
         _diagnose_head(buf, pos, end + 2, limits)
         raise BadRequest("malformed request head")  # pragma: no cover - diagnose raises
 
+    def head_complete(self) -> bool:
+        """Whether a whole request head (not yet parsed) is buffered.
+
+        Searched from where the last search of accumulated input stopped, past
+        any empty lines before the request line, so calling this after every
+        receive costs no more than the parser's own search.
+        """
+        acc = self.acc
+        if acc is not None:
+            lead = 0
+            while acc.startswith(_CRLF, lead):
+                lead += 2
+            return acc.find(_HEAD_TERMINATOR, max(lead, self.scan)) >= 0
+        buf = self.buf
+        pos = self.pos
+        while buf.startswith(_CRLF, pos):
+            pos += 2
+        return buf.find(_HEAD_TERMINATOR, pos) >= 0
+
     def _skip_empty_lines(self, buf: bytes, pos: int) -> int:
         # Count across reads: the lines may arrive one by one.
         while buf.startswith(_CRLF, pos):
