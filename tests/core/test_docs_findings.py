@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from tether.errors import TooManyHeaders
 from tether.http1 import (
     NEED_DATA,
     Data,
@@ -61,3 +64,46 @@ class TestPipelinedHeadBehindASlowReader:
         conn.receive_data(b"Host: a\r\n\r\n", now=5.0)
         assert conn.next_deadline() is None
         assert isinstance(conn.next_event(now=50.0), Request)
+
+
+class TestHeaderCountWhileReading:
+    """Limits.max_header_count is checked while the head arrives, as the README says."""
+
+    def _stream(self, conn: ServerConnection, fields: int, *, piece: int) -> None:
+        wire = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X: 1\r\n" * fields
+        for i in range(0, len(wire), piece):
+            conn.receive_data(wire[i : i + piece])
+            assert conn.next_event() is NEED_DATA
+
+    def test_too_many_fields_are_refused_before_the_head_ends(self) -> None:
+        for piece in (1, 7, 4096):
+            conn = ServerConnection(Limits(max_header_count=10))
+            with pytest.raises(TooManyHeaders) as caught:
+                self._stream(conn, 20, piece=piece)
+            assert caught.value.status_hint == 431
+            # Refused in the piece that ended the 11th field line, not at the end of the head.
+            eleven = len(b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X: 1\r\n" * 10)
+            assert conn.buffered_bytes < eleven + piece
+
+    def test_the_limit_itself_is_allowed(self) -> None:
+        conn = ServerConnection(Limits(max_header_count=10))
+        self._stream(conn, 9, piece=3)
+        conn.receive_data(b"\r\n")
+        assert isinstance(conn.next_event(), Request)
+
+    def test_pipelined_heads_are_counted_each_on_its_own(self) -> None:
+        conn = ServerConnection(Limits(max_header_count=3))
+        first = b"POST / HTTP/1.1\r\nHost: a\r\nX: 1\r\nContent-Length: 1\r\n\r\n"
+        # The body arrives with the next head's first field lines; the rest comes later.
+        conn.receive_data(first[:-1])
+        assert conn.next_event() is NEED_DATA
+        conn.receive_data(first[-1:] + b"x" + b"GET / HTTP/1.1\r\nHost: a\r\nY: 2\r\n")
+        assert isinstance(conn.next_event(), Request)
+        assert isinstance(conn.next_event(), Data)
+        assert isinstance(conn.next_event(), EndOfMessage)
+        conn.send(Response(204))
+        conn.send(EndOfMessage())
+        assert conn.start_next_cycle()
+        assert conn.next_event() is NEED_DATA
+        conn.receive_data(b"Z: 3\r\n\r\n")
+        assert isinstance(conn.next_event(), Request)

@@ -306,7 +306,11 @@ class ServerConnection(ResponseSide):
         self._body_wait_since = None
         self._body_started = None
         # Pipelined bytes already buffered are the start of the next head.
-        self._head_started = now if reader.acc is not None or reader.pos < len(reader.buf) else None
+        if reader.acc is not None:
+            reader.scan = 0  # searched and checked afresh, as the next head's first bytes
+            self._head_started = now
+        else:
+            self._head_started = now if reader.pos < len(reader.buf) else None
 
     # ---- time ----------------------------------------------------------------------------------
 

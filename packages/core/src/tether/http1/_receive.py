@@ -18,6 +18,7 @@ from tether.errors import (
     IncompleteMessage,
     InvalidFraming,
     RequestLineTooLong,
+    TooManyHeaders,
     UnsupportedTransferCoding,
     UnsupportedVersion,
 )
@@ -64,8 +65,10 @@ class RequestReader(BodyReader):
 
     __slots__ = (
         "connect",
+        "counted_to",
         "empty_lines",
         "expect_continue",
+        "head_lines",
         "head_request",
         "http10",
         "keep_alive_requested",
@@ -85,6 +88,9 @@ class RequestReader(BodyReader):
         # Whether the head read last (even one refused, or still partial) is a HEAD request:
         # no response to it may carry a body.
         self.head_request = False
+        # Lines of the partial head counted so far, and up to where (_check_partial_head).
+        self.head_lines = 0
+        self.counted_to = 0
 
     # ---- head ----------------------------------------------------------------------------------
 
@@ -211,6 +217,14 @@ class RequestReader(BodyReader):
             if method != b"\r" and b"\0" in method.translate(_TCHAR_TABLE):
                 raise BadRequest("invalid character in the method")
         _check_line_endings(acc, max(start, lead), stop)
+        # Limits.max_header_count, while reading: every LF so far ends a line (a bare one was
+        # refused just above), the first of them the request line. Each byte is counted once:
+        # the count goes on from where the last call stopped (start 0 is a fresh head).
+        lines = acc.count(b"\n", max(lead, self.counted_to if start else 0), stop)
+        self.head_lines = lines = lines + self.head_lines if start else lines
+        self.counted_to = stop
+        if lines - 1 > limits.max_header_count:
+            raise TooManyHeaders(f"more than {limits.max_header_count} header fields")
 
     # ---- interpretation of the head ------------------------------------------------------------
 
