@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tether.errors import TooManyHeaders
+from tether.errors import ContentTooLarge, TooManyHeaders
 from tether.http1 import (
     NEED_DATA,
     Data,
@@ -13,6 +13,7 @@ from tether.http1 import (
     Response,
     ServerConnection,
     Timer,
+    reason_phrase,
 )
 from tether.limits import Limits
 
@@ -107,3 +108,40 @@ class TestHeaderCountWhileReading:
         assert conn.next_event() is NEED_DATA
         conn.receive_data(b"Z: 3\r\n\r\n")
         assert isinstance(conn.next_event(), Request)
+
+
+class TestRFC9110ReasonPhrases:
+    """Status lines say what RFC 9110 calls each code, not the names of RFC 7231 or 2616."""
+
+    @pytest.mark.parametrize(
+        ("status", "phrase"),
+        [
+            (413, b"Content Too Large"),  # RFC 9110 15.5.14
+            (414, b"URI Too Long"),  # 15.5.15
+            (416, b"Range Not Satisfiable"),  # 15.5.17
+            (422, b"Unprocessable Content"),  # 15.5.21
+            (200, b"OK"),
+            (431, b"Request Header Fields Too Large"),  # RFC 6585 5
+        ],
+    )
+    def test_a_response_without_a_reason_gets_the_rfc_9110_name(
+        self, status: int, phrase: bytes
+    ) -> None:
+        conn = ServerConnection()
+        conn.receive_data(_GET % 1)
+        assert isinstance(conn.next_event(), Request)
+        head = conn.send(Response(status, [(b"content-length", b"0")]))
+        assert head.startswith(b"HTTP/1.1 %d %s\r\n" % (status, phrase))
+        assert reason_phrase(status) == phrase.decode()
+
+    def test_an_oversized_body_is_refused_with_content_too_large(self) -> None:
+        conn = ServerConnection(Limits(max_body_size=10))
+        conn.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n")
+        with pytest.raises(ContentTooLarge) as caught:
+            conn.next_event()
+        out = conn.error_response(caught.value)
+        assert out.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+        assert b"\r\n\r\n413 Content Too Large: " in out
+
+    def test_an_unregistered_code_has_no_phrase(self) -> None:
+        assert reason_phrase(299) == ""

@@ -32,15 +32,33 @@ class Framing(enum.Enum):
     CLOSE = "CLOSE"
 
 
-def _phrase(code: int) -> bytes:
+# RFC 9110 renamed a few status codes that older Pythons' http.HTTPStatus still calls by
+# their RFC 7231 and RFC 2616 names; the RFC 9110 name wins (Python 3.13 agrees).
+_RFC9110_PHRASES = {
+    413: "Content Too Large",  # RFC 9110 15.5.14
+    414: "URI Too Long",  # 15.5.15
+    416: "Range Not Satisfiable",  # 15.5.17
+    422: "Unprocessable Content",  # 15.5.21
+}
+
+
+def reason_phrase(status_code: int) -> str:
+    """The reason phrase RFC 9110 (or the IANA registry) gives ``status_code``; ``""`` if none.
+
+    For a server writing its own status line (a WSGI ``status`` string, a log line): the
+    same phrase the core writes when a response's ``reason`` is empty.
+    """
+    phrase = _RFC9110_PHRASES.get(status_code)
+    if phrase is not None:
+        return phrase
     try:
-        return http.HTTPStatus(code).phrase.encode("ascii")
+        return http.HTTPStatus(status_code).phrase
     except ValueError:
-        return b""
+        return ""
 
 
 _STATUS_LINES: dict[int, bytes] = {
-    status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, _phrase(status.value))
+    status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, reason_phrase(status.value).encode())
     for status in http.HTTPStatus
 }
 
