@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
 
 from tether.errors import ContentTooLarge, TooManyHeaders
 from tether.http1 import (
@@ -16,6 +17,7 @@ from tether.http1 import (
     reason_phrase,
 )
 from tether.limits import Limits
+from tether.strategies import GeneratedRequest, requests
 
 _GET = b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n"
 
@@ -145,3 +147,51 @@ class TestRFC9110ReasonPhrases:
 
     def test_an_unregistered_code_has_no_phrase(self) -> None:
         assert reason_phrase(299) == ""
+
+
+class TestStrategiesAgreeWithTheCore:
+    """``GeneratedRequest.expected_headers()`` is what ``ServerConnection`` reports."""
+
+    @staticmethod
+    def _request(
+        target: bytes, version: bytes, headers: tuple[tuple[bytes, bytes], ...]
+    ) -> GeneratedRequest:
+        return GeneratedRequest(
+            method=b"GET",
+            target=target,
+            version=version,
+            headers=headers,
+            body=b"",
+            chunks=None,
+            trailers=(),
+            padding=(),
+            extensions=(),
+        )
+
+    @pytest.mark.parametrize(
+        ("target", "version", "headers"),
+        [
+            # The docstring's advice: replace Host for a server that checks it.
+            (b"http://example.com/a?b", b"1.1", ((b"Host", b"other.example"), (b"X", b"1"))),
+            # HTTP/1.0 needs no Host: the core adds the target's.
+            (b"http://example.com:8080?q", b"1.0", ((b"X", b"1"),)),
+            (b"/origin", b"1.1", ((b"Host", b"other.example"),)),
+        ],
+    )
+    def test_the_documented_comparison_holds(
+        self, target: bytes, version: bytes, headers: tuple[tuple[bytes, bytes], ...]
+    ) -> None:
+        request = self._request(target, version, headers)
+        conn = ServerConnection()
+        conn.receive_data(request.to_bytes())
+        parsed = conn.next_event()
+        assert isinstance(parsed, Request)
+        assert parsed.headers == request.expected_headers()
+
+    @given(requests())
+    def test_any_generated_request(self, request: GeneratedRequest) -> None:
+        conn = ServerConnection()
+        conn.receive_data(request.to_bytes())
+        parsed = conn.next_event()
+        assert isinstance(parsed, Request)
+        assert parsed.headers == request.expected_headers()
