@@ -99,7 +99,7 @@ class ServerConnection(ResponseSide):
         :meth:`next_deadline` returns ``None`` until a call passes ``now``, and the
         idle timer of a connection opened without one starts at that first ``now``.
         """
-        super().__init__(limits if limits is not None else _DEFAULT_LIMITS, now)
+        ResponseSide.__init__(self, limits if limits is not None else _DEFAULT_LIMITS, now)
         self._discarding = False
         # When the connection went idle (None: no clock given yet).
         self._idle_since = now

@@ -76,7 +76,7 @@ class RequestReader(BodyReader):
     )
 
     def __init__(self, limits: Limits) -> None:
-        super().__init__(limits)
+        BodyReader.__init__(self, limits)
         # Empty lines skipped before the current request line (RFC 9112 2.2).
         self.empty_lines = 0
         self.http10 = False
