@@ -26,6 +26,7 @@ from tether.http1._abnf import AUTHORITY_FORM
 from tether.http1._body import BodyReader
 from tether.http1._events import NEED_DATA, Request, Signal
 from tether.http1._head import (
+    _FEW_LINES,
     _FRAMING_FIELDS,
     _JUST_CHUNKED,
     _MAX_LEADING_EMPTY_LINES,
@@ -39,6 +40,7 @@ from tether.http1._head import (
     _check_host,
     _connection_options,
     _diagnose_head,
+    _parse_few_fields,
     _parse_fields,
     _transfer_codings,
 )
@@ -152,7 +154,12 @@ class RequestReader(BodyReader):
                         and max(map(len, lines), default=0) <= limits.max_header_line
                     )
                 )
-                and (headers := _parse_fields(lines) if lines else []) is not None
+                and (
+                    headers := _parse_few_fields(lines)
+                    if len(lines) <= _FEW_LINES
+                    else _parse_fields(lines)
+                )
+                is not None
             ):
                 self.pos = end + 4
                 return self._interpret(method, target, headers, minor == b"0")
@@ -214,7 +221,7 @@ class RequestReader(BodyReader):
         if start < lead + _METHOD_WINDOW:
             method = bytes(acc[lead : min(stop, lead + _METHOD_WINDOW)]).partition(b" ")[0]
             # A lone CR may begin an empty line before the request line (RFC 9112 2.2).
-            if method != b"\r" and b"\0" in method.translate(_TCHAR_TABLE):
+            if method != b"\r" and 0 in method.translate(_TCHAR_TABLE):
                 raise BadRequest("invalid character in the method")
         _check_line_endings(acc, max(start, lead), stop)
         # Limits.max_header_count, while reading: every LF so far ends a line (a bare one was

@@ -102,8 +102,8 @@ def _block_ok(joined_names: bytes, block: bytes, count: int) -> bool:
     return (
         block.count(b"\n") == count
         and block.count(b"\r") == count
-        and b"\0" not in block.translate(_FIELD_BLOCK_TABLE)
-        and b"\0" not in joined_names.translate(_NAME_TABLE)
+        and 0 not in block.translate(_FIELD_BLOCK_TABLE)
+        and 0 not in joined_names.translate(_NAME_TABLE)
     )
 
 
@@ -202,7 +202,7 @@ def write_response(
                 # Not written as given: the core writes its own (a Content-Length of digits).
                 continue
             parts += (name, b": ", value, b"\r\n")
-        names_ok = b"" not in names and b"\0" not in b"\n".join(names).translate(_NAME_TABLE)
+        names_ok = b"" not in names and 0 not in b"\n".join(names).translate(_NAME_TABLE)
     except (TypeError, AttributeError):
         raise LocalProtocolError("header names and values must be bytes") from None
     if not names_ok:
@@ -251,7 +251,7 @@ def write_response(
     if (
         block.count(b"\n") != lines
         or block.count(b"\r") != lines
-        or b"\0" in block.translate(_FIELD_BLOCK_TABLE)
+        or 0 in block.translate(_FIELD_BLOCK_TABLE)
     ):
         raise LocalProtocolError("invalid header field value (CR, LF or a control byte)")
     return status_line(status_code, reason) + block, framing, length, keep_alive
