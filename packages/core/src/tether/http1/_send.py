@@ -177,8 +177,10 @@ def write_response(
         raise LocalProtocolError(f"{status_code} is not a final status code (200-599)")
     content_length: bytes | None = None
     chunked_given = False
-    # The head as a flat list of pieces, joined once at the end; each field is four pieces.
-    parts = [b""]
+    # The head as a flat list of pieces, joined once at the end: the status line (a standard
+    # one looked up, else built and checked), then four pieces per field.
+    line = _STATUS_LINES.get(status_code) if not reason else None
+    parts = [line if line is not None else status_line(status_code, reason)]
     append = parts.append
     names: list[bytes] = []
     add_name = names.append
@@ -209,9 +211,9 @@ def write_response(
         raise LocalProtocolError("invalid header field name (not a token)")
     if content_length is not None and chunked_given:
         raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
-    # Lines in the block: the fields written (four pieces each), then the core's own, then
-    # the empty line.
-    lines = len(parts) // 4 + 1
+    # Lines in the head: the status line and the fields written (four pieces each), then the
+    # core's own, then the empty line.
+    lines = len(parts) // 4 + 2
 
     length = 0
     if status_code in (204, 304) or head_request:
@@ -240,8 +242,8 @@ def write_response(
         append(b"connection: keep-alive\r\n")
         lines += 1
     append(b"\r\n")
-    # One check over the whole block of fields (names checked above): exactly one CRLF per
-    # line, so no value splits the response, and no control byte.
+    # One check over the whole head (names checked above, the status line has no CR, LF or
+    # control byte): exactly one CRLF per line, so no value splits the response.
     try:
         block = b"".join(parts)
     except TypeError:
@@ -254,7 +256,7 @@ def write_response(
         or 0 in block.translate(_FIELD_BLOCK_TABLE)
     ):
         raise LocalProtocolError("invalid header field value (CR, LF or a control byte)")
-    return status_line(status_code, reason) + block, framing, length, keep_alive
+    return block, framing, length, keep_alive
 
 
 _date_cache: tuple[int, tuple[bytes, bytes]] = (-1, (b"date", b""))
