@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tests.bodies._support import load_spec
 from tether import multipart as mp
+from tether._multipart_headers import _SIMPLE_NAME_MAX, _SIMPLE_STARTS_MAX
 from tether.errors import LocalProtocolError, RemoteProtocolError
 from tether.multipart import (
     End,
@@ -443,5 +444,5 @@ def test_name_cache_stays_bounded() -> None:
     parser = mp.MultipartParser(b"B", MultipartLimits(max_parts=5000))
     parsed = collect(parser.feed(body) + parser.close())
     assert [p["name"] for p in parsed] == names
-    assert len(parser._starts) <= mp._SIMPLE_STARTS_MAX
-    assert all(len(raw) <= mp._SIMPLE_NAME_MAX for raw in parser._starts)
+    assert len(parser._starts) <= _SIMPLE_STARTS_MAX
+    assert all(len(raw) <= _SIMPLE_NAME_MAX for raw in parser._starts)

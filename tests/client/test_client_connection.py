@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from tether.errors import LocalProtocolError
@@ -17,6 +19,7 @@ from tether.http1 import (
     Request,
     Response,
     ResponseTimeout,
+    ServerConnection,
     State,
     Timer,
 )
@@ -227,3 +230,46 @@ class TestDeadlines:
         assert conn.next_event(now=3) == Data(b"cd")
         assert conn.next_event(now=3) == EndOfMessage()
         assert conn.next_deadline() is None
+
+
+class TestNoClockMeansNoDeadlines:
+    """``ClientConnection()`` defaults ``now`` as ``ServerConnection()`` does: no clock, no timer.
+
+    With ``now=0.0`` by default, a user who forgot ``now=`` at construction and then passed
+    ``loop.time()`` readings got a head deadline at 0 + head_timeout: expired at once.
+    """
+
+    def test_the_default_is_none_on_both_sides(self) -> None:
+        client = inspect.signature(ClientConnection).parameters["now"].default
+        server = inspect.signature(ServerConnection).parameters["now"].default
+        assert client is None and server is None
+
+    def test_a_head_started_without_a_clock_times_from_the_first_now(self) -> None:
+        conn = ClientConnection(Limits(head_timeout=5))  # a user who forgot now=
+        get(conn)
+        conn.receive_data(b"HTTP/1.1 200")
+        assert conn.next_event() is NEED_DATA
+        assert conn.next_deadline() is None
+        conn.handle_timeout(6271.0)  # loop.time() reads ~6271: not a timeout at once
+        assert conn.next_deadline() == (6276.0, Timer.HEAD)
+        with pytest.raises(ResponseTimeout, match="head"):
+            conn.handle_timeout(6276.0)
+
+    def test_a_later_receive_with_a_clock_starts_the_head_timer(self) -> None:
+        conn = ClientConnection(Limits(head_timeout=5))
+        get(conn)
+        conn.receive_data(b"HTTP/1.1 2", now=6271.0)
+        assert conn.next_event(now=6271.0) is NEED_DATA
+        assert conn.next_deadline() == (6276.0, Timer.HEAD)
+        conn.handle_timeout(6275.0)
+
+    def test_a_body_wait_without_a_clock_times_from_the_first_now(self) -> None:
+        conn = ClientConnection(Limits(body_timeout=7))
+        get(conn)
+        conn.receive_data(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nab")
+        assert isinstance(conn.next_event(), Response)
+        assert conn.next_event() == Data(b"ab")
+        assert conn.next_event() is NEED_DATA
+        assert conn.next_deadline() is None
+        assert conn.next_event(now=500.0) is NEED_DATA
+        assert conn.next_deadline() == (507.0, Timer.BODY)

@@ -80,23 +80,3 @@ def split(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     """``data`` cut at the given offsets."""
     points = sorted({min(max(c, 0), len(data)) for c in cuts})
     return [data[a:b] for a, b in zip([0, *points], [*points, len(data)])]
-
-
-def effective_headers(
-    target: bytes, headers: list[tuple[bytes, bytes]]
-) -> list[tuple[bytes, bytes]]:
-    """``headers`` as the core reports them for ``target`` (RFC 9112 3.2.2).
-
-    For an absolute-form target the received Host is ignored: the host field becomes the
-    target's authority (appended when there was none).
-    """
-    if target[:1] == b"/" or b"://" not in target:
-        return headers
-    authority = target.partition(b"://")[2]
-    for stop in (b"/", b"?", b"#"):
-        authority = authority.partition(stop)[0]
-    names = [name for name, _ in headers]
-    if b"host" not in names:
-        return [*headers, (b"host", authority)]
-    i = names.index(b"host")
-    return [*headers[:i], (b"host", authority), *headers[i + 1 :]]

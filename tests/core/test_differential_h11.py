@@ -12,9 +12,9 @@ import h11
 import pytest
 from hypothesis import assume, given
 
-from tests.core._drive import effective_headers, serve
+from tests.core._drive import serve
 from tether.errors import ProtocolError
-from tether.strategies import GeneratedRequest, requests
+from tether.strategies import GeneratedRequest, effective_headers, requests
 
 
 def h11_parse(wire: bytes) -> tuple[h11.Request, bytes, list[tuple[bytes, bytes]]]:

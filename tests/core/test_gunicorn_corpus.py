@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import SHARED_CONFORMANCE
-from tests.core._drive import Seen, effective_headers, serve
+from tests.core._drive import Seen, serve
 from tether.errors import ProtocolError
 from tether.limits import Limits
+from tether.strategies import effective_headers
 
 CORPUS = SHARED_CONFORMANCE / "gunicorn_requests.json"
 pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason="../shared/conformance not present")

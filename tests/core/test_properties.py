@@ -15,21 +15,19 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from tests.core._drive import Seen, effective_headers, serve, split
+from tests.core._drive import Seen, serve, split
 from tether.errors import ProtocolError
 from tether.http1 import ServerConnection
 from tether.http1._abnf import FIELD_LINE, REQUEST_HEAD
 from tether.limits import Limits
-from tether.strategies import GeneratedRequest, request_streams, requests
+from tether.strategies import GeneratedRequest, effective_headers, request_streams, requests
 
 
 def check_same(request: GeneratedRequest, seen: Seen) -> None:
     assert seen.request.method == request.method
     assert seen.request.target == request.target
     assert seen.request.http_version == request.version
-    assert list(seen.request.headers) == effective_headers(
-        request.target, request.expected_headers()
-    )
+    assert list(seen.request.headers) == request.expected_headers()
     assert seen.body == request.body
     assert seen.trailers == request.expected_trailers()
 

@@ -28,13 +28,46 @@ parser is unusable.
 from __future__ import annotations
 
 import enum
-import re
-import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from tether._params import decode_ext_value, parse_parameters
-from tether.errors import LocalProtocolError, RemoteProtocolError
+from tether._multipart_events import (
+    _END,
+    _PART_END,
+    End,
+    FieldTooLarge,
+    FileTooLarge,
+    IncompleteMultipart,
+    InvalidBoundary,
+    MalformedMultipart,
+    MalformedPartHeaders,
+    MultipartBodyTooLarge,
+    MultipartError,
+    MultipartEvent,
+    MultipartLimitExceeded,
+    MultipartLimits,
+    MultipartUsageError,
+    PartData,
+    PartEnd,
+    PartHeadersTooLarge,
+    PartStart,
+    TooManyParts,
+    _new,
+    _set_data,
+)
+from tether._multipart_headers import (
+    _BOUNDARY_RE,
+    _DEFAULT_LIMITS,
+    _FAST_PART_RE,
+    _NO_LIMIT,
+    _SIMPLE_FIELD,
+    _SIMPLE_FIELD_LEN,
+    _UNKNOWN,
+    _fast_start,
+    _held_back,
+    _parse_headers,
+    _simple_start,
+    parse_boundary,
+)
 
 __all__ = [
     "End",
@@ -59,144 +92,6 @@ __all__ = [
     "parse_boundary",
     "parser_for",
 ]
-
-
-# ---- limits -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MultipartLimits:
-    """Limits of one multipart body; each is checked before the offending bytes are kept.
-
-    ``None`` means "no limit" and is allowed only where nothing is buffered.
-    """
-
-    #: Most parts in the body (413 beyond).
-    max_parts: int = 1000
-    #: Largest header section of one part, boundary-line padding included (413 beyond).
-    max_header_size: int = 8 * 1024
-    #: Most header fields in one part (413 beyond).
-    max_header_count: int = 16
-    #: Largest content of a field, i.e. a part without ``filename`` (413 beyond).
-    max_field_size: int = 1024 * 1024
-    #: Largest content of a file part; ``None`` for no limit (the content is streamed).
-    max_file_size: int | None = None
-    #: Largest whole body, preamble and epilogue included; ``None`` for no limit.
-    max_total_size: int | None = None
-
-
-# ---- errors -----------------------------------------------------------------------------------
-
-
-class MultipartError(RemoteProtocolError):
-    """Base of every error in a multipart body sent by the peer."""
-
-    status_hint = 400
-
-
-class MalformedMultipart(MultipartError):
-    """400: the body breaks the RFC 2046 / RFC 7578 syntax."""
-
-
-class MalformedPartHeaders(MalformedMultipart):
-    """400: a part's header section is malformed or lacks a valid Content-Disposition."""
-
-
-class IncompleteMultipart(MalformedMultipart):
-    """400: the body ended before the close delimiter."""
-
-
-class InvalidBoundary(MalformedMultipart):
-    """400: the Content-Type lacks a valid ``boundary`` (RFC 2046 section 5.1.1)."""
-
-
-class MultipartLimitExceeded(MultipartError):
-    """413: a :class:`MultipartLimits` value was exceeded; ``limit`` names it."""
-
-    status_hint = 413
-    limit: str = ""
-
-    def __init__(self, message: str, *, limit: str) -> None:
-        super().__init__(f"{message} (MultipartLimits.{limit})")
-        self.limit = limit
-
-
-class TooManyParts(MultipartLimitExceeded):
-    """413: more parts than ``max_parts``."""
-
-
-class PartHeadersTooLarge(MultipartLimitExceeded):
-    """413: a part's header section exceeds ``max_header_size`` or ``max_header_count``."""
-
-
-class FieldTooLarge(MultipartLimitExceeded):
-    """413: a field's content exceeds ``max_field_size``."""
-
-
-class FileTooLarge(MultipartLimitExceeded):
-    """413: a file's content exceeds ``max_file_size``."""
-
-
-class MultipartBodyTooLarge(MultipartLimitExceeded):
-    """413: the body exceeds ``max_total_size``."""
-
-
-class MultipartUsageError(LocalProtocolError):
-    """The parser was fed after ``close()`` or after an error."""
-
-
-# ---- events -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PartStart:
-    """A part begins.
-
-    ``headers`` are (lowercase name, value) pairs as received. ``name`` comes
-    from Content-Disposition; ``filename`` from ``filename*`` (RFC 8187) when
-    present, else ``filename``, else ``None`` (a non-file field). Values are
-    returned as sent: no percent-decoding and no path stripping.
-    ``content_type`` is the part's Content-Type value, or ``None``.
-    """
-
-    name: str
-    filename: str | None
-    content_type: str | None
-    headers: tuple[tuple[bytes, bytes], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PartData:
-    """A piece of the current part's content."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class PartEnd:
-    """The current part is complete."""
-
-
-@dataclass(frozen=True, slots=True)
-class End:
-    """The close delimiter was seen: the body is complete."""
-
-
-MultipartEvent = PartStart | PartData | PartEnd | End
-
-_PART_END = PartEnd()
-# PartData is built on the hot path without the frozen dataclass __init__ (about 2x faster).
-_new = object.__new__
-
-
-def _setter(cls: type, field: str) -> Callable[[object, object], None]:
-    """The slot descriptor's setter: how a frozen slotted instance is filled in."""
-    setter: Callable[[object, object], None] = vars(cls)[field].__set__
-    return setter
-
-
-_set_data = _setter(PartData, "data")
-_END = End()
 
 
 # ---- states -----------------------------------------------------------------------------------
@@ -246,190 +141,6 @@ def _reachable(state: _State) -> frozenset[_State]:
 
 # Checked (under assert) after every segment: the code moves only along _TRANSITIONS.
 _REACHABLE = {state: _reachable(state) for state in _State}
-
-
-# ---- header parsing ---------------------------------------------------------------------------
-
-_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_HEADER_LINE_RE = re.compile(rb"(" + _TOKEN + rb"):([^\x00-\x08\x0a-\x1f\x7f]*)")
-# The shape every browser sends, matched in one go: the common case skips general parsing.
-_PLAIN_NAME = rb'"([^"\\\x00-\x1f\x7f]*)"'
-_FAST_HEADERS_RE = re.compile(
-    rb"Content-Disposition: (form-data; name="
-    + _PLAIN_NAME
-    + rb"(?:; filename="
-    + _PLAIN_NAME
-    + rb")?)(?:\r\nContent-Type: ("
-    + _TOKEN
-    + rb"/"
-    + _TOKEN
-    + rb"))?"
-)
-# The same, from the CRLF ending the boundary line through the empty line: the hot path
-# for forms goes from one delimiter to the next part's content with this one match.
-_FAST_PART_RE = re.compile(b"\r\n" + _FAST_HEADERS_RE.pattern + b"\r\n\r\n")
-_SIMPLE_FIELD = b'\r\nContent-Disposition: form-data; name="'
-_SIMPLE_FIELD_LEN = len(_SIMPLE_FIELD)
-_BOUNDARY_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
-_IDENTITY_CTE = frozenset({b"7bit", b"8bit", b"binary"})
-_NO_LIMIT = sys.maxsize
-_DEFAULT_LIMITS = MultipartLimits()
-# "The delimiter has not been searched for yet" (find() itself returns -1 or an index).
-_UNKNOWN = -2
-
-
-def parse_boundary(content_type: bytes | str) -> bytes:
-    """The boundary of a ``multipart/form-data`` Content-Type value.
-
-    Raises :class:`InvalidBoundary` unless the type is ``multipart/form-data``
-    and the boundary is 1-70 characters of RFC 2046 ``bchars`` not ending in a space.
-    """
-    if isinstance(content_type, bytes):
-        try:
-            content_type = content_type.decode("ascii")
-        except UnicodeDecodeError:
-            raise InvalidBoundary("Content-Type is not ASCII") from None
-    parsed = parse_parameters(content_type.strip(" \t"))
-    if parsed is None or parsed[0] != "multipart/form-data":
-        raise InvalidBoundary("Content-Type is not a valid multipart/form-data value")
-    boundary = parsed[1].get("boundary")
-    if boundary is None or _BOUNDARY_RE.fullmatch(boundary) is None:
-        raise InvalidBoundary("missing or invalid multipart boundary")
-    return boundary.encode("ascii")
-
-
-def parser_for(
-    headers: Sequence[tuple[bytes, bytes]], limits: MultipartLimits | None = None
-) -> MultipartParser:
-    """A parser for a request with these header fields (its Content-Type gives the boundary).
-
-    Raises :class:`InvalidBoundary` if there is no single multipart/form-data Content-Type.
-    """
-    values = [value for name, value in headers if name.lower() == b"content-type"]
-    if len(values) != 1:
-        raise InvalidBoundary("expected exactly one Content-Type field")
-    return MultipartParser(parse_boundary(values[0]), limits)
-
-
-def _decode(value: bytes, what: str) -> str:
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedPartHeaders(f"{what} is not valid UTF-8") from None
-
-
-def _parse_disposition(value: bytes) -> tuple[str, str | None]:
-    """(name, filename) from a general Content-Disposition value."""
-    parsed = parse_parameters(_decode(value, "Content-Disposition"), lenient_backslash=True)
-    if parsed is None:
-        raise MalformedPartHeaders("malformed Content-Disposition")
-    kind, params = parsed
-    if kind != "form-data":
-        raise MalformedPartHeaders(f"Content-Disposition type {kind!r} is not form-data")
-    name = params.get("name")
-    if name is None:
-        raise MalformedPartHeaders("Content-Disposition has no name parameter")
-    filename = params.get("filename")
-    extended = params.get("filename*")
-    if extended is not None:
-        # RFC 8187 section 4.2 / RFC 6266 section 4.3: the extended form wins.
-        filename = decode_ext_value(extended)
-        if filename is None:
-            raise MalformedPartHeaders("malformed filename* (RFC 8187) parameter")
-    return name, filename
-
-
-def _fast_start(fast: re.Match[bytes]) -> PartStart:
-    """A PartStart from a match of the browser-shaped head (_FAST_HEADERS_RE's groups)."""
-    name, filename, ctype = fast.group(2, 3, 4)
-    if ctype is None:
-        headers: tuple[tuple[bytes, bytes], ...] = ((b"content-disposition", fast[1]),)
-        content_type = None
-    else:
-        headers = ((b"content-disposition", fast[1]), (b"content-type", ctype))
-        content_type = ctype.decode("ascii")
-    return PartStart(
-        _decode(name, "name"),
-        None if filename is None else _decode(filename, "filename"),
-        content_type,
-        headers,
-    )
-
-
-def _parse_headers(block: bytes, limits: MultipartLimits) -> PartStart:
-    """A PartStart from one part's header section (CRLF-separated lines, no final CRLF)."""
-    fast = _FAST_HEADERS_RE.fullmatch(block)
-    if fast is not None:
-        return _fast_start(fast)
-    if not block:
-        raise MalformedPartHeaders("part has no Content-Disposition header")
-    lines = block.split(b"\r\n")
-    if len(lines) > limits.max_header_count:
-        raise PartHeadersTooLarge("too many part header fields", limit="max_header_count")
-    pairs: list[tuple[bytes, bytes]] = []
-    disposition: bytes | None = None
-    content_type = None
-    for line in lines:
-        match = _HEADER_LINE_RE.fullmatch(line)
-        if match is None:
-            # Also refuses obs-fold continuation lines (RFC 9112 section 5.2 deprecates them).
-            raise MalformedPartHeaders(f"malformed part header line {line[:64]!r}")
-        field = match[1].lower()
-        value = match[2].strip(b" \t")
-        if field == b"content-disposition":
-            if disposition is not None:
-                raise MalformedPartHeaders("repeated Content-Disposition")
-            disposition = value
-        elif field == b"content-type":
-            if content_type is not None:
-                raise MalformedPartHeaders("repeated Content-Type")
-            content_type = _decode(value, "Content-Type")
-        elif field == b"content-transfer-encoding" and value.lower() not in _IDENTITY_CTE:
-            # RFC 7578 section 4.7: senders must not use it; we cannot decode it, so refuse.
-            raise MalformedPartHeaders("Content-Transfer-Encoding other than 7bit/8bit/binary")
-        pairs.append((field, value))
-    if disposition is None:
-        raise MalformedPartHeaders("part has no Content-Disposition header")
-    name, filename = _parse_disposition(disposition)
-    return PartStart(name, filename, content_type, tuple(pairs))
-
-
-# PartStart events of browser-shaped text-field heads, by raw name, kept per parser (one
-# request body): a form that repeats a field name (``tag=a&tag=b`` as multipart) reuses the
-# event and skips decoding and validating the name. Never shared between parsers, so nothing
-# one client sends is held, or changes how fast another's body is read. Bounded: a full
-# cache is cleared, and only short names are kept (about 256 x 200 bytes per parser at most).
-_SIMPLE_STARTS_MAX = 256
-_SIMPLE_NAME_MAX = 64
-
-
-def _simple_start(raw: bytes, starts: dict[bytes, PartStart]) -> PartStart | None:
-    """The PartStart for a head ``name="<raw>"``, if ``raw`` needs no unquoting and is UTF-8."""
-    try:
-        name = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None  # the general path raises the right error
-    if not name.isprintable() or "\\" in name:
-        return None
-    start = PartStart(
-        name, None, None, ((b"content-disposition", b'form-data; name="' + raw + b'"'),)
-    )
-    if len(raw) <= _SIMPLE_NAME_MAX:
-        if len(starts) >= _SIMPLE_STARTS_MAX:
-            starts.clear()
-        starts[raw] = start
-    return start
-
-
-def _held_back(buf: bytes, start: int, delimiter: bytes) -> int:
-    """Where a possible partial delimiter begins in ``buf[start:]``; ``len(buf)`` if none."""
-    n = len(buf)
-    k = buf.find(b"\r", max(start, n - len(delimiter) + 1))
-    while k >= 0:
-        if delimiter.startswith(buf[k:]):
-            return k
-        k = buf.find(b"\r", k + 1)
-    return n
 
 
 # ---- the parser -------------------------------------------------------------------------------
@@ -784,3 +495,16 @@ class MultipartParser:
         self._part_is_file = start.filename is not None
         self._part_left = self._file_limit if self._part_is_file else self._field_limit
         return start
+
+
+def parser_for(
+    headers: Sequence[tuple[bytes, bytes]], limits: MultipartLimits | None = None
+) -> MultipartParser:
+    """A parser for a request with these header fields (its Content-Type gives the boundary).
+
+    Raises :class:`InvalidBoundary` if there is no single multipart/form-data Content-Type.
+    """
+    values = [value for name, value in headers if name.lower() == b"content-type"]
+    if len(values) != 1:
+        raise InvalidBoundary("expected exactly one Content-Type field")
+    return MultipartParser(parse_boundary(values[0]), limits)

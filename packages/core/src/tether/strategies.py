@@ -27,10 +27,9 @@ server must answer it once (pipelined ones in order). A parser under test::
         parsed = my_parse(request.to_bytes())          # the bytes a client sends
         assert parsed.method == request.method
         assert parsed.target == request.target
-        # Lowercase names, values without OWS; Host aside, which a server may take from an
-        # absolute-form target (RFC 9112 3.2.2).
-        fields = [f for f in request.expected_headers() if f[0] != b"host"]
-        assert [f for f in parsed.headers if f[0] != b"host"] == fields
+        # Lowercase names, values without OWS, and for an absolute-form target its
+        # authority as the host (RFC 9112 3.2.2), as tether's ServerConnection reports them.
+        assert parsed.headers == request.expected_headers()
         assert parsed.body == request.body
         assert parsed.trailers == request.expected_trailers()
 
@@ -47,6 +46,8 @@ through the core to your app and back (``TETHER_TEST_APP=module:app pytest ...``
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -56,12 +57,39 @@ from tether.http1 import Data, EndOfMessage, InformationalResponse, Response
 __all__ = [
     "GeneratedRequest",
     "GeneratedResponse",
+    "effective_headers",
     "field_values",
     "request_streams",
     "requests",
     "responses",
     "tokens",
 ]
+
+
+def effective_headers(
+    target: bytes, headers: Sequence[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` (lowercase names) as a server reports them for a request to ``target``.
+
+    RFC 9112 3.2.2: "When an origin server receives a request with an absolute-form of
+    request-target, the origin server MUST ignore the received Host header field (if any)
+    and instead use the host information of the request-target." So for such a target
+    the ``host`` field becomes the target's authority, where the first Host was (later
+    ones are left as they are), or after the other fields when none was sent; any other
+    target leaves ``headers`` as they are. :class:`tether.http1.ServerConnection` reports
+    requests this way.
+    """
+    headers = list(headers)
+    if target[:1] == b"/" or b"://" not in target:
+        return headers
+    authority = re.split(rb"[/?#]", target.partition(b"://")[2], maxsplit=1)[0]
+    for i, (name, _) in enumerate(headers):
+        if name == b"host":
+            headers[i] = (b"host", authority)
+            return headers
+    headers.append((b"host", authority))
+    return headers
+
 
 _TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _PCHAR = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@"
@@ -124,8 +152,14 @@ class GeneratedRequest:
         return self.headers + self.framing_headers()
 
     def expected_headers(self) -> list[tuple[bytes, bytes]]:
-        """What a parser should report: lowercase names, values without OWS."""
-        return [(name.lower(), value) for name, value in self.wire_headers()]
+        """What a server's parser should report: lowercase names, values without OWS.
+
+        For an absolute-form target the host is the target's authority, in place of the
+        Host field sent (or after the fields, when none was): :func:`effective_headers`.
+        """
+        return effective_headers(
+            self.target, [(name.lower(), value) for name, value in self.wire_headers()]
+        )
 
     def expected_trailers(self) -> list[tuple[bytes, bytes]]:
         """The trailer fields a parser should report."""

@@ -43,7 +43,7 @@ from tether.http1._events import (
     Signal,
 )
 from tether.http1._response import InvalidResponse, ResponseTimeout
-from tether.http1._send import date_header
+from tether.http1._send import date_header, reason_phrase
 from tether.http1._state import HTTPState, HTTPTimer
 
 # The names these had before 0.2, when ``tether.websocket`` exported a ``State`` and a ``Timer``
@@ -71,4 +71,5 @@ __all__ = [
     "ServerConnection",
     "Signal",
     "date_header",
+    "reason_phrase",
 ]

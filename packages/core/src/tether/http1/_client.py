@@ -98,7 +98,13 @@ class ClientConnection(ConnectionBase):
         "response_count",
     )
 
-    def __init__(self, limits: Limits | None = None, *, now: float = 0.0) -> None:
+    def __init__(self, limits: Limits | None = None, *, now: float | None = None) -> None:
+        """A connection enforcing ``limits`` (default: ``Limits()``), opened at time ``now``.
+
+        As for :class:`~tether.http1.ServerConnection`, ``now`` is a reading of one
+        monotonic clock, and without one there are no deadlines: a timer that would
+        start without a clock starts at the first call that passes ``now``.
+        """
         super().__init__(limits if limits is not None else _DEFAULT_LIMITS, now)
         # The body reader (shared with the server side) owns the receive buffer; heads are
         # read here.
@@ -472,6 +478,13 @@ class ClientConnection(ConnectionBase):
     def handle_timeout(self, now: float) -> None:
         """Raise :class:`ResponseTimeout` if a deadline has passed at ``now``."""
         self._now = now
+        if (
+            self._head_started is None
+            and self._their_state is HTTPState.IDLE
+            and self._reader.buffered()
+        ):
+            # A response head began before any call passed a clock: its timer starts now.
+            self._head_started = now
         deadline = self.next_deadline()
         if deadline is None or now < deadline[0]:
             return

@@ -99,7 +99,7 @@ class ServerConnection(ResponseSide):
         :meth:`next_deadline` returns ``None`` until a call passes ``now``, and the
         idle timer of a connection opened without one starts at that first ``now``.
         """
-        super().__init__(limits if limits is not None else _DEFAULT_LIMITS, now)
+        ResponseSide.__init__(self, limits if limits is not None else _DEFAULT_LIMITS, now)
         self._discarding = False
         # When the connection went idle (None: no clock given yet).
         self._idle_since = now
@@ -306,7 +306,11 @@ class ServerConnection(ResponseSide):
         self._body_wait_since = None
         self._body_started = None
         # Pipelined bytes already buffered are the start of the next head.
-        self._head_started = now if reader.acc is not None or reader.pos < len(reader.buf) else None
+        if reader.acc is not None:
+            reader.scan = 0  # searched and checked afresh, as the next head's first bytes
+            self._head_started = now
+        else:
+            self._head_started = now if reader.pos < len(reader.buf) else None
 
     # ---- time ----------------------------------------------------------------------------------
 
@@ -315,7 +319,10 @@ class ServerConnection(ResponseSide):
 
         There is a deadline only while the core waits for the peer: between
         requests (keep-alive), inside a request head, and while it waits for body
-        bytes it asked for (``next_event`` returned ``NEED_DATA``).
+        bytes it asked for (``next_event`` returned ``NEED_DATA``). A head that is
+        already whole in the buffer has none, even before ``next_event`` parses it:
+        the peer is not late, the server is (say, still writing earlier responses
+        to a client that does not read them, which its write timeout covers).
         """
         reader = self._reader
         phase = reader.phase
@@ -324,6 +331,12 @@ class ServerConnection(ResponseSide):
             if self._our_state is not _IDLE and not self._discarding:
                 return None
             if self._head_started is not None:
+                if reader.head_complete():
+                    # The whole head is here (a pipelined request behind a response the client
+                    # is slow to read): the peer sent it in time, and the server has not asked
+                    # for it yet. A client that does not read is the write side's business
+                    # (the server's write timeout), so no 408 for a head that arrived.
+                    return None
                 return (self._head_started + limits.head_timeout, HTTPTimer.HEAD)
             if self._idle_since is None:
                 return None  # no clock given yet: no deadline

@@ -30,6 +30,7 @@ from tether.http1._tables import (
     _check_line_endings,
     _diagnose_fields,
     _refuse_framing_lookalikes,
+    _table,
 )
 from tether.limits import Limits
 
@@ -59,15 +60,10 @@ def _parse_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
     # One pass over the names: every byte must be tchar (others become NUL), and the result,
     # lowercase without "-", "_" and ".", shows any name that looks like a framing field.
     folded = joined.translate(_NAME_CHECK_TABLE, _NAME_SEPARATORS)
-    if (
-        b"" in colons
-        or b"" in names
-        or b"\0" in folded
-        or b"\0" in b"".join(lines).translate(_LINE_TABLE)
-    ):
+    if b"" in colons or b"" in names or 0 in folded or 0 in b"".join(lines).translate(_LINE_TABLE):
         return None
     lowered = joined.lower().split(b"\n")
-    if b"contentlength" in folded or b"transferencoding" in folded:
+    if folded.find(b"contentlength") >= 0 or folded.find(b"transferencoding") >= 0:
         # Some name may fold to a framing name: fine if as many names are that name exactly.
         folded_names = folded.split(b"\n")
         if folded_names.count(b"contentlength") != lowered.count(
@@ -86,8 +82,8 @@ def _parse_few_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
         if (
             not colon
             or not name
-            or b"\0" in name.translate(_TCHAR_TABLE)
-            or b"\0" in value.translate(_LINE_TABLE)
+            or 0 in name.translate(_TCHAR_TABLE)
+            or 0 in value.translate(_LINE_TABLE)
         ):
             return None
         name = name.lower()
@@ -162,13 +158,14 @@ def _check_host(value: bytes) -> None:
     # The common host: letters, digits, "." and "-", then maybe ":" and digits. Such a value
     # matches HOST, so only the others need the regular expression.
     host, _, port = value.partition(b":")
-    if host and not host.translate(None, _PLAIN_HOST) and (not port or port.isdigit()):
+    if host and 0 not in host.translate(_PLAIN_HOST) and (not port or port.isdigit()):
         return
     if HOST.fullmatch(value) is None:
         raise BadRequest("invalid Host field value")
 
 
-_PLAIN_HOST = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"
+# Letters, digits, "." and "-" map to themselves, every other byte to NUL.
+_PLAIN_HOST = _table(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 
 
 def _absolute_authority(target: bytes) -> bytes:

@@ -18,6 +18,7 @@ from tether.errors import (
     IncompleteMessage,
     InvalidFraming,
     RequestLineTooLong,
+    TooManyHeaders,
     UnsupportedTransferCoding,
     UnsupportedVersion,
 )
@@ -25,6 +26,7 @@ from tether.http1._abnf import AUTHORITY_FORM
 from tether.http1._body import BodyReader
 from tether.http1._events import NEED_DATA, Request, Signal
 from tether.http1._head import (
+    _FEW_LINES,
     _FRAMING_FIELDS,
     _JUST_CHUNKED,
     _MAX_LEADING_EMPTY_LINES,
@@ -38,6 +40,7 @@ from tether.http1._head import (
     _check_host,
     _connection_options,
     _diagnose_head,
+    _parse_few_fields,
     _parse_fields,
     _transfer_codings,
 )
@@ -64,8 +67,10 @@ class RequestReader(BodyReader):
 
     __slots__ = (
         "connect",
+        "counted_to",
         "empty_lines",
         "expect_continue",
+        "head_lines",
         "head_request",
         "http10",
         "keep_alive_requested",
@@ -73,7 +78,7 @@ class RequestReader(BodyReader):
     )
 
     def __init__(self, limits: Limits) -> None:
-        super().__init__(limits)
+        BodyReader.__init__(self, limits)
         # Empty lines skipped before the current request line (RFC 9112 2.2).
         self.empty_lines = 0
         self.http10 = False
@@ -85,6 +90,9 @@ class RequestReader(BodyReader):
         # Whether the head read last (even one refused, or still partial) is a HEAD request:
         # no response to it may carry a body.
         self.head_request = False
+        # Lines of the partial head counted so far, and up to where (_check_partial_head).
+        self.head_lines = 0
+        self.counted_to = 0
 
     # ---- head ----------------------------------------------------------------------------------
 
@@ -146,12 +154,36 @@ class RequestReader(BodyReader):
                         and max(map(len, lines), default=0) <= limits.max_header_line
                     )
                 )
-                and (headers := _parse_fields(lines) if lines else []) is not None
+                and (
+                    headers := _parse_few_fields(lines)
+                    if len(lines) <= _FEW_LINES
+                    else _parse_fields(lines)
+                )
+                is not None
             ):
                 self.pos = end + 4
                 return self._interpret(method, target, headers, minor == b"0")
         _diagnose_head(buf, pos, end + 2, limits)
         raise BadRequest("malformed request head")  # pragma: no cover - diagnose raises
+
+    def head_complete(self) -> bool:
+        """Whether a whole request head (not yet parsed) is buffered.
+
+        Searched from where the last search of accumulated input stopped, past
+        any empty lines before the request line, so calling this after every
+        receive costs no more than the parser's own search.
+        """
+        acc = self.acc
+        if acc is not None:
+            lead = 0
+            while acc.startswith(_CRLF, lead):
+                lead += 2
+            return acc.find(_HEAD_TERMINATOR, max(lead, self.scan)) >= 0
+        buf = self.buf
+        pos = self.pos
+        while buf.startswith(_CRLF, pos):
+            pos += 2
+        return buf.find(_HEAD_TERMINATOR, pos) >= 0
 
     def _skip_empty_lines(self, buf: bytes, pos: int) -> int:
         # Count across reads: the lines may arrive one by one.
@@ -189,9 +221,17 @@ class RequestReader(BodyReader):
         if start < lead + _METHOD_WINDOW:
             method = bytes(acc[lead : min(stop, lead + _METHOD_WINDOW)]).partition(b" ")[0]
             # A lone CR may begin an empty line before the request line (RFC 9112 2.2).
-            if method != b"\r" and b"\0" in method.translate(_TCHAR_TABLE):
+            if method != b"\r" and 0 in method.translate(_TCHAR_TABLE):
                 raise BadRequest("invalid character in the method")
         _check_line_endings(acc, max(start, lead), stop)
+        # Limits.max_header_count, while reading: every LF so far ends a line (a bare one was
+        # refused just above), the first of them the request line. Each byte is counted once:
+        # the count goes on from where the last call stopped (start 0 is a fresh head).
+        lines = acc.count(b"\n", max(lead, self.counted_to if start else 0), stop)
+        self.head_lines = lines = lines + self.head_lines if start else lines
+        self.counted_to = stop
+        if lines - 1 > limits.max_header_count:
+            raise TooManyHeaders(f"more than {limits.max_header_count} header fields")
 
     # ---- interpretation of the head ------------------------------------------------------------
 

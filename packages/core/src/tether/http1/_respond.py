@@ -64,7 +64,7 @@ class ResponseSide(ConnectionBase):
     __slots__ = ("_expects_continue", "_framing", "_reader", "_remaining")
 
     def __init__(self, limits: Limits, now: float | None) -> None:
-        super().__init__(limits, now)
+        ConnectionBase.__init__(self, limits, now)
         self._reader = RequestReader(limits)
         self._framing = _NONE
         self._remaining = 0

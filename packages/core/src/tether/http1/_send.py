@@ -32,15 +32,33 @@ class Framing(enum.Enum):
     CLOSE = "CLOSE"
 
 
-def _phrase(code: int) -> bytes:
+# RFC 9110 renamed a few status codes that older Pythons' http.HTTPStatus still calls by
+# their RFC 7231 and RFC 2616 names; the RFC 9110 name wins (Python 3.13 agrees).
+_RFC9110_PHRASES = {
+    413: "Content Too Large",  # RFC 9110 15.5.14
+    414: "URI Too Long",  # 15.5.15
+    416: "Range Not Satisfiable",  # 15.5.17
+    422: "Unprocessable Content",  # 15.5.21
+}
+
+
+def reason_phrase(status_code: int) -> str:
+    """The reason phrase RFC 9110 (or the IANA registry) gives ``status_code``; ``""`` if none.
+
+    For a server writing its own status line (a WSGI ``status`` string, a log line): the
+    same phrase the core writes when a response's ``reason`` is empty.
+    """
+    phrase = _RFC9110_PHRASES.get(status_code)
+    if phrase is not None:
+        return phrase
     try:
-        return http.HTTPStatus(code).phrase.encode("ascii")
+        return http.HTTPStatus(status_code).phrase
     except ValueError:
-        return b""
+        return ""
 
 
 _STATUS_LINES: dict[int, bytes] = {
-    status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, _phrase(status.value))
+    status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, reason_phrase(status.value).encode())
     for status in http.HTTPStatus
 }
 
@@ -84,8 +102,8 @@ def _block_ok(joined_names: bytes, block: bytes, count: int) -> bool:
     return (
         block.count(b"\n") == count
         and block.count(b"\r") == count
-        and b"\0" not in block.translate(_FIELD_BLOCK_TABLE)
-        and b"\0" not in joined_names.translate(_NAME_TABLE)
+        and 0 not in block.translate(_FIELD_BLOCK_TABLE)
+        and 0 not in joined_names.translate(_NAME_TABLE)
     )
 
 
@@ -159,8 +177,10 @@ def write_response(
         raise LocalProtocolError(f"{status_code} is not a final status code (200-599)")
     content_length: bytes | None = None
     chunked_given = False
-    # The head as a flat list of pieces, joined once at the end; each field is four pieces.
-    parts = [b""]
+    # The head as a flat list of pieces, joined once at the end: the status line (a standard
+    # one looked up, else built and checked), then four pieces per field.
+    line = _STATUS_LINES.get(status_code) if not reason else None
+    parts = [line if line is not None else status_line(status_code, reason)]
     append = parts.append
     names: list[bytes] = []
     add_name = names.append
@@ -184,16 +204,16 @@ def write_response(
                 # Not written as given: the core writes its own (a Content-Length of digits).
                 continue
             parts += (name, b": ", value, b"\r\n")
-        names_ok = b"" not in names and b"\0" not in b"\n".join(names).translate(_NAME_TABLE)
+        names_ok = b"" not in names and 0 not in b"\n".join(names).translate(_NAME_TABLE)
     except (TypeError, AttributeError):
         raise LocalProtocolError("header names and values must be bytes") from None
     if not names_ok:
         raise LocalProtocolError("invalid header field name (not a token)")
     if content_length is not None and chunked_given:
         raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
-    # Lines in the block: the fields written (four pieces each), then the core's own, then
-    # the empty line.
-    lines = len(parts) // 4 + 1
+    # Lines in the head: the status line and the fields written (four pieces each), then the
+    # core's own, then the empty line.
+    lines = len(parts) // 4 + 2
 
     length = 0
     if status_code in (204, 304) or head_request:
@@ -222,8 +242,8 @@ def write_response(
         append(b"connection: keep-alive\r\n")
         lines += 1
     append(b"\r\n")
-    # One check over the whole block of fields (names checked above): exactly one CRLF per
-    # line, so no value splits the response, and no control byte.
+    # One check over the whole head (names checked above, the status line has no CR, LF or
+    # control byte): exactly one CRLF per line, so no value splits the response.
     try:
         block = b"".join(parts)
     except TypeError:
@@ -233,10 +253,10 @@ def write_response(
     if (
         block.count(b"\n") != lines
         or block.count(b"\r") != lines
-        or b"\0" in block.translate(_FIELD_BLOCK_TABLE)
+        or 0 in block.translate(_FIELD_BLOCK_TABLE)
     ):
         raise LocalProtocolError("invalid header field value (CR, LF or a control byte)")
-    return status_line(status_code, reason) + block, framing, length, keep_alive
+    return block, framing, length, keep_alive
 
 
 _date_cache: tuple[int, tuple[bytes, bytes]] = (-1, (b"date", b""))

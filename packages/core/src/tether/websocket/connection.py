@@ -15,19 +15,35 @@ the TCP connection. Failures are never reported as if the peer had closed.
 
 from __future__ import annotations
 
-import enum
-import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from tether.errors import LocalProtocolError, RemoteProtocolError
-from tether.limits import Limits
+from tether.errors import RemoteProtocolError
+from tether.websocket._framing import (
+    _BINARY,
+    _CLOSE,
+    _CONTINUATION,
+    _PING,
+    _PONG,
+    _TEXT,
+    _trim_reason,
+    _valid_close_code,
+    mask,
+)
+from tether.websocket._send import SendSide
+from tether.websocket._state import (
+    _CLOSED,
+    _CLOSING,
+    _OPEN,
+    Role,
+    WebSocketState,
+    WebSocketTimer,
+    _Move,
+)
 from tether.websocket._utf8 import Utf8Decoder, decode
-from tether.websocket.deflate import Compressor, Decompressor, DeflateOptions
 from tether.websocket.errors import (
     FrameError,
     InvalidCloseFrame,
     InvalidPayload,
-    InvalidSend,
     MessageTooBig,
 )
 from tether.websocket.events import (
@@ -38,120 +54,10 @@ from tether.websocket.events import (
     Ping,
     Pong,
     Text,
-    WebSocketSendEvent,
 )
 
 
-class Role(enum.Enum):
-    """Which end of the connection we are: it decides masking (RFC 6455 5.1) and TCP close."""
-
-    SERVER = "SERVER"
-    CLIENT = "CLIENT"
-
-
-class WebSocketState(enum.Enum):
-    """Where the closing handshake stands (RFC 6455 section 7)."""
-
-    #: Messages flow both ways.
-    OPEN = "OPEN"
-    #: We sent a close frame and wait for the peer's; we send nothing more.
-    CLOSING = "CLOSING"
-    #: Both close frames were exchanged, or the connection failed or was lost.
-    CLOSED = "CLOSED"
-
-
-class WebSocketTimer(enum.Enum):
-    """Which deadline :meth:`Connection.next_deadline` reports."""
-
-    #: The peer's close frame (or, for a client, the server's TCP close) is overdue.
-    CLOSE = "CLOSE"
-    #: Time to send a keep-alive ping (``Limits.ws_ping_interval``).
-    PING = "PING"
-    #: The pong answering our ping is overdue (``Limits.ws_ping_timeout``): fail with 1011.
-    PONG = "PONG"
-
-
-class _Move(enum.Enum):
-    SEND_CLOSE = "SEND_CLOSE"
-    RECEIVE_CLOSE = "RECEIVE_CLOSE"
-    FAIL = "FAIL"
-    LOSE = "LOSE"
-    TIME_OUT = "TIME_OUT"
-
-
-#: Every legal state change; anything else is a bug in this module.
-_TRANSITIONS: dict[tuple[WebSocketState, _Move], WebSocketState] = {
-    (WebSocketState.OPEN, _Move.SEND_CLOSE): WebSocketState.CLOSING,
-    (
-        WebSocketState.OPEN,
-        _Move.RECEIVE_CLOSE,
-    ): WebSocketState.CLOSED,  # we answer the close at once
-    (WebSocketState.OPEN, _Move.FAIL): WebSocketState.CLOSED,
-    (WebSocketState.OPEN, _Move.LOSE): WebSocketState.CLOSED,
-    (WebSocketState.CLOSING, _Move.RECEIVE_CLOSE): WebSocketState.CLOSED,
-    (WebSocketState.CLOSING, _Move.FAIL): WebSocketState.CLOSED,
-    (WebSocketState.CLOSING, _Move.LOSE): WebSocketState.CLOSED,
-    (WebSocketState.CLOSING, _Move.TIME_OUT): WebSocketState.CLOSED,
-}
-
-_OPEN = WebSocketState.OPEN
-_CLOSING = WebSocketState.CLOSING
-_CLOSED = WebSocketState.CLOSED
-
-_CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-
-_pack_short = struct.Struct("!BBH").pack
-_pack_long = struct.Struct("!BBQ").pack
-_pack_short_masked = struct.Struct("!BBH4s").pack
-_pack_long_masked = struct.Struct("!BBQ4s").pack
-
-
-def _valid_close_code(code: int) -> bool:
-    # RFC 6455 7.4.1/7.4.2 and the IANA registry (1012-1014); 1004-1006 and 1015 are
-    # reserved and MUST NOT appear in a close frame; 3000-4999 are for libraries and apps.
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
-# Big-integer conversions slow down past a few tens of KiB (cache effects), so large
-# payloads are masked in blocks of this size (a multiple of 4: the key stays aligned).
-_BLOCK = 64 * 1024
-
-
-def _key_int(key: bytes, n: int) -> int:
-    # Made per call, never remembered: a module-level memo of the last key would be state
-    # shared between clients (the blocks of one call share it below).
-    return int.from_bytes(key * (n >> 2) + key[: n & 3], "little")
-
-
-def mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
-    """XOR ``data`` with the 4-byte masking ``key`` repeated (RFC 6455 5.3); it is its own inverse."""
-    n = len(data)
-    if n < 1024:
-        if not n:
-            return b""
-        keys = int.from_bytes(key * (n >> 2) + key[: n & 3], "little")
-        # One big-integer XOR runs at C speed: far faster than a byte loop in Python.
-        return (int.from_bytes(data, "little") ^ keys).to_bytes(n, "little")
-    if n <= _BLOCK:
-        return (int.from_bytes(data, "little") ^ _key_int(key, n)).to_bytes(n, "little")
-    keys = _key_int(key, _BLOCK)
-    from_bytes = int.from_bytes
-    with memoryview(data) as view:
-        parts = [
-            (from_bytes(view[i : i + _BLOCK], "little") ^ keys).to_bytes(_BLOCK, "little")
-            for i in range(0, n - _BLOCK + 1, _BLOCK)
-        ]
-        rest = n % _BLOCK
-        if rest:
-            parts.append(
-                (
-                    from_bytes(view[n - rest :], "little") ^ (keys & ((1 << (8 * rest)) - 1))
-                ).to_bytes(rest, "little")
-            )
-    return b"".join(parts)
-
-
-class Connection:
+class Connection(SendSide):
     """A sans-I/O WebSocket connection after a successful opening handshake.
 
     Feed received bytes with :meth:`receive_data` (``b""`` when the peer closed
@@ -176,151 +82,7 @@ class Connection:
     go out before the close answer to a close frame that follows it.
     """
 
-    __slots__ = (
-        "_auto_pong",
-        "_buf",
-        "_close_deadline",
-        "_compressor",
-        "_decoder",
-        "_decompressor",
-        "_eof",
-        "_frame_fin",
-        "_frame_mask",
-        "_frame_remaining",
-        "_limits",
-        "_mask_source",
-        "_max_frame",
-        "_max_message",
-        "_msg_deflate",
-        "_msg_op",
-        "_msg_size",
-        "_now",
-        "_out",
-        "_out_size",
-        "_parts",
-        "_paused",
-        "_ping_count",
-        "_ping_deadline",
-        "_pong_deadline",
-        "_pong_payload",
-        "_role",
-        "_send_op",
-        "_server",
-        "_should_close_tcp",
-        "_state",
-        "_stream",
-        "close_code",
-        "close_reason",
-    )
-
-    def __init__(
-        self,
-        role: Role,
-        *,
-        deflate: DeflateOptions | None = None,
-        limits: Limits | None = None,
-        stream: bool = False,
-        mask_source: Callable[[int], bytes] | None = None,
-        auto_pong: bool = True,
-        now: float | None = None,
-    ) -> None:
-        """Create the connection for ``role`` with the negotiated ``deflate`` (or None)."""
-        if role is Role.CLIENT and mask_source is None:
-            raise LocalProtocolError("a client connection needs mask_source (e.g. os.urandom)")
-        self._role = role
-        self._server = role is Role.SERVER
-        self._limits = limits = limits if limits is not None else Limits()
-        self._max_frame = limits.ws_max_frame_size
-        self._max_message = limits.ws_max_message_size
-        self._stream = stream
-        self._mask_source = mask_source
-        self._auto_pong = auto_pong
-        self._state = WebSocketState.OPEN
-        self._buf = bytearray()
-        self._eof = False
-        self._should_close_tcp = False
-        #: The close code received from the peer (1005: none given; 1006: connection lost),
-        #: or the code we failed the connection with; None while open.
-        self.close_code: int | None = None
-        #: The close reason received from the peer, or why we failed the connection.
-        self.close_reason: str = ""
-        # frame in progress (payload partly received)
-        self._frame_remaining = 0
-        self._frame_mask = b""
-        self._frame_fin = False
-        # message in progress
-        self._msg_op = 0
-        self._msg_deflate = False
-        self._msg_size = 0
-        self._parts: list[bytes] | list[str] = []
-        self._decoder: Utf8Decoder | None = None
-        # outgoing
-        self._out: list[bytes] = []
-        self._out_size = 0
-        self._paused = False
-        self._send_op = 0
-        self._compressor: Compressor | None = None
-        self._decompressor: Decompressor | None = None
-        if deflate is not None:
-            if self._server:
-                ours, ours_nct = deflate.server_max_window_bits, deflate.server_no_context_takeover
-                theirs_nct = deflate.client_no_context_takeover
-            else:
-                ours, ours_nct = deflate.client_max_window_bits, deflate.client_no_context_takeover
-                theirs_nct = deflate.server_no_context_takeover
-            self._compressor = Compressor(ours, ours_nct, deflate.level)
-            self._decompressor = Decompressor(theirs_nct)
-        # deadlines
-        self._now = now
-        self._close_deadline: float | None = None
-        self._pong_deadline: float | None = None
-        self._pong_payload: bytes | None = None
-        self._ping_count = 0
-        self._ping_deadline: float | None = None
-        if limits.ws_ping_interval is not None and now is not None:
-            self._ping_deadline = now + limits.ws_ping_interval
-
-    # ---- state ----------------------------------------------------------------------------
-
-    @property
-    def role(self) -> Role:
-        """Server or client."""
-        return self._role
-
-    @property
-    def state(self) -> WebSocketState:
-        """Where the closing handshake stands."""
-        return self._state
-
-    @property
-    def should_close_tcp(self) -> bool:
-        """Whether to close the TCP connection once :meth:`bytes_to_send` is written.
-
-        RFC 6455 7.1.1: the server closes TCP as soon as the closing handshake is
-        done (or the connection failed); a client waits for the server to close
-        it, and gives up after ``Limits.ws_close_timeout`` (:attr:`WebSocketTimer.CLOSE`).
-        """
-        return self._should_close_tcp
-
-    def _move(self, move: _Move) -> None:
-        self._state = _TRANSITIONS[(self._state, move)]
-        # Keep-alive pings only make sense while messages flow.
-        self._ping_deadline = self._pong_deadline = None
-        if self._state is _CLOSED:
-            self._close_deadline = None
-            if self._server or move is not _Move.RECEIVE_CLOSE or self._eof:
-                self._should_close_tcp = True
-            elif self._now is not None:
-                # A client that completed the handshake waits for the server's TCP close.
-                self._close_deadline = self._now + self._limits.ws_close_timeout
-
-    def _set_now(self, now: float) -> None:
-        if self._now is None and self._state is _OPEN:
-            # The first time we learn the time: arm the keep-alive ping.
-            interval = self._limits.ws_ping_interval
-            if interval is not None:
-                self._ping_deadline = now + interval
-        self._now = now
+    __slots__ = ()
 
     # ---- receiving ------------------------------------------------------------------------
 
@@ -621,148 +383,6 @@ class Connection:
         self._frame_remaining = 0
         self._move(_Move.FAIL)
 
-    # ---- sending --------------------------------------------------------------------------
-
-    def send(self, event: WebSocketSendEvent, now: float | None = None) -> None:
-        """Queue an event's frame(s) for :meth:`bytes_to_send`.
-
-        ``Text``/``Binary`` with ``fin=False`` start or continue a message sent
-        in pieces. ``Close`` starts the closing handshake (``WebSocketTimer.CLOSE`` runs
-        from ``now``). Raises :class:`~tether.websocket.errors.InvalidSend` for
-        anything the protocol or the state forbids.
-        """
-        if now is not None:
-            self._set_now(now)
-        if self._state is not _OPEN:
-            raise InvalidSend(f"cannot send {type(event).__name__} in state {self._state.name}")
-        kind = type(event)
-        if (
-            (kind is Text or kind is Binary)
-            and self._server
-            and self._compressor is None
-            and not self._send_op
-            and event.fin  # type: ignore[union-attr]
-        ):
-            # Fast path: a whole small message from a server, one frame, no mask.
-            if kind is Text:
-                payload = event.data.encode("utf-8")  # type: ignore[union-attr]
-                b0 = 0x80 | _TEXT
-            else:
-                payload = event.data  # type: ignore[union-attr]
-                b0 = 0x80 | _BINARY
-            n = len(payload)
-            if n < 126:
-                self._out.append(bytes((b0, n)) + payload)
-                self._out_size = size = self._out_size + n + 2
-                if size > self._limits.ws_write_high_water:
-                    self._paused = True
-                return
-        if kind is Text or kind is Binary:
-            if kind is Text:
-                payload = event.data.encode("utf-8")  # type: ignore[union-attr]
-                opcode = _TEXT
-            else:
-                payload = bytes(event.data)  # type: ignore[union-attr,arg-type]
-                opcode = _BINARY
-            fin: bool = event.fin  # type: ignore[union-attr]
-            first = 0
-            if self._send_op:
-                if self._send_op != opcode:
-                    raise InvalidSend("a message of the other type is being sent in pieces")
-            else:
-                first = opcode
-            compressor = self._compressor
-            if compressor is not None:
-                payload = compressor.compress(payload, fin)
-                b0 = (0x80 if fin else 0) | (0x40 if first else 0) | (first or _CONTINUATION)
-            else:
-                b0 = (0x80 if fin else 0) | (first or _CONTINUATION)
-            self._send_op = 0 if fin else opcode
-            self._queue_frame(b0, payload)
-        elif kind is Ping or kind is Pong:
-            payload = bytes(event.payload)  # type: ignore[union-attr]
-            if len(payload) > 125:
-                raise InvalidSend("control frame payload over 125 bytes (RFC 6455 5.5)")
-            self._queue_frame(0x80 | (_PING if kind is Ping else _PONG), payload)
-        elif kind is Close:
-            code: int = event.code  # type: ignore[union-attr]
-            reason: str = event.reason  # type: ignore[union-attr]
-            if code == 1005:
-                if reason:
-                    raise InvalidSend("a close frame without a code cannot carry a reason")
-                payload = b""
-            elif not _valid_close_code(code):
-                raise InvalidSend(f"close code {code} may not be sent (RFC 6455 7.4)")
-            else:
-                raw = reason.encode("utf-8")
-                if len(raw) > 123:
-                    raise InvalidSend("close reason over 123 bytes (RFC 6455 5.5)")
-                payload = code.to_bytes(2, "big") + raw
-            self._queue_frame(0x80 | _CLOSE, payload)
-            self._move(_Move.SEND_CLOSE)
-            if self._now is not None:
-                self._close_deadline = self._now + self._limits.ws_close_timeout
-        else:
-            raise InvalidSend(f"cannot send {event!r}")
-
-    def _queue_frame(self, b0: int, payload: bytes) -> None:
-        n = len(payload)
-        if self._server:
-            if n < 126:
-                header = bytes((b0, n))
-            elif n < 65536:
-                header = _pack_short(b0, 126, n)
-            else:
-                header = _pack_long(b0, 127, n)
-        else:
-            assert self._mask_source is not None
-            key = self._mask_source(4)
-            if len(key) != 4:
-                raise InvalidSend("mask_source(4) must return 4 bytes")
-            if n < 126:
-                header = bytes((b0, 0x80 | n)) + key
-            elif n < 65536:
-                header = _pack_short_masked(b0, 0xFE, n, key)
-            else:
-                header = _pack_long_masked(b0, 0xFF, n, key)
-            payload = mask(payload, key)
-        out = self._out
-        if n < 4096:
-            out.append(header + payload)
-        else:
-            out.append(header)
-            out.append(payload)
-        self._out_size += len(header) + n
-        if self._out_size > self._limits.ws_write_high_water:
-            self._paused = True
-
-    def bytes_to_send(self, max_bytes: int | None = None) -> bytes:
-        """Take up to ``max_bytes`` (default: all) of the bytes waiting to be written."""
-        out = self._out
-        if not out:
-            return b""
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        if max_bytes is not None and len(data) > max_bytes:
-            out.append(data[max_bytes:])
-            data = data[:max_bytes]
-        self._out_size -= len(data)
-        if self._out_size <= self._limits.ws_write_low_water:
-            self._paused = False
-        return data
-
-    @property
-    def pending_bytes(self) -> int:
-        """How many bytes wait in :meth:`bytes_to_send`."""
-        return self._out_size
-
-    @property
-    def write_paused(self) -> bool:
-        """Whether a producer should pause: true once :attr:`pending_bytes` went above
-        ``Limits.ws_write_high_water``, false again once it fell to ``ws_write_low_water``.
-        """
-        return self._paused
-
     # ---- deadlines ------------------------------------------------------------------------
 
     def next_deadline(self) -> tuple[float, WebSocketTimer] | None:
@@ -807,14 +427,6 @@ class Connection:
                 self._pong_deadline = now + self._limits.ws_ping_timeout
             return WebSocketTimer.PING
         return None
-
-
-def _trim_reason(reason: str) -> bytes:
-    # A close reason fits in 123 bytes (RFC 6455 5.5); cut on a character boundary.
-    raw = reason.encode("utf-8")
-    if len(raw) <= 123:
-        return raw
-    return raw[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
 __all__ = ["Connection", "Role", "WebSocketState", "WebSocketTimer", "mask"]
