@@ -11,9 +11,9 @@ mount sits (for the 307 to a directory's slash form).
 
 from __future__ import annotations
 
-import http
 from collections.abc import Iterable, Iterator, Sequence
 
+from tether.http1 import reason_phrase
 from tether_server import static
 from tether_server.static import REQUEST_FIELDS, Body, StaticMount, StaticResponse, mount_rest
 from tether_threaded._types import Environ, StartResponse, WSGIApp
@@ -41,7 +41,7 @@ class StaticFiles(static.StaticFiles):
         response = self.respond(method, path, headers, base=base, query=query)
         status = response.status
         start_response(
-            f"{status} {http.HTTPStatus(status).phrase}",
+            f"{status} {reason_phrase(status)}",
             [(name.decode("latin-1"), value.decode("latin-1")) for name, value in response.headers],
         )
         if response.body is Body.TEXT:
