@@ -19,9 +19,7 @@ from typing import Any, NamedTuple
 from tether.limits import Limits
 from tether.serving import SERVER_HEADER, TrustedProxies, server_limits
 from tether_server.binding import bind_socket
-from tether_server.recycling import RequestBudget
-from tether_server.server_metrics import Exporter, ServerMetrics, SupervisorMetrics
-from tether_server.startup import (
+from tether_server.options import (
     ConfigError,
     add_binding_options,
     add_limit_options,
@@ -30,10 +28,10 @@ from tether_server.startup import (
     add_proxy_options,
     add_tls_options,
     add_websocket_options,
-    apply_process_options,
-    supervise,
-    trusted_proxies,
 )
+from tether_server.recycling import RequestBudget
+from tether_server.server_metrics import Exporter, ServerMetrics, SupervisorMetrics
+from tether_server.startup import apply_process_options, supervise, trusted_proxies
 from tether_server.static import add_static_option
 from tether_server.tagging import Tagger
 

@@ -14,13 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from tether_server.config import add_server_options, config_options, start_processes
+from tether_server.options import LOG_LEVELS, HelpFormatter, positive_int
 from tether_server.startup import (
-    LOG_LEVELS,
     STOPPED_MESSAGE,
-    HelpFormatter,
     configure_logging,
     notify_serving,
-    positive_int,
     running_message,
     where_text,
 )

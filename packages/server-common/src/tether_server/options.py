@@ -1,0 +1,479 @@
+"""The option groups both servers' command lines share, and their argparse types.
+
+:mod:`tether_server.config` gathers these groups for each server; each server adds its own
+options (``--threads``, ``--backend``, ...) around them. Parsing only: nothing here acts on a
+value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ssl
+
+from tether_server.tagging import check_field_name, parse_header_option
+
+#: The ``--log-format`` choices.
+LOG_FORMATS = ("text", "json")
+
+#: The ``--log-level`` choices; "trace" logs as much as "debug".
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+class ConfigError(Exception):
+    """A configuration problem the user must fix; the message is one line."""
+
+
+# -- argparse types --------------------------------------------------------------------------
+# argparse names the type function in its message for a value it cannot convert
+# ("argument --backlog: invalid _positive_int value: 'abc'"), so these keep the names both
+# command lines have always shown.
+
+
+def _positive_int(text: str) -> int:
+    """An integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+#: Public name for servers' own options (argparse still shows "_positive_int" in its messages).
+positive_int = _positive_int
+
+
+def _octal(text: str) -> int:
+    """File permissions in octal (``600``, ``0o660``)."""
+    try:
+        value = int(text.removeprefix("0o"), 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}") from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"not a file mode: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A duration in seconds, not negative."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _rate(text: str) -> int:
+    """A rate in bytes per second, not negative (0: no minimum)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _tls_version(text: str) -> str:
+    """``--ssl-version``: TLSv1.2 or TLSv1.3; uvicorn's ``ssl.PROTOCOL_TLS`` (2) and
+    ``PROTOCOL_TLS_SERVER`` (17) numbers read as the default. Older versions are refused."""
+    if text in ("2", "17"):
+        return "TLSv1.2"
+    if text not in ("TLSv1.2", "TLSv1.3"):
+        raise argparse.ArgumentTypeError(f"TLSv1.2 or TLSv1.3, got {text!r}")
+    return text
+
+
+def _optional_seconds(text: str) -> float | None:
+    """A duration in seconds, or None for "none" or "off" (any case)."""
+    if text.lower() in ("none", "off"):
+        return None
+    return _seconds(text)
+
+
+def _interval(text: str) -> float | None:
+    """An interval in seconds, or None ("never") for "none", "off" or 0: a zero interval
+    would mean "all the time"."""
+    value = _optional_seconds(text)
+    return value if value else None
+
+
+def _header(text: str) -> tuple[str, str]:
+    """``--header NAME:VALUE``."""
+    try:
+        return parse_header_option(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _field_name(text: str) -> str:
+    """A header field name (an RFC 9110 token)."""
+    try:
+        return check_field_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default shown once: not when the help text already says
+    it, and not for "no value" defaults (None, an empty string, an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, "", False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+# -- shared option groups --------------------------------------------------------------------
+# Each function fills a group the caller made, so a server can put its own options before or
+# after the shared ones and its ``--help`` lists them in the order it always had.
+
+
+def add_binding_options(group: argparse._ArgumentGroup) -> None:
+    """Add ``--host``, ``--port``, ``--uds``, ``--fd`` and ``--backlog``."""
+    group.add_argument("--host", default="127.0.0.1", help="address to bind (IPv4 or IPv6)")
+    group.add_argument("--port", type=int, default=8000, help="port to bind (0 picks a free one)")
+    group.add_argument(
+        "--uds",
+        default=None,
+        metavar="PATH",
+        help="bind to this Unix domain socket instead",
+    )
+    group.add_argument(
+        "--unix-socket-perms",
+        type=_octal,
+        default=0o666,
+        metavar="MODE",
+        help="permissions of the --uds socket file, in octal (default: 666, as uvicorn sets "
+        "them; waitress uses 600)",
+    )
+    group.add_argument(
+        "--fd", type=int, default=None, help="serve on an already bound socket file descriptor"
+    )
+    group.add_argument("--backlog", type=_positive_int, default=2048, help="listen backlog")
+
+
+def add_limit_options(
+    group: argparse._ArgumentGroup,
+    *,
+    concurrency_help: str,
+    graceful_shutdown_help: str,
+) -> None:
+    """Add the concurrency, connection, request, timeout and size limits.
+
+    Each server words two of them its own way, so it passes their help texts.
+    """
+    group.add_argument(
+        "--limit-concurrency", type=_positive_int, default=None, help=concurrency_help
+    )
+    group.add_argument(
+        "--limit-connections",
+        type=_positive_int,
+        default=None,
+        help="stop accepting at this many open connections (no limit by default)",
+    )
+    group.add_argument(
+        "--limit-connections-low",
+        type=int,
+        default=None,
+        help="resume accepting at this many (default: 90%% of --limit-connections)",
+    )
+    group.add_argument(
+        "--limit-requests-per-connection",
+        type=_positive_int,
+        default=None,
+        help="requests served on one keep-alive connection before it is closed (no limit by "
+        "default)",
+    )
+    group.add_argument(
+        "--limit-max-requests",
+        type=_positive_int,
+        default=None,
+        help="requests this process serves before it is replaced: under --workers the "
+        "supervisor starts a new worker first, then the old one drains; alone, the server "
+        "shuts down gracefully, as uvicorn's does (no limit by default)",
+    )
+    group.add_argument(
+        "--limit-max-requests-jitter",
+        type=_rate,
+        default=0,
+        metavar="N",
+        help="add a random 0..N to --limit-max-requests in each process, so that workers do "
+        "not all recycle at once (gunicorn's --max-requests-jitter)",
+    )
+    group.add_argument(
+        "--health-path-prefix",
+        default=None,
+        metavar="PREFIX",
+        help="answer PREFIX/live, PREFIX/ready and PREFIX/startup in the server itself, before "
+        "the app and past --limit-concurrency (e.g. /_tether; off by default)",
+    )
+    group.add_argument(
+        "--timeout-keep-alive",
+        type=_seconds,
+        default=5.0,
+        help="seconds an idle keep-alive connection is kept open",
+    )
+    group.add_argument(
+        "--timeout-request-head",
+        type=_seconds,
+        default=10.0,
+        help="seconds for a whole request head (408 beyond)",
+    )
+    group.add_argument(
+        "--timeout-body", type=_seconds, default=30.0, help="seconds a request body may stall"
+    )
+    group.add_argument(
+        "--min-body-rate",
+        type=_rate,
+        default=500,
+        help="bytes per second a request body must average once --timeout-body seconds have "
+        "passed (a slower upload is closed; 0: no minimum)",
+    )
+    group.add_argument(
+        "--timeout-write",
+        type=_seconds,
+        default=60.0,
+        help="seconds a response or WebSocket may wait on a client that does not read before "
+        "the connection is closed",
+    )
+    group.add_argument(
+        "--timeout-graceful-shutdown",
+        type=_optional_seconds,
+        default=30.0,
+        help=graceful_shutdown_help,
+    )
+    group.add_argument(
+        "--h11-max-incomplete-event-size",
+        dest="max_head_size",
+        type=_positive_int,
+        default=64 * 1024,
+        help="largest request head in bytes (431 beyond)",
+    )
+    group.add_argument(
+        "--limit-request-body",
+        dest="max_body_size",
+        type=_positive_int,
+        default=None,
+        help="largest request body in bytes (413 beyond)",
+    )
+
+
+def add_websocket_options(group: argparse._ArgumentGroup) -> None:
+    """Add the WebSocket message size and keep-alive options."""
+    group.add_argument(
+        "--ws-max-size",
+        type=_positive_int,
+        default=16 * 1024 * 1024,
+        help="largest WebSocket message in bytes, after decompression (closed with 1009 beyond)",
+    )
+    group.add_argument(
+        "--ws-ping-interval",
+        type=_interval,
+        default=20.0,
+        help="seconds between pings the server sends on a WebSocket, so that dead peers and "
+        "idle proxies are noticed (0 or off: never)",
+    )
+    group.add_argument(
+        "--ws-ping-timeout",
+        type=_seconds,
+        default=20.0,
+        help="seconds to wait for the pong before closing with 1011",
+    )
+    group.add_argument(
+        "--ws-close-timeout",
+        type=_seconds,
+        default=10.0,
+        help="seconds to wait for the client's close frame after sending ours",
+    )
+
+
+def add_tls_options(group: argparse._ArgumentGroup) -> None:
+    """Add the ``--ssl-*`` options that :func:`create_ssl_context` reads."""
+    group.add_argument(
+        "--ssl-certfile", default=None, help="certificate chain (PEM); serves HTTPS when given"
+    )
+    group.add_argument(
+        "--ssl-keyfile", default=None, help="private key (PEM), if not in the certificate file"
+    )
+    group.add_argument("--ssl-keyfile-password", default=None, help="password of the key file")
+    group.add_argument(
+        "--ssl-ca-certs", default=None, help="CA certificates (PEM) to verify client certificates"
+    )
+    group.add_argument(
+        "--ssl-cert-reqs",
+        type=int,
+        default=int(ssl.CERT_NONE),
+        help="0 none, 1 optional, 2 required",
+    )
+    group.add_argument(
+        "--ssl-ciphers", default="TLSv1.2:TLSv1.3", help="OpenSSL cipher list for TLS 1.2"
+    )
+    group.add_argument(
+        "--ssl-version",
+        type=_tls_version,
+        default="TLSv1.2",
+        help="the oldest TLS version accepted: TLSv1.2 or TLSv1.3 (uvicorn's protocol numbers "
+        "2 and 17 mean the default)",
+    )
+    group.add_argument(
+        "--timeout-tls-handshake",
+        type=_seconds,
+        default=10.0,
+        help="seconds a client has to complete the TLS handshake",
+    )
+
+
+def add_logging_options(group: argparse._ArgumentGroup) -> None:
+    """Add ``--log-level``, the access-log and default-header switches, and the request
+    tagging options (:mod:`tether_server.tagging`)."""
+    group.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="least severe message logged"
+    )
+    group.add_argument(
+        "--log-config",
+        default=None,
+        metavar="PATH",
+        help="a logging configuration (dictConfig as .json, or .yaml with PyYAML installed; "
+        "fileConfig as .ini/.conf) applied after the defaults",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text lines, or one JSON object per line (time, level, logger, message, and the "
+        "request's fields on access lines) for log collectors",
+    )
+    group.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log one line per request",
+    )
+    group.add_argument(
+        "--server-header",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add 'Server: tether' to responses that lack a Server field",
+    )
+    group.add_argument(
+        "--date-header",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a Date field to responses that lack one",
+    )
+    group.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="NAME:VALUE",
+        help="add this field to every response that lacks it (repeatable; the app's own "
+        "value wins), as uvicorn's --header",
+    )
+    group.add_argument(
+        "--security-headers",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add X-Content-Type-Options: nosniff, Referrer-Policy: "
+        "strict-origin-when-cross-origin and X-Frame-Options: SAMEORIGIN (and, over TLS, "
+        "Strict-Transport-Security: max-age=31536000) to responses that lack them",
+    )
+    group.add_argument(
+        "--request-id-header",
+        default=None,
+        metavar="NAME",
+        type=_field_name,
+        help="give each request an id: the client's (or proxy's) value of this field when it "
+        "is a token of at most 128 characters, else a new one; echoed on the response, "
+        "handed to the app (tether.request_id) and written on the access line (e.g. "
+        "X-Request-Id; off by default)",
+    )
+    group.add_argument(
+        "--trace-context",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="read the W3C traceparent field: its trace id goes on the access line and, with "
+        "the parent span, to the app (tether.trace)",
+    )
+
+
+def add_proxy_options(group: argparse._ArgumentGroup) -> None:
+    """Add ``--proxy-headers`` and ``--forwarded-allow-ips`` (as uvicorn and gunicorn have them)."""
+    group.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="take the client address and scheme from X-Forwarded-For and X-Forwarded-Proto "
+        "when a trusted proxy sends them (WSGI: also the host, port and prefix, and the "
+        "forwarding fields of any other peer are removed from the environ)",
+    )
+    group.add_argument(
+        "--forwarded-style",
+        choices=("x-forwarded", "rfc7239"),
+        default="x-forwarded",
+        help="which fields the trusted proxy writes: X-Forwarded-For/-Proto, or RFC 7239 "
+        "Forwarded (only one is read, so a client cannot slip in the other)",
+    )
+    group.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="peers trusted with proxy headers: comma-separated IP addresses, CIDR networks, "
+        "'unix' (a Unix socket peer) or '*' (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1)",
+    )
+
+
+def add_process_options(group: argparse._ArgumentGroup) -> None:
+    """Add ``--workers``, ``--reload`` and ``--reload-dir`` (and the workers' ``--notify-fd``)."""
+    group.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="server processes sharing the listening socket, under a supervisor that restarts "
+        "any that dies; SIGHUP to it reloads them without losing a request (new workers, then "
+        "the old ones drain), SIGTTIN / SIGTTOU add / remove one. Without --workers, SIGHUP "
+        "stops the server gracefully, as SIGTERM does",
+    )
+    group.add_argument(
+        "--reload",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="restart the server when a .py file under the reload directories changes",
+    )
+    group.add_argument(
+        "--reload-dir",
+        action="append",
+        default=None,
+        help="a directory to watch with --reload (repeatable; default: --app-dir, else the "
+        "current directory)",
+    )
+    group.add_argument(
+        "--reload-include",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="with --reload, also watch files matching this pattern (repeatable; *.py always)",
+    )
+    group.add_argument(
+        "--reload-exclude",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="with --reload, ignore files matching this pattern (repeatable; .*, *.py[cod], "
+        "*~ and editor swap files always)",
+    )
+    group.add_argument(
+        "--timeout-worker-healthcheck",
+        type=_seconds,
+        default=30.0,
+        help="with --workers, a worker whose event loop has not ticked for this long is killed "
+        "and replaced, and the log says which (gunicorn's --timeout)",
+    )
+    group.add_argument(
+        "--env-file",
+        default=None,
+        metavar="PATH",
+        help="load KEY=VALUE lines from this file into the environment before importing the app",
+    )
+    # How a worker tells its supervisor that it is serving, and learns that the supervisor is
+    # gone (not for users).
+    group.add_argument("--notify-fd", type=int, default=None, help=argparse.SUPPRESS)
+    group.add_argument("--supervisor-fd", type=int, default=None, help=argparse.SUPPRESS)
+    # Set by the supervisor when more than one worker serves the app (WSGI's wsgi.multiprocess).
+    group.add_argument("--multiprocess", action="store_true", help=argparse.SUPPRESS)
