@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from http import HTTPStatus
 from typing import IO, Any
 
-from tether.http1 import Request, Response
+from tether.http1 import InformationalResponse, Request, Response
 from tether.serving import TrustedProxies, overload_response, split_target, unquote_path
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.websocket import HandshakeError
@@ -217,6 +217,7 @@ class Exchange:
         #: sent, kept while the response is parked on a slow reader.
         self.result: Any = None
         self.chunks: Iterator[bytes] | None = None
+        environ["tether.early_hints"] = self.early_hints
         if "HTTP_UPGRADE" in environ and wants_websocket(request.headers):
             self.upgrade = Upgrade(conn, request, self.cycle)
             environ["tether.websocket"] = self.upgrade
@@ -245,6 +246,21 @@ class Exchange:
         return self.cycle.canned(response, text) or b""
 
     # -- the application's callables ------------------------------------------------------------
+
+    def early_hints(self, links: Iterable[str]) -> None:
+        """``environ["tether.early_hints"](links)``: a ``103 Early Hints`` (RFC 8297) with one
+        ``Link`` field per entry, before ``start_response``; nothing reaches an HTTP/1.0 client
+        (RFC 9110 15.2: the core drops it). The fields pass the core's checks (no CR/LF)."""
+        if self.cycle.phase is not CyclePhase.WAITING:
+            raise AssertionError("early hints go before start_response() (PEP 3333 order)")
+        fields = [(b"link", link.encode("latin-1")) for link in links]
+        conn = self.conn
+        with conn.lock:
+            if conn.closing:
+                raise ClientDisconnected("the connection is closing")
+            out = conn.core.send(InformationalResponse(103, fields))
+            if out:
+                conn.write(out, wait=True)
 
     def start_response(
         self,
