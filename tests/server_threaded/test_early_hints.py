@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from tether.errors import LocalProtocolError
 from threaded_helpers import connect, read_until_closed, running
+
+from tether.errors import LocalProtocolError
 
 LINKS = ["</style.css>; rel=preload; as=style", "</app.js>; rel=preload; as=script"]
 
