@@ -179,6 +179,24 @@ def test_against_h11(bad: InvalidRequest) -> None:
     assert reason.startswith("RFC")
 
 
+#: Requests of a kind whose difference from h11 hangs on a rarely drawn branch.
+WITNESSES = {
+    # RFC 9112 7.1: chunk-size = 1*HEXDIG; h11 strips whitespace around it.
+    "chunk-size not 1*HEXDIG": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1 \r\na\r\n0\r\n\r\n"
+    ),
+}
+
+
+def test_the_witnesses_are_refused_by_the_core() -> None:
+    for data in WITNESSES.values():
+        conn = ServerConnection()
+        with pytest.raises(RemoteProtocolError):
+            conn.receive_data(data)
+            while conn.next_event() is not NEED_DATA:
+                pass
+
+
 def test_the_h11_table_is_honest() -> None:
     """Each listed difference really happens for some drawn request of that kind."""
     seen: dict[str, set[str | int]] = {}
@@ -190,6 +208,10 @@ def test_the_h11_table_is_honest() -> None:
         seen.setdefault(bad.defect, set()).add("accepts" if theirs is None else theirs)
 
     collect()
+    # Rare branches may go undrawn in a run: a fixed witness of each stands in for them.
+    for defect, data in WITNESSES.items():
+        theirs = h11_status(data)
+        seen.setdefault(defect, set()).add("accepts" if theirs is None else theirs)
     for defect, (allowed, _) in UNLIKE_H11.items():
         assert seen.get(defect, set()) & allowed, f"h11 never differs on {defect!r}: drop it"
 
