@@ -161,3 +161,29 @@ class ReversingServer(_Threaded):
             sock.sendall(b"".join(reversed(done)))
             if not data or not conn.keep_alive:
                 return
+
+
+class OneReadServer(_Threaded):
+    """Takes each read for a whole request: a request that arrives in pieces is answered 400
+    (the mistake of a server that parses per read instead of buffering until the head ends)."""
+
+    def __init__(self) -> None:
+        super().__init__(self.serve)
+
+    def serve(self, sock: socket.socket) -> None:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return
+            conn = ServerConnection()
+            conn.receive_data(data)
+            try:
+                request = conn.next_event()
+                complete = isinstance(request, Request)
+                while complete and not isinstance(event := conn.next_event(), EndOfMessage):
+                    complete = event is not NEED_DATA
+            except ProtocolError:
+                complete = False
+            body = b"ok\n" if complete else b"incomplete\n"
+            status = b"200 OK" if complete else b"400 Bad Request"
+            sock.sendall(b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conform.broken_peers import LaxWebSocketServer, ReversingServer
+from tests.conform.broken_peers import LaxWebSocketServer, OneReadServer, ReversingServer
 from tests.conform.test_conform import conform
 from tests.conftest import ROOT
 from tests.processes import RUNNING, free_port, read_until, reaped, spawn
@@ -123,6 +123,18 @@ def test_an_out_of_order_server_fails_the_pipelined_probe() -> None:
     assert results["traffic-keep-alive"].verdict is Verdict.PASS, results["traffic-keep-alive"]
     assert results["traffic-pipelined"].verdict is Verdict.FAIL
     assert "out of order" in results["traffic-pipelined"].observed
+
+
+def test_a_server_that_parses_per_read_fails_the_split_requests() -> None:
+    server = OneReadServer()
+    try:
+        target = target_from_url(f"http://127.0.0.1:{server.port}/", 1.0)
+        results = {r.id: r for r in run(target, ["traffic"], requests=20, seed=3)}
+    finally:
+        server.close()
+    result = results["traffic-keep-alive"]
+    assert result.verdict is Verdict.FAIL, result
+    assert "sent in pieces" in result.observed and ": 400" in result.observed
 
 
 def test_echo_probes_are_skipped_when_the_server_does_not_echo(tmp_path: Path) -> None:

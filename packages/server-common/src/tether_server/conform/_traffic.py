@@ -7,8 +7,9 @@ Content-Length or chunked with extensions and trailers, HTTP/1.0 and 1.1.
 The Host (and an absolute target's authority) is the URL's, so that an
 application's host checks do not get in the way.
 
-- **traffic-keep-alive**: each request alone on a keep-alive connection; each
-  must get exactly one response that the core's ``ClientConnection`` reads,
+- **traffic-keep-alive**: each request alone on a keep-alive connection (every
+  other one cut into two or three pieces at seeded random points, written apart);
+  each must get exactly one response that the core's ``ClientConnection`` reads,
   and none may be refused with 400 (every request is valid).
 - **traffic-pipelined**: the HTTP/1.1 requests again, several per write; the
   responses must come back one per request, in order (RFC 9112 9.3.2). Order
@@ -19,6 +20,8 @@ application's host checks do not get in the way.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import random
 import socket
 import time
 from collections.abc import Iterator, Sequence
@@ -133,15 +136,44 @@ def _planned(gen: GeneratedRequest, authority: bytes) -> Planned:
     return Planned(request, gen.body, trailers, gen.to_bytes())
 
 
+#: The pause between the pieces of a split request, so that they reach the server as separate
+#: segments (a probe's pacing, not synchronisation: the server is not waited for).
+PIECE_GAP = 0.005
+
+
+def split_points(rng: random.Random, size: int) -> list[int]:
+    """One or two offsets inside a request of ``size`` bytes, where it is cut into pieces."""
+    if size < 3:
+        return []
+    return sorted(rng.sample(range(1, size), min(size - 1, rng.choice((1, 2)))))
+
+
 def send_batch(
-    target: Target, sock: socket.socket, conn: ClientConnection, batch: Sequence[Planned]
+    target: Target,
+    sock: socket.socket,
+    conn: ClientConnection,
+    batch: Sequence[Planned],
+    splits: Sequence[int] = (),
 ) -> Batch:
-    """Write ``batch`` in one write on ``sock``; read one response per request."""
+    """Write ``batch`` on ``sock`` (in one write, or cut at ``splits``); read one response per
+    request."""
     out = Batch()
     for planned in batch:
         planned.register(conn)
+    wire = b"".join(p.wire for p in batch)
     try:
-        sock.sendall(b"".join(p.wire for p in batch))
+        if not splits:
+            sock.sendall(wire)
+        else:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            edges = [0, *splits, len(wire)]
+            for start, end in itertools.pairwise(edges):
+                try:
+                    sock.sendall(wire[start:end])
+                except OSError:
+                    break  # it answered (and closed) before the last piece: read what it said
+                if end < len(wire):
+                    time.sleep(PIECE_GAP)
     except OSError as exc:
         out.problem = f"the server stopped reading ({exc})"
         return out
@@ -227,7 +259,11 @@ def traffic(target: Target, count: int = 50, seed: int = 0) -> Iterator[Result]:
                 id, "generated valid requests", "RFC 9112", Verdict.SKIP, safe="", observed=planned
             )
         return
-    title = f"{len(planned)} generated valid requests, one at a time (seed {seed})"
+    title = (
+        f"{len(planned)} generated valid requests, one at a time, every other one split at "
+        f"random points (seed {seed})"
+    )
+    rng = random.Random(seed)
     safe = "answer each valid request with exactly one well-formed response, never 400 (501 for an unknown method)"
     alone: list[Answer | None] = []
     broken: list[str] = []  # no response, or one the core cannot read, or 400 to a known method
@@ -247,15 +283,19 @@ def traffic(target: Target, count: int = 50, seed: int = 0) -> Iterator[Result]:
                     observed=f"cannot connect: {exc}",
                 )
                 return
-            batch = send_batch(target, sock, conn, [item])
+            # Every other request is cut at random points (seeded): a server must not take a
+            # request that arrives in pieces for a whole one, or refuse it.
+            splits = split_points(rng, len(item.wire)) if len(alone) % 2 else []
+            batch = send_batch(target, sock, conn, [item], splits)
             answer = batch.answers[0] if batch.answers else None
             alone.append(answer)
+            how = f" (sent in pieces at {splits})" if splits else ""
             if answer is None:
-                broken.append(f"{item.describe()!r}: {batch.problem}")
+                broken.append(f"{item.describe()!r}{how}: {batch.problem}")
                 link.close()
             elif answer.status == 400:
                 known = item.request.method in KNOWN_METHODS
-                (broken if known else unknown_400).append(f"{item.describe()!r}: 400")
+                (broken if known else unknown_400).append(f"{item.describe()!r}{how}: 400")
     finally:
         link.close()
     statuses = sorted({a.status for a in alone if a is not None})
