@@ -74,7 +74,9 @@ class Page:
 
     def goto(self, url: str) -> None:
         """Navigate and wait until the page has loaded."""
-        self.command("browsingContext.navigate", {"context": self.context, "url": url, "wait": "complete"})
+        self.command(
+            "browsingContext.navigate", {"context": self.context, "url": url, "wait": "complete"}
+        )
 
     def evaluate(self, expression: str) -> Any:
         """Evaluate ``expression`` in the page (awaiting a promise); the result as BiDi's value."""

@@ -82,7 +82,9 @@ def check(content_type: str, body: bytes) -> None:
             assert part["data"] == data, part["name"]
 
 
-def save(name: str, content_type: str, body: bytes, recorded: str, replaces: tuple[str, ...]) -> None:
+def save(
+    name: str, content_type: str, body: bytes, recorded: str, replaces: tuple[str, ...]
+) -> None:
     """Write ``body`` as tests/bodies/data/``name`` and put it first in the capture index,
     dropping the entries whose file names start with ``replaces``."""
     (DATA / name).write_bytes(body)
