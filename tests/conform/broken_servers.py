@@ -8,8 +8,8 @@ The base server is strict enough to pass the probes (it refuses ambiguous framin
 - ``no_head_timeout``: waits for a slow head forever;
 - ``framing_error_200``: answers an invalid Content-Length or Transfer-Encoding with 200
   and reads on;
-- ``decimal_chunk_size``: reads chunk sizes as decimal numbers, not hexadecimal, so it
-  mis-frames (and refuses) a chunked body with a chunk of 10 bytes or more.
+- ``trailers_as_request``: ends a chunked body at its last chunk, so that trailer fields
+  are read as the next request (it mis-frames chunked bodies that have trailers).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Flaws:
     cl_over_te: bool = False
     no_head_timeout: bool = False
     framing_error_200: bool = False
-    decimal_chunk_size: bool = False
+    trailers_as_request: bool = False
 
 
 class Threaded:
@@ -119,13 +119,14 @@ class BrokenServer(Threaded):
         del buf[: m.end()]
         try:
             body_reader, keep_alive = self._parse(head)
+            head_only = head.startswith(b"HEAD ")
             size = body_reader(sock, buf)
         except _Refuse as exc:
             if exc.status == 200:  # framing_error_200: answer as if fine, read on
                 self._answer(sock, 0, True)
                 return True
             return self._refuse(sock, exc.status)
-        self._answer(sock, size, keep_alive)
+        self._answer(sock, size, keep_alive, head_only)
         return keep_alive
 
     def _refuse(self, sock: socket.socket, status: int) -> bool:
@@ -134,11 +135,14 @@ class BrokenServer(Threaded):
         )
         return False
 
-    def _answer(self, sock: socket.socket, size: int, keep_alive: bool) -> None:
+    def _answer(
+        self, sock: socket.socket, size: int, keep_alive: bool, head_only: bool = False
+    ) -> None:
         body = b"%d\n" % size
         close = b"" if keep_alive else b"connection: close\r\n"
         sock.sendall(
-            b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), close, body)
+            b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s"
+            % (len(body), close, b"" if head_only else body)
         )
 
     def _bad_framing(self) -> _Refuse:
@@ -215,12 +219,12 @@ class BrokenServer(Threaded):
                 line
             ):
                 raise self._bad_framing()
-            try:
-                size = int(size_text, 10 if self.flaws.decimal_chunk_size else 16)
-            except ValueError:
-                raise self._bad_framing() from None
+            size = int(size_text, 16)
             if size == 0:
-                self._trailers(sock, buf)
+                while len(buf) < 2:
+                    self._recv(sock, buf, False, False)
+                if not (self.flaws.trailers_as_request and not buf.startswith(b"\r\n")):
+                    self._trailers(sock, buf)
                 return total
             while len(buf) < size + 2:
                 self._recv(sock, buf, False, False)
