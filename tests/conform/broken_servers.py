@@ -208,12 +208,7 @@ class BrokenServer(Threaded):
     def _chunked(self, sock: socket.socket, buf: bytearray) -> int:
         total = 0
         while True:
-            while b"\r\n" not in buf:
-                if len(buf) > 4096:
-                    raise _Refuse(400)
-                self._recv(sock, buf, False, False)
-            line, _, _ = bytes(buf).partition(b"\r\n")
-            del buf[: len(line) + 2]
+            line = self._line(sock, buf, 4096, 400)
             size_text = line.split(b";")[0].rstrip(b" \t")
             if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size_text) or not _CHUNK_LINE.fullmatch(
                 line
@@ -233,17 +228,19 @@ class BrokenServer(Threaded):
             del buf[: size + 2]
             total += size
 
+    def _line(self, sock: socket.socket, buf: bytearray, limit: int, status: int) -> bytes:
+        """The next CRLF-ended line of a body, refused with ``status`` past ``limit`` bytes."""
+        while b"\r\n" not in buf:
+            if len(buf) > limit:
+                raise _Refuse(status)
+            self._recv(sock, buf, False, False)
+        line, _, _ = bytes(buf).partition(b"\r\n")
+        del buf[: len(line) + 2]
+        return line
+
     def _trailers(self, sock: socket.socket, buf: bytearray) -> None:
         """Skip the trailer section, up to its empty line."""
-        while True:
-            while b"\r\n" not in buf:
-                if len(buf) > 8192:
-                    raise _Refuse(431)
-                self._recv(sock, buf, False, False)
-            line, _, _ = bytes(buf).partition(b"\r\n")
-            del buf[: len(line) + 2]
-            if not line:
-                return
+        while line := self._line(sock, buf, 8192, 431):
             name = line.partition(b":")[0].lower().replace(b"_", b"-").replace(b".", b"-")
             valid = re.fullmatch(_T + rb":[^\x00-\x08\x0a-\x1f\x7f]*", line)
             if not valid or name in _NOT_TRAILERS:

@@ -16,17 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tether import http1
 from tether.errors import ProtocolError
-from tether.http1 import (
-    NEED_DATA,
-    PAUSED,
-    ClientConnection,
-    ConnectionClosed,
-    Data,
-    EndOfMessage,
-    Request,
-    Response,
-)
 from tether_server.conform._wire import Target
 
 if TYPE_CHECKING:
@@ -44,19 +35,19 @@ KNOWN_METHODS = frozenset(
 class Planned:
     """One generated request: the events that tell ``ClientConnection`` about it, and its bytes."""
 
-    request: Request
+    request: http1.Request
     body: bytes
     trailers: list[tuple[bytes, bytes]]
     wire: bytes
     #: What it was made from (for the shrinker's simpler variants).
     gen: GeneratedRequest
 
-    def register(self, conn: ClientConnection) -> None:
+    def register(self, conn: http1.ClientConnection) -> None:
         """Let ``conn`` expect this request's response (HEAD has no body, 1.0 may close)."""
         conn.send(self.request)
         if self.body:
-            conn.send(Data(self.body))
-        conn.send(EndOfMessage(self.trailers))
+            conn.send(http1.Data(self.body))
+        conn.send(http1.EndOfMessage(self.trailers))
 
     def describe(self) -> str:
         """The request line, for a report."""
@@ -124,7 +115,7 @@ def aimed(gen: GeneratedRequest, authority: bytes) -> Planned:
     if target.startswith(b"http://example.com"):
         target = b"http://" + authority + target[len(b"http://example.com") :]
     gen = dataclasses.replace(gen, headers=headers, target=target)
-    request = Request(gen.method, gen.target, list(gen.wire_headers()), gen.version)
+    request = http1.Request(gen.method, gen.target, list(gen.wire_headers()), gen.version)
     trailers = list(gen.trailers) if gen.chunks is not None else []
     return Planned(request, gen.body, trailers, gen.to_bytes(), gen)
 
@@ -144,7 +135,7 @@ def split_points(rng: random.Random, size: int) -> list[int]:
 def send_batch(
     target: Target,
     sock: socket.socket,
-    conn: ClientConnection,
+    conn: http1.ClientConnection,
     batch: Sequence[Planned],
     splits: Sequence[int] = (),
 ) -> Batch:
@@ -179,18 +170,18 @@ def send_batch(
         except ProtocolError as exc:
             out.problem = f"unreadable response: {exc.message}"
             return out
-        if isinstance(event, Response):
+        if isinstance(event, http1.Response):
             status, body = event.status_code, bytearray()
-        elif isinstance(event, Data):
+        elif isinstance(event, http1.Data):
             body += event.data
-        elif isinstance(event, EndOfMessage):
+        elif isinstance(event, http1.EndOfMessage):
             assert status is not None
             out.answers.append(Answer(status, bytes(body)))
-        elif isinstance(event, ConnectionClosed) or event is PAUSED:
+        elif isinstance(event, http1.ConnectionClosed) or event is http1.PAUSED:
             out.problem = "the server closed the connection"
             out.announced_close = bool(out.answers) and not conn.keep_alive
             return out
-        elif event is NEED_DATA:
+        elif event is http1.NEED_DATA:
             left = deadline - time.monotonic()
             try:
                 if left <= 0:
@@ -212,17 +203,17 @@ class Link:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.sock: socket.socket | None = None
-        self.conn = ClientConnection()
+        self.conn = http1.ClientConnection()
         self.opened = 0
 
-    def ready(self) -> tuple[socket.socket, ClientConnection]:
+    def ready(self) -> tuple[socket.socket, http1.ClientConnection]:
         """The open connection, or a new one (``OSError`` when the server cannot be reached)."""
         if self.sock is None or not self.conn.keep_alive:
             self.close()
             self.sock = socket.create_connection(
                 (self.target.host, self.target.port), timeout=self.target.timeout
             )
-            self.conn = ClientConnection()
+            self.conn = http1.ClientConnection()
             self.opened += 1
         return self.sock, self.conn
 
