@@ -4,6 +4,7 @@ test_groups.py)."""
 
 from __future__ import annotations
 
+from tether.http1 import NEED_DATA, Data, EndOfMessage, Request, ServerConnection
 from tether.strategies import GeneratedRequest
 from tether_server.conform._shrink import Budget, Case, Failure, shrink, simpler
 from tether_server.conform._streams import Planned, aimed
@@ -84,7 +85,30 @@ def test_a_chunked_body_with_a_trailer_keeps_what_the_failure_needs() -> None:
     assert example.requests == (
         b"POST / HTTP/1.1\r\nHost:127.0.0.1:8000\r\nTransfer-Encoding:chunked\r\n\r\n0\r\nT: v\r\n\r\n",
     )
-    assert all(gen.to_bytes() for gen in simpler(item.gen))  # every variant is a request
+
+
+def test_every_simpler_variant_is_a_valid_request() -> None:
+    items = [
+        request(
+            b"POST",
+            body=b"z" * 9,
+            chunks=(4, 5),
+            extensions=(b"", b" ; n = v"),
+            trailers=((b"T", b"v"),),
+        ),
+        request(b"PUT", target=b"http://example.com/p/q?r", body=b"abc"),
+        request(b"OPTIONS", version=b"1.0", headers=((b"X", b"y"),), padding=()),
+    ]
+    variants = [gen for item in items for gen in simpler(item.gen)]
+    assert len(variants) > 20
+    for gen in variants:
+        conn = ServerConnection()
+        conn.receive_data(gen.to_bytes())
+        events = []
+        while (event := conn.next_event()) is not NEED_DATA and not isinstance(event, EndOfMessage):
+            events.append(event)
+        assert isinstance(events[0], Request) and isinstance(event, EndOfMessage), gen
+        assert b"".join(e.data for e in events if isinstance(e, Data)) == gen.body
 
 
 def test_the_bound_stops_it_and_says_so() -> None:
