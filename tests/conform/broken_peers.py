@@ -14,45 +14,15 @@ import base64
 import hashlib
 import socket
 import struct
-import threading
-from collections.abc import Callable
 
+from tests.conform.broken_servers import Threaded
 from tether.errors import ProtocolError
 from tether.http1 import NEED_DATA, Data, EndOfMessage, Request, Response, ServerConnection
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
-class _Threaded:
-    """A listener on 127.0.0.1 serving each connection in a thread with ``serve(sock)``."""
-
-    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        self._serve = serve
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._run, args=(sock,), daemon=True).start()
-
-    def _run(self, sock: socket.socket) -> None:
-        with sock:
-            try:
-                sock.settimeout(5)
-                self._serve(sock)
-            except OSError:
-                pass
-
-
-class LaxWebSocketServer(_Threaded):
+class LaxWebSocketServer(Threaded):
     """Upgrades anything and echoes any frame (see the module docstring)."""
 
     def __init__(self) -> None:
@@ -128,7 +98,7 @@ def _server_frame(b0: int, payload: bytes) -> bytes:
     return struct.pack("!BBQ", b0, 127, n) + payload
 
 
-class ReversingServer(_Threaded):
+class ReversingServer(Threaded):
     """Answers the requests of one read in reverse order (see the module docstring)."""
 
     def __init__(self) -> None:
@@ -163,7 +133,7 @@ class ReversingServer(_Threaded):
                 return
 
 
-class OneReadServer(_Threaded):
+class OneReadServer(Threaded):
     """Takes each read for a whole request: a request that arrives in pieces is answered 400
     (the mistake of a server that parses per read instead of buffering until the head ends)."""
 

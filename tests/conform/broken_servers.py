@@ -7,7 +7,9 @@ The base server is strict enough to pass the probes (it refuses ambiguous framin
 - ``cl_over_te``: with both, frames the body by Content-Length and keeps the connection;
 - ``no_head_timeout``: waits for a slow head forever;
 - ``framing_error_200``: answers an invalid Content-Length or Transfer-Encoding with 200
-  and reads on.
+  and reads on;
+- ``trailers_as_request``: ends a chunked body at its last chunk, so that trailer fields
+  are read as the next request (it mis-frames chunked bodies that have trailers).
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_T = _TOKEN.pattern
+#: RFC 9112 7.1.1: chunk-size *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )
+_CHUNK_LINE = re.compile(
+    rb"[0-9A-Fa-f]+(?:[ \t]*;[ \t]*%s(?:[ \t]*=[ \t]*(?:%s|\"(?:[^\"\\]|\\.)*\"))?)*" % (_T, _T)
+)
+
+#: Fields refused as trailers (RFC 9110 6.5.1: framing, routing, content format), and names
+#: that differ from them only in "_" or ".".
+_NOT_TRAILERS = frozenset((b"content-length", b"transfer-encoding", b"host", b"content-type"))
 
 
 class _Refuse(Exception):
@@ -32,18 +43,17 @@ class Flaws:
     cl_over_te: bool = False
     no_head_timeout: bool = False
     framing_error_200: bool = False
+    trailers_as_request: bool = False
 
 
-class BrokenServer:
-    """A threaded server on 127.0.0.1 with the given flaws; ``port`` once constructed."""
+class Threaded:
+    """A listener on 127.0.0.1 serving each connection in a thread with ``serve(sock)``."""
 
-    def __init__(self, flaws: Flaws, timeout: float = 1.0) -> None:
-        self.flaws = flaws
-        self.timeout = timeout
+    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        self.port: int = self.listener.getsockname()[1]
+        self._serve = serve
+        threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
         self.listener.close()
@@ -54,18 +64,32 @@ class BrokenServer:
                 sock, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+            threading.Thread(target=self._run, args=(sock,), daemon=True).start()
 
-    def _serve(self, sock: socket.socket) -> None:
-        buf = bytearray()
+    def _run(self, sock: socket.socket) -> None:
         with sock:
             try:
-                while True:
-                    keep_alive = self._one(sock, buf)
-                    if not keep_alive:
-                        return
-            except (OSError, _Refuse):
-                return
+                sock.settimeout(5)
+                self._serve(sock)
+            except OSError:
+                pass
+
+
+class BrokenServer(Threaded):
+    """A threaded server on 127.0.0.1 with the given flaws; ``port`` once constructed."""
+
+    def __init__(self, flaws: Flaws, timeout: float = 1.0) -> None:
+        self.flaws = flaws
+        self.timeout = timeout
+        super().__init__(self.serve)
+
+    def serve(self, sock: socket.socket) -> None:
+        buf = bytearray()
+        try:
+            while self._one(sock, buf):
+                pass
+        except _Refuse:
+            return
 
     def _recv(self, sock: socket.socket, buf: bytearray, in_head: bool, idle: bool) -> None:
         if in_head and self.flaws.no_head_timeout and not idle:
@@ -95,13 +119,14 @@ class BrokenServer:
         del buf[: m.end()]
         try:
             body_reader, keep_alive = self._parse(head)
+            head_only = head.startswith(b"HEAD ")
             size = body_reader(sock, buf)
         except _Refuse as exc:
             if exc.status == 200:  # framing_error_200: answer as if fine, read on
                 self._answer(sock, 0, True)
                 return True
             return self._refuse(sock, exc.status)
-        self._answer(sock, size, keep_alive)
+        self._answer(sock, size, keep_alive, head_only)
         return keep_alive
 
     def _refuse(self, sock: socket.socket, status: int) -> bool:
@@ -110,11 +135,14 @@ class BrokenServer:
         )
         return False
 
-    def _answer(self, sock: socket.socket, size: int, keep_alive: bool) -> None:
+    def _answer(
+        self, sock: socket.socket, size: int, keep_alive: bool, head_only: bool = False
+    ) -> None:
         body = b"%d\n" % size
         close = b"" if keep_alive else b"connection: close\r\n"
         sock.sendall(
-            b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), close, body)
+            b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s"
+            % (len(body), close, b"" if head_only else body)
         )
 
     def _bad_framing(self) -> _Refuse:
@@ -180,26 +208,18 @@ class BrokenServer:
     def _chunked(self, sock: socket.socket, buf: bytearray) -> int:
         total = 0
         while True:
-            while b"\r\n" not in buf:
-                if len(buf) > 4096:
-                    raise _Refuse(400)
-                self._recv(sock, buf, False, False)
-            line, _, _ = bytes(buf).partition(b"\r\n")
-            del buf[: len(line) + 2]
-            size_text = line.split(b";")[0]
-            if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size_text) or not re.fullmatch(
-                rb"[0-9A-Fa-f]+(;[!#$%&'*+\-.^_`|~0-9A-Za-z]+(=[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?)*",
-                line,
+            line = self._line(sock, buf, 4096, 400)
+            size_text = line.split(b";")[0].rstrip(b" \t")
+            if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size_text) or not _CHUNK_LINE.fullmatch(
+                line
             ):
                 raise self._bad_framing()
             size = int(size_text, 16)
             if size == 0:
-                while not buf.startswith(b"\r\n"):
-                    if len(buf) < 2:
-                        self._recv(sock, buf, False, False)
-                    else:
-                        raise _Refuse(400)  # trailers: not supported by this server
-                del buf[:2]
+                while len(buf) < 2:
+                    self._recv(sock, buf, False, False)
+                if not (self.flaws.trailers_as_request and not buf.startswith(b"\r\n")):
+                    self._trailers(sock, buf)
                 return total
             while len(buf) < size + 2:
                 self._recv(sock, buf, False, False)
@@ -207,3 +227,21 @@ class BrokenServer:
                 raise self._bad_framing()
             del buf[: size + 2]
             total += size
+
+    def _line(self, sock: socket.socket, buf: bytearray, limit: int, status: int) -> bytes:
+        """The next CRLF-ended line of a body, refused with ``status`` past ``limit`` bytes."""
+        while b"\r\n" not in buf:
+            if len(buf) > limit:
+                raise _Refuse(status)
+            self._recv(sock, buf, False, False)
+        line, _, _ = bytes(buf).partition(b"\r\n")
+        del buf[: len(line) + 2]
+        return line
+
+    def _trailers(self, sock: socket.socket, buf: bytearray) -> None:
+        """Skip the trailer section, up to its empty line."""
+        while line := self._line(sock, buf, 8192, 431):
+            name = line.partition(b":")[0].lower().replace(b"_", b"-").replace(b".", b"-")
+            valid = re.fullmatch(_T + rb":[^\x00-\x08\x0a-\x1f\x7f]*", line)
+            if not valid or name in _NOT_TRAILERS:
+                raise _Refuse(400)

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conform.broken_peers import LaxWebSocketServer, OneReadServer, ReversingServer
+from tests.conform.broken_servers import BrokenServer, Flaws
 from tests.conform.test_conform import conform
 from tests.conftest import ROOT
 from tests.processes import RUNNING, free_port, read_until, reaped, spawn
-from tether_server.conform import Result, Verdict, run, target_from_url
+from tether_server.conform import Result, Verdict, exchange, run, target_from_url
+from tether_server.conform._report import text
 
 NEW_GROUPS = ["websocket", "traffic", "write-timeout"]
 
@@ -118,23 +121,97 @@ def test_an_out_of_order_server_fails_the_pipelined_probe() -> None:
     try:
         target = target_from_url(f"http://127.0.0.1:{server.port}/", 1.0)
         results = {r.id: r for r in run(target, ["traffic"], requests=40, seed=1)}
+        result = results["traffic-pipelined"]
+        assert results["traffic-keep-alive"].verdict is Verdict.PASS, results["traffic-keep-alive"]
+        assert results["traffic-keep-alive"].counterexample is None
+        assert result.verdict is Verdict.FAIL
+        assert "out of order" in result.observed
+        # Reduced to two requests in one write, with nothing left to drop.
+        example = result.counterexample
+        assert example is not None and example.reproduced and example.complete, example
+        assert example.pipelined and len(example.requests) == 2 and example.splits == ((), ())
+        assert "out of order" in example.failure
+        # The printed bytes are the counterexample: sent again as they are, they come back
+        # reversed (each answer names its request).
+        first, second = (b" ".join(wire.split(b" ")[:2]) for wire in example.requests)
+        replayed = exchange(target, [b"".join(example.requests)], expect=(b"GET", b"GET"))
+        assert 0 <= replayed.raw.find(second + b" ") < replayed.raw.find(first + b" "), replayed
+        report = text("url", "v", [result])
+        assert f"request 2: {example.requests[1]!r}" in report
     finally:
         server.close()
-    assert results["traffic-keep-alive"].verdict is Verdict.PASS, results["traffic-keep-alive"]
-    assert results["traffic-pipelined"].verdict is Verdict.FAIL
-    assert "out of order" in results["traffic-pipelined"].observed
 
 
 def test_a_server_that_parses_per_read_fails_the_split_requests() -> None:
     server = OneReadServer()
+    started = time.monotonic()
     try:
         target = target_from_url(f"http://127.0.0.1:{server.port}/", 1.0)
-        results = {r.id: r for r in run(target, ["traffic"], requests=20, seed=3)}
+        found = run(target, ["traffic"], requests=20, seed=3, shrink_seconds=3.0)
+        results = {r.id: r for r in found}
     finally:
         server.close()
+    # Bounded although every pipelined replay waits out the 1 s timeout.
+    assert time.monotonic() - started < 40
     result = results["traffic-keep-alive"]
     assert result.verdict is Verdict.FAIL, result
     assert "sent in pieces" in result.observed and ": 400" in result.observed
+    # One request is enough, and one cut in it: the cut is what the server mishandles.
+    example = result.counterexample
+    assert example is not None and not example.pipelined, result
+    assert len(example.requests) == 1 and len(example.splits[0]) == 1, example
+    cut = example.splits[0][0]
+    pieces = f"written in 2 pieces, cut at byte {cut}: {example.requests[0][:cut]!r} + "
+    assert pieces in text("url", "v", [result])
+    pipelined = results["traffic-pipelined"].counterexample
+    assert pipelined is not None and len(pipelined.requests) <= 2
+    assert pipelined.seconds < 3.0 + 2 * 1.0 + 1, pipelined  # the bound, and one last replay
+
+
+def test_a_server_that_misframes_chunked_bodies_gets_a_small_counterexample(
+    tmp_path: Path,
+) -> None:
+    server = BrokenServer(Flaws(trailers_as_request=True))
+    base = BrokenServer(Flaws())
+    try:
+        url = f"http://127.0.0.1:{server.port}/"
+        junit = tmp_path / "j.xml"
+        out = conform(
+            url,
+            "--only",
+            "traffic",
+            "--json",
+            "--timeout",
+            "1",
+            "--seed",
+            "5",
+            "--junit",
+            str(junit),
+        )
+        assert out.returncode == 1, out.stdout[-3000:] + out.stderr
+        results = {r["id"]: r for r in json.loads(out.stdout)["results"]}
+        result = results["traffic-keep-alive"]
+        assert result["verdict"] == "fail"
+        # Two requests: one whose trailer the server reads as a request, and the one after it
+        # that gets the answer to that. Its bytes are in the JSON exactly (one code point per
+        # byte) and as repr, and in the JUnit failure.
+        example = result["counterexample"]
+        wires = [wire.encode("latin-1") for wire in example["requests"]]
+        assert example["requests_repr"] == [repr(wire) for wire in wires]
+        assert len(wires) == 2 and example["reproduced"] and example["complete"], example
+        assert example["splits"] == [[], []]
+        head, _, body = wires[0].partition(b"\r\n\r\n")
+        assert b"Transfer-Encoding:chunked" in head and b"\r\n0\r\n" in b"\r\n" + body
+        assert not body.endswith(b"\r\n0\r\n\r\n"), "a trailer field is what it needs"
+        assert repr(wires[0]) in junit.read_text()
+        # The exact bytes show the flaw: the second one refused by the flawed server only.
+        methods = [b"HEAD" if wire.startswith(b"HEAD ") else b"GET" for wire in wires]
+        for flawed, statuses in ((server, [200, 400]), (base, [200, 200])):
+            target = target_from_url(f"http://127.0.0.1:{flawed.port}/", 1.0)
+            assert exchange(target, [b"".join(wires)], expect=methods).statuses == statuses
+    finally:
+        server.close()
+        base.close()
 
 
 def test_echo_probes_are_skipped_when_the_server_does_not_echo(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ client roles (:class:`tether.http1.ClientConnection`, and
   sizes at which the request line, a header and a body are refused;
 - **traffic**: valid requests drawn by Hypothesis from :mod:`tether.strategies`
   (``--requests``, ``--seed``), one at a time on a keep-alive connection, then
-  pipelined (needs ``hypothesis``; skipped without it);
+  pipelined (needs ``hypothesis``; skipped without it); a failing stream is reduced
+  (for at most ``--shrink-seconds``) and printed as bytes, with its cut points;
 - **websocket** (with ``--ws``, ``--ws-path`` or a ``ws://`` URL): the opening
   handshake and framing of RFC 6455, and echoes when the server echoes;
 - **write-timeout** (with ``--slow``): a client that asks for a large response
@@ -35,7 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tether.conformance import vectors_version
-from tether_server.conform._probes import Result, Verdict, vectors
+from tether_server.conform._probes import Counterexample, Result, Verdict, vectors
 from tether_server.conform._report import junit, text, to_json
 from tether_server.conform._robustness import robustness
 from tether_server.conform._smuggling import SMUGGLING, Smuggle, smuggle_probe, smuggling
@@ -69,13 +70,15 @@ def run(
     ws_path: str | None = None,
     requests: int = 50,
     seed: int = 0,
+    shrink_seconds: float = 10.0,
     slow: bool = False,
     slow_seconds: float = 65.0,
     large_path: str | None = None,
 ) -> Iterator[Result]:
     """Run the chosen probe groups against ``target``; yield each result as it is known.
 
-    ``ws_path`` is the WebSocket endpoint (default: the URL's path); the
+    ``ws_path`` is the WebSocket endpoint (default: the URL's path); a failing traffic
+    stream is reduced for at most ``shrink_seconds``; the
     write-timeout probe runs only with ``slow`` and is bounded by ``slow_seconds``.
     """
     if "vectors" in groups:
@@ -85,7 +88,7 @@ def run(
     if "robustness" in groups:
         yield from robustness(target, slow_wait)
     if "traffic" in groups:
-        yield from traffic(target, requests, seed)
+        yield from traffic(target, requests, seed, shrink_seconds)
     if "websocket" in groups:
         path = target.path if ws_path is None else ws_path.encode("ascii")
         yield from websocket(dataclasses.replace(target, path=path))
@@ -138,6 +141,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="the traffic group's Hypothesis seed (default: 0)"
     )
     parser.add_argument(
+        "--shrink-seconds",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="how long the traffic group may spend reducing a failing request stream to a "
+        "small counterexample (default: 10; 0: report it as found)",
+    )
+    parser.add_argument(
         "--slow",
         action="store_true",
         help="also run the write-timeout probe (a client that never reads; takes --slow-seconds)",
@@ -183,6 +194,7 @@ def command(args: argparse.Namespace) -> int:
             ws_path=args.ws_path,
             requests=args.requests,
             seed=args.seed,
+            shrink_seconds=args.shrink_seconds,
             slow=args.slow or bool(args.only and "write-timeout" in args.only),
             slow_seconds=args.slow_seconds,
             large_path=args.large_path,
@@ -209,6 +221,7 @@ __all__ = [
     "GROUPS",
     "HTTP_GROUPS",
     "SMUGGLING",
+    "Counterexample",
     "Observation",
     "Result",
     "Smuggle",

@@ -8,6 +8,7 @@ accepting it is reported as *lenient*, never as a failure.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,70 @@ class Verdict(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Counterexample:
+    """A failing request stream, reduced: the exact bytes to send again to see the failure."""
+
+    #: Each request's bytes, in the order sent.
+    requests: tuple[bytes, ...]
+    #: For each request, the offsets in its bytes where it was cut into separate writes.
+    splits: tuple[tuple[int, ...], ...]
+    #: All requests in one write (else each waited for its answer on a keep-alive connection).
+    pipelined: bool
+    #: How it failed.
+    failure: str
+    #: Whether the stream failed again when replayed on its own (if not: reported unreduced).
+    reproduced: bool
+    #: How many requests the failing stream had before reduction.
+    reduced_from: int
+    #: Replays spent reducing it, and the seconds they took.
+    attempts: int
+    seconds: float
+    #: Whether the reduction ran to its end (False: its bound stopped it, it may shrink further).
+    complete: bool
+
+    def lines(self) -> list[str]:
+        """The counterexample for a person: each request's bytes (repr) and its cuts."""
+        count = len(self.requests)
+        how = (
+            "pipelined in one write"
+            if self.pipelined
+            else "sent alone"
+            if count == 1
+            else "sent one after another on a keep-alive connection"
+        )
+        if not self.attempts:
+            state = "not reduced: no time given"
+        elif not self.reproduced:
+            state = "did not fail again on fresh connections, so not reduced"
+        else:
+            state = (
+                f"reduced from {self.reduced_from} in {self.attempts} replays, {self.seconds:g} s"
+                + ("" if self.complete else ", stopped by its bound")
+            )
+        out = [f"{count} request{'s' * (count != 1)} {how} ({state}): {self.failure}"]
+        for n, (wire, cuts) in enumerate(zip(self.requests, self.splits), 1):
+            out.append(f"request {n}: {wire!r}")
+            if cuts:
+                pieces = [wire[a:b] for a, b in zip((0, *cuts), (*cuts, len(wire)))]
+                at = ", ".join(map(str, cuts))
+                out.append(
+                    f"  written in {len(pieces)} pieces, cut at byte {at}: "
+                    + " + ".join(map(repr, pieces))
+                )
+        return out
+
+    def as_json(self) -> dict[str, object]:
+        """The fields as JSON values: each request as a Latin-1 string (one code point per
+        byte, so ``.encode("latin-1")`` gives the bytes back exactly) and as its repr."""
+        return dict(
+            dataclasses.asdict(self),
+            requests=[wire.decode("latin-1") for wire in self.requests],
+            requests_repr=[repr(wire) for wire in self.requests],
+            splits=[list(cuts) for cuts in self.splits],
+        )
+
+
+@dataclass(frozen=True)
 class Result:
     """One probe's finding."""
 
@@ -53,6 +118,8 @@ class Result:
     observed: str
     #: Whether a request pipelined after the probe's was answered (None: not applicable).
     second_processed: bool | None = None
+    #: For a failed traffic probe: the failing stream, reduced.
+    counterexample: Counterexample | None = None
 
 
 def _refused(status: int) -> bool:

@@ -45,6 +45,10 @@ def text(url: str, version: str, results: Sequence[Result], *, verbose: bool = F
             )
             lines.append(f"          safe: {result.safe}")
             lines.append(f"          this server: {result.observed}")
+            if result.counterexample is not None:
+                first, *rest = result.counterexample.lines()
+                lines.append(f"          counterexample: {first}")
+                lines += [f"            {line}" for line in rest]
         lines.append("")
     tally = counts(results)
     failed = tally.get("fail", 0) + tally.get("error", 0)
@@ -64,7 +68,14 @@ def to_json(url: str, version: str, results: Sequence[Result]) -> str:
             "url": url,
             "vectors_version": version,
             "totals": dict(counts(results)),
-            "results": [dict(asdict(r), verdict=r.verdict.value) for r in results],
+            "results": [
+                dict(
+                    asdict(r),
+                    verdict=r.verdict.value,
+                    counterexample=r.counterexample and r.counterexample.as_json(),
+                )
+                for r in results
+            ],
         },
         indent=1,
     )
@@ -87,7 +98,11 @@ def junit(url: str, results: Sequence[Result]) -> bytes:
         )
         if result.verdict is Verdict.FAIL:
             failures += 1
-            ET.SubElement(case, "failure", message=message, type=result.level or "robustness")
+            failure = ET.SubElement(
+                case, "failure", message=message, type=result.level or "robustness"
+            )
+            if result.counterexample is not None:
+                failure.text = "\n".join(result.counterexample.lines())
         elif result.verdict is Verdict.ERROR:
             errors += 1
             ET.SubElement(case, "error", message=message)

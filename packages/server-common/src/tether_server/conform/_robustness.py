@@ -5,81 +5,55 @@ A robustness limit broken is a warning, not a failure: the RFCs leave the number
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from tether_server.conform._probes import Result, Verdict, _refused
 from tether_server.conform._wire import Target, exchange
 
-# ---- robustness ------------------------------------------------------------------------------------
+GROUP = "robustness"
+TIMEOUTS = "RFC 9112 9.5"
+
+
+def _result(id: str, title: str, rfc: str, verdict: Verdict, *, safe: str, observed: str) -> Result:
+    """A robustness finding: no RFC level (the numbers are the server's to choose)."""
+    return Result(id, GROUP, title, rfc, "", verdict, safe, observed)
+
+
+def _request(target: Target, end: str = "\r\n") -> bytes:
+    """A GET of the target's path: whole, or cut inside its head (``end``)."""
+    host, path = target.authority.decode("latin-1"), target.path.decode("latin-1")
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{end}".encode("latin-1")
 
 
 def _head_timeout(target: Target, wait: float) -> Result:
-    fill = {"host": target.authority.decode("latin-1"), "path": target.path.decode("latin-1")}
-    partial = "GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".format(**fill).encode("latin-1")
-    obs = exchange(target, [partial], expect=(b"GET",), wait=wait)
-    safe = "close a connection whose request head does not complete in time (slow loris), ideally with 408"
+    obs = exchange(target, [_request(target, "X-Slow: ")], expect=(b"GET",), wait=wait)
     if obs.closed:
         how = "408 and close" if obs.statuses[:1] == [408] else obs.summary()
-        return Result(
-            "head-timeout",
-            "robustness",
-            "an incomplete request head (slow loris)",
-            "RFC 9112 9.5",
-            "",
-            Verdict.PASS,
-            safe,
-            f"{how} after {obs.closed_after:.1f} s",
-        )
-    return Result(
-        "head-timeout",
-        "robustness",
-        "an incomplete request head (slow loris)",
-        "RFC 9112 9.5",
-        "",
-        Verdict.WARN,
-        safe,
-        f"still open after {wait:.1f} s: no head timeout",
-    )
+        verdict, observed = Verdict.PASS, f"{how} after {obs.closed_after:.1f} s"
+    else:
+        verdict, observed = Verdict.WARN, f"still open after {wait:.1f} s: no head timeout"
+    safe = "close a connection whose request head does not complete in time (slow loris), ideally with 408"
+    title = "an incomplete request head (slow loris)"
+    return _result("head-timeout", title, TIMEOUTS, verdict, safe=safe, observed=observed)
 
 
 def _idle_timeout(target: Target, wait: float) -> Result:
-    fill = {"host": target.authority.decode("latin-1"), "path": target.path.decode("latin-1")}
-    request = "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".format(**fill).encode("latin-1")
-    obs = exchange(target, [request], expect=(b"GET", b"GET"), wait=wait)
-    safe = "close an idle keep-alive connection after a while"
-    title = "an idle keep-alive connection"
+    obs = exchange(target, [_request(target)], expect=(b"GET", b"GET"), wait=wait)
     if not obs.statuses:
-        return Result(
-            "idle-timeout",
-            "robustness",
-            title,
-            "RFC 9112 9.5",
-            "",
-            Verdict.ERROR,
-            safe,
-            obs.summary(),
-        )
-    if obs.closed:
-        return Result(
-            "idle-timeout",
-            "robustness",
-            title,
-            "RFC 9112 9.5",
-            "",
-            Verdict.PASS,
-            safe,
-            f"closed {obs.closed_after:.1f} s after the request",
-        )
-    return Result(
+        verdict, observed = Verdict.ERROR, obs.summary()
+    elif obs.closed:
+        verdict, observed = Verdict.PASS, f"closed {obs.closed_after:.1f} s after the request"
+    else:
+        verdict, observed = Verdict.WARN, f"still open after {wait:.1f} s"
+    safe = "close an idle keep-alive connection after a while"
+    return _result(
         "idle-timeout",
-        "robustness",
-        title,
-        "RFC 9112 9.5",
-        "",
-        Verdict.WARN,
-        safe,
-        f"still open after {wait:.1f} s",
+        "an idle keep-alive connection",
+        TIMEOUTS,
+        verdict,
+        safe=safe,
+        observed=observed,
     )
 
 
@@ -105,31 +79,28 @@ def _limit(
         verdict, observed = Verdict.INFO, f"closed without an answer at {size // 1024} KiB"
     else:
         verdict, observed = Verdict.WARN, f"accepted {size // 1024} KiB ({obs.summary()})"
-    return Result(
+    return _result(
         id,
-        "robustness",
         title,
         "RFC 9110 15.5",
-        "",
         verdict,
-        f"refuse an oversized element with {status}",
-        observed,
+        safe=f"refuse an oversized element with {status}",
+        observed=observed,
     )
 
 
 def robustness(target: Target, slow_wait: float) -> Iterator[Result]:
     """Timeouts (run side by side, each bounded by ``slow_wait``) and size limits."""
-    results: dict[str, Result] = {}
-    threads = [
-        threading.Thread(
-            target=lambda: results.__setitem__("head", _head_timeout(target, slow_wait))
-        ),
-        threading.Thread(
-            target=lambda: results.__setitem__("idle", _idle_timeout(target, slow_wait))
-        ),
-    ]
-    for thread in threads:
-        thread.start()
+    with ThreadPoolExecutor(2) as pool:
+        timeouts = [
+            pool.submit(probe, target, slow_wait) for probe in (_head_timeout, _idle_timeout)
+        ]
+        yield from _limits(target)
+        for timeout in timeouts:
+            yield timeout.result()
+
+
+def _limits(target: Target) -> Iterator[Result]:
     host = target.authority.decode("latin-1")
     path = target.path.decode("latin-1")
     yield _limit(
@@ -144,7 +115,7 @@ def robustness(target: Target, slow_wait: float) -> Iterator[Result]:
         "limit-431",
         "a long header field",
         431,
-        lambda n: f"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Big: {'a' * n}\r\n\r\n".encode(),
+        lambda n: _request(target, f"X-Big: {'a' * n}\r\n\r\n"),
     )
     obs = exchange(
         target,
@@ -152,28 +123,9 @@ def robustness(target: Target, slow_wait: float) -> Iterator[Result]:
         expect=(b"GET",),
     )
     if obs.statuses[:1] == [413]:
-        yield Result(
-            "limit-413",
-            "robustness",
-            "a 1 TB Content-Length",
-            "RFC 9110 15.5.14",
-            "",
-            Verdict.PASS,
-            "refuse a body over its limit with 413 before reading it",
-            "413",
-        )
+        verdict, observed = Verdict.PASS, "413"
     else:
-        yield Result(
-            "limit-413",
-            "robustness",
-            "a 1 TB Content-Length",
-            "RFC 9110 15.5.14",
-            "",
-            Verdict.INFO,
-            "refuse a body over its limit with 413 before reading it",
-            f"no body limit announced ({obs.summary()})",
-        )
-    for thread in threads:
-        thread.join()
-    yield results["head"]
-    yield results["idle"]
+        verdict, observed = Verdict.INFO, f"no body limit announced ({obs.summary()})"
+    safe = "refuse a body over its limit with 413 before reading it"
+    title = "a 1 TB Content-Length"
+    yield _result("limit-413", title, "RFC 9110 15.5.14", verdict, safe=safe, observed=observed)

@@ -15,243 +15,144 @@ application's host checks do not get in the way.
   responses must come back one per request, in order (RFC 9112 9.3.2). Order
   is checked against the answers each request got alone: a permutation of
   them is a failure; answers that vary anyway make the order uncheckable.
+
+When a probe fails, the first failing stream (for keep-alive, the requests sent on
+that connection up to the failing one) is reduced by :mod:`._shrink`, replayed on
+fresh connections, and reported as a counterexample: the exact bytes and cut points.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import random
-import socket
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from tether.errors import ProtocolError
-from tether.http1 import (
-    NEED_DATA,
-    PAUSED,
-    ClientConnection,
-    ConnectionClosed,
-    Data,
-    EndOfMessage,
-    Request,
-    Response,
+from tether_server.conform._probes import Counterexample, Result, Verdict
+from tether_server.conform._shrink import SECONDS, Budget, Case, Failure, shrink
+from tether_server.conform._streams import (
+    KNOWN_METHODS,
+    Answer,
+    Batch,
+    Link,
+    Planned,
+    generate,
+    send_batch,
+    split_points,
 )
-from tether_server.conform._probes import Result, Verdict
 from tether_server.conform._wire import Target
-
-if TYPE_CHECKING:
-    from tether.strategies import GeneratedRequest
 
 GROUP = "traffic"
 #: How many requests go in one write at most, when pipelining.
 BATCH = 6
 
 
-@dataclass(frozen=True)
-class Planned:
-    """One generated request: the events that tell ``ClientConnection`` about it, and its bytes."""
-
-    request: Request
-    body: bytes
-    trailers: list[tuple[bytes, bytes]]
-    wire: bytes
-
-    def register(self, conn: ClientConnection) -> None:
-        """Let ``conn`` expect this request's response (HEAD has no body, 1.0 may close)."""
-        conn.send(self.request)
-        if self.body:
-            conn.send(Data(self.body))
-        conn.send(EndOfMessage(self.trailers))
-
-    def describe(self) -> str:
-        """The request line, for a report."""
-        return self.wire.split(b"\r\n", 1)[0][:80].decode("latin-1")
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One response as read: its status and body."""
-
-    status: int
-    body: bytes
-
-
-@dataclass
-class Batch:
-    """What came back for requests written together on one connection."""
-
-    answers: list[Answer] = field(default_factory=list)
-    #: Why the answers stopped short: the core's parse error, "closed", or "timed out".
-    problem: str | None = None
-    #: The server closed after a response that said it would (Connection: close).
-    announced_close: bool = False
-
-
-def generate(target: Target, count: int, seed: int) -> list[Planned] | str:
-    """``count`` requests drawn by ``tether.strategies.requests()`` with ``seed``.
-
-    A string (why) instead when Hypothesis is not installed.
-    """
-    try:
-        from hypothesis import HealthCheck, Phase, given, settings
-        from hypothesis import seed as with_seed
-
-        from tether.strategies import requests
-    except ImportError:
-        return "skipped: needs hypothesis (pip install hypothesis)"
-    drawn: list[GeneratedRequest] = []
-
-    # Hypothesis's own loop does the drawing: it varies sizes and shapes from the
-    # smallest example up, which .example() does not, and it takes a seed.
-    @with_seed(seed)
-    @settings(
-        max_examples=count,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
+def _result(
+    id: str,
+    title: str,
+    rfc: str,
+    verdict: Verdict,
+    *,
+    safe: str,
+    observed: str,
+    counterexample: Counterexample | None = None,
+) -> Result:
+    return Result(
+        id, GROUP, title, rfc, "MUST", verdict, safe, observed, counterexample=counterexample
     )
-    @given(requests())
-    def draw(request: GeneratedRequest) -> None:
-        if len(drawn) < count:
-            drawn.append(request)
-
-    draw()
-    return [_planned(gen, target.authority) for gen in drawn]
 
 
-def _planned(gen: GeneratedRequest, authority: bytes) -> Planned:
-    headers = tuple(
-        (name, authority if name.lower() == b"host" else value) for name, value in gen.headers
-    )
-    target = gen.target
-    if target.startswith(b"http://example.com"):
-        target = b"http://" + authority + target[len(b"http://example.com") :]
-    gen = dataclasses.replace(gen, headers=headers, target=target)
-    request = Request(gen.method, gen.target, list(gen.wire_headers()), gen.version)
-    trailers = list(gen.trailers) if gen.chunks is not None else []
-    return Planned(request, gen.body, trailers, gen.to_bytes())
+# ---- what counts as a failure -----------------------------------------------------------------
 
 
-#: The pause between the pieces of a split request, so that they reach the server as separate
-#: segments (a probe's pacing, not synchronisation: the server is not waited for).
-PIECE_GAP = 0.005
+def judge_alone(item: Planned, batch: Batch) -> Failure | None:
+    """How one request sent alone failed: not answered well, or refused with 400."""
+    if not batch.answers:
+        return Failure("unanswered", batch.problem or "no response")
+    if batch.answers[0].status == 400 and item.request.method in KNOWN_METHODS:
+        return Failure("refused", "400")
+    return None
 
 
-def split_points(rng: random.Random, size: int) -> list[int]:
-    """One or two offsets inside a request of ``size`` bytes, where it is cut into pieces."""
-    if size < 3:
-        return []
-    return sorted(rng.sample(range(1, size), min(size - 1, rng.choice((1, 2)))))
+def judge_pipelined(
+    items: Sequence[Planned], batch: Batch, expected: Sequence[Answer]
+) -> Failure | None:
+    """How requests written together failed, against the answers each got alone."""
+    got = batch.answers
+    if len(got) < len(items) and not (got and batch.announced_close):
+        # RFC 9112 9.3.2: a server may close after any response it marked "close"; a
+        # client retries what was not answered, so only an unannounced end fails.
+        return Failure("unanswered", f"{len(items) - len(got)} not answered ({batch.problem})")
+    # A request answered 400 only when others follow it was judged by bytes not its own.
+    refused = [
+        f"{item.describe()!r}: 400 pipelined, {want.status} alone"
+        for item, answer, want in zip(items, got, expected)
+        if answer.status == 400 and want.status != 400
+    ]
+    if refused:
+        return Failure(
+            "refused",
+            f"{len(refused)} valid request(s) refused only when pipelined: "
+            + "; ".join(refused[:2]),
+        )
+    want = list(expected[: len(got)])
+    if got != want and sorted(got, key=repr) == sorted(want, key=repr):
+        return Failure("order", "the answers came back out of order")
+    return None
 
 
-def send_batch(
-    target: Target,
-    sock: socket.socket,
-    conn: ClientConnection,
-    batch: Sequence[Planned],
-    splits: Sequence[int] = (),
-) -> Batch:
-    """Write ``batch`` on ``sock`` (in one write, or cut at ``splits``); read one response per
-    request."""
-    out = Batch()
-    for planned in batch:
-        planned.register(conn)
-    wire = b"".join(p.wire for p in batch)
-    try:
-        if not splits:
-            sock.sendall(wire)
-        else:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            edges = [0, *splits, len(wire)]
-            for start, end in itertools.pairwise(edges):
-                try:
-                    sock.sendall(wire[start:end])
-                except OSError:
-                    break  # it answered (and closed) before the last piece: read what it said
-                if end < len(wire):
-                    time.sleep(PIECE_GAP)
-    except OSError as exc:
-        out.problem = f"the server stopped reading ({exc})"
-        return out
-    deadline = time.monotonic() + target.timeout
-    status: int | None = None
-    body = bytearray()
-    while len(out.answers) < len(batch):
-        try:
-            event = conn.next_event()
-        except ProtocolError as exc:
-            out.problem = f"unreadable response: {exc.message}"
-            return out
-        if isinstance(event, Response):
-            status, body = event.status_code, bytearray()
-        elif isinstance(event, Data):
-            body += event.data
-        elif isinstance(event, EndOfMessage):
-            assert status is not None
-            out.answers.append(Answer(status, bytes(body)))
-        elif isinstance(event, ConnectionClosed) or event is PAUSED:
-            out.problem = "the server closed the connection"
-            out.announced_close = bool(out.answers) and not conn.keep_alive
-            return out
-        elif event is NEED_DATA:
-            left = deadline - time.monotonic()
-            try:
-                if left <= 0:
-                    raise TimeoutError
-                sock.settimeout(left)
-                data = sock.recv(65536)
-            except TimeoutError:
-                out.problem = f"no response within {target.timeout:g} s"
-                return out
-            except OSError:
-                data = b""
-            conn.receive_data(data)
-    return out
+class Replayer:
+    """Sends a :class:`Case` on fresh connections and judges it as the probes do."""
 
-
-class _Link:
-    """A keep-alive connection to the target, reopened when the server (or HTTP/1.0) ends it."""
-
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, alone: dict[bytes, Answer] | None = None) -> None:
         self.target = target
-        self.sock: socket.socket | None = None
-        self.conn = ClientConnection()
-        self.opened = 0
+        #: The answer each request (by its bytes) got alone, for judging pipelined order.
+        self.alone = alone or {}
 
-    def ready(self) -> tuple[socket.socket, ClientConnection]:
-        if self.sock is None or not self.conn.keep_alive:
-            self.close()
-            self.sock = socket.create_connection(
-                (self.target.host, self.target.port), timeout=self.target.timeout
-            )
-            self.conn = ClientConnection()
-            self.opened += 1
-        return self.sock, self.conn
+    def __call__(self, case: Case) -> Failure | None:
+        try:
+            if not case.pipelined:
+                return self._one_at_a_time(case.items, case.cuts)
+            expected = []
+            for item in case.items:
+                if item.wire not in self.alone and self._one_at_a_time([item], [()]):
+                    return None  # fails alone too: not what is being reduced
+                answer = self.alone.get(item.wire)
+                if answer is None:
+                    return None
+                expected.append(answer)
+            link = Link(self.target)
+            try:
+                sock, conn = link.ready()
+                batch = send_batch(self.target, sock, conn, case.items, case.splits())
+            finally:
+                link.close()
+            return judge_pipelined(case.items, batch, expected)
+        except OSError:
+            return None  # cannot connect: no verdict on this stream
 
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+    def _one_at_a_time(
+        self, items: Sequence[Planned], cuts: Sequence[tuple[int, ...]]
+    ) -> Failure | None:
+        link = Link(self.target)
+        try:
+            for item, splits in zip(items, cuts):
+                sock, conn = link.ready()
+                batch = send_batch(self.target, sock, conn, [item], splits)
+                if failure := judge_alone(item, batch):
+                    return failure
+                self.alone.setdefault(item.wire, batch.answers[0])
+        finally:
+            link.close()
+        return None
 
 
-def _result(id: str, title: str, rfc: str, verdict: Verdict, *, safe: str, observed: str) -> Result:
-    return Result(id, GROUP, title, rfc, "MUST", verdict, safe, observed)
+# ---- the probes ---------------------------------------------------------------------------------
 
 
-#: Methods RFC 9110 defines (and PATCH): a 400 to one of them refuses a valid request.
-#: Any other token is a valid method too, but a server that does not know it SHOULD
-#: answer 501 (RFC 9110 9.1), so a 400 there is a warning.
-KNOWN_METHODS = frozenset(
-    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"TRACE", b"PATCH")
-)
-
-
-def traffic(target: Target, count: int = 50, seed: int = 0) -> Iterator[Result]:
-    """The keep-alive and pipelined traffic probes, on ``count`` requests drawn with ``seed``."""
+def traffic(
+    target: Target, count: int = 50, seed: int = 0, shrink_seconds: float = SECONDS
+) -> Iterator[Result]:
+    """The keep-alive and pipelined traffic probes, on ``count`` requests drawn with ``seed``;
+    a failure is reduced for at most ``shrink_seconds``."""
     planned = generate(target, count, seed)
     if isinstance(planned, str):
         for id in ("traffic-keep-alive", "traffic-pipelined"):
@@ -268,9 +169,12 @@ def traffic(target: Target, count: int = 50, seed: int = 0) -> Iterator[Result]:
     alone: list[Answer | None] = []
     broken: list[str] = []  # no response, or one the core cannot read, or 400 to a known method
     unknown_400: list[str] = []
-    link = _Link(target)
+    first: tuple[Case, Failure] | None = None
+    on_link: list[tuple[Planned, tuple[int, ...]]] = []  # sent on the current connection
+    link = Link(target)
     try:
         for item in planned:
+            opened = link.opened
             try:
                 sock, conn = link.ready()
             except OSError as exc:
@@ -283,19 +187,25 @@ def traffic(target: Target, count: int = 50, seed: int = 0) -> Iterator[Result]:
                     observed=f"cannot connect: {exc}",
                 )
                 return
+            if link.opened != opened:
+                on_link = []
             # Every other request is cut at random points (seeded): a server must not take a
             # request that arrives in pieces for a whole one, or refuse it.
             splits = split_points(rng, len(item.wire)) if len(alone) % 2 else []
             batch = send_batch(target, sock, conn, [item], splits)
+            on_link.append((item, tuple(splits)))
             answer = batch.answers[0] if batch.answers else None
             alone.append(answer)
             how = f" (sent in pieces at {splits})" if splits else ""
             if answer is None:
-                broken.append(f"{item.describe()!r}{how}: {batch.problem}")
                 link.close()
-            elif answer.status == 400:
-                known = item.request.method in KNOWN_METHODS
-                (broken if known else unknown_400).append(f"{item.describe()!r}{how}: 400")
+            if failure := judge_alone(item, batch):
+                broken.append(f"{item.describe()!r}{how}: {failure.detail}")
+                if first is None:
+                    sent = tuple(p for p, _ in on_link), tuple(c for _, c in on_link)
+                    first = Case(*sent, pipelined=False), failure
+            elif answer is not None and answer.status == 400:
+                unknown_400.append(f"{item.describe()!r}{how}: 400")
     finally:
         link.close()
     statuses = sorted({a.status for a in alone if a is not None})
@@ -310,17 +220,30 @@ def traffic(target: Target, count: int = 50, seed: int = 0) -> Iterator[Result]:
             f"; {len(unknown_400)} with an unknown method refused with 400, not 501 "
             f"(RFC 9110 9.1 SHOULD): " + "; ".join(unknown_400[:2])
         )
+    counterexample = None
     if broken:
         verdict = Verdict.FAIL
         observed += f"; {len(broken)} not answered well: " + "; ".join(broken[:3])
+    if first is not None:
+        counterexample = shrink(*first, Replayer(target), Budget(seconds=shrink_seconds))
     yield _result(
-        "traffic-keep-alive", title, "RFC 9112 9.3", verdict, safe=safe, observed=observed
+        "traffic-keep-alive",
+        title,
+        "RFC 9112 9.3",
+        verdict,
+        safe=safe,
+        observed=observed,
+        counterexample=counterexample,
     )
-    yield _pipelined(target, planned, alone, seed)
+    yield _pipelined(target, planned, alone, seed, shrink_seconds)
 
 
 def _pipelined(
-    target: Target, planned: Sequence[Planned], alone: Sequence[Answer | None], seed: int
+    target: Target,
+    planned: Sequence[Planned],
+    alone: Sequence[Answer | None],
+    seed: int,
+    shrink_seconds: float,
 ) -> Result:
     # HTTP/1.1 requests only: an HTTP/1.0 one without keep-alive ends the connection.
     chosen = [
@@ -328,13 +251,16 @@ def _pipelined(
     ]
     title = f"{len(chosen)} generated HTTP/1.1 requests pipelined, up to {BATCH} per write (seed {seed})"
     safe = "answer pipelined requests in the order received, one response each"
-    got: list[Answer] = []
-    problems: list[str] = []
-    link = _Link(target)
-    pending = [p for p, _ in chosen]
+    failures: list[str] = []
+    first: tuple[Case, Failure] | None = None
+    differs = False  # answers that vary from those the same requests got alone
+    link = Link(target)
+    pending = list(chosen)
     try:
         while pending:
             group = pending[:BATCH]
+            items = [p for p, _ in group]
+            expected = [a for _, a in group if a is not None]
             try:
                 sock, conn = link.ready()
             except OSError as exc:
@@ -346,51 +272,41 @@ def _pipelined(
                     safe=safe,
                     observed=f"cannot connect: {exc}",
                 )
-            batch = send_batch(target, sock, conn, group)
-            got += batch.answers
-            del pending[: len(batch.answers)]
-            if len(batch.answers) == len(group):
+            start = len(chosen) - len(pending) + 1
+            batch = send_batch(target, sock, conn, items)
+            failure = judge_pipelined(items, batch, expected)
+            answered = len(batch.answers)
+            del pending[: len(group) if failure else answered]
+            if answered < len(group):
+                link.close()
+            if failure is None:
+                differs |= batch.answers != expected[:answered]
                 continue
-            link.close()
-            if batch.answers and batch.announced_close:
-                # RFC 9112 9.3.2: a server may close after any response it marked "close";
-                # a client retries what was not answered, as this one does.
-                continue
-            done = len(got) + 1
-            problems.append(
-                f"requests {done}-{done + len(group) - len(batch.answers) - 1}: not answered ({batch.problem})"
-            )
-            skipped = len(group) - len(batch.answers)
-            got += [Answer(0, b"")] * skipped
-            del pending[:skipped]
+            failures.append(f"requests {start}-{start + len(group) - 1}: {failure.detail}")
+            if first is None:
+                first = Case(tuple(items), ((),) * len(items), pipelined=True), failure
     finally:
         link.close()
-    expected = [a for _, a in chosen if a is not None]
-    verdict = Verdict.FAIL if problems else Verdict.PASS
     observed = f"{len(chosen)} requests on {link.opened} connection(s)"
-    if problems:
-        observed += ": " + "; ".join(problems[:3])
-    elif got != expected:
-        # A request answered 400 only when others follow it was judged by bytes not its own.
-        refused = [
-            f"{p.describe()!r}: 400 pipelined, {a.status} alone"
-            for (p, a), g in zip(chosen, got)
-            if a is not None and g.status == 400 and a.status != 400
-        ]
-        if refused:
-            verdict = Verdict.FAIL
-            observed += (
-                f"; {len(refused)} valid request(s) refused only when pipelined: "
-                + "; ".join(refused[:2])
-            )
-        elif sorted(got, key=repr) == sorted(expected, key=repr):
-            verdict = Verdict.FAIL
-            observed += "; the answers came back out of order"
-        else:
-            verdict = Verdict.INFO
-            observed += "; the answers differ from those to the same requests sent alone, so their order cannot be checked"
+    counterexample = None
+    if first is not None:
+        verdict = Verdict.FAIL
+        observed += ": " + "; ".join(failures[:3])
+        known = {p.wire: a for p, a in chosen if a is not None}
+        replay = Replayer(target, known)
+        counterexample = shrink(*first, replay, Budget(seconds=shrink_seconds))
+    elif differs:
+        verdict = Verdict.INFO
+        observed += "; the answers differ from those to the same requests sent alone, so their order cannot be checked"
     else:
+        verdict = Verdict.PASS
         observed += ": each answered as when sent alone, in order"
     return _result(
-        "traffic-pipelined", title, "RFC 9112 9.3.2", verdict, safe=safe, observed=observed
+        "traffic-pipelined",
+        title,
+        "RFC 9112 9.3.2",
+        verdict,
+        safe=safe,
+        observed=observed,
+        counterexample=counterexample,
     )
