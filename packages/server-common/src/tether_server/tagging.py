@@ -214,20 +214,36 @@ def log_access(
     With ``--access-log-format``, the line is that format's and the tag's fields go only in
     the JSON object.
     """
+    # The default line's call comes first: logging looks up the calling line's number for
+    # every record, and that costs more the further into a function the call is.
+    tag = cycle.tag
+    if not isinstance(tag, Tag):
+        if websocket is not None:
+            note = f"ws {websocket[0]} {websocket[1]:.3f}s"
+        logger.info("%s", cycle.log_line(note))
+        return
+    _log_tagged(logger, cycle, tag, note, websocket=websocket, environ=environ)
+
+
+def _log_tagged(
+    logger: logging.Logger,
+    cycle: ResponseCycle,
+    tag: Tag,
+    note: str,
+    *,
+    websocket: tuple[int, float] | None,
+    environ: Mapping[str, Any] | None,
+) -> None:
+    fields = tag.log_fields()
+    access = tag.access
+    if access is not None:
+        elapsed = time.perf_counter() - tag.started if access.timed else 0.0
+        code = None if websocket is None else websocket[0]
+        line = access.line(cycle, tag, elapsed, environ, code)
+        logger.info("%s", line, extra={"tether": fields} if fields else None)
+        return
     if websocket is not None:
         note = f"ws {websocket[0]} {websocket[1]:.3f}s"
-    tag = cycle.tag
-    if isinstance(tag, Tag):
-        fields = tag.log_fields()
-        access = tag.access
-        if access is not None:
-            elapsed = time.perf_counter() - tag.started if access.timed else 0.0
-            code = None if websocket is None else websocket[0]
-            line = access.line(cycle, tag, elapsed, environ, code)
-            logger.info("%s", line, extra={"tether": fields} if fields else None)
-            return
-    else:
-        fields = None
     line = cycle.log_line(note)
     if not fields:
         logger.info("%s", line)
