@@ -181,7 +181,7 @@ def _protocol(x: Exchange) -> str:
 
 def _request_line(x: Exchange) -> str:
     request = x.request
-    return f"{escape(request.method)} {escape(request.target)} HTTP/{escape(request.http_version)}"
+    return escape(b"%s %s HTTP/%s" % (request.method, request.target, request.http_version))
 
 
 def _phrase(x: Exchange) -> str:
