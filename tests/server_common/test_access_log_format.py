@@ -5,6 +5,7 @@ request data stays escaped (log injection)."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import signal
 import socket
@@ -200,3 +201,16 @@ def test_escape_is_apaches() -> None:
     assert escape(b'a"b\\c\td\ne\rf\x00\x1b\x7f\xff') == r"a\"b\\c\td\ne\rf\x00\x1b\x7f\xff"
     assert compile_access_format("%(h)s%%").timed is False
     assert compile_access_format("%(L)s").timed is True
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_json_records_keep_the_request_fields(tmp_path: Path, server: str) -> None:
+    options = ("--access-log-format", "%(m)s %(U)s %(s)s", "--request-id-header", "X-Request-Id",
+               "--log-format", "json")  # fmt: skip
+    with serving(tmp_path, server, *options) as (port, log):
+        httpx.get(f"http://127.0.0.1:{port}/json", headers={"X-Request-Id": "r-1"}, timeout=10)
+        log.wait_for("/json")
+        records = [json.loads(line) for line in log.text.splitlines()]
+    (access,) = [r for r in records if r["logger"] == "tether.access"]
+    assert access["message"] == "GET /json 201"
+    assert access["request_id"] == "r-1"

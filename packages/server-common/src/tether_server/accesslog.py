@@ -27,11 +27,14 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether.serving_cycle import ResponseCycle
 
-__all__ = ["ATOMS", "AccessFormat", "compile_access_format"]
+if TYPE_CHECKING:  # tagging imports this module: the Tag that carries a format
+    from tether_server.tagging import Tag
+
+__all__ = ["ATOMS", "AccessFormat", "Exchange", "apache_time", "compile_access_format", "escape"]
 
 #: Bytes written as they are; every other byte is escaped (:func:`escape`).
 _PLAIN = re.compile(rb"[\x20\x21\x23-\x5b\x5d-\x7e]*")
@@ -88,14 +91,14 @@ class Exchange:
     def __init__(
         self,
         cycle: ResponseCycle,
-        tag: Any,
+        tag: Tag | None,
         elapsed: float,
         environ: Mapping[str, Any] | None,
         close_code: int | None,
     ) -> None:
         self.cycle = cycle
         self.request = cycle.request
-        #: A :class:`tether_server.tagging.Tag` (read by the request id and trace atoms).
+        #: What the server attached (read by the request id and trace atoms).
         self.tag = tag
         #: Seconds since the request head arrived (0 when the format has no duration atom).
         self.elapsed = elapsed
@@ -193,7 +196,7 @@ def _phrase(x: Exchange) -> str:
 
 def _tag_value(key: str) -> Atom:
     def atom(x: Exchange) -> str:
-        fields: dict[str, str] = x.tag.log_fields() if x.tag is not None else {}
+        fields = x.tag.log_fields() if x.tag is not None else {}
         return fields.get(key, "-")
 
     return atom
@@ -257,7 +260,7 @@ class AccessFormat:
     def line(
         self,
         cycle: ResponseCycle,
-        tag: Any,
+        tag: Tag | None,
         elapsed: float = 0.0,
         environ: Mapping[str, Any] | None = None,
         close_code: int | None = None,

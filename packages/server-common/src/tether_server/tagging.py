@@ -19,6 +19,11 @@ Four options, all off by default, so a server that uses none of them does no wor
   :data:`SECURITY_HEADERS`; ``Strict-Transport-Security`` only when serving TLS): response
   fields added to every response that lacks them (a value the application set wins).
 
+The tag also carries ``--access-log-format`` (:mod:`tether_server.accesslog`), compiled once,
+and when the format has duration atoms, the moment the request head came: so both servers
+get the format through the one object they already pass along, and do nothing more per
+request without it.
+
 :class:`Tagger` holds these options (one per server run, built by
 :class:`tether_server.config.ServerConfig`); :meth:`Tagger.tag` reads one request's fields and
 gives its :class:`Tag`, which the server passes to the core's
