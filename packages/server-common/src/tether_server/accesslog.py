@@ -27,14 +27,19 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tether.serving_cycle import ResponseCycle
 
-if TYPE_CHECKING:  # tagging imports this module: the Tag that carries a format
-    from tether_server.tagging import Tag
-
-__all__ = ["ATOMS", "AccessFormat", "Exchange", "apache_time", "compile_access_format", "escape"]
+__all__ = [
+    "ATOMS",
+    "AccessFormat",
+    "Exchange",
+    "Tagged",
+    "apache_time",
+    "compile_access_format",
+    "escape",
+]
 
 #: Bytes written as they are; every other byte is escaped (:func:`escape`).
 _PLAIN = re.compile(rb"[\x20\x21\x23-\x5b\x5d-\x7e]*")
@@ -45,6 +50,15 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _DIRECTIVE = re.compile(r"%(?:(%)|\(([^()]*)\)(s?)|)")
 _HEADER_ATOM = re.compile(r"\{([^{}]+)\}([ioe])")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+class Tagged(Protocol):
+    """What the request id and trace atoms read: a :class:`tether_server.tagging.Tag` (which
+    itself carries the format, so this module cannot import it)."""
+
+    def log_fields(self) -> dict[str, str]:
+        """The request id and trace id, by name, when the request has them."""
+        ...
 
 
 def escape(value: bytes) -> str:
@@ -91,7 +105,7 @@ class Exchange:
     def __init__(
         self,
         cycle: ResponseCycle,
-        tag: Tag | None,
+        tag: Tagged | None,
         elapsed: float,
         environ: Mapping[str, Any] | None,
         close_code: int | None,
@@ -260,7 +274,7 @@ class AccessFormat:
     def line(
         self,
         cycle: ResponseCycle,
-        tag: Tag | None,
+        tag: Tagged | None,
         elapsed: float = 0.0,
         environ: Mapping[str, Any] | None = None,
         close_code: int | None = None,
