@@ -256,10 +256,10 @@ def access_log_line(client: str, request: Request, status: int, sent: int, note:
     ``note`` follows for exchanges that need more (a WebSocket session's close code and
     duration: ``ws 1000 2.513s``).
     """
-    method = request.method.decode("ascii", "backslashreplace")
-    target = request.target.decode("ascii", "backslashreplace")
-    version = request.http_version.decode("ascii", "backslashreplace")
-    line = f'{client} - "{method} {target} HTTP/{version}" {status} {sent}'
+    # One decode of the joined request line (ASCII decodes byte by byte, so this is the same
+    # text as three decodes, at a third of the calls: this runs for every request).
+    head = b"%s %s HTTP/%s" % (request.method, request.target, request.http_version)
+    line = f'{client} - "{head.decode("ascii", "backslashreplace")}" {status} {sent}'
     return f"{line} {note}" if note else line
 
 

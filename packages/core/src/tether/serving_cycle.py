@@ -133,6 +133,7 @@ class ResponseCycle:
         "phase",
         "request",
         "response",
+        "response_headers",
         "sent",
         "status",
         "tag",
@@ -163,6 +164,8 @@ class ResponseCycle:
         self.phase = CyclePhase.WAITING
         #: The response held back until its first body bytes.
         self.response: Response | None = None
+        #: The fields of the head that went out (read by a custom access-log format).
+        self.response_headers: Sequence[tuple[bytes, bytes]] = ()
         self.status = 0
         #: Body bytes handed out for writing.
         self.sent = 0
@@ -323,6 +326,7 @@ class ResponseCycle:
             )
         out = self._conn.send(response)
         self.response = None
+        self.response_headers = response.headers
         return out
 
     def file_head(self, size: int) -> bytes:
@@ -356,6 +360,7 @@ class ResponseCycle:
         fields = with_server_headers(headers, self._date, self._server)
         if self._extra:
             _add_missing(fields, self._extra)
+        self.response_headers = fields
         return self._conn.send(InformationalResponse(101, fields))
 
     def file_sent(self, size: int) -> None:
@@ -388,6 +393,7 @@ class ResponseCycle:
             return None
         self._move(_Step.CANNED)
         self.response = None
+        self.response_headers = headers
         self.status = response.status_code
         self.sent = len(body) if not self.head else 0
         return out

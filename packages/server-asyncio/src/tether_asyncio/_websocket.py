@@ -174,8 +174,8 @@ class ASGIWebSocket:
             group.cancel_scope.cancel()
         if self.io is not None and owner.state.access_log:
             duration = anyio.current_time() - self.started
-            note = f"ws {self.io.rules.ending_code} {duration:.3f}s"
-            log_access(access_log, self.http.response, note)
+            ending = (self.io.rules.ending_code, duration)
+            log_access(access_log, self.http.response, websocket=ending)
 
     async def _after_app(self, failed: bool) -> None:
         owner = self.owner

@@ -5,6 +5,7 @@
   :class:`~tether_server.startup.ConfigError`, ``--workers``/``--reload`` start-up.
 - :mod:`tether_server.binding`: the listening socket.
 - :mod:`tether_server.supervisor`: the process supervisor behind ``--workers`` and ``--reload``.
+- :mod:`tether_server.accesslog`: ``--access-log-format`` (gunicorn's atoms), compiled once.
 
 The sans-I/O rules every server needs (targets, paths, trusted proxies, canned responses) are
 the core's public :mod:`tether.serving`.

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from tether.limits import Limits
 from tether.serving import SERVER_HEADER, TrustedProxies, server_limits
+from tether_server.accesslog import AccessFormat, compile_access_format
 from tether_server.binding import bind_socket
 from tether_server.options import (
     ConfigError,
@@ -91,6 +92,8 @@ class ServerConfig:
     server_header: bool = True
     date_header: bool = True
     access_log: bool = True
+    #: ``--access-log-format``: the access line in gunicorn's atoms (None: tether's own line).
+    access_log_format: str | None = None
     #: ``--header``: ``(name, value)`` fields added to responses that lack them.
     headers: list[tuple[str, str]] = field(default_factory=list)
     #: Add the :data:`tether_server.tagging.SECURITY_HEADERS` preset (HSTS too over TLS).
@@ -117,12 +120,20 @@ class ServerConfig:
     #: This process's metrics when ``metrics_port`` is set (made from the fields), else None:
     #: the servers' hooks test it, and do nothing more, when it is None.
     metrics: ServerMetrics | None = field(init=False, repr=False, compare=False)
+    #: ``access_log_format`` compiled (None without it); a bad one raises ConfigError here.
+    access_format: AccessFormat | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.request_budget = RequestBudget(
             self.limit_max_requests, self.limit_max_requests_jitter, notify_fd=self.notify_fd
         )
         self.metrics = ServerMetrics() if self.metrics_port is not None else None
+        self.access_format = None
+        if self.access_log_format is not None and self.access_log:
+            try:
+                self.access_format = compile_access_format(self.access_log_format)
+            except ValueError as exc:
+                raise ConfigError(f"--access-log-format: {exc}") from None
 
     def metrics_exporter(self) -> Exporter | None:
         """Where :attr:`metrics` go (bound now, started by the server), or None; a port in use
@@ -147,6 +158,7 @@ class ServerConfig:
             headers=self.headers,
             security_headers=self.security_headers,
             tls=self.ssl_certfile is not None,
+            access_format=self.access_format,
         )
         return tagger if tagger.active else None
 

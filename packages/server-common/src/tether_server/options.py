@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ssl
 
+from tether_server.accesslog import ATOMS, compile_access_format
 from tether_server.tagging import check_field_name, parse_header_option
 
 #: The ``--log-format`` choices.
@@ -106,6 +107,16 @@ def _field_name(text: str) -> str:
         return check_field_name(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _access_format(text: str) -> str:
+    """An ``--access-log-format`` that compiles (checked here, so a typo exits with status 2
+    and one line, like any other bad option)."""
+    try:
+        compile_access_format(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -344,6 +355,19 @@ def add_logging_options(group: argparse._ArgumentGroup) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="log one line per request",
+    )
+    group.add_argument(
+        "--access-log-format",
+        "--access-logformat",
+        dest="access_log_format",
+        type=_access_format,
+        default=None,
+        metavar="FORMAT",
+        help="write access lines in this format, in gunicorn's %%(NAME)s atoms (%%(h)s "
+        '%%(l)s %%(u)s %%(t)s "%%(r)s" %%(s)s %%(b)s is the Common Log Format): '
+        + " ".join(ATOMS)
+        + ", {NAME}i a request field, {NAME}o a response field, {NAME}e the WSGI environ's "
+        "entry or an environment variable (default: tether's own line)",
     )
     group.add_argument(
         "--server-header",

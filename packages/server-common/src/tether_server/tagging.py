@@ -19,6 +19,11 @@ Four options, all off by default, so a server that uses none of them does no wor
   :data:`SECURITY_HEADERS`; ``Strict-Transport-Security`` only when serving TLS): response
   fields added to every response that lacks them (a value the application set wins).
 
+The tag also carries ``--access-log-format`` (:mod:`tether_server.accesslog`), compiled once,
+and when the format has duration atoms, the moment the request head came: so both servers
+get the format through the one object they already pass along, and do nothing more per
+request without it.
+
 :class:`Tagger` holds these options (one per server run, built by
 :class:`tether_server.config.ServerConfig`); :meth:`Tagger.tag` reads one request's fields and
 gives its :class:`Tag`, which the server passes to the core's
@@ -31,12 +36,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tether.serving_cycle import ResponseCycle
 from tether.tracecontext import TraceContext, trace_context
+from tether_server.accesslog import AccessFormat
 
 #: The longest request id taken from a client, in bytes; a longer one is replaced.
 MAX_REQUEST_ID = 128
@@ -68,6 +75,10 @@ class Tag:
     trace: TraceContext | None
     #: Response fields to add when the application did not set them (lowercase names).
     headers: tuple[tuple[bytes, bytes], ...]
+    #: ``--access-log-format`` (None: the default line).
+    access: AccessFormat | None = None
+    #: When the request head came (``time.perf_counter()``), if the format needs durations.
+    started: float = 0.0
 
     def app_entries(self) -> dict[str, Any]:
         """The keys this tag adds to an ASGI scope's ``extensions`` or a WSGI environ."""
@@ -119,7 +130,7 @@ def parse_header_option(text: str) -> tuple[str, str]:
 class Tagger:
     """The tagging options of one server run; :meth:`tag` is called once per request."""
 
-    __slots__ = ("_constant", "_id_name", "_trace", "active", "headers")
+    __slots__ = ("_access", "_constant", "_id_name", "_timed", "_trace", "active", "headers")
 
     def __init__(
         self,
@@ -129,6 +140,7 @@ class Tagger:
         headers: Sequence[tuple[str, str]] = (),
         security_headers: bool = False,
         tls: bool = False,
+        access_format: AccessFormat | None = None,
     ) -> None:
         fixed = [(name.lower().encode("ascii"), value.encode("ascii")) for name, value in headers]
         if security_headers:
@@ -139,11 +151,17 @@ class Tagger:
         self.headers: tuple[tuple[bytes, bytes], ...] = tuple(_first_of_each(fixed))
         self._id_name = request_id_header.lower().encode("ascii") if request_id_header else None
         self._trace = trace_context
+        self._access = access_format
+        self._timed = access_format is not None and access_format.timed
         #: Whether any option is on: when False, servers skip tagging entirely.
-        self.active = bool(self.headers or self._id_name is not None or trace_context)
+        self.active = bool(
+            self.headers or self._id_name is not None or trace_context or access_format
+        )
         # The tag of every request when nothing depends on the request: no allocation each time.
         self._constant: Tag | None = (
-            Tag(None, None, self.headers) if self._id_name is None and not trace_context else None
+            Tag(None, None, self.headers, access_format)
+            if self._id_name is None and not trace_context and not self._timed
+            else None
         )
 
     def tag(self, headers: Sequence[tuple[bytes, bytes]]) -> Tag:
@@ -164,7 +182,8 @@ class Tagger:
             if not any(name == id_name for name, _ in extra):
                 extra = ((id_name, request_id.encode("ascii")), *extra)
         trace = trace_context(headers) if self._trace else None
-        return Tag(request_id, trace, extra)
+        started = time.perf_counter() if self._timed else 0.0
+        return Tag(request_id, trace, extra, self._access, started)
 
 
 def new_request_id() -> str:
@@ -184,12 +203,53 @@ def _first_of_each(pairs: Iterable[tuple[bytes, bytes]]) -> Iterable[tuple[bytes
             yield name, value
 
 
-def log_access(logger: logging.Logger, cycle: ResponseCycle, note: str = "") -> None:
+def log_access(
+    logger: logging.Logger,
+    cycle: ResponseCycle,
+    note: str = "",
+    *,
+    websocket: tuple[int, float] | None = None,
+    environ: Mapping[str, Any] | None = None,
+) -> None:
     """Log the access line of ``cycle`` (at INFO), with its :class:`Tag`'s fields: at the end
-    of the text line, and as keys of the JSON object (``--log-format json``)."""
-    line = cycle.log_line(note)
+    of the text line, and as keys of the JSON object (``--log-format json``).
+
+    ``websocket`` is a session's close code and duration in seconds (noted as
+    ``ws 1000 2.513s``); ``environ`` is the request's WSGI environ (for ``%({NAME}e)s``).
+    With ``--access-log-format``, the line is that format's and the tag's fields go only in
+    the JSON object.
+    """
+    # The default line's call comes first: logging looks up the calling line's number for
+    # every record, and that costs more the further into a function the call is.
     tag = cycle.tag
-    fields = tag.log_fields() if isinstance(tag, Tag) else None
+    if not isinstance(tag, Tag):
+        if websocket is not None:
+            note = f"ws {websocket[0]} {websocket[1]:.3f}s"
+        logger.info("%s", cycle.log_line(note))
+        return
+    _log_tagged(logger, cycle, tag, note, websocket=websocket, environ=environ)
+
+
+def _log_tagged(
+    logger: logging.Logger,
+    cycle: ResponseCycle,
+    tag: Tag,
+    note: str,
+    *,
+    websocket: tuple[int, float] | None,
+    environ: Mapping[str, Any] | None,
+) -> None:
+    fields = tag.log_fields()
+    access = tag.access
+    if access is not None:
+        elapsed = time.perf_counter() - tag.started if access.timed else 0.0
+        code = None if websocket is None else websocket[0]
+        line = access.line(cycle, tag, elapsed, environ, code)
+        logger.info("%s", line, extra={"tether": fields} if fields else None)
+        return
+    if websocket is not None:
+        note = f"ws {websocket[0]} {websocket[1]:.3f}s"
+    line = cycle.log_line(note)
     if not fields:
         logger.info("%s", line)
         return

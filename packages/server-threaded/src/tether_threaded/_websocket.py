@@ -257,7 +257,7 @@ class Upgrade:
         if not enabled or session is None or not _access.isEnabledFor(logging.INFO):
             return
         duration = time.monotonic() - self._started
-        log_access(_access, self._cycle, f"ws {session.rules.ending_code} {duration:.3f}s")
+        log_access(_access, self._cycle, websocket=(session.rules.ending_code, duration))
 
 
 def websocket_app(

@@ -362,7 +362,7 @@ class Exchange:
         if upgrade is not None and upgrade.accepted:
             upgrade.log_access(self.loop.access_log)
         elif self.loop.access_log and _access.isEnabledFor(logging.INFO):
-            log_access(_access, self.cycle)
+            log_access(_access, self.cycle, environ=self.environ)
 
     def _run(self) -> bool:
         result = self.loop.app(self.environ, self.start_response)
