@@ -15,12 +15,13 @@ from typing import Any, Protocol
 
 from tether.http1 import Request
 from tether.limits import Limits
+from tether.serving import TrustedProxies
 from tether.serving_websocket import Hold
+from tether.serving_wsgi import WSGIApp
 from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import Tagger
 from tether_threaded._config import Config
 from tether_threaded._input import BodyBuffer
-from tether_threaded._types import WSGIApp
 
 
 class Job(Protocol):
@@ -88,6 +89,9 @@ class Host(Protocol):
 
     @property
     def tagger(self) -> Tagger | None: ...
+
+    @property
+    def proxies(self) -> TrustedProxies | None: ...
 
     def in_loop(self) -> bool:
         """Whether the caller runs on the loop thread."""

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from tether.serving_wsgi import WSGIApp
 from tether_server.logfiles import REOPEN_SIGNAL, install_reopen_handler
 from tether_server.server_metrics import Exporter
 from tether_server.startup import FORCE_HINT, FORCED_EXIT, STOP_SIGNALS, stop_message
 from tether_threaded._config import Config, bind_socket, create_ssl_context
 from tether_threaded._loop import Loop
-from tether_threaded._types import WSGIApp
 
 _log = logging.getLogger("tether.error")
 

@@ -25,10 +25,10 @@ from tether import websocket as ws_core
 from tether.http1 import Request, Response
 from tether.serving_cycle import ResponseCycle
 from tether.serving_websocket import Hold, WebSocketSession
+from tether.serving_wsgi import Environ, StartResponse
 from tether_server.tagging import log_access
 from tether_threaded._connection import READ, Connection, Phase
 from tether_threaded._input import ClientDisconnected
-from tether_threaded._types import Environ, StartResponse
 
 _access = logging.getLogger("tether.access")
 
