@@ -197,7 +197,7 @@ def request_environ(base: Environ, request: Request) -> Environ:
     """
     raw_path, query = split_target(request.target)
     path = unquote_path(raw_path).decode("latin-1")
-    root_path = base["SCRIPT_NAME"]
+    root_path = base.get("SCRIPT_NAME", "")
     if root_path and (path == root_path or path.startswith(root_path + "/")):
         path = path[len(root_path) :]
     environ = base.copy()
