@@ -83,7 +83,7 @@ class Loop:
         self.app = app
         self.config = config
         self.limits = config.limits()
-        self.selector = selectors.DefaultSelector()
+        self.selector: selectors.BaseSelector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)

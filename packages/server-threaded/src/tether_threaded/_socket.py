@@ -178,7 +178,7 @@ class Channel:
         if self.phase is Phase.HTTP:
             other = self.driver.deadline()
         elif self.phase is Phase.WEBSOCKET and self.ws is not None:
-            other = self.ws.deadline()
+            other = self.ws.rules.deadline()
         else:
             other = None
         if other is not None and (deadline is None or other < deadline):
@@ -335,7 +335,7 @@ class Channel:
                 return
         elif len(self.outbuf) <= OUT_HIGH:
             self.cond.notify_all()
-        if self.ws is not None and self.ws.held is not None:
+        if self.ws is not None and self.ws.rules.held is not None:
             self.ws.resume_reading()
 
     def close_with_output(self, now: float) -> None:

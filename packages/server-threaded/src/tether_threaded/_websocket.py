@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from tether import websocket as ws_core
 from tether.http1 import Request, Response
 from tether.serving_cycle import ResponseCycle
-from tether.serving_websocket import Hold, WebSocketSession
+from tether.serving_websocket import WebSocketSession
 from tether.serving_wsgi import Environ, StartResponse
 from tether_server.tagging import log_access
 from tether_threaded._connection import Connection
@@ -55,15 +55,6 @@ class Session:
         self.ws = ws
         self.rules = WebSocketSession(ws)
         self.lost = False
-
-    @property
-    def held(self) -> Hold | None:
-        """Why reading is held back (None: it is not)."""
-        return self.rules.held
-
-    def deadline(self) -> float | None:
-        """The core's next WebSocket deadline (close handshake, ping, pong)."""
-        return self.rules.deadline()
 
     def close(self, code: int, reason: str, now: float) -> None:
         """Start the closing handshake from our side, unless it has begun, and send it."""
