@@ -179,16 +179,15 @@ class Loop:
             # Answered here, before the app and past --limit-concurrency: a busy server is
             # not a dead one.
             out = exchange.cycle.canned(*health)
-        elif exchange.upgrade is not None and not self.admit_websocket():
-            _log.warning("%s: WebSocket sessions at --limit-websockets; answering 503", conn.client)
+        elif not self.admit(upgrade := exchange.upgrade is not None):
+            if upgrade:
+                full = "WebSocket sessions at --limit-websockets"
+            else:
+                full = "all workers busy and the queue is full"
+            _log.warning("%s: %s; answering 503", conn.client, full)
             out = exchange.overloaded()
             if self.metrics is not None:
-                self.metrics.shed("websockets")
-        elif exchange.upgrade is None and not self.admit():
-            _log.warning("%s: all workers busy and the queue is full; answering 503", conn.client)
-            out = exchange.overloaded()
-            if self.metrics is not None:
-                self.metrics.shed("concurrency")
+                self.metrics.shed("websockets" if upgrade else "concurrency")
         else:
             environ = exchange.environ
             if body is not None:
@@ -213,31 +212,25 @@ class Loop:
         else:
             conn.close_soon(now)
 
-    def admit(self) -> bool:
-        """Count a request in, unless the server is at ``limit_concurrency``."""
+    def admit(self, upgrade: bool) -> bool:
+        """Count a request in, unless the server is at ``limit_concurrency`` (an upgrade: a
+        WebSocket session, unless ``limit_websockets`` are running)."""
         with self._count_lock:
-            if self._in_flight >= self._max_in_flight:
+            if upgrade and self._websockets < self._max_websockets:
+                self._websockets += 1
+            elif not upgrade and self._in_flight < self._max_in_flight:
+                self._in_flight += 1
+            else:
                 return False
-            self._in_flight += 1
             return True
 
-    def release(self) -> None:
-        """Count a finished request out."""
+    def release(self, upgrade: bool) -> None:
+        """Count a finished request (an upgrade: its WebSocket thread) out."""
         with self._count_lock:
-            self._in_flight -= 1
-
-    def admit_websocket(self) -> bool:
-        """Count a WebSocket upgrade in, unless ``limit_websockets`` sessions are running."""
-        with self._count_lock:
-            if self._websockets >= self._max_websockets:
-                return False
-            self._websockets += 1
-            return True
-
-    def release_websocket(self) -> None:
-        """Count a finished WebSocket upgrade (its thread) out."""
-        with self._count_lock:
-            self._websockets -= 1
+            if upgrade:
+                self._websockets -= 1
+            else:
+                self._in_flight -= 1
 
     def health(self, request: Request) -> tuple[Response, bytes] | None:
         """The answer to a health probe under ``--health-path-prefix``, or None."""
@@ -272,7 +265,7 @@ class Loop:
             try:
                 thread.start()
             except RuntimeError:  # the system refused a thread: give the budget back
-                self.release_websocket()
+                self.release(upgrade=True)
                 raise
         else:
             self.resume(exchange.run)

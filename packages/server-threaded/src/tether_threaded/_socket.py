@@ -431,10 +431,8 @@ class Channel:
             else:
                 self.sock.close()
         self.closed_now()
-        if self.ws is not None:
-            self.ws.connection_closed()
         self._unpark()  # a parked response's next write fails and its worker cleans up
-        self.cond.notify_all()
+        self.cond.notify_all()  # wakes writers, and a WebSocket application in receive()
         self.loop.forget(self)
 
     def closed_now(self) -> None:

@@ -48,13 +48,12 @@ class Session:
     core's :class:`~tether.serving_websocket.WebSocketSession`). Guarded by the connection's
     lock."""
 
-    __slots__ = ("conn", "lost", "rules", "ws")
+    __slots__ = ("conn", "rules", "ws")
 
     def __init__(self, conn: Connection, ws: ws_core.Connection) -> None:
         self.conn = conn
         self.ws = ws
         self.rules = WebSocketSession(ws)
-        self.lost = False
 
     def close(self, code: int, reason: str, now: float) -> None:
         """Start the closing handshake from our side, unless it has begun, and send it."""
@@ -116,10 +115,6 @@ class Session:
                 metrics.timeout("websocket")
         self.flush(now)
 
-    def connection_closed(self) -> None:
-        """TCP closed: wake a receiving application."""
-        self.lost = True
-
 
 class WebSocket:
     """A WebSocket as a WSGI application uses it, from its worker thread."""
@@ -140,7 +135,7 @@ class WebSocket:
         conn = session.conn
         with conn.lock:
             while (message := session.rules.take()) is None:
-                if session.lost or conn.closed:
+                if conn.closed:
                     raise WebSocketClosed(1006, "connection lost")
                 conn.cond.wait()
             if isinstance(message, ws_core.Close | ws_core.ConnectionLost):

@@ -217,10 +217,7 @@ class Exchange:
         loop = self.loop
         if loop.metrics is not None:
             self.record(loop.metrics)
-        if upgrade is not None:
-            loop.release_websocket()
-        else:
-            loop.release()
+        loop.release(upgrade is not None)
         if upgrade is not None and upgrade.accepted:
             upgrade.log_access(loop.access_log)
         elif loop.access_log and _access.isEnabledFor(logging.INFO):
