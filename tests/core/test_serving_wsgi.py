@@ -15,6 +15,7 @@ from tether.serving_wsgi import (
     FileWrapper,
     close_result,
     encode_header,
+    gathered_body,
     parse_status,
     request_environ,
     server_environ,
@@ -173,6 +174,13 @@ class TestBodiesAndResults:
         assert list(wrapper) == [b"abc", b"def", b"g"]
         wrapper.close()
         assert file.closed
+
+    def test_a_gathered_body_has_its_length_and_no_transfer_coding(self) -> None:
+        environ = _environ(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        assert "CONTENT_LENGTH" not in environ and environ["wsgi.input"] is NO_BODY
+        gathered_body(environ, io.BytesIO(b"abc"), 3)
+        assert environ["CONTENT_LENGTH"] == "3" and "HTTP_TRANSFER_ENCODING" not in environ
+        assert environ["wsgi.input"].read() == b"abc"
 
     def test_no_body_is_always_at_its_end(self) -> None:
         assert NO_BODY.read() == b"" and NO_BODY.read(10) == b""

@@ -9,7 +9,7 @@ both are rules of the PEP, not of a server's sockets, so they live here:
   (the CGI variables and ``HTTP_*`` keys of one request);
 - :func:`start_response` (status and header checks, ``exc_info``, hop-by-hop fields);
 - :class:`FileWrapper` (``wsgi.file_wrapper``), :data:`NO_BODY` (``wsgi.input`` of a request
-  without a body), :func:`close_result` and :func:`traceback_response`.
+  without a body), :func:`gathered_body`, :func:`close_result` and :func:`traceback_response`.
 
 Tables here are fixed at import and only looked up, never filled from requests: no byte a client
 sent is remembered for the next one.
@@ -38,6 +38,7 @@ __all__ = [
     "Write",
     "close_result",
     "encode_header",
+    "gathered_body",
     "parse_status",
     "request_environ",
     "server_environ",
@@ -57,7 +58,7 @@ class StartResponse(Protocol):
     """``start_response(status, headers, exc_info=None) -> write``."""
 
     def __call__(
-        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = ..., /
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None, /
     ) -> Write:
         """Begin the response."""
 
@@ -219,6 +220,15 @@ def request_environ(base: Environ, request: Request) -> Environ:
         else:
             environ[key] = text
     return environ
+
+
+def gathered_body(environ: Environ, stream: IO[bytes], size: int) -> None:
+    """Give ``environ`` a request body read whole (and de-chunked) before the application runs:
+    ``wsgi.input`` is ``stream``, ``CONTENT_LENGTH`` its ``size``, and ``Transfer-Encoding`` is
+    gone, so frameworks that read only ``CONTENT_LENGTH`` (Django, Bottle, Falcon) see it all."""
+    environ["wsgi.input"] = stream
+    environ["CONTENT_LENGTH"] = str(size)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def parse_status(status: str) -> tuple[int, bytes]:

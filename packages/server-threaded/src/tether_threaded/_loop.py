@@ -30,7 +30,7 @@ from typing import Any
 from tether.health import HealthState, health_response, probe_for
 from tether.http1 import Request, Response, date_header
 from tether.serving import ConnectionGate, no_tunnel_response, split_target
-from tether.serving_wsgi import Environ, WSGIApp, server_environ
+from tether.serving_wsgi import Environ, WSGIApp, gathered_body, server_environ
 from tether_server.startup import drain_timeout_message, draining_message
 from tether_threaded._config import Config
 from tether_threaded._connection import Connection
@@ -189,13 +189,9 @@ class Loop:
             if self.metrics is not None:
                 self.metrics.shed("websockets" if upgrade else "concurrency")
         else:
-            environ = exchange.environ
             if body is not None:
-                environ["wsgi.input"] = exchange.input = body.stream()
-                # De-chunked and complete: the length is known, and frameworks that read only
-                # CONTENT_LENGTH (Django, Bottle, Falcon) see the whole body.
-                environ["CONTENT_LENGTH"] = str(body.size)
-                environ.pop("HTTP_TRANSFER_ENCODING", None)
+                exchange.input = body.stream()
+                gathered_body(exchange.environ, exchange.input, body.size)
             self.submit(exchange)
             return
         if body is not None:
