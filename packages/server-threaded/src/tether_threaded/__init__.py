@@ -12,8 +12,8 @@ timeouts are the Tether core's (:mod:`tether.http1`, :mod:`tether.websocket`).
   raise when the client went away.
 """
 
+from tether.serving_wsgi import FileWrapper
 from tether_threaded._config import Config, ConfigError
-from tether_threaded._files import FileWrapper
 from tether_threaded._input import ClientDisconnected
 from tether_threaded._server import Server, serve
 from tether_threaded._websocket import Upgrade, WebSocket, WebSocketClosed, websocket_app

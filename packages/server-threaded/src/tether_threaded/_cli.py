@@ -22,9 +22,9 @@ from tether_server.startup import (
     running_message,
     where_text,
 )
+from tether_server.static_wsgi import with_static
 from tether_threaded._config import Config, ConfigError, load_app
 from tether_threaded._server import Server
-from tether_threaded.static import with_static
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tether.serving_wsgi import WSGIApp
 from tether_server.binding import bind_socket
 from tether_server.config import ServerConfig
 from tether_server.startup import ConfigError, create_ssl_context, import_app
-from tether_threaded._types import WSGIApp
 
 #: Requests that may wait for a worker when ``limit_concurrency`` is not set.
 DEFAULT_QUEUE = 1024

@@ -1,6 +1,7 @@
 """``wsgi.file_wrapper`` (PEP 3333 "Optional Platform-Specific File Handling").
 
-An application that returns ``environ["wsgi.file_wrapper"](file)`` has its file sent with
+An application that returns ``environ["wsgi.file_wrapper"](file)``
+(:class:`tether.serving_wsgi.FileWrapper`) has its file sent with
 ``os.sendfile`` on a plain socket (the head first, through the core, then the file's bytes
 straight from the page cache), without the connection's lock held during the call: it may wait
 on the disk, and the loop takes that lock for every event of the connection.
@@ -11,43 +12,14 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Iterator
-from typing import IO
 
 from tether.serving_cycle import ResponseCycle
+from tether.serving_wsgi import FileWrapper, Write
 from tether_threaded._connection import Connection
 from tether_threaded._input import ClientDisconnected
-from tether_threaded._types import Write
 
 #: Most bytes one ``os.sendfile`` call is asked to move.
 _SENDFILE_BLOCK = 1 << 20
-
-
-class FileWrapper:
-    """``wsgi.file_wrapper``: a file to send as the response body.
-
-    Returned as is, it is sent with ``os.sendfile`` from the file's current position when the
-    socket allows it (a regular file on a plain socket); otherwise it is read in blocks.
-    """
-
-    def __init__(self, filelike: IO[bytes], blksize: int = 64 * 1024) -> None:
-        self.filelike = filelike
-        self.blksize = blksize
-
-    def __iter__(self) -> Iterator[bytes]:
-        """Read the file in blocks of ``blksize`` bytes."""
-        read = self.filelike.read
-        while True:
-            block = read(self.blksize)
-            if not block:
-                return
-            yield block
-
-    def close(self) -> None:
-        """Close the file."""
-        close = getattr(self.filelike, "close", None)
-        if close is not None:
-            close()
 
 
 def send_file(conn: Connection, cycle: ResponseCycle, wrapper: FileWrapper, write: Write) -> None:
@@ -119,4 +91,4 @@ def send_file(conn: Connection, cycle: ResponseCycle, wrapper: FileWrapper, writ
             conn.write(after)
 
 
-__all__ = ["FileWrapper", "send_file"]
+__all__ = ["send_file"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Iterator
 from typing import IO
 
 from tether.errors import ContentTooLarge
@@ -77,29 +76,4 @@ class BodyBuffer:
             self.file = None
 
 
-class _NoBody:
-    """``wsgi.input`` of a request without a body: always at its end (stateless, shared)."""
-
-    __slots__ = ()
-
-    def read(self, size: int | None = -1) -> bytes:
-        """Nothing to read."""
-        return b""
-
-    def readline(self, size: int | None = -1) -> bytes:
-        """Nothing to read."""
-        return b""
-
-    def readlines(self, hint: int | None = -1) -> list[bytes]:
-        """Nothing to read."""
-        return []
-
-    def __iter__(self) -> Iterator[bytes]:
-        """No lines."""
-        return iter(())
-
-
-#: The one ``wsgi.input`` for requests that have no body.
-NO_BODY = _NoBody()
-
-__all__ = ["NO_BODY", "SPOOL_AT", "BodyBuffer", "ClientDisconnected"]
+__all__ = ["SPOOL_AT", "BodyBuffer", "ClientDisconnected"]

@@ -20,7 +20,6 @@ import math
 import selectors
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections import deque
@@ -31,14 +30,14 @@ from typing import Any
 from tether.health import HealthState, health_response, probe_for
 from tether.http1 import Request, Response, date_header
 from tether.serving import ConnectionGate, no_tunnel_response, split_target
+from tether.serving_wsgi import Environ, WSGIApp, gathered_body, server_environ
 from tether_server.startup import drain_timeout_message, draining_message
 from tether_threaded._config import Config
-from tether_threaded._connection import READ, WRITE, Connection, Phase
-from tether_threaded._files import FileWrapper
-from tether_threaded._input import NO_BODY, BodyBuffer, ClientDisconnected
+from tether_threaded._connection import Connection
+from tether_threaded._input import BodyBuffer, ClientDisconnected
 from tether_threaded._pool import STALL, Pool
-from tether_threaded._types import WSGIApp
-from tether_threaded._wsgi import Exchange, build_environ
+from tether_threaded._socket import READ, WRITE, Phase
+from tether_threaded._wsgi import Exchange, peer_text
 
 #: Longest sleep of the loop: deadlines set by workers are noticed within this many seconds.
 TICK = 0.25
@@ -55,33 +54,12 @@ class _Listener:
     base_environ: dict[str, Any]
 
 
-def _base_environ(sock: socket.socket, tls: bool, config: Config) -> dict[str, Any]:
+def _base_environ(sock: socket.socket, tls: bool, config: Config) -> Environ:
     if sock.family == socket.AF_UNIX:
         name, port = "localhost", "443" if tls else "80"
     else:
-        address = sock.getsockname()
-        name, port = address[0], str(address[1])
-    return {
-        "SERVER_NAME": name,
-        "SERVER_PORT": port,
-        "SCRIPT_NAME": config.root_path.rstrip("/"),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "https" if tls else "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": config.multiprocess,
-        "wsgi.run_once": False,
-        "wsgi.file_wrapper": FileWrapper,
-        # The stream ends at the end of the body, chunked or not (werkzeug reads to EOF then).
-        "wsgi.input_terminated": True,
-        # Replaced by the gathered body of a request that has one (Loop.dispatch).
-        "wsgi.input": NO_BODY,
-    }
-
-
-def _client_text(host: str, port: int) -> str:
-    """``host:port`` for logs (``[host]:port`` for IPv6)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        name, port = sock.getsockname()[:2]
+    return server_environ(str(name), str(port), config.root_path, tls, config.multiprocess)
 
 
 def _lost(conn: Connection) -> None:
@@ -105,8 +83,7 @@ class Loop:
         self.app = app
         self.config = config
         self.limits = config.limits()
-        self.root_path = config.root_path.rstrip("/")
-        self.selector = selectors.DefaultSelector()
+        self.selector: selectors.BaseSelector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -201,25 +178,20 @@ class Loop:
         if health is not None:
             # Answered here, before the app and past --limit-concurrency: a busy server is
             # not a dead one.
-            out = exchange.canned(*health)
-        elif exchange.upgrade is not None and not self.admit_websocket():
-            _log.warning("%s: WebSocket sessions at --limit-websockets; answering 503", conn.client)
+            out = exchange.cycle.canned(*health)
+        elif not self.admit(upgrade := exchange.upgrade is not None):
+            if upgrade:
+                full = "WebSocket sessions at --limit-websockets"
+            else:
+                full = "all workers busy and the queue is full"
+            _log.warning("%s: %s; answering 503", conn.client, full)
             out = exchange.overloaded()
             if self.metrics is not None:
-                self.metrics.shed("websockets")
-        elif exchange.upgrade is None and not self.admit():
-            _log.warning("%s: all workers busy and the queue is full; answering 503", conn.client)
-            out = exchange.overloaded()
-            if self.metrics is not None:
-                self.metrics.shed("concurrency")
+                self.metrics.shed("websockets" if upgrade else "concurrency")
         else:
-            environ = exchange.environ
             if body is not None:
-                environ["wsgi.input"] = exchange.input = body.stream()
-                # De-chunked and complete: the length is known, and frameworks that read only
-                # CONTENT_LENGTH (Django, Bottle, Falcon) see the whole body.
-                environ["CONTENT_LENGTH"] = str(body.size)
-                environ.pop("HTTP_TRANSFER_ENCODING", None)
+                exchange.input = body.stream()
+                gathered_body(exchange.environ, exchange.input, body.size)
             self.submit(exchange)
             return
         if body is not None:
@@ -236,31 +208,25 @@ class Loop:
         else:
             conn.close_soon(now)
 
-    def admit(self) -> bool:
-        """Count a request in, unless the server is at ``limit_concurrency``."""
+    def admit(self, upgrade: bool) -> bool:
+        """Count a request in, unless the server is at ``limit_concurrency`` (an upgrade: a
+        WebSocket session, unless ``limit_websockets`` are running)."""
         with self._count_lock:
-            if self._in_flight >= self._max_in_flight:
+            if upgrade and self._websockets < self._max_websockets:
+                self._websockets += 1
+            elif not upgrade and self._in_flight < self._max_in_flight:
+                self._in_flight += 1
+            else:
                 return False
-            self._in_flight += 1
             return True
 
-    def release(self) -> None:
-        """Count a finished request out."""
+    def release(self, upgrade: bool) -> None:
+        """Count a finished request (an upgrade: its WebSocket thread) out."""
         with self._count_lock:
-            self._in_flight -= 1
-
-    def admit_websocket(self) -> bool:
-        """Count a WebSocket upgrade in, unless ``limit_websockets`` sessions are running."""
-        with self._count_lock:
-            if self._websockets >= self._max_websockets:
-                return False
-            self._websockets += 1
-            return True
-
-    def release_websocket(self) -> None:
-        """Count a finished WebSocket upgrade (its thread) out."""
-        with self._count_lock:
-            self._websockets -= 1
+            if upgrade:
+                self._websockets -= 1
+            else:
+                self._in_flight -= 1
 
     def health(self, request: Request) -> tuple[Response, bytes] | None:
         """The answer to a health probe under ``--health-path-prefix``, or None."""
@@ -280,9 +246,8 @@ class Loop:
         return health_response(probe, state)
 
     def make_exchange(self, conn: Connection, request: Request) -> Exchange:
-        """Build the environ for ``request`` and the object that will run the app on it."""
-        environ = build_environ(conn, request, self.root_path, self.proxies)
-        return Exchange(self, conn, request, environ)
+        """The environ of ``request`` and the object that will run the app on it."""
+        return Exchange(self, conn, request)
 
     def submit(self, exchange: Exchange) -> None:
         """Queue a request for the workers (an upgrade: start its own thread).
@@ -296,7 +261,7 @@ class Loop:
             try:
                 thread.start()
             except RuntimeError:  # the system refused a thread: give the budget back
-                self.release_websocket()
+                self.release(upgrade=True)
                 raise
         else:
             self.resume(exchange.run)
@@ -468,7 +433,7 @@ class Loop:
             host, port = address[0], address[1]
             environ["REMOTE_ADDR"] = host
             environ["REMOTE_PORT"] = str(port)
-            client = _client_text(host, port)
+            client = peer_text(host, port)
         else:
             client = "unix"
         tls = listener.ssl_context is not None

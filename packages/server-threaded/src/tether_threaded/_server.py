@@ -12,12 +12,12 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from tether.serving_wsgi import WSGIApp
 from tether_server.logfiles import REOPEN_SIGNAL, install_reopen_handler
 from tether_server.server_metrics import Exporter
-from tether_server.startup import FORCE_HINT, FORCED_EXIT, STOP_SIGNALS, stop_message
+from tether_server.startup import FORCE_HINT, FORCED_EXIT, STOP_SIGNALS, stop_message, where_text
 from tether_threaded._config import Config, bind_socket, create_ssl_context
 from tether_threaded._loop import Loop
-from tether_threaded._types import WSGIApp
 
 _log = logging.getLogger("tether.error")
 
@@ -87,13 +87,10 @@ class Server:
 
     def url(self) -> str:
         """The base URL of the server (``http://host:port`` or ``https://``)."""
-        scheme = "https" if self.config.ssl_certfile else "http"
+        tls = bool(self.config.ssl_certfile)
         if self.config.uds is not None:
-            return f"{scheme}://localhost"
-        address = self.address
-        host = address[0]
-        shown = f"[{host}]" if ":" in host else host
-        return f"{scheme}://{shown}:{address[1]}"
+            return "https://localhost" if tls else "http://localhost"
+        return where_text(self.address, tls=tls)
 
     def serve(self, on_serving: Callable[[], None] | None = None) -> None:
         """Serve in the calling thread until shut down; ``on_serving()`` is called once the

@@ -24,11 +24,12 @@ from collections.abc import Callable, Iterable, Sequence
 from tether import websocket as ws_core
 from tether.http1 import Request, Response
 from tether.serving_cycle import ResponseCycle
-from tether.serving_websocket import Hold, WebSocketSession
+from tether.serving_websocket import WebSocketSession
+from tether.serving_wsgi import Environ, StartResponse
 from tether_server.tagging import log_access
-from tether_threaded._connection import READ, Connection, Phase
+from tether_threaded._connection import Connection
 from tether_threaded._input import ClientDisconnected
-from tether_threaded._types import Environ, StartResponse
+from tether_threaded._socket import READ, Phase
 
 _access = logging.getLogger("tether.access")
 
@@ -47,22 +48,12 @@ class Session:
     core's :class:`~tether.serving_websocket.WebSocketSession`). Guarded by the connection's
     lock."""
 
-    __slots__ = ("conn", "lost", "rules", "ws")
+    __slots__ = ("conn", "rules", "ws")
 
     def __init__(self, conn: Connection, ws: ws_core.Connection) -> None:
         self.conn = conn
         self.ws = ws
         self.rules = WebSocketSession(ws)
-        self.lost = False
-
-    @property
-    def held(self) -> Hold | None:
-        """Why reading is held back (None: it is not)."""
-        return self.rules.held
-
-    def deadline(self) -> float | None:
-        """The core's next WebSocket deadline (close handshake, ping, pong)."""
-        return self.rules.deadline()
 
     def close(self, code: int, reason: str, now: float) -> None:
         """Start the closing handshake from our side, unless it has begun, and send it."""
@@ -124,10 +115,6 @@ class Session:
                 metrics.timeout("websocket")
         self.flush(now)
 
-    def connection_closed(self) -> None:
-        """TCP closed: wake a receiving application."""
-        self.lost = True
-
 
 class WebSocket:
     """A WebSocket as a WSGI application uses it, from its worker thread."""
@@ -148,7 +135,7 @@ class WebSocket:
         conn = session.conn
         with conn.lock:
             while (message := session.rules.take()) is None:
-                if session.lost or conn.closed:
+                if conn.closed:
                     raise WebSocketClosed(1006, "connection lost")
                 conn.cond.wait()
             if isinstance(message, ws_core.Close | ws_core.ConnectionLost):

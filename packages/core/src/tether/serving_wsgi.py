@@ -1,0 +1,290 @@
+"""The WSGI (PEP 3333) side of serving, written once for any WSGI server (sans I/O).
+
+A WSGI server turns a parsed :class:`~tether.http1.Request` into an environ and the
+application's ``start_response`` calls into a :class:`~tether.serving_cycle.ResponseCycle`;
+both are rules of the PEP, not of a server's sockets, so they live here:
+
+- the callable types (:data:`WSGIApp`, :class:`StartResponse`, :data:`Environ`, ...);
+- :func:`server_environ` (what every request of one listener shares) and :func:`request_environ`
+  (the CGI variables and ``HTTP_*`` keys of one request);
+- :func:`start_response` (status and header checks, ``exc_info``, hop-by-hop fields);
+- :class:`FileWrapper` (``wsgi.file_wrapper``), :data:`NO_BODY` (``wsgi.input`` of a request
+  without a body), :func:`gathered_body`, :func:`close_result` and :func:`traceback_response`.
+
+Tables here are fixed at import and only looked up, never filled from requests: no byte a client
+sent is remembered for the next one.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
+from types import TracebackType
+from typing import IO, Any, Protocol
+
+from tether.http1 import Request, Response
+from tether.serving import split_target, unquote_path
+from tether.serving_cycle import CyclePhase, ResponseCycle
+
+__all__ = [
+    "NO_BODY",
+    "Environ",
+    "ExcInfo",
+    "FileWrapper",
+    "StartResponse",
+    "WSGIApp",
+    "Write",
+    "close_result",
+    "encode_header",
+    "gathered_body",
+    "parse_status",
+    "request_environ",
+    "server_environ",
+    "start_response",
+    "traceback_response",
+]
+
+#: ``(type, value, traceback)`` as returned by ``sys.exc_info()`` for a raised exception.
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+#: The environ dictionary.
+Environ = dict[str, Any]
+#: The ``write(data)`` callable ``start_response`` returns.
+Write = Callable[[bytes], None]
+
+
+class StartResponse(Protocol):
+    """``start_response(status, headers, exc_info=None) -> write``."""
+
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None, /
+    ) -> Write:
+        """Begin the response."""
+
+
+#: A WSGI application.
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+#: PEP 3333: "Applications and middleware are forbidden from using HTTP/1.1 hop-by-hop
+#: features or headers". ``Connection: close`` is accepted as the one way to ask for a close.
+_HOP_BY_HOP = frozenset(
+    [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    ]
+)
+#: Environ keys of common request header names.
+_KEYS: dict[bytes, str] = {
+    b"content-type": "CONTENT_TYPE",
+    b"content-length": "CONTENT_LENGTH",
+    **{
+        name: "HTTP_" + name.decode("ascii").upper().replace("-", "_")
+        for name in (
+            b"accept accept-encoding accept-language authorization cache-control connection "
+            b"cookie dnt forwarded host if-match if-modified-since if-none-match origin pragma "
+            b"range referer sec-fetch-dest sec-fetch-mode sec-fetch-site sec-fetch-user "
+            b"sec-websocket-extensions sec-websocket-key sec-websocket-protocol "
+            b"sec-websocket-version traceparent tracestate transfer-encoding "
+            b"upgrade-insecure-requests upgrade user-agent x-forwarded-for x-forwarded-host "
+            b"x-forwarded-port x-forwarded-prefix x-forwarded-proto x-real-ip x-request-id"
+        ).split()
+    },
+}
+_CONTENT_LENGTH = b"content-length"
+#: The standard status lines, split.
+_STATUSES: dict[str, tuple[int, bytes]] = {
+    f"{status.value} {status.phrase}": (status.value, status.phrase.encode("latin-1"))
+    for status in HTTPStatus
+}
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file to send as the response body.
+
+    A server may send it with ``os.sendfile`` from the file's current position when the file
+    allows it; otherwise it is read in blocks of ``blksize`` bytes.
+    """
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 64 * 1024) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Read the file in blocks of ``blksize`` bytes."""
+        read = self.filelike.read
+        while block := read(self.blksize):
+            yield block
+
+    def close(self) -> None:
+        """Close the file."""
+        close_result(self.filelike)
+
+
+class _NoBody:
+    """``wsgi.input`` of a request without a body: always at its end (stateless, shared)."""
+
+    __slots__ = ()
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Nothing to read."""
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Nothing to read."""
+        return b""
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        """Nothing to read."""
+        return []
+
+    def __iter__(self) -> Iterator[bytes]:
+        """No lines."""
+        return iter(())
+
+
+#: The one ``wsgi.input`` for requests that have no body.
+NO_BODY = _NoBody()
+
+
+def close_result(result: object) -> None:
+    """PEP 3333: the server calls the result's ``close()`` (if it has one), whatever happened."""
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
+def server_environ(  # noqa: PLR0917
+    name: str, port: str, root_path: str, tls: bool, multiprocess: bool, multithread: bool = True
+) -> Environ:
+    """The keys every request of one listener shares: ``SERVER_NAME``/``SERVER_PORT``,
+    ``SCRIPT_NAME`` (``root_path``), the ``wsgi.*`` keys; ``wsgi.input`` is :data:`NO_BODY`
+    (a server replaces it for a request with a body). Copy it for each request."""
+    return {
+        "SERVER_NAME": name,
+        "SERVER_PORT": port,
+        "SCRIPT_NAME": root_path.rstrip("/"),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https" if tls else "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": multithread,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+        # The stream ends at the end of the body, chunked or not (werkzeug reads to EOF then).
+        "wsgi.input_terminated": True,
+        "wsgi.input": NO_BODY,
+    }
+
+
+def request_environ(base: Environ, request: Request) -> Environ:
+    """The PEP 3333 environ of ``request``: a copy of ``base`` (:func:`server_environ` plus the
+    peer's ``REMOTE_ADDR``/``REMOTE_PORT``) with the request's keys; strings are latin-1
+    decoded bytes, per the PEP.
+
+    ``PATH_INFO`` is the percent-decoded path (refused with
+    :class:`~tether.errors.BadRequest` when a ``%`` is stray), without ``base``'s
+    ``SCRIPT_NAME`` when it starts with it. Repeated fields are joined with ", " (``Cookie``
+    with "; ", RFC 6265 section 5.4). A field name with "_" is dropped: CGI maps "_" and "-"
+    alike, so it could pass for a proxy's field. Forwarding fields are left as they came
+    (``tether_server.forwarded.apply_forwarding`` applies or removes them).
+    """
+    raw_path, query = split_target(request.target)
+    path = unquote_path(raw_path).decode("latin-1")
+    root_path = base.get("SCRIPT_NAME", "")
+    if root_path and (path == root_path or path.startswith(root_path + "/")):
+        path = path[len(root_path) :]
+    environ = base.copy()
+    environ["REQUEST_METHOD"] = request.method.decode("latin-1")
+    environ["PATH_INFO"] = path
+    environ["QUERY_STRING"] = query.decode("latin-1")
+    environ["REQUEST_URI"] = request.target.decode("latin-1")
+    environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.http_version == b"1.1" else "HTTP/1.0"
+    known = _KEYS.get
+    for name, value in request.headers:
+        key = known(name)
+        if key is None:
+            if b"_" in name:
+                continue
+            key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        text = value.decode("latin-1")
+        if key in environ:
+            environ[key] = f"{environ[key]}{'; ' if key == 'HTTP_COOKIE' else ', '}{text}"
+        else:
+            environ[key] = text
+    return environ
+
+
+def gathered_body(environ: Environ, stream: IO[bytes], size: int) -> None:
+    """Give ``environ`` a request body read whole (and de-chunked) before the application runs:
+    ``wsgi.input`` is ``stream``, ``CONTENT_LENGTH`` its ``size``, and ``Transfer-Encoding`` is
+    gone, so frameworks that read only ``CONTENT_LENGTH`` (Django, Bottle, Falcon) see it all."""
+    environ["wsgi.input"] = stream
+    environ["CONTENT_LENGTH"] = str(size)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
+def parse_status(status: str) -> tuple[int, bytes]:
+    """Check a status line like ``"200 OK"`` and split it into code and reason."""
+    parsed = _STATUSES.get(status) if type(status) is str else None
+    if parsed is not None:
+        return parsed
+    if type(status) is not str:
+        raise TypeError(f"the status must be a str, not {type(status).__name__}")
+    if len(status) < 4 or status[3] != " " or not status[:3].isdigit():
+        raise ValueError(f"the status must look like '200 OK', got {status!r}")
+    return int(status[:3]), status[4:].encode("latin-1")
+
+
+def encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
+    """Check one application header pair and encode it (the core validates the bytes)."""
+    name, value = item
+    if type(name) is not str or type(value) is not str:
+        raise TypeError("header names and values must be str")
+    lname = name.lower()
+    if lname in _HOP_BY_HOP and (lname != "connection" or value.strip().lower() != "close"):
+        raise ValueError(f"hop-by-hop header {name!r} is not allowed from a WSGI application")
+    # Content-Length is recognised by identity, so spell its name once.
+    raw_name = _CONTENT_LENGTH if lname == "content-length" else name.encode("latin-1")
+    return raw_name, value.encode("latin-1")
+
+
+def start_response(
+    cycle: ResponseCycle,
+    status: str,
+    headers: Iterable[tuple[str, str]],
+    exc_info: ExcInfo | None = None,
+) -> None:
+    """PEP 3333 ``start_response`` on ``cycle``: with ``exc_info`` a head not yet sent is
+    replaced (a committed one re-raises the exception); without it, a second call is an error.
+    """
+    if exc_info is not None:
+        try:
+            if cycle.committed:
+                raise exc_info[1].with_traceback(exc_info[2])
+        finally:
+            exc_info = None
+    elif cycle.phase is not CyclePhase.WAITING:
+        raise AssertionError("start_response() called again without exc_info (PEP 3333)")
+    code, reason = parse_status(status)
+    cycle.start(code, [encode_header(item) for item in headers], reason)
+
+
+def traceback_response(exc: BaseException) -> tuple[Response, bytes]:
+    """The 500 that carries the traceback of ``exc`` (waitress's ``expose_tracebacks``; for
+    development only: it shows the code to any client)."""
+    text = "Internal Server Error\n\n" + "".join(traceback.format_exception(exc))
+    body = text.encode("utf-8", "replace")
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"connection", b"close"),
+    ]
+    return Response(500, headers), body
