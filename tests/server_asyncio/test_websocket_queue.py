@@ -133,3 +133,18 @@ def test_session_rules_hold_at_max_messages_and_resume_at_a_quarter() -> None:
     assert session.should_read(0)
     # Without max_messages only the byte bound holds reading (tether-threaded's rule).
     assert WebSocketSession(ws.Connection(ws.Role.SERVER, now=0.0)).max_messages is None
+
+
+def test_session_parses_no_frame_past_max_messages() -> None:
+    """One read of tiny messages: the inbox takes max_messages, the frames after stay unparsed
+    (a ping among them unanswered) until the application takes some."""
+    server = ws.Connection(ws.Role.SERVER, now=0.0)
+    session = WebSocketSession(server, max_messages=4)
+    server.receive_data(_frame(0x2, b"x") * 6 + _frame(0x9, b"p"), 0.0)
+    assert session.take_events()
+    assert len(session.inbox) == 4 and not session.should_read(0)
+    assert server.pending_bytes == 0  # the ping is not read yet: no pong
+    assert [session.take() for _ in range(4)] == [b"x"] * 4
+    assert session.resume(0) and session.take_events()
+    assert [session.take(), session.take(), session.take()] == [b"x", b"x", None]
+    assert server.bytes_to_send() == b"\x8a\x01p"  # the pong, once the ping was reached
