@@ -10,6 +10,7 @@ import select
 import selectors
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 #: What a service manager sets for this process alone: workers must not act on it (systemd
 #: would take a worker's READY=1 for the service's, and the sockets are the supervisor's).
@@ -26,30 +27,21 @@ class Role(enum.Enum):
     RETIRING = "retiring"  # told to drain (SIGHUP); not replaced when it exits
 
 
+@dataclass(eq=False, slots=True)
 class Worker:
     """One worker process and the read end of its "serving" pipe (-1 once read)."""
 
-    __slots__ = ("killed", "last_beat", "process", "ready", "ready_pipe", "replaces", "role", "slot")
-
-    def __init__(
-        self,
-        slot: int,
-        role: Role,
-        process: subprocess.Popen[bytes],
-        ready_pipe: int,
-        replaces: Worker | None = None,
-    ) -> None:
-        self.slot = slot
-        self.role = role
-        self.process = process
-        self.ready_pipe = ready_pipe
-        self.ready = False
-        #: When its last heartbeat came (monotonic); from the moment it serves, then at each
-        #: heartbeat (None while it starts: start-up has no such limit).
-        self.last_beat: float | None = None
-        #: The worker this one replaces once it serves (--limit-max-requests); None in a reload.
-        self.replaces = replaces
-        self.killed = False
+    slot: int
+    role: Role
+    process: subprocess.Popen[bytes]
+    ready_pipe: int
+    #: The worker this one replaces once it serves (--limit-max-requests); None in a reload.
+    replaces: Worker | None = None
+    ready: bool = False
+    #: When its last heartbeat came (monotonic); from the moment it serves, then at each
+    #: heartbeat (None while it starts: start-up has no such limit).
+    last_beat: float | None = None
+    killed: bool = False
 
     @classmethod
     def start(
