@@ -81,6 +81,16 @@ LARGE_DEFLATE_CASES: tuple[str, ...] = tuple(
     for case in (9, 10, 14, 15, 16, 17, 18)
 )
 
+#: A sample for a run that another one covers in full: sections 1 to 10 whole (framing, UTF-8,
+#: closing, limits), and the first case of every permessage-deflate subsection (each
+#: negotiation variant), seconds against the whole suite's minutes.
+SAMPLE_GROUPS: tuple[str, ...] = (
+    *(g for g in DEFAULT_GROUPS if not g.startswith(("12.", "13."))),
+    "12.1.1",
+    "12.2.1",
+    *(f"13.{i}.1" for i in range(1, 8)),
+)
+
 #: Message-exchange verdicts that count as passing.
 ACCEPTED_BEHAVIOR = frozenset({"OK", "NON-STRICT", "INFORMATIONAL"})
 #: Closing-handshake verdicts that count as passing.
