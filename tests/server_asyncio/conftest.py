@@ -189,3 +189,15 @@ def read_frame(sock: socket.socket) -> tuple[int, bytes]:
     elif length == 127:
         length = int.from_bytes(exactly(8), "big")
     return b0 & 0x0F, exactly(length)
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A client frame masked with a zero key (the payload goes out as is)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload

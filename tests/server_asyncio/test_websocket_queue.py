@@ -16,7 +16,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from tests.server_asyncio.conftest import read_frame, websocket_connect
+from tests.server_asyncio.conftest import client_frame, read_frame, websocket_connect
 from tether import websocket as ws
 from tether.serving_websocket import Hold, WebSocketSession
 from tether_asyncio._cli import build_parser, config_from_args
@@ -24,18 +24,6 @@ from tether_asyncio._cli import build_parser, config_from_args
 pytestmark = pytest.mark.timeout(60)
 
 MESSAGES = 8
-
-
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """A client frame masked with a zero key (the payload goes out as is)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
-    return head + b"\0\0\0\0" + payload
 
 
 # Large: more than one read (64 KiB) each, all of them well under the inbox's 1 MiB. Tiny: all
@@ -60,7 +48,7 @@ def test_reading_pauses_while_ws_max_queue_messages_wait(serve: Any, size: int) 
     srv = serve(app, ws_max_queue=2, ws_ping_interval=None)
     sock = websocket_connect(srv)
     # The ping comes after every message: the server answers it only once it read them all.
-    data = _frame(0x2, b"m" * size) * MESSAGES + _frame(0x9, b"are you reading?")
+    data = client_frame(0x2, b"m" * size) * MESSAGES + client_frame(0x9, b"are you reading?")
     sender = threading.Thread(target=sock.sendall, args=(data,), daemon=True)
     sender.start()
     sock.settimeout(1.0)
@@ -72,7 +60,7 @@ def test_reading_pauses_while_ws_max_queue_messages_wait(serve: Any, size: int) 
     assert sorted(frames) == [(0x1, b"took them all"), (0xA, b"are you reading?")]
     assert taken == [size] * MESSAGES
     sender.join(10)
-    sock.sendall(_frame(0x8, (1000).to_bytes(2, "big")))
+    sock.sendall(client_frame(0x8, (1000).to_bytes(2, "big")))
     assert read_frame(sock) == (0x8, (1000).to_bytes(2, "big"))
     sock.close()
 
@@ -95,7 +83,7 @@ def test_messages_held_at_ws_max_queue_still_reach_the_app_after_the_client_hang
 
     srv = serve(app, ws_max_queue=2, ws_ping_interval=None)
     sock = websocket_connect(srv)
-    sock.sendall(b"".join(_frame(0x1, str(i).encode()) for i in range(MESSAGES)))
+    sock.sendall(b"".join(client_frame(0x1, str(i).encode()) for i in range(MESSAGES)))
     sock.shutdown(socket.SHUT_WR)
     release.set()
     assert done.wait(10)
@@ -140,7 +128,7 @@ def test_session_parses_no_frame_past_max_messages() -> None:
     (a ping among them unanswered) until the application takes some."""
     server = ws.Connection(ws.Role.SERVER, now=0.0)
     session = WebSocketSession(server, max_messages=4)
-    server.receive_data(_frame(0x2, b"x") * 6 + _frame(0x9, b"p"), 0.0)
+    server.receive_data(client_frame(0x2, b"x") * 6 + client_frame(0x9, b"p"), 0.0)
     assert session.take_events()
     assert len(session.inbox) == 4 and not session.should_read(0)
     assert server.pending_bytes == 0  # the ping is not read yet: no pong
