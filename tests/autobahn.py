@@ -81,6 +81,24 @@ LARGE_DEFLATE_CASES: tuple[str, ...] = tuple(
     for case in (9, 10, 14, 15, 16, 17, 18)
 )
 
+#: A sample for a run that another one covers in full: sections 1 to 10 whole (framing, UTF-8,
+#: closing, limits), and the first case of 12.1, 12.2 and of every 13.x subsection (each
+#: permessage-deflate negotiation variant): seconds against the whole suite's minutes.
+SAMPLE_GROUPS: tuple[str, ...] = (
+    *(g for g in DEFAULT_GROUPS if not g.startswith(("12.", "13."))),
+    "12.1.1",
+    "12.2.1",
+    *(f"13.{i}.1" for i in range(1, 8)),
+)
+
+#: For a second server over the same core: :data:`SAMPLE_GROUPS`, with every message size and
+#: fragmentation of one subsection per compression section (12.1, 13.1) for the binding's
+#: many-message path under permessage-deflate. The subsections left to one case differ only in
+#: the payload's data and the negotiated parameters, which are the core's business.
+SERVER_SAMPLE_GROUPS: tuple[str, ...] = tuple(
+    {"12.1.1": "12.1.*", "13.1.1": "13.1.*"}.get(group, group) for group in SAMPLE_GROUPS
+)
+
 #: Message-exchange verdicts that count as passing.
 ACCEPTED_BEHAVIOR = frozenset({"OK", "NON-STRICT", "INFORMATIONAL"})
 #: Closing-handshake verdicts that count as passing.

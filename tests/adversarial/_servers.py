@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: The ASGI app the hostile tests attack. ``/`` answers "ok"; ``/stream`` streams 50 MB in
 #: 64 KiB chunks (``/stream?forever`` never ends, ``?small`` sends 1 KiB chunks); ``/upload`` reads the body and tells its
-#: size; a WebSocket on ``/flood`` receives nothing and sends 64 KiB messages without end,
-#: any other WebSocket echoes.
+#: size; a WebSocket on ``/flood`` receives nothing and sends 64 KiB messages without end, one
+#: on ``/hold`` receives nothing and sends nothing, any other WebSocket echoes.
 HOSTILE_APP = """
 import anyio
 
@@ -46,6 +46,8 @@ async def app(scope, receive, send):
             text = "x" * 65536
             while True:
                 await send({"type": "websocket.send", "text": text})
+        if path == "/hold":
+            await anyio.sleep_forever()  # takes no message
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":

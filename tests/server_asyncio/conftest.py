@@ -155,3 +155,49 @@ def recv_until_closed(sock: socket.socket) -> bytes:
         if not chunk:
             return out
         out += chunk
+
+
+def websocket_connect(srv: Running) -> socket.socket:
+    """A raw connection to ``srv`` upgraded to a WebSocket on ``/`` (nothing read past the 101)."""
+    sock = srv.connect()
+    sock.sendall(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+def read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    """One server frame from a raw socket: its opcode and payload."""
+
+    def exactly(n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            piece = sock.recv(n - len(out))
+            assert piece, "connection closed"
+            out += piece
+        return out
+
+    b0, b1 = exactly(2)
+    length = b1 & 0x7F
+    if length == 126:
+        length = int.from_bytes(exactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(exactly(8), "big")
+    return b0 & 0x0F, exactly(length)
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A client frame masked with a zero key (the payload goes out as is)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload

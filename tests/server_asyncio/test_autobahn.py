@@ -2,11 +2,11 @@
 
 On asyncio every section runs, compression included, except the 42 permessage-deflate cases
 with 64-128 KiB messages where zlib itself is slow (``tests.autobahn.LARGE_DEFLATE_CASES``:
-minutes of CPU, no code path the other cases miss; they run against the core's echo server in
-tests/websocket). On trio, which shares every line of protocol handling and differs only in how
-bytes move, sections 1 to 10 run whole with the first case of 12.1, 12.2 and of every 13.x
-subsection (each deflate negotiation variant), to keep CI inside its budget.
-``TETHER_AUTOBAHN_FULL=1`` runs everything on both.
+minutes of CPU, no code path the other cases miss). On trio, which shares every line of
+protocol handling and differs only in how bytes move, sections 1 to 10 run whole with the first
+case of 12.1, 12.2 and of every 13.x subsection (``tests.autobahn.SAMPLE_GROUPS``: each deflate
+negotiation variant), to keep CI inside its budget. ``TETHER_AUTOBAHN_FULL=1`` runs everything
+on both.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.autobahn import DEFAULT_GROUPS, LARGE_DEFLATE_CASES, run_autobahn
+from tests.autobahn import LARGE_DEFLATE_CASES, SAMPLE_GROUPS, run_autobahn
 from tests.server_asyncio.apps import echo
 
 FULL = os.environ.get("TETHER_AUTOBAHN_FULL") == "1"
@@ -25,22 +25,13 @@ BUDGET = 900.0 if FULL else 400.0
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUDGET + 60)]
 
 
-#: The trio sample: every case of sections 1-10, one case per deflate negotiation variant.
-TRIO_SAMPLE = [
-    *(g for g in DEFAULT_GROUPS if not g.startswith(("12.", "13."))),
-    "12.1.1",
-    "12.2.1",
-    *(f"13.{i}.1" for i in range(1, 8)),
-]
-
-
 def test_autobahn(serve: Any, backend: str) -> None:
     """Every case is OK, NON-STRICT or INFORMATIONAL, and closes cleanly."""
     srv = serve(echo)
     if FULL:
         report = run_autobahn(srv.address, timeout=BUDGET, concurrency=2)
     elif backend == "trio":
-        report = run_autobahn(srv.address, cases=TRIO_SAMPLE, timeout=BUDGET, concurrency=2)
+        report = run_autobahn(srv.address, cases=SAMPLE_GROUPS, timeout=BUDGET, concurrency=2)
     else:
         report = run_autobahn(
             srv.address, exclude=LARGE_DEFLATE_CASES, timeout=BUDGET, concurrency=2

@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.server_asyncio.apps import echo
-from tests.server_asyncio.conftest import running
+from tests.server_asyncio.conftest import read_frame, running, websocket_connect
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -162,45 +162,14 @@ def test_shutdown_closes_websockets_with_1001(backend: str) -> None:
     assert ws.close_code == 1001
 
 
-def _raw_upgrade(srv: Any) -> Any:
-    sock = srv.connect()
-    sock.sendall(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101")
-    return sock
-
-
-def _read_frame(sock: Any) -> tuple[int, bytes]:
-    def exactly(n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            piece = sock.recv(n - len(out))
-            assert piece, "connection closed"
-            out += piece
-        return out
-
-    b0, b1 = exactly(2)
-    length = b1 & 0x7F
-    if length == 126:
-        length = int.from_bytes(exactly(2), "big")
-    elif length == 127:
-        length = int.from_bytes(exactly(8), "big")
-    return b0 & 0x0F, exactly(length)
-
-
 def test_ping_and_ping_timeout(serve: Any) -> None:
     """Keep-alive pings go out every interval; a peer that never answers is failed with 1011."""
     srv = serve(echo, ws_ping_interval=0.2, ws_ping_timeout=0.4)
-    sock = _raw_upgrade(srv)
-    opcode, _ = _read_frame(sock)
+    sock = websocket_connect(srv)
+    opcode, _ = read_frame(sock)
     assert opcode == 0x9  # ping
     while True:
-        opcode, payload = _read_frame(sock)
+        opcode, payload = read_frame(sock)
         if opcode == 0x8:  # close
             break
     assert int.from_bytes(payload[:2], "big") == 1011
@@ -216,8 +185,8 @@ def test_close_handshake_timeout(serve: Any) -> None:
         await send({"type": "websocket.close", "code": 1000})
 
     srv = serve(app, ws_close_timeout=0.3)
-    sock = _raw_upgrade(srv)
-    opcode, payload = _read_frame(sock)
+    sock = websocket_connect(srv)
+    opcode, payload = read_frame(sock)
     assert (opcode, payload[:2]) == (0x8, (1000).to_bytes(2, "big"))
     # We never answer the close: the server closes TCP after ws_close_timeout.
     assert sock.recv(10) == b""

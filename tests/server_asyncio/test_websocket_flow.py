@@ -14,7 +14,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.server_asyncio.apps import echo
-from tests.server_asyncio.test_websocket_queue import _frame, _read_frame, _upgrade
+from tests.server_asyncio.conftest import client_frame, read_frame, websocket_connect
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -51,21 +51,21 @@ def test_concurrent_senders_never_interleave_frames(serve: Any) -> None:
 
 def test_burst_read_at_once_is_echoed_in_order_and_pings_answered(serve: Any) -> None:
     srv = serve(echo, ws_per_message_deflate=False, ws_ping_interval=None)
-    sock = _upgrade(srv)
+    sock = websocket_connect(srv)
     texts = [f"message {i}".encode() for i in range(300)]
-    burst = b"".join(_frame(0x1, t) for t in texts[:150])
-    burst += _frame(0x9, b"ping in the middle")
-    burst += b"".join(_frame(0x1, t) for t in texts[150:])
+    burst = b"".join(client_frame(0x1, t) for t in texts[:150])
+    burst += client_frame(0x9, b"ping in the middle")
+    burst += b"".join(client_frame(0x1, t) for t in texts[150:])
     sock.sendall(burst)  # one write: the server reads it in one or a few chunks
     echoed: list[bytes] = []
     pongs: list[bytes] = []
     while len(echoed) < len(texts) or not pongs:
-        opcode, payload = _read_frame(sock)
+        opcode, payload = read_frame(sock)
         (echoed if opcode == 0x1 else pongs).append(payload)
         assert opcode in (0x1, 0xA)
     assert echoed == texts
     assert pongs == [b"ping in the middle"]
-    sock.sendall(_frame(0x8, (1000).to_bytes(2, "big")))
-    assert _read_frame(sock) == (0x8, (1000).to_bytes(2, "big"))
+    sock.sendall(client_frame(0x8, (1000).to_bytes(2, "big")))
+    assert read_frame(sock) == (0x8, (1000).to_bytes(2, "big"))
     assert sock.recv(1) == b""  # the server closes TCP after the closing handshake
     sock.close()

@@ -16,6 +16,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from tests.server_asyncio.conftest import client_frame, read_frame, websocket_connect
 from tether import websocket as ws
 from tether.serving_websocket import Hold, WebSocketSession
 from tether_asyncio._cli import build_parser, config_from_args
@@ -23,53 +24,13 @@ from tether_asyncio._cli import build_parser, config_from_args
 pytestmark = pytest.mark.timeout(60)
 
 MESSAGES = 8
-SIZE = 100_000  # more than one read (64 KiB) each; all of them well under the inbox's 1 MiB
 
 
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """A client frame masked with a zero key (the payload goes out as is)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
-    return head + b"\0\0\0\0" + payload
-
-
-def _upgrade(srv: Any) -> socket.socket:
-    sock = srv.connect()
-    sock.sendall(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101")
-    return sock
-
-
-def _read_frame(sock: socket.socket) -> tuple[int, bytes]:
-    def exactly(n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            piece = sock.recv(n - len(out))
-            assert piece, "connection closed"
-            out += piece
-        return out
-
-    b0, b1 = exactly(2)
-    length = b1 & 0x7F
-    if length == 126:
-        length = int.from_bytes(exactly(2), "big")
-    elif length == 127:
-        length = int.from_bytes(exactly(8), "big")
-    return b0 & 0x0F, exactly(length)
-
-
-def test_reading_pauses_while_ws_max_queue_messages_wait(serve: Any) -> None:
+# Large: more than one read (64 KiB) each, all of them well under the inbox's 1 MiB. Tiny: all
+# of them and the ping in one read, so the messages past the bound are already read (and must
+# still wait, unparsed, with the ping behind them).
+@pytest.mark.parametrize("size", [100_000, 1], ids=["large", "tiny"])
+def test_reading_pauses_while_ws_max_queue_messages_wait(serve: Any, size: int) -> None:
     release = threading.Event()
     taken: list[int] = []
 
@@ -85,22 +46,50 @@ def test_reading_pauses_while_ws_max_queue_messages_wait(serve: Any) -> None:
         assert (await receive())["type"] == "websocket.disconnect"
 
     srv = serve(app, ws_max_queue=2, ws_ping_interval=None)
-    sock = _upgrade(srv)
+    sock = websocket_connect(srv)
     # The ping comes after every message: the server answers it only once it read them all.
-    data = _frame(0x2, b"m" * SIZE) * MESSAGES + _frame(0x9, b"are you reading?")
+    data = client_frame(0x2, b"m" * size) * MESSAGES + client_frame(0x9, b"are you reading?")
     sender = threading.Thread(target=sock.sendall, args=(data,), daemon=True)
     sender.start()
     sock.settimeout(1.0)
     with pytest.raises(TimeoutError):
-        _read_frame(sock)  # nothing: two messages wait, so the ping stays unread
+        read_frame(sock)  # nothing: two messages wait, so the ping stays unread
     release.set()
     sock.settimeout(10.0)
-    frames = [_read_frame(sock), _read_frame(sock)]
+    frames = [read_frame(sock), read_frame(sock)]
     assert sorted(frames) == [(0x1, b"took them all"), (0xA, b"are you reading?")]
-    assert taken == [SIZE] * MESSAGES
+    assert taken == [size] * MESSAGES
     sender.join(10)
-    sock.sendall(_frame(0x8, (1000).to_bytes(2, "big")))
-    assert _read_frame(sock) == (0x8, (1000).to_bytes(2, "big"))
+    sock.sendall(client_frame(0x8, (1000).to_bytes(2, "big")))
+    assert read_frame(sock) == (0x8, (1000).to_bytes(2, "big"))
+    sock.close()
+
+
+def test_messages_held_at_ws_max_queue_still_reach_the_app_after_the_client_hangs_up(
+    serve: Any,
+) -> None:
+    """Tiny messages past the bound wait unparsed; a client gone meanwhile (EOF, no close frame)
+    loses none of them: the app takes every one, then the disconnect."""
+    release, done = threading.Event(), threading.Event()
+    received: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await anyio.to_thread.run_sync(release.wait)
+        while not received or received[-1]["type"] != "websocket.disconnect":
+            received.append(await receive())
+        done.set()
+
+    srv = serve(app, ws_max_queue=2, ws_ping_interval=None)
+    sock = websocket_connect(srv)
+    sock.sendall(b"".join(client_frame(0x1, str(i).encode()) for i in range(MESSAGES)))
+    sock.shutdown(socket.SHUT_WR)
+    release.set()
+    assert done.wait(10)
+    texts = [m.get("text") for m in received if m["type"] == "websocket.receive"]
+    assert texts == [str(i) for i in range(MESSAGES)]
+    assert received[-1] == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
     sock.close()
 
 
@@ -132,3 +121,18 @@ def test_session_rules_hold_at_max_messages_and_resume_at_a_quarter() -> None:
     assert session.should_read(0)
     # Without max_messages only the byte bound holds reading (tether-threaded's rule).
     assert WebSocketSession(ws.Connection(ws.Role.SERVER, now=0.0)).max_messages is None
+
+
+def test_session_parses_no_frame_past_max_messages() -> None:
+    """One read of tiny messages: the inbox takes max_messages, the frames after stay unparsed
+    (a ping among them unanswered) until the application takes some."""
+    server = ws.Connection(ws.Role.SERVER, now=0.0)
+    session = WebSocketSession(server, max_messages=4)
+    server.receive_data(client_frame(0x2, b"x") * 6 + client_frame(0x9, b"p"), 0.0)
+    assert session.take_events()
+    assert len(session.inbox) == 4 and not session.should_read(0)
+    assert server.pending_bytes == 0  # the ping is not read yet: no pong
+    assert [session.take() for _ in range(4)] == [b"x"] * 4
+    assert session.resume(0) and session.take_events()
+    assert [session.take(), session.take(), session.take()] == [b"x", b"x", None]
+    assert server.bytes_to_send() == b"\x8a\x01p"  # the pong, once the ping was reached

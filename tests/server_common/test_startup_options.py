@@ -16,8 +16,8 @@ import pytest
 from tests.processes import LogLines, free_port, reaped, spawn
 from tether_asyncio._cli import build_parser as asyncio_parser
 from tether_asyncio._config import Config, load_app
+from tether_server.reload_watch import FileWatcher
 from tether_server.startup import ConfigError, load_env_file
-from tether_server.supervisor import _Watcher
 from tether_threaded._cli import build_parser as threaded_parser
 
 ENV_APP = """
@@ -127,7 +127,7 @@ def test_reload_include_and_exclude(tmp_path: Path) -> None:
     (tmp_path / "settings.toml").write_text("")
     (tmp_path / "skip_me.py").write_text("")
     (tmp_path / ".hidden.py").write_text("")
-    watcher = _Watcher([str(tmp_path)], include=["*.toml"], exclude=["skip_*.py"])
+    watcher = FileWatcher([str(tmp_path)], include=["*.toml"], exclude=["skip_*.py"])
     seen = set(watcher._scan())
     assert seen == {str(tmp_path / "app.py"), str(tmp_path / "settings.toml")}
     (tmp_path / "settings.toml").write_text("changed = 1")

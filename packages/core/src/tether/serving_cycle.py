@@ -92,10 +92,9 @@ class ConnectionRules:
     #: answers would pile up unsent), and below which they resume.
     write_high: int = 256 * 1024
     write_low: int = 64 * 1024
-    #: WebSocket messages received and not yet taken by the application: at most this many
-    #: (an ASGI queue) or this many bytes (a blocking API's inbox) before reading stops, and
-    #: the bytes below which it resumes.
-    inbox_messages: int = 16
+    #: Bytes of WebSocket messages received and not yet taken by the application: at most
+    #: this many before reading stops, and the bytes below which it resumes (a server may
+    #: bound their count too: ``WebSocketSession.max_messages``, ``--ws-max-queue``).
     inbox_high: int = 1024 * 1024
     inbox_low: int = 256 * 1024
     #: The close sent to sessions still open when the server shuts down (RFC 6455 7.4.1).

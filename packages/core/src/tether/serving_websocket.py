@@ -90,15 +90,20 @@ class WebSocketSession:
         """Move the core's events into the inbox; True if it gained any (wake the application).
 
         Pings are answered by the core (send :meth:`Connection.bytes_to_send` afterwards);
-        pongs need nothing. A protocol error ends the session with its close code.
+        pongs need nothing. A protocol error ends the session with its close code. At
+        :attr:`max_messages` it stops: the frames after stay unparsed bytes in the core (one
+        read of tiny messages would otherwise be thousands of them), pings among them too.
         """
         inbox = self.inbox
         before = len(inbox)
+        limit = self.max_messages
         try:
             for event in self.ws.events():
                 if isinstance(event, (Text, Binary)):
                     inbox.append(event)
                     self.inbox_size += len(event.data)
+                    if limit is not None and len(inbox) >= limit:
+                        break
                 elif isinstance(event, (Close, ConnectionLost)):
                     inbox.append(event)
                     self.code = self.code or event.code

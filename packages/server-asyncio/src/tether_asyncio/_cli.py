@@ -16,7 +16,13 @@ from tether_asyncio.static import with_static
 from tether_server.config import add_server_options, config_options, start_processes
 from tether_server.conform import add_arguments as add_conform_arguments
 from tether_server.conform import command as conform_command
-from tether_server.options import LOG_LEVELS, HelpFormatter, positive_int
+from tether_server.options import (
+    LOG_LEVELS,
+    HelpFormatter,
+    add_choice,
+    add_switch,
+    positive_int,
+)
 from tether_server.startup import configure_logging
 
 DEMO_APP = "tether_asyncio.demo:app"
@@ -62,40 +68,30 @@ def build_parser() -> argparse.ArgumentParser:
         graceful_shutdown_help="seconds in-flight requests get to finish on shutdown",
     )
     run = groups.runtime
-    run.add_argument(
-        "--backend", choices=("asyncio", "trio"), default="asyncio", help="the anyio backend"
-    )
-    run.add_argument(
+    add_choice(run, "--backend", ("asyncio", "trio"), "the anyio backend")
+    add_choice(
+        run,
         "--loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help="asyncio event loop; auto uses uvloop when it is installed",
+        ("auto", "asyncio", "uvloop"),
+        "asyncio event loop; auto uses uvloop when it is installed",
     )
-    run.add_argument(
+    add_choice(
+        run,
         "--lifespan",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="run the ASGI lifespan protocol; auto: if the app supports it, on: require it",
+        ("auto", "on", "off"),
+        "run the ASGI lifespan protocol; auto: if the app supports it, on: require it",
     )
-    run.add_argument(
+    add_choice(
+        run,
         "--interface",
-        choices=("auto", "asgi3", "asgi2"),
-        default="auto",
-        help="the application's ASGI version; auto recognises ASGI 2 as uvicorn does",
+        ("auto", "asgi3", "asgi2"),
+        "the application's ASGI version; auto recognises ASGI 2 as uvicorn does",
     )
     ws = groups.websocket
-    ws.add_argument(
-        "--ws",
-        choices=("auto", "none"),
-        default="auto",
-        help="serve WebSocket upgrades (auto) or refuse them (none)",
+    add_choice(
+        ws, "--ws", ("auto", "none"), "serve WebSocket upgrades (auto) or refuse them (none)"
     )
-    ws.add_argument(
-        "--ws-per-message-deflate",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="offer permessage-deflate",
-    )
+    add_switch(ws, "--ws-per-message-deflate", True, "offer permessage-deflate")
     ws.add_argument(
         "--ws-max-queue",
         type=positive_int,

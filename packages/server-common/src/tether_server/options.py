@@ -130,6 +130,18 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def add_choice(
+    group: argparse._ArgumentGroup, option: str, choices: tuple[str, ...], help: str
+) -> None:
+    """Add ``option``, which takes one of ``choices``; the first is the default."""
+    group.add_argument(option, choices=choices, default=choices[0], help=help)
+
+
+def add_switch(group: argparse._ArgumentGroup, option: str, default: bool, help: str) -> None:
+    """Add ``option`` and its ``--no-`` form, on or off by ``default``."""
+    group.add_argument(option, action=argparse.BooleanOptionalAction, default=default, help=help)
+
+
 # -- shared option groups --------------------------------------------------------------------
 # Each function fills a group the caller made, so a server can put its own options before or
 # after the shared ones and its ``--help`` lists them in the order it always had.
@@ -343,19 +355,14 @@ def add_logging_options(group: argparse._ArgumentGroup) -> None:
         help="a logging configuration (dictConfig as .json, or .yaml with PyYAML installed; "
         "fileConfig as .ini/.conf) applied after the defaults",
     )
-    group.add_argument(
+    add_choice(
+        group,
         "--log-format",
-        choices=LOG_FORMATS,
-        default="text",
-        help="text lines, or one JSON object per line (time, level, logger, message, and the "
+        LOG_FORMATS,
+        "text lines, or one JSON object per line (time, level, logger, message, and the "
         "request's fields on access lines) for log collectors",
     )
-    group.add_argument(
-        "--access-log",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="log one line per request",
-    )
+    add_switch(group, "--access-log", True, "log one line per request")
     group.add_argument(
         "--access-log-format",
         "--access-logformat",
@@ -369,18 +376,10 @@ def add_logging_options(group: argparse._ArgumentGroup) -> None:
         + ", {NAME}i a request field, {NAME}o a response field, {NAME}e the WSGI environ's "
         "entry or an environment variable (default: tether's own line)",
     )
-    group.add_argument(
-        "--server-header",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="add 'Server: tether' to responses that lack a Server field",
+    add_switch(
+        group, "--server-header", True, "add 'Server: tether' to responses that lack a Server field"
     )
-    group.add_argument(
-        "--date-header",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="add a Date field to responses that lack one",
-    )
+    add_switch(group, "--date-header", True, "add a Date field to responses that lack one")
     group.add_argument(
         "--header",
         dest="headers",
@@ -391,11 +390,11 @@ def add_logging_options(group: argparse._ArgumentGroup) -> None:
         help="add this field to every response that lacks it (repeatable; the app's own "
         "value wins), as uvicorn's --header",
     )
-    group.add_argument(
+    add_switch(
+        group,
         "--security-headers",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="add X-Content-Type-Options: nosniff, Referrer-Policy: "
+        False,
+        "add X-Content-Type-Options: nosniff, Referrer-Policy: "
         "strict-origin-when-cross-origin and X-Frame-Options: SAMEORIGIN (and, over TLS, "
         "Strict-Transport-Security: max-age=31536000) to responses that lack them",
     )
@@ -409,30 +408,30 @@ def add_logging_options(group: argparse._ArgumentGroup) -> None:
         "handed to the app (tether.request_id) and written on the access line (e.g. "
         "X-Request-Id; off by default)",
     )
-    group.add_argument(
+    add_switch(
+        group,
         "--trace-context",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="read the W3C traceparent field: its trace id goes on the access line and, with "
+        False,
+        "read the W3C traceparent field: its trace id goes on the access line and, with "
         "the parent span, to the app (tether.trace)",
     )
 
 
 def add_proxy_options(group: argparse._ArgumentGroup) -> None:
     """Add ``--proxy-headers`` and ``--forwarded-allow-ips`` (as uvicorn and gunicorn have them)."""
-    group.add_argument(
+    add_switch(
+        group,
         "--proxy-headers",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="take the client address and scheme from X-Forwarded-For and X-Forwarded-Proto "
+        True,
+        "take the client address and scheme from X-Forwarded-For and X-Forwarded-Proto "
         "when a trusted proxy sends them (WSGI: also the host, port and prefix, and the "
         "forwarding fields of any other peer are removed from the environ)",
     )
-    group.add_argument(
+    add_choice(
+        group,
         "--forwarded-style",
-        choices=("x-forwarded", "rfc7239"),
-        default="x-forwarded",
-        help="which fields the trusted proxy writes: X-Forwarded-For/-Proto, or RFC 7239 "
+        ("x-forwarded", "rfc7239"),
+        "which fields the trusted proxy writes: X-Forwarded-For/-Proto, or RFC 7239 "
         "Forwarded (only one is read, so a client cannot slip in the other)",
     )
     group.add_argument(
@@ -454,11 +453,11 @@ def add_process_options(group: argparse._ArgumentGroup) -> None:
         "the old ones drain), SIGTTIN / SIGTTOU add / remove one. Without --workers, SIGHUP "
         "stops the server gracefully, as SIGTERM does",
     )
-    group.add_argument(
+    add_switch(
+        group,
         "--reload",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="restart the server when a .py file under the reload directories changes",
+        False,
+        "restart the server when a .py file under the reload directories changes",
     )
     group.add_argument(
         "--reload-dir",

@@ -30,7 +30,6 @@ What users of Starlette's ``StaticFiles``, whitenoise and nginx expect, and wher
 
 from __future__ import annotations
 
-import argparse
 import enum
 import errno
 import mimetypes
@@ -39,14 +38,21 @@ import secrets
 import stat
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO
 
 from tether.coding import VARY, negotiate_encoding
 from tether.conditional import ETag, Precondition, evaluate_preconditions
 from tether.httpdate import format_http_date
 from tether.ranges import ByteRange, Byteranges, byteranges, evaluate_range
+from tether_server.static_mounts import (
+    StaticMount,
+    add_static_option,
+    mount_rest,
+    mount_table,
+    parse_static_mount,
+)
 
 __all__ = [
     "ALLOW",
@@ -62,7 +68,6 @@ __all__ = [
 ]
 
 Headers = list[tuple[bytes, bytes]]
-_App = TypeVar("_App")
 
 #: The ``Allow`` field of a 405.
 ALLOW = (b"allow", b"GET, HEAD")
@@ -461,71 +466,3 @@ def _text(
 
 def _not_found(head: bool) -> StaticResponse:
     return _text(404, b"Not Found", head)
-
-
-# -- mounting: the --static PREFIX=DIR option -----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StaticMount:
-    """One ``--static PREFIX=DIR``: requests under ``prefix`` are served from ``directory``."""
-
-    prefix: str
-    directory: str
-
-
-def parse_static_mount(text: str) -> StaticMount:
-    """Read ``PREFIX=DIR`` (``/assets=./public``); :class:`argparse.ArgumentTypeError` if wrong.
-
-    The prefix must start with ``/``; a trailing ``/`` is dropped (``/`` alone mounts everything).
-    """
-    prefix, sep, directory = text.partition("=")
-    if not sep or not prefix.startswith("/") or not directory:
-        raise argparse.ArgumentTypeError(
-            f"expected PREFIX=DIR with PREFIX starting with /: {text!r}"
-        )
-    if not os.path.isdir(directory):
-        raise argparse.ArgumentTypeError(f"not a directory: {directory!r}")
-    return StaticMount(prefix.rstrip("/"), directory)
-
-
-def add_static_option(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
-    """Add ``--static PREFIX=DIR`` (repeatable) to a server's command line; the parsed value is a
-    list of :class:`StaticMount`, or None when the option is not given."""
-    group.add_argument(
-        "--static",
-        type=parse_static_mount,
-        action="append",
-        default=None,
-        metavar="PREFIX=DIR",
-        help="serve the files in DIR under the URL path PREFIX, in front of the app "
-        "(repeatable; e.g. /assets=./public)",
-    )
-
-
-def mount_rest(prefix: str, path: str) -> str | None:
-    """The part of ``path`` under ``prefix`` (``""`` for the prefix itself), or None.
-
-    The prefix matches whole segments: ``/assets`` takes ``/assets`` and ``/assets/x``, not
-    ``/assetsx``. ``prefix`` has no trailing slash (``""`` takes every path).
-    """
-    if not path.startswith(prefix):
-        return None
-    rest = path[len(prefix) :]
-    if rest and rest[0] != "/":
-        return None
-    return rest
-
-
-def mount_table(
-    mounts: Sequence[StaticMount | tuple[str, _App]], make: Callable[[str], _App]
-) -> list[tuple[str, _App]]:
-    """``(prefix, app)`` pairs for an adapter's ``with_static``: a :class:`StaticMount` (what
-    ``--static`` gives) becomes ``make(directory)``; a ``(prefix, app)`` pair is kept, its prefix
-    without a trailing slash (as :func:`mount_rest` wants it)."""
-    return [
-        (mount.prefix, make(mount.directory))
-        if isinstance(mount, StaticMount)
-        else (mount[0].rstrip("/"), mount[1])
-        for mount in mounts
-    ]

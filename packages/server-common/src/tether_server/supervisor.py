@@ -34,23 +34,16 @@ and a second stop signal on top of the pipe's would force the worker's exit.)
 Workers run in their own session, so a Ctrl+C in the terminal reaches them once, through the
 supervisor, rather than twice (which would force their exit).
 
-``--reload`` is the same supervisor with one worker and a watch on the ``.py``
-files under the reload directories: a change (or SIGHUP) restarts the worker, and a worker that
-fails to start (a syntax error being fixed) waits for the next change instead of stopping the
-server.
+``--reload`` is this supervisor with one worker and :mod:`tether_server.reload_watch`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
-import fnmatch
 import logging
 import os
-import select
 import selectors
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Sequence
@@ -58,27 +51,19 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from tether_server.logfiles import REOPEN_SIGNAL, reopen_log_files
+from tether_server.reload_watch import FileWatcher
 from tether_server.systemd import Notifier
+from tether_server.workers import Role, Worker
 
 if TYPE_CHECKING:
     from tether_server.server_metrics import SupervisorMetrics
 
 _log = logging.getLogger("tether.error")
 
-#: What a service manager sets for this process alone: workers must not act on it (systemd
-#: would take a worker's READY=1 for the service's, and the sockets are the supervisor's).
-_MANAGER_VARIABLES = frozenset(
-    {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}
-)
-
 # The longest wait between looks at the workers (a signal or a worker's exit ends it sooner).
 _POLL_SECONDS = 1.0
-# How often --reload looks at the files, and how many it looks at, at most.
+# How often --reload looks at the files.
 _RELOAD_POLL_SECONDS = 0.25
-#: Never watched: hidden files, compiled Python, editor backups and swap files (as uvicorn).
-_ALWAYS_EXCLUDED = (".*", "*.py[cod]", "*~", "*.sw.", ".#*")
-_RELOAD_MAX_FILES = 20_000
-_SKIPPED_DIRS = frozenset(("__pycache__", "node_modules", "site-packages"))
 #: The signals the supervisor acts on (SIGCHLD only wakes it).
 _HANDLED = (
     signal.SIGINT,
@@ -92,93 +77,6 @@ _HANDLED = (
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
     """A handler that only makes the signal wake the supervisor's wait."""
-
-
-class _Role(enum.Enum):
-    """What a worker is to the supervisor."""
-
-    ACTIVE = "active"  # one of the N workers, serving or starting
-    NEXT = "next"  # started by a reload: replaces the active ones once all of its kind serve
-    RETIRING = "retiring"  # told to drain (SIGHUP); not replaced when it exits
-
-
-class _Worker:
-    """One worker process and the read end of its "serving" pipe (-1 once read)."""
-
-    __slots__ = ("killed", "last_beat", "process", "ready", "ready_pipe", "replaces", "role", "slot")
-
-    def __init__(
-        self,
-        slot: int,
-        role: _Role,
-        process: subprocess.Popen[bytes],
-        ready_pipe: int,
-        replaces: _Worker | None = None,
-    ) -> None:
-        self.slot = slot
-        self.role = role
-        self.process = process
-        self.ready_pipe = ready_pipe
-        self.ready = False
-        #: When its last heartbeat came (monotonic); from the moment it serves, then at each
-        #: heartbeat (None while it starts: start-up has no such limit).
-        self.last_beat: float | None = None
-        #: The worker this one replaces once it serves (--limit-max-requests); None in a reload.
-        self.replaces = replaces
-        self.killed = False
-
-
-class _Watcher:
-    """The modification times of the ``.py`` files under some directories, polled."""
-
-    __slots__ = ("_dirs", "_exclude", "_include", "_seen")
-
-    def __init__(
-        self, dirs: Sequence[str], include: Sequence[str] = (), exclude: Sequence[str] = ()
-    ) -> None:
-        self._dirs = [os.path.abspath(d) for d in dirs]
-        # File names: *.py always, plus --reload-include; minus the usual noise and
-        # --reload-exclude (patterns with a "/" match the path under the directory instead).
-        self._include = ("*.py", *include)
-        self._exclude = (*_ALWAYS_EXCLUDED, *exclude)
-        self._seen = self._scan()
-
-    def _watched(self, path: str, name: str) -> bool:
-        def match(patterns: Sequence[str]) -> bool:
-            return any(fnmatch.fnmatch(path if "/" in p else name, p) for p in patterns)
-
-        return match(self._include) and not match(self._exclude)
-
-    def changed(self) -> str | None:
-        """A file added, removed or modified since the last call, or None."""
-        now = self._scan()
-        if now == self._seen:
-            return None
-        changed = next(
-            path for path in now.keys() | self._seen.keys() if now.get(path) != self._seen.get(path)
-        )
-        self._seen = now
-        return changed
-
-    def _scan(self) -> dict[str, int]:
-        found: dict[str, int] = {}
-        pending = list(self._dirs)
-        while pending and len(found) < _RELOAD_MAX_FILES:
-            try:
-                entries = list(os.scandir(pending.pop()))
-            except OSError:
-                continue
-            for entry in entries:
-                name = entry.name
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if not name.startswith(".") and name not in _SKIPPED_DIRS:
-                            pending.append(entry.path)
-                    elif self._watched(entry.path, name):
-                        found[entry.path] = entry.stat().st_mtime_ns
-                except OSError:
-                    continue  # removed while looking
-        return found
 
 
 class Supervisor:
@@ -203,7 +101,7 @@ class Supervisor:
         self._reload_patterns = (tuple(reload_include), tuple(reload_exclude))
         #: --timeout-worker-healthcheck: a worker silent this long after a heartbeat is killed.
         self._healthcheck = healthcheck_timeout
-        self._workers: list[_Worker] = []
+        self._workers: list[Worker] = []
         self._selector = selectors.DefaultSelector()
         self._signals: list[int] = []
         self._fd = -1
@@ -253,12 +151,12 @@ class Supervisor:
 
     def _supervise(self, wake: int) -> int:
         watcher = (
-            _Watcher(self._reload_dirs, *self._reload_patterns)
+            FileWatcher(self._reload_dirs, *self._reload_patterns)
             if self._reload_dirs is not None
             else None
         )
         for slot in range(self._count):
-            self._start(slot, _Role.ACTIVE)
+            self._start(slot, Role.ACTIVE)
         if watcher is None:
             _log.info("Tether supervisor (pid %d) started %d workers", os.getpid(), self._count)
         else:
@@ -309,13 +207,13 @@ class Supervisor:
                 limit,
             )
             worker.killed = True
-            self._send(worker, signal.SIGKILL)
+            worker.send(signal.SIGKILL)
 
     def _announce(self) -> None:
         """READY=1 to a service manager once every worker serves for the first time."""
         if self._announced or self._stopping or not self._workers:
             return
-        if all(w.ready for w in self._workers if w.role is _Role.ACTIVE):
+        if all(w.ready for w in self._workers if w.role is Role.ACTIVE):
             self._announced = True
             self._notifier.ready(f"{len(self._workers)} workers serving")
 
@@ -328,7 +226,7 @@ class Supervisor:
             count = reopen_log_files()
             _log.info("%s received: %d log file(s) reopened, passed on to the workers", name, count)
             for worker in self._workers:
-                self._send(worker, signum)
+                worker.send(signum)
         elif signum in (signal.SIGINT, signal.SIGTERM):
             if not self._stopping:
                 _log.info("%s received: stopping the workers", name)
@@ -358,12 +256,12 @@ class Supervisor:
         if first:
             self._notifier.stopping()
         for worker in self._workers:
-            if not (first and worker.role is _Role.RETIRING):
-                self._send(worker, signum)
+            if not (first and worker.role is Role.RETIRING):
+                worker.send(signum)
 
     def _reload(self) -> None:
         self._notifier.reloading()
-        pending = [w for w in self._workers if w.role is _Role.NEXT]
+        pending = [w for w in self._workers if w.role is Role.NEXT]
         if pending:
             _log.warning("SIGHUP received during a reload: starting it over")
             for worker in pending:
@@ -375,7 +273,7 @@ class Supervisor:
             )
         for slot in range(self._count):
             self._count_restart("reload")
-            self._start(slot, _Role.NEXT)
+            self._start(slot, Role.NEXT)
 
     def _restart_worker(self, why: str) -> None:
         """--reload: stop the worker and start it again once it has exited."""
@@ -385,9 +283,9 @@ class Supervisor:
         if self._workers:
             self._restart = True
             for worker in self._workers:
-                self._send(worker, signal.SIGTERM)
+                worker.send(signal.SIGTERM)
         else:
-            self._start(0, _Role.ACTIVE)
+            self._start(0, Role.ACTIVE)
 
     # -- workers coming and going ----------------------------------------------------------------
 
@@ -403,9 +301,9 @@ class Supervisor:
                 self._metrics.exited(pid)
             if self._stopping:
                 continue
-            if worker.role is _Role.RETIRING:
+            if worker.role is Role.RETIRING:
                 _log.info("retired worker (pid %d) exited with status %d", pid, code)
-            elif worker.role is _Role.NEXT and worker.replaces is not None:
+            elif worker.role is Role.NEXT and worker.replaces is not None:
                 _log.error(
                     "the replacement for worker %d (pid %d) exited with status %d; the old one "
                     "keeps serving",
@@ -413,7 +311,7 @@ class Supervisor:
                     pid,
                     code,
                 )
-            elif worker.role is _Role.NEXT:
+            elif worker.role is Role.NEXT:
                 when = "after it started serving" if worker.ready else "while starting"
                 _log.error(
                     "reload failed: a new worker (pid %d) exited with status %d %s; "
@@ -423,12 +321,12 @@ class Supervisor:
                     when,
                 )
                 for other in self._workers:
-                    if other.role is _Role.NEXT:
+                    if other.role is Role.NEXT:
                         self._retire(other)
             elif reloader and self._restart:
                 self._restart = False
                 self._count_restart("reload")
-                self._start(worker.slot, _Role.ACTIVE)
+                self._start(worker.slot, Role.ACTIVE)
             elif reloader and not worker.ready:
                 _log.error("the app failed to start (status %d); waiting for a change", code)
             elif not worker.ready:
@@ -440,14 +338,14 @@ class Supervisor:
             else:
                 _log.warning("worker %d exited with status %d; restarting it", worker.slot, code)
                 self._count_restart("healthcheck" if worker.killed else "exit")
-                self._start(worker.slot, _Role.ACTIVE)
+                self._start(worker.slot, Role.ACTIVE)
 
     def _switch_over(self) -> None:
         """Once every new worker of a reload serves, retire the old ones."""
-        for worker in [w for w in self._workers if w.role is _Role.NEXT and w.replaces]:
+        for worker in [w for w in self._workers if w.role is Role.NEXT and w.replaces]:
             if worker.ready:
                 replaced = worker.replaces
-                worker.role, worker.replaces = _Role.ACTIVE, None
+                worker.role, worker.replaces = Role.ACTIVE, None
                 if replaced is not None and replaced in self._workers:
                     self._retire(replaced)
                     _log.info(
@@ -456,14 +354,14 @@ class Supervisor:
                         worker.process.pid,
                         replaced.process.pid,
                     )
-        new = [w for w in self._workers if w.role is _Role.NEXT and w.replaces is None]
+        new = [w for w in self._workers if w.role is Role.NEXT and w.replaces is None]
         if not new or not all(w.ready for w in new):
             return
-        old = [w for w in self._workers if w.role is _Role.ACTIVE]
+        old = [w for w in self._workers if w.role is Role.ACTIVE]
         for worker in old:
             self._retire(worker)
         for worker in new:
-            worker.role = _Role.ACTIVE
+            worker.role = Role.ACTIVE
         self._notifier.ready(f"reloaded: {len(new)} workers serving")
         _log.info(
             "reloaded: new workers (pids %s) serving; old workers (pids %s) draining",
@@ -473,9 +371,9 @@ class Supervisor:
 
     def _reconcile(self) -> None:
         """Start or retire workers to match the count SIGTTIN and SIGTTOU set."""
-        if any(w.role is _Role.NEXT for w in self._workers):
+        if any(w.role is Role.NEXT for w in self._workers):
             return  # a reload is under way; the count is looked at once it ends
-        active = sorted((w for w in self._workers if w.role is _Role.ACTIVE), key=lambda w: w.slot)
+        active = sorted((w for w in self._workers if w.role is Role.ACTIVE), key=lambda w: w.slot)
         for worker in active[self._count :]:
             _log.info("retiring worker %d (pid %d)", worker.slot, worker.process.pid)
             self._retire(worker)
@@ -483,49 +381,24 @@ class Supervisor:
         missing = self._count - len(used)
         for slot in [s for s in range(self._count) if s not in used][:missing]:
             _log.info("starting worker %d", slot)
-            self._start(slot, _Role.ACTIVE)
+            self._start(slot, Role.ACTIVE)
 
-    def _retire(self, worker: _Worker) -> None:
+    def _retire(self, worker: Worker) -> None:
         """Let ``worker`` drain and exit, handing its connections over (SIGHUP)."""
-        worker.role = _Role.RETIRING
-        self._send(worker, signal.SIGHUP)
+        worker.role = Role.RETIRING
+        worker.send(signal.SIGHUP)
 
-    def _start(self, slot: int, role: _Role, replaces: _Worker | None = None) -> None:
-        read_end, write_end = os.pipe()
-        # Given last, these win over the same options earlier in the command line.
-        options = ["--fd", str(self._fd), "--notify-fd", str(write_end)]
-        options += ["--supervisor-fd", str(self._alive)]
-        try:
-            process = subprocess.Popen(
-                [*self._command, *options],
-                pass_fds=(self._fd, write_end, self._alive),
-                start_new_session=True,
-                env={k: v for k, v in os.environ.items() if k not in _MANAGER_VARIABLES},
-            )
-        finally:
-            os.close(write_end)
-        worker = _Worker(slot, role, process, read_end, replaces)
+    def _start(self, slot: int, role: Role, replaces: Worker | None = None) -> None:
+        worker = Worker.start(
+            self._command, slot, role, fd=self._fd, alive=self._alive, replaces=replaces
+        )
         self._workers.append(worker)
-        self._selector.register(read_end, selectors.EVENT_READ, worker)
-        _log.debug("worker %d started (pid %d)", slot, process.pid)
+        self._selector.register(worker.ready_pipe, selectors.EVENT_READ, worker)
+        _log.debug("worker %d started (pid %d)", slot, worker.process.pid)
 
-    def _read_ready(self, worker: _Worker) -> None:
-        """Read what the worker wrote on its pipe (each byte a word: ``1`` serving, ``h`` a
-        heartbeat, ``r`` recycle me); at EOF close the pipe."""
-        pipe = worker.ready_pipe
-        if pipe < 0:
-            return
-        try:
-            data = os.read(pipe, 512) if self._readable(pipe) else None
-        except OSError:
-            data = b""
-        if data is None:
-            return
-        if not data:
-            self._selector.unregister(pipe)
-            os.close(pipe)
-            worker.ready_pipe = -1
-            return
+    def _read_ready(self, worker: Worker) -> None:
+        """Act on what the worker wrote on its pipe (see :meth:`Worker.read`)."""
+        data = worker.read(self._selector)
         if b"1" in data:
             worker.ready = True
             if worker.last_beat is None:
@@ -535,10 +408,10 @@ class Supervisor:
         if b"r" in data:
             self._recycle(worker)
 
-    def _recycle(self, worker: _Worker) -> None:
+    def _recycle(self, worker: Worker) -> None:
         """The worker served its --limit-max-requests: start its replacement first; the old
         one is told to drain once the new one serves."""
-        if self._stopping or worker.role is not _Role.ACTIVE:
+        if self._stopping or worker.role is not Role.ACTIVE:
             return
         if any(w.replaces is worker for w in self._workers):
             return
@@ -548,28 +421,16 @@ class Supervisor:
             worker.process.pid,
         )
         self._count_restart("max_requests")
-        self._start(worker.slot, _Role.NEXT, replaces=worker)
+        self._start(worker.slot, Role.NEXT, replaces=worker)
 
     def _count_restart(self, reason: str) -> None:
         if self._metrics is not None:
             self._metrics.restarted(reason)
 
-    @staticmethod
-    def _readable(fd: int) -> bool:
-        return bool(select.select([fd], [], [], 0)[0])
-
-    def _forget(self, worker: _Worker) -> None:
+    def _forget(self, worker: Worker) -> None:
         with contextlib.suppress(ValueError):
             self._workers.remove(worker)
-        if worker.ready_pipe >= 0:
-            self._selector.unregister(worker.ready_pipe)
-            os.close(worker.ready_pipe)
-            worker.ready_pipe = -1
-
-    @staticmethod
-    def _send(worker: _Worker, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            worker.process.send_signal(signum)
+        worker.close_pipe(self._selector)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals.append(signum)
