@@ -71,8 +71,15 @@ _RESTART_LABELS = {reason: (("reason", reason),) for reason in RESTART_REASONS}
 _BUCKETS = DURATION_BUCKETS
 
 
-class _Cell:
-    """One thread's numbers: only that thread writes them, so no update takes a lock."""
+class Cell:
+    """One thread's numbers: only that thread writes them, so no update takes a lock.
+
+    A server that knows which thread runs a connection (the asyncio server's one loop thread)
+    takes that thread's cell once (:meth:`ServerMetrics.cell`) and writes it directly: a read's
+    bytes are ``cell.received += n``, a response is :meth:`request`. Nothing on that path
+    looks a label up or allocates beyond a float; :meth:`ServerMetrics.snapshot` turns the
+    plain lists into labelled metrics when scraped.
+    """
 
     __slots__ = (
         "buckets",
@@ -91,6 +98,7 @@ class _Cell:
     )
 
     def __init__(self, thread: threading.Thread | None) -> None:
+        """Zeros, written by ``thread`` alone (None: a total, written by nobody)."""
         self.thread = thread
         #: By method index * 6 + status class index.
         self.requests = [0] * (len(_METHOD_NAMES) * len(STATUS_CLASSES))
@@ -98,6 +106,7 @@ class _Cell:
         self.buckets = [0] * (len(_BUCKETS) + 1)
         self.seconds = 0.0
         self.reused = 0
+        #: Bytes read from and written to clients.
         self.received = 0
         self.sent = 0
         self.connections = 0
@@ -107,7 +116,20 @@ class _Cell:
         self.sessions = 0
         self.messages = [0, 0]  # in, out
 
-    def add(self, other: _Cell) -> None:
+    def request(self, method: bytes, status: int, seconds: float, reused: bool) -> None:
+        """A response is complete (``status`` 0: none was sent); ``reused``: the request came
+        on a connection that had served one before. A 101's session is not a duration."""
+        cls = status // 100
+        if cls > 5:  # a status the application made up ("999 Nope")
+            cls = 0
+        self.requests[_METHOD_ROW.get(method, _OTHER_ROW) + cls] += 1
+        if cls != 1:
+            self.buckets[bisect_left(_BUCKETS, seconds)] += 1
+            self.seconds += seconds
+        if reused:
+            self.reused += 1
+
+    def add(self, other: Cell) -> None:
         """Add ``other``'s numbers to these."""
         for name in self.__slots__:
             if name == "thread":
@@ -133,8 +155,8 @@ class ServerMetrics:
         """No numbers yet."""
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._cells: list[_Cell] = []
-        self._retired = _Cell(None)
+        self._cells: list[Cell] = []
+        self._retired = Cell(None)
         self._counts: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
 
     def watch(self, counts: Callable[[], tuple[int, int, int]]) -> None:
@@ -142,12 +164,13 @@ class ServerMetrics:
         connections, requests in flight and WebSocket sessions (from any thread)."""
         self._counts = counts
 
-    def _cell(self) -> _Cell:
-        """This thread's cell, made on its first report (the hot hooks look it up inline)."""
+    def cell(self) -> Cell:
+        """This thread's cell, made on its first report. A caller that stays on one thread
+        (an event loop's) may keep it and write it directly, skipping the per-call lookup."""
         try:
-            cell: _Cell = self._local.cell
+            cell: Cell = self._local.cell
         except AttributeError:
-            cell = self._local.cell = _Cell(threading.current_thread())
+            cell = self._local.cell = Cell(threading.current_thread())
             with self._lock:
                 self._cells.append(cell)
         return cell
@@ -155,52 +178,43 @@ class ServerMetrics:
     # -- the hooks -------------------------------------------------------------------------------
 
     def request(self, method: bytes, status: int, seconds: float, reused: bool) -> None:
-        """A response is complete (``status`` 0: none was sent); ``reused``: the request came
-        on a connection that had served one before. A 101's session is not a duration."""
+        """A response is complete: :meth:`Cell.request` on this thread's cell."""
         try:
-            cell: _Cell = self._local.cell
+            cell: Cell = self._local.cell
         except AttributeError:
-            cell = self._cell()
-        cls = status // 100
-        if cls > 5:  # a status the application made up ("999 Nope")
-            cls = 0
-        cell.requests[_METHOD_ROW.get(method, _OTHER_ROW) + cls] += 1
-        if cls != 1:
-            cell.buckets[bisect_left(_BUCKETS, seconds)] += 1
-            cell.seconds += seconds
-        if reused:
-            cell.reused += 1
+            cell = self.cell()
+        cell.request(method, status, seconds, reused)
 
     def received(self, size: int) -> None:
         """Bytes read from a client."""
         try:
             self._local.cell.received += size
         except AttributeError:
-            self._cell().received += size
+            self.cell().received += size
 
     def sent(self, size: int) -> None:
         """Bytes written to a client."""
         try:
             self._local.cell.sent += size
         except AttributeError:
-            self._cell().sent += size
+            self.cell().sent += size
 
     def connection(self) -> None:
         """A connection was accepted."""
-        self._cell().connections += 1
+        self.cell().connections += 1
 
     def shed(self, reason: str) -> None:
         """A request was answered 503 at a limit (one of :data:`SHED_REASONS`)."""
-        self._cell().shed[_SHED_INDEX[reason]] += 1
+        self.cell().shed[_SHED_INDEX[reason]] += 1
 
     def timeout(self, kind: str) -> None:
         """A connection timed out (one of :data:`TIMEOUT_KINDS`)."""
-        self._cell().timeouts[_TIMEOUT_INDEX[kind]] += 1
+        self.cell().timeouts[_TIMEOUT_INDEX[kind]] += 1
 
     def driver_closed(self, reason: str, output: bytes) -> None:
         """The core's driver closes a connection (``ConnectionDriver.reason``/``output``): count
         an expired deadline by kind, and an error response by its status."""
-        cell = self._cell()
+        cell = self.cell()
         kind = _DRIVER_TIMEOUTS.get(reason)
         if kind is not None:
             cell.timeouts[kind] += 1
@@ -210,21 +224,21 @@ class ServerMetrics:
     def protocol_error(self, status: int) -> None:
         """The server answered a malformed request with ``status`` (the error's hint)."""
         index = _ERROR_INDEX.get(b"%d" % status, len(ERROR_STATUSES) - 1)
-        self._cell().errors[index] += 1
+        self.cell().errors[index] += 1
 
     def websocket(self) -> None:
         """A WebSocket session began."""
-        self._cell().sessions += 1
+        self.cell().sessions += 1
 
     def message(self, incoming: bool) -> None:
         """A WebSocket message was received (``incoming``) or sent."""
-        self._cell().messages[0 if incoming else 1] += 1
+        self.cell().messages[0 if incoming else 1] += 1
 
     # -- output ----------------------------------------------------------------------------------
 
-    def total(self) -> _Cell:
+    def total(self) -> Cell:
         """Every thread's numbers added up (ended threads' cells folded in on the way)."""
-        total = _Cell(None)
+        total = Cell(None)
         with self._lock:
             live = []
             for cell in self._cells:
@@ -412,6 +426,7 @@ __all__ = [
     "RESTART_REASONS",
     "SHED_REASONS",
     "TIMEOUT_KINDS",
+    "Cell",
     "Exporter",
     "ServerMetrics",
     "SupervisorMetrics",

@@ -17,7 +17,7 @@ from http import HTTPStatus
 from typing import IO, Any
 
 from tether.http1 import InformationalResponse, Request, Response
-from tether.serving import TrustedProxies, overload_response, split_target, unquote_path
+from tether.serving import TrustedProxies, split_target, unquote_path
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
@@ -241,7 +241,7 @@ class Exchange:
 
     def overloaded(self) -> bytes:
         """The canned 503 with ``Connection: close`` (the server is at its limit)."""
-        response, text = overload_response()
+        response, text = self.loop.config.retry_after.response()  # --retry-after-window
         response = Response(response.status_code, [*response.headers, (b"connection", b"close")])
         return self.cycle.canned(response, text) or b""
 
