@@ -30,7 +30,7 @@ def parse(text: bytes) -> Samples:
 @pytest.fixture
 def listener() -> Iterator[tuple[str, int]]:
     metrics = ServerMetrics()
-    metrics.request(b"GET", 200, 0.01, False)
+    metrics.request(b"GET", 200, time.monotonic() - 0.01, False)
     sock = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
     thread = serve_metrics(sock, metrics.render, stop)
@@ -91,10 +91,10 @@ def test_an_oversized_request_is_refused(listener: tuple[str, int], head: bytes)
 
 def test_only_fixed_label_values() -> None:
     metrics = ServerMetrics()
-    metrics.request(b"GET", 200, 0.001, False)
-    metrics.request(b"BREW", 418, 0.001, True)  # a method of the client's own
-    metrics.request(b"get", 999, 0.001, False)
-    metrics.request(b"POST", 0, 0.001, False)  # no response was sent
+    metrics.request(b"GET", 200, time.monotonic() - 0.001, False)
+    metrics.request(b"BREW", 418, time.monotonic() - 0.001, True)  # a method of the client's own
+    metrics.request(b"get", 999, time.monotonic() - 0.001, False)
+    metrics.request(b"POST", 0, time.monotonic() - 0.001, False)  # no response was sent
     metrics.driver_closed("head timeout", b"HTTP/1.1 408 Request Timeout\r\n\r\n")
     metrics.driver_closed("x", b"HTTP/1.1 499 Whatever\r\n\r\n")
     samples = parse(metrics.render())
@@ -119,7 +119,7 @@ def test_threads_add_up_and_ended_threads_still_count() -> None:
 
     def work() -> None:
         for _ in range(1000):
-            metrics.request(b"GET", 200, 0.002, True)
+            metrics.request(b"GET", 200, time.monotonic() - 0.002, True)
             metrics.sent(10)
 
     threads = [threading.Thread(target=work) for _ in range(4)]

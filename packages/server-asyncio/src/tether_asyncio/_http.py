@@ -35,7 +35,6 @@ from tether_asyncio._state import access_log, error_log
 from tether_asyncio._stream import FastStream
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Stream
 from tether_asyncio._websocket import serve_websocket
-from tether_server.server_metrics import Cell
 from tether_server.tagging import app_entries, log_access, tagged
 
 if TYPE_CHECKING:
@@ -296,7 +295,7 @@ class HTTPConnection:
         """Run one request through the app; then what the driver says of the connection."""
         state = self.state
         state.config.request_budget.spend()  # --limit-max-requests
-        started = time.monotonic() if state.metrics is not None else 0.0
+        started = time.monotonic() if self.cell is not None else 0.0  # --metrics-port
         # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
         if (
             request.method == b"GET"
@@ -384,10 +383,12 @@ class HTTPConnection:
             if not cycle.complete:
                 await self._unfinished(cycle)
                 if self.cell is not None:
-                    self._count(self.cell, request, cycle, started)
+                    reused = self.conn.request_count > 1
+                    self.cell.request(request.method, cycle.response.status, started, reused)
                 return Next.CLOSE
-        if self.cell is not None:
-            self._count(self.cell, request, cycle, started)
+        if self.cell is not None:  # --metrics-port: the request, its status and duration
+            reused = self.conn.request_count > 1
+            self.cell.request(request.method, cycle.response.status, started, reused)
         self.cycle = None
         if self.closed:
             return Next.CLOSE
@@ -398,11 +399,6 @@ class HTTPConnection:
         # Handing over, a response begun before the shutdown (without "Connection: close")
         # leaves the connection open: the client may be sending its next request already.
         return self.driver.finish(state.clock, closing=state.shutting_down and not state.handover)
-
-    def _count(self, cell: Cell, request: Request, cycle: RequestCycle, started: float) -> None:
-        """--metrics-port: the request, its status and duration."""
-        seconds = time.monotonic() - started
-        cell.request(request.method, cycle.response.status, seconds, self.conn.request_count > 1)
 
     async def _unfinished(self, cycle: RequestCycle) -> None:
         """The app returned (or raised) without completing its response: a 500 while the head

@@ -29,6 +29,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
+from time import monotonic
 
 from tether_server.metrics import (
     DURATION_BUCKETS,
@@ -52,9 +53,9 @@ SNAPSHOT_INTERVAL = 1.0
 #: a class or "none" (no response was sent), an error response's status one of these.
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 _METHOD_NAMES = (*METHODS, "other")
-#: Where a method's row of six (one per status class) begins in a cell's ``requests``.
-_METHOD_ROW = {method.encode(): 6 * n for n, method in enumerate(METHODS)}
-_OTHER_ROW = 6 * len(METHODS)
+#: Where a method's row of ten (one per leading status digit) begins in a cell's ``requests``.
+_METHOD_ROW = {method.encode(): 10 * n for n, method in enumerate(METHODS)}
+_OTHER_ROW = 10 * len(METHODS)
 STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
 ERROR_STATUSES = ("400", "408", "413", "414", "431", "501", "505", "other")
 _ERROR_INDEX = {code.encode(): n for n, code in enumerate(ERROR_STATUSES[:-1])}
@@ -69,6 +70,7 @@ _SHED_INDEX = {reason: n for n, reason in enumerate(SHED_REASONS)}
 RESTART_REASONS = ("exit", "healthcheck", "max_requests", "reload")
 _RESTART_LABELS = {reason: (("reason", reason),) for reason in RESTART_REASONS}
 _BUCKETS = DURATION_BUCKETS
+_FIRST_BOUND = _BUCKETS[0]
 
 
 class Cell:
@@ -100,8 +102,8 @@ class Cell:
     def __init__(self, thread: threading.Thread | None) -> None:
         """Zeros, written by ``thread`` alone (None: a total, written by nobody)."""
         self.thread = thread
-        #: By method index * 6 + status class index.
-        self.requests = [0] * (len(_METHOD_NAMES) * len(STATUS_CLASSES))
+        #: By method index * 10 + the status's leading digit (0: no response).
+        self.requests = [0] * (len(_METHOD_NAMES) * 10)
         #: Durations: a count per bucket (the last: above every bound), and their sum.
         self.buckets = [0] * (len(_BUCKETS) + 1)
         self.seconds = 0.0
@@ -116,15 +118,20 @@ class Cell:
         self.sessions = 0
         self.messages = [0, 0]  # in, out
 
-    def request(self, method: bytes, status: int, seconds: float, reused: bool) -> None:
-        """A response is complete (``status`` 0: none was sent); ``reused``: the request came
-        on a connection that had served one before. A 101's session is not a duration."""
-        cls = status // 100
-        if cls > 5:  # a status the application made up ("999 Nope")
-            cls = 0
-        self.requests[_METHOD_ROW.get(method, _OTHER_ROW) + cls] += 1
-        if cls != 1:
-            self.buckets[bisect_left(_BUCKETS, seconds)] += 1
+    def request(self, method: bytes, status: int, started: float, reused: bool) -> None:
+        """A response is complete (``status`` 0: none was sent) for a request whose head came
+        at ``started`` (a ``time.monotonic()`` reading); ``reused``: the connection had served
+        one before. A 101's session is not a duration."""
+        seconds = monotonic() - started
+        # Ten slots a method, one per leading digit: no test for a made-up "999 Nope" here
+        # (the snapshot counts digits 6..9 with 0, as "none").
+        self.requests[_METHOD_ROW.get(method, _OTHER_ROW) + status // 100] += 1
+        if status >= 200 or status < 100:
+            # Most answers of a busy server come within the first bound: one comparison.
+            if seconds <= _FIRST_BOUND:
+                self.buckets[0] += 1
+            else:
+                self.buckets[bisect_left(_BUCKETS, seconds)] += 1
             self.seconds += seconds
         if reused:
             self.reused += 1
@@ -177,13 +184,13 @@ class ServerMetrics:
 
     # -- the hooks -------------------------------------------------------------------------------
 
-    def request(self, method: bytes, status: int, seconds: float, reused: bool) -> None:
+    def request(self, method: bytes, status: int, started: float, reused: bool) -> None:
         """A response is complete: :meth:`Cell.request` on this thread's cell."""
         try:
             cell: Cell = self._local.cell
         except AttributeError:
             cell = self.cell()
-        cell.request(method, status, seconds, reused)
+        cell.request(method, status, started, reused)
 
     def received(self, size: int) -> None:
         """Bytes read from a client."""
@@ -262,7 +269,8 @@ class ServerMetrics:
         )
         for n, count in enumerate(cell.requests):
             if count:
-                method, cls = _METHOD_NAMES[n // 6], STATUS_CLASSES[n % 6]
+                digit = n % 10
+                method, cls = _METHOD_NAMES[n // 10], STATUS_CLASSES[digit if digit < 6 else 0]
                 requests.inc(count, (("method", method), ("status", cls)))
         duration = r.histogram(
             "tether_request_duration_seconds", "From a request's head to its response's end"

@@ -346,8 +346,7 @@ class Exchange:
 
     def record(self, metrics: ServerMetrics) -> None:
         """Count this request, its status and duration (``--metrics-port``)."""
-        seconds = time.monotonic() - self.started
-        metrics.request(self.request.method, self.cycle.status, seconds, self.reused)
+        metrics.request(self.request.method, self.cycle.status, self.started, self.reused)
 
     def _wrap_up(self) -> None:
         upgrade = self.upgrade
