@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -65,8 +66,9 @@ def _control(*args: str) -> None:
     subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=120)
 
 
-def instructions_per_request(server: str, metrics: bool, requests: int) -> float:
-    """One server process under callgrind: instructions per request over ``requests``."""
+def instructions_per_request(server: str, metrics: bool, requests: int, keep: bool) -> float:
+    """One server process under callgrind: instructions per request over ``requests`` (``keep``:
+    leave the dump for ``callgrind_annotate`` and print where)."""
     port = harness.free_port()
     out = Path(tempfile.mkdtemp(prefix="tether-callgrind-"))
     env = dict(os.environ)
@@ -114,6 +116,10 @@ def instructions_per_request(server: str, metrics: bool, requests: int) -> float
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if keep:
+            print(f"  {server}, metrics {'on' if metrics else 'off'}: {out}", file=sys.stderr)
+        else:
+            shutil.rmtree(out, ignore_errors=True)
 
 
 def main() -> int:
@@ -121,13 +127,15 @@ def main() -> int:
     parser.add_argument("--server", choices=("asyncio", "threaded", "both"), default="both")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2, help="off/on pairs; medians reported")
+    parser.add_argument("--keep", action="store_true", help="keep the callgrind dumps")
     args = parser.parse_args()
     servers = ("asyncio", "threaded") if args.server == "both" else (args.server,)
     for server in servers:
         counts: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(args.rounds):
             for metrics in (False, True):
-                counts[metrics].append(instructions_per_request(server, metrics, args.requests))
+                count = instructions_per_request(server, metrics, args.requests, args.keep)
+                counts[metrics].append(count)
         off, on = statistics.median(counts[False]), statistics.median(counts[True])
         print(
             f"{server:<9} metrics off={off:>9.0f} on={on:>9.0f} instructions/request "
