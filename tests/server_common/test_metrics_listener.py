@@ -133,5 +133,26 @@ def test_threads_add_up_and_ended_threads_still_count() -> None:
         samples = parse(metrics.render())
         assert samples[("tether_requests_total", (("method", "GET"), ("status", "2xx")))] == 4000
         assert samples[("tether_sent_bytes_total", ())] == 40000
-        bucket = ("tether_request_duration_seconds_bucket", (("le", "0.005"),))
+        bucket = ("tether_request_duration_seconds_bucket", (("le", "10.0"),))  # generous
         assert samples[bucket] == 4000
+
+
+def test_durations_fill_the_histogram_and_a_101_stays_out() -> None:
+    """One count per response feeds both the requests by status and the histogram (summed at
+    scrape time): a fast answer lands in the first bucket, a slow one by its bound, a 101's
+    WebSocket session is a request but not a duration."""
+    metrics = ServerMetrics()
+    # A head "from the future": a duration under the first bound whatever the scheduler does.
+    metrics.request(b"GET", 200, time.monotonic() + 1, False)
+    metrics.request(b"PUT", 503, time.monotonic() - 3, True)  # 2.5 < 3 (+ a delay) <= 5
+    metrics.request(b"GET", 101, time.monotonic() - 60, False)  # a minute-long session
+    samples = parse(metrics.render())
+    assert samples[("tether_requests_total", (("method", "GET"), ("status", "1xx")))] == 1
+    assert samples[("tether_requests_total", (("method", "PUT"), ("status", "5xx")))] == 1
+
+    def bucket(le: str) -> float:
+        return samples[("tether_request_duration_seconds_bucket", (("le", le),))]
+
+    assert (bucket("0.005"), bucket("2.5"), bucket("5.0"), bucket("+Inf")) == (1, 1, 2, 2)
+    assert samples[("tether_request_duration_seconds_count", ())] == 2
+    assert 1 <= samples[("tether_request_duration_seconds_sum", ())] < 10  # -1 + 3, no 60
