@@ -95,6 +95,7 @@ def test_only_fixed_label_values() -> None:
     metrics.request(b"BREW", 418, time.monotonic() - 0.001, True)  # a method of the client's own
     metrics.request(b"get", 999, time.monotonic() - 0.001, False)
     metrics.request(b"POST", 0, time.monotonic() - 0.001, False)  # no response was sent
+    metrics.request(b"POST", -5, time.monotonic() - 0.001, False)  # nonsense: "none" too
     metrics.driver_closed("head timeout", b"HTTP/1.1 408 Request Timeout\r\n\r\n")
     metrics.driver_closed("x", b"HTTP/1.1 499 Whatever\r\n\r\n")
     samples = parse(metrics.render())
@@ -111,7 +112,7 @@ def test_only_fixed_label_values() -> None:
     assert samples[("tether_timeouts_total", (("kind", "head"),))] == 1
     assert samples[("tether_protocol_errors_total", (("status", "408"),))] == 1
     assert samples[("tether_protocol_errors_total", (("status", "other"),))] == 1
-    assert samples[("tether_request_duration_seconds_count", ())] == 4
+    assert samples[("tether_request_duration_seconds_count", ())] == 5
 
 
 def test_threads_add_up_and_ended_threads_still_count() -> None:

@@ -57,9 +57,9 @@ SNAPSHOT_INTERVAL = 1.0
 #: a class or "none" (no response was sent), an error response's status one of these.
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 _METHOD_NAMES = (*METHODS, "other")
-#: Where a method's row of ten (one per leading status digit) begins in a cell's ``requests``.
-_METHOD_ROW = {method.encode(): 10 * n for n, method in enumerate(METHODS)}
-_OTHER_ROW = 10 * len(METHODS)
+#: A method's first row in a cell's ``responses`` (six rows a method: one per status class).
+_METHOD_ROW = {method.encode(): 6 * n for n, method in enumerate(METHODS)}
+_OTHER_ROW = 6 * len(METHODS)
 STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
 ERROR_STATUSES = ("400", "408", "413", "414", "431", "501", "505", "other")
 _ERROR_INDEX = {code.encode(): n for n, code in enumerate(ERROR_STATUSES[:-1])}
@@ -108,10 +108,10 @@ class Cell:
         """Zeros, written by ``thread`` alone (None: a total, written by nobody)."""
         self.thread = thread
         #: Responses by method, status and duration, in one list, so that a request adds one
-        #: count: row ``(method index * 10 + the status's leading digit) * _WIDTH``, then the
+        #: count: row ``(method index * 6 + status class index) * _WIDTH``, then the
         #: duration's histogram bucket (the last: above every bound). A snapshot sums it
         #: into requests by method and status, and into the histogram (1xx rows left out).
-        self.responses = [0] * (len(_METHOD_NAMES) * 10 * _WIDTH)
+        self.responses = [0] * (len(_METHOD_NAMES) * len(STATUS_CLASSES) * _WIDTH)
         #: The durations' sum (1xx left out).
         self.seconds = 0.0
         self.reused = 0
@@ -130,15 +130,16 @@ class Cell:
         at ``started`` (a ``time.monotonic()`` reading); ``reused``: the connection had served
         one before. A 101's session is not a duration."""
         seconds = monotonic() - started
-        # Ten rows a method, one per leading digit: no test for a made-up "999 Nope" here
-        # (the snapshot counts digits 6..9 with 0, as "none").
-        row = (_METHOD_ROW.get(method, _OTHER_ROW) + status // 100) * _WIDTH
+        cls = status // 100
+        if not 0 <= cls <= 5:  # a status the application made up ("999 Nope"), as "none"
+            cls = 0
+        row = (_METHOD_ROW.get(method, _OTHER_ROW) + cls) * _WIDTH
         # Most answers of a busy server come within the first bound: one comparison.
         if seconds <= _FIRST_BOUND:
             self.responses[row] += 1
         else:
             self.responses[row + bisect_left(_BUCKETS, seconds)] += 1
-        if status >= 200 or status < 100:
+        if cls != 1:
             self.seconds += seconds
         if reused:
             self.reused += 1
@@ -275,15 +276,14 @@ class ServerMetrics:
             "tether_requests_total", "Responses, by request method and status class"
         )
         buckets = [0] * _WIDTH
-        for n in range(len(_METHOD_NAMES) * 10):
+        for n in range(len(_METHOD_NAMES) * len(STATUS_CLASSES)):
             counts = cell.responses[n * _WIDTH : (n + 1) * _WIDTH]
             count = sum(counts)
             if not count:
                 continue
-            digit = n % 10
-            method, cls = _METHOD_NAMES[n // 10], STATUS_CLASSES[digit if digit < 6 else 0]
+            method, cls = _METHOD_NAMES[n // 6], STATUS_CLASSES[n % 6]
             requests.inc(count, (("method", method), ("status", cls)))
-            if digit != 1:  # a 101's session is not a duration
+            if cls != "1xx":  # a 101's session is not a duration
                 for bucket, value in enumerate(counts):
                     buckets[bucket] += value
         duration = r.histogram(
