@@ -139,7 +139,10 @@ def main() -> int:
         off, on = statistics.median(counts[False]), statistics.median(counts[True])
         print(
             f"{server:<9} metrics off={off:>9.0f} on={on:>9.0f} instructions/request "
-            f"on/off={on / off:.3f} (+{on - off:.0f})",
+            f"on/off={on / off:.3f} (+{on - off:.0f}); rounds: off "
+            + " ".join(f"{n:.0f}" for n in counts[False])
+            + ", on "
+            + " ".join(f"{n:.0f}" for n in counts[True]),
             flush=True,
         )
     return 0
