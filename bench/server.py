@@ -9,7 +9,9 @@ fixed response: the floor anyio itself allows (on asyncio and on trio). Every se
 way users run it: lifespan on (the app answers it, as every Starlette or FastAPI app does), on
 the plain asyncio loop (trio for tether-trio) so the comparison is of the servers, not the
 loops. The rows compare with the access log off; "access log" rows keep it on as shipped, the
-"metrics" row serves --metrics-port (nobody scrapes it: the cost is the request path's), and
+"metrics" row serves --metrics-port (nobody scrapes it: the cost is the request path's; its
+on/off ratio is printed for requests/s and for server CPU per request, and
+``bench/metrics_cost.py`` counts the instructions instead), and
 "realistic mix" rows send 2,000 distinct request heads in turn (bench/traffic.py: per-session
 cookies, request ids, traceparent, forwarded-for, varied paths) instead of one repeated GET.
 wrk uses 50 keep-alive connections; the server is pinned to one core and wrk to the other where
@@ -91,6 +93,8 @@ def serve_floor(port: int, backend: str = "asyncio") -> None:
 
 #: Rows whose wrk run cycles through distinct request heads (bench/traffic.py).
 MIX = ", realistic mix"
+#: The --metrics-port row, and the row it is compared with (same options, metrics off).
+METRICS, OFF = "tether (asyncio), metrics", "tether (asyncio)"
 
 
 def _commands(port: int) -> dict[str, list[str]]:
@@ -168,6 +172,8 @@ def run_asgi_group(duration: float, repeat: int, only: str | None = None) -> lis
     costs: dict[str, list[float]] = {}
     script = _mix_script()
     names = [n for n in _commands(0) if only is None or only in n or n.startswith("anyio")]
+    if METRICS in names and OFF not in names:
+        names.append(OFF)  # the metrics row means nothing without the same server's off row
     for _ in range(repeat):
         for name in names:
             port = harness.free_port()
@@ -208,6 +214,11 @@ def run_asgi_group(duration: float, repeat: int, only: str | None = None) -> lis
     ):
         if top in med and bottom in med:
             lines.append(f"{label:<44} ratio={med[top] / med[bottom]:.2f}")
+    if METRICS in costs and OFF in costs:
+        # CPU per request is what a busy shared machine disturbs least (requests/s moves by
+        # more than the 5% bar from one run to the next there): on/off, medians.
+        on, off = statistics.median(costs[METRICS]), statistics.median(costs[OFF])
+        lines.append(f"{'tether asyncio, metrics on / off, CPU/request':<44} ratio={on / off:.2f}")
     return lines
 
 

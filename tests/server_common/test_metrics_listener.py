@@ -30,7 +30,7 @@ def parse(text: bytes) -> Samples:
 @pytest.fixture
 def listener() -> Iterator[tuple[str, int]]:
     metrics = ServerMetrics()
-    metrics.request(b"GET", 200, 0.01, False)
+    metrics.request(b"GET", 200, time.monotonic() - 0.01, False)
     sock = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
     thread = serve_metrics(sock, metrics.render, stop)
@@ -91,10 +91,11 @@ def test_an_oversized_request_is_refused(listener: tuple[str, int], head: bytes)
 
 def test_only_fixed_label_values() -> None:
     metrics = ServerMetrics()
-    metrics.request(b"GET", 200, 0.001, False)
-    metrics.request(b"BREW", 418, 0.001, True)  # a method of the client's own
-    metrics.request(b"get", 999, 0.001, False)
-    metrics.request(b"POST", 0, 0.001, False)  # no response was sent
+    metrics.request(b"GET", 200, time.monotonic() - 0.001, False)
+    metrics.request(b"BREW", 418, time.monotonic() - 0.001, True)  # a method of the client's own
+    metrics.request(b"get", 999, time.monotonic() - 0.001, False)
+    metrics.request(b"POST", 0, time.monotonic() - 0.001, False)  # no response was sent
+    metrics.request(b"POST", -5, time.monotonic() - 0.001, False)  # nonsense: "none" too
     metrics.driver_closed("head timeout", b"HTTP/1.1 408 Request Timeout\r\n\r\n")
     metrics.driver_closed("x", b"HTTP/1.1 499 Whatever\r\n\r\n")
     samples = parse(metrics.render())
@@ -111,7 +112,7 @@ def test_only_fixed_label_values() -> None:
     assert samples[("tether_timeouts_total", (("kind", "head"),))] == 1
     assert samples[("tether_protocol_errors_total", (("status", "408"),))] == 1
     assert samples[("tether_protocol_errors_total", (("status", "other"),))] == 1
-    assert samples[("tether_request_duration_seconds_count", ())] == 4
+    assert samples[("tether_request_duration_seconds_count", ())] == 5
 
 
 def test_threads_add_up_and_ended_threads_still_count() -> None:
@@ -119,7 +120,7 @@ def test_threads_add_up_and_ended_threads_still_count() -> None:
 
     def work() -> None:
         for _ in range(1000):
-            metrics.request(b"GET", 200, 0.002, True)
+            metrics.request(b"GET", 200, time.monotonic() - 0.002, True)
             metrics.sent(10)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
@@ -133,5 +134,26 @@ def test_threads_add_up_and_ended_threads_still_count() -> None:
         samples = parse(metrics.render())
         assert samples[("tether_requests_total", (("method", "GET"), ("status", "2xx")))] == 4000
         assert samples[("tether_sent_bytes_total", ())] == 40000
-        bucket = ("tether_request_duration_seconds_bucket", (("le", "0.005"),))
+        bucket = ("tether_request_duration_seconds_bucket", (("le", "10.0"),))  # generous
         assert samples[bucket] == 4000
+
+
+def test_durations_fill_the_histogram_and_a_101_stays_out() -> None:
+    """One count per response feeds both the requests by status and the histogram (summed at
+    scrape time): a fast answer lands in the first bucket, a slow one by its bound, a 101's
+    WebSocket session is a request but not a duration."""
+    metrics = ServerMetrics()
+    # A head "from the future": a duration under the first bound whatever the scheduler does.
+    metrics.request(b"GET", 200, time.monotonic() + 1, False)
+    metrics.request(b"PUT", 503, time.monotonic() - 3, True)  # 2.5 < 3 (+ a delay) <= 5
+    metrics.request(b"GET", 101, time.monotonic() - 60, False)  # a minute-long session
+    samples = parse(metrics.render())
+    assert samples[("tether_requests_total", (("method", "GET"), ("status", "1xx")))] == 1
+    assert samples[("tether_requests_total", (("method", "PUT"), ("status", "5xx")))] == 1
+
+    def bucket(le: str) -> float:
+        return samples[("tether_request_duration_seconds_bucket", (("le", le),))]
+
+    assert (bucket("0.005"), bucket("2.5"), bucket("5.0"), bucket("+Inf")) == (1, 1, 2, 2)
+    assert samples[("tether_request_duration_seconds_count", ())] == 2
+    assert 1 <= samples[("tether_request_duration_seconds_sum", ())] < 10  # -1 + 3, no 60

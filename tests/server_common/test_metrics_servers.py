@@ -57,6 +57,8 @@ SERVERS = {
     "threaded": ("tether_threaded", WSGI_APP, ["--threads", "2"]),
     "asyncio": ("tether_asyncio", ASGI_APP, ["--loop", "asyncio"]),
 }
+#: The same ASGI server on trio: its own byte stream (tether_asyncio._trio).
+TRIO = ("tether_asyncio", ASGI_APP, ["--backend", "trio"])
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -102,7 +104,7 @@ def server_kind(request: pytest.FixtureRequest) -> str:
 
 @contextlib.contextmanager
 def start(kind: str, tmp_path: Path, *extra: str) -> Iterator[Running]:
-    module, source, options = SERVERS[kind]
+    module, source, options = TRIO if kind == "trio" else SERVERS[kind]
     (tmp_path / "metrics_app.py").write_text(source)
     port, metrics = free_port(), free_port()
     release = tmp_path / "release"
@@ -234,3 +236,72 @@ def test_workers_add_up_and_restarts_are_counted(server_kind: str, tmp_path: Pat
         assert wait_until(lambda: scrape(server.metrics).get(restarts) == 1, 20)
         assert httpx.get(server.url + "/", timeout=10).status_code == 200
         assert wait_until(lambda: requests(scrape(server.metrics), "GET", "2xx") == made + 1, 15)
+
+
+def _exact_exchange(port: int, requests: int) -> tuple[int, int]:
+    """``requests`` GETs, each on a connection of its own with ``Connection: close`` and read to
+    the server's close: (bytes written, bytes read), as the client counted them."""
+    written = read = 0
+    for n in range(requests):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            head = f"GET /{n} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            raw.sendall(head)
+            written += len(head)
+            data = b""
+            while chunk := raw.recv(65536):
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200 ")
+            read += len(data)
+    return written, read
+
+
+@pytest.mark.parametrize("kind", ["threaded", "asyncio", "trio"])
+def test_byte_counters_are_the_bytes_on_the_wire(kind: str, tmp_path: Path) -> None:
+    """tether_received_bytes_total / tether_sent_bytes_total are exactly what the client wrote
+    and read (the metrics port's own traffic is not counted), trio's stream included."""
+    with start(kind, tmp_path) as server:
+        before = scrape(server.metrics)
+        sent, received = _exact_exchange(server.port, 5)
+
+        def counted() -> bool:
+            samples = scrape(server.metrics)
+            return requests(samples, "GET", "2xx") == 5
+
+        assert wait_until(counted, 10)
+        after = scrape(server.metrics)
+        grew = {
+            name: after[(name, ())] - before[(name, ())]
+            for name in ("tether_received_bytes_total", "tether_sent_bytes_total")
+        }
+        assert grew == {"tether_received_bytes_total": sent, "tether_sent_bytes_total": received}
+
+
+@pytest.mark.parametrize("window", [1, 40])
+def test_shed_retry_after_comes_from_the_window(
+    server_kind: str, window: int, tmp_path: Path
+) -> None:
+    """Shed at --limit-concurrency, each 503 says to come back within --retry-after-window
+    (tether_server.shedding: a whole number of seconds from its second half), and each is
+    counted in tether_shed_total."""
+    limit = ("--limit-concurrency", "1", "--retry-after-window", str(window))
+    with start(server_kind, tmp_path, *limit) as server:
+        held: list[int] = []
+        blocker = threading.Thread(
+            target=lambda: held.append(httpx.get(server.url + "/block", timeout=30).status_code)
+        )
+        blocker.start()
+        try:
+            gauge = ("tether_requests_in_flight", ())
+            assert wait_until(lambda: scrape(server.metrics).get(gauge) == 1, 20)
+            delays = []
+            for _ in range(6):
+                response = httpx.get(server.url + "/", timeout=10)
+                assert response.status_code == 503
+                delays.append(int(response.headers["retry-after"]))
+        finally:
+            server.release.write_text("go")
+            blocker.join(30)
+        assert held == [200]
+        assert all((window + 1) // 2 <= delay <= window for delay in delays), delays
+        shed = ("tether_shed_total", (("reason", "concurrency"),))
+        assert scrape(server.metrics)[shed] == 6

@@ -25,7 +25,6 @@ from tether.http1 import Request, ServerConnection, State
 from tether.serving import (
     decode_path,
     no_tunnel_response,
-    overload_response,
     split_target,
 )
 from tether.serving_cycle import RULES
@@ -36,7 +35,6 @@ from tether_asyncio._state import access_log, error_log
 from tether_asyncio._stream import FastStream
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Stream
 from tether_asyncio._websocket import serve_websocket
-from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import app_entries, log_access, tagged
 
 if TYPE_CHECKING:
@@ -61,6 +59,7 @@ class HTTPConnection:
 
     __slots__ = (
         "cancel_scope",
+        "cell",
         "client",
         "client_text",
         "closed",
@@ -96,6 +95,8 @@ class HTTPConnection:
         #: What each answer of the core means here; its ``output`` is sent before closing.
         self.driver = ConnectionDriver(self.conn)
         self.id = state.connection_id()
+        #: --metrics-port: the loop thread's cell, written with no per-request lookup.
+        self.cell = None if state.metrics is None else state.metrics.cell()
         #: Cancelled to end an idle connection at once (timeout, shutdown); None where the
         #: stream itself can be interrupted (FastStream: a cancel scope costs ~600 bytes for
         #: every idle connection). See :meth:`interrupt`.
@@ -294,7 +295,7 @@ class HTTPConnection:
         """Run one request through the app; then what the driver says of the connection."""
         state = self.state
         state.config.request_budget.spend()  # --limit-max-requests
-        started = time.monotonic() if state.metrics is not None else 0.0
+        started = time.monotonic() if self.cell is not None else 0.0  # --metrics-port
         # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
         if (
             request.method == b"GET"
@@ -368,7 +369,7 @@ class HTTPConnection:
         elif request.method == b"CONNECT":
             await cycle.send_canned(*no_tunnel_response())  # ASGI cannot run a tunnel
         elif limit is not None and state.in_flight >= limit:
-            await cycle.send_canned(*overload_response())
+            await cycle.send_canned(*state.config.retry_after.response())
             if state.metrics is not None:
                 state.metrics.shed("concurrency")
         else:
@@ -381,11 +382,13 @@ class HTTPConnection:
                 state.in_flight -= 1
             if not cycle.complete:
                 await self._unfinished(cycle)
-                if state.metrics is not None:
-                    self._count(state.metrics, request, cycle, started)
+                if self.cell is not None:
+                    reused = self.conn.request_count > 1
+                    self.cell.request(request.method, cycle.response.status, started, reused)
                 return Next.CLOSE
-        if state.metrics is not None:
-            self._count(state.metrics, request, cycle, started)
+        if self.cell is not None:  # --metrics-port: the request, its status and duration
+            reused = self.conn.request_count > 1
+            self.cell.request(request.method, cycle.response.status, started, reused)
         self.cycle = None
         if self.closed:
             return Next.CLOSE
@@ -396,13 +399,6 @@ class HTTPConnection:
         # Handing over, a response begun before the shutdown (without "Connection: close")
         # leaves the connection open: the client may be sending its next request already.
         return self.driver.finish(state.clock, closing=state.shutting_down and not state.handover)
-
-    def _count(
-        self, metrics: ServerMetrics, request: Request, cycle: RequestCycle, started: float
-    ) -> None:
-        """--metrics-port: the request, its status and duration."""
-        seconds = time.monotonic() - started
-        metrics.request(request.method, cycle.response.status, seconds, self.conn.request_count > 1)
 
     async def _unfinished(self, cycle: RequestCycle) -> None:
         """The app returned (or raised) without completing its response: a 500 while the head

@@ -310,7 +310,8 @@ class Server:
             byte_stream: Stream
             tls: dict[str, Any] | None = None
             if self._ssl is None and self._trio_stream is not None:
-                byte_stream = self._trio_stream(stream, stream.extra(SocketAttribute.raw_socket))
+                raw = stream.extra(SocketAttribute.raw_socket)
+                byte_stream = self._trio_stream(stream, raw, state.metrics)
             elif self._ssl is None:
                 byte_stream = stream
             else:

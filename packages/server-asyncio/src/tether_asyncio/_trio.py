@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
@@ -25,19 +25,29 @@ from trio.lowlevel import checkpoint, wait_readable, wait_writable
 
 from tether_asyncio._stream import SEND_BUDGET, SEND_COST
 
+if TYPE_CHECKING:
+    from tether_server.server_metrics import ServerMetrics
+
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 
 
 class TrioStream:
     """The subset of :class:`anyio.abc.ByteStream` the server uses, over ``stream``'s socket
-    (``stream`` is the anyio socket stream it came from: closing goes through it)."""
+    (``stream`` is the anyio socket stream it came from: closing goes through it).
 
-    __slots__ = ("_budget", "_sock", "_stream")
+    With ``metrics`` (``--metrics-port``) it counts the bytes it reads and writes in the
+    trio thread's cell, as :class:`~tether_asyncio._stream.FastStream` does on asyncio."""
 
-    def __init__(self, stream: Any, sock: socket.socket) -> None:
+    __slots__ = ("_budget", "_cell", "_sock", "_stream")
+
+    def __init__(
+        self, stream: Any, sock: socket.socket, metrics: ServerMetrics | None = None
+    ) -> None:
         self._stream = stream
         self._sock = sock
         self._budget = SEND_BUDGET
+        # Made on the trio thread, the one that runs every read and write of this stream.
+        self._cell = None if metrics is None else metrics.cell()
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """The next bytes from the peer; raises ``EndOfStream`` at EOF."""
@@ -53,6 +63,8 @@ class TrioStream:
                 raise BrokenResourceError(str(exc)) from exc
             if not data:
                 raise EndOfStream
+            if self._cell is not None:
+                self._cell.received += len(data)
             await self._spend(len(data))
             return data
 
@@ -70,6 +82,8 @@ class TrioStream:
             except OSError as exc:
                 raise BrokenResourceError(str(exc)) from exc
             view = view[sent:]
+        if self._cell is not None:
+            self._cell.sent += len(item)
         await self._spend(len(item))
 
     async def _spend(self, size: int) -> None:

@@ -32,6 +32,7 @@ from tether_server.options import (
 )
 from tether_server.recycling import RequestBudget
 from tether_server.server_metrics import Exporter, ServerMetrics, SupervisorMetrics
+from tether_server.shedding import DEFAULT_WINDOW, RetryAfter
 from tether_server.startup import apply_process_options, supervise, trusted_proxies
 from tether_server.static import add_static_option
 from tether_server.tagging import Tagger
@@ -52,6 +53,8 @@ class ServerConfig:
     root_path: str = ""
     #: Most requests in flight before the server answers 503 itself.
     limit_concurrency: int | None = None
+    #: Seconds within which shed clients are told to come back (:mod:`tether_server.shedding`).
+    retry_after_window: int = DEFAULT_WINDOW
     #: Most open connections; at the limit the server stops accepting until some close.
     limit_connections: int | None = None
     #: Resume accepting at this many open connections (default: 90% of the limit).
@@ -122,8 +125,11 @@ class ServerConfig:
     metrics: ServerMetrics | None = field(init=False, repr=False, compare=False)
     #: ``access_log_format`` compiled (None without it); a bad one raises ConfigError here.
     access_format: AccessFormat | None = field(init=False, repr=False, compare=False)
+    #: The ``Retry-After`` of each shed 503 (made from ``retry_after_window``).
+    retry_after: RetryAfter = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self.retry_after = RetryAfter(self.retry_after_window)
         self.request_budget = RequestBudget(
             self.limit_max_requests, self.limit_max_requests_jitter, notify_fd=self.notify_fd
         )

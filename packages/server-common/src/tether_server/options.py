@@ -11,6 +11,7 @@ import argparse
 import ssl
 
 from tether_server.accesslog import ATOMS, compile_access_format
+from tether_server.shedding import DEFAULT_WINDOW
 from tether_server.tagging import check_field_name, parse_header_option
 
 #: The ``--log-format`` choices.
@@ -183,6 +184,15 @@ def add_limit_options(
     """
     group.add_argument(
         "--limit-concurrency", type=_positive_int, default=None, help=concurrency_help
+    )
+    group.add_argument(
+        "--retry-after-window",
+        type=_positive_int,
+        default=DEFAULT_WINDOW,
+        metavar="SECONDS",
+        help="a request shed with 503 at a limit is told (Retry-After) to come back within "
+        "this many seconds: a whole number drawn from the window's second half, so that "
+        "clients shed together do not return together",
     )
     group.add_argument(
         "--limit-connections",

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from tether.http1 import InformationalResponse, Request, Response
-from tether.serving import TrustedProxies, overload_response
+from tether.serving import TrustedProxies
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.serving_wsgi import (
     Environ,
@@ -117,14 +117,13 @@ class Exchange:
 
     def overloaded(self) -> bytes:
         """The canned 503 with ``Connection: close`` (the server is at its limit)."""
-        response, text = overload_response()
+        response, text = self.loop.config.retry_after.response()  # --retry-after-window
         response = Response(response.status_code, [*response.headers, (b"connection", b"close")])
         return self.cycle.canned(response, text) or b""
 
     def record(self, metrics: ServerMetrics) -> None:
         """Count this request, its status and duration (``--metrics-port``)."""
-        seconds = time.monotonic() - self.started
-        metrics.request(self.request.method, self.cycle.status, seconds, self.reused)
+        metrics.request(self.request.method, self.cycle.status, self.started, self.reused)
 
     # -- the application's callables ------------------------------------------------------------
 
