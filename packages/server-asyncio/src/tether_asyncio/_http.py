@@ -49,6 +49,11 @@ _UPGRADE = frozenset((b"upgrade",))
 _name = itemgetter(0)
 #: Writes on streams without their own write timeout (trio) are timed in pieces this large.
 _WRITE_PIECE = 256 * 1024
+# Enum members read on every request, bound once: on Python 3.11 an attribute of an Enum class
+# goes through EnumType.__getattr__'s slow path (about twenty times a module global's cost).
+_READ = Next.READ
+_CLOSE = Next.CLOSE
+_IDLE = State.IDLE
 
 
 def _client_text(client: tuple[str, int] | None) -> str:
@@ -68,6 +73,7 @@ class HTTPConnection:
         "cycle",
         "driver",
         "extensions",
+        "fast",
         "id",
         "idle",
         "linger",
@@ -100,6 +106,8 @@ class HTTPConnection:
         #: stream itself can be interrupted (FastStream: a cancel scope costs ~600 bytes for
         #: every idle connection). See :meth:`interrupt`.
         self.cancel_scope = None if type(stream) is FastStream else anyio.CancelScope()
+        #: The stream when it is a FastStream: written without a coroutine per write.
+        self.fast = stream if type(stream) is FastStream else None
         #: True while the connection waits for the next request's bytes (nothing in the app).
         self.idle = False
         #: The socket is unusable (reset, closed, or an error response ended it).
@@ -160,7 +168,7 @@ class HTTPConnection:
         driver keeps the 408 it may owe), or a write stalled past ``write_timeout``."""
         if not self.idle:
             self._check_write(now)
-        elif self.driver.timeout(now) is Next.CLOSE:
+        elif self.driver.timeout(now) is _CLOSE:
             self.interrupt()
 
     def interrupt(self) -> None:
@@ -190,14 +198,10 @@ class HTTPConnection:
         stream = self.stream
         # Between requests with nothing buffered, read before asking the core: it then takes
         # its fast path for a whole head, and a head's first bytes start its HEAD timer.
-        step: Next | None = Next.READ
+        step: Next | None = _READ
         while True:
-            if step is Next.READ:
-                if (
-                    state.shutting_down
-                    and not state.handover
-                    and self.conn.their_state is State.IDLE
-                ):
+            if step is _READ:
+                if state.shutting_down and not state.handover and self.conn.their_state is _IDLE:
                     return
                 self.idle = True
                 try:
@@ -208,15 +212,15 @@ class HTTPConnection:
                     return
                 finally:
                     self.idle = False
-                if driver.receive(data, state.clock) is Next.CLOSE:
+                if driver.receive(data, state.clock) is _CLOSE:
                     break
             event = driver.next_event(state.clock)
             if type(event) is Request:
                 step = await self._request(event)
-                if step is Next.CLOSE:
+                if step is _CLOSE:
                     return
-            elif event is Next.READ:
-                step = Next.READ
+            elif event is _READ:
+                step = _READ
             else:
                 # CLOSE (an error response may be due); WAIT only after a 101; body events of
                 # a request no longer served.
@@ -255,7 +259,11 @@ class HTTPConnection:
         if self.closed:
             raise ClientDisconnected("the client has disconnected")
         try:
-            if self.write_timeout is None:
+            fast = self.fast
+            if fast is not None:
+                if fast.write(data):
+                    await fast.flush()
+            elif self.write_timeout is None:
                 await self.stream.send(data)
             else:
                 await self._write_within(data)
@@ -303,7 +311,7 @@ class HTTPConnection:
             and wants_websocket(request.headers)
         ):
             await serve_websocket(self, request)  # the connection always ends after it
-            return Next.CLOSE
+            return _CLOSE
         target = request.target
         try:
             if target[:1] == b"/" and b"%" not in target:
@@ -315,10 +323,10 @@ class HTTPConnection:
                 path = decode_path(raw_path)
         except UnicodeDecodeError:
             await self.refuse(BadRequest("the request path is not UTF-8"))
-            return Next.CLOSE
+            return _CLOSE
         except RemoteProtocolError as exc:
             await self.refuse(exc)
-            return Next.CLOSE
+            return _CLOSE
         probe = probe_for(raw_path, state.health_prefix) if state.health_prefix else None
         root_path = state.root_path
         if root_path:
@@ -383,16 +391,16 @@ class HTTPConnection:
                 await self._unfinished(cycle)
                 if state.metrics is not None:
                     self._count(state.metrics, request, cycle, started)
-                return Next.CLOSE
+                return _CLOSE
         if state.metrics is not None:
             self._count(state.metrics, request, cycle, started)
         self.cycle = None
         if self.closed:
-            return Next.CLOSE
-        if not cycle.body_done and self.driver.next_event(state.clock) is Next.CLOSE:
+            return _CLOSE
+        if not cycle.body_done and self.driver.next_event(state.clock) is _CLOSE:
             # Taking a bodiless request's end (the app did not ask for it) lets the next
             # cycle start clean; an unread body is the core's to drain or refuse.
-            return Next.CLOSE
+            return _CLOSE
         # Handing over, a response begun before the shutdown (without "Connection: close")
         # leaves the connection open: the client may be sending its next request already.
         return self.driver.finish(state.clock, closing=state.shutting_down and not state.handover)
