@@ -28,7 +28,7 @@ from tether.serving import (
     overload_response,
     split_target,
 )
-from tether.serving_cycle import RULES
+from tether.serving_cycle import RULES, CyclePhase
 from tether.serving_driver import ConnectionDriver, Next
 from tether.websocket.handshake import wants_websocket
 from tether_asyncio._exchange import RequestCycle
@@ -54,6 +54,7 @@ _WRITE_PIECE = 256 * 1024
 _READ = Next.READ
 _CLOSE = Next.CLOSE
 _IDLE = State.IDLE
+_COMPLETE = CyclePhase.COMPLETE
 
 
 def _client_text(client: tuple[str, int] | None) -> str:
@@ -301,14 +302,17 @@ class HTTPConnection:
     async def _request(self, request: Request) -> Next | None:
         """Run one request through the app; then what the driver says of the connection."""
         state = self.state
-        state.config.request_budget.spend()  # --limit-max-requests
-        started = time.monotonic() if state.metrics is not None else 0.0
+        state.spend_request()  # --limit-max-requests
+        metrics = state.metrics
+        started = time.monotonic() if metrics is not None else 0.0
+        method = request.method
+        headers = request.headers
         # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
         if (
-            request.method == b"GET"
+            method == b"GET"
             and state.websockets
-            and not _UPGRADE.isdisjoint(map(_name, request.headers))
-            and wants_websocket(request.headers)
+            and not _UPGRADE.isdisjoint(map(_name, headers))
+            and wants_websocket(headers)
         ):
             await serve_websocket(self, request)  # the connection always ends after it
             return _CLOSE
@@ -337,13 +341,13 @@ class HTTPConnection:
             # Each scope its own dict: an app that writes to it changes no other request's.
             "asgi": {"version": "3.0", "spec_version": "2.4"},
             "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
-            "method": request.method.decode("ascii"),
+            "method": method.decode("ascii"),
             "scheme": self.scheme,
             "path": path,
             "raw_path": raw_path,
             "query_string": query,
             "root_path": root_path,
-            "headers": request.headers,
+            "headers": headers,
             "server": self.server,
             "client": self.client,
             "extensions": self.extensions,
@@ -351,15 +355,16 @@ class HTTPConnection:
         }
 
         cycle = RequestCycle(self, request)
-        if cycle.response.tag is not None:
-            scope["extensions"] = {**self.extensions, **app_entries(cycle.response)}
+        response = cycle.response
+        if response.tag is not None:
+            scope["extensions"] = {**self.extensions, **app_entries(response)}
         proxies = state.proxies
         if proxies is not None:
-            client, scope["scheme"] = proxies.resolve(request.headers, self.client, scope["scheme"])
+            client, scope["scheme"] = proxies.resolve(headers, self.client, self.scheme)
             if client is not self.client:
                 scope["client"] = client
                 if state.access_log:  # the only reader of the text
-                    cycle.response.client = _client_text(client)
+                    response.client = _client_text(client)
         self.cycle = cycle
         limit = state.limit_concurrency
         if probe is not None:
@@ -373,12 +378,12 @@ class HTTPConnection:
                 limit_connections=state.config.limit_connections,
             )
             await cycle.send_canned(*health_response(probe, health))
-        elif request.method == b"CONNECT":
+        elif method == b"CONNECT":
             await cycle.send_canned(*no_tunnel_response())  # ASGI cannot run a tunnel
         elif limit is not None and state.in_flight >= limit:
             await cycle.send_canned(*overload_response())
-            if state.metrics is not None:
-                state.metrics.shed("concurrency")
+            if metrics is not None:
+                metrics.shed("concurrency")
         else:
             state.in_flight += 1
             try:
@@ -387,23 +392,24 @@ class HTTPConnection:
                 self._app_failed(cycle, exc)
             finally:
                 state.in_flight -= 1
-            if not cycle.complete:
+            if response.phase is not _COMPLETE:
                 await self._unfinished(cycle)
-                if state.metrics is not None:
-                    self._count(state.metrics, request, cycle, started)
+                if metrics is not None:
+                    self._count(metrics, request, cycle, started)
                 return _CLOSE
-        if state.metrics is not None:
-            self._count(state.metrics, request, cycle, started)
+        if metrics is not None:
+            self._count(metrics, request, cycle, started)
         self.cycle = None
         if self.closed:
             return _CLOSE
-        if not cycle.body_done and self.driver.next_event(state.clock) is _CLOSE:
+        driver = self.driver
+        if not cycle.body_done and driver.next_event(state.clock) is _CLOSE:
             # Taking a bodiless request's end (the app did not ask for it) lets the next
             # cycle start clean; an unread body is the core's to drain or refuse.
             return _CLOSE
         # Handing over, a response begun before the shutdown (without "Connection: close")
         # leaves the connection open: the client may be sending its next request already.
-        return self.driver.finish(state.clock, closing=state.shutting_down and not state.handover)
+        return driver.finish(state.clock, closing=state.shutting_down and not state.handover)
 
     def _count(
         self, metrics: ServerMetrics, request: Request, cycle: RequestCycle, started: float

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -187,13 +188,27 @@ def _first_of_each(pairs: Iterable[tuple[bytes, bytes]]) -> Iterable[tuple[bytes
 def log_access(logger: logging.Logger, cycle: ResponseCycle, note: str = "") -> None:
     """Log the access line of ``cycle`` (at INFO), with its :class:`Tag`'s fields: at the end
     of the text line, and as keys of the JSON object (``--log-format json``)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
     line = cycle.log_line(note)
     tag = cycle.tag
     fields = tag.log_fields() if isinstance(tag, Tag) else None
-    if not fields:
-        logger.info("%s", line)
-        return
-    logger.info("%s%s", line, _suffix(fields), extra={"tether": fields})
+    msg, args = ("%s%s", (line, _suffix(fields))) if fields else ("%s", (line,))
+    # What logger.info() does, less its walk up the stack (findCaller: a sixth of the cost of
+    # a line): the record names this function and line, as the walk would have.
+    where = sys._getframe()
+    record = logger.makeRecord(
+        logger.name,
+        logging.INFO,
+        where.f_code.co_filename,
+        where.f_lineno,
+        msg,
+        args,
+        None,
+        "log_access",
+        {"tether": fields} if fields else None,
+    )
+    logger.handle(record)
 
 
 def app_entries(cycle: ResponseCycle) -> dict[str, Any]:
