@@ -285,8 +285,14 @@ class ResponseCycle:
                 raise LocalProtocolError(
                     f"the response body is {room - size} bytes shorter than its Content-Length"
                 )
-        if self.response is not None:
-            out = self._head(size if whole else None)
+        response = self.response
+        if response is not None:
+            if whole:
+                out = self._head(size)
+            else:
+                # _head(None), inlined: every response's first body write comes here.
+                out = self._conn.send(response)
+                self.response = None
             self.phase = _S
         elif self.phase is _S:
             out = b""

@@ -136,12 +136,17 @@ class FastStream(asyncio.BufferedProtocol):
         if self.metrics is not None:
             self.metrics.received(nbytes)
         data = bytes(self._read_buffer.view[:nbytes])
-        self._buffer = self._buffer + data if self._buffer else data
-        if len(self._buffer) > HIGH_WATER and not self._read_paused:
+        if self._buffer:
+            data = self._buffer + data
+        self._buffer = data
+        if len(data) > HIGH_WATER and not self._read_paused:
             self._read_paused = True
             assert self._transport is not None
             self._transport.pause_reading()
-        self._wake_reader()
+        # _wake_reader(), inlined: this runs for every read.
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def eof_received(self) -> bool:
         self._eof = True
