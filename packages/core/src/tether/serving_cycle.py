@@ -160,7 +160,7 @@ class ResponseCycle:
         self._date = date
         self._server = server
         self.closing = closing
-        self.phase = CyclePhase.WAITING
+        self.phase = _W
         #: The response held back until its first body bytes.
         self.response: Response | None = None
         #: The fields of the head that went out (read by a custom access-log format).
@@ -194,7 +194,7 @@ class ResponseCycle:
     @property
     def complete(self) -> bool:
         """Whether the whole response is out."""
-        return self.phase is CyclePhase.COMPLETE
+        return self.phase is _C
 
     # -- the application's response --------------------------------------------------------------
 
@@ -287,8 +287,14 @@ class ResponseCycle:
                 raise LocalProtocolError(
                     f"the response body is {room - size} bytes shorter than its Content-Length"
                 )
-        if self.response is not None:
-            out = self._head(size if whole else None)
+        response = self.response
+        if response is not None:
+            if whole:
+                out = self._head(size)
+            else:
+                # _head(None), inlined: every response's first body write comes here.
+                out = self._conn.send(response)
+                self.response = None
             self.phase = _S
         elif self.phase is _S:
             out = b""
@@ -314,7 +320,7 @@ class ResponseCycle:
     def _head(self, whole: int | None) -> bytes:
         response = self.response
         if response is None:
-            if self.phase is CyclePhase.WAITING:
+            if self.phase is _W:
                 raise LocalProtocolError("the response has not started")
             return b""
         if whole is not None and self._room is None and not self._drop_body:
@@ -400,7 +406,7 @@ class ResponseCycle:
     def fail(self) -> bytes | None:
         """The application failed: the bytes of a 500 while nothing is committed; else None,
         and the connection is marked unusable (the server closes it)."""
-        if self.phase is CyclePhase.COMPLETE:
+        if self.phase is _C:
             return b""
         out = self.canned(*internal_error_response())
         if out is None:

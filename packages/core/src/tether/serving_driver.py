@@ -44,6 +44,12 @@ class Next(enum.Enum):
 
 
 _CONTENT_LENGTH = b"content-length"
+# Bound once: on Python 3.11 reading a member off an Enum class goes through
+# EnumType.__getattr__'s slow path, and these are read for every request.
+_READ = Next.READ
+_WAIT = Next.WAIT
+_CLOSE = Next.CLOSE
+_IDLE = State.IDLE
 
 
 class ConnectionDriver:
@@ -104,9 +110,9 @@ class ConnectionDriver:
         if event is NEED_DATA:
             if self.eof:
                 return self._close("the peer closed its side")
-            return Next.READ
+            return _READ
         if event is PAUSED:
-            return Next.WAIT
+            return _WAIT
         return self._close("the connection is done")  # ConnectionClosed
 
     def continue_bytes(self) -> bytes:
@@ -160,11 +166,11 @@ class ConnectionDriver:
             reuse = False
         if not reuse:
             return self._close("the connection cannot be reused")
-        if conn.their_state is State.IDLE and not conn.buffered_bytes and not self.eof:
-            return Next.READ
+        if conn.their_state is _IDLE and not conn.buffered_bytes and not self.eof:
+            return _READ
         return None
 
     def _close(self, reason: str, output: bytes = b"") -> Next:
         self.reason = reason
         self.output = output
-        return Next.CLOSE
+        return _CLOSE

@@ -27,7 +27,7 @@ from tether.serving import (
     no_tunnel_response,
     split_target,
 )
-from tether.serving_cycle import RULES
+from tether.serving_cycle import RULES, CyclePhase
 from tether.serving_driver import ConnectionDriver, Next
 from tether.websocket.handshake import wants_websocket
 from tether_asyncio._exchange import RequestCycle
@@ -47,6 +47,12 @@ _UPGRADE = frozenset((b"upgrade",))
 _name = itemgetter(0)
 #: Writes on streams without their own write timeout (trio) are timed in pieces this large.
 _WRITE_PIECE = 256 * 1024
+# Enum members read on every request, bound once: on Python 3.11 an attribute of an Enum class
+# goes through EnumType.__getattr__'s slow path (about twenty times a module global's cost).
+_READ = Next.READ
+_CLOSE = Next.CLOSE
+_IDLE = State.IDLE
+_COMPLETE = CyclePhase.COMPLETE
 
 
 def _client_text(client: tuple[str, int] | None) -> str:
@@ -67,6 +73,7 @@ class HTTPConnection:
         "cycle",
         "driver",
         "extensions",
+        "fast",
         "id",
         "idle",
         "linger",
@@ -101,6 +108,8 @@ class HTTPConnection:
         #: stream itself can be interrupted (FastStream: a cancel scope costs ~600 bytes for
         #: every idle connection). See :meth:`interrupt`.
         self.cancel_scope = None if type(stream) is FastStream else anyio.CancelScope()
+        #: The stream when it is a FastStream: written without a coroutine per write.
+        self.fast = stream if type(stream) is FastStream else None
         #: True while the connection waits for the next request's bytes (nothing in the app).
         self.idle = False
         #: The socket is unusable (reset, closed, or an error response ended it).
@@ -161,7 +170,7 @@ class HTTPConnection:
         driver keeps the 408 it may owe), or a write stalled past ``write_timeout``."""
         if not self.idle:
             self._check_write(now)
-        elif self.driver.timeout(now) is Next.CLOSE:
+        elif self.driver.timeout(now) is _CLOSE:
             self.interrupt()
 
     def interrupt(self) -> None:
@@ -191,14 +200,10 @@ class HTTPConnection:
         stream = self.stream
         # Between requests with nothing buffered, read before asking the core: it then takes
         # its fast path for a whole head, and a head's first bytes start its HEAD timer.
-        step: Next | None = Next.READ
+        step: Next | None = _READ
         while True:
-            if step is Next.READ:
-                if (
-                    state.shutting_down
-                    and not state.handover
-                    and self.conn.their_state is State.IDLE
-                ):
+            if step is _READ:
+                if state.shutting_down and not state.handover and self.conn.their_state is _IDLE:
                     return
                 self.idle = True
                 try:
@@ -209,15 +214,15 @@ class HTTPConnection:
                     return
                 finally:
                     self.idle = False
-                if driver.receive(data, state.clock) is Next.CLOSE:
+                if driver.receive(data, state.clock) is _CLOSE:
                     break
             event = driver.next_event(state.clock)
             if type(event) is Request:
                 step = await self._request(event)
-                if step is Next.CLOSE:
+                if step is _CLOSE:
                     return
-            elif event is Next.READ:
-                step = Next.READ
+            elif event is _READ:
+                step = _READ
             else:
                 # CLOSE (an error response may be due); WAIT only after a 101; body events of
                 # a request no longer served.
@@ -256,7 +261,11 @@ class HTTPConnection:
         if self.closed:
             raise ClientDisconnected("the client has disconnected")
         try:
-            if self.write_timeout is None:
+            fast = self.fast
+            if fast is not None:
+                if fast.write(data):
+                    await fast.flush()
+            elif self.write_timeout is None:
                 await self.stream.send(data)
             else:
                 await self._write_within(data)
@@ -294,17 +303,20 @@ class HTTPConnection:
     async def _request(self, request: Request) -> Next | None:
         """Run one request through the app; then what the driver says of the connection."""
         state = self.state
-        state.config.request_budget.spend()  # --limit-max-requests
-        started = time.monotonic() if self.cell is not None else 0.0  # --metrics-port
+        state.spend_request()  # --limit-max-requests
+        cell = self.cell
+        started = time.monotonic() if cell is not None else 0.0  # --metrics-port
+        method = request.method
+        headers = request.headers
         # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
         if (
-            request.method == b"GET"
+            method == b"GET"
             and state.websockets
-            and not _UPGRADE.isdisjoint(map(_name, request.headers))
-            and wants_websocket(request.headers)
+            and not _UPGRADE.isdisjoint(map(_name, headers))
+            and wants_websocket(headers)
         ):
             await serve_websocket(self, request)  # the connection always ends after it
-            return Next.CLOSE
+            return _CLOSE
         target = request.target
         try:
             if target[:1] == b"/" and b"%" not in target:
@@ -316,10 +328,10 @@ class HTTPConnection:
                 path = decode_path(raw_path)
         except UnicodeDecodeError:
             await self.refuse(BadRequest("the request path is not UTF-8"))
-            return Next.CLOSE
+            return _CLOSE
         except RemoteProtocolError as exc:
             await self.refuse(exc)
-            return Next.CLOSE
+            return _CLOSE
         probe = probe_for(raw_path, state.health_prefix) if state.health_prefix else None
         root_path = state.root_path
         if root_path:
@@ -330,13 +342,13 @@ class HTTPConnection:
             # Each scope its own dict: an app that writes to it changes no other request's.
             "asgi": {"version": "3.0", "spec_version": "2.4"},
             "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
-            "method": request.method.decode("ascii"),
+            "method": method.decode("ascii"),
             "scheme": self.scheme,
             "path": path,
             "raw_path": raw_path,
             "query_string": query,
             "root_path": root_path,
-            "headers": request.headers,
+            "headers": headers,
             "server": self.server,
             "client": self.client,
             "extensions": self.extensions,
@@ -344,15 +356,16 @@ class HTTPConnection:
         }
 
         cycle = RequestCycle(self, request)
-        if cycle.response.tag is not None:
-            scope["extensions"] = {**self.extensions, **app_entries(cycle.response)}
+        response = cycle.response
+        if response.tag is not None:
+            scope["extensions"] = {**self.extensions, **app_entries(response)}
         proxies = state.proxies
         if proxies is not None:
-            client, scope["scheme"] = proxies.resolve(request.headers, self.client, scope["scheme"])
+            client, scope["scheme"] = proxies.resolve(headers, self.client, self.scheme)
             if client is not self.client:
                 scope["client"] = client
                 if state.access_log:  # the only reader of the text
-                    cycle.response.client = _client_text(client)
+                    response.client = _client_text(client)
         self.cycle = cycle
         limit = state.limit_concurrency
         if probe is not None:
@@ -366,7 +379,7 @@ class HTTPConnection:
                 limit_connections=state.config.limit_connections,
             )
             await cycle.send_canned(*health_response(probe, health))
-        elif request.method == b"CONNECT":
+        elif method == b"CONNECT":
             await cycle.send_canned(*no_tunnel_response())  # ASGI cannot run a tunnel
         elif limit is not None and state.in_flight >= limit:
             await cycle.send_canned(*state.config.retry_after.response())
@@ -380,25 +393,24 @@ class HTTPConnection:
                 self._app_failed(cycle, exc)
             finally:
                 state.in_flight -= 1
-            if not cycle.complete:
+            if response.phase is not _COMPLETE:
                 await self._unfinished(cycle)
-                if self.cell is not None:
-                    reused = self.conn.request_count > 1
-                    self.cell.request(request.method, cycle.response.status, started, reused)
-                return Next.CLOSE
-        if self.cell is not None:  # --metrics-port: the request, its status and duration
-            reused = self.conn.request_count > 1
-            self.cell.request(request.method, cycle.response.status, started, reused)
+                if cell is not None:
+                    cell.request(method, cycle.response.status, started, self.conn.request_count > 1)
+                return _CLOSE
+        if cell is not None:  # --metrics-port: the request, its status and duration
+            cell.request(method, cycle.response.status, started, self.conn.request_count > 1)
         self.cycle = None
         if self.closed:
-            return Next.CLOSE
-        if not cycle.body_done and self.driver.next_event(state.clock) is Next.CLOSE:
+            return _CLOSE
+        driver = self.driver
+        if not cycle.body_done and driver.next_event(state.clock) is _CLOSE:
             # Taking a bodiless request's end (the app did not ask for it) lets the next
             # cycle start clean; an unread body is the core's to drain or refuse.
-            return Next.CLOSE
+            return _CLOSE
         # Handing over, a response begun before the shutdown (without "Connection: close")
         # leaves the connection open: the client may be sending its next request already.
-        return self.driver.finish(state.clock, closing=state.shutting_down and not state.handover)
+        return driver.finish(state.clock, closing=state.shutting_down and not state.handover)
 
     async def _unfinished(self, cycle: RequestCycle) -> None:
         """The app returned (or raised) without completing its response: a 500 while the head

@@ -64,6 +64,8 @@ class ServerState:
         self.proxies = config.trusted_proxies()
         #: --metrics-port (None: off; each hook tests it).
         self.metrics = config.metrics
+        #: --limit-max-requests: count one request (bound once: called for every request).
+        self.spend_request = config.request_budget.spend
         self._next_id = 0
 
     def connection_id(self) -> int:

@@ -139,12 +139,17 @@ class FastStream(asyncio.BufferedProtocol):
         if self.cell is not None:
             self.cell.received += nbytes
         data = bytes(self._read_buffer.view[:nbytes])
-        self._buffer = self._buffer + data if self._buffer else data
-        if len(self._buffer) > HIGH_WATER and not self._read_paused:
+        if self._buffer:
+            data = self._buffer + data
+        self._buffer = data
+        if len(data) > HIGH_WATER and not self._read_paused:
             self._read_paused = True
             assert self._transport is not None
             self._transport.pause_reading()
-        self._wake_reader()
+        # _wake_reader(), inlined: this runs for every read.
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -211,9 +216,10 @@ class FastStream(asyncio.BufferedProtocol):
             self._interrupted = True
             self._wake_reader()
 
-    async def send(self, data: bytes) -> None:
-        """Write ``data``; wait while the peer is slow to take it (at most ``write_timeout``
-        seconds without progress)."""
+    def write(self, data: bytes) -> bool:
+        """Hand ``data`` to the transport without waiting; True when the caller must
+        ``await flush()`` before it writes more (the peer is slow, or this task has written
+        its :data:`SEND_BUDGET` and must yield). ``send()`` is both steps in one."""
         if self._write_waiter is not None:
             raise BusyResourceError("writing to")
         transport = self._transport
@@ -226,15 +232,27 @@ class FastStream(asyncio.BufferedProtocol):
         if self.cell is not None:
             self.cell.sent += len(data)
         if self._write_paused:
-            self._budget = SEND_BUDGET
-            await self._drain(transport)
+            return True
+        self._budget -= len(data) + SEND_COST
+        return self._budget < 0
+
+    async def flush(self) -> None:
+        """Wait until the peer took what :meth:`write` gave (at most ``write_timeout`` seconds
+        without progress), or yield to the event loop once when the budget is spent."""
+        self._budget = SEND_BUDGET
+        if self._write_paused:
+            assert self._transport is not None
+            await self._drain(self._transport)
         else:
-            self._budget -= len(data) + SEND_COST
-            if self._budget < 0:
-                # The kernel takes everything a fast client reads: yield now and then, or
-                # this task would run without end (other connections, cancel scopes wait).
-                self._budget = SEND_BUDGET
-                await checkpoint()
+            # The kernel takes everything a fast client reads: yield now and then, or this
+            # task would run without end (other connections, cancel scopes wait).
+            await checkpoint()
+
+    async def send(self, data: bytes) -> None:
+        """Write ``data``; wait while the peer is slow to take it (at most ``write_timeout``
+        seconds without progress)."""
+        if self.write(data):
+            await self.flush()
 
     async def _drain(self, transport: asyncio.Transport) -> None:
         loop = self._loop

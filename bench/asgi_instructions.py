@@ -1,0 +1,121 @@
+"""Instructions per request of a running ASGI server, counted by callgrind (deterministic).
+
+Run: ``python bench/asgi_instructions.py [--requests N] [--server tether|uvicorn] [--loop
+asyncio|uvloop] [--access-log]``
+
+Wall-clock rates on a shared machine are noisy; user-space instruction counts are not (kernel
+time, the same for every server, is left out). The server runs the hello-world app of
+``server.py`` (lifespan on) under ``valgrind --tool=callgrind`` with instrumentation off; after
+a warm-up, instrumentation is switched on (``callgrind_control -i on``), a client sends N
+keep-alive requests over 8 connections in lockstep, the counts are dumped, and their total over
+N is printed. The access log, when on, goes to a file, as a server's stderr does in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+CONNECTIONS = 8
+
+
+def drive(port: int, requests: int) -> None:
+    """Send ``requests`` requests over CONNECTIONS keep-alive connections, in lockstep."""
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
+    try:
+        for _ in range(requests // CONNECTIONS):
+            for sock in socks:
+                sock.sendall(REQUEST)
+            for sock in socks:
+                data = b""
+                while not data.endswith(b"Hello, world!"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise RuntimeError("the server closed a connection")
+                    data += chunk
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def command(server: str, loop: str, access_log: bool, port: int) -> list[str]:
+    where = ["server:app", "--app-dir", str(HERE), "--port", str(port), "--loop", loop]
+    if server == "tether":
+        out = [sys.executable, "-m", "tether_asyncio", "serve", *where]
+    else:
+        out = [sys.executable, "-m", "uvicorn", *where, "--http", "httptools", "--ws", "none"]
+    return out if access_log else [*out, "--no-access-log"]
+
+
+def count(server: str, loop: str, access_log: bool, requests: int) -> float:
+    """Instructions per request."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = Path(tempfile.mkdtemp()) / "callgrind.out"
+    log = open(Path(tempfile.gettempdir()) / "tether-bench-instructions.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            *("valgrind", "--tool=callgrind", "--instr-atstart=no"),
+            f"--callgrind-out-file={out}",
+            *command(server, loop, access_log, port),
+        ],
+        cwd=HERE,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        stdout=log if server == "uvicorn" else subprocess.DEVNULL,  # uvicorn logs to stdout
+        stderr=log,
+    )
+    try:
+        end = time.monotonic() + 300
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > end:
+                    raise RuntimeError("the server did not start") from None
+                time.sleep(0.5)
+        drive(port, 200)  # warm-up: first-request paths, imports, caches
+        subprocess.run(
+            ["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True
+        )
+        drive(port, requests)
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(300)
+        log.close()
+    (dump,) = glob.glob(f"{out}.*")
+    with open(dump) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1]) / requests
+    raise RuntimeError(f"no totals in {dump}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=1600)
+    parser.add_argument("--server", choices=("tether", "uvicorn"), default="tether")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--access-log", action="store_true", help="log every request, as shipped")
+    args = parser.parse_args()
+    requests = args.requests // CONNECTIONS * CONNECTIONS
+    per_request = count(args.server, args.loop, args.access_log, requests)
+    log = "on" if args.access_log else "off"
+    print(f"{args.server} ({args.loop}, access log {log}): {per_request:,.0f} instructions/request")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
