@@ -295,6 +295,7 @@ class ResponseCycle:
                 # _head(None), inlined: every response's first body write comes here.
                 out = self._conn.send(response)
                 self.response = None
+                self.response_headers = response.headers
             self.phase = _S
         elif self.phase is _S:
             out = b""
