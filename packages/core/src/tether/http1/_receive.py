@@ -24,13 +24,14 @@ from tether.errors import (
 )
 from tether.http1._abnf import AUTHORITY_FORM
 from tether.http1._body import BodyReader
-from tether.http1._events import NEED_DATA, Request, Signal
+from tether.http1._events import NEED_DATA, Request, Signal, new_request
 from tether.http1._head import (
     _FEW_LINES,
     _FRAMING_FIELDS,
     _JUST_CHUNKED,
     _MAX_LEADING_EMPTY_LINES,
     _METHOD_WINDOW,
+    _PLAIN_HOST,
     _RARE_FIELDS,
     _REQUEST_HEAD,
     _V10,
@@ -268,7 +269,9 @@ class RequestReader(BodyReader):
             host_count = 0
             if value is not None:
                 host_count = 1
-                _check_host(value)
+                # A plain name (letters, digits, "." and "-") is a valid Host: no call for it.
+                if not value or 0 in value.translate(_PLAIN_HOST):
+                    _check_host(value)
         else:
             host_count = 0
             content_types = 0
@@ -386,6 +389,6 @@ class RequestReader(BodyReader):
         # HTTP/1.0 request."
         self.upgrade = upgrade_field and connection_upgrade and not http10
         self.connect = method == b"CONNECT"
-        return Request(method, target, headers, _V10 if http10 else _V11)
+        return new_request(method, target, headers, _V10 if http10 else _V11)
 
     # ---- bodies --------------------------------------------------------------------------------
