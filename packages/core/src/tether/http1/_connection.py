@@ -49,6 +49,9 @@ _SEND_BODY = HTTPState.SEND_BODY
 _DONE_STATE = HTTPState.DONE
 _SEND_RESPONSE = HTTPState.SEND_RESPONSE
 _MUST_CLOSE = HTTPState.MUST_CLOSE
+_T_HEAD = HTTPTimer.HEAD
+_T_KEEP_ALIVE = HTTPTimer.KEEP_ALIVE
+_T_BODY = HTTPTimer.BODY
 _M_BODY_DONE = _Move.BODY_DONE
 _M_CLOSE = _Move.CLOSE
 _M_NO_REUSE = _Move.NO_REUSE
@@ -337,12 +340,12 @@ class ServerConnection(ResponseSide):
                     # for it yet. A client that does not read is the write side's business
                     # (the server's write timeout), so no 408 for a head that arrived.
                     return None
-                return (self._head_started + limits.head_timeout, HTTPTimer.HEAD)
+                return (self._head_started + limits.head_timeout, _T_HEAD)
             if self._idle_since is None:
                 return None  # no clock given yet: no deadline
             if self._request_count == 0:
-                return (self._idle_since + limits.head_timeout, HTTPTimer.KEEP_ALIVE)
-            return (self._idle_since + limits.keep_alive_timeout, HTTPTimer.KEEP_ALIVE)
+                return (self._idle_since + limits.head_timeout, _T_KEEP_ALIVE)
+            return (self._idle_since + limits.keep_alive_timeout, _T_KEEP_ALIVE)
         if phase is P_DONE or self._body_wait_since is None:
             return None
         deadline = self._body_wait_since + limits.body_timeout
@@ -352,7 +355,7 @@ class ServerConnection(ResponseSide):
             deadline = min(
                 deadline, self._body_started + limits.body_timeout + self._body_bytes / rate
             )
-        return (deadline, HTTPTimer.BODY)
+        return (deadline, _T_BODY)
 
     def handle_timeout(self, now: float, headers: Headers = ()) -> bytes | None:
         """Act on an expired deadline.
