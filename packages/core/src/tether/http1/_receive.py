@@ -137,7 +137,6 @@ class RequestReader(BodyReader):
         ``_diagnose_head`` for the precise error.
         """
         limits = self.limits
-        self.head_request = buf.startswith(b"HEAD ", pos)
         m = (
             _REQUEST_HEAD(buf, pos, end)
             if end - pos <= limits._small_head or end + 4 - pos <= limits.max_head_size
@@ -145,6 +144,7 @@ class RequestReader(BodyReader):
         )
         if m is not None:
             method, target, minor, block = m.groups()
+            self.head_request = method == b"HEAD"
             lines = block.split(b"\r\n") if block is not None else []
             if (
                 len(lines) <= limits.max_header_count
@@ -164,6 +164,8 @@ class RequestReader(BodyReader):
             ):
                 self.pos = end + 4
                 return self._interpret(method, target, headers, minor == b"0")
+        # The error response to a HEAD request, even a refused one, carries no body.
+        self.head_request = buf.startswith(b"HEAD ", pos)
         _diagnose_head(buf, pos, end + 2, limits)
         raise BadRequest("malformed request head")  # pragma: no cover - diagnose raises
 
