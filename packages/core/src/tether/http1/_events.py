@@ -64,7 +64,6 @@ class Request:
 # through object.__setattr__, which looks the name up on the class every time; setting the
 # slots through their own descriptors builds the same object for about 60% of the cost. Only
 # the parser uses this, with values it has already checked.
-_new_object = object.__new__
 _set_method = vars(Request)["method"].__set__
 _set_target = vars(Request)["target"].__set__
 _set_headers = vars(Request)["headers"].__set__
@@ -73,7 +72,7 @@ _set_http_version = vars(Request)["http_version"].__set__
 
 def new_request(method: bytes, target: bytes, headers: Headers, http_version: bytes) -> Request:
     """``Request(method, target, headers, http_version)``, built without ``__init__``."""
-    request: Request = _new_object(Request)
+    request = Request.__new__(Request)
     _set_method(request, method)
     _set_target(request, target)
     _set_headers(request, headers)
@@ -111,7 +110,7 @@ _set_data = vars(Data)["data"].__set__
 
 def new_data(data: bytes) -> Data:
     """``Data(data)``, built without ``__init__`` (for the body readers, as ``new_request``)."""
-    event: Data = _new_object(Data)
+    event = Data.__new__(Data)
     _set_data(event, data)
     return event
 
