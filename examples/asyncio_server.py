@@ -197,6 +197,7 @@ class HttpProtocol(asyncio.Protocol):
             status, headers, text = respond(request, b"".join(self.body))
             headers.append(date_header(time.time()))
             head = Response(status, headers)
+            # END is one EndOfMessage() made at import: events are immutable, so it is reused.
             out = conn.send(head) + conn.send(Data(text)) + conn.send(END)
         # For HEAD the core dropped the body bytes; start_next_cycle says whether to go on.
         return out, conn.start_next_cycle(now)
