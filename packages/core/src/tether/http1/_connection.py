@@ -200,6 +200,9 @@ class ServerConnection(ResponseSide):
                     return _CONNECTION_CLOSED
                 buf = reader.buf
                 pos = reader.pos
+                if pos >= len(buf) and reader.acc is None:
+                    # Nothing buffered (a push-style server asks again after each response).
+                    return NEED_DATA
                 end = -1 if reader.acc is not None else buf.find(b"\r\n\r\n", pos)
                 if end > pos and buf[pos] != 0x0D:
                     # The common case: a whole head in one piece, no empty line before it.
