@@ -124,7 +124,12 @@ class ServerConnection(ResponseSide):
         :meth:`receive_data` accepts the next chunk without raising.
         """
         reader = self._reader
-        if reader.eof or reader.buffered() >= self._limits.max_buffered_bytes:
+        if reader.eof:
+            return False
+        # reader.buffered(), without the call: this is read after every response.
+        acc = reader.acc
+        held = len(acc) if acc is not None else len(reader.buf) - reader.pos
+        if held >= self._limits.max_buffered_bytes:
             return False
         # The request is complete: nothing more is read until start_next_cycle.
         return reader.phase is not P_DONE and self._their_state is not _ERROR
