@@ -309,3 +309,13 @@ def test_response_fields_are_checked_whatever_the_name(
     # Nothing moved: a valid response may still be sent.
     head = conn.send(Response(200, [(b"Content-Type", b"text/plain"), (b"Content-Length", b"0")]))
     assert head.endswith(b"\r\nContent-Type: text/plain\r\ncontent-length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize("field", [(b"content-length", "0"), (b"Content-Type", "text/plain")])
+def test_a_str_value_is_refused_not_raised(field: tuple[bytes, str]) -> None:
+    """A str value is a LocalProtocolError, not a TypeError, for a known name too."""
+    conn = ServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.next_event()
+    with pytest.raises(LocalProtocolError):
+        conn.send(Response(200, [field]))  # type: ignore[list-item]

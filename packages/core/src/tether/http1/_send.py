@@ -1,7 +1,8 @@
 """Writing responses: the status line, fields, and the choice of framing.
 
-The caller's fields are validated in one regular-expression pass over the
-serialized block, so a value carrying CR or LF (response splitting) is refused.
+The caller's fields are validated by byte tables, each one C call over all the
+names or all the values, so a value carrying CR or LF (response splitting) is
+refused.
 The core owns ``Connection`` and ``Transfer-Encoding``: it writes them from its
 own keep-alive and framing decisions.
 """
@@ -269,9 +270,14 @@ def write_response(
     elif http10:
         append(b"connection: keep-alive\r\n")
     append(b"\r\n")
-    # Every piece is checked bytes now: the status line (looked up or checked), the names and
-    # values above, and the core's own lines.
-    return b"".join(parts), framing, length, keep_alive
+    # Every piece is checked now: the status line (looked up or checked), the names and values
+    # above, and the core's own lines.
+    try:
+        return b"".join(parts), framing, length, keep_alive
+    except TypeError:
+        # A str Content-Length (the only piece not joined above): refused rather than encoded,
+        # so that no guess at an encoding decides what goes on the wire. Encode it yourself.
+        raise LocalProtocolError("header names and values must be bytes, not str") from None
 
 
 _date_cache: tuple[int, tuple[bytes, bytes]] = (-1, (b"date", b""))
