@@ -38,6 +38,8 @@ from tether.limits import Limits
 
 #: The limits every connection enforces (the tests shorten the timeouts).
 LIMITS = Limits(max_body_size=1 << 20)
+#: Events are immutable, so one EndOfMessage ends every response.
+END = EndOfMessage()
 
 
 # --8<-- [start:app]
@@ -190,12 +192,13 @@ class HttpProtocol(asyncio.Protocol):
                 )
                 return conn.send(InformationalResponse(101, result.headers)), False
             head = Response(result.status_code, result.headers)  # 400 or 426, framed
-            out = conn.send(head) + conn.send(Data(result.body)) + conn.send(EndOfMessage())
+            out = conn.send(head) + conn.send(Data(result.body)) + conn.send(END)
         else:
             status, headers, text = respond(request, b"".join(self.body))
             headers.append(date_header(time.time()))
             head = Response(status, headers)
-            out = conn.send(head) + conn.send(Data(text)) + conn.send(EndOfMessage())
+            # END is one EndOfMessage() made at import: events are immutable, so it is reused.
+            out = conn.send(head) + conn.send(Data(text)) + conn.send(END)
         # For HEAD the core dropped the body bytes; start_next_cycle says whether to go on.
         return out, conn.start_next_cycle(now)
 

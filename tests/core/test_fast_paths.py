@@ -21,10 +21,19 @@ from tether.errors import (
     HeaderLineTooLong,
     HeadTooLarge,
     InvalidFraming,
+    LocalProtocolError,
     RequestLineTooLong,
     TooManyHeaders,
 )
-from tether.http1 import NEED_DATA, Data, EndOfMessage, Request, ServerConnection, _tables
+from tether.http1 import (
+    NEED_DATA,
+    Data,
+    EndOfMessage,
+    Request,
+    Response,
+    ServerConnection,
+    _tables,
+)
 from tether.limits import Limits
 
 HEAD = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -261,3 +270,52 @@ def test_run_patterns_exist_only_for_power_of_two_sizes() -> None:
         body_of(HEAD + run_of(size, 3) + b"0\r\n\r\n")
     assert set(_tables._RUNS) == keys
     assert all(int(line, 16) & (int(line, 16) - 1) == 0 for line in keys)
+
+
+def test_events_built_without_init_equal_the_constructed_ones() -> None:
+    """The parser's Request and Data (built through the slot descriptors) are ordinary events."""
+    wire = b"HEAD /x HTTP/1.0\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+    request, data, end = events(wire)
+    assert request == Request(b"HEAD", b"/x", [(b"host", b"a"), (b"content-length", b"3")], b"1.0")
+    assert type(request) is Request and type(data) is Data and data == Data(b"abc")
+    assert end == EndOfMessage()
+    assert hash(data) == hash(Data(b"abc"))
+    with pytest.raises(AttributeError):  # still frozen
+        data.data = b"x"  # type: ignore[misc]
+
+
+# Each spelling: a common name (from the writer's fixed table), and one it must check itself.
+@pytest.mark.parametrize("name", [b"Content-Type", b"X-Custom"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        (b"%s", b"a\r\nSet-Cookie: evil=1"),  # response splitting through a value
+        (b"%s", b"a\nb"),
+        (b"%s", b"a\x00b"),
+        (b"%s\nX-Evil", b"1"),  # a LF inside a name
+        (b"%s:", b"1"),
+        (b"%s ", b"1"),
+    ],
+)
+def test_response_fields_are_checked_whatever_the_name(
+    name: bytes, bad: tuple[bytes, bytes]
+) -> None:
+    conn = ServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert isinstance(conn.next_event(), Request)
+    fields = [(b"Date", b"x"), (bad[0] % name, bad[1]), (b"content-length", b"0")]
+    with pytest.raises(LocalProtocolError):
+        conn.send(Response(200, fields))
+    # Nothing moved: a valid response may still be sent.
+    head = conn.send(Response(200, [(b"Content-Type", b"text/plain"), (b"Content-Length", b"0")]))
+    assert head.endswith(b"\r\nContent-Type: text/plain\r\ncontent-length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize("field", [(b"content-length", "0"), (b"Content-Type", "text/plain")])
+def test_a_str_value_is_refused_not_raised(field: tuple[bytes, str]) -> None:
+    """A str value is a LocalProtocolError, not a TypeError, for a known name too."""
+    conn = ServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.next_event()
+    with pytest.raises(LocalProtocolError):
+        conn.send(Response(200, [field]))  # type: ignore[list-item]

@@ -22,7 +22,7 @@ from tether.errors import (
     TooManyHeaders,
 )
 from tether.http1._abnf import CHUNK_EXT, FIELD_BLOCK, FIELD_LINE
-from tether.http1._events import NEED_DATA, Data, EndOfMessage, Signal
+from tether.http1._events import NEED_DATA, Data, EndOfMessage, Signal, new_data
 from tether.http1._tables import (
     _CRLF,
     _FORBIDDEN_TRAILERS,
@@ -188,7 +188,7 @@ class BodyReader:
             self.pos = pos + remaining
             self.remaining = 0
         self.received += len(data)
-        return Data(data)
+        return new_data(data)
 
     def read_until_close(self) -> Data | EndOfMessage | Signal:
         """A body that ends when the peer closes (RFC 9112 6.3 (8), responses only)."""
@@ -208,7 +208,7 @@ class BodyReader:
         if max_body is not None and received > max_body:
             raise ContentTooLarge(f"body is over the limit of {max_body} bytes")
         self.received = received
-        return Data(data)
+        return new_data(data)
 
     def read_chunked(self) -> Data | EndOfMessage | Signal:
         while True:
@@ -260,20 +260,20 @@ class BodyReader:
                 self.buf = b""
                 self.pos = 0
                 self.remaining = remaining - available
-                return Data(data)
+                return new_data(data)
             end = pos + remaining
             self.remaining = 0
             # The CRLF after the chunk is usually here already: take it now.
             if not buf.startswith(_CRLF, end):
                 self.pos = end
                 self.phase = P_CHUNK_CRLF
-                return Data(buf[pos:end])
+                return new_data(buf[pos:end])
             self.phase = P_CHUNK_LINE
             next_line = end + 2
             more = self._next_whole_chunk(buf, next_line)
             if more is None:
                 self.pos = next_line
-                return Data(buf[pos:end])
+                return new_data(buf[pos:end])
             # Several whole chunks are buffered: give them as one Data event.
             pieces = [buf[pos:end]]
             while more is not None:
@@ -282,7 +282,7 @@ class BodyReader:
                 next_line = stop + 2
                 more = self._next_whole_chunk(buf, next_line)
             self.pos = next_line
-            return Data(b"".join(pieces))
+            return new_data(b"".join(pieces))
 
     def read_whole_chunked(self) -> Data | None:
         """The whole body as one Data when it is buffered as plain chunks, else None.
@@ -352,7 +352,7 @@ class BodyReader:
         self.pos = pos
         self.phase = P_FIXED
         self.remaining = 0
-        return Data(data)
+        return new_data(data)
 
     def _next_whole_chunk(self, buf: bytes, pos: int) -> tuple[int, int] | None:
         """``(start, stop)`` of the data of a plain, non-empty chunk wholly in ``buf`` at ``pos``.

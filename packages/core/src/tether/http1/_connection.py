@@ -49,6 +49,9 @@ _SEND_BODY = HTTPState.SEND_BODY
 _DONE_STATE = HTTPState.DONE
 _SEND_RESPONSE = HTTPState.SEND_RESPONSE
 _MUST_CLOSE = HTTPState.MUST_CLOSE
+_T_HEAD = HTTPTimer.HEAD
+_T_KEEP_ALIVE = HTTPTimer.KEEP_ALIVE
+_T_BODY = HTTPTimer.BODY
 _M_BODY_DONE = _Move.BODY_DONE
 _M_CLOSE = _Move.CLOSE
 _M_NO_REUSE = _Move.NO_REUSE
@@ -121,7 +124,12 @@ class ServerConnection(ResponseSide):
         :meth:`receive_data` accepts the next chunk without raising.
         """
         reader = self._reader
-        if reader.eof or reader.buffered() >= self._limits.max_buffered_bytes:
+        if reader.eof:
+            return False
+        # reader.buffered(), without the call: this is read after every response.
+        acc = reader.acc
+        held = len(acc) if acc is not None else len(reader.buf) - reader.pos
+        if held >= self._limits.max_buffered_bytes:
             return False
         # The request is complete: nothing more is read until start_next_cycle.
         return reader.phase is not P_DONE and self._their_state is not _ERROR
@@ -197,6 +205,9 @@ class ServerConnection(ResponseSide):
                     return _CONNECTION_CLOSED
                 buf = reader.buf
                 pos = reader.pos
+                if pos >= len(buf) and reader.acc is None:
+                    # Nothing buffered (a push-style server asks again after each response).
+                    return NEED_DATA
                 end = -1 if reader.acc is not None else buf.find(b"\r\n\r\n", pos)
                 if end > pos and buf[pos] != 0x0D:
                     # The common case: a whole head in one piece, no empty line before it.
@@ -337,12 +348,12 @@ class ServerConnection(ResponseSide):
                     # for it yet. A client that does not read is the write side's business
                     # (the server's write timeout), so no 408 for a head that arrived.
                     return None
-                return (self._head_started + limits.head_timeout, HTTPTimer.HEAD)
+                return (self._head_started + limits.head_timeout, _T_HEAD)
             if self._idle_since is None:
                 return None  # no clock given yet: no deadline
             if self._request_count == 0:
-                return (self._idle_since + limits.head_timeout, HTTPTimer.KEEP_ALIVE)
-            return (self._idle_since + limits.keep_alive_timeout, HTTPTimer.KEEP_ALIVE)
+                return (self._idle_since + limits.head_timeout, _T_KEEP_ALIVE)
+            return (self._idle_since + limits.keep_alive_timeout, _T_KEEP_ALIVE)
         if phase is P_DONE or self._body_wait_since is None:
             return None
         deadline = self._body_wait_since + limits.body_timeout
@@ -352,7 +363,7 @@ class ServerConnection(ResponseSide):
             deadline = min(
                 deadline, self._body_started + limits.body_timeout + self._body_bytes / rate
             )
-        return (deadline, HTTPTimer.BODY)
+        return (deadline, _T_BODY)
 
     def handle_timeout(self, now: float, headers: Headers = ()) -> bytes | None:
         """Act on an expired deadline.

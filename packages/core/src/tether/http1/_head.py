@@ -79,14 +79,10 @@ def _parse_few_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
     fields = []
     for line in lines:
         name, colon, value = line.partition(b":")
-        if (
-            not colon
-            or not name
-            or 0 in name.translate(_TCHAR_TABLE)
-            or 0 in value.translate(_LINE_TABLE)
-        ):
+        # The name through a table that lowercases tchar and maps any other byte to NUL.
+        name = name.translate(_LOWER_TCHAR)
+        if not colon or not name or 0 in name or 0 in value.translate(_LINE_TABLE):
             return None
-        name = name.lower()
         # Shorter names cannot fold to a framing field name (13 and 16 letters).
         if len(name) >= 13:
             _refuse_framing_lookalikes((name,))
@@ -100,6 +96,8 @@ _FEW_LINES = 2
 _partition = bytes.partition
 _strip = bytes.strip
 _COLONS = itertools.repeat(b":")
+# tchar lowercased; any other byte maps to NUL.
+_LOWER_TCHAR = _TCHAR_TABLE.lower()
 
 
 def _connection_options(value: bytes) -> tuple[bool, bool, bool]:

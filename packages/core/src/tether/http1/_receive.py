@@ -24,13 +24,14 @@ from tether.errors import (
 )
 from tether.http1._abnf import AUTHORITY_FORM
 from tether.http1._body import BodyReader
-from tether.http1._events import NEED_DATA, Request, Signal
+from tether.http1._events import NEED_DATA, Request, Signal, new_request
 from tether.http1._head import (
     _FEW_LINES,
     _FRAMING_FIELDS,
     _JUST_CHUNKED,
     _MAX_LEADING_EMPTY_LINES,
     _METHOD_WINDOW,
+    _PLAIN_HOST,
     _RARE_FIELDS,
     _REQUEST_HEAD,
     _V10,
@@ -136,7 +137,6 @@ class RequestReader(BodyReader):
         ``_diagnose_head`` for the precise error.
         """
         limits = self.limits
-        self.head_request = buf.startswith(b"HEAD ", pos)
         m = (
             _REQUEST_HEAD(buf, pos, end)
             if end - pos <= limits._small_head or end + 4 - pos <= limits.max_head_size
@@ -144,6 +144,7 @@ class RequestReader(BodyReader):
         )
         if m is not None:
             method, target, minor, block = m.groups()
+            self.head_request = method == b"HEAD"
             lines = block.split(b"\r\n") if block is not None else []
             if (
                 len(lines) <= limits.max_header_count
@@ -163,6 +164,8 @@ class RequestReader(BodyReader):
             ):
                 self.pos = end + 4
                 return self._interpret(method, target, headers, minor == b"0")
+        # The error response to a HEAD request, even a refused one, carries no body.
+        self.head_request = buf.startswith(b"HEAD ", pos)
         _diagnose_head(buf, pos, end + 2, limits)
         raise BadRequest("malformed request head")  # pragma: no cover - diagnose raises
 
@@ -268,7 +271,9 @@ class RequestReader(BodyReader):
             host_count = 0
             if value is not None:
                 host_count = 1
-                _check_host(value)
+                # A plain name (letters, digits, "." and "-") is a valid Host: no call for it.
+                if not value or 0 in value.translate(_PLAIN_HOST):
+                    _check_host(value)
         else:
             host_count = 0
             content_types = 0
@@ -386,6 +391,6 @@ class RequestReader(BodyReader):
         # HTTP/1.0 request."
         self.upgrade = upgrade_field and connection_upgrade and not http10
         self.connect = method == b"CONNECT"
-        return Request(method, target, headers, _V10 if http10 else _V11)
+        return new_request(method, target, headers, _V10 if http10 else _V11)
 
     # ---- bodies --------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Writing responses: the status line, fields, and the choice of framing.
 
-The caller's fields are validated in one regular-expression pass over the
-serialized block, so a value carrying CR or LF (response splitting) is refused.
+The caller's fields are validated by byte tables, each one C call over all the
+names or all the values, so a value carrying CR or LF (response splitting) is
+refused.
 The core owns ``Connection`` and ``Transfer-Encoding``: it writes them from its
 own keep-alive and framing decisions.
 """
@@ -107,8 +108,17 @@ def _block_ok(joined_names: bytes, block: bytes, count: int) -> bool:
     )
 
 
+def _names_ok(names: list[bytes]) -> bool:
+    """Whether every name is a non-empty token."""
+    return b"" not in names and 0 not in b"".join(names).translate(_TOKEN_TABLE)
+
+
+# tchar; every other byte maps to NUL.
+_TOKEN_TABLE = bytes(b if bytes([b]) in _TCHARS else 0 for b in range(256))
 # tchar, and LF (the separator names are joined with); every other byte maps to NUL.
 _NAME_TABLE = bytes(b if b == 0x0A or bytes([b]) in _TCHARS else 0 for b in range(256))
+# HTAB, SP, VCHAR and obs-text (a field value's bytes); every other byte maps to NUL.
+_VALUE_TABLE = bytes(b if b == 0x09 or 0x20 <= b != 0x7F else 0 for b in range(256))
 # HTAB, CR, LF, SP, VCHAR and obs-text; every other byte (NUL included) maps to NUL.
 _FIELD_BLOCK_TABLE = bytes(
     b if b in (0x09, 0x0A, 0x0D) or 0x20 <= b != 0x7F else 0 for b in range(256)
@@ -117,6 +127,24 @@ _FIELD_BLOCK_TABLE = bytes(
 
 # The fields the core writes itself from its own decisions.
 OWNED = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+# Field names responses carry most often, lowercase and capitalized, each mapped to its
+# lowercase form: a name found here needs neither lowercasing nor the token check. Built at
+# import from this fixed list and never changed, so nothing a client or an application sends
+# changes it (or how fast another response is written).
+_COMMON_NAMES = (
+    b"accept-ranges access-control-allow-origin age allow cache-control connection "
+    b"content-disposition content-encoding content-language content-length content-range "
+    b"content-security-policy content-type date etag expires keep-alive last-modified link "
+    b"location referrer-policy retry-after server set-cookie strict-transport-security "
+    b"transfer-encoding vary www-authenticate x-content-type-options x-frame-options "
+    b"x-request-id"
+).split()
+_KNOWN_NAMES: dict[bytes, bytes] = {
+    spelling: name
+    for name in _COMMON_NAMES
+    for spelling in (name, b"-".join(word.capitalize() for word in name.split(b"-")))
+}
 
 
 def write_informational(status_code: int, headers: Headers, reason: bytes) -> bytes:
@@ -182,12 +210,13 @@ def write_response(
     line = _STATUS_LINES.get(status_code) if not reason else None
     parts = [line if line is not None else status_line(status_code, reason)]
     append = parts.append
-    names: list[bytes] = []
-    add_name = names.append
+    unchecked = False
     try:
         for name, value in headers:
-            add_name(name)
-            lname = name.lower()
+            lname = _KNOWN_NAMES.get(name)
+            if lname is None:
+                lname = name.lower()
+                unchecked = True
             if lname in OWNED:
                 if lname == b"content-length":
                     if content_length is not None and content_length != value:
@@ -204,16 +233,20 @@ def write_response(
                 # Not written as given: the core writes its own (a Content-Length of digits).
                 continue
             parts += (name, b": ", value, b"\r\n")
-        names_ok = b"" not in names and 0 not in b"\n".join(names).translate(_NAME_TABLE)
+        # The names written as given, one in four pieces after the status line, are checked
+        # unless each is a known name (the ones the core owns matched one, so are tokens too).
+        names_ok = not unchecked or _names_ok(parts[1::4])
+        # The values, one in four pieces from the fourth: HTAB, SP, VCHAR and obs-text only,
+        # so no CR or LF (response splitting) and no other control byte.
+        values_ok = 0 not in b"".join(parts[3::4]).translate(_VALUE_TABLE)
     except (TypeError, AttributeError):
         raise LocalProtocolError("header names and values must be bytes") from None
     if not names_ok:
         raise LocalProtocolError("invalid header field name (not a token)")
+    if not values_ok:
+        raise LocalProtocolError("invalid header field value (CR, LF or a control byte)")
     if content_length is not None and chunked_given:
         raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
-    # Lines in the head: the status line and the fields written (four pieces each), then the
-    # core's own, then the empty line.
-    lines = len(parts) // 4 + 2
 
     length = 0
     if status_code in (204, 304) or head_request:
@@ -222,41 +255,29 @@ def write_response(
         framing = _DROP if head_request and status_code not in (204, 304) else _NONE
         if content_length is not None and status_code != 204:
             parts += (b"content-length: ", content_length, b"\r\n")
-            lines += 1
     elif content_length is not None:
         framing = _LENGTH
         length = int(content_length)
         parts += (b"content-length: ", content_length, b"\r\n")
-        lines += 1
     elif http10:
         framing = _CLOSE
         keep_alive = False
     else:
         framing = _CHUNKED
         append(b"transfer-encoding: chunked\r\n")
-        lines += 1
     if not keep_alive:
         append(b"connection: close\r\n")
-        lines += 1
     elif http10:
         append(b"connection: keep-alive\r\n")
-        lines += 1
     append(b"\r\n")
-    # One check over the whole head (names checked above, the status line has no CR, LF or
-    # control byte): exactly one CRLF per line, so no value splits the response.
+    # Every piece is checked now: the status line (looked up or checked), the names and values
+    # above, and the core's own lines.
     try:
-        block = b"".join(parts)
+        return b"".join(parts), framing, length, keep_alive
     except TypeError:
-        # A str value: refused rather than encoded, so that no character outside latin-1
-        # (or a guess at an encoding) decides what goes on the wire. Encode it yourself.
+        # A str Content-Length (the only piece not joined above): refused rather than encoded,
+        # so that no guess at an encoding decides what goes on the wire. Encode it yourself.
         raise LocalProtocolError("header names and values must be bytes, not str") from None
-    if (
-        block.count(b"\n") != lines
-        or block.count(b"\r") != lines
-        or 0 in block.translate(_FIELD_BLOCK_TABLE)
-    ):
-        raise LocalProtocolError("invalid header field value (CR, LF or a control byte)")
-    return block, framing, length, keep_alive
 
 
 _date_cache: tuple[int, tuple[bytes, bytes]] = (-1, (b"date", b""))
