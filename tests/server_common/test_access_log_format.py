@@ -168,6 +168,19 @@ def test_default_line_unchanged(tmp_path: Path, server: str) -> None:
 
 
 @pytest.mark.parametrize("server", SERVERS)
+def test_default_line_escapes_quotes_and_backslashes(tmp_path: Path, server: str) -> None:
+    # A target with a quote and a backslash (no space: that would break the request line).
+    forged = b'/plain"\\x'
+    with serving(tmp_path, server) as (port, log):
+        head = b"GET " + forged + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        answer = exchange(port, head)
+        assert answer.startswith(b"HTTP/1.1 201"), answer
+        (line,) = access_lines(log, "/plain")
+    assert line.endswith(' - "GET /plain\\"\\\\x HTTP/1.1" 201 5'), line
+    assert line.count('"') - line.count('\\"') == 2, line
+
+
+@pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize(
     ("option", "fmt", "message"),
     [

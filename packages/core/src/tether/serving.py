@@ -252,13 +252,17 @@ class ConnectionGate:
 def access_log_line(client: str, request: Request, status: int, sent: int, note: str = "") -> str:
     """One access-log line: ``client - "METHOD target HTTP/version" status bytes [note]``.
 
-    Non-ASCII bytes in the target are escaped so a log line is always one printable line.
+    Non-ASCII bytes in the target are escaped so a log line is always one printable line, and
+    ``"`` and ``\\`` get a backslash so a crafted target cannot close the quoted field early
+    and forge the fields after it (as Apache escapes them).
     ``note`` follows for exchanges that need more (a WebSocket session's close code and
     duration: ``ws 1000 2.513s``).
     """
     # One decode of the joined request line (ASCII decodes byte by byte, so this is the same
     # text as three decodes, at a third of the calls: this runs for every request).
     head = b"%s %s HTTP/%s" % (request.method, request.target, request.http_version)
+    if b'"' in head or b"\\" in head:
+        head = head.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
     line = f'{client} - "{head.decode("ascii", "backslashreplace")}" {status} {sent}'
     return f"{line} {note}" if note else line
 
