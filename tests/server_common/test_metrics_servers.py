@@ -146,6 +146,25 @@ def _answers(port: int) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def slot_held(server: Running) -> Iterator[None]:
+    """One request to /block holds the only --limit-concurrency slot while the body runs;
+    then the app is released and that request must have got its 200."""
+    held: list[int] = []
+    blocker = threading.Thread(
+        target=lambda: held.append(httpx.get(server.url + "/block", timeout=30).status_code)
+    )
+    blocker.start()
+    try:
+        gauge = ("tether_requests_in_flight", ())
+        assert wait_until(lambda: scrape(server.metrics).get(gauge) == 1, 20)
+        yield
+    finally:
+        server.release.write_text("go")
+        blocker.join(30)
+    assert held == [200]
+
+
 def test_counts_match_the_requests_made(server_kind: str, tmp_path: Path) -> None:
     with start(server_kind, tmp_path, "--limit-concurrency", "1") as server:
         before = scrape(server.metrics)
@@ -157,19 +176,8 @@ def test_counts_match_the_requests_made(server_kind: str, tmp_path: Path) -> Non
                 assert client.get("/missing").status_code == 404
         assert send_malformed(server.port).startswith(b"HTTP/1.1 400")
         # Shed: one request holds the only --limit-concurrency slot, the next gets 503.
-        held: list[int] = []
-        blocker = threading.Thread(
-            target=lambda: held.append(httpx.get(server.url + "/block", timeout=30).status_code)
-        )
-        blocker.start()
-        try:
-            gauge = ("tether_requests_in_flight", ())
-            assert wait_until(lambda: scrape(server.metrics).get(gauge) == 1, 20)
+        with slot_held(server):
             assert httpx.get(server.url + "/", timeout=10).status_code == 503
-        finally:
-            server.release.write_text("go")
-            blocker.join(30)
-        assert held == [200]
 
         def settled() -> bool:
             return requests(scrape(server.metrics), "GET", "2xx") == 8
@@ -285,23 +293,12 @@ def test_shed_retry_after_comes_from_the_window(
     counted in tether_shed_total."""
     limit = ("--limit-concurrency", "1", "--retry-after-window", str(window))
     with start(server_kind, tmp_path, *limit) as server:
-        held: list[int] = []
-        blocker = threading.Thread(
-            target=lambda: held.append(httpx.get(server.url + "/block", timeout=30).status_code)
-        )
-        blocker.start()
-        try:
-            gauge = ("tether_requests_in_flight", ())
-            assert wait_until(lambda: scrape(server.metrics).get(gauge) == 1, 20)
-            delays = []
+        delays = []
+        with slot_held(server):
             for _ in range(6):
                 response = httpx.get(server.url + "/", timeout=10)
                 assert response.status_code == 503
                 delays.append(int(response.headers["retry-after"]))
-        finally:
-            server.release.write_text("go")
-            blocker.join(30)
-        assert held == [200]
         assert all((window + 1) // 2 <= delay <= window for delay in delays), delays
         shed = ("tether_shed_total", (("reason", "concurrency"),))
         assert scrape(server.metrics)[shed] == 6
