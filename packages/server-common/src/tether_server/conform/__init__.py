@@ -36,7 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tether.conformance import vectors_version
-from tether_server.conform._probes import Counterexample, Result, Verdict, vectors
+from tether_server.conform._probes import Counterexample, Result, Verdict, vector_probe, vectors
 from tether_server.conform._report import junit, text, to_json
 from tether_server.conform._robustness import robustness
 from tether_server.conform._smuggling import SMUGGLING, Smuggle, smuggle_probe, smuggling
@@ -234,4 +234,5 @@ __all__ = [
     "run",
     "smuggle_probe",
     "target_from_url",
+    "vector_probe",
 ]

@@ -167,7 +167,15 @@ UNTESTED = "not tested: the server answered before reading the body, then closed
 
 def vector_probe(target: Target, vector: Vector) -> Result:
     """Send one vector's bytes; judge the statuses against the vector."""
-    obs = exchange(target, [vector.input], expect=_expect_methods(vector), half_close=vector.eof)
+    # An error vector lingers a second for the close after the last answer: whether the
+    # server closed decides between "answered, then closed" (safe) and "read on" (unsafe).
+    obs = exchange(
+        target,
+        [vector.input],
+        expect=_expect_methods(vector),
+        half_close=vector.eof,
+        linger=1.0 if vector.error else 0.0,
+    )
     n = len(vector.messages)
     served, rest = obs.statuses[:n], obs.statuses[n:]
     level = "MAY" if vector.strict else "MUST"

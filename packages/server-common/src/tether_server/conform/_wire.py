@@ -93,13 +93,17 @@ def exchange(
     half_close: bool = False,
     wait: float | None = None,
     pause: float = 0.0,
+    linger: float = 0.0,
 ) -> Observation:
     """Send ``pieces`` (``pause`` seconds apart) and read the answers.
 
     ``expect`` names the methods of the requests the bytes hold, so that the
     client role frames each response right; reading stops once that many final
     responses arrived, the server closed, or ``wait`` (default
-    ``target.timeout``) passed without a byte.
+    ``target.timeout``) passed without a byte. With ``linger``, once every answer
+    arrived on a connection left open, reading goes on for up to that many seconds
+    to see whether the server closes it (so whether a close is seen does not hang
+    on how the server's bytes were split into reads).
     """
     obs = Observation()
     conn = ClientConnection()
@@ -122,15 +126,21 @@ def exchange(
                 sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # the server may close while we send; what it answered is still read
-        _read(sock, conn, obs, wait, sent_at)
+        _read(sock, conn, obs, wait, sent_at, linger)
     return obs
 
 
-def _read(
-    sock: socket.socket, conn: ClientConnection, obs: Observation, wait: float, sent_at: float
+def _read(  # noqa: PLR0917
+    sock: socket.socket,
+    conn: ClientConnection,
+    obs: Observation,
+    wait: float,
+    sent_at: float,
+    linger: float,
 ) -> None:
     deadline = sent_at + wait
     readable = True  # False once the server's bytes stopped parsing: then only wait for EOF
+    lingering = False
     while True:
         event: object = NEED_DATA
         if readable:
@@ -151,17 +161,26 @@ def _read(
         if isinstance(event, ConnectionClosed):
             _closed(obs, sent_at)
             return
-        if event is PAUSED and readable and conn.pending_responses == 0 and conn.keep_alive:
-            return  # every expected response arrived; the connection stays open
+        if (
+            event is PAUSED
+            and readable
+            and conn.pending_responses == 0
+            and conn.keep_alive
+            and not lingering
+        ):
+            if linger <= 0:
+                return  # every expected response arrived; the connection stays open
+            lingering = True
+            deadline = min(deadline, time.monotonic() + linger)
         left = deadline - time.monotonic()
         if left <= 0:
-            obs.timed_out = True
+            obs.timed_out = not lingering
             return
         sock.settimeout(left)
         try:
             data = sock.recv(65536)
         except TimeoutError:
-            obs.timed_out = True
+            obs.timed_out = not lingering
             return
         except OSError:
             data = b""  # reset: the server closed
