@@ -193,3 +193,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def run_example(name: str, env: dict[str, str], *plugins: str) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/<name>`` under pytest in a subprocess, as a user would (from the examples
+    folder, this checkout's packages importable, ``env`` added), with ``-p`` ``plugins``."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         *(arg for plugin in plugins for arg in ("-p", plugin)), str(ROOT / "examples" / name)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=ROOT / "examples",
+        env={"PYTHONPATH": os.pathsep.join(map(str, [*SOURCES, ROOT])), **env},
+    )  # fmt: skip

@@ -5,7 +5,6 @@ pipelined requests out of order."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -13,39 +12,16 @@ from types import SimpleNamespace
 import pytest
 
 import tether.strategies
+from tests import processes
 from tests.conform.broken_peers import ReversingServer
 from tests.conftest import ROOT
-from tests.processes import SOURCES, free_port, read_until, reaped, spawn
+from tests.processes import free_port, read_until, reaped, spawn
 from tether.http1 import NEED_DATA, Data, EndOfMessage, Request, ServerConnection
-
-EXAMPLE = ROOT / "examples" / "test_my_server.py"
 
 
 def run_example(url: str, *plugins: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-x",
-            "-p",
-            "no:cacheprovider",
-            *plugins,
-            str(EXAMPLE),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        cwd=ROOT / "examples",
-        env={
-            "PYTHONPATH": ":".join(map(str, [*SOURCES, ROOT])),
-            "TETHER_TEST_URL": url,
-            "TETHER_TEST_EXAMPLES": "15",
-            "TETHER_TEST_TIMEOUT": "1",
-        },
-    )
+    env = {"TETHER_TEST_URL": url, "TETHER_TEST_EXAMPLES": "15", "TETHER_TEST_TIMEOUT": "1"}
+    return processes.run_example("test_my_server.py", env, *plugins)
 
 
 @pytest.fixture
@@ -66,7 +42,7 @@ def test_example_passes_against_tether_serve(tether_url: str) -> None:
 def test_example_fails_against_an_out_of_order_server() -> None:
     server = ReversingServer()
     try:
-        out = run_example(f"http://127.0.0.1:{server.port}/", "-p", "tests.conform.no_shrink")
+        out = run_example(f"http://127.0.0.1:{server.port}/", "tests.conform.no_shrink")
     finally:
         server.close()
     assert out.returncode == 1, out.stdout[-3000:]

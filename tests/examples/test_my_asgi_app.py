@@ -4,31 +4,15 @@ app: it passes for a correct app and fails, naming the bug, for apps with plante
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.processes import SOURCES
-
-EXAMPLE = ROOT / "examples" / "test_my_asgi_app.py"
+from tests import processes
 
 
 def run_example(app: str, *plugins: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *plugins,
-         str(EXAMPLE)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        cwd=ROOT / "examples",
-        env={
-            "PYTHONPATH": ":".join(map(str, [*SOURCES, ROOT])),
-            "TETHER_TEST_APP": app,
-            "TETHER_TEST_EXAMPLES": "100",
-        },
-    )  # fmt: skip
+    env = {"TETHER_TEST_APP": app, "TETHER_TEST_EXAMPLES": "100"}
+    return processes.run_example("test_my_asgi_app.py", env, *plugins)
 
 
 def test_passes_for_a_correct_app() -> None:
@@ -45,6 +29,6 @@ def test_passes_for_a_correct_app() -> None:
     ],
 )
 def test_fails_for_a_planted_bug(app: str, symptom: str) -> None:
-    out = run_example(f"tests.examples.asgi_samples:{app}", "-p", "tests.conform.no_shrink")
+    out = run_example(f"tests.examples.asgi_samples:{app}", "tests.conform.no_shrink")
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-2000:]
     assert symptom in out.stdout, out.stdout[-3000:]
