@@ -16,13 +16,8 @@ from tether_asyncio.static import with_static
 from tether_server.config import add_server_options, config_options, start_processes
 from tether_server.conform import add_arguments as add_conform_arguments
 from tether_server.conform import command as conform_command
-from tether_server.options import (
-    LOG_LEVELS,
-    HelpFormatter,
-    add_choice,
-    add_switch,
-    positive_int,
-)
+from tether_server.option_types import positive_int
+from tether_server.options import LOG_LEVELS, HelpFormatter, add_choice, add_switch
 from tether_server.startup import configure_logging
 
 DEMO_APP = "tether_asyncio.demo:app"

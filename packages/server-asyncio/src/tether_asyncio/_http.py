@@ -203,7 +203,12 @@ class HTTPConnection:
         step: Next | None = _READ
         while True:
             if step is _READ:
-                if state.shutting_down and not state.handover and self.conn.their_state is _IDLE:
+                if (
+                    state.shutting_down
+                    and self.conn.request_count
+                    and not state.handover
+                    and self.conn.their_state is _IDLE
+                ):
                     return
                 self.idle = True
                 try:

@@ -331,7 +331,9 @@ class Server:
         finally:
             if self._gate.closed() and self._resume is not None:
                 self._resume.set()
-            if state.shutting_down and not state.connections and self._drained is not None:
+            # The gate counts every accepted socket, also one whose task has not yet reached
+            # HTTPConnection (state.connections): the drain waits for those as well.
+            if state.shutting_down and not self._gate.open and self._drained is not None:
                 self._drained.set()
 
     def _cancel_tasks(self) -> None:
@@ -403,18 +405,21 @@ class Server:
         for connection in list(state.connections):
             if connection.websocket is not None:
                 connection.websocket.going_away()
-            elif connection.idle and not state.handover:
+            elif connection.idle and connection.conn.request_count and not state.handover:
+                # Idle between requests: close now. A connection that has served nothing yet
+                # is not idle for the client, whose first request may be on its way (closing
+                # it would lose that request: clients retry only on reused connections).
                 connection.interrupt()
             elif connection.cycle is not None:
                 connection.cycle.shutdown()
-        if not state.connections:
+        if not self._gate.open:
             return
-        error_log.info("%s", draining_message(len(state.connections)))
+        error_log.info("%s", draining_message(self._gate.open))
         timeout = self.config.timeout_graceful_shutdown
         with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
             await self._drained.wait()
         if scope.cancelled_caught:
-            error_log.warning("%s", drain_timeout_message(len(state.connections)))
+            error_log.warning("%s", drain_timeout_message(self._gate.open))
 
     def _log_started(self) -> None:
         config = self.config

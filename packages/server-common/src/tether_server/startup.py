@@ -38,12 +38,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tether.serving import TrustedProxies
+from tether_server.option_types import _optional_seconds, _positive_int, _seconds
 from tether_server.options import (
     LOG_LEVELS,
     ConfigError,
-    _optional_seconds,
-    _positive_int,
-    _seconds,
     add_binding_options,
     add_limit_options,
     add_logging_options,

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from tether_server.config import add_server_options, config_options, start_processes
-from tether_server.options import LOG_LEVELS, HelpFormatter, positive_int
+from tether_server.option_types import positive_int
+from tether_server.options import LOG_LEVELS, HelpFormatter
 from tether_server.startup import (
     STOPPED_MESSAGE,
     configure_logging,

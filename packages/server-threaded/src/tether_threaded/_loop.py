@@ -458,10 +458,12 @@ class Loop:
         for conn in list(self.conns):
             with conn.lock:
                 if conn.phase is Phase.HTTP and not conn.busy:
-                    if not self.handover:
+                    # Idle between requests: close. A connection that has read no request yet
+                    # is left to read its first one (the client may have sent it already, and
+                    # clients retry only on reused connections); its timeouts still apply.
+                    # So is a TLS handshake under way (bounded by its handshake timeout).
+                    if not self.handover and conn.core.request_count:
                         conn.close_soon(now)
-                elif conn.phase is Phase.HANDSHAKE and not self.handover:
-                    conn.close_now()
                 elif conn.phase is Phase.WEBSOCKET and conn.ws is not None:
                     conn.ws.going_away(now)
         if self.conns:

@@ -1,0 +1,95 @@
+"""A graceful shutdown loses no request on a connection that was accepted but had sent nothing
+yet: its first request is read and answered (with ``Connection: close``), on both servers.
+
+Closing such a connection as "idle" loses the request the client is sending: clients retry
+only on a reused connection (RFC 9112 9.3.1 lets a server close an idle *persistent*
+connection; a fresh one has not become persistent). This is the race that dropped a request
+while ``--limit-max-requests`` recycled workers. A connection idle after a response is still
+closed at once, as before.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.processes import LogLines, free_port, reaped, spawn
+from tests.server_common.test_systemd_processes import WSGI_APP
+
+pytestmark = pytest.mark.timeout(60)
+
+ASGI_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+SERVERS = {
+    "asyncio": ("tether_asyncio", "serve", "drainapp:app"),
+    "threaded": ("tether_threaded", "drainapp:app"),
+}
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_a_fresh_connection_is_answered_during_the_drain(tmp_path: Path, server: str) -> None:
+    (tmp_path / "drainapp.py").write_text(ASGI_APP if server == "asyncio" else WSGI_APP)
+    module, *rest = SERVERS[server]
+    port = free_port()
+    proc = spawn(module, tmp_path, *rest, "--port", str(port), "--no-access-log")
+    with reaped(proc):
+        log = LogLines(proc)
+        log.wait_for("running on")
+        fresh = socket.create_connection(("127.0.0.1", port), timeout=20)
+        used = socket.create_connection(("127.0.0.1", port), timeout=20)
+        with fresh, used:
+            # `used` was accepted after `fresh` (one backlog, first in first out): once it is
+            # answered, the server holds `fresh` as an open connection with nothing read.
+            used.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert used.recv(65536).startswith(b"HTTP/1.1 200")
+            proc.send_signal(signal.SIGTERM)
+            # Two connections at the drain's start: the idle keep-alive one is closed at once,
+            # the fresh one waits for its request.
+            log.wait_for("waiting for 2 connection(s) to finish")
+            assert _read_all(used) == b""
+            fresh.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = _read_all(fresh)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        assert b"\r\nconnection: close\r\n" in answer.lower()
+        assert answer.endswith(b"\r\n\r\nok")
+        assert proc.wait(30) == 0, log.text
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_many_fresh_connections_during_recycling_all_answered(tmp_path: Path, server: str) -> None:
+    """Workers recycled every 3 requests under a client that opens a new connection for each
+    request: every request is answered (a fresh connection is never dropped by a drain)."""
+    (tmp_path / "drainapp.py").write_text(ASGI_APP if server == "asyncio" else WSGI_APP)
+    module, *rest = SERVERS[server]
+    port = free_port()
+    proc = spawn(
+        module, tmp_path, *rest, "--port", str(port), "--no-access-log",
+        "--workers", "2", "--limit-max-requests", "3",
+    )  # fmt: skip
+    with reaped(proc):
+        log = LogLines(proc)
+        log.wait_for("running on")
+        with httpx.Client(headers={"Connection": "close"}, timeout=20) as client:
+            for _ in range(300):
+                assert client.get(f"http://127.0.0.1:{port}/").text == "ok"
+        assert log.count("reached --limit-max-requests") >= 2, log.text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.text
