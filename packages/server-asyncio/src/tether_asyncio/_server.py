@@ -20,7 +20,7 @@ from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
 from tether_asyncio._state import ServerState, error_log
 from tether_asyncio._stream import FastStream, ReadBuffer
-from tether_asyncio._tls import TLSInfo
+from tether_asyncio._tls import CountedStream, TLSInfo
 from tether_asyncio._types import Stream
 from tether_server.logfiles import REOPEN_SIGNAL, on_reopen_signal
 from tether_server.startup import (
@@ -309,16 +309,24 @@ class Server:
                 server = _ip_address(local)
             byte_stream: Stream
             tls: dict[str, Any] | None = None
-            if self._ssl is None and self._trio_stream is not None:
+            # Under TLS the byte counters (--metrics-port) count decrypted bytes, as on every
+            # server (CountedStream), not those of the stream under the TLS stream.
+            metrics = state.metrics
+            tls_cell = None if self._ssl is None or metrics is None else metrics.cell()
+            if self._trio_stream is not None:
                 raw = stream.extra(SocketAttribute.raw_socket)
-                byte_stream = self._trio_stream(stream, raw, state.metrics)
-            elif self._ssl is None:
+                stream = self._trio_stream(stream, raw, metrics if tls_cell is None else None)
+            elif tls_cell is not None:
+                stream.cell = None
+            if self._ssl is None:
                 byte_stream = stream
             else:
                 tls_stream = await self._handshake(stream)
                 if tls_stream is None:
                     return
                 byte_stream = tls_stream
+                if tls_cell is not None:
+                    byte_stream = CountedStream(tls_stream, tls_cell)
                 assert self._tls is not None
                 tls = self._tls.extension(tls_stream)
             await HTTPConnection(state, byte_stream, client=client, server=server, tls=tls).run()

@@ -31,6 +31,43 @@ _RDN_NAMES = {
 }
 
 
+class CountedStream:
+    """A TLS stream whose decrypted bytes are counted in a metrics cell (``--metrics-port``).
+
+    The byte counters then mean the same on every server: the HTTP bytes read and written,
+    before encryption, which is what tether-threaded's SSL sockets give it to count.
+    """
+
+    __slots__ = ("_cell", "_stream")
+
+    def __init__(self, stream: TLSStream, cell: Any) -> None:
+        self._stream = stream
+        self._cell = cell
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """The next decrypted bytes; raises ``EndOfStream`` at EOF."""
+        data = await self._stream.receive(max_bytes)
+        self._cell.received += len(data)
+        return data
+
+    async def send(self, item: bytes) -> None:
+        """Encrypt and write ``item``."""
+        await self._stream.send(item)
+        self._cell.sent += len(item)
+
+    async def send_eof(self) -> None:
+        """Half-close (as the TLS stream allows)."""
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        """Close the TLS stream and the connection under it."""
+        await self._stream.aclose()
+
+    def extra(self, attribute: Any, *default: Any) -> Any:
+        """The TLS stream's typed attribute (peer name, cipher, ...)."""
+        return self._stream.extra(attribute, *default)
+
+
 class TLSInfo:
     """Builds the TLS extension of each connection of one server."""
 

@@ -9,8 +9,8 @@ cancellable) only when it would block. Like :class:`tether_asyncio._stream.FastS
 yields once every :data:`~tether_asyncio._stream.SEND_BUDGET` bytes handled without waiting,
 so a client that keeps its socket busy cannot starve the others or hold off a cancellation.
 
-Imported only with ``--backend trio`` (trio is an optional dependency). TLS connections keep
-anyio's streams; the socket is anyio's public ``SocketAttribute.raw_socket``.
+Imported only with ``--backend trio`` (trio is an optional dependency). Under TLS, anyio's TLS
+stream runs over this one; the socket is anyio's public ``SocketAttribute.raw_socket``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from trio.lowlevel import checkpoint, wait_readable, wait_writable
 from tether_asyncio._stream import SEND_BUDGET, SEND_COST
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from tether_server.server_metrics import ServerMetrics
 
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
@@ -91,6 +93,12 @@ class TrioStream:
         if self._budget < 0:
             self._budget = SEND_BUDGET
             await checkpoint()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        """The socket stream's attributes (a TLS stream over this one merges them in)."""
+        attributes: Mapping[Any, Callable[[], Any]] = self._stream.extra_attributes
+        return attributes
 
     async def send_eof(self) -> None:
         """Half-close: no more bytes from us."""
