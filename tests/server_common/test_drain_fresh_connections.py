@@ -10,13 +10,16 @@ closed at once, as before.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
+import ssl
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.adversarial._servers import make_certificate
 from tests.processes import LogLines, free_port, reaped, spawn
 from tests.server_common.test_systemd_processes import WSGI_APP
 
@@ -39,34 +42,50 @@ SERVERS = {
 
 def _read_all(sock: socket.socket) -> bytes:
     data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
+    with contextlib.suppress(ssl.SSLEOFError, ssl.SSLZeroReturnError):
+        while chunk := sock.recv(65536):
+            data += chunk
     return data
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
 @pytest.mark.parametrize("server", sorted(SERVERS))
-def test_a_fresh_connection_is_answered_during_the_drain(tmp_path: Path, server: str) -> None:
+def test_a_fresh_connection_is_answered_during_the_drain(
+    tmp_path: Path, server: str, tls: bool
+) -> None:
     (tmp_path / "drainapp.py").write_text(ASGI_APP if server == "asyncio" else WSGI_APP)
     module, *rest = SERVERS[server]
     port = free_port()
-    proc = spawn(module, tmp_path, *rest, "--port", str(port), "--no-access-log")
+    options = ["--port", str(port), "--no-access-log"]
+    context = None
+    if tls:  # the fresh connection is then one whose TLS handshake has not begun
+        cert, key = make_certificate(tmp_path)
+        options += ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    proc = spawn(module, tmp_path, *rest, *options)
     with reaped(proc):
         log = LogLines(proc)
         log.wait_for("running on")
         fresh = socket.create_connection(("127.0.0.1", port), timeout=20)
         used = socket.create_connection(("127.0.0.1", port), timeout=20)
+        if context is not None:
+            used = context.wrap_socket(used)
         with fresh, used:
             # `used` was accepted after `fresh` (one backlog, first in first out): once it is
             # answered, the server holds `fresh` as an open connection with nothing read.
             used.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert used.recv(65536).startswith(b"HTTP/1.1 200")
             proc.send_signal(signal.SIGTERM)
-            # Two connections at the drain's start: the idle keep-alive one is closed at once,
-            # the fresh one waits for its request.
-            log.wait_for("waiting for 2 connection(s) to finish")
+            # The drain began: the idle keep-alive connection is closed at once (over TLS the
+            # threaded server has closed it before it counts), the fresh one waits for its
+            # request.
+            log.wait_for("connection(s) to finish")
             assert _read_all(used) == b""
-            fresh.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            answer = _read_all(fresh)
+            client = fresh if context is None else context.wrap_socket(fresh)
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = _read_all(client)
         assert answer.startswith(b"HTTP/1.1 200"), answer
         assert b"\r\nconnection: close\r\n" in answer.lower()
         assert answer.endswith(b"\r\n\r\nok")
