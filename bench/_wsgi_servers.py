@@ -42,6 +42,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 THREADS = 4
 CONNECTIONS = 50
 BODY = b"Hello, world!"
+#: The tether-threaded row with --metrics-port (same options otherwise).
+METRICS = "tether-threaded, metrics"
 
 
 def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -170,6 +172,8 @@ def _commands(port: int) -> dict[str, list[str]]:
         ],
     }
     commands["tether-threaded" + MIX] = commands["tether-threaded"]
+    # --metrics-port on its own listener: the cost of metrics is this row against the first.
+    commands[METRICS] = [*commands["tether-threaded"], "--metrics-port", str(harness.free_port())]
     commands["waitress" + MIX] = commands["waitress"]
     return commands
 
@@ -235,6 +239,12 @@ def run_wsgi_group(duration: float, rounds: int = 3) -> list[str]:
             f"wsgi hello-world, {CONNECTIONS} keep-alive conns, {THREADS} threads: "
             f"{name:<36} {rate:>7.0f} req/s {cpu_us:>6.1f} us CPU/req ratio={ratio:.2f}"
         )
+    if METRICS in medians and "tether-threaded" in medians:
+        # Issue 15's bar: metrics on cost at most 5% of the requests per second.
+        on, off = medians[METRICS], medians["tether-threaded"]
+        cpu_on, cpu_off = statistics.median(cpu[METRICS]), statistics.median(cpu["tether-threaded"])
+        lines.append(f"tether-threaded, metrics on / off              ratio={on / off:.2f}")
+        lines.append(f"tether-threaded, metrics on / off, CPU/request ratio={cpu_on / cpu_off:.2f}")
     return lines
 
 
