@@ -112,3 +112,36 @@ def test_many_fresh_connections_during_recycling_all_answered(tmp_path: Path, se
         assert log.count("reached --limit-max-requests") >= 2, log.text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.text
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_a_silent_fresh_connection_does_not_hold_the_stop(tmp_path: Path, server: str) -> None:
+    """A connection that sends nothing is closed after a short grace (the core's
+    ``RULES.fresh_grace_seconds``), not kept for its head timeout: with a 300 s head timeout
+    and a 300 s drain limit, the server still stops within the test's bound. A connection that
+    has sent part of a head is not closed by the grace: its request is completed and answered.
+    """
+    (tmp_path / "drainapp.py").write_text(ASGI_APP if server == "asyncio" else WSGI_APP)
+    module, *rest = SERVERS[server]
+    port = free_port()
+    proc = spawn(
+        module, tmp_path, *rest, "--port", str(port), "--no-access-log",
+        "--timeout-request-head", "300", "--timeout-graceful-shutdown", "300",
+    )  # fmt: skip
+    with reaped(proc):
+        log = LogLines(proc)
+        log.wait_for("running on")
+        silent = socket.create_connection(("127.0.0.1", port), timeout=20)
+        started = socket.create_connection(("127.0.0.1", port), timeout=20)
+        probe = socket.create_connection(("127.0.0.1", port), timeout=20)
+        with silent, started, probe:
+            started.sendall(b"GET / HTTP/1.1\r\n")
+            # Answered: the server has accepted all three (one backlog, in order).
+            probe.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert _read_all(probe).startswith(b"HTTP/1.1 200")
+            proc.send_signal(signal.SIGTERM)
+            assert _read_all(silent) == b""  # closed at the end of the grace
+            started.sendall(b"Host: x\r\n\r\n")
+            answer = _read_all(started)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        assert proc.wait(30) == 0, log.text

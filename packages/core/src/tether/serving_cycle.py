@@ -97,6 +97,12 @@ class ConnectionRules:
     #: bound their count too: ``WebSocketSession.max_messages``, ``--ws-max-queue``).
     inbox_high: int = 1024 * 1024
     inbox_low: int = 256 * 1024
+    #: At a graceful shutdown, how long a connection that has sent nothing yet still waits
+    #: for its first request before it is closed like an idle one. A client that has just
+    #: connected may have sent it already (closing at once loses it: clients retry only on
+    #: reused connections); one that merely opened a connection ahead of need does not hold
+    #: the shutdown up for a whole head timeout.
+    fresh_grace_seconds: float = 1.0
     #: The close sent to sessions still open when the server shuts down (RFC 6455 7.4.1).
     going_away_code: int = 1001
     going_away_reason: str = "server shutting down"

@@ -15,6 +15,7 @@ from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, 
 from anyio.streams.tls import TLSStream
 
 from tether.serving import ConnectionGate
+from tether.serving_cycle import RULES
 from tether_asyncio._config import Config, ConfigError, bind_socket, create_ssl_context, load_app
 from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
@@ -59,6 +60,8 @@ class Server:
         self._exit: anyio.Event | None = None
         self._resume: anyio.Event | None = None
         self._drained: anyio.Event | None = None
+        #: Draining: when connections that have sent nothing yet are closed (RULES).
+        self._fresh_until: float | None = None
         self._connections_scope: anyio.CancelScope | None = None
         #: What this process tells its supervisor or systemd (set once serving).
         self._link: WorkerLink | None = None
@@ -384,6 +387,9 @@ class Server:
                 self._exit.set()
             for connection in list(state.connections):
                 connection.tick(now)
+            if self._fresh_until is not None and now >= self._fresh_until:
+                self._fresh_until = None
+                _close_fresh(state)
             await anyio.sleep(TICK)
 
     async def _watch_signals(
@@ -414,14 +420,17 @@ class Server:
             if connection.websocket is not None:
                 connection.websocket.going_away()
             elif connection.idle and connection.conn.request_count and not state.handover:
-                # Idle between requests: close now. A connection that has served nothing yet
+                # Idle between requests: close now. A connection that has read nothing yet
                 # is not idle for the client, whose first request may be on its way (closing
-                # it would lose that request: clients retry only on reused connections).
+                # it would lose that request: clients retry only on reused connections); it
+                # gets RULES.fresh_grace_seconds (the ticker's _close_fresh).
                 connection.interrupt()
             elif connection.cycle is not None:
                 connection.cycle.shutdown()
         if not self._gate.open:
             return
+        if not state.handover:
+            self._fresh_until = anyio.current_time() + RULES.fresh_grace_seconds
         error_log.info("%s", draining_message(self._gate.open))
         timeout = self.config.timeout_graceful_shutdown
         with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
@@ -436,6 +445,15 @@ class Server:
             where = f"fd {config.fd}"
         kind = f"ASGI, {config.backend}"
         error_log.info("%s", running_message(where, app_label(config.app), kind))
+
+
+def _close_fresh(state: ServerState) -> None:
+    """Draining, past the grace: close the connections still waiting for a first request of
+    which no byte came (one with part of a head keeps its head timeout)."""
+    for connection in list(state.connections):
+        conn = connection.conn
+        if connection.idle and not conn.request_count and not conn.buffered_bytes:
+            connection.interrupt()
 
 
 def _counts(state: ServerState) -> tuple[int, int, int]:

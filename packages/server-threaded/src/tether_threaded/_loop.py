@@ -30,6 +30,7 @@ from typing import Any
 from tether.health import HealthState, health_response, probe_for
 from tether.http1 import Request, Response, date_header
 from tether.serving import ConnectionGate, no_tunnel_response, split_target
+from tether.serving_cycle import RULES
 from tether.serving_wsgi import Environ, WSGIApp, gathered_body, server_environ
 from tether_server.startup import drain_timeout_message, draining_message
 from tether_threaded._config import Config
@@ -121,6 +122,8 @@ class Loop:
         #: request (answered with ``Connection: close``) or their keep-alive timeout, so a
         #: request sent on one as the shutdown begins is not lost (see tether_server.supervisor).
         self.handover = False
+        #: Draining: when connections that have sent nothing yet are closed (RULES).
+        self._fresh_until: float | None = None
         self._force = False
         self._drain_deadline = math.inf
         self.pool: Pool | None = None
@@ -351,6 +354,8 @@ class Loop:
                     self._run_pending(now)
                 if timers and timers[0][0] <= now:
                     self._run_timers(now)
+                if self._fresh_until is not None and now >= self._fresh_until:
+                    self._close_fresh(now)
                 if batch:
                     for job in batch:
                         queue_job(job)
@@ -460,14 +465,32 @@ class Loop:
                 if conn.phase is Phase.HTTP and not conn.busy:
                     # Idle between requests: close. A connection that has read no request yet
                     # is left to read its first one (the client may have sent it already, and
-                    # clients retry only on reused connections); its timeouts still apply.
-                    # So is a TLS handshake under way (bounded by its handshake timeout).
+                    # clients retry only on reused connections); it gets
+                    # RULES.fresh_grace_seconds (_close_fresh). A TLS handshake under way
+                    # goes on too (bounded by its handshake timeout).
                     if not self.handover and conn.core.request_count:
                         conn.close_soon(now)
                 elif conn.phase is Phase.WEBSOCKET and conn.ws is not None:
                     conn.ws.going_away(now)
+        if not self.handover:
+            self._fresh_until = now + RULES.fresh_grace_seconds
         if self.conns:
             _log.info("%s", draining_message(len(self.conns)))
+
+    def _close_fresh(self, now: float) -> None:
+        """Draining, past the grace: close the connections still waiting for a first request
+        of which no byte came (one with part of a head keeps its head timeout)."""
+        self._fresh_until = None
+        for conn in list(self.conns):
+            with conn.lock:
+                core = conn.core
+                if (
+                    conn.phase is Phase.HTTP
+                    and not conn.busy
+                    and not core.request_count
+                    and not core.buffered_bytes
+                ):
+                    conn.close_soon(now)
 
     def _cleanup(self) -> None:
         for conn in list(self.conns):
