@@ -490,3 +490,20 @@ class TestErrorResponses:
 def test_date_header_is_imf_fixdate() -> None:
     assert date_header(784111777.0) == (b"date", b"Sun, 06 Nov 1994 08:49:37 GMT")
     assert date_header(784111777.9) == (b"date", b"Sun, 06 Nov 1994 08:49:37 GMT")
+
+
+def test_fresh_until_the_first_byte() -> None:
+    """``fresh``: nothing received yet (what a graceful shutdown treats differently from a
+    connection idle between requests); a partial head or a served request ends it."""
+    conn = ServerConnection(now=0.0)
+    assert conn.fresh
+    conn.receive_data(b"GE", now=0.0)
+    assert not conn.fresh
+    conn.receive_data(b"T / HTTP/1.1\r\nHost: a\r\n\r\n", now=0.0)
+    assert isinstance(conn.next_event(now=0.0), Request)
+    assert not conn.fresh
+    conn.next_event(now=0.0)  # EndOfMessage
+    conn.send(Response(204, []))
+    conn.send(EndOfMessage())
+    assert conn.start_next_cycle(now=0.0)
+    assert not conn.fresh  # idle between requests: not fresh

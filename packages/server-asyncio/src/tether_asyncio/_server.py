@@ -451,8 +451,7 @@ def _close_fresh(state: ServerState) -> None:
     """Draining, past the grace: close the connections still waiting for a first request of
     which no byte came (one with part of a head keeps its head timeout)."""
     for connection in list(state.connections):
-        conn = connection.conn
-        if connection.idle and not conn.request_count and not conn.buffered_bytes:
+        if connection.idle and connection.conn.fresh:
             connection.interrupt()
 
 

@@ -483,13 +483,7 @@ class Loop:
         self._fresh_until = None
         for conn in list(self.conns):
             with conn.lock:
-                core = conn.core
-                if (
-                    conn.phase is Phase.HTTP
-                    and not conn.busy
-                    and not core.request_count
-                    and not core.buffered_bytes
-                ):
+                if conn.phase is Phase.HTTP and not conn.busy and conn.core.fresh:
                     conn.close_soon(now)
 
     def _cleanup(self) -> None:

@@ -145,6 +145,16 @@ class ServerConnection(ResponseSide):
         return self._reader.buffered()
 
     @property
+    def fresh(self) -> bool:
+        """Nothing received yet: no request read and no byte of one buffered.
+
+        At a graceful shutdown such a connection is not idle the way one between requests is
+        (the client may be sending its first request now, and would not retry it): a server
+        closes it only after ``tether.serving_cycle.RULES.fresh_grace_seconds``.
+        """
+        return not self._request_count and not self._reader.buffered()
+
+    @property
     def peer_closed(self) -> bool:
         """Whether the peer has sent EOF (``receive_data(b"")``)."""
         return self._reader.eof
