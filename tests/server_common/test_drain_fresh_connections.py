@@ -1,11 +1,11 @@
 """A graceful shutdown loses no request on a connection that was accepted but had sent nothing
 yet: its first request is read and answered (with ``Connection: close``), on both servers.
 
-Closing such a connection as "idle" loses the request the client is sending: clients retry
-only on a reused connection (RFC 9112 9.3.1 lets a server close an idle *persistent*
-connection; a fresh one has not become persistent). This is the race that dropped a request
-while ``--limit-max-requests`` recycled workers. A connection idle after a response is still
-closed at once, as before.
+Closing such a connection as "idle" loses the request the client may be sending: HTTP
+clients retry by themselves only when a reused keep-alive connection closes, never a new one.
+This is the race that dropped a request while ``--limit-max-requests`` recycled workers. A
+connection idle after a response is still closed at once, as before; one that sends nothing is
+closed after a short grace.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import contextlib
 import signal
 import socket
 import ssl
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -40,6 +42,22 @@ SERVERS = {
 }
 
 
+@contextlib.contextmanager
+def _server(
+    tmp_path: Path, server: str, *options: str
+) -> Iterator[tuple[int, subprocess.Popen[str], LogLines]]:
+    """``server`` serving the app on a free port (reaped after the block): its port, process
+    and log. The test stops it (SIGTERM) when it wants the drain."""
+    (tmp_path / "drainapp.py").write_text(ASGI_APP if server == "asyncio" else WSGI_APP)
+    module, *rest = SERVERS[server]
+    port = free_port()
+    proc = spawn(module, tmp_path, *rest, "--port", str(port), "--no-access-log", *options)
+    with reaped(proc):
+        log = LogLines(proc)
+        log.wait_for("running on")
+        yield port, proc, log
+
+
 def _read_all(sock: socket.socket) -> bytes:
     data = b""
     with contextlib.suppress(ssl.SSLEOFError, ssl.SSLZeroReturnError):
@@ -53,10 +71,7 @@ def _read_all(sock: socket.socket) -> bytes:
 def test_a_fresh_connection_is_answered_during_the_drain(
     tmp_path: Path, server: str, tls: bool
 ) -> None:
-    (tmp_path / "drainapp.py").write_text(ASGI_APP if server == "asyncio" else WSGI_APP)
-    module, *rest = SERVERS[server]
-    port = free_port()
-    options = ["--port", str(port), "--no-access-log"]
+    options: list[str] = []
     context = None
     if tls:  # the fresh connection is then one whose TLS handshake has not begun
         cert, key = make_certificate(tmp_path)
@@ -64,10 +79,7 @@ def test_a_fresh_connection_is_answered_during_the_drain(
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    proc = spawn(module, tmp_path, *rest, *options)
-    with reaped(proc):
-        log = LogLines(proc)
-        log.wait_for("running on")
+    with _server(tmp_path, server, *options) as (port, proc, log):
         fresh = socket.create_connection(("127.0.0.1", port), timeout=20)
         used = socket.create_connection(("127.0.0.1", port), timeout=20)
         if context is not None:
@@ -96,16 +108,8 @@ def test_a_fresh_connection_is_answered_during_the_drain(
 def test_many_fresh_connections_during_recycling_all_answered(tmp_path: Path, server: str) -> None:
     """Workers recycled every 3 requests under a client that opens a new connection for each
     request: every request is answered (a fresh connection is never dropped by a drain)."""
-    (tmp_path / "drainapp.py").write_text(ASGI_APP if server == "asyncio" else WSGI_APP)
-    module, *rest = SERVERS[server]
-    port = free_port()
-    proc = spawn(
-        module, tmp_path, *rest, "--port", str(port), "--no-access-log",
-        "--workers", "2", "--limit-max-requests", "3",
-    )  # fmt: skip
-    with reaped(proc):
-        log = LogLines(proc)
-        log.wait_for("running on")
+    recycling = ("--workers", "2", "--limit-max-requests", "3")
+    with _server(tmp_path, server, *recycling) as (port, proc, log):
         with httpx.Client(headers={"Connection": "close"}, timeout=20) as client:
             for _ in range(300):
                 assert client.get(f"http://127.0.0.1:{port}/").text == "ok"
@@ -121,16 +125,8 @@ def test_a_silent_fresh_connection_does_not_hold_the_stop(tmp_path: Path, server
     and a 300 s drain limit, the server still stops within the test's bound. A connection that
     has sent part of a head is not closed by the grace: its request is completed and answered.
     """
-    (tmp_path / "drainapp.py").write_text(ASGI_APP if server == "asyncio" else WSGI_APP)
-    module, *rest = SERVERS[server]
-    port = free_port()
-    proc = spawn(
-        module, tmp_path, *rest, "--port", str(port), "--no-access-log",
-        "--timeout-request-head", "300", "--timeout-graceful-shutdown", "300",
-    )  # fmt: skip
-    with reaped(proc):
-        log = LogLines(proc)
-        log.wait_for("running on")
+    slow = ("--timeout-request-head", "300", "--timeout-graceful-shutdown", "300")
+    with _server(tmp_path, server, *slow) as (port, proc, log):
         silent = socket.create_connection(("127.0.0.1", port), timeout=20)
         started = socket.create_connection(("127.0.0.1", port), timeout=20)
         probe = socket.create_connection(("127.0.0.1", port), timeout=20)
