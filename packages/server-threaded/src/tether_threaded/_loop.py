@@ -463,11 +463,9 @@ class Loop:
         for conn in list(self.conns):
             with conn.lock:
                 if conn.phase is Phase.HTTP and not conn.busy:
-                    # Idle between requests: close. A connection that has read no request yet
-                    # is left to read its first one (the client may have sent it already, and
-                    # clients retry only on reused connections); it gets
-                    # RULES.fresh_grace_seconds (_close_fresh). A TLS handshake under way
-                    # goes on too (bounded by its handshake timeout).
+                    # Idle between requests: close. A fresh one may have its first request on
+                    # the way (not retried by clients): it gets a grace (_close_fresh), and a
+                    # TLS handshake under way goes on (bounded by its timeout).
                     if not self.handover and conn.core.request_count:
                         conn.close_soon(now)
                 elif conn.phase is Phase.WEBSOCKET and conn.ws is not None:
@@ -478,8 +476,7 @@ class Loop:
             _log.info("%s", draining_message(len(self.conns)))
 
     def _close_fresh(self, now: float) -> None:
-        """Draining, past the grace: close the connections still waiting for a first request
-        of which no byte came (one with part of a head keeps its head timeout)."""
+        """Draining, past RULES.fresh_grace_seconds: close connections that sent nothing."""
         self._fresh_until = None
         for conn in list(self.conns):
             with conn.lock:
