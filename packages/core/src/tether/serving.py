@@ -352,18 +352,12 @@ class TrustedProxies:
             return client, scheme
         if self.rfc7239:
             return self._resolve_rfc7239(headers, client, scheme)
-        # Most requests carry neither field: find that out in C, not in a loop per field.
-        if _FORWARDED.isdisjoint(map(_name, headers)):
+        # Whether either field is there, and where, found in C rather than by a loop per field.
+        names = list(map(_name, headers))
+        if _FORWARDED.isdisjoint(names):
             return client, scheme
-        hops: list[str] = []
-        protos: list[str] = []
-        for name, value in headers:
-            if name == b"x-forwarded-for":
-                hops += value.decode("latin-1").split(",")
-            elif name == b"x-forwarded-proto":
-                protos += value.decode("latin-1").split(",")
-        hops = [hop.strip() for hop in hops]
-        protos = [proto.strip().lower() for proto in protos]
+        hops = _joined(headers, names, b"x-forwarded-for")
+        protos = [proto.lower() for proto in _joined(headers, names, b"x-forwarded-proto")]
         # From the right: each hop was written by the proxy to its right, so the first one
         # that is not itself a trusted proxy is the client. A hop that is not an address was
         # not written by a trusted proxy; walking stops there, so a client that sends
@@ -414,6 +408,23 @@ class TrustedProxies:
             return client, scheme
         address, proto = chosen
         return (address, 0), proto if proto in ("http", "https") else scheme
+
+
+def _joined(headers: Headers, names: list[bytes], name: bytes) -> list[str]:
+    """The comma-separated items of every ``name`` field, in order, stripped of OWS."""
+    count = names.count(name)
+    if count == 0:
+        return []
+    if count == 1:
+        text = headers[names.index(name)][1].decode("latin-1")
+        if "," not in text:
+            return [text.strip()]
+        return [item.strip() for item in text.split(",")]
+    items: list[str] = []
+    for field, value in headers:
+        if field == name:
+            items += value.decode("latin-1").split(",")
+    return [item.strip() for item in items]
 
 
 def _elements_from_the_right(value: str) -> list[str]:
