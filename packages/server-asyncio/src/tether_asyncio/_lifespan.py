@@ -31,7 +31,6 @@ class Lifespan:
         self._shutdown_done = anyio.Event()
         self._failure: str | None = None
         self._unsupported = False
-        self._error: BaseException | None = None
         self._running = False
 
     async def startup(self, task_group: TaskGroup) -> None:

@@ -236,11 +236,6 @@ class ServerMetrics:
         if output.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")):
             cell.errors[_ERROR_INDEX.get(output[9:12], len(ERROR_STATUSES) - 1)] += 1
 
-    def protocol_error(self, status: int) -> None:
-        """The server answered a malformed request with ``status`` (the error's hint)."""
-        index = _ERROR_INDEX.get(b"%d" % status, len(ERROR_STATUSES) - 1)
-        self.cell().errors[index] += 1
-
     def websocket(self) -> None:
         """A WebSocket session began."""
         self.cell().sessions += 1
