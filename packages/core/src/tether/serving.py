@@ -352,10 +352,11 @@ class TrustedProxies:
             return client, scheme
         if self.rfc7239:
             return self._resolve_rfc7239(headers, client, scheme)
-        # Whether either field is there, and where, found in C rather than by a loop per field.
-        names = list(map(_name, headers))
-        if _FORWARDED.isdisjoint(names):
+        # Most requests carry neither field: find that out in C, with no list built; where
+        # they are is then found in C too, not by a loop per field.
+        if _FORWARDED.isdisjoint(map(_name, headers)):
             return client, scheme
+        names = list(map(_name, headers))
         hops = _joined(headers, names, b"x-forwarded-for")
         protos = [proto.lower() for proto in _joined(headers, names, b"x-forwarded-proto")]
         # From the right: each hop was written by the proxy to its right, so the first one
