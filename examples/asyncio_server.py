@@ -38,8 +38,6 @@ from tether.limits import Limits
 
 #: The limits every connection enforces (the tests shorten the timeouts).
 LIMITS = Limits(max_body_size=1 << 20)
-#: Events are immutable, so one EndOfMessage ends every response.
-END = EndOfMessage()
 
 
 # --8<-- [start:app]
@@ -191,15 +189,13 @@ class HttpProtocol(asyncio.Protocol):
                     ws.Role.SERVER, deflate=result.deflate, limits=self.limits, now=now
                 )
                 return conn.send(InformationalResponse(101, result.headers)), False
-            head = Response(result.status_code, result.headers)  # 400 or 426, framed
-            out = conn.send(head) + conn.send(Data(result.body)) + conn.send(END)
+            out = conn.respond(Response(result.status_code, result.headers), result.body)
         else:
             status, headers, text = respond(request, b"".join(self.body))
             headers.append(date_header(time.time()))
-            head = Response(status, headers)
-            # END is one EndOfMessage() made at import: events are immutable, so it is reused.
-            out = conn.send(head) + conn.send(Data(text)) + conn.send(END)
-        # For HEAD the core dropped the body bytes; start_next_cycle says whether to go on.
+            # The head, the body and the end in one call (for HEAD the core drops the body).
+            out = conn.respond(Response(status, headers), text)
+        # start_next_cycle says whether HTTP goes on (keep-alive) after this response.
         return out, conn.start_next_cycle(now)
 
     # --8<-- [end:http]

@@ -294,6 +294,22 @@ class ResponseCycle:
                     f"the response body is {room - size} bytes shorter than its Content-Length"
                 )
         response = self.response
+        if response is not None and not more and not self.trailers:
+            # The whole response in one write (the common case): one call into the core.
+            if whole and room is None and not self._drop_body:
+                response = Response(
+                    response.status_code,
+                    [*response.headers, (b"content-length", b"%d" % size)],
+                    response.reason,
+                )
+            out = self._conn.respond(response, data)
+            self.response = None
+            self.response_headers = response.headers
+            if room is not None:
+                self._room = room - size
+            self.sent += size
+            self.phase = _C
+            return out
         if response is not None:
             if whole:
                 out = self._head(size)

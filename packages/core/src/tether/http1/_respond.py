@@ -124,32 +124,80 @@ class ResponseSide(ConnectionBase):
                 f"cannot send {move.value.lower()} in state {self._our_state.value}"
             ) from None
 
+    def respond(self, response: Response, body: bytes = b"") -> bytes:
+        """Return the bytes of a whole response: its head, ``body`` and its end.
+
+        The same bytes and checks as ``send(response) + send(Data(body)) +
+        send(EndOfMessage())``, in one call, and all or nothing: a
+        :class:`LocalProtocolError` (invalid fields, a ``body`` that does not match the
+        Content-Length, a body on a 204 or 304) leaves the connection as it was, so the
+        caller may still send another response. For HEAD the body is dropped, as
+        ``send(Data(body))`` drops it. A 2xx to CONNECT opens a tunnel, which has no end: use
+        :meth:`send` for it.
+        """
+        if type(response) is not Response:
+            raise LocalProtocolError(f"respond() takes a Response, not {response!r}")
+        if self._our_state not in _OURS_ON_RESPONSE:
+            self._ours_after(_M_RESPONSE)  # raises the LocalProtocolError
+        if self._reader.connect and 200 <= response.status_code < 300:
+            raise LocalProtocolError("a 2xx to CONNECT opens a tunnel: send() it")
+        head, framing, length, keep_alive = self._write_head(response)
+        size = len(body)
+        if framing is _LENGTH:
+            if size != length:
+                raise LocalProtocolError(
+                    f"the body is {size} bytes, the Content-Length says {length}"
+                )
+            out = head + body if size else head
+        elif framing is _CHUNKED:
+            out = b"%s%x\r\n%s\r\n0\r\n\r\n" % (head, size, body) if size else head + LAST_CHUNK
+        elif framing is _CLOSE:
+            out = head + body
+        elif framing is _NONE and size:
+            raise LocalProtocolError("this response cannot have a body (1xx, 204 or 304)")
+        else:  # _DROP (HEAD) or no body
+            out = head
+        # Nothing can fail past this point: the state moves through the table as the three
+        # send() calls would move it.
+        self._expects_continue = False
+        self._framing = framing
+        self._remaining = 0
+        self._our_state = _OURS_ON_RESPONSE_DONE[_OURS_ON_RESPONSE[self._our_state]]
+        if not keep_alive or framing is _CLOSE:
+            keep_alive = False
+            self._our_state = _OURS[(self._our_state, _M_NO_REUSE)]
+        self._keep_alive = keep_alive
+        return out
+
     def _send_response(self, event: Response) -> bytes:
         if self._our_state not in _OURS_ON_RESPONSE:
             self._ours_after(_M_RESPONSE)  # raises the LocalProtocolError
-        reader = self._reader
-        if reader.connect and 200 <= event.status_code < 300:
+        if self._reader.connect and 200 <= event.status_code < 300:
             return self._switch(write_tunnel(event.status_code, event.headers, event.reason))
-        if self._expects_continue and reader.phase is not P_DONE:
-            # The client may or may not send the body it was waiting to send: the next request
-            # boundary is unknowable, so this connection ends with this response.
-            self._keep_alive = False
-        self._expects_continue = False
         # A LocalProtocolError here leaves everything as it was: the caller may still send a
         # valid response.
-        head, framing, length, keep_alive = write_response(
-            event.status_code,
-            event.headers,
-            event.reason,
-            head_request=reader.head_request,
-            http10=reader.http10,
-            keep_alive=self._keep_alive,
-        )
+        head, framing, length, keep_alive = self._write_head(event)
+        self._expects_continue = False
         self._our_state = _OURS_ON_RESPONSE[self._our_state]
         self._keep_alive = keep_alive
         self._framing = framing
         self._remaining = length
         return head
+
+    def _write_head(self, event: Response) -> tuple[bytes, Framing, int, bool]:
+        """The head's bytes, framing, length and keep-alive (no state moves)."""
+        reader = self._reader
+        return write_response(
+            event.status_code,
+            event.headers,
+            event.reason,
+            head_request=reader.head_request,
+            http10=reader.http10,
+            # Waiting for 100-continue, the client may or may not send the body it held back:
+            # the next request boundary is unknowable, so this connection ends here.
+            keep_alive=self._keep_alive
+            and not (self._expects_continue and reader.phase is not P_DONE),
+        )
 
     def _send_informational(self, event: InformationalResponse) -> bytes:
         status = event.status_code
