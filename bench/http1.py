@@ -34,7 +34,7 @@ import h11
 import httptools
 from traffic import requests
 
-from tether.http1 import Data, EndOfMessage, Response, ServerConnection
+from tether.http1 import EndOfMessage, Response, ServerConnection
 
 MIX = "realistic mix"
 _MIX_SEED = 1
@@ -132,16 +132,13 @@ def tether_cycle(raw: bytes | str, n: int) -> float:
     raws = _inputs(raw, n)
     conn = ServerConnection()
     response = Response(200, RESPONSE_HEADERS)
-    body = Data(RESPONSE_BODY)
-    end = EndOfMessage()
     start = _clock()
     for raw in raws:
         conn.receive_data(raw)
         while type(conn.next_event()) is not EndOfMessage:
             pass
-        conn.send(response)
-        conn.send(body)
-        conn.send(end)
+        # The whole response in one call, as a server with its body in hand sends it.
+        conn.respond(response, RESPONSE_BODY)
         conn.start_next_cycle()
     return _clock() - start
 
