@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import ssl
@@ -283,6 +284,49 @@ def test_byte_counters_are_the_bytes_on_the_wire(kind: str, tmp_path: Path) -> N
             for name in ("tether_received_bytes_total", "tether_sent_bytes_total")
         }
         assert grew == {"tether_received_bytes_total": sent, "tether_sent_bytes_total": received}
+
+
+def _one_response(raw: socket.socket) -> bytes:
+    """The bytes of one response on a keep-alive connection (Content-Length or chunked)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = raw.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    while not (len(body) >= int(length[1]) if length else body.endswith(b"0\r\n\r\n")):
+        chunk = raw.recv(65536)
+        assert chunk, data
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("kind", ["threaded", "asyncio", "trio"])
+def test_byte_counters_count_open_connections_once(kind: str, tmp_path: Path) -> None:
+    """Bytes of a keep-alive connection still open are in a scrape already, and are not
+    counted again when it closes (asyncio's streams count their own bytes; the server adds
+    those of open connections at a scrape and folds a connection's in as it ends)."""
+    names = ("tether_received_bytes_total", "tether_sent_bytes_total")
+    with start(kind, tmp_path) as server:
+        before = scrape(server.metrics)
+
+        def grew() -> dict[str, float]:
+            after = scrape(server.metrics)
+            return {name: after[(name, ())] - before[(name, ())] for name in names}
+
+        written = read = 0
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            for n in range(3):
+                head = f"GET /{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+                raw.sendall(head)
+                written += len(head)
+                read += len(_one_response(raw))
+            want = {names[0]: written, names[1]: read}
+            assert wait_until(lambda: grew() == want, 10), (grew(), want)
+        # Closed: the connection's bytes moved from the open set to the totals, once.
+        assert wait_until(lambda: scrape(server.metrics)[("tether_connections_open", ())] == 0, 10)
+        assert grew() == want
 
 
 def _exact_tls_exchange(port: int, requests: int) -> tuple[int, int]:

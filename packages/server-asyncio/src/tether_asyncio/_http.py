@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
@@ -39,6 +40,7 @@ from tether_server.tagging import app_entries, log_access, tagged
 
 if TYPE_CHECKING:
     from tether_asyncio._state import ServerState
+    from tether_server.server_metrics import ServerMetrics
 
 _READ_SIZE = 65536
 #: Whether a request has an ``Upgrade`` field is found out in C (the field names of most
@@ -157,7 +159,14 @@ class HTTPConnection:
         except Exception:
             error_log.exception("connection %d: unexpected server error", self.id)
         finally:
-            state.connections.discard(self)
+            fast, cell = self.fast, self.cell
+            if fast is not None and cell is not None:
+                # The stream's byte counts join the metrics as it leaves the open set.
+                metrics = cast("ServerMetrics", state.metrics)
+                forget = partial(state.connections.discard, self)
+                metrics.fold(cell, fast.received, fast.sent, forget)
+            else:
+                state.connections.discard(self)
             if self.cancel_scope is None:
                 cast(FastStream, self.stream).close()  # never waits
             else:

@@ -139,6 +139,7 @@ class Server:
         self.state = state
         if state.metrics is not None:
             state.metrics.watch(lambda: _counts(state))
+            state.metrics.watch_bytes(lambda: _live_bytes(state))
         state.refresh(anyio.current_time())
         self._exit = anyio.Event()
         self.address = sock.getsockname()
@@ -319,8 +320,6 @@ class Server:
             if self._trio_stream is not None:
                 raw = stream.extra(SocketAttribute.raw_socket)
                 stream = self._trio_stream(stream, raw, metrics if tls_cell is None else None)
-            elif tls_cell is not None:
-                stream.cell = None
             if self._ssl is None:
                 byte_stream = stream
             else:
@@ -461,6 +460,18 @@ def _counts(state: ServerState) -> tuple[int, int, int]:
     connections = list(state.connections)
     sessions = sum(1 for c in connections if c.websocket is not None)
     return len(connections), state.in_flight, sessions
+
+
+def _live_bytes(state: ServerState) -> tuple[int, int]:
+    """Bytes read and written by the open connections over plain TCP on asyncio (their
+    :class:`FastStream` counts them; run under the metrics lock by a scrape's thread)."""
+    received = sent = 0
+    for connection in list(state.connections):
+        fast = connection.fast
+        if fast is not None:
+            received += fast.received
+            sent += fast.sent
+    return received, sent
 
 
 def _ip_address(address: Any) -> tuple[str, int] | None:

@@ -173,11 +173,27 @@ class ServerMetrics:
         self._cells: list[Cell] = []
         self._retired = Cell(None)
         self._counts: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
+        self._live_bytes: Callable[[], tuple[int, int]] = lambda: (0, 0)
 
     def watch(self, counts: Callable[[], tuple[int, int, int]]) -> None:
         """Read the gauges from the server at each snapshot: ``counts()`` gives its open
         connections, requests in flight and WebSocket sessions (from any thread)."""
         self._counts = counts
+
+    def watch_bytes(self, live: Callable[[], tuple[int, int]]) -> None:
+        """For a server whose connections count their own bytes (no per-read call here):
+        ``live()`` gives the bytes read and written by the connections still open, and each
+        connection adds its own to a cell with :meth:`fold` when it ends. ``live()`` runs
+        under the lock :meth:`fold` takes, so no byte is counted twice or missed."""
+        self._live_bytes = live
+
+    def fold(self, cell: Cell, received: int, sent: int, forget: Callable[[], None]) -> None:
+        """A connection counted by ``watch_bytes``'s ``live()`` ends: ``forget()`` takes it
+        out of what ``live()`` sees and its bytes go into ``cell``, in one step for a scrape."""
+        with self._lock:
+            forget()
+            cell.received += received
+            cell.sent += sent
 
     def cell(self) -> Cell:
         """This thread's cell, made on its first report. A caller that stays on one thread
@@ -260,6 +276,9 @@ class ServerMetrics:
             total.add(self._retired)
             for cell in live:
                 total.add(cell)
+            received, sent = self._live_bytes()
+        total.received += received
+        total.sent += sent
         return total
 
     def snapshot(self) -> Snapshot:
