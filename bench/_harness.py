@@ -213,9 +213,18 @@ def measure(
         cpu = cpu_seconds(proc.pid, missing=missing_cpu) - before
         return Measurement(result.requests_per_second, result.requests, cpu, wrk_seconds(duration))
     finally:
-        proc.send_signal(stop_signal)
-        try:
-            proc.wait(stop_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, stop_signal, stop_timeout)
+
+
+def stop(
+    proc: subprocess.Popen[bytes],
+    stop_signal: signal.Signals = signal.SIGINT,
+    timeout: float = 5.0,
+) -> None:
+    """Stop a server with ``stop_signal``; kill it if it is still running ``timeout`` s later."""
+    proc.send_signal(stop_signal)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

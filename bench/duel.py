@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -51,15 +50,6 @@ def _start(command: list[str], port: int) -> subprocess.Popen[bytes]:
         )
     harness.wait_listening(port, proc)
     return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _wrk(port: int, seconds: int, script: str | None) -> subprocess.Popen[str]:
@@ -103,7 +93,7 @@ def duel_round(first: str, second: str, seconds: int) -> tuple[int, int]:
         return a, b
     finally:
         for proc in procs:
-            _stop(proc)
+            harness.stop(proc)
 
 
 def main() -> int:

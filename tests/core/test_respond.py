@@ -14,14 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tether.errors import LocalProtocolError
-from tether.http1 import (
-    NEED_DATA,
-    Data,
-    EndOfMessage,
-    Request,
-    Response,
-    ServerConnection,
-)
+from tether.http1 import NEED_DATA, Data, EndOfMessage, Request, Response, ServerConnection
 
 REQUESTS = [
     b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
