@@ -5,9 +5,10 @@ the scheduler (trio's ``cancel_shielded_checkpoint``) on every receive and every
 the kernel had the bytes ready or took them at once: two scheduler passes per request on top
 of the wait for the request itself. :class:`TrioStream` tries the non-blocking call first and
 waits (:func:`trio.lowlevel.wait_readable` / :func:`~trio.lowlevel.wait_writable`, both
-cancellable) only when it would block. Like :class:`tether_asyncio._stream.FastStream` it
-yields once every :data:`~tether_asyncio._stream.SEND_BUDGET` bytes handled without waiting,
-so a client that keeps its socket busy cannot starve the others or hold off a cancellation.
+cancellable) only when it would block. It yields after every send, and, like
+:class:`tether_asyncio._stream.FastStream`, once every
+:data:`~tether_asyncio._stream.SEND_BUDGET` bytes read without waiting, so a client that keeps
+its socket busy cannot starve the others or hold off a cancellation.
 
 Imported only with ``--backend trio`` (trio is an optional dependency). Under TLS, anyio's TLS
 stream runs over this one; the socket is anyio's public ``SocketAttribute.raw_socket``.
@@ -86,7 +87,13 @@ class TrioStream:
             view = view[sent:]
         if self._cell is not None:
             self._cell.sent += len(item)
-        await self._spend(len(item))
+        # A turn for the others after every write. Without it a connection whose client
+        # answers at once (the next request is there by the time we read) is served alone,
+        # in lockstep with that client, whose every wake-up we then pay for: one pass per
+        # write lets trio serve the ready connections together (25% more requests/s on
+        # bench/server.py's trio row, by duel), as anyio's own trio stream does.
+        self._budget = SEND_BUDGET
+        await checkpoint()
 
     async def _spend(self, size: int) -> None:
         self._budget -= size + SEND_COST
