@@ -296,12 +296,8 @@ class ResponseCycle:
         response = self.response
         if response is not None and not more and not self.trailers:
             # The whole response in one write (the common case): one call into the core.
-            if whole and room is None and not self._drop_body:
-                response = Response(
-                    response.status_code,
-                    [*response.headers, (b"content-length", b"%d" % size)],
-                    response.reason,
-                )
+            if whole:
+                response = self._with_length(response, size)
             out = self._conn.respond(response, data)
             self.response = None
             self.response_headers = response.headers
@@ -346,16 +342,18 @@ class ResponseCycle:
             if self.phase is _W:
                 raise LocalProtocolError("the response has not started")
             return b""
-        if whole is not None and self._room is None and not self._drop_body:
-            response = Response(
-                response.status_code,
-                [*response.headers, (b"content-length", b"%d" % whole)],
-                response.reason,
-            )
+        if whole is not None:
+            response = self._with_length(response, whole)
         out = self._conn.send(response)
         self.response = None
         self.response_headers = response.headers
         return out
+
+    def _with_length(self, response: Response, size: int) -> Response:
+        """``response`` declaring a body of ``size`` bytes, when it declares none and has one."""
+        if self._room is not None or self._drop_body:
+            return response
+        return _declaring(response, size)
 
     def file_head(self, size: int) -> bytes:
         """Commit the head for a file body of ``size`` bytes sent apart (``os.sendfile``).
@@ -370,11 +368,7 @@ class ResponseCycle:
             and not (self.status < 200 or self.status in _NO_BODY_STATUSES)
         ):
             self._room = size
-            self.response = Response(
-                response.status_code,
-                [*response.headers, (b"content-length", b"%d" % size)],
-                response.reason,
-            )
+            self.response = _declaring(response, size)
         out = self._head(None)
         self._move(_Step.BODY)
         return out
@@ -442,6 +436,12 @@ class ResponseCycle:
         ``note`` (a WebSocket session's close code and duration, say)."""
         status = self.status if self.committed else 0
         return access_log_line(self.client, self.request, status, self.sent, note)
+
+
+def _declaring(response: Response, size: int) -> Response:
+    """``response`` with a ``Content-Length`` of ``size`` added to its fields."""
+    headers = [*response.headers, (b"content-length", b"%d" % size)]
+    return Response(response.status_code, headers, response.reason)
 
 
 def _add_missing(headers: Headers, extra: Sequence[tuple[bytes, bytes]]) -> None:
