@@ -6,6 +6,8 @@ import io
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tether.errors import BadRequest, LocalProtocolError
 from tether.http1 import Request, ServerConnection
@@ -89,6 +91,48 @@ class TestRequestEnviron:
         before = dict(base)
         request_environ(base, _request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")[1])
         assert base == before
+
+
+def _reference_fields(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """PEP 3333's header keys, one field at a time: the rule request_environ must keep."""
+    out: dict[str, str] = {}
+    for name, value in headers:
+        if b"_" in name:
+            continue
+        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        key = {"HTTP_CONTENT_TYPE": "CONTENT_TYPE", "HTTP_CONTENT_LENGTH": "CONTENT_LENGTH"}.get(
+            key, key
+        )
+        text = value.decode("latin-1")
+        out[key] = (
+            f"{out[key]}{'; ' if key == 'HTTP_COOKIE' else ', '}{text}" if key in out else text
+        )
+    return out
+
+
+_NAMES = st.sampled_from(
+    [b"host", b"cookie", b"x-tag", b"X-Tag", b"content-type", b"Content-Length", b"x_tag",
+     b"traceparent", b"a\nb", b"\xdf-x", b"x-request-id", b"server_name"]
+)  # fmt: skip
+_VALUES = st.binary(max_size=6) | st.sampled_from([b"a\nb", b"", b"\n"])
+
+
+class TestHeaderKeys:
+    @given(st.lists(st.tuples(_NAMES, _VALUES), max_size=8))
+    def test_every_head_gets_the_keys_of_the_per_field_rule(
+        self, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        """The whole-head fast path (no repeated name, no "_", no LF) and the per-field loop
+        give the same keys for any head, hand-made ones with an LF in a name or value included."""
+        base = server_environ("h", "80", "", tls=False, multiprocess=False)
+        environ = request_environ(base, Request(b"GET", b"/", headers))
+        got = {k: v for k, v in environ.items() if k.startswith(("HTTP_", "CONTENT_"))}
+        assert got == _reference_fields(headers)
+
+    def test_a_key_the_base_has_is_joined_not_replaced(self) -> None:
+        base = {**server_environ("h", "80", "", tls=False, multiprocess=False), "HTTP_X": "0"}
+        environ = request_environ(base, Request(b"GET", b"/", [(b"x", b"1")]))
+        assert environ["HTTP_X"] == "0, 1"
 
 
 class TestStatusAndHeaders:

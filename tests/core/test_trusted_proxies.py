@@ -130,9 +130,7 @@ def test_no_memo_of_answers_is_kept() -> None:
     proxies = TrustedProxies("127.0.0.1,10.0.0.0/8")
     for i in range(2000):
         proxies.resolve(xff(f"198.51.{i // 250}.{i % 250}"), PEER, "http")
-    assert not any(
-        isinstance(getattr(proxies, slot), dict) for slot in type(proxies).__slots__
-    )
+    assert not any(isinstance(getattr(proxies, slot), dict) for slot in type(proxies).__slots__)
 
 
 def _fwd(*values: str) -> list[tuple[bytes, bytes]]:
@@ -157,9 +155,7 @@ def _fwd(*values: str) -> list[tuple[bytes, bytes]]:
         (("for=192.0.2.60;proto=ftp",), ("192.0.2.60", 0), "http"),
     ],
 )
-def test_rfc7239_forwarded(
-    values: tuple[str, ...], client: tuple[str, int], scheme: str
-) -> None:
+def test_rfc7239_forwarded(values: tuple[str, ...], client: tuple[str, int], scheme: str) -> None:
     """RFC 7239 4-6: the same right-to-left walk over the elements' for= nodes."""
     proxies = TrustedProxies("127.0.0.1", rfc7239=True)
     assert proxies.resolve(_fwd(*values), PEER, "http") == (client, scheme)
@@ -179,3 +175,37 @@ def test_any_forwarded_bytes_give_an_answer(value: bytes) -> None:
         [(b"forwarded", value)], PEER, "http"
     )
     assert scheme in ("http", "https") and client is not None
+
+
+_HOPS = st.sampled_from(
+    [
+        "203.0.113.7",
+        "10.1.2.3",
+        "127.0.0.1",
+        "::1",
+        "junk",
+        "",
+        " 198.51.100.2 ",
+        "1.2.3.4, 10.0.0.9",
+    ]
+)
+_PROTOS = st.sampled_from(["https", "HTTP", "ftp", "", "http, https"])
+
+
+@given(
+    st.lists(_HOPS, max_size=3),
+    st.lists(_PROTOS, max_size=3),
+    st.sampled_from(["127.0.0.1", "10.0.0.0/8, 127.0.0.1", "192.0.2.1", "*"]),
+    st.sampled_from([PEER, ("192.0.2.1", 1), None]),
+)
+def test_resolve_text_answers_as_resolve_on_the_fields(
+    hops: list[str], protos: list[str], spec: str, peer: tuple[str, int] | None
+) -> None:
+    """A WSGI server reads the fields from the environ, each repeat joined with ", " (PEP
+    3333): the walk over that text gives what the walk over the separate fields gives."""
+    proxies = TrustedProxies(f"{spec}, unix")
+    expected = proxies.resolve(xff(*hops, proto=tuple(protos)), peer, "http")
+    text = proxies.resolve_text(", ".join(hops), ", ".join(protos), peer, "http")
+    assert text == expected
+    rfc = TrustedProxies(spec, rfc7239=True)
+    assert rfc.resolve_text(", ".join(hops), "https", peer, "http") == (peer, "http")

@@ -358,7 +358,26 @@ class TrustedProxies:
             return client, scheme
         names = list(map(_name, headers))
         hops = _joined(headers, names, b"x-forwarded-for")
-        protos = [proto.lower() for proto in _joined(headers, names, b"x-forwarded-proto")]
+        return self._walk(hops, _joined(headers, names, b"x-forwarded-proto"), client, scheme)
+
+    def resolve_text(
+        self,
+        forwarded_for: str,
+        forwarded_proto: str,
+        client: tuple[str, int] | None,
+        scheme: str,
+    ) -> tuple[tuple[str, int] | None, str]:
+        """:meth:`resolve` with the ``X-Forwarded-For`` and ``X-Forwarded-Proto`` values given
+        as text, a repeated field's values joined by commas, "" for an absent one: what a WSGI
+        environ holds. The same walk and the same answers; with ``rfc7239`` set (those fields
+        are then not read) the client and scheme stay as they are."""
+        if self.rfc7239 or not self.trusts(client[0] if client is not None else None):
+            return client, scheme
+        return self._walk(_items(forwarded_for), _items(forwarded_proto), client, scheme)
+
+    def _walk(
+        self, hops: list[str], protos: list[str], client: tuple[str, int] | None, scheme: str
+    ) -> tuple[tuple[str, int] | None, str]:
         # From the right: each hop was written by the proxy to its right, so the first one
         # that is not itself a trusted proxy is the client. A hop that is not an address was
         # not written by a trusted proxy; walking stops there, so a client that sends
@@ -373,9 +392,9 @@ class TrustedProxies:
         if chosen is not None:
             client = (hops[chosen], 0)
         if len(protos) == 1:
-            proto = protos[0]
+            proto = protos[0].lower()
         elif chosen is not None and len(protos) == len(hops):
-            proto = protos[chosen]
+            proto = protos[chosen].lower()
         else:
             proto = ""
         if proto in ("http", "https"):
@@ -417,15 +436,20 @@ def _joined(headers: Headers, names: list[bytes], name: bytes) -> list[str]:
     if count == 0:
         return []
     if count == 1:
-        text = headers[names.index(name)][1].decode("latin-1")
-        if "," not in text:
-            return [text.strip()]
-        return [item.strip() for item in text.split(",")]
+        return _items(headers[names.index(name)][1].decode("latin-1"))
     items: list[str] = []
     for field, value in headers:
         if field == name:
             items += value.decode("latin-1").split(",")
     return [item.strip() for item in items]
+
+
+def _items(text: str) -> list[str]:
+    """The comma-separated items of one field value (or of several joined by commas), stripped
+    of OWS; none for ""."""
+    if "," not in text:
+        return [text.strip()] if text else []
+    return [item.strip() for item in text.split(",")]
 
 
 def _elements_from_the_right(value: str) -> list[str]:
@@ -456,7 +480,9 @@ def _node_address(node: str) -> str | None:
     return address if _is_ip(address) else None
 
 
-_IPV4 = re.compile(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}")
+_IPV4 = re.compile(
+    r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
+)
 
 
 def _is_ip(text: str) -> bool:

@@ -16,6 +16,7 @@ The driver never raises for the peer's mistakes; it reads no clock (``now`` is a
 from __future__ import annotations
 
 import enum
+from operator import itemgetter
 
 from tether.errors import ContentTooLarge, ProtocolError
 from tether.http1 import (
@@ -44,6 +45,7 @@ class Next(enum.Enum):
 
 
 _CONTENT_LENGTH = b"content-length"
+_name = itemgetter(0)
 # Bound once: on Python 3.11 reading a member off an Enum class goes through
 # EnumType.__getattr__'s slow path, and these are read for every request.
 _READ = Next.READ
@@ -101,7 +103,9 @@ class ConnectionDriver:
             return event
         if isinstance(event, Request):
             cap = self.body_cap
-            if cap is not None:
+            # Whether there is a Content-Length at all is found out in C (most requests have
+            # none), before a Python turn per field finds it.
+            if cap is not None and _CONTENT_LENGTH in map(_name, event.headers):
                 for name, value in event.headers:
                     if name == _CONTENT_LENGTH and value.isdigit() and int(value) > cap:
                         # Refused before a 100 Continue invites it, or a byte of it is stored.

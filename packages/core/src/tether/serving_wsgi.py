@@ -21,10 +21,11 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
+from operator import itemgetter
 from types import TracebackType
 from typing import IO, Any, Protocol
 
-from tether.http1 import Request, Response
+from tether.http1 import Headers, Request, Response
 from tether.serving import split_target, unquote_path
 from tether.serving_cycle import CyclePhase, ResponseCycle
 
@@ -81,6 +82,10 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
     ]
 )
+_name = itemgetter(0)
+_value = itemgetter(1)
+#: CGI (RFC 3875 4.1.2, 4.1.3): the two fields whose keys have no ``HTTP_``.
+_CGI_KEYS = {"HTTP_CONTENT_TYPE": "CONTENT_TYPE", "HTTP_CONTENT_LENGTH": "CONTENT_LENGTH"}
 #: Environ keys of common request header names.
 _KEYS: dict[bytes, str] = {
     b"content-type": "CONTENT_TYPE",
@@ -207,19 +212,48 @@ def request_environ(base: Environ, request: Request) -> Environ:
     environ["QUERY_STRING"] = query.decode("latin-1")
     environ["REQUEST_URI"] = request.target.decode("latin-1")
     environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.http_version == b"1.1" else "HTTP/1.0"
+    headers = request.headers
+    if _batched_fields(environ, headers):
+        return environ
     known = _KEYS.get
-    for name, value in request.headers:
+    for name, value in headers:
         key = known(name)
         if key is None:
             if b"_" in name:
                 continue
             key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+            key = _CGI_KEYS.get(key, key)  # a hand-made Request's "Content-Type", say
         text = value.decode("latin-1")
         if key in environ:
             environ[key] = f"{environ[key]}{'; ' if key == 'HTTP_COOKIE' else ', '}{text}"
         else:
             environ[key] = text
     return environ
+
+
+def _batched_fields(environ: Environ, headers: Headers) -> bool:
+    """Add the ``HTTP_*`` keys of the usual head (no repeated name, no "_" in a name) in a few
+    C-level passes over all of its fields at once, rather than a Python turn per field; False,
+    having added nothing, for any other head (the per-field loop then does it)."""
+    names = b"\n".join(map(_name, headers))
+    if not headers or b"_" in names:
+        return False
+    keys = "HTTP_" + names.decode("latin-1").upper().replace("-", "_").replace("\n", "\nHTTP_")
+    key_list = keys.split("\n")
+    values = b"\n".join(map(_value, headers)).decode("latin-1").split("\n")
+    fields = dict(zip(key_list, values))
+    # Each count equal: one key and one value per field (no LF inside a name or value, which a
+    # parsed head cannot have but a hand-made Request could), and no name twice.
+    if not len(key_list) == len(values) == len(fields) == len(headers):
+        return False
+    if "HTTP_CONTENT_TYPE" in fields:
+        fields["CONTENT_TYPE"] = fields.pop("HTTP_CONTENT_TYPE")
+    if "HTTP_CONTENT_LENGTH" in fields:
+        fields["CONTENT_LENGTH"] = fields.pop("HTTP_CONTENT_LENGTH")
+    if not fields.keys().isdisjoint(environ):
+        return False  # a key the base already has: joined by the per-field loop
+    environ.update(fields)
+    return True
 
 
 def gathered_body(environ: Environ, stream: IO[bytes], size: int) -> None:

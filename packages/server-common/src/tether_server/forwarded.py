@@ -20,6 +20,7 @@ unchanged; ``tether serve`` does the same and only declines to believe them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +144,11 @@ def forwarded_origin(headers: Headers, rfc7239: bool) -> Origin:
     return Origin(host, port, prefix)
 
 
+def _fields(environ: dict[str, Any], keys: Iterable[str]) -> list[tuple[bytes, bytes]]:
+    """The believed forwarding fields, as header fields again (what the core's readers take)."""
+    return [(_FIELD_OF_KEY[key], environ[key].encode("latin-1")) for key in keys]
+
+
 def apply_forwarding(environ: dict[str, Any], proxies: TrustedProxies) -> None:
     """Apply a trusted proxy's forwarding fields to a WSGI ``environ``; drop a client's.
 
@@ -164,17 +170,23 @@ def apply_forwarding(environ: dict[str, Any], proxies: TrustedProxies) -> None:
         return  # the usual request from a client: nothing to remove, nothing to apply
     peer = environ.get("REMOTE_ADDR")  # None on a Unix socket
     kept = _KEPT_KEYS[proxies.rfc7239] if proxies.trusts(peer) else frozenset()
-    # The believed fields, as header fields again: what TrustedProxies and forwarded_origin read.
-    fields: list[tuple[bytes, bytes]] = []
-    for key in present:
-        if key in kept:
-            fields.append((_FIELD_OF_KEY[key], environ[key].encode("latin-1")))
-        else:
-            del environ[key]
-    if not fields:
+    for key in present - kept:
+        del environ[key]
+    present &= kept
+    if not present:
         return
     scheme = environ["wsgi.url_scheme"]
-    client, new_scheme = proxies.resolve(fields, (peer, 0) if peer is not None else None, scheme)
+    client_in = (peer, 0) if peer is not None else None
+    if proxies.rfc7239:
+        client, new_scheme = proxies.resolve(_fields(environ, present), client_in, scheme)
+    else:
+        # The values as the environ holds them (repeats joined by commas): no bytes again.
+        client, new_scheme = proxies.resolve_text(
+            environ.get("HTTP_X_FORWARDED_FOR", ""),
+            environ.get("HTTP_X_FORWARDED_PROTO", ""),
+            client_in,
+            scheme,
+        )
     if client is not None and client[0] != peer:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])
@@ -185,7 +197,7 @@ def apply_forwarding(environ: dict[str, Any], proxies: TrustedProxies) -> None:
         if new_scheme != scheme:
             environ["SERVER_PORT"] = _DEFAULT_PORTS[new_scheme]
         return
-    origin = forwarded_origin(fields, proxies.rfc7239)
+    origin = forwarded_origin(_fields(environ, present), proxies.rfc7239)
     port = origin.port
     if origin.host is not None:
         # The client spoke to the proxy: without a port of its own, the scheme's default.
