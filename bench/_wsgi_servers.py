@@ -210,8 +210,9 @@ def _measure(
     return run.requests_per_second, run.cpu_seconds / max(run.requests, 1) * 1e6
 
 
-def run_wsgi_group(duration: float, rounds: int = 3) -> list[str]:
-    """Benchmark every server; one line per server ending in ``ratio=<vs waitress>``."""
+def run_wsgi_group(duration: float, rounds: int = 3, rows: str | None = None) -> list[str]:
+    """Benchmark every server (``rows``: only those whose name contains it, and waitress);
+    one line per server ending in ``ratio=<vs waitress>``."""
     if shutil.which("wrk") is None:
         return ["wsgi: wrk is not installed; skipped ratio=0"]
     results: dict[str, list[float]] = {}
@@ -219,6 +220,8 @@ def run_wsgi_group(duration: float, rounds: int = 3) -> list[str]:
     script = _mix_script()
     for _ in range(rounds):
         for name in _commands(0):
+            if rows is not None and rows not in name and not name.startswith("waitress"):
+                continue
             port = harness.free_port()
             command = _commands(port)[name]
             try:
@@ -253,8 +256,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per server")
+    parser.add_argument(
+        "--rows", default=None, help="only the rows whose name contains this (and waitress's)"
+    )
     args = parser.parse_args()
-    for line in run_wsgi_group(args.duration, args.rounds):
+    for line in run_wsgi_group(args.duration, args.rounds, args.rows):
         print(line, flush=True)
 
 
