@@ -319,3 +319,21 @@ def test_a_str_value_is_refused_not_raised(field: tuple[bytes, str]) -> None:
     conn.next_event()
     with pytest.raises(LocalProtocolError):
         conn.send(Response(200, [field]))  # type: ignore[list-item]
+
+
+def test_a_standard_phrase_given_writes_the_line_it_would_build() -> None:
+    """A WSGI status comes with its phrase ("200 OK"): the line looked up for a standard code
+    and phrase is the line built and checked for them, and any other phrase is still built."""
+    from tether.http1 import _send
+
+    for (code, phrase), line in _send._STATUS_LINES_WITH_REASON.items():
+        assert line == b"HTTP/1.1 %d %s\r\n" % (code, phrase)
+        head = _send.write_response(
+            code if code >= 200 else 200, [], phrase, head_request=False, http10=False,
+            keep_alive=True,
+        )[0]  # fmt: skip
+        assert head.startswith(b"HTTP/1.1 %d %s\r\n" % (code if code >= 200 else 200, phrase))
+    head = _send.write_response(200, [], b"Fine", head_request=False, http10=False, keep_alive=True)
+    assert head[0].startswith(b"HTTP/1.1 200 Fine\r\n")
+    with pytest.raises(LocalProtocolError):
+        _send.write_response(200, [], b"O\nK", head_request=False, http10=False, keep_alive=True)

@@ -169,12 +169,17 @@ def apply_forwarding(environ: dict[str, Any], proxies: TrustedProxies) -> None:
     if not present:
         return  # the usual request from a client: nothing to remove, nothing to apply
     peer = environ.get("REMOTE_ADDR")  # None on a Unix socket
-    kept = _KEPT_KEYS[proxies.rfc7239] if proxies.trusts(peer) else frozenset()
-    for key in present - kept:
-        del environ[key]
-    present &= kept
-    if not present:
+    if not proxies.trusts(peer):
+        for key in present:
+            del environ[key]
         return
+    kept = _KEPT_KEYS[proxies.rfc7239]
+    if not present <= kept:  # the other style's fields: only a client could have sent them
+        for key in present - kept:
+            del environ[key]
+        present &= kept
+        if not present:
+            return
     scheme = environ["wsgi.url_scheme"]
     client_in = (peer, 0) if peer is not None else None
     if proxies.rfc7239:

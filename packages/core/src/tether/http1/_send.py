@@ -64,6 +64,12 @@ _STATUS_LINES: dict[int, bytes] = {
 }
 
 
+#: The same lines by code and standard phrase: a WSGI status is always given with its phrase.
+_STATUS_LINES_WITH_REASON: dict[tuple[int, bytes], bytes] = {
+    (code, line[13:-2]): line for code, line in _STATUS_LINES.items() if len(line) > 15
+}
+
+
 def status_line(status_code: int, reason: bytes) -> bytes:
     """The status line for ``status_code``, with ``reason`` or the standard phrase."""
     if not reason:
@@ -207,7 +213,12 @@ def write_response(
     chunked_given = False
     # The head as a flat list of pieces, joined once at the end: the status line (a standard
     # one looked up, else built and checked), then four pieces per field.
-    line = _STATUS_LINES.get(status_code) if not reason else None
+    if not reason:
+        line = _STATUS_LINES.get(status_code)
+    elif type(reason) is bytes:
+        line = _STATUS_LINES_WITH_REASON.get((status_code, reason))
+    else:
+        line = None
     parts = [line if line is not None else status_line(status_code, reason)]
     append = parts.append
     unchecked = False
