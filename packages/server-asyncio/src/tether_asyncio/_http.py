@@ -12,9 +12,9 @@ bodies their back-pressure.
 from __future__ import annotations
 
 import contextlib
-import time
 from functools import partial
 from operator import itemgetter
+from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -319,7 +319,7 @@ class HTTPConnection:
         state = self.state
         state.spend_request()  # --limit-max-requests
         cell = self.cell
-        started = time.monotonic() if cell is not None else 0.0  # --metrics-port
+        started = monotonic() if cell is not None else 0.0  # --metrics-port
         method = request.method
         headers = request.headers
         # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.

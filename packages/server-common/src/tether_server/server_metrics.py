@@ -77,6 +77,11 @@ _BUCKETS = DURATION_BUCKETS
 _FIRST_BOUND = _BUCKETS[0]
 #: Histogram buckets a (method, status digit) row holds: one per bound, one above them all.
 _WIDTH = len(_BUCKETS) + 1
+#: Where a method's rows start in a cell's ``responses``, and how far into them a status's
+#: class row is (a status outside 100-599: none's, 0).
+_METHOD_BASE = {method: row * _WIDTH for method, row in _METHOD_ROW.items()}
+_OTHER_BASE = _OTHER_ROW * _WIDTH
+_STATUS_BASE = {status: status // 100 * _WIDTH for status in range(100, 600)}
 
 
 class Cell:
@@ -130,16 +135,15 @@ class Cell:
         at ``started`` (a ``time.monotonic()`` reading); ``reused``: the connection had served
         one before. A 101's session is not a duration."""
         seconds = monotonic() - started
-        cls = status // 100
-        if not 0 <= cls <= 5:  # a status the application made up ("999 Nope"), as "none"
-            cls = 0
-        row = (_METHOD_ROW.get(method, _OTHER_ROW) + cls) * _WIDTH
+        # The row: two look-ups in tables fixed at import (a status the application made up,
+        # "999 Nope", counts as "none"), each already a multiple of the row width.
+        row = _METHOD_BASE.get(method, _OTHER_BASE) + _STATUS_BASE.get(status, 0)
         # Most answers of a busy server come within the first bound: one comparison.
         if seconds <= _FIRST_BOUND:
             self.responses[row] += 1
         else:
             self.responses[row + bisect_left(_BUCKETS, seconds)] += 1
-        if cls != 1:
+        if not 100 <= status < 200:
             self.seconds += seconds
         if reused:
             self.reused += 1
