@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from tether.health import HealthState, health_response, probe_for
@@ -137,6 +138,13 @@ class Loop:
         self.metrics = config.metrics
         if self.metrics is not None:
             self.metrics.watch(lambda: (len(self.conns), self._in_flight, self._websockets))
+            self.metrics.watch_bytes(self._live_bytes)
+
+    def _live_bytes(self) -> tuple[int, int]:
+        """Bytes read and written by the open connections (a scrape's thread, under the
+        metrics lock; ``list()`` copies the set in one step)."""
+        conns = list(self.conns)
+        return sum(conn.received for conn in conns), sum(conn.sent for conn in conns)
 
     # -- cross-thread requests ------------------------------------------------------------------
 
@@ -281,7 +289,12 @@ class Loop:
     def forget(self, conn: Connection) -> None:
         """A connection closed (loop thread)."""
         if conn in self.conns:
-            self.conns.discard(conn)
+            if self.metrics is None:
+                self.conns.discard(conn)
+            else:
+                # Its byte counts join the loop thread's cell as it leaves the open set.
+                forget = partial(self.conns.discard, conn)
+                self.metrics.fold(self.metrics.cell(), conn.received, conn.sent, forget)
             if self.gate.closed() and not self.draining:
                 self._listen(True)
         if conn.timer_at is not None:
