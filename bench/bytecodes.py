@@ -29,13 +29,15 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import _harness as harness  # noqa: E402
-import traffic  # noqa: E402
+if TYPE_CHECKING:
+    from bench import _harness as harness
+    from bench import traffic
+else:  # run as a script: bench/ is on sys.path
+    import _harness as harness
+    import traffic
 
 CONNECTIONS = 8
 MINIMAL = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
