@@ -80,6 +80,25 @@ def wait_listening(
     raise RuntimeError("server did not start listening")
 
 
+def lockstep(socks: list[socket.socket], heads: list[bytes], start: int, count: int) -> int:
+    """Send ``count`` requests over ``socks``, one at a time on each connection: every
+    connection sends its next head (``heads`` in turn from ``start``), then each response is
+    read to the benchmark apps' ``Hello, world!`` body. Returns where the heads go on."""
+    n = start
+    for _ in range(count // len(socks)):
+        for sock in socks:
+            sock.sendall(heads[n % len(heads)])
+            n += 1
+        for sock in socks:
+            data = b""
+            while not data.endswith(b"Hello, world!"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError("the server closed a connection")
+                data += chunk
+    return n
+
+
 def wrk_seconds(duration: float) -> int:
     """How long wrk runs for a requested ``duration``: whole seconds, at least one."""
     return max(1, round(duration))

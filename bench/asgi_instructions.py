@@ -23,6 +23,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench import _harness as harness
+else:  # run as a script: bench/ is on sys.path
+    import _harness as harness
 
 HERE = Path(__file__).resolve().parent
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
@@ -33,16 +39,7 @@ def drive(port: int, requests: int) -> None:
     """Send ``requests`` requests over CONNECTIONS keep-alive connections, in lockstep."""
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
     try:
-        for _ in range(requests // CONNECTIONS):
-            for sock in socks:
-                sock.sendall(REQUEST)
-            for sock in socks:
-                data = b""
-                while not data.endswith(b"Hello, world!"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        raise RuntimeError("the server closed a connection")
-                    data += chunk
+        harness.lockstep(socks, [REQUEST], 0, requests)
     finally:
         for sock in socks:
             sock.close()

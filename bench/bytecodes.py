@@ -73,23 +73,6 @@ def _serve(server: str, port: int, extra: list[str]) -> None:
         main()
 
 
-def _drive(socks: list[socket.socket], heads: list[bytes], start: int, count: int) -> int:
-    """Send ``count`` requests, each connection one at a time; return where the heads go on."""
-    n = start
-    for _ in range(count // len(socks)):
-        for sock in socks:
-            sock.sendall(heads[n % len(heads)])
-            n += 1
-        for sock in socks:
-            data = b""
-            while not data.endswith(b"ello, world!"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise RuntimeError("the server closed a connection")
-                data += chunk
-    return n
-
-
 def main() -> int:
     """Command line: print bytecodes per request and the top functions."""
     global _on
@@ -114,9 +97,9 @@ def main() -> int:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-    at = _drive(socks, heads, 0, 400)  # warm-up: imports, first-use paths
+    at = harness.lockstep(socks, heads, 0, 400)  # warm-up: imports, first-use paths
     _on = True
-    _drive(socks, heads, at, args.requests)
+    harness.lockstep(socks, heads, at, args.requests)
     _on = False
     total = sum(_counts.values())
     print(f"{args.server} {args.traffic}: {total / args.requests:.0f} bytecodes/request")
