@@ -237,7 +237,7 @@ def _batched_fields(environ: Environ, headers: Headers) -> bool:
     C-level passes over all of its fields at once, rather than a Python turn per field; False,
     having added nothing, for any other head (the per-field loop then does it)."""
     names = b"\n".join(map(_name, headers))
-    if not headers or b"_" in names:
+    if b"_" in names:
         return False
     keys = "HTTP_" + names.decode("latin-1").upper().replace("-", "_").replace("\n", "\nHTTP_")
     key_list = keys.split("\n")

@@ -24,6 +24,7 @@ from tether_asyncio._stream import FastStream, ReadBuffer
 from tether_asyncio._tls import CountedStream, TLSInfo
 from tether_asyncio._types import Stream
 from tether_server.logfiles import REOPEN_SIGNAL, on_reopen_signal
+from tether_server.server_metrics import byte_totals
 from tether_server.startup import (
     FORCE_HINT,
     FORCED_EXIT,
@@ -139,7 +140,10 @@ class Server:
         self.state = state
         if state.metrics is not None:
             state.metrics.watch(lambda: _counts(state))
-            state.metrics.watch_bytes(lambda: _live_bytes(state))
+            # Plain-TCP asyncio connections count their bytes in their FastStream.
+            state.metrics.watch_bytes(
+                lambda: byte_totals([conn.fast for conn in list(state.connections)])
+            )
         state.refresh(anyio.current_time())
         self._exit = anyio.Event()
         self.address = sock.getsockname()
@@ -460,18 +464,6 @@ def _counts(state: ServerState) -> tuple[int, int, int]:
     connections = list(state.connections)
     sessions = sum(1 for c in connections if c.websocket is not None)
     return len(connections), state.in_flight, sessions
-
-
-def _live_bytes(state: ServerState) -> tuple[int, int]:
-    """Bytes read and written by the open connections over plain TCP on asyncio (their
-    :class:`FastStream` counts them; run under the metrics lock by a scrape's thread)."""
-    received = sent = 0
-    for connection in list(state.connections):
-        fast = connection.fast
-        if fast is not None:
-            received += fast.received
-            sent += fast.sent
-    return received, sent
 
 
 def _ip_address(address: Any) -> tuple[str, int] | None:

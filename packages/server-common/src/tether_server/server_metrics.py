@@ -31,9 +31,10 @@ import socket
 import tempfile
 import threading
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from time import monotonic
+from typing import Protocol
 
 from tether_server.metrics import (
     DURATION_BUCKETS,
@@ -82,6 +83,25 @@ _WIDTH = len(_BUCKETS) + 1
 _METHOD_BASE = {method: row * _WIDTH for method, row in _METHOD_ROW.items()}
 _OTHER_BASE = _OTHER_ROW * _WIDTH
 _STATUS_BASE = {status: status // 100 * _WIDTH for status in range(100, 600)}
+
+
+class ByteCounter(Protocol):
+    """A connection that counts its own bytes (see :meth:`ServerMetrics.watch_bytes`)."""
+
+    received: int
+    sent: int
+
+
+def byte_totals(counters: Iterable[ByteCounter | None]) -> tuple[int, int]:
+    """Bytes read and written by ``counters`` (None: one that counts none): what a server's
+    ``live()`` for :meth:`ServerMetrics.watch_bytes` gives from its open connections. Pass a
+    copy of a set another thread changes (``list()`` takes it in one step)."""
+    received = sent = 0
+    for counter in counters:
+        if counter is not None:
+            received += counter.received
+            sent += counter.sent
+    return received, sent
 
 
 class Cell:
@@ -220,15 +240,8 @@ class ServerMetrics:
             cell = self.cell()
         cell.request(method, status, started, reused)
 
-    def received(self, size: int) -> None:
-        """Bytes read from a client."""
-        try:
-            self._local.cell.received += size
-        except AttributeError:
-            self.cell().received += size
-
     def sent(self, size: int) -> None:
-        """Bytes written to a client."""
+        """Bytes written to a client outside its connection's own count (``os.sendfile``)."""
         try:
             self._local.cell.sent += size
         except AttributeError:
@@ -466,9 +479,11 @@ __all__ = [
     "RESTART_REASONS",
     "SHED_REASONS",
     "TIMEOUT_KINDS",
+    "ByteCounter",
     "Cell",
     "Exporter",
     "ServerMetrics",
     "SupervisorMetrics",
     "bind_metrics",
+    "byte_totals",
 ]

@@ -33,6 +33,7 @@ from tether.http1 import Request, Response, date_header
 from tether.serving import ConnectionGate, no_tunnel_response, split_target
 from tether.serving_cycle import RULES
 from tether.serving_wsgi import Environ, WSGIApp, gathered_body, server_environ
+from tether_server.server_metrics import byte_totals
 from tether_server.startup import drain_timeout_message, draining_message
 from tether_threaded._config import Config
 from tether_threaded._connection import Connection
@@ -138,13 +139,7 @@ class Loop:
         self.metrics = config.metrics
         if self.metrics is not None:
             self.metrics.watch(lambda: (len(self.conns), self._in_flight, self._websockets))
-            self.metrics.watch_bytes(self._live_bytes)
-
-    def _live_bytes(self) -> tuple[int, int]:
-        """Bytes read and written by the open connections (a scrape's thread, under the
-        metrics lock; ``list()`` copies the set in one step)."""
-        conns = list(self.conns)
-        return sum(conn.received for conn in conns), sum(conn.sent for conn in conns)
+            self.metrics.watch_bytes(lambda: byte_totals(list(self.conns)))
 
     # -- cross-thread requests ------------------------------------------------------------------
 
