@@ -52,7 +52,7 @@ def test_ready_bytes_are_taken_without_a_pass_and_a_send_makes_one() -> None:
         exchanges = 20
         async with anyio.create_task_group() as group:
             group.start_soon(lambda: _note(ran))
-            await anyio.sleep(0.01)
+            await _started(ran)
             turns = 0
             for _ in range(exchanges):
                 client.sendall(b"GET / HTTP/1.1\r\n\r\n")  # in our socket's queue on return
@@ -81,7 +81,7 @@ def test_a_busy_connection_yields_after_its_budget() -> None:
         ran = []
         async with anyio.create_task_group() as group:
             group.start_soon(lambda: _note(ran))
-            await anyio.sleep(0.01)
+            await _started(ran)
             ran.clear()
             with anyio.fail_after(10):
                 for _ in range(4 * SEND_BUDGET // 4096):
@@ -118,6 +118,12 @@ def test_a_send_blocked_on_a_stream_closed_by_another_task_raises_anyios_error()
         client.close()
 
     anyio.run(main, backend="trio")
+
+
+async def _started(ran: list[int]) -> None:
+    """Return once the ``_note`` task has run (no clock: scheduler passes until it shows)."""
+    while not ran:
+        await anyio.lowlevel.checkpoint()
 
 
 async def _note(ran: list[int]) -> None:
