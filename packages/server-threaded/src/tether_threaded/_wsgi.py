@@ -56,8 +56,10 @@ def build_environ(conn: Connection, request: Request, proxies: TrustedProxies | 
 
 
 class Exchange:
-    """One request on its way through the application; the response's rules are the core's
-    :class:`tether.serving_cycle.ResponseCycle` (:attr:`cycle`)."""
+    """One request on its way through the WSGI application.
+
+    What the response may do next (and the 500, the access line) is decided by :attr:`cycle`,
+    the core's :class:`tether.serving_cycle.ResponseCycle`; this class moves the bytes."""
 
     __slots__ = (
         "chunks",
