@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
 from tether_asyncio._cli import build_parser as asyncio_parser
 from tether_threaded._cli import build_parser as threaded_parser
+from tether_threaded._config import Config as ThreadedConfig
+
+#: A default that says nothing: None, an empty string, or an empty list, tuple, dict or set.
+NO_VALUE_DEFAULT = re.compile(r"\(default: (None|\[\]|\(\)|\{\}|set\(\)|frozenset\(\))?\)")
 
 
 def _serve(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -31,9 +36,24 @@ def test_every_option_has_help_and_one_default(name: str) -> None:
         where = f"{name} {'/'.join(action.option_strings) or action.dest}"
         assert text.strip(), f"{where}: no help"
         assert text.count("default") <= 1, f"{where}: {text}"
-        assert "(default: None)" not in text and "(default: )" not in text, f"{where}: {text}"
+        assert not NO_VALUE_DEFAULT.search(text), f"{where}: {text}"
     rendered = parser.format_help()
-    assert "(default: None)" not in rendered and "(default: )" not in rendered
+    assert not NO_VALUE_DEFAULT.search(rendered), rendered
+
+
+def test_no_value_pattern_catches_what_argparse_prints() -> None:
+    """The pattern above matches argparse's own rendering of each empty default."""
+    for empty in (None, "", [], (), {}, set(), frozenset()):
+        assert NO_VALUE_DEFAULT.search(f"x (default: {empty})"), empty
+    assert not NO_VALUE_DEFAULT.search("x (default: 0)")
+
+
+def test_threaded_body_limit_help_states_the_real_default() -> None:
+    """``--limit-request-body`` has no argparse default on tether-threaded, yet the server caps
+    bodies at ``Config.max_gathered_body``: the help says so."""
+    (action,) = [a for a in PARSERS["tether-threaded"]._actions if a.dest == "max_body_size"]
+    assert ThreadedConfig.max_gathered_body == 1 << 30
+    assert action.help is not None and "default: 1 GiB" in action.help
 
 
 @pytest.mark.parametrize("name", sorted(PARSERS))

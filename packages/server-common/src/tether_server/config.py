@@ -21,6 +21,7 @@ from tether.serving import SERVER_HEADER, TrustedProxies, server_limits
 from tether_server.accesslog import AccessFormat, compile_access_format
 from tether_server.binding import bind_socket
 from tether_server.options import (
+    BODY_SIZE_HELP,
     ConfigError,
     add_binding_options,
     add_limit_options,
@@ -210,6 +211,7 @@ def add_server_options(
     root_path_help: str,
     concurrency_help: str,
     graceful_shutdown_help: str,
+    body_size_help: str = BODY_SIZE_HELP,
 ) -> OptionGroups:
     """Add every option both servers share to ``parser``, in its groups; return the groups a
     server adds its own options to."""
@@ -230,7 +232,10 @@ def add_server_options(
     add_process_options(runtime)
     limits = parser.add_argument_group("limits and timeouts")
     add_limit_options(
-        limits, concurrency_help=concurrency_help, graceful_shutdown_help=graceful_shutdown_help
+        limits,
+        concurrency_help=concurrency_help,
+        graceful_shutdown_help=graceful_shutdown_help,
+        body_size_help=body_size_help,
     )
     websocket = parser.add_argument_group("WebSocket")
     add_websocket_options(websocket)

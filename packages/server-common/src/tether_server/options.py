@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ssl
+from collections.abc import Collection
 
 from tether_server.accesslog import ATOMS
 from tether_server.option_types import (
@@ -31,6 +32,9 @@ LOG_FORMATS = ("text", "json")
 #: The ``--log-level`` choices; "trace" logs as much as "debug".
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
+#: ``--limit-request-body``'s help where the server sets no limit of its own by default.
+BODY_SIZE_HELP = "largest request body in bytes (413 beyond)"
+
 
 class ConfigError(Exception):
     """A configuration problem the user must fix; the message is one line."""
@@ -38,11 +42,14 @@ class ConfigError(Exception):
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """``--help`` with each option's default shown once: not when the help text already says
-    it, and not for "no value" defaults (None, an empty string, an off switch)."""
+    it, and not for "no value" defaults (None, an empty string or list, an off switch)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if "default" in text or action.default in (None, "", False, argparse.SUPPRESS):
+        default = action.default
+        # A repeatable option starts from an empty list: "(default: [])" tells a user nothing.
+        empty = isinstance(default, Collection) and not default
+        if "default" in text or empty or default in (None, False, argparse.SUPPRESS):
             return text
         return super()._get_help_string(action)
 
@@ -93,10 +100,12 @@ def add_limit_options(
     *,
     concurrency_help: str,
     graceful_shutdown_help: str,
+    body_size_help: str = BODY_SIZE_HELP,
 ) -> None:
     """Add the concurrency, connection, request, timeout and size limits.
 
-    Each server words two of them its own way, so it passes their help texts.
+    Each server words some of them its own way (their defaults differ), so it passes their
+    help texts.
     """
     group.add_argument(
         "--limit-concurrency", type=_positive_int, default=None, help=concurrency_help
@@ -199,7 +208,7 @@ def add_limit_options(
         dest="max_body_size",
         type=_positive_int,
         default=None,
-        help="largest request body in bytes (413 beyond)",
+        help=body_size_help,
     )
 
 
