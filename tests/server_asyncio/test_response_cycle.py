@@ -47,6 +47,8 @@ def test_a_body_longer_than_its_length_is_a_500_while_nothing_was_sent(
     assert status == 500
     assert body == b"Internal Server Error\n"
     assert any('"GET /long HTTP/1.1" 500' in line for line in _access(caplog)), _access(caplog)
+    # Logged before the 500 is written: it says what the client got, not "closing".
+    assert _errors(caplog) == ["connection 1: exception in ASGI application; answering 500"]
 
 
 def test_a_body_outgrowing_its_length_later_closes_and_logs_what_was_sent(
@@ -67,16 +69,39 @@ def test_a_body_outgrowing_its_length_later_closes_and_logs_what_was_sent(
 
 
 @pytest.mark.parametrize("path", ["relative/file.txt", "/no/such/file/here"])
-def test_a_bad_pathsend_is_a_500(serve: Any, path: str) -> None:
+def test_a_bad_pathsend_is_a_500(serve: Any, caplog: pytest.LogCaptureFixture, path: str) -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send(_start())
         await send({"type": "http.response.pathsend", "path": path})
 
+    caplog.set_level(logging.ERROR, logger="tether.error")
     srv = serve(app)
     sock = srv.connect()
     sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     status, _, _ = read_response(sock)
     assert status == 500
+    assert _errors(caplog) == ["connection 1: exception in ASGI application; answering 500"]
+
+
+def test_an_exception_after_a_complete_response_keeps_the_connection(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(_start(2))
+        await send({"type": "http.response.body", "body": b"ok"})
+        if scope["path"] == "/raise":
+            raise ValueError("after the end")
+
+    caplog.set_level(logging.ERROR, logger="tether.error")
+    srv = serve(app)
+    sock = srv.connect()
+    sock.sendall(b"GET /raise HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(sock)[::2] == (200, b"ok")
+    sock.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(sock)[::2] == (200, b"ok")
+    assert _errors(caplog) == [
+        "connection 1: exception in ASGI application after completing its response"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -456,11 +456,22 @@ class HTTPConnection:
             # ClientDisconnect): the client leaving is not an application error.
             error_log.debug("connection %d: client disconnected during the response", self.id)
             return
-        suffix, extra = tagged(cycle.response)
+        response = cycle.response
+        suffix, extra = tagged(response)
+        # What the client gets, by what has left: a start() whose head is still held (a body
+        # longer than its Content-Length, a bad pathsend) can still become a clean 500.
+        if response.complete:
+            outcome = " after completing its response"
+        elif response.committed:
+            outcome = " after the response started; closing"
+        elif self.closed:
+            outcome = ""  # the client has gone: nobody to answer
+        else:
+            outcome = "; answering 500"  # _unfinished sends it next
         error_log.error(
             "connection %d: exception in ASGI application%s%s",
             self.id,
-            " after the response started; closing" if cycle.started else "",
+            outcome,
             suffix,
             exc_info=exc,
             extra=extra,
