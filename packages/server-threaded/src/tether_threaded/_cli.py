@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="on an application error, send the traceback in the 500 response (development "
         "only: any client reads it; off by default, as in waitress)",
     )
+    groups.runtime.add_argument(
+        "--request-body",
+        choices=("gather", "stream"),
+        default="gather",
+        help="gather: read each request body whole (memory, then a temporary file) before the "
+        "app runs, and set CONTENT_LENGTH, as waitress does; stream: run the app at the head "
+        "and let it read the body as it comes (wsgi.input_terminated), as gunicorn does, where "
+        "a worker waits on a slow client for up to --timeout-body per stall",
+    )
     groups.websocket.add_argument(
         "--limit-websockets",
         type=positive_int,
@@ -76,6 +85,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         threads=args.threads,
         limit_websockets=args.limit_websockets,
         expose_tracebacks=args.expose_tracebacks,
+        request_body=args.request_body,
         multiprocess=args.multiprocess,
         **config_options(args),
     )

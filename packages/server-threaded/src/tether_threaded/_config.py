@@ -11,6 +11,7 @@ listening socket are this server's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from tether.serving_wsgi import WSGIApp
 from tether_server.binding import bind_socket
@@ -37,13 +38,19 @@ class Config(ServerConfig):
     #: On an application error, send the traceback in the 500's body (waitress's
     #: ``expose_tracebacks``; for development only: it shows the code to any client).
     expose_tracebacks: bool = False
+    #: ``"gather"``: the loop reads each request body whole (memory, then a temporary file)
+    #: before the application runs, and sets ``CONTENT_LENGTH`` (waitress). ``"stream"``: the
+    #: application runs at the head and reads the body as it comes (gunicorn); a worker then
+    #: waits on its client, for at most ``timeout_body`` per stall.
+    request_body: Literal["gather", "stream"] = "gather"
     #: Other processes serve the same application (a worker of ``--workers N``, N > 1): the
     #: environ's ``wsgi.multiprocess``.
     multiprocess: bool = False
 
-    def body_cap(self) -> int:
-        """The most body bytes one request may bring (the loop gathers them all)."""
-        if self.max_body_size is not None:
+    def body_cap(self) -> int | None:
+        """The most body bytes one request may bring: ``max_body_size``, else (when the loop
+        gathers bodies, spooling them to disk) ``max_gathered_body``."""
+        if self.max_body_size is not None or self.request_body == "stream":
             return self.max_body_size
         return self.max_gathered_body
 

@@ -2,7 +2,8 @@
 
 The socket's side (interest, output, deadlines, TLS, closing) is :class:`~._socket.Channel`'s.
 The loop reads each request body whole before the request is dispatched, so no worker ever waits
-on a client's bytes. Every protocol decision (framing, keep-alive, limits, timeouts, error
+on a client's bytes; under ``--request-body stream`` the request is dispatched at its head and
+the loop passes the body on as it reads it (:class:`~._input.StreamedBody`). Every protocol decision (framing, keep-alive, limits, timeouts, error
 responses) is the core's, and what each of its answers means for the server is
 :class:`tether.serving_driver.ConnectionDriver`'s. As in the channel, everything here runs with
 the connection's lock held.
@@ -11,12 +12,13 @@ the connection's lock held.
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 from tether.errors import ProtocolError
 from tether.http1 import Data, EndOfMessage, Request
 from tether.serving_driver import Next
-from tether_threaded._input import BodyBuffer, ClientDisconnected
+from tether_threaded._input import BodyBuffer, ClientDisconnected, StreamedBody
 from tether_threaded._ports import Host, Job
 from tether_threaded._socket import OUT_HIGH, READ, Channel
 
@@ -24,7 +26,7 @@ from tether_threaded._socket import OUT_HIGH, READ, Channel
 class Connection(Channel):
     """The server side of one accepted socket."""
 
-    __slots__ = ("body", "busy", "exchange", "held", "want_read")
+    __slots__ = ("body", "busy", "exchange", "held", "streamed", "want_read")
 
     def __init__(  # noqa: PLR0917
         self,
@@ -43,6 +45,8 @@ class Connection(Channel):
         #: The body being gathered, and the request it belongs to, until it is dispatched.
         self.body: BodyBuffer | None = None
         self.exchange: Job | None = None
+        #: ``--request-body stream``: the body the running application reads.
+        self.streamed: StreamedBody | None = None
         #: The complete request waits for the client to read what was sent before (OUT_HIGH).
         self.held = False
 
@@ -80,6 +84,15 @@ class Connection(Channel):
             event = driver.next_event(now)
             kind = type(event)
             if kind is Data:
+                streamed = self.streamed
+                if streamed is not None:
+                    if not streamed.feed(event.data):  # type: ignore[union-attr]
+                        # The application is behind: take nothing more from the core (so no
+                        # body deadline runs) and stop reading until it reads (resume_body).
+                        streamed.paused = True
+                        self.want_read = False
+                        return
+                    continue
                 body = self.body
                 if body is None:
                     body = self.body = BodyBuffer(self.loop.body_cap)
@@ -91,6 +104,9 @@ class Connection(Channel):
                     return
             elif kind is EndOfMessage:
                 self.want_read = False
+                if self.streamed is not None:
+                    self.streamed.end()  # the request was dispatched at its head
+                    return
                 self._dispatch(now)
                 return  # the core answers PAUSED until the response is complete
             elif kind is Request:
@@ -118,12 +134,22 @@ class Connection(Channel):
         self.exchange = exchange
         self.busy = True
         if exchange.has_body:
-            self.body = BodyBuffer(self.loop.body_cap)
+            if self.loop.config.request_body == "stream":
+                self.streamed = exchange.stream_body(self)
+            else:
+                self.body = BodyBuffer(self.loop.body_cap)
             # The loop reads the body now, whatever the application will do with it.
             try:
                 self.write(self.driver.continue_bytes(), wait=False)
             except ClientDisconnected:
                 return
+            if self.streamed is not None:
+                self._dispatch(now)  # the application reads the body as it comes
+
+    def resume_body(self) -> None:
+        """The application read its streamed body below the mark: go on (worker, lock held)."""
+        if not self.closing:
+            self.pump(time.monotonic())
 
     def drained(self, now: float) -> None:
         """The output drained to OUT_LOW: a request held back goes on."""
@@ -146,6 +172,10 @@ class Connection(Channel):
     def response_done(self, now: float) -> None:
         """The application's response is complete (worker): reuse or close the connection."""
         self.busy = False
+        if self.streamed is not None:
+            # What is left of an unread body is the core's to drain (or the connection ends).
+            self.streamed.detach()
+            self.streamed = None
         if self.closing:
             return
         # Handing over, a response begun before the shutdown (without "Connection: close")
@@ -168,6 +198,9 @@ class Connection(Channel):
         if self.body is not None:
             self.body.discard()
             self.body = None
+        # A reader of an unfinished streamed body, woken by close_now, sees ``closing`` and
+        # raises: a cut body must not read as a whole one.
+        self.streamed = None
         self.exchange = None
 
 

@@ -1,23 +1,37 @@
-"""``wsgi.input``: the request body, gathered whole by the loop before the application runs.
+"""``wsgi.input``: the request body, gathered whole by the loop before the application runs,
+or (``--request-body stream``) read by the application as it arrives.
 
-A worker thread must never wait on a client: a body trickled at a byte a second would hold it
-for the whole upload, and ``--threads`` such clients would stop the server. So the loop reads
-the body (de-chunked by the core) into a :class:`BodyBuffer`, in memory up to
+By default a worker thread never waits on a client: a body trickled at a byte a second would
+hold it for the whole upload, and ``--threads`` such clients would stop the server. So the loop
+reads the body (de-chunked by the core) into a :class:`BodyBuffer`, in memory up to
 :data:`SPOOL_AT` bytes and in an anonymous temporary file beyond it, bounded by the core's
 body-size limit, and the application gets a complete, seekable stream with ``CONTENT_LENGTH``
 set (waitress does the same; Django, Bottle and Falcon read only ``CONTENT_LENGTH``).
+
+An application that must see the body while it arrives (a long upload processed on the fly, a
+request that streams for as long as its response does) asks for ``--request-body stream``, as
+gunicorn serves every body: the worker runs at the head and reads a :class:`StreamedBody`
+(``wsgi.input_terminated``; a chunked body has no ``CONTENT_LENGTH``). A worker then waits on
+its client, for at most the core's body timeout per stall; the loop holds at most
+:data:`STREAM_HIGH` unread bytes and stops reading the socket beyond, so the client waits for
+the application, not the server's memory.
 """
 
 from __future__ import annotations
 
 import io
+import sys
 import tempfile
-from typing import IO
+import threading
+from collections.abc import Iterator
+from typing import IO, Protocol
 
 from tether.errors import ContentTooLarge
 
 #: Body bytes held in memory; a longer body is spooled to a temporary file.
 SPOOL_AT = 256 * 1024
+#: ``--request-body stream``: unread body bytes the loop holds before it stops reading.
+STREAM_HIGH = 256 * 1024
 
 
 class ClientDisconnected(OSError):
@@ -31,7 +45,7 @@ class BodyBuffer:
 
     __slots__ = ("cap", "chunks", "file", "size")
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int | None) -> None:
         #: Most bytes accepted (``Config.body_cap``); the core checks ``max_body_size`` too.
         self.cap = cap
         self.chunks: list[bytes] = []
@@ -42,7 +56,7 @@ class BodyBuffer:
     def feed(self, data: bytes) -> None:
         """Add a piece of the body the core produced (raises ContentTooLarge past the cap)."""
         self.size += len(data)
-        if self.size > self.cap:
+        if self.cap is not None and self.size > self.cap:
             raise ContentTooLarge(f"the request body exceeds {self.cap} bytes")
         if self.file is not None:
             self.file.write(data)
@@ -76,4 +90,101 @@ class BodyBuffer:
             self.file = None
 
 
-__all__ = ["SPOOL_AT", "BodyBuffer", "ClientDisconnected"]
+class Source(Protocol):
+    """The connection a :class:`StreamedBody` reads from."""
+
+    #: The connection's condition (on its lock): notified when bytes come or it closes.
+    cond: threading.Condition
+    #: The connection is closing (timed out, broken, or the server stops).
+    closing: bool
+
+    def resume_body(self) -> None:
+        """The application took bytes: read more of the body (lock held)."""
+
+
+class StreamedBody:
+    """``wsgi.input`` under ``--request-body stream``: the body as the loop reads it.
+
+    The loop adds pieces (:meth:`feed`) and the end (:meth:`end`), with the connection's lock
+    held; the application's ``read``/``readline`` wait for them. Past :data:`STREAM_HIGH`
+    unread bytes the loop pauses (:attr:`paused`) until the application reads. A read when the
+    client has gone (or the core gave up on a stalled body) raises :class:`ClientDisconnected`.
+    After the response the body is detached (:meth:`detach`): what is left reads as the end.
+    """
+
+    __slots__ = ("buf", "done", "paused", "source")
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.buf = bytearray()
+        #: The last piece came (or the exchange is over): no more bytes will.
+        self.done = False
+        #: The loop stopped taking the body from the core until the application reads.
+        self.paused = False
+
+    # -- the loop's side (connection lock held) ---------------------------------------------------
+
+    def feed(self, data: bytes) -> bool:
+        """Add a piece; True while the loop may read more (fewer than STREAM_HIGH unread)."""
+        self.buf += data
+        self.source.cond.notify_all()
+        return len(self.buf) < STREAM_HIGH
+
+    def end(self) -> None:
+        """The body is complete."""
+        self.done = True
+        self.source.cond.notify_all()
+
+    def detach(self) -> None:
+        """The exchange is over: later reads get what is buffered, then the end."""
+        self.done = True
+        self.paused = False
+
+    # -- the application's side (worker thread) ---------------------------------------------------
+
+    def _take(self, size: int, line: bool) -> bytes:
+        source = self.source
+        with source.cond:
+            buf = self.buf
+            while not self.done:
+                end = buf.find(b"\n") + 1 if line else 0
+                if end or len(buf) >= size:
+                    break
+                if source.closing:
+                    raise ClientDisconnected("the client went away before the end of the body")
+                if self.paused:
+                    self.paused = False
+                    source.resume_body()
+                    continue
+                source.cond.wait()
+            end = buf.find(b"\n") + 1 if line else 0
+            take = min(size, end) if end else size
+            data = bytes(buf[:take])
+            del buf[:take]
+            if self.paused and len(buf) < STREAM_HIGH // 2:
+                self.paused = False
+                source.resume_body()
+            return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes (all the rest for a negative or None size); fewer only at the
+        end of the body."""
+        return self._take(sys.maxsize if size is None or size < 0 else size, False)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """One line, its newline included (at most ``size`` bytes)."""
+        return self._take(sys.maxsize if size is None or size < 0 else size, True)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        """The remaining lines (PEP 3333 lets a server ignore ``hint``)."""
+        return list(self)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while line := self.readline():
+            yield line
+
+    def close(self) -> None:
+        """Nothing to free (the loop owns the bytes)."""
+
+
+__all__ = ["SPOOL_AT", "STREAM_HIGH", "BodyBuffer", "ClientDisconnected", "Source", "StreamedBody"]

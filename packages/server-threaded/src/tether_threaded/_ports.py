@@ -22,7 +22,7 @@ from tether.serving_wsgi import WSGIApp
 from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import Tagger
 from tether_threaded._config import Config
-from tether_threaded._input import BodyBuffer
+from tether_threaded._input import BodyBuffer, Source, StreamedBody
 
 
 class Job(Protocol):
@@ -31,6 +31,9 @@ class Job(Protocol):
     @property
     def has_body(self) -> bool:
         """Whether the request has a body to gather before the application runs."""
+
+    def stream_body(self, source: Source) -> StreamedBody:
+        """``--request-body stream``: the application's ``wsgi.input``, fed by the loop."""
 
 
 class Handler(Protocol):
@@ -59,7 +62,7 @@ class Host(Protocol):
     limits: Limits
     selector: selectors.BaseSelector
     app: WSGIApp
-    body_cap: int
+    body_cap: int | None
     draining: bool
     handover: bool
     access_log: bool

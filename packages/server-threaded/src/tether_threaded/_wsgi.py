@@ -34,7 +34,7 @@ from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import log_access, tagged
 from tether_threaded._connection import OUT_HIGH, Connection
 from tether_threaded._files import send_file
-from tether_threaded._input import ClientDisconnected
+from tether_threaded._input import ClientDisconnected, Source, StreamedBody
 from tether_threaded._ports import Host
 from tether_threaded._websocket import Upgrade
 
@@ -101,8 +101,8 @@ class Exchange:
         )
         if tag is not None:
             environ.update(tag.app_entries())
-        #: The gathered body handed to the application (closed after the response).
-        self.input: IO[bytes] | None = None
+        #: The body handed to the application (closed after the response).
+        self.input: IO[bytes] | StreamedBody | None = None
         #: A streamed response: the application's result and the iterator being sent, kept
         #: while the response is parked on a slow reader.
         self.result: Any = None
@@ -116,6 +116,12 @@ class Exchange:
     def has_body(self) -> bool:
         """Whether the request has a body (RFC 9112 6.3: Content-Length or Transfer-Encoding)."""
         return "CONTENT_LENGTH" in self.environ or "HTTP_TRANSFER_ENCODING" in self.environ
+
+    def stream_body(self, source: Source) -> StreamedBody:
+        """``--request-body stream``: ``wsgi.input`` is the body as the loop reads it (a chunked
+        one has no ``CONTENT_LENGTH``; ``wsgi.input_terminated`` says it ends)."""
+        self.input = self.environ["wsgi.input"] = body = StreamedBody(source)
+        return body
 
     def overloaded(self) -> bytes:
         """The canned 503 with ``Connection: close`` (the server is at its limit)."""
