@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         graceful_shutdown_help="seconds in-flight requests get to finish on shutdown "
         "('none': wait)",
         body_size_help="largest request body in bytes (413 beyond; default: 1 GiB, as in "
-        "waitress, so that a body spooled to disk cannot fill it)",
+        "waitress, so that a body spooled to disk cannot fill it; none with --request-body "
+        "stream, which spools nothing)",
     )
     groups.runtime.add_argument("--threads", type=positive_int, default=8, help="worker threads")
     groups.runtime.add_argument(
