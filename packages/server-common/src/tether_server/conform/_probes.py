@@ -120,6 +120,8 @@ class Result:
     second_processed: bool | None = None
     #: For a failed traffic probe: the failing stream, reduced.
     counterexample: Counterexample | None = None
+    #: The RFC's own sentence behind the expectation, quoted ("" for robustness findings).
+    sentence: str = ""
 
 
 def _refused(status: int) -> bool:

@@ -43,6 +43,8 @@ def text(url: str, version: str, results: Sequence[Result], *, verbose: bool = F
             lines.append(
                 f"  {_MARK[result.verdict]:7} {result.id}: {result.title}  [{result.rfc}{level}]"
             )
+            if result.sentence:
+                lines.append(f"          the RFC: \"{result.sentence}\"")
             lines.append(f"          safe: {result.safe}")
             lines.append(f"          this server: {result.observed}")
             if result.counterexample is not None:
@@ -96,6 +98,8 @@ def junit(url: str, results: Sequence[Result]) -> bytes:
         message = (
             f"[{result.rfc} {result.level}] safe: {result.safe}; this server: {result.observed}"
         )
+        if result.sentence:
+            message += f'; the RFC: "{result.sentence}"'
         if result.verdict is Verdict.FAIL:
             failures += 1
             failure = ET.SubElement(
