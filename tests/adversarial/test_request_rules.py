@@ -150,3 +150,24 @@ class TestAbsoluteFormTarget:
         answer = exchange(address, b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % target)
         assert answer.startswith(b"HTTP/1.1 400 "), answer
         assert seen.requests == []
+
+
+class TestConnect:
+    """RFC 9110 9.3.6: a 2xx to CONNECT turns the connection into a tunnel, which neither ASGI
+    nor WSGI can carry. Both servers answer 501 themselves, without calling the application,
+    and keep the connection for the next request (the request was whole: nothing to drain)."""
+
+    def test_501_without_the_app_and_the_connection_goes_on(
+        self, server: tuple[tuple[str, int], Seen]
+    ) -> None:
+        address, seen = server
+        wire = (
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+            b"GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+        answer = exchange(address, wire)
+        assert answer.startswith(b"HTTP/1.1 501 "), answer
+        # The second request was read as HTTP (no tunnel opened) and reached the app.
+        assert answer.count(b"HTTP/1.1 ") == 2, answer
+        assert answer.endswith(b"host=a path=/after")
+        assert seen.requests == [(b"a", b"/after")]
