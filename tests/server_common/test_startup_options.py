@@ -30,6 +30,12 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def wsgi(environ, start_response):
+    body = os.environ.get("GREETING", "unset").encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
 """
 
 ASGI2_APP = """
@@ -150,3 +156,73 @@ def test_interface_is_recognised_like_uvicorn(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not an ASGI 3"):
         load_app(Config(app="asgi2app:App", app_dir=str(tmp_path), interface="asgi3"))
     assert load_app(Config(app="asgi2app:App", app_dir=str(tmp_path))) is not None
+
+
+LOG_YAML = """
+version: 1
+disable_existing_loggers: false
+formatters:
+  f: {format: "YAMLCFG %(name)s %(message)s"}
+handlers:
+  h: {class: logging.StreamHandler, formatter: f}
+loggers:
+  tether: {handlers: [h], level: INFO, propagate: false}
+"""
+
+LOG_INI = """
+[loggers]
+keys=root,tether
+
+[handlers]
+keys=h
+
+[formatters]
+keys=f
+
+[logger_root]
+level=WARNING
+handlers=
+
+[logger_tether]
+level=INFO
+handlers=h
+qualname=tether
+propagate=0
+
+[handler_h]
+class=StreamHandler
+formatter=f
+args=(sys.stderr,)
+
+[formatter_f]
+format=INICFG %(name)s %(message)s
+"""
+
+
+@pytest.mark.parametrize(
+    ("which", "name", "text", "mark"),
+    [
+        ("tether_asyncio", "logging.yaml", LOG_YAML, "YAMLCFG"),
+        ("tether_threaded", "logging.ini", LOG_INI, "INICFG"),
+    ],
+)
+def test_log_config_in_yaml_and_ini(
+    tmp_path: Path, which: str, name: str, text: str, mark: str
+) -> None:
+    """--log-config takes a YAML dictConfig and an INI fileConfig too (as uvicorn does), on a
+    real served request: the access line comes out in the file's format."""
+    (tmp_path / "envapp.py").write_text(ENV_APP)
+    (tmp_path / ".env").write_text("GREETING=hi\n")
+    (tmp_path / name).write_text(text)
+    port = free_port()
+    app = "envapp:app" if which == "tether_asyncio" else "envapp:wsgi"
+    head = ["serve", app] if which == "tether_asyncio" else [app]
+    proc = spawn(which, tmp_path, *head, "--port", str(port), "--env-file", ".env",
+                 "--log-config", name)  # fmt: skip
+    with reaped(proc):
+        log = LogLines(proc)
+        log.wait_for(f"{mark} tether.error")
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text == "hi"
+        log.wait_for(f"{mark} tether.access")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
