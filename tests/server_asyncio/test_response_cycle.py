@@ -75,12 +75,15 @@ def test_a_bad_pathsend_is_a_500(serve: Any, caplog: pytest.LogCaptureFixture, p
         await send({"type": "http.response.pathsend", "path": path})
 
     caplog.set_level(logging.ERROR, logger="tether.error")
-    srv = serve(app)
+    caplog.set_level(logging.INFO, logger="tether.access")
+    srv = serve(app, access_log=True)
     sock = srv.connect()
-    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n")
     status, _, _ = read_response(sock)
     assert status == 500
     assert _errors(caplog) == ["connection 1: exception in ASGI application; answering 500"]
+    # The access line tells what the client got: the 500, not the app's 200.
+    assert any('"GET /file HTTP/1.1" 500' in line for line in _access(caplog)), _access(caplog)
 
 
 def test_an_exception_after_a_complete_response_keeps_the_connection(

@@ -99,3 +99,29 @@ def test_wsgi_multiprocess_under_workers(tmp_path: Path, workers: str, expected:
     with reaped(proc):
         read_until(proc, f"127.0.0.1:{port}", int(workers))
         assert httpx.get(f"http://127.0.0.1:{port}/").text == expected
+
+
+@pytest.mark.parametrize(
+    ("declared", "status"), [(1 << 30, b"100"), ((1 << 30) + 1, b"413")], ids=["1GiB", "1GiB+1"]
+)
+def test_the_default_body_limit_is_waitress_1_gib(
+    serve: Any, declared: int, status: bytes
+) -> None:
+    """Without --limit-request-body the gathered body is capped at 1 GiB (waitress's
+    max_request_body_size): a larger Content-Length gets 413 at the head, before any byte of
+    the body is read or spooled; 1 GiB exactly is accepted (100 Continue: send it)."""
+    import socket
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    with serve(app) as server:
+        sock = socket.create_connection(server.address[:2], timeout=10)
+        with sock:
+            sock.sendall(
+                b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                b"Content-Length: %d\r\n\r\n" % declared
+            )
+            answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer
