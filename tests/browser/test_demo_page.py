@@ -49,6 +49,11 @@ def test_the_demo_page_works_in_chromium(tmp_path: Path) -> None:
             out = page.text_content("#range-out")
             assert out.startswith("206 bytes 100-199/67108864")
             assert out.splitlines()[1].split() == [str(i % 251) for i in range(100, 200)]
+            # That long line wraps inside the page instead of running off to the right.
+            assert page.evaluate(
+                "(() => { const e = document.getElementById('range-out');"
+                " return e.scrollWidth <= e.clientWidth && e.offsetHeight > 40; })()"
+            )
 
             # Upload: nothing chosen gives a clear message; a file gives its parts.
             page.click("#upload button")
@@ -60,6 +65,11 @@ def test_the_demo_page_works_in_chromium(tmp_path: Path) -> None:
             page.wait_for_function("document.getElementById('upload-out').textContent.startsWith('200')")
             assert '"filename": "sample.txt"' in page.text_content("#upload-out")
             assert '"size": 7000' in page.text_content("#upload-out")
+            # The progress bar came out and shows the upload done.
+            assert page.evaluate(
+                "(() => { const b = document.getElementById('upload-progress');"
+                " return !b.hidden && b.value === 100; })()"
+            )
 
             # The curl hint names this server, not a placeholder.
             assert f"http://127.0.0.1:{port}/download" in page.text_content("#curl-hint")
