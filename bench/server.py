@@ -105,7 +105,16 @@ def _commands(port: int) -> dict[str, list[str]]:
     uvicorn = [py, "-m", "uvicorn", "server:app", "--port", str(port), *where]
     uvicorn += ["--log-level", "warning", "--loop", "asyncio", "--ws", "none"]
     granian = [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
-    granian += ["--port", str(port), "--workers", "1", "--loop", "asyncio", "--log-level", "warning"]
+    granian += [
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "asyncio",
+        "--log-level",
+        "warning",
+    ]
     granian += ["--runtime-threads", "1", "--no-ws", "server:app"]
     floor = [py, str(HERE / "server.py"), "--serve-floor", str(port)]
     return {

@@ -214,7 +214,9 @@ def hostile(kind: str, port: int, stop: threading.Event, count: int) -> None:
                     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                         choice = rng.randrange(4)
                         if choice == 1:
-                            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                            s.setsockopt(
+                                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                            )
                         elif choice == 2:
                             s.sendall(os.urandom(rng.randrange(1, 300)))
                         elif choice == 3:
@@ -225,7 +227,9 @@ def hostile(kind: str, port: int, stop: threading.Event, count: int) -> None:
                     sock.setblocking(False)
                     socks[n] = sock
                     if kind in ("slow-body",):
-                        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+                        sock.sendall(
+                            b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+                        )
                     elif kind == "non-reader":
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                         sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -239,7 +243,11 @@ def hostile(kind: str, port: int, stop: threading.Event, count: int) -> None:
                         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
                         sock.setblocking(False)
                 if kind == "slowloris":
-                    sock.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-a: b\r\n"[rng.randrange(10) : rng.randrange(10) + 1])
+                    sock.send(
+                        b"GET / HTTP/1.1\r\nHost: x\r\nX-a: b\r\n"[
+                            rng.randrange(10) : rng.randrange(10) + 1
+                        ]
+                    )
                 elif kind == "slow-body":
                     sock.send(b"x")
                 elif kind == "ping-flood":
@@ -298,7 +306,9 @@ def soak(server: str, seconds: float, every: float, clients: int) -> list[str]:
         for kind, n in HOSTILE.items()
     ]
     rows = [f"# {server}: {seconds:.0f} s, {clients} normal clients, hostile: {HOSTILE}"]
-    rows.append(f"{'t (s)':>6} {'RSS MB':>8} {'fds':>6} {'threads':>7} {'ok':>7} {'failed':>6} {'p99 ms':>7}")
+    rows.append(
+        f"{'t (s)':>6} {'RSS MB':>8} {'fds':>6} {'threads':>7} {'ok':>7} {'failed':>6} {'p99 ms':>7}"
+    )
     samples: list[tuple[float, int]] = []
     failed_total = 0
     try:

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.timeout(240)
 def _bench() -> object:
     sys.path.insert(0, str(ROOT / "bench"))
     try:
-        spec = importlib.util.spec_from_file_location("idle_memory", ROOT / "bench" / "idle_memory.py")
+        spec = importlib.util.spec_from_file_location(
+            "idle_memory", ROOT / "bench" / "idle_memory.py"
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

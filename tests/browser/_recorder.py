@@ -77,8 +77,10 @@ class FormServer:
                 out = conn.send(
                     Response(
                         status,
-                        [(b"content-type", b"text/html; charset=utf-8"),
-                         (b"content-length", b"%d" % len(payload))],
+                        [
+                            (b"content-type", b"text/html; charset=utf-8"),
+                            (b"content-length", b"%d" % len(payload)),
+                        ],
                     )
                 )
                 out += conn.send(Data(payload)) + conn.send(EndOfMessage())

@@ -62,7 +62,9 @@ def test_the_demo_page_works_in_chromium(tmp_path: Path) -> None:
             sample.write_bytes(b"tether\n" * 1000)
             page.set_input_files("#file", str(sample))
             page.click("#upload button")
-            page.wait_for_function("document.getElementById('upload-out').textContent.startsWith('200')")
+            page.wait_for_function(
+                "document.getElementById('upload-out').textContent.startsWith('200')"
+            )
             assert '"filename": "sample.txt"' in page.text_content("#upload-out")
             assert '"size": 7000' in page.text_content("#upload-out")
             # The progress bar came out and shows the upload done.

@@ -33,12 +33,26 @@ def test_probe_for(path: bytes, probe: Probe | None) -> None:
         (HealthState(started=False), 200, 503, 503, "starting"),
         (HealthState(started=True), 200, 200, 200, None),
         (HealthState(started=True, draining=True), 200, 200, 503, "draining"),
-        (HealthState(True, in_flight=4, limit_concurrency=4), 200, 200, 503, "at --limit-concurrency"),
-        (HealthState(True, connections=9, limit_connections=9), 200, 200, 503, "at --limit-connections"),
+        (
+            HealthState(True, in_flight=4, limit_concurrency=4),
+            200,
+            200,
+            503,
+            "at --limit-concurrency",
+        ),
+        (
+            HealthState(True, connections=9, limit_connections=9),
+            200,
+            200,
+            503,
+            "at --limit-connections",
+        ),
         (HealthState(True, in_flight=3, limit_concurrency=4), 200, 200, 200, None),
     ],
 )
-def test_answers(state: HealthState, live: int, startup: int, ready: int, reason: str | None) -> None:
+def test_answers(
+    state: HealthState, live: int, startup: int, ready: int, reason: str | None
+) -> None:
     for probe, status in ((Probe.LIVE, live), (Probe.STARTUP, startup), (Probe.READY, ready)):
         response, body = health_response(probe, state)
         assert response.status_code == status

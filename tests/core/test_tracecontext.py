@@ -58,7 +58,9 @@ def test_any_bytes_give_a_context_or_none(value: bytes) -> None:
 
 
 def test_trace_context_from_headers() -> None:
-    ctx = trace_context([(b"host", b"x"), (b"traceparent", VALID.encode()), (b"tracestate", b"a=1")])
+    ctx = trace_context(
+        [(b"host", b"x"), (b"traceparent", VALID.encode()), (b"tracestate", b"a=1")]
+    )
     assert ctx is not None
     assert ctx.parent.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert ctx.state == (("a", "1"),)

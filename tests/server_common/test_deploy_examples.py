@@ -120,7 +120,10 @@ def test_the_dockerfile_runs_a_graceful_tether() -> None:
 
 def test_the_docker_image_builds() -> None:
     docker = shutil.which("docker")
-    if docker is None or subprocess.run([docker, "info"], check=False, capture_output=True).returncode:
+    if (
+        docker is None
+        or subprocess.run([docker, "info"], check=False, capture_output=True).returncode
+    ):
         pytest.skip("no Docker daemon on this machine")
     result = subprocess.run(
         [docker, "build", "-q", "-f", "examples/Dockerfile", "-t", "tether-example", "."],

@@ -72,8 +72,10 @@ def supervised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[obje
     log = tmp_path / "events.log"
     monkeypatch.setenv("STUB_LOG", str(log))
     monkeypatch.setenv(
-        "PYTHONPATH", str(Path(__file__).resolve().parents[2] / "packages/server-common/src")
-        + ":" + str(Path(__file__).resolve().parents[2] / "packages/core/src")
+        "PYTHONPATH",
+        str(Path(__file__).resolve().parents[2] / "packages/server-common/src")
+        + ":"
+        + str(Path(__file__).resolve().parents[2] / "packages/core/src"),
     )
     sock = socket.create_server(("127.0.0.1", 0))
 

@@ -51,8 +51,7 @@ def test_the_app_reads_a_chunked_body_while_it_arrives() -> None:
     has sent the rest: gathered bodies would wait for the last chunk (the read times out)."""
     with running(_first_line_then_rest, request_body="stream") as server, connect(server) as sock:
         sock.sendall(
-            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + _chunk(b"hello\n")
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunk(b"hello\n")
         )
         head = _recv_until(sock, b"first:hello\n")
         assert b"first:hello\n" in head
@@ -89,7 +88,9 @@ def test_a_content_length_body_streams_and_keep_alive_goes_on() -> None:
     with running(app, request_body="stream") as server, connect(server) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nabcde")
         assert _recv_until(sock, b"got:abcde").endswith(b"got:abcde")
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nxyz")
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nxyz"
+        )
         assert read_until_closed(sock).endswith(b"got:xyz")
 
 

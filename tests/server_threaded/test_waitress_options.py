@@ -104,9 +104,7 @@ def test_wsgi_multiprocess_under_workers(tmp_path: Path, workers: str, expected:
 @pytest.mark.parametrize(
     ("declared", "status"), [(1 << 30, b"100"), ((1 << 30) + 1, b"413")], ids=["1GiB", "1GiB+1"]
 )
-def test_the_default_body_limit_is_waitress_1_gib(
-    serve: Any, declared: int, status: bytes
-) -> None:
+def test_the_default_body_limit_is_waitress_1_gib(serve: Any, declared: int, status: bytes) -> None:
     """Without --limit-request-body the gathered body is capped at 1 GiB (waitress's
     max_request_body_size): a larger Content-Length gets 413 at the head, before any byte of
     the body is read or spooled; 1 GiB exactly is accepted (100 Continue: send it)."""

@@ -410,7 +410,9 @@ class HTTPConnection:
             if response.phase is not _COMPLETE:
                 await self._unfinished(cycle)
                 if cell is not None:
-                    cell.request(method, cycle.response.status, started, self.conn.request_count > 1)
+                    cell.request(
+                        method, cycle.response.status, started, self.conn.request_count > 1
+                    )
                 return _CLOSE
         if cell is not None:  # --metrics-port: the request, its status and duration
             cell.request(method, cycle.response.status, started, self.conn.request_count > 1)

@@ -54,6 +54,7 @@ from tether_server.tls import SSLOptions, create_ssl_context
 if TYPE_CHECKING:
     from tether_server.server_metrics import SupervisorMetrics
 
+
 class JSONFormatter(logging.Formatter):
     """One JSON object per record: ``time`` (UTC, ISO 8601, milliseconds), ``level``,
     ``logger``, ``message``, ``exception`` when there is one, and the fields a server attached
