@@ -1,6 +1,9 @@
 """The request smuggling and desync probes of ``tether conform`` (RFC 9112 6.1, 6.3, 7.1).
 
-Each row of the catalogue names the bytes sent, the RFC sentence and what a safe server does.
+Each row of the catalogue names the bytes sent, the RFC's rule (briefly, and its own sentence
+quoted) and what a safe server does. A level is the keyword of the sentence quoted: where the
+bytes merely break the grammar and no sentence says more, that is RFC 9112 2.2's SHOULD (answer
+400 and close), not a MUST.
 """
 
 from __future__ import annotations
@@ -34,12 +37,88 @@ class Smuggle:
     #: The probe request up to its body: {host} and {path} are filled in; CRLF written as \r\n.
     head: str
     body: bytes = b""
+    #: The RFC's own sentence behind the expectation, quoted exactly; its keyword is ``level``.
+    sentence: str = ""
 
 
 def _s(  # noqa: PLR0917 - one row of the catalogue table
-    id: str, title: str, rfc: str, level: str, kind: str, rule: str, head: str, body: bytes = b""
+    id: str,
+    title: str,
+    rfc: str,
+    level: str,
+    kind: str,
+    rule: str,
+    head: str,
+    body: bytes = b"",
+    *,
+    sentence: str,
 ) -> Smuggle:
-    return Smuggle(id, title, rfc, level, kind, rule, head, body)
+    return Smuggle(id, title, rfc, level, kind, rule, head, body, sentence)
+
+
+# ---- the RFC sentences (RFC 9110 and RFC 9112, quoted exactly) --------------------------------
+
+#: RFC 9112 6.1.
+TE_AND_CL = (
+    "Regardless, the server MUST close the connection after responding to such a request to "
+    "avoid the potential attacks."
+)
+#: RFC 9112 6.1.
+TE_IN_HTTP10 = (
+    "A server or client that receives an HTTP/1.0 message containing a Transfer-Encoding header "
+    "field MUST treat the message as if the framing is faulty, even if a Content-Length is "
+    "present, and close the connection after processing the message."
+)
+#: RFC 9112 6.3.
+CHUNKED_NOT_FINAL = (
+    "If a Transfer-Encoding header field is present in a request and the chunked transfer "
+    "coding is not the final encoding, the message body length cannot be determined reliably; "
+    "the server MUST respond with the 400 (Bad Request) status code and then close the "
+    "connection."
+)
+#: RFC 9112 6.3 (the error is the invalid Content-Length of the sentence before it).
+INVALID_CL = (
+    "If the unrecoverable error is in a request message, the server MUST respond with a 400 "
+    "(Bad Request) status code and then close the connection."
+)
+#: RFC 9112 2.2: bytes that do not match the grammar, where no other sentence applies.
+NOT_THE_GRAMMAR = (
+    "When a server listening only for HTTP request messages, or processing what appears from "
+    "the start-line to be an HTTP request message, receives a sequence of octets that does not "
+    "match the HTTP-message grammar aside from the robustness exceptions listed above, the "
+    "server SHOULD respond with a 400 (Bad Request) response and close the connection."
+)
+#: RFC 9112 5.1.
+SPACE_BEFORE_COLON = (
+    "A server MUST reject, with a response status code of 400 (Bad Request), any received "
+    "request message that contains whitespace between a header field name and colon."
+)
+#: RFC 9112 2.2 (the start-line and fields only: not chunk lines).
+BARE_LF = (
+    "Although the line terminator for the start-line and fields is the sequence CRLF, a "
+    "recipient MAY recognize a single LF as a line terminator and ignore any preceding CR."
+)
+#: RFC 9112 5.2.
+OBS_FOLD = (
+    "A server that receives an obs-fold in a request message that is not within a "
+    '"message/http" container MUST either reject the message by sending a 400 (Bad Request), '
+    "preferably with a representation explaining that obsolete line folding is unacceptable, "
+    "or replace each received obs-fold with one or more SP octets prior to interpreting the "
+    "field value or forwarding the message downstream."
+)
+#: RFC 9110 5.5.
+CR_LF_NUL = (
+    "Field values containing CR, LF, or NUL characters are invalid and dangerous, due to the "
+    "varying ways that implementations might parse and interpret those characters; a recipient "
+    "of CR, LF, or NUL within a field value MUST either reject the message or replace each of "
+    "those characters with SP before further processing or forwarding of that message."
+)
+#: RFC 9112 3.2.
+HOST = (
+    "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1 request message "
+    "that lacks a Host header field and to any request message that contains more than one "
+    "Host header field line or a Host header field with an invalid field value."
+)
 
 
 _POST = "POST {path} HTTP/1.1\r\nHost: {host}\r\n"
@@ -54,6 +133,7 @@ SMUGGLING: list[Smuggle] = [
         _TE_CL,
         _POST + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
         b"0\r\n\r\n",
+        sentence=TE_AND_CL,
     ),
     _s(
         "te-cl",
@@ -64,6 +144,7 @@ SMUGGLING: list[Smuggle] = [
         _TE_CL + "; Transfer-Encoding overrides Content-Length",
         _POST + "Transfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n",
         b"0\r\n\r\n",
+        sentence=TE_AND_CL,
     ),
     _s(
         "te-cl-http10",
@@ -74,6 +155,7 @@ SMUGGLING: list[Smuggle] = [
         "an HTTP/1.0 message with Transfer-Encoding MUST be treated as faulty framing and the connection closed",
         "POST {path} HTTP/1.0\r\nHost: {host}\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
         b"0\r\n\r\n",
+        sentence=TE_IN_HTTP10,
     ),
     _s(
         "te-http10",
@@ -84,6 +166,7 @@ SMUGGLING: list[Smuggle] = [
         "an HTTP/1.0 message with Transfer-Encoding MUST be treated as faulty framing and the connection closed",
         "POST {path} HTTP/1.0\r\nHost: {host}\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
         b"0\r\n\r\n",
+        sentence=TE_IN_HTTP10,
     ),
 ]
 for _n, (_value, _why) in enumerate(
@@ -94,7 +177,6 @@ for _n, (_value, _why) in enumerate(
         ("chunked\r\nTransfer-Encoding: x", "a second field puts an unknown coding last"),
         ("chunk", "a truncated coding name"),
         ('"chunked"', "a quoted coding"),
-        ("chunked;q=1", "a parameter on chunked"),
     ]
 ):
     SMUGGLING.append(
@@ -107,18 +189,39 @@ for _n, (_value, _why) in enumerate(
             "chunked not the final coding: the server MUST respond 400 and close",
             _POST + f"Transfer-Encoding: {_value}\r\nContent-Length: 5\r\n\r\n",
             b"0\r\n\r\n",
+            sentence=CHUNKED_NOT_FINAL,
         )
     )
+SMUGGLING.append(
+    _s(
+        "te-te-7",
+        "TE.TE: Transfer-Encoding: chunked;q=1 (a parameter on chunked) with Content-Length",
+        "RFC 9112 7.1",
+        # chunked is the final coding here, so 6.3's MUST does not apply; what does is 7.1's
+        # SHOULD on parameters, and 6.1's MUST close for Transfer-Encoding with Content-Length.
+        "SHOULD",
+        REFUSE,
+        "chunked has no parameters; with Content-Length too, the connection MUST close after "
+        "the response (RFC 9112 6.1)",
+        _POST + "Transfer-Encoding: chunked;q=1\r\nContent-Length: 5\r\n\r\n",
+        b"0\r\n\r\n",
+        sentence=(
+            "The chunked coding does not define any parameters. "
+            "Their presence SHOULD be treated as an error."
+        ),
+    )
+)
 SMUGGLING += [
     _s(
         "te-vtab",
         "TE.TE: Transfer-Encoding:\\x0bchunked (vertical tab)",
-        "RFC 9110 5.5",
+        "RFC 9112 6.3",
         "MUST",
         REFUSE,
-        "a control byte makes the field value invalid; with Content-Length the framing is ambiguous",
+        "\\x0bchunked is not the chunked coding (RFC 9110 5.5: a control byte makes the value invalid)",
         _POST + "Transfer-Encoding:\x0bchunked\r\nContent-Length: 5\r\n\r\n",
         b"0\r\n\r\n",
+        sentence=CHUNKED_NOT_FINAL,
     ),
     _s(
         "cl-dup-differ",
@@ -129,6 +232,7 @@ SMUGGLING += [
         "an invalid Content-Length: the server MUST respond 400 and close",
         _POST + "Content-Length: 5\r\nContent-Length: 6\r\n\r\n",
         b"hello",
+        sentence=INVALID_CL,
     ),
     _s(
         "cl-list-differ",
@@ -139,6 +243,7 @@ SMUGGLING += [
         "an invalid Content-Length: the server MUST respond 400 and close",
         _POST + "Content-Length: 5, 6\r\n\r\n",
         b"hello",
+        sentence=INVALID_CL,
     ),
     _s(
         "cl-dup-same",
@@ -149,6 +254,15 @@ SMUGGLING += [
         "a recipient MAY accept identical repeated values as one",
         _POST + "Content-Length: 5\r\nContent-Length: 5\r\n\r\n",
         b"hello",
+        sentence=(
+            "Likewise, a sender MUST NOT forward a message with a Content-Length header field "
+            "value that does not match the ABNF above, with one exception: a recipient of a "
+            "Content-Length header field value consisting of the same decimal value repeated as "
+            'a comma-separated list (e.g, "Content-Length: 42, 42") MAY either reject the '
+            "message as invalid or replace that invalid field value with a single instance of "
+            "the decimal value, since this likely indicates that a duplicate was generated or "
+            "combined by an upstream message processor."
+        ),
     ),
     _s(
         "cl-sign",
@@ -159,6 +273,7 @@ SMUGGLING += [
         "Content-Length is 1*DIGIT: an invalid value MUST get 400 and close",
         _POST + "Content-Length: +5\r\n\r\n",
         b"hello",
+        sentence=INVALID_CL,
     ),
     _s(
         "cl-hex",
@@ -169,6 +284,7 @@ SMUGGLING += [
         "Content-Length is 1*DIGIT: an invalid value MUST get 400 and close",
         _POST + "Content-Length: 0x5\r\n\r\n",
         b"hello",
+        sentence=INVALID_CL,
     ),
     _s(
         "cl-space",
@@ -179,6 +295,7 @@ SMUGGLING += [
         "Content-Length is 1*DIGIT: an invalid value MUST get 400 and close",
         _POST + "Content-Length: 1 0\r\n\r\n",
         b"hello",
+        sentence=INVALID_CL,
     ),
     _s(
         "ws-colon-cl",
@@ -189,6 +306,7 @@ SMUGGLING += [
         "a server MUST reject whitespace between a field name and colon with 400",
         _POST + "Content-Length : 5\r\n\r\n",
         b"hello",
+        sentence=SPACE_BEFORE_COLON,
     ),
     _s(
         "ws-colon-te",
@@ -199,6 +317,7 @@ SMUGGLING += [
         "a server MUST reject whitespace between a field name and colon with 400",
         _POST + "Transfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n",
         b"0\r\n\r\n",
+        sentence=SPACE_BEFORE_COLON,
     ),
     _s(
         "bare-lf-head",
@@ -208,16 +327,18 @@ SMUGGLING += [
         ACCEPT_OK,
         "a recipient MAY recognize a single LF as a line terminator (a proxy in front may not)",
         "GET {path} HTTP/1.1\nHost: {host}\nX-Probe: lf\n\n",
+        sentence=BARE_LF,
     ),
     _s(
         "bare-lf-chunk",
         "bare LF after a chunk size",
         "RFC 9112 2.2",
-        "MAY",
-        ACCEPT_OK,
-        "a recipient MAY recognize a single LF as a line terminator (a proxy in front may not)",
+        "SHOULD",
+        REFUSE,
+        "2.2's MAY for a bare LF covers the start-line and fields, not chunk lines (chunk = chunk-size [ chunk-ext ] CRLF)",
         _POST + "Transfer-Encoding: chunked\r\n\r\n",
         b"5\nhello\r\n0\r\n\r\n",
+        sentence=NOT_THE_GRAMMAR,
     ),
     _s(
         "bare-cr",
@@ -227,6 +348,10 @@ SMUGGLING += [
         ACCEPT_OK,
         "a recipient MUST treat a bare CR as invalid or replace it with SP (a replacement cannot be told apart)",
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Probe: a\rb\r\n\r\n",
+        sentence=(
+            "A recipient of such a bare CR MUST consider that element to be invalid or replace "
+            "each bare CR with SP before processing the element or forwarding the message."
+        ),
     ),
     _s(
         "obs-fold",
@@ -236,16 +361,18 @@ SMUGGLING += [
         ACCEPT_OK,
         "a server MUST reject obs-fold with 400 or replace it with SP before interpreting the value",
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Probe: a\r\n b\r\n\r\n",
+        sentence=OBS_FOLD,
     ),
     _s(
         "obs-fold-te",
         "obs-fold on Transfer-Encoding, with Content-Length",
         "RFC 9112 5.2",
         "MUST",
-        REFUSE,
-        "unfolded, this is Transfer-Encoding with Content-Length; unrecognised, it is a different framing",
+        CLOSE,
+        "replaced with SP, this is Transfer-Encoding with Content-Length: close after responding (RFC 9112 6.1); unrecognised, it is a different framing",
         _POST + "Content-Length: 5\r\nTransfer-Encoding:\r\n chunked\r\n\r\n",
         b"0\r\n\r\n",
+        sentence=OBS_FOLD,
     ),
     _s(
         "nul-value",
@@ -255,6 +382,7 @@ SMUGGLING += [
         ACCEPT_OK,
         "a recipient MUST reject, or replace CR, LF and NUL with SP",
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Probe: a\x00b\r\n\r\n",
+        sentence=CR_LF_NUL,
     ),
     _s(
         "ctl-value",
@@ -264,25 +392,33 @@ SMUGGLING += [
         ACCEPT_OK,
         "recipients MAY retain other control characters for robustness",
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Probe: a\x01b\r\n\r\n",
+        sentence=(
+            "Field values containing other CTL characters are also invalid; however, recipients "
+            "MAY retain such characters for the sake of robustness when they appear within a "
+            "safe context (e.g., an application-specific quoted string that will not be "
+            "processed by any downstream HTTP parser)."
+        ),
     ),
     _s(
         "nul-name",
         "NUL in a field name",
-        "RFC 9110 5.1",
-        "MUST",
+        "RFC 9112 2.2",
+        "SHOULD",
         REFUSE,
-        "a field name is a token: this line is not a field, the message is invalid",
+        "a field name is a token (RFC 9110 5.1): this line is not a field, the message is invalid",
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Pro\x00be: a\r\n\r\n",
+        sentence=NOT_THE_GRAMMAR,
     ),
     _s(
         "chunk-size-0x",
         "chunk size 0x5",
-        "RFC 9112 7.1",
-        "MUST",
+        "RFC 9112 2.2",
+        "SHOULD",
         REFUSE,
-        "chunk-size is 1*HEXDIG: the message is invalid",
+        "chunk-size is 1*HEXDIG (RFC 9112 7.1): the message is invalid",
         _POST + "Transfer-Encoding: chunked\r\n\r\n",
         b"0x5\r\nhello\r\n0\r\n\r\n",
+        sentence=NOT_THE_GRAMMAR,
     ),
     _s(
         "chunk-size-overflow",
@@ -293,56 +429,72 @@ SMUGGLING += [
         "recipients MUST anticipate large chunk sizes and prevent integer overflow",
         _POST + "Transfer-Encoding: chunked\r\n\r\n",
         b"10000000000000005\r\nhello\r\n0\r\n\r\n",
+        sentence=(
+            "Therefore, recipients MUST anticipate potentially large hexadecimal numerals and "
+            "prevent parsing errors due to integer conversion overflows or precision loss due to "
+            "integer representation."
+        ),
     ),
     _s(
         "chunk-size-negative",
         "chunk size -5",
-        "RFC 9112 7.1",
-        "MUST",
+        "RFC 9112 2.2",
+        "SHOULD",
         REFUSE,
-        "chunk-size is 1*HEXDIG: the message is invalid",
+        "chunk-size is 1*HEXDIG (RFC 9112 7.1): the message is invalid",
         _POST + "Transfer-Encoding: chunked\r\n\r\n",
         b"-5\r\nhello\r\n0\r\n\r\n",
+        sentence=NOT_THE_GRAMMAR,
     ),
     _s(
         "chunk-size-space",
         "chunk size followed by spaces",
-        "RFC 9112 7.1.1",
-        "MAY",
-        ACCEPT_OK,
-        "BWS before a chunk extension is allowed; bare trailing spaces are not, but are harmless",
+        "RFC 9112 2.2",
+        "SHOULD",
+        REFUSE,
+        'BWS is allowed before a chunk extension\'s ";" (RFC 9112 7.1.1); bare trailing spaces are not',
         _POST + "Transfer-Encoding: chunked\r\n\r\n",
         b"5  \r\nhello\r\n0\r\n\r\n",
+        sentence=NOT_THE_GRAMMAR,
     ),
     _s(
         "chunk-data-overrun",
         "chunk data longer than its size",
-        "RFC 9112 7.1",
-        "MUST",
+        "RFC 9112 2.2",
+        "SHOULD",
         REFUSE,
-        "chunk-data is followed by CRLF: anything else is invalid framing",
+        "chunk-data is followed by CRLF (RFC 9112 7.1): anything else is invalid framing",
         _POST + "Transfer-Encoding: chunked\r\n\r\n",
         b"3\r\nhello\r\n0\r\n\r\n",
+        sentence=NOT_THE_GRAMMAR,
     ),
     _s(
         "chunk-ext-lf",
         "chunk extension ending in a bare LF (TERM.EXT)",
-        "RFC 9112 7.1.1",
-        "MUST",
+        "RFC 9112 2.2",
+        "SHOULD",
         REFUSE,
-        "a chunk extension is a token or quoted string; a bare LF inside it is invalid",
+        "a chunk extension is a token or quoted string (RFC 9112 7.1.1); a bare LF inside it is invalid",
         _POST + "Transfer-Encoding: chunked\r\n\r\n",
         b"5;a=b\nx\r\nhello\r\n0\r\n\r\n",
+        sentence=NOT_THE_GRAMMAR,
     ),
     _s(
         "chunk-ext-huge",
         "a 64 KiB chunk extension",
         "RFC 9112 7.1.1",
-        "SHOULD",
+        # "ought to" is advice, not a BCP 14 keyword: a robustness limit.
+        "",
         REFUSE,
         "a server ought to limit chunk extensions and answer 4xx beyond the limit",
         _POST + "Transfer-Encoding: chunked\r\n\r\n",
         b"5;" + b"a" * 65536 + b"\r\nhello\r\n0\r\n\r\n",
+        sentence=(
+            "A server ought to limit the total length of chunk extensions received in a request "
+            "to an amount reasonable for the services provided, in the same way that it applies "
+            "length limitations and timeouts for other parts of a message, and generate an "
+            "appropriate 4xx (Client Error) response if that amount is exceeded."
+        ),
     ),
     _s(
         "host-twice",
@@ -352,6 +504,7 @@ SMUGGLING += [
         REFUSE,
         "a server MUST respond 400 to a request with more than one Host field",
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nHost: other.example\r\n\r\n",
+        sentence=HOST,
     ),
     _s(
         "host-missing",
@@ -361,6 +514,7 @@ SMUGGLING += [
         REFUSE,
         "a server MUST respond 400 to an HTTP/1.1 request without Host",
         "GET {path} HTTP/1.1\r\n\r\n",
+        sentence=HOST,
     ),
 ]
 
@@ -399,6 +553,7 @@ def smuggle_probe(target: Target, probe: Smuggle) -> Result:
         f"{safe} ({probe.rule})",
         observed,
         processed,
+        sentence=probe.sentence,
     )
 
 
@@ -408,6 +563,11 @@ def _judge_smuggle(probe: Smuggle, obs: Observation) -> tuple[Verdict, str]:
     answered_second = len(obs.statuses) >= 2
     if probe.kind == REFUSE:
         safe = "answer 400 (or another 4xx) and close, never reading the next request"
+        head = probe.head.lower()
+        if answered_second and "transfer-encoding" in head and "content-length" in head:
+            # Whatever the level of the rule refusing the probe, with both fields the server
+            # MUST close after its response (RFC 9112 6.1): reading on is a failure.
+            return Verdict.FAIL, safe
         if first is None:
             if obs.closed:
                 return Verdict.PASS, safe  # closed without an answer: nothing was processed
