@@ -5,12 +5,14 @@ sockets against servers broken on purpose."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conform.broken_servers import BrokenServer, Flaws
-from tether_server.conform import SMUGGLING, Target, Verdict, smuggle_probe
+from tests.conform.broken_peers import ReversingServer
+from tests.conform.broken_servers import BrokenServer, Flaws, Threaded
+from tether_server.conform import SMUGGLING, Target, Verdict, run, smuggle_probe, target_from_url
 from tether_server.conform._report import text
 
 PROBES = {probe.id: probe for probe in SMUGGLING}
@@ -83,3 +85,70 @@ def test_the_sentence_is_in_the_text_report(servers: dict[str, BrokenServer]) ->
         'the RFC: "Regardless, the server MUST close the connection after responding to such a '
         'request to avoid the potential attacks."'
     ) in text("url", "v", [result])
+
+
+class _ShortHeadServer(Threaded):
+    """Refuses any head over 4 KiB with 400 (not 414 or 431); answers the rest 200."""
+
+    def __init__(self) -> None:
+        super().__init__(self.serve)
+
+    def serve(self, sock: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(65536)
+            if not data:
+                return
+            head += data
+            if len(head) > 4096:
+                sock.sendall(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                # Read the rest before closing: unread bytes would reset the answer away.
+                sock.shutdown(socket.SHUT_WR)
+                while sock.recv(65536):
+                    pass
+                return
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+def test_limits_are_the_servers_but_their_status_is_the_rfcs() -> None:
+    server = _ShortHeadServer()
+    try:
+        target = target_from_url(f"http://127.0.0.1:{server.port}/", 1.0)
+        results = {r.id: r for r in run(target, ["robustness"], slow_wait=0.5)}
+    finally:
+        server.close()
+    # RFC 9112 3: a request-target too long MUST get 414; a 400 fails.
+    uri = results["limit-414"]
+    assert (uri.level, uri.verdict) == ("MUST", Verdict.FAIL), uri
+    assert uri.sentence.startswith("A server that receives a request-target longer than")
+    # RFC 9110 5.4: header fields too large MUST get "an appropriate 4xx": a 400 meets it.
+    fields = results["limit-431"]
+    assert (fields.level, fields.verdict) == ("MUST", Verdict.PASS), fields
+    assert "431 is the precise status" in fields.safe
+    assert "MUST respond with an appropriate 4xx (Client Error) status code" in fields.sentence
+    # The timeouts ask nothing (no level); what they quote is what allows closing.
+    for id in ("head-timeout", "idle-timeout"):
+        assert results[id].level == "" and "MAY" in results[id].sentence, results[id]
+    assert results["limit-413"].sentence == ""
+
+
+def test_traffic_and_write_timeout_quote_their_sentences() -> None:
+    server = ReversingServer()
+    try:
+        target = target_from_url(f"http://127.0.0.1:{server.port}/", 1.0)
+        found = run(target, ["traffic", "write-timeout"], requests=8, seed=1, shrink_seconds=0.5)
+        results = {r.id: r for r in found}
+    finally:
+        server.close()
+    pipelined = results["traffic-pipelined"]
+    assert pipelined.verdict is Verdict.FAIL, pipelined
+    assert pipelined.sentence.endswith(
+        "it MUST send the corresponding responses in the same order that the requests were "
+        "received."
+    )
+    assert "MUST read the entire request message body" in results["traffic-keep-alive"].sentence
+    # Not run (no --slow): nothing was asked of the server, so nothing is quoted.
+    assert results["write-timeout"].verdict is Verdict.SKIP
+    assert results["write-timeout"].sentence == ""

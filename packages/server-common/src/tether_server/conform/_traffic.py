@@ -45,6 +45,23 @@ GROUP = "traffic"
 BATCH = 6
 
 
+#: The RFC sentence behind each probe, quoted exactly. Keep-alive (RFC 9112 9.3): a server that
+#: mis-frames a body leaves bytes that are read as the next request.
+SENTENCES = {
+    "traffic-keep-alive": (
+        "A server MUST read the entire request message body or close the connection after "
+        "sending its response; otherwise, the remaining data on a persistent connection would "
+        "be misinterpreted as the next request."
+    ),
+    # RFC 9112 9.3.2.
+    "traffic-pipelined": (
+        "A server MAY process a sequence of pipelined requests in parallel if they all have safe "
+        "methods (Section 9.2.1 of [HTTP]), but it MUST send the corresponding responses in the "
+        "same order that the requests were received."
+    ),
+}
+
+
 def _result(
     id: str,
     title: str,
@@ -56,7 +73,17 @@ def _result(
     counterexample: Counterexample | None = None,
 ) -> Result:
     return Result(
-        id, GROUP, title, rfc, "MUST", verdict, safe, observed, counterexample=counterexample
+        id,
+        GROUP,
+        title,
+        rfc,
+        "MUST",
+        verdict,
+        safe,
+        observed,
+        counterexample=counterexample,
+        # A skipped probe asked nothing of the server: no sentence to quote.
+        sentence="" if verdict is Verdict.SKIP else SENTENCES[id],
     )
 
 

@@ -47,8 +47,23 @@ _TITLE = "a client that never reads a large response"
 _SAFE = "close the connection once a write has waited too long (a write or send timeout)"
 
 
+#: RFC 9112 9.5: what lets a server give up on a client (a MAY: no level is asked).
+_SENTENCE = "A client, server, or proxy MAY close the transport connection at any time."
+
+
 def _result(verdict: Verdict, observed: str) -> Result:
-    return Result("write-timeout", GROUP, _TITLE, "RFC 9112 9.5", "", verdict, _SAFE, observed)
+    return Result(
+        "write-timeout",
+        GROUP,
+        _TITLE,
+        "RFC 9112 9.5",
+        "",
+        verdict,
+        _SAFE,
+        observed,
+        # A skipped probe asked nothing of the server: no sentence to quote.
+        sentence="" if verdict is Verdict.SKIP else _SENTENCE,
+    )
 
 
 def skipped(wait: float) -> Result:
