@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conform.broken_peers import ReversingServer
+from tests.conform.broken_peers import LaxWebSocketServer, ReversingServer
 from tests.conform.broken_servers import BrokenServer, Flaws, Threaded
 from tether_server.conform import SMUGGLING, Target, Verdict, run, smuggle_probe, target_from_url
 from tether_server.conform._report import text
@@ -152,3 +152,31 @@ def test_traffic_and_write_timeout_quote_their_sentences() -> None:
     # Not run (no --slow): nothing was asked of the server, so nothing is quoted.
     assert results["write-timeout"].verdict is Verdict.SKIP
     assert results["write-timeout"].sentence == ""
+
+
+def test_every_websocket_probe_quotes_a_sentence_carrying_its_level() -> None:
+    # The lax server takes every frame, so every probe runs (the verdicts are not the point).
+    server = LaxWebSocketServer()
+    try:
+        target = target_from_url(f"ws://127.0.0.1:{server.port}/", 0.2)
+        results = {r.id: r for r in run(target, ["websocket"])}
+    finally:
+        server.close()
+    for result in results.values():
+        if result.level:
+            assert result.level in KEYWORD.findall(result.sentence), result
+        else:
+            # ws-echo-text: the RFC asks no server to echo; nothing to quote.
+            assert result.sentence == "", result
+    assert results["ws-version"].sentence.startswith(
+        "If this version does not match a version understood by the server, the server MUST "
+        "abort the WebSocket handshake"
+    )
+    # The frame breaks its sender's MUST; of the receiver RFC 6455 asks validation (10.7).
+    assert results["ws-control-long"].sentence == (
+        "All control frames MUST have a payload length of 125 bytes or less and MUST NOT be "
+        "fragmented."
+    )
+    assert results["ws-continuation-first"].sentence == (
+        "Incoming data MUST always be validated by both clients and servers."
+    )

@@ -11,6 +11,12 @@ built by hand, since the core refuses to send them.
 A server that echoes messages gets three more probes (text, binary, a
 fragmented message with a ping inside); the first probe finds out whether it
 echoes, and the echo probes are *skipped* when it does not.
+
+Each result quotes the sentence of RFC 6455 behind it. Where the frame breaks a
+rule that binds its sender (control frames, fragments, close codes), the
+sentence is that rule: RFC 6455 says no more of its receiver than that incoming
+data MUST be validated (10.7), and failing the connection is what every
+implementation (and the Autobahn suite) does.
 """
 
 from __future__ import annotations
@@ -257,11 +263,21 @@ class Probe:
     rfc: str
     level: str
     safe: str
+    #: The RFC's own sentence behind the expectation, quoted exactly; its keyword is ``level``.
+    sentence: str = ""
 
 
 def _result(probe: Probe, verdict: Verdict, observed: str, safe: str | None = None) -> Result:
     return Result(
-        probe.id, GROUP, probe.title, probe.rfc, probe.level, verdict, safe or probe.safe, observed
+        probe.id,
+        GROUP,
+        probe.title,
+        probe.rfc,
+        probe.level,
+        verdict,
+        safe or probe.safe,
+        observed,
+        sentence=probe.sentence,
     )
 
 
@@ -313,6 +329,84 @@ def _rejected(probe: Probe, obs: WsObservation, need_version: bool) -> Result:
     return _result(probe, Verdict.PASS, obs.summary())
 
 
+# ---- the RFC 6455 sentences, quoted exactly ----------------------------------------------------
+
+#: 4.2.2 (/version/).
+VERSION = (
+    "If this version does not match a version understood by the server, the server MUST abort "
+    "the WebSocket handshake described in this section and instead send an appropriate HTTP "
+    "error code (such as 426 Upgrade Required) and a |Sec-WebSocket-Version| header field "
+    "indicating the version(s) the server is capable of understanding."
+)
+#: 4.2.1.
+BAD_HANDSHAKE = (
+    "If the server, while reading the handshake, finds that the client did not send a handshake "
+    "that matches the description below (note that as per [RFC2616], the order of the header "
+    "fields is not important), including but not limited to any violations of the ABNF grammar "
+    "specified for the components of the handshake, the server MUST stop processing the "
+    "client's handshake and return an HTTP response with an appropriate error code (such as "
+    "400 Bad Request)."
+)
+#: 5.1.
+UNMASKED = "The server MUST close the connection upon receiving a frame that is not masked."
+#: 5.2.
+RESERVED_BITS = (
+    "If a nonzero value is received and none of the negotiated extensions defines the meaning "
+    "of such a nonzero value, the receiving endpoint MUST _Fail the WebSocket Connection_."
+)
+#: 5.2.
+UNKNOWN_OPCODE = (
+    "If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket Connection_."
+)
+#: 5.5 (binds the sender).
+CONTROL_FRAMES = (
+    "All control frames MUST have a payload length of 125 bytes or less and MUST NOT be fragmented."
+)
+#: 10.7: a continuation frame with no message to continue breaks no sentence of its own.
+VALIDATED = "Incoming data MUST always be validated by both clients and servers."
+#: 5.4 (binds the sender).
+INTERLEAVED = (
+    "The fragments of one message MUST NOT be interleaved between the fragments of another "
+    "message unless an extension has been negotiated that can interpret the interleaving."
+)
+#: 8.1.
+INVALID_UTF8 = (
+    "When an endpoint is to interpret a byte stream as UTF-8 but finds that the byte stream is "
+    "not, in fact, a valid UTF-8 stream, that endpoint MUST _Fail the WebSocket Connection_."
+)
+#: 5.5.1 (binds the sender; 7.4.2: "Status codes in the range 0-999 are not used.").
+CLOSE_BODY = (
+    "If there is a body, the first two bytes of the body MUST be a 2-byte unsigned integer (in "
+    "network byte order) representing a status code with value /code/ defined in Section 7.4."
+)
+#: 7.4.1 (binds the sender).
+RESERVED_1005 = (
+    "1005 is a reserved value and MUST NOT be set as a status code in a Close control frame by "
+    "an endpoint."
+)
+#: 5.5.2.
+PING = (
+    "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response, unless it "
+    "already received a Close frame."
+)
+#: 5.5.1.
+CLOSE_REPLY = (
+    "If an endpoint receives a Close frame and did not previously send a Close frame, the "
+    "endpoint MUST send a Close frame in response."
+)
+#: 6.2.
+PARSED = "Incoming data MUST be parsed as WebSocket frames as defined in Section 5.2."
+#: 5.4.
+CONTROL_INSIDE = (
+    "An endpoint MUST be capable of handling control frames in the middle of a fragmented message."
+)
+#: 5.6.
+PARTIAL_UTF8 = (
+    "Note that a particular text frame might include a partial UTF-8 sequence; however, the "
+    "whole message MUST contain valid UTF-8."
+)
+
+
 # ---- the probes ------------------------------------------------------------------------------
 
 _FAIL_SAFE = "fail the connection: a close frame with {code}, then close TCP"
@@ -329,9 +423,10 @@ def _handshake_probes(target: Target) -> Iterator[Result]:
     probe = Probe(
         "ws-version",
         "Sec-WebSocket-Version: 12",
-        "RFC 6455 4.4",
+        "RFC 6455 4.2.2",
         "MUST",
         "refuse the upgrade (426 Upgrade Required) with Sec-WebSocket-Version: 13",
+        VERSION,
     )
     obs = session(target, [], headers=with_header(_VERSION_HEADER, b"12"), until=_at_once)
     yield _rejected(probe, obs, True)
@@ -350,6 +445,7 @@ def _handshake_probes(target: Target) -> Iterator[Result]:
             "RFC 6455 4.2.1",
             "MUST",
             "refuse the upgrade with 400 (the key must decode to 16 bytes)",
+            BAD_HANDSHAKE,
         )
         obs = session(target, [], headers=with_header(b"sec-websocket-key", value), until=_at_once)
         yield _rejected(probe, obs, False)
@@ -359,30 +455,30 @@ def _at_once(obs: WsObservation) -> bool:
     return True  # a handshake probe that got a 101 has its answer: stop there
 
 
-def _bad_frames() -> list[tuple[str, str, str, list[bytes], int, str]]:
-    """(id, title, RFC section, frames, close code expected, strength of that code)."""
+def _bad_frames() -> list[tuple[str, str, str, list[bytes], int, str, str]]:
+    """(id, title, RFC section, frames, close code expected, strength of that code, sentence)."""
     # fmt: off
     return [
-        ("ws-unmasked", "an unmasked client frame", "RFC 6455 5.1", [frame(1, b"unmasked", masked=False)], 1002, "MAY"),
-        ("ws-rsv1", "RSV1 set, no extension negotiated", "RFC 6455 5.2", [frame(1, b"rsv1", rsv=4)], 1002, "SHOULD"),
-        ("ws-rsv3", "RSV3 set, no extension negotiated", "RFC 6455 5.2", [frame(2, b"rsv3", rsv=1)], 1002, "SHOULD"),
-        ("ws-opcode-data", "reserved data opcode 0x3", "RFC 6455 5.2", [frame(3, b"x")], 1002, "SHOULD"),
-        ("ws-opcode-control", "reserved control opcode 0xB", "RFC 6455 5.2", [frame(0xB, b"x")], 1002, "SHOULD"),
-        ("ws-control-fragmented", "a ping with FIN clear (fragmented control frame)", "RFC 6455 5.5", [frame(9, b"frag", fin=False)], 1002, "SHOULD"),
-        ("ws-control-long", "a 126-byte ping (control frames carry at most 125)", "RFC 6455 5.5", [frame(9, b"p" * 126)], 1002, "SHOULD"),
-        ("ws-continuation-first", "a continuation frame with no message begun", "RFC 6455 5.4", [frame(0, b"orphan")], 1002, "SHOULD"),
-        ("ws-data-in-fragment", "a new text frame inside a fragmented message", "RFC 6455 5.4", [frame(1, b"first", fin=False), frame(1, b"second")], 1002, "SHOULD"),
-        ("ws-utf8", "invalid UTF-8 in a text message", "RFC 6455 8.1", [frame(1, b"caf\xc3(")], 1007, "SHOULD"),
-        ("ws-close-code", "a close frame with code 999", "RFC 6455 7.4.1", [frame(8, close_payload(999))], 1002, "SHOULD"),
-        ("ws-close-1005", "a close frame with the reserved code 1005", "RFC 6455 7.4.1", [frame(8, close_payload(1005))], 1002, "SHOULD"),
-        ("ws-close-1-byte", "a close frame with a 1-byte payload", "RFC 6455 5.5.1", [frame(8, b"\x03")], 1002, "SHOULD"),
+        ("ws-unmasked", "an unmasked client frame", "RFC 6455 5.1", [frame(1, b"unmasked", masked=False)], 1002, "MAY", UNMASKED),
+        ("ws-rsv1", "RSV1 set, no extension negotiated", "RFC 6455 5.2", [frame(1, b"rsv1", rsv=4)], 1002, "SHOULD", RESERVED_BITS),
+        ("ws-rsv3", "RSV3 set, no extension negotiated", "RFC 6455 5.2", [frame(2, b"rsv3", rsv=1)], 1002, "SHOULD", RESERVED_BITS),
+        ("ws-opcode-data", "reserved data opcode 0x3", "RFC 6455 5.2", [frame(3, b"x")], 1002, "SHOULD", UNKNOWN_OPCODE),
+        ("ws-opcode-control", "reserved control opcode 0xB", "RFC 6455 5.2", [frame(0xB, b"x")], 1002, "SHOULD", UNKNOWN_OPCODE),
+        ("ws-control-fragmented", "a ping with FIN clear (fragmented control frame)", "RFC 6455 5.5", [frame(9, b"frag", fin=False)], 1002, "SHOULD", CONTROL_FRAMES),
+        ("ws-control-long", "a 126-byte ping (control frames carry at most 125)", "RFC 6455 5.5", [frame(9, b"p" * 126)], 1002, "SHOULD", CONTROL_FRAMES),
+        ("ws-continuation-first", "a continuation frame with no message begun", "RFC 6455 10.7", [frame(0, b"orphan")], 1002, "SHOULD", VALIDATED),
+        ("ws-data-in-fragment", "a new text frame inside a fragmented message", "RFC 6455 5.4", [frame(1, b"first", fin=False), frame(1, b"second")], 1002, "SHOULD", INTERLEAVED),
+        ("ws-utf8", "invalid UTF-8 in a text message", "RFC 6455 8.1", [frame(1, b"caf\xc3(")], 1007, "SHOULD", INVALID_UTF8),
+        ("ws-close-code", "a close frame with code 999", "RFC 6455 5.5.1", [frame(8, close_payload(999))], 1002, "SHOULD", CLOSE_BODY),
+        ("ws-close-1005", "a close frame with the reserved code 1005", "RFC 6455 7.4.1", [frame(8, close_payload(1005))], 1002, "SHOULD", RESERVED_1005),
+        ("ws-close-1-byte", "a close frame with a 1-byte payload", "RFC 6455 5.5.1", [frame(8, b"\x03")], 1002, "SHOULD", CLOSE_BODY),
     ]
     # fmt: on
 
 
 def _frame_probes(target: Target) -> Iterator[Result]:
-    for id, title, rfc, frames, code, frame_level in _bad_frames():
-        probe = Probe(id, title, rfc, "MUST", _FAIL_SAFE.format(code=code))
+    for id, title, rfc, frames, code, frame_level, sentence in _bad_frames():
+        probe = Probe(id, title, rfc, "MUST", _FAIL_SAFE.format(code=code), sentence)
         yield judge_failure(probe, session(target, frames), code, frame_level)
     payload = os.urandom(16).hex().encode()
     probe = Probe(
@@ -391,6 +487,7 @@ def _frame_probes(target: Target) -> Iterator[Result]:
         "RFC 6455 5.5.2",
         "MUST",
         "answer with a pong carrying the same payload",
+        PING,
     )
     obs = session(
         target, [frame(9, payload)], until=lambda o: any(isinstance(e, ws.Pong) for e in o.events)
@@ -407,6 +504,7 @@ def _frame_probes(target: Target) -> Iterator[Result]:
         "RFC 6455 5.5.1",
         "MUST",
         "answer a close frame with a close frame, then close TCP (RFC 6455 7.1.1: the server first)",
+        CLOSE_REPLY,
     )
     obs = session(target, [], send_close=True)
     if (error := _unreachable(probe, obs)) is not None:
@@ -453,9 +551,10 @@ def _echo_probes(target: Target) -> Iterator[Result]:
     probe = Probe(
         "ws-echo-binary",
         "a 75 KiB binary message echoed",
-        "RFC 6455 5.2",
+        "RFC 6455 6.2",
         "MUST",
-        "read the 64-bit payload length; echo the bytes",
+        "read the 64-bit payload length (RFC 6455 5.2); echo the bytes",
+        PARSED,
     )
     obs = session(target, [frame(2, data)], until=lambda o: bool(o.messages()))
     yield _result(probe, Verdict.PASS if obs.messages() == [data] else Verdict.FAIL, obs.summary())
@@ -465,6 +564,7 @@ def _echo_probes(target: Target) -> Iterator[Result]:
         "RFC 6455 5.4",
         "MUST",
         "take the control frame in the middle of the message; echo the whole message",
+        CONTROL_INSIDE,
     )
     parts = [
         frame(1, b"frag", fin=False),
