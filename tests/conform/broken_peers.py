@@ -14,6 +14,7 @@ import base64
 import hashlib
 import socket
 import struct
+from collections.abc import Callable
 
 from tests.conform.broken_servers import Threaded
 from tether.errors import ProtocolError
@@ -47,6 +48,7 @@ class LaxWebSocketServer(Threaded):
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Accept: %s\r\n\r\n" % accept
         )
+        data_frame = self.on_data()
         while True:
             while (frame := _take_frame(buf)) is None:
                 data = sock.recv(65536)
@@ -60,8 +62,18 @@ class LaxWebSocketServer(Threaded):
             elif opcode == 8:
                 sock.sendall(_server_frame(0x88, payload))
                 return
-            else:
-                sock.sendall(_server_frame(b0, payload))  # the same FIN, RSV and opcode back
+            elif not data_frame(sock, b0, payload):
+                return
+
+    def on_data(self) -> Callable[[socket.socket, int, bytes], bool]:
+        """One connection's handler of any other frame (first byte, unmasked payload); False
+        ends the connection. Here: echo it with the same FIN, RSV and opcode."""
+
+        def echo(sock: socket.socket, b0: int, payload: bytes) -> bool:
+            sock.sendall(_server_frame(b0, payload))
+            return True
+
+        return echo
 
 
 def _take_frame(buf: bytes) -> tuple[int, bytes, bytes] | None:

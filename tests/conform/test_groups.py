@@ -62,11 +62,13 @@ def _results(port: int, slow_seconds: float = 3.0, timeout: float = 2.0) -> dict
 
 def test_tether_servers_pass_every_new_probe(tether_port: int) -> None:
     results = _results(tether_port)
-    assert len([i for i in results if i.startswith("ws-")]) == 22
+    assert len([i for i in results if i.startswith("ws-")]) == 25
     assert {i: r.observed for i, r in results.items() if r.verdict is not Verdict.PASS} == {}
     # Measured, not assumed: the write was given up on, the echo probes ran.
     assert "unread" in results["write-timeout"].observed
     assert "fragmented" in results["ws-echo-fragmented"].observed
+    # The core checks UTF-8 as it arrives: the invalid fragment fails the message at once.
+    assert "failed on the invalid fragment" in results["ws-utf8-fragment"].observed
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +111,15 @@ def test_a_lax_websocket_server_fails_the_framing_probes() -> None:
         server.close()
     passed = {i for i, r in results.items() if r.verdict is Verdict.PASS}
     # What it does right is passed: echoes, pong, the close handshake.
-    assert passed == {"ws-echo-text", "ws-echo-binary", "ws-echo-fragmented", "ws-ping", "ws-close"}
+    # (A character split between fragments comes back intact: it echoes each as it came.)
+    assert passed == {
+        "ws-echo-text",
+        "ws-echo-binary",
+        "ws-echo-fragmented",
+        "ws-echo-utf8-split",
+        "ws-ping",
+        "ws-close",
+    }
     failed = {i for i, r in results.items() if r.verdict is Verdict.FAIL}
     assert failed == set(results) - passed
     assert "answered 101" in results["ws-version"].observed
@@ -233,8 +243,9 @@ def test_echo_probes_are_skipped_when_the_server_does_not_echo(tmp_path: Path) -
     verdicts = {r["id"]: r["verdict"] for r in json.loads(out.stdout)["results"]}
     assert verdicts["ws-echo-text"] == "info"
     assert verdicts["ws-echo-binary"] == verdicts["ws-echo-fragmented"] == "skip"
+    assert verdicts["ws-echo-utf8-split"] == "skip"
     assert set(verdicts.values()) == {"pass", "info", "skip"}
-    assert (tmp_path / "j.xml").read_text().count("<skipped") == 2
+    assert (tmp_path / "j.xml").read_text().count("<skipped") == 3
 
 
 def test_write_timeout_is_skipped_unless_slow() -> None:

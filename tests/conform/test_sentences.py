@@ -162,6 +162,7 @@ def test_every_websocket_probe_quotes_a_sentence_carrying_its_level() -> None:
         results = {r.id: r for r in run(target, ["websocket"])}
     finally:
         server.close()
+    assert len(results) == 25
     for result in results.values():
         if result.level:
             assert result.level in KEYWORD.findall(result.sentence), result

@@ -8,9 +8,10 @@ checks a peer's. Well-formed frames are masked with random keys; the broken
 ones (unmasked, reserved bits, bad opcodes, oversized control frames) are
 built by hand, since the core refuses to send them.
 
-A server that echoes messages gets three more probes (text, binary, a
-fragmented message with a ping inside); the first probe finds out whether it
-echoes, and the echo probes are *skipped* when it does not.
+A server that echoes messages gets four more probes (text, binary, a
+fragmented message with a ping inside, characters split between fragments);
+the first probe finds out whether it echoes, and the echo probes are *skipped*
+when it does not.
 
 Each result quotes the sentence of RFC 6455 behind it. Where the frame breaks a
 rule that binds its sender (control frames, fragments, close codes), the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import os
 import socket
 import struct
@@ -63,6 +65,9 @@ class WsObservation:
     events: list[ws.Event] = field(default_factory=list)
     #: The server closed TCP before the wait ran out.
     closed: bool = False
+    #: The frames held back (``later``) were sent: the server had not failed the connection
+    #: on the ones before them.
+    sent_later: bool = False
 
     @property
     def close_code(self) -> int | None:
@@ -176,6 +181,8 @@ def session(
     until: Callable[[WsObservation], bool] | None = None,
     send_close: bool = False,
     headers: Sequence[tuple[bytes, bytes]] | None = None,
+    later: Sequence[bytes] = (),
+    pause: float = 1.0,
 ) -> WsObservation:
     """Open a WebSocket, send ``frames`` in one write, read what comes back.
 
@@ -183,6 +190,10 @@ def session(
     ``target.timeout`` passes without a byte. A server's close frame is answered
     (the core's client does it) and then its TCP close is awaited. With
     ``send_close`` a Close(1000) goes after the frames, through the core.
+
+    With ``later``, reading after ``frames`` lasts ``pause`` seconds at most; then,
+    unless the server has failed the connection (a close frame, a TCP close, an
+    invalid frame), ``later`` is sent and read as above.
     """
     obs = WsObservation()
     key = ws.make_key(os.urandom(16))
@@ -204,7 +215,13 @@ def session(
         # The server may close while we send: what it answered is still read.
         with contextlib.suppress(OSError):
             sock.sendall(b"".join(frames) + conn.bytes_to_send())
-        _read_frames(sock, conn, obs, rest, wait=target.timeout, until=until)
+        wait = min(pause, target.timeout) if later else target.timeout
+        _read_frames(sock, conn, obs, rest, wait=wait, until=until)
+        if later and not (obs.closed or obs.close_code is not None or obs.invalid):
+            obs.sent_later = True
+            with contextlib.suppress(OSError):
+                sock.sendall(b"".join(later))
+            _read_frames(sock, conn, obs, b"", wait=target.timeout, until=until)
     return obs
 
 
@@ -469,6 +486,9 @@ def _bad_frames() -> list[tuple[str, str, str, list[bytes], int, str, str]]:
         ("ws-continuation-first", "a continuation frame with no message begun", "RFC 6455 10.7", [frame(0, b"orphan")], 1002, "SHOULD", VALIDATED),
         ("ws-data-in-fragment", "a new text frame inside a fragmented message", "RFC 6455 5.4", [frame(1, b"first", fin=False), frame(1, b"second")], 1002, "SHOULD", INTERLEAVED),
         ("ws-utf8", "invalid UTF-8 in a text message", "RFC 6455 8.1", [frame(1, b"caf\xc3(")], 1007, "SHOULD", INVALID_UTF8),
+        # Each fragment decodes alone (the first as a cut-off character): only together are
+        # they invalid, so a server must carry a split character over from fragment to fragment.
+        ("ws-utf8-split", "invalid UTF-8 across fragments: a character begun in one fragment is not continued in the next", "RFC 6455 8.1", [frame(1, b"caf\xe2\x82", fin=False), frame(0, b"(ok")], 1007, "SHOULD", INVALID_UTF8),
         ("ws-close-code", "a close frame with code 999", "RFC 6455 5.5.1", [frame(8, close_payload(999))], 1002, "SHOULD", CLOSE_BODY),
         ("ws-close-1005", "a close frame with the reserved code 1005", "RFC 6455 7.4.1", [frame(8, close_payload(1005))], 1002, "SHOULD", RESERVED_1005),
         ("ws-close-1-byte", "a close frame with a 1-byte payload", "RFC 6455 5.5.1", [frame(8, b"\x03")], 1002, "SHOULD", CLOSE_BODY),
@@ -476,10 +496,47 @@ def _bad_frames() -> list[tuple[str, str, str, list[bytes], int, str, str]]:
     # fmt: on
 
 
+#: Autobahn 6.4.1's message: valid UTF-8 ("κόσμε"), then U+110000 (beyond Unicode, so invalid)
+#: in a fragment of its own, then valid UTF-8 again ("edited").
+_VALID_THEN_INVALID = (
+    b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5",
+    b"\xf4\x90\x80\x80",
+    b"edited",
+)
+
+
+def _utf8_in_a_later_fragment(target: Target) -> Result:
+    """RFC 6455 8.1 asks the message to be failed; failing on the fragment that makes it
+    invalid, before the message ends, is what Autobahn (6.4) calls strict, and failing at the
+    message's end is allowed too. The probe waits a moment after that fragment to tell which."""
+    probe = Probe(
+        "ws-utf8-fragment",
+        "invalid UTF-8 in a later fragment of a text message whose first fragment is valid",
+        "RFC 6455 8.1",
+        "MUST",
+        _FAIL_SAFE.format(code=1007) + " (on the invalid fragment, or at the message's end)",
+        INVALID_UTF8,
+    )
+    first, bad, last = _VALID_THEN_INVALID
+    obs = session(
+        target, [frame(1, first, fin=False), frame(0, bad, fin=False)], later=[frame(0, last)]
+    )
+    result = judge_failure(probe, obs, 1007)
+    if result.verdict is Verdict.ERROR or obs.invalid or obs.messages():
+        return result
+    when = (
+        "only at the message's end (allowed: not failing fast)"
+        if obs.sent_later
+        else "on the invalid fragment, before the message ended"
+    )
+    return dataclasses.replace(result, observed=f"{result.observed}; it failed {when}")
+
+
 def _frame_probes(target: Target) -> Iterator[Result]:
     for id, title, rfc, frames, code, frame_level, sentence in _bad_frames():
         probe = Probe(id, title, rfc, "MUST", _FAIL_SAFE.format(code=code), sentence)
         yield judge_failure(probe, session(target, frames), code, frame_level)
+    yield _utf8_in_a_later_fragment(target)
     payload = os.urandom(16).hex().encode()
     probe = Probe(
         "ws-ping",
@@ -534,6 +591,7 @@ def _echo_probes(target: Target) -> Iterator[Result]:
         for id, title in (
             ("ws-echo-binary", "a binary message echoed"),
             ("ws-echo-fragmented", "a fragmented message with a ping inside"),
+            ("ws-echo-utf8-split", "a text message with characters split between fragments"),
         ):
             yield Result(
                 id,
@@ -580,6 +638,24 @@ def _echo_probes(target: Target) -> Iterator[Result]:
     good = obs.messages() == ["fragmented"] and any(
         isinstance(e, ws.Pong) and e.payload == b"mid" for e in obs.events
     )
+    yield _result(probe, Verdict.PASS if good else Verdict.FAIL, obs.summary())
+    probe = Probe(
+        "ws-echo-utf8-split",
+        "a text message in three fragments, with a 2-byte and a 4-byte character each split "
+        "between two of them",
+        "RFC 6455 5.6",
+        "MUST",
+        "join the fragments before decoding: echo the message intact, not fail it",
+        PARTIAL_UTF8,
+    )
+    # "café 𝄞": é (C3 A9) split 1|1, 𝄞 (F0 9D 84 9E) split 2|2.
+    parts = [
+        frame(1, b"caf\xc3", fin=False),
+        frame(0, b"\xa9 \xf0\x9d", fin=False),
+        frame(0, b"\x84\x9e"),
+    ]
+    obs = session(target, parts, until=lambda o: bool(o.messages()))
+    good = obs.messages() == ["caf\u00e9 \U0001d11e"]
     yield _result(probe, Verdict.PASS if good else Verdict.FAIL, obs.summary())
 
 
