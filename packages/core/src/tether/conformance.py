@@ -2,8 +2,9 @@
 
 A vector (``spec/http1/*.json``) is request bytes in and, out, either the
 messages a server must see or the error it must refuse them with (class and
-HTTP status), each naming the RFC section it checks. This module stays sans
-I/O like the rest of the core:
+HTTP status), each naming the RFC section it checks, how strongly the RFC
+asks for that outcome (``level``: MUST, SHOULD or MAY) and the RFC's own
+sentence saying so. This module stays sans I/O like the rest of the core:
 
 - :func:`run_on_core` drives a :class:`tether.http1.ServerConnection` with the
   input split any way you like and returns what it saw;
@@ -52,6 +53,7 @@ from tether.http1 import (
 from tether.limits import Limits
 
 __all__ = [
+    "LEVELS",
     "PROTOCOL_ERROR_STATUSES",
     "REQUEST_SCHEMA",
     "RESPONSE_SCHEMA",
@@ -113,9 +115,20 @@ class Vector:
     eof: bool = False
     #: ``Limits`` fields to override for this case.
     limits: dict[str, int] = field(default_factory=dict)
-    #: Where we are stricter than the RFC requires, why.
+    #: Where we are stricter than the RFC requires, why. A server that does otherwise is
+    #: then within the RFC: see :attr:`level` for how its deviation is judged.
     strict: str | None = None
     area: str = ""
+    #: How strongly the RFC backs this outcome: ``"MUST"``, ``"SHOULD"`` or ``"MAY"``, the
+    #: BCP 14 keyword of :attr:`sentence`. A server that does otherwise broke a MUST (a
+    #: failure), did not follow a SHOULD (a warning), or took a MAY (allowed). With a
+    #: ``strict`` note the sentence allows what we refuse: a MUST or MAY that offers the
+    #: server a choice (taking the other one is lenient), or a SHOULD we depart from on
+    #: purpose (following it is what the RFC asks). Default ``"MUST"``, or ``"MAY"`` for a
+    #: vector with a ``strict`` note.
+    level: str = "MUST"
+    #: The RFC's own sentence behind :attr:`level`, quoted verbatim ("" if none is given).
+    sentence: str = ""
 
     def make_limits(self) -> Limits:
         """The :class:`Limits` this vector runs under."""
@@ -133,6 +146,9 @@ class Outcome:
 
 #: The request-vector schema :func:`load_vectors` reads; other files in a directory are skipped.
 REQUEST_SCHEMA = "tether-http1-vectors/1"
+
+#: The values a vector's ``level`` may take (RFC 2119 keywords, strongest first).
+LEVELS = ("MUST", "SHOULD", "MAY")
 
 
 def vectors_version() -> str:
@@ -196,9 +212,19 @@ def load_vectors(directory: str | Path | None = None) -> list[Vector]:
                     limits=case.get("limits", {}),
                     strict=case.get("strict"),
                     area=doc["area"],
+                    level=_level(case),
+                    sentence=case.get("sentence", ""),
                 )
             )
     return vectors
+
+
+def _level(case: dict[str, object]) -> str:
+    # A strict note means the RFC allows more than we do: without a stated level, a MAY.
+    level = case.get("level") or ("MAY" if case.get("strict") else "MUST")
+    if level not in LEVELS:
+        raise ValueError(f"vector {case['id']}: level {level!r} is not one of {LEVELS}")
+    return str(level)
 
 
 _RESPONSE = Response(200, [(b"content-length", b"0")])
