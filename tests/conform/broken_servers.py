@@ -10,6 +10,12 @@ The base server is strict enough to pass the probes (it refuses ambiguous framin
   and reads on;
 - ``trailers_as_request``: ends a chunked body at its last chunk, so that trailer fields
   are read as the next request (it mis-frames chunked bodies that have trailers).
+
+Three more flags make it lenient where the RFC lets it be, to show such a server is not
+failed: ``http_1_2`` serves an HTTP/1.2 request as HTTP/1.1 (RFC 9110 6.2, a SHOULD),
+``expect_417`` answers 417 to an expectation it does not know (RFC 9110 10.1.1, a MAY),
+and ``ctl_values`` keeps control bytes other than CR, LF and NUL in field values (RFC
+9110 5.5, a MAY).
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ class Flaws:
     no_head_timeout: bool = False
     framing_error_200: bool = False
     trailers_as_request: bool = False
+    http_1_2: bool = False
+    expect_417: bool = False
+    ctl_values: bool = False
 
 
 class Threaded:
@@ -160,28 +169,30 @@ class BrokenServer(Threaded):
         if len(request_line) > 8192:
             raise _Refuse(414)
         parts = request_line.split(b" ")
-        if (
-            len(parts) != 3
-            or not _TOKEN.fullmatch(parts[0])
-            or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0")
-        ):
+        versions = (
+            (b"HTTP/1.1", b"HTTP/1.0", b"HTTP/1.2")
+            if flaws.http_1_2
+            else (b"HTTP/1.1", b"HTTP/1.0")
+        )
+        if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or parts[2] not in versions:
             raise _Refuse(400)
+        # CR, LF and NUL must go (RFC 9110 5.5); other controls only this flag lets through.
+        controls = rb"[\x00\x0a\x0d]" if flaws.ctl_values else rb"[\x00-\x08\x0a-\x1f\x7f]"
         http10 = parts[2] == b"HTTP/1.0"
         headers: list[tuple[bytes, bytes]] = []
         for line in fields:
             if len(line) > 8192:
                 raise _Refuse(431)
             name, colon, value = line.partition(b":")
-            if (
-                not colon
-                or not _TOKEN.fullmatch(name)
-                or re.search(rb"[\x00-\x08\x0a-\x1f\x7f]", value)
-            ):
+            if not colon or not _TOKEN.fullmatch(name) or re.search(controls, value):
                 raise _Refuse(400)
             headers.append((name.lower(), value.strip(b" \t")))
         hosts = [v for n, v in headers if n == b"host"]
         if len(hosts) > 1 or (not hosts and not http10):
             raise _Refuse(400)
+        expectations = [v.lower() for n, v in headers if n == b"expect"]
+        if flaws.expect_417 and any(v != b"100-continue" for v in expectations):
+            raise _Refuse(417)
         lengths = [v for n, v in headers if n == b"content-length"]
         codings = [v.lower() for n, v in headers if n == b"transfer-encoding"]
         connection = b",".join(v.lower() for n, v in headers if n == b"connection")

@@ -5,7 +5,8 @@ client roles (:class:`tether.http1.ClientConnection`, and
 :class:`tether.websocket.Connection` for WebSocket frames):
 
 - **vectors**: every bundled ``spec/http1`` request vector that holds for a
-  server with default limits, with the RFC section of each failure;
+  server with default limits, each judged at its level (the keyword of the RFC
+  sentence it quotes: MUST, SHOULD or MAY), with its section and that sentence;
 - **smuggling**: a catalogue of request-smuggling and desync probes (CL.TE,
   TE.CL, obfuscated Transfer-Encoding, repeated and listed Content-Length, bare
   LF and CR, obs-fold, NUL and controls, chunk-size tricks, whitespace before
@@ -22,8 +23,9 @@ client roles (:class:`tether.http1.ClientConnection`, and
 - **write-timeout** (with ``--slow``): a client that asks for a large response
   and never reads it; bounded by ``--slow-seconds``.
 
-A MUST broken fails the run (exit status 1); a SHOULD or robustness gap is a
-warning; a leniency the RFC allows (a MAY) is reported as lenient.
+A MUST broken fails the run (exit status 1, as does a probe that could not
+run); a SHOULD or robustness gap is a warning; a leniency the RFC allows (a MAY)
+is reported as lenient. Neither changes the exit status.
 """
 
 from __future__ import annotations
@@ -207,6 +209,16 @@ def command(args: argparse.Namespace) -> int:
         print(text(args.url, version, results, verbose=args.verbose), end="")
     if args.junit:
         Path(args.junit).write_bytes(junit(args.url, results))
+    return exit_status(results)
+
+
+def exit_status(results: Sequence[Result]) -> int:
+    """1 if a MUST was broken (or a probe could not run, so a MUST went unchecked), else 0.
+
+    Warnings (a SHOULD not followed, a robustness gap), leniencies a MAY allows and
+    findings for information never fail the run: a probe reports a broken MUST, and only
+    that, as :attr:`Verdict.FAIL` (a vector at its ``level``, see ``vector_probe``).
+    """
     return 1 if any(r.verdict in (Verdict.FAIL, Verdict.ERROR) for r in results) else 0
 
 
@@ -230,6 +242,7 @@ __all__ = [
     "add_arguments",
     "command",
     "exchange",
+    "exit_status",
     "main",
     "run",
     "smuggle_probe",

@@ -167,8 +167,44 @@ def error_in_body(data: bytes, eof: bool = False) -> bool:
 UNTESTED = "not tested: the server answered before reading the body, then closed (point URL at an endpoint that reads request bodies)"
 
 
+#: Methods whose 501 is still a refusal: every server must support GET and HEAD (RFC 9110
+#: 9.1), and the vectors that carry a body use POST, where a 501 refuses the framing.
+_REFUSED_BY_501 = frozenset((b"GET", b"HEAD", b"POST"))
+
+
+def _not_implemented(status: int, method: bytes) -> bool:
+    """A 501 to a method the server need not implement (CONNECT: no tunnels here; an
+    extension method): the answer RFC 9110 9.1 asks for, not a refusal."""
+    return status == 501 and method not in _REFUSED_BY_501
+
+
+def _otherwise(vector: Vector) -> tuple[Verdict, str]:
+    """How a server that did not do what ``vector`` expects is judged, and why.
+
+    ``vector.level`` is the keyword of the RFC sentence behind the outcome. Without a
+    ``strict`` note the vector does what the sentence asks (MUST: fail, SHOULD: warn)
+    or, for a MAY, what it leaves open: a refusal the MAY allows is reported, not
+    judged. With one, the sentence allows what we refuse: a MUST or MAY that offers a
+    choice (the server took the lenient one), or a SHOULD we depart from on purpose.
+    """
+    if vector.strict:
+        if vector.level == "SHOULD":
+            return (
+                Verdict.PASS,
+                "or do what the RFC's SHOULD asks: Tether departs from it on purpose",
+            )
+        return Verdict.LENIENT, f"the RFC's {vector.level} also lets a server accept it"
+    if vector.level == "MUST":
+        return Verdict.FAIL, ""
+    if vector.level == "SHOULD":
+        return Verdict.WARN, ""
+    if vector.error is None:
+        return Verdict.INFO, "the RFC's MAY lets a server refuse it"
+    return Verdict.LENIENT, "the RFC's MAY lets a server accept it"
+
+
 def vector_probe(target: Target, vector: Vector) -> Result:
-    """Send one vector's bytes; judge the statuses against the vector."""
+    """Send one vector's bytes; judge the statuses against the vector at its level."""
     # An error vector lingers a second for the close after the last answer: whether the
     # server closed decides between "answered, then closed" (safe) and "read on" (unsafe).
     obs = exchange(
@@ -180,27 +216,28 @@ def vector_probe(target: Target, vector: Vector) -> Result:
     )
     n = len(vector.messages)
     served, rest = obs.statuses[:n], obs.statuses[n:]
-    level = "MAY" if vector.strict else "MUST"
     safe = (
         f"serve {n} request(s), then refuse with {vector.status} and close"
         if vector.error
         else f"serve {n} request(s)"
     )
+    refused_valid = any(
+        _refused(s) and not _not_implemented(s, m.method)
+        for s, m in zip(served, vector.messages, strict=False)
+    )
     verdict = Verdict.PASS
+    why = ""
     if obs.invalid and not obs.statuses:
         verdict = Verdict.FAIL
-    elif any(
-        _refused(s) and not (s == 501 and m.method == b"CONNECT")  # 501: "no tunnels here"
-        for s, m in zip(served, vector.messages, strict=False)
-    ):
-        verdict = Verdict.FAIL  # a valid request refused
-    elif len(served) < n and served and (obs.closed or obs.closing[-1]):
+    elif refused_valid or (len(served) < n and not (served and (obs.closed or obs.closing[-1]))):
+        # A valid request refused or left unanswered. Before an error vector's bad request
+        # the requests are ordinary ones (a MUST); in a served vector they are its point.
+        verdict, why = (Verdict.FAIL, "") if vector.error else _otherwise(vector)
+    elif len(served) < n:
         # RFC 9112 9.6: a server may close a persistent connection after any response; the
         # requests after it were not processed, which is safe.
         verdict = Verdict.INFO
         safe += f" (it closed after {len(served)}: allowed by RFC 9112 9.6)"
-    elif len(served) < n:
-        verdict = Verdict.FAIL  # a valid request not answered
     elif vector.error is not None:
         if rest and _refused(rest[0]):
             if rest[0] != vector.status:
@@ -210,12 +247,25 @@ def vector_probe(target: Target, vector: Vector) -> Result:
         elif rest and obs.closed and len(rest) == 1 and error_in_body(vector.input, vector.eof):
             verdict = Verdict.INFO
             safe = UNTESTED
+        elif not rest and vector.strict and vector.level == "SHOULD":
+            # Neither refused nor served: not what the SHOULD asks either.
+            verdict = Verdict.WARN
         else:
-            verdict = Verdict.LENIENT if vector.strict else Verdict.FAIL
+            verdict, why = _otherwise(vector)
     elif len(obs.statuses) > n and vector.messages and vector.messages[-1].keep_alive is False:
-        verdict = Verdict.FAIL  # answered past a request that ended the connection
+        verdict, why = _otherwise(vector)  # answered past a request that ended the connection
+    if why:
+        safe += f" ({why})"
     return Result(
-        vector.id, "vectors", vector.title, vector.rfc, level, verdict, safe, obs.summary()
+        vector.id,
+        "vectors",
+        vector.title,
+        vector.rfc,
+        vector.level,
+        verdict,
+        safe,
+        obs.summary(),
+        sentence=vector.sentence,
     )
 
 

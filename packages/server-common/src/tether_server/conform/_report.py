@@ -44,7 +44,7 @@ def text(url: str, version: str, results: Sequence[Result], *, verbose: bool = F
                 f"  {_MARK[result.verdict]:7} {result.id}: {result.title}  [{result.rfc}{level}]"
             )
             if result.sentence:
-                lines.append(f"          the RFC: \"{result.sentence}\"")
+                lines.append(f'          the RFC: "{result.sentence}"')
             lines.append(f"          safe: {result.safe}")
             lines.append(f"          this server: {result.observed}")
             if result.counterexample is not None:
