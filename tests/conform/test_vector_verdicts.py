@@ -7,11 +7,12 @@ as 1.1), the server is not failed. Only a failure changes the exit status.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conform.broken_servers import BrokenServer, Flaws
+from tests.conform.broken_servers import BrokenServer, Flaws, Threaded
 from tether.conformance import load_vectors
 from tether_server.conform import Result, Target, Verdict, exit_status, vector_probe
 from tether_server.conform._report import text
@@ -106,6 +107,53 @@ def test_the_report_quotes_the_sentence(servers: dict[str, BrokenServer]) -> Non
         'the RFC: "A server that receives an Expect field value containing a member other' in report
     )
     assert "result: passed every MUST" in report
+
+
+def _replying(reply: bytes) -> Threaded:
+    """A server that reads one request head, writes ``reply`` and waits for the client to go."""
+
+    def serve(sock: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
+            data += chunk
+        if reply:
+            sock.sendall(reply)
+        while sock.recv(65536):
+            pass
+
+    return Threaded(serve)
+
+
+@pytest.mark.parametrize(
+    ("vector_id", "reply", "verdict", "rfc"),
+    [
+        # gunicorn's way: the request's version echoed. No server conforms to HTTP/1.2,
+        # so this breaks a MUST of RFC 9110 6.2 whatever the vector's own level says.
+        (
+            "rl-version-1-2",
+            b"HTTP/1.2 200 OK\r\ncontent-length: 0\r\n\r\n",
+            Verdict.FAIL,
+            "RFC 9110 6.2",
+        ),
+        ("rl-origin", b"hello\r\n\r\n", Verdict.FAIL, "RFC 9110 2.2"),
+        # hypercorn's and granian's way: HTTP/2 with prior knowledge (RFC 9113 3.3), an
+        # empty SETTINGS frame on stream 0.
+        ("rl-h2-preface", b"\x00\x00\x00\x04\x00\x00\x00\x00\x00", Verdict.PASS, "RFC 9113 3.4"),
+        # Closing at EOF without answering a whole request: RFC 9112 9.5, MAY close at any time.
+        ("c-eof-after-request", b"", Verdict.INFO, "RFC 9112 9.6, 9.5"),
+    ],
+)
+def test_answers_that_are_not_http_1(
+    vector_id: str, reply: bytes, verdict: Verdict, rfc: str
+) -> None:
+    server = _replying(reply)
+    try:
+        result = probe(server, vector_id)
+    finally:
+        server.close()
+    assert (result.verdict, result.rfc.split(";")[0]) == (verdict, rfc), result
+    if verdict is Verdict.FAIL:
+        assert result.level == "MUST" and "MUST NOT" in result.sentence
 
 
 def _result(verdict: Verdict, level: str) -> Result:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -178,6 +179,27 @@ def _not_implemented(status: int, method: bytes) -> bool:
     return status == 501 and method not in _REFUSED_BY_501
 
 
+#: The HTTP/2 connection preface (RFC 9113 3.4). A server that speaks HTTP/2 with prior
+#: knowledge (RFC 9113 3.3) answers it with an HTTP/2 SETTINGS frame: not an error.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#: An answer that is not HTTP/1.x breaks a MUST whatever the vector's level: these are the
+#: sentences (RFC section, text) it is reported with.
+_OTHER_VERSION = (
+    "RFC 9110 6.2",
+    "A server MUST NOT send a version to which it is not conformant.",
+)
+_NOT_HTTP = (
+    "RFC 9110 2.2",
+    "A sender MUST NOT generate protocol elements that do not match the grammar defined by "
+    "the corresponding ABNF rules.",
+)
+
+
+def _h2_settings(data: bytes) -> bool:
+    """Whether ``data`` starts with an HTTP/2 SETTINGS frame on stream 0 (RFC 9113 6.5)."""
+    return len(data) >= 9 and data[3] == 0x04 and data[5:9] == bytes(4)
+
+
 def _otherwise(vector: Vector) -> tuple[Verdict, str]:
     """How a server that did not do what ``vector`` expects is judged, and why.
 
@@ -199,7 +221,7 @@ def _otherwise(vector: Vector) -> tuple[Verdict, str]:
     if vector.level == "SHOULD":
         return Verdict.WARN, ""
     if vector.error is None:
-        return Verdict.INFO, "the RFC's MAY lets a server refuse it"
+        return Verdict.INFO, "the RFC's MAY lets a server do otherwise"
     return Verdict.LENIENT, "the RFC's MAY lets a server accept it"
 
 
@@ -227,8 +249,17 @@ def vector_probe(target: Target, vector: Vector) -> Result:
     )
     verdict = Verdict.PASS
     why = ""
+    rfc, level, sentence = vector.rfc, vector.level, vector.sentence
     if obs.invalid and not obs.statuses:
-        verdict = Verdict.FAIL
+        if vector.input.startswith(_H2_PREFACE) and _h2_settings(obs.raw):
+            why = "or answer in HTTP/2: this server speaks it with prior knowledge, RFC 9113 3.3"
+        else:
+            # HTTP/1.2 echoed back, or no HTTP at all: broken whatever the vector asked.
+            verdict, level = Verdict.FAIL, "MUST"
+            other = re.match(rb"HTTP/\d\.\d ", obs.raw) and not obs.raw.startswith(
+                (b"HTTP/1.1 ", b"HTTP/1.0 ")
+            )
+            rfc, sentence = _OTHER_VERSION if other else _NOT_HTTP
     elif refused_valid or (len(served) < n and not (served and (obs.closed or obs.closing[-1]))):
         # A valid request refused or left unanswered. Before an error vector's bad request
         # the requests are ordinary ones (a MUST); in a served vector they are its point.
@@ -260,12 +291,12 @@ def vector_probe(target: Target, vector: Vector) -> Result:
         vector.id,
         "vectors",
         vector.title,
-        vector.rfc,
-        vector.level,
+        rfc,
+        level,
         verdict,
         safe,
         obs.summary(),
-        sentence=vector.sentence,
+        sentence=sentence,
     )
 
 
