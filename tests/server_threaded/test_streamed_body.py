@@ -148,25 +148,33 @@ def test_the_loop_stops_reading_while_the_app_does_not() -> None:
     assert STREAM_HIGH < 16 * 1024 * 1024
 
 
+class _WholeBodyReader:
+    """A WSGI app that reads its whole body, noting whether that worked or what it raised."""
+
+    def __init__(self) -> None:
+        self.outcome: list[str] = []
+        self.done = threading.Event()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            environ["wsgi.input"].read()
+            self.outcome.append("read the whole body")
+        except OSError as exc:
+            self.outcome.append(type(exc).__name__)
+            raise
+        finally:
+            self.done.set()
+        start_response("200 OK", [])
+        return [b""]
+
+
 def test_a_client_gone_mid_body_is_an_error_in_the_app_not_an_end(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A body cut by the client raises in the app's read (a cut body must not read as a whole
     one), and the server logs no traceback for the client's doing."""
-    outcome: list[str] = []
-    done = threading.Event()
-
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            environ["wsgi.input"].read()
-            outcome.append("read the whole body")
-        except OSError as exc:
-            outcome.append(type(exc).__name__)
-            raise
-        finally:
-            done.set()
-        start_response("200 OK", [])
-        return [b""]
+    reader = _WholeBodyReader()
+    app, outcome, done = reader, reader.outcome, reader.done
 
     caplog.set_level(logging.INFO, logger="tether")
     with running(app, request_body="stream") as server, connect(server) as sock:
@@ -180,20 +188,8 @@ def test_a_client_gone_mid_body_is_an_error_in_the_app_not_an_end(
 def test_a_stalled_body_ends_within_the_body_timeout() -> None:
     """A client that stops sending mid-body holds its worker only until the core's body
     timeout: the app's read then raises, and the connection is closed."""
-    outcome: list[str] = []
-    done = threading.Event()
-
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            environ["wsgi.input"].read()
-            outcome.append("read the whole body")
-        except OSError as exc:
-            outcome.append(type(exc).__name__)
-            raise
-        finally:
-            done.set()
-        start_response("200 OK", [])
-        return [b""]
+    reader = _WholeBodyReader()
+    app, outcome, done = reader, reader.outcome, reader.done
 
     with running(app, request_body="stream", timeout_body=0.5) as server, connect(server) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
