@@ -21,7 +21,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from types import TracebackType
 from typing import IO, Any, Protocol
 
@@ -103,6 +103,8 @@ _KEYS: dict[bytes, str] = {
         ).split()
     },
 }
+_known = _KEYS.get
+_latin1 = methodcaller("decode", "latin-1")
 _CONTENT_LENGTH = b"content-length"
 #: The standard status lines, split.
 _STATUSES: dict[str, tuple[int, bytes]] = {
@@ -201,24 +203,32 @@ def request_environ(base: Environ, request: Request) -> Environ:
     alike, so it could pass for a proxy's field. Forwarding fields are left as they came
     (``tether_server.forwarded.apply_forwarding`` applies or removes them).
     """
-    raw_path, query = split_target(request.target)
-    path = unquote_path(raw_path).decode("latin-1")
+    target = request.target
+    raw_path, query = split_target(target)
+    path = (unquote_path(raw_path) if b"%" in raw_path else raw_path).decode("latin-1")
     root_path = base.get("SCRIPT_NAME", "")
     if root_path and (path == root_path or path.startswith(root_path + "/")):
         path = path[len(root_path) :]
-    environ = base.copy()
-    environ["REQUEST_METHOD"] = request.method.decode("latin-1")
-    environ["PATH_INFO"] = path
-    environ["QUERY_STRING"] = query.decode("latin-1")
-    environ["REQUEST_URI"] = request.target.decode("latin-1")
-    environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.http_version == b"1.1" else "HTTP/1.0"
+    environ = {
+        **base,
+        "REQUEST_METHOD": request.method.decode("latin-1"),
+        "PATH_INFO": path,
+        "QUERY_STRING": query.decode("latin-1"),
+        "REQUEST_URI": target.decode("latin-1"),
+        "SERVER_PROTOCOL": "HTTP/1.1" if request.http_version == b"1.1" else "HTTP/1.0",
+    }
     headers = request.headers
+    # The usual head (only names of _KEYS, none twice, none in the base) in a few C-level
+    # passes; any other goes on to the passes below, which start again from its first field.
+    fields = dict(zip(map(_known, map(_name, headers)), map(_latin1, map(_value, headers))))
+    if None not in fields and len(fields) == len(headers) and fields.keys().isdisjoint(environ):
+        environ.update(fields)
+        return environ
     # Past a few fields the whole-head passes cost less than a turn of the loop per field.
     if len(headers) > 4 and _batched_fields(environ, headers):
         return environ
-    known = _KEYS.get
     for name, value in headers:
-        key = known(name)
+        key = _known(name)
         if key is None:
             if b"_" in name:
                 continue
@@ -280,15 +290,23 @@ def parse_status(status: str) -> tuple[int, bytes]:
 
 def encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
     """Check one application header pair and encode it (the core validates the bytes)."""
-    name, value = item
-    if type(name) is not str or type(value) is not str:
-        raise TypeError("header names and values must be str")
-    lname = name.lower()
-    if lname in _HOP_BY_HOP and (lname != "connection" or value.strip().lower() != "close"):
-        raise ValueError(f"hop-by-hop header {name!r} is not allowed from a WSGI application")
-    # Content-Length is recognised by identity, so spell its name once.
-    raw_name = _CONTENT_LENGTH if lname == "content-length" else name.encode("latin-1")
-    return raw_name, value.encode("latin-1")
+    return _encode_fields((item,))[0]
+
+
+def _encode_fields(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """:func:`encode_header` on each pair, in one loop rather than a call per pair."""
+    fields = []
+    append = fields.append
+    for name, value in headers:
+        if type(name) is not str or type(value) is not str:
+            raise TypeError("header names and values must be str")
+        lname = name.lower()
+        if lname in _HOP_BY_HOP and (lname != "connection" or value.strip().lower() != "close"):
+            raise ValueError(f"hop-by-hop header {name!r} is not allowed from a WSGI application")
+        # Content-Length is recognised by identity, so spell its name once.
+        raw_name = _CONTENT_LENGTH if lname == "content-length" else name.encode("latin-1")
+        append((raw_name, value.encode("latin-1")))
+    return fields
 
 
 def start_response(
@@ -309,7 +327,7 @@ def start_response(
     elif cycle.phase is not CyclePhase.WAITING:
         raise AssertionError("start_response() called again without exc_info (PEP 3333)")
     code, reason = parse_status(status)
-    cycle.start(code, [encode_header(item) for item in headers], reason)
+    cycle.start(code, _encode_fields(headers), reason)
 
 
 def traceback_response(exc: BaseException) -> tuple[Response, bytes]:
