@@ -93,11 +93,18 @@ class RequestCycle:
             if response.phase is _COMPLETE:
                 self._finished()
             if out:
+                fast = owner.fast
                 try:
-                    await owner.write(out)
-                except ClientDisconnected:
+                    # owner.write(out), inlined for a FastStream (one coroutine less per
+                    # response): owner.closed was tested above, and nothing awaited since.
+                    if fast is None:
+                        await owner.write(out)
+                    elif fast.write(out):
+                        await fast.flush()
+                except STREAM_GONE:  # ClientDisconnected (an OSError) included
+                    owner.closed = True
                     response.sent -= len(body)
-                    raise
+                    raise ClientDisconnected("the client has disconnected") from None
         elif kind == "http.response.start":
             if response.phase is not _WAITING:
                 raise RuntimeError("the response has already started")

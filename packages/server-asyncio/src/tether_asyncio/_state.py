@@ -12,6 +12,7 @@ from tether.serving_driver import ConnectionDriver
 from tether_asyncio._config import Config
 
 if TYPE_CHECKING:
+    from tether_asyncio._stream import FastStream
     from tether_asyncio._types import ASGIApp, Stream
 
 error_log = logging.getLogger("tether.error")
@@ -88,6 +89,8 @@ class Owner(Protocol):
     conn: ServerConnection
     driver: ConnectionDriver
     stream: Stream
+    #: The stream when it is a FastStream (written without a coroutine per write), else None.
+    fast: FastStream | None
     id: int
     closed: bool
     client: tuple[str, int] | None
