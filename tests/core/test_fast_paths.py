@@ -284,6 +284,22 @@ def test_events_built_without_init_equal_the_constructed_ones() -> None:
         data.data = b"x"  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("make", [ServerConnection, lambda: ServerConnection()._reader])
+def test_a_new_connection_sets_every_attribute_of_its_classes(make: object) -> None:
+    """ServerConnection and its reader set their bases' attributes in one ``__init__`` (one
+    frame per accepted socket): none of the bases' slots may be left unset."""
+    obj = make()  # type: ignore[operator]
+    slots = {
+        name
+        for cls in type(obj).__mro__
+        for name in getattr(cls, "__slots__", ())
+        if name != "__weakref__"
+    }
+    assert len(slots) > 15
+    unset = sorted(name for name in slots if not hasattr(obj, name))
+    assert unset == []
+
+
 # Each spelling: a common name (from the writer's fixed table), and one it must check itself.
 @pytest.mark.parametrize("name", [b"Content-Type", b"X-Custom"])
 @pytest.mark.parametrize(

@@ -129,8 +129,13 @@ class ResponseCycle:
         "_date",
         "_drop_body",
         "_extra",
+        "_given",
+        "_out",
+        "_raw",
+        "_reason",
         "_room",
         "_server",
+        "_strip",
         "can_trail",
         "client",
         "closing",
@@ -138,7 +143,6 @@ class ResponseCycle:
         "phase",
         "request",
         "response",
-        "response_headers",
         "sent",
         "status",
         "tag",
@@ -167,10 +171,18 @@ class ResponseCycle:
         self._server = server
         self.closing = closing
         self.phase = _W
-        #: The response held back until its first body bytes.
+        #: The response held back until its first body bytes, once built (see _build).
         self.response: Response | None = None
-        #: The fields of the head that went out (read by a custom access-log format).
-        self.response_headers: Sequence[tuple[bytes, bytes]] = ()
+        # The application's fields, reason and wish to drop Transfer-Encoding, as start()
+        # took them: a response sent whole in one write goes to the core as these parts, in
+        # one pass over the fields; anything else builds :attr:`response` from them first.
+        self._given: Headers | None = None
+        self._reason = b""
+        self._strip = False
+        # The fields of the head that went out; while _raw, the application's alone (a response
+        # sent whole from its parts), completed when response_headers is read.
+        self._out: Sequence[tuple[bytes, bytes]] = ()
+        self._raw = False
         self.status = 0
         #: Body bytes handed out for writing.
         self.sent = 0
@@ -191,6 +203,16 @@ class ResponseCycle:
             raise LocalProtocolError(
                 f"cannot {step.value} a response in phase {self.phase.value}"
             ) from None
+
+    @property
+    def response_headers(self) -> Sequence[tuple[bytes, bytes]]:
+        """The fields of the head that went out (read by a custom access-log format)."""
+        out = self._out
+        if self._raw:
+            # Sent whole from its parts: the list is made only when someone reads it.
+            out = self._out = self._fields(list(out))
+            self._raw = False
+        return out
 
     @property
     def committed(self) -> bool:
@@ -227,20 +249,24 @@ class ResponseCycle:
             # ASGI nor WSGI can carry: refused like any other misuse (the server answers 500).
             raise LocalProtocolError("a 2xx to CONNECT opens a tunnel, which this server lacks")
         self.phase = _H
-        # One pass over the fields: the declared length, an app's coding, and whether Date
-        # and Server are there already (tether.serving.with_server_headers, inlined: this
-        # runs for every response).
-        length: bytes | None = None
-        coded = False
+        self.status = status
+        # A copy: what the application does to its list after this call changes nothing.
+        self._given = list(headers)
+        self._reason = reason
+        self._strip = ignore_transfer_encoding
+        self.trailers = trailers
+        self.response = None
+
+    def _fields(self, given: Headers) -> Headers:
+        """The fields of the response: ``given`` with the server's (Date, Server, extra
+        fields, ``Connection: close``) where they go, Transfer-Encoding dropped if asked."""
         date = self._date
         server = self._server
-        out = list(headers)
-        for name, value in out:
+        out = list(given)
+        coded = False
+        for name, _ in out:
             size = len(name)
-            if size == 14:
-                if name.lower() == b"content-length":
-                    length = value
-            elif size == 17:
+            if size == 17:
                 if name.lower() == b"transfer-encoding":
                     coded = True
             elif size == 4:
@@ -248,7 +274,7 @@ class ResponseCycle:
                     date = None
             elif size == 6 and name.lower() == b"server":
                 server = None
-        if coded and ignore_transfer_encoding:
+        if coded and self._strip:
             out = [h for h in out if h[0].lower() != b"transfer-encoding"]
         if self._extra:
             _add_missing(out, self._extra)
@@ -258,20 +284,28 @@ class ResponseCycle:
             out.append(server)
         if self.closing:
             out.append((b"connection", b"close"))
+        return out
+
+    def _build(self, given: Headers) -> None:
+        """Make :attr:`response` from what start() took, and what it implies for the body."""
+        status = self.status
+        length: bytes | None = None
+        for name, value in given:
+            if len(name) == 14 and name.lower() == b"content-length":
+                length = value
         no_body = status in _NO_BODY_STATUSES or status < 200
         self._drop_body = self.head or no_body
         self._room = (
             0 if no_body else int(length) if length is not None and length.isdigit() else None
         )
-        self.trailers = trailers
         self.can_trail = (
-            trailers
+            self.trailers
             and length is None
             and not self._drop_body
             and self.request.http_version == b"1.1"
         )
-        self.status = status
-        self.response = Response(status, out, reason)
+        self.response = Response(status, self._fields(given), self._reason)
+        self._given = None
 
     def body(self, data: bytes, more: bool = False, *, whole: bool = False) -> bytes:
         """Bytes carrying ``data``; the response ends too unless ``more`` or trailers follow.
@@ -280,6 +314,31 @@ class ResponseCycle:
         (a WSGI list result). A body longer than the declared length raises before the head
         is committed, so the first write of too much still becomes a 500.
         """
+        given = self._given
+        if given is not None:
+            if not more and not self.trailers and not self._extra:
+                # The whole response in one write (the common case): its parts go to the
+                # core, which checks them and adds the server's fields in one pass.
+                date = self._date
+                server = self._server
+                out = self._conn.respond_fields(
+                    self.status,
+                    given,
+                    data,
+                    reason=self._reason,
+                    date=None if date is None else date[1],
+                    server=None if server is None else server[1],
+                    close=self.closing,
+                    strip_transfer_encoding=self._strip,
+                    declare_length=whole,
+                )
+                self._given = None
+                self._out = given  # response_headers adds the server's fields if it is read
+                self._raw = True
+                self.sent += len(data)
+                self.phase = _C
+                return out
+            self._build(given)
         room = self._room
         size = len(data)
         if room is not None and not self.head:
@@ -300,7 +359,7 @@ class ResponseCycle:
                 response = self._with_length(response, size)
             out = self._conn.respond(response, data)
             self.response = None
-            self.response_headers = response.headers
+            self._out = response.headers
             if room is not None:
                 self._room = room - size
             self.sent += size
@@ -313,7 +372,7 @@ class ResponseCycle:
                 # _head(None), inlined: every response's first body write comes here.
                 out = self._conn.send(response)
                 self.response = None
-                self.response_headers = response.headers
+                self._out = response.headers
             self.phase = _S
         elif self.phase is _S:
             out = b""
@@ -337,6 +396,8 @@ class ResponseCycle:
         return out + self._conn.send(EndOfMessage(list(trailers) if self.can_trail else []))
 
     def _head(self, whole: int | None) -> bytes:
+        if self._given is not None:
+            self._build(self._given)
         response = self.response
         if response is None:
             if self.phase is _W:
@@ -346,7 +407,7 @@ class ResponseCycle:
             response = self._with_length(response, whole)
         out = self._conn.send(response)
         self.response = None
-        self.response_headers = response.headers
+        self._out = response.headers
         return out
 
     def _with_length(self, response: Response, size: int) -> Response:
@@ -361,6 +422,8 @@ class ResponseCycle:
         The length is declared when the application declared none (so a HEAD response carries
         it too); a declared length smaller than the file wins, and :attr:`file_room` says it.
         """
+        if self._given is not None:
+            self._build(self._given)
         response = self.response
         if (
             response is not None
@@ -378,11 +441,12 @@ class ResponseCycle:
         response is then complete (what follows is the session's)."""
         self._move(_Step.CANNED)
         self.response = None
+        self._given = None
         self.status = 101
         fields = with_server_headers(headers, self._date, self._server)
         if self._extra:
             _add_missing(fields, self._extra)
-        self.response_headers = fields
+        self._out = fields
         return self._conn.send(InformationalResponse(101, fields))
 
     def file_sent(self, size: int) -> None:
@@ -394,6 +458,8 @@ class ResponseCycle:
     @property
     def file_room(self) -> int | None:
         """Body bytes the declared Content-Length allows (None when not known)."""
+        if self._given is not None:
+            self._build(self._given)
         return self._room
 
     # -- what the server decides -----------------------------------------------------------------
@@ -415,7 +481,8 @@ class ResponseCycle:
             return None
         self._move(_Step.CANNED)
         self.response = None
-        self.response_headers = headers
+        self._given = None
+        self._out = headers
         self.status = response.status_code
         self.sent = len(body) if not self.head else 0
         return out

@@ -24,7 +24,9 @@ from tether.http1._events import (
     ReceiveEvent,
     Signal,
 )
+from tether.http1._receive import RequestReader
 from tether.http1._respond import ResponseSide
+from tether.http1._send import Framing
 from tether.http1._state import (
     OUR_TRANSITIONS,
     THEIR_TRANSITIONS,
@@ -102,7 +104,23 @@ class ServerConnection(ResponseSide):
         :meth:`next_deadline` returns ``None`` until a call passes ``now``, and the
         idle timer of a connection opened without one starts at that first ``now``.
         """
-        ResponseSide.__init__(self, limits if limits is not None else _DEFAULT_LIMITS, now)
+        limits = limits if limits is not None else _DEFAULT_LIMITS
+        # Every attribute of the class and its bases, set here in one frame (a connection per
+        # accepted socket; a test checks that none is missed): ConnectionBase's,
+        self._limits = limits
+        self._our_state = _IDLE
+        self._their_state = _IDLE
+        self._keep_alive = True
+        self._now = now
+        self._trailing = b""
+        self._head_started: float | None = None
+        self._body_wait_since: float | None = None
+        # ResponseSide's,
+        self._reader = RequestReader(limits)
+        self._framing = Framing.NONE
+        self._remaining = 0
+        self._expects_continue = False
+        # and this class's own.
         self._discarding = False
         # When the connection went idle (None: no clock given yet).
         self._idle_since = now

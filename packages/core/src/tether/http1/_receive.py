@@ -52,6 +52,8 @@ from tether.http1._tables import (
     _TCHAR_TABLE,
     P_CHUNK_LINE,
     P_FIXED,
+    P_HEAD,
+    Phase,
     _check_line_endings,
 )
 from tether.limits import Limits
@@ -79,7 +81,16 @@ class RequestReader(BodyReader):
     )
 
     def __init__(self, limits: Limits) -> None:
-        BodyReader.__init__(self, limits)
+        # BodyReader's attributes, set here in one frame (a test checks that none is missed).
+        self.limits = limits
+        self.buf = b""
+        self.pos = 0
+        self.acc: bytearray | None = None
+        self.scan = 0
+        self.eof = False
+        self.phase: Phase = P_HEAD
+        self.remaining = 0
+        self.received = 0
         # Empty lines skipped before the current request line (RFC 9112 2.2).
         self.empty_lines = 0
         self.http10 = False

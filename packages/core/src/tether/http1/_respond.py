@@ -32,7 +32,6 @@ from tether.http1._send import (
 )
 from tether.http1._state import OUR_TRANSITIONS, THEIR_TRANSITIONS, HTTPState, _Move, column
 from tether.http1._tables import P_DONE
-from tether.limits import Limits
 
 _IDLE = HTTPState.IDLE
 _SEND_BODY = HTTPState.SEND_BODY
@@ -59,16 +58,16 @@ _OURS_ON_RESPONSE_DONE = column(OUR_TRANSITIONS, _Move.RESPONSE_DONE)
 
 
 class ResponseSide(ConnectionBase):
-    """Sending responses on a server connection (internal base of ServerConnection)."""
+    """Sending responses on a server connection (internal base of ServerConnection, whose
+    ``__init__`` sets these attributes: ``_reader``, ``_framing``, ``_remaining`` and
+    ``_expects_continue``)."""
 
     __slots__ = ("_expects_continue", "_framing", "_reader", "_remaining")
 
-    def __init__(self, limits: Limits, now: float | None) -> None:
-        ConnectionBase.__init__(self, limits, now)
-        self._reader = RequestReader(limits)
-        self._framing = _NONE
-        self._remaining = 0
-        self._expects_continue = False
+    _reader: RequestReader
+    _framing: Framing
+    _remaining: int
+    _expects_continue: bool
 
     @property
     def expects_continue(self) -> bool:
@@ -137,12 +136,55 @@ class ResponseSide(ConnectionBase):
         """
         if type(response) is not Response:
             raise LocalProtocolError(f"respond() takes a Response, not {response!r}")
+        return self.respond_fields(
+            response.status_code, response.headers, body, reason=response.reason
+        )
+
+    def respond_fields(
+        self,
+        status_code: int,
+        headers: Headers,
+        body: bytes = b"",
+        *,
+        reason: bytes = b"",
+        date: bytes | None = None,
+        server: bytes | None = None,
+        close: bool = False,
+        strip_transfer_encoding: bool = False,
+        declare_length: bool = False,
+    ) -> bytes:
+        """:meth:`respond` for a response given as its parts, with a server's defaults.
+
+        The same checks and bytes as ``respond(Response(status_code, fields, reason), body)``
+        where ``fields`` are ``headers`` with, in one pass over them and no event built:
+        ``Date: date`` and ``Server: server`` added when they have no such field (as
+        :func:`tether.serving.with_server_headers` adds them), ``Connection: close`` when
+        ``close``, any ``Transfer-Encoding`` dropped when ``strip_transfer_encoding`` (an ASGI
+        server must ignore the application's), and ``Content-Length: len(body)`` added when
+        ``declare_length`` and the response declares no length and may have a body (a body
+        known whole, such as a WSGI list). All or nothing, as :meth:`respond`.
+        """
         if self._our_state not in _OURS_ON_RESPONSE:
             self._ours_after(_M_RESPONSE)  # raises the LocalProtocolError
-        if self._reader.connect and 200 <= response.status_code < 300:
+        reader = self._reader
+        if reader.connect and 200 <= status_code < 300:
             raise LocalProtocolError("a 2xx to CONNECT opens a tunnel: send() it")
-        head, framing, length, keep_alive = self._write_head(response)
         size = len(body)
+        head, framing, length, keep_alive = write_response(
+            status_code,
+            headers,
+            reason,
+            head_request=reader.head_request,
+            http10=reader.http10,
+            # As _write_head decides it, and a server's close.
+            keep_alive=self._keep_alive
+            and not close
+            and not (self._expects_continue and reader.phase is not P_DONE),
+            date=date,
+            server=server,
+            strip_transfer_encoding=strip_transfer_encoding,
+            declare=size if declare_length else None,
+        )
         if framing is _LENGTH:
             if size != length:
                 raise LocalProtocolError(

@@ -133,6 +133,9 @@ _FIELD_BLOCK_TABLE = bytes(
 
 # The fields the core writes itself from its own decisions.
 OWNED = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+# Those, and the fields a server adds when the application gave none (write_response's date
+# and server): the names its one pass over the fields stops at.
+_SPECIAL = OWNED | {b"date", b"server"}
 
 # Field names responses carry most often, lowercase and capitalized, each mapped to its
 # lowercase form: a name found here needs neither lowercasing nor the token check. Built at
@@ -200,12 +203,20 @@ def write_response(
     head_request: bool,
     http10: bool,
     keep_alive: bool,
+    date: bytes | None = None,
+    server: bytes | None = None,
+    strip_transfer_encoding: bool = False,
+    declare: int | None = None,
 ) -> tuple[bytes, Framing, int, bool]:
     """Serialize a final response head and decide its framing.
 
     Returns ``(head_bytes, framing, content_length, keep_alive)``; keep-alive can
     only be turned off here (by the caller's ``Connection: close`` or by framing
-    that needs the connection closed).
+    that needs the connection closed). A server's defaults are written in the same
+    pass: ``date`` and ``server`` (values) when the fields have no Date or Server,
+    any Transfer-Encoding dropped when ``strip_transfer_encoding`` (ASGI: framing
+    is the server's), and a Content-Length of ``declare`` bytes when none is given
+    and the response has a body (a body known whole).
     """
     if not 200 <= status_code < 600:
         raise LocalProtocolError(f"{status_code} is not a final status code (200-599)")
@@ -228,22 +239,33 @@ def write_response(
             if lname is None:
                 lname = name.lower()
                 unchecked = True
-            if lname in OWNED:
-                if lname == b"content-length":
+            if lname in _SPECIAL:
+                if lname == b"date":
+                    date = None
+                elif lname == b"server":
+                    server = None
+                elif lname == b"content-length":
                     if content_length is not None and content_length != value:
                         raise LocalProtocolError("conflicting Content-Length fields")
                     if not value.isdigit():
                         raise LocalProtocolError("Content-Length is not a decimal integer")
                     content_length = value
                 elif lname == b"transfer-encoding":
+                    if strip_transfer_encoding:
+                        continue
                     if value.strip(b" \t").lower() != b"chunked":
                         raise LocalProtocolError("only the chunked transfer coding can be sent")
                     chunked_given = True
                 elif b"close" in value.lower():
                     keep_alive = False
-                # Not written as given: the core writes its own (a Content-Length of digits).
-                continue
+                if lname in OWNED:
+                    # Not written as given: the core writes its own (a Content-Length of digits).
+                    continue
             parts += (name, b": ", value, b"\r\n")
+        if date is not None:
+            parts += (b"date", b": ", date, b"\r\n")
+        if server is not None:
+            parts += (b"server", b": ", server, b"\r\n")
         # The names written as given, one in four pieces after the status line, are checked
         # unless each is a known name (the ones the core owns matched one, so are tokens too).
         names_ok = not unchecked or _names_ok(parts[1::4])
@@ -260,6 +282,15 @@ def write_response(
         raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
 
     length = 0
+    if (
+        declare is not None
+        and content_length is None
+        and not head_request
+        and status_code not in (204, 304)
+    ):
+        content_length = b"%d" % declare
+        if chunked_given:
+            raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
     if status_code in (204, 304) or head_request:
         # RFC 9110 8.6: no Content-Length in a 204. A 304 or a HEAD response may carry the
         # length the full response would have had.
