@@ -52,7 +52,7 @@ class Connection(Channel):
 
     def read_http(self, now: float) -> None:
         """The socket is readable (loop thread): feed the core, then take its events."""
-        if not self.want_read or self.eof:
+        if not self.want_read or self.driver.eof:
             # Back-pressure: the core is not asking for bytes (a response is in progress, or the
             # body buffer is full), so stop watching the socket until it does.
             self.want &= ~READ
@@ -83,7 +83,17 @@ class Connection(Channel):
         while not self.closing:
             event = driver.next_event(now)
             kind = type(event)
-            if kind is Data:
+            # Each request has one head and one end, and any number of Data events between.
+            if kind is Request:
+                self._start_request(event, now)  # type: ignore[arg-type]
+            elif kind is EndOfMessage:
+                self.want_read = False
+                if self.streamed is not None:
+                    self.streamed.end()  # the request was dispatched at its head
+                    return
+                self._dispatch(now)
+                return  # the core answers PAUSED until the response is complete
+            elif kind is Data:
                 streamed = self.streamed
                 if streamed is not None:
                     if not streamed.feed(event.data):  # type: ignore[union-attr]
@@ -102,15 +112,6 @@ class Connection(Channel):
                     driver.refuse(exc)
                     self.close_with_output(now)
                     return
-            elif kind is EndOfMessage:
-                self.want_read = False
-                if self.streamed is not None:
-                    self.streamed.end()  # the request was dispatched at its head
-                    return
-                self._dispatch(now)
-                return  # the core answers PAUSED until the response is complete
-            elif kind is Request:
-                self._start_request(event, now)  # type: ignore[arg-type]
             elif event is Next.READ:
                 self._read_again()
                 # Re-read after every piece: the body deadline moves with the bytes received.
@@ -163,11 +164,13 @@ class Connection(Channel):
         exchange = self.exchange
         if exchange is None:
             return
-        self.held = len(self.outbuf) > OUT_HIGH
-        if not self.held:
-            self.exchange = None
-            body, self.body = self.body, None
-            self.loop.dispatch(self, exchange, body, now)
+        if len(self.outbuf) > OUT_HIGH:
+            self.held = True
+            return
+        self.held = False
+        self.exchange = None
+        body, self.body = self.body, None
+        self.loop.dispatch(self, exchange, body, now)
 
     def response_done(self, now: float) -> None:
         """The application's response is complete (worker): reuse or close the connection."""

@@ -26,10 +26,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from threading import get_ident
 from typing import Any
 
 from tether.health import HealthState, health_response, probe_for
-from tether.http1 import Request, Response, date_header
+from tether.http1 import Request, Response
 from tether.serving import ConnectionGate, no_tunnel_response, split_target
 from tether.serving_cycle import RULES
 from tether.serving_wsgi import Environ, WSGIApp, gathered_body, server_environ
@@ -133,8 +134,13 @@ class Loop:
         self.access_log = config.access_log
         #: Request ids, trace ids, added response fields (None: all off).
         self.tagger = config.tagger()
-        self._server_header = config.server_header_pair()
-        self._date_header = config.date_header
+        #: Whether responses carry a ``Date`` field; the ``Server`` field (None: left out).
+        self.date_header = config.date_header
+        self.server_header = config.server_header_pair()
+        #: --limit-max-requests: each request's head is counted as it arrives.
+        self.request_budget = config.request_budget
+        #: The environ of a request and the object that will run the app on it.
+        self.make_exchange: Callable[[Connection, Request], Exchange] = partial(Exchange, self)
         #: --metrics-port (None: off); its gauges are read from here when scraped.
         self.metrics = config.metrics
         if self.metrics is not None:
@@ -145,7 +151,7 @@ class Loop:
 
     def in_loop(self) -> bool:
         """Whether the caller runs on the loop thread."""
-        return threading.get_ident() == self.thread_id
+        return get_ident() == self.thread_id
 
     def call_soon(self, conn: Connection | None, wake: bool) -> None:
         """Ask the loop to service ``conn`` (None: begin shutdown) on its next pass."""
@@ -166,10 +172,6 @@ class Loop:
         """Look at ``conn`` at time ``at`` (loop thread)."""
         heapq.heappush(self._timers, (at, next(self._seq), conn))
 
-    def server_fields(self) -> tuple[tuple[bytes, bytes] | None, tuple[bytes, bytes] | None]:
-        """The configured ``Date`` and ``Server`` fields for a response (None: left out)."""
-        return date_header(time.time()) if self._date_header else None, self._server_header
-
     # -- admission --------------------------------------------------------------------------------
 
     def dispatch(
@@ -178,14 +180,24 @@ class Loop:
         """A request is complete (``conn``'s lock held): answer a health probe, refuse it with
         503 at the admission limits, or hand it with its body to a worker (an upgrade: to a
         thread of its own)."""
-        health = self.health(exchange.request) if self.health_prefix else None
-        if health is None and exchange.request.method == b"CONNECT":
+        request = exchange.request
+        health = self.health(request) if self.health_prefix else None
+        if health is None and request.method == b"CONNECT":
             health = no_tunnel_response()  # answered here and kept alive, like a probe
         if health is not None:
             # Answered here, before the app and past --limit-concurrency: a busy server is
             # not a dead one.
             out = exchange.cycle.canned(*health)
-        elif not self.admit(upgrade := exchange.upgrade is not None):
+        elif self.admit(upgrade := exchange.upgrade is not None):
+            if body is not None:
+                exchange.input = body.stream()
+                gathered_body(exchange.environ, exchange.input, body.size)
+            if upgrade:
+                self._start_session(exchange)
+            else:
+                self.resume(exchange.run)
+            return
+        else:
             if upgrade:
                 full = "WebSocket sessions at --limit-websockets"
             else:
@@ -194,12 +206,6 @@ class Loop:
             out = exchange.overloaded()
             if self.metrics is not None:
                 self.metrics.shed("websockets" if upgrade else "concurrency")
-        else:
-            if body is not None:
-                exchange.input = body.stream()
-                gathered_body(exchange.environ, exchange.input, body.size)
-            self.submit(exchange)
-            return
         if body is not None:
             body.discard()
         if self.metrics is not None:
@@ -218,21 +224,22 @@ class Loop:
         """Count a request in, unless the server is at ``limit_concurrency`` (an upgrade: a
         WebSocket session, unless ``limit_websockets`` are running)."""
         with self._count_lock:
-            if upgrade and self._websockets < self._max_websockets:
+            if not upgrade:
+                if self._in_flight < self._max_in_flight:
+                    self._in_flight += 1
+                    return True
+            elif self._websockets < self._max_websockets:
                 self._websockets += 1
-            elif not upgrade and self._in_flight < self._max_in_flight:
-                self._in_flight += 1
-            else:
-                return False
-            return True
+                return True
+            return False
 
     def release(self, upgrade: bool) -> None:
         """Count a finished request (an upgrade: its WebSocket thread) out."""
         with self._count_lock:
-            if upgrade:
-                self._websockets -= 1
-            else:
+            if not upgrade:
                 self._in_flight -= 1
+            else:
+                self._websockets -= 1
 
     def health(self, request: Request) -> tuple[Response, bytes] | None:
         """The answer to a health probe under ``--health-path-prefix``, or None."""
@@ -251,31 +258,23 @@ class Loop:
         )
         return health_response(probe, state)
 
-    def make_exchange(self, conn: Connection, request: Request) -> Exchange:
-        """The environ of ``request`` and the object that will run the app on it."""
-        return Exchange(self, conn, request)
-
-    def submit(self, exchange: Exchange) -> None:
-        """Queue a request for the workers (an upgrade: start its own thread).
-
-        On the loop thread the request waits for the end of the current pass: the loop reads
-        every ready socket first, so workers do not take the GIL between its ``recv`` calls.
-        """
-        if exchange.upgrade is not None:
-            # A WebSocket application blocks its thread for the whole session.
-            thread = threading.Thread(target=exchange.run, name="tether-websocket", daemon=True)
-            try:
-                thread.start()
-            except RuntimeError:  # the system refused a thread: give the budget back
-                self.release(upgrade=True)
-                raise
-        else:
-            self.resume(exchange.run)
+    def _start_session(self, exchange: Exchange) -> None:
+        """Start an upgrade's thread: a WebSocket application blocks it for the whole session."""
+        thread = threading.Thread(target=exchange.run, name="tether-websocket", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # the system refused a thread: give the budget back
+            self.release(upgrade=True)
+            raise
 
     def resume(self, job: Callable[[], None]) -> None:
         """Queue a job for the workers: a request, or the rest of a parked response (its
-        client read enough, or it closed)."""
-        if threading.get_ident() == self.thread_id:
+        client read enough, or it closed).
+
+        On the loop thread the job waits for the end of the current pass: the loop reads
+        every ready socket first, so workers do not take the GIL between its ``recv`` calls.
+        """
+        if get_ident() == self.thread_id:
             self._batch.append(job)
         else:
             assert self.pool is not None
@@ -338,7 +337,9 @@ class Loop:
                     break
                 timeout = STALL if work_waiting else TICK
                 if timers:
-                    timeout = min(timeout, max(0.0, timers[0][0] - monotonic()))
+                    wait = timers[0][0] - monotonic()
+                    if wait < timeout:
+                        timeout = wait if wait > 0.0 else 0.0
                 events = select(timeout)
                 now = monotonic()
                 for key, mask in events:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
-from tether.http1 import InformationalResponse, Request, Response
-from tether.serving import TrustedProxies
+from tether.http1 import InformationalResponse, Request, Response, date_header
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.serving_wsgi import (
-    Environ,
     ExcInfo,
     FileWrapper,
     Write,
@@ -42,19 +40,6 @@ _log = logging.getLogger("tether.error")
 _access = logging.getLogger("tether.access")
 
 
-def build_environ(conn: Connection, request: Request, proxies: TrustedProxies | None) -> Environ:
-    """The PEP 3333 environ of ``request`` (:func:`tether.serving_wsgi.request_environ`), with
-    a trusted proxy's forwarding fields applied (``--proxy-headers``) and a client's removed."""
-    environ = request_environ(conn.base_environ, request)
-    if proxies is not None:
-        apply_forwarding(environ, proxies)
-    if "REMOTE_ADDR" not in environ:
-        # A Unix socket peer has no address, but CGI (RFC 3875 4.1.8) says REMOTE_ADDR is
-        # always set: "localhost", as waitress's Unix server has it (gunicorn sends "").
-        environ["REMOTE_ADDR"] = "localhost"
-    return environ
-
-
 class Exchange:
     """One request on its way through the WSGI application.
 
@@ -66,6 +51,7 @@ class Exchange:
         "conn",
         "cycle",
         "environ",
+        "has_body",
         "input",
         "loop",
         "request",
@@ -79,28 +65,47 @@ class Exchange:
         self.loop = loop
         self.conn = conn
         self.request = request
-        self.environ = environ = build_environ(conn, request, loop.proxies)
-        loop.config.request_budget.spend()  # --limit-max-requests
-        #: --metrics-port: when the head came, and whether the connection served one before.
-        self.started = time.monotonic() if loop.metrics is not None else 0.0
-        self.reused = conn.core.request_count > 1
-        date, server = loop.server_fields()
+        base = conn.base_environ
+        self.environ = environ = request_environ(base, request)
         client = conn.client
-        address, port = environ["REMOTE_ADDR"], environ.get("REMOTE_PORT")
-        if port is not None and address != conn.base_environ.get("REMOTE_ADDR"):
-            client = peer_text(address, port)  # a trusted proxy named the client
-        tag = loop.tagger.tag(request.headers) if loop.tagger is not None else None
-        self.cycle = ResponseCycle(
-            conn.core,
-            request,
-            client,
-            date=date,
-            server=server,
-            extra=tag.headers if tag is not None else (),
-            tag=tag,
-        )
-        if tag is not None:
+        proxies = loop.proxies
+        if proxies is not None:
+            # A trusted proxy's forwarding fields applied (--proxy-headers), a client's removed.
+            apply_forwarding(environ, proxies)
+            address = environ.get("REMOTE_ADDR")
+            if address is not None and address != base.get("REMOTE_ADDR"):
+                port = environ.get("REMOTE_PORT")
+                if port is not None:
+                    client = peer_text(address, port)  # a trusted proxy named the client
+        if "REMOTE_ADDR" not in environ:
+            # A Unix socket peer has no address, but CGI (RFC 3875 4.1.8) says REMOTE_ADDR is
+            # always set: "localhost", as waitress's Unix server has it (gunicorn sends "").
+            environ["REMOTE_ADDR"] = "localhost"
+        loop.request_budget.spend()  # --limit-max-requests
+        #: --metrics-port: when the head came, and whether the connection served one before.
+        metrics = loop.metrics
+        self.started = time.monotonic() if metrics is not None else 0.0
+        self.reused = metrics is not None and conn.core.request_count > 1
+        date = date_header(time.time()) if loop.date_header else None
+        tagger = loop.tagger
+        if tagger is None:
+            self.cycle = ResponseCycle(
+                conn.core, request, client, date=date, server=loop.server_header
+            )
+        else:
+            tag = tagger.tag(request.headers)
+            self.cycle = ResponseCycle(
+                conn.core,
+                request,
+                client,
+                date=date,
+                server=loop.server_header,
+                extra=tag.headers,
+                tag=tag,
+            )
             environ.update(tag.app_entries())
+        #: Whether the request has a body (RFC 9112 6.3: Content-Length or Transfer-Encoding).
+        self.has_body = "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ
         #: The body handed to the application (closed after the response).
         self.input: IO[bytes] | StreamedBody | None = None
         #: A streamed response: the application's result and the iterator being sent, kept
@@ -111,11 +116,6 @@ class Exchange:
         self.upgrade: Upgrade | None = None
         if "HTTP_UPGRADE" in environ and wants_websocket(request.headers):
             self.upgrade = environ["tether.websocket"] = Upgrade(conn, request, self.cycle)
-
-    @property
-    def has_body(self) -> bool:
-        """Whether the request has a body (RFC 9112 6.3: Content-Length or Transfer-Encoding)."""
-        return "CONTENT_LENGTH" in self.environ or "HTTP_TRANSFER_ENCODING" in self.environ
 
     def stream_body(self, source: Source) -> StreamedBody:
         """``--request-body stream``: ``wsgi.input`` is the body as the loop reads it (a chunked
@@ -183,26 +183,20 @@ class Exchange:
 
     # -- running --------------------------------------------------------------------------------
 
-    def run(self) -> None:
-        """Run the application and send its response (worker thread)."""
-        self._step(self._run)
-
-    def _resume(self) -> None:
-        """Go on with a parked streamed response (worker thread)."""
-        self._step(self._pump)
-
-    def _step(self, step: Callable[[], bool]) -> None:
-        """Run ``step``; unless it parked the response (False), end the exchange."""
-        conn = self.conn
-        upgrade = self.upgrade
+    def run(self, resumed: bool = False) -> None:
+        """Run the application and send its response (worker thread); ``resumed``: go on with
+        a parked streamed response instead. Unless the response parks again, end the exchange.
+        """
         finished = True
         try:
-            finished = step()
+            finished = self._pump() if resumed else self._run()
         except ClientDisconnected as exc:
+            conn = self.conn
             _log.debug("%s: %s", conn.client, exc)
             with conn.lock:
                 conn.close_soon(time.monotonic())
         except BaseException as exc:
+            conn, upgrade = self.conn, self.upgrade
             # BaseException too: a SystemExit from the app must still end its response (else the
             # connection stays busy and unregistered, a leaked descriptor); the thread lives on.
             if upgrade is not None and upgrade.accepted:
@@ -215,6 +209,10 @@ class Exchange:
         finally:
             if finished:
                 self._wrap_up()
+
+    def _resume(self) -> None:
+        """Go on with a parked streamed response (worker thread)."""
+        self.run(resumed=True)
 
     def _wrap_up(self) -> None:
         upgrade = self.upgrade
@@ -290,10 +288,7 @@ class Exchange:
         cycle = self.cycle
         if cycle.phase is CyclePhase.WAITING:
             raise RuntimeError("the application returned without calling start_response()")
-        if len(pieces) == 1 and type(pieces[0]) is bytes:
-            data = pieces[0]
-        else:
-            data = b"".join(pieces)
+        data = b"".join(pieces)  # a lone bytes piece is returned as it is, not copied
         conn = self.conn
         with conn.lock:
             if conn.closing:
@@ -345,4 +340,4 @@ def peer_text(host: str, port: object) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-__all__ = ["Exchange", "build_environ", "peer_text"]
+__all__ = ["Exchange", "peer_text"]
