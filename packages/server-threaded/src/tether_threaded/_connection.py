@@ -20,7 +20,7 @@ from tether.http1 import Data, EndOfMessage, Request
 from tether.serving_driver import Next
 from tether_threaded._input import BodyBuffer, ClientDisconnected, StreamedBody
 from tether_threaded._ports import Host, Job
-from tether_threaded._socket import OUT_HIGH, READ, Channel
+from tether_threaded._socket import OUT_HIGH, READ, Channel, Phase
 
 
 class Connection(Channel):
@@ -50,8 +50,12 @@ class Connection(Channel):
         #: The complete request waits for the client to read what was sent before (OUT_HIGH).
         self.held = False
 
-    def read_http(self, now: float) -> None:
-        """The socket is readable (loop thread): feed the core, then take its events."""
+    def on_readable(self, now: float) -> None:
+        """The socket is readable (loop thread): feed the core, then take its events (outside
+        the HTTP phase, :meth:`Channel.on_readable <._socket.Channel.on_readable>` reads)."""
+        if self.phase is not Phase.HTTP:
+            super().on_readable(now)
+            return
         if not self.want_read or self.driver.eof:
             # Back-pressure: the core is not asking for bytes (a response is in progress, or the
             # body buffer is full), so stop watching the socket until it does.
@@ -164,7 +168,7 @@ class Connection(Channel):
         exchange = self.exchange
         if exchange is None:
             return
-        if len(self.outbuf) > OUT_HIGH:
+        if self.outbuf and len(self.outbuf) > OUT_HIGH:
             self.held = True
             return
         self.held = False

@@ -137,8 +137,10 @@ class Loop:
         #: Whether responses carry a ``Date`` field; the ``Server`` field (None: left out).
         self.date_header = config.date_header
         self.server_header = config.server_header_pair()
-        #: --limit-max-requests: each request's head is counted as it arrives.
-        self.request_budget = config.request_budget
+        #: --limit-max-requests: each request's head is counted as it arrives (None: no limit,
+        #: nothing to count).
+        budget = config.request_budget
+        self.request_budget = budget if budget.limit is not None else None
         #: The environ of a request and the object that will run the app on it.
         self.make_exchange: Callable[[Connection, Request], Exchange] = partial(Exchange, self)
         #: --metrics-port (None: off); its gauges are read from here when scraped.
@@ -324,7 +326,7 @@ class Loop:
         monotonic = time.monotonic
         timers = self._timers
         batch = self._batch
-        queue_job = pool.queue
+        queue_jobs = pool.queue
         kick = pool.kick
         work_waiting = False
         try:
@@ -366,8 +368,7 @@ class Loop:
                 if self._fresh_until is not None and now >= self._fresh_until:
                     self._close_fresh(now)
                 if batch:
-                    for job in batch:
-                        queue_job(job)
+                    queue_jobs(batch)
                     batch.clear()
                 work_waiting = kick(now)
                 if self.heartbeat is not None:

@@ -66,9 +66,9 @@ class Pool:
             worker.asleep = False
         worker.wakeup.release()
 
-    def queue(self, job: Callable[[], None]) -> None:
-        """Queue ``job`` without waking anyone (the caller kicks once for a batch)."""
-        self._jobs.append(job)
+    def queue(self, jobs: list[Callable[[], None]]) -> None:
+        """Queue ``jobs`` without waking anyone (the caller kicks once for a batch)."""
+        self._jobs.extend(jobs)
 
     def kick(self, now: float) -> bool:
         """Wake one worker if work waits and every awake worker is busy beyond STALL.

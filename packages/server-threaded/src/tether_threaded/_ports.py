@@ -72,7 +72,7 @@ class Host(Protocol):
     proxies: TrustedProxies | None
     date_header: bool
     server_header: tuple[bytes, bytes] | None
-    request_budget: RequestBudget
+    request_budget: RequestBudget | None
 
     @property
     def make_exchange(self) -> Callable[[Any, Request], Job]:

@@ -134,10 +134,6 @@ class Channel:
 
     # -- what the subclass says about HTTP ---------------------------------------------------------
 
-    def read_http(self, now: float) -> None:
-        """The socket is readable in the HTTP phase."""
-        raise NotImplementedError
-
     def drained(self, now: float) -> None:
         """The output fell to OUT_LOW or less: a request held back may go on."""
         raise NotImplementedError
@@ -221,11 +217,10 @@ class Channel:
     # -- reading --------------------------------------------------------------------------------
 
     def on_readable(self, now: float) -> None:
-        """The socket is readable (loop thread)."""
+        """The socket is readable (loop thread). The HTTP phase is the subclass's: it overrides
+        this method, and calls it for the other phases."""
         phase = self.phase
-        if phase is Phase.HTTP:
-            self.read_http(now)
-        elif phase is Phase.WEBSOCKET and self.ws is not None:
+        if phase is Phase.WEBSOCKET and self.ws is not None:
             self.ws.on_readable(now)
         elif phase is Phase.HANDSHAKE:
             self._handshake(now)
@@ -374,7 +369,7 @@ class Channel:
         self.want = READ
         self.sync()
         self.schedule(now)
-        self.read_http(now)
+        self.on_readable(now)
 
     # -- closing --------------------------------------------------------------------------------
 

@@ -81,11 +81,15 @@ class Exchange:
             # A Unix socket peer has no address, but CGI (RFC 3875 4.1.8) says REMOTE_ADDR is
             # always set: "localhost", as waitress's Unix server has it (gunicorn sends "").
             environ["REMOTE_ADDR"] = "localhost"
-        loop.request_budget.spend()  # --limit-max-requests
+        if loop.request_budget is not None:
+            loop.request_budget.spend()  # --limit-max-requests
         #: --metrics-port: when the head came, and whether the connection served one before.
-        metrics = loop.metrics
-        self.started = time.monotonic() if metrics is not None else 0.0
-        self.reused = metrics is not None and conn.core.request_count > 1
+        if loop.metrics is None:
+            self.started = 0.0
+            self.reused = False
+        else:
+            self.started = time.monotonic()
+            self.reused = conn.core.request_count > 1
         date = date_header(time.time()) if loop.date_header else None
         tagger = loop.tagger
         if tagger is None:
@@ -216,8 +220,9 @@ class Exchange:
 
     def _wrap_up(self) -> None:
         upgrade = self.upgrade
-        stream, self.input = self.input, None
+        stream = self.input
         if stream is not None:
+            self.input = None
             stream.close()
         loop = self.loop
         if loop.metrics is not None:
