@@ -136,9 +136,22 @@ class ResponseSide(ConnectionBase):
         """
         if type(response) is not Response:
             raise LocalProtocolError(f"respond() takes a Response, not {response!r}")
-        return self.respond_fields(
-            response.status_code, response.headers, body, reason=response.reason
+        if self._our_state not in _OURS_ON_RESPONSE:
+            self._ours_after(_M_RESPONSE)  # raises the LocalProtocolError
+        reader = self._reader
+        status_code = response.status_code
+        if reader.connect and 200 <= status_code < 300:
+            raise LocalProtocolError("a 2xx to CONNECT opens a tunnel: send() it")
+        head, framing, length, keep_alive = write_response(
+            status_code,
+            response.headers,
+            response.reason,
+            reader.head_request,
+            reader.http10,
+            # As _write_head decides it.
+            self._keep_alive and not (self._expects_continue and reader.phase is not P_DONE),
         )
+        return self._whole(head, framing, length, keep_alive, body)
 
     def respond_fields(
         self,
@@ -169,22 +182,28 @@ class ResponseSide(ConnectionBase):
         reader = self._reader
         if reader.connect and 200 <= status_code < 300:
             raise LocalProtocolError("a 2xx to CONNECT opens a tunnel: send() it")
-        size = len(body)
         head, framing, length, keep_alive = write_response(
             status_code,
             headers,
             reason,
-            head_request=reader.head_request,
-            http10=reader.http10,
+            reader.head_request,
+            reader.http10,
             # As _write_head decides it, and a server's close.
-            keep_alive=self._keep_alive
+            self._keep_alive
             and not close
             and not (self._expects_continue and reader.phase is not P_DONE),
-            date=date,
-            server=server,
-            strip_transfer_encoding=strip_transfer_encoding,
-            declare=size if declare_length else None,
+            date,
+            server,
+            strip_transfer_encoding,
+            len(body) if declare_length else None,
         )
+        return self._whole(head, framing, length, keep_alive, body)
+
+    def _whole(
+        self, head: bytes, framing: Framing, length: int, keep_alive: bool, body: bytes
+    ) -> bytes:
+        """The bytes of a whole response with this head, and the state moved past it."""
+        size = len(body)
         if framing is _LENGTH:
             if size != length:
                 raise LocalProtocolError(

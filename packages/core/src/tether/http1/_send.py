@@ -195,11 +195,10 @@ def _write_head(status_code: int, headers: Headers, reason: bytes) -> bytes:
     return b"".join(lines)
 
 
-def write_response(
+def write_response(  # noqa: PLR0917 - called positionally on every response
     status_code: int,
     headers: Headers,
     reason: bytes,
-    *,
     head_request: bool,
     http10: bool,
     keep_alive: bool,
@@ -240,26 +239,29 @@ def write_response(
                 lname = name.lower()
                 unchecked = True
             if lname in _SPECIAL:
-                if lname == b"date":
-                    date = None
-                elif lname == b"server":
-                    server = None
-                elif lname == b"content-length":
+                # The core's own fields are not written as given (it writes a Content-Length
+                # of digits, and its framing and keep-alive); Date and Server are.
+                if lname == b"content-length":
                     if content_length is not None and content_length != value:
                         raise LocalProtocolError("conflicting Content-Length fields")
                     if not value.isdigit():
                         raise LocalProtocolError("Content-Length is not a decimal integer")
                     content_length = value
+                    continue
+                if lname == b"date":
+                    date = None
+                elif lname == b"server":
+                    server = None
                 elif lname == b"transfer-encoding":
                     if strip_transfer_encoding:
                         continue
                     if value.strip(b" \t").lower() != b"chunked":
                         raise LocalProtocolError("only the chunked transfer coding can be sent")
                     chunked_given = True
-                elif b"close" in value.lower():
-                    keep_alive = False
-                if lname in OWNED:
-                    # Not written as given: the core writes its own (a Content-Length of digits).
+                    continue
+                else:  # connection
+                    if b"close" in value.lower():
+                        keep_alive = False
                     continue
             parts += (name, b": ", value, b"\r\n")
         if date is not None:
