@@ -326,7 +326,9 @@ def start_response(
             exc_info = None
     elif cycle.phase is not CyclePhase.WAITING:
         raise AssertionError("start_response() called again without exc_info (PEP 3333)")
-    code, reason = parse_status(status)
+    # A standard status line is parse_status's first look-up, without the call.
+    parsed = _STATUSES.get(status) if type(status) is str else None
+    code, reason = parsed if parsed is not None else parse_status(status)
     cycle.start(code, _encode_fields(headers), reason)
 
 

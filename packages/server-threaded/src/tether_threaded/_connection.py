@@ -89,7 +89,17 @@ class Connection(Channel):
             kind = type(event)
             # Each request has one head and one end, and any number of Data events between.
             if kind is Request:
-                self._start_request(event, now)  # type: ignore[arg-type]
+                # A request head: its environ is built now, then its body (if any) gathered.
+                try:
+                    exchange = self.loop.make_exchange(self, event)  # type: ignore[arg-type]
+                except ProtocolError as exc:
+                    driver.refuse(exc)
+                    self.close_with_output(now)
+                    return
+                self.exchange = exchange
+                self.busy = True
+                if exchange.has_body:
+                    self._start_body(exchange, now)
             elif kind is EndOfMessage:
                 self.want_read = False
                 if self.streamed is not None:
@@ -128,28 +138,20 @@ class Connection(Channel):
                 self.close_with_output(now)
                 return
 
-    def _start_request(self, request: Request, now: float) -> None:
-        """A request head arrived: build its environ, then gather its body (if any)."""
+    def _start_body(self, exchange: Job, now: float) -> None:
+        """A request head with a body arrived: stream the body to the application, or gather
+        it before the application runs."""
+        if self.loop.config.request_body == "stream":
+            self.streamed = exchange.stream_body(self)
+        else:
+            self.body = BodyBuffer(self.loop.body_cap)
+        # The loop reads the body now, whatever the application will do with it.
         try:
-            exchange = self.loop.make_exchange(self, request)
-        except ProtocolError as exc:
-            self.driver.refuse(exc)
-            self.close_with_output(now)
+            self.write(self.driver.continue_bytes(), wait=False)
+        except ClientDisconnected:
             return
-        self.exchange = exchange
-        self.busy = True
-        if exchange.has_body:
-            if self.loop.config.request_body == "stream":
-                self.streamed = exchange.stream_body(self)
-            else:
-                self.body = BodyBuffer(self.loop.body_cap)
-            # The loop reads the body now, whatever the application will do with it.
-            try:
-                self.write(self.driver.continue_bytes(), wait=False)
-            except ClientDisconnected:
-                return
-            if self.streamed is not None:
-                self._dispatch(now)  # the application reads the body as it comes
+        if self.streamed is not None:
+            self._dispatch(now)  # the application reads the body as it comes
 
     def resume_body(self) -> None:
         """The application read its streamed body below the mark: go on (worker, lock held)."""
@@ -159,6 +161,7 @@ class Connection(Channel):
     def drained(self, now: float) -> None:
         """The output drained to OUT_LOW: a request held back goes on."""
         if self.held and not self.closing:
+            self.held = False
             self._dispatch(now)
 
     def _dispatch(self, now: float) -> None:
@@ -171,9 +174,10 @@ class Connection(Channel):
         if self.outbuf and len(self.outbuf) > OUT_HIGH:
             self.held = True
             return
-        self.held = False
         self.exchange = None
-        body, self.body = self.body, None
+        body = self.body
+        if body is not None:
+            self.body = None
         self.loop.dispatch(self, exchange, body, now)
 
     def response_done(self, now: float) -> None:

@@ -61,6 +61,7 @@ class Channel:
         "closing",
         "cond",
         "core",
+        "counting",
         "driver",
         "io_deadline",
         "lingered",
@@ -124,6 +125,8 @@ class Channel:
         #: Bytes read from and written to the client (decrypted ones under TLS), counted here
         #: (two integer additions, under the lock) and added to the metrics when the
         #: connection ends (``Loop.forget``); a scrape adds those of the open connections.
+        #: Without --metrics-port nothing reads them, so they are not counted.
+        self.counting = loop.metrics is not None
         self.received = 0
         self.sent = 0
 
@@ -250,7 +253,8 @@ class Channel:
             pending = cast(ssl.SSLSocket, self.sock).pending()
             if pending:
                 data += self.sock.recv(pending)
-        self.received += len(data)
+        if self.counting:
+            self.received += len(data)
         return data
 
     # -- writing --------------------------------------------------------------------------------
@@ -264,7 +268,8 @@ class Channel:
             _log.debug("%s: send failed: %s", self.client, exc)
             self.break_()
             raise ClientDisconnected(f"sending to the client failed: {exc}") from exc
-        self.sent += sent
+        if self.counting:
+            self.sent += sent
         return sent
 
     def write(self, data: bytes, wait: bool = True) -> None:

@@ -61,6 +61,11 @@ class Exchange:
         "upgrade",
     )
 
+    #: A streamed response: the application's result and the iterator being sent, kept while
+    #: the response is parked on a slow reader (set by _run before _pump reads them).
+    result: Any
+    chunks: Iterator[bytes] | None
+
     def __init__(self, loop: Host, conn: Connection, request: Request) -> None:
         self.loop = loop
         self.conn = conn
@@ -73,7 +78,7 @@ class Exchange:
             # A trusted proxy's forwarding fields applied (--proxy-headers), a client's removed.
             apply_forwarding(environ, proxies)
             address = environ.get("REMOTE_ADDR")
-            if address is not None and address != base.get("REMOTE_ADDR"):
+            if address != base.get("REMOTE_ADDR") and address is not None:
                 port = environ.get("REMOTE_PORT")
                 if port is not None:
                     client = peer_text(address, port)  # a trusted proxy named the client
@@ -112,14 +117,12 @@ class Exchange:
         self.has_body = "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ
         #: The body handed to the application (closed after the response).
         self.input: IO[bytes] | StreamedBody | None = None
-        #: A streamed response: the application's result and the iterator being sent, kept
-        #: while the response is parked on a slow reader.
-        self.result: Any = None
-        self.chunks: Iterator[bytes] | None = None
         environ["tether.early_hints"] = self.early_hints
-        self.upgrade: Upgrade | None = None
+        self.upgrade: Upgrade | None
         if "HTTP_UPGRADE" in environ and wants_websocket(request.headers):
             self.upgrade = environ["tether.websocket"] = Upgrade(conn, request, self.cycle)
+        else:
+            self.upgrade = None
 
     def stream_body(self, source: Source) -> StreamedBody:
         """``--request-body stream``: ``wsgi.input`` is the body as the loop reads it (a chunked
@@ -158,8 +161,9 @@ class Exchange:
         self, status: str, headers: Iterable[tuple[str, str]], exc_info: ExcInfo | None = None
     ) -> Write:
         """PEP 3333 ``start_response`` (:func:`tether.serving_wsgi.start_response`)."""
-        # Shutting down: tell the client this connection ends with this response.
-        self.cycle.closing = self.loop.draining
+        if self.loop.draining:
+            # Shutting down: tell the client this connection ends with this response.
+            self.cycle.closing = True
         start_response(self.cycle, status, headers, exc_info)
         return self.write
 
@@ -212,26 +216,24 @@ class Exchange:
                 self._fail(exc)
         finally:
             if finished:
-                self._wrap_up()
+                # The exchange is over: its body closed, its request counted out and logged.
+                upgrade = self.upgrade
+                stream = self.input
+                if stream is not None:
+                    self.input = None
+                    stream.close()
+                loop = self.loop
+                if loop.metrics is not None:
+                    self.record(loop.metrics)
+                loop.release(upgrade is not None)
+                if upgrade is not None and upgrade.accepted:
+                    upgrade.log_access(loop.access_log)
+                elif loop.access_log and _access.isEnabledFor(logging.INFO):
+                    log_access(_access, self.cycle, environ=self.environ)
 
     def _resume(self) -> None:
         """Go on with a parked streamed response (worker thread)."""
         self.run(resumed=True)
-
-    def _wrap_up(self) -> None:
-        upgrade = self.upgrade
-        stream = self.input
-        if stream is not None:
-            self.input = None
-            stream.close()
-        loop = self.loop
-        if loop.metrics is not None:
-            self.record(loop.metrics)
-        loop.release(upgrade is not None)
-        if upgrade is not None and upgrade.accepted:
-            upgrade.log_access(loop.access_log)
-        elif loop.access_log and _access.isEnabledFor(logging.INFO):
-            log_access(_access, self.cycle, environ=self.environ)
 
     def _run(self) -> bool:
         result = self.loop.app(self.environ, self.start_response)
