@@ -60,6 +60,9 @@ class ReadBuffer:
     __slots__ = ("data", "view")
 
     def __init__(self, size: int = 65536) -> None:
+        if not 0 < size <= HIGH_WATER:
+            # One read then never passes HIGH_WATER alone (FastStream.buffer_updated).
+            raise ValueError(f"a read buffer holds 1 to {HIGH_WATER} bytes, not {size}")
         self.data = bytearray(size)
         self.view = memoryview(self.data)
 
@@ -79,6 +82,7 @@ class FastStream(asyncio.BufferedProtocol):
         "_read_paused",
         "_read_waiter",
         "_transport",
+        "_view",
         "_write_paused",
         "_write_waiter",
         "metrics",
@@ -97,6 +101,7 @@ class FastStream(asyncio.BufferedProtocol):
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Shared by the connections of one event loop (reads never overlap on a loop).
         self._read_buffer = read_buffer or ReadBuffer()
+        self._view = self._read_buffer.view
         self._buffer = b""
         self._read_paused = False
         self._write_paused = False
@@ -111,9 +116,9 @@ class FastStream(asyncio.BufferedProtocol):
         self.write_timeout = write_timeout
         #: --metrics-port: write timeouts (None: off).
         self.metrics = metrics
-        #: Bytes read and written, counted always (two additions cost less than testing
-        #: whether metrics are on): the connection adds them to its metrics cell when it
-        #: ends, and a scrape adds those of open connections (``ServerMetrics.watch_bytes``).
+        #: Bytes read and written, counted with ``metrics`` on (else they stay 0): the
+        #: connection adds them to its metrics cell when it ends, and a scrape adds those of
+        #: open connections (``ServerMetrics.watch_bytes``).
         self.received = 0
         self.sent = 0
 
@@ -137,18 +142,21 @@ class FastStream(asyncio.BufferedProtocol):
             waiter.set_result(True)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._read_buffer.view
+        return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.received += nbytes
-        data = bytes(self._read_buffer.view[:nbytes])
-        if self._buffer:
-            data = self._buffer + data
-        self._buffer = data
-        if len(data) > HIGH_WATER and not self._read_paused:
-            self._read_paused = True
-            assert self._transport is not None
-            self._transport.pause_reading()
+        if self.metrics is not None:
+            self.received += nbytes
+        data = bytes(self._view[:nbytes])
+        buffered = self._buffer
+        if not buffered:
+            self._buffer = data  # no larger than the read buffer: below HIGH_WATER
+        else:
+            data = self._buffer = buffered + data
+            if len(data) > HIGH_WATER and not self._read_paused:
+                self._read_paused = True
+                assert self._transport is not None
+                self._transport.pause_reading()
         # _wake_reader(), inlined: this runs for every read.
         waiter = self._read_waiter
         if waiter is not None and not waiter.done():
@@ -179,22 +187,21 @@ class FastStream(asyncio.BufferedProtocol):
         """The next bytes from the peer; raises ``EndOfStream`` at EOF."""
         if self._read_waiter is not None:
             raise BusyResourceError("reading from")
-        if not self._buffer and not self._eof and not self._closed:
-            transport = self._transport
-            assert transport is not None
+        buffer = self._buffer
+        if not buffer and not self._eof and not self._closed:
             if self._read_paused:
                 self._read_paused = False
-                transport.resume_reading()
-            assert self._loop is not None
-            waiter = self._read_waiter = self._loop.create_future()
+                assert self._transport is not None
+                self._transport.resume_reading()
+            waiter = self._read_waiter = self._loop.create_future()  # type: ignore[union-attr]
             try:
                 await waiter
             finally:
                 self._read_waiter = None
+            buffer = self._buffer
         if self._interrupted:
             self._interrupted = False
             raise ClosedResourceError("interrupted")
-        buffer = self._buffer
         if not buffer:
             if self._exception is not None:
                 raise BrokenResourceError from self._exception
@@ -226,13 +233,14 @@ class FastStream(asyncio.BufferedProtocol):
         if self._write_waiter is not None:
             raise BusyResourceError("writing to")
         transport = self._transport
-        assert transport is not None
-        if self._exception is not None:
-            raise BrokenResourceError from self._exception
-        if self._closed or transport.is_closing():
+        if self._closed or transport.is_closing():  # type: ignore[union-attr]
+            # An exception comes only with connection_lost(), which sets _closed.
+            if self._exception is not None:
+                raise BrokenResourceError from self._exception
             raise BrokenResourceError
-        transport.write(data)
-        self.sent += len(data)
+        transport.write(data)  # type: ignore[union-attr]
+        if self.metrics is not None:
+            self.sent += len(data)
         if self._write_paused:
             return True
         self._budget -= len(data) + SEND_COST
