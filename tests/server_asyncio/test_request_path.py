@@ -5,6 +5,12 @@
   and when its write budget is spent, so fairness and back-pressure hold.
 - The access line is logged without logging's walk up the stack; its record must still name
   the function and file that log it, as ``logger.info()`` would have.
+- One request is served inline in the connection's loop, with what does not change between
+  requests bound once per connection: each request still gets its own scope (its own
+  ``asgi`` and lifespan ``state`` dicts) and its own ``receive``/``send``, which an app may
+  keep and call late without touching a later request; a health probe is answered without the
+  app whether or not a concurrency limit is set; a single read never exceeds the level at
+  which reading pauses (:class:`ReadBuffer` refuses to be larger).
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import socket
 import threading
 from typing import Any
 
-from tests.server_asyncio.conftest import running
-from tether_asyncio._stream import SEND_BUDGET, SEND_COST, FastStream
+import pytest
+
+from tests.server_asyncio.conftest import read_response, running
+from tether_asyncio._stream import HIGH_WATER, SEND_BUDGET, SEND_COST, FastStream, ReadBuffer
 from tether_server import tagging
 
 
@@ -118,3 +126,106 @@ def test_fast_stream_write_asks_for_a_flush_while_the_peer_is_slow() -> None:
     asked, after = asyncio.run(main())
     assert asked and not after
     assert len(received) == size
+
+
+def _get(sock: socket.socket, path: str) -> tuple[int, bytes]:
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    status, _, body = read_response(sock)
+    return status, body
+
+
+def test_a_late_call_to_an_earlier_requests_receive_or_send_touches_no_later_one(
+    serve: Any,
+) -> None:
+    kept: list[Any] = []
+    late: list[object] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/first":
+            kept.extend((receive, send))  # kept past the request's end
+        elif kept:
+            old_receive, old_send = kept
+            late.append(await old_receive())
+            try:
+                await old_send({"type": "http.response.body", "body": b"stale"})
+            except Exception as exc:  # the old response is complete: refused
+                late.append(type(exc))
+            else:
+                late.append("sent")
+        body = scope["path"].encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    srv = serve(app)
+    with srv.connect() as sock:
+        assert _get(sock, "/first") == (200, b"/first")
+        assert _get(sock, "/second") == (200, b"/second")
+        assert _get(sock, "/third") == (200, b"/third")  # the connection is still good
+    assert late[0] == {"type": "http.disconnect"}
+    assert late[1] != "sent"
+    assert late[2] == {"type": "http.disconnect"}
+
+
+def test_each_request_on_a_connection_gets_its_own_scope(serve: Any) -> None:
+    scopes: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    scope["state"]["shared"] = "from lifespan"
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        scopes.append(scope)
+        # What one request does to its scope is seen by no other.
+        scope["asgi"]["mine"] = scope["path"]
+        scope["state"]["mine"] = scope["path"]
+        scope["method"] = "CHANGED"
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    srv = serve(app, lifespan="on")
+    with srv.connect() as sock:
+        assert _get(sock, "/a") == (200, b"")
+        assert _get(sock, "/b?x=1") == (200, b"")
+    first, second = scopes
+    assert first is not second
+    assert first["asgi"] is not second["asgi"] and first["state"] is not second["state"]
+    assert second["asgi"] == {"version": "3.0", "spec_version": "2.4", "mine": "/b"}
+    assert second["state"] == {"shared": "from lifespan", "mine": "/b"}
+    assert (second["method"], second["path"], second["query_string"]) == ("CHANGED", "/b", b"x=1")
+    assert first["client"] == second["client"] and first["server"] == second["server"]
+
+
+@pytest.mark.parametrize("limit", [None, 5])
+def test_health_probe_is_answered_without_the_app(serve: Any, limit: int | None) -> None:
+    calls: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        calls.append(scope["path"])
+        await _ok(scope, receive, send)
+
+    srv = serve(app, health_path_prefix="/_tether", limit_concurrency=limit)
+    with srv.connect() as sock:
+        status, _ = _get(sock, "/_tether/live")
+        assert status == 200
+        assert _get(sock, "/app") == (200, b"ok")
+        assert _get(sock, "/_tether/ready")[0] == 200
+    assert calls == ["/app"]
+
+
+def test_a_read_buffer_is_never_larger_than_the_pause_level() -> None:
+    assert len(ReadBuffer().data) <= HIGH_WATER
+    with pytest.raises(ValueError):
+        ReadBuffer(HIGH_WATER + 1)

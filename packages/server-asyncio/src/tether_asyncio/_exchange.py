@@ -33,6 +33,36 @@ def _disconnect() -> Message:
     return {"type": "http.disconnect"}
 
 
+def new_response(owner: Owner, request: Request) -> ResponseCycle:
+    """The core's cycle of ``request``'s response, with the server's fields and, with a
+    tagging option on, the request's tag. (The HTTP loop makes an untagged one itself.)"""
+    state = owner.state
+    tagger = state.tagger
+    if tagger is None:
+        return ResponseCycle(
+            owner.conn,
+            request,
+            owner.client_text,
+            date=state.response_date,
+            server=state.server_header,
+        )
+    tag = tagger.tag(request.headers)
+    return ResponseCycle(
+        owner.conn,
+        request,
+        owner.client_text,
+        date=state.response_date,
+        server=state.server_header,
+        extra=tag.headers,
+        tag=tag,
+    )
+
+
+def request_cycle(owner: Owner, request: Request) -> RequestCycle:
+    """The ``receive``/``send`` pair of ``request``."""
+    return RequestCycle(owner, new_response(owner, request))
+
+
 class RequestCycle:
     """The ``receive``/``send`` pair of one HTTP request; the response's rules are the core's
     :class:`tether.serving_cycle.ResponseCycle` (:attr:`response`)."""
@@ -42,33 +72,22 @@ class RequestCycle:
         "disconnected",
         "failed",
         "owner",
-        "request",
         "response",
         "trailer_fields",
         "wait_scope",
     )
 
-    def __init__(self, owner: Owner, request: Request) -> None:
+    def __init__(self, owner: Owner, response: ResponseCycle) -> None:
+        """``response`` is the core's cycle of the request (see :func:`new_response`)."""
         self.owner = owner
-        self.request = request
-        state = owner.state
-        tagger = state.tagger
-        tag = None if tagger is None else tagger.tag(request.headers)
-        self.response = ResponseCycle(
-            owner.conn,
-            request,
-            owner.client_text,
-            date=state.date if state.send_date else None,
-            server=state.server_header,
-            extra=() if tag is None else tag.headers,
-            tag=tag,
-        )
+        self.response = response
         self.failed = False
         self.body_done = False
         #: The app was given ``http.disconnect``: its returning early is then not its fault.
         self.disconnected = False
         self.wait_scope: anyio.CancelScope | None = None
-        self.trailer_fields: list[tuple[bytes, bytes]] = []
+        #: ``http.response.trailers`` fields so far (None until the first such message).
+        self.trailer_fields: list[tuple[bytes, bytes]] | None = None
 
     @property
     def started(self) -> bool:
@@ -91,7 +110,11 @@ class RequestCycle:
             body = message.get("body", b"")
             out = response.body(body, message.get("more_body", False))
             if response.phase is _COMPLETE:
-                self._finished()
+                # _finished(), inlined: it runs for every response.
+                if self.wait_scope is not None:
+                    self.wait_scope.cancel()
+                if owner.state.access_log:
+                    log_access(access_log, response)
             if out:
                 fast = owner.fast
                 try:
@@ -113,15 +136,18 @@ class RequestCycle:
             response.start(
                 message["status"],
                 message.get("headers", ()),
-                trailers=bool(message.get("trailers", False)),
+                trailers=bool(message.get("trailers")),
                 ignore_transfer_encoding=True,
             )
         elif kind == "http.response.trailers":
             if not response.trailers or response.complete:
                 raise RuntimeError("trailers were not announced in http.response.start")
-            self.trailer_fields.extend(message.get("headers", ()))
+            fields = self.trailer_fields
+            if fields is None:
+                fields = self.trailer_fields = []
+            fields.extend(message.get("headers", ()))
             if not message.get("more_trailers", False):
-                await self._write(response.end(self.trailer_fields), 0)
+                await self._write(response.end(fields), 0)
         elif kind == "http.response.pathsend":
             await self._send_path(message["path"])
         elif kind == "http.response.early_hint":
@@ -145,7 +171,7 @@ class RequestCycle:
         do not get it (a 1.0 client may not expect an interim response: RFC 9110 15.2)."""
         if self.response.phase is not _WAITING:
             raise RuntimeError("http.response.early_hint after http.response.start")
-        if self.request.http_version != b"1.1":
+        if self.response.request.http_version != b"1.1":
             return
         headers = [(b"link", bytes(link)) for link in links]
         if headers:
@@ -173,7 +199,8 @@ class RequestCycle:
 
     def _finished(self) -> None:
         # Called just before the last bytes are written: the access line is then logged
-        # before the client can see the response end (and whatever the write does).
+        # before the client can see the response end (and whatever the write does). The
+        # body branch of send() has its own copy.
         if self.wait_scope is not None:
             self.wait_scope.cancel()
         if self.owner.state.access_log:

@@ -21,17 +21,17 @@ import anyio
 from anyio import EndOfStream
 
 from tether.errors import BadRequest, ProtocolError, RemoteProtocolError
-from tether.health import HealthState, health_response, probe_for
+from tether.health import HealthState, Probe, health_response, probe_for
 from tether.http1 import Request, ServerConnection, State
 from tether.serving import (
     decode_path,
     no_tunnel_response,
     split_target,
 )
-from tether.serving_cycle import RULES, CyclePhase
+from tether.serving_cycle import RULES, CyclePhase, ResponseCycle
 from tether.serving_driver import ConnectionDriver, Next
 from tether.websocket.handshake import wants_websocket
-from tether_asyncio._exchange import RequestCycle
+from tether_asyncio._exchange import RequestCycle, new_response
 from tether_asyncio._state import access_log, error_log
 from tether_asyncio._stream import FastStream
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Stream
@@ -207,6 +207,33 @@ class HTTPConnection:
         driver = self.driver
         state = self.state
         stream = self.stream
+        cell = self.cell
+        app = state.app
+        # What every request of this connection reads, bound once (none of it changes while
+        # the server runs; the lifespan state is filled in place).
+        spend = state.spend_request
+        websockets = state.websockets
+        health_prefix = state.health_prefix
+        root_path = state.root_path
+        raw_root = root_path.encode("utf-8")
+        limit = state.limit_concurrency
+        counting = state.count_in_flight
+        # Whether a request may be answered in the app's place other than for CONNECT (a
+        # health probe, --limit-concurrency): without either, one test per request.
+        screening = bool(health_prefix) or limit is not None
+        probe: Probe | None = None
+        app_state = state.app_state
+        scheme = self.scheme
+        server = self.server
+        client = self.client
+        extensions = self.extensions
+        proxies = state.proxies
+        if proxies is not None and not proxies.trusts(client[0] if client is not None else None):
+            proxies = None  # what it would answer for every request of an untrusted peer
+        tagging = state.tagger is not None
+        conn = self.conn
+        client_text = self.client_text
+        server_header = state.server_header
         # Between requests with nothing buffered, read before asking the core: it then takes
         # its fast path for a whole head, and a head's first bytes start its HEAD timer.
         step: Next | None = _READ
@@ -230,17 +257,118 @@ class HTTPConnection:
                     self.idle = False
                 if driver.receive(data, state.clock) is _CLOSE:
                     break
-            event = driver.next_event(state.clock)
-            if type(event) is Request:
-                step = await self._request(event)
-                if step is _CLOSE:
-                    return
-            elif event is _READ:
-                step = _READ
-            else:
+            request = driver.next_event(state.clock)
+            if type(request) is not Request:
+                if request is _READ:
+                    step = _READ
+                    continue
                 # CLOSE (an error response may be due); WAIT only after a 101; body events of
                 # a request no longer served.
                 break
+
+            # -- one request, inline (a coroutine per request less) ------------------------------
+            if spend is not None:
+                spend()  # --limit-max-requests
+            if cell is not None:
+                started = monotonic()  # --metrics-port
+            method = request.method
+            headers = request.headers
+            # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
+            if (
+                method == b"GET"
+                and websockets
+                and not _UPGRADE.isdisjoint(map(_name, headers))
+                and wants_websocket(headers)
+            ):
+                await serve_websocket(self, request)  # the connection always ends after it
+                return
+            target = request.target
+            try:
+                if target.startswith(b"/") and b"%" not in target:
+                    # The common case: nothing to percent-decode.
+                    raw_path, _, query = target.partition(b"?")
+                    path = raw_path.decode("utf-8")
+                else:
+                    raw_path, query = split_target(target)
+                    path = decode_path(raw_path)
+            except UnicodeDecodeError:
+                await self.refuse(BadRequest("the request path is not UTF-8"))
+                return
+            except RemoteProtocolError as exc:
+                await self.refuse(exc)
+                return
+            if screening:
+                probe = probe_for(raw_path, health_prefix) if health_prefix else None
+            if root_path:
+                path = root_path + path
+                raw_path = raw_root + raw_path
+            scope: dict[str, Any] = {
+                "type": "http",
+                # Each scope its own dict: an app that writes to it changes no other request's.
+                "asgi": {"version": "3.0", "spec_version": "2.4"},
+                "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
+                "method": method.decode("ascii"),
+                "scheme": scheme,
+                "path": path,
+                "raw_path": raw_path,
+                "query_string": query,
+                "root_path": root_path,
+                "headers": headers,
+                "server": server,
+                "client": client,
+                "extensions": extensions,
+                "state": app_state.copy(),
+            }
+            if tagging:
+                response = new_response(self, request)
+                scope["extensions"] = {**extensions, **app_entries(response)}
+            else:
+                # new_response(), inlined: nothing of the request to read.
+                response = ResponseCycle(
+                    conn, request, client_text, date=state.response_date, server=server_header
+                )
+            cycle = RequestCycle(self, response)
+            if proxies is not None:
+                forwarded, scope["scheme"] = proxies.resolve(headers, client, scheme)
+                if forwarded is not client:
+                    scope["client"] = forwarded
+                    if state.access_log:  # the only reader of the text
+                        response.client = _client_text(forwarded)
+            self.cycle = cycle
+            if (
+                screening
+                and (probe is not None or (limit is not None and state.in_flight >= limit))
+            ) or method == b"CONNECT":
+                await self._answer(cycle, probe)
+            else:
+                if counting:
+                    state.in_flight += 1
+                try:
+                    await app(scope, cycle.receive, cycle.send)
+                except Exception as exc:
+                    self._app_failed(cycle, exc)
+                finally:
+                    if counting:
+                        state.in_flight -= 1
+                if response.phase is not _COMPLETE:
+                    await self._unfinished(cycle)
+                    if cell is not None:
+                        cell.request(method, response.status, started, self.conn.request_count > 1)
+                    return
+            if cell is not None:  # --metrics-port: the request, its status and duration
+                cell.request(method, response.status, started, self.conn.request_count > 1)
+            self.cycle = None
+            if self.closed:
+                return
+            if not cycle.body_done and driver.next_event(state.clock) is _CLOSE:
+                # Taking a bodiless request's end (the app did not ask for it) lets the next
+                # cycle start clean; an unread body is the core's to drain or refuse.
+                return
+            # Handing over, a response begun before the shutdown (without "Connection: close")
+            # leaves the connection open: the client may be sending its next request already.
+            step = driver.finish(state.clock, closing=state.shutting_down and not state.handover)
+            if step is _CLOSE:
+                return
         if driver.output:
             await self.close_with_output()
 
@@ -312,75 +440,11 @@ class HTTPConnection:
             if self.cancel_scope is not None:
                 self.cancel_scope.cancel()
 
-    # -- one request -----------------------------------------------------------------------------
+    # -- one request (the common path is inline in _serve) -------------------------------------
 
-    async def _request(self, request: Request) -> Next | None:
-        """Run one request through the app; then what the driver says of the connection."""
+    async def _answer(self, cycle: RequestCycle, probe: Probe | None) -> None:
+        """Answer in the app's place: a health probe, CONNECT, or past --limit-concurrency."""
         state = self.state
-        state.spend_request()  # --limit-max-requests
-        cell = self.cell
-        started = monotonic() if cell is not None else 0.0  # --metrics-port
-        method = request.method
-        headers = request.headers
-        # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
-        if (
-            method == b"GET"
-            and state.websockets
-            and not _UPGRADE.isdisjoint(map(_name, headers))
-            and wants_websocket(headers)
-        ):
-            await serve_websocket(self, request)  # the connection always ends after it
-            return _CLOSE
-        target = request.target
-        try:
-            if target[:1] == b"/" and b"%" not in target:
-                # The common case: nothing to percent-decode.
-                raw_path, _, query = target.partition(b"?")
-                path = raw_path.decode("utf-8")
-            else:
-                raw_path, query = split_target(target)
-                path = decode_path(raw_path)
-        except UnicodeDecodeError:
-            await self.refuse(BadRequest("the request path is not UTF-8"))
-            return _CLOSE
-        except RemoteProtocolError as exc:
-            await self.refuse(exc)
-            return _CLOSE
-        probe = probe_for(raw_path, state.health_prefix) if state.health_prefix else None
-        root_path = state.root_path
-        if root_path:
-            path = root_path + path
-            raw_path = root_path.encode("utf-8") + raw_path
-        scope: dict[str, Any] = {
-            "type": "http",
-            # Each scope its own dict: an app that writes to it changes no other request's.
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
-            "method": method.decode("ascii"),
-            "scheme": self.scheme,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": root_path,
-            "headers": headers,
-            "server": self.server,
-            "client": self.client,
-            "extensions": self.extensions,
-            "state": state.app_state.copy(),
-        }
-
-        cycle = RequestCycle(self, request)
-        response = cycle.response
-        if response.tag is not None:
-            scope["extensions"] = {**self.extensions, **app_entries(response)}
-        proxies = state.proxies
-        if proxies is not None:
-            client, scope["scheme"] = proxies.resolve(headers, self.client, self.scheme)
-            if client is not self.client:
-                scope["client"] = client
-                if state.access_log:  # the only reader of the text
-                    response.client = _client_text(client)
-        self.cycle = cycle
         limit = state.limit_concurrency
         if probe is not None:
             # Before the app and past the concurrency limit: a busy server is not a dead one.
@@ -393,40 +457,12 @@ class HTTPConnection:
                 limit_connections=state.config.limit_connections,
             )
             await cycle.send_canned(*health_response(probe, health))
-        elif method == b"CONNECT":
+        elif cycle.response.request.method == b"CONNECT":
             await cycle.send_canned(*no_tunnel_response())  # ASGI cannot run a tunnel
-        elif limit is not None and state.in_flight >= limit:
+        else:
             await cycle.send_canned(*state.config.retry_after.response())
             if state.metrics is not None:
                 state.metrics.shed("concurrency")
-        else:
-            state.in_flight += 1
-            try:
-                await state.app(scope, cycle.receive, cycle.send)
-            except Exception as exc:
-                self._app_failed(cycle, exc)
-            finally:
-                state.in_flight -= 1
-            if response.phase is not _COMPLETE:
-                await self._unfinished(cycle)
-                if cell is not None:
-                    cell.request(
-                        method, cycle.response.status, started, self.conn.request_count > 1
-                    )
-                return _CLOSE
-        if cell is not None:  # --metrics-port: the request, its status and duration
-            cell.request(method, cycle.response.status, started, self.conn.request_count > 1)
-        self.cycle = None
-        if self.closed:
-            return _CLOSE
-        driver = self.driver
-        if not cycle.body_done and driver.next_event(state.clock) is _CLOSE:
-            # Taking a bodiless request's end (the app did not ask for it) lets the next
-            # cycle start clean; an unread body is the core's to drain or refuse.
-            return _CLOSE
-        # Handing over, a response begun before the shutdown (without "Connection: close")
-        # leaves the connection open: the client may be sending its next request already.
-        return driver.finish(state.clock, closing=state.shutting_down and not state.handover)
 
     async def _unfinished(self, cycle: RequestCycle) -> None:
         """The app returned (or raised) without completing its response: a 500 while the head

@@ -43,14 +43,20 @@ class ServerState:
         self.date: tuple[bytes, bytes] = date_header(time.time())
         self.server_header = config.server_header_pair()
         self.send_date = config.date_header
+        #: The ``Date`` pair for responses: :attr:`date`, or None with ``--no-date-header``.
+        self.response_date = self.date if self.send_date else None
         self.limit_concurrency = config.limit_concurrency
         prefix = config.health_path_prefix
         self.health_prefix = prefix.rstrip("/").encode() if prefix else b""
         #: ``--timeout-write`` (None: 0, no limit).
         self.write_timeout = config.timeout_write or None
         self.websockets = config.ws != "none"
-        #: Requests currently inside the application.
+        #: Requests currently inside the application, counted only when something reads the
+        #: count (:attr:`count_in_flight`): --limit-concurrency, health probes, --metrics-port.
         self.in_flight = 0
+        self.count_in_flight = bool(
+            self.limit_concurrency is not None or self.health_prefix or config.metrics is not None
+        )
         #: Open connection handlers (HTTP and WebSocket), for timeouts and shutdown.
         self.connections: set[Any] = set()
         self.shutting_down = False
@@ -65,8 +71,10 @@ class ServerState:
         self.proxies = config.trusted_proxies()
         #: --metrics-port (None: off; each hook tests it).
         self.metrics = config.metrics
-        #: --limit-max-requests: count one request (bound once: called for every request).
-        self.spend_request = config.request_budget.spend
+        #: --limit-max-requests: count one request (bound once: called for every request;
+        #: None without a limit, so a server without one makes no call).
+        budget = config.request_budget
+        self.spend_request = budget.spend if budget.limit is not None else None
         self._next_id = 0
 
     def connection_id(self) -> int:
@@ -78,6 +86,8 @@ class ServerState:
         """Advance the shared clock and the cached ``Date`` header."""
         self.clock = clock
         self.date = date_header(time.time())
+        if self.send_date:
+            self.response_date = self.date
 
 
 class Owner(Protocol):

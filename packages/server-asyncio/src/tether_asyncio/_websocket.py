@@ -24,7 +24,7 @@ from tether.http1 import (
     Response,
 )
 from tether.serving import decode_path, split_target
-from tether_asyncio._exchange import RequestCycle
+from tether_asyncio._exchange import RequestCycle, request_cycle
 from tether_asyncio._state import Owner, access_log, error_log
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
 from tether_asyncio._ws_io import WebSocketIO
@@ -65,7 +65,7 @@ async def serve_websocket(owner: Owner, request: Request) -> bool:
     check = ws.server_handshake(request, deflate=deflate)
     if isinstance(check, ws.Rejected):
         # Not a valid version-13 upgrade: the core's 400/426, without calling the app.
-        cycle = RequestCycle(owner, request)
+        cycle = request_cycle(owner, request)
         await cycle.send_canned(Response(check.status_code, check.headers), check.body)
         return False
 
@@ -145,7 +145,7 @@ class ASGIWebSocket:
         self._early = b""
         self.group: TaskGroup | None = None
         #: The HTTP side of the handshake: the 101, a denial, or the canned 403/500.
-        self.http = RequestCycle(owner, request)
+        self.http = request_cycle(owner, request)
         self.started = 0.0
 
     async def run(self, scope: dict[str, Any]) -> None:
