@@ -222,7 +222,7 @@ def request_environ(base: Environ, request: Request) -> Environ:
     # passes; any other goes on to the passes below, which start again from its first field.
     fields = dict(zip(map(_known, map(_name, headers)), map(_latin1, map(_value, headers))))
     if None not in fields and len(fields) == len(headers) and fields.keys().isdisjoint(environ):
-        environ.update(fields)  # type: ignore[arg-type]  # no None key: checked above
+        environ |= fields  # type: ignore[arg-type]  # no None key: checked above
         return environ
     # Past a few fields the whole-head passes cost less than a turn of the loop per field.
     if len(headers) > 4 and _batched_fields(environ, headers):

@@ -195,9 +195,12 @@ class Connection(Channel):
         if step is Next.CLOSE:
             self.close_soon(now)
         elif step is Next.READ:
-            # The common case: nothing pipelined. The only deadline is now the keep-alive one,
-            # which an earlier timer entry may cover.
-            self._read_again()
+            # The common case: nothing pipelined. The socket is still watched (nothing came
+            # while the response was made). The only deadline is now the keep-alive one, which
+            # an earlier timer entry may cover.
+            self.want_read = True
+            if not self.want & READ:
+                self._read_again()
             timer_at = self.timer_at
             if timer_at is None or timer_at > now + self.loop.limits.keep_alive_timeout:
                 self.schedule(now)

@@ -196,6 +196,8 @@ class Loop:
                 gathered_body(exchange.environ, exchange.input, body.size)
             if upgrade:
                 self._start_session(exchange)
+            elif get_ident() == self.thread_id:
+                self._batch.append(exchange.run)  # resume() on the loop thread, without its call
             else:
                 self.resume(exchange.run)
             return

@@ -65,6 +65,10 @@ class Exchange:
     #: the response is parked on a slow reader (set by _run before _pump reads them).
     result: Any
     chunks: Iterator[bytes] | None
+    #: --metrics-port (only then set): when the head came, and whether the connection served
+    #: one before.
+    started: float
+    reused: bool
 
     def __init__(self, loop: Host, conn: Connection, request: Request) -> None:
         self.loop = loop
@@ -88,11 +92,7 @@ class Exchange:
             environ["REMOTE_ADDR"] = "localhost"
         if loop.request_budget is not None:
             loop.request_budget.spend()  # --limit-max-requests
-        #: --metrics-port: when the head came, and whether the connection served one before.
-        if loop.metrics is None:
-            self.started = 0.0
-            self.reused = False
-        else:
+        if loop.metrics is not None:
             self.started = time.monotonic()
             self.reused = conn.core.request_count > 1
         date = date_header(time.time()) if loop.date_header else None
