@@ -353,10 +353,10 @@ class HTTPConnection:
                 if response.phase is not _COMPLETE:
                     await self._unfinished(cycle)
                     if cell is not None:
-                        cell.request(method, response.status, started, self.conn.request_count > 1)
+                        cell.request(method, response.status, started, conn.request_count > 1)
                     return
             if cell is not None:  # --metrics-port: the request, its status and duration
-                cell.request(method, response.status, started, self.conn.request_count > 1)
+                cell.request(method, response.status, started, conn.request_count > 1)
             self.cycle = None
             if self.closed:
                 return
@@ -409,6 +409,13 @@ class HTTPConnection:
                     await fast.flush()
             elif self.write_timeout is None:
                 await self.stream.send(data)
+            elif len(data) <= _WRITE_PIECE:
+                # _write_within() of one piece, inlined (a coroutine less per response).
+                self.write_since = self.state.clock
+                try:
+                    await self.stream.send(data)
+                finally:
+                    self.write_since = None
             else:
                 await self._write_within(data)
         except STREAM_GONE:
