@@ -106,6 +106,25 @@ _KEYS: dict[bytes, str] = {
 _known = _KEYS.get
 _latin1 = methodcaller("decode", "latin-1")
 _CONTENT_LENGTH = b"content-length"
+#: The encoded names of common response fields, as applications spell them: none hop-by-hop,
+#: and Content-Length as the one spelling the core recognises. Other names go by the rules.
+_COMMON_NAMES = (
+    "Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
+    "Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
+    "Access-Control-Max-Age", "Age", "Allow", "Cache-Control", "Content-Disposition",
+    "Content-Encoding", "Content-Language", "Content-Length", "Content-Location", "Content-Range",
+    "Content-Security-Policy", "Content-Type", "Cross-Origin-Opener-Policy",
+    "Cross-Origin-Resource-Policy", "ETag", "Expires", "Last-Modified", "Link", "Location",
+    "Permissions-Policy", "Pragma", "Referrer-Policy", "Retry-After", "Set-Cookie",
+    "Strict-Transport-Security", "Vary", "WWW-Authenticate", "X-Content-Type-Options",
+    "X-Frame-Options", "X-Request-Id", "X-XSS-Protection", "cache-control", "content-length",
+    "content-type", "etag", "location", "set-cookie", "vary",
+)  # fmt: skip
+_RAW_NAMES: dict[str, bytes] = {
+    name: _CONTENT_LENGTH if name.lower() == "content-length" else name.encode("latin-1")
+    for name in _COMMON_NAMES
+}
+_raw_name = _RAW_NAMES.get
 #: The standard status lines, split.
 _STATUSES: dict[str, tuple[int, bytes]] = {
     f"{status.value} {status.phrase}": (status.value, status.phrase.encode("latin-1"))
@@ -300,11 +319,15 @@ def _encode_fields(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, byte
     for name, value in headers:
         if type(name) is not str or type(value) is not str:
             raise TypeError("header names and values must be str")
-        lname = name.lower()
-        if lname in _HOP_BY_HOP and (lname != "connection" or value.strip().lower() != "close"):
-            raise ValueError(f"hop-by-hop header {name!r} is not allowed from a WSGI application")
-        # Content-Length is recognised by identity, so spell its name once.
-        raw_name = _CONTENT_LENGTH if lname == "content-length" else name.encode("latin-1")
+        raw_name = _raw_name(name)
+        if raw_name is None:
+            lname = name.lower()
+            if lname in _HOP_BY_HOP and (lname != "connection" or value.strip().lower() != "close"):
+                raise ValueError(
+                    f"hop-by-hop header {name!r} is not allowed from a WSGI application"
+                )
+            # Content-Length is recognised by identity, so spell its name once.
+            raw_name = _CONTENT_LENGTH if lname == "content-length" else name.encode("latin-1")
         append((raw_name, value.encode("latin-1")))
     return fields
 
