@@ -38,22 +38,14 @@ def new_response(owner: Owner, request: Request) -> ResponseCycle:
     tagging option on, the request's tag. (The HTTP loop makes an untagged one itself.)"""
     state = owner.state
     tagger = state.tagger
-    if tagger is None:
-        return ResponseCycle(
-            owner.conn,
-            request,
-            owner.client_text,
-            date=state.response_date,
-            server=state.server_header,
-        )
-    tag = tagger.tag(request.headers)
+    tag = None if tagger is None else tagger.tag(request.headers)
     return ResponseCycle(
         owner.conn,
         request,
         owner.client_text,
         date=state.response_date,
         server=state.server_header,
-        extra=tag.headers,
+        extra=() if tag is None else tag.headers,
         tag=tag,
     )
 
