@@ -9,6 +9,8 @@ it refuses, and leave the connection in the same state, for any fields, status a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -72,6 +74,14 @@ def _long_way(
     return [*out, (b"connection", b"close")] if close else out
 
 
+def _outcome(send: Callable[[], bytes]) -> bytes | type[Exception]:
+    """The bytes ``send`` returns, or LocalProtocolError if it raises that."""
+    try:
+        return send()
+    except LocalProtocolError:
+        return LocalProtocolError
+
+
 def _state(conn: ServerConnection) -> tuple[object, ...]:
     return (conn.our_state, conn.their_state, conn.keep_alive)
 
@@ -97,14 +107,10 @@ def test_respond_fields_is_respond_with_the_fields_added(
     short, _ = _connection(wire)
     long, _ = _connection(wire)
     headers = _long_way(given, strip, close)
-    try:
-        expected: bytes | type[Exception] = long.respond(
-            Response(status, _declared(long, status, headers, body) if declare else headers), body
-        )
-    except LocalProtocolError:
-        expected = LocalProtocolError
-    try:
-        got: bytes | type[Exception] = short.respond_fields(
+    declared = _declared(long, status, headers, body) if declare else headers
+    expected = _outcome(lambda: long.respond(Response(status, declared), body))
+    got = _outcome(
+        lambda: short.respond_fields(
             status,
             given,
             body,
@@ -114,8 +120,7 @@ def test_respond_fields_is_respond_with_the_fields_added(
             strip_transfer_encoding=strip,
             declare_length=declare,
         )
-    except LocalProtocolError:
-        got = LocalProtocolError
+    )
     assert got == expected
     assert _state(short) == _state(long)
 
@@ -147,15 +152,13 @@ def test_a_whole_response_through_the_cycle_is_the_long_way(
     long_conn, _ = _connection(wire)
     cycle = ResponseCycle(short_conn, request, "-", date=DATE, server=SERVER, closing=closing)
     headers = _long_way(given, strip, closing)
-    try:
+
+    def whole() -> bytes:
         cycle.start(status, list(given), ignore_transfer_encoding=strip)
-        got: bytes | type[Exception] = cycle.body(body)
-    except LocalProtocolError:
-        got = LocalProtocolError
-    try:
-        expected: bytes | type[Exception] = long_conn.respond(Response(status, headers), body)
-    except LocalProtocolError:
-        expected = LocalProtocolError
+        return cycle.body(body)
+
+    got = _outcome(whole)
+    expected = _outcome(lambda: long_conn.respond(Response(status, headers), body))
     assert got == expected
     assert _state(short_conn) == _state(long_conn)
     if got is LocalProtocolError:
