@@ -258,36 +258,26 @@ class ResponseCycle:
         self.response = None
 
     def _fields(self, given: Headers) -> Headers:
-        """The fields of the response: ``given`` with the server's (Date, Server, extra
-        fields, ``Connection: close``) where they go, Transfer-Encoding dropped if asked."""
-        date = self._date
-        server = self._server
-        out = list(given)
-        coded = False
-        for name, _ in out:
-            size = len(name)
-            if size == 17:
-                if name.lower() == b"transfer-encoding":
-                    coded = True
-            elif size == 4:
-                if name.lower() == b"date":
-                    date = None
-            elif size == 6 and name.lower() == b"server":
-                server = None
-        if coded and self._strip:
-            out = [h for h in out if h[0].lower() != b"transfer-encoding"]
+        """The fields of the response: ``given`` (Transfer-Encoding dropped if asked) with the
+        server's extra fields, Date and Server where it lacks them, ``Connection: close``."""
+        out = (
+            [h for h in given if h[0].lower() != b"transfer-encoding"]
+            if self._strip
+            else list(given)
+        )
         if self._extra:
             _add_missing(out, self._extra)
-        if date is not None:
-            out.append(date)
-        if server is not None:
-            out.append(server)
+        out = with_server_headers(out, self._date, self._server)
         if self.closing:
             out.append((b"connection", b"close"))
         return out
 
-    def _build(self, given: Headers) -> None:
-        """Make :attr:`response` from what start() took, and what it implies for the body."""
+    def _build(self) -> None:
+        """Make :attr:`response` from what start() took, and what it implies for the body (once:
+        nothing to do when it is made, or when start() was not called)."""
+        given = self._given
+        if given is None:
+            return
         status = self.status
         length: bytes | None = None
         for name, value in given:
@@ -338,7 +328,7 @@ class ResponseCycle:
                 self.sent += len(data)
                 self.phase = _C
                 return out
-            self._build(given)
+            self._build()
         room = self._room
         size = len(data)
         if room is not None and not self.head:
@@ -396,8 +386,7 @@ class ResponseCycle:
         return out + self._conn.send(EndOfMessage(list(trailers) if self.can_trail else []))
 
     def _head(self, whole: int | None) -> bytes:
-        if self._given is not None:
-            self._build(self._given)
+        self._build()
         response = self.response
         if response is None:
             if self.phase is _W:
@@ -422,8 +411,7 @@ class ResponseCycle:
         The length is declared when the application declared none (so a HEAD response carries
         it too); a declared length smaller than the file wins, and :attr:`file_room` says it.
         """
-        if self._given is not None:
-            self._build(self._given)
+        self._build()
         response = self.response
         if (
             response is not None
@@ -458,8 +446,7 @@ class ResponseCycle:
     @property
     def file_room(self) -> int | None:
         """Body bytes the declared Content-Length allows (None when not known)."""
-        if self._given is not None:
-            self._build(self._given)
+        self._build()
         return self._room
 
     # -- what the server decides -----------------------------------------------------------------

@@ -136,22 +136,9 @@ class ResponseSide(ConnectionBase):
         """
         if type(response) is not Response:
             raise LocalProtocolError(f"respond() takes a Response, not {response!r}")
-        if self._our_state not in _OURS_ON_RESPONSE:
-            self._ours_after(_M_RESPONSE)  # raises the LocalProtocolError
-        reader = self._reader
-        status_code = response.status_code
-        if reader.connect and 200 <= status_code < 300:
-            raise LocalProtocolError("a 2xx to CONNECT opens a tunnel: send() it")
-        head, framing, length, keep_alive = write_response(
-            status_code,
-            response.headers,
-            response.reason,
-            reader.head_request,
-            reader.http10,
-            # As _write_head decides it.
-            self._keep_alive and not (self._expects_continue and reader.phase is not P_DONE),
+        return self._respond(
+            response.status_code, response.headers, response.reason, body, None, None, False
         )
-        return self._whole(head, framing, length, keep_alive, body)
 
     def respond_fields(
         self,
@@ -177,6 +164,31 @@ class ResponseSide(ConnectionBase):
         ``declare_length`` and the response declares no length and may have a body (a body
         known whole, such as a WSGI list). All or nothing, as :meth:`respond`.
         """
+        return self._respond(
+            status_code,
+            headers,
+            reason,
+            body,
+            date,
+            server,
+            close,
+            strip_transfer_encoding,
+            len(body) if declare_length else None,
+        )
+
+    def _respond(  # noqa: PLR0917 - both callers pass every argument, positionally
+        self,
+        status_code: int,
+        headers: Headers,
+        reason: bytes,
+        body: bytes,
+        date: bytes | None,
+        server: bytes | None,
+        close: bool,
+        strip_transfer_encoding: bool = False,
+        declare: int | None = None,
+    ) -> bytes:
+        """:meth:`respond` and :meth:`respond_fields`: the bytes, and the state moved past."""
         if self._our_state not in _OURS_ON_RESPONSE:
             self._ours_after(_M_RESPONSE)  # raises the LocalProtocolError
         reader = self._reader
@@ -195,14 +207,8 @@ class ResponseSide(ConnectionBase):
             date,
             server,
             strip_transfer_encoding,
-            len(body) if declare_length else None,
+            declare,
         )
-        return self._whole(head, framing, length, keep_alive, body)
-
-    def _whole(
-        self, head: bytes, framing: Framing, length: int, keep_alive: bool, body: bytes
-    ) -> bytes:
-        """The bytes of a whole response with this head, and the state moved past it."""
         size = len(body)
         if framing is _LENGTH:
             if size != length:

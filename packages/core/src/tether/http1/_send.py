@@ -280,10 +280,6 @@ def write_response(  # noqa: PLR0917 - called positionally on every response
         raise LocalProtocolError("invalid header field name (not a token)")
     if not values_ok:
         raise LocalProtocolError("invalid header field value (CR, LF or a control byte)")
-    if content_length is not None and chunked_given:
-        raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
-
-    length = 0
     if (
         declare is not None
         and content_length is None
@@ -291,8 +287,10 @@ def write_response(  # noqa: PLR0917 - called positionally on every response
         and status_code not in (204, 304)
     ):
         content_length = b"%d" % declare
-        if chunked_given:
-            raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
+    if content_length is not None and chunked_given:
+        raise LocalProtocolError("both Content-Length and Transfer-Encoding given")
+
+    length = 0
     if status_code in (204, 304) or head_request:
         # RFC 9110 8.6: no Content-Length in a 204. A 304 or a HEAD response may carry the
         # length the full response would have had.
