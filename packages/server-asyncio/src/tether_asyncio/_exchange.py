@@ -102,11 +102,7 @@ class RequestCycle:
             body = message.get("body", b"")
             out = response.body(body, message.get("more_body", False))
             if response.phase is _COMPLETE:
-                # _finished(), inlined: it runs for every response.
-                if self.wait_scope is not None:
-                    self.wait_scope.cancel()
-                if owner.state.access_log:
-                    log_access(access_log, response)
+                self._finished()
             if out:
                 fast = owner.fast
                 try:
@@ -191,8 +187,7 @@ class RequestCycle:
 
     def _finished(self) -> None:
         # Called just before the last bytes are written: the access line is then logged
-        # before the client can see the response end (and whatever the write does). The
-        # body branch of send() has its own copy.
+        # before the client can see the response end (and whatever the write does).
         if self.wait_scope is not None:
             self.wait_scope.cancel()
         if self.owner.state.access_log:

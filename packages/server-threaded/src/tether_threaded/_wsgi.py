@@ -96,22 +96,17 @@ class Exchange:
             self.started = time.monotonic()
             self.reused = conn.core.request_count > 1
         date = date_header(time.time()) if loop.date_header else None
-        tagger = loop.tagger
-        if tagger is None:
-            self.cycle = ResponseCycle(
-                conn.core, request, client, date=date, server=loop.server_header
-            )
-        else:
-            tag = tagger.tag(request.headers)
-            self.cycle = ResponseCycle(
-                conn.core,
-                request,
-                client,
-                date=date,
-                server=loop.server_header,
-                extra=tag.headers,
-                tag=tag,
-            )
+        tag = loop.tagger.tag(request.headers) if loop.tagger is not None else None
+        self.cycle = ResponseCycle(
+            conn.core,
+            request,
+            client,
+            date=date,
+            server=loop.server_header,
+            extra=tag.headers if tag is not None else (),
+            tag=tag,
+        )
+        if tag is not None:
             environ.update(tag.app_entries())
         #: Whether the request has a body (RFC 9112 6.3: Content-Length or Transfer-Encoding).
         self.has_body = "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ
