@@ -1,11 +1,6 @@
-"""The narrow interfaces between the server's layers, so that no module imports back up.
-
-The layers, bottom up: a :class:`~tether_threaded._socket.Channel` moves bytes for one socket
-and a :class:`~tether_threaded._connection.Connection` speaks HTTP on it; the WebSocket session
-(:mod:`._websocket`) and the WSGI exchange (:mod:`._wsgi`) sit on a connection; the loop
-(:mod:`._loop`) owns them all. What a lower layer needs of a higher one is spelled here as a
-protocol (a :class:`Host` for the loop, a :class:`Job` for one request, a :class:`Handler` for a
-WebSocket session) instead of an import of the class.
+"""What a connection and a request need of the loop (:class:`Host`) and of one request
+(:class:`Job`), spelled as protocols so that no module imports back up to :mod:`._loop` or
+:mod:`._wsgi`.
 """
 
 from __future__ import annotations
@@ -17,7 +12,6 @@ from typing import Any, Protocol
 from tether.http1 import Request
 from tether.limits import Limits
 from tether.serving import TrustedProxies
-from tether.serving_websocket import WebSocketSession
 from tether.serving_wsgi import WSGIApp
 from tether_server.recycling import RequestBudget
 from tether_server.server_metrics import ServerMetrics
@@ -35,25 +29,6 @@ class Job(Protocol):
 
     def stream_body(self, source: Source) -> StreamedBody:
         """``--request-body stream``: the application's ``wsgi.input``, fed by the loop."""
-
-
-class Handler(Protocol):
-    """A WebSocket session as its connection (and the loop) sees it."""
-
-    #: The session's rules (:attr:`WebSocketSession.held`, :meth:`WebSocketSession.deadline`).
-    rules: WebSocketSession
-
-    def on_readable(self, now: float) -> None:
-        """The socket is readable (loop thread)."""
-
-    def on_timer(self, now: float) -> None:
-        """A deadline may have passed (loop thread)."""
-
-    def resume_reading(self) -> None:
-        """Output drained below its low mark: read frames again if reading was held back."""
-
-    def going_away(self, now: float) -> None:
-        """Server shutdown: start the closing handshake."""
 
 
 class Host(Protocol):
@@ -87,4 +62,4 @@ class Host(Protocol):
     def forget(self, conn: Any) -> None: ...
 
 
-__all__ = ["Handler", "Host", "Job"]
+__all__ = ["Host", "Job"]

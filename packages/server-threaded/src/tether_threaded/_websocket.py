@@ -24,12 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 from tether import websocket as ws_core
 from tether.http1 import Request, Response
 from tether.serving_cycle import ResponseCycle
-from tether.serving_websocket import WebSocketSession
 from tether.serving_wsgi import Environ, StartResponse
 from tether_server.tagging import log_access
-from tether_threaded._connection import Connection
+from tether_threaded._connection import READ, Connection, Phase, Session
 from tether_threaded._input import ClientDisconnected
-from tether_threaded._socket import READ, Phase
 
 _access = logging.getLogger("tether.access")
 
@@ -41,79 +39,6 @@ class WebSocketClosed(Exception):
         super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
         self.code = code
         self.reason = reason
-
-
-class Session:
-    """The loop's side of one WebSocket connection: the socket, and the session's rules (the
-    core's :class:`~tether.serving_websocket.WebSocketSession`). Guarded by the connection's
-    lock."""
-
-    __slots__ = ("conn", "rules", "ws")
-
-    def __init__(self, conn: Connection, ws: ws_core.Connection) -> None:
-        self.conn = conn
-        self.ws = ws
-        self.rules = WebSocketSession(ws)
-
-    def close(self, code: int, reason: str, now: float) -> None:
-        """Start the closing handshake from our side, unless it has begun, and send it."""
-        if not self.conn.closing and self.rules.close(code, reason, now):
-            self.flush(now)
-
-    def going_away(self, now: float) -> None:
-        """Server shutdown: start the closing handshake with 1001."""
-        if not self.conn.closing and self.rules.going_away(now):
-            self.flush(now)
-
-    def on_readable(self, now: float) -> None:
-        """Read frames (loop thread), unless the rules hold reading back (see :meth:`resume`)."""
-        conn = self.conn
-        if conn.eof or not self.rules.should_read(len(conn.outbuf)):
-            conn.want &= ~READ
-            conn.sync()
-            return
-        data = conn.recv()
-        if data is None:
-            return
-        self.ws.receive_data(data, now)
-        self.process(now)
-
-    def process(self, now: float) -> None:
-        """Move the core's events to the inbox (waking the application) and its bytes out."""
-        if self.rules.take_events():
-            self.conn.cond.notify_all()
-        self.flush(now)
-
-    def flush(self, now: float) -> None:
-        """Write what the core queued; close TCP when the core says so."""
-        conn = self.conn
-        out = self.ws.bytes_to_send()
-        if out:
-            try:
-                conn.write(out, wait=False)
-            except ClientDisconnected:
-                return
-        if self.ws.should_close_tcp:
-            conn.close_soon(now)
-        else:
-            conn.schedule(now)
-
-    def resume_reading(self) -> None:
-        """The output drained or the application took messages: read again if reading was
-        held back and may resume (any thread)."""
-        conn = self.conn
-        if self.rules.resume(len(conn.outbuf)) and not conn.eof and not conn.want & READ:
-            conn.want |= READ
-            conn.interest_changed()
-
-    def on_timer(self, now: float) -> None:
-        """A WebSocket deadline may have passed (loop thread)."""
-        timer = self.ws.handle_timeout(now)
-        if timer is not None and timer is not ws_core.Timer.PING:
-            metrics = self.conn.loop.metrics
-            if metrics is not None:
-                metrics.timeout("websocket")
-        self.flush(now)
 
 
 class WebSocket:
@@ -274,4 +199,4 @@ def websocket_app(
     return app
 
 
-__all__ = ["Session", "Upgrade", "WebSocket", "WebSocketClosed", "websocket_app"]
+__all__ = ["Upgrade", "WebSocket", "WebSocketClosed", "websocket_app"]
