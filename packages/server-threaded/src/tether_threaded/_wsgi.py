@@ -4,14 +4,18 @@ The loop builds the environ (it already holds the parsed request) and a worker r
 :meth:`Exchange.run`. Small responses leave in one ``send``: a list or tuple result becomes one
 head-plus-body-plus-end write; a streamed one sends its head with the first non-empty piece.
 The result's ``close()`` is always called. ``wsgi.file_wrapper`` results go out with
-``os.sendfile`` on plain sockets (:mod:`._files`).
+``os.sendfile`` on plain sockets, without the connection's lock held during the call.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from typing import IO, Any
 
 from tether.http1 import InformationalResponse, Request, Response, date_header
@@ -31,13 +35,15 @@ from tether_server.forwarded import apply_forwarding
 from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import log_access, tagged
 from tether_threaded._connection import OUT_HIGH, Connection
-from tether_threaded._files import send_file
 from tether_threaded._input import ClientDisconnected, Source, StreamedBody
 from tether_threaded._ports import Host
 from tether_threaded._websocket import Upgrade
 
 _log = logging.getLogger("tether.error")
 _access = logging.getLogger("tether.access")
+
+#: Most bytes one ``os.sendfile`` call is asked to move.
+_SENDFILE_BLOCK = 1 << 20
 
 
 class Exchange:
@@ -226,10 +232,6 @@ class Exchange:
                 elif loop.access_log and _access.isEnabledFor(logging.INFO):
                     log_access(_access, self.cycle, environ=self.environ)
 
-    def _resume(self) -> None:
-        """Go on with a parked streamed response (worker thread)."""
-        self.run(resumed=True)
-
     def _run(self) -> bool:
         result = self.loop.app(self.environ, self.start_response)
         kind = type(result)
@@ -245,7 +247,7 @@ class Exchange:
             return self._pump()
         try:
             if not accepted:  # the result of a WebSocket application is ignored (closed below)
-                send_file(self.conn, self.cycle, result, self.write)  # type: ignore[arg-type]
+                self._send_file(result)  # type: ignore[arg-type]
         finally:
             close_result(result)
         self._end()
@@ -266,7 +268,7 @@ class Exchange:
                 if len(conn.outbuf) > OUT_HIGH:
                     with conn.lock:
                         if len(conn.outbuf) > OUT_HIGH and not conn.closing:
-                            conn.parked = self._resume
+                            conn.parked = partial(self.run, True)
                             return False
         except BaseException:
             self._close_result()
@@ -301,6 +303,76 @@ class Exchange:
             # client that never reads).
             conn.write(out, wait=False)
             conn.response_done(time.monotonic())
+
+    def _send_file(self, wrapper: FileWrapper) -> None:
+        """``wsgi.file_wrapper`` (PEP 3333 "Optional Platform-Specific File Handling") on a
+        plain socket: a regular file goes out with ``os.sendfile`` after its head, straight
+        from the page cache; other file-likes in blocks through :meth:`write`."""
+        filelike = wrapper.filelike
+        try:
+            fileno = filelike.fileno()
+            info = os.fstat(fileno)
+            offset = filelike.tell()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            info = None
+        if info is None or not stat.S_ISREG(info.st_mode):
+            for block in wrapper:
+                self.write(block)
+            return
+        conn, cycle = self.conn, self.cycle
+        available = max(0, info.st_size - offset)
+        with conn.lock:
+            if conn.closing:
+                raise ClientDisconnected("the connection is closing")
+            conn.write(cycle.file_head(available))
+        room = cycle.file_room
+        count = available if room is None else min(available, room)
+        if cycle.head or cycle.status < 200 or cycle.status in (204, 304):
+            return
+        framing = conn.core.frame_body(count)
+        if framing is None:
+            return
+        before, after = framing
+        if before:
+            with conn.lock:
+                conn.write(before)
+        fd = conn.sock.fileno()
+        done = 0
+        while done < count:
+            with conn.lock:
+                if conn.closing:
+                    raise ClientDisconnected("the connection is closing")
+                if conn.outbuf:
+                    conn.wait_writable()
+                conn.sending = True
+            # Without the lock: the call may wait on the disk, and the loop thread takes this
+            # lock for every event of the connection. ``sending`` keeps the descriptor open.
+            failure: OSError | None = None
+            try:
+                moved = os.sendfile(fd, fileno, offset + done, min(count - done, _SENDFILE_BLOCK))
+            except (BlockingIOError, InterruptedError):
+                moved = -1
+            except OSError as exc:
+                failure = exc
+            with conn.lock:
+                conn.release_socket()
+                if conn.closed:
+                    raise ClientDisconnected("the connection closed while sending")
+                if failure is not None:
+                    conn.break_()
+                    raise ClientDisconnected(f"sendfile failed: {failure}") from failure
+                if moved < 0:
+                    conn.wait_writable()
+                    continue
+            if moved == 0:
+                raise RuntimeError("the file ended before its announced length")
+            done += moved
+            cycle.file_sent(moved)
+            if self.loop.metrics is not None:
+                self.loop.metrics.sent(moved)
+        if after:
+            with conn.lock:
+                conn.write(after)
 
     def _fail(self, exc: BaseException) -> None:
         """The application (or its response) failed: answer 500 if still possible, else cut."""
