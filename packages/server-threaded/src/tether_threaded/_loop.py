@@ -2,12 +2,9 @@
 
 The loop accepts, reads, writes and fires timers, handling every event of one ``select`` call in
 one pass. Workers never touch the selector: they queue a connection with :meth:`Loop.call_soon`
-(waking the loop through a socket pair only when it must act at once) and the loop applies the
-change. When all workers are busy and the admission queue is full, the loop answers 503 itself.
-
-A request reaches a worker only once its body is complete (the loop gathers it), and a
-WebSocket upgrade runs on a thread of its own, from a separate budget
-(``Config.limit_websockets``), so slow clients and long sessions never take the pool's threads.
+and the loop applies the change. A request reaches a worker only once its body is complete, and
+a WebSocket upgrade runs on a thread of its own (``Config.limit_websockets``), so slow clients
+and long sessions never take the pool's threads.
 """
 
 from __future__ import annotations
@@ -120,9 +117,8 @@ class Loop:
         self.thread_id: int | None = None
         #: Graceful shutdown in progress: no new connections, idle ones closed.
         self.draining = False
-        #: A SIGHUP shutdown: idle keep-alive connections stay open until the client's next
-        #: request (answered with ``Connection: close``) or their keep-alive timeout, so a
-        #: request sent on one as the shutdown begins is not lost (see tether_server.supervisor).
+        #: A SIGHUP shutdown: idle keep-alive connections stay open until their next request
+        #: (answered with ``Connection: close``) or timeout, so none sent meanwhile is lost.
         self.handover = False
         #: Draining: when connections that have sent nothing yet are closed (RULES).
         self._fresh_until: float | None = None
@@ -136,11 +132,9 @@ class Loop:
         #: Whether responses carry a ``Date`` field; the ``Server`` field (None: left out).
         self.date_header = config.date_header
         self.server_header = config.server_header_pair()
-        #: --limit-max-requests: each request's head is counted as it arrives (None: no limit,
-        #: nothing to count).
+        #: --limit-max-requests: each request's head is counted as it arrives (None: no limit).
         budget = config.request_budget
         self.request_budget = budget if budget.limit is not None else None
-        #: The environ of a request and the object that will run the app on it.
         self.make_exchange: Callable[[Connection, Request], Exchange] = partial(Exchange, self)
         #: --metrics-port (None: off); its gauges are read from here when scraped.
         self.metrics = config.metrics
@@ -186,15 +180,20 @@ class Loop:
         if health is None and request.method == b"CONNECT":
             health = no_tunnel_response()  # answered here and kept alive, like a probe
         if health is not None:
-            # Answered here, before the app and past --limit-concurrency: a busy server is
-            # not a dead one.
+            # Answered past --limit-concurrency: a busy server is not a dead one.
             out = exchange.cycle.canned(*health)
         elif self.admit(upgrade := exchange.upgrade is not None):
             if body is not None:
                 exchange.input = body.stream()
                 gathered_body(exchange.environ, exchange.input, body.size)
             if upgrade:
-                self._start_session(exchange)
+                # A WebSocket application blocks its thread for the whole session.
+                thread = threading.Thread(target=exchange.run, name="tether-websocket", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # the system refused a thread: give the budget back
+                    self.release(upgrade=True)
+                    raise
             elif get_ident() == self.thread_id:
                 self._batch.append(exchange.run)  # resume() on the loop thread, without its call
             else:
@@ -261,22 +260,10 @@ class Loop:
         )
         return health_response(probe, state)
 
-    def _start_session(self, exchange: Exchange) -> None:
-        """Start an upgrade's thread: a WebSocket application blocks it for the whole session."""
-        thread = threading.Thread(target=exchange.run, name="tether-websocket", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError:  # the system refused a thread: give the budget back
-            self.release(upgrade=True)
-            raise
-
     def resume(self, job: Callable[[], None]) -> None:
-        """Queue a job for the workers: a request, or the rest of a parked response (its
-        client read enough, or it closed).
-
-        On the loop thread the job waits for the end of the current pass: the loop reads
-        every ready socket first, so workers do not take the GIL between its ``recv`` calls.
-        """
+        """Queue a job for the workers: a request, or the rest of a parked response. On the loop
+        thread it waits for the end of the pass, so workers do not take the GIL between the
+        loop's ``recv`` calls."""
         if get_ident() == self.thread_id:
             self._batch.append(job)
         else:
@@ -295,9 +282,8 @@ class Loop:
             if self.gate.closed() and not self.draining:
                 self._listen(True)
         if conn.timer_at is not None:
-            # Its heap entries would keep the closed connection alive until their deadlines (up
-            # to the keep-alive or body timeout): sweep the heap once closed connections there
-            # outnumber open ones, so what it holds stays proportional to what is open.
+            # Its heap entries would keep it alive until their deadlines: sweep the heap once
+            # closed connections there outnumber open ones.
             self._dead_timers += 1
             timers = self._timers
             if self._dead_timers > len(self.conns):
@@ -378,11 +364,9 @@ class Loop:
             self._cleanup()
 
     def _drain_wake(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             while self._wake_r.recv(4096):
                 pass
-        except OSError:
-            pass
         self._wake_pending = False
 
     def _run_pending(self, now: float) -> None:
@@ -423,8 +407,23 @@ class Loop:
                 # EMFILE and friends: keep serving the connections we have.
                 _log.error("accept failed: %s", exc)
                 return
+            environ = listener.base_environ.copy()
             try:
-                conn = self._adopt(listener, sock, address, now)
+                sock.setblocking(False)
+                if sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    host, port = address[:2]
+                    environ["REMOTE_ADDR"] = host
+                    environ["REMOTE_PORT"] = str(port)
+                    client = peer_text(host, port)
+                else:
+                    client = "unix"
+                tls = listener.ssl_context is not None
+                if listener.ssl_context is not None:
+                    sock = listener.ssl_context.wrap_socket(
+                        sock, server_side=True, do_handshake_on_connect=False
+                    )
+                conn = Connection(self, sock, environ, client, now, tls)
             except OSError as exc:
                 # The client reset before we set the socket up: nothing to serve.
                 _log.debug("dropping a connection that failed during setup: %s", exc)
@@ -438,26 +437,6 @@ class Loop:
             with conn.lock:
                 conn.sync()
                 conn.schedule(now)
-
-    def _adopt(
-        self, listener: _Listener, sock: socket.socket, address: Any, now: float
-    ) -> Connection:
-        sock.setblocking(False)
-        environ = listener.base_environ.copy()
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            host, port = address[0], address[1]
-            environ["REMOTE_ADDR"] = host
-            environ["REMOTE_PORT"] = str(port)
-            client = peer_text(host, port)
-        else:
-            client = "unix"
-        tls = listener.ssl_context is not None
-        if listener.ssl_context is not None:
-            sock = listener.ssl_context.wrap_socket(
-                sock, server_side=True, do_handshake_on_connect=False
-            )
-        return Connection(self, sock, environ, client, now, tls)
 
     def _begin_shutdown(self, now: float) -> None:
         if self.draining:
@@ -508,4 +487,4 @@ class Loop:
             self.pool.stop(timeout=2.0)
 
 
-__all__ = ["Loop", "Pool"]
+__all__ = ["Loop"]
