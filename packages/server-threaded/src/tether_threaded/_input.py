@@ -1,20 +1,14 @@
 """``wsgi.input``: the request body, gathered whole by the loop before the application runs,
 or (``--request-body stream``) read by the application as it arrives.
 
-By default a worker thread never waits on a client: a body trickled at a byte a second would
-hold it for the whole upload, and ``--threads`` such clients would stop the server. So the loop
-reads the body (de-chunked by the core) into a :class:`BodyBuffer`, in memory up to
-:data:`SPOOL_AT` bytes and in an anonymous temporary file beyond it, bounded by the core's
-body-size limit, and the application gets a complete, seekable stream with ``CONTENT_LENGTH``
-set (waitress does the same; Django, Bottle and Falcon read only ``CONTENT_LENGTH``).
+By default a worker never waits on a client (``--threads`` clients trickling their bodies would
+stop the server): the loop reads the body into a :class:`BodyBuffer`, in memory up to
+:data:`SPOOL_AT` bytes and in a temporary file beyond, and the application gets a complete,
+seekable stream with ``CONTENT_LENGTH`` set, as waitress does.
 
-An application that must see the body while it arrives (a long upload processed on the fly, a
-request that streams for as long as its response does) asks for ``--request-body stream``, as
-gunicorn serves every body: the worker runs at the head and reads a :class:`StreamedBody`
-(``wsgi.input_terminated``; a chunked body has no ``CONTENT_LENGTH``). A worker then waits on
-its client, for at most the core's body timeout per stall; the loop holds at most
-:data:`STREAM_HIGH` unread bytes and stops reading the socket beyond, so the client waits for
-the application, not the server's memory.
+Under ``--request-body stream`` (gunicorn's way) the worker runs at the head and reads a
+:class:`StreamedBody` (``wsgi.input_terminated``), waiting on its client for at most the core's
+body timeout per stall; the loop holds at most :data:`STREAM_HIGH` unread bytes.
 """
 
 from __future__ import annotations
@@ -105,11 +99,9 @@ class Source(Protocol):
 class StreamedBody:
     """``wsgi.input`` under ``--request-body stream``: the body as the loop reads it.
 
-    The loop adds pieces (:meth:`feed`) and the end (:meth:`end`), with the connection's lock
-    held; the application's ``read``/``readline`` wait for them. Past :data:`STREAM_HIGH`
-    unread bytes the loop pauses (:attr:`paused`) until the application reads. A read when the
-    client has gone (or the core gave up on a stalled body) raises :class:`ClientDisconnected`.
-    After the response the body is detached (:meth:`detach`): what is left reads as the end.
+    The loop adds pieces (:meth:`feed`) and the end (:meth:`end`) under the connection's lock;
+    the application's reads wait for them, and raise :class:`ClientDisconnected` once the client
+    has gone (or the core gave up on a stalled body).
     """
 
     __slots__ = ("buf", "done", "paused", "source")
@@ -180,8 +172,7 @@ class StreamedBody:
         return list(self)
 
     def __iter__(self) -> Iterator[bytes]:
-        while line := self.readline():
-            yield line
+        return iter(self.readline, b"")
 
     def close(self) -> None:
         """Nothing to free (the loop owns the bytes)."""

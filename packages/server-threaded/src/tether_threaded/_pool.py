@@ -1,12 +1,10 @@
 """The worker pool: as few threads awake as keep the queue moving.
 
-Waking every idle worker for every queued request makes them fight over the GIL: each ``send``
-hands it to another worker, a context switch per request. So a worker is woken only when the
-queue holds work and no awake worker can take it soon, that is, every awake worker has been
-inside one job for longer than :data:`STALL` seconds (blocked on I/O, or simply slow). The loop
-calls :meth:`Pool.kick` after each pass and at least every :data:`STALL` seconds while work is
-queued, so a blocking application still gets every thread within a few milliseconds, and a fast
-one is served by a single hot thread.
+Waking every idle worker for every queued request makes them fight over the GIL. So a worker is
+woken only when work is queued and every awake worker has been inside one job for longer than
+:data:`STALL` seconds. The loop calls :meth:`Pool.kick` after each pass and every :data:`STALL`
+seconds while work is queued: a blocking application still gets every thread within a few
+milliseconds, and a fast one is served by a single hot thread.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ _log = logging.getLogger("tether.error")
 class _Worker:
     __slots__ = ("asleep", "started", "thread", "wakeup")
 
-    def __init__(self) -> None:
+    def __init__(self, pool: Pool, n: int) -> None:
         #: In the pool's sleeping list (changed under the pool's lock).
         self.asleep = False
         #: monotonic() when the current job started; 0.0 between jobs.
@@ -34,7 +32,9 @@ class _Worker:
         #: Held while the worker sleeps; releasing it wakes the worker.
         self.wakeup = threading.Lock()
         self.wakeup.acquire()
-        self.thread: threading.Thread | None = None
+        self.thread = threading.Thread(
+            target=pool._work, args=(self,), name=f"tether-worker-{n}", daemon=True
+        )
 
 
 class Pool:
@@ -45,14 +45,11 @@ class Pool:
             raise ValueError("a server needs at least one worker thread")
         self._jobs: deque[Callable[[], None]] = deque()
         self._lock = threading.Lock()
-        self._workers = [_Worker() for _ in range(threads)]
         #: Sleeping workers, the most recently active last (woken first: its cache is warm).
         self._sleeping: list[_Worker] = []
         self._stopping = False
-        for n, worker in enumerate(self._workers):
-            worker.thread = threading.Thread(
-                target=self._work, args=(worker,), name=f"tether-worker-{n}", daemon=True
-            )
+        self._workers = [_Worker(self, n) for n in range(threads)]
+        for worker in self._workers:
             worker.thread.start()
 
     def submit(self, job: Callable[[], None]) -> None:
@@ -125,8 +122,7 @@ class Pool:
             worker.wakeup.release()
         end = time.monotonic() + timeout
         for worker in self._workers:
-            if worker.thread is not None:
-                worker.thread.join(max(0.0, end - time.monotonic()))
+            worker.thread.join(max(0.0, end - time.monotonic()))
 
 
 __all__ = ["STALL", "Pool"]

@@ -26,7 +26,7 @@ class Server:
     """A WSGI server: one selectors loop thread plus ``config.threads`` worker threads.
 
     ``serve()`` runs the loop in the calling thread until SIGINT/SIGTERM (or :meth:`shutdown`);
-    ``start()`` binds, runs it in a background thread and returns (tests, embedding)::
+    ``start()`` runs it in a background thread and returns (tests, embedding)::
 
         server = Server(app, Config(port=0, threads=4))
         server.start()
@@ -34,9 +34,8 @@ class Server:
         ...
         server.shutdown()
 
-    Shutdown is graceful, as in ``tether serve``: stop accepting, close idle connections, let
-    requests in flight finish for up to ``timeout_graceful_shutdown`` seconds (a second signal
-    or call cuts it short), then close everything.
+    Shutdown is graceful, as in ``tether serve``: requests in flight get up to
+    ``timeout_graceful_shutdown`` seconds (a second signal or call cuts it short).
     """
 
     def __init__(self, app: WSGIApp, config: Config | None = None, **options: Any) -> None:
@@ -94,8 +93,7 @@ class Server:
 
     def serve(self, on_serving: Callable[[], None] | None = None) -> None:
         """Serve in the calling thread until shut down; ``on_serving()`` is called once the
-        signal handlers are in place, just before the loop runs (a start-up line, systemd's
-        READY=1: a signal sent on seeing either is then handled)."""
+        signal handlers are in place (so a signal sent on seeing its start-up line is handled)."""
         self.bind()
         loop = self._loop
         assert loop is not None

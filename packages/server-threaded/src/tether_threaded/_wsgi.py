@@ -119,11 +119,9 @@ class Exchange:
         #: The body handed to the application (closed after the response).
         self.input: IO[bytes] | StreamedBody | None = None
         environ["tether.early_hints"] = self.early_hints
-        self.upgrade: Upgrade | None
+        self.upgrade: Upgrade | None = None
         if "HTTP_UPGRADE" in environ and wants_websocket(request.headers):
             self.upgrade = environ["tether.websocket"] = Upgrade(conn, request, self.cycle)
-        else:
-            self.upgrade = None
 
     def stream_body(self, source: Source) -> StreamedBody:
         """``--request-body stream``: ``wsgi.input`` is the body as the loop reads it (a chunked
@@ -168,12 +166,10 @@ class Exchange:
         start_response(self.cycle, status, headers, exc_info)
         return self.write
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, wait: bool = True) -> None:
         """Send a piece of the body now (the PEP's ``write()`` callable): it waits while the
-        client is slow, as the PEP's write must not return before the data is on its way."""
-        self._send(data, wait=True)
-
-    def _send(self, data: bytes, wait: bool) -> None:
+        client is slow, as the PEP's write must not return before the data is on its way (a
+        streamed result is sent with ``wait=False``: it parks instead)."""
         cycle = self.cycle
         if cycle.phase is CyclePhase.WAITING:
             raise AssertionError("write() called before start_response()")
@@ -264,7 +260,7 @@ class Exchange:
             for chunk in chunks:
                 if not chunk:
                     continue
-                self._send(chunk, wait=False)
+                self.write(chunk, wait=False)
                 if len(conn.outbuf) > OUT_HIGH:
                     with conn.lock:
                         if len(conn.outbuf) > OUT_HIGH and not conn.closing:
@@ -299,8 +295,7 @@ class Exchange:
                 raise ClientDisconnected("the connection is closing")
             out = cycle.body(data, whole=True)
             # The whole response is in memory: waiting for a slow reader would only hold this
-            # worker (the loop holds the next request back, and the write timeout closes a
-            # client that never reads).
+            # worker (the write timeout closes a client that never reads).
             conn.write(out, wait=False)
             conn.response_done(time.monotonic())
 
