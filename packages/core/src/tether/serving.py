@@ -286,7 +286,7 @@ class TrustedProxies:
     address by sending them itself. A bad entry raises ``ValueError``.
     """
 
-    __slots__ = ("_any", "_exact", "_networks", "_unix", "rfc7239")
+    __slots__ = ("_any", "_exact", "_networks", "_unix_peers", "rfc7239")
 
     def __init__(self, spec: str | Iterable[str] = "127.0.0.1", *, rfc7239: bool = False) -> None:
         entries = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -294,7 +294,7 @@ class TrustedProxies:
         #: front must then set or append ``Forwarded``; the other fields are not read).
         self.rfc7239 = rfc7239
         self._any = False
-        self._unix = False
+        self._unix_peers = False
         self._networks: list[_Network] = []
         # Single addresses, as the strings a peer address or a hop arrives as: the usual
         # answer is one set look-up. (No memo of past answers: that would be a table filled
@@ -306,7 +306,7 @@ class TrustedProxies:
             if entry == "*":
                 self._any = True
             elif entry == "unix":
-                self._unix = True
+                self._unix_peers = True
             else:
                 try:
                     network = ipaddress.ip_network(entry, strict=False)
@@ -324,7 +324,7 @@ class TrustedProxies:
         if self._any:
             return True
         if host is None:
-            return self._unix
+            return self._unix_peers
         if host in self._exact:
             return True
         if not self._networks:
