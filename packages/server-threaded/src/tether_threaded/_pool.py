@@ -56,12 +56,7 @@ class Pool:
         """Queue ``job`` from a worker (a pipelined request) and wake a sleeping worker for it:
         the submitter is still busy with its own job, and the loop may be asleep."""
         self._jobs.append(job)
-        with self._lock:
-            if not self._sleeping:
-                return
-            worker = self._sleeping.pop()
-            worker.asleep = False
-        worker.wakeup.release()
+        self._wake_one()
 
     def queue(self, jobs: list[Callable[[], None]]) -> None:
         """Queue ``jobs`` without waking anyone (the caller kicks once for a batch)."""
@@ -78,13 +73,16 @@ class Pool:
             started = worker.started
             if not worker.asleep and (started == 0.0 or now - started < STALL):
                 return True  # an awake worker will get to it
+        self._wake_one()
+        return True
+
+    def _wake_one(self) -> None:
         with self._lock:
             if not self._sleeping:
-                return True
+                return
             worker = self._sleeping.pop()
             worker.asleep = False
         worker.wakeup.release()
-        return True
 
     def _work(self, worker: _Worker) -> None:
         jobs = self._jobs
