@@ -26,16 +26,22 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from tether import websocket as ws_core
 from tether.errors import ProtocolError
 from tether.http1 import Data, EndOfMessage, Request, ServerConnection
+from tether.limits import Limits
+from tether.serving import TrustedProxies
 from tether.serving_cycle import RULES
 from tether.serving_driver import ConnectionDriver, Next
 from tether.serving_websocket import WebSocketSession
+from tether.serving_wsgi import WSGIApp
+from tether_server.recycling import RequestBudget
+from tether_server.server_metrics import ServerMetrics
+from tether_server.tagging import Tagger
+from tether_threaded._config import Config
 from tether_threaded._input import BodyBuffer, ClientDisconnected, StreamedBody
-from tether_threaded._ports import Host, Job
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -47,6 +53,51 @@ OUT_HIGH = RULES.write_high
 OUT_LOW = RULES.write_low
 
 _log = logging.getLogger("tether.error")
+
+
+class Job(Protocol):
+    """One request as its connection sees it, from its head until the loop dispatches it."""
+
+    @property
+    def has_body(self) -> bool:
+        """Whether the request has a body to gather before the application runs."""
+
+    def stream_body(self, source: Connection) -> StreamedBody:
+        """``--request-body stream``: the application's ``wsgi.input``, fed by the loop."""
+
+
+class Host(Protocol):
+    """The loop as connections, exchanges and sessions see it (:class:`~._loop.Loop`), spelled
+    as a protocol so that no module imports back up to :mod:`._loop`."""
+
+    config: Config
+    limits: Limits
+    selector: selectors.BaseSelector
+    app: WSGIApp
+    body_cap: int | None
+    draining: bool
+    handover: bool
+    access_log: bool
+    metrics: ServerMetrics | None
+    tagger: Tagger | None
+    proxies: TrustedProxies | None
+    date_header: bool
+    server_header: tuple[bytes, bytes] | None
+    request_budget: RequestBudget | None
+
+    @property
+    def make_exchange(self) -> Callable[[Connection, Request], Job]:
+        """Builds the :class:`Job` of a request head on a connection."""
+
+    def in_loop(self) -> bool: ...
+    def call_soon(self, conn: Connection | None, wake: bool) -> None: ...
+    def push_timer(self, at: float, conn: Connection) -> None: ...
+    def release(self, upgrade: bool) -> None: ...
+    def dispatch(
+        self, conn: Connection, exchange: Any, body: BodyBuffer | None, now: float
+    ) -> None: ...
+    def resume(self, job: Callable[[], None]) -> None: ...
+    def forget(self, conn: Connection) -> None: ...
 
 
 class Phase(enum.Enum):
@@ -687,4 +738,4 @@ class Session:
         self.flush(now)
 
 
-__all__ = ["OUT_HIGH", "OUT_LOW", "READ", "RECV_SIZE", "WRITE", "Connection", "Phase", "Session"]
+__all__ = ["OUT_HIGH", "READ", "WRITE", "Connection", "Host", "Job", "Phase", "Session"]

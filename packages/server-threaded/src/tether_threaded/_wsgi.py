@@ -34,9 +34,8 @@ from tether.websocket.handshake import wants_websocket
 from tether_server.forwarded import apply_forwarding
 from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import log_access, tagged
-from tether_threaded._connection import OUT_HIGH, Connection
+from tether_threaded._connection import OUT_HIGH, Connection, Host
 from tether_threaded._input import ClientDisconnected, Source, StreamedBody
-from tether_threaded._ports import Host
 from tether_threaded._websocket import Upgrade
 
 _log = logging.getLogger("tether.error")
