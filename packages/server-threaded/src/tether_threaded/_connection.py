@@ -1,18 +1,13 @@
 """One accepted socket: its selector interest, output, deadlines, TLS handshake, close, and the
-HTTP requests on it.
+HTTP requests (or WebSocket session) on it.
 
-The loop thread owns the socket's registration in the selector and closes it. A worker running
-the application writes through :meth:`Connection.write` (a direct non-blocking send first).
-Everything here runs with ``Connection.lock`` held, and nothing holds that lock across blocking
-I/O: the loop takes it for every event of the socket. A worker that needs the loop (a new
-interest, a close) queues the connection with :meth:`Loop.call_soon
-<tether_threaded._loop.Loop.call_soon>`.
-
-The loop reads each request body whole before the request is dispatched, so no worker waits on
-a client's bytes; under ``--request-body stream`` the request is dispatched at its head and the
-loop passes the body on as it reads it (:class:`~._input.StreamedBody`). Every protocol decision
-is the core's, and what each of its answers means for the server is
-:class:`tether.serving_driver.ConnectionDriver`'s.
+The loop thread owns the socket's registration in the selector and closes it; a worker writes
+through :meth:`Connection.write` (a direct non-blocking send first). Everything here runs with
+``Connection.lock`` held, and nothing holds that lock across blocking I/O: the loop takes it for
+every event of the socket. A worker that needs the loop (a new interest, a close) queues the
+connection with ``Loop.call_soon``. The loop gathers each request body before the request is
+dispatched (under ``--request-body stream`` it passes the body on as it reads it). Every
+protocol decision is the core's, read through :class:`tether.serving_driver.ConnectionDriver`.
 """
 
 from __future__ import annotations
@@ -138,13 +133,13 @@ class Connection:
         "registered",
         "sending",
         "sent",
+        "session",
         "sock",
         "streamed",
         "timer_at",
         "tls",
         "want",
         "want_read",
-        "ws",
     )
 
     def __init__(  # noqa: PLR0917
@@ -171,8 +166,7 @@ class Connection:
         self.want = READ
         self.registered = 0
         self.outbuf = bytearray()
-        #: A streamed response waiting, without its worker, for the client to read: resumed on
-        #: a worker once ``outbuf`` drains below OUT_LOW, or when the connection closes.
+        #: A streamed response parked on a slow reader: resumed on a worker below OUT_LOW.
         self.parked: Callable[[], None] | None = None
         #: A worker is in ``os.sendfile`` on the socket without the lock: ``close_now`` must
         #: leave closing the descriptor to it, or the number could be reused under it.
@@ -187,9 +181,9 @@ class Connection:
         #: A deadline of our own: TLS handshake, a stalled write, or the lingering close.
         self.io_deadline: float | None = (now + loop.config.timeout_tls_handshake) if tls else None
         self.lingered = 0
-        self.ws: Session | None = None
-        #: Bytes read from and written to the client (decrypted ones under TLS), added to the
-        #: metrics when the connection ends (``Loop.forget``); counted only with --metrics-port.
+        #: The WebSocket session's rules (the core's), once upgraded.
+        self.session: WebSocketSession | None = None
+        #: Bytes read and written (decrypted under TLS), counted only with --metrics-port.
         self.counting = loop.metrics is not None
         self.received = 0
         self.sent = 0
@@ -245,8 +239,8 @@ class Connection:
         deadline = self.io_deadline
         if self.phase is Phase.HTTP:
             other = self.driver.deadline()
-        elif self.phase is Phase.WEBSOCKET and self.ws is not None:
-            other = self.ws.rules.deadline()
+        elif self.phase is Phase.WEBSOCKET and self.session is not None:
+            other = self.session.deadline()
         else:
             other = None
         if other is not None and (deadline is None or other < deadline):
@@ -272,8 +266,12 @@ class Connection:
                 handshake = self.phase is Phase.HANDSHAKE
                 self.loop.metrics.timeout("tls_handshake" if handshake else "write")
             self.close_now()
-        elif self.phase is Phase.WEBSOCKET and self.ws is not None:
-            self.ws.on_timer(now)  # reschedules or closes
+        elif self.phase is Phase.WEBSOCKET and self.session is not None:
+            metrics = self.loop.metrics
+            timer = self.session.ws.handle_timeout(now)
+            if metrics is not None and timer is not None and timer is not ws_core.Timer.PING:
+                metrics.timeout("websocket")
+            self.ws_flush(self.session, now)  # reschedules or closes
         elif self.phase is Phase.HTTP and self.driver.timeout(now) is Next.CLOSE:
             self.close_with_output(now)
         else:
@@ -285,8 +283,15 @@ class Connection:
         """The socket is readable (loop thread): feed the core, then take its events."""
         phase = self.phase
         if phase is not Phase.HTTP:
-            if phase is Phase.WEBSOCKET and self.ws is not None:
-                self.ws.on_readable(now)
+            session = self.session
+            if phase is Phase.WEBSOCKET and session is not None:
+                # Frames are read unless the session's rules hold reading back (ws_resume).
+                if self.driver.eof or not session.should_read(len(self.outbuf)):
+                    self.want &= ~READ
+                    self.sync()
+                elif (data := self.recv()) is not None:
+                    session.ws.receive_data(data, now)
+                    self.ws_process(session, now)
             elif phase is Phase.HANDSHAKE:
                 self._handshake(now)
             elif phase is Phase.LINGER and (data := self.recv()) is not None:
@@ -347,7 +352,6 @@ class Connection:
         while not self.closing:
             event = driver.next_event(now)
             kind = type(event)
-            # Each request has one head and one end, and any number of Data events between.
             if kind is Request:
                 try:
                     exchange = self.loop.make_exchange(self, event)  # type: ignore[arg-type]
@@ -547,8 +551,8 @@ class Connection:
                 return
         elif len(self.outbuf) <= OUT_HIGH:
             self.cond.notify_all()
-        if self.ws is not None and self.ws.rules.held is not None:
-            self.ws.resume_reading()
+        if self.session is not None and self.session.held is not None:
+            self.ws_resume(self.session)
 
     def close_with_output(self, now: float) -> None:
         """The driver said CLOSE: send what it has to say (an error response), then close."""
@@ -580,6 +584,40 @@ class Connection:
         self.sync()
         self.schedule(now)
         self.on_readable(now)
+
+    # -- WebSocket ----------------------------------------------------------------------------------
+
+    def ws_close(self, code: int, reason: str, now: float) -> None:
+        """Start the WebSocket closing handshake from our side, unless it has begun."""
+        session = self.session
+        if session is not None and not self.closing and session.close(code, reason, now):
+            self.ws_flush(session, now)
+
+    def ws_process(self, session: WebSocketSession, now: float) -> None:
+        """Move the core's events to the inbox (waking the application) and its bytes out."""
+        if session.take_events():
+            self.cond.notify_all()
+        self.ws_flush(session, now)
+
+    def ws_flush(self, session: WebSocketSession, now: float) -> None:
+        """Write what the WebSocket core queued; close TCP when it says so."""
+        out = session.ws.bytes_to_send()
+        if out:
+            try:
+                self.write(out, wait=False)
+            except ClientDisconnected:
+                return
+        if session.ws.should_close_tcp:
+            self.close_soon(now)
+        else:
+            self.schedule(now)
+
+    def ws_resume(self, session: WebSocketSession) -> None:
+        """The output drained or the application took messages: read frames again if reading
+        was held back and may resume (any thread)."""
+        if session.resume(len(self.outbuf)) and not self.driver.eof and not self.want & READ:
+            self.want |= READ
+            self.interest_changed()
 
     # -- closing ----------------------------------------------------------------------------------
 
@@ -665,77 +703,4 @@ class Connection:
                 self.sock.close()
 
 
-class Session:
-    """The loop's side of one WebSocket connection: the socket, and the session's rules (the
-    core's :class:`~tether.serving_websocket.WebSocketSession`). Guarded by the connection's
-    lock."""
-
-    __slots__ = ("conn", "rules", "ws")
-
-    def __init__(self, conn: Connection, ws: ws_core.Connection) -> None:
-        self.conn = conn
-        self.ws = ws
-        self.rules = WebSocketSession(ws)
-
-    def close(self, code: int, reason: str, now: float) -> None:
-        """Start the closing handshake from our side, unless it has begun, and send it."""
-        if not self.conn.closing and self.rules.close(code, reason, now):
-            self.flush(now)
-
-    def going_away(self, now: float) -> None:
-        """Server shutdown: start the closing handshake with 1001."""
-        if not self.conn.closing and self.rules.going_away(now):
-            self.flush(now)
-
-    def on_readable(self, now: float) -> None:
-        """Read frames (loop thread), unless the rules hold reading back (see :meth:`resume`)."""
-        conn = self.conn
-        if conn.driver.eof or not self.rules.should_read(len(conn.outbuf)):
-            conn.want &= ~READ
-            conn.sync()
-            return
-        data = conn.recv()
-        if data is None:
-            return
-        self.ws.receive_data(data, now)
-        self.process(now)
-
-    def process(self, now: float) -> None:
-        """Move the core's events to the inbox (waking the application) and its bytes out."""
-        if self.rules.take_events():
-            self.conn.cond.notify_all()
-        self.flush(now)
-
-    def flush(self, now: float) -> None:
-        """Write what the core queued; close TCP when the core says so."""
-        conn = self.conn
-        out = self.ws.bytes_to_send()
-        if out:
-            try:
-                conn.write(out, wait=False)
-            except ClientDisconnected:
-                return
-        if self.ws.should_close_tcp:
-            conn.close_soon(now)
-        else:
-            conn.schedule(now)
-
-    def resume_reading(self) -> None:
-        """The output drained or the application took messages: read again if reading was
-        held back and may resume (any thread)."""
-        conn = self.conn
-        if self.rules.resume(len(conn.outbuf)) and not conn.driver.eof and not conn.want & READ:
-            conn.want |= READ
-            conn.interest_changed()
-
-    def on_timer(self, now: float) -> None:
-        """A WebSocket deadline may have passed (loop thread)."""
-        timer = self.ws.handle_timeout(now)
-        if timer is not None and timer is not ws_core.Timer.PING:
-            metrics = self.conn.loop.metrics
-            if metrics is not None:
-                metrics.timeout("websocket")
-        self.flush(now)
-
-
-__all__ = ["OUT_HIGH", "READ", "WRITE", "Connection", "Host", "Job", "Phase", "Session"]
+__all__ = ["OUT_HIGH", "READ", "WRITE", "Connection", "Host", "Job", "Phase"]

@@ -205,7 +205,9 @@ class Loop:
             else:
                 full = "all workers busy and the queue is full"
             _log.warning("%s: %s; answering 503", conn.client, full)
-            out = exchange.overloaded()
+            response, text = self.config.retry_after.response()  # --retry-after-window
+            headers = [*response.headers, (b"connection", b"close")]
+            out = exchange.cycle.canned(Response(response.status_code, headers), text)
             if self.metrics is not None:
                 self.metrics.shed("websockets" if upgrade else "concurrency")
         if body is not None:
@@ -458,8 +460,8 @@ class Loop:
                     # TLS handshake under way goes on (bounded by its timeout).
                     if not self.handover and conn.core.request_count:
                         conn.close_soon(now)
-                elif conn.phase is Phase.WEBSOCKET and conn.ws is not None:
-                    conn.ws.going_away(now)
+                elif conn.phase is Phase.WEBSOCKET:
+                    conn.ws_close(RULES.going_away_code, RULES.going_away_reason, now)
         if not self.handover:
             self._fresh_until = now + RULES.fresh_grace_seconds
         if self.conns:

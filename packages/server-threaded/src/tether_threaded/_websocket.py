@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 from tether import websocket as ws_core
 from tether.http1 import Request, Response
 from tether.serving_cycle import ResponseCycle
+from tether.serving_websocket import WebSocketSession
 from tether.serving_wsgi import Environ, StartResponse
 from tether_server.tagging import log_access
-from tether_threaded._connection import READ, Connection, Phase, Session
+from tether_threaded._connection import READ, Connection, Phase
 from tether_threaded._input import ClientDisconnected
 
 _access = logging.getLogger("tether.access")
@@ -44,9 +45,12 @@ class WebSocketClosed(Exception):
 class WebSocket:
     """A WebSocket as a WSGI application uses it, from its worker thread."""
 
-    __slots__ = ("_session", "subprotocol")
+    __slots__ = ("_conn", "_session", "subprotocol")
 
-    def __init__(self, session: Session, subprotocol: str | None) -> None:
+    def __init__(
+        self, conn: Connection, session: WebSocketSession, subprotocol: str | None
+    ) -> None:
+        self._conn = conn
         self._session = session
         #: The subprotocol agreed in the handshake, or None.
         self.subprotocol = subprotocol
@@ -56,28 +60,26 @@ class WebSocket:
 
         Raises :class:`WebSocketClosed` once the peer closed (or the connection was lost).
         """
-        session = self._session
-        conn = session.conn
+        session, conn = self._session, self._conn
         with conn.lock:
-            while (message := session.rules.take()) is None:
+            while (message := session.take()) is None:
                 if conn.closed:
                     raise WebSocketClosed(1006, "connection lost")
                 conn.cond.wait()
             if isinstance(message, ws_core.Close | ws_core.ConnectionLost):
                 # Left in place: every later receive() raises the same.
                 raise WebSocketClosed(message.code, getattr(message, "reason", ""))
-            session.resume_reading()
+            conn.ws_resume(session)
             if conn.loop.metrics is not None:
                 conn.loop.metrics.message(incoming=True)
             return message
 
     def send(self, data: str | bytes) -> None:
         """Send a text (``str``) or binary (``bytes``) message; waits while the client lags."""
-        session = self._session
-        conn = session.conn
+        conn = self._conn
         event = ws_core.Text(data) if isinstance(data, str) else ws_core.Binary(bytes(data))
         with conn.lock:
-            ws = session.ws
+            ws = self._session.ws
             if ws.state is not ws_core.State.OPEN or conn.closing:
                 raise WebSocketClosed(ws.close_code or 1006, ws.close_reason)
             ws.send(event, time.monotonic())
@@ -90,9 +92,8 @@ class WebSocket:
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (the loop completes it and closes TCP)."""
-        session = self._session
-        with session.conn.lock:
-            session.close(code, reason, time.monotonic())
+        with self._conn.lock:
+            self._conn.ws_close(code, reason, time.monotonic())
 
 
 class Upgrade:
@@ -105,7 +106,7 @@ class Upgrade:
         self._request = request
         #: The HTTP response the handshake answers (the 101, or the refusal).
         self._cycle = cycle
-        self._session: Session | None = None
+        self._session: WebSocketSession | None = None
         self._started = 0.0
         #: ``accept()`` succeeded: the response is the ``101``, the app's result is ignored.
         self.accepted = False
@@ -134,34 +135,28 @@ class Upgrade:
                     conn.response_done(now)
                 raise result.error
             out = cycle.switch(result.headers)
-            core = conn.core
             ws = ws_core.Connection(
                 ws_core.Role.SERVER, deflate=result.deflate, limits=conn.loop.limits, now=now
             )
-            session = Session(conn, ws)
-            self._session = session
+            session = self._session = conn.session = WebSocketSession(ws)
             self._started = now
-            conn.ws = session
             conn.phase = Phase.WEBSOCKET
             self.accepted = True
             if conn.loop.metrics is not None:
                 conn.loop.metrics.websocket()
             conn.write(out)
-            trailing = core.trailing_data
+            trailing = conn.core.trailing_data
             if trailing:
                 ws.receive_data(trailing, now)
-                session.process(now)
+                conn.ws_process(session, now)
             conn.want |= READ
             conn.loop.call_soon(conn, wake=True)
-        return WebSocket(session, result.subprotocol)
+        return WebSocket(conn, session, result.subprotocol)
 
     def finish(self, code: int = 1000) -> None:
         """The application returned (or failed, ``code=1011``): close if it did not."""
-        session = self._session
-        if session is None:
-            return
-        with session.conn.lock:
-            session.close(code, "" if code == 1000 else "internal error", time.monotonic())
+        with self._conn.lock:
+            self._conn.ws_close(code, "" if code == 1000 else "internal error", time.monotonic())
 
     def log_access(self, enabled: bool) -> None:
         """The session's access line, as it ends: 101, its close code and its duration."""
@@ -169,7 +164,7 @@ class Upgrade:
         if not enabled or session is None or not _access.isEnabledFor(logging.INFO):
             return
         duration = time.monotonic() - self._started
-        log_access(_access, self._cycle, websocket=(session.rules.ending_code, duration))
+        log_access(_access, self._cycle, websocket=(session.ending_code, duration))
 
 
 def websocket_app(

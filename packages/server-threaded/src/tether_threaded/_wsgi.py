@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from typing import IO, Any
 
-from tether.http1 import InformationalResponse, Request, Response, date_header
+from tether.http1 import InformationalResponse, Request, date_header
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.serving_wsgi import (
     ExcInfo,
@@ -70,8 +70,7 @@ class Exchange:
     #: the response is parked on a slow reader (set by _run before _pump reads them).
     result: Any
     chunks: Iterator[bytes] | None
-    #: --metrics-port (only then set): when the head came, and whether the connection served
-    #: one before.
+    #: --metrics-port (only then set): when the head came, and whether the connection is reused.
     started: float
     reused: bool
 
@@ -127,12 +126,6 @@ class Exchange:
         one has no ``CONTENT_LENGTH``; ``wsgi.input_terminated`` says it ends)."""
         self.input = self.environ["wsgi.input"] = body = StreamedBody(source)
         return body
-
-    def overloaded(self) -> bytes:
-        """The canned 503 with ``Connection: close`` (the server is at its limit)."""
-        response, text = self.loop.config.retry_after.response()  # --retry-after-window
-        response = Response(response.status_code, [*response.headers, (b"connection", b"close")])
-        return self.cycle.canned(response, text) or b""
 
     def record(self, metrics: ServerMetrics) -> None:
         """Count this request, its status and duration (``--metrics-port``)."""
@@ -212,7 +205,6 @@ class Exchange:
                 self._fail(exc)
         finally:
             if finished:
-                # The exchange is over: its body closed, its request counted out and logged.
                 upgrade = self.upgrade
                 stream = self.input
                 if stream is not None:
