@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from tether.errors import LocalProtocolError, ProtocolError
 from tether.http1 import (
@@ -229,7 +230,7 @@ class ResponseCycle:
     def start(
         self,
         status: int,
-        headers: Headers,
+        headers: Iterable[tuple[bytes, bytes]],
         reason: bytes = b"",
         *,
         trailers: bool = False,
@@ -251,7 +252,10 @@ class ResponseCycle:
         self.phase = _H
         self.status = status
         # A copy: what the application does to its list after this call changes nothing.
-        self._given = list(headers)
+        given = list(headers)
+        if not _TUPLE.issuperset(map(type, given)):
+            given = _pairs(given)
+        self._given = given
         self._reason = reason
         self._strip = ignore_transfer_encoding
         self.trailers = trailers
@@ -383,7 +387,7 @@ class ResponseCycle:
         """Bytes that end the response, with ``trailers`` where they can go (else dropped)."""
         out = self._head(None)
         self._move(_Step.END)
-        return out + self._conn.send(EndOfMessage(list(trailers) if self.can_trail else []))
+        return out + self._conn.send(EndOfMessage(_pairs(trailers) if self.can_trail else []))
 
     def _head(self, whole: int | None) -> bytes:
         self._build()
@@ -431,7 +435,7 @@ class ResponseCycle:
         self.response = None
         self._given = None
         self.status = 101
-        fields = with_server_headers(headers, self._date, self._server)
+        fields = with_server_headers(_pairs(headers), self._date, self._server)
         if self._extra:
             _add_missing(fields, self._extra)
         self._out = fields
@@ -496,6 +500,16 @@ def _declaring(response: Response, size: int) -> Response:
     """``response`` with a ``Content-Length`` of ``size`` added to its fields."""
     headers = [*response.headers, (b"content-length", b"%d" % size)]
     return Response(response.status_code, headers, response.reason)
+
+
+_TUPLE = frozenset([tuple])
+
+
+def _pairs(fields: Iterable[object]) -> Headers:
+    """A list of ``fields``, each a tuple. ASGI lets an application give a field as any pair
+    of byte strings (a list, often); the core reads tuples when compiled, and pure Python
+    takes both: this keeps the two builds alike."""
+    return [tuple(cast("Iterable[bytes]", pair)) for pair in fields]  # type: ignore[misc]
 
 
 def _add_missing(headers: Headers, extra: Sequence[tuple[bytes, bytes]]) -> None:

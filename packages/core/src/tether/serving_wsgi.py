@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from http import HTTPStatus
 from operator import itemgetter, methodcaller
 from types import TracebackType
@@ -312,8 +312,11 @@ def encode_header(item: tuple[str, str]) -> tuple[bytes, bytes]:
     return _encode_fields((item,))[0]
 
 
-def _encode_fields(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """:func:`encode_header` on each pair, in one loop rather than a call per pair."""
+def _encode_fields(headers: Iterable[Sequence[str]]) -> list[tuple[bytes, bytes]]:
+    """:func:`encode_header` on each pair, in one loop rather than a call per pair.
+
+    Each pair is read as any two strings (PEP 3333 asks for tuples; pure Python has always
+    taken a list too, and the compiled core must not be stricter than that)."""
     fields: list[tuple[bytes, bytes]] = []
     append = fields.append
     for name, value in headers:
