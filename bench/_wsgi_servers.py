@@ -34,8 +34,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bench import _core as core
     from bench import _harness as harness
 else:  # run as a script or imported by server.py or a server: bench/ is on sys.path
+    import _core as core
     import _harness as harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -254,12 +256,14 @@ def run_wsgi_group(duration: float, rounds: int = 3, rows: str | None = None) ->
 def main() -> None:
     """Command line: print the group's lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per server")
     parser.add_argument(
         "--rows", default=None, help="only the rows whose name contains this (and waitress's)"
     )
     args = parser.parse_args()
+    print(core.use(args.core), flush=True)
     for line in run_wsgi_group(args.duration, args.rounds, args.rows):
         print(line, flush=True)
 

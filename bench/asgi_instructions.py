@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bench import _core as core
     from bench import _harness as harness
 else:  # run as a script: bench/ is on sys.path
+    import _core as core
     import _harness as harness
 
 HERE = Path(__file__).resolve().parent
@@ -102,11 +104,13 @@ def count(server: str, loop: str, access_log: bool, requests: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("--requests", type=int, default=1600)
     parser.add_argument("--server", choices=("tether", "uvicorn"), default="tether")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--access-log", action="store_true", help="log every request, as shipped")
     args = parser.parse_args()
+    print(core.use(args.core), flush=True)
     requests = args.requests // CONNECTIONS * CONNECTIONS
     per_request = count(args.server, args.loop, args.access_log, requests)
     log = "on" if args.access_log else "off"

@@ -33,9 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bench import _core as core
     from bench import _harness as harness
     from bench.server import MIX, _commands, _mix_script
 else:  # run as a script: bench/ is on sys.path
+    import _core as core
     import _harness as harness
     from server import MIX, _commands, _mix_script
 
@@ -108,12 +110,14 @@ def duel_round(first: str, second: str, seconds: int) -> tuple[int, int, float, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("a", nargs="?", help="a row of bench/server.py (see --list)")
     parser.add_argument("b", nargs="?", help="the row it is compared with")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
     args = parser.parse_args()
+    print(core.use(args.core), flush=True)
     rows = _commands(0)
     if args.list or args.a is None or args.b is None:
         print("\n".join(rows))

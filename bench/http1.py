@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 
+import _core as core  # bench/ is on sys.path: these run as scripts
 import h11
 import httptools
 from traffic import requests
@@ -238,9 +239,11 @@ def run(rounds: int, seconds: float) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=2.0, help="time budget per line")
     args = parser.parse_args(argv)
+    print(core.use(args.core), flush=True)
     print(
         f"python {sys.version.split()[0]}, h11 {h11.__version__}, httptools {httptools.__version__}"
     )

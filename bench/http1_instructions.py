@@ -24,6 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _core as core  # bench/ is on sys.path: these run as scripts
+
 _CHILD = r"""
 import sys
 sys.path.insert(0, {bench!r})
@@ -105,6 +107,7 @@ def _instructions(mode: str, item: str, n: int, impl: str = "tether") -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--item", choices=("mix", "min"), default="mix")
     parser.add_argument("--mode", choices=("cycle", "parse"), default="cycle")
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also count h11 (cycle and parse) and httptools (parse), and print the ratios",
     )
     args = parser.parse_args(argv)
+    print(core.use(args.core), flush=True)
     n = args.requests
     impls = ["tether"]
     if args.peers:

@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bench import _core as core
     from bench import _harness as harness
 else:  # run as a script: bench/ is on sys.path
+    import _core as core
     import _harness as harness
 
 HERE = Path(__file__).resolve().parent
@@ -124,11 +126,13 @@ def instructions_per_request(server: str, metrics: bool, requests: int, keep: bo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("--server", choices=("asyncio", "threaded", "both"), default="both")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2, help="off/on pairs; medians reported")
     parser.add_argument("--keep", action="store_true", help="keep the callgrind dumps")
     args = parser.parse_args()
+    print(core.use(args.core), flush=True)
     servers = ("asyncio", "threaded") if args.server == "both" else (args.server,)
     for server in servers:
         counts: dict[bool, list[float]] = {False: [], True: []}

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bench import _core as core
     from bench import _harness as harness
 else:  # run as a script: bench/ is on sys.path
+    import _core as core
     import _harness as harness
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,10 +95,11 @@ def _behind_nginx(server: str, work: Path, run_dir: Path) -> Iterator[tuple[int,
         check=True, capture_output=True,
     )  # fmt: skip
     ports = [harness.free_port() for _ in range(PROCESSES)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        str(ROOT / "packages" / name / "src")
-        for name in ("core", "server-common", "server-asyncio", "server-threaded")
-    ))  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([
+        *filter(None, [os.environ.get("TETHER_BENCH_CORE")]),  # the compiled core, if chosen
+        *(str(ROOT / "packages" / name / "src")
+          for name in ("core", "server-common", "server-asyncio", "server-threaded")),
+    ]))  # fmt: skip
     servers = [subprocess.Popen(_server_command(server, work, port), env=env) for port in ports]
     listen = harness.free_port()
     conf = run_dir / "nginx.conf"
@@ -145,9 +148,11 @@ def _measure(port: int, pids: list[int], seconds: float) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="runs per server, alternating")
     args = parser.parse_args()
+    print(core.use(args.core), flush=True)
     nginx = shutil.which("nginx") or Path("/usr/sbin/nginx").exists()
     if shutil.which("wrk") is None or not nginx:
         sys.exit("needs wrk and nginx")

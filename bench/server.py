@@ -35,8 +35,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bench import _core as core
     from bench import _harness as harness
 else:  # run as a script or imported by a server: bench/ is on sys.path
+    import _core as core
     import _harness as harness
 
 HERE = Path(__file__).resolve().parent
@@ -249,6 +251,7 @@ def _metrics_duel(rounds: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("--only", choices=("asgi", "wsgi"), default=None)
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported")
@@ -258,6 +261,7 @@ def main() -> int:
     parser.add_argument("--serve-floor", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--floor-backend", default="asyncio", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print(core.use(args.core), flush=True)
     if args.serve_floor is not None:
         with contextlib.suppress(KeyboardInterrupt):
             serve_floor(args.serve_floor, args.floor_backend)

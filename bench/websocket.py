@@ -23,6 +23,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+import _core as core  # bench/ is on sys.path: these run as scripts
 from websockets.frames import Opcode
 from websockets.protocol import Protocol
 from websockets.protocol import Side as WsSide
@@ -142,9 +143,11 @@ def paired_ratio(times: dict[str, list[float]], peer: str) -> float:
 def main() -> None:
     """Run the items and print one line each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     args = parser.parse_args()
+    print(core.use(args.core), flush=True)
 
     count = 2_000 if args.quick else 20_000
     small = client_frames(["abcdefghijklmnop"] * count)

@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bench import _core as core
     from bench import _harness as harness
 else:  # run as a script: bench/ is on sys.path
+    import _core as core
     import _harness as harness
 
 HERE = Path(__file__).resolve().parent
@@ -268,6 +270,7 @@ def measure(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=20)
@@ -275,6 +278,7 @@ def main() -> int:
     parser.add_argument("--only", default=None, help="only servers whose name contains this")
     parser.add_argument("--mode", choices=("off", "on", "both"), default="both")
     args = parser.parse_args()
+    print(core.use(args.core), flush=True)
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.mode]
     base_name = "uvicorn (websockets)"
     for deflate in modes:
