@@ -1,8 +1,7 @@
 """The ASGI ``receive``/``send`` pair of one HTTP request, over the connection's :class:`Owner`.
 
-The response's rules (committed or not, the 500, framing promises, the access line) are the
-core's :class:`tether.serving_cycle.ResponseCycle`; this module moves its bytes and reads the
-request body within the core's deadlines.
+The response's rules are the core's :class:`tether.serving_cycle.ResponseCycle`; this module
+moves its bytes and reads the request body within the core's deadlines.
 """
 
 from __future__ import annotations
@@ -50,11 +49,6 @@ def new_response(owner: Owner, request: Request) -> ResponseCycle:
     )
 
 
-def request_cycle(owner: Owner, request: Request) -> RequestCycle:
-    """The ``receive``/``send`` pair of ``request``."""
-    return RequestCycle(owner, new_response(owner, request))
-
-
 class RequestCycle:
     """The ``receive``/``send`` pair of one HTTP request; the response's rules are the core's
     :class:`tether.serving_cycle.ResponseCycle` (:attr:`response`)."""
@@ -80,14 +74,6 @@ class RequestCycle:
         self.wait_scope: anyio.CancelScope | None = None
         #: ``http.response.trailers`` fields so far (None until the first such message).
         self.trailer_fields: list[tuple[bytes, bytes]] | None = None
-
-    @property
-    def started(self) -> bool:
-        return self.response.phase is not _WAITING
-
-    @property
-    def complete(self) -> bool:
-        return self.response.phase is _COMPLETE
 
     # -- send ------------------------------------------------------------------------------------
 
@@ -198,7 +184,7 @@ class RequestCycle:
     async def receive(self) -> Message:
         """The ASGI ``receive`` callable."""
         owner = self.owner
-        if self.complete or self.disconnected or owner.closed:
+        if self.response.complete or self.disconnected or owner.closed:
             self.disconnected = True
             return _disconnect()
         if not self.body_done:
@@ -209,7 +195,7 @@ class RequestCycle:
         owner = self.owner
         driver = owner.driver
         clock = owner.state.clock
-        if not self.started:
+        if self.response.phase is _WAITING:
             out = driver.continue_bytes()
             if out:
                 try:
@@ -228,7 +214,7 @@ class RequestCycle:
                 # no response started, and tell the app the client is gone.
                 if driver.output and not self.response.committed:
                     await owner.close_with_output()
-                    self.response.phase = CyclePhase.COMPLETE
+                    self.response.phase = _COMPLETE
                 elif driver.output:
                     error_log.debug("connection %d: bad request body: %s", owner.id, driver.reason)
                     owner.closed = True
@@ -281,10 +267,12 @@ class RequestCycle:
         """
         owner = self.owner
         driver = owner.driver
-        budget = owner.state.limits.max_buffered_bytes // 2
+        state = owner.state
+        response = self.response
+        budget = state.limits.max_buffered_bytes // 2
         with anyio.CancelScope() as scope:
             self.wait_scope = scope
-            while not driver.eof and not (owner.state.shutting_down and self.started):
+            while not driver.eof and not (state.shutting_down and response.phase is not _WAITING):
                 try:
                     data = await owner.stream.receive(_READ_SIZE)
                 except EndOfStream:
@@ -292,7 +280,7 @@ class RequestCycle:
                 except STREAM_GONE:
                     owner.closed = True
                     break
-                if driver.receive(data, owner.state.clock) is _CLOSE:
+                if driver.receive(data, state.clock) is _CLOSE:
                     owner.closed = True  # bytes after EOF, or past the buffer: not a request
                     break
                 if not data:
@@ -312,5 +300,5 @@ class RequestCycle:
         Not before its response started: Django (and others) cancel the view when told of a
         disconnect, and an in-flight request must be let finish.
         """
-        if self.wait_scope is not None and self.started:
+        if self.wait_scope is not None and self.response.phase is not _WAITING:
             self.wait_scope.cancel()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 from anyio import EndOfStream
 
-from tether.errors import BadRequest, ProtocolError, RemoteProtocolError
+from tether.errors import BadRequest, RemoteProtocolError
 from tether.health import HealthState, Probe, health_response, probe_for
 from tether.http1 import Request, ServerConnection, State
 from tether.serving import (
@@ -150,7 +150,7 @@ class HTTPConnection:
             else:
                 with self.cancel_scope:
                     await self._serve()
-            if self.driver.output:  # a 408 decided by the server's ticker (see tick)
+            if self.driver.output:  # a 408 (see tick), a refused WebSocket upgrade
                 await self.close_with_output()
             if self.linger and not self.driver.eof:
                 await self._linger()
@@ -292,11 +292,11 @@ class HTTPConnection:
                     raw_path, query = split_target(target)
                     path = decode_path(raw_path)
             except UnicodeDecodeError:
-                await self.refuse(BadRequest("the request path is not UTF-8"))
-                return
+                driver.refuse(BadRequest("the request path is not UTF-8"))
+                break
             except RemoteProtocolError as exc:
-                await self.refuse(exc)
-                return
+                driver.refuse(exc)
+                break
             if screening:
                 probe = probe_for(raw_path, health_prefix) if health_prefix else None
             if root_path:
@@ -371,11 +371,6 @@ class HTTPConnection:
                 return
         if driver.output:
             await self.close_with_output()
-
-    async def refuse(self, exc: ProtocolError) -> None:
-        """Answer a request the core refused, then let the connection close."""
-        self.driver.refuse(exc)
-        await self.close_with_output()
 
     async def close_with_output(self) -> None:
         """Send what the driver answers before closing (an error response, a 408), then let

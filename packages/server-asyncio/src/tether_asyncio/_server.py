@@ -84,43 +84,41 @@ class Server:
 
         Raises :class:`ConfigError` for problems the user must fix.
         """
-        app = load_app(self.config)
-        self.config.trusted_proxies()  # a bad --forwarded-allow-ips fails here, before binding
-        self._ssl = create_ssl_context(self.config)
-        if self._ssl is not None and self.config.ssl_certfile is not None:
-            self._tls = TLSInfo(self._ssl, self.config.ssl_certfile)
-        sock = bind_socket(self.config)
-        try:
-            exporter = self.config.metrics_exporter()  # --metrics-port
-        except BaseException:
-            sock.close()
-            raise
+        config = self.config
         options: dict[str, Any] = {}
-        backend = self.config.backend
-        if backend == "asyncio" and self.config.loop in ("auto", "uvloop"):
+        if config.backend == "asyncio" and config.loop in ("auto", "uvloop"):
             try:
                 import uvloop  # noqa: F401
             except ImportError:
-                if self.config.loop == "uvloop":
-                    sock.close()
+                if config.loop == "uvloop":
                     raise ConfigError(
                         "--loop uvloop: uvloop is not installed "
                         "(pip install 'tether-server-asyncio[uvloop]')"
                     ) from None
             else:
                 options["use_uvloop"] = True
-        if backend == "trio":
+        if config.backend == "trio":
             try:
                 import trio  # noqa: F401
             except ImportError:
-                sock.close()
                 raise ConfigError(
                     "--backend trio: trio is not installed (pip install 'tether-server-asyncio[trio]')"
                 ) from None
+        app = load_app(config)
+        config.trusted_proxies()  # a bad --forwarded-allow-ips fails here, before binding
+        self._ssl = create_ssl_context(config)
+        if self._ssl is not None and config.ssl_certfile is not None:
+            self._tls = TLSInfo(self._ssl, config.ssl_certfile)
+        sock = bind_socket(config)
+        try:
+            exporter = config.metrics_exporter()  # --metrics-port
+        except BaseException:
+            sock.close()
+            raise
         if exporter is not None:
             exporter.start()
         try:
-            anyio.run(self.serve, app, sock, backend=backend, backend_options=options)
+            anyio.run(self.serve, app, sock, backend=config.backend, backend_options=options)
         except KeyboardInterrupt:
             self.exit_code = self.exit_code or 130
         finally:
@@ -175,23 +173,20 @@ class Server:
             self._log_started()
             async with anyio.create_task_group() as connections:
                 self._connections_scope = connections.cancel_scope
-                accepting = anyio.CancelScope()
-                accepted_all = anyio.Event()
-                if listener is None:
-                    accept: Any = self._accept_asyncio(sock, accepting)
-                else:
-                    accept = self._accept(listener, connections, accepting)
-                connections.start_soon(self._until_done, accept, accepted_all)
-                self.ready.set()
-                # A --workers supervisor (or systemd) waits for it; heartbeats go on the tick.
-                self._link = notify_serving(config.notify_fd)
-                await self._exit.wait()
-                if self._link is not None:
-                    self._link.stopping()  # a lone server's STOPPING=1 to systemd
-                accepting.cancel()
-                # Close the socket only once the accept task has left: a selector callback
-                # still registered for it would otherwise fire on a closed descriptor.
-                await accepted_all.wait()
+                # Left only once the accept task has: the socket is closed after it, or a
+                # selector callback still registered for it would fire on a closed descriptor.
+                async with anyio.create_task_group() as accepting:
+                    if listener is None:
+                        accepting.start_soon(self._accept_asyncio, sock)
+                    else:
+                        accepting.start_soon(self._accept, listener, connections)
+                    self.ready.set()
+                    # A --workers supervisor (or systemd) waits for it; heartbeats on the tick.
+                    self._link = notify_serving(config.notify_fd)
+                    await self._exit.wait()
+                    if self._link is not None:
+                        self._link.stopping()  # a lone server's STOPPING=1 to systemd
+                    accepting.cancel_scope.cancel()
                 await self._close_listener(listener, sock)
                 await self._drain(state)
                 self._cancel_tasks()
@@ -203,13 +198,6 @@ class Server:
             root.cancel_scope.cancel()
 
     @staticmethod
-    async def _until_done(task: Any, done: anyio.Event) -> None:
-        try:
-            await task
-        finally:
-            done.set()
-
-    @staticmethod
     async def _close_listener(listener: SocketListener | None, sock: socket.socket) -> None:
         if listener is not None:
             await listener.aclose()
@@ -218,28 +206,25 @@ class Server:
 
     # -- accepting -------------------------------------------------------------------------------
 
-    async def _accept(
-        self, listener: SocketListener, group: TaskGroup, scope: anyio.CancelScope
-    ) -> None:
+    async def _accept(self, listener: SocketListener, group: TaskGroup) -> None:
         gate = self._gate
-        with scope:
-            while True:
-                if not gate.accepting:
-                    self._resume = anyio.Event()
-                    await self._resume.wait()
-                try:
-                    stream = await listener.accept()
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    return  # the listener closed: shutting down
-                except OSError as exc:
-                    # Out of file descriptors and the like: wait a little instead of spinning.
-                    error_log.warning("accept failed: %s", exc)
-                    await anyio.sleep(0.1)
-                    continue
-                gate.opened()
-                group.start_soon(self._connection, stream)
+        while True:
+            if not gate.accepting:
+                self._resume = anyio.Event()
+                await self._resume.wait()
+            try:
+                stream = await listener.accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return  # the listener closed: shutting down
+            except OSError as exc:
+                # Out of file descriptors and the like: wait a little instead of spinning.
+                error_log.warning("accept failed: %s", exc)
+                await anyio.sleep(0.1)
+                continue
+            gate.opened()
+            group.start_soon(self._connection, stream)
 
-    async def _accept_asyncio(self, sock: socket.socket, scope: anyio.CancelScope) -> None:
+    async def _accept_asyncio(self, sock: socket.socket) -> None:
         # Each connection is a bare task of the loop, not an anyio task: anyio's start_soon
         # builds a task handle, a cancel scope and an event for every task (~7x the cost of
         # the task itself), and a connection's own scopes work in a bare task as well.
@@ -252,36 +237,35 @@ class Server:
         sock.setblocking(False)
         tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
         fd = sock.fileno()
-        with scope:
-            while True:
-                if not gate.accepting:
-                    self._resume = anyio.Event()
-                    await self._resume.wait()
-                readable = loop.create_future()
-                loop.add_reader(fd, _wake, readable)
+        while True:
+            if not gate.accepting:
+                self._resume = anyio.Event()
+                await self._resume.wait()
+            readable = loop.create_future()
+            loop.add_reader(fd, _wake, readable)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(fd)
+            # Take what the backlog holds (up to the gate), not one per wake-up.
+            while gate.accepting:
                 try:
-                    await readable
-                finally:
-                    loop.remove_reader(fd)
-                # Take what the backlog holds (up to the gate), not one per wake-up.
-                while gate.accepting:
-                    try:
-                        client, _ = sock.accept()
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except OSError as exc:
-                        # Out of file descriptors and the like: wait a little, do not spin.
-                        error_log.warning("accept failed: %s", exc)
-                        await anyio.sleep(0.1)
-                        break
-                    client.setblocking(False)
-                    if tcp:
-                        with contextlib.suppress(OSError):
-                            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    gate.opened()
-                    task = loop.create_task(self._connection(client))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    client, _ = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    # Out of file descriptors and the like: wait a little, do not spin.
+                    error_log.warning("accept failed: %s", exc)
+                    await anyio.sleep(0.1)
+                    break
+                client.setblocking(False)
+                if tcp:
+                    with contextlib.suppress(OSError):
+                        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                gate.opened()
+                task = loop.create_task(self._connection(client))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     async def _connection(self, accepted: SocketStream | socket.socket) -> None:
         """Serve one accepted connection: an anyio stream (trio) or a socket (asyncio)."""

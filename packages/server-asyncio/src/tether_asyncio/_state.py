@@ -6,7 +6,6 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tether.errors import ProtocolError
 from tether.http1 import ServerConnection, date_header
 from tether.serving_driver import ConnectionDriver
 from tether_asyncio._config import Config
@@ -109,13 +108,9 @@ class Owner(Protocol):
     scheme: str
     tls: dict[str, Any] | None
     websocket: Any
-    write_timeout: float | None
 
     async def write(self, data: bytes) -> None:
         """Send bytes; raises ``ClientDisconnected`` when the client is gone."""
-
-    async def refuse(self, exc: ProtocolError) -> None:
-        """Answer a request the core refused, then let the connection close."""
 
     async def close_with_output(self) -> None:
         """Send what the driver answers before closing (an error response, a 408), then let

@@ -1,25 +1,12 @@
 """The byte stream of one asyncio connection: its own asyncio protocol, public APIs only.
 
-On asyncio the server accepts sockets itself (``loop.sock_accept`` and
-``loop.connect_accepted_socket``) and serves each through a :class:`FastStream`, which is both
-the transport's protocol and the stream the server reads and writes. Compared with anyio's socket
-stream (a protocol holding a deque and two events, a stream, two resource guards) it:
-
-- costs a few hundred bytes per idle connection: no deque or event is allocated until a
-  ``receive()`` or ``send()`` actually has to wait, and then only one future; the socket is
-  read into one buffer per event loop (:class:`ReadBuffer`) and copied out at its size;
-- keeps reading on between requests and pauses it only once more than :data:`HIGH_WATER` bytes
-  wait unread (resumed at :data:`LOW_WATER`), so a request body is never read faster than the
-  application consumes it, without two ``epoll_ctl`` calls per request;
-- lets ``send()`` return at once when the kernel took the bytes, yet yields to the event loop
-  after every :data:`SEND_BUDGET` bytes so one fast client cannot starve the others or delay
-  cancellation (graceful shutdown);
-- ends a write that makes no progress for ``write_timeout`` seconds (``--timeout-write``) with
-  :class:`WriteTimeout`, and then aborts the connection instead of waiting to flush it.
-
-It uses no private attribute of anyio or asyncio, so it does not break when their internals
-change. TLS wraps it with anyio's :class:`~anyio.streams.tls.TLSStream`; trio uses anyio's
-streams.
+The server accepts sockets itself and serves each through a :class:`FastStream`, both the
+transport's protocol and the stream it reads and writes. Unlike anyio's socket stream, it costs
+a few hundred bytes per idle connection (a future only while waiting; reads go into one
+:class:`ReadBuffer` per loop), stops reading only above :data:`HIGH_WATER` unread bytes (no two
+``epoll_ctl`` calls per request), yields every :data:`SEND_BUDGET` bytes sent so one fast
+client cannot starve the others, and aborts a write stalled for ``write_timeout`` seconds
+(:class:`WriteTimeout`). TLS wraps it with anyio's :class:`~anyio.streams.tls.TLSStream`.
 """
 
 from __future__ import annotations
@@ -51,10 +38,8 @@ class WriteTimeout(BrokenResourceError):
 class ReadBuffer:
     """The buffer every :class:`FastStream` of one event loop reads the socket into.
 
-    Received bytes are copied out at once into an exact-size ``bytes``. asyncio's default
-    reading allocates 256 KiB per ``recv`` and shrinks the result, which glibc serves with a
-    page of its own (``mmap``); the last request's bytes, kept by the core's reader while
-    the connection idles, then cost 4 KiB per idle keep-alive connection.
+    Bytes are copied out at once at their size: asyncio's default reading allocates 256 KiB per
+    ``recv`` and shrinks the result, which costs a 4 KiB page per idle keep-alive connection.
     """
 
     __slots__ = ("data", "view")
@@ -114,11 +99,8 @@ class FastStream(asyncio.BufferedProtocol):
         self._budget = SEND_BUDGET
         #: Seconds a write may make no progress before :class:`WriteTimeout` (None: forever).
         self.write_timeout = write_timeout
-        #: --metrics-port: write timeouts (None: off).
+        #: --metrics-port (None: off): write timeouts, and the bytes read and written.
         self.metrics = metrics
-        #: Bytes read and written, counted with ``metrics`` on (else they stay 0): the
-        #: connection adds them to its metrics cell when it ends, and a scrape adds those of
-        #: open connections (``ServerMetrics.watch_bytes``).
         self.received = 0
         self.sent = 0
 
@@ -189,10 +171,7 @@ class FastStream(asyncio.BufferedProtocol):
             raise BusyResourceError("reading from")
         buffer = self._buffer
         if not buffer and not self._eof and not self._closed:
-            if self._read_paused:
-                self._read_paused = False
-                assert self._transport is not None
-                self._transport.resume_reading()
+            # Never paused here: reading resumes before the buffer drops below LOW_WATER.
             waiter = self._read_waiter = self._loop.create_future()  # type: ignore[union-attr]
             try:
                 await waiter
@@ -250,23 +229,13 @@ class FastStream(asyncio.BufferedProtocol):
         """Wait until the peer took what :meth:`write` gave (at most ``write_timeout`` seconds
         without progress), or yield to the event loop once when the budget is spent."""
         self._budget = SEND_BUDGET
-        if self._write_paused:
-            assert self._transport is not None
-            await self._drain(self._transport)
-        else:
+        if not self._write_paused:
             # The kernel takes everything a fast client reads: yield now and then, or this
             # task would run without end (other connections, cancel scopes wait).
             await checkpoint()
-
-    async def send(self, data: bytes) -> None:
-        """Write ``data``; wait while the peer is slow to take it (at most ``write_timeout``
-        seconds without progress)."""
-        if self.write(data):
-            await self.flush()
-
-    async def _drain(self, transport: asyncio.Transport) -> None:
-        loop = self._loop
-        assert loop is not None
+            return
+        transport, loop = self._transport, self._loop
+        assert transport is not None and loop is not None
         timeout = self.write_timeout
         left = transport.get_write_buffer_size()
         while self._write_paused and not self._closed:
@@ -294,6 +263,12 @@ class FastStream(asyncio.BufferedProtocol):
         if self._closed:
             raise BrokenResourceError  # closed while the bytes waited: they were not sent
 
+    async def send(self, data: bytes) -> None:
+        """Write ``data``; wait while the peer is slow to take it (at most ``write_timeout``
+        seconds without progress)."""
+        if self.write(data):
+            await self.flush()
+
     async def send_eof(self) -> None:
         """Half-close: no more bytes from us."""
         transport = self._transport
@@ -319,13 +294,8 @@ class FastStream(asyncio.BufferedProtocol):
 
     @property
     def extra_attributes(self) -> dict[Any, Any]:
-        """No typed attributes (the server reads the addresses from the socket itself); for
-        anyio's TLS stream, which merges them into its own."""
+        """None (the server reads the addresses from the socket): for anyio's TLS stream."""
         return {}
-
-    def extra(self, attribute: Any, default: Any = None) -> Any:
-        """anyio typed attributes: none here; ``default``."""
-        return default
 
 
 def _expire(waiter: asyncio.Future[bool]) -> None:

@@ -1,9 +1,5 @@
-"""The ASGI TLS extension (``scope["extensions"]["tls"]``) of https and wss connections.
-
-What is the same for every connection (the server's certificate, the cipher-suite numbers) is
-looked up once per server; each connection adds what its handshake agreed (version, cipher,
-the client's certificate). The dict is built once per connection, never per request.
-"""
+"""The ASGI TLS extension (``scope["extensions"]["tls"]``) of https and wss connections, built
+once per connection over what is looked up once per server; and the byte counts under TLS."""
 
 from __future__ import annotations
 
@@ -32,11 +28,8 @@ _RDN_NAMES = {
 
 
 class CountedStream:
-    """A TLS stream whose decrypted bytes are counted in a metrics cell (``--metrics-port``).
-
-    The byte counters then mean the same on every server: the HTTP bytes read and written,
-    before encryption, which is what tether-threaded's SSL sockets give it to count.
-    """
+    """A TLS stream whose decrypted bytes are counted in a metrics cell (``--metrics-port``),
+    as on every server: the HTTP bytes, before encryption."""
 
     __slots__ = ("_cell", "_stream")
 
@@ -62,10 +55,6 @@ class CountedStream:
     async def aclose(self) -> None:
         """Close the TLS stream and the connection under it."""
         await self._stream.aclose()
-
-    def extra(self, attribute: Any, *default: Any) -> Any:
-        """The TLS stream's typed attribute (peer name, cipher, ...)."""
-        return self._stream.extra(attribute, *default)
 
 
 class TLSInfo:
@@ -112,10 +101,9 @@ def _rfc4514(certificate: Any) -> str | None:
     """The subject of a ``getpeercert()`` dict as an RFC 4514 string (last RDN first)."""
     if not certificate or "subject" not in certificate:
         return None
-    parts = []
-    for rdn in reversed(certificate["subject"]):
-        parts.append("+".join(f"{_RDN_NAMES.get(key, key)}={_escape(value)}" for key, value in rdn))
-    return ",".join(parts) or None
+    rdns = reversed(certificate["subject"])
+    text = ",".join("+".join(f"{_RDN_NAMES.get(k, k)}={_escape(v)}" for k, v in r) for r in rdns)
+    return text or None
 
 
 def _escape(value: str) -> str:

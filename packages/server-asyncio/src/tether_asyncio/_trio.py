@@ -1,17 +1,11 @@
 """The byte stream of one plain trio connection: the socket first, the scheduler only to wait.
 
-anyio's trio socket stream enters a resource guard, checks for cancellation and then yields to
-the scheduler (trio's ``cancel_shielded_checkpoint``) on every receive and every send, even when
-the kernel had the bytes ready or took them at once: two scheduler passes per request on top
-of the wait for the request itself. :class:`TrioStream` tries the non-blocking call first and
-waits (:func:`trio.lowlevel.wait_readable` / :func:`~trio.lowlevel.wait_writable`, both
-cancellable) only when it would block. It yields after every send, and, like
-:class:`tether_asyncio._stream.FastStream`, once every
-:data:`~tether_asyncio._stream.SEND_BUDGET` bytes read without waiting, so a client that keeps
-its socket busy cannot starve the others or hold off a cancellation.
-
-Imported only with ``--backend trio`` (trio is an optional dependency). Under TLS, anyio's TLS
-stream runs over this one; the socket is anyio's public ``SocketAttribute.raw_socket``.
+anyio's trio stream yields to the scheduler on every receive and send, even when the kernel had
+the bytes ready or took them at once. :class:`TrioStream` tries the non-blocking call first and
+waits (cancellably) only when it would block; like :class:`tether_asyncio._stream.FastStream`
+it yields after every send and every :data:`~tether_asyncio._stream.SEND_BUDGET` bytes read, so
+a busy client cannot starve the others or hold off a cancellation. Imported only with
+``--backend trio``; under TLS, anyio's TLS stream runs over it.
 """
 
 from __future__ import annotations
@@ -36,10 +30,8 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 
 class TrioStream:
     """The subset of :class:`anyio.abc.ByteStream` the server uses, over ``stream``'s socket
-    (``stream`` is the anyio socket stream it came from: closing goes through it).
-
-    With ``metrics`` (``--metrics-port``) it counts the bytes it reads and writes in the
-    trio thread's cell, as :class:`~tether_asyncio._stream.FastStream` does on asyncio."""
+    (``stream`` is the anyio socket stream it came from: closing goes through it); with
+    ``metrics`` (``--metrics-port``) it counts its bytes in the trio thread's cell."""
 
     __slots__ = ("_budget", "_cell", "_sock", "_stream")
 
@@ -68,8 +60,6 @@ class TrioStream:
                 raise EndOfStream
             if self._cell is not None:
                 self._cell.received += len(data)
-            # The read budget (see the module's docstring), here and not in a coroutine of
-            # its own: it runs for every read.
             self._budget -= len(data) + SEND_COST
             if self._budget < 0:
                 self._budget = SEND_BUDGET
@@ -92,11 +82,8 @@ class TrioStream:
             view = view[sent:]
         if self._cell is not None:
             self._cell.sent += len(item)
-        # A turn for the others after every write. Without it a connection whose client
-        # answers at once (the next request is there by the time we read) is served alone,
-        # in lockstep with that client, whose every wake-up we then pay for: one pass per
-        # write lets trio serve the ready connections together (25% more requests/s on
-        # bench/server.py's trio row, by duel), as anyio's own trio stream does.
+        # A turn for the others after every write: else a client that answers at once is
+        # served alone, in lockstep (25% fewer requests/s on bench/server.py's trio row).
         self._budget = SEND_BUDGET
         await checkpoint()
 

@@ -16,15 +16,10 @@ from anyio import EndOfStream
 
 from tether import websocket as ws
 from tether.errors import RemoteProtocolError
-from tether.http1 import (
-    NEED_DATA,
-    Data,
-    EndOfMessage,
-    Request,
-    Response,
-)
+from tether.http1 import Data, EndOfMessage, Request, Response
 from tether.serving import decode_path, split_target
-from tether_asyncio._exchange import RequestCycle, request_cycle
+from tether.serving_driver import Next
+from tether_asyncio._exchange import RequestCycle, new_response
 from tether_asyncio._state import Owner, access_log, error_log
 from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
 from tether_asyncio._ws_io import WebSocketIO
@@ -37,44 +32,41 @@ if TYPE_CHECKING:
 _READ_SIZE = 65536
 
 
-async def serve_websocket(owner: Owner, request: Request) -> bool:
-    """Run one WebSocket request (upgrade or denial); the connection always ends after it."""
-    conn = owner.conn
+async def serve_websocket(owner: Owner, request: Request) -> None:
+    """Run one WebSocket request (upgrade or denial); the connection always ends after it.
+
+    On a protocol error this returns with the driver's output, which the connection sends.
+    """
+    driver = owner.driver
     state = owner.state
     # The upgrade request has no body; take its EndOfMessage so the core may switch protocols.
-    while True:
-        try:
-            event = conn.next_event(state.clock)
-        except RemoteProtocolError as exc:
-            await owner.refuse(exc)
-            return False
-        if type(event) is EndOfMessage:
-            break
-        if event is NEED_DATA:
+    while type(event := driver.next_event(state.clock)) is not EndOfMessage:
+        if event is Next.READ:
             try:
                 data = await owner.stream.receive(_READ_SIZE)
             except EndOfStream:
                 data = b""
             except STREAM_GONE:
-                return False
-            conn.receive_data(data, state.clock)
+                return
+            if driver.receive(data, state.clock) is Next.CLOSE:
+                return
         elif type(event) is not Data:
-            return False
+            return
 
     deflate = ws.DeflateOptions() if state.config.ws_per_message_deflate else None
     check = ws.server_handshake(request, deflate=deflate)
     if isinstance(check, ws.Rejected):
         # Not a valid version-13 upgrade: the core's 400/426, without calling the app.
-        cycle = request_cycle(owner, request)
+        cycle = RequestCycle(owner, new_response(owner, request))
         await cycle.send_canned(Response(check.status_code, check.headers), check.body)
-        return False
+        return
 
     raw_path, query = split_target(request.target)
     try:
         path = decode_path(raw_path)
     except RemoteProtocolError as exc:
-        await owner.refuse(exc)
-        return False
+        driver.refuse(exc)
+        return
     subprotocols: list[str] = []
     for name, value in request.headers:
         if name == b"sec-websocket-protocol":
@@ -116,7 +108,6 @@ async def serve_websocket(owner: Owner, request: Request) -> bool:
     finally:
         state.in_flight -= 1
         owner.websocket = None
-    return False
 
 
 class ASGIWebSocket:
@@ -145,7 +136,7 @@ class ASGIWebSocket:
         self._early = b""
         self.group: TaskGroup | None = None
         #: The HTTP side of the handshake: the 101, a denial, or the canned 403/500.
-        self.http = request_cycle(owner, request)
+        self.http = RequestCycle(owner, new_response(owner, request))
         self.started = 0.0
 
     async def run(self, scope: dict[str, Any]) -> None:
@@ -180,7 +171,7 @@ class ASGIWebSocket:
     async def _after_app(self, failed: bool) -> None:
         owner = self.owner
         if self.denial is not None:
-            if not self.denial.complete:
+            if not self.denial.response.complete:
                 owner.conn.send_failed()
             return
         io = self.io

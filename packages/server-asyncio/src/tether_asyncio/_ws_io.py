@@ -1,20 +1,12 @@
 """The moving parts of one accepted WebSocket: a reader task, a writer task, the app's calls.
 
 The session's rules (the inbox and its bounds, holding reading back while output is backed up,
-the first close code, going away) are the core's :class:`tether.serving_websocket.WebSocketSession`,
-as in tether-threaded; this module moves bytes and wakes tasks:
-
-- the reader feeds the socket to the core, parses every frame of what one read returned, puts
-  the messages in the inbox and wakes the app; it stops reading while the rules say so, and
-  fires the core's timers (ping, pong, close) from one cancel scope whose deadline moves, not
-  one scope per read;
-- the app's ``send`` queues its frame in the core and wakes the writer: frames queued in the
-  same event-loop iteration leave in one write. It waits only when the core's output is above
-  its high-water mark (``Limits.ws_write_high_water``) until the writer took it below the low one;
-- the writer is the only task that writes after the ``101``, so frames never interleave and no
-  lock is taken per message.
-
-Tasks wait on :class:`Wakeup`: a bare future on asyncio and uvloop, an anyio event on trio.
+the first close code, going away) are the core's :class:`tether.serving_websocket.WebSocketSession`;
+this module moves bytes and wakes tasks. The reader parses what each read returned and fires the
+core's timers from one cancel scope whose deadline moves; the app's ``send`` queues a frame in
+the core and wakes the writer (frames queued in one loop iteration leave in one write), waiting
+only while the output is above its high-water mark; the writer is the only task that writes
+after the ``101``, so frames never interleave and no lock is taken per message.
 """
 
 from __future__ import annotations
@@ -42,11 +34,8 @@ _LAST_FLUSH = 1.0
 
 
 class Wakeup:
-    """Tasks waiting for something another task will do (asyncio: futures, no anyio layer).
-
-    Not a latch: a waiter checks its condition before it waits, so no notify can be missed on
-    one event loop.
-    """
+    """Tasks waiting for something another task will do (asyncio: bare futures). Not a latch:
+    a waiter checks its condition before it waits, so no notify is missed on one loop."""
 
     __slots__ = ("_loop", "_waiters")
 

@@ -1,18 +1,11 @@
 """Static files as an ASGI app, for any ASGI server (``tether serve --static PREFIX=DIR`` uses it).
 
-:class:`StaticFiles` asks :class:`tether_server.static.StaticFiles` (its base) what to answer (in a worker
-thread: resolving and opening a file blocks) and sends it: the whole file as
-``http.response.pathsend`` when the server offers that extension (Tether does; the server sends
-the file without the app reading it; it reopens the resolved path, so pass
-``pathsend=False`` where others can swap files inside the directory), otherwise -- and always for
-ranges -- in chunks of the already open file read with :func:`anyio.to_thread.run_sync`, so the
-event loop never waits on the disk.
-
-:func:`with_static` puts mounts in front of an app: a request under a mount's prefix is the
-mount's and never reaches the app.
-
-The path served is the scope's ``path`` without its ``root_path`` (Starlette's convention, so a
-``Mount("/assets", StaticFiles(...))`` works too).
+:class:`StaticFiles` asks its base, :class:`tether_server.static.StaticFiles`, what to answer (in
+a worker thread: opening a file blocks), then sends the file as ``http.response.pathsend`` where
+the server offers it (it reopens the resolved path: pass ``pathsend=False`` where others can swap
+files in the directory), else, and always for ranges, in chunks read in a worker thread.
+:func:`with_static` puts mounts in front of an app. The path served is the scope's ``path``
+without its ``root_path`` (Starlette's convention: ``Mount("/assets", StaticFiles(...))`` works).
 """
 
 from __future__ import annotations
