@@ -62,8 +62,8 @@ class Job(Protocol):
 
 
 class Host(Protocol):
-    """The loop as connections, exchanges and sessions see it (:class:`~._loop.Loop`), spelled
-    as a protocol so that no module imports back up to :mod:`._loop`."""
+    """The loop as connections and exchanges see it (:class:`~._loop.Loop`): a protocol, so
+    that no module imports back up to :mod:`._loop`."""
 
     config: Config
     limits: Limits
@@ -425,9 +425,8 @@ class Connection:
 
     def _dispatch(self, now: float) -> None:
         """The request is complete: hand it to the loop, unless the client pipelines requests
-        without reading the answers (a worker would only wait on it). Then it is ``held`` here
-        until the output drains (:meth:`on_writable`), or the write timeout closes the
-        connection."""
+        without reading the answers; then it is ``held`` until the output drains (a worker
+        would only wait on the client)."""
         exchange = self.exchange
         if exchange is None:
             return
