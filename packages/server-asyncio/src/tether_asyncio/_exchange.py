@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
 
 import anyio
 from anyio import EndOfStream
@@ -17,10 +16,9 @@ from tether.http1 import Data, EndOfMessage, InformationalResponse, Request, Res
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.serving_driver import Next
 from tether_asyncio._state import Owner, access_log, error_log
-from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
+from tether_asyncio._types import READ_SIZE, STREAM_GONE, ClientDisconnected, Message
 from tether_server.tagging import log_access
 
-_READ_SIZE = 65536
 # Bound once: an Enum class attribute is slow to read on Python 3.11 (EnumType.__getattr__).
 _WAITING = CyclePhase.WAITING
 _COMPLETE = CyclePhase.COMPLETE
@@ -75,8 +73,6 @@ class RequestCycle:
         #: ``http.response.trailers`` fields so far (None until the first such message).
         self.trailer_fields: list[tuple[bytes, bytes]] | None = None
 
-    # -- send ------------------------------------------------------------------------------------
-
     async def send(self, message: Message) -> None:
         """The ASGI ``send`` callable."""
         kind = message["type"]
@@ -123,9 +119,22 @@ class RequestCycle:
             if not message.get("more_trailers", False):
                 await self._write(response.end(fields), 0)
         elif kind == "http.response.pathsend":
-            await self._send_path(message["path"])
+            path = message["path"]
+            if not os.path.isabs(path):
+                raise ValueError(f"pathsend needs an absolute path, got {path!r}")
+            async with await anyio.open_file(path, "rb") as file:
+                while chunk := await file.read(READ_SIZE):
+                    await self._write(response.body(chunk, True), len(chunk))
+            await self._write(response.body(b"", False), 0)
         elif kind == "http.response.early_hint":
-            await self._early_hint(message.get("links", ()))
+            if response.phase is not _WAITING:
+                raise RuntimeError("http.response.early_hint after http.response.start")
+            # One Link field per link (RFC 8297); not to HTTP/1.0 clients, which may not
+            # expect an interim response (RFC 9110 15.2).
+            if response.request.http_version == b"1.1":
+                headers = [(b"link", bytes(link)) for link in message.get("links", ())]
+                if headers:
+                    await owner.write(owner.conn.send(InformationalResponse(103, headers)))
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r} in an HTTP response")
 
@@ -139,27 +148,6 @@ class RequestCycle:
             except ClientDisconnected:
                 self.response.sent -= size
                 raise
-
-    async def _early_hint(self, links: Iterable[bytes]) -> None:
-        """``103 Early Hints`` with one ``Link`` field per link (RFC 8297); HTTP/1.0 clients
-        do not get it (a 1.0 client may not expect an interim response: RFC 9110 15.2)."""
-        if self.response.phase is not _WAITING:
-            raise RuntimeError("http.response.early_hint after http.response.start")
-        if self.response.request.http_version != b"1.1":
-            return
-        headers = [(b"link", bytes(link)) for link in links]
-        if headers:
-            await self.owner.write(self.owner.conn.send(InformationalResponse(103, headers)))
-
-    async def _send_path(self, path: str) -> None:
-        if not os.path.isabs(path):
-            raise ValueError(f"pathsend needs an absolute path, got {path!r}")
-        async with await anyio.open_file(path, "rb") as file:
-            chunk = await file.read(_READ_SIZE)
-            while chunk:
-                await self._write(self.response.body(chunk, True), len(chunk))
-                chunk = await file.read(_READ_SIZE)
-        await self._write(self.response.body(b"", False), 0)
 
     async def send_canned(self, response: Response, body: bytes) -> None:
         """Send a complete server-made response (503 overload, 500 app failure)."""
@@ -178,8 +166,6 @@ class RequestCycle:
             self.wait_scope.cancel()
         if self.owner.state.access_log:
             log_access(access_log, self.response)
-
-    # -- receive ---------------------------------------------------------------------------------
 
     async def receive(self) -> Message:
         """The ASGI ``receive`` callable."""
@@ -240,7 +226,7 @@ class RequestCycle:
                 deadline=float("inf") if deadline is None else deadline
             ) as scope:
                 try:
-                    data = await owner.stream.receive(_READ_SIZE)
+                    data = await owner.stream.receive(READ_SIZE)
                 except EndOfStream:
                     data = b""
                 except STREAM_GONE:
@@ -249,8 +235,7 @@ class RequestCycle:
             if not scope.cancelled_caught:
                 break
             if driver.timeout(anyio.current_time()) is _CLOSE:
-                # Too slow (a stall, or below --min-body-rate): the core's 408 if no response
-                # has started, then close.
+                # Too slow (a stall, or below --min-body-rate): the core's 408, if due.
                 await owner.close_with_output()
                 return False
         if driver.receive(data, owner.state.clock) is _CLOSE:
@@ -260,11 +245,8 @@ class RequestCycle:
 
     async def _wait_for_disconnect(self) -> Message:
         """Block until the client goes away, the response completes, or the server shuts down
-        while the response streams (ASGI ``http.disconnect``).
-
-        Bytes that arrive meanwhile are pipelined requests; they go to the core's buffer, and
-        reading stops before that buffer's limit.
-        """
+        while the response streams. Bytes that arrive meanwhile (pipelined requests) go to the
+        core's buffer; reading stops before that buffer's limit."""
         owner = self.owner
         driver = owner.driver
         state = owner.state
@@ -274,7 +256,7 @@ class RequestCycle:
             self.wait_scope = scope
             while not driver.eof and not (state.shutting_down and response.phase is not _WAITING):
                 try:
-                    data = await owner.stream.receive(_READ_SIZE)
+                    data = await owner.stream.receive(READ_SIZE)
                 except EndOfStream:
                     data = b""
                 except STREAM_GONE:
@@ -289,16 +271,12 @@ class RequestCycle:
                 if budget <= 0:
                     await anyio.sleep_forever()
         self.wait_scope = None
-        # The client left, the response completed, or the server is shutting down.
         self.disconnected = True
         return _disconnect()
 
     def shutdown(self) -> None:
         """Graceful shutdown: an app streaming a response (server-sent events) that waits for
-        ``http.disconnect`` gets it now, instead of holding the shutdown until its timeout.
-
-        Not before its response started: Django (and others) cancel the view when told of a
-        disconnect, and an in-flight request must be let finish.
-        """
+        ``http.disconnect`` gets it now; not before its response started (Django, and others,
+        cancel the view when told of a disconnect, and an in-flight request must finish)."""
         if self.wait_scope is not None and self.response.phase is not _WAITING:
             self.wait_scope.cancel()

@@ -1,12 +1,9 @@
 """One HTTP/1.1 connection: bytes between the socket and the core, messages to and from the app.
 
-Every protocol decision (framing, keep-alive, HEAD, error statuses, deadlines) is the core's
-:class:`tether.http1.ServerConnection`'s, and what each of its answers means for the server
-(close after an error response, EOF, the 408, reuse) is
-:class:`tether.serving_driver.ConnectionDriver`'s; this module only moves data and time. The application
-runs inline in the connection's task: HTTP/1.1 serves one request at a time per connection, and
-reading the socket only when the core or the application asks for bytes is what gives request
-bodies their back-pressure.
+Every protocol decision is the core's (:class:`tether.http1.ServerConnection`, and what its
+answers mean for a server, :class:`tether.serving_driver.ConnectionDriver`); this module moves
+data and time. The app runs inline in the connection's task, one request at a time, and the
+socket is read only when the core or the app asks for bytes: request bodies' back-pressure.
 """
 
 from __future__ import annotations
@@ -23,18 +20,14 @@ from anyio import EndOfStream
 from tether.errors import BadRequest, RemoteProtocolError
 from tether.health import HealthState, Probe, health_response, probe_for
 from tether.http1 import Request, ServerConnection, State
-from tether.serving import (
-    decode_path,
-    no_tunnel_response,
-    split_target,
-)
+from tether.serving import decode_path, no_tunnel_response, split_target
 from tether.serving_cycle import RULES, CyclePhase, ResponseCycle
 from tether.serving_driver import ConnectionDriver, Next
 from tether.websocket.handshake import wants_websocket
 from tether_asyncio._exchange import RequestCycle, new_response
 from tether_asyncio._state import access_log, error_log
 from tether_asyncio._stream import FastStream
-from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Stream
+from tether_asyncio._types import READ_SIZE, STREAM_GONE, ClientDisconnected, Stream
 from tether_asyncio._websocket import serve_websocket
 from tether_server.tagging import app_entries, log_access, tagged
 
@@ -42,15 +35,13 @@ if TYPE_CHECKING:
     from tether_asyncio._state import ServerState
     from tether_server.server_metrics import ServerMetrics
 
-_READ_SIZE = 65536
 #: Whether a request has an ``Upgrade`` field is found out in C (the field names of most
 #: requests never are), before :func:`wants_websocket` reads its value.
 _UPGRADE = frozenset((b"upgrade",))
 _name = itemgetter(0)
 #: Writes on streams without their own write timeout (trio) are timed in pieces this large.
 _WRITE_PIECE = 256 * 1024
-# Enum members read on every request, bound once: on Python 3.11 an attribute of an Enum class
-# goes through EnumType.__getattr__'s slow path (about twenty times a module global's cost).
+# Bound once: an Enum class attribute is slow to read on Python 3.11 (EnumType.__getattr__).
 _READ = Next.READ
 _CLOSE = Next.CLOSE
 _IDLE = State.IDLE
@@ -106,9 +97,8 @@ class HTTPConnection:
         self.id = state.connection_id()
         #: --metrics-port: the loop thread's cell, written with no per-request lookup.
         self.cell = None if state.metrics is None else state.metrics.cell()
-        #: Cancelled to end an idle connection at once (timeout, shutdown); None where the
-        #: stream itself can be interrupted (FastStream: a cancel scope costs ~600 bytes for
-        #: every idle connection). See :meth:`interrupt`.
+        #: Cancelled to end an idle connection (see :meth:`interrupt`); None for a FastStream,
+        #: which can be interrupted itself (a cancel scope costs ~600 bytes per connection).
         self.cancel_scope = None if type(stream) is FastStream else anyio.CancelScope()
         #: The stream when it is a FastStream: written without a coroutine per write.
         self.fast = stream if type(stream) is FastStream else None
@@ -121,11 +111,9 @@ class HTTPConnection:
         self.cycle: RequestCycle | None = None
         #: The WebSocket session after an upgrade (for shutdown with 1001).
         self.websocket: Any = None
-        #: ``--timeout-write`` where this class must enforce it; on asyncio the stream
-        #: (_stream.FastStream, also under TLS) does, watching the write's progress.
+        #: ``--timeout-write`` where this class enforces it (trio; on asyncio, FastStream does).
         self.write_timeout = None if state.config.backend == "asyncio" else state.write_timeout
-        #: When the write under way began (trio): the server's ticker cuts a connection whose
-        #: write made no progress for ``write_timeout`` (cheaper than a cancel scope a write).
+        #: When the write under way began: the ticker cuts one stalled for ``write_timeout``.
         self.write_since: float | None = None
         self.client = client
         self.client_text = _client_text(client)
@@ -167,41 +155,45 @@ class HTTPConnection:
                 metrics.fold(cell, fast.received, fast.sent, forget)
             else:
                 state.connections.discard(self)
-            if self.cancel_scope is None:
-                cast(FastStream, self.stream).close()  # never waits
+            if fast is not None:
+                fast.close()  # never waits
             else:
-                with anyio.CancelScope(shield=True):
-                    with contextlib.suppress(Exception):
-                        await self.stream.aclose()
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self.stream.aclose()
 
     def tick(self, now: float) -> None:
         """The server's ticker: end an :attr:`idle` connection whose deadline passed (the
         driver keeps the 408 it may owe), or a write stalled past ``write_timeout``."""
-        if not self.idle:
-            self._check_write(now)
-        elif self.driver.timeout(now) is _CLOSE:
-            self.interrupt()
+        if self.idle:
+            if self.driver.timeout(now) is _CLOSE:
+                self.interrupt()
+            return
+        since, timeout = self.write_since, self.write_timeout
+        if since is not None and timeout is not None and now - since > timeout:
+            error_log.debug("connection %d: no write progress for %s s; closing", self.id, timeout)
+            if self.state.metrics is not None:
+                self.state.metrics.timeout("write")
+            self.write_since = None
+            self.closed = True
+            if self.cancel_scope is not None:
+                self.cancel_scope.cancel()
 
     def interrupt(self) -> None:
-        """End the wait of an :attr:`idle` connection for its next request (a timeout, or
-        shutdown); :meth:`run` then sends the driver's output, if any, and closes."""
+        """End an :attr:`idle` connection's wait (a timeout, or shutdown): :meth:`run` then
+        sends the driver's output, if any, and closes."""
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()
         else:
             self.stream.interrupt()  # type: ignore[attr-defined]
 
     async def _linger(self) -> None:
-        """Close gently after an error response: the peer may still be sending a request body.
-
-        Closing a socket with unread input makes the kernel send RST, which can destroy the
-        response before the client reads it; so half-close, and discard what still arrives
-        for a moment (bounded in time and bytes).
-        """
+        """Close gently after an error response: half-close, and discard what still arrives for
+        a moment (closing with unread input sends a RST that can destroy the response)."""
         budget = RULES.linger_bytes
         with anyio.move_on_after(RULES.linger_seconds), contextlib.suppress(Exception):
             await self.stream.send_eof()
             while budget > 0:
-                budget -= len(await self.stream.receive(_READ_SIZE))
+                budget -= len(await self.stream.receive(READ_SIZE))
 
     async def _serve(self) -> None:
         driver = self.driver
@@ -248,7 +240,7 @@ class HTTPConnection:
                     return
                 self.idle = True
                 try:
-                    data = await stream.receive(_READ_SIZE)
+                    data = await stream.receive(READ_SIZE)
                 except EndOfStream:
                     data = b""
                 except STREAM_GONE:
@@ -381,20 +373,14 @@ class HTTPConnection:
         if self.state.metrics is not None:
             self.state.metrics.driver_closed(driver.reason, out)
         if out and not self.closed:
-            try:
-                with anyio.move_on_after(1):
-                    await self.write(out)
-            except ClientDisconnected:
-                pass
+            with anyio.move_on_after(1), contextlib.suppress(ClientDisconnected):
+                await self.write(out)
             self.linger = True
         self.closed = True
 
     async def write(self, data: bytes) -> None:
-        """Send bytes, waiting while the peer is slow (the stream applies back-pressure).
-
-        A client that takes nothing for ``--timeout-write`` seconds is disconnected: the
-        connection closes and the app's ``send`` raises :class:`ClientDisconnected`.
-        """
+        """Send bytes, waiting while the peer is slow; a client that takes nothing for
+        ``--timeout-write`` seconds is disconnected (:class:`ClientDisconnected`)."""
         if self.closed:
             raise ClientDisconnected("the client has disconnected")
         try:
@@ -419,42 +405,27 @@ class HTTPConnection:
 
     async def _write_within(self, data: bytes) -> None:
         # Each piece must leave within the timeout: a slow reader that keeps reading is
-        # served, one that stopped is cut by the ticker (_check_write), which cancels this
-        # connection (a cancelled write may leave half a piece sent: the connection ends).
+        # served, one that stopped is cut by the ticker (tick).
         stream = self.stream
         try:
             for start in range(0, len(data), _WRITE_PIECE):
                 self.write_since = self.state.clock
-                # A whole-range slice of bytes is the object itself: no copy for small writes.
                 await stream.send(data[start : start + _WRITE_PIECE])
         finally:
             self.write_since = None
-
-    def _check_write(self, now: float) -> None:
-        since = self.write_since
-        timeout = self.write_timeout
-        if since is not None and timeout is not None and now - since > timeout:
-            error_log.debug("connection %d: no write progress for %s s; closing", self.id, timeout)
-            if self.state.metrics is not None:
-                self.state.metrics.timeout("write")
-            self.write_since = None
-            self.closed = True
-            if self.cancel_scope is not None:
-                self.cancel_scope.cancel()
 
     # -- one request (the common path is inline in _serve) -------------------------------------
 
     async def _answer(self, cycle: RequestCycle, probe: Probe | None) -> None:
         """Answer in the app's place: a health probe, CONNECT, or past --limit-concurrency."""
         state = self.state
-        limit = state.limit_concurrency
         if probe is not None:
             # Before the app and past the concurrency limit: a busy server is not a dead one.
             health = HealthState(
                 started=True,  # connections are accepted only after lifespan start-up
                 draining=state.shutting_down,
                 in_flight=state.in_flight,
-                limit_concurrency=limit,
+                limit_concurrency=state.limit_concurrency,
                 connections=len(state.connections),
                 limit_connections=state.config.limit_connections,
             )
@@ -472,13 +443,8 @@ class HTTPConnection:
         response = cycle.response
         gone = self.closed or cycle.disconnected
         if not cycle.failed and not gone:
-            error_log.error(
-                "connection %d: ASGI application returned %s",
-                self.id,
-                "before completing its response"
-                if response.committed
-                else "without starting a response",
-            )
+            ended = "before completing its" if response.committed else "without starting a"
+            error_log.error("connection %d: ASGI application returned %s response", self.id, ended)
         out = None if self.closed else response.fail()
         if out:
             cycle._finished()

@@ -31,13 +31,11 @@ class Lifespan:
         self._shutdown_done = anyio.Event()
         self._failure: str | None = None
         self._unsupported = False
-        self._running = False
 
     async def startup(self, task_group: TaskGroup) -> None:
         """Run startup; raise :class:`LifespanFailure` if the app reports or raises a failure."""
         if self.mode == "off":
             return
-        self._running = True
         task_group.start_soon(self._main)
         # The app may return at once (it does not speak lifespan): then the stream is broken.
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -48,7 +46,7 @@ class Lifespan:
 
     async def shutdown(self) -> None:
         """Run shutdown, if startup ran; failures are logged."""
-        if not self._running or self._unsupported or self._shutdown_done.is_set():
+        if self.mode == "off" or self._unsupported or self._shutdown_done.is_set():
             return
         try:
             await self._send_stream.send({"type": "lifespan.shutdown"})
@@ -63,7 +61,7 @@ class Lifespan:
             "state": self.state.app_state,
         }
         try:
-            await self.state.app(scope, self._receive, self._send)
+            await self.state.app(scope, self._receive_stream.receive, self._send)
         except Exception as exc:
             if not self._startup_done.is_set() and self.mode == "auto":
                 # Many apps raise on an unknown scope type: that means "no lifespan support".
@@ -85,9 +83,6 @@ class Lifespan:
             self._startup_done.set()
             self._shutdown_done.set()
             self._receive_stream.close()
-
-    async def _receive(self) -> Message:
-        return await self._receive_stream.receive()
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]

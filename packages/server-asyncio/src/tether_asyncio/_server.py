@@ -73,7 +73,7 @@ class Server:
         self._read_buffer = ReadBuffer()
         #: On trio, what a plain connection's socket is served through (see _trio.TrioStream).
         self._trio_stream: Any = None
-        #: The asyncio connections' tasks (see _spawn).
+        #: The asyncio connections' tasks (see _accept_asyncio).
         self._tasks: set[asyncio.Task[None]] = set()
         self._gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
 
@@ -225,13 +225,10 @@ class Server:
             group.start_soon(self._connection, stream)
 
     async def _accept_asyncio(self, sock: socket.socket) -> None:
-        # Each connection is a bare task of the loop, not an anyio task: anyio's start_soon
-        # builds a task handle, a cancel scope and an event for every task (~7x the cost of
-        # the task itself), and a connection's own scopes work in a bare task as well.
-        # Not loop.sock_accept: cancelling it at shutdown races its selector callback, which
-        # can accept a connection into a cancelled future (asyncio logs InvalidStateError and
-        # the client is dropped) or touch the closed socket (uvloop raises ValueError). Here the
-        # reader only says "readable" and the task accepts, so cancelling it takes nothing.
+        # Each connection is a bare task of the loop: anyio's start_soon costs ~7x the task
+        # itself (a task handle, a cancel scope, an event). Not loop.sock_accept: cancelling it
+        # at shutdown races its selector callback, which can accept a connection into a
+        # cancelled future; here the reader only says "readable", so cancelling takes nothing.
         gate = self._gate
         loop = asyncio.get_running_loop()
         sock.setblocking(False)
@@ -275,10 +272,9 @@ class Server:
         try:
             try:
                 if isinstance(accepted, socket.socket):
-                    timeout = self.config.timeout_write or None
-                    buffer = self._read_buffer
                     transport, stream = await asyncio.get_running_loop().connect_accepted_socket(
-                        lambda: FastStream(timeout, buffer, state.metrics), accepted
+                        lambda: FastStream(state.write_timeout, self._read_buffer, state.metrics),
+                        accepted,
                     )
                     # The transport looked these up already: share its objects.
                     peer = transport.get_extra_info("peername")
@@ -294,31 +290,23 @@ class Server:
                     await anyio.aclose_forcefully(stream)
                 return
             client = _ip_address(peer)
-            server: tuple[str, int | None] | None
-            if isinstance(local, str):
-                server = (local, None)
-            else:
-                server = _ip_address(local)
-            byte_stream: Stream
-            tls: dict[str, Any] | None = None
+            server = (local, None) if isinstance(local, str) else _ip_address(local)
             # Under TLS the byte counters (--metrics-port) count decrypted bytes, as on every
             # server (CountedStream), not those of the stream under the TLS stream.
             metrics = state.metrics
-            tls_cell = None if self._ssl is None or metrics is None else metrics.cell()
+            cell = None if self._ssl is None or metrics is None else metrics.cell()
             if self._trio_stream is not None:
                 raw = stream.extra(SocketAttribute.raw_socket)
-                stream = self._trio_stream(stream, raw, metrics if tls_cell is None else None)
-            if self._ssl is None:
-                byte_stream = stream
-            else:
+                stream = self._trio_stream(stream, raw, metrics if cell is None else None)
+            byte_stream: Stream = stream
+            tls = None
+            if self._ssl is not None:
                 tls_stream = await self._handshake(stream)
                 if tls_stream is None:
                     return
-                byte_stream = tls_stream
-                if tls_cell is not None:
-                    byte_stream = CountedStream(tls_stream, tls_cell)
                 assert self._tls is not None
                 tls = self._tls.extension(tls_stream)
+                byte_stream = tls_stream if cell is None else CountedStream(tls_stream, cell)
             await HTTPConnection(state, byte_stream, client=client, server=server, tls=tls).run()
         except Exception:
             # HTTPConnection.run() never raises; this is the last guard that keeps one
@@ -341,12 +329,8 @@ class Server:
 
     async def _handshake(self, stream: Any) -> TLSStream | None:
         """The TLS stream over ``stream``, or None (the connection closed) when the handshake
-        fails or takes longer than ``timeout_tls_handshake``.
-
-        Whatever the client does (connect and close, a partial ClientHello, plain HTTP,
-        garbage, an alert) fails only its own connection: a health check or a port scan is
-        logged at debug level, not allowed to end the server.
-        """
+        fails or takes longer than ``timeout_tls_handshake``: whatever the client does (a port
+        scan, plain HTTP, an alert) fails only its own connection, logged at debug level."""
         assert self._ssl is not None
         try:
             with anyio.fail_after(self.config.timeout_tls_handshake):
@@ -375,8 +359,12 @@ class Server:
             for connection in list(state.connections):
                 connection.tick(now)
             if self._fresh_until is not None and now >= self._fresh_until:
+                # Draining, past the grace: close the connections still waiting for a first
+                # request of which no byte came (one with part of a head keeps its timeout).
                 self._fresh_until = None
-                _close_fresh(state)
+                for connection in list(state.connections):
+                    if connection.idle and connection.conn.fresh:
+                        connection.interrupt()
             await anyio.sleep(TICK)
 
     async def _watch_signals(
@@ -407,10 +395,8 @@ class Server:
             if connection.websocket is not None:
                 connection.websocket.going_away()
             elif connection.idle and connection.conn.request_count and not state.handover:
-                # Idle between requests: close now. A connection that has read nothing yet
-                # is not idle for the client, whose first request may be on its way (closing
-                # it would lose that request: clients retry only on reused connections); it
-                # gets RULES.fresh_grace_seconds (the ticker's _close_fresh).
+                # Idle between requests: close now. One that has read nothing yet may have
+                # its first request on the way: it gets RULES.fresh_grace_seconds (_ticker).
                 connection.interrupt()
             elif connection.cycle is not None:
                 connection.cycle.shutdown()
@@ -419,8 +405,7 @@ class Server:
         if not state.handover:
             self._fresh_until = anyio.current_time() + RULES.fresh_grace_seconds
         error_log.info("%s", draining_message(self._gate.open))
-        timeout = self.config.timeout_graceful_shutdown
-        with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+        with anyio.move_on_after(self.config.timeout_graceful_shutdown) as scope:
             await self._drained.wait()
         if scope.cancelled_caught:
             error_log.warning("%s", drain_timeout_message(self._gate.open))
@@ -434,14 +419,6 @@ class Server:
         error_log.info("%s", running_message(where, app_label(config.app), kind))
 
 
-def _close_fresh(state: ServerState) -> None:
-    """Draining, past the grace: close the connections still waiting for a first request of
-    which no byte came (one with part of a head keeps its head timeout)."""
-    for connection in list(state.connections):
-        if connection.idle and connection.conn.fresh:
-            connection.interrupt()
-
-
 def _counts(state: ServerState) -> tuple[int, int, int]:
     """Open connections, requests in flight, WebSocket sessions (read by the metrics thread:
     the set is copied in one step first)."""
@@ -451,16 +428,11 @@ def _counts(state: ServerState) -> tuple[int, int, int]:
 
 
 def _ip_address(address: Any) -> tuple[str, int] | None:
-    if (
-        type(address) is tuple
-        and len(address) == 2
-        and type(address[0]) is str
-        and type(address[1]) is int
-    ):
+    if not isinstance(address, tuple) or len(address) < 2:
+        return None
+    if len(address) == 2 and type(address[0]) is str and type(address[1]) is int:
         return address  # IPv4 (host, port) as the socket gave it: no copy per connection
-    if isinstance(address, tuple) and len(address) >= 2:
-        return (str(address[0]), int(address[1]))
-    return None
+    return (str(address[0]), int(address[1]))
 
 
 def run(app: Any, **options: Any) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,8 +22,8 @@ access_log = logging.getLogger("tether.access")
 class ServerState:
     """What connections read from the server: options, the clock, counters, the shutdown flag.
 
-    ``clock`` (the event loop's monotonic time) and ``date`` (the ``Date`` header) are refreshed
-    by the server's ticker a few times a second, so the per-request path never reads a clock.
+    ``clock`` (the loop's monotonic time) and ``response_date`` are refreshed by the server's
+    ticker a few times a second, so the per-request path never reads a clock.
     """
 
     def __init__(self, config: Config, app: ASGIApp) -> None:
@@ -39,19 +40,16 @@ class ServerState:
         #: Lifespan ``state``: shallow-copied into each request scope.
         self.app_state: dict[str, Any] = {}
         self.clock = 0.0
-        self.date: tuple[bytes, bytes] = date_header(time.time())
         self.server_header = config.server_header_pair()
-        self.send_date = config.date_header
-        #: The ``Date`` pair for responses: :attr:`date`, or None with ``--no-date-header``.
-        self.response_date = self.date if self.send_date else None
+        #: The ``Date`` pair for responses (None with ``--no-date-header``).
+        self.response_date = date_header(time.time()) if config.date_header else None
         self.limit_concurrency = config.limit_concurrency
         prefix = config.health_path_prefix
         self.health_prefix = prefix.rstrip("/").encode() if prefix else b""
         #: ``--timeout-write`` (None: 0, no limit).
         self.write_timeout = config.timeout_write or None
         self.websockets = config.ws != "none"
-        #: Requests currently inside the application, counted only when something reads the
-        #: count (:attr:`count_in_flight`): --limit-concurrency, health probes, --metrics-port.
+        #: Requests inside the app, counted only when something reads the count.
         self.in_flight = 0
         self.count_in_flight = bool(
             self.limit_concurrency is not None or self.health_prefix or config.metrics is not None
@@ -59,9 +57,8 @@ class ServerState:
         #: Open connection handlers (HTTP and WebSocket), for timeouts and shutdown.
         self.connections: set[Any] = set()
         self.shutting_down = False
-        #: A SIGHUP shutdown: idle keep-alive connections stay open until the client's next
-        #: request (answered with ``Connection: close``) or their keep-alive timeout, so a
-        #: request sent on one as the shutdown begins is not lost (see tether_server.supervisor).
+        #: A SIGHUP shutdown: idle keep-alive connections stay open until their next request
+        #: (answered with ``Connection: close``) or timeout, so no request in flight is lost.
         self.handover = False
         self.access_log = config.access_log and access_log.isEnabledFor(logging.INFO)
         #: Request ids, trace ids, added response fields (None: all off).
@@ -70,23 +67,17 @@ class ServerState:
         self.proxies = config.trusted_proxies()
         #: --metrics-port (None: off; each hook tests it).
         self.metrics = config.metrics
-        #: --limit-max-requests: count one request (bound once: called for every request;
-        #: None without a limit, so a server without one makes no call).
+        #: --limit-max-requests: count one request (None without a limit: no call at all).
         budget = config.request_budget
         self.spend_request = budget.spend if budget.limit is not None else None
-        self._next_id = 0
-
-    def connection_id(self) -> int:
-        """A new connection id for log lines."""
-        self._next_id += 1
-        return self._next_id
+        #: A new connection id for log lines.
+        self.connection_id = itertools.count(1).__next__
 
     def refresh(self, clock: float) -> None:
         """Advance the shared clock and the cached ``Date`` header."""
         self.clock = clock
-        self.date = date_header(time.time())
-        if self.send_date:
-            self.response_date = self.date
+        if self.response_date is not None:
+            self.response_date = date_header(time.time())
 
 
 class Owner(Protocol):

@@ -119,9 +119,7 @@ class FastStream(asyncio.BufferedProtocol):
         if exc is not None:
             self._exception = exc
         self._wake_reader()
-        waiter = self._write_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(True)
+        self.resume_writing()  # a write waiting ends (it then raises: closed)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
@@ -213,10 +211,7 @@ class FastStream(asyncio.BufferedProtocol):
             raise BusyResourceError("writing to")
         transport = self._transport
         if self._closed or transport.is_closing():  # type: ignore[union-attr]
-            # An exception comes only with connection_lost(), which sets _closed.
-            if self._exception is not None:
-                raise BrokenResourceError from self._exception
-            raise BrokenResourceError
+            raise BrokenResourceError from self._exception  # None unless connection_lost()
         transport.write(data)  # type: ignore[union-attr]
         if self.metrics is not None:
             self.sent += len(data)
@@ -258,10 +253,8 @@ class FastStream(asyncio.BufferedProtocol):
                         self.metrics.timeout("write")
                     raise WriteTimeout(f"no write progress for {timeout} s")
                 left = now
-        if self._exception is not None:
+        if self._closed:  # closed while the bytes waited: they were not sent
             raise BrokenResourceError from self._exception
-        if self._closed:
-            raise BrokenResourceError  # closed while the bytes waited: they were not sent
 
     async def send(self, data: bytes) -> None:
         """Write ``data``; wait while the peer is slow to take it (at most ``write_timeout``

@@ -22,6 +22,8 @@ class ClientDisconnected(OSError):
 
 #: What a read or write raises when the peer is gone.
 STREAM_GONE = (BrokenResourceError, ClosedResourceError, OSError)
+#: Bytes asked of a stream per read.
+READ_SIZE = 65536
 
 
 class Stream(Protocol):

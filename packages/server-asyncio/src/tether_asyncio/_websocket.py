@@ -1,10 +1,8 @@
 """One ASGI WebSocket session over the core's :mod:`tether.websocket` connection.
 
-The handshake (validation, subprotocol, permessage-deflate negotiation) and every frame are the
-core's; this module builds the scope, runs the app and answers its side of the handshake: the
-``101``, a denial response, or the 403/500 of an app that closed or failed before accepting.
-After the ``101``, :class:`tether_asyncio._ws_io.WebSocketIO` moves the messages (a reader and a
-writer task around the core's session rules).
+The handshake and every frame are the core's; this module builds the scope, runs the app and
+answers the handshake (the ``101``, a denial, or the 403/500 of an app that closed or failed
+before accepting). After the ``101``, :class:`tether_asyncio._ws_io.WebSocketIO` moves messages.
 """
 
 from __future__ import annotations
@@ -21,15 +19,12 @@ from tether.serving import decode_path, split_target
 from tether.serving_driver import Next
 from tether_asyncio._exchange import RequestCycle, new_response
 from tether_asyncio._state import Owner, access_log, error_log
-from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
+from tether_asyncio._types import READ_SIZE, STREAM_GONE, ClientDisconnected, Message
 from tether_asyncio._ws_io import WebSocketIO
 from tether_server.tagging import app_entries, log_access
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
-
-
-_READ_SIZE = 65536
 
 
 async def serve_websocket(owner: Owner, request: Request) -> None:
@@ -43,7 +38,7 @@ async def serve_websocket(owner: Owner, request: Request) -> None:
     while type(event := driver.next_event(state.clock)) is not EndOfMessage:
         if event is Next.READ:
             try:
-                data = await owner.stream.receive(_READ_SIZE)
+                data = await owner.stream.receive(READ_SIZE)
             except EndOfStream:
                 data = b""
             except STREAM_GONE:
@@ -125,9 +120,8 @@ class ASGIWebSocket:
         #: A denial response started with ``websocket.http.response.start``.
         self.denial: RequestCycle | None = None
         self.disconnect: Message | None = None
-        #: Set when the handshake is answered (accept, close, denial) or the client left: what
-        #: a ``receive()`` before ``websocket.accept`` waits for (Quart receives in one task
-        #: and accepts in another).
+        #: The handshake was answered or the client left: what a ``receive()`` before
+        #: ``websocket.accept`` waits for (Quart receives in one task and accepts in another).
         self.answered = anyio.Event()
         #: The watch for the client leaving before the handshake is answered (see _watch).
         self._watch_scope: anyio.CancelScope | None = None
@@ -208,8 +202,6 @@ class ASGIWebSocket:
         if self.disconnect is None:
             self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": ""}
 
-    # -- receive ---------------------------------------------------------------------------------
-
     async def receive(self) -> Message:
         """The ASGI ``receive`` callable."""
         io = self.io
@@ -232,18 +224,14 @@ class ASGIWebSocket:
         return self.disconnect
 
     async def _watch(self, scope: anyio.CancelScope) -> None:
-        """Notice the client leaving while the app has not answered the handshake.
-
-        A client must not send before the 101, but what it sends is kept (up to one read's
-        worth, then reading stops) and parsed as the session's first bytes, never dropped.
-        Cancelled through ``scope`` when the app answers (see :meth:`_stop_watching`).
-        """
+        """Notice the client leaving before the app answers the handshake (until ``scope`` is
+        cancelled). Bytes sent before the 101 are kept (up to one read's worth) for the session."""
         owner = self.owner
         try:
             with scope:
                 try:
-                    while len(self._early) < _READ_SIZE:
-                        self._early += await owner.stream.receive(_READ_SIZE)
+                    while len(self._early) < READ_SIZE:
+                        self._early += await owner.stream.receive(READ_SIZE)
                     await anyio.sleep_forever()
                 except (EndOfStream, *STREAM_GONE):
                     owner.closed = True
@@ -258,47 +246,36 @@ class ASGIWebSocket:
             self._watch_scope.cancel()
             await self._watch_done.wait()
 
-    # -- send ------------------------------------------------------------------------------------
-
     async def send(self, message: Message) -> None:
         """The ASGI ``send`` callable."""
         kind = message["type"]
+        io = self.io
         if kind == "websocket.send":
-            io = self.io
             if io is None:
                 raise RuntimeError("websocket.send before websocket.accept")
             text = message.get("text")
-            if text is not None:
-                await io.send(ws.Text(text))
-            else:
-                await io.send(ws.Binary(message.get("bytes") or b""))
-            return
-        if kind == "websocket.accept":
+            await io.send(ws.Binary(message.get("bytes") or b"") if text is None else ws.Text(text))
+        elif kind == "websocket.accept":
             await self._accept(message)
-            return
-        if kind == "websocket.close":
-            if self.io is None:
-                if self.denial is not None:
-                    raise RuntimeError("websocket.close after websocket.http.response.start")
-                if not self.refused:
-                    # The 403 goes out now: the app may wait in receive() for the disconnect
-                    # (Django Channels closes in connect(), then reads until disconnect).
-                    await self._refuse(403)
-                return
-            if self.io.close(message.get("code") or 1000, message.get("reason") or ""):
-                await self.io.flushed()
-            return
-        if kind in ("websocket.http.response.start", "websocket.http.response.body"):
-            if self.io is not None or self.refused:
+        elif kind == "websocket.close":
+            if io is not None:
+                if io.close(message.get("code") or 1000, message.get("reason") or ""):
+                    await io.flushed()
+            elif self.denial is not None:
+                raise RuntimeError("websocket.close after websocket.http.response.start")
+            elif not self.refused:
+                # The 403 goes out now: the app may wait in receive() for the disconnect
+                # (Django Channels closes in connect(), then reads until disconnect).
+                await self._refuse(403)
+        elif kind in ("websocket.http.response.start", "websocket.http.response.body"):
+            if io is not None or self.refused:
                 raise RuntimeError(f"{kind} after the handshake was answered")
             if self.denial is None:
                 self.denial = self.http
                 self.answered.set()
-            forwarded = dict(message)
-            forwarded["type"] = kind.replace("websocket.", "", 1)
-            await self.denial.send(forwarded)
-            return
-        raise RuntimeError(f"unexpected ASGI message type {kind!r} in a WebSocket")
+            await self.denial.send({**message, "type": kind.replace("websocket.", "", 1)})
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {kind!r} in a WebSocket")
 
     async def _accept(self, message: Message) -> None:
         if self.io is not None or self.refused or self.denial is not None:

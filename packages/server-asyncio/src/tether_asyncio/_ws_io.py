@@ -21,14 +21,13 @@ from anyio import EndOfStream
 
 from tether import websocket as ws
 from tether.serving_websocket import WebSocketSession
-from tether_asyncio._types import STREAM_GONE, ClientDisconnected, Message
+from tether_asyncio._types import READ_SIZE, STREAM_GONE, ClientDisconnected, Message
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from tether_asyncio._state import Owner
 
-_READ_SIZE = 65536
 #: Seconds the close frame of a timed-out session may take before the socket is closed.
 _LAST_FLUSH = 1.0
 
@@ -246,9 +245,8 @@ class WebSocketIO:
                     return
                 conn.handle_timeout(anyio.current_time())
                 if conn.should_close_tcp:
-                    # Pong or close timeout: send the close frame unless the writer is stuck
-                    # (a client that stopped reading), then close the socket, so that a write
-                    # the app or the writer is blocked in ends too.
+                    # Pong or close timeout: send the close frame unless the writer is stuck,
+                    # then close the socket, so that a write blocked in the app or writer ends.
                     if not self._in_flight:
                         with anyio.move_on_after(_LAST_FLUSH):
                             await self.flushed()
@@ -288,7 +286,7 @@ class WebSocketIO:
                 await self._resume.wait()
                 continue
             try:
-                data = await stream.receive(_READ_SIZE)
+                data = await stream.receive(READ_SIZE)
             except EndOfStream:
                 data = b""
             except STREAM_GONE:

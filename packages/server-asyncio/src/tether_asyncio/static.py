@@ -73,10 +73,7 @@ class StaticFiles(static.StaticFiles):
         await send(
             {"type": "http.response.start", "status": response.status, "headers": response.headers}
         )
-        if response.body is Body.NOTHING:
-            await send({"type": "http.response.body", "body": b""})
-            return
-        if response.body is Body.TEXT:
+        if response.file is None:  # no body, or the short text of a 404 or 405
             await send({"type": "http.response.body", "body": response.text})
             return
         extensions = scope.get("extensions") or {}
@@ -129,9 +126,7 @@ def _split_root(scope: Scope) -> tuple[str, str]:
 
 async def _lifespan(receive: Receive, send: Send) -> None:
     while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
+        kind = (await receive())["type"]  # lifespan.startup, then lifespan.shutdown
+        await send({"type": f"{kind}.complete"})
+        if kind == "lifespan.shutdown":
             return
