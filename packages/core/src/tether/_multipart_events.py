@@ -135,7 +135,8 @@ MultipartEvent = PartStart | PartData | PartEnd | End
 
 _PART_END = PartEnd()
 # PartData is built on the hot path without the frozen dataclass __init__ (about 2x faster).
-_new = object.__new__
+# The class's own __new__ (object's, in pure Python): compiled, object.__new__ would refuse.
+_new = PartData.__new__
 
 
 def _setter(cls: type, field: str) -> Callable[[object, object], None]:
