@@ -169,8 +169,7 @@ class RequestCycle:
 
     async def receive(self) -> Message:
         """The ASGI ``receive`` callable."""
-        owner = self.owner
-        if self.response.complete or self.disconnected or owner.closed:
+        if self.response.complete or self.disconnected or self.owner.closed:
             self.disconnected = True
             return _disconnect()
         if not self.body_done:

@@ -65,7 +65,6 @@ class HTTPConnection:
         "conn",
         "cycle",
         "driver",
-        "extensions",
         "fast",
         "id",
         "idle",
@@ -121,8 +120,6 @@ class HTTPConnection:
         self.scheme = "https" if tls is not None else "http"
         #: The ASGI TLS extension of this connection (None: plain TCP or a Unix socket).
         self.tls = tls
-        #: Scope extensions: the server's shared dict, or a dict of its own with "tls".
-        self.extensions = state.extensions if tls is None else {**state.extensions, "tls": tls}
 
     # -- the connection loop ---------------------------------------------------------------------
 
@@ -141,7 +138,13 @@ class HTTPConnection:
             if self.driver.output:  # a 408 (see tick), a refused WebSocket upgrade
                 await self.close_with_output()
             if self.linger and not self.driver.eof:
-                await self._linger()
+                # Close gently after an error response: half-close, and discard what arrives for
+                # a moment (unread input at close sends a RST that can destroy the response).
+                budget = RULES.linger_bytes
+                with anyio.move_on_after(RULES.linger_seconds), contextlib.suppress(Exception):
+                    await self.stream.send_eof()
+                    while budget > 0:
+                        budget -= len(await self.stream.receive(READ_SIZE))
         except STREAM_GONE:
             pass
         except Exception:
@@ -186,15 +189,6 @@ class HTTPConnection:
         else:
             self.stream.interrupt()  # type: ignore[attr-defined]
 
-    async def _linger(self) -> None:
-        """Close gently after an error response: half-close, and discard what still arrives for
-        a moment (closing with unread input sends a RST that can destroy the response)."""
-        budget = RULES.linger_bytes
-        with anyio.move_on_after(RULES.linger_seconds), contextlib.suppress(Exception):
-            await self.stream.send_eof()
-            while budget > 0:
-                budget -= len(await self.stream.receive(READ_SIZE))
-
     async def _serve(self) -> None:
         driver = self.driver
         state = self.state
@@ -218,7 +212,9 @@ class HTTPConnection:
         scheme = self.scheme
         server = self.server
         client = self.client
-        extensions = self.extensions
+        # Scope extensions: the server's shared dict, or a dict of its own with "tls".
+        tls = self.tls
+        extensions = state.extensions if tls is None else {**state.extensions, "tls": tls}
         proxies = state.proxies
         if proxies is not None and not proxies.trusts(client[0] if client is not None else None):
             proxies = None  # what it would answer for every request of an untrusted peer
@@ -366,7 +362,7 @@ class HTTPConnection:
 
     async def close_with_output(self) -> None:
         """Send what the driver answers before closing (an error response, a 408), then let
-        the connection close (gently: see :meth:`_linger`)."""
+        the connection close (gently: see :meth:`run`)."""
         driver = self.driver
         out, driver.output = driver.output, b""
         error_log.debug("connection %d: %s; closing", self.id, driver.reason)

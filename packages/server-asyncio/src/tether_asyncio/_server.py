@@ -170,7 +170,11 @@ class Server:
                 await self._close_listener(listener, sock)
                 root.cancel_scope.cancel()
                 return
-            self._log_started()
+            where = where_text(self.address, tls=config.is_ssl, uds=config.uds)
+            if config.fd is not None and not isinstance(self.address, tuple):
+                where = f"fd {config.fd}"
+            kind = f"ASGI, {config.backend}"
+            error_log.info("%s", running_message(where, app_label(config.app), kind))
             async with anyio.create_task_group() as connections:
                 self._connections_scope = connections.cancel_scope
                 # Left only once the accept task has: the socket is closed after it, or a
@@ -409,14 +413,6 @@ class Server:
             await self._drained.wait()
         if scope.cancelled_caught:
             error_log.warning("%s", drain_timeout_message(self._gate.open))
-
-    def _log_started(self) -> None:
-        config = self.config
-        where = where_text(self.address, tls=config.is_ssl, uds=config.uds)
-        if config.fd is not None and not isinstance(self.address, tuple):
-            where = f"fd {config.fd}"
-        kind = f"ASGI, {config.backend}"
-        error_log.info("%s", running_message(where, app_label(config.app), kind))
 
 
 def _counts(state: ServerState) -> tuple[int, int, int]:

@@ -104,5 +104,4 @@ class Owner(Protocol):
         """Send bytes; raises ``ClientDisconnected`` when the client is gone."""
 
     async def close_with_output(self) -> None:
-        """Send what the driver answers before closing (an error response, a 408), then let
-        the connection close."""
+        """Send what the driver answers (an error response, a 408), then close."""

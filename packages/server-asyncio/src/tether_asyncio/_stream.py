@@ -63,7 +63,6 @@ class FastStream(asyncio.BufferedProtocol):
         "_exception",
         "_interrupted",
         "_loop",
-        "_read_buffer",
         "_read_paused",
         "_read_waiter",
         "_transport",
@@ -85,8 +84,7 @@ class FastStream(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Shared by the connections of one event loop (reads never overlap on a loop).
-        self._read_buffer = read_buffer or ReadBuffer()
-        self._view = self._read_buffer.view
+        self._view = (read_buffer or ReadBuffer()).view
         self._buffer = b""
         self._read_paused = False
         self._write_paused = False

@@ -152,31 +152,24 @@ class ASGIWebSocket:
                         owner.id,
                         exc_info=exc,
                     )
-            await self._after_app(failed)
-            if self.io is not None and not owner.closed:
-                await self.io.reader_done.wait()
+            io = self.io
+            if self.denial is not None:
+                if not self.denial.response.complete:
+                    owner.conn.send_failed()
+            elif io is None:
+                if not owner.closed and not self.refused:
+                    # ASGI: returning (or failing) before accepting is an HTTP 403 (or 500).
+                    await self._refuse(500 if failed else 403)
+            else:
+                io.app_returned()
+                await io.close(1011 if failed else 1000, "")
+                if not owner.closed:
+                    await io.reader_done.wait()
             # A closed socket (a write timeout) may leave the reader waiting for bytes.
             group.cancel_scope.cancel()
-        if self.io is not None and owner.state.access_log:
-            duration = anyio.current_time() - self.started
-            ending = (self.io.rules.ending_code, duration)
+        if io is not None and owner.state.access_log:
+            ending = (io.rules.ending_code, anyio.current_time() - self.started)
             log_access(access_log, self.http.response, websocket=ending)
-
-    async def _after_app(self, failed: bool) -> None:
-        owner = self.owner
-        if self.denial is not None:
-            if not self.denial.response.complete:
-                owner.conn.send_failed()
-            return
-        io = self.io
-        if io is None:
-            if not owner.closed and not self.refused:
-                # ASGI: returning (or failing) before accepting is an HTTP 403 (or 500).
-                await self._refuse(500 if failed else 403)
-            return
-        io.app_returned()
-        if io.close(1011 if failed else 1000, ""):
-            await io.flushed()
 
     async def _refuse(self, status: int) -> None:
         """Answer the handshake with a 403 (the app closed) or a 500 (it failed); the connection
@@ -259,8 +252,7 @@ class ASGIWebSocket:
             await self._accept(message)
         elif kind == "websocket.close":
             if io is not None:
-                if io.close(message.get("code") or 1000, message.get("reason") or ""):
-                    await io.flushed()
+                await io.close(message.get("code") or 1000, message.get("reason") or "")
             elif self.denial is not None:
                 raise RuntimeError("websocket.close after websocket.http.response.start")
             elif not self.refused:

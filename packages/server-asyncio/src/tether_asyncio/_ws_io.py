@@ -161,12 +161,11 @@ class WebSocketIO:
                 raise ClientDisconnected("the client has disconnected")
             await self._progress.wait()
 
-    def close(self, code: int, reason: str) -> bool:
-        """Start the closing handshake from our side; False when it has begun already."""
-        if not self.rules.close(code, reason, self.owner.state.clock):
-            return False
-        self._sent_close()
-        return True
+    async def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake from our side (unless it has begun) and flush it."""
+        if self.rules.close(code, reason, self.owner.state.clock):
+            self._sent_close()
+            await self.flushed()
 
     def going_away(self) -> None:
         """Server shutdown: start the closing handshake with 1001 (RFC 6455 7.4.1)."""
