@@ -361,8 +361,7 @@ class HTTPConnection:
             await self.close_with_output()
 
     async def close_with_output(self) -> None:
-        """Send what the driver answers before closing (an error response, a 408), then let
-        the connection close (gently: see :meth:`run`)."""
+        """Send the driver's answer (an error response, a 408); the connection then closes."""
         driver = self.driver
         out, driver.output = driver.output, b""
         error_log.debug("connection %d: %s; closing", self.id, driver.reason)

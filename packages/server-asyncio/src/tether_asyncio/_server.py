@@ -416,9 +416,8 @@ class Server:
 
 
 def _counts(state: ServerState) -> tuple[int, int, int]:
-    """Open connections, requests in flight, WebSocket sessions (read by the metrics thread:
-    the set is copied in one step first)."""
-    connections = list(state.connections)
+    """Open connections, requests in flight, WebSocket sessions (for the metrics thread)."""
+    connections = list(state.connections)  # copied in one step (another thread's set)
     sessions = sum(1 for c in connections if c.websocket is not None)
     return len(connections), state.in_flight, sessions
 

@@ -21,10 +21,7 @@ access_log = logging.getLogger("tether.access")
 
 class ServerState:
     """What connections read from the server: options, the clock, counters, the shutdown flag.
-
-    ``clock`` (the loop's monotonic time) and ``response_date`` are refreshed by the server's
-    ticker a few times a second, so the per-request path never reads a clock.
-    """
+    ``clock`` and ``response_date`` are the ticker's: the per-request path reads no clock."""
 
     def __init__(self, config: Config, app: ASGIApp) -> None:
         self.config = config
@@ -81,9 +78,8 @@ class ServerState:
 
 
 class Owner(Protocol):
-    """What the code answering one request (:mod:`._exchange`, :mod:`._websocket`) needs of
-    its HTTP connection: the narrow boundary that keeps the connection loop (:mod:`._http`)
-    above them, never imported back."""
+    """What :mod:`._exchange` and :mod:`._websocket` need of their HTTP connection: the
+    boundary that keeps the connection loop (:mod:`._http`) above them, never imported back."""
 
     state: ServerState
     conn: ServerConnection

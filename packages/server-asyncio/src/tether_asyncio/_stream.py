@@ -202,9 +202,8 @@ class FastStream(asyncio.BufferedProtocol):
             self._wake_reader()
 
     def write(self, data: bytes) -> bool:
-        """Hand ``data`` to the transport without waiting; True when the caller must
-        ``await flush()`` before it writes more (the peer is slow, or this task has written
-        its :data:`SEND_BUDGET` and must yield). ``send()`` is both steps in one."""
+        """Hand ``data`` to the transport without waiting; True when the caller must ``await
+        flush()`` first (the peer is slow, or :data:`SEND_BUDGET` is spent): ``send()`` in two."""
         if self._write_waiter is not None:
             raise BusyResourceError("writing to")
         transport = self._transport

@@ -29,9 +29,8 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 
 
 class TrioStream:
-    """The subset of :class:`anyio.abc.ByteStream` the server uses, over ``stream``'s socket
-    (``stream`` is the anyio socket stream it came from: closing goes through it); with
-    ``metrics`` (``--metrics-port``) it counts its bytes in the trio thread's cell."""
+    """The subset of :class:`anyio.abc.ByteStream` the server uses, over the socket of anyio's
+    ``stream`` (closed through it); with ``metrics``, it counts its bytes in a cell."""
 
     __slots__ = ("_budget", "_cell", "_sock", "_stream")
 

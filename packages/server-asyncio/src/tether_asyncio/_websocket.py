@@ -28,10 +28,8 @@ if TYPE_CHECKING:
 
 
 async def serve_websocket(owner: Owner, request: Request) -> None:
-    """Run one WebSocket request (upgrade or denial); the connection always ends after it.
-
-    On a protocol error this returns with the driver's output, which the connection sends.
-    """
+    """Run one WebSocket request (upgrade or denial); the connection always ends after it (on
+    a protocol error, with the driver's output, which the connection sends)."""
     driver = owner.driver
     state = owner.state
     # The upgrade request has no body; take its EndOfMessage so the core may switch protocols.
