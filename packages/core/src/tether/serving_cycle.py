@@ -253,7 +253,7 @@ class ResponseCycle:
         self.status = status
         # A copy: what the application does to its list after this call changes nothing.
         given = list(headers)
-        if not _TUPLE.issuperset(map(type, given)):
+        if _COMPILED and not _all_tuples(given):
             given = _pairs(given)
         self._given = given
         self._reason = reason
@@ -502,7 +502,14 @@ def _declaring(response: Response, size: int) -> Response:
     return Response(response.status_code, headers, response.reason)
 
 
-_TUPLE = frozenset([tuple])
+# Built by mypyc (TETHER_COMPILE=1): the core then reads a header field only as a tuple, where
+# pure Python takes any pair (ASGI allows a list). Only that build needs the fields turned
+# into tuples, and only there is checking them cheap (a C loop, not a Python one).
+_COMPILED = not __file__.endswith(".py")
+
+
+def _all_tuples(fields: Sequence[object]) -> bool:
+    return all(type(pair) is tuple for pair in fields)
 
 
 def _pairs(fields: Iterable[object]) -> Headers:
