@@ -35,6 +35,8 @@ class Lifespan:
     async def startup(self, task_group: TaskGroup) -> None:
         """Run startup; raise :class:`LifespanFailure` if the app reports or raises a failure."""
         if self.mode == "off":
+            self._send_stream.close()  # never used: closed, as anyio asks of every stream
+            self._receive_stream.close()
             return
         task_group.start_soon(self._main)
         # The app may return at once (it does not speak lifespan): then the stream is broken.
@@ -83,6 +85,7 @@ class Lifespan:
             self._startup_done.set()
             self._shutdown_done.set()
             self._receive_stream.close()
+            self._send_stream.close()  # a later shutdown() finds it closed and returns
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]
