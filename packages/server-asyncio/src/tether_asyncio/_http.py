@@ -29,6 +29,7 @@ from tether_asyncio._state import access_log, error_log
 from tether_asyncio._stream import FastStream
 from tether_asyncio._types import READ_SIZE, STREAM_GONE, ClientDisconnected, Stream
 from tether_asyncio._websocket import serve_websocket
+from tether_server.accesslog import peer_text
 from tether_server.tagging import app_entries, log_access, tagged
 
 if TYPE_CHECKING:
@@ -46,11 +47,6 @@ _READ = Next.READ
 _CLOSE = Next.CLOSE
 _IDLE = State.IDLE
 _COMPLETE = CyclePhase.COMPLETE
-
-
-def _client_text(client: tuple[str, int] | None) -> str:
-    """``host:port`` for log lines, or "-" for a Unix socket peer."""
-    return f"{client[0]}:{client[1]}" if client else "-"
 
 
 class HTTPConnection:
@@ -115,7 +111,7 @@ class HTTPConnection:
         #: When the write under way began: the ticker cuts one stalled for ``write_timeout``.
         self.write_since: float | None = None
         self.client = client
-        self.client_text = _client_text(client)
+        self.client_text = peer_text(*client) if client else "-"  # "-": a Unix socket peer
         self.server = server
         self.scheme = "https" if tls is not None else "http"
         #: The ASGI TLS extension of this connection (None: plain TCP or a Unix socket).
@@ -321,7 +317,7 @@ class HTTPConnection:
                 if forwarded is not client:
                     scope["client"] = forwarded
                     if state.access_log:  # the only reader of the text
-                        response.client = _client_text(forwarded)
+                        response.client = peer_text(*forwarded) if forwarded else "-"
             self.cycle = cycle
             if (
                 screening

@@ -39,6 +39,7 @@ __all__ = [
     "apache_time",
     "compile_access_format",
     "escape",
+    "peer_text",
 ]
 
 #: Bytes written as they are; every other byte is escaped (:func:`escape`).
@@ -59,6 +60,12 @@ class Tagged(Protocol):
     def log_fields(self) -> dict[str, str]:
         """The request id and trace id, by name, when the request has them."""
         ...
+
+
+def peer_text(host: str, port: object) -> str:
+    """A peer as log lines name it: ``host:port``, ``[host]:port`` for IPv6 (so the port
+    cannot be read as part of the address)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def escape(value: bytes) -> str:

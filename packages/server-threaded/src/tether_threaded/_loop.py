@@ -31,13 +31,14 @@ from tether.http1 import Request, Response
 from tether.serving import ConnectionGate, no_tunnel_response, split_target
 from tether.serving_cycle import RULES
 from tether.serving_wsgi import Environ, WSGIApp, gathered_body, server_environ
+from tether_server.accesslog import peer_text
 from tether_server.server_metrics import byte_totals
 from tether_server.startup import drain_timeout_message, draining_message
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
 from tether_threaded._input import BodyBuffer, ClientDisconnected
 from tether_threaded._pool import STALL, Pool
-from tether_threaded._wsgi import Exchange, peer_text
+from tether_threaded._wsgi import Exchange
 
 #: Longest sleep of the loop: deadlines set by workers are noticed within this many seconds.
 TICK = 0.25

@@ -31,6 +31,7 @@ from tether.serving_wsgi import (
 )
 from tether.websocket import HandshakeError
 from tether.websocket.handshake import wants_websocket
+from tether_server.accesslog import peer_text
 from tether_server.forwarded import apply_forwarding
 from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import log_access, tagged
@@ -395,9 +396,4 @@ class Exchange:
             conn.response_done(now)
 
 
-def peer_text(host: str, port: object) -> str:
-    """``host:port`` for logs (``[host]:port`` for IPv6)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-__all__ = ["Exchange", "peer_text"]
+__all__ = ["Exchange"]
