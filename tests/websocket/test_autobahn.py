@@ -5,10 +5,10 @@ with kosoku's case logic) on an ephemeral port of 127.0.0.1.
 
 This is the core with the plainest I/O around it, and a sample is enough: sections 1-10
 whole and one case per permessage-deflate negotiation variant (``SAMPLE_GROUPS``, seconds).
-The servers' runs over the same core take every section, compression included
-(tests/server_asyncio, tests/server_threaded). ``TETHER_AUTOBAHN_FULL=1`` runs all 517
-cases here, the 42 large-message deflate cases the servers' runs leave out among them:
-about 4 minutes on 2 quiet cores, most of it in zlib.
+The servers' runs over the same core add every message size and fragmentation of 12.1 and
+13.1 (``SERVER_SAMPLE_GROUPS``; tests/server_asyncio, tests/server_threaded).
+``TETHER_AUTOBAHN_FULL=1`` runs all 517 cases here and on the servers: about 4 minutes on 2
+quiet cores for this one, most of it in zlib.
 """
 
 from __future__ import annotations
