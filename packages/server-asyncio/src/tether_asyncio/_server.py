@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
-from anyio.streams.tls import TLSStream
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from tether.serving import ConnectionGate
 from tether.serving_cycle import RULES
@@ -21,8 +21,9 @@ from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
 from tether_asyncio._state import ServerState, error_log
 from tether_asyncio._stream import FastStream, ReadBuffer
-from tether_asyncio._tls import CountedStream, TLSInfo
+from tether_asyncio._tls import CountedStream
 from tether_asyncio._types import Stream
+from tether_server.asgi_tls import TLSInfo
 from tether_server.logfiles import REOPEN_SIGNAL, on_reopen_signal
 from tether_server.server_metrics import byte_totals
 from tether_server.startup import (
@@ -309,7 +310,7 @@ class Server:
                 if tls_stream is None:
                     return
                 assert self._tls is not None
-                tls = self._tls.extension(tls_stream)
+                tls = self._tls.extension(tls_stream.extra(TLSAttribute.ssl_object))
                 byte_stream = tls_stream if cell is None else CountedStream(tls_stream, cell)
             await HTTPConnection(state, byte_stream, client=client, server=server, tls=tls).run()
         except Exception:
