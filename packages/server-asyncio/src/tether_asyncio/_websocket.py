@@ -14,9 +14,8 @@ from anyio import EndOfStream
 
 from tether import websocket as ws
 from tether.errors import RemoteProtocolError
-from tether.http1 import Data, EndOfMessage, Request, Response
-from tether.serving import decode_path, split_target
-from tether.serving_driver import Next
+from tether.http1 import Request, Response
+from tether.serving_asgi import handshake_refusal, websocket_scope
 from tether_asyncio._exchange import RequestCycle, new_response
 from tether_asyncio._state import Owner, access_log, error_log
 from tether_asyncio._types import READ_SIZE, STREAM_GONE, ClientDisconnected, Message
@@ -30,70 +29,41 @@ if TYPE_CHECKING:
 async def serve_websocket(owner: Owner, request: Request) -> None:
     """Run one WebSocket request (upgrade or denial); the connection always ends after it (on
     a protocol error, with the driver's output, which the connection sends)."""
-    driver = owner.driver
     state = owner.state
-    # The upgrade request has no body; take its EndOfMessage so the core may switch protocols.
-    while type(event := driver.next_event(state.clock)) is not EndOfMessage:
-        if event is Next.READ:
-            try:
-                data = await owner.stream.receive(READ_SIZE)
-            except EndOfStream:
-                data = b""
-            except STREAM_GONE:
-                return
-            if driver.receive(data, state.clock) is Next.CLOSE:
-                return
-        elif type(event) is not Data:
+    # The HTTP side of the handshake: the 101, a denial, or a canned 400/426/403/500.
+    http = RequestCycle(owner, new_response(owner, request))
+    # The upgrade request's end lets the core switch protocols. It has no body: one it has
+    # anyway is read and dropped, within the core's deadlines and limits, as any request's.
+    while not http.body_done:
+        if (await http.receive())["type"] == "http.disconnect":
             return
 
     deflate = ws.DeflateOptions() if state.config.ws_per_message_deflate else None
     check = ws.server_handshake(request, deflate=deflate)
     if isinstance(check, ws.Rejected):
         # Not a valid version-13 upgrade: the core's 400/426, without calling the app.
-        cycle = RequestCycle(owner, new_response(owner, request))
-        await cycle.send_canned(Response(check.status_code, check.headers), check.body)
+        await http.send_canned(Response(check.status_code, check.headers), check.body)
         return
 
-    raw_path, query = split_target(request.target)
-    try:
-        path = decode_path(raw_path)
-    except RemoteProtocolError as exc:
-        driver.refuse(exc)
-        return
-    subprotocols: list[str] = []
-    for name, value in request.headers:
-        if name == b"sec-websocket-protocol":
-            subprotocols.extend(
-                p.strip().decode("ascii", "replace") for p in value.split(b",") if p.strip()
-            )
-    root_path = state.root_path
     client, scheme = owner.client, owner.scheme
     if state.proxies is not None:
         client, scheme = state.proxies.resolve(request.headers, client, scheme)
-    extensions: dict[str, Any] = {"websocket.http.response": {}}
-    if owner.tls is not None:
-        extensions["tls"] = owner.tls
-    scope: dict[str, Any] = {
-        "type": "websocket",
-        # Each scope its own dict: an app that writes to it changes no other request's.
-        # 2.5: ``reason`` in ``websocket.disconnect`` and ``websocket.close``.
-        "asgi": {"version": "3.0", "spec_version": "2.5"},
-        "http_version": "1.1",
-        "scheme": "wss" if scheme == "https" else "ws",
-        "server": owner.server,
-        "client": client,
-        "root_path": root_path,
-        "path": root_path + path,
-        "raw_path": root_path.encode("utf-8") + raw_path,
-        "query_string": query,
-        "headers": request.headers,
-        "subprotocols": subprotocols,
-        "state": state.app_state.copy(),
-        "extensions": extensions,
-    }
-    session = ASGIWebSocket(owner, request, deflate)
-    if session.http.response.tag is not None:
-        scope["extensions"].update(app_entries(session.http.response))
+    try:
+        scope = websocket_scope(
+            request,
+            scheme=scheme,
+            server=owner.server,
+            client=client,
+            root_path=state.root_path,
+            state=state.app_state,
+            tls=owner.tls,
+        )
+    except RemoteProtocolError as exc:
+        owner.driver.refuse(exc)
+        return
+    if http.response.tag is not None:
+        scope["extensions"].update(app_entries(http.response))
+    session = ASGIWebSocket(owner, request, http, deflate)
     owner.websocket = session
     state.in_flight += 1
     try:
@@ -106,7 +76,13 @@ async def serve_websocket(owner: Owner, request: Request) -> None:
 class ASGIWebSocket:
     """The ASGI ``receive``/``send`` pair of one WebSocket connection."""
 
-    def __init__(self, owner: Owner, request: Request, deflate: ws.DeflateOptions | None) -> None:
+    def __init__(
+        self,
+        owner: Owner,
+        request: Request,
+        http: RequestCycle,
+        deflate: ws.DeflateOptions | None,
+    ) -> None:
         self.owner = owner
         self.request = request
         self.deflate = deflate
@@ -128,7 +104,7 @@ class ASGIWebSocket:
         self._early = b""
         self.group: TaskGroup | None = None
         #: The HTTP side of the handshake: the 101, a denial, or the canned 403/500.
-        self.http = RequestCycle(owner, new_response(owner, request))
+        self.http = http
         self.started = 0.0
 
     async def run(self, scope: dict[str, Any]) -> None:
@@ -157,7 +133,7 @@ class ASGIWebSocket:
             elif io is None:
                 if not owner.closed and not self.refused:
                     # ASGI: returning (or failing) before accepting is an HTTP 403 (or 500).
-                    await self._refuse(500 if failed else 403)
+                    await self._refuse(failed)
             else:
                 io.app_returned()
                 await io.close(1011 if failed else 1000, "")
@@ -169,18 +145,12 @@ class ASGIWebSocket:
             ending = (io.rules.ending_code, anyio.current_time() - self.started)
             log_access(access_log, self.http.response, websocket=ending)
 
-    async def _refuse(self, status: int) -> None:
+    async def _refuse(self, failed: bool) -> None:
         """Answer the handshake with a 403 (the app closed) or a 500 (it failed); the connection
         then ends, and a ``receive()`` waiting for the answer gets ``websocket.disconnect``."""
         self.refused = True
         await self._stop_watching()
-        body = b"Internal Server Error\n" if status == 500 else b"Forbidden\n"
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode("ascii")),
-            (b"connection", b"close"),
-        ]
-        await self.http.send_canned(Response(status, headers), body)
+        await self.http.send_canned(*handshake_refusal(failed))
         self._set_disconnect(1006)
         self.answered.set()
 
@@ -256,7 +226,7 @@ class ASGIWebSocket:
             elif not self.refused:
                 # The 403 goes out now: the app may wait in receive() for the disconnect
                 # (Django Channels closes in connect(), then reads until disconnect).
-                await self._refuse(403)
+                await self._refuse(failed=False)
         elif kind in ("websocket.http.response.start", "websocket.http.response.body"):
             if io is not None or self.refused:
                 raise RuntimeError(f"{kind} after the handshake was answered")
