@@ -215,10 +215,11 @@ class Connection:
             selector.modify(self.sock, want, self)
         self.registered = want
 
-    def interest_changed(self) -> None:
-        """``want`` changed: sync it now on the loop thread, else ask the loop to (any thread)."""
+    def apply(self) -> None:
+        """``want`` or closing changed: :meth:`service` now on the loop thread, else ask the
+        loop to (any thread)."""
         if self.loop.in_loop():
-            self.sync()
+            self.service(time.monotonic())
         else:
             self.loop.call_soon(self, wake=True)
 
@@ -273,7 +274,7 @@ class Connection:
                 metrics.timeout("websocket")
             self.ws_flush(self.session, now)  # reschedules or closes
         elif self.phase is Phase.HTTP and self.driver.timeout(now) is Next.CLOSE:
-            self.close_with_output(now)
+            self.close_with_output()
         else:
             self.schedule(now)
 
@@ -309,7 +310,7 @@ class Connection:
         if data is None:
             return
         if self.driver.receive(data, now) is Next.CLOSE:
-            self.close_with_output(now)
+            self.close_with_output()
             return
         self.pump(now)
 
@@ -340,7 +341,7 @@ class Connection:
         self.want_read = True
         if not self.want & READ:
             self.want |= READ
-            self.interest_changed()
+            self.apply()
 
     def pump(self, now: float) -> None:
         """Take events out of the core until it needs bytes or waits for the application.
@@ -357,7 +358,7 @@ class Connection:
                     exchange = self.loop.make_exchange(self, event)  # type: ignore[arg-type]
                 except ProtocolError as exc:
                     driver.refuse(exc)
-                    self.close_with_output(now)
+                    self.close_with_output()
                     return
                 self.exchange = exchange
                 self.busy = True
@@ -387,7 +388,7 @@ class Connection:
                     body.feed(event.data)  # type: ignore[union-attr]
                 except ProtocolError as exc:
                     driver.refuse(exc)
-                    self.close_with_output(now)
+                    self.close_with_output()
                     return
             elif event is Next.READ:
                 self._read_again()
@@ -398,7 +399,7 @@ class Connection:
                 self.want_read = False
                 return
             else:
-                self.close_with_output(now)
+                self.close_with_output()
                 return
 
     def _start_body(self, exchange: Job, now: float) -> None:
@@ -452,7 +453,7 @@ class Connection:
         # leaves the connection open: the client may be sending its next request already.
         step = self.driver.finish(now, closing=self.loop.draining and not self.loop.handover)
         if step is Next.CLOSE:
-            self.close_soon(now)
+            self.close_soon()
         elif step is Next.READ:
             # The common case: nothing pipelined, the socket still watched. The only deadline is
             # now the keep-alive one, which an earlier timer entry may cover.
@@ -516,11 +517,8 @@ class Connection:
         """Watch for writability, the write timeout running from now (any thread)."""
         if not self.want & WRITE:
             self.want |= WRITE
-            now = time.monotonic()
-            self.io_deadline = now + self.loop.config.timeout_write
-            self.interest_changed()
-            if self.loop.in_loop():
-                self.schedule(now)
+            self.io_deadline = time.monotonic() + self.loop.config.timeout_write
+            self.apply()  # on the loop thread, the write deadline is scheduled at once
 
     def on_writable(self, now: float) -> None:
         """The socket is writable (loop thread): flush the queue."""
@@ -553,7 +551,7 @@ class Connection:
         if self.session is not None and self.session.held is not None:
             self.ws_resume(self.session)
 
-    def close_with_output(self, now: float) -> None:
+    def close_with_output(self) -> None:
         """The driver said CLOSE: send what it has to say (an error response), then close."""
         driver = self.driver
         _log.debug("%s: %s; closing", self.client, driver.reason)
@@ -564,7 +562,7 @@ class Connection:
                 self.write(driver.output, wait=False)
             except ClientDisconnected:
                 return
-        self.close_soon(now)
+        self.close_soon()
 
     def _handshake(self, now: float) -> None:
         try:
@@ -607,7 +605,7 @@ class Connection:
             except ClientDisconnected:
                 return
         if session.ws.should_close_tcp:
-            self.close_soon(now)
+            self.close_soon()
         else:
             self.schedule(now)
 
@@ -616,22 +614,18 @@ class Connection:
         was held back and may resume (any thread)."""
         if session.resume(len(self.outbuf)) and not self.driver.eof and not self.want & READ:
             self.want |= READ
-            self.interest_changed()
+            self.apply()
 
     # -- closing ----------------------------------------------------------------------------------
 
-    def close_soon(self, now: float) -> None:
+    def close_soon(self) -> None:
         """Close once everything queued is sent (any thread)."""
         if self.closing:
             return
         self.closing = True
         self.cond.notify_all()
-        if self.outbuf:
-            return  # on_writable finishes the close
-        if self.loop.in_loop():
-            self._finish_close(now)
-        else:
-            self.loop.call_soon(self, wake=True)
+        if not self.outbuf:  # else on_writable finishes the close
+            self.apply()
 
     def break_(self) -> None:
         """The socket failed: drop what is queued and close (any thread)."""
@@ -639,10 +633,7 @@ class Connection:
         self.closing = True
         self.outbuf.clear()
         self.cond.notify_all()
-        if self.loop.in_loop():
-            self.close_now()
-        else:
-            self.loop.call_soon(self, wake=True)
+        self.apply()
 
     def _finish_close(self, now: float) -> None:
         if self.broken or self.tls or self.phase is not Phase.HTTP or self.driver.eof:

@@ -223,7 +223,7 @@ class Loop:
         if health is not None:
             conn.response_done(now)
         else:
-            conn.close_soon(now)
+            conn.close_soon()
 
     def admit(self, upgrade: bool) -> bool:
         """Count a request in, unless the server is at ``limit_concurrency`` (an upgrade: a
@@ -356,7 +356,7 @@ class Loop:
                 if timers and timers[0][0] <= now:
                     self._run_timers(now)
                 if self._fresh_until is not None and now >= self._fresh_until:
-                    self._close_fresh(now)
+                    self._close_fresh()
                 if batch:
                     queue_jobs(batch)
                     batch.clear()
@@ -460,7 +460,7 @@ class Loop:
                     # the way (not retried by clients): it gets a grace (_close_fresh), and a
                     # TLS handshake under way goes on (bounded by its timeout).
                     if not self.handover and conn.core.request_count:
-                        conn.close_soon(now)
+                        conn.close_soon()
                 elif conn.phase is Phase.WEBSOCKET:
                     conn.ws_close(RULES.going_away_code, RULES.going_away_reason, now)
         if not self.handover:
@@ -468,13 +468,13 @@ class Loop:
         if self.conns:
             _log.info("%s", draining_message(len(self.conns)))
 
-    def _close_fresh(self, now: float) -> None:
+    def _close_fresh(self) -> None:
         """Draining, past RULES.fresh_grace_seconds: close connections that sent nothing."""
         self._fresh_until = None
         for conn in list(self.conns):
             with conn.lock:
                 if conn.phase is Phase.HTTP and not conn.busy and conn.core.fresh:
-                    conn.close_soon(now)
+                    conn.close_soon()
 
     def _cleanup(self) -> None:
         for conn in list(self.conns):

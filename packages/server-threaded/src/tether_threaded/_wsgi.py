@@ -192,7 +192,7 @@ class Exchange:
             conn = self.conn
             _log.debug("%s: %s", conn.client, exc)
             with conn.lock:
-                conn.close_soon(time.monotonic())
+                conn.close_soon()
         except BaseException as exc:
             conn, upgrade = self.conn, self.upgrade
             # BaseException too: a SystemExit from the app must still end its response (else the
@@ -387,7 +387,7 @@ class Exchange:
             if not out:
                 # Committed (or already complete): the connection cannot carry another response.
                 conn.core.send_failed()
-                conn.close_soon(now)
+                conn.close_soon()
                 return
             try:
                 conn.write(out)
