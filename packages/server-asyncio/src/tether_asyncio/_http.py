@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 #: requests never are), before :func:`wants_websocket` reads its value.
 _UPGRADE = frozenset((b"upgrade",))
 _name = itemgetter(0)
-#: Writes on streams without their own write timeout (trio) are timed in pieces this large.
-_WRITE_PIECE = 256 * 1024
 # Bound once: an Enum class attribute is slow to read on Python 3.11 (EnumType.__getattr__).
 _READ = Next.READ
 _CLOSE = Next.CLOSE
@@ -71,8 +69,6 @@ class HTTPConnection:
         "stream",
         "tls",
         "websocket",
-        "write_since",
-        "write_timeout",
     )
 
     def __init__(
@@ -106,10 +102,6 @@ class HTTPConnection:
         self.cycle: RequestCycle | None = None
         #: The WebSocket session after an upgrade (for shutdown with 1001).
         self.websocket: Any = None
-        #: ``--timeout-write`` where this class enforces it (trio; on asyncio, FastStream does).
-        self.write_timeout = None if state.config.backend == "asyncio" else state.write_timeout
-        #: When the write under way began: the ticker cuts one stalled for ``write_timeout``.
-        self.write_since: float | None = None
         self.client = client
         self.client_text = peer_text(*client) if client else "-"  # "-": a Unix socket peer
         self.server = server
@@ -162,20 +154,9 @@ class HTTPConnection:
 
     def tick(self, now: float) -> None:
         """The server's ticker: end an :attr:`idle` connection whose deadline passed (the
-        driver keeps the 408 it may owe), or a write stalled past ``write_timeout``."""
-        if self.idle:
-            if self.driver.timeout(now) is _CLOSE:
-                self.interrupt()
-            return
-        since, timeout = self.write_since, self.write_timeout
-        if since is not None and timeout is not None and now - since > timeout:
-            error_log.debug("connection %d: no write progress for %s s; closing", self.id, timeout)
-            if self.state.metrics is not None:
-                self.state.metrics.timeout("write")
-            self.write_since = None
-            self.closed = True
-            if self.cancel_scope is not None:
-                self.cancel_scope.cancel()
+        driver keeps the 408 it may owe). (A stalled write is its stream's to time out.)"""
+        if self.idle and self.driver.timeout(now) is _CLOSE:
+            self.interrupt()
 
     def interrupt(self) -> None:
         """End an :attr:`idle` connection's wait (a timeout, or shutdown): :meth:`run` then
@@ -371,7 +352,8 @@ class HTTPConnection:
 
     async def write(self, data: bytes) -> None:
         """Send bytes, waiting while the peer is slow; a client that takes nothing for
-        ``--timeout-write`` seconds is disconnected (:class:`ClientDisconnected`)."""
+        ``--timeout-write`` seconds (the stream's :class:`~tether_asyncio._stream.WriteTimeout`)
+        is disconnected (:class:`ClientDisconnected`)."""
         if self.closed:
             raise ClientDisconnected("the client has disconnected")
         try:
@@ -379,31 +361,11 @@ class HTTPConnection:
             if fast is not None:
                 if fast.write(data):
                     await fast.flush()
-            elif self.write_timeout is None:
-                await self.stream.send(data)
-            elif len(data) <= _WRITE_PIECE:
-                # _write_within() of one piece, inlined (a coroutine less per response).
-                self.write_since = self.state.clock
-                try:
-                    await self.stream.send(data)
-                finally:
-                    self.write_since = None
             else:
-                await self._write_within(data)
+                await self.stream.send(data)
         except STREAM_GONE:
             self.closed = True
             raise ClientDisconnected("the client has disconnected") from None
-
-    async def _write_within(self, data: bytes) -> None:
-        # Each piece must leave within the timeout: a slow reader that keeps reading is
-        # served, one that stopped is cut by the ticker (tick).
-        stream = self.stream
-        try:
-            for start in range(0, len(data), _WRITE_PIECE):
-                self.write_since = self.state.clock
-                await stream.send(data[start : start + _WRITE_PIECE])
-        finally:
-            self.write_since = None
 
     # -- one request (the common path is inline in _serve) -------------------------------------
 

@@ -302,7 +302,9 @@ class Server:
             cell = None if self._ssl is None or metrics is None else metrics.cell()
             if self._trio_stream is not None:
                 raw = stream.extra(SocketAttribute.raw_socket)
-                stream = self._trio_stream(stream, raw, metrics if cell is None else None)
+                stream = self._trio_stream(
+                    stream, raw, state.write_timeout, metrics, count_bytes=cell is None
+                )
             byte_stream: Stream = stream
             tls = None
             if self._ssl is not None:

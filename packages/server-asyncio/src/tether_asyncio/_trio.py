@@ -4,13 +4,15 @@ anyio's trio stream yields to the scheduler on every receive and send, even when
 the bytes ready or took them at once. :class:`TrioStream` tries the non-blocking call first and
 waits (cancellably) only when it would block; like :class:`tether_asyncio._stream.FastStream`
 it yields after every send and every :data:`~tether_asyncio._stream.SEND_BUDGET` bytes read, so
-a busy client cannot starve the others or hold off a cancellation. Imported only with
-``--backend trio``; under TLS, anyio's TLS stream runs over it.
+a busy client cannot starve the others or hold off a cancellation, and a write that makes no
+progress for ``write_timeout`` seconds fails with :class:`~tether_asyncio._stream.WriteTimeout`.
+Imported only with ``--backend trio``; under TLS, anyio's TLS stream runs over it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,7 @@ import trio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 from trio.lowlevel import checkpoint, wait_readable, wait_writable
 
-from tether_asyncio._stream import SEND_BUDGET, SEND_COST
+from tether_asyncio._stream import SEND_BUDGET, SEND_COST, WriteTimeout
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -30,18 +32,28 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 
 class TrioStream:
     """The subset of :class:`anyio.abc.ByteStream` the server uses, over the socket of anyio's
-    ``stream`` (closed through it); with ``metrics``, it counts its bytes in a cell."""
+    ``stream`` (closed through it); with ``metrics``, it counts its write timeouts and, unless
+    told not to (a TLS stream over it counts the decrypted bytes), its bytes in a cell."""
 
-    __slots__ = ("_budget", "_cell", "_sock", "_stream")
+    __slots__ = ("_budget", "_cell", "_metrics", "_sock", "_stream", "_write_timeout")
 
     def __init__(
-        self, stream: Any, sock: socket.socket, metrics: ServerMetrics | None = None
+        self,
+        stream: Any,
+        sock: socket.socket,
+        write_timeout: float | None = None,
+        metrics: ServerMetrics | None = None,
+        *,
+        count_bytes: bool = True,
     ) -> None:
         self._stream = stream
         self._sock = sock
         self._budget = SEND_BUDGET
+        #: Seconds a write may wait for the peer without progress (inf: forever).
+        self._write_timeout = math.inf if write_timeout is None else write_timeout
+        self._metrics = metrics
         # Made on the trio thread, the one that runs every read and write of this stream.
-        self._cell = None if metrics is None else metrics.cell()
+        self._cell = metrics.cell() if metrics is not None and count_bytes else None
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """The next bytes from the peer; raises ``EndOfStream`` at EOF."""
@@ -73,7 +85,13 @@ class TrioStream:
             try:
                 sent = sock.send(view)
             except _WOULD_BLOCK:
-                await _wait(wait_writable, sock)
+                # Writable again means progress: the peer read something since the last wait.
+                with trio.move_on_after(self._write_timeout) as scope:
+                    await _wait(wait_writable, sock)
+                if scope.cancelled_caught:
+                    if self._metrics is not None:
+                        self._metrics.timeout("write")
+                    raise WriteTimeout(f"no write progress for {self._write_timeout} s") from None
                 self._budget = SEND_BUDGET
                 continue
             except OSError as exc:
