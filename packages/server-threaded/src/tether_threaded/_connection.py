@@ -35,8 +35,9 @@ from tether.serving_wsgi import WSGIApp
 from tether_server.recycling import RequestBudget
 from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import Tagger
+from tether_server.wsgi_body import BodyBuffer
 from tether_threaded._config import Config
-from tether_threaded._input import BodyBuffer, ClientDisconnected, StreamedBody
+from tether_threaded._input import ClientDisconnected, StreamedBody
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE

@@ -34,9 +34,10 @@ from tether.serving_wsgi import Environ, WSGIApp, gathered_body, server_environ
 from tether_server.accesslog import peer_text
 from tether_server.server_metrics import byte_totals
 from tether_server.startup import drain_timeout_message, draining_message
+from tether_server.wsgi_body import BodyBuffer
 from tether_threaded._config import Config
 from tether_threaded._connection import READ, WRITE, Connection, Phase
-from tether_threaded._input import BodyBuffer, ClientDisconnected
+from tether_threaded._input import ClientDisconnected
 from tether_threaded._pool import STALL, Pool
 from tether_threaded._wsgi import Exchange
 
