@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -26,7 +25,9 @@ class Lifespan:
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.mode = state.config.lifespan
-        self._send_stream, self._receive_stream = anyio.create_memory_object_stream[Message](2)
+        #: Calls of the app's ``receive`` so far (the first gets startup, the second shutdown).
+        self._received = 0
+        self._shutdown_asked = anyio.Event()
         self._startup_done = anyio.Event()
         self._shutdown_done = anyio.Event()
         self._failure: str | None = None
@@ -35,13 +36,8 @@ class Lifespan:
     async def startup(self, task_group: TaskGroup) -> None:
         """Run startup; raise :class:`LifespanFailure` if the app reports or raises a failure."""
         if self.mode == "off":
-            self._send_stream.close()  # never used: closed, as anyio asks of every stream
-            self._receive_stream.close()
             return
         task_group.start_soon(self._main)
-        # The app may return at once (it does not speak lifespan): then the stream is broken.
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await self._send_stream.send({"type": "lifespan.startup"})
         await self._startup_done.wait()
         if self._failure is not None:
             raise LifespanFailure(self._failure)
@@ -49,11 +45,8 @@ class Lifespan:
     async def shutdown(self) -> None:
         """Run shutdown, if startup ran; failures are logged."""
         if self.mode == "off" or self._unsupported or self._shutdown_done.is_set():
-            return
-        try:
-            await self._send_stream.send({"type": "lifespan.shutdown"})
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return
+            return  # an app that returned has set _shutdown_done
+        self._shutdown_asked.set()
         await self._shutdown_done.wait()
 
     async def _main(self) -> None:
@@ -63,7 +56,7 @@ class Lifespan:
             "state": self.state.app_state,
         }
         try:
-            await self.state.app(scope, self._receive_stream.receive, self._send)
+            await self.state.app(scope, self._receive, self._send)
         except Exception as exc:
             if not self._startup_done.is_set() and self.mode == "auto":
                 # Many apps raise on an unknown scope type: that means "no lifespan support".
@@ -84,8 +77,17 @@ class Lifespan:
         finally:
             self._startup_done.set()
             self._shutdown_done.set()
-            self._receive_stream.close()
-            self._send_stream.close()  # a later shutdown() finds it closed and returns
+
+    async def _receive(self) -> Message:
+        """The app's ``receive``: ``lifespan.startup`` at once, ``lifespan.shutdown`` when the
+        server stops, and nothing after it."""
+        self._received += 1
+        if self._received == 1:
+            return {"type": "lifespan.startup"}
+        await self._shutdown_asked.wait()
+        if self._received > 2:
+            await anyio.sleep_forever()
+        return {"type": "lifespan.shutdown"}
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]
