@@ -88,9 +88,8 @@ class Exchange:
             apply_forwarding(environ, proxies)
             address = environ.get("REMOTE_ADDR")
             if address != base.get("REMOTE_ADDR") and address is not None:
-                port = environ.get("REMOTE_PORT")
-                if port is not None:
-                    client = peer_text(address, port)  # a trusted proxy named the client
+                # A trusted proxy named the client (apply_forwarding sets its port with it).
+                client = peer_text(address, environ["REMOTE_PORT"])
         if "REMOTE_ADDR" not in environ:
             # A Unix socket peer has no address, but CGI (RFC 3875 4.1.8) says REMOTE_ADDR is
             # always set: "localhost", as waitress's Unix server has it (gunicorn sends "").
