@@ -37,7 +37,7 @@ async def _pair() -> tuple[SocketStream, socket.socket]:
 
 
 def _wrap(stream: SocketStream) -> TrioStream:
-    return TrioStream(stream, stream.extra(SocketAttribute.raw_socket))
+    return TrioStream(stream.extra(SocketAttribute.raw_socket))
 
 
 def test_ready_bytes_are_taken_without_a_pass_and_a_send_makes_one() -> None:

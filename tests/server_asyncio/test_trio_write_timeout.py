@@ -9,7 +9,6 @@ import threading
 
 import anyio
 import pytest
-from anyio.abc import SocketAttribute, SocketListener
 
 trio = pytest.importorskip("trio")
 
@@ -28,23 +27,22 @@ class _Metrics:
         self.timeouts.append(kind)
 
 
-async def _stream(write_timeout: float, metrics: _Metrics) -> tuple[TrioStream, socket.socket]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    listener = await SocketListener.from_socket(sock)
-    client = socket.create_connection(sock.getsockname())
-    server = await listener.accept()
-    await listener.aclose()
-    raw = server.extra(SocketAttribute.raw_socket)
-    stream = TrioStream(server, raw, write_timeout, metrics, count_bytes=False)  # type: ignore[arg-type]
+def _stream(write_timeout: float, metrics: _Metrics) -> tuple[TrioStream, socket.socket]:
+    """A TrioStream over the server side of a TCP connection, and the client's socket."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = socket.create_connection(listener.getsockname())
+        sock, _ = listener.accept()
+    sock.setblocking(False)
+    stream = TrioStream(sock, write_timeout, metrics, count_bytes=False)  # type: ignore[arg-type]
     return stream, client
 
 
 def test_a_write_the_peer_never_takes_times_out_and_is_counted() -> None:
     async def main() -> None:
         metrics = _Metrics()
-        stream, client = await _stream(0.3, metrics)
+        stream, client = _stream(0.3, metrics)
         with anyio.fail_after(10), pytest.raises(WriteTimeout):
             while True:  # the peer never reads: the buffers fill, then no progress
                 await stream.send(b"x" * 65536)
@@ -58,7 +56,7 @@ def test_a_write_the_peer_never_takes_times_out_and_is_counted() -> None:
 def test_a_peer_that_keeps_reading_is_served() -> None:
     async def main() -> None:
         metrics = _Metrics()
-        stream, client = await _stream(0.5, metrics)
+        stream, client = _stream(0.5, metrics)
         total = 8 * 1024 * 1024
         received = 0
 

@@ -8,10 +8,11 @@ import signal
 import socket
 import ssl
 import threading
+from functools import partial
 from typing import Any
 
 import anyio
-from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from tether.serving import ConnectionGate
@@ -72,9 +73,9 @@ class Server:
         self._tls: TLSInfo | None = None
         #: What every asyncio connection reads its socket into (see _stream.ReadBuffer).
         self._read_buffer = ReadBuffer()
-        #: On trio, what a plain connection's socket is served through (see _trio.TrioStream).
+        #: On trio, what a connection's socket is served through (see _trio.TrioStream).
         self._trio_stream: Any = None
-        #: The asyncio connections' tasks (see _accept_asyncio).
+        #: The asyncio connections' tasks (see _accept).
         self._tasks: set[asyncio.Task[None]] = set()
         self._gate = ConnectionGate(config.limit_connections, config.limit_connections_low)
 
@@ -146,9 +147,8 @@ class Server:
         state.refresh(anyio.current_time())
         self._exit = anyio.Event()
         self.address = sock.getsockname()
-        # On asyncio the server accepts with the loop's public API and serves each socket
-        # through its own protocol (_stream.FastStream); trio uses anyio's listener.
-        listener = None if config.backend == "asyncio" else await SocketListener.from_socket(sock)
+        # The server accepts on the socket itself and serves each connection's socket through
+        # its own stream: _stream.FastStream (an asyncio protocol) or _trio.TrioStream.
         if config.backend == "trio":
             from tether_asyncio._trio import TrioStream  # trio is optional: only imported here
 
@@ -168,7 +168,7 @@ class Server:
             except LifespanFailure as exc:
                 error_log.error("application startup failed: %s", exc)
                 self.exit_code = STARTUP_FAILURE
-                await self._close_listener(listener, sock)
+                sock.close()
                 root.cancel_scope.cancel()
                 return
             where = where_text(self.address, tls=config.is_ssl, uds=config.uds)
@@ -181,10 +181,7 @@ class Server:
                 # Left only once the accept task has: the socket is closed after it, or a
                 # selector callback still registered for it would fire on a closed descriptor.
                 async with anyio.create_task_group() as accepting:
-                    if listener is None:
-                        accepting.start_soon(self._accept_asyncio, sock)
-                    else:
-                        accepting.start_soon(self._accept, listener, connections)
+                    accepting.start_soon(self._accept, sock, connections)
                     self.ready.set()
                     # A --workers supervisor (or systemd) waits for it; heartbeats on the tick.
                     self._link = notify_serving(config.notify_fd)
@@ -192,7 +189,7 @@ class Server:
                     if self._link is not None:
                         self._link.stopping()  # a lone server's STOPPING=1 to systemd
                     accepting.cancel_scope.cancel()
-                await self._close_listener(listener, sock)
+                sock.close()
                 await self._drain(state)
                 self._cancel_tasks()
                 connections.cancel_scope.cancel()
@@ -202,53 +199,29 @@ class Server:
                 await lifespan.shutdown()
             root.cancel_scope.cancel()
 
-    @staticmethod
-    async def _close_listener(listener: SocketListener | None, sock: socket.socket) -> None:
-        if listener is not None:
-            await listener.aclose()
-        else:
-            sock.close()
-
     # -- accepting -------------------------------------------------------------------------------
 
-    async def _accept(self, listener: SocketListener, group: TaskGroup) -> None:
+    async def _accept(self, sock: socket.socket, group: TaskGroup) -> None:
+        # On the socket itself, on both backends. Not loop.sock_accept: cancelling it at
+        # shutdown races its selector callback, which can accept a connection into a cancelled
+        # future; here the wait only says "readable", so cancelling takes nothing. On asyncio
+        # each connection is a bare task of the loop: anyio's start_soon costs ~7x the task
+        # itself (a task handle, a cancel scope, an event); trio's are the connections group's.
         gate = self._gate
-        while True:
-            if not gate.accepting:
-                self._resume = anyio.Event()
-                await self._resume.wait()
-            try:
-                stream = await listener.accept()
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return  # the listener closed: shutting down
-            except OSError as exc:
-                # Out of file descriptors and the like: wait a little instead of spinning.
-                error_log.warning("accept failed: %s", exc)
-                await anyio.sleep(0.1)
-                continue
-            gate.opened()
-            group.start_soon(self._connection, stream)
-
-    async def _accept_asyncio(self, sock: socket.socket) -> None:
-        # Each connection is a bare task of the loop: anyio's start_soon costs ~7x the task
-        # itself (a task handle, a cancel scope, an event). Not loop.sock_accept: cancelling it
-        # at shutdown races its selector callback, which can accept a connection into a
-        # cancelled future; here the reader only says "readable", so cancelling takes nothing.
-        gate = self._gate
-        loop = asyncio.get_running_loop()
         sock.setblocking(False)
         tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
-        fd = sock.fileno()
+        if self._trio_stream is None:
+            loop = asyncio.get_running_loop()
+            readable = partial(_readable, loop, sock.fileno())
+        else:
+            from trio.lowlevel import checkpoint, wait_readable
+
+            readable = partial(wait_readable, sock)
         while True:
             if not gate.accepting:
                 self._resume = anyio.Event()
                 await self._resume.wait()
-            readable = loop.create_future()
-            loop.add_reader(fd, _wake, readable)
-            try:
-                await readable
-            finally:
-                loop.remove_reader(fd)
+            await readable()
             # Take what the backlog holds (up to the gate), not one per wake-up.
             while gate.accepting:
                 try:
@@ -265,46 +238,49 @@ class Server:
                     with contextlib.suppress(OSError):
                         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 gate.opened()
-                task = loop.create_task(self._connection(client))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                if self._trio_stream is None:
+                    task = loop.create_task(self._connection(client))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                else:
+                    group.start_soon(self._connection, client)
+                    # Its first turn before the next accept, as with trio's own accept: trio
+                    # runs a batch of new tasks in random order, and connections are served
+                    # in the order they came (asyncio's tasks start in order).
+                    await checkpoint()
 
-    async def _connection(self, accepted: SocketStream | socket.socket) -> None:
-        """Serve one accepted connection: an anyio stream (trio) or a socket (asyncio)."""
+    async def _connection(self, accepted: socket.socket) -> None:
+        """Serve one accepted connection's socket."""
         state = self.state
         assert state is not None
         stream: Any = None
+        # Under TLS the byte counters (--metrics-port) count decrypted bytes, as on every
+        # server (CountedStream), not those of the stream under the TLS stream.
+        metrics = state.metrics
+        cell = None if self._ssl is None or metrics is None else metrics.cell()
         try:
             try:
-                if isinstance(accepted, socket.socket):
+                if self._trio_stream is None:
                     transport, stream = await asyncio.get_running_loop().connect_accepted_socket(
-                        lambda: FastStream(state.write_timeout, self._read_buffer, state.metrics),
+                        lambda: FastStream(state.write_timeout, self._read_buffer, metrics),
                         accepted,
                     )
                     # The transport looked these up already: share its objects.
                     peer = transport.get_extra_info("peername")
                     local = transport.get_extra_info("sockname")
                 else:
-                    stream = accepted
-                    peer = stream.extra(SocketAttribute.remote_address, None)
-                    local = stream.extra(SocketAttribute.local_address, None)
+                    stream = self._trio_stream(
+                        accepted, state.write_timeout, metrics, count_bytes=cell is None
+                    )
+                    peer, local = accepted.getpeername(), accepted.getsockname()
             except Exception:  # reset before we looked: no peer name, or no socket at all
-                if stream is None and isinstance(accepted, socket.socket):
+                if stream is None:
                     accepted.close()
                 else:
                     await anyio.aclose_forcefully(stream)
                 return
             client = _ip_address(peer)
             server = (local, None) if isinstance(local, str) else _ip_address(local)
-            # Under TLS the byte counters (--metrics-port) count decrypted bytes, as on every
-            # server (CountedStream), not those of the stream under the TLS stream.
-            metrics = state.metrics
-            cell = None if self._ssl is None or metrics is None else metrics.cell()
-            if self._trio_stream is not None:
-                raw = stream.extra(SocketAttribute.raw_socket)
-                stream = self._trio_stream(
-                    stream, raw, state.write_timeout, metrics, count_bytes=cell is None
-                )
             byte_stream: Stream = stream
             tls = None
             if self._ssl is not None:
@@ -436,6 +412,16 @@ def _ip_address(address: Any) -> tuple[str, int] | None:
 def run(app: Any, **options: Any) -> int:
     """Serve an ASGI app (an object or ``"module:attr"``) with :class:`Config` options."""
     return Server(Config(app=app, **options)).run()
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    """Wait until the listening socket ``fd`` has a connection to accept."""
+    readable = loop.create_future()
+    loop.add_reader(fd, _wake, readable)
+    try:
+        await readable
+    finally:
+        loop.remove_reader(fd)
 
 
 def _wake(readable: asyncio.Future[None]) -> None:

@@ -1,4 +1,4 @@
-"""The byte stream of one plain trio connection: the socket first, the scheduler only to wait.
+"""The byte stream of one trio connection: the socket first, the scheduler only to wait.
 
 anyio's trio stream yields to the scheduler on every receive and send, even when the kernel had
 the bytes ready or took them at once. :class:`TrioStream` tries the non-blocking call first and
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
-from trio.lowlevel import checkpoint, wait_readable, wait_writable
+from trio.lowlevel import checkpoint, notify_closing, wait_readable, wait_writable
 
 from tether_asyncio._stream import SEND_BUDGET, SEND_COST, WriteTimeout
 
@@ -31,22 +31,20 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 
 
 class TrioStream:
-    """The subset of :class:`anyio.abc.ByteStream` the server uses, over the socket of anyio's
-    ``stream`` (closed through it); with ``metrics``, it counts its write timeouts and, unless
-    told not to (a TLS stream over it counts the decrypted bytes), its bytes in a cell."""
+    """The subset of :class:`anyio.abc.ByteStream` the server uses, over an accepted,
+    non-blocking socket (which it closes); with ``metrics``, it counts its write timeouts and,
+    unless told not to (a TLS stream over it counts the decrypted bytes), its bytes in a cell."""
 
-    __slots__ = ("_budget", "_cell", "_metrics", "_sock", "_stream", "_write_timeout")
+    __slots__ = ("_budget", "_cell", "_metrics", "_sock", "_write_timeout")
 
     def __init__(
         self,
-        stream: Any,
         sock: socket.socket,
         write_timeout: float | None = None,
         metrics: ServerMetrics | None = None,
         *,
         count_bytes: bool = True,
     ) -> None:
-        self._stream = stream
         self._sock = sock
         self._budget = SEND_BUDGET
         #: Seconds a write may wait for the peer without progress (inf: forever).
@@ -106,9 +104,8 @@ class TrioStream:
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        """The socket stream's attributes (a TLS stream over this one merges them in)."""
-        attributes: Mapping[Any, Callable[[], Any]] = self._stream.extra_attributes
-        return attributes
+        """None (the server reads the addresses from the socket): for anyio's TLS stream."""
+        return {}
 
     async def send_eof(self) -> None:
         """Half-close: no more bytes from us."""
@@ -116,8 +113,11 @@ class TrioStream:
             self._sock.shutdown(socket.SHUT_WR)
 
     async def aclose(self) -> None:
-        """Close the connection (through anyio's stream, which tells trio first)."""
-        await self._stream.aclose()
+        """Close the connection; a task waiting on the socket gets ``ClosedResourceError``."""
+        if self._sock.fileno() != -1:
+            notify_closing(self._sock)  # trio asks to be told before the socket closes
+            self._sock.close()
+        await checkpoint()
 
 
 async def _wait(wait: Any, sock: socket.socket) -> None:
