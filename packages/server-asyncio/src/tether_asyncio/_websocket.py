@@ -1,8 +1,9 @@
 """One ASGI WebSocket session over the core's :mod:`tether.websocket` connection.
 
-The handshake and every frame are the core's; this module builds the scope, runs the app and
-answers the handshake (the ``101``, a denial, or the 403/500 of an app that closed or failed
-before accepting). After the ``101``, :class:`tether_asyncio._ws_io.WebSocketIO` moves messages.
+The handshake, every frame and the scope (:mod:`tether.serving_asgi`) are the core's; this
+module runs the app and answers the handshake (the ``101``, a denial, or the 403/500 of an app
+that closed or failed before accepting). After the ``101``,
+:class:`tether_asyncio._ws_io.WebSocketIO` moves messages.
 """
 
 from __future__ import annotations
