@@ -353,3 +353,41 @@ def test_a_standard_phrase_given_writes_the_line_it_would_build() -> None:
     assert head[0].startswith(b"HTTP/1.1 200 Fine\r\n")
     with pytest.raises(LocalProtocolError):
         _send.write_response(200, [], b"O\nK", head_request=False, http10=False, keep_alive=True)
+
+
+# Pieces of field lines: names (framing look-alikes among them), separators and values with the
+# bytes a smuggler would try (controls, a bare CR or LF, obs-text, whitespace at either end).
+_NAME_PIECES = st.sampled_from(
+    [b"Host", b"content-length", b"Content_Length", b"Transfer-Encoding", b"transfer.encoding",
+     b"X-Id", b"a", b"", b" Host", b"Ho st", b"H\x00", b"\xff", b"X\r", b"TransferEncoding"]
+)  # fmt: skip
+_VALUE_PIECES = st.sampled_from(
+    [b"", b" ", b"\t", b"v", b" v ", b"a b", b"\x80\xff", b"\x7f", b"\x00", b"\r", b"\n", b":"]
+)
+_LINES = st.lists(
+    st.builds(
+        lambda name, sep, values: name + sep + b"".join(values),
+        _NAME_PIECES,
+        st.sampled_from([b":", b": ", b" :", b""]),
+        st.lists(_VALUE_PIECES, max_size=4),
+    ),
+    max_size=14,
+)
+
+
+def _outcome(parse: object, lines: list[bytes]) -> object:
+    try:
+        return parse(lines)  # type: ignore[operator]
+    except InvalidFraming:
+        return None  # refused: the connection answers 400 either way
+
+
+@given(_LINES)
+def test_line_by_line_and_column_wise_field_parsers_agree(lines: list[bytes]) -> None:
+    """The two readers of field lines (``_head``: line by line up to ``_FEW_LINES`` lines,
+    column-wise past it) accept the same lines with the same fields and refuse the same."""
+    from tether.http1 import _head
+
+    few = _outcome(_head._parse_few_fields, lines)
+    many = _outcome(_head._parse_many_fields, lines) if lines else []
+    assert few == many

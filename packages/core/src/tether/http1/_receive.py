@@ -42,7 +42,7 @@ from tether.http1._head import (
     _connection_options,
     _diagnose_head,
     _parse_few_fields,
-    _parse_fields,
+    _parse_many_fields,
     _transfer_codings,
 )
 from tether.http1._tables import (
@@ -142,7 +142,7 @@ class RequestReader(BodyReader):
         """Parse the complete head ``buf[pos:end + 4]`` (``end`` is where CRLF CRLF starts).
 
         The size limits are checked first; then the request line by one
-        ``fullmatch``, and the field lines, split on CRLF, by ``_parse_fields``.
+        ``fullmatch``, and the field lines, split on CRLF, by ``_head._parse_fields``'s rules.
         This accepts exactly what the grammar in ``_abnf.REQUEST_HEAD`` accepts
         (a property test holds the two together); whatever it refuses goes to
         ``_diagnose_head`` for the precise error.
@@ -169,7 +169,7 @@ class RequestReader(BodyReader):
                 and (
                     headers := _parse_few_fields(lines)
                     if len(lines) <= _FEW_LINES
-                    else _parse_fields(lines)
+                    else _parse_many_fields(lines)
                 )
                 is not None
             ):
