@@ -71,8 +71,8 @@ def test_slow_reader_holds_back_the_application() -> None:
 
 def test_upload_is_gathered_before_the_app_runs_and_spooled_past_the_threshold() -> None:
     """The loop reads the whole body before a worker runs the app (no thread waits on the
-    client); beyond SPOOL_AT bytes it sits in a temporary file, not in memory. The app gets it
-    complete, with CONTENT_LENGTH."""
+    client); beyond tether_server.wsgi_body.SPOOL_AT bytes it sits in a temporary file, not in
+    memory. The app gets it complete, with CONTENT_LENGTH."""
     total = 8 * 1024 * 1024
     entered = threading.Event()
 
