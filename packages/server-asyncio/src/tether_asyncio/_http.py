@@ -18,9 +18,9 @@ import anyio
 from anyio import EndOfStream
 
 from tether.errors import BadRequest, RemoteProtocolError
-from tether.health import HealthState, Probe, health_response, probe_for
+from tether.health import Probe
 from tether.http1 import Request, ServerConnection, State
-from tether.serving import decode_path, no_tunnel_response, split_target
+from tether.serving import decode_path, split_target
 from tether.serving_cycle import RULES, CyclePhase, ResponseCycle
 from tether.serving_driver import ConnectionDriver, Next
 from tether.websocket.handshake import wants_websocket
@@ -176,14 +176,14 @@ class HTTPConnection:
         # the server runs; the lifespan state is filled in place).
         spend = state.spend_request
         websockets = state.websockets
-        health_prefix = state.health_prefix
+        screen = state.screen
         root_path = state.root_path
         raw_root = root_path.encode("utf-8")
         limit = state.limit_concurrency
         counting = state.count_in_flight
         # Whether a request may be answered in the app's place other than for CONNECT (a
         # health probe, --limit-concurrency): without either, one test per request.
-        screening = bool(health_prefix) or limit is not None
+        screening = screen.active
         probe: Probe | None = None
         app_state = state.app_state
         scheme = self.scheme
@@ -205,9 +205,8 @@ class HTTPConnection:
         while True:
             if step is _READ:
                 if (
-                    state.shutting_down
-                    and self.conn.request_count
-                    and not state.handover
+                    state.drain is not None
+                    and state.drain.closes_idle(self.conn.request_count)
                     and self.conn.their_state is _IDLE
                 ):
                     return
@@ -263,7 +262,7 @@ class HTTPConnection:
                 driver.refuse(exc)
                 break
             if screening:
-                probe = probe_for(raw_path, health_prefix) if health_prefix else None
+                probe = screen.probe(raw_path)
             if root_path:
                 path = root_path + path
                 raw_path = raw_root + raw_path
@@ -331,7 +330,8 @@ class HTTPConnection:
                 return
             # Handing over, a response begun before the shutdown (without "Connection: close")
             # leaves the connection open: the client may be sending its next request already.
-            step = driver.finish(state.clock, closing=state.shutting_down and not state.handover)
+            drain = state.drain
+            step = driver.finish(state.clock, closing=drain is not None and drain.closing)
             if step is _CLOSE:
                 return
         if driver.output:
@@ -372,19 +372,9 @@ class HTTPConnection:
     async def _answer(self, cycle: RequestCycle, probe: Probe | None) -> None:
         """Answer in the app's place: a health probe, CONNECT, or past --limit-concurrency."""
         state = self.state
-        if probe is not None:
-            # Before the app and past the concurrency limit: a busy server is not a dead one.
-            health = HealthState(
-                started=True,  # connections are accepted only after lifespan start-up
-                draining=state.shutting_down,
-                in_flight=state.in_flight,
-                limit_concurrency=state.limit_concurrency,
-                connections=len(state.connections),
-                limit_connections=state.config.limit_connections,
-            )
-            await cycle.send_canned(*health_response(probe, health))
-        elif cycle.response.request.method == b"CONNECT":
-            await cycle.send_canned(*no_tunnel_response())  # ASGI cannot run a tunnel
+        answer = state.screen.answer(cycle.response.request.method, probe, state.status)
+        if answer is not None:
+            await cycle.send_canned(*answer)
         else:
             await cycle.send_canned(*state.config.retry_after.response())
             if state.metrics is not None:

@@ -16,7 +16,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from tether.serving import ConnectionGate
-from tether.serving_cycle import RULES
+from tether.serving_drain import AtDrain, Drain
 from tether_asyncio._config import Config, ConfigError, bind_socket, create_ssl_context, load_app
 from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
@@ -63,8 +63,6 @@ class Server:
         self._exit: anyio.Event | None = None
         self._resume: anyio.Event | None = None
         self._drained: anyio.Event | None = None
-        #: Draining: when connections that have sent nothing yet are closed (RULES).
-        self._fresh_until: float | None = None
         self._connections_scope: anyio.CancelScope | None = None
         #: What this process tells its supervisor or systemd (set once serving).
         self._link: WorkerLink | None = None
@@ -341,10 +339,9 @@ class Server:
                 self._exit.set()
             for connection in list(state.connections):
                 connection.tick(now)
-            if self._fresh_until is not None and now >= self._fresh_until:
-                # Draining, past the grace: close the connections still waiting for a first
-                # request of which no byte came (one with part of a head keeps its timeout).
-                self._fresh_until = None
+            if state.drain is not None and state.drain.fresh_due(now):
+                # Past the grace: close the connections still waiting for a first request of
+                # which no byte came (one with part of a head keeps its timeout).
                 for connection in list(state.connections):
                     if connection.idle and connection.conn.fresh:
                         connection.interrupt()
@@ -373,22 +370,25 @@ class Server:
     async def _drain(self, state: ServerState) -> None:
         """Finish in-flight requests, close idle connections and WebSockets, within the limit."""
         state.shutting_down = True
+        grace = self.config.timeout_graceful_shutdown
+        drain = state.drain = Drain(anyio.current_time(), handover=state.handover, grace=grace)
         self._drained = anyio.Event()
         for connection in list(state.connections):
-            if connection.websocket is not None:
+            action = drain.at_start(
+                websocket=connection.websocket is not None,
+                idle=connection.idle,
+                requests=connection.conn.request_count,
+            )
+            if action is AtDrain.GOING_AWAY:
                 connection.websocket.going_away()
-            elif connection.idle and connection.conn.request_count and not state.handover:
-                # Idle between requests: close now. One that has read nothing yet may have
-                # its first request on the way: it gets RULES.fresh_grace_seconds (_ticker).
+            elif action is AtDrain.CLOSE:
                 connection.interrupt()
             elif connection.cycle is not None:
-                connection.cycle.shutdown()
+                connection.cycle.shutdown()  # an app streaming a response gets http.disconnect
         if not self._gate.open:
             return
-        if not state.handover:
-            self._fresh_until = anyio.current_time() + RULES.fresh_grace_seconds
         error_log.info("%s", draining_message(self._gate.open))
-        with anyio.move_on_after(self.config.timeout_graceful_shutdown) as scope:
+        with anyio.CancelScope(deadline=drain.deadline) as scope:
             await self._drained.wait()
         if scope.cancelled_caught:
             error_log.warning("%s", drain_timeout_message(self._gate.open))

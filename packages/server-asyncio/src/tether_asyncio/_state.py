@@ -8,7 +8,9 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tether.http1 import ServerConnection, date_header
+from tether.serving_drain import Drain
 from tether.serving_driver import ConnectionDriver
+from tether.serving_screen import Screen
 from tether_asyncio._config import Config
 
 if TYPE_CHECKING:
@@ -41,19 +43,23 @@ class ServerState:
         #: The ``Date`` pair for responses (None with ``--no-date-header``).
         self.response_date = date_header(time.time()) if config.date_header else None
         self.limit_concurrency = config.limit_concurrency
-        prefix = config.health_path_prefix
-        self.health_prefix = prefix.rstrip("/").encode() if prefix else b""
+        #: Health probes and CONNECT, answered before the app (and before --limit-concurrency).
+        self.screen = Screen(
+            config.health_path_prefix, self.limit_concurrency, config.limit_connections
+        )
         #: ``--timeout-write`` (None: 0, no limit).
         self.write_timeout = config.timeout_write or None
         self.websockets = config.ws != "none"
         #: Requests inside the app, counted only when something reads the count.
         self.in_flight = 0
         self.count_in_flight = bool(
-            self.limit_concurrency is not None or self.health_prefix or config.metrics is not None
+            self.limit_concurrency is not None or self.screen.prefix or config.metrics is not None
         )
         #: Open connection handlers (HTTP and WebSocket), for timeouts and shutdown.
         self.connections: set[Any] = set()
         self.shutting_down = False
+        #: The graceful shutdown's rules for each connection, once it has begun.
+        self.drain: Drain | None = None
         #: A SIGHUP shutdown: idle keep-alive connections stay open until their next request
         #: (answered with ``Connection: close``) or timeout, so no request in flight is lost.
         self.handover = False
@@ -69,6 +75,10 @@ class ServerState:
         self.spend_request = budget.spend if budget.limit is not None else None
         #: A new connection id for log lines.
         self.connection_id = itertools.count(1).__next__
+
+    def status(self) -> tuple[bool, int, int]:
+        """What a health probe reports: draining, requests in flight, open connections."""
+        return self.shutting_down, self.in_flight, len(self.connections)
 
     def refresh(self, clock: float) -> None:
         """Advance the shared clock and the cached ``Date`` header."""

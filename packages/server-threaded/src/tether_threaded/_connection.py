@@ -29,6 +29,7 @@ from tether.http1 import Data, EndOfMessage, Request, ServerConnection
 from tether.limits import Limits
 from tether.serving import TrustedProxies
 from tether.serving_cycle import RULES
+from tether.serving_drain import Drain
 from tether.serving_driver import ConnectionDriver, Next
 from tether.serving_websocket import WebSocketSession
 from tether.serving_wsgi import WSGIApp
@@ -72,7 +73,8 @@ class Host(Protocol):
     app: WSGIApp
     body_cap: int | None
     draining: bool
-    handover: bool
+    #: The graceful shutdown's rules, once it has begun (:class:`tether.serving_drain.Drain`).
+    drain: Drain | None
     access_log: bool
     metrics: ServerMetrics | None
     tagger: Tagger | None
@@ -452,7 +454,8 @@ class Connection:
             return
         # Handing over, a response begun before the shutdown (without "Connection: close")
         # leaves the connection open: the client may be sending its next request already.
-        step = self.driver.finish(now, closing=self.loop.draining and not self.loop.handover)
+        drain = self.loop.drain
+        step = self.driver.finish(now, closing=drain is not None and drain.closing)
         if step is Next.CLOSE:
             self.close_soon()
         elif step is Next.READ:

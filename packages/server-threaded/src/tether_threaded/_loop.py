@@ -13,7 +13,6 @@ import contextlib
 import heapq
 import itertools
 import logging
-import math
 import selectors
 import socket
 import ssl
@@ -26,10 +25,11 @@ from functools import partial
 from threading import get_ident
 from typing import Any
 
-from tether.health import HealthState, health_response, probe_for
 from tether.http1 import Request, Response
-from tether.serving import ConnectionGate, no_tunnel_response, split_target
+from tether.serving import ConnectionGate, split_target
 from tether.serving_cycle import RULES
+from tether.serving_drain import AtDrain, Drain
+from tether.serving_screen import Screen
 from tether.serving_wsgi import Environ, WSGIApp, gathered_body, server_environ
 from tether_server.accesslog import peer_text
 from tether_server.server_metrics import byte_totals
@@ -106,8 +106,10 @@ class Loop:
         self._count_lock = threading.Lock()
         self._in_flight = 0
         self._max_in_flight = config.max_in_flight()
-        prefix = config.health_path_prefix
-        self.health_prefix = prefix.rstrip("/").encode() if prefix else b""
+        #: Health probes and CONNECT, answered before admission.
+        self.screen = Screen(
+            config.health_path_prefix, self._max_in_flight, config.limit_connections
+        )
         #: Called with ``now`` on every pass of the loop: the supervisor's heartbeat.
         self.heartbeat: Callable[[float], None] | None = None
         #: Called once when a graceful shutdown begins (a lone server's ``STOPPING=1``).
@@ -122,10 +124,9 @@ class Loop:
         #: A SIGHUP shutdown: idle keep-alive connections stay open until their next request
         #: (answered with ``Connection: close``) or timeout, so none sent meanwhile is lost.
         self.handover = False
-        #: Draining: when connections that have sent nothing yet are closed (RULES).
-        self._fresh_until: float | None = None
+        #: The graceful shutdown's rules for each connection, once it has begun.
+        self.drain: Drain | None = None
         self._force = False
-        self._drain_deadline = math.inf
         self.pool: Pool | None = None
         self._batch: list[Callable[[], None]] = []
         self.access_log = config.access_log
@@ -178,11 +179,10 @@ class Loop:
         503 at the admission limits, or hand it with its body to a worker (an upgrade: to a
         thread of its own)."""
         request = exchange.request
-        health = self.health(request) if self.health_prefix else None
-        if health is None and request.method == b"CONNECT":
-            health = no_tunnel_response()  # answered here and kept alive, like a probe
+        probe = self.screen.probe(split_target(request.target)[0])
+        health = self.screen.answer(request.method, probe, self._status)
         if health is not None:
-            # Answered past --limit-concurrency: a busy server is not a dead one.
+            # A probe's answer or CONNECT's 501, kept alive (past --limit-concurrency too).
             out = exchange.cycle.canned(*health)
         elif self.admit(upgrade := exchange.upgrade is not None):
             if body is not None:
@@ -247,22 +247,11 @@ class Loop:
             else:
                 self._websockets -= 1
 
-    def health(self, request: Request) -> tuple[Response, bytes] | None:
-        """The answer to a health probe under ``--health-path-prefix``, or None."""
-        probe = probe_for(split_target(request.target)[0], self.health_prefix)
-        if probe is None:
-            return None
+    def _status(self) -> tuple[bool, int, int]:
+        """What a health probe reports: draining, requests in flight, open connections."""
         with self._count_lock:
             in_flight = self._in_flight
-        state = HealthState(
-            started=True,  # the loop accepts connections only once it serves
-            draining=self.draining,
-            in_flight=in_flight,
-            limit_concurrency=self._max_in_flight,
-            connections=len(self.conns),
-            limit_connections=self.config.limit_connections,
-        )
-        return health_response(probe, state)
+        return self.draining, in_flight, len(self.conns)
 
     def resume(self, job: Callable[[], None]) -> None:
         """Queue a job for the workers: a request, or the rest of a parked response. On the loop
@@ -322,8 +311,9 @@ class Loop:
         work_waiting = False
         try:
             while True:
-                if self.draining and (
-                    not self.conns or self._force or monotonic() >= self._drain_deadline
+                drain = self.drain
+                if drain is not None and (
+                    not self.conns or self._force or drain.overdue(monotonic())
                 ):
                     if self.conns and not self._force:
                         _log.warning("%s", drain_timeout_message(len(self.conns)))
@@ -356,7 +346,7 @@ class Loop:
                     self._run_pending(now)
                 if timers and timers[0][0] <= now:
                     self._run_timers(now)
-                if self._fresh_until is not None and now >= self._fresh_until:
+                if self.drain is not None and self.drain.fresh_due(now):
                     self._close_fresh()
                 if batch:
                     queue_jobs(batch)
@@ -453,25 +443,25 @@ class Loop:
         for listener in self._listeners:
             listener.sock.close()  # refuse new connections instead of leaving them in the backlog
         grace = self.config.timeout_graceful_shutdown
-        self._drain_deadline = now + grace if grace is not None else math.inf
+        drain = self.drain = Drain(now, handover=self.handover, grace=grace)
         for conn in list(self.conns):
             with conn.lock:
-                if conn.phase is Phase.HTTP and not conn.busy:
-                    # Idle between requests: close. A fresh one may have its first request on
-                    # the way (not retried by clients): it gets a grace (_close_fresh), and a
-                    # TLS handshake under way goes on (bounded by its timeout).
-                    if not self.handover and conn.core.request_count:
-                        conn.close_soon()
-                elif conn.phase is Phase.WEBSOCKET:
+                # A TLS handshake under way goes on (bounded by its timeout); a busy
+                # connection's response carries Connection: close (_wsgi).
+                action = drain.at_start(
+                    websocket=conn.phase is Phase.WEBSOCKET,
+                    idle=conn.phase is Phase.HTTP and not conn.busy,
+                    requests=conn.core.request_count,
+                )
+                if action is AtDrain.CLOSE:
+                    conn.close_soon()
+                elif action is AtDrain.GOING_AWAY:
                     conn.ws_close(RULES.going_away_code, RULES.going_away_reason, now)
-        if not self.handover:
-            self._fresh_until = now + RULES.fresh_grace_seconds
         if self.conns:
             _log.info("%s", draining_message(len(self.conns)))
 
     def _close_fresh(self) -> None:
         """Draining, past RULES.fresh_grace_seconds: close connections that sent nothing."""
-        self._fresh_until = None
         for conn in list(self.conns):
             with conn.lock:
                 if conn.phase is Phase.HTTP and not conn.busy and conn.core.fresh:
