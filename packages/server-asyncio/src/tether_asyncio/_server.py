@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import socket
 import ssl
 import threading
@@ -28,8 +27,6 @@ from tether_server.asgi_tls import TLSInfo
 from tether_server.logfiles import REOPEN_SIGNAL, on_reopen_signal
 from tether_server.server_metrics import byte_totals
 from tether_server.startup import (
-    FORCE_HINT,
-    FORCED_EXIT,
     STOP_SIGNALS,
     STOPPED_MESSAGE,
     WorkerLink,
@@ -37,8 +34,8 @@ from tether_server.startup import (
     drain_timeout_message,
     draining_message,
     notify_serving,
+    on_stop_signal,
     running_message,
-    stop_message,
     where_text,
 )
 
@@ -357,12 +354,10 @@ class Server:
                 if signum == REOPEN_SIGNAL:
                     on_reopen_signal()  # log files (logrotate moved them)
                 elif not self._exit.is_set():
-                    error_log.info("%s", stop_message(signum))
-                    error_log.info("%s", FORCE_HINT)
-                    self.state.handover = signum == signal.SIGHUP
+                    self.state.handover = on_stop_signal(signum, first=True)
                     self._exit.set()
                 else:
-                    error_log.warning("%s", FORCED_EXIT)
+                    on_stop_signal(signum, first=False)
                     if self._connections_scope is not None:
                         self._connections_scope.cancel()
                         self._cancel_tasks()

@@ -291,6 +291,23 @@ FORCE_HINT = "a second signal forces the exit"
 FORCED_EXIT = "second signal: forcing exit"
 
 
+def on_stop_signal(signum: int, *, first: bool) -> bool:
+    """What a stop signal (:data:`STOP_SIGNALS`) means, logged the same on both servers.
+
+    The ``first`` begins a graceful stop (:func:`stop_message`, then :data:`FORCE_HINT`);
+    a later one forces the exit (:data:`FORCED_EXIT`), which the server does. Returns whether
+    the stop hands over: a first SIGHUP keeps idle keep-alive connections until their next
+    request (:class:`tether.serving_drain.Drain`).
+    """
+    log = logging.getLogger("tether.error")
+    if not first:
+        log.warning("%s", FORCED_EXIT)
+        return False
+    log.info("%s", stop_message(signum))
+    log.info("%s", FORCE_HINT)
+    return signum == signal.SIGHUP
+
+
 def draining_message(count: int) -> str:
     """The line a graceful shutdown logs while ``count`` connections are still open."""
     return f"waiting for {count} connection(s) to finish"

@@ -15,7 +15,7 @@ from typing import Any
 from tether.serving_wsgi import WSGIApp
 from tether_server.logfiles import REOPEN_SIGNAL, install_reopen_handler
 from tether_server.server_metrics import Exporter
-from tether_server.startup import FORCE_HINT, FORCED_EXIT, STOP_SIGNALS, stop_message, where_text
+from tether_server.startup import STOP_SIGNALS, on_stop_signal, where_text
 from tether_threaded._config import Config, bind_socket, create_ssl_context
 from tether_threaded._loop import Loop
 
@@ -106,11 +106,9 @@ class Server:
 
             def on_signal(signum: int, frame: FrameType | None) -> None:
                 if not signalled:
-                    _log.info("%s", stop_message(signum))
-                    _log.info("%s", FORCE_HINT)
-                    loop.handover = signum == signal.SIGHUP
+                    loop.handover = on_stop_signal(signum, first=True)
                 else:
-                    _log.warning("%s", FORCED_EXIT)
+                    on_stop_signal(signum, first=False)
                 signalled.append(signum)
                 loop.request_shutdown()
 
