@@ -62,6 +62,16 @@ def test_probes_are_answered_by_the_server_past_the_concurrency_limit(
             assert response.status_code == 200, probe
             assert response.json() == {"status": "ok"}
         assert httpx.get(f"{url}/_tether/other", timeout=5).text == "done"  # the app's
+        # A probe asking to upgrade is still a probe: answered before the app, on both servers.
+        upgrade = {
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        }
+        response = httpx.get(f"{url}/_tether/live", headers=upgrade, timeout=5)
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
         # One request holds the only slot: the app's requests are shed, the probes are not.
         slow = threading.Thread(target=httpx.get, args=(f"{url}/?2",), kwargs={"timeout": 10})
         slow.start()

@@ -237,15 +237,6 @@ class HTTPConnection:
                 started = monotonic()  # --metrics-port
             method = request.method
             headers = request.headers
-            # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
-            if (
-                method == b"GET"
-                and websockets
-                and not _UPGRADE.isdisjoint(map(_name, headers))
-                and wants_websocket(headers)
-            ):
-                await serve_websocket(self, request)  # the connection always ends after it
-                return
             target = request.target
             try:
                 if target.startswith(b"/") and b"%" not in target:
@@ -263,6 +254,17 @@ class HTTPConnection:
                 break
             if screening:
                 probe = screen.probe(raw_path)
+            # A WebSocket upgrade is a GET (RFC 6455 4.1); other methods skip the header scan.
+            # A health probe is answered first (tether.serving_screen), upgrade or not.
+            if (
+                method == b"GET"
+                and websockets
+                and probe is None
+                and not _UPGRADE.isdisjoint(map(_name, headers))
+                and wants_websocket(headers)
+            ):
+                await serve_websocket(self, request)  # the connection always ends after it
+                return
             if root_path:
                 path = root_path + path
                 raw_path = raw_root + raw_path
