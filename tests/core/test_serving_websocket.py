@@ -71,6 +71,21 @@ class TestReadingRules:
         assert session.resume(0)
         assert session.held is None
 
+    def test_after_the_app_returned_messages_are_dropped_and_reading_resumes(self) -> None:
+        session, client = pair()
+        piece = b"x" * (RULES.inbox_high // 4)
+        while session.should_read(0):
+            deliver(session, client, ws.Binary(piece))
+        assert session.held is Hold.INBOX
+        session.app_returned()
+        assert session.resume(0)
+        assert not deliver(session, client, ws.Binary(piece))  # dropped: nobody takes it
+        assert session.inbox_size == 0
+        assert session.should_read(0)
+        # The peer's close still counts for the access line.
+        deliver(session, client, ws.Close(1000, ""))
+        assert session.code == 1000
+
     def test_backed_up_output_holds_reading_until_it_drains(self) -> None:
         session, _ = pair()
         assert session.should_read(RULES.write_high)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from typing import Any
 
 import anyio
@@ -136,3 +137,27 @@ def test_session_parses_no_frame_past_max_messages() -> None:
     assert session.resume(0) and session.take_events()
     assert [session.take(), session.take(), session.take()] == [b"x", b"x", None]
     assert server.bytes_to_send() == b"\x8a\x01p"  # the pong, once the ping was reached
+
+
+def test_an_app_that_returns_with_a_full_inbox_still_completes_the_close(serve: Any) -> None:
+    """Messages the app never took must not hold reading back once it returned: the client's
+    reply to the server's close is read at once, not after ``ws_close_timeout`` (10 s)."""
+    filled = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await anyio.to_thread.run_sync(filled.wait)  # returns without receiving
+
+    srv = serve(app, ws_ping_interval=None)
+    sock = websocket_connect(srv)
+    piece = client_frame(0x2, b"x" * (256 * 1024))
+    sock.sendall(piece * 6)  # past the inbox's 1 MiB: the server stops reading
+    filled.set()
+    sock.settimeout(10.0)
+    assert read_frame(sock) == (0x8, (1000).to_bytes(2, "big"))
+    started = time.monotonic()
+    sock.sendall(client_frame(0x8, (1000).to_bytes(2, "big")))
+    assert sock.recv(1) == b""  # the server closed TCP once it read the reply
+    assert time.monotonic() - started < 3
+    sock.close()

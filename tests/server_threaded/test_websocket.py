@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,28 @@ def test_bad_handshake_is_refused_without_a_traceback(caplog: pytest.LogCaptureF
         raw = read_until_closed(sock)
     assert raw.startswith(b"HTTP/1.1 400 ")
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_handler_that_returns_with_a_full_inbox_still_completes_the_close() -> None:
+    """Messages the handler never took must not hold reading back: the client's reply to the
+    server's close is read at once, not after ``ws_close_timeout`` (10 s)."""
+    filled = threading.Event()
+
+    def handler(ws: WebSocket) -> None:
+        filled.wait(10)  # returns without reading what the client sent
+
+    piece = b"x" * (256 * 1024)
+    with running(websocket_app(handler)) as server, ws_connect(_ws_url(server)) as ws:
+        for _ in range(6):  # past the inbox's 1 MiB: the server stops reading
+            ws.send(piece)
+        filled.set()
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv()
+        elapsed = time.monotonic() - started
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == 1000
+    assert elapsed < 3
 
 
 def test_shutdown_closes_websockets_with_1001() -> None:

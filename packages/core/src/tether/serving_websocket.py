@@ -39,7 +39,7 @@ class Hold(enum.Enum):
 class WebSocketSession:
     """One WebSocket session's inbox, reading rules and closing handshake."""
 
-    __slots__ = ("code", "held", "inbox", "inbox_size", "max_messages", "ws")
+    __slots__ = ("app_done", "code", "held", "inbox", "inbox_size", "max_messages", "ws")
 
     def __init__(self, ws: Connection, max_messages: int | None = None) -> None:
         #: The core's connection.
@@ -55,6 +55,8 @@ class WebSocketSession:
         self.held: Hold | None = None
         #: The first close code of the closing handshake, ours or the peer's (the access line).
         self.code: int | None = None
+        #: The application has returned: messages are dropped, not kept (:meth:`app_returned`).
+        self.app_done = False
 
     def should_read(self, queued: int) -> bool:
         """Whether to read from the peer now, with ``queued`` bytes of output not yet sent.
@@ -97,9 +99,12 @@ class WebSocketSession:
         inbox = self.inbox
         before = len(inbox)
         limit = self.max_messages
+        keep = not self.app_done
         try:
             for event in self.ws.events():
                 if isinstance(event, (Text, Binary)):
+                    if not keep:
+                        continue  # nobody will take it (app_returned)
                     inbox.append(event)
                     self.inbox_size += len(event.data)
                     if limit is not None and len(inbox) >= limit:
@@ -124,6 +129,14 @@ class WebSocketSession:
         inbox.popleft()
         self.inbox_size -= len(event.data)
         return event.data
+
+    def app_returned(self) -> None:
+        """The application is done with the session: drop what it will never take, now and as
+        it arrives, so a full inbox does not hold reading back (the peer's reply to the closing
+        handshake must still be read). Call :meth:`resume` afterwards: reading may go on."""
+        self.app_done = True
+        self.inbox.clear()
+        self.inbox_size = 0
 
     def close(self, code: int, reason: str, now: float) -> bool:
         """Start the closing handshake from our side, unless it has begun (then False).

@@ -89,7 +89,6 @@ class WebSocketIO:
     """The reader, the writer and the app's ``receive``/``send`` of one accepted WebSocket."""
 
     __slots__ = (
-        "_app_done",
         "_in_flight",
         "_inbox",
         "_output",
@@ -117,7 +116,6 @@ class WebSocketIO:
         self._in_flight = 0
         #: The reader's timer scope (its deadline is the core's next deadline).
         self._timers: anyio.CancelScope | None = None
-        self._app_done = False
         #: A write failed: the client is gone.
         self.lost = False
         self.reader_done = anyio.Event()
@@ -174,8 +172,10 @@ class WebSocketIO:
 
     def app_returned(self) -> None:
         """The app is done: drop what it will never take, so reading is not held for it."""
-        self._app_done = True
-        self._drop_inbox()
+        rules = self.rules
+        rules.app_returned()
+        if rules.held is not None and rules.resume(self._queued()):
+            self._resume.notify()
 
     async def flushed(self) -> None:
         """Wait until everything queued was written (or the client is gone)."""
@@ -192,13 +192,6 @@ class WebSocketIO:
 
     def _queued(self) -> int:
         return self.ws.pending_bytes + self._in_flight
-
-    def _drop_inbox(self) -> None:
-        rules = self.rules
-        rules.inbox.clear()
-        rules.inbox_size = 0
-        if rules.held is not None and rules.resume(self._queued()):
-            self._resume.notify()
 
     # -- the writer ------------------------------------------------------------------------------
 
@@ -270,10 +263,7 @@ class WebSocketIO:
         eof = False
         while True:
             if rules.take_events():
-                if self._app_done:
-                    self._drop_inbox()
-                else:
-                    self._inbox.notify()
+                self._inbox.notify()
             if conn.pending_bytes:
                 self._output.notify()  # pongs, the close reply
             if conn.should_close_tcp or eof:

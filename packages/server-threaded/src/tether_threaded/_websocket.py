@@ -155,8 +155,13 @@ class Upgrade:
 
     def finish(self, code: int = 1000) -> None:
         """The application returned (or failed, ``code=1011``): close if it did not."""
-        with self._conn.lock:
-            self._conn.ws_close(code, "" if code == 1000 else "internal error", time.monotonic())
+        conn, session = self._conn, self._session
+        with conn.lock:
+            if session is not None:
+                # Messages it will never take must not hold reading (and the close) back.
+                session.app_returned()
+                conn.ws_resume(session)
+            conn.ws_close(code, "" if code == 1000 else "internal error", time.monotonic())
 
     def log_access(self, enabled: bool) -> None:
         """The session's access line, as it ends: 101, its close code and its duration."""
