@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tether.serving_cycle import RULES
 from tether.serving_drain import AtDrain, Drain
 
 
 class TestAtStart:
-    def test_websocket_sessions_go_away(self) -> None:
+    @pytest.mark.parametrize(
+        ("websocket", "idle", "requests", "expected"),
+        [
+            (True, False, 1, AtDrain.GOING_AWAY),  # WebSocket sessions go away
+            (False, True, 3, AtDrain.CLOSE),  # idle between requests: closed now
+            (False, True, 0, AtDrain.FINISH),  # fresh: waits for its first request
+        ],
+    )
+    def test_what_each_connection_gets(
+        self, websocket: bool, idle: bool, requests: int, expected: AtDrain
+    ) -> None:
         drain = Drain(0.0)
-        assert drain.at_start(websocket=True, idle=False, requests=1) is AtDrain.GOING_AWAY
-
-    def test_idle_between_requests_closes_now(self) -> None:
-        drain = Drain(0.0)
-        assert drain.at_start(websocket=False, idle=True, requests=3) is AtDrain.CLOSE
-
-    def test_fresh_connection_waits_for_its_first_request(self) -> None:
-        drain = Drain(0.0)
-        assert drain.at_start(websocket=False, idle=True, requests=0) is AtDrain.FINISH
+        assert drain.at_start(websocket=websocket, idle=idle, requests=requests) is expected
 
     def test_a_request_in_progress_finishes(self) -> None:
         drain = Drain(0.0)
