@@ -179,8 +179,12 @@ class Loop:
         503 at the admission limits, or hand it with its body to a worker (an upgrade: to a
         thread of its own)."""
         request = exchange.request
-        probe = self.screen.probe(split_target(request.target)[0])
-        health = self.screen.answer(request.method, probe, self._status)
+        screen = self.screen
+        health = None
+        # Without probes only CONNECT is answered here: no look at the target per request.
+        if screen.prefix or request.method == b"CONNECT":
+            probe = screen.probe(split_target(request.target)[0])
+            health = screen.answer(request.method, probe, self._status)
         if health is not None:
             # A probe's answer or CONNECT's 501, kept alive (past --limit-concurrency too).
             out = exchange.cycle.canned(*health)
