@@ -400,6 +400,12 @@ def test_limit_concurrency_503_without_calling_the_app(serve: Any) -> None:
     response = httpx.get(srv.url + "/over")
     assert response.status_code == 503
     assert response.headers["retry-after"] in ("1", "2")  # --retry-after-window's default, 2
+    # The shed connection closes, as tether-threaded's (tether.serving.overload_response).
+    assert response.headers["connection"] == "close"
+    over = srv.connect()
+    over.sendall(b"GET /over HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(over)[0] == 503
+    assert recv_until_closed(over) == b""
     assert calls == ["/busy"]
     release.set()
     assert read_response(busy)[0] == 200

@@ -88,6 +88,7 @@ def test_canned_responses() -> None:
     response, body = overload_response(7)
     assert response.status_code == 503
     assert (b"retry-after", b"7") in response.headers
+    assert (b"connection", b"close") in response.headers
     assert (b"content-length", str(len(body)).encode()) in response.headers
     response, body = internal_error_response()
     assert response.status_code == 500

@@ -129,6 +129,7 @@ def test_overload_answers_503_with_retry_after_without_calling_the_app() -> None
         after = httpx.get(server.url() + "/after")
     assert refused.status_code == 503
     assert refused.headers["retry-after"].isdigit()
+    assert refused.headers["connection"] == "close"
     assert results[0].status_code == 200
     assert after.status_code == 200
     assert calls == ["/block", "/after"]

@@ -138,10 +138,12 @@ def overload_response(retry_after: int = 1) -> tuple[Response, bytes]:
     """The 503 a server sends instead of calling the application when it is over its limit.
 
     ``Retry-After`` (RFC 9110 section 10.2.3) tells the client when to try again, in seconds.
+    The connection closes after it (``Connection: close``), as uvicorn's does: an overloaded
+    server gets its connection slot back, and a client or balancer retries on a new connection,
+    which a balancer may send to another server.
     """
-    return _plain_response(
-        503, b"Service Unavailable\n", [(b"retry-after", str(int(retry_after)).encode("ascii"))]
-    )
+    retry = (b"retry-after", str(int(retry_after)).encode("ascii"))
+    return _plain_response(503, b"Service Unavailable\n", [retry, (b"connection", b"close")])
 
 
 def no_tunnel_response() -> tuple[Response, bytes]:

@@ -25,7 +25,7 @@ from functools import partial
 from threading import get_ident
 from typing import Any
 
-from tether.http1 import Request, Response
+from tether.http1 import Request
 from tether.serving import ConnectionGate, split_target
 from tether.serving_cycle import RULES
 from tether.serving_drain import AtDrain, Drain
@@ -211,9 +211,8 @@ class Loop:
             else:
                 full = "all workers busy and the queue is full"
             _log.warning("%s: %s; answering 503", conn.client, full)
-            response, text = self.config.retry_after.response()  # --retry-after-window
-            headers = [*response.headers, (b"connection", b"close")]
-            out = exchange.cycle.canned(Response(response.status_code, headers), text)
+            # --retry-after-window's 503, which closes the connection.
+            out = exchange.cycle.canned(*self.config.retry_after.response())
             if self.metrics is not None:
                 self.metrics.shed("websockets" if upgrade else "concurrency")
         if body is not None:
