@@ -57,13 +57,19 @@ class TestInbox:
         assert session.code == 1002
 
 
+def _full_inbox() -> tuple[WebSocketSession, ws.Connection, bytes]:
+    """A session whose inbox is full (reading held), its client, and the piece it was fed."""
+    session, client = pair()
+    piece = b"x" * (RULES.inbox_high // 4)
+    while session.should_read(0):
+        deliver(session, client, ws.Binary(piece))
+    assert session.held is Hold.INBOX
+    return session, client, piece
+
+
 class TestReadingRules:
     def test_a_full_inbox_holds_reading_until_the_app_catches_up(self) -> None:
-        session, client = pair()
-        piece = b"x" * (RULES.inbox_high // 4)
-        while session.should_read(0):
-            deliver(session, client, ws.Binary(piece))
-        assert session.held is Hold.INBOX
+        session, _, _ = _full_inbox()
         assert not session.resume(0)
         while session.inbox_size >= RULES.inbox_low:
             assert not session.resume(0)
@@ -72,11 +78,7 @@ class TestReadingRules:
         assert session.held is None
 
     def test_after_the_app_returned_messages_are_dropped_and_reading_resumes(self) -> None:
-        session, client = pair()
-        piece = b"x" * (RULES.inbox_high // 4)
-        while session.should_read(0):
-            deliver(session, client, ws.Binary(piece))
-        assert session.held is Hold.INBOX
+        session, client, piece = _full_inbox()
         session.app_returned()
         assert session.resume(0)
         assert not deliver(session, client, ws.Binary(piece))  # dropped: nobody takes it
