@@ -120,7 +120,7 @@ def test_session_rules_hold_at_max_messages_and_resume_at_a_quarter() -> None:
         taken.append(session.take())
     assert taken == ["0", "1", "2", "3", "4", "5"]  # two left: a quarter of eight
     assert session.should_read(0)
-    # Without max_messages only the byte bound holds reading (tether-threaded's rule).
+    # Without max_messages only the byte bound holds reading.
     assert WebSocketSession(ws.Connection(ws.Role.SERVER, now=0.0)).max_messages is None
 
 

@@ -68,4 +68,5 @@ def test_the_shared_options_are_the_same_on_both(name: str) -> None:
         "--url-prefix",
         "--timeout-write",
         "--timeout-tls-handshake",
+        "--ws-max-queue",
     } <= options

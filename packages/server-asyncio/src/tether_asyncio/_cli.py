@@ -16,7 +16,6 @@ from tether_asyncio.static import with_static
 from tether_server.config import add_server_options, config_options, start_processes
 from tether_server.conform import add_arguments as add_conform_arguments
 from tether_server.conform import command as conform_command
-from tether_server.option_types import positive_int
 from tether_server.options import LOG_LEVELS, HelpFormatter, add_choice, add_switch
 from tether_server.startup import configure_logging
 
@@ -87,13 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
         ws, "--ws", ("auto", "none"), "serve WebSocket upgrades (auto) or refuse them (none)"
     )
     add_switch(ws, "--ws-per-message-deflate", True, "offer permessage-deflate")
-    ws.add_argument(
-        "--ws-max-queue",
-        type=positive_int,
-        default=32,
-        metavar="N",
-        help="messages the app has not received yet before reading the WebSocket pauses",
-    )
     return parser
 
 
@@ -109,7 +101,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
         app_dir=args.app_dir,
         ws=args.ws,
         ws_per_message_deflate=args.ws_per_message_deflate,
-        ws_max_queue=args.ws_max_queue,
         **config_options(args),
     )
 

@@ -35,9 +35,6 @@ class Config(ServerConfig):
     #: "auto" serves WebSocket upgrades; "none" refuses them.
     ws: Literal["auto", "none"] = "auto"
     ws_per_message_deflate: bool = True
-    #: Messages received and not yet taken by the app before the server stops reading the
-    #: socket (uvicorn's ``--ws-max-queue``); reading resumes at a quarter of it.
-    ws_max_queue: int = 32
     factory: bool = False
     #: "auto" (ASGI 3, or ASGI 2 recognised as uvicorn does), "asgi3" or "asgi2".
     interface: Literal["auto", "asgi3", "asgi2"] = "auto"

@@ -85,6 +85,9 @@ class ServerConfig:
     ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float = 20.0
     ws_close_timeout: float = 10.0
+    #: Messages received and not yet taken by the app before the server stops reading the
+    #: socket (uvicorn's ``--ws-max-queue``); reading resumes at a quarter of it.
+    ws_max_queue: int = 32
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_keyfile_password: str | None = None

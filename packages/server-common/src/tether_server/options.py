@@ -213,7 +213,7 @@ def add_limit_options(
 
 
 def add_websocket_options(group: argparse._ArgumentGroup) -> None:
-    """Add the WebSocket message size and keep-alive options."""
+    """Add the WebSocket message size, keep-alive and inbox options."""
     group.add_argument(
         "--ws-max-size",
         type=_positive_int,
@@ -238,6 +238,13 @@ def add_websocket_options(group: argparse._ArgumentGroup) -> None:
         type=_seconds,
         default=10.0,
         help="seconds to wait for the client's close frame after sending ours",
+    )
+    group.add_argument(
+        "--ws-max-queue",
+        type=_positive_int,
+        default=32,
+        metavar="N",
+        help="messages the app has not received yet before reading the WebSocket pauses",
     )
 
 

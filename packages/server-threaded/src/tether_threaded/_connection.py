@@ -595,10 +595,14 @@ class Connection:
             self.ws_flush(session, now)
 
     def ws_process(self, session: WebSocketSession, now: float) -> None:
-        """Move the core's events to the inbox (waking the application) and its bytes out."""
+        """Move the core's events to the inbox (waking the application) and its bytes out;
+        stop reading while the session's rules hold it back (:meth:`ws_resume` reads again)."""
         if session.take_events():
             self.cond.notify_all()
         self.ws_flush(session, now)
+        if not session.should_read(len(self.outbuf)) and self.want & READ:
+            self.want &= ~READ
+            self.apply()
 
     def ws_flush(self, session: WebSocketSession, now: float) -> None:
         """Write what the WebSocket core queued; close TCP when it says so."""
@@ -614,11 +618,14 @@ class Connection:
             self.schedule(now)
 
     def ws_resume(self, session: WebSocketSession) -> None:
-        """The output drained or the application took messages: read frames again if reading
-        was held back and may resume (any thread)."""
-        if session.resume(len(self.outbuf)) and not self.driver.eof and not self.want & READ:
-            self.want |= READ
-            self.apply()
+        """The output drained or the application took messages: if reading was held back and
+        may resume, take the frames the core still holds (past ``--ws-max-queue`` a read's
+        later frames wait there, unparsed), then read again unless they hold it (any thread)."""
+        if session.resume(len(self.outbuf)):
+            self.ws_process(session, time.monotonic())
+            if session.held is None and not self.driver.eof and not self.want & READ:
+                self.want |= READ
+                self.apply()
 
     # -- closing ----------------------------------------------------------------------------------
 

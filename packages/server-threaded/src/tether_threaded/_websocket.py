@@ -138,18 +138,19 @@ class Upgrade:
             ws = ws_core.Connection(
                 ws_core.Role.SERVER, deflate=result.deflate, limits=conn.loop.limits, now=now
             )
-            session = self._session = conn.session = WebSocketSession(ws)
+            max_queue = conn.loop.config.ws_max_queue
+            session = self._session = conn.session = WebSocketSession(ws, max_queue)
             self._started = now
             conn.phase = Phase.WEBSOCKET
             self.accepted = True
             if conn.loop.metrics is not None:
                 conn.loop.metrics.websocket()
             conn.write(out)
+            conn.want |= READ  # first: frames sent with the handshake may hold reading back
             trailing = conn.core.trailing_data
             if trailing:
                 ws.receive_data(trailing, now)
                 conn.ws_process(session, now)
-            conn.want |= READ
             conn.loop.call_soon(conn, wake=True)
         return WebSocket(conn, session, result.subprotocol)
 
