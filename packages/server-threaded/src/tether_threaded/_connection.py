@@ -588,10 +588,13 @@ class Connection:
 
     # -- WebSocket ----------------------------------------------------------------------------------
 
-    def ws_close(self, code: int, reason: str, now: float) -> None:
-        """Start the WebSocket closing handshake from our side, unless it has begun."""
+    def ws_close(self, now: float, code: int | None = None, reason: str = "") -> None:
+        """Start the WebSocket closing handshake from our side, unless it has begun: with
+        ``code``, or without one as the server going away (the session's 1001)."""
         session = self.session
-        if session is not None and not self.closing and session.close(code, reason, now):
+        if session is None or self.closing:
+            return
+        if session.going_away(now) if code is None else session.close(code, reason, now):
             self.ws_flush(session, now)
 
     def ws_process(self, session: WebSocketSession, now: float) -> None:

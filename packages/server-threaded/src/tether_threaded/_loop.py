@@ -27,7 +27,6 @@ from typing import Any
 
 from tether.http1 import Request
 from tether.serving import ConnectionGate, split_target
-from tether.serving_cycle import RULES
 from tether.serving_drain import AtDrain, Drain
 from tether.serving_screen import Screen
 from tether.serving_wsgi import Environ, WSGIApp, gathered_body, server_environ
@@ -459,7 +458,7 @@ class Loop:
                 if action is AtDrain.CLOSE:
                     conn.close_soon()
                 elif action is AtDrain.GOING_AWAY:
-                    conn.ws_close(RULES.going_away_code, RULES.going_away_reason, now)
+                    conn.ws_close(now)  # no code: the session's going away (1001)
         if self.conns:
             _log.info("%s", draining_message(len(self.conns)))
 

@@ -93,7 +93,7 @@ class WebSocket:
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (the loop completes it and closes TCP)."""
         with self._conn.lock:
-            self._conn.ws_close(code, reason, time.monotonic())
+            self._conn.ws_close(time.monotonic(), code, reason)
 
 
 class Upgrade:
@@ -162,7 +162,7 @@ class Upgrade:
                 # Messages it will never take must not hold reading (and the close) back.
                 session.app_returned()
                 conn.ws_resume(session)
-            conn.ws_close(code, "" if code == 1000 else "internal error", time.monotonic())
+            conn.ws_close(time.monotonic(), code, "" if code == 1000 else "internal error")
 
     def log_access(self, enabled: bool) -> None:
         """The session's access line, as it ends: 101, its close code and its duration."""
