@@ -1,7 +1,7 @@
 """Instructions per request of a running ASGI or WSGI server, counted by callgrind (deterministic).
 
 Run: ``python bench/asgi_instructions.py [--requests N] [--server
-tether|uvicorn|tether-threaded] [--loop asyncio|uvloop] [--access-log] [--mix]``
+tether|uvicorn|tether-threaded|floor] [--loop asyncio|uvloop|trio] [--access-log] [--mix]``
 
 Wall-clock rates on a shared machine are noisy; user-space instruction counts are not (kernel
 time, the same for every server, is left out). The server runs the hello-world app of
@@ -14,6 +14,9 @@ realistic rows of ``server.py`` and ``_wsgi_servers.py`` do, instead of one head
 WSGI server (tether-threaded) runs ``_wsgi_servers.py``'s hello-world app with its options (4
 threads, no access log); its worker threads count too. Not waitress: under valgrind's one
 thread at a time its loop spins (16M instructions a request), so its count says nothing.
+``--server floor`` counts ``server.py``'s anyio floor (read, answer fixed bytes; on asyncio or
+trio), the denominator of the floor ratios: ``--loop trio`` with ``tether`` runs ``--backend
+trio``.
 """
 
 from __future__ import annotations
@@ -57,7 +60,10 @@ def command(server: str, loop: str, access_log: bool, port: int) -> list[str]:
         import _wsgi_servers  # type: ignore[import-not-found]  # bench/ is on sys.path
 
         return _wsgi_servers._commands(port)[server]
-    where = ["server:app", "--app-dir", str(HERE), "--port", str(port), "--loop", loop]
+    if server == "floor":
+        return [sys.executable, "server.py", "--serve-floor", str(port), "--floor-backend", loop]
+    event_loop = ["--backend", "trio"] if loop == "trio" else ["--loop", loop]
+    where = ["server:app", "--app-dir", str(HERE), "--port", str(port), *event_loop]
     if server == "tether":
         out = [sys.executable, "-m", "tether_asyncio", "serve", *where]
     else:
@@ -104,7 +110,11 @@ def count(
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(300)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:  # counted already; the floor may not stop on SIGINT
+            proc.kill()
+            proc.wait()
         log.close()
     (dump,) = glob.glob(f"{out}.*")
     with open(dump) as f:
@@ -119,16 +129,21 @@ def main() -> int:
     parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("--requests", type=int, default=1600)
     parser.add_argument(
-        "--server", choices=("tether", "uvicorn", "tether-threaded"), default="tether"
+        "--server", choices=("tether", "uvicorn", "tether-threaded", "floor"), default="tether"
     )
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop", "trio"), default="asyncio")
     parser.add_argument("--access-log", action="store_true", help="log every request, as shipped")
     parser.add_argument("--mix", action="store_true", help="distinct realistic heads (traffic.py)")
     args = parser.parse_args()
     print(core.use(args.core), flush=True)
     requests = args.requests // CONNECTIONS * CONNECTIONS
-    if args.access_log and args.server == "tether-threaded":
+    if args.access_log and args.server in ("tether-threaded", "floor"):
         parser.error("--access-log is for the ASGI servers (the WSGI rows run without one)")
+    if args.loop != "asyncio" and (
+        (args.loop == "trio" and args.server == "uvicorn")
+        or (args.loop == "uvloop" and args.server == "floor")
+    ):
+        parser.error(f"{args.server} does not run on {args.loop} here")
     heads = None
     if args.mix:
         import traffic  # type: ignore[import-not-found]
