@@ -401,7 +401,7 @@ def _reset_peer_connection(loop: Loop) -> Connection:
     ours, theirs = socket.socketpair()
     theirs.close()
     ours.setblocking(False)
-    conn = Connection(loop, ours, {"wsgi.url_scheme": "http"}, "gone", time.monotonic(), False)
+    conn = Connection(loop, ours, {"wsgi.url_scheme": "http"}, "gone", time.monotonic())
     loop.conns.add(conn)
     return conn
 

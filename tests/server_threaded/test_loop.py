@@ -15,7 +15,8 @@ import pytest
 from threaded_helpers import connect, read_until_closed, running, wait_for
 
 from tether_threaded import Config, ConfigError, Server
-from tether_threaded._connection import OUT_HIGH, Connection
+from tether_threaded._connection import Connection
+from tether_threaded._transport import OUT_HIGH
 
 Environ = dict[str, Any]
 CHUNK = 64 * 1024

@@ -8,7 +8,7 @@ from typing import Any
 
 from threaded_helpers import connect, read_until_closed, running, wait_for
 
-from tether_threaded._connection import OUT_HIGH
+from tether_threaded._transport import OUT_HIGH
 
 Environ = dict[str, Any]
 #: Larger than what the kernel's buffers take, so the server's own queue passes OUT_HIGH.

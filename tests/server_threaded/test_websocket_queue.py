@@ -21,7 +21,8 @@ from tether import websocket as ws
 from tether.serving_websocket import Hold
 from tether_threaded import Server, WebSocket, WebSocketClosed, websocket_app
 from tether_threaded._cli import build_parser, config_from_args
-from tether_threaded._connection import READ, Connection
+from tether_threaded._connection import Connection
+from tether_threaded._transport import READ
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,53 +1,32 @@
-"""One accepted socket: its selector interest, output, deadlines, TLS handshake, close, and the
-HTTP requests (or WebSocket session) on it.
-
-The loop thread owns the socket's registration in the selector and closes it; a worker writes
-through :meth:`Connection.write` (a direct non-blocking send first). Everything here runs with
-``Connection.lock`` held, and nothing holds that lock across blocking I/O: the loop takes it for
-every event of the socket. A worker that needs the loop (a new interest, a close) queues the
-connection with ``Loop.call_soon``. The loop gathers each request body before the request is
-dispatched (under ``--request-body stream`` it passes the body on as it reads it). Every
-protocol decision is the core's, read through :class:`tether.serving_driver.ConnectionDriver`.
+"""The HTTP requests (or WebSocket session) on one accepted socket, and their deadlines: a
+:class:`~._transport.Transport` that feeds the core what it reads and acts on the answers, read
+through :class:`tether.serving_driver.ConnectionDriver` and
+:class:`tether.serving_websocket.WebSocketSession`. The loop gathers each request body before the
+request is dispatched (under ``--request-body stream`` it passes the body on as it reads it).
 """
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import logging
-import selectors
 import socket
-import ssl
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from tether import websocket as ws_core
 from tether.errors import ProtocolError
 from tether.http1 import Data, EndOfMessage, Request, ServerConnection
 from tether.limits import Limits
 from tether.serving import TrustedProxies
-from tether.serving_cycle import RULES
 from tether.serving_drain import Drain
 from tether.serving_driver import ConnectionDriver, Next
 from tether.serving_websocket import WebSocketSession
 from tether.serving_wsgi import WSGIApp
 from tether_server.recycling import RequestBudget
-from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import Tagger
 from tether_server.wsgi_body import BodyBuffer
-from tether_threaded._config import Config
 from tether_threaded._input import ClientDisconnected, StreamedBody
-
-READ = selectors.EVENT_READ
-WRITE = selectors.EVENT_WRITE
-#: Bytes asked of one ``recv`` call.
-RECV_SIZE = 64 * 1024
-#: Queued response bytes above which a writing worker waits for the client to catch up (and a
-#: WebSocket stops reading frames); the bytes below which they resume. Both servers' numbers.
-OUT_HIGH = RULES.write_high
-OUT_LOW = RULES.write_low
+from tether_threaded._transport import OUT_HIGH, READ, Owner, Phase, Transport
 
 _log = logging.getLogger("tether.error")
 
@@ -55,28 +34,23 @@ _log = logging.getLogger("tether.error")
 class Job(Protocol):
     """One request as its connection sees it, from its head until the loop dispatches it."""
 
-    @property
-    def has_body(self) -> bool:
-        """Whether the request has a body to gather before the application runs."""
+    #: Whether the request has a body to gather before the application runs.
+    has_body: bool
 
     def stream_body(self, source: Connection) -> StreamedBody:
         """``--request-body stream``: the application's ``wsgi.input``, fed by the loop."""
 
 
-class Host(Protocol):
+class Host(Owner, Protocol):
     """The loop as connections and exchanges see it (:class:`~._loop.Loop`): a protocol, so
     that no module imports back up to :mod:`._loop`."""
 
-    config: Config
     limits: Limits
-    selector: selectors.BaseSelector
     app: WSGIApp
     body_cap: int | None
-    draining: bool
     #: The graceful shutdown's rules, once it has begun (:class:`tether.serving_drain.Drain`).
     drain: Drain | None
     access_log: bool
-    metrics: ServerMetrics | None
     tagger: Tagger | None
     proxies: TrustedProxies | None
     date_header: bool
@@ -87,109 +61,41 @@ class Host(Protocol):
     def make_exchange(self) -> Callable[[Connection, Request], Job]:
         """Builds the :class:`Job` of a request head on a connection."""
 
-    def in_loop(self) -> bool: ...
-    def call_soon(self, conn: Connection | None, wake: bool) -> None: ...
     def push_timer(self, at: float, conn: Connection) -> None: ...
     def release(self, upgrade: bool) -> None: ...
     def dispatch(
         self, conn: Connection, exchange: Any, body: BodyBuffer | None, now: float
     ) -> None: ...
-    def resume(self, job: Callable[[], None]) -> None: ...
     def forget(self, conn: Connection) -> None: ...
 
 
-class Phase(enum.Enum):
-    """What the bytes on a connection currently mean."""
-
-    HANDSHAKE = "HANDSHAKE"  # TLS handshake in progress
-    HTTP = "HTTP"
-    WEBSOCKET = "WEBSOCKET"
-    LINGER = "LINGER"  # our side is shut down; draining the client's last bytes
-    CLOSED = "CLOSED"
-
-
-class Connection:
+class Connection(Transport):
     """The server side of one accepted socket."""
+
+    loop: Host
 
     __slots__ = (
         "base_environ",
         "body",
-        "broken",
         "busy",
-        "client",
-        "closed",
-        "closing",
-        "cond",
         "core",
-        "counting",
         "driver",
         "exchange",
         "held",
-        "io_deadline",
-        "lingered",
-        "lock",
-        "loop",
-        "outbuf",
-        "parked",
-        "phase",
-        "received",
-        "registered",
-        "sending",
-        "sent",
         "session",
-        "sock",
         "streamed",
-        "timer_at",
-        "tls",
-        "want",
         "want_read",
     )
 
-    def __init__(  # noqa: PLR0917
-        self,
-        loop: Host,
-        sock: socket.socket,
-        base_environ: dict[str, Any],
-        client: str,
-        now: float,
-        tls: bool,
+    def __init__(
+        self, loop: Host, sock: socket.socket, base_environ: dict[str, Any], client: str, now: float
     ) -> None:
-        self.loop = loop
-        self.sock = sock
+        super().__init__(loop, sock, client, now)
         self.base_environ = base_environ
-        #: "host:port" of the peer, for logs.
-        self.client = client
-        self.lock = threading.Lock()
-        self.cond = threading.Condition(self.lock)
         self.core = ServerConnection(limits=loop.limits, now=now)
         self.driver = ConnectionDriver(self.core, loop.body_cap)
-        self.tls = tls
-        self.phase = Phase.HANDSHAKE if tls else Phase.HTTP
-        #: Selector events wanted, and those currently registered (the loop syncs them).
-        self.want = READ
-        self.registered = 0
-        self.outbuf = bytearray()
-        #: A streamed response parked on a slow reader: resumed on a worker below OUT_LOW.
-        self.parked: Callable[[], None] | None = None
-        #: A worker is in ``os.sendfile`` on the socket without the lock: ``close_now`` must
-        #: leave closing the descriptor to it, or the number could be reused under it.
-        self.sending = False
-        #: Close once ``outbuf`` is flushed; no more writes are accepted.
-        self.closing = False
-        #: The socket failed: close without flushing.
-        self.broken = False
-        self.closed = False
-        #: When the loop's timer heap will next look at this connection.
-        self.timer_at: float | None = None
-        #: A deadline of our own: TLS handshake, a stalled write, or the lingering close.
-        self.io_deadline: float | None = (now + loop.config.timeout_tls_handshake) if tls else None
-        self.lingered = 0
         #: The WebSocket session's rules (the core's), once upgraded.
         self.session: WebSocketSession | None = None
-        #: Bytes read and written (decrypted under TLS), counted only with --metrics-port.
-        self.counting = loop.metrics is not None
-        self.received = 0
-        self.sent = 0
         #: The core's last answer was NEED_DATA: the next readable event may be read.
         self.want_read = True
         #: A request is in progress (from its head until its response is complete).
@@ -202,41 +108,7 @@ class Connection:
         #: The complete request waits for the client to read what was sent before (OUT_HIGH).
         self.held = False
 
-    # -- selector interest and timers -------------------------------------------------------------
-
-    def sync(self) -> None:
-        """Make the selector registration match ``want`` (loop thread)."""
-        want = 0 if self.closed else self.want
-        if want == self.registered:
-            return
-        selector = self.loop.selector
-        if self.registered == 0:
-            selector.register(self.sock, want, self)
-        elif want == 0:
-            selector.unregister(self.sock)
-        else:
-            selector.modify(self.sock, want, self)
-        self.registered = want
-
-    def apply(self) -> None:
-        """``want`` or closing changed: :meth:`service` now on the loop thread, else ask the
-        loop to (any thread)."""
-        if self.loop.in_loop():
-            self.service(time.monotonic())
-        else:
-            self.loop.call_soon(self, wake=True)
-
-    def service(self, now: float) -> None:
-        """The loop's answer to :meth:`Loop.call_soon`: apply interest, timers and closing."""
-        if self.closed:
-            return
-        if self.broken:
-            self.close_now()
-        elif self.closing and not self.outbuf and self.phase is not Phase.LINGER:
-            self._finish_close(now)
-        else:
-            self.sync()
-            self.schedule(now)
+    # -- deadlines -------------------------------------------------------------------------------
 
     def schedule(self, now: float) -> None:
         """Make sure the loop's timer heap looks at this connection by its next deadline."""
@@ -288,22 +160,17 @@ class Connection:
         phase = self.phase
         if phase is not Phase.HTTP:
             session = self.session
-            if phase is Phase.WEBSOCKET and session is not None:
-                # Frames are read unless the session's rules hold reading back (ws_resume).
-                if self.driver.eof or not session.should_read(len(self.outbuf)):
-                    self.want &= ~READ
-                    self.sync()
-                elif (data := self.recv()) is not None:
-                    session.ws.receive_data(data, now)
-                    self.ws_process(session, now)
-            elif phase is Phase.HANDSHAKE:
-                self._handshake(now)
-            elif phase is Phase.LINGER and (data := self.recv()) is not None:
-                self.lingered += len(data)
-                if not data or self.lingered > RULES.linger_bytes:
-                    self.close_now()
+            if phase is not Phase.WEBSOCKET or session is None:
+                super().on_readable(now)
+            # Frames are read unless the session's rules hold reading back (ws_resume).
+            elif self.eof or not session.should_read(len(self.outbuf)):
+                self.want &= ~READ
+                self.sync()
+            elif (data := self.recv()) is not None:
+                session.ws.receive_data(data, now)
+                self.ws_process(session, now)
             return
-        if not self.want_read or self.driver.eof:
+        if not self.want_read or self.eof:
             # Back-pressure: the core is not asking for bytes (a response is in progress, or the
             # body buffer is full), so stop watching the socket until it does.
             self.want &= ~READ
@@ -316,28 +183,6 @@ class Connection:
             self.close_with_output()
             return
         self.pump(now)
-
-    def recv(self) -> bytes | None:
-        """One ``recv``: bytes (``b""`` at EOF, noted in the driver), or None when there is
-        nothing (or it broke)."""
-        try:
-            data = self.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return None
-        except OSError as exc:
-            _log.debug("%s: receive failed: %s", self.client, exc)
-            self.close_now()
-            return None
-        if not data:
-            self.driver.eof = True
-        elif self.tls:
-            # Decrypted bytes of the current record are invisible to the selector.
-            pending = cast(ssl.SSLSocket, self.sock).pending()
-            if pending:
-                data += self.sock.recv(pending)
-        if self.counting:
-            self.received += len(data)
-        return data
 
     def _read_again(self) -> None:
         """The core asks for bytes: watch the socket for them (any thread)."""
@@ -470,90 +315,16 @@ class Connection:
         else:
             self.pump(now)
 
-    # -- writing ----------------------------------------------------------------------------------
-
-    def _send(self, data: bytes | bytearray | memoryview) -> int:
-        try:
-            sent = self.sock.send(data)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
-            return 0
-        except OSError as exc:
-            _log.debug("%s: send failed: %s", self.client, exc)
-            self.break_()
-            raise ClientDisconnected(f"sending to the client failed: {exc}") from exc
-        if self.counting:
-            self.sent += sent
-        return sent
-
-    def write(self, data: bytes, wait: bool = True) -> None:
-        """Send ``data`` now if the socket takes it, else queue it for the loop.
-
-        With ``wait`` (workers only) block while more than :data:`OUT_HIGH` bytes are queued,
-        so a slow client holds back the application instead of filling memory.
-        """
+    def drained(self, now: float) -> None:
+        """The output fell to OUT_LOW: a request held back (:meth:`_dispatch`) goes on, or
+        WebSocket reading held back by the output resumes."""
         if self.closing:
-            raise ClientDisconnected("the connection is closing")
-        if not data:
             return
-        if not self.outbuf:
-            sent = self._send(data)
-            if sent == len(data):
-                return
-            self.outbuf += memoryview(data)[sent:]
-        else:
-            self.outbuf += data
-        self._want_write()
-        if wait:
-            while len(self.outbuf) > OUT_HIGH and not self.closed:
-                self.cond.wait()
-            if self.closed:
-                raise ClientDisconnected("the connection closed while sending")
-
-    def wait_writable(self) -> None:
-        """Block until the queue is flushed and the socket is writable again (worker)."""
-        self._want_write()
-        while self.want & WRITE and not self.closing:
-            self.cond.wait()
-        if self.closing:
-            raise ClientDisconnected("the connection closed while sending")
-
-    def _want_write(self) -> None:
-        """Watch for writability, the write timeout running from now (any thread)."""
-        if not self.want & WRITE:
-            self.want |= WRITE
-            self.io_deadline = time.monotonic() + self.loop.config.timeout_write
-            self.apply()  # on the loop thread, the write deadline is scheduled at once
-
-    def on_writable(self, now: float) -> None:
-        """The socket is writable (loop thread): flush the queue."""
-        if self.phase is Phase.HANDSHAKE:
-            self._handshake(now)
-            return
-        if self.outbuf:
-            try:
-                sent = self._send(self.outbuf)
-            except ClientDisconnected:
-                return
-            if sent:
-                del self.outbuf[:sent]
-                self.io_deadline = now + self.loop.config.timeout_write
-        if len(self.outbuf) <= OUT_LOW:
-            if self.held and not self.closing:  # a request held back (_dispatch) goes on
-                self.held = False
-                self._dispatch(now)
-            self._unpark()
-        if not self.outbuf:
-            self.want &= ~WRITE
-            self.io_deadline = None
-            self.sync()
-            self.cond.notify_all()
-            if self.closing:
-                self._finish_close(now)
-                return
-        elif len(self.outbuf) <= OUT_HIGH:
-            self.cond.notify_all()
-        if self.session is not None and self.session.held is not None:
-            self.ws_resume(self.session)
+        if self.held:
+            self.held = False
+            self._dispatch(now)
+        elif (session := self.session) is not None and session.held is not None:
+            self.ws_resume(session)
 
     def close_with_output(self) -> None:
         """The driver said CLOSE: send what it has to say (an error response), then close."""
@@ -567,24 +338,6 @@ class Connection:
             except ClientDisconnected:
                 return
         self.close_soon()
-
-    def _handshake(self, now: float) -> None:
-        try:
-            cast(ssl.SSLSocket, self.sock).do_handshake()
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as exc:
-            self.want = READ if isinstance(exc, ssl.SSLWantReadError) else WRITE
-            self.sync()
-            return
-        except (ssl.SSLError, OSError) as exc:
-            _log.debug("%s: TLS handshake failed: %s", self.client, exc)
-            self.close_now()
-            return
-        self.phase = Phase.HTTP
-        self.io_deadline = None
-        self.want = READ
-        self.sync()
-        self.schedule(now)
-        self.on_readable(now)
 
     # -- WebSocket ----------------------------------------------------------------------------------
 
@@ -626,85 +379,25 @@ class Connection:
         later frames wait there, unparsed), then read again unless they hold it (any thread)."""
         if session.resume(len(self.outbuf)):
             self.ws_process(session, time.monotonic())
-            if session.held is None and not self.driver.eof and not self.want & READ:
+            if session.held is None and not self.eof and not self.want & READ:
                 self.want |= READ
                 self.apply()
 
     # -- closing ----------------------------------------------------------------------------------
 
-    def close_soon(self) -> None:
-        """Close once everything queued is sent (any thread)."""
-        if self.closing:
-            return
-        self.closing = True
-        self.cond.notify_all()
-        if not self.outbuf:  # else on_writable finishes the close
-            self.apply()
-
-    def break_(self) -> None:
-        """The socket failed: drop what is queued and close (any thread)."""
-        self.broken = True
-        self.closing = True
-        self.outbuf.clear()
-        self.cond.notify_all()
-        self.apply()
-
-    def _finish_close(self, now: float) -> None:
-        if self.broken or self.tls or self.phase is not Phase.HTTP or self.driver.eof:
-            self.close_now()
-            return
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            self.close_now()
-            return
-        self.phase = Phase.LINGER
-        self.want = READ
-        self.io_deadline = now + RULES.linger_seconds
-        self.sync()
-        self.schedule(now)
-
     def close_now(self) -> None:
-        """Close the socket at once (loop thread)."""
+        """Close the socket at once (loop thread), dropping the request in progress."""
         if self.closed:
             return
-        self.closed = True
-        self.closing = True
-        self.phase = Phase.CLOSED
-        self.outbuf = bytearray()
-        if self.registered:
-            self.loop.selector.unregister(self.sock)
-            self.registered = 0
-        with contextlib.suppress(OSError):
-            if self.sending:
-                # A worker is in sendfile on this descriptor: cut the connection now, and let
-                # the worker close the descriptor when the call returns (release_socket).
-                self.sock.shutdown(socket.SHUT_RDWR)
-            else:
-                self.sock.close()
         if self.body is not None:
             self.body.discard()
             self.body = None
-        # A reader of an unfinished streamed body, woken below, sees ``closing`` and raises: a
-        # cut body must not read as a whole one.
+        # A reader of an unfinished streamed body, woken as the socket closes, sees ``closing``
+        # and raises: a cut body must not read as a whole one.
         self.streamed = None
         self.exchange = None
-        self._unpark()  # a parked response's next write fails and its worker cleans up
-        self.cond.notify_all()  # wakes writers, and a WebSocket application in receive()
+        super().close_now()
         self.loop.forget(self)
 
-    def _unpark(self) -> None:
-        """Hand a parked response back to the workers (lock held)."""
-        resume, self.parked = self.parked, None
-        if resume is not None:
-            self.loop.resume(resume)
 
-    def release_socket(self) -> None:
-        """A worker's ``sendfile`` returned on a connection closed meanwhile: close the socket."""
-        self.sending = False
-        if self.closed:
-            with contextlib.suppress(OSError):
-                self.sock.close()
-
-
-__all__ = ["OUT_HIGH", "READ", "WRITE", "Connection", "Host", "Job", "Phase"]
+__all__ = ["Connection", "Host", "Job"]

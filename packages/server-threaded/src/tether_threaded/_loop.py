@@ -35,9 +35,10 @@ from tether_server.server_metrics import byte_totals
 from tether_server.startup import drain_timeout_message, draining_message
 from tether_server.wsgi_body import BodyBuffer
 from tether_threaded._config import Config
-from tether_threaded._connection import READ, WRITE, Connection, Phase
+from tether_threaded._connection import Connection
 from tether_threaded._input import ClientDisconnected
 from tether_threaded._pool import STALL, Pool
+from tether_threaded._transport import READ, WRITE, Phase, Transport
 from tether_threaded._wsgi import Exchange
 
 #: Longest sleep of the loop: deadlines set by workers are noticed within this many seconds.
@@ -63,7 +64,7 @@ def _base_environ(sock: socket.socket, tls: bool, config: Config) -> Environ:
     return server_environ(str(name), str(port), config.root_path, tls, config.multiprocess)
 
 
-def _lost(conn: Connection) -> None:
+def _lost(conn: Transport) -> None:
     """A bug surfaced while handling ``conn``: log it and drop the connection, keep serving."""
     _log.exception("%s: unexpected error; closing the connection", conn.client)
     conn.close_now()
@@ -88,7 +89,7 @@ class Loop:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._pending: deque[Connection | None] = deque()
+        self._pending: deque[Transport | None] = deque()
         self._wake_pending = False
         self._timers: list[tuple[float, int, Connection]] = []
         #: Timer entries of connections closed since the heap was last swept.
@@ -118,12 +119,10 @@ class Loop:
         #: Most body bytes the loop gathers for one request.
         self.body_cap = config.body_cap()
         self.thread_id: int | None = None
-        #: Graceful shutdown in progress: no new connections, idle ones closed.
-        self.draining = False
         #: A SIGHUP shutdown: idle keep-alive connections stay open until their next request
         #: (answered with ``Connection: close``) or timeout, so none sent meanwhile is lost.
         self.handover = False
-        #: The graceful shutdown's rules for each connection, once it has begun.
+        #: A graceful shutdown's rules for each connection, once it has begun (None: serving).
         self.drain: Drain | None = None
         self._force = False
         self.pool: Pool | None = None
@@ -150,7 +149,7 @@ class Loop:
         """Whether the caller runs on the loop thread."""
         return get_ident() == self.thread_id
 
-    def call_soon(self, conn: Connection | None, wake: bool) -> None:
+    def call_soon(self, conn: Transport | None, wake: bool) -> None:
         """Ask the loop to service ``conn`` (None: begin shutdown) on its next pass."""
         self._pending.append(conn)
         # Append first, then test the flag: the loop clears the flag before draining the queue,
@@ -253,7 +252,7 @@ class Loop:
         """What a health probe reports: draining, requests in flight, open connections."""
         with self._count_lock:
             in_flight = self._in_flight
-        return self.draining, in_flight, len(self.conns)
+        return self.drain is not None, in_flight, len(self.conns)
 
     def resume(self, job: Callable[[], None]) -> None:
         """Queue a job for the workers: a request, or the rest of a parked response. On the loop
@@ -274,7 +273,7 @@ class Loop:
                 # Its byte counts join the loop thread's cell as it leaves the open set.
                 forget = partial(self.conns.discard, conn)
                 self.metrics.fold(self.metrics.cell(), conn.received, conn.sent, forget)
-            if self.gate.closed() and not self.draining:
+            if self.gate.closed() and self.drain is None:
                 self._listen(True)
         if conn.timer_at is not None:
             # Its heap entries would keep it alive until their deadlines: sweep the heap once
@@ -414,12 +413,11 @@ class Loop:
                     client = peer_text(host, port)
                 else:
                     client = "unix"
-                tls = listener.ssl_context is not None
                 if listener.ssl_context is not None:
                     sock = listener.ssl_context.wrap_socket(
                         sock, server_side=True, do_handshake_on_connect=False
                     )
-                conn = Connection(self, sock, environ, client, now, tls)
+                conn = Connection(self, sock, environ, client, now)
             except OSError as exc:
                 # The client reset before we set the socket up: nothing to serve.
                 _log.debug("dropping a connection that failed during setup: %s", exc)
@@ -435,17 +433,16 @@ class Loop:
                 conn.schedule(now)
 
     def _begin_shutdown(self, now: float) -> None:
-        if self.draining:
+        if self.drain is not None:
             self._force = True
             return
-        self.draining = True
+        grace = self.config.timeout_graceful_shutdown
+        drain = self.drain = Drain(now, handover=self.handover, grace=grace)
         if self.on_stopping is not None:
             self.on_stopping()
         self._listen(False)
         for listener in self._listeners:
             listener.sock.close()  # refuse new connections instead of leaving them in the backlog
-        grace = self.config.timeout_graceful_shutdown
-        drain = self.drain = Drain(now, handover=self.handover, grace=grace)
         for conn in list(self.conns):
             with conn.lock:
                 # A TLS handshake under way goes on (bounded by its timeout); a busy

@@ -27,8 +27,9 @@ from tether.serving_cycle import ResponseCycle
 from tether.serving_websocket import WebSocketSession
 from tether.serving_wsgi import Environ, StartResponse
 from tether_server.tagging import log_access
-from tether_threaded._connection import READ, Connection, Phase
+from tether_threaded._connection import Connection
 from tether_threaded._input import ClientDisconnected
+from tether_threaded._transport import READ, Phase
 
 _access = logging.getLogger("tether.access")
 

@@ -35,8 +35,9 @@ from tether_server.accesslog import peer_text
 from tether_server.forwarded import apply_forwarding
 from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import log_access, tagged
-from tether_threaded._connection import OUT_HIGH, Connection, Host
+from tether_threaded._connection import Connection, Host
 from tether_threaded._input import ClientDisconnected, Source, StreamedBody
+from tether_threaded._transport import OUT_HIGH
 from tether_threaded._websocket import Upgrade
 
 _log = logging.getLogger("tether.error")
@@ -152,7 +153,7 @@ class Exchange:
         self, status: str, headers: Iterable[tuple[str, str]], exc_info: ExcInfo | None = None
     ) -> Write:
         """PEP 3333 ``start_response`` (:func:`tether.serving_wsgi.start_response`)."""
-        if self.loop.draining:
+        if self.loop.drain is not None:
             # Shutting down: tell the client this connection ends with this response.
             self.cycle.closing = True
         start_response(self.cycle, status, headers, exc_info)
