@@ -208,6 +208,17 @@ def _request_line(x: Exchange) -> str:
     return escape(b"%s %s HTTP/%s" % (request.method, request.target, request.http_version))
 
 
+def _micros(x: Exchange) -> int:
+    # Every duration atom is this one count, truncated as gunicorn truncates: rounding L on
+    # its own could make it read 0.001235 beside D=1234.
+    return int(x.elapsed * 1e6)
+
+
+def _seconds(micros: int) -> str:
+    whole, fraction = divmod(micros, 1_000_000)
+    return f"{whole}.{fraction:06d}"
+
+
 def _phrase(x: Exchange) -> str:
     try:
         return http.HTTPStatus(x.status).phrase
@@ -243,10 +254,10 @@ ATOMS: dict[str, tuple[Atom, str]] = {
     "b": (lambda x: str(x.cycle.sent) if x.cycle.sent else "-", "body bytes sent, or '-'"),
     "f": (_referer, "the Referer field, or '-'"),
     "a": (_agent, "the User-Agent field, or '-'"),
-    "T": (lambda x: str(int(x.elapsed)), "the request's duration in whole seconds"),
-    "D": (lambda x: str(int(x.elapsed * 1e6)), "... in microseconds"),
-    "M": (lambda x: str(int(x.elapsed * 1e3)), "... in milliseconds"),
-    "L": (lambda x: f"{x.elapsed:.6f}", "... in seconds, with six decimals"),
+    "T": (lambda x: str(_micros(x) // 1_000_000), "the request's duration in whole seconds"),
+    "D": (lambda x: str(_micros(x)), "... in microseconds"),
+    "M": (lambda x: str(_micros(x) // 1000), "... in milliseconds"),
+    "L": (lambda x: _seconds(_micros(x)), "... in seconds, with six decimals"),
     "p": (lambda x: f"<{os.getpid()}>", "the process id, as <1234>"),
     "Uq": (lambda x: escape(x.request.target), "the target: path and query (hypercorn's)"),
     "st": (_phrase, "the status phrase: OK, Not Found (hypercorn's)"),
