@@ -140,8 +140,7 @@ _JUST_CHUNKED = [b"chunked"]
 
 _V11 = b"1.1"
 _V10 = b"1.0"
-# Rarely sent fields the look-up path of _interpret leaves to the general loop.
-_RARE_FIELDS = frozenset((b"expect", b"upgrade"))
+# The fields _interpret reads: they frame or route the request.
 _FRAMING_FIELDS = frozenset(
     (
         b"host",
