@@ -22,6 +22,7 @@ from tether.errors import (
 from tether.http1._abnf import ABSOLUTE_FORM, FIELD_BLOCK, HOST, REQUEST_LINE_ANY_VERSION, TOKEN
 from tether.http1._tables import (
     _CRLF,
+    _FRAMING_NAMES,
     _LINE_TABLE,
     _NAME_CHECK_TABLE,
     _NAME_SEPARATORS,
@@ -89,8 +90,13 @@ def _parse_few_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
         name = name.translate(_LOWER_TCHAR)
         if not colon or not name or 0 in name or 0 in value.translate(_LINE_TABLE):
             return None
-        # Shorter names cannot fold to a framing field name (13 and 16 letters).
-        if len(name) >= 13:
+        # Shorter names cannot fold to a framing field name (13 and 16 letters); a longer one
+        # that folds to one and is not it is refused there (the call costs three times the
+        # test, and browsers send several long names: Accept-Language, Sec-Fetch-Mode...).
+        if (
+            len(name) >= 13
+            and _FRAMING_NAMES.get(name.translate(None, _NAME_SEPARATORS), name) != name
+        ):
             _refuse_framing_lookalikes((name,))
         fields.append((name, value.strip()))
     return fields
