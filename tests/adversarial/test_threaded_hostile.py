@@ -476,7 +476,9 @@ def test_closed_connections_leave_the_timer_heap_promptly() -> None:
 
 
 def test_idle_keep_alive_connections_stay_small(tmp_path: Path) -> None:
-    """2000 connections that each completed a request and stay open cost <= 3 KB each."""
+    """2000 connections that each completed a request and stay open cost <= 2.5 KiB each
+    (about 2.2 measured; 3.0 before a connection made its Condition only when a thread first
+    waits on it)."""
     count = 2000
 
     def open_idle(n: int) -> list[socket.socket]:
@@ -499,7 +501,7 @@ def test_idle_keep_alive_connections_stay_small(tmp_path: Path) -> None:
         for sock in warm + idle:
             sock.close()
     per_connection = (after - before) * 1024 / count
-    assert per_connection <= 3 * 1024, f"{per_connection:.0f} bytes per idle connection"
+    assert per_connection <= 2.5 * 1024, f"{per_connection:.0f} bytes per idle connection"
 
 
 # -- 7. no state shared between clients (issue 13) ----------------------------------------------

@@ -354,7 +354,7 @@ class Connection(Transport):
         """Move the core's events to the inbox (waking the application) and its bytes out;
         stop reading while the session's rules hold it back (:meth:`ws_resume` reads again)."""
         if session.take_events():
-            self.cond.notify_all()
+            self.notify()
         self.ws_flush(session, now)
         if not session.should_read(len(self.outbuf)) and self.want & READ:
             self.want &= ~READ

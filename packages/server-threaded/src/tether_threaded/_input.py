@@ -30,10 +30,18 @@ class ClientDisconnected(OSError):
 class Source(Protocol):
     """The connection a :class:`StreamedBody` reads from."""
 
-    #: The connection's condition (on its lock): notified when bytes come or it closes.
-    cond: threading.Condition
+    #: The connection's lock, and its condition on that lock (made by the first waiter, with
+    #: the lock held): notified when bytes come or it closes.
+    lock: threading.Lock
+
+    @property
+    def cond(self) -> threading.Condition: ...
+
     #: The connection is closing (timed out, broken, or the server stops).
     closing: bool
+
+    def notify(self) -> None:
+        """Wake the threads waiting on ``cond`` (lock held)."""
 
     def resume_body(self) -> None:
         """The application took bytes: read more of the body (lock held)."""
@@ -62,13 +70,13 @@ class StreamedBody:
     def feed(self, data: bytes) -> bool:
         """Add a piece; True while the loop may read more (fewer than STREAM_HIGH unread)."""
         self.buf += data
-        self.source.cond.notify_all()
+        self.source.notify()
         return len(self.buf) < STREAM_HIGH
 
     def end(self) -> None:
         """The body is complete."""
         self.done = True
-        self.source.cond.notify_all()
+        self.source.notify()
 
     def detach(self) -> None:
         """The exchange is over: later reads get what is buffered, then the end."""
@@ -79,7 +87,7 @@ class StreamedBody:
 
     def _take(self, size: int, line: bool) -> bytes:
         source = self.source
-        with source.cond:
+        with source.lock:
             buf = self.buf
             while not self.done:
                 end = buf.find(b"\n") + 1 if line else 0

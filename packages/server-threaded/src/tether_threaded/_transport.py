@@ -62,11 +62,11 @@ class Transport:
     """The I/O of one accepted socket; what its bytes mean is the subclass's."""
 
     __slots__ = (
+        "_cond",
         "broken",
         "client",
         "closed",
         "closing",
-        "cond",
         "counting",
         "eof",
         "io_deadline",
@@ -92,7 +92,9 @@ class Transport:
         #: "host:port" of the peer, for logs.
         self.client = client
         self.lock = threading.Lock()
-        self.cond = threading.Condition(self.lock)
+        # Made by the first thread that waits (see cond): an idle connection never needs one,
+        # and a Condition costs about 1 KB, a third of what an idle connection holds.
+        self._cond: threading.Condition | None = None
         self.tls = tls = isinstance(sock, ssl.SSLSocket)
         self.phase = Phase.HANDSHAKE if tls else Phase.HTTP
         #: Selector events wanted, and those currently registered (the loop syncs them).
@@ -143,6 +145,22 @@ class Transport:
         else:
             selector.modify(self.sock, want, self)
         self.registered = want
+
+    @property
+    def cond(self) -> threading.Condition:
+        """The condition on :attr:`lock` that waiting threads use; call with the lock held.
+
+        Made on first use, under the lock, so no two threads can make two of them; a thread
+        that finds none to notify has no one waiting on it (:meth:`notify`)."""
+        cond = self._cond
+        if cond is None:
+            cond = self._cond = threading.Condition(self.lock)
+        return cond
+
+    def notify(self) -> None:
+        """Wake every thread waiting on :attr:`cond` (lock held)."""
+        if self._cond is not None:
+            self._cond.notify_all()
 
     def apply(self) -> None:
         """``want`` or closing changed: :meth:`service` now on the loop thread, else ask the
@@ -291,11 +309,11 @@ class Transport:
             self.want &= ~WRITE
             self.io_deadline = None
             self.sync()
-            self.cond.notify_all()
+            self.notify()
             if self.closing:
                 self._finish_close(now)
         elif len(self.outbuf) <= OUT_HIGH:
-            self.cond.notify_all()
+            self.notify()
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -304,7 +322,7 @@ class Transport:
         if self.closing:
             return
         self.closing = True
-        self.cond.notify_all()
+        self.notify()
         if not self.outbuf:  # else on_writable finishes the close
             self.apply()
 
@@ -313,7 +331,7 @@ class Transport:
         self.broken = True
         self.closing = True
         self.outbuf.clear()
-        self.cond.notify_all()
+        self.notify()
         self.apply()
 
     def _finish_close(self, now: float) -> None:
@@ -350,7 +368,7 @@ class Transport:
             else:
                 self.sock.close()
         self._unpark()  # a parked response's next write fails and its worker cleans up
-        self.cond.notify_all()  # wakes writers, and a WebSocket application in receive()
+        self.notify()  # wakes writers, and a WebSocket application in receive()
 
     def _unpark(self) -> None:
         """Hand a parked response back to the workers (lock held)."""
