@@ -22,6 +22,7 @@ from tether.errors import (
     HeadTooLarge,
     InvalidFraming,
     LocalProtocolError,
+    RemoteProtocolError,
     RequestLineTooLong,
     TooManyHeaders,
 )
@@ -391,3 +392,33 @@ def test_line_by_line_and_column_wise_field_parsers_agree(lines: list[bytes]) ->
     few = _outcome(_head._parse_few_fields, lines)
     many = _outcome(_head._parse_many_fields, lines) if lines else []
     assert few == many
+
+
+@pytest.mark.parametrize(
+    "second",
+    [b"chunked", b"gzip", b"gzip, chunked", b"identity"],
+)
+def test_a_repeated_transfer_encoding_leaves_the_next_chunked_request_alone(
+    second: bytes,
+) -> None:
+    """``Transfer-Encoding: chunked`` alone is read as one list shared by every request, and
+    taken as valid by identity; a second Transfer-Encoding field must make a new list. Were
+    it to extend the shared one, ``chunked`` then ``gzip`` would pass as chunked (chunked not
+    last: RFC 9112 6.1 says 400), and every later request would share the damage."""
+    from tether.http1 import _head
+
+    refused = ServerConnection()
+    refused.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        b"Transfer-Encoding: " + second + b"\r\n\r\n"
+    )
+    with pytest.raises(RemoteProtocolError):  # chunked twice, or not last (RFC 9112 6.1)
+        refused.next_event()
+    conn = ServerConnection()
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    )
+    assert isinstance(conn.next_event(), Request)
+    assert conn.next_event() == Data(b"abc")
+    assert conn.next_event() == EndOfMessage()
+    assert _head._JUST_CHUNKED == [b"chunked"]
