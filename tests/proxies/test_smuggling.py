@@ -158,10 +158,17 @@ def test_no_request_reaches_the_app_that_the_client_did_not_send(deployed: Stack
         info = json.loads(body.partition(b"\n")[0])
         assert (info["path"], info["query"]) == (f"/after/{token}/{n}", f"id={n}"), info
     received = deployed.records(since=before)
-    # What the proxy itself parsed as requests: its access log (HAProxy writes a line once
-    # the exchange is over, which may be just after the client has its answer).
+
+    def logged() -> list[str]:
+        return re.findall(r'"[A-Z]+ (/[^ "?]*)[^ "]* HTTP/1\.[01]"', deployed.access_log())
+
+    # What the proxy itself parsed as requests: its access log. HAProxy writes a line once
+    # the exchange is over, which may be after the client has its answer, and a probe's
+    # exchange may end after the requests that follow it: wait (bounded) until every request
+    # the app received has its line. A request the proxy never parsed never gets one.
     assert wait_until(lambda: f"/after/{token}/19?id=19 " in deployed.access_log(), 10)
-    seen = re.findall(r'"[A-Z]+ (/[^ "?]*)[^ "]* HTTP/1\.[01]"', deployed.access_log())
+    wait_until(lambda: all(r["path"] in logged() for r in received), 10)
+    seen = logged()
     unexpected = [r for r in received if r["path"] not in seen]
     assert unexpected == [], unexpected
     paths = [r["path"] for r in received]
