@@ -274,13 +274,11 @@ class Transport:
             if self.closed:
                 raise ClientDisconnected("the connection closed while sending")
 
-    def wait_writable(self) -> None:
-        """Block until the queue is flushed and the socket is writable again (worker)."""
+    def park_writable(self, resume: Callable[[], None]) -> None:
+        """A worker's send would block: the loop hands ``resume`` back to the workers once the
+        socket is writable (or the connection closed), the write timeout running (lock held)."""
+        self.parked = resume
         self._want_write()
-        while self.want & WRITE and not self.closing:
-            self.cond.wait()
-        if self.closing:
-            raise ClientDisconnected("the connection closed while sending")
 
     def _want_write(self) -> None:
         """Watch for writability, the write timeout running from now (any thread)."""

@@ -3,8 +3,10 @@
 The loop builds the environ (it already holds the parsed request) and a worker runs
 :meth:`Exchange.run`. Small responses leave in one ``send``: a list or tuple result becomes one
 head-plus-body-plus-end write; a streamed one sends its head with the first non-empty piece.
-The result's ``close()`` is always called. ``wsgi.file_wrapper`` results go out with
-``os.sendfile`` on plain sockets, without the connection's lock held during the call.
+The result's ``close()`` is always called. ``wsgi.file_wrapper`` results of regular files go
+out with ``os.sendfile`` on plain sockets, without the connection's lock held during the call.
+No response waits on a slow client in a worker (only the legacy ``write()`` callable does):
+a streamed or file response parks until the client has read, and the worker moves on.
 """
 
 from __future__ import annotations
@@ -44,7 +46,37 @@ _log = logging.getLogger("tether.error")
 _access = logging.getLogger("tether.access")
 
 #: Most bytes one ``os.sendfile`` call is asked to move.
-_SENDFILE_BLOCK = 1 << 20
+_BLOCK = 1 << 20
+
+
+class _FileSend:
+    """Where the body of a file sent with ``os.sendfile`` stands."""
+
+    __slots__ = ("after", "count", "done", "fileno", "offset")
+
+    def __init__(self, fileno: int, offset: int, count: int, after: bytes) -> None:
+        self.fileno = fileno
+        #: The file's position where the body starts, its length, and the bytes sent so far.
+        self.offset = offset
+        self.count = count
+        self.done = 0
+        #: The framing after the body (a chunked body's end).
+        self.after = after
+
+
+def _regular_file(wrapper: FileWrapper) -> tuple[int, int, int] | None:
+    """A wrapped regular file's descriptor, position and bytes left; None for other
+    file-likes (a socket, a pipe, a ``BytesIO``: sent in blocks like any streamed result)."""
+    filelike = wrapper.filelike
+    try:
+        fileno = filelike.fileno()
+        info = os.fstat(fileno)
+        offset = filelike.tell()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return fileno, offset, max(0, info.st_size - offset)
 
 
 class Exchange:
@@ -58,6 +90,7 @@ class Exchange:
         "conn",
         "cycle",
         "environ",
+        "file",
         "has_body",
         "input",
         "loop",
@@ -69,9 +102,11 @@ class Exchange:
     )
 
     #: A streamed response: the application's result and the iterator being sent, kept while
-    #: the response is parked on a slow reader (set by _run before _pump reads them).
+    #: the response is parked on a slow reader (set by _run before _pump reads them); for a
+    #: file sent with ``os.sendfile`` no iterator, and where the file stands instead.
     result: Any
     chunks: Iterator[bytes] | None
+    file: _FileSend | None
     #: --metrics-port (only then set): when the head came, and whether the connection is reused.
     started: float
     reused: bool
@@ -187,7 +222,10 @@ class Exchange:
         """
         finished = True
         try:
-            finished = self._pump() if resumed else self._run()
+            if not resumed:
+                finished = self._run()
+            else:
+                finished = self._pump() if self.chunks is not None else self._pump_file()
         except ClientDisconnected as exc:
             conn = self.conn
             _log.debug("%s: %s", conn.client, exc)
@@ -228,18 +266,26 @@ class Exchange:
             # The usual result, the whole body at once (a list or a tuple has no close()).
             self._send_all(result)  # type: ignore[arg-type]
             return True
-        if not accepted and not (kind is FileWrapper and not self.conn.tls and self.cycle.status):
+        if accepted:  # the result of a WebSocket application is ignored (closed here)
+            close_result(result)
+            self._end()
+            return True
+        source = None
+        if kind is FileWrapper and not self.conn.tls and self.cycle.status:
+            source = _regular_file(result)  # type: ignore[arg-type]
+        self.result = result
+        if source is None:
             # Streamed: sent piece by piece, parked (without this worker) on a slow reader.
-            self.result = result
             self.chunks = iter(result)
             return self._pump()
+        # A regular file: os.sendfile, parked (without this worker) while the socket is full.
+        self.chunks = None
         try:
-            if not accepted:  # the result of a WebSocket application is ignored (closed below)
-                self._send_file(result)  # type: ignore[arg-type]
-        finally:
-            close_result(result)
-        self._end()
-        return True
+            self.file = self._file_head(*source)
+        except BaseException:
+            self._close_result()
+            raise
+        return self._pump_file()
 
     def _pump(self) -> bool:
         """Send the streamed response's pieces until it ends (True) or the client's unread
@@ -261,9 +307,23 @@ class Exchange:
         except BaseException:
             self._close_result()
             raise
-        self._close_result()
+        self._close_after_body()
         self._end()
         return True
+
+    def _close_after_body(self) -> None:
+        """Close the result of a body produced whole: a failing ``close()`` is the application's
+        error, but once bytes went out the response is still ended (its last chunk sent, the
+        connection kept for a request pipelined behind it), as gunicorn ends it."""
+        try:
+            self._close_result()
+        except Exception as exc:
+            if not self.cycle.committed:
+                raise  # nothing went out: a clean 500
+            suffix, extra = tagged(self.cycle)
+            _log.error(
+                "Exception in the WSGI application's close()%s", suffix, exc_info=exc, extra=extra
+            )
 
     def _close_result(self) -> None:
         result, self.result, self.chunks = self.result, None, None
@@ -291,52 +351,64 @@ class Exchange:
             conn.write(out, wait=False)
             conn.response_done(time.monotonic())
 
-    def _send_file(self, wrapper: FileWrapper) -> None:
-        """``wsgi.file_wrapper`` (PEP 3333 "Optional Platform-Specific File Handling") on a
-        plain socket: a regular file goes out with ``os.sendfile`` after its head, straight
-        from the page cache; other file-likes in blocks through :meth:`write`."""
-        filelike = wrapper.filelike
-        try:
-            fileno = filelike.fileno()
-            info = os.fstat(fileno)
-            offset = filelike.tell()
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            info = None
-        if info is None or not stat.S_ISREG(info.st_mode):
-            for block in wrapper:
-                self.write(block)
-            return
+    def _file_head(self, fileno: int, offset: int, available: int) -> _FileSend | None:
+        """``wsgi.file_wrapper`` (PEP 3333 "Optional Platform-Specific File Handling") of a
+        regular file on a plain socket: write the head (and the framing before the body); where
+        the body stands, or None when no body goes (HEAD, 204, 304, a declared length of 0)."""
         conn, cycle = self.conn, self.cycle
-        available = max(0, info.st_size - offset)
         with conn.lock:
             if conn.closing:
                 raise ClientDisconnected("the connection is closing")
-            conn.write(cycle.file_head(available))
+            conn.write(cycle.file_head(available), wait=False)
         room = cycle.file_room
         count = available if room is None else min(available, room)
         if cycle.head or cycle.status < 200 or cycle.status in (204, 304):
-            return
+            return None
         framing = conn.core.frame_body(count)
         if framing is None:
-            return
+            return None
         before, after = framing
         if before:
             with conn.lock:
-                conn.write(before)
+                conn.write(before, wait=False)
+        return _FileSend(fileno, offset, count, after)
+
+    def _pump_file(self) -> bool:
+        """Send the file's body straight from the page cache until it ends (True) or the socket
+        is full: then park (False) and free this worker; the loop resumes it on a worker once
+        the socket is writable, or the connection closed."""
+        file = self.file
+        try:
+            if file is not None and not self._sendfile(file):
+                return False
+        except BaseException:
+            self.file = None
+            self._close_result()
+            raise
+        self.file = None
+        self._close_after_body()
+        self._end()
+        return True
+
+    def _sendfile(self, file: _FileSend) -> bool:
+        """Move the file's bytes with ``os.sendfile``; False once parked on a full socket."""
+        conn, cycle = self.conn, self.cycle
         fd = conn.sock.fileno()
-        done = 0
-        while done < count:
+        while file.done < file.count:
             with conn.lock:
                 if conn.closing:
                     raise ClientDisconnected("the connection is closing")
-                if conn.outbuf:
-                    conn.wait_writable()
+                if conn.outbuf:  # the file's bytes go after what is queued
+                    conn.park_writable(partial(self.run, True))
+                    return False
                 conn.sending = True
             # Without the lock: the call may wait on the disk, and the loop thread takes this
             # lock for every event of the connection. ``sending`` keeps the descriptor open.
             failure: OSError | None = None
             try:
-                moved = os.sendfile(fd, fileno, offset + done, min(count - done, _SENDFILE_BLOCK))
+                moved = os.sendfile(
+                    fd, file.fileno, file.offset + file.done, min(file.count - file.done, _BLOCK)
+                )
             except (BlockingIOError, InterruptedError):
                 moved = -1
             except OSError as exc:
@@ -349,17 +421,18 @@ class Exchange:
                     conn.break_()
                     raise ClientDisconnected(f"sendfile failed: {failure}") from failure
                 if moved < 0:
-                    conn.wait_writable()
-                    continue
+                    conn.park_writable(partial(self.run, True))
+                    return False
             if moved == 0:
                 raise RuntimeError("the file ended before its announced length")
-            done += moved
+            file.done += moved
             cycle.file_sent(moved)
             if self.loop.metrics is not None:
                 self.loop.metrics.sent(moved)
-        if after:
+        if file.after:
             with conn.lock:
-                conn.write(after)
+                conn.write(file.after, wait=False)
+        return True
 
     def _fail(self, exc: BaseException) -> None:
         """The application (or its response) failed: answer 500 if still possible, else cut."""

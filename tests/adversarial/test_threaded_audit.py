@@ -1,0 +1,265 @@
+"""An adversarial audit of ``tether-threaded`` over real sockets on 127.0.0.1 (issue 12's
+attacks that ``test_threaded_hostile.py`` and ``tests/server_threaded`` do not make): clients
+that half-close, stop reading file downloads or pipeline behind odd responses, and WSGI
+applications whose results misbehave as real ones do.
+
+Each server runs in this process on a thread (``tests/server_threaded``'s helper), with small
+timeouts where a test waits on one; nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.server_threaded.threaded_helpers import read_until_closed, running, wait_for
+from tether_threaded import Server
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Callable[[bytes], None]]
+
+GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+GET_LAST = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+def _ok(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+
+
+def _connect(server: Server, timeout: float = 5.0) -> socket.socket:
+    host, port = server.address[:2]
+    return socket.create_connection((host, port), timeout=timeout)
+
+
+def _exchange(server: Server, data: bytes, *, half_close: bool = False) -> bytes:
+    """Send ``data`` on a new connection (then SHUT_WR if asked); all the server sends back."""
+    sock = _connect(server)
+    sock.sendall(data)
+    if half_close:
+        sock.shutdown(socket.SHUT_WR)
+    return read_until_closed(sock)
+
+
+def _head(sock: socket.socket) -> bytes:
+    """Read up to the end of a response head (the socket's timeout bounds the wait)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        data += piece
+    return data
+
+
+def _non_reader(server: Server, request: bytes) -> tuple[socket.socket, int]:
+    """A client with a tiny receive buffer that sends ``request``, reads the head, then stops;
+    the socket and the body bytes that came with the head."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(server.address[:2])
+    sock.sendall(request)
+    head, _, body = _head(sock).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), "the download did not start"
+    return sock, len(body)
+
+
+# -- a worker held by a client that does not read --------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["regular file", "BytesIO"])
+def test_non_readers_of_file_downloads_do_not_take_the_worker_threads(
+    tmp_path: Path, kind: str
+) -> None:
+    """As many clients as threads stop reading a ``wsgi.file_wrapper`` download (Flask's
+    ``send_file``, Django's ``FileResponse``): another client's GET is still answered. A worker
+    used to wait for the client until ``--timeout-write`` (60 s): in ``sendfile``'s wait for a
+    writable socket, and in ``write()`` for a file-like that is not a regular file."""
+    path = tmp_path / "big.bin"
+    size = 8 << 20  # far more than the socket buffers take
+    path.write_bytes(b"f" * size)
+
+    def app(environ: Environ, start_response: StartResponse) -> Any:
+        if environ["PATH_INFO"] == "/file":
+            start_response("200 OK", [("Content-Length", str(size))])
+            filelike = path.open("rb") if kind == "regular file" else io.BytesIO(path.read_bytes())
+            return environ["wsgi.file_wrapper"](filelike)
+        return _ok(environ, start_response)
+
+    with running(app, threads=2, timeout_write=60) as server, contextlib.ExitStack() as stack:
+        request = b"GET /file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        stalled = [_non_reader(server, request) for _ in range(2)]
+        for sock, _ in stalled:
+            stack.enter_context(sock)
+        with _connect(server, timeout=5) as sock:
+            sock.sendall(GET_LAST)
+            assert _head(sock).startswith(b"HTTP/1.1 200 ")
+        # A download parked on its full socket goes on, whole, once its client reads.
+        sock, received = stalled[0]
+        received += len(read_until_closed(sock, limit=2 * size))
+    assert received == size
+
+
+# -- the application's result misbehaves --------------------------------------------------------
+
+
+class _CloseFails:
+    """A streamed result whose body is complete but whose ``close()`` raises (a framework's
+    end-of-request hook failing, say)."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"complete"
+
+    def close(self) -> None:
+        raise RuntimeError("close() failed")
+
+
+def test_a_failing_close_after_a_complete_streamed_body_still_ends_the_response() -> None:
+    """The body went out whole, so the chunked response gets its last chunk and a pipelined
+    request behind it is answered (the last chunk used to be lost with the connection)."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/close-fails":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return _CloseFails()
+        return _ok(environ, start_response)
+
+    with running(app) as server:
+        reply = _exchange(server, b"GET /close-fails HTTP/1.1\r\nHost: x\r\n\r\n" + GET_LAST)
+    first, _, rest = reply.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in first
+    assert rest.startswith(b"8\r\ncomplete\r\n0\r\n\r\nHTTP/1.1 200 "), reply
+    assert rest.endswith(b"ok")
+
+
+def test_a_failing_close_before_anything_was_sent_is_a_500() -> None:
+    """While nothing is committed the failure still becomes a clean 500."""
+
+    class Empty(_CloseFails):
+        def __iter__(self) -> Iterator[bytes]:
+            return iter(())
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Empty()
+
+    with running(app) as server:
+        reply = _exchange(server, GET_LAST)
+    assert reply.startswith(b"HTTP/1.1 500 "), reply
+
+
+def test_a_parked_file_download_is_cut_by_the_write_timeout_and_its_file_closed(
+    tmp_path: Path,
+) -> None:
+    """A client that never reads a file download: the write timeout still fires while the
+    response is parked (no worker waits in it), the connection goes, and the file is closed."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"f" * (8 << 20))
+    closed: list[bool] = []
+
+    class Tracked(io.FileIO):
+        def close(self) -> None:
+            closed.append(True)
+            super().close()
+
+    def app(environ: Environ, start_response: StartResponse) -> Any:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](Tracked(path, "rb"))
+
+    with running(app, threads=1, timeout_write=0.5) as server:
+        loop = server._loop
+        assert loop is not None
+        sock, _ = _non_reader(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        with sock:
+            assert wait_for(lambda: not loop.conns and bool(closed)), "not cut, or file left open"
+
+
+# -- clients that half-close ---------------------------------------------------------------------
+
+
+def test_a_client_that_half_closes_after_its_requests_gets_every_response() -> None:
+    """Pipelined requests with bodies, the last one for a large streamed response that parks
+    on the client, then SHUT_WR: every response arrives whole and in order."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/stream":
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            return (b"s" * 65536 for _ in range(64))
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    posts = b"".join(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nbody%02d" % n for n in range(20)
+    )
+    with running(app) as server:
+        reply = _exchange(
+            server, posts + b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n", half_close=True
+        )
+    responses = reply.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert len(responses) == 21
+    for n, response in enumerate(responses[:20]):
+        assert response.endswith(b"\r\n\r\nbody%02d" % n), response
+    head, _, chunked = responses[20].partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head
+    assert chunked.endswith(b"0\r\n\r\n")
+    assert chunked.count(b"s") == 64 * 65536
+
+
+def test_a_client_that_half_closes_mid_body_gets_400_not_a_truncated_body() -> None:
+    """The app never sees a body the client cut short by half-closing."""
+    calls: list[str] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        calls.append(environ["PATH_INFO"])
+        return _ok(environ, start_response)
+
+    with running(app) as server:
+        reply = _exchange(
+            server, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", half_close=True
+        )
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert not calls
+
+
+# -- shutting down -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("request_body", ["gather", "stream"])
+def test_a_body_still_arriving_when_shutdown_begins_is_served_and_the_connection_closed(
+    request_body: str,
+) -> None:
+    """A graceful stop begins while an upload is half sent: the rest still arrives, the app
+    gets all of it, and the answer says ``Connection: close``."""
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    with running(app, request_body=request_body) as server, _connect(server) as sock:
+        host, port = server.address[:2]
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        server.shutdown(wait=False)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+            except OSError:
+                return True
+            return False
+
+        assert wait_for(refused)  # the drain has begun
+        sock.sendall(b"defghij")
+        reply = read_until_closed(sock)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close" in head
+    assert body == b"abcdefghij"
