@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tether.serving import TrustedProxies
+from tether_server.logline import LineHandler
 from tether_server.option_types import _optional_seconds, _positive_int, _seconds
 from tether_server.options import (
     LOG_LEVELS,
@@ -83,11 +84,13 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     or, with ``log_format="json"``, one JSON object per line (a ``--log-config`` file, applied
     by :func:`apply_process_options`, may change any of it)."""
     numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler
     if log_format == "json":
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        # "LEVEL: message" lines; access lines skip the record (tether_server.logline).
+        handler = LineHandler(sys.stderr)
     root = logging.getLogger("tether")
     root.handlers[:] = [handler]
     root.setLevel(numeric)
