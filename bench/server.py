@@ -119,12 +119,15 @@ def _commands(port: int) -> dict[str, list[str]]:
     ]
     granian += ["--runtime-threads", "1", "--no-ws", "server:app"]
     floor = [py, str(HERE / "server.py"), "--serve-floor", str(port)]
+    # "--log-level warning" also silences both servers' access logs (INFO lines): the "access
+    # log" rows set the level both ship with, so that their lines are written.
+    shipped = ["--log-level", "info"]
     return {
         "anyio floor (asyncio)": floor,
         "anyio floor (trio)": [*floor, "--floor-backend", "trio"],
         "tether (asyncio)": [*tether, "--no-access-log", "--loop", "asyncio"],
         "tether (trio)": [*tether, "--no-access-log", "--backend", "trio"],
-        "tether (asyncio), access log": [*tether, "--loop", "asyncio"],
+        "tether (asyncio), access log": [*tether, *shipped, "--loop", "asyncio"],
         "tether (asyncio), metrics": [
             *[*tether, "--no-access-log", "--loop", "asyncio"],
             *("--metrics-port", str(harness.free_port())),
@@ -132,7 +135,7 @@ def _commands(port: int) -> dict[str, list[str]]:
         "tether (asyncio)" + MIX: [*tether, "--no-access-log", "--loop", "asyncio"],
         "uvicorn (h11)": [*uvicorn, "--no-access-log", "--http", "h11"],
         "uvicorn (httptools)": [*uvicorn, "--no-access-log", "--http", "httptools"],
-        "uvicorn (httptools), access log": [*uvicorn, "--http", "httptools"],
+        "uvicorn (httptools), access log": [*uvicorn, *shipped, "--http", "httptools"],
         "uvicorn (httptools)" + MIX: [*uvicorn, "--no-access-log", "--http", "httptools"],
         "granian": granian,
         "granian" + MIX: granian,
