@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
-from anyio import BrokenResourceError, ClosedResourceError
+from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 
 #: An ASGI scope or message.
 Scope = MutableMapping[str, Any]
@@ -20,8 +20,10 @@ class ClientDisconnected(OSError):
     """Raised by ``send`` when the client has gone away (ASGI 2.4: an ``OSError`` subclass)."""
 
 
-#: What a read or write raises when the peer is gone.
-STREAM_GONE = (BrokenResourceError, ClosedResourceError, OSError)
+#: What a read or write raises when the peer is gone. ``EndOfStream`` is a read's end (each read
+#: catches it first, as EOF), and also what anyio's TLS stream raises from ``send`` once it has
+#: read a TCP FIN with no close_notify: its SSL object then writes nothing more.
+STREAM_GONE = (BrokenResourceError, ClosedResourceError, EndOfStream, OSError)
 #: Bytes asked of a stream per read.
 READ_SIZE = 65536
 
