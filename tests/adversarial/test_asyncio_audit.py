@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,74 @@ def test_tls_tcp_half_close_mid_body_is_not_an_application_error(
     assert closed_within(sock, 10)
     sock.close()
     _no_traceback(tls_server, tls=True)
+
+
+# -- pipelining behind responses whose application listens for http.disconnect ------------------
+
+#: ``/listen`` streams three events while a task waits for ``http.disconnect`` (Starlette's
+#: StreamingResponse, server-sent events); everything else answers "ok".
+LISTENING_APP = """
+import anyio
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["path"] != "/listen":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    async with anyio.create_task_group() as group:
+        async def listen():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()
+
+        group.start_soon(listen)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for n in range(3):
+            await send({"type": "http.response.body", "body": b"e%d;" % n, "more_body": True})
+            await anyio.sleep(0.01)  # a turn for the listener: it reads the pipelined bytes
+        await send({"type": "http.response.body", "body": b""})
+        group.cancel_scope.cancel()
+"""
+
+
+def _read_all(sock: socket.socket, deadline: float = 20.0) -> bytes:
+    """Everything the server sends until it closes (bounded by ``deadline`` seconds)."""
+    sock.settimeout(deadline)
+    out = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            out += chunk
+    except ConnectionResetError:
+        out += b"<reset>"
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pipelined_requests_behind_listening_streams_are_all_answered(
+    backend: str, tmp_path: Path
+) -> None:
+    """A client pipelines 40 valid requests (8 KB each, 330 KB in all) to a streaming endpoint
+    whose app listens for ``http.disconnect``, reading the responses as they come. Each wait for
+    a disconnect read up to half the core's pipelining buffer afresh, on top of what earlier
+    waits had left there, so the second wait overflowed the buffer: the server took that for a
+    broken client and cut the second response (a reset); the other 39 were lost."""
+    count = 40
+    pad = b"X-Pad: " + b"p" * 8000 + b"\r\n"
+    wire = b"GET /listen HTTP/1.1\r\nHost: x\r\n" + pad + b"\r\n"
+    last = b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with tether_serve(tmp_path, "--backend", backend, app=LISTENING_APP) as server:
+        sock = server.connect()
+        # Read while sending (a thread): the client takes every response as it comes.
+        received: list[bytes] = []
+        reader = threading.Thread(target=lambda: received.append(_read_all(sock)))
+        reader.start()
+        sock.sendall(wire * count + last)
+        reader.join(30)
+        sock.close()
+        data = received[0] if received else b""
+        assert data.count(b"e0;\r\n3\r\ne1;\r\n3\r\ne2;\r\n0\r\n\r\n") == count, data[-300:]
+        assert data.endswith(b"\r\n\r\nok"), data[-300:]
+        _no_traceback(server)

@@ -250,10 +250,16 @@ class RequestCycle:
         driver = owner.driver
         state = owner.state
         response = self.response
-        budget = state.limits.max_buffered_bytes // 2
+        conn = owner.conn
+        # Bounded by what the core holds, not by what this wait read: pipelined bytes left by
+        # earlier requests' waits count too (a fresh budget per wait overflowed the buffer on
+        # the second listening request, and the core's refusal cut a healthy response).
+        limit = state.limits.max_buffered_bytes // 2
         with anyio.CancelScope() as scope:
             self.wait_scope = scope
             while not driver.eof and not (state.shutting_down and response.phase is not _WAITING):
+                if conn.buffered_bytes >= limit:
+                    await anyio.sleep_forever()
                 try:
                     data = await owner.stream.receive(READ_SIZE)
                 except EndOfStream:
@@ -266,9 +272,6 @@ class RequestCycle:
                     break
                 if not data:
                     break
-                budget -= len(data)
-                if budget <= 0:
-                    await anyio.sleep_forever()
         self.wait_scope = None
         self.disconnected = True
         return _disconnect()
