@@ -39,9 +39,14 @@ def _expected(item: dict[str, Any]) -> ws.Event:
 
 def _connection(vector: dict[str, Any], stream: bool = False) -> ws.Connection:
     limits = Limits(**vector.get("limits", {}))
+    # "deflate": the permessage-deflate options both ends agreed (absent: no compression).
+    options = vector.get("deflate")
+    deflate = None if options is None else ws.DeflateOptions(**options)
     if vector["role"] == "server":
-        return ws.Connection(ws.Role.SERVER, limits=limits, stream=stream)
-    return ws.Connection(ws.Role.CLIENT, limits=limits, stream=stream, mask_source=fixed_masks)
+        return ws.Connection(ws.Role.SERVER, limits=limits, stream=stream, deflate=deflate)
+    return ws.Connection(
+        ws.Role.CLIENT, limits=limits, stream=stream, deflate=deflate, mask_source=fixed_masks
+    )
 
 
 @pytest.mark.parametrize("mode", ["whole", "bytewise", "stream-bytewise"])

@@ -351,12 +351,14 @@ class Compressor:
 class Decompressor:
     """Inflates incoming messages with a hard bound on the output of each call."""
 
-    __slots__ = ("_obj", "_reset")
+    __slots__ = ("_ended", "_obj", "_reset")
 
     def __init__(self, no_context_takeover: bool) -> None:
         """Prepare a raw-inflate decompressor (a 15-bit window reads any smaller one)."""
         self._reset = no_context_takeover
         self._obj = zlib.decompressobj(-15)
+        # Whether the message's deflate stream ended with a final block (see decompress).
+        self._ended = False
 
     def decompress(self, data: bytes, fin: bool, budget: int) -> bytes:
         """Inflate one frame of a message, refusing output beyond ``budget`` bytes (1009)."""
@@ -367,23 +369,30 @@ class Decompressor:
             # Ask for one byte more than allowed: getting it proves the message too big,
             # and the decompressor never produces more than that.
             out = obj.decompress(data, budget + 1)
+            if obj.eof:
+                # RFC 7692 7.2.3.4: a sender may flush with a final (BFINAL) block, and its
+                # example follows one with an octet that, with the 4 appended above, is an
+                # empty stored block: what follows a final block is inflated as a new
+                # stream, never dropped (and never depends on where frames were cut).
+                self._ended = True
+                rest = obj.unused_data
+                obj = self._obj = zlib.decompressobj(-15)
+                if rest and len(out) <= budget:
+                    out += obj.decompress(rest, budget + 1 - len(out))
+                    if obj.eof:
+                        if obj.unused_data:
+                            raise InvalidPayload("data after the end of the deflate stream")
+                        self._obj = zlib.decompressobj(-15)
         except zlib.error as exc:
             raise InvalidPayload(f"invalid compressed data: {exc}") from None
         if len(out) > budget:
             raise MessageTooBig("message exceeds ws_max_message_size after decompression")
-        if fin:
-            if obj.eof:
-                # A final block (BFINAL) may only end the stream when contexts reset;
-                # data after it would otherwise be silently dropped.
-                if obj.unused_data:
-                    raise InvalidPayload("data after the end of the deflate stream")
-                self._obj = zlib.decompressobj(-15)
-            elif self._reset:
-                self._obj = zlib.decompressobj(-15)
-        elif obj.eof:
+        if fin and (self._reset or self._ended):
+            # A stream that ended cannot be continued: the next message starts a new one
+            # (also when the sender left out the RFC's extra octet and the tail appended
+            # above is an unfinished stored block).
             self._obj = zlib.decompressobj(-15)
-            if obj.unused_data:
-                raise InvalidPayload("data after the end of the deflate stream")
+            self._ended = False
         return out
 
 
