@@ -330,7 +330,11 @@ class Connection(SendSide):
                 return Text(text, end) if text or end else None
             parts: list[str] = self._parts  # type: ignore[assignment]
             if not end:
-                parts.append(text)
+                # Empty pieces (empty frames, bytes held for a partial character) are not
+                # kept: a slot each would let endless empty frames grow memory past the
+                # message limit.
+                if text:
+                    parts.append(text)
                 return None
             if parts:
                 parts.append(text)
@@ -343,7 +347,8 @@ class Connection(SendSide):
             return Binary(data, end) if data or end else None
         chunks: list[bytes] = self._parts  # type: ignore[assignment]
         if not end:
-            chunks.append(data)
+            if data:
+                chunks.append(data)
             return None
         if chunks:
             chunks.append(data)
