@@ -131,7 +131,7 @@ class UrlencodedParser:
         """A parser for one body."""
         limits = _DEFAULT_LIMITS if limits is None else limits
         self._limits = limits
-        self._buffer = b""
+        self._buffer = bytearray()
         self._scan = 0
         self._closed = False
         self._fields_left = limits.max_fields
@@ -148,16 +148,25 @@ class UrlencodedParser:
                 self._total_left -= len(data)
                 if self._total_left < 0:
                     raise UrlencodedBodyTooLarge("body too large", limit="max_total_size")
-            buf = self._buffer + data if self._buffer else data
-            if buf.find(b"&", self._scan) < 0:
-                self._hold(buf)
+            held = self._buffer
+            if held:
+                # Extended in place: copying the held pair into a new object for every
+                # piece would cost quadratic time for a long field sent in small pieces.
+                held += data
+                if held.find(b"&", self._scan) < 0:
+                    self._check_held(len(held))
+                    return []
+                data = bytes(held)
+                held.clear()
+            elif data.find(b"&") < 0:
+                self._hold(data)
                 return []
-            pairs = buf.split(b"&")
+            pairs = data.split(b"&")
             self._hold(pairs.pop())
             return self._fields(pairs)
         except BaseException:
             self._closed = True
-            self._buffer = b""
+            self._buffer.clear()
             raise
 
     def close(self) -> list[UrlencodedEvent]:
@@ -165,16 +174,20 @@ class UrlencodedParser:
         if self._closed:
             raise UrlencodedUsageError("close() after close() or after an error")
         self._closed = True
-        held, self._buffer = self._buffer, b""
+        held = bytes(self._buffer)
+        self._buffer.clear()
         events = self._fields([held]) if held else []
         events.append(End())
         return events
 
     def _hold(self, rest: bytes) -> None:
-        if len(rest) > self._limits.max_field_size:
+        self._check_held(len(rest))
+        self._buffer += rest
+
+    def _check_held(self, size: int) -> None:
+        if size > self._limits.max_field_size:
             raise UrlencodedFieldTooLarge("field too large", limit="max_field_size")
-        self._buffer = rest
-        self._scan = len(rest)
+        self._scan = size
 
     def _fields(self, pairs: list[bytes]) -> list[UrlencodedEvent]:
         events: list[UrlencodedEvent] = []
