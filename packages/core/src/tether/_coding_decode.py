@@ -130,6 +130,10 @@ class _Engine(Protocol):
     def complete(self) -> bool: ...
 
 
+# The most input given to zlib at once (see _ZlibEngine.feed).
+_SLICE = 4 * 1024
+
+
 class _ZlibEngine:
     """zlib/gzip, output capped with max_length; gzip may hold several members (RFC 1952)."""
 
@@ -143,24 +147,28 @@ class _ZlibEngine:
     def feed(self, data: bytes, max_out: int) -> bytes:
         pieces = []
         total = 0
-        while True:
-            out = self._object.decompress(data, max_out - total)
-            pieces.append(out)
-            total += len(out)
-            if total >= max_out:
-                break  # over the budget: the caller raises; no more output is produced
-            if self._object.eof:
-                rest = self._object.unused_data
-                if not rest:
+        pos = 0
+        with memoryview(data) as view:
+            while True:
+                # Input goes in slices: at a member's end zlib copies the rest of what it
+                # was given into unused_data, which for a whole body of tiny members would
+                # copy the body once per member (quadratic time).
+                piece = view[pos : pos + _SLICE]
+                obj = self._object
+                out = obj.decompress(piece, max_out - total)
+                if out:
+                    pieces.append(out)
+                    total += len(out)
+                if total >= max_out:
+                    break  # over the budget: the caller raises; no more output is produced
+                # Under the budget, zlib read all of the piece (none is left unconsumed).
+                pos += len(piece) - len(obj.unused_data)
+                if pos >= len(data):
                     break
-                if not self._multi:
-                    raise ValueError("data after the end of the stream")
-                self._object = zlib.decompressobj(self._wbits)
-                data = rest
-                continue
-            data = self._object.unconsumed_tail
-            if not data:
-                break
+                if obj.eof:
+                    if not self._multi:
+                        raise ValueError("data after the end of the stream")
+                    self._object = zlib.decompressobj(self._wbits)
         return b"".join(pieces)
 
     def complete(self) -> bool:
