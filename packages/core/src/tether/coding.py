@@ -72,11 +72,13 @@ AVAILABLE_CODINGS: tuple[str, ...] = tuple(
 VARY = (b"vary", b"accept-encoding")
 
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-# codings [ OWS ";" OWS "q=" qvalue ], qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
+# codings [ OWS ";" OWS "q=" qvalue ], qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ),
+# between OWS; the second OWS follows a coding only, so a run of spaces is read one way (else a
+# failing match tries every split of the run: quadratic).
 _ITEM_RE = re.compile(
     rb"[ \t]*(?:("
     + _TOKEN
-    + rb")(?:[ \t]*;[ \t]*[qQ]=(0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?))?)?[ \t]*(?:,|\Z)"
+    + rb")(?:[ \t]*;[ \t]*[qQ]=(0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?))?[ \t]*)?(?:,|\Z)"
 )
 _NO_CONTENT = frozenset({204, 206, 304})
 

@@ -81,8 +81,10 @@ class Precondition(enum.Enum):
 # etagc = %x21 / %x23-7E / obs-text
 _ETAGC_RE = re.compile(rb"[\x21\x23-\x7e\x80-\xff]*")
 _ETAG_RE = re.compile(rb'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
-# One element of #entity-tag: OWS, an entity-tag or nothing, OWS, then "," or the end.
-_LIST_ITEM_RE = re.compile(rb'[ \t]*(?:(W/)?"([\x21\x23-\x7e\x80-\xff]*)")?[ \t]*(?:,|\Z)')
+# One element of #entity-tag: OWS, an entity-tag or nothing, OWS, then "," or the end. The
+# second OWS follows a tag only, so a run of spaces is read one way (two OWS around an optional
+# tag made a failing match try every split of the run: quadratic).
+_LIST_ITEM_RE = re.compile(rb'[ \t]*(?:(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*)?(?:,|\Z)')
 
 _SAFE_GET = frozenset({b"GET", b"HEAD"})
 

@@ -51,7 +51,11 @@ __all__ = [
 
 #: More digits than this in a position makes the Range invalid (ignored): 10**18 bytes is plenty.
 _MAX_DIGITS = 18
-_RANGE_SPEC_RE = re.compile(rb"[ \t]*(?:([0-9]{1,18})-([0-9]{0,18})|-([0-9]{1,18}))?[ \t]*(?:,|\Z)")
+# OWS, a range-spec or nothing, OWS, then "," or the end; the second OWS follows a spec only,
+# so a run of spaces is read one way (else a failing match tries every split: quadratic).
+_RANGE_SPEC_RE = re.compile(
+    rb"[ \t]*(?:(?:([0-9]{1,18})-([0-9]{0,18})|-([0-9]{1,18}))[ \t]*)?(?:,|\Z)"
+)
 _UNIT_RE = re.compile(rb"[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)=")
 
 
