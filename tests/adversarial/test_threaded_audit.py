@@ -263,3 +263,65 @@ def test_a_body_still_arriving_when_shutdown_begins_is_served_and_the_connection
     assert head.startswith(b"HTTP/1.1 200 ")
     assert b"connection: close" in head
     assert body == b"abcdefghij"
+
+
+# -- responses whose pieces are odd ------------------------------------------------------------
+
+
+def test_empty_pieces_never_end_a_chunked_body_early() -> None:
+    """Empty strings from the iterable and from ``write()`` (before, between and after data)
+    send no chunk: a zero-length chunk would end the body, and the rest would read as a
+    response the client never asked for."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"")
+        yield b""
+        yield b""
+        write(b"one")
+        write(b"")
+        yield b""
+        yield b"two"
+        yield b""
+
+    with running(app) as server:
+        reply = _exchange(server, GET + GET_LAST)
+    first, second = reply.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert first.endswith(b"\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n"), first
+    assert second.endswith(b"\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n"), second
+
+
+def test_head_answers_leak_no_body_before_a_pipelined_get(tmp_path: Path) -> None:
+    """HEAD to a streamed result, to ``write()``, to a file sent with ``sendfile`` and to a
+    wrapped file-like:
+    no body byte goes out, so the pipelined GET's answer starts right after each head."""
+    path = tmp_path / "page.html"
+    path.write_bytes(b"F" * 100_000)
+
+    def app(environ: Environ, start_response: StartResponse) -> Any:
+        route = environ["PATH_INFO"]
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        if route == "/write":
+            write(b"W" * 100_000)
+            return []
+        if route == "/stream":
+            return iter([b"", b"S" * 100_000])
+        if route == "/file":
+            return environ["wsgi.file_wrapper"](path.open("rb"))
+        if route == "/filelike":
+            return environ["wsgi.file_wrapper"](io.BytesIO(b"B" * 100_000))
+        return [b"ok"]
+
+    heads = b"".join(
+        b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % route
+        for route in (b"/stream", b"/write", b"/file", b"/filelike")
+    )
+    with running(app) as server:
+        reply = _exchange(server, heads + GET_LAST)
+    assert not [run for run in (b"SSSS", b"WWWW", b"FFFF", b"BBBB") if run in reply], reply
+    answers = reply.split(b"HTTP/1.1 200 OK\r\n")
+    assert answers[0] == b""
+    assert [answer.endswith(b"\r\n\r\n") for answer in answers[1:5]] == [True] * 4
+    assert answers[5].endswith(b"\r\n\r\nok")
+    # The file's length is declared (a HEAD answer says what a GET would get).
+    assert b"content-length: 100000\r\n" in answers[3]
