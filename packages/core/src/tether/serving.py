@@ -75,7 +75,9 @@ def unquote_path(raw_path: bytes) -> bytes:
     Strict: RFC 3986 section 2.1 allows ``%`` only as ``"%" HEXDIG HEXDIG``; a stray ``%`` is
     refused with :class:`~tether.errors.BadRequest` (400) rather than passed through as peers do.
     """
-    if b"%" not in raw_path:
+    # An int needle: on CPython 3.11 ``b"%" in raw_path`` costs ten times ``0x25 in raw_path``
+    # (bytes.__contains__ first tries the needle as an integer and clears the TypeError).
+    if 0x25 not in raw_path:  # "%"
         return raw_path
     pieces = raw_path.split(b"%")
     out = [pieces[0]]
@@ -263,7 +265,7 @@ def access_log_line(client: str, request: Request, status: int, sent: int, note:
     # One decode of the joined request line (ASCII decodes byte by byte, so this is the same
     # text as three decodes, at a third of the calls: this runs for every request).
     head = b"%s %s HTTP/%s" % (request.method, request.target, request.http_version)
-    if b'"' in head or b"\\" in head:
+    if 0x22 in head or 0x5C in head:  # '"', "\\" (int needles: see unquote_path)
         head = head.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
     line = f'{client} - "{head.decode("ascii", "backslashreplace")}" {status} {sent}'
     return f"{line} {note}" if note else line

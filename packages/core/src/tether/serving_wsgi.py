@@ -224,7 +224,7 @@ def request_environ(base: Environ, request: Request) -> Environ:
     """
     target = request.target
     raw_path, query = split_target(target)
-    path = (unquote_path(raw_path) if b"%" in raw_path else raw_path).decode("latin-1")
+    path = (unquote_path(raw_path) if 0x25 in raw_path else raw_path).decode("latin-1")
     root_path = base.get("SCRIPT_NAME", "")
     if root_path and (path == root_path or path.startswith(root_path + "/")):
         path = path[len(root_path) :]
@@ -249,7 +249,7 @@ def request_environ(base: Environ, request: Request) -> Environ:
     for name, value in headers:
         key = _known(name)
         if key is None:
-            if b"_" in name:
+            if 0x5F in name:  # "_" (an int needle: see tether.serving.unquote_path)
                 continue
             key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
             key = _CGI_KEYS.get(key, key)  # a hand-made Request's "Content-Type", say
@@ -266,7 +266,7 @@ def _batched_fields(environ: Environ, headers: Headers) -> bool:
     C-level passes over all of its fields at once, rather than a Python turn per field; False,
     having added nothing, for any other head (the per-field loop then does it)."""
     names = b"\n".join(map(_name, headers))
-    if b"_" in names:
+    if 0x5F in names:  # "_"
         return False
     keys = "HTTP_" + names.decode("latin-1").upper().replace("-", "_").replace("\n", "\nHTTP_")
     key_list = keys.split("\n")

@@ -239,8 +239,9 @@ class HTTPConnection:
             headers = request.headers
             target = request.target
             try:
-                if target.startswith(b"/") and b"%" not in target:
-                    # The common case: nothing to percent-decode.
+                if target[0] == 0x2F and 0x25 not in target:
+                    # The common case: "/..." with no "%", nothing to percent-decode (int
+                    # needles: ten times cheaper than b"%", see tether.serving.unquote_path).
                     raw_path, _, query = target.partition(b"?")
                     path = raw_path.decode("utf-8")
                 else:
