@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -325,3 +327,41 @@ def test_head_answers_leak_no_body_before_a_pipelined_get(tmp_path: Path) -> Non
     assert answers[5].endswith(b"\r\n\r\nok")
     # The file's length is declared (a HEAD answer says what a GET would get).
     assert b"content-length: 100000\r\n" in answers[3]
+
+
+# -- clients that go away --------------------------------------------------------------------------
+
+
+def test_an_app_that_answers_a_client_gone_meanwhile_logs_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The client sends its upload and leaves while the app works: the app still reads the
+    whole gathered body, its large answer goes nowhere quietly (no error, no traceback), and
+    the connection is freed."""
+    client_gone = threading.Event()
+    read: list[int] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        assert client_gone.wait(5)
+        read.append(len(environ["wsgi.input"].read()))
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return (
+            (b"x" * 65536 for _ in range(64))
+            if environ["PATH_INFO"] == "/gen"
+            else [b"x" * (4 << 20)]
+        )
+
+    caplog.set_level(logging.DEBUG, logger="tether")
+    with running(app) as server:
+        loop = server._loop
+        assert loop is not None
+        for path in (b"/list", b"/gen"):
+            client_gone.clear()
+            with _connect(server) as sock:
+                sock.sendall(
+                    b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" % path
+                )
+            client_gone.set()
+            assert wait_for(lambda: not loop.conns)
+    assert read == [5, 5]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
