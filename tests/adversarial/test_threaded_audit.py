@@ -76,6 +76,26 @@ def _non_reader(server: Server, request: bytes) -> tuple[socket.socket, int]:
 # -- a worker held by a client that does not read --------------------------------------------
 
 
+def test_non_readers_of_whole_list_responses_do_not_take_the_worker_threads() -> None:
+    """Twice as many clients as threads stop reading a large response the app returned whole
+    (a list): the workers hand it to the loop and move on, and another client is answered."""
+    big = b"L" * (4 << 20)
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        if environ["PATH_INFO"] == "/big":
+            start_response("200 OK", [("Content-Length", str(len(big)))])
+            return [big]
+        return _ok(environ, start_response)
+
+    with running(app, threads=2) as server, contextlib.ExitStack() as stack:
+        for _ in range(4):
+            sock, _ = _non_reader(server, b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            stack.enter_context(sock)
+        with _connect(server) as sock:
+            sock.sendall(GET_LAST)
+            assert _head(sock).startswith(b"HTTP/1.1 200 ")
+
+
 @pytest.mark.parametrize("kind", ["regular file", "BytesIO"])
 def test_non_readers_of_file_downloads_do_not_take_the_worker_threads(
     tmp_path: Path, kind: str
@@ -181,6 +201,26 @@ def test_a_parked_file_download_is_cut_by_the_write_timeout_and_its_file_closed(
         sock, _ = _non_reader(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         with sock:
             assert wait_for(lambda: not loop.conns and bool(closed)), "not cut, or file left open"
+
+
+@pytest.mark.parametrize("length", [None, "100"])
+def test_a_result_failing_after_its_first_piece_never_looks_complete(length: str | None) -> None:
+    """The iteration raises once the head and a piece are out: the body is cut (no last chunk,
+    fewer bytes than the length), the connection closes, and a request pipelined behind it is
+    not answered on it, so the client cannot take the cut body for a whole one."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        headers = [("Content-Type", "text/plain")]
+        if length is not None:
+            headers.append(("Content-Length", length))
+        start_response("200 OK", headers)
+        yield b"first"
+        raise RuntimeError("the application broke mid-body")
+
+    with running(app) as server:
+        reply = _exchange(server, GET + GET_LAST)
+    assert reply.count(b"HTTP/1.1 ") == 1, reply
+    assert reply.endswith(b"\r\n\r\n5\r\nfirst\r\n" if length is None else b"\r\n\r\nfirst")
 
 
 # -- clients that half-close ---------------------------------------------------------------------
