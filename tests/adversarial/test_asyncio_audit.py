@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +166,72 @@ def test_pipelined_requests_behind_listening_streams_are_all_answered(
         assert data.count(b"e0;\r\n3\r\ne1;\r\n3\r\ne2;\r\n0\r\n\r\n") == count, data[-300:]
         assert data.endswith(b"\r\n\r\nok"), data[-300:]
         _no_traceback(server)
+
+
+# -- a send the application cancels half-way ---------------------------------------------------
+
+#: Streams 1 MB chunks, each send under a 0.2 s timeout (an app that gives up on a slow client,
+#: or a framework cancelling a stream); writes ``cancelled`` in its directory when one is cut.
+CANCELLING_APP = """
+import anyio
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for n in range(4):
+        with anyio.move_on_after(0.2) as timer:
+            chunk = bytes([65 + n]) * 1_000_000
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if timer.cancelled_caught:
+            open("cancelled", "w").close()
+    await send({"type": "http.response.body", "body": b"END"})
+"""
+
+
+def _chunked_framing_is_sound(body: bytes) -> bool:
+    """Whether ``body`` is chunked framing, complete or cut short (a closed connection), but
+    never with a chunk whose data is not followed by CRLF or a size line that is not hex."""
+    pos = 0
+    while True:
+        end = body.find(b"\r\n", pos)
+        if end < 0:
+            return True  # cut short: the client sees a truncated response, not a wrong one
+        size = int(body[pos:end], 16)  # ValueError: a corrupted size line
+        if size == 0:
+            return True
+        after = end + 2 + size
+        if len(body) < after + 2:
+            return True
+        if body[after : after + 2] != b"\r\n":
+            return False
+        pos = after + 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_send_cancelled_half_way_never_corrupts_the_response(
+    backend: str, tmp_path: Path
+) -> None:
+    """The app's timeout cancels a send while a slow client holds the rest of a chunk back.
+    On trio the stream had written part of the chunk and dropped the rest, and the next send
+    framed a new chunk after it: the client read a chunk of the wrong length, then garbage as
+    a size line. A cut write must end the response (a truncated one), never corrupt it."""
+    with tether_serve(tmp_path, "--backend", backend, app=CANCELLING_APP) as server:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        # Not a byte read until the app has cut a send (bounded wait for its marker file).
+        marker = tmp_path / "cancelled"
+        deadline = time.monotonic() + 10
+        while not marker.exists():
+            assert time.monotonic() < deadline, "no send was cancelled"
+            time.sleep(0.02)  # polling a file: there is no event to wait on
+        data = _read_all(sock)
+        sock.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head, head
+        assert _chunked_framing_is_sound(body), body[-100:]
+        assert server.alive()
+        assert "Traceback" not in server.output()

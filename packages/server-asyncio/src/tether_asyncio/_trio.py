@@ -35,7 +35,7 @@ class TrioStream:
     non-blocking socket (which it closes); with ``metrics``, it counts its write timeouts and,
     unless told not to (a TLS stream over it counts the decrypted bytes), its bytes in a cell."""
 
-    __slots__ = ("_budget", "_cell", "_metrics", "_sock", "_write_timeout")
+    __slots__ = ("_broken", "_budget", "_cell", "_metrics", "_sock", "_write_timeout")
 
     def __init__(
         self,
@@ -52,6 +52,9 @@ class TrioStream:
         self._metrics = metrics
         # Made on the trio thread, the one that runs every read and write of this stream.
         self._cell = metrics.cell() if metrics is not None and count_bytes else None
+        #: A send was cut (cancelled) after part of its bytes went: the peer's byte stream has
+        #: a hole, so nothing more may be written (anyio's TLS stream does the same).
+        self._broken = False
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """The next bytes from the peer; raises ``EndOfStream`` at EOF."""
@@ -76,25 +79,37 @@ class TrioStream:
             return data
 
     async def send(self, item: bytes, /) -> None:
-        """Write ``item``, waiting while the peer is slow to take it."""
+        """Write ``item``, waiting while the peer is slow to take it. Cancelled after part of
+        it went, the stream is broken: a later send raises ``BrokenResourceError``."""
+        if self._broken:
+            raise BrokenResourceError("an earlier send was cut short")
         sock = self._sock
         view = memoryview(item)
-        while view:
-            try:
-                sent = sock.send(view)
-            except _WOULD_BLOCK:
-                # Writable again means progress: the peer read something since the last wait.
-                with trio.move_on_after(self._write_timeout) as scope:
-                    await _wait(wait_writable, sock)
-                if scope.cancelled_caught:
-                    if self._metrics is not None:
-                        self._metrics.timeout("write")
-                    raise WriteTimeout(f"no write progress for {self._write_timeout} s") from None
-                self._budget = SEND_BUDGET
-                continue
-            except OSError as exc:
-                raise BrokenResourceError(str(exc)) from exc
-            view = view[sent:]
+        try:
+            while view:
+                try:
+                    sent = sock.send(view)
+                except _WOULD_BLOCK:
+                    # Writable again means progress: the peer read something since the last wait.
+                    with trio.move_on_after(self._write_timeout) as scope:
+                        await _wait(wait_writable, sock)
+                    if scope.cancelled_caught:
+                        if self._metrics is not None:
+                            self._metrics.timeout("write")
+                        raise WriteTimeout(
+                            f"no write progress for {self._write_timeout} s"
+                        ) from None
+                    self._budget = SEND_BUDGET
+                    continue
+                except OSError as exc:
+                    raise BrokenResourceError(str(exc)) from exc
+                view = view[sent:]
+        except BaseException:
+            # The app's timeout, a framework's cancel: the next bytes written would land in the
+            # middle of this write (a chunk cut short, then a new chunk's size line).
+            if len(view) < len(item):
+                self._broken = True
+            raise
         if self._cell is not None:
             self._cell.sent += len(item)
         # A turn for the others after every write: else a client that answers at once is
