@@ -4,7 +4,9 @@ the logging call, and only when nothing else configured would have seen the reco
 from __future__ import annotations
 
 import io
+import json
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -144,20 +146,31 @@ def test_anything_configured_gets_the_record(
         assert tether_logs.getvalue() == ""
 
 
-def test_json_lines_keep_their_fields(records: list[logging.LogRecord]) -> None:
+def test_json_lines_are_the_formatters_own(records: list[logging.LogRecord]) -> None:
     root = logging.getLogger("tether")
     saved = root.handlers[:], root.level, root.propagate
     configure_logging("info", "json")
+    out = io.StringIO()
     try:
-        out = io.StringIO()
-        root.handlers[0].setStream(out)  # type: ignore[attr-defined]
+        (handler,) = root.handlers
+        assert isinstance(handler, LineHandler)
+        handler.setStream(out)
         cycle = _cycle()
         cycle.tag = Tagger(request_id_header="x-request-id").tag(cycle.request.headers)
-        log_access(ACCESS, cycle)
+        log_access(ACCESS, cycle)  # without a record
+        assert records == []
+        handler.addFilter(lambda record: True)
+        log_access(ACCESS, cycle)  # through the logging module and JSONFormatter
+        assert len(records) == 1
     finally:
         root.handlers[:], root.level, root.propagate = saved
-    assert len(records) == 1
-    assert '"request_id": "abc"' in out.getvalue()
+    fast, slow = (json.loads(line) for line in out.getvalue().splitlines())
+    for line in (fast, slow):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line.pop("time"))
+    assert fast == slow
+    assert fast["request_id"] == "abc"
+    assert fast["message"] == '127.0.0.1:5555 - "GET /ok HTTP/1.1" 200 2 request_id=abc'
+    assert fast["level"] == "info" and fast["logger"] == "tether.access"
 
 
 def test_a_failing_stream_is_reported_as_the_handler_reports_it(

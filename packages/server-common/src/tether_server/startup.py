@@ -33,7 +33,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,41 +55,13 @@ if TYPE_CHECKING:
     from tether_server.server_metrics import SupervisorMetrics
 
 
-class JSONFormatter(logging.Formatter):
-    """One JSON object per record: ``time`` (UTC, ISO 8601, milliseconds), ``level``,
-    ``logger``, ``message``, ``exception`` when there is one, and the fields a server attached
-    as ``extra={"tether": {...}}`` (an access line's client, method, path, status, bytes,
-    duration, request id...)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """The record as one line of JSON."""
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        out: dict[str, Any] = {
-            "time": f"{stamp}.{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "tether", None)
-        if isinstance(fields, dict):
-            out.update(fields)
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
-
-
 def configure_logging(level: str, log_format: str = "text") -> None:
     """Send ``tether.*`` logs to stderr at ``level`` (one of :data:`LOG_LEVELS`), as text lines
     or, with ``log_format="json"``, one JSON object per line (a ``--log-config`` file, applied
     by :func:`apply_process_options`, may change any of it)."""
     numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
-    handler: logging.Handler
-    if log_format == "json":
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JSONFormatter())
-    else:
-        # "LEVEL: message" lines; access lines skip the record (tether_server.logline).
-        handler = LineHandler(sys.stderr)
+    # Text or JSON lines; access lines skip the log record (tether_server.logline).
+    handler = LineHandler(sys.stderr, json=log_format == "json")
     root = logging.getLogger("tether")
     root.handlers[:] = [handler]
     root.setLevel(numeric)

@@ -230,9 +230,8 @@ def log_access(
         if websocket is not None:
             note = f"ws {websocket[0]} {websocket[1]:.3f}s"
         msg, args, extra = "%s", (cycle.log_line(note),), None
-    # The common case: nothing configured but tether's own text handler, which reads neither
-    # the record's extra fields nor anything but the message (tether_server.logline).
-    if write_info(logger, msg % args):
+    # The common case: nothing configured but tether's own handler (tether_server.logline).
+    if write_info(logger, msg % args, None if extra is None else extra["tether"]):
         return
     # What logger.info() does, less its walk up the stack (findCaller: a sixth of the cost of
     # a line): the record names this function and line, as the walk would have.
