@@ -1,6 +1,6 @@
 """Behind nginx: two ``tether serve`` processes against two uvicorn (httptools) processes.
 
-Run: ``python bench/proxy.py [--seconds S] [--rounds N]``
+Run: ``python bench/proxy.py [--seconds S] [--rounds N] [--access-log]``
 
 The same nginx configuration (examples/deploy/nginx.conf, its placeholders filled in: upstream
 keep-alive on) sits in front of two server processes each time; the app is hello world with
@@ -8,7 +8,9 @@ the lifespan protocol on; both servers run their default event loop (uvloop when
 alternate tether and uvicorn in one run, and each side's best round counts (the least
 disturbed by other load on the machine). The last line ends in ``ratio=<number>``: how many
 times tether's requests per second uvicorn's are (above 1: tether is faster); the servers'
-CPU time per request (both processes, best round) is printed beside it. On a 2-core
+CPU time per request (both processes, best round) is printed beside it. Both servers run
+without their access logs (nginx has its own) unless ``--access-log``: then each writes its
+own as shipped (log level info), to a file as a service's stderr goes. On a 2-core
 machine nginx, the servers and wrk share the CPUs, so the ratio understates the servers'
 difference: nginx's own cost is in both.
 """
@@ -54,13 +56,13 @@ async def app(scope, receive, send):
 """
 
 
-def _server_command(server: str, app_dir: Path, port: int) -> list[str]:
+def _server_command(server: str, app_dir: Path, port: int, access_log: bool) -> list[str]:
     common = ["--app-dir", str(app_dir), "--port", str(port), "--lifespan", "on"]
+    # "--log-level warning" would drop the access lines too (they are INFO).
+    logs = ["--log-level", "info"] if access_log else ["--no-access-log", "--log-level", "warning"]
     if server == "tether":
-        return [sys.executable, "-m", "tether_asyncio", "serve", "hello:app", *common,
-                "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    return [sys.executable, "-m", "uvicorn", "hello:app", *common, "--http", "httptools",
-            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+        return [sys.executable, "-m", "tether_asyncio", "serve", "hello:app", *common, *logs]
+    return [sys.executable, "-m", "uvicorn", "hello:app", *common, "--http", "httptools", *logs]
 
 
 def _nginx_conf(run_dir: Path, listen: int, ports: list[int]) -> str:
@@ -84,7 +86,9 @@ def _nginx_conf(run_dir: Path, listen: int, ports: list[int]) -> str:
 
 
 @contextlib.contextmanager
-def _behind_nginx(server: str, work: Path, run_dir: Path) -> Iterator[tuple[int, list[int]]]:
+def _behind_nginx(
+    server: str, work: Path, run_dir: Path, access_log: bool = False
+) -> Iterator[tuple[int, list[int]]]:
     """Two ``server`` processes serving ``work/hello.py`` behind nginx running in ``run_dir``,
     for the block: nginx's port and the servers' pids."""
     run_dir.mkdir(parents=True)
@@ -100,7 +104,13 @@ def _behind_nginx(server: str, work: Path, run_dir: Path) -> Iterator[tuple[int,
         *(str(ROOT / "packages" / name / "src")
           for name in ("core", "server-common", "server-asyncio", "server-threaded")),
     ]))  # fmt: skip
-    servers = [subprocess.Popen(_server_command(server, work, port), env=env) for port in ports]
+    log = open(run_dir / "servers.log", "wb")  # noqa: SIM115 - closed below
+    servers = [
+        subprocess.Popen(
+            _server_command(server, work, port, access_log), env=env, stdout=log, stderr=log
+        )
+        for port in ports
+    ]
     listen = harness.free_port()
     conf = run_dir / "nginx.conf"
     conf.write_text(_nginx_conf(run_dir, listen, ports))
@@ -117,6 +127,7 @@ def _behind_nginx(server: str, work: Path, run_dir: Path) -> Iterator[tuple[int,
             proc.terminate()
         for proc in [nginx, *servers]:
             proc.wait(30)
+        log.close()
 
 
 def _wrk(port: int, seconds: float) -> tuple[float, int]:
@@ -151,6 +162,9 @@ def main() -> None:
     parser.add_argument("--core", choices=core.CHOICES, default="pure", help=core.HELP)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="runs per server, alternating")
+    parser.add_argument(
+        "--access-log", action="store_true", help="both servers write their access logs"
+    )
     args = parser.parse_args()
     print(core.use(args.core), flush=True)
     nginx = shutil.which("nginx") or Path("/usr/sbin/nginx").exists()
@@ -163,7 +177,8 @@ def main() -> None:
         (work / "hello.py").write_text(HELLO)
         for n in range(args.rounds):
             for server in ("tether", "uvicorn"):
-                with _behind_nginx(server, work, work / f"{n}-{server}") as (port, pids):
+                run_dir = work / f"{n}-{server}"
+                with _behind_nginx(server, work, run_dir, args.access_log) as (port, pids):
                     rate, micros = _measure(port, pids, args.seconds)
                 print(f"round {n + 1}: {server:8s} {rate:9.0f} req/s, servers' CPU "
                       f"{micros:6.1f} us/request", flush=True)  # fmt: skip
@@ -172,7 +187,8 @@ def main() -> None:
     ratio = best["tether"] / best["uvicorn"]
     print(f"nginx + {PROCESSES} x tether serve: {best['tether']:.0f} req/s; "
           f"nginx + {PROCESSES} x uvicorn --http httptools: {best['uvicorn']:.0f} req/s; "
-          f"wrk -c50, best of {args.rounds} x {args.seconds:g} s; servers' CPU per request "
+          f"wrk -c50, best of {args.rounds} x {args.seconds:g} s"
+          f"{', access logs on' if args.access_log else ''}; servers' CPU per request "
           f"{cpu['tether']:.1f} vs {cpu['uvicorn']:.1f} us; ratio={ratio:.2f}")  # fmt: skip
 
 
