@@ -13,6 +13,7 @@ import contextlib
 import io
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -20,8 +21,13 @@ from typing import Any
 
 import pytest
 
+from tests.server_threaded.threaded_helpers import certificate as _certificate
 from tests.server_threaded.threaded_helpers import read_until_closed, running, wait_for
 from tether_threaded import Server
+from tether_threaded._transport import Phase
+
+#: The self-signed certificate fixture (``certificate``) of the threaded server tests.
+certificate = _certificate
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], None]]
@@ -269,6 +275,44 @@ def test_a_client_that_half_closes_mid_body_gets_400_not_a_truncated_body() -> N
         )
     assert reply.startswith(b"HTTP/1.1 400 ")
     assert not calls
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_a_last_response_survives_bytes_the_client_sent_after_it(
+    tls: bool, certificate: tuple[Path, Path]
+) -> None:
+    """The client asks for a large answer with ``Connection: close``, then (pipelining, or
+    still sending an upload the server refused) sends more bytes the server will not read.
+    Closing a socket with unread bytes resets the connection, and the reset destroys what the
+    client has not read yet: the server half-closes and drains them first (lingers) over TLS
+    as over TCP. Over TLS it used to close at once and cut the answer."""
+    big = b"L" * (1 << 20)
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", str(len(big)))])
+        return [big]
+
+    options: dict[str, Any] = {}
+    if tls:
+        options = {"ssl_certfile": str(certificate[0]), "ssl_keyfile": str(certificate[1])}
+    with running(app, **options) as server:
+        loop = server._loop
+        assert loop is not None
+        sock = _connect(server)
+        if tls:
+            context = ssl.create_default_context(cafile=str(certificate[0]))
+            sock = context.wrap_socket(sock, server_hostname="localhost")
+        with sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = _head(sock)
+            sock.sendall(GET)  # never read by the server: the answer said close
+            # The server has handed the whole answer to the kernel and ends the connection.
+            assert wait_for(lambda: all(conn.phase is Phase.LINGER for conn in list(loop.conns)))
+            received = head.partition(b"\r\n\r\n")[2]
+            with contextlib.suppress(ConnectionResetError):
+                while piece := sock.recv(1 << 20):
+                    received += piece
+    assert len(received) == len(big)
 
 
 # -- shutting down -----------------------------------------------------------------------------

@@ -333,7 +333,11 @@ class Transport:
         self.apply()
 
     def _finish_close(self, now: float) -> None:
-        if self.broken or self.tls or self.phase is not Phase.HTTP or self.eof:
+        """Everything queued is sent: half-close and linger (HTTP), reading and dropping what
+        the client still sends, so that closing with unread bytes does not reset the connection
+        and destroy the end of the last response before the client reads it. Over TLS too:
+        the TCP half-close leaves the TLS layer (the lingering reads drop raw bytes)."""
+        if self.broken or self.phase is not Phase.HTTP or self.eof:
             self.close_now()
             return
         try:
