@@ -57,8 +57,14 @@ class TrioStream:
         self._broken = False
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
-        """The next bytes from the peer; raises ``EndOfStream`` at EOF."""
+        """The next bytes from the peer; raises ``EndOfStream`` at EOF. Cancel-safe: a
+        cancelled call has taken no bytes."""
         sock = self._sock
+        if self._budget < 0:
+            # The others' turn once SEND_BUDGET bytes were read, taken before the next read: a
+            # cancellation here loses nothing (after a read, it dropped the bytes read).
+            self._budget = SEND_BUDGET
+            await checkpoint()
         while True:
             try:
                 data = sock.recv(max_bytes)
@@ -73,9 +79,6 @@ class TrioStream:
             if self._cell is not None:
                 self._cell.received += len(data)
             self._budget -= len(data) + SEND_COST
-            if self._budget < 0:
-                self._budget = SEND_BUDGET
-                await checkpoint()
             return data
 
     async def send(self, item: bytes, /) -> None:
