@@ -30,6 +30,7 @@ What users of Starlette's ``StaticFiles``, whitenoise and nginx expect, and wher
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import mimetypes
@@ -45,7 +46,7 @@ from typing import BinaryIO
 from tether.coding import VARY, negotiate_encoding
 from tether.conditional import ETag, Precondition, evaluate_preconditions
 from tether.httpdate import format_http_date
-from tether.ranges import ByteRange, Byteranges, byteranges, evaluate_range
+from tether.ranges import ByteRange, Byteranges, RangeReadError, byteranges, evaluate_range
 from tether_server.static_mounts import (
     StaticMount,
     add_static_option,
@@ -150,9 +151,11 @@ class StaticResponse:
             yield from _read_span(file, span.start, span.stop, chunk_size)
         elif self.body is Body.BYTERANGES:
             assert self.multipart is not None
-            yield from self.multipart.pieces(
-                lambda offset, size: _pread(file, offset, size), chunk_size
-            )
+            # A file that shrank meanwhile ends the body early, as _read_span does.
+            with contextlib.suppress(RangeReadError):
+                yield from self.multipart.pieces(
+                    lambda offset, size: _pread(file, offset, size), chunk_size
+                )
 
     def next_chunk(self, chunk_size: int = 64 * 1024) -> bytes:
         """The next piece of :meth:`chunks`, ``b""`` at the end (one call per thread hop)."""
@@ -249,10 +252,12 @@ class StaticFiles:
             return self._not_found(head)
         found = self._open(parts)
         name = parts[-1] if parts else ""
+        # "name/." is "name/" (RFC 3986 section 5.2.4 keeps the slash a last "." leaves).
+        slash = path.endswith(("/", "/."))
         if found == "dir":
             if not self.html:
                 return self._not_found(head)
-            if not path.endswith("/"):
+            if not slash:
                 # Built from the checked segments: "//evil.example" must not become a
                 # protocol-relative Location (an open redirect).
                 target = "/".join([base.rstrip("/"), *parts, ""])
@@ -264,7 +269,7 @@ class StaticFiles:
                 )
             name = "index.html"
             found = self._open([*parts, name])
-        elif path.endswith("/") and isinstance(found, _Found):
+        elif slash and isinstance(found, _Found):
             found.file.close()  # "file.txt/" names a directory that does not exist
             found = None
         if not isinstance(found, _Found):
