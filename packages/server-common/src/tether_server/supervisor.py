@@ -6,7 +6,8 @@ starts; the supervisor then starts each worker as the same command line plus ``-
 on that socket: the kernel spreads connections between them. Each worker writes one byte to a
 pipe once it is serving. A worker that exits before that (an app that does not import, a failed
 lifespan startup) stops the whole server with its exit status, instead of being restarted in a
-loop; one that exits later is restarted.
+loop; one that exits later is restarted, and so is one killed by a signal while starting (the
+OOM killer, an operator: not the app's fault), once -- a second such death in a row stops too.
 
 Signals to the supervisor (as gunicorn's arbiter has them):
 
@@ -114,6 +115,8 @@ class Supervisor:
         #: sd_notify: READY once every worker first serves, RELOADING/STOPPING, the watchdog.
         self._notifier = Notifier()
         self._announced = False
+        #: Slots whose last worker was killed by a signal before it served (restarted once).
+        self._killed_starting: set[int] = set()
         #: --metrics-port: the workers' sum, and the restarts counted here.
         self._metrics = metrics
 
@@ -329,6 +332,17 @@ class Supervisor:
                 self._start(worker.slot, Role.ACTIVE)
             elif reloader and not worker.ready:
                 _log.error("the app failed to start (status %d); waiting for a change", code)
+            elif not worker.ready and code < 0 and worker.slot not in self._killed_starting:
+                # Killed from outside (the OOM killer, an operator), not the app failing: as
+                # gunicorn, start it again -- once: a second such death in a row stops.
+                self._killed_starting.add(worker.slot)
+                _log.warning(
+                    "worker %d was killed by %s while starting; restarting it",
+                    worker.slot,
+                    _signal_name(-code),
+                )
+                self._count_restart("exit")
+                self._start(worker.slot, Role.ACTIVE)
             elif not worker.ready:
                 _log.error(
                     "worker %d exited with status %d while starting; stopping", worker.slot, code
@@ -401,6 +415,7 @@ class Supervisor:
         data = worker.read(self._selector)
         if b"1" in data:
             worker.ready = True
+            self._killed_starting.discard(worker.slot)
             if worker.last_beat is None:
                 worker.last_beat = time.monotonic()  # judged from the moment it serves
         if b"h" in data:
@@ -434,6 +449,13 @@ class Supervisor:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals.append(signum)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def watch_supervisor(fd: int) -> None:
