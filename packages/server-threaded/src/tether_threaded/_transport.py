@@ -336,12 +336,13 @@ class Transport:
         """Everything queued is sent: half-close and linger (HTTP), reading and dropping what
         the client still sends, so that closing with unread bytes does not reset the connection
         and destroy the end of the last response before the client reads it. Over TLS too:
-        the TCP half-close leaves the TLS layer (the lingering reads drop raw bytes)."""
+        the half-close is TCP's (an SSLSocket's own ``shutdown`` would drop its TLS layer), so
+        what the lingering reads drop is the client's decrypted bytes, as counted elsewhere."""
         if self.broken or self.phase is not Phase.HTTP or self.eof:
             self.close_now()
             return
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            socket.socket.shutdown(self.sock, socket.SHUT_WR)
         except OSError:
             self.close_now()
             return
