@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import resource
 import socket
 import ssl
 import threading
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.adversarial._servers import tether_threaded
 from tests.server_threaded.threaded_helpers import certificate as _certificate
 from tests.server_threaded.threaded_helpers import read_until_closed, running, wait_for
 from tether_threaded import Server
@@ -313,6 +316,27 @@ def test_a_last_response_survives_bytes_the_client_sent_after_it(
                 while piece := sock.recv(1 << 20):
                     received += piece
     assert len(received) == len(big)
+
+
+def test_running_out_of_descriptors_pauses_accepting_instead_of_spinning(tmp_path: Path) -> None:
+    """Clients open more connections than the process may hold descriptors: ``accept`` fails
+    with EMFILE while the backlog stays readable. The loop pauses accepting (and says so once
+    per pause) instead of retrying and logging an error on every pass (thousands a second),
+    and accepts again once descriptors are free."""
+    with tether_threaded(tmp_path, "--log-level", "warning") as server:
+        fds = len(os.listdir(f"/proc/{server.pid}/fd"))
+        resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (fds + 8, fds + 8))
+        hogs = [server.connect() for _ in range(20)]  # completed in the backlog, unaccepted
+        try:
+            assert wait_for(lambda: "accept failed" in server.output())
+            # An observation window for a flood, not a synchronisation: it must not come.
+            assert not wait_for(lambda: server.output().count("accept failed") > 10, 1.0)
+        finally:
+            for sock in hogs:
+                sock.close()
+        with server.connect() as sock:
+            sock.sendall(GET_LAST)
+            assert _head(sock).startswith(b"HTTP/1.1 200 ")
 
 
 # -- shutting down -----------------------------------------------------------------------------

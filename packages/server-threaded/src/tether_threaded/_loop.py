@@ -10,6 +10,7 @@ and long sessions never take the pool's threads.
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import itertools
 import logging
@@ -45,6 +46,11 @@ from tether_threaded._wsgi import Exchange
 TICK = 0.25
 #: Connections accepted per listener per pass, so a flood cannot starve other sockets.
 ACCEPT_BATCH = 64
+#: Seconds accepting pauses when the process is out of descriptors (or memory for a socket):
+#: the backlog stays readable meanwhile, and retrying on every pass would spin (asyncio's 1 s).
+ACCEPT_PAUSE = 1.0
+#: ``accept`` errors that say the process, not the client, lacks something.
+_OUT_OF_RESOURCES = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 _log = logging.getLogger("tether.error")
 
@@ -101,6 +107,8 @@ class Loop:
             for sock in listeners
         ]
         self._listening = False
+        #: Out of descriptors: when to accept again (None: not paused).
+        self._accept_retry: float | None = None
         #: Whose X-Forwarded-For/-Proto to believe (None: --no-proxy-headers).
         self.proxies = config.trusted_proxies()
         self._count_lock = threading.Lock()
@@ -353,6 +361,10 @@ class Loop:
                     queue_jobs(batch)
                     batch.clear()
                 work_waiting = kick(now)
+                if self._accept_retry is not None and now >= self._accept_retry:
+                    self._accept_retry = None
+                    if self.gate.accepting and self.drain is None:
+                        self._listen(True)
                 if self.heartbeat is not None:
                     self.heartbeat(now)
         finally:
@@ -398,9 +410,13 @@ class Loop:
                 sock, address = listener.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:
-                # EMFILE and friends: keep serving the connections we have.
-                _log.error("accept failed: %s", exc)
+            except OSError as exc:  # the connections we have are still served
+                if exc.errno in _OUT_OF_RESOURCES:
+                    _log.error("accept failed: %s; pausing accepting for %g s", exc, ACCEPT_PAUSE)
+                    self._listen(False)
+                    self._accept_retry = now + ACCEPT_PAUSE
+                else:
+                    _log.error("accept failed: %s", exc)
                 return
             environ = listener.base_environ.copy()
             try:
