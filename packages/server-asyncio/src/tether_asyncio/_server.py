@@ -27,6 +27,7 @@ from tether_server.asgi_tls import TLSInfo
 from tether_server.logfiles import REOPEN_SIGNAL, on_reopen_signal
 from tether_server.server_metrics import byte_totals
 from tether_server.startup import (
+    COUNT_SIGNALS,
     STOP_SIGNALS,
     STOPPED_MESSAGE,
     WorkerLink,
@@ -34,6 +35,7 @@ from tether_server.startup import (
     drain_timeout_message,
     draining_message,
     notify_serving,
+    on_count_signal,
     on_stop_signal,
     running_message,
     where_text,
@@ -347,12 +349,14 @@ class Server:
     async def _watch_signals(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        with anyio.open_signal_receiver(*STOP_SIGNALS, REOPEN_SIGNAL) as signals:
+        with anyio.open_signal_receiver(*STOP_SIGNALS, *COUNT_SIGNALS, REOPEN_SIGNAL) as signals:
             task_status.started()
             async for signum in signals:
                 assert self._exit is not None and self.state is not None
                 if signum == REOPEN_SIGNAL:
                     on_reopen_signal()  # log files (logrotate moved them)
+                elif signum in COUNT_SIGNALS:
+                    on_count_signal(signum)  # not a supervisor: said, and ignored
                 elif not self._exit.is_set():
                     self.state.handover = on_stop_signal(signum, first=True)
                     self._exit.set()

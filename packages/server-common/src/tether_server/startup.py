@@ -200,8 +200,23 @@ def supervise(
 #: The signals both servers stop on, gracefully; a second one forces the exit.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+#: The signals a --workers supervisor adds and removes a worker on (gunicorn's): a server
+#: process on its own logs them and goes on, where their default action would stop it (the
+#: process would then answer nothing until SIGCONT).
+COUNT_SIGNALS = (signal.SIGTTIN, signal.SIGTTOU)
+
 # Whether this process is a worker of a --workers supervisor (set by supervise()).
 _supervised = False
+
+
+def on_count_signal(signum: int) -> None:
+    """What a :data:`COUNT_SIGNALS` signal means to a server process (not a supervisor):
+    nothing, said in the log."""
+    name = signal.Signals(signum).name
+    where = "send it to the supervisor" if _supervised else "run with --workers"
+    logging.getLogger("tether.error").warning(
+        "%s received: ignored (to add or remove a worker, %s)", name, where
+    )
 
 
 def stop_message(signum: int) -> str:
@@ -292,12 +307,19 @@ def drain_timeout_message(count: int) -> str:
     return f"graceful shutdown timed out; closing {count} connection(s)"
 
 
+#: Seconds between a worker's heartbeats, at least: well under the shortest sensible
+#: --timeout-worker-healthcheck (beats a second apart, plus a loop's tick, let a healthy worker
+#: fall silent for a little over a second, and a 1 s check killed it).
+HEARTBEAT = 0.25
+
+
 class WorkerLink:
     """What a server process tells whoever supervises it.
 
     Under ``--workers`` that is the supervisor, one byte a word on the ``--notify-fd`` pipe:
-    ``1`` serving, ``h`` a heartbeat (at most one a second; a worker that stops sending them
-    for ``--timeout-worker-healthcheck`` seconds is killed and replaced), ``r`` recycle me
+    ``1`` serving, ``h`` a heartbeat (at most one every :data:`HEARTBEAT` seconds; a worker
+    that stops sending them for ``--timeout-worker-healthcheck`` seconds is killed and
+    replaced), ``r`` recycle me
     (``--limit-max-requests``: the supervisor starts the replacement first, then the worker
     is told to drain). A lone server talks to systemd instead, when ``$NOTIFY_SOCKET`` is set:
     ``READY=1`` and the watchdog.
@@ -334,7 +356,7 @@ class WorkerLink:
         """Call from the server's own loop tick (``now`` monotonic): proof the loop runs."""
         if self._notifier is not None:
             self._notifier.watchdog(now)
-        elif now - self._last_beat >= 1.0:
+        elif now - self._last_beat >= HEARTBEAT:
             self._last_beat = now
             self._say(b"h")
 
@@ -411,6 +433,7 @@ def import_app(spec: str, *, app_dir: str | None = None, factory: bool = False) 
 
 
 __all__ = [
+    "COUNT_SIGNALS",
     "FORCED_EXIT",
     "FORCE_HINT",
     "LOG_LEVELS",
@@ -432,6 +455,7 @@ __all__ = [
     "drain_timeout_message",
     "draining_message",
     "import_app",
+    "on_count_signal",
     "running_message",
     "stop_message",
     "where_text",

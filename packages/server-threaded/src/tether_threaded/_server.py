@@ -15,7 +15,13 @@ from typing import Any
 from tether.serving_wsgi import WSGIApp
 from tether_server.logfiles import REOPEN_SIGNAL, install_reopen_handler
 from tether_server.server_metrics import Exporter
-from tether_server.startup import STOP_SIGNALS, on_stop_signal, where_text
+from tether_server.startup import (
+    COUNT_SIGNALS,
+    STOP_SIGNALS,
+    on_count_signal,
+    on_stop_signal,
+    where_text,
+)
 from tether_threaded._config import Config, bind_socket, create_ssl_context
 from tether_threaded._loop import Loop
 
@@ -114,6 +120,10 @@ class Server:
 
             for signum in STOP_SIGNALS:
                 restore[signum] = signal.signal(signum, on_signal)
+            for signum in COUNT_SIGNALS:  # not a supervisor: said, and ignored
+                restore[signum] = signal.signal(
+                    signum, lambda signum, frame: on_count_signal(signum)
+                )
             restore[REOPEN_SIGNAL] = install_reopen_handler()
         if self._exporter is not None:
             self._exporter.start()
