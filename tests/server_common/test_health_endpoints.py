@@ -92,7 +92,8 @@ def test_probes_are_answered_by_the_server_past_the_concurrency_limit(
 
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_frozen_worker_is_killed_and_replaced(tmp_path: Path, server: str) -> None:
-    proc, port = _start(tmp_path, server, "--workers", "2", "--timeout-worker-healthcheck", "1.5")
+    # 1 s: the shortest check a healthy worker must pass (its heartbeats come every 0.25 s).
+    proc, port = _start(tmp_path, server, "--workers", "2", "--timeout-worker-healthcheck", "1")
     url = f"http://127.0.0.1:{port}/"
 
     def answered() -> bool:
@@ -112,5 +113,8 @@ def test_a_frozen_worker_is_killed_and_replaced(tmp_path: Path, server: str) -> 
         assert wait_until(answered, timeout=20)
         pids = {httpx.get(url, timeout=5).headers["x-pid"] for _ in range(10)}
         assert str(frozen) not in pids
+        # Healthy workers, one of them busy for twice the check, are left alone.
+        assert httpx.get(url + "?2", timeout=20).status_code == 200
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+        assert log.finish().count("sent no heartbeat") == 1
