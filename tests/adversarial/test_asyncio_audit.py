@@ -122,7 +122,7 @@ async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for n in range(3):
             await send({"type": "http.response.body", "body": b"e%d;" % n, "more_body": True})
-            await anyio.sleep(0.01)  # a turn for the listener: it reads the pipelined bytes
+            await anyio.sleep(0.002)  # a turn for the listener: it reads the pipelined bytes
         await send({"type": "http.response.body", "body": b""})
         group.cancel_scope.cancel()
 """
@@ -228,6 +228,8 @@ def test_a_send_cancelled_half_way_never_corrupts_the_response(
         while not marker.exists():
             assert time.monotonic() < deadline, "no send was cancelled"
             time.sleep(0.02)  # polling a file: there is no event to wait on
+        # Now read fast: a larger buffer opens the window (4 KiB of it made reading slow).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         data = _read_all(sock)
         sock.close()
         head, _, body = data.partition(b"\r\n\r\n")
@@ -282,3 +284,21 @@ def test_a_cancelled_receive_loses_no_body_bytes(backend: str, tmp_path: Path) -
             data = _read_all(sock)
         assert data.endswith(b"\r\n\r\n%d end" % len(body)), data[-100:]
         assert server.alive()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_body_timeout_fires_for_an_app_that_polls(backend: str, tmp_path: Path) -> None:
+    """``--timeout-body`` is the server's: it must fire when the client stalls mid-body even
+    if the app's receives are cancelled before they can wait (polling). The body deadline was
+    noticed only by the read's own cancel scope, which never caught a cancellation while the
+    app's was pending: the stalled body held the app until its own bound (here 2 s), and no
+    408 was sent."""
+    options = ("--backend", backend, "--timeout-body", "0.3")
+    with tether_serve(tmp_path, *options, app=POLLING_APP) as server:
+        with server.connect(timeout=10) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+            data = _read_all(sock)
+        assert data.startswith(b"HTTP/1.1 408 "), data[-100:]
+        assert server.alive()
+        output = server.output()
+        assert "Traceback" not in output and "ERROR" not in output, output

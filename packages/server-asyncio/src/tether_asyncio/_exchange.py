@@ -221,6 +221,16 @@ class RequestCycle:
         driver = owner.driver
         while True:
             deadline = driver.deadline()
+            # Expired with no wait of ours to notice: an app that polls (each receive in a
+            # scope cancelled beforehand) never lets the scope below catch the deadline.
+            if (
+                deadline is not None
+                and deadline <= anyio.current_time()
+                and driver.timeout(anyio.current_time()) is _CLOSE
+            ):
+                with anyio.CancelScope(shield=True):  # the write is bounded (1 s)
+                    await owner.close_with_output()
+                return False
             with anyio.CancelScope(
                 deadline=float("inf") if deadline is None else deadline
             ) as scope:
