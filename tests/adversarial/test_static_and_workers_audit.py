@@ -320,19 +320,10 @@ def test_a_file_that_shrinks_while_sent_logs_no_traceback(static_server: StaticS
 
 
 def test_a_file_that_grows_while_sent_keeps_to_its_content_length(
-    static_server: StaticServer, request: pytest.FixtureRequest
+    static_server: StaticServer,
 ) -> None:
     # A file appended to while it is sent (a log under the static directory): exactly
     # Content-Length bytes of it go, and the kept-alive connection answers the next request.
-    if static_server.server == "asyncio":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="tether serve's http.response.pathsend (tether_asyncio/_exchange.py, not "
-                "this audit's file) reads the file to its end: the core refuses the bytes past "
-                "Content-Length, the server logs a traceback and closes the connection",
-            )
-        )
     mark = len(static_server.log.text)
     path = static_server.root / "grows.log"
     with open(path, "wb") as file:

@@ -122,8 +122,16 @@ class RequestCycle:
             path = message["path"]
             if not os.path.isabs(path):
                 raise ValueError(f"pathsend needs an absolute path, got {path!r}")
+            # No further than the declared Content-Length: a file that grows meanwhile (a log
+            # under a static directory) must not turn a sound response into the core's error.
+            room = response.file_room
             async with await anyio.open_file(path, "rb") as file:
-                while chunk := await file.read(READ_SIZE):
+                while room is None or room > 0:
+                    chunk = await file.read(READ_SIZE if room is None else min(READ_SIZE, room))
+                    if not chunk:
+                        break
+                    if room is not None:
+                        room -= len(chunk)
                     await self._write(response.body(chunk, True), len(chunk))
             await self._write(response.body(b"", False), 0)
         elif kind == "http.response.early_hint":
