@@ -9,11 +9,13 @@ still served, and no traceback in the server's log. Attacks already staged elsew
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -302,3 +304,36 @@ def test_the_body_timeout_fires_for_an_app_that_polls(backend: str, tmp_path: Pa
         assert server.alive()
         output = server.output()
         assert "Traceback" not in output and "ERROR" not in output, output
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_running_out_of_descriptors_pauses_accepting_instead_of_flooding_the_log(
+    backend: str, tmp_path: Path
+) -> None:
+    """``accept`` fails with EMFILE while the backlog stays readable: the server pauses for a
+    second and says so once, rather than retrying (and logging) ten times a second, and
+    accepts again once descriptors are free."""
+    with tether_serve(tmp_path, "--backend", backend, "--log-level", "warning") as server:
+        # Serving, not only listening: the socket is bound before the event loop exists.
+        assert get(server.port) == (200, b"ok")
+        fds = len(os.listdir(f"/proc/{server.pid}/fd"))
+        resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (fds + 4, fds + 4))
+        hogs = [server.connect() for _ in range(12)]  # completed in the backlog, unaccepted
+        try:
+            assert _until(lambda: "accept failed" in server.output(), 10)
+            # An observation window for a flood, not a synchronisation: it must not come.
+            assert not _until(lambda: server.output().count("accept failed") > 3, 1.5)
+        finally:
+            for sock in hogs:
+                sock.close()
+        assert _until(lambda: get(server.port) == (200, b"ok"), 10)
+
+
+def _until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` passes (bounded)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()

@@ -43,6 +43,8 @@ from tether_server.startup import (
 
 #: Seconds between ticks of the clock that drives timeouts and the Date header.
 TICK = 0.2
+#: Seconds without accepting after ``accept`` fails (out of descriptors): asyncio's delay.
+ACCEPT_PAUSE = 1.0
 #: Exit status when the application's lifespan startup fails (uvicorn uses the same).
 STARTUP_FAILURE = 3
 
@@ -226,9 +228,12 @@ class Server:
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError as exc:
-                    # Out of file descriptors and the like: wait a little, do not spin.
-                    error_log.warning("accept failed: %s", exc)
-                    await anyio.sleep(0.1)
+                    # Out of file descriptors and the like: the backlog stays readable, so
+                    # pause as asyncio's own server does (and say so once a pause), not spin.
+                    error_log.warning(
+                        "accept failed: %s; pausing accepting for %g s", exc, ACCEPT_PAUSE
+                    )
+                    await anyio.sleep(ACCEPT_PAUSE)
                     break
                 client.setblocking(False)
                 if tcp:
