@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from tests.adversarial._servers import (
     make_certificate,
     tether_serve,
 )
+from tests.processes import wait_until
 
 BACKENDS = ("asyncio", "trio")
 
@@ -320,20 +321,10 @@ def test_running_out_of_descriptors_pauses_accepting_instead_of_flooding_the_log
         resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (fds + 4, fds + 4))
         hogs = [server.connect() for _ in range(12)]  # completed in the backlog, unaccepted
         try:
-            assert _until(lambda: "accept failed" in server.output(), 10)
+            assert wait_until(lambda: "accept failed" in server.output(), 10)
             # An observation window for a flood, not a synchronisation: it must not come.
-            assert not _until(lambda: server.output().count("accept failed") > 3, 1.5)
+            assert not wait_until(lambda: server.output().count("accept failed") > 3, 1.5)
         finally:
             for sock in hogs:
                 sock.close()
-        assert _until(lambda: get(server.port) == (200, b"ok"), 10)
-
-
-def _until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes (bounded)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+        assert wait_until(lambda: get(server.port) == (200, b"ok"), 10)

@@ -25,7 +25,13 @@ import pytest
 
 from tests.adversarial._servers import tether_threaded
 from tests.server_threaded.threaded_helpers import certificate as _certificate
-from tests.server_threaded.threaded_helpers import read_until_closed, running, wait_for
+from tests.server_threaded.threaded_helpers import read_head as _head
+from tests.server_threaded.threaded_helpers import (
+    read_until_closed,
+    refuses_connections,
+    running,
+    wait_for,
+)
 from tether_threaded import Server
 from tether_threaded._transport import Phase
 
@@ -56,17 +62,6 @@ def _exchange(server: Server, data: bytes, *, half_close: bool = False) -> bytes
     if half_close:
         sock.shutdown(socket.SHUT_WR)
     return read_until_closed(sock)
-
-
-def _head(sock: socket.socket) -> bytes:
-    """Read up to the end of a response head (the socket's timeout bounds the wait)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = sock.recv(65536)
-        if not piece:
-            break
-        data += piece
-    return data
 
 
 def _non_reader(server: Server, request: bytes) -> tuple[socket.socket, int]:
@@ -359,14 +354,7 @@ def test_a_body_still_arriving_when_shutdown_begins_is_served_and_the_connection
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
         server.shutdown(wait=False)
 
-        def refused() -> bool:
-            try:
-                socket.create_connection((host, port), timeout=1).close()
-            except OSError:
-                return True
-            return False
-
-        assert wait_for(refused)  # the drain has begun
+        assert wait_for(lambda: refuses_connections(host, port))  # the drain has begun
         sock.sendall(b"defghij")
         reply = read_until_closed(sock)
     head, _, body = reply.partition(b"\r\n\r\n")

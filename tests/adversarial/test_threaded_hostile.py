@@ -22,6 +22,7 @@ import pytest
 
 import tether.serving_wsgi as serving_wsgi
 import tether_threaded._wsgi as wsgi_module
+from tests.server_threaded.threaded_helpers import read_head as _head
 from tests.server_threaded.threaded_helpers import running
 from tether_threaded import Config, FileWrapper, Server
 from tether_threaded._connection import Connection
@@ -124,17 +125,6 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 5.0, every: float 
             return True
         time.sleep(every)
     return condition()
-
-
-def _head(sock: socket.socket) -> bytes:
-    """Read up to the end of a response head."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = sock.recv(65536)
-        if not piece:
-            break
-        data += piece
-    return data
 
 
 def _get_within(connect: Callable[[float], socket.socket], seconds: float) -> bytes:

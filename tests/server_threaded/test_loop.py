@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from threaded_helpers import connect, read_until_closed, running, wait_for
+from threaded_helpers import connect, read_until_closed, refuses_connections, running, wait_for
 
 from tether_threaded import Config, ConfigError, Server
 from tether_threaded._connection import Connection
@@ -204,14 +204,7 @@ def test_graceful_shutdown_finishes_requests_in_flight() -> None:
     assert wait_for(lambda: len(_connections(server)) == 2)
     server.shutdown(wait=False)
 
-    def refused() -> bool:
-        try:
-            socket.create_connection((host, port), timeout=1).close()
-        except OSError:
-            return True
-        return False
-
-    assert wait_for(refused)
+    assert wait_for(lambda: refuses_connections(host, port))
     assert read_until_closed(idle) == b""  # the idle connection was closed at once
     release.set()
     busy.join(10)

@@ -61,6 +61,26 @@ def read_until_closed(sock: socket.socket, limit: int = 10_000_000) -> bytes:
     return b"".join(chunks)
 
 
+def read_head(sock: socket.socket) -> bytes:
+    """Read up to the end of a response head (the socket's timeout bounds the wait)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        data += piece
+    return data
+
+
+def refuses_connections(host: str, port: int) -> bool:
+    """Whether a new connection to ``host:port`` is refused (a drain has closed the socket)."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     """Poll ``condition`` until it holds or ``timeout`` passes (bounded, not a sleep-sync)."""
     end = time.monotonic() + timeout
