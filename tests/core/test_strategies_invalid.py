@@ -79,7 +79,9 @@ def test_limits_too_small_for_the_requests() -> None:
 def test_every_defect_is_drawn() -> None:
     seen: set[tuple[str, int]] = set()
 
-    @settings(max_examples=600, database=None)
+    # The same 600 draws every run: a random run can miss a rare label (one CI run drew no
+    # 501), and a test that fails by chance says nothing.
+    @settings(max_examples=600, database=None, derandomize=True)
     @given(invalid_requests(SMALL))
     def collect(bad: InvalidRequest) -> None:
         seen.add((bad.defect, bad.status))
