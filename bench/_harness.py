@@ -42,11 +42,20 @@ class Measurement(NamedTuple):
     seconds: int  # how long wrk ran: ``wrk_seconds(duration)``
 
 
+#: Ports this process has handed out: the kernel may offer a port again until someone binds it,
+#: and two servers of one run (a server and its --metrics-port) must not be given the same one.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago, never one handed out before."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def pin(cpu: int) -> list[str]:
