@@ -24,6 +24,7 @@ from tether_asyncio._stream import FastStream, ReadBuffer
 from tether_asyncio._tls import CountedStream
 from tether_asyncio._types import Stream
 from tether_server.asgi_tls import TLSInfo
+from tether_server.binding import ACCEPT_PAUSE
 from tether_server.logfiles import REOPEN_SIGNAL, on_reopen_signal
 from tether_server.server_metrics import byte_totals
 from tether_server.startup import (
@@ -43,8 +44,6 @@ from tether_server.startup import (
 
 #: Seconds between ticks of the clock that drives timeouts and the Date header.
 TICK = 0.2
-#: Seconds without accepting after ``accept`` fails (out of descriptors): asyncio's delay.
-ACCEPT_PAUSE = 1.0
 #: Exit status when the application's lifespan startup fails (uvicorn uses the same).
 STARTUP_FAILURE = 3
 

@@ -20,6 +20,10 @@ from tether_server.systemd import listen_fds
 
 _log = logging.getLogger("tether.error")
 
+#: Seconds a server stops accepting after ``accept`` fails for want of descriptors or memory:
+#: the backlog stays readable meanwhile, and retrying at once would spin (asyncio's own delay).
+ACCEPT_PAUSE = 1.0
+
 
 class BindOptions(Protocol):
     """What :func:`bind_socket` reads from a server's configuration."""
@@ -107,4 +111,4 @@ def _from_fd(fd: int, what: str, backlog: int) -> socket.socket:
     return sock
 
 
-__all__ = ["BindOptions", "bind_socket"]
+__all__ = ["ACCEPT_PAUSE", "BindOptions", "bind_socket"]

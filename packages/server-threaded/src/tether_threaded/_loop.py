@@ -32,6 +32,7 @@ from tether.serving_drain import AtDrain, Drain
 from tether.serving_screen import Screen
 from tether.serving_wsgi import Environ, WSGIApp, gathered_body, server_environ
 from tether_server.accesslog import peer_text
+from tether_server.binding import ACCEPT_PAUSE
 from tether_server.server_metrics import byte_totals
 from tether_server.startup import drain_timeout_message, draining_message
 from tether_server.wsgi_body import BodyBuffer
@@ -46,9 +47,6 @@ from tether_threaded._wsgi import Exchange
 TICK = 0.25
 #: Connections accepted per listener per pass, so a flood cannot starve other sockets.
 ACCEPT_BATCH = 64
-#: Seconds accepting pauses when the process is out of descriptors (or memory for a socket):
-#: the backlog stays readable meanwhile, and retrying on every pass would spin (asyncio's 1 s).
-ACCEPT_PAUSE = 1.0
 #: ``accept`` errors that say the process, not the client, lacks something.
 _OUT_OF_RESOURCES = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
