@@ -44,6 +44,16 @@ class LocalProtocolError(ProtocolError):
     close_code = 1011
 
 
+class ShortBody(LocalProtocolError):
+    """A message ended before the length its ``Content-Length`` announced.
+
+    The head is out, so the peer waits for bytes that will not come: the message is cut and
+    the connection must close. A server meets this when a file shrinks while it is sent (a log
+    rotated or truncated under a download), an operational event rather than a bug in code, so
+    it logs one line for it, not a traceback.
+    """
+
+
 # ---- HTTP: the peer's faults, by the status they map to ---------------------------------------
 
 
@@ -113,6 +123,30 @@ class UnsupportedVersion(RemoteProtocolError):
     status_hint = 505
 
 
+def cut_short(exc: BaseException | None) -> ShortBody | None:
+    """The :class:`~tether.errors.ShortBody` that ``exc`` is, wraps or was raised while
+    handling, else None.
+
+    A server logs such a failure as one warning line (the response was cut; a file shrank
+    under a download), not as an application traceback. The search is short: a framework's
+    wrapper or two (``__cause__``, ``__context__``, the members of an exception group).
+    """
+    pending: list[tuple[BaseException, int]] = [] if exc is None else [(exc, 0)]
+    while pending:
+        found, depth = pending.pop()
+        if isinstance(found, ShortBody):
+            return found
+        if depth >= 4:
+            continue
+        members = getattr(found, "exceptions", None)  # an exception group (Python 3.11+)
+        if isinstance(members, tuple):
+            pending.extend((member, depth + 1) for member in members)
+        link = found.__cause__ or found.__context__
+        if link is not None:
+            pending.append((link, depth + 1))
+    return None
+
+
 __all__ = [
     "BadRequest",
     "ContentTooLarge",
@@ -126,7 +160,9 @@ __all__ = [
     "RemoteProtocolError",
     "RequestLineTooLong",
     "RequestTimeout",
+    "ShortBody",
     "TooManyHeaders",
     "UnsupportedTransferCoding",
     "UnsupportedVersion",
+    "cut_short",
 ]

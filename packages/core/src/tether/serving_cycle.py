@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from tether.errors import LocalProtocolError, ProtocolError
+from tether.errors import LocalProtocolError, ProtocolError, ShortBody
 from tether.http1 import (
     Data,
     EndOfMessage,
@@ -343,7 +343,7 @@ class ResponseCycle:
                     else "the response body is longer than its Content-Length"
                 )
             if not more and not self.trailers and size < room:
-                raise LocalProtocolError(
+                raise ShortBody(
                     f"the response body is {room - size} bytes shorter than its Content-Length"
                 )
         response = self.response
@@ -523,3 +523,4 @@ def _add_missing(headers: Headers, extra: Sequence[tuple[bytes, bytes]]) -> None
     """Append the ``extra`` fields (lowercase names) whose name ``headers`` lacks."""
     present = {name.lower() for name, _ in headers}
     headers.extend(pair for pair in extra if pair[0] not in present)
+

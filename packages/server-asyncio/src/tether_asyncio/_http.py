@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 from anyio import EndOfStream
 
-from tether.errors import BadRequest, RemoteProtocolError
+from tether.errors import BadRequest, RemoteProtocolError, cut_short
 from tether.health import Probe
 from tether.http1 import Request, ServerConnection, State
 from tether.serving import decode_path, split_target
@@ -410,6 +410,18 @@ class HTTPConnection:
             return
         response = cycle.response
         suffix, extra = tagged(response)
+        short = cut_short(exc)
+        if short is not None:
+            # A file that shrank under a download: the response is cut (the connection closes),
+            # an operational event that a traceback would only bury.
+            error_log.warning(
+                "connection %d: response cut short: %s; closing%s",
+                self.id,
+                short,
+                suffix,
+                extra=extra,
+            )
+            return
         # What the client gets, by what has left: a start() whose head is still held (a body
         # longer than its Content-Length, a bad pathsend) can still become a clean 500.
         if response.complete:

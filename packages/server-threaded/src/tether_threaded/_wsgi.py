@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from typing import IO, Any
 
+from tether.errors import ShortBody, cut_short
 from tether.http1 import InformationalResponse, Request, date_header
 from tether.serving_cycle import CyclePhase, ResponseCycle
 from tether.serving_wsgi import (
@@ -424,7 +425,7 @@ class Exchange:
                     conn.park_writable(partial(self.run, True))
                     return False
             if moved == 0:
-                raise RuntimeError("the file ended before its announced length")
+                raise ShortBody("the file ended before its announced length")
             file.done += moved
             cycle.file_sent(moved)
             if self.loop.metrics is not None:
@@ -439,14 +440,27 @@ class Exchange:
         conn = self.conn
         request = self.request
         suffix, extra = tagged(self.cycle)
-        _log.error(
-            "Exception in the WSGI application (%s %s)%s",
-            request.method.decode("latin-1"),
-            request.target.decode("latin-1", "replace"),
-            suffix,
-            exc_info=exc,
-            extra=extra,
-        )
+        short = cut_short(exc)
+        if short is not None:
+            # A file that shrank under a download: the response is cut (the connection closes),
+            # an operational event that a traceback would only bury.
+            _log.warning(
+                "Response cut short (%s %s): %s; closing%s",
+                request.method.decode("latin-1"),
+                request.target.decode("latin-1", "replace"),
+                short,
+                suffix,
+                extra=extra,
+            )
+        else:
+            _log.error(
+                "Exception in the WSGI application (%s %s)%s",
+                request.method.decode("latin-1"),
+                request.target.decode("latin-1", "replace"),
+                suffix,
+                exc_info=exc,
+                extra=extra,
+            )
         with conn.lock:
             if conn.closing:
                 return

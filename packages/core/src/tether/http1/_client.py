@@ -26,6 +26,7 @@ from tether.errors import (
     InvalidFraming,
     LocalProtocolError,
     RemoteProtocolError,
+    ShortBody,
     UnsupportedTransferCoding,
 )
 from tether.http1._abnf import ABSOLUTE_FORM, AUTHORITY_FORM
@@ -232,7 +233,7 @@ class ClientConnection(ConnectionBase):
         elif trailers:
             raise LocalProtocolError("trailers need a chunked request")
         elif self._remaining:
-            raise LocalProtocolError(
+            raise ShortBody(
                 f"body is {self._remaining} bytes shorter than the Content-Length sent"
             )
         self._our_state = HTTPState.DONE if self._keep_alive else HTTPState.MUST_CLOSE

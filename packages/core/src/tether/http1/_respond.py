@@ -10,7 +10,7 @@ an upgrade, CONNECT). Reading requests, cycles and time are in
 
 from __future__ import annotations
 
-from tether.errors import LocalProtocolError, ProtocolError
+from tether.errors import LocalProtocolError, ProtocolError, ShortBody
 from tether.http1._common import LAST_CHUNK, ConnectionBase, chunk, last_chunk
 from tether.http1._events import (
     Data,
@@ -349,7 +349,7 @@ class ResponseSide(ConnectionBase):
         framing = self._framing
         if self._our_state is _SEND_BODY:
             if framing is _LENGTH and self._remaining:
-                raise LocalProtocolError(
+                raise ShortBody(
                     f"body is {self._remaining} bytes shorter than the Content-Length sent"
                 )
             if trailers and framing is not _CHUNKED:
