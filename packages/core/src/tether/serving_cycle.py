@@ -523,4 +523,3 @@ def _add_missing(headers: Headers, extra: Sequence[tuple[bytes, bytes]]) -> None
     """Append the ``extra`` fields (lowercase names) whose name ``headers`` lacks."""
     present = {name.lower() for name, _ in headers}
     headers.extend(pair for pair in extra if pair[0] not in present)
-

@@ -24,6 +24,7 @@ from tether.http1 import (
     PAUSED,
     Data,
     EndOfMessage,
+    Headers,
     InformationalResponse,
     Request,
     ServerConnection,
@@ -128,10 +129,11 @@ class ConnectionDriver:
             return self.conn.send(InformationalResponse(100))
         return b""
 
-    def refuse(self, exc: ProtocolError) -> Next:
-        """Answer ``exc`` (the peer's mistake, or a limit) with the core's error response."""
+    def refuse(self, exc: ProtocolError, headers: Headers = ()) -> Next:
+        """Answer ``exc`` (the peer's mistake, or a limit) with the core's error response,
+        carrying ``headers`` too (a ``Retry-After``)."""
         try:
-            out = self.conn.error_response(exc)
+            out = self.conn.error_response(exc, headers)
         except ProtocolError:
             out = b""
         return self._close(f"{exc} (answering {exc.status_hint})", out)

@@ -70,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         "and let it read the body as it comes (wsgi.input_terminated), as gunicorn does, where "
         "a worker waits on a slow client for up to --timeout-body per stall",
     )
+    groups.limits.add_argument(
+        "--limit-spool",
+        type=_bytes_or_none,
+        default=4 << 30,
+        metavar="BYTES",
+        help="most bytes of gathered request bodies on disk at once, over all requests; an "
+        "upload past it is answered 413 with Retry-After (default: 4 GiB; 'none': no limit, as "
+        "in waitress)",
+    )
     groups.websocket.add_argument(
         "--limit-websockets",
         type=positive_int,
@@ -80,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bytes_or_none(text: str) -> int | None:
+    return None if text == "none" else positive_int(text)
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     """Turn parsed arguments into a :class:`Config`."""
     return Config(
@@ -88,6 +101,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         expose_tracebacks=args.expose_tracebacks,
         request_body=args.request_body,
         multiprocess=args.multiprocess,
+        limit_spool=args.limit_spool,
         **config_options(args),
     )
 

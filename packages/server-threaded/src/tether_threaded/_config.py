@@ -35,6 +35,10 @@ class Config(ServerConfig):
     #: Largest body the loop gathers (spooling it to disk) when ``max_body_size`` is not set;
     #: 413 beyond, so that no client can fill the disk (waitress's default, 1 GiB).
     max_gathered_body: int = 1 << 30
+    #: Most bytes of gathered bodies spooled to disk at once, over all requests (None: no
+    #: limit, as in waitress); an upload past it is answered 413 with Retry-After, so that many
+    #: clients uploading at once cannot fill the disk (:class:`tether_server.wsgi_body.SpoolBudget`).
+    limit_spool: int | None = 4 << 30
     #: On an application error, send the traceback in the 500's body (waitress's
     #: ``expose_tracebacks``; for development only: it shows the code to any client).
     expose_tracebacks: bool = False

@@ -24,7 +24,7 @@ from tether.serving_websocket import WebSocketSession
 from tether.serving_wsgi import WSGIApp
 from tether_server.recycling import RequestBudget
 from tether_server.tagging import Tagger
-from tether_server.wsgi_body import BodyBuffer
+from tether_server.wsgi_body import BodyBuffer, SpoolBudget, SpoolFull
 from tether_threaded._input import ClientDisconnected, StreamedBody
 from tether_threaded._transport import OUT_HIGH, READ, Owner, Phase, Transport
 
@@ -48,6 +48,7 @@ class Host(Owner, Protocol):
     limits: Limits
     app: WSGIApp
     body_cap: int | None
+    spool: SpoolBudget
     #: The graceful shutdown's rules, once it has begun (:class:`tether.serving_drain.Drain`).
     drain: Drain | None
     access_log: bool
@@ -231,11 +232,13 @@ class Connection(Transport):
                     continue
                 body = self.body
                 if body is None:
-                    body = self.body = BodyBuffer(self.loop.body_cap)
+                    body = self.body = BodyBuffer(self.loop.body_cap, self.loop.spool)
                 try:
                     body.feed(event.data)  # type: ignore[union-attr]
                 except ProtocolError as exc:
-                    driver.refuse(exc)
+                    # The server's spool is full for now: the client may try again later.
+                    wait = self.loop.config.retry_after() if isinstance(exc, SpoolFull) else 0
+                    driver.refuse(exc, [(b"retry-after", b"%d" % wait)] if wait else ())
                     self.close_with_output()
                     return
             elif event is Next.READ:
@@ -256,7 +259,7 @@ class Connection(Transport):
         if self.loop.config.request_body == "stream":
             self.streamed = exchange.stream_body(self)
         else:
-            self.body = BodyBuffer(self.loop.body_cap)
+            self.body = BodyBuffer(self.loop.body_cap, self.loop.spool)
         # The loop reads the body now, whatever the application will do with it.
         try:
             self.write(self.driver.continue_bytes(), wait=False)

@@ -35,7 +35,7 @@ from tether_server.accesslog import peer_text
 from tether_server.binding import ACCEPT_PAUSE
 from tether_server.server_metrics import byte_totals
 from tether_server.startup import drain_timeout_message, draining_message
-from tether_server.wsgi_body import BodyBuffer
+from tether_server.wsgi_body import BodyBuffer, SpoolBudget
 from tether_threaded._config import Config
 from tether_threaded._connection import Connection
 from tether_threaded._input import ClientDisconnected
@@ -124,6 +124,7 @@ class Loop:
         self._max_websockets = config.limit_websockets
         #: Most body bytes the loop gathers for one request.
         self.body_cap = config.body_cap()
+        self.spool = SpoolBudget(config.limit_spool)  # bytes of gathered bodies on disk
         self.thread_id: int | None = None
         #: A SIGHUP shutdown: idle keep-alive connections stay open until their next request
         #: (answered with ``Connection: close``) or timeout, so none sent meanwhile is lost.
@@ -195,6 +196,7 @@ class Loop:
         elif self.admit(upgrade := exchange.upgrade is not None):
             if body is not None:
                 exchange.input = body.stream()
+                exchange.gathered = body  # released once the body is closed
                 gathered_body(exchange.environ, exchange.input, body.size)
             if upgrade:
                 # A WebSocket application blocks its thread for the whole session.

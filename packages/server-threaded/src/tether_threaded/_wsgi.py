@@ -38,6 +38,7 @@ from tether_server.accesslog import peer_text
 from tether_server.forwarded import apply_forwarding
 from tether_server.server_metrics import ServerMetrics
 from tether_server.tagging import log_access, tagged
+from tether_server.wsgi_body import BodyBuffer
 from tether_threaded._connection import Connection, Host
 from tether_threaded._input import ClientDisconnected, Source, StreamedBody
 from tether_threaded._transport import OUT_HIGH
@@ -92,6 +93,7 @@ class Exchange:
         "cycle",
         "environ",
         "file",
+        "gathered",
         "has_body",
         "input",
         "loop",
@@ -153,6 +155,9 @@ class Exchange:
         self.has_body = "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ
         #: The body handed to the application (closed after the response).
         self.input: IO[bytes] | StreamedBody | None = None
+        #: The gathered body's buffer, whose share of the server's spool budget is given back
+        #: once :attr:`input` is closed.
+        self.gathered: BodyBuffer | None = None
         environ["tether.early_hints"] = self.early_hints
         self.upgrade: Upgrade | None = None
         if "HTTP_UPGRADE" in environ and wants_websocket(request.headers):
@@ -250,6 +255,8 @@ class Exchange:
                 if stream is not None:
                     self.input = None
                     stream.close()
+                    if self.gathered is not None:
+                        self.gathered.release()
                 loop = self.loop
                 if loop.metrics is not None:
                     self.record(loop.metrics)

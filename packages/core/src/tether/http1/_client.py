@@ -233,9 +233,7 @@ class ClientConnection(ConnectionBase):
         elif trailers:
             raise LocalProtocolError("trailers need a chunked request")
         elif self._remaining:
-            raise ShortBody(
-                f"body is {self._remaining} bytes shorter than the Content-Length sent"
-            )
+            raise ShortBody(f"body is {self._remaining} bytes shorter than the Content-Length sent")
         self._our_state = HTTPState.DONE if self._keep_alive else HTTPState.MUST_CLOSE
         return out
 
