@@ -109,6 +109,14 @@ STRICTER_THAN_H11 = [
         "OPTIONS request'.",
     ),
     (
+        "fragment-in-target",
+        b"GET /public#/../admin HTTP/1.1\r\nHost: a\r\n\r\n",
+        "RFC 9112 3.2: no request-target form has a fragment, RFC 9110 4.2.5: a fragment is "
+        "not sent, and RFC 9112 3.2: 'Recipients of an invalid request-line SHOULD respond "
+        "with either a 400 (Bad Request) error or a 301'. A proxy that cuts the target at '#' "
+        "would route another path than the server sees.",
+    ),
+    (
         "host-with-path",
         b"GET / HTTP/1.1\r\nHost: example.com/evil\r\n\r\n",
         "RFC 9112 3.2: a server MUST respond with 400 to a request 'with a Host header field "

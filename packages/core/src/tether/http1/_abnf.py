@@ -33,11 +33,19 @@ _COLON_VALUE_CRLF = rb":[ \t]*(?:" + _VALUE + rb"[ \t]*)?\r\n"
 # refused too (RFC 9112 5.2: we choose to reject rather than unfold).
 FIELD_LINE = re.compile(rb"(" + TOKEN + rb"):[ \t]*(?:(" + _VALUE + rb")[ \t]*)?\r\n")
 
+# RFC 9112 3.2: no form of request-target has a fragment (origin-form = absolute-path
+# [ "?" query ]; absolute-form = absolute-URI, which has none), and RFC 9110 4.2.5 says a
+# fragment is not sent. Where the RFC leaves a raw "#" to the recipient we refuse it: a proxy
+# that cuts the target at "#" routes a different path than the server behind it would see
+# (an access rule on "/public" passing "/public#/../admin").
+TARGET = rb"[\x21\x22\x24-\x7e]+"
+
 # RFC 9112 3: request-line = method SP request-target SP HTTP-version, exactly one SP each
 # (we do not take the MAY of section 3 that allows other whitespace as separators).
-# request-target is any run of visible US-ASCII; its form is checked separately.
+# request-target is any run of visible US-ASCII but "#" (TARGET); its form is checked
+# separately.
 REQUEST_HEAD = re.compile(
-    rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])\r\n"
+    rb"(" + TOKEN + rb") (" + TARGET + rb") HTTP/([0-9])\.([0-9])\r\n"
     rb"((?:" + TOKEN + _COLON_VALUE_CRLF + rb")*)"
 )
 # The same shape, loosely, to tell "malformed" (400) from "another version" (505).

@@ -162,6 +162,9 @@ class ClientConnection(ConnectionBase):
             raise LocalProtocolError("the method is not a token")
         if not target or not target.isascii() or any(b <= 0x20 or b == 0x7F for b in target):
             raise LocalProtocolError("the request target must be visible US-ASCII")
+        if 0x23 in target:
+            # RFC 9110 4.2.5: the fragment is the client's own; it is never sent.
+            raise LocalProtocolError("the request target has a fragment ('#'): strip it")
         if method == b"CONNECT":
             if AUTHORITY_FORM.fullmatch(target) is None:
                 raise LocalProtocolError("CONNECT needs an authority-form target (host:port)")

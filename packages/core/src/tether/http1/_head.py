@@ -19,7 +19,14 @@ from tether.errors import (
     RequestLineTooLong,
     UnsupportedVersion,
 )
-from tether.http1._abnf import ABSOLUTE_FORM, FIELD_BLOCK, HOST, REQUEST_LINE_ANY_VERSION, TOKEN
+from tether.http1._abnf import (
+    ABSOLUTE_FORM,
+    FIELD_BLOCK,
+    HOST,
+    REQUEST_LINE_ANY_VERSION,
+    TARGET,
+    TOKEN,
+)
 from tether.http1._tables import (
     _CRLF,
     _FRAMING_NAMES,
@@ -36,10 +43,11 @@ from tether.http1._tables import (
 from tether.limits import Limits
 
 # The request line, checked whole by one fullmatch over the head, which also hands back the
-# field lines after it as one group: the target is visible US-ASCII (RFC 9112 3.2), and only
+# field lines after it as one group: the target is visible US-ASCII but "#" (RFC 9112 3.2,
+# _abnf.TARGET), and only
 # HTTP/1.0 and HTTP/1.1 pass (anything else goes to _diagnose_head for a 400 or a 505).
 _REQUEST_HEAD = re.compile(
-    rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/1\.([01])(?:\r\n(.*))?", re.DOTALL
+    rb"(" + TOKEN + rb") (" + TARGET + rb") HTTP/1\.([01])(?:\r\n(.*))?", re.DOTALL
 ).fullmatch
 
 
@@ -240,4 +248,6 @@ def _diagnose_head(buf: bytes, start: int, stop: int, limits: Limits) -> None:
         raise UnsupportedVersion(
             f"HTTP/{m.group(3).decode()}.{m.group(4).decode()} is not supported"
         )
+    if 0x23 in m.group(2):
+        raise BadRequest("'#' in the request target: a fragment is never sent (RFC 9110 4.2.5)")
     _diagnose_fields(buf, line_end + 2, stop, limits, what="header")
