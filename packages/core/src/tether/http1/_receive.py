@@ -157,7 +157,8 @@ class RequestReader(BodyReader):
             self.head_request = method == b"HEAD"
             lines = block.split(b"\r\n") if block is not None else []
             if (
-                len(lines) <= limits.max_header_count
+                0x23 not in target  # "#": _abnf.TARGET (an int needle, as in tether.serving)
+                and len(lines) <= limits.max_header_count
                 and (
                     end - pos <= limits._small_head
                     or (
