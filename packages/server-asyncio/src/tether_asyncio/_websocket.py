@@ -120,7 +120,11 @@ class ASGIWebSocket:
                 failed = True
                 gone = self.disconnect is not None or owner.closed
                 if self.io is not None:
-                    gone = gone or self.io.lost or self.io.reader_done.is_set()
+                    # A client that sends messages and its close frame in one go (or resets
+                    # the connection) ends the session while the app answers the messages:
+                    # the app's send then raises, and that is the client leaving, not a
+                    # failure of the app.
+                    gone = gone or self.io.ended_by_client
                 if not (isinstance(exc, ClientDisconnected) and gone):
                     error_log.error(
                         "connection %d: exception in ASGI application (WebSocket)",

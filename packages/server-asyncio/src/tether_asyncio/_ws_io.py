@@ -95,6 +95,7 @@ class WebSocketIO:
         "_progress",
         "_resume",
         "_timers",
+        "app_closed",
         "lost",
         "owner",
         "reader_done",
@@ -118,6 +119,9 @@ class WebSocketIO:
         self._timers: anyio.CancelScope | None = None
         #: A write failed: the client is gone.
         self.lost = False
+        #: The app began the closing handshake (``websocket.close``): a send after it is the
+        #: app's mistake, not the client's (see :attr:`ended_by_client`).
+        self.app_closed = False
         self.reader_done = anyio.Event()
 
     def start(self, group: TaskGroup) -> None:
@@ -159,8 +163,20 @@ class WebSocketIO:
                 raise ClientDisconnected("the client has disconnected")
             await self._progress.wait()
 
+    @property
+    def ended_by_client(self) -> bool:
+        """The session ended, or is ending, without the app asking: the client closed, broke
+        the protocol, timed out or left, or the server is going away. A ``send`` then raises
+        ``ClientDisconnected``; the app did nothing wrong, so that is no traceback to log."""
+        return (
+            self.lost
+            or self.reader_done.is_set()
+            or (self.ws.state is not ws.State.OPEN and not self.app_closed)
+        )
+
     async def close(self, code: int, reason: str) -> None:
         """Start the closing handshake from our side (unless it has begun) and flush it."""
+        self.app_closed = True
         if self.rules.close(code, reason, self.owner.state.clock):
             self._sent_close()
             await self.flushed()

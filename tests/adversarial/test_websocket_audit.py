@@ -1,0 +1,112 @@
+"""A hostile WebSocket client against both servers, over real sockets to real processes.
+
+Each test stages one thing a client may do (its frames written raw, so nothing is tidied up by
+a client library) against ``tether serve`` on asyncio and trio and, where the server has the
+same exposure, ``tether-threaded``; it checks what the client sees and what the server logged.
+A client's mistakes or departures are no fault of the server's or the application's: they may
+be logged as one line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.adversarial._servers import ServerProcess, tether_serve, websocket_upgrade
+
+pytestmark = pytest.mark.timeout(60)
+
+BACKENDS = ["asyncio", "trio"]
+
+#: The ASGI app under attack: any WebSocket echoes each message until the client leaves.
+ECHO_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "websocket":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", "text": message.get("text"),
+                    "bytes": message.get("bytes")})
+"""
+
+
+def frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """A client frame (a zero mask, so the payload goes as is), of any length."""
+    first = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        head = bytes((first, 0x80 | n))
+    elif n < 65536:
+        head = bytes((first, 0xFE)) + struct.pack("!H", n)
+    else:
+        head = bytes((first, 0xFF)) + struct.pack("!Q", n)
+    return head + b"\0\0\0\0" + payload
+
+
+def read_until_closed(sock: socket.socket, within: float = 10.0) -> bytes:
+    """Everything the server sends until it closes the connection (fail after ``within`` s)."""
+    data = b""
+    end = time.monotonic() + within
+    while (left := end - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+    raise AssertionError(f"the server did not close the connection within {within} s")
+
+
+@contextmanager
+def asgi_server(tmp_path: Path, backend: str, *options: str) -> Iterator[ServerProcess]:
+    with tether_serve(tmp_path, "--backend", backend, *options, app=ECHO_APP) as server:
+        yield server
+
+
+def settled_log(server: ServerProcess, connections: int) -> str:
+    """The server's log once it has ended ``connections`` WebSocket sessions (each ends with
+    an access line), or after a bounded wait."""
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        out = server.output()
+        if out.count(" 101 ") >= connections:
+            return out
+        time.sleep(0.05)  # polling a log file: there is no event to wait on
+    return server.output()
+
+
+class TestClientLeavesWhileTheAppAnswers:
+    """A client sends messages and its close frame in one write (or resets the connection):
+    the session ends while the app is still answering, so the app's ``send`` raises. The
+    client left; neither it nor the app did wrong, and the log has no traceback for it."""
+
+    @pytest.mark.parametrize("backend", BACKENDS)
+    def test_messages_then_close_in_one_write_log_no_traceback(
+        self, backend: str, tmp_path: Path
+    ) -> None:
+        # The access log on, so that each session's end is a line to wait for.
+        with tether_serve(tmp_path, "--backend", backend, "--access-log", app=ECHO_APP) as server:
+            for _ in range(10):
+                with server.connect() as sock:
+                    websocket_upgrade(sock, "/echo")
+                    sock.sendall(frame(0x1, b"hello") * 5 + frame(0x8, b"\x03\xe8"))
+                    # The close is answered (after any echoes that were sent before it).
+                    assert read_until_closed(sock).endswith(b"\x88\x02\x03\xe8")
+            out = settled_log(server, 10)
+        assert "Traceback" not in out, out
+        assert "exception in ASGI application" not in out, out
