@@ -445,15 +445,20 @@ def _joined(headers: Headers, names: list[bytes], name: bytes) -> list[str]:
     for field, value in headers:
         if field == name:
             items += value.decode("latin-1").split(",")
-    return [item.strip() for item in items]
+    return [item.strip(_OWS) for item in items]
+
+
+# RFC 9110 5.6.1: OWS is SP and HTAB only; str.strip() would also drop 0x85 and 0xa0 (obs-text
+# bytes, decoded as latin-1), so "\xa0203.0.113.9" would read as an address.
+_OWS = " \t"
 
 
 def _items(text: str) -> list[str]:
     """The comma-separated items of one field value (or of several joined by commas), stripped
     of OWS; none for ""."""
     if "," not in text:
-        return [text.strip()] if text else []
-    return [item.strip() for item in text.split(",")]
+        return [text.strip(_OWS)] if text else []
+    return [item.strip(_OWS) for item in text.split(",")]
 
 
 def _elements_from_the_right(value: str) -> list[str]:
@@ -484,8 +489,10 @@ def _node_address(node: str) -> str | None:
     return address if _is_ip(address) else None
 
 
+# ASCII digits only ("\d" would also take other scripts' digits in a str).
 _IPV4 = re.compile(
-    r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+    r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
 )
 
 
@@ -494,7 +501,12 @@ def _is_ip(text: str) -> bool:
     # per-octet parse (a tenth of a proxied request's cost in tether serve).
     if _IPV4.fullmatch(text) is not None:
         return True
-    if ":" not in text:
+    if ":" not in text or "%" in text:
+        # No zone ("fe80::1%eth0"): RFC 7239 section 6 spells a node's address as RFC 3986's
+        # IPv6address, which has none, and a zone names an interface of the host that wrote
+        # it, meaningless to us. ipaddress takes any text after "%" as the zone (spaces,
+        # quotes, C1 controls such as 0x9b CSI), which became the client address the
+        # application saw and the access log wrote as it was.
         return False
     try:
         ipaddress.ip_address(text)
