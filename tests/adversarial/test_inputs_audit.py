@@ -9,13 +9,194 @@ what a server does with the input is checked against a real server process over 
 from __future__ import annotations
 
 import json
+import re
 import socket
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
+import tether_server.forwarded
 from tests.adversarial._servers import ServerProcess, tether_serve, tether_threaded
 from tether.serving import TrustedProxies
+from tether_server.forwarded import forwarded_origin
+
+try:  # Python 3.11+
+    from re import _constants as sre_c  # type: ignore[attr-defined]
+    from re import _parser as sre_p  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    import sre_constants as sre_c
+    import sre_parse as sre_p
+
+# ---- counting regex work: a backtracking model of ``re`` -----------------------------------------
+
+_ONE_CHAR = {sre_c.LITERAL, sre_c.NOT_LITERAL, sre_c.IN, sre_c.ANY}
+_SPACE = frozenset(b" \t\n\r\f\v")
+
+
+class Backtracker:
+    """A backtracking matcher over ``re``'s parse tree that counts its steps (the one in
+    tests/core/test_parser_audit.py, with ``.``, ``\\s``, ``$`` and a start position).
+
+    Alternatives are tried in ``re``'s order (greedy repeats longest first, a one-character
+    repeat taken at once and given back one by one), so the count grows as the engine's work
+    does. Patterns are modelled over bytes: a str pattern's text is read as latin-1.
+    """
+
+    def __init__(self, pattern: re.Pattern[Any]) -> None:
+        source = pattern.pattern
+        if isinstance(source, str):
+            source = source.encode("latin-1")
+        self.tree: list[Any] = list(sre_p.parse(source, pattern.flags & ~re.UNICODE))
+        self.text = b""
+        self.count = 0
+
+    def attempt(self, text: bytes, pos: int, *, full: bool = False) -> int:
+        """Steps to match at ``pos`` (to the end of ``text`` when ``full``), or to fail."""
+        self.text, self.count = text, 0
+        self._seq(self.tree, 0, pos, (lambda i: i == len(text)) if full else (lambda i: True))
+        return self.count
+
+    def _char(self, node: tuple[Any, Any], ch: int) -> bool:
+        op, av = node
+        if op is sre_c.ANY:
+            return ch != 0x0A
+        if op is sre_c.LITERAL:
+            return bool(ch == av)
+        if op is sre_c.NOT_LITERAL:
+            return bool(ch != av)
+        negate, hit = False, False
+        for item, arg in av:
+            if item is sre_c.NEGATE:
+                negate = True
+            elif item is sre_c.LITERAL:
+                hit = hit or ch == arg
+            elif item is sre_c.RANGE:
+                hit = hit or arg[0] <= ch <= arg[1]
+            elif item is sre_c.CATEGORY and arg is sre_c.CATEGORY_SPACE:
+                hit = hit or ch in _SPACE
+            else:
+                raise NotImplementedError(item)
+        return hit != negate
+
+    def _seq(self, seq: list[Any], idx: int, i: int, k: Callable[[int], bool]) -> bool:
+        self.count += 1
+        if idx == len(seq):
+            return k(i)
+        op, av = seq[idx]
+        text = self.text
+
+        def nxt(j: int) -> bool:
+            return self._seq(seq, idx + 1, j, k)
+
+        if op in _ONE_CHAR:
+            return i < len(text) and self._char(seq[idx], text[i]) and nxt(i + 1)
+        if op is sre_c.SUBPATTERN:
+            return self._seq(list(av[-1]), 0, i, nxt)
+        if op is sre_c.BRANCH:
+            return any(self._seq(list(alt), 0, i, nxt) for alt in av[1])
+        if op is sre_c.AT and av in (sre_c.AT_END_STRING, sre_c.AT_END):
+            return i == len(text) and nxt(i)
+        if op is sre_c.MAX_REPEAT:
+            low, high, body = av[0], av[1], list(av[2])
+            if len(body) == 1 and body[0][0] in _ONE_CHAR:
+                n = 0
+                while n < high and i + n < len(text) and self._char(body[0], text[i + n]):
+                    n += 1
+                    self.count += 1
+                return any(nxt(i + t) for t in range(n, low - 1, -1))
+
+            def rep(count: int, j: int) -> bool:
+                if count < high and self._seq(body, 0, j, lambda e: e != j and rep(count + 1, e)):
+                    return True
+                return count >= low and nxt(j)
+
+            return rep(0, i)
+        raise NotImplementedError(op)
+
+
+class CountingPattern:
+    """Stands in for a module's compiled pattern: each call adds the modelled steps of every
+    match the engine attempts (one per start position for a scan) to ``counter``, then
+    answers as the real pattern does."""
+
+    def __init__(self, real: re.Pattern[Any], counter: list[int]) -> None:
+        self.real = real
+        self.model = Backtracker(real)
+        self.counter = counter
+
+    def _bytes(self, text: Any) -> bytes:
+        return text.encode("latin-1") if isinstance(text, str) else bytes(text)
+
+    def _scan(self, text: Any, pos: int = 0) -> None:
+        data = self._bytes(text)
+        while pos <= len(text):
+            self.counter[0] += self.model.attempt(data, pos)
+            found = self.real.match(text, pos)
+            pos = found.end() if found is not None and found.end() > pos else pos + 1
+
+    def match(self, text: Any, pos: int = 0) -> Any:
+        self.counter[0] += self.model.attempt(self._bytes(text), pos)
+        return self.real.match(text, pos)
+
+    def fullmatch(self, text: Any, pos: int = 0) -> Any:
+        self.counter[0] += self.model.attempt(self._bytes(text), pos, full=True)
+        return self.real.fullmatch(text, pos)
+
+    def search(self, text: Any, pos: int = 0) -> Any:
+        self._scan(text, pos)
+        return self.real.search(text, pos)
+
+    def findall(self, text: Any, pos: int = 0) -> Any:
+        self._scan(text, pos)
+        return self.real.findall(text, pos)
+
+    def finditer(self, text: Any, pos: int = 0) -> Any:
+        self._scan(text, pos)
+        return self.real.finditer(text, pos)
+
+    def sub(self, repl: Any, text: Any) -> Any:
+        self._scan(text)
+        return self.real.sub(repl, text)
+
+
+@contextmanager
+def regex_steps(*modules: ModuleType) -> Iterator[list[int]]:
+    """Count the modelled regex work of every compiled pattern at module level in ``modules``
+    (``counter[0]``), whatever the patterns are called."""
+    counter = [0]
+    saved: list[tuple[ModuleType, str, Any]] = []
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20_000))
+    try:
+        for module in modules:
+            for name, value in list(vars(module).items()):
+                if isinstance(value, re.Pattern):
+                    saved.append((module, name, value))
+                    setattr(module, name, CountingPattern(value, counter))
+        yield counter
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
+        sys.setrecursionlimit(limit)
+
+
+def test_the_step_model_sees_quadratic_findall() -> None:
+    """The model itself: findall of a token that never meets its "=" is quadratic."""
+    holder = ModuleType("holder")
+    holder.pattern = re.compile(r"[a-z]+=")  # type: ignore[attr-defined]
+    with regex_steps(holder) as steps:
+        holder.pattern.findall("a" * 100)  # type: ignore[attr-defined]
+        small = steps[0]
+        steps[0] = 0
+        holder.pattern.findall("a" * 200)  # type: ignore[attr-defined]
+        large = steps[0]
+    assert large > 3.5 * small, (small, large)
+
 
 # ---- forwarding fields: a zone after "%" is not part of an address -----------------------------
 
@@ -118,3 +299,48 @@ def test_a_forged_zone_reaches_neither_the_application_nor_the_log(
     if log_format == "json":
         lines = [json.loads(line) for line in raw.splitlines() if b"/zone" in line]
         assert len(lines) == 1, raw
+
+
+# ---- forwarding fields: RFC 7239 host= in linear work ---------------------------------------------
+
+#: Hostile ``Forwarded`` values, as a function of a size: what a client writes to the left of
+#: the element the nearest proxy appends (or all of it, when the proxy passes the field on).
+HOSTILE_FORWARDED: dict[str, Callable[[int], bytes]] = {
+    "escaped quotes": lambda n: b"for=192.0.2.1, " + b'\\"' * n,
+    "a token without '='": lambda n: b"for=192.0.2.1;host=a, " + b"a" * n,
+    "a value without ';'": lambda n: b"host=" + b"a" * n + b" b",
+    "quote runs": lambda n: b'for=192.0.2.1, "' * n,
+    "empty pairs": lambda n: b";" * n + b"host=x y",
+}
+
+
+@pytest.mark.parametrize("appended", [b"", b", for=192.0.2.9"])
+@pytest.mark.parametrize("shape", list(HOSTILE_FORWARDED))
+def test_rfc7239_host_is_read_in_linear_work(shape: str, appended: bytes) -> None:
+    """``forwarded_origin`` (tether-threaded's SERVER_NAME, HTTP_HOST) split the field with a
+    findall() that rescanned from every unbalanced quote, and read pairs with one that
+    rescanned every token without "=": quadratic, about 20 s of CPU for a 64 KiB field, from any
+    client behind a trusted proxy that passes Forwarded on (nginx does by default)."""
+    make = HOSTILE_FORWARDED[shape]
+    work = []
+    for n in (150, 300):
+        with regex_steps(tether_server.forwarded) as steps:
+            forwarded_origin([(b"forwarded", make(n) + appended)], True)
+        work.append(steps[0])
+    assert work[1] < 2.5 * work[0], work
+
+
+def test_rfc7239_host_is_read_as_before_and_strictly() -> None:
+    def host(value: bytes) -> str | None:
+        return forwarded_origin([(b"forwarded", value)], True).host
+
+    assert host(b"for=192.0.2.1;host=example.com") == "example.com"
+    assert host(b'for=192.0.2.1;host="example.com:8080"') == "example.com:8080"
+    assert host(b'host=evil, for="[2001:db8::1]";HOST="a.example"') == "a.example"
+    # An unbalanced quote on the left does not swallow the element the proxy appended.
+    assert host(b'host="evil, for=192.0.2.1;host=good.example') == "good.example"
+    # RFC 7239 section 4: no whitespace inside an element, ":" is not a token character, and
+    # a parameter occurs once per element.
+    assert host(b"for=192.0.2.1;host=example.com:8080") is None
+    assert host(b"for=192.0.2.1; host=example.com") is None
+    assert host(b"host=a.example;host=b.example") is None
