@@ -110,3 +110,48 @@ class TestClientLeavesWhileTheAppAnswers:
             out = settled_log(server, 10)
         assert "Traceback" not in out, out
         assert "exception in ASGI application" not in out, out
+
+
+def open_idle_websockets(server: ServerProcess, count: int, extensions: str) -> list[socket.socket]:
+    """``count`` upgraded WebSockets that then say nothing (all upgraded when this returns)."""
+    request = (
+        "GET /idle HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"{extensions}\r\n"
+    ).encode()
+    socks = []
+    for _ in range(count):
+        sock = server.connect()
+        sock.sendall(request)
+        socks.append(sock)
+    for sock in socks:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, "closed during the WebSocket handshake"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head
+    return socks
+
+
+class TestIdleDeflateSessions:
+    """A client that negotiates permessage-deflate and then idles. zlib's compressor state is a
+    few hundred KiB; made with each connection, it cost ~87 KiB of resident memory per idle
+    session (~25 KiB without the extension), so idle connections were several times as cheap
+    to hold against the server as they should be. It is now made at the first message."""
+
+    COUNT = 400
+
+    def test_an_idle_deflate_session_costs_about_what_a_plain_one_does(
+        self, tmp_path: Path
+    ) -> None:
+        offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+        with asgi_server(tmp_path, "asyncio") as server:
+            warm = open_idle_websockets(server, 50, offer)  # the allocator's first arenas
+            before = server.rss_kb()
+            socks = open_idle_websockets(server, self.COUNT, offer)
+            per_session = (server.rss_kb() - before) / self.COUNT
+            for sock in warm + socks:
+                sock.close()
+        # Measured: ~25 KiB per plain idle session, ~31 KiB with deflate, ~87 KiB before.
+        assert per_session < 55, f"{per_session:.0f} KiB per idle permessage-deflate session"
