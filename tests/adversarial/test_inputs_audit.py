@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 
+import tether.sse
 import tether_server.forwarded
 from tests.adversarial._servers import ServerProcess, tether_serve, tether_threaded
 from tether.serving import TrustedProxies
+from tether.sse import Event, EventStreamParser
 from tether_server.forwarded import forwarded_origin
 
 try:  # Python 3.11+
@@ -344,3 +346,37 @@ def test_rfc7239_host_is_read_as_before_and_strictly() -> None:
     assert host(b"for=192.0.2.1;host=example.com:8080") is None
     assert host(b"for=192.0.2.1; host=example.com") is None
     assert host(b"host=a.example;host=b.example") is None
+
+
+# ---- server-sent events: a long line in small pieces --------------------------------------------
+
+
+def test_an_event_stream_line_in_small_pieces_is_searched_once() -> None:
+    """The parser copied the incomplete line and searched it again from its start for every
+    piece: a 200 kB line (a hostile or broken server) in 10-byte reads cost about 9 s."""
+    work = []
+    for pieces in (200, 400):
+        parser = EventStreamParser()
+        with regex_steps(tether.sse) as steps:
+            for _ in range(pieces):
+                assert parser.feed(b"data: xxxx") == []
+        work.append(steps[0])
+        assert parser.feed(b"\r") == []  # a CR at the end may begin a CRLF
+        assert parser.feed(b"\n\n") == [Event("message", ("data: xxxx" * pieces)[6:], "")]
+    assert work[1] < 2.5 * work[0], work
+
+
+def test_an_event_stream_still_reads_every_line_end_at_any_split() -> None:
+    stream = b"\xef\xbb\xbfdata: a\r\rdata: b\r\n\r\nevent: e\ndata: c\n\nid: 7\rdata: d\r\n\n"
+    expected = [
+        Event("message", "a", ""),
+        Event("message", "b", ""),
+        Event("e", "c", ""),
+        Event("message", "d", "7"),
+    ]
+    for size in (1, 2, 3, 5, len(stream)):
+        parser = EventStreamParser()
+        got = []
+        for i in range(0, len(stream), size):
+            got += parser.feed(stream[i : i + size])
+        assert got == expected, size

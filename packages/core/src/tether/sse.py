@@ -104,11 +104,15 @@ class EventStreamParser:
     format defines a reading for every byte sequence (invalid UTF-8 becomes U+FFFD).
     """
 
-    __slots__ = ("_data", "_first", "_id", "_pending", "_type", "retry")
+    __slots__ = ("_data", "_first", "_id", "_pending", "_scan", "_type", "retry")
 
     def __init__(self) -> None:
         """Start at the beginning of a stream."""
-        self._pending = b""
+        # The bytes of the line not yet complete. Extended in place, and searched only from
+        # _scan (where no line end was found before): a long line fed in small pieces was
+        # copied and searched again whole for every piece, quadratic in the line.
+        self._pending = bytearray()
+        self._scan = 0
         self._first = True
         self._data: list[str] = []
         self._type = ""
@@ -117,24 +121,31 @@ class EventStreamParser:
 
     def feed(self, data: bytes) -> list[Event]:
         """Read the next piece of the stream; return the events it completes."""
-        buf = self._pending + data
+        buf = self._pending
+        buf += data
         if self._first and buf:
             if len(buf) < 3 and b"\xef\xbb\xbf".startswith(buf):
-                self._pending = buf
                 return []
             self._first = False
             if buf.startswith(b"\xef\xbb\xbf"):  # one leading BOM is dropped
-                buf = buf[3:]
+                del buf[:3]
         events: list[Event] = []
         start = 0
-        for match in _LINE_END.finditer(buf):
-            if match.group() == b"\r" and match.end() == len(buf):
-                break  # a CR at the end may be the start of a CRLF
+        pos = self._scan
+        search = _LINE_END.search
+        while (match := search(buf, pos)) is not None:
+            end = match.end()
+            if end == len(buf) and end - match.start() == 1 and buf[-1] == 0x0D:
+                pos = match.start()  # a CR at the end may be the start of a CRLF
+                break
             event = self._line(buf[start : match.start()].decode("utf-8", "replace"))
             if event is not None:
                 events.append(event)
-            start = match.end()
-        self._pending = buf[start:]
+            start = pos = end
+        else:
+            pos = len(buf)
+        del buf[:start]
+        self._scan = pos - start
         return events
 
     def _line(self, line: str) -> Event | None:
