@@ -95,10 +95,43 @@ def _apply_log_config(path: str) -> None:
 
 def apply_process_options(args: argparse.Namespace) -> None:
     """``--env-file`` and ``--log-config``: what changes this process before the app is imported
-    (workers inherit the environment). Raises :class:`ConfigError` for a bad file."""
+    (workers inherit the environment, and the open-file limit). Raises :class:`ConfigError` for
+    a bad file."""
     load_env_file(args.env_file)
     if args.log_config is not None:
         _apply_log_config(args.log_config)
+    raise_open_file_limit()
+
+
+def raise_open_file_limit() -> tuple[int, int] | None:
+    """Raise this process's soft limit on open files to its hard limit; (before, after), or None
+    when nothing changed.
+
+    Each connection holds a descriptor, and the usual soft limit (1024: systemd's default for
+    services, most shells') would stop a server at about a thousand clients while the hard limit
+    allows far more. systemd's documentation of ``LimitNOFILE=`` asks programs that need many
+    descriptors to raise the soft limit to the hard one themselves, as Go's runtime does; both
+    servers wait on epoll, never ``select()``, so descriptors past 1024 are safe for them. An
+    operator's bound stays a bound: the hard limit (``LimitNOFILE=N``, ``ulimit -n N``) is never
+    passed.
+    """
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # No hard bound (RLIM_INFINITY, macOS): ask for a large number the kernel may yet refuse.
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return None
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return None
+    logging.getLogger("tether.error").debug(
+        "raised the limit on open files from %d to %d (the hard limit)", soft, target
+    )
+    return soft, target
 
 
 def load_env_file(path: str | None, environ: dict[str, str] | None = None) -> None:
