@@ -8,10 +8,12 @@ what a server does with the input is checked against a real server process over 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import sys
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +25,27 @@ import pytest
 import tether.sse
 import tether_server.forwarded
 from tests.adversarial._servers import ServerProcess, tether_serve, tether_threaded
+from tether.errors import RemoteProtocolError
+from tether.multipart import (
+    End,
+    MalformedMultipart,
+    MultipartLimits,
+    MultipartParser,
+    PartData,
+    PartEnd,
+    PartStart,
+    TooManyParts,
+)
 from tether.serving import TrustedProxies
 from tether.sse import Event, EventStreamParser
+from tether.urlencoded import End as UrlencodedEnd
+from tether.urlencoded import (
+    Field,
+    TooManyFields,
+    UrlencodedLimits,
+    UrlencodedParser,
+    parse_urlencoded,
+)
 from tether_server.forwarded import forwarded_origin
 
 try:  # Python 3.11+
@@ -380,3 +401,85 @@ def test_an_event_stream_still_reads_every_line_end_at_any_split() -> None:
         for i in range(0, len(stream), size):
             got += parser.feed(stream[i : i + size])
         assert got == expected, size
+
+
+# ---- form bodies: memory bounded by the limits, not by the count of separators ----------------
+
+
+def _peak(call: Callable[[], object]) -> int:
+    """Bytes allocated by ``call`` at its peak, above what was held before (``tracemalloc``)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        with contextlib.suppress(RemoteProtocolError):
+            call()
+        return max(0, tracemalloc.get_traced_memory()[1] - before)
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("filler", [b"ab&", b"&", b"a&&&"])
+def test_an_urlencoded_body_of_separators_is_not_a_list_of_them(filler: bytes) -> None:
+    """``feed`` split the whole piece at every "&" before counting fields: a 3 MB body of
+    ``ab&`` held 43 MB (an object and a list entry per pair) before the 413, a 16 MiB body
+    (the default max_total_size) about 230 MB."""
+    body = filler * (3_000_000 // len(filler)) + b"last=1"
+    assert _peak(lambda: parse_urlencoded(body)) < len(body) // 2
+    with pytest.raises(TooManyFields) if filler != b"&" else contextlib.nullcontext():
+        assert parse_urlencoded(body) == [("last", "1")]
+
+
+def test_urlencoded_fields_around_runs_of_separators_are_read_as_before() -> None:
+    body = b"&" * 3000 + b"a=1&&b=2" + b"&" * 3000 + b"c"
+    assert parse_urlencoded(body) == [("a", "1"), ("b", "2"), ("c", "")]
+    parser = UrlencodedParser()
+    events = parser.feed(b"x=1" + b"&" * 500 + b"y=%41&&&z") + parser.feed(b"z&") + parser.close()
+    assert events == [Field("x", "1"), Field("y", "A"), Field("zz", ""), UrlencodedEnd()]
+    with pytest.raises(TooManyFields):
+        parse_urlencoded(b"a&" * 3 + b"&" * 100, UrlencodedLimits(max_fields=2))
+
+
+MULTIPART_HEAD = b"--B\r\nContent-Disposition: form-data; name=a\r\n\r\nv"
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        # A long epilogue made of delimiters: all of it is ignored.
+        (MULTIPART_HEAD + b"\r\n--B--\r\n" + b"\r\n--Bxy" * 500_000, None),
+        # A preamble's worth of delimiters, the first of them followed by garbage.
+        (b"\r\n--Bxy" * 500_000, MalformedMultipart),
+    ],
+)
+def test_a_multipart_piece_of_many_delimiters_is_not_a_list_of_them(
+    body: bytes, error: type[Exception] | None
+) -> None:
+    """``feed`` cut the piece at every delimiter before counting parts: a 3.5 MB epilogue of
+    delimiters held 25 MB (an object and a list entry per delimiter); 100 MB fed at once would
+    hold about 700 MB. Now at most ``max_parts + 2`` cuts are made."""
+
+    def parse() -> list[object]:
+        parser = MultipartParser(b"B")
+        return [*parser.feed(body), *parser.close()]
+
+    assert _peak(parse) < 3 * len(body)
+    if error is None:
+        assert [type(event) for event in parse()] == [PartStart, PartData, PartEnd, End]
+    else:
+        with pytest.raises(error):
+            parse()
+
+
+def test_multipart_parts_up_to_the_limit_are_all_read_in_one_piece() -> None:
+    part = b'\r\n--B\r\nContent-Disposition: form-data; name="a"\r\n\r\nx'
+    for count, fits in ((3, True), (4, False)):
+        body = b"--B" + part[5:] + part * (count - 1) + b"\r\n--B--\r\n" + b"\r\n--B" * 10
+        parser = MultipartParser(b"B", MultipartLimits(max_parts=3))
+        if fits:
+            events = parser.feed(body) + parser.close()
+            assert sum(isinstance(e, PartStart) for e in events) == 3
+            assert isinstance(events[-1], End)
+        else:
+            with pytest.raises(TooManyParts):
+                parser.feed(body)
