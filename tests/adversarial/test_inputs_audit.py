@@ -29,6 +29,7 @@ from tether.errors import RemoteProtocolError
 from tether.multipart import (
     End,
     MalformedMultipart,
+    MalformedPartHeaders,
     MultipartLimits,
     MultipartParser,
     PartData,
@@ -483,3 +484,29 @@ def test_multipart_parts_up_to_the_limit_are_all_read_in_one_piece() -> None:
         else:
             with pytest.raises(TooManyParts):
                 parser.feed(body)
+
+
+# ---- multipart: filename* decodes to no control character ---------------------------------------
+
+
+def _first_part(disposition: bytes) -> PartStart:
+    body = b"--B\r\nContent-Disposition: " + disposition + b"\r\n\r\nx\r\n--B--\r\n"
+    event = MultipartParser(b"B").feed(body)[0]
+    assert isinstance(event, PartStart)
+    return event
+
+
+@pytest.mark.parametrize("encoded", [b"a%0Ab", b"a%1B%5B2J", b"a%00.txt", b"%C2%9B", b"a%0D"])
+def test_an_extended_filename_with_a_control_is_refused(encoded: bytes) -> None:
+    """``filename*=UTF-8''a%0Ab`` came back as a file name holding a line break (or an ESC
+    sequence, a NUL, a C1 CSI) that the quoted ``filename="..."`` form cannot carry: an
+    application that logs or saves under it got the control byte."""
+    with pytest.raises(MalformedPartHeaders) as info:
+        _first_part(b"form-data; name=f; filename*=UTF-8''" + encoded)
+    assert info.value.status_hint == 400
+
+
+def test_an_extended_filename_is_still_decoded() -> None:
+    start = _first_part(b"form-data; name=f; filename=x; filename*=UTF-8''na%C3%AFve%20f.txt")
+    assert start.filename == "naïve f.txt"
+    assert _first_part(b"form-data; name=f; filename*=iso-8859-1'en'%E9").filename == "é"

@@ -18,6 +18,7 @@ _TYPE_RE = re.compile(rf"{_TOKEN}(?:/{_TOKEN})?")
 _QUOTED = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e\x80-\U0010ffff])*"'
 _PARAM_RE = re.compile(rf"[ \t]*;[ \t]*(?:({_TOKEN})=({_TOKEN}|{_QUOTED}))?")
 _OWS_END_RE = re.compile(r"[ \t]*\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # RFC 8187 section 3.2.1: ext-value = charset "'" [ language ] "'" value-chars
 _EXT_VALUE_RE = re.compile(
     r"(?i:(UTF-8|ISO-8859-1))'(?:[A-Za-z0-9-]*)'((?:%[0-9A-Fa-f]{2}|[!#$&+.^_`|~0-9A-Za-z-])*)"
@@ -83,6 +84,13 @@ def decode_ext_value(value: str) -> str | None:
     raw = unquote_to_bytes(match.group(2))
     charset = match.group(1).lower()
     try:
-        return raw.decode("utf-8" if charset == "utf-8" else "latin-1")
+        text = raw.decode("utf-8" if charset == "utf-8" else "latin-1")
     except UnicodeDecodeError:
         return None
+    # Percent-decoding must not let through what a quoted-string refuses (RFC 9110 5.6.4:
+    # qdtext has no control but HTAB): "%0A", "%1B" or "%00" in filename* came back as a line
+    # break, an ESC sequence or a NUL in the file name an application logs or saves under.
+    # RFC 8187 section 3.2.1 leaves the decoded characters to the charset; we refuse every
+    # control (C0 with HTAB, DEL, and C1 such as U+009B CSI), as RFC 6266 section 4.3 asks
+    # recipients to guard against names that cause confusion in user interfaces and file names.
+    return None if _CONTROL.search(text) else text
