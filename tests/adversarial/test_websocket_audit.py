@@ -12,13 +12,19 @@ from __future__ import annotations
 import socket
 import struct
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.adversarial._servers import ServerProcess, tether_serve, websocket_upgrade
+from tests.adversarial._servers import (
+    ServerProcess,
+    tether_serve,
+    tether_threaded,
+    websocket_upgrade,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -155,3 +161,89 @@ class TestIdleDeflateSessions:
                 sock.close()
         # Measured: ~25 KiB per plain idle session, ~31 KiB with deflate, ~87 KiB before.
         assert per_session < 55, f"{per_session:.0f} KiB per idle permessage-deflate session"
+
+
+#: A WSGI app that accepts every WebSocket and takes no message (the session ends at shutdown).
+WSGI_HOLD_APP = """
+import threading
+
+def app(environ, start_response):
+    environ["tether.websocket"].accept()
+    threading.Event().wait()
+"""
+
+
+def unread_by_server(server_port: int, client_port: int) -> int:
+    """Bytes the server's kernel received on the connection from ``client_port`` and the server
+    has not read yet (its TCP receive queue)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+        if (int(local, 16), int(remote, 16)) == (server_port, client_port):
+            return int(fields[4].split(":")[1], 16)
+    raise LookupError(f"no TCP socket {server_port} -> {client_port}")
+
+
+class TestDeflateBurstAtAnAppThatDoesNotRead:
+    """Many small permessage-deflate messages in one write, each inflating to ``--ws-max-size``,
+    at an app that takes none. The inbox bound (``inbox_high``, 1 MiB) was checked only before
+    reading: one 64 KiB read was inflated whole, to ``--ws-max-queue`` (32) messages, 32 MiB
+    per connection at ``--ws-max-size 1MiB`` (320 MB for 10 clients). Parsing now stops at the
+    inbox bound; the frames after wait in the core, unparsed, until the app takes messages."""
+
+    CLIENTS = 10
+    MAX_SIZE = 1 << 20
+
+    def burst(self) -> bytes:
+        """~60 KiB of compressed binary messages of ``MAX_SIZE`` zero bytes each."""
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+        payload = compressor.compress(bytes(self.MAX_SIZE)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        message = frame(0x2, payload[:-4])
+        message = bytes((message[0] | 0x40,)) + message[1:]  # RSV1: a compressed message
+        return message * (60_000 // len(message))
+
+    def attack(self, server: ServerProcess, path: str) -> None:
+        burst = self.burst()
+        before = server.rss_kb()
+        socks = []
+        for _ in range(self.CLIENTS):
+            sock = server.connect()
+            sock.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
+                "\r\n".encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            assert b"permessage-deflate" in head, head
+            sock.sendall(burst)
+            socks.append(sock)
+        # Wait (bounded) until the server has read every burst: it parses right after a read.
+        end = time.monotonic() + 10
+        ports = [sock.getsockname()[1] for sock in socks]
+        while any(unread_by_server(server.port, port) for port in ports):
+            assert time.monotonic() < end, "the server did not read the bursts"
+            time.sleep(0.02)  # polling /proc: there is no event to wait on
+        # Then watch its memory for a moment: inflating is done within milliseconds of a read.
+        bound = 8 * 1024 * self.CLIENTS  # KiB: the 1 MiB inbox and one message, with slack
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            grown = server.rss_kb() - before
+            assert grown < bound, f"RSS grew {grown} KiB for {self.CLIENTS} bursts of 60 KB"
+            time.sleep(0.05)  # sampling memory over a bounded window
+        for sock in socks:
+            sock.close()
+
+    def test_asyncio(self, tmp_path: Path) -> None:
+        # HOSTILE_APP: /hold accepts and takes no message.
+        options = ["--ws-max-size", str(self.MAX_SIZE), "--timeout-graceful-shutdown", "1"]
+        with tether_serve(tmp_path, *options) as server:
+            self.attack(server, "/hold")
+
+    def test_threaded(self, tmp_path: Path) -> None:
+        options = ["--ws-max-size", str(self.MAX_SIZE), "--timeout-graceful-shutdown", "1"]
+        with tether_threaded(tmp_path, *options, app=WSGI_HOLD_APP) as server:
+            self.attack(server, "/hold")

@@ -93,12 +93,16 @@ class WebSocketSession:
 
         Pings are answered by the core (send :meth:`Connection.bytes_to_send` afterwards);
         pongs need nothing. A protocol error ends the session with its close code. At
-        :attr:`max_messages` it stops: the frames after stay unparsed bytes in the core (one
-        read of tiny messages would otherwise be thousands of them), pings among them too.
+        :attr:`max_messages`, or once the inbox holds ``inbox_high`` bytes, it stops: the
+        frames after stay unparsed bytes in the core, pings among them too. One read of tiny
+        messages would otherwise be thousands of them, and one read of permessage-deflate
+        messages (each ~1 KiB inflating to ``ws_max_message_size``) dozens of whole messages:
+        64 KiB read became 32 MiB held at ``--ws-max-size 1MiB``.
         """
         inbox = self.inbox
         before = len(inbox)
         limit = self.max_messages
+        high = RULES.inbox_high
         keep = not self.app_done
         try:
             for event in self.ws.events():
@@ -107,7 +111,7 @@ class WebSocketSession:
                         continue  # nobody will take it (app_returned)
                     inbox.append(event)
                     self.inbox_size += len(event.data)
-                    if limit is not None and len(inbox) >= limit:
+                    if self.inbox_size >= high or (limit is not None and len(inbox) >= limit):
                         break
                 elif isinstance(event, (Close, ConnectionLost)):
                     inbox.append(event)
