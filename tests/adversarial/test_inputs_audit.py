@@ -510,3 +510,34 @@ def test_an_extended_filename_is_still_decoded() -> None:
     start = _first_part(b"form-data; name=f; filename=x; filename*=UTF-8''na%C3%AFve%20f.txt")
     assert start.filename == "naïve f.txt"
     assert _first_part(b"form-data; name=f; filename*=iso-8859-1'en'%E9").filename == "é"
+
+
+# ---- RFC 7239 elements are read strictly by TrustedProxies too ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # A parameter twice: which "for" was meant? (RFC 7239 4: MUST NOT occur more than once)
+        b"for=192.0.2.1;for=10.0.0.1, for=10.0.0.2",
+        # 0xa0 (obs-text) is not whitespace in a field value.
+        b"for=192.0.2.1\xa0;proto=https, for=10.0.0.2",
+    ],
+)
+def test_a_malformed_forwarded_element_ends_the_walk(value: bytes) -> None:
+    """Such an element was read (the last "for" winning, "\\s" taking 0xa0 as space); it now
+    ends the walk like any element that does not parse, so the proxy next to it is the client."""
+    proxies = TrustedProxies("10.0.0.0/8", rfc7239=True)
+    assert proxies.resolve([(b"forwarded", value)], ("10.0.0.3", 1), "http") == (
+        ("10.0.0.2", 0),
+        "http",
+    )
+
+
+def test_spaces_around_forwarded_pairs_are_still_read() -> None:
+    proxies = TrustedProxies("10.0.0.0/8", rfc7239=True)
+    value = b"for=192.0.2.1 ;\tproto=https, for=10.0.0.2"
+    assert proxies.resolve([(b"forwarded", value)], ("10.0.0.3", 1), "http") == (
+        ("192.0.2.1", 0),
+        "https",
+    )

@@ -275,7 +275,9 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _FORWARDED = frozenset((b"x-forwarded-for", b"x-forwarded-proto"))
 _RFC7239 = frozenset((b"forwarded",))
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_PAIR = rf"\s*({_TOKEN})=({_TOKEN}|\"(?:[^\"\\]|\\.)*\")\s*"
+# RFC 7239 section 4: pairs of token "=" (token / quoted-string) joined by ";". OWS (SP, HTAB)
+# around them is all the leniency taken: "\s" would also take 0x85 and 0xa0 (obs-text).
+_PAIR = rf"[ \t]*({_TOKEN})=({_TOKEN}|\"(?:[^\"\\]|\\.)*\")[ \t]*"
 _ELEMENT = re.compile(rf"(?:{_PAIR})?(?:;(?:{_PAIR})?)*")
 _PAIRS = re.compile(_PAIR)
 _name = operator.itemgetter(0)
@@ -421,7 +423,10 @@ class TrustedProxies:
         for element in elements:
             if _ELEMENT.fullmatch(element) is None:
                 break
-            params = {k.lower(): v.strip('"') for k, v in _PAIRS.findall(element)}
+            pairs = _PAIRS.findall(element)
+            params = {k.lower(): v.strip('"') for k, v in pairs}
+            if len(params) != len(pairs):
+                break  # RFC 7239 4: "Each parameter MUST NOT occur more than once per element"
             address = _node_address(params.get("for", ""))
             if address is None:
                 break
