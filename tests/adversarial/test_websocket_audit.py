@@ -247,3 +247,38 @@ class TestDeflateBurstAtAnAppThatDoesNotRead:
         options = ["--ws-max-size", str(self.MAX_SIZE), "--timeout-graceful-shutdown", "1"]
         with tether_threaded(tmp_path, *options, app=WSGI_HOLD_APP) as server:
             self.attack(server, "/hold")
+
+
+UPGRADE_HEAD = (
+    "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+class TestUpgradeWithContent:
+    """An upgrade request with content. It was accepted, the content read and dropped first:
+    where the WebSocket stream begins then depends on who honours the framing (RFC 9110 9.3.1
+    names the smuggling risk of content in a GET), and ``tether serve`` drained an endless
+    chunked body, before calling the app, for as long as the client sent it. Now 400."""
+
+    @pytest.mark.parametrize("backend", BACKENDS)
+    def test_endless_chunked_upgrade_is_refused_before_its_body(
+        self, backend: str, tmp_path: Path
+    ) -> None:
+        with asgi_server(tmp_path, backend) as server, server.connect() as sock:
+            sock.sendall(f"{UPGRADE_HEAD}Transfer-Encoding: chunked\r\n\r\n".encode())
+            sock.sendall(b"4000\r\n" + b"x" * 0x4000 + b"\r\n")  # and never a last chunk
+            answer = read_until_closed(sock)
+            assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+            assert "Traceback" not in server.output()
+
+    def test_threaded_refuses_an_upgrade_with_content_length(self, tmp_path: Path) -> None:
+        app = "from tether_threaded import websocket_app\napp = websocket_app(lambda ws: None)\n"
+        with tether_threaded(tmp_path, app=app) as server, server.connect() as sock:
+            sock.sendall(f"{UPGRADE_HEAD}Content-Length: 5\r\n\r\nhello".encode())
+            answer = read_until_closed(sock)
+            assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+            # Content-Length: 0 is no content: the upgrade goes ahead.
+        with tether_threaded(tmp_path, app=app) as server, server.connect() as sock:
+            sock.sendall(f"{UPGRADE_HEAD}Content-Length: 0\r\n\r\n".encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 101 ")

@@ -33,18 +33,18 @@ async def serve_websocket(owner: Owner, request: Request) -> None:
     state = owner.state
     # The HTTP side of the handshake: the 101, a denial, or a canned 400/426/403/500.
     http = RequestCycle(owner, new_response(owner, request))
-    # The upgrade request's end lets the core switch protocols. It has no body: one it has
-    # anyway is read and dropped, within the core's deadlines and limits, as any request's.
-    while not http.body_done:
-        if (await http.receive())["type"] == "http.disconnect":
-            return
-
     deflate = ws.DeflateOptions() if state.config.ws_per_message_deflate else None
     check = ws.server_handshake(request, deflate=deflate)
     if isinstance(check, ws.Rejected):
-        # Not a valid version-13 upgrade: the core's 400/426, without calling the app.
+        # Not a valid version-13 upgrade: the core's 400/426, without calling the app, and
+        # before any content is read (an upgrade with content is refused: the server would
+        # otherwise drain a body nobody wants, as long as the client keeps sending it).
         await http.send_canned(Response(check.status_code, check.headers), check.body)
         return
+    # The upgrade request's end lets the core switch protocols (it has no content).
+    while not http.body_done:
+        if (await http.receive())["type"] == "http.disconnect":
+            return
 
     client, scheme = owner.client, owner.scheme
     if state.proxies is not None:

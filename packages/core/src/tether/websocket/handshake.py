@@ -198,6 +198,14 @@ def _server_handshake(
         raise HandshakeError("a WebSocket upgrade needs HTTP/1.1 (RFC 6455 4.1)")
     if not _values(headers, b"host"):
         raise HandshakeError("a WebSocket upgrade needs a Host header (RFC 6455 4.1)")
+    if _values(headers, b"transfer-encoding") or any(
+        v.strip(b" \t") != b"0" for v in _values(headers, b"content-length")
+    ):
+        # Strict: RFC 9110 9.3.1 gives content in a GET no meaning and says it "might lead
+        # some implementations to reject the request and close the connection because of its
+        # potential as a request smuggling attack". Here the bytes after the head become the
+        # WebSocket stream, and where that begins would depend on who honours the framing.
+        raise HandshakeError("a WebSocket upgrade request must not have content (RFC 9110 9.3.1)")
     if b"upgrade" not in _tokens(_values(headers, b"connection")):
         raise HandshakeError("Connection must include 'upgrade' (RFC 6455 4.1)")
     version = _single(headers, b"sec-websocket-version")
