@@ -9,7 +9,9 @@ what a server does with the input is checked against a real server process over 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import re
 import socket
 import sys
@@ -48,6 +50,7 @@ from tether.urlencoded import (
     parse_urlencoded,
 )
 from tether_server.forwarded import forwarded_origin
+from tether_server.logline import LineHandler, write_info
 
 try:  # Python 3.11+
     from re import _constants as sre_c  # type: ignore[attr-defined]
@@ -541,3 +544,60 @@ def test_spaces_around_forwarded_pairs_are_still_read() -> None:
         ("192.0.2.1", 0),
         "https",
     )
+
+
+# ---- the log handler writes no control a terminal acts on -------------------------------------------
+
+RAISING_ASGI = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    name = dict(scope["headers"]).get(b"x-name", b"").decode("utf-8")
+    raise ValueError(f"bad name {name}")
+"""
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_client_text_in_an_application_error_reaches_the_log_escaped(
+    log_format: str, tmp_path: Path
+) -> None:
+    """An application's exception message holding a client's text (a field value with U+009B,
+    CSI, and a line break) was written as it was: the text handler wrote the C1 control, and
+    ``--log-format json`` too (``ensure_ascii=False`` escapes C0 only)."""
+    with tether_serve(tmp_path, "--log-format", log_format, app=RAISING_ASGI) as server:
+        request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Name: \xc2\x9b2J\r\n\r\n"
+        assert _exchange(server, request).startswith(b"HTTP/1.1 500 ")
+    raw = server.log.read_bytes()
+    assert b"bad name" in raw, raw
+    assert b"\x9b" not in raw, raw
+    if log_format == "json":
+        for line in raw.splitlines():
+            if b"bad name" in line:
+                assert "bad name \x9b2J" in json.loads(line)["exception"]
+
+
+def test_the_log_handler_escapes_controls_in_messages_and_tracebacks() -> None:
+    for json_lines in (False, True):
+        stream = io.StringIO()
+        logger = logging.getLogger(f"tests.inputs_audit.{json_lines}")
+        logger.handlers[:] = [LineHandler(stream, json=json_lines)]
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.info("a\x9b2J\x1b[1m\nINFO: forged\u2028é\tb")
+        assert write_info(logger, "c\x9bd\ne")
+        try:
+            raise ValueError("bad \x9b")
+        except ValueError:
+            logger.exception("boom")
+        text = stream.getvalue()
+        assert not any(ch in text for ch in "\x9b\x1b\u2028"), text
+        assert "é" in text
+        if json_lines:
+            records = [json.loads(line) for line in text.splitlines()]
+            assert records[0]["message"] == "a\x9b2J\x1b[1m\nINFO: forged\u2028é\tb"
+            assert records[1]["message"] == "c\x9bd\ne"
+        else:
+            assert text.count("\n") == len(text.splitlines())
+            assert "INFO: forged" not in text.splitlines()[1]
+            assert text.splitlines()[1] == "INFO: c\\x9bd\\x0ae"
+            assert "Traceback (most recent call last):\n" in text

@@ -3,7 +3,9 @@ writes, without its record.
 
 :func:`tether_server.startup.configure_logging` installs one :class:`LineHandler` on the
 ``tether`` logger: ``LEVEL: message`` text lines, or with ``--log-format json`` one
-:class:`JSONFormatter` object per line.
+:class:`JSONFormatter` object per line. Either way the controls a terminal acts on (C0 but
+HTAB, DEL, C1 such as U+009B CSI, U+2028/U+2029; and LF within a message) are written escaped,
+wherever the text came from.
 
 An access line is one INFO record per request, and with the logging module a record costs
 about 53,000 machine instructions more than the text line itself (the ``LogRecord``'s time,
@@ -20,10 +22,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any, TextIO
 
-__all__ = ["JSONFormatter", "LineHandler", "write_info"]
+__all__ = ["JSONFormatter", "LineHandler", "TextFormatter", "write_info"]
 
 _INFO = logging.INFO
 # json.dumps with options makes an encoder per call; one made here does the same work.
@@ -31,6 +34,34 @@ _ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 # The time stamp's whole second, remade when the second changes (threads may race to remake it,
 # each with a right value): the clock's alone, nothing a client sends.
 _stamp: tuple[int, str] = (-1, "")
+
+
+# What a terminal or a log viewer acts on, in a line this handler writes: C0 controls but HTAB
+# and LF (a traceback's lines), DEL, C1 controls (U+009B is CSI, read by a terminal as ESC "["),
+# and the Unicode line and paragraph separators (and LF, in a message). Client text reaches log lines in exception
+# messages (an application's ``ValueError(f"bad name {name}")`` with a form field's name) and
+# in anything a future line forgets to escape; each is written escaped, as \xNN (text) or
+# \uNNNN (JSON, where C0 is already escaped by the encoder but C1 was written as it is).
+_TEXT_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_JSON_CONTROL = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
+def _text_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+_MESSAGE_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _safe_text(line: str, pattern: re.Pattern[str] = _TEXT_CONTROL) -> str:
+    """``line`` with the controls a terminal acts on escaped (a printable line, the usual
+    one, is returned after one C-level check)."""
+    return line if line.isprintable() else pattern.sub(_text_escape, line)
 
 
 def _json_line(
@@ -58,7 +89,8 @@ def _json_line(
         out.update(fields)
     if exception:
         out["exception"] = exception
-    return _ENCODER.encode(out)
+    line = _ENCODER.encode(out)
+    return line if line.isprintable() else _JSON_CONTROL.sub(_json_escape, line)
 
 
 class JSONFormatter(logging.Formatter):
@@ -80,6 +112,26 @@ class JSONFormatter(logging.Formatter):
         )
 
 
+class TextFormatter(logging.Formatter):
+    """``LEVEL: message`` (and a traceback), with the controls a terminal acts on escaped."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """The message: one line, every control but HTAB escaped (LF too: a line break in
+        a message would start what reads as another record)."""
+        return _safe_text(super().formatMessage(record), _MESSAGE_CONTROL)
+
+    def formatException(self, ei: Any) -> str:
+        """A traceback: its lines, with every other control escaped."""
+        return _safe_text(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        """A stack: its lines, with every other control escaped."""
+        return _safe_text(super().formatStack(stack_info))
+
+
 class LineHandler(logging.StreamHandler[TextIO]):
     """``configure_logging``'s handler: ``LEVEL: message`` lines to a stream, or with ``json``
     one :class:`JSONFormatter` object per line."""
@@ -89,7 +141,7 @@ class LineHandler(logging.StreamHandler[TextIO]):
         #: Whether lines are JSON objects.
         self.json = json
         #: The formatter :func:`write_info` stands in for (any other one set: the logging call).
-        self.own = JSONFormatter() if json else logging.Formatter("%(levelname)s: %(message)s")
+        self.own: logging.Formatter = JSONFormatter() if json else TextFormatter()
         self.setFormatter(self.own)
 
 
@@ -124,7 +176,7 @@ def write_info(logger: logging.Logger, text: str, fields: dict[str, Any] | None 
     if handler.json:
         line = _json_line(time.time(), level, logger.name, text, fields) + handler.terminator
     else:
-        line = f"{level}: {text}{handler.terminator}"
+        line = f"{level}: {_safe_text(text, _MESSAGE_CONTROL)}{handler.terminator}"
     with handler.lock:  # type: ignore[union-attr]  # created by Handler.__init__
         try:
             stream = handler.stream
