@@ -601,3 +601,32 @@ def test_the_log_handler_escapes_controls_in_messages_and_tracebacks() -> None:
             assert "INFO: forged" not in text.splitlines()[1]
             assert text.splitlines()[1] == "INFO: c\\x9bd\\x0ae"
             assert "Traceback (most recent call last):\n" in text
+
+
+ECHO_HOST_WSGI = """
+def app(environ, start_response):
+    body = repr((environ["REMOTE_ADDR"], environ["SERVER_NAME"], environ["HTTP_HOST"])).encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def test_the_threaded_server_reads_the_proxys_forwarded_element_strictly(tmp_path: Path) -> None:
+    """tether-threaded with ``--forwarded-style rfc7239``: a client's hostile Forwarded fields
+    (unbalanced and escaped quotes, a token without "=", 7 fields of 8 kB: quadratic before)
+    do not hide the element the proxy appended, and a host with an unquoted port, which RFC
+    7239 4 does not allow (":" is not a token character), is not believed."""
+    hostile = [b'\\"' * 4000, b"a" * 8000, b'host="evil' + b"x" * 7990] * 2
+    options = ("--proxy-headers", "--forwarded-style", "rfc7239")
+    cases = [
+        (b'for=192.0.2.7;host="good.example:8080"', b"('192.0.2.7', 'good.example', "),
+        # Not an element at all: neither its client nor its host is taken.
+        (b"for=192.0.2.7;host=good.example:8080", b"('127.0.0.1', '127.0.0.1', "),
+    ]
+    with tether_threaded(tmp_path, *options, app=ECHO_HOST_WSGI) as server:
+        for element, expected in cases:
+            fields = b"".join(b"Forwarded: " + value + b"\r\n" for value in hostile)
+            request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + fields
+            response = _exchange(server, request + b"Forwarded: " + element + b"\r\n\r\n")
+            assert response.startswith(b"HTTP/1.1 200 "), response[:200]
+            assert response.partition(b"\r\n\r\n")[2].startswith(expected), response
