@@ -75,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bytes_or_none,
         default=4 << 30,
         metavar="BYTES",
-        help="most bytes of gathered request bodies on disk at once, over all requests; an "
-        "upload past it is answered 413 with Retry-After (default: 4 GiB; 'none': no limit, as "
-        "in waitress)",
+        help="most bytes of gathered request bodies on disk at once, over all requests of a "
+        "process (each --workers process has its own); an upload past it is answered 413 with "
+        "Retry-After (default: 4 GiB; 'none': no limit, as in waitress)",
     )
     groups.websocket.add_argument(
         "--limit-websockets",
