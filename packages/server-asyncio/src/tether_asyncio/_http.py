@@ -414,9 +414,12 @@ class HTTPConnection:
         if short is not None:
             # A file that shrank under a download: the response is cut (the connection closes),
             # an operational event that a traceback would only bury.
+            request = response.request
             error_log.warning(
-                "connection %d: response cut short: %s; closing%s",
+                "connection %d: response cut short (%s %s): %s; closing%s",
                 self.id,
+                request.method.decode("latin-1"),
+                request.target.decode("latin-1"),
                 short,
                 suffix,
                 extra=extra,
