@@ -630,3 +630,26 @@ def test_the_threaded_server_reads_the_proxys_forwarded_element_strictly(tmp_pat
             response = _exchange(server, request + b"Forwarded: " + element + b"\r\n\r\n")
             assert response.startswith(b"HTTP/1.1 200 "), response[:200]
             assert response.partition(b"\r\n\r\n")[2].startswith(expected), response
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        b'form-data; name="a\xc2\x9bb"',  # the hot path for text fields
+        b'form-data; name="f"; filename="x\xc2\x9b[2J.txt"',  # the browser-shaped file head
+        b'form-data; name=f; filename="x\xc2\x85.txt"',  # the general path
+    ],
+)
+def test_a_name_or_filename_with_a_c1_control_is_refused(disposition: bytes) -> None:
+    """The quoted forms took C1 controls (U+009B CSI, U+0085 NEL) as obs-text and handed them
+    to the application in names and file names, which filename* may no longer decode to."""
+    for count in (1, 2):  # a second part goes through the per-parser head table
+        part = b"--B\r\nContent-Disposition: " + disposition + b"\r\n\r\nx\r\n"
+        with pytest.raises(MalformedPartHeaders) as info:
+            MultipartParser(b"B").feed(part * count + b"--B--\r\n")
+        assert info.value.status_hint == 400
+
+
+def test_names_with_other_non_ascii_characters_are_still_read() -> None:
+    start = _first_part('form-data; name="naïve\u202fname"; filename="Ä\xa0b.png"'.encode())
+    assert (start.name, start.filename) == ("naïve\u202fname", "Ä\xa0b.png")

@@ -69,11 +69,21 @@ def parse_boundary(content_type: bytes | str) -> bytes:
     return boundary.encode("ascii")
 
 
+# A C1 control (U+0080..U+009F, such as U+009B CSI) in UTF-8. The byte-level patterns refuse
+# C0 and DEL in a part's head; these come through as obs-text, and decoded they are the
+# controls an RFC 8187 filename* may not decode to either (tether._params): refused alike, so
+# neither spelling hands an application a name or file name holding a terminal escape.
+_C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
+
+
 def _decode(value: bytes, what: str) -> str:
     try:
-        return value.decode("utf-8")
+        text = value.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedPartHeaders(f"{what} is not valid UTF-8") from None
+    if b"\xc2" in value and _C1_UTF8.search(value) is not None:
+        raise MalformedPartHeaders(f"{what} holds a C1 control character")
+    return text
 
 
 def _parse_disposition(value: bytes) -> tuple[str, str | None]:
