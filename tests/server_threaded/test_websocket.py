@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from threaded_helpers import connect, read_until_closed, running
+from threaded_helpers import connect, read_until_closed, running, wait_for
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
@@ -99,6 +99,27 @@ def test_client_close_is_seen_by_the_handler() -> None:
             ws.close(1001, "leaving")
         assert done.wait(10)
     assert seen == [1001]
+
+
+def test_a_plain_app_ended_by_the_client_s_close_logs_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The package docstring's loop, without websocket_app: the client's close ends it with
+    # WebSocketClosed out of receive(). That is the session's end, not an application error.
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        ws = environ["tether.websocket"].accept()
+        while True:
+            ws.send(ws.receive())
+
+    with running(app) as server:
+        loop = server._loop
+        assert loop is not None
+        with ws_connect(_ws_url(server)) as ws:
+            ws.send("hello")
+            assert ws.recv() == "hello"
+        # The worker logs before it ends the session, and the connection goes after that.
+        assert wait_for(lambda: not loop.conns)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
 
 
 def test_subprotocol_negotiation() -> None:

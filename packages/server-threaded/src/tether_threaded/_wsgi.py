@@ -42,7 +42,7 @@ from tether_server.wsgi_body import BodyBuffer
 from tether_threaded._connection import Connection, Host
 from tether_threaded._input import ClientDisconnected, Source, StreamedBody
 from tether_threaded._transport import OUT_HIGH
-from tether_threaded._websocket import Upgrade
+from tether_threaded._websocket import Upgrade, WebSocketClosed
 
 _log = logging.getLogger("tether.error")
 _access = logging.getLogger("tether.access")
@@ -241,7 +241,13 @@ class Exchange:
             conn, upgrade = self.conn, self.upgrade
             # BaseException too: a SystemExit from the app must still end its response (else the
             # connection stays busy and unregistered, a leaked descriptor); the thread lives on.
-            if upgrade is not None and upgrade.accepted:
+            if upgrade is not None and upgrade.accepted and isinstance(exc, WebSocketClosed):
+                # The peer closed (or left) and the app let receive()'s WebSocketClosed end it,
+                # as a plain `while True: ws.send(ws.receive())` loop does: the session's end,
+                # not an application error.
+                _log.debug("%s: WebSocket closed by the peer: %s", conn.client, exc)
+                upgrade.finish()
+            elif upgrade is not None and upgrade.accepted:
                 _log.error("Exception in the WebSocket application", exc_info=exc)
                 upgrade.finish(1011)
             elif upgrade is not None and self.cycle.complete and isinstance(exc, HandshakeError):
