@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.regex_model import Backtracker
 from tether import websocket as ws
 from tether.coding import _ITEM_RE, DecodingLimits, make_decoder, parse_accept_encoding
 from tether.conditional import (
@@ -38,13 +39,6 @@ from tether.limits import Limits
 from tether.multipart import MultipartError, MultipartLimits, MultipartParser
 from tether.ranges import _RANGE_SPEC_RE, evaluate_range, parse_range
 from tether.urlencoded import Field, UrlencodedParser
-
-try:  # Python 3.11+
-    from re import _constants as sre_c  # type: ignore[attr-defined]
-    from re import _parser as sre_p  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_constants as sre_c
-    import sre_parse as sre_p
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KEY = b"\x00\x00\x00\x00"  # a zero mask leaves the payload readable in the test
@@ -68,83 +62,6 @@ def allocation_counter() -> Iterator[Callable[[Callable[[], object]], int]]:
         yield measure
     finally:
         tracemalloc.stop()
-
-
-_ONE_CHAR = {sre_c.LITERAL, sre_c.NOT_LITERAL, sre_c.IN}
-
-
-class Backtracker:
-    """A backtracking matcher over ``re``'s parse tree that counts its steps.
-
-    It tries alternatives in the order ``re`` does (greedy repeats longest first,
-    a single-character repeat consumed at once and given back one by one), so its
-    step count grows as the real engine's work does. Only the constructs the
-    audited patterns use are supported.
-    """
-
-    def __init__(self, pattern: re.Pattern[bytes]) -> None:
-        self.tree: list[Any] = list(sre_p.parse(pattern.pattern, pattern.flags))
-        self.text = b""
-        self.count = 0
-
-    def steps(self, text: bytes) -> int:
-        """Steps to ``match`` the pattern at the start of ``text`` (or fail to)."""
-        self.text, self.count = text, 0
-        self._seq(self.tree, 0, 0, lambda i: True)
-        return self.count
-
-    def _char(self, node: tuple[Any, Any], ch: int) -> bool:
-        op, av = node
-        if op is sre_c.LITERAL:
-            return bool(ch == av)
-        if op is sre_c.NOT_LITERAL:
-            return bool(ch != av)
-        negate, hit = False, False
-        for item, arg in av:
-            if item is sre_c.NEGATE:
-                negate = True
-            elif item is sre_c.LITERAL:
-                hit = hit or ch == arg
-            elif item is sre_c.RANGE:
-                hit = hit or arg[0] <= ch <= arg[1]
-            else:
-                raise NotImplementedError(item)
-        return hit != negate
-
-    def _seq(self, seq: list[Any], idx: int, i: int, k: Callable[[int], bool]) -> bool:
-        self.count += 1
-        if idx == len(seq):
-            return k(i)
-        op, av = seq[idx]
-        text = self.text
-
-        def nxt(j: int) -> bool:
-            return self._seq(seq, idx + 1, j, k)
-
-        if op in _ONE_CHAR:
-            return i < len(text) and self._char(seq[idx], text[i]) and nxt(i + 1)
-        if op is sre_c.SUBPATTERN:
-            return self._seq(list(av[-1]), 0, i, nxt)
-        if op is sre_c.BRANCH:
-            return any(self._seq(list(alt), 0, i, nxt) for alt in av[1])
-        if op is sre_c.AT and av is sre_c.AT_END_STRING:
-            return i == len(text) and nxt(i)
-        if op is sre_c.MAX_REPEAT:
-            low, high, body = av[0], av[1], list(av[2])
-            if len(body) == 1 and body[0][0] in _ONE_CHAR:
-                n = 0
-                while n < high and i + n < len(text) and self._char(body[0], text[i + n]):
-                    n += 1
-                    self.count += 1
-                return any(nxt(i + t) for t in range(n, low - 1, -1))
-
-            def rep(count: int, j: int) -> bool:
-                if count < high and self._seq(body, 0, j, lambda e: e != j and rep(count + 1, e)):
-                    return True
-                return count >= low and nxt(j)
-
-            return rep(0, i)
-        raise NotImplementedError(op)
 
 
 # ---- list fields and field lines: a run of whitespace costs linear work -----------------------
