@@ -38,10 +38,10 @@ _stamp: tuple[int, str] = (-1, "")
 
 # What a terminal or a log viewer acts on, in a line this handler writes: C0 controls but HTAB
 # and LF (a traceback's lines), DEL, C1 controls (U+009B is CSI, read by a terminal as ESC "["),
-# and the Unicode line and paragraph separators (and LF, in a message). Client text reaches log lines in exception
-# messages (an application's ``ValueError(f"bad name {name}")`` with a form field's name) and
-# in anything a future line forgets to escape; each is written escaped, as \xNN (text) or
-# \uNNNN (JSON, where C0 is already escaped by the encoder but C1 was written as it is).
+# and the Unicode line and paragraph separators (and LF, in a message). Client text reaches log
+# lines in exception messages (an application's ``ValueError(f"bad name {name}")`` with a form
+# field's name) and in anything a future line forgets to escape; each is written escaped, as
+# \xNN (text) or \uNNNN (JSON, where C0 is already escaped by the encoder but C1 was not).
 _TEXT_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _JSON_CONTROL = re.compile("[\x7f-\x9f\u2028\u2029]")
 
