@@ -163,6 +163,65 @@ class TestIdleDeflateSessions:
         assert per_session < 55, f"{per_session:.0f} KiB per idle permessage-deflate session"
 
 
+class TestUsedDeflateSessions:
+    """Clients that negotiate permessage-deflate and send one message each, which the echo app
+    sends back compressed: from then on each session holds a compressor. With zlib's defaults
+    (a 32 KiB window, ``memLevel`` 8) that cost ~92 KiB more per session than a plain one, so a
+    few thousand such clients took hundreds of MB. The servers now offer what websockets serves
+    by default (``tether.serving_websocket.SERVER_DEFLATE``: a 4 KiB window, ``memLevel`` 5)."""
+
+    COUNT = 300
+
+    @staticmethod
+    def echo_once(socks: list[socket.socket]) -> None:
+        """Each socket sends one compressed text message and reads the compressed echo."""
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -12)
+        payload = compressor.compress(b"hello " * 50) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        message = frame(0x1, payload[:-4])
+        message = bytes((message[0] | 0x40,)) + message[1:]  # RSV1: a compressed message
+        for sock in socks:
+            sock.sendall(message)
+        for sock in socks:
+            head = sock.recv(2)
+            assert len(head) == 2 and head[0] & 0x40, head  # a compressed text message
+            size = head[1] & 0x7F
+            while size:
+                size -= len(sock.recv(size))
+
+    def test_a_session_that_compressed_costs_far_less_than_zlib_s_defaults(
+        self, tmp_path: Path
+    ) -> None:
+        offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+        with asgi_server(tmp_path, "asyncio") as server:
+            warm = open_idle_websockets(server, 50, offer)  # the allocator's first arenas
+            self.echo_once(warm)
+            before = server.rss_kb()
+            socks = open_idle_websockets(server, self.COUNT, offer)
+            self.echo_once(socks)
+            per_session = (server.rss_kb() - before) / self.COUNT
+            for sock in warm + socks:
+                sock.close()
+        # Measured: ~27 KiB per plain session; once a message was compressed ~65 KiB, and
+        # ~127 KiB with zlib's defaults.
+        assert per_session < 90, f"{per_session:.0f} KiB per permessage-deflate session in use"
+
+    def test_the_answer_asks_for_small_windows(self, tmp_path: Path) -> None:
+        # A browser's offer (Chrome's and Firefox's), answered as websockets answers it.
+        with asgi_server(tmp_path, "asyncio") as server, server.connect() as sock:
+            sock.sendall(
+                b"GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+        assert (
+            b"sec-websocket-extensions: permessage-deflate; server_max_window_bits=12; "
+            b"client_max_window_bits=12\r\n" in head.lower()
+        ), head
+
+
 #: A WSGI app that accepts every WebSocket and takes no message (the session ends at shutdown).
 WSGI_HOLD_APP = """
 import threading

@@ -17,6 +17,7 @@ from tether import websocket as ws
 from tether.errors import RemoteProtocolError
 from tether.http1 import Request, Response
 from tether.serving_asgi import handshake_refusal, websocket_scope
+from tether.serving_websocket import SERVER_DEFLATE
 from tether_asyncio._exchange import RequestCycle, new_response
 from tether_asyncio._state import Owner, access_log, error_log
 from tether_asyncio._types import READ_SIZE, STREAM_GONE, ClientDisconnected, Message
@@ -33,7 +34,7 @@ async def serve_websocket(owner: Owner, request: Request) -> None:
     state = owner.state
     # The HTTP side of the handshake: the 101, a denial, or a canned 400/426/403/500.
     http = RequestCycle(owner, new_response(owner, request))
-    deflate = ws.DeflateOptions() if state.config.ws_per_message_deflate else None
+    deflate = SERVER_DEFLATE if state.config.ws_per_message_deflate else None
     check = ws.server_handshake(request, deflate=deflate)
     if isinstance(check, ws.Rejected):
         # Not a valid version-13 upgrade: the core's 400/426, without calling the app, and

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from tether import websocket as ws_core
 from tether.http1 import Request, Response
 from tether.serving_cycle import ResponseCycle
-from tether.serving_websocket import WebSocketSession
+from tether.serving_websocket import SERVER_DEFLATE, WebSocketSession
 from tether.serving_wsgi import Environ, StartResponse
 from tether_server.tagging import log_access
 from tether_threaded._connection import Connection
@@ -123,7 +123,7 @@ class Upgrade:
         result = ws_core.server_handshake(
             self._request,
             subprotocols=subprotocols,
-            deflate=ws_core.DeflateOptions() if compress else None,
+            deflate=SERVER_DEFLATE if compress else None,
         )
         with conn.lock:
             if conn.closing:

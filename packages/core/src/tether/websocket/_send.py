@@ -140,12 +140,18 @@ class SendSide:
         if deflate is not None:
             if self._server:
                 ours, ours_nct = deflate.server_max_window_bits, deflate.server_no_context_takeover
-                theirs_nct = deflate.client_no_context_takeover
+                theirs, theirs_nct = (
+                    deflate.client_max_window_bits,
+                    deflate.client_no_context_takeover,
+                )
             else:
                 ours, ours_nct = deflate.client_max_window_bits, deflate.client_no_context_takeover
-                theirs_nct = deflate.server_no_context_takeover
-            self._compressor = Compressor(ours, ours_nct, deflate.level)
-            self._decompressor = Decompressor(theirs_nct)
+                theirs, theirs_nct = (
+                    deflate.server_max_window_bits,
+                    deflate.server_no_context_takeover,
+                )
+            self._compressor = Compressor(ours, ours_nct, deflate.level, deflate.mem_level)
+            self._decompressor = Decompressor(theirs_nct, theirs)
         # deadlines
         self._now = now
         self._close_deadline: float | None = None

@@ -55,6 +55,10 @@ class DeflateOptions:
     client_max_window_bits: int = 15
     #: zlib compression level for our messages (local choice, not negotiated).
     level: int = 6
+    #: zlib ``memLevel`` of our compressor, 1 to 9 (local choice, not negotiated): its state
+    #: takes ``2**(mem_level + 9)`` bytes beside the ``2**(bits + 2)`` of its window, so a lower
+    #: one costs less per connection and compresses a little worse.
+    mem_level: int = 8
 
     def __post_init__(self) -> None:
         for name in ("server_max_window_bits", "client_max_window_bits"):
@@ -63,6 +67,8 @@ class DeflateOptions:
                 raise ValueError(f"DeflateOptions.{name} must be 8 to 15, got {bits!r}")
         if not -1 <= self.level <= 9:
             raise ValueError(f"DeflateOptions.level must be -1 to 9, got {self.level!r}")
+        if not 1 <= self.mem_level <= 9:
+            raise ValueError(f"DeflateOptions.mem_level must be 1 to 9, got {self.mem_level!r}")
 
 
 #: The old name of the agreed parameters, now the same class (deprecated).
@@ -256,6 +262,7 @@ def negotiate_server(
             server_max_window_bits=server_bits,
             client_max_window_bits=client_bits,
             level=options.level,
+            mem_level=options.mem_level,
         )
         return params_out, "; ".join(parts).encode("ascii")
     return None
@@ -320,6 +327,7 @@ def check_client_response(
         server_max_window_bits=server_bits,
         client_max_window_bits=min(client_bits, options.client_max_window_bits),
         level=options.level,
+        mem_level=options.mem_level,
     )
 
 
@@ -343,12 +351,15 @@ class Compressor:
     otherwise cost the server several times what an idle connection costs.
     """
 
-    __slots__ = ("_bits", "_level", "_obj", "_reset")
+    __slots__ = ("_bits", "_level", "_mem_level", "_obj", "_reset")
 
-    def __init__(self, bits: int, no_context_takeover: bool, level: int) -> None:
-        """Prepare a raw-deflate compressor with a ``2**bits`` window."""
+    def __init__(
+        self, bits: int, no_context_takeover: bool, level: int, mem_level: int = 8
+    ) -> None:
+        """Prepare a raw-deflate compressor with a ``2**bits`` window and zlib's ``memLevel``."""
         self._bits = bits
         self._level = level
+        self._mem_level = mem_level
         self._reset = no_context_takeover
         self._obj: _Deflater | None = None
 
@@ -356,7 +367,9 @@ class Compressor:
         """Compress one frame's worth of a message; ``fin`` ends the message."""
         obj = self._obj
         if obj is None:
-            obj = self._obj = zlib.compressobj(self._level, zlib.DEFLATED, -self._bits)
+            obj = self._obj = zlib.compressobj(
+                self._level, zlib.DEFLATED, -self._bits, self._mem_level
+            )
         out = obj.compress(data) + obj.flush(zlib.Z_SYNC_FLUSH)
         if fin:
             if out.endswith(_TAIL):
@@ -369,12 +382,19 @@ class Compressor:
 class Decompressor:
     """Inflates incoming messages with a hard bound on the output of each call."""
 
-    __slots__ = ("_ended", "_obj", "_reset")
+    __slots__ = ("_bits", "_ended", "_obj", "_reset")
 
-    def __init__(self, no_context_takeover: bool) -> None:
-        """Prepare a raw-inflate decompressor (a 15-bit window reads any smaller one)."""
+    def __init__(self, no_context_takeover: bool, bits: int = 15) -> None:
+        """Prepare a raw-inflate decompressor for a sender's ``2**bits`` window.
+
+        Its window costs ``2**bits`` bytes, so the agreed size is what is kept: a sender that
+        agreed to a smaller window "MUST NOT use an LZ77 sliding window longer than" it (RFC
+        7692 7.1.2.2), and one that does is refused (1007). An agreed 8 reads as 9: zlib cannot
+        compress with 8 bits, so a zlib sender that agreed to 8 uses 9.
+        """
+        self._bits = max(bits, 9)
         self._reset = no_context_takeover
-        self._obj = zlib.decompressobj(-15)
+        self._obj = zlib.decompressobj(-self._bits)
         # Whether the message's deflate stream ended with a final block (see decompress).
         self._ended = False
 
@@ -394,13 +414,13 @@ class Decompressor:
                 # stream, never dropped (and never depends on where frames were cut).
                 self._ended = True
                 rest = obj.unused_data
-                obj = self._obj = zlib.decompressobj(-15)
+                obj = self._obj = zlib.decompressobj(-self._bits)
                 if rest and len(out) <= budget:
                     out += obj.decompress(rest, budget + 1 - len(out))
                     if obj.eof:
                         if obj.unused_data:
                             raise InvalidPayload("data after the end of the deflate stream")
-                        self._obj = zlib.decompressobj(-15)
+                        self._obj = zlib.decompressobj(-self._bits)
         except zlib.error as exc:
             raise InvalidPayload(f"invalid compressed data: {exc}") from None
         if len(out) > budget:
@@ -409,7 +429,7 @@ class Decompressor:
             # A stream that ended cannot be continued: the next message starts a new one
             # (also when the sender left out the RFC's extra octet and the tail appended
             # above is an unfinished stored block).
-            self._obj = zlib.decompressobj(-15)
+            self._obj = zlib.decompressobj(-self._bits)
             self._ended = False
         return out
 
