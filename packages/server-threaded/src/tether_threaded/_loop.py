@@ -493,7 +493,19 @@ class Loop:
         self._wake_r.close()
         self._wake_w.close()
         if self.pool is not None:
-            self.pool.stop(timeout=2.0)
+            self.pool.stop(timeout=self._pool_grace(time.monotonic()))
+
+    def _pool_grace(self, now: float) -> float:
+        """How long to wait for worker threads still in the app: at most 2 s, and never past
+        --timeout-graceful-shutdown or a second signal. A thread whose connection is closed
+        can deliver nothing, and the operator's stop timeout (systemd, Kubernetes) is set from
+        the grace: waiting 2 s past it made every stop with a stuck request overrun it."""
+        drain = self.drain
+        if drain is None:
+            return 2.0  # the loop failed: not a shutdown the operator timed
+        if self._force:
+            return 0.0
+        return max(0.0, min(2.0, drain.deadline - now))
 
 
 __all__ = ["Loop"]
