@@ -214,7 +214,11 @@ class Transport:
             self.want = READ if isinstance(exc, ssl.SSLWantReadError) else WRITE
             self.sync()
             return
-        except (ssl.SSLError, OSError) as exc:
+        except ssl.SSLError as exc:
+            _log.debug("%s: TLS handshake failed: %s", self.client, exc)
+            self._linger_after_alert(now)
+            return
+        except OSError as exc:
             _log.debug("%s: TLS handshake failed: %s", self.client, exc)
             self.close_now()
             return
@@ -224,6 +228,23 @@ class Transport:
         self.sync()
         self.schedule(now)
         self.on_readable(now)
+
+    def _linger_after_alert(self, now: float) -> None:
+        """The handshake failed, and OpenSSL has sent the alert that says why (certificate
+        required, protocol version). A TLS 1.3 client sends its request before the server
+        checks its certificate: closing with those bytes unread would reset the connection
+        and destroy the alert before the client reads it. So half-close and linger as after
+        HTTP, reading the client's bytes raw (the TLS layer is dead) and dropping them."""
+        if self.eof:
+            self.close_now()
+            return
+        if self.registered:  # the descriptor is registered again under its plain socket
+            self.loop.selector.unregister(self.sock)
+            self.registered = 0
+        self.sock = socket.socket(fileno=self.sock.detach())
+        self.tls = False
+        self.phase = Phase.HTTP
+        self._finish_close(now)
 
     def on_readable(self, now: float) -> None:
         """The socket is readable (loop thread): go on with the TLS handshake, or read and drop
