@@ -21,7 +21,7 @@ from tether_asyncio._http import HTTPConnection
 from tether_asyncio._lifespan import Lifespan, LifespanFailure
 from tether_asyncio._state import ServerState, error_log
 from tether_asyncio._stream import FastStream, ReadBuffer
-from tether_asyncio._tls import CountedStream
+from tether_asyncio._tls import CountedStream, handshake
 from tether_asyncio._types import Stream
 from tether_server.asgi_tls import TLSInfo
 from tether_server.binding import ACCEPT_PAUSE
@@ -318,9 +318,7 @@ class Server:
         assert self._ssl is not None
         try:
             with anyio.fail_after(self.config.timeout_tls_handshake):
-                return await TLSStream.wrap(
-                    stream, server_side=True, ssl_context=self._ssl, standard_compatible=False
-                )
+                return await handshake(stream, self._ssl)
         except Exception as exc:  # EndOfStream, BrokenResourceError, SSLError, OSError, timeout
             error_log.debug("TLS handshake failed: %s", exc or type(exc).__name__)
             await anyio.aclose_forcefully(stream)
