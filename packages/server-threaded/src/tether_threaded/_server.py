@@ -111,11 +111,13 @@ class Server:
             signalled: list[int] = []
 
             def on_signal(signum: int, frame: FrameType | None) -> None:
-                if not signalled:
+                # Counted first: a Python handler runs between bytecodes, so a second signal
+                # can interrupt this one while it logs, and it must know it is the second.
+                signalled.append(signum)
+                if len(signalled) == 1:
                     loop.handover = on_stop_signal(signum, first=True)
                 else:
                     on_stop_signal(signum, first=False)
-                signalled.append(signum)
                 loop.request_shutdown()
 
             for signum in STOP_SIGNALS:
