@@ -8,9 +8,11 @@ test_signals's.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from tests.adversarial._servers import (
     tether_serve,
     tether_threaded,
 )
-from tests.processes import RUNNING, STOPPED, LogLines, free_port, reaped, spawn
+from tests.processes import RUNNING, STOPPED, LogLines, free_port, gone, reaped, spawn, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,6 +89,69 @@ def test_threaded_stop_does_not_wait_for_a_stuck_app_past_the_grace(
         assert STOPPED in log.finish()
         assert log.count("received: shutting down") == 1
         assert "app returned" not in out.finish()
+
+
+# -- --workers: a worker whose app blocks its loop ---------------------------------------------
+
+#: An ASGI app that blocks its event loop (a synchronous call in an async app): the worker
+#: cannot act on any signal while it runs. It says which process it blocks.
+BLOCKING_ASGI_APP = """
+import os, time
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    print("in app", os.getpid(), flush=True)
+    time.sleep(600)
+"""
+
+
+def _blocked_worker(tmp_path: Path) -> tuple[subprocess.Popen[str], LogLines, int, socket.socket]:
+    """``tether serve --workers 2`` with one worker blocked in the app: the supervisor, its
+    log, the blocked worker's pid, and the connection of the request that blocks it."""
+    (tmp_path / "blocking.py").write_text(BLOCKING_ASGI_APP)
+    port = free_port()
+    proc = spawn(
+        "tether_asyncio", tmp_path, "serve", "blocking:app", "--port", str(port),
+        "--workers", "2", "--timeout-graceful-shutdown", "0.5", "--no-access-log",
+    )  # fmt: skip
+    log, out = LogLines(proc), LogLines(proc, stdout=True)
+    log.wait_for(RUNNING, count=2)
+    sock = _send_request(port)
+    out.wait_for("in app")
+    pid = int(out.text.split("in app", 1)[1].split()[0])
+    return proc, log, pid, sock
+
+
+def test_a_stop_kills_a_worker_stuck_past_the_grace(tmp_path: Path) -> None:
+    # The supervisor waited for every worker for ever: one whose loop an app blocked never
+    # acted on the SIGTERM passed on, so the stop never ended (gunicorn's arbiter kills a
+    # worker still there after its graceful timeout).
+    proc, log, pid, sock = _blocked_worker(tmp_path)
+    with reaped(proc), sock:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+            assert "killing it" in log.finish()
+            assert wait_until(lambda: gone(pid), 10)
+        finally:
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_stuck_when_its_supervisor_is_killed_does_not_linger(tmp_path: Path) -> None:
+    # Workers stop when the supervisor goes (the pipe's EOF: SIGTERM to themselves), but one
+    # whose loop is blocked could not act on it and lived on as an orphan, holding the port,
+    # until the app returned.
+    proc, _, pid, sock = _blocked_worker(tmp_path)
+    with reaped(proc), sock:
+        try:
+            proc.kill()
+            proc.wait(10)
+            assert wait_until(lambda: gone(pid), 30), "the blocked worker outlived its supervisor"
+        finally:
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 # -- TLS: a handshake that fails says why -----------------------------------------------------------

@@ -206,7 +206,7 @@ def supervise(
 
         global _supervised
         _supervised = True
-        watch_supervisor(args.supervisor_fd)
+        watch_supervisor(args.supervisor_fd, args.timeout_graceful_shutdown)
     if args.workers == 1 and not args.reload:
         return None
     from tether_server.supervisor import Supervisor
@@ -224,6 +224,7 @@ def supervise(
             reload_include=args.reload_include or (),
             reload_exclude=args.reload_exclude or (),
             healthcheck_timeout=args.timeout_worker_healthcheck or None,
+            graceful_timeout=args.timeout_graceful_shutdown,
             metrics=metrics,
         ).run(sock.fileno())
     finally:

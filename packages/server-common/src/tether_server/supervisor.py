@@ -65,6 +65,9 @@ _log = logging.getLogger("tether.error")
 _POLL_SECONDS = 1.0
 # How often --reload looks at the files.
 _RELOAD_POLL_SECONDS = 0.25
+#: Seconds a stopping or retiring worker gets past --timeout-graceful-shutdown before it is
+#: killed: its own drain ends at the grace, then its lifespan shutdown runs and it exits.
+STOP_SLACK = 3.0
 #: The signals the supervisor acts on (SIGCHLD only wakes it).
 _HANDLED = (
     signal.SIGINT,
@@ -92,6 +95,7 @@ class Supervisor:
         reload_include: Sequence[str] = (),
         reload_exclude: Sequence[str] = (),
         healthcheck_timeout: float | None = None,
+        graceful_timeout: float | None = None,
         metrics: SupervisorMetrics | None = None,
     ) -> None:
         #: The worker command line, to which ``--fd``, ``--notify-fd`` and ``--supervisor-fd``
@@ -102,6 +106,12 @@ class Supervisor:
         self._reload_patterns = (tuple(reload_include), tuple(reload_exclude))
         #: --timeout-worker-healthcheck: a worker silent this long after a heartbeat is killed.
         self._healthcheck = healthcheck_timeout
+        #: --timeout-graceful-shutdown: a worker told to stop or drain that is still running
+        #: this long (plus STOP_SLACK) after is killed, as gunicorn's arbiter does. A worker
+        #: whose loop an app blocks cannot act on its signal, and the supervisor waited for it
+        #: for ever (a stop that never ended; after a reload, old workers that never left).
+        self._grace = graceful_timeout
+        self._deadlines: dict[Worker, float] = {}
         self._workers: list[Worker] = []
         self._selector = selectors.DefaultSelector()
         self._signals: list[int] = []
@@ -189,6 +199,7 @@ class Supervisor:
             self._announce()
             now = time.monotonic()
             self._check_heartbeats(now)
+            self._kill_overdue(now)
             self._notifier.watchdog(now)
         return self._status
 
@@ -208,6 +219,27 @@ class Supervisor:
                 worker.process.pid,
                 now - beat,
                 limit,
+            )
+            worker.killed = True
+            worker.send(signal.SIGKILL)
+
+    def _set_deadline(self, worker: Worker) -> None:
+        """``worker`` was told to stop or drain: from now it has the grace (once)."""
+        if self._grace is not None and worker not in self._deadlines:
+            self._deadlines[worker] = time.monotonic() + self._grace + STOP_SLACK
+
+    def _kill_overdue(self, now: float) -> None:
+        """Kill a worker still running past its stop deadline (_set_deadline)."""
+        for worker, deadline in list(self._deadlines.items()):
+            if now < deadline or worker.killed:
+                continue
+            _log.error(
+                "worker %d (pid %d) is still running %g s after it was told to stop "
+                "(--timeout-graceful-shutdown %g); killing it",
+                worker.slot,
+                worker.process.pid,
+                self._grace + STOP_SLACK if self._grace is not None else 0.0,
+                self._grace,
             )
             worker.killed = True
             worker.send(signal.SIGKILL)
@@ -259,6 +291,7 @@ class Supervisor:
         if first:
             self._notifier.stopping()
         for worker in self._workers:
+            self._set_deadline(worker)
             if not (first and worker.role is Role.RETIRING):
                 worker.send(signum)
 
@@ -400,6 +433,7 @@ class Supervisor:
     def _retire(self, worker: Worker) -> None:
         """Let ``worker`` drain and exit, handing its connections over (SIGHUP)."""
         worker.role = Role.RETIRING
+        self._set_deadline(worker)
         worker.send(signal.SIGHUP)
 
     def _start(self, slot: int, role: Role, replaces: Worker | None = None) -> None:
@@ -443,6 +477,7 @@ class Supervisor:
             self._metrics.restarted(reason)
 
     def _forget(self, worker: Worker) -> None:
+        self._deadlines.pop(worker, None)
         with contextlib.suppress(ValueError):
             self._workers.remove(worker)
         worker.close_pipe(self._selector)
@@ -458,11 +493,15 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-def watch_supervisor(fd: int) -> None:
+def watch_supervisor(fd: int, grace: float | None = None) -> None:
     """In a worker: stop gracefully once the supervisor is gone (see the module docstring).
 
     ``fd`` is the inherited read end of the supervisor's pipe; a daemon thread waits for its
-    EOF, then sends this process SIGTERM, which the server handles as any stop request.
+    EOF, then sends this process SIGTERM, which the server handles as any stop request. If the
+    process is still running ``grace`` (--timeout-graceful-shutdown) plus STOP_SLACK seconds
+    later, its loop is blocked (an app that never yields cannot let it act on the signal) and
+    the thread ends the process: no supervisor is left to kill it, and an orphan would hold
+    the port and its memory until the app returned.
     """
     parent = os.getppid()
 
@@ -472,5 +511,15 @@ def watch_supervisor(fd: int) -> None:
                 pass  # nothing is written to it; EOF is the news
         _log.warning("the supervisor (pid %d) is gone: stopping this worker", parent)
         os.kill(os.getpid(), signal.SIGTERM)
+        if grace is None:
+            return
+        time.sleep(grace + STOP_SLACK)  # a daemon thread: a process that exits ends it
+        _log.error(
+            "this worker is still running %g s after its supervisor went "
+            "(--timeout-graceful-shutdown %g); exiting",
+            grace + STOP_SLACK,
+            grace,
+        )
+        os._exit(1)
 
     threading.Thread(target=wait, name="tether-supervisor-watch", daemon=True).start()
