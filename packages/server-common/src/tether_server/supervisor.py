@@ -12,7 +12,9 @@ OOM killer, an operator: not the app's fault), once -- a second such death in a 
 Signals to the supervisor (as gunicorn's arbiter has them):
 
 - SIGINT, SIGTERM: stop. The signal is passed on to every worker (each shuts down gracefully;
-  a second signal forces it) and the supervisor exits once all have.
+  a second signal forces it) and the supervisor exits once all have. A worker still running
+  ``--timeout-graceful-shutdown`` + STOP_SLACK seconds after it was told to stop or to drain
+  (its loop blocked by the app, so deaf to signals) is killed, as gunicorn's arbiter does.
 - SIGHUP: reload without losing a request. N new workers start (importing the app afresh);
   once every one of them says it is serving, the old ones are sent SIGHUP and drain (below).
   If a new worker exits before it serves, the reload is abandoned and logged: the old workers
@@ -29,7 +31,7 @@ that uses its connection learns from the answer that it must open a new one.
 Workers never outlive the supervisor, however it dies (SIGKILL included): each inherits the
 read end of a pipe whose write end only the supervisor holds, and a thread waits on it. EOF
 means the supervisor is gone, and the worker sends itself SIGTERM, so it drains as on a normal
-stop. (``PR_SET_PDEATHSIG`` is not used: Linux-only, it fires when the parent *thread* exits,
+stop; the same thread ends the process if it is still there after the grace and STOP_SLACK. (``PR_SET_PDEATHSIG`` is not used: Linux-only, it fires when the parent *thread* exits,
 and a second stop signal on top of the pipe's would force the worker's exit.)
 
 Workers run in their own session, so a Ctrl+C in the terminal reaches them once, through the
