@@ -154,6 +154,30 @@ def test_a_worker_stuck_when_its_supervisor_is_killed_does_not_linger(tmp_path: 
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_reload_restarts_a_worker_stuck_in_the_app(tmp_path: Path) -> None:
+    # --reload stopped its worker with SIGTERM and started the new one once it had exited:
+    # a worker blocked in the app never exited, so no change (nor SIGHUP) was ever served.
+    (tmp_path / "blocking.py").write_text(BLOCKING_ASGI_APP)
+    port = free_port()
+    proc = spawn(
+        "tether_asyncio", tmp_path, "serve", "blocking:app", "--port", str(port), "--reload",
+        "--timeout-graceful-shutdown", "0.5", "--no-access-log",
+    )  # fmt: skip
+    with reaped(proc):
+        log, out = LogLines(proc), LogLines(proc, stdout=True)
+        log.wait_for(RUNNING)
+        with _send_request(port):
+            out.wait_for("in app")
+            pid = int(out.text.split("in app", 1)[1].split()[0])
+            try:
+                proc.send_signal(signal.SIGHUP)
+                log.wait_for(RUNNING, count=2, timeout=30)
+                assert "killing it" in log.text
+            finally:
+                if not gone(pid):
+                    os.kill(pid, signal.SIGKILL)
+
+
 # -- TLS: a handshake that fails says why -----------------------------------------------------------
 
 

@@ -321,6 +321,7 @@ class Supervisor:
         if self._workers:
             self._restart = True
             for worker in self._workers:
+                self._set_deadline(worker)
                 worker.send(signal.SIGTERM)
         else:
             self._start(0, Role.ACTIVE)
