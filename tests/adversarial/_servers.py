@@ -197,6 +197,18 @@ def tether_threaded(
         yield server
 
 
+@contextlib.contextmanager
+def any_server(kind: str, workdir: Path, *options: str) -> Iterator[ServerProcess]:
+    """``tether serve --backend KIND`` (asyncio or trio), or ``tether-threaded`` for
+    ``"threaded"``, each with its module's app and ``options``."""
+    if kind == "threaded":
+        with tether_threaded(workdir, *options) as server:
+            yield server
+    else:
+        with tether_serve(workdir, "--backend", kind, *options) as server:
+            yield server
+
+
 def make_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate and key for 127.0.0.1 (needs the ``openssl`` command)."""
     cert, key = directory / "cert.pem", directory / "key.pem"

@@ -26,6 +26,7 @@ import pytest
 from tests.adversarial._servers import (
     FastReader,
     ServerProcess,
+    any_server,
     closed_within,
     get,
     have,
@@ -61,11 +62,7 @@ def tls_server(
     cert, key = certificate
     options = ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
     options += ["--timeout-tls-handshake", "0.5"]
-    if request.param == "threaded":
-        with tether_threaded(tmp_path, *options) as server:
-            yield server
-        return
-    with tether_serve(tmp_path, "--backend", str(request.param), *options) as server:
+    with any_server(str(request.param), tmp_path, *options) as server:
         yield server
 
 

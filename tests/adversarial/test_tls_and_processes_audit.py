@@ -20,10 +20,9 @@ import pytest
 
 from tests.adversarial._servers import (
     ServerProcess,
+    any_server,
     have,
     make_certificate,
-    tether_serve,
-    tether_threaded,
 )
 from tests.processes import RUNNING, STOPPED, LogLines, free_port, gone, reaped, spawn, wait_until
 
@@ -196,11 +195,7 @@ def mtls_server(
     cert, key = certificate
     options = ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
     options += ["--ssl-ca-certs", str(cert), "--ssl-cert-reqs", "2"]
-    if request.param == "threaded":
-        with tether_threaded(tmp_path, *options) as server:
-            yield server
-        return
-    with tether_serve(tmp_path, "--backend", str(request.param), *options) as server:
+    with any_server(str(request.param), tmp_path, *options) as server:
         yield server
 
 
