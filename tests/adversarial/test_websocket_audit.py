@@ -13,7 +13,7 @@ import socket
 import struct
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -140,6 +140,25 @@ def open_idle_websockets(server: ServerProcess, count: int, extensions: str) -> 
     return socks
 
 
+def kib_per_session(
+    server: ServerProcess,
+    count: int,
+    extensions: str,
+    use: Callable[[list[socket.socket]], None] = lambda socks: None,
+) -> float:
+    """Resident KiB that each of ``count`` upgraded sessions costs the server, once ``use``
+    has been applied to them (50 sessions first, for the allocator's first arenas)."""
+    warm = open_idle_websockets(server, 50, extensions)
+    use(warm)
+    before = server.rss_kb()
+    socks = open_idle_websockets(server, count, extensions)
+    use(socks)
+    per_session = (server.rss_kb() - before) / count
+    for sock in warm + socks:
+        sock.close()
+    return per_session
+
+
 class TestIdleDeflateSessions:
     """A client that negotiates permessage-deflate and then idles. zlib's compressor state is a
     few hundred KiB; made with each connection, it cost ~87 KiB of resident memory per idle
@@ -153,12 +172,7 @@ class TestIdleDeflateSessions:
     ) -> None:
         offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
         with asgi_server(tmp_path, "asyncio") as server:
-            warm = open_idle_websockets(server, 50, offer)  # the allocator's first arenas
-            before = server.rss_kb()
-            socks = open_idle_websockets(server, self.COUNT, offer)
-            per_session = (server.rss_kb() - before) / self.COUNT
-            for sock in warm + socks:
-                sock.close()
+            per_session = kib_per_session(server, self.COUNT, offer)
         # Measured: ~25 KiB per plain idle session, ~31 KiB with deflate, ~87 KiB before.
         assert per_session < 55, f"{per_session:.0f} KiB per idle permessage-deflate session"
 
@@ -193,14 +207,7 @@ class TestUsedDeflateSessions:
     ) -> None:
         offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
         with asgi_server(tmp_path, "asyncio") as server:
-            warm = open_idle_websockets(server, 50, offer)  # the allocator's first arenas
-            self.echo_once(warm)
-            before = server.rss_kb()
-            socks = open_idle_websockets(server, self.COUNT, offer)
-            self.echo_once(socks)
-            per_session = (server.rss_kb() - before) / self.COUNT
-            for sock in warm + socks:
-                sock.close()
+            per_session = kib_per_session(server, self.COUNT, offer, self.echo_once)
         # Measured: ~27 KiB per plain session; once a message was compressed ~65 KiB, and
         # ~127 KiB with zlib's defaults.
         assert per_session < 90, f"{per_session:.0f} KiB per permessage-deflate session in use"
