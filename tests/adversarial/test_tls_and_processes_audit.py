@@ -44,6 +44,18 @@ def app(environ, start_response):
 """
 
 
+def _spawn_stuck(tmp_path: Path, app: str, *command: str) -> tuple[subprocess.Popen[str], int]:
+    """``python -m COMMAND... stuck:app --port P`` with ``app`` written to ``stuck.py``, a
+    0.5 s grace and no access log: the process and its port."""
+    (tmp_path / "stuck.py").write_text(app)
+    port = free_port()
+    proc = spawn(
+        command[0], tmp_path, *command[1:], "stuck:app", "--port", str(port),
+        "--timeout-graceful-shutdown", "0.5", "--no-access-log",
+    )  # fmt: skip
+    return proc, port
+
+
 def _send_request(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -62,12 +74,7 @@ def test_threaded_stop_does_not_wait_for_a_stuck_app_past_the_grace(
     # overran the stop timeout an operator derives from the grace. The app here is let go
     # once the server has given up on it and returns a second later: the server must have
     # exited without waiting for it.
-    (tmp_path / "stuck.py").write_text(STUCK_WSGI_APP)
-    port = free_port()
-    proc = spawn(
-        "tether_threaded", tmp_path, "stuck:app", "--port", str(port),
-        "--timeout-graceful-shutdown", "0.5", "--no-access-log",
-    )  # fmt: skip
+    proc, port = _spawn_stuck(tmp_path, STUCK_WSGI_APP, "tether_threaded")
     with reaped(proc):
         log, out = LogLines(proc), LogLines(proc, stdout=True)
         log.wait_for(RUNNING)
@@ -108,12 +115,9 @@ async def app(scope, receive, send):
 def _blocked_worker(tmp_path: Path) -> tuple[subprocess.Popen[str], LogLines, int, socket.socket]:
     """``tether serve --workers 2`` with one worker blocked in the app: the supervisor, its
     log, the blocked worker's pid, and the connection of the request that blocks it."""
-    (tmp_path / "blocking.py").write_text(BLOCKING_ASGI_APP)
-    port = free_port()
-    proc = spawn(
-        "tether_asyncio", tmp_path, "serve", "blocking:app", "--port", str(port),
-        "--workers", "2", "--timeout-graceful-shutdown", "0.5", "--no-access-log",
-    )  # fmt: skip
+    proc, port = _spawn_stuck(
+        tmp_path, BLOCKING_ASGI_APP, "tether_asyncio", "serve", "--workers", "2"
+    )
     log, out = LogLines(proc), LogLines(proc, stdout=True)
     log.wait_for(RUNNING, count=2)
     sock = _send_request(port)
@@ -156,12 +160,7 @@ def test_a_worker_stuck_when_its_supervisor_is_killed_does_not_linger(tmp_path: 
 def test_reload_restarts_a_worker_stuck_in_the_app(tmp_path: Path) -> None:
     # --reload stopped its worker with SIGTERM and started the new one once it had exited:
     # a worker blocked in the app never exited, so no change (nor SIGHUP) was ever served.
-    (tmp_path / "blocking.py").write_text(BLOCKING_ASGI_APP)
-    port = free_port()
-    proc = spawn(
-        "tether_asyncio", tmp_path, "serve", "blocking:app", "--port", str(port), "--reload",
-        "--timeout-graceful-shutdown", "0.5", "--no-access-log",
-    )  # fmt: skip
+    proc, port = _spawn_stuck(tmp_path, BLOCKING_ASGI_APP, "tether_asyncio", "serve", "--reload")
     with reaped(proc):
         log, out = LogLines(proc), LogLines(proc, stdout=True)
         log.wait_for(RUNNING)
