@@ -15,6 +15,12 @@ new field, a NUL in ``id`` makes browsers ignore the id, and ``retry`` must be d
 breaks inside ``data`` are fine: every line becomes its own ``data:`` field and the client joins
 them with ``\\n`` (a lone ``\\r`` or ``\\r\\n`` in data comes back as ``\\n``, as the format
 normalises line ends).
+
+The parser holds at most ``max_event_size`` bytes for the stream's peer (1 MiB by default):
+one line, and the data lines of one event together. A stream that passes it (a line that never
+ends, ``data:`` lines that never reach the empty line that dispatches them) raises
+:class:`EventTooLarge` instead of growing without bound; the format itself sets no such limit,
+so this is the one failure the parser has.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tether.errors import LocalProtocolError
+from tether.errors import LocalProtocolError, RemoteProtocolError
 
 #: The fields of a ``text/event-stream`` response: its type, no caching, and no buffering by
 #: nginx (``X-Accel-Buffering: no``), so that each event reaches the client when it is sent.
@@ -32,6 +38,9 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 )
+
+#: The default ``max_event_size`` of :class:`EventStreamParser`.
+MAX_EVENT_SIZE = 1024 * 1024
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -96,18 +105,43 @@ class Event:
     last_event_id: str
 
 
+class EventTooLarge(RemoteProtocolError):
+    """413: a line, or the data lines of one event, passed the parser's ``max_event_size``."""
+
+    status_hint = 413
+
+
 class EventStreamParser:
     """Parse a ``text/event-stream`` body fed in pieces, as a browser does.
 
     :meth:`feed` returns the events its bytes complete; :attr:`retry` is the last valid
-    reconnection time (milliseconds) the stream set, or ``None``. Nothing here can fail: the
-    format defines a reading for every byte sequence (invalid UTF-8 becomes U+FFFD).
+    reconnection time (milliseconds) the stream set, or ``None``. The format defines a reading
+    for every byte sequence (invalid UTF-8 becomes U+FFFD), so the only failure is the memory
+    bound: a line longer than ``max_event_size`` bytes (line end excluded), or data lines of
+    one event longer than that together (each counted whole, ``data:`` included), raise
+    :class:`EventTooLarge` from the :meth:`feed` that passes it, before more is buffered. The
+    parser is then spent: a later :meth:`feed` raises
+    :class:`~tether.errors.LocalProtocolError`.
     """
 
-    __slots__ = ("_data", "_first", "_id", "_pending", "_scan", "_type", "retry")
+    __slots__ = (
+        "_data",
+        "_data_size",
+        "_failed",
+        "_first",
+        "_id",
+        "_max",
+        "_pending",
+        "_scan",
+        "_type",
+        "retry",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_event_size: int = MAX_EVENT_SIZE) -> None:
         """Start at the beginning of a stream."""
+        if max_event_size < 1:
+            raise ValueError("max_event_size must be at least 1")
+        self._max = max_event_size
         # The bytes of the line not yet complete. Extended in place, and searched only from
         # _scan (where no line end was found before): a long line fed in small pieces was
         # copied and searched again whole for every piece, quadratic in the line.
@@ -115,12 +149,21 @@ class EventStreamParser:
         self._scan = 0
         self._first = True
         self._data: list[str] = []
+        # The bytes of the data lines in _data (each line whole, "data:" included).
+        self._data_size = 0
+        self._failed = False
         self._type = ""
         self._id = ""
         self.retry: int | None = None
 
     def feed(self, data: bytes) -> list[Event]:
-        """Read the next piece of the stream; return the events it completes."""
+        """Read the next piece of the stream; return the events it completes.
+
+        Raises :class:`EventTooLarge` past ``max_event_size`` (events completed earlier in
+        the same piece are lost with it: the stream is broken).
+        """
+        if self._failed:
+            raise LocalProtocolError("feed() after an EventTooLarge error")
         buf = self._pending
         buf += data
         if self._first and buf:
@@ -132,23 +175,35 @@ class EventStreamParser:
         events: list[Event] = []
         start = 0
         pos = self._scan
+        limit = self._max
         search = _LINE_END.search
         while (match := search(buf, pos)) is not None:
             end = match.end()
             if end == len(buf) and end - match.start() == 1 and buf[-1] == 0x0D:
                 pos = match.start()  # a CR at the end may be the start of a CRLF
                 break
-            event = self._line(buf[start : match.start()].decode("utf-8", "replace"))
+            size = match.start() - start
+            if size > limit:
+                self._fail("a line")
+            event = self._line(buf[start : match.start()].decode("utf-8", "replace"), size)
             if event is not None:
                 events.append(event)
             start = pos = end
         else:
             pos = len(buf)
+        if pos - start > limit:
+            self._fail("a line")  # a line not ended yet is already too long
         del buf[:start]
         self._scan = pos - start
         return events
 
-    def _line(self, line: str) -> Event | None:
+    def _fail(self, what: str) -> None:
+        self._failed = True
+        self._pending.clear()
+        self._data = []
+        raise EventTooLarge(f"{what} of the event stream exceeds max_event_size ({self._max})")
+
+    def _line(self, line: str, size: int) -> Event | None:
         if not line:
             return self._dispatch()
         if line.startswith(":"):
@@ -157,6 +212,9 @@ class EventStreamParser:
         if colon and value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._data_size += size
+            if self._data_size > self._max:
+                self._fail("the data lines of one event")
             self._data.append(value)
         elif name == "event":
             self._type = value
@@ -169,17 +227,29 @@ class EventStreamParser:
 
     def _dispatch(self) -> Event | None:
         data, self._data = self._data, []
+        self._data_size = 0
         kind, self._type = self._type, ""
         if not data:
             return None
         return Event(kind or "message", "\n".join(data), self._id)
 
 
-def iter_events(chunks: Iterator[bytes]) -> Iterator[Event]:
+def iter_events(
+    chunks: Iterator[bytes], *, max_event_size: int = MAX_EVENT_SIZE
+) -> Iterator[Event]:
     """The events of a whole stream given as byte chunks (a convenience over the parser)."""
-    parser = EventStreamParser()
+    parser = EventStreamParser(max_event_size=max_event_size)
     for chunk in chunks:
         yield from parser.feed(chunk)
 
 
-__all__ = ["HEADERS", "Event", "EventStreamParser", "comment", "encode", "iter_events"]
+__all__ = [
+    "HEADERS",
+    "MAX_EVENT_SIZE",
+    "Event",
+    "EventStreamParser",
+    "EventTooLarge",
+    "comment",
+    "encode",
+    "iter_events",
+]
