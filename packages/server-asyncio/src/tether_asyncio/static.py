@@ -35,6 +35,7 @@ class StaticFiles(static.StaticFiles):
         max_age: int | None = None,
         chunk_size: int = 256 * 1024,
         pathsend: bool = True,
+        dotfiles: bool = False,
     ) -> None:
         super().__init__(
             directory,
@@ -42,6 +43,7 @@ class StaticFiles(static.StaticFiles):
             precompressed=precompressed,
             max_age=max_age,
             chunk_size=chunk_size,
+            dotfiles=dotfiles,
         )
         self.pathsend = pathsend
 

@@ -19,6 +19,10 @@ What users of Starlette's ``StaticFiles``, whitenoise and nginx expect, and wher
   resolved path and checked again after opening, so a file swapped for a symlink or a FIFO
   between the check and the open is refused too, and the bytes sent are that open file's
   (except with ``http.response.pathsend``, where the server reopens the resolved path).
+* Dotfiles are not served: a path with a segment starting with ``.`` (``/.env``,
+  ``/.git/config``, ``/%2eenv`` once decoded) is 404, except ``/.well-known/...`` (RFC 8615), as
+  Express's serve-static ignores them; a directory of a project served whole would otherwise
+  give away its secrets. ``dotfiles=True`` (``--static-dotfiles``) serves them.
 * ``html=True``: a path ending in ``/`` serves the directory's ``index.html``; a directory
   without the slash is a 307 to the slash form (query kept); a 404 sends the root's
   ``404.html`` when there is one -- as Starlette does.
@@ -213,6 +217,7 @@ class StaticFiles:
         precompressed: bool = True,
         max_age: int | None = None,
         chunk_size: int = 256 * 1024,
+        dotfiles: bool = False,
     ) -> None:
         root = os.path.realpath(os.fspath(directory))
         if not os.path.isdir(root):
@@ -226,6 +231,7 @@ class StaticFiles:
         self.precompressed = precompressed
         self.max_age = max_age
         self.chunk_size = chunk_size
+        self.dotfiles = dotfiles
 
     # -- the decision ---------------------------------------------------------------------------
 
@@ -248,7 +254,7 @@ class StaticFiles:
         if method not in (b"GET", b"HEAD"):
             return _text(405, b"Method Not Allowed", head, [ALLOW])
         parts = _safe_parts(path)
-        if parts is None:
+        if parts is None or (not self.dotfiles and _hidden(parts)):
             return self._not_found(head)
         found = self._open(parts)
         name = parts[-1] if parts else ""
@@ -443,6 +449,11 @@ def _safe_parts(path: str) -> list[str] | None:
         if part == ".." or os.path.isabs(part) or os.path.splitdrive(part)[0]:
             return None
     return parts
+
+
+def _hidden(parts: list[str]) -> bool:
+    """Whether a segment names a dotfile or dot directory (``.well-known`` is public)."""
+    return any(part[0] == "." and part != ".well-known" for part in parts)
 
 
 def _content_type(name: str) -> bytes:

@@ -1,4 +1,5 @@
-"""``--static PREFIX=DIR``: the option, and which mounted directory a request path falls under.
+"""``--static PREFIX=DIR`` and ``--static-dotfiles``: the options, and which mounted directory a
+request path falls under.
 
 The files themselves are served by :class:`tether_server.static.StaticFiles`, which re-exports
 these names.
@@ -7,20 +8,23 @@ these names.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _App = TypeVar("_App")
 
 
 @dataclass(frozen=True, slots=True)
 class StaticMount:
-    """One ``--static PREFIX=DIR``: requests under ``prefix`` are served from ``directory``."""
+    """One ``--static PREFIX=DIR``: requests under ``prefix`` are served from ``directory``;
+    ``dotfiles`` (``--static-dotfiles``) serves the paths with a segment starting with ``.``."""
 
     prefix: str
     directory: str
+    dotfiles: bool = False
 
 
 def parse_static_mount(text: str) -> StaticMount:
@@ -38,17 +42,44 @@ def parse_static_mount(text: str) -> StaticMount:
     return StaticMount(prefix.rstrip("/"), directory)
 
 
+class _AppendMount(argparse.Action):
+    """``--static``: append the mount, serving dotfiles if ``--static-dotfiles`` came first."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        mounts = list(getattr(namespace, self.dest, None) or [])
+        mounts.append(dataclasses.replace(values, dotfiles=namespace.static_dotfiles))
+        setattr(namespace, self.dest, mounts)
+
+
+class _Dotfiles(argparse.Action):
+    """``--static-dotfiles``: every mount serves dotfiles, those given before it too."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        namespace.static_dotfiles = True
+        mounts = getattr(namespace, "static", None) or []
+        namespace.static = [dataclasses.replace(mount, dotfiles=True) for mount in mounts] or None
+
+
 def add_static_option(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
-    """Add ``--static PREFIX=DIR`` (repeatable) to a server's command line; the parsed value is a
-    list of :class:`StaticMount`, or None when the option is not given."""
+    """Add ``--static PREFIX=DIR`` (repeatable) and ``--static-dotfiles`` to a server's command
+    line; the parsed ``static`` is a list of :class:`StaticMount` (each with ``dotfiles`` set
+    when ``--static-dotfiles`` is given, wherever it stands), or None when no mount is given."""
     group.add_argument(
         "--static",
         type=parse_static_mount,
-        action="append",
+        action=_AppendMount,
         default=None,
         metavar="PREFIX=DIR",
         help="serve the files in DIR under the URL path PREFIX, in front of the app "
-        "(repeatable; e.g. /assets=./public)",
+        "(repeatable; e.g. /assets=./public). Paths with a segment starting with '.' "
+        "(.env, .git/config) are 404, except /.well-known/",
+    )
+    group.add_argument(
+        "--static-dotfiles",
+        action=_Dotfiles,
+        nargs=0,
+        default=False,
+        help="serve the --static paths with a segment starting with '.' too",
     )
 
 
@@ -67,13 +98,13 @@ def mount_rest(prefix: str, path: str) -> str | None:
 
 
 def mount_table(
-    mounts: Sequence[StaticMount | tuple[str, _App]], make: Callable[[str], _App]
+    mounts: Sequence[StaticMount | tuple[str, _App]], make: Callable[..., _App]
 ) -> list[tuple[str, _App]]:
     """``(prefix, app)`` pairs for an adapter's ``with_static``: a :class:`StaticMount` (what
-    ``--static`` gives) becomes ``make(directory)``; a ``(prefix, app)`` pair is kept, its prefix
-    without a trailing slash (as :func:`mount_rest` wants it)."""
+    ``--static`` gives) becomes ``make(directory, dotfiles=...)``; a ``(prefix, app)`` pair is
+    kept, its prefix without a trailing slash (as :func:`mount_rest` wants it)."""
     return [
-        (mount.prefix, make(mount.directory))
+        (mount.prefix, make(mount.directory, dotfiles=mount.dotfiles))
         if isinstance(mount, StaticMount)
         else (mount[0].rstrip("/"), mount[1])
         for mount in mounts
