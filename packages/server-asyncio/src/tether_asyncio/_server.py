@@ -35,6 +35,7 @@ from tether_server.startup import (
     app_label,
     drain_timeout_message,
     draining_message,
+    forces_stop,
     notify_serving,
     on_count_signal,
     on_stop_signal,
@@ -60,6 +61,8 @@ class Server:
         self.exit_code = 0
         self.state: ServerState | None = None
         self._exit_requested = False
+        #: A stop signal cut the graceful shutdown short (see _force_stop).
+        self._forced = False
         self._exit: anyio.Event | None = None
         self._resume: anyio.Event | None = None
         self._drained: anyio.Event | None = None
@@ -176,18 +179,23 @@ class Server:
             error_log.info("%s", running_message(where, app_label(config.app), kind))
             async with anyio.create_task_group() as connections:
                 self._connections_scope = connections.cancel_scope
+                if self._forced:  # SIGQUIT during lifespan startup
+                    connections.cancel_scope.cancel()
                 # Left only once the accept task has: the socket is closed after it, or a
                 # selector callback still registered for it would fire on a closed descriptor.
-                async with anyio.create_task_group() as accepting:
-                    accepting.start_soon(self._accept, sock, connections)
-                    self.ready.set()
-                    # A --workers supervisor (or systemd) waits for it; heartbeats on the tick.
-                    self._link = notify_serving(config.notify_fd)
-                    await self._exit.wait()
-                    if self._link is not None:
-                        self._link.stopping()  # a lone server's STOPPING=1 to systemd
-                    accepting.cancel_scope.cancel()
-                sock.close()
+                # Closed also when a forced stop cancels this block while it waits.
+                try:
+                    async with anyio.create_task_group() as accepting:
+                        accepting.start_soon(self._accept, sock, connections)
+                        self.ready.set()
+                        # A --workers supervisor (or systemd) waits for it; heartbeats on the tick.
+                        self._link = notify_serving(config.notify_fd)
+                        await self._exit.wait()
+                        if self._link is not None:
+                            self._link.stopping()  # a lone server's STOPPING=1 to systemd
+                        accepting.cancel_scope.cancel()
+                finally:
+                    sock.close()
                 await self._drain(state)
                 self._cancel_tasks()
                 connections.cancel_scope.cancel()
@@ -359,14 +367,22 @@ class Server:
                     on_reopen_signal()  # log files (logrotate moved them)
                 elif signum in COUNT_SIGNALS:
                     on_count_signal(signum)  # not a supervisor: said, and ignored
-                elif not self._exit.is_set():
-                    self.state.handover = on_stop_signal(signum, first=True)
-                    self._exit.set()
                 else:
-                    on_stop_signal(signum, first=False)
-                    if self._connections_scope is not None:
-                        self._connections_scope.cancel()
-                        self._cancel_tasks()
+                    first = not self._exit.is_set()
+                    handover = on_stop_signal(signum, first=first)
+                    if first:
+                        self.state.handover = handover
+                        self._exit.set()
+                    if forces_stop(signum, first=first):
+                        self._force_stop()
+
+    def _force_stop(self) -> None:
+        """Cut the graceful shutdown short (a second stop signal, or SIGQUIT at once): the
+        open connections are ended now, the drain with them; lifespan shutdown still runs."""
+        self._forced = True
+        if self._connections_scope is not None:
+            self._connections_scope.cancel()
+            self._cancel_tasks()
 
     async def _drain(self, state: ServerState) -> None:
         """Finish in-flight requests, close idle connections and WebSockets, within the limit."""

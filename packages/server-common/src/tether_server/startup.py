@@ -231,8 +231,14 @@ def supervise(
         sock.close()
 
 
-#: The signals both servers stop on, gracefully; a second one forces the exit.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: The signal both servers stop on quickly (gunicorn's SIGQUIT): a first stop signal and the
+#: second that forces it at once, so open connections are closed without waiting for
+#: ``--timeout-graceful-shutdown``. Its default action would kill the process with a core dump.
+QUICK_STOP_SIGNAL = signal.SIGQUIT
+
+#: The signals both servers stop on: gracefully, a second one forcing the exit; quickly at
+#: once for :data:`QUICK_STOP_SIGNAL`.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, QUICK_STOP_SIGNAL)
 
 #: The signals a --workers supervisor adds and removes a worker on (gunicorn's): a server
 #: process on its own logs them and goes on, where their default action would stop it (the
@@ -264,6 +270,8 @@ def stop_message(signum: int) -> str:
     it says that reloading needs ``--workers``.
     """
     name = signal.Signals(signum).name
+    if signum == QUICK_STOP_SIGNAL:
+        return f"{name} received: shutting down quickly, closing open connections now"
     if signum != signal.SIGHUP:
         return f"{name} received: shutting down"
     if _supervised:
@@ -318,17 +326,25 @@ def on_stop_signal(signum: int, *, first: bool) -> bool:
     """What a stop signal (:data:`STOP_SIGNALS`) means, logged the same on both servers.
 
     The ``first`` begins a graceful stop (:func:`stop_message`, then :data:`FORCE_HINT`);
-    a later one forces the exit (:data:`FORCED_EXIT`), which the server does. Returns whether
-    the stop hands over: a first SIGHUP keeps idle keep-alive connections until their next
-    request (:class:`tether.serving_drain.Drain`).
+    a later one forces the exit (:data:`FORCED_EXIT`), which the server does. A first
+    :data:`QUICK_STOP_SIGNAL` is both at once, said in one line; the server begins its stop
+    and forces it (:func:`forces_stop`). Returns whether the stop hands over: a first SIGHUP
+    keeps idle keep-alive connections until their next request
+    (:class:`tether.serving_drain.Drain`).
     """
     log = logging.getLogger("tether.error")
     if not first:
         log.warning("%s", FORCED_EXIT)
         return False
     log.info("%s", stop_message(signum))
-    log.info("%s", FORCE_HINT)
+    if signum != QUICK_STOP_SIGNAL:
+        log.info("%s", FORCE_HINT)
     return signum == signal.SIGHUP
+
+
+def forces_stop(signum: int, *, first: bool) -> bool:
+    """Whether a stop signal cuts the graceful shutdown short: a second one, or SIGQUIT."""
+    return not first or signum == QUICK_STOP_SIGNAL
 
 
 def draining_message(count: int) -> str:
@@ -471,6 +487,7 @@ __all__ = [
     "FORCED_EXIT",
     "FORCE_HINT",
     "LOG_LEVELS",
+    "QUICK_STOP_SIGNAL",
     "STOPPED_MESSAGE",
     "STOP_SIGNALS",
     "ConfigError",
@@ -488,6 +505,7 @@ __all__ = [
     "create_ssl_context",
     "drain_timeout_message",
     "draining_message",
+    "forces_stop",
     "import_app",
     "on_count_signal",
     "running_message",

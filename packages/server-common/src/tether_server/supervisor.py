@@ -12,7 +12,8 @@ OOM killer, an operator: not the app's fault), once -- a second such death in a 
 Signals to the supervisor (as gunicorn's arbiter has them):
 
 - SIGINT, SIGTERM: stop. The signal is passed on to every worker (each shuts down gracefully;
-  a second signal forces it) and the supervisor exits once all have. A worker still running
+  a second signal forces it) and the supervisor exits once all have. SIGQUIT: the same, quickly
+  (each worker closes its connections at once, as after a second signal). A worker still running
   ``--timeout-graceful-shutdown`` + STOP_SLACK seconds after it was told to stop or to drain
   (its loop blocked by the app, so deaf to signals) is killed, as gunicorn's arbiter does.
 - SIGHUP: reload without losing a request. N new workers start (importing the app afresh);
@@ -55,6 +56,7 @@ from typing import TYPE_CHECKING
 
 from tether_server.logfiles import REOPEN_SIGNAL, reopen_log_files
 from tether_server.reload_watch import FileWatcher
+from tether_server.startup import QUICK_STOP_SIGNAL
 from tether_server.systemd import Notifier
 from tether_server.workers import Role, Worker
 
@@ -74,6 +76,7 @@ STOP_SLACK = 3.0
 _HANDLED = (
     signal.SIGINT,
     signal.SIGTERM,
+    QUICK_STOP_SIGNAL,
     signal.SIGHUP,
     signal.SIGTTIN,
     signal.SIGTTOU,
@@ -264,9 +267,10 @@ class Supervisor:
             _log.info("%s received: %d log file(s) reopened, passed on to the workers", name, count)
             for worker in self._workers:
                 worker.send(signum)
-        elif signum in (signal.SIGINT, signal.SIGTERM):
+        elif signum in (signal.SIGINT, signal.SIGTERM, QUICK_STOP_SIGNAL):
             if not self._stopping:
-                _log.info("%s received: stopping the workers", name)
+                quickly = " quickly" if signum == QUICK_STOP_SIGNAL else ""
+                _log.info("%s received: stopping the workers%s", name, quickly)
             self._stop(signum)
         elif self._stopping:
             _log.info("%s received while stopping: ignored", name)
@@ -287,14 +291,15 @@ class Supervisor:
             _log.info("SIGTTOU received: %d workers", self._count)
 
     def _stop(self, signum: int) -> None:
-        """Pass a stop signal on; workers already draining get only a second one (forcing)."""
+        """Pass a stop signal on; workers already draining get only a second one (forcing),
+        or SIGQUIT (which forces at once)."""
         first = not self._stopping
         self._stopping = True
         if first:
             self._notifier.stopping()
         for worker in self._workers:
             self._set_deadline(worker)
-            if not (first and worker.role is Role.RETIRING):
+            if signum == QUICK_STOP_SIGNAL or not (first and worker.role is Role.RETIRING):
                 worker.send(signum)
 
     def _reload(self) -> None:

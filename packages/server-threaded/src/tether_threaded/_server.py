@@ -18,6 +18,7 @@ from tether_server.server_metrics import Exporter
 from tether_server.startup import (
     COUNT_SIGNALS,
     STOP_SIGNALS,
+    forces_stop,
     on_count_signal,
     on_stop_signal,
     where_text,
@@ -114,11 +115,13 @@ class Server:
                 # Counted first: a Python handler runs between bytecodes, so a second signal
                 # can interrupt this one while it logs, and it must know it is the second.
                 signalled.append(signum)
-                if len(signalled) == 1:
-                    loop.handover = on_stop_signal(signum, first=True)
-                else:
-                    on_stop_signal(signum, first=False)
+                first = len(signalled) == 1
+                handover = on_stop_signal(signum, first=first)
+                if first:
+                    loop.handover = handover
                 loop.request_shutdown()
+                if first and forces_stop(signum, first=True):
+                    loop.request_shutdown()  # SIGQUIT: begun and forced at once
 
             for signum in STOP_SIGNALS:
                 restore[signum] = signal.signal(signum, on_signal)
