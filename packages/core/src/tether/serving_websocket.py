@@ -47,7 +47,7 @@ class Hold(enum.Enum):
 class WebSocketSession:
     """One WebSocket session's inbox, reading rules and closing handshake."""
 
-    __slots__ = ("app_done", "code", "held", "inbox", "inbox_size", "max_messages", "ws")
+    __slots__ = ("_sizes", "app_done", "code", "held", "inbox", "inbox_size", "max_messages", "ws")
 
     def __init__(self, ws: Connection, max_messages: int | None = None) -> None:
         #: The core's connection.
@@ -57,8 +57,11 @@ class WebSocketSession:
         self.max_messages = max_messages
         #: Messages received and not yet taken, then the session's ending, if it ended.
         self.inbox: deque[Received] = deque()
-        #: Bytes of the messages in the inbox.
+        #: Bytes of the messages in the inbox: their payloads as received (a text message's
+        #: UTF-8 length, not its characters, which held up to four times the bound in bytes).
         self.inbox_size = 0
+        # The size of each message in the inbox, in its order (the core's received_size).
+        self._sizes: deque[int] = deque()
         #: Why reading is held back (None: it is not).
         self.held: Hold | None = None
         #: The first close code of the closing handshake, ours or the peer's (the access line).
@@ -118,7 +121,9 @@ class WebSocketSession:
                     if not keep:
                         continue  # nobody will take it (app_returned)
                     inbox.append(event)
-                    self.inbox_size += len(event.data)
+                    size = self.ws.received_size
+                    self._sizes.append(size)
+                    self.inbox_size += size
                     if self.inbox_size >= high or (limit is not None and len(inbox) >= limit):
                         break
                 elif isinstance(event, (Close, ConnectionLost)):
@@ -139,7 +144,7 @@ class WebSocketSession:
         if isinstance(event, (Close, ConnectionLost)):
             return event
         inbox.popleft()
-        self.inbox_size -= len(event.data)
+        self.inbox_size -= self._sizes.popleft()
         return event.data
 
     def app_returned(self) -> None:
@@ -148,6 +153,7 @@ class WebSocketSession:
         handshake must still be read). Call :meth:`resume` afterwards: reading may go on."""
         self.app_done = True
         self.inbox.clear()
+        self._sizes.clear()
         self.inbox_size = 0
 
     def close(self, code: int, reason: str, now: float) -> bool:

@@ -87,6 +87,7 @@ class SendSide:
         "_stream",
         "close_code",
         "close_reason",
+        "received_size",
     )
 
     def __init__(
@@ -124,6 +125,11 @@ class SendSide:
         self._frame_remaining = 0
         self._frame_mask = b""
         self._frame_fin = False
+        #: The payload bytes (after permessage-deflate) of the last Text or Binary event
+        #: :meth:`events` yielded: a text message's UTF-8 length, known before it was decoded,
+        #: so a caller bounding what it holds counts bytes without encoding the text again.
+        #: With ``stream=True``, the bytes of the last piece.
+        self.received_size = 0
         # message in progress
         self._msg_op = 0
         self._msg_deflate = False

@@ -166,6 +166,7 @@ class Connection(SendSide):
                     event = Text(text, True)
                 else:
                     event = Binary(payload, True)
+                self.received_size = length
                 yield event
                 continue
             opcode = b0 & 0x0F
@@ -255,9 +256,12 @@ class Connection(SendSide):
             del buf[:end]
             # -- fast paths: a whole unfragmented, uncompressed message
             if b0 == 0x81 and not self._stream:
-                yield Text(decode(payload))
+                text = decode(payload)
+                self.received_size = length
+                yield Text(text)
                 continue
             if b0 == 0x82 and not self._stream:
+                self.received_size = length
                 yield Binary(payload)
                 continue
             if opcode < 8:
@@ -320,6 +324,7 @@ class Connection(SendSide):
             data = self._decompressor.decompress(data, end, self._max_message - self._msg_size)
         self._msg_size += len(data)
         stream = self._stream
+        self.received_size = len(data) if stream else self._msg_size
         if self._msg_op == _TEXT:
             assert self._decoder is not None
             text = self._decoder.feed(data, end)
