@@ -60,6 +60,13 @@ class DecompressionBomb(ContentDecodingError):
         self.limit = limit
 
 
+class TooManyMembers(DecompressionBomb):
+    """413: a gzip body of more members than ``DecodingLimits.max_members``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, limit="max_members")
+
+
 # ---- decoders ---------------------------------------------------------------------------------
 
 
@@ -73,6 +80,13 @@ class DecodingLimits:
     max_ratio: int = 100
     #: Decoded size below which the ratio is not checked (small bodies compress well).
     ratio_floor: int = 1024 * 1024
+    #: Most gzip members in one body (413 beyond). RFC 1952 2.2 lets a gzip file be several
+    #: members, and RFC 9110 8.4.1.3 takes that format as it is, so a few (concatenated
+    #: files) are read. But each member costs a new zlib stream and a pass of the decoder's
+    #: loop: a body of 20-byte empty members cost about 200 times the calls per byte of one
+    #: member (measured in tests/adversarial/test_bounds_gzip_members.py), a CPU amplifier for any
+    #: client. HTTP clients compress a body as one stream, so the bound is strict.
+    max_members: int = 64
 
 
 class Decoder:
@@ -97,6 +111,8 @@ class Decoder:
         budget = self._limits.max_size - self._size_out
         try:
             out = self._engine.feed(data, budget + 1)
+        except ContentDecodingError:
+            raise
         except (zlib.error, ValueError) as exc:
             raise MalformedEncodedBody(f"invalid {self.coding} data: {exc}") from None
         except Exception as exc:  # brotli.error and zstandard.ZstdError have no common base
@@ -137,11 +153,12 @@ _SLICE = 4 * 1024
 class _ZlibEngine:
     """zlib/gzip, output capped with max_length; gzip may hold several members (RFC 1952)."""
 
-    __slots__ = ("_multi", "_object", "_wbits")
+    __slots__ = ("_members_left", "_multi", "_object", "_wbits")
 
-    def __init__(self, wbits: int, multi_member: bool) -> None:
+    def __init__(self, wbits: int, multi_member: bool, max_members: int = 1) -> None:
         self._wbits = wbits
         self._multi = multi_member
+        self._members_left = max_members - 1  # members after this one's stream
         self._object = zlib.decompressobj(wbits)
 
     def feed(self, data: bytes, max_out: int) -> bytes:
@@ -168,6 +185,9 @@ class _ZlibEngine:
                 if obj.eof:
                     if not self._multi:
                         raise ValueError("data after the end of the stream")
+                    if self._members_left <= 0:
+                        raise TooManyMembers("too many gzip members in one body")
+                    self._members_left -= 1
                     self._object = zlib.decompressobj(self._wbits)
         return b"".join(pieces)
 
@@ -253,7 +273,7 @@ def make_decoder(
     if coding in ("", "identity"):
         return None
     if coding == "gzip":
-        engine = _ZlibEngine(31, multi_member=True)
+        engine = _ZlibEngine(31, multi_member=True, max_members=limits.max_members)
     elif coding == "deflate":
         engine = _ZlibEngine(15, multi_member=False)
     elif coding == "br" and _brotli is not None:

@@ -11,7 +11,9 @@
 * :func:`make_decoder` gives a streaming decoder for request bodies, bounded
   by :class:`DecodingLimits` in total decoded size and in expansion ratio, so a
   decompression bomb raises :class:`DecompressionBomb` (413) after producing at
-  most the limit.
+  most the limit, and in gzip members (``max_members``): a body of thousands of tiny
+  members raises :class:`TooManyMembers` (413), so that its cost per byte stays that of
+  one stream.
 
 ``deflate`` is the zlib format (RFC 1950), as RFC 9110 section 8.4.1.2 defines
 it; raw deflate streams are refused. ``x-gzip`` is taken as ``gzip`` (section 8.4.1.3).
@@ -31,6 +33,7 @@ from tether._coding_decode import (
     DecodingLimits,
     DecompressionBomb,
     MalformedEncodedBody,
+    TooManyMembers,
     UnsupportedContentCoding,
     _brotli,
     _zstandard,
@@ -47,6 +50,7 @@ __all__ = [
     "DecompressionBomb",
     "Encoder",
     "MalformedEncodedBody",
+    "TooManyMembers",
     "UnsupportedContentCoding",
     "add_vary",
     "make_decoder",
