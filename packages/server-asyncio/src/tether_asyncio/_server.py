@@ -7,6 +7,7 @@ import contextlib
 import socket
 import ssl
 import threading
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -42,6 +43,7 @@ from tether_server.startup import (
     running_message,
     where_text,
 )
+from tether_server.stopping import StopWatchdog
 
 #: Seconds between ticks of the clock that drives timeouts and the Date header.
 TICK = 0.2
@@ -360,21 +362,35 @@ class Server:
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         with anyio.open_signal_receiver(*STOP_SIGNALS, *COUNT_SIGNALS, REOPEN_SIGNAL) as signals:
+            # A lone server ends itself if an app blocks its loop through a stop (a worker's
+            # supervisor kills it). The watchdog is armed by a Python-level handler, which runs
+            # while the loop is blocked, and calls on the loop's own (anyio's receiver hears of
+            # a signal only when the loop runs).
+            lone = self.config.notify_fd is None
+            watchdog = StopWatchdog(self.config.timeout_graceful_shutdown if lone else None)
+            if lone:
+                watchdog.chain(STOP_SIGNALS)
             task_status.started()
-            async for signum in signals:
-                assert self._exit is not None and self.state is not None
-                if signum == REOPEN_SIGNAL:
-                    on_reopen_signal()  # log files (logrotate moved them)
-                elif signum in COUNT_SIGNALS:
-                    on_count_signal(signum)  # not a supervisor: said, and ignored
-                else:
-                    first = not self._exit.is_set()
-                    handover = on_stop_signal(signum, first=first)
-                    if first:
-                        self.state.handover = handover
-                        self._exit.set()
-                    if forces_stop(signum, first=first):
-                        self._force_stop()
+            try:
+                await self._on_signals(signals)
+            finally:
+                watchdog.disarm()
+
+    async def _on_signals(self, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            assert self._exit is not None and self.state is not None
+            if signum == REOPEN_SIGNAL:
+                on_reopen_signal()  # log files (logrotate moved them)
+            elif signum in COUNT_SIGNALS:
+                on_count_signal(signum)  # not a supervisor: said, and ignored
+            else:
+                first = not self._exit.is_set()
+                handover = on_stop_signal(signum, first=first)
+                if first:
+                    self.state.handover = handover
+                    self._exit.set()
+                if forces_stop(signum, first=first):
+                    self._force_stop()
 
     def _force_stop(self) -> None:
         """Cut the graceful shutdown short (a second stop signal, or SIGQUIT at once): the

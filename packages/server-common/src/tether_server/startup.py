@@ -202,7 +202,7 @@ def supervise(
     if args.reload and args.workers > 1:
         raise ConfigError("--reload and --workers cannot be used together")
     if args.supervisor_fd is not None:
-        from tether_server.supervisor import watch_supervisor
+        from tether_server.stopping import watch_supervisor
 
         global _supervised
         _supervised = True

@@ -32,8 +32,11 @@ that uses its connection learns from the answer that it must open a new one.
 Workers never outlive the supervisor, however it dies (SIGKILL included): each inherits the
 read end of a pipe whose write end only the supervisor holds, and a thread waits on it. EOF
 means the supervisor is gone, and the worker sends itself SIGTERM, so it drains as on a normal
-stop; the same thread ends the process if it is still there after the grace and STOP_SLACK. (``PR_SET_PDEATHSIG`` is not used: Linux-only, it fires when the parent *thread* exits,
-and a second stop signal on top of the pipe's would force the worker's exit.)
+stop; the same thread ends the process if it is still there after the grace and STOP_SLACK
+(:func:`tether_server.stopping.watch_supervisor`; a lone server has the same bound, see
+:mod:`tether_server.stopping`). (``PR_SET_PDEATHSIG`` is not used: Linux-only, it fires when
+the parent *thread* exits, and a second stop signal on top of the pipe's would force the
+worker's exit.)
 
 Workers run in their own session, so a Ctrl+C in the terminal reaches them once, through the
 supervisor, rather than twice (which would force their exit).
@@ -57,6 +60,7 @@ from typing import TYPE_CHECKING
 from tether_server.logfiles import REOPEN_SIGNAL, reopen_log_files
 from tether_server.reload_watch import FileWatcher
 from tether_server.startup import QUICK_STOP_SIGNAL
+from tether_server.stopping import STOP_SLACK
 from tether_server.systemd import Notifier
 from tether_server.workers import Role, Worker
 
@@ -69,9 +73,6 @@ _log = logging.getLogger("tether.error")
 _POLL_SECONDS = 1.0
 # How often --reload looks at the files.
 _RELOAD_POLL_SECONDS = 0.25
-#: Seconds a stopping or retiring worker gets past --timeout-graceful-shutdown before it is
-#: killed: its own drain ends at the grace, then its lifespan shutdown runs and it exits.
-STOP_SLACK = 3.0
 #: The signals the supervisor acts on (SIGCHLD only wakes it).
 _HANDLED = (
     signal.SIGINT,
@@ -499,35 +500,3 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
-
-
-def watch_supervisor(fd: int, grace: float | None = None) -> None:
-    """In a worker: stop gracefully once the supervisor is gone (see the module docstring).
-
-    ``fd`` is the inherited read end of the supervisor's pipe; a daemon thread waits for its
-    EOF, then sends this process SIGTERM, which the server handles as any stop request. If the
-    process is still running ``grace`` (--timeout-graceful-shutdown) plus STOP_SLACK seconds
-    later, its loop is blocked (an app that never yields cannot let it act on the signal) and
-    the thread ends the process: no supervisor is left to kill it, and an orphan would hold
-    the port and its memory until the app returned.
-    """
-    parent = os.getppid()
-
-    def wait() -> None:
-        with contextlib.suppress(OSError):
-            while os.read(fd, 512):
-                pass  # nothing is written to it; EOF is the news
-        _log.warning("the supervisor (pid %d) is gone: stopping this worker", parent)
-        os.kill(os.getpid(), signal.SIGTERM)
-        if grace is None:
-            return
-        time.sleep(grace + STOP_SLACK)  # a daemon thread: a process that exits ends it
-        _log.error(
-            "this worker is still running %g s after its supervisor went "
-            "(--timeout-graceful-shutdown %g); exiting",
-            grace + STOP_SLACK,
-            grace,
-        )
-        os._exit(1)
-
-    threading.Thread(target=wait, name="tether-supervisor-watch", daemon=True).start()

@@ -23,6 +23,7 @@ from tether_server.startup import (
     on_stop_signal,
     where_text,
 )
+from tether_server.stopping import StopWatchdog
 from tether_threaded._config import Config, bind_socket, create_ssl_context
 from tether_threaded._loop import Loop
 
@@ -105,13 +106,21 @@ class Server:
         loop = self._loop
         assert loop is not None
         restore: dict[signal.Signals, Any] = {}
+        # No bound without handlers (nothing stops on a signal), nor for a worker (its
+        # supervisor kills it).
+        watchdog = StopWatchdog(None)
         if (
             self.config.install_signal_handlers
             and threading.current_thread() is threading.main_thread()
         ):
             signalled: list[int] = []
+            if self.config.notify_fd is None:
+                # The loop thread can be blocked too (a log handler stuck on its sink): a lone
+                # server ends itself once a stop has run past the grace + STOP_SLACK.
+                watchdog = StopWatchdog(self.config.timeout_graceful_shutdown)
 
             def on_signal(signum: int, frame: FrameType | None) -> None:
+                watchdog.arm(signum)  # first: what follows may block
                 # Counted first: a Python handler runs between bytecodes, so a second signal
                 # can interrupt this one while it logs, and it must know it is the second.
                 signalled.append(signum)
@@ -137,6 +146,7 @@ class Server:
                 on_serving()
             loop.run()
         finally:
+            watchdog.disarm()
             if self._exporter is not None:
                 self._exporter.close()
             for signum, handler in restore.items():
