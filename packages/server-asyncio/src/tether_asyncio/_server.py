@@ -25,7 +25,7 @@ from tether_asyncio._stream import FastStream, ReadBuffer
 from tether_asyncio._tls import CountedStream, handshake
 from tether_asyncio._types import Stream
 from tether_server.asgi_tls import TLSInfo
-from tether_server.binding import ACCEPT_PAUSE
+from tether_server.binding import ACCEPT_PAUSE, refuse_new_connections
 from tether_server.logfiles import REOPEN_SIGNAL, on_reopen_signal
 from tether_server.server_metrics import byte_totals
 from tether_server.startup import (
@@ -196,6 +196,7 @@ class Server:
                         if self._link is not None:
                             self._link.stopping()  # a lone server's STOPPING=1 to systemd
                         accepting.cancel_scope.cancel()
+                    self._accept_queued(sock, connections)
                 finally:
                     sock.close()
                 await self._drain(state)
@@ -244,21 +245,40 @@ class Server:
                     )
                     await anyio.sleep(ACCEPT_PAUSE)
                     break
-                client.setblocking(False)
-                if tcp:
-                    with contextlib.suppress(OSError):
-                        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                gate.opened()
-                if self._trio_stream is None:
-                    task = loop.create_task(self._connection(client))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                else:
-                    group.start_soon(self._connection, client)
+                self._start_connection(client, tcp, group)
+                if self._trio_stream is not None:
                     # Its first turn before the next accept, as with trio's own accept: trio
                     # runs a batch of new tasks in random order, and connections are served
                     # in the order they came (asyncio's tasks start in order).
                     await checkpoint()
+
+    def _start_connection(self, client: socket.socket, tcp: bool, group: TaskGroup) -> None:
+        """Serve the accepted socket ``client`` in a task of its own."""
+        client.setblocking(False)
+        if tcp:
+            with contextlib.suppress(OSError):
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._gate.opened()
+        if self._trio_stream is None:
+            task = asyncio.get_running_loop().create_task(self._connection(client))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            group.start_soon(self._connection, client)
+
+    def _accept_queued(self, sock: socket.socket, group: TaskGroup) -> None:
+        """At a stop, once the accept task has ended and before the listener closes: take every
+        connection the kernel has queued, past the gate's limit too. Their clients' connect()
+        has succeeded and their requests may be on the way; closing the last copy of the
+        listener would reset them. They are served by the graceful drain like the others."""
+        tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+        refuse_new_connections(sock)  # else more would come between the last accept and close
+        while True:
+            try:
+                client, _ = sock.accept()
+            except OSError:  # BlockingIOError: none left; anything else: nothing more to take
+                return
+            self._start_connection(client, tcp, group)
 
     async def _connection(self, accepted: socket.socket) -> None:
         """Serve one accepted connection's socket."""
@@ -415,6 +435,9 @@ class Server:
             if action is AtDrain.GOING_AWAY:
                 connection.websocket.going_away()
             elif action is AtDrain.CLOSE:
+                # An idle keep-alive connection: a request its client sends at this very
+                # moment is lost with it. That race is inherent (the client cannot know), and
+                # HTTP clients retry a request that failed on a reused connection.
                 connection.interrupt()
             elif connection.cycle is not None:
                 connection.cycle.shutdown()  # an app streaming a response gets http.disconnect

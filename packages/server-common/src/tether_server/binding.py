@@ -9,10 +9,14 @@ clear line.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import socket
 import stat
+import struct
+import sys
+import weakref
 from typing import Protocol
 
 from tether_server.startup import ConfigError
@@ -23,6 +27,21 @@ _log = logging.getLogger("tether.error")
 #: Seconds a server stops accepting after ``accept`` fails for want of descriptors or memory:
 #: the backlog stays readable meanwhile, and retrying at once would spin (asyncio's own delay).
 ACCEPT_PAUSE = 1.0
+
+#: The TCP listeners this process bound itself (not systemd's nor an inherited ``--fd``):
+#: only those may be told to refuse new connections at a stop (see refuse_new_connections).
+_BOUND_HERE: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+#: Linux's SO_ATTACH_FILTER, and a classic BPF program for it: drop a segment whose TCP flags
+#: are SYN without ACK (a new connection attempt), accept anything else. A TCP socket's filter
+#: sees the TCP header at offset 0; byte 13 holds the flags.
+_SO_ATTACH_FILTER = 26
+_DROP_SYN = (
+    (0x30, 0, 0, 13),  # ldb [13]
+    (0x54, 0, 0, 0x12),  # and #(SYN | ACK)
+    (0x15, 0, 1, 0x02),  # jeq #SYN, then drop, else accept
+    (0x06, 0, 0, 0),  # ret #0: dropped
+    (0x06, 0, 0, 0xFFFFFFFF),  # ret #-1: kept whole
+)
 
 
 class BindOptions(Protocol):
@@ -95,7 +114,36 @@ def bind_socket(config: BindOptions) -> socket.socket:
         raise ConfigError(f"cannot bind to {shown}:{config.port}: {exc.strerror}") from None
     sock.listen(config.backlog)
     sock.setblocking(False)
+    _BOUND_HERE.add(sock)
     return sock
+
+
+def refuse_new_connections(sock: socket.socket) -> bool:
+    """At a graceful stop, before the last accepts and the close: the kernel drops new
+    connection attempts on ``sock`` from now on, while the connections it has queued stay to be
+    accepted (their handshakes under way too). Returns whether it did.
+
+    Closing the last copy of a listener resets the connections still queued: clients whose
+    connect() succeeded and who sent their request. Without this, connections kept arriving
+    between a server's last accept and its close; with it, a client that comes after sees its
+    SYN dropped, retries, and finds the port closed (refused: nothing was lost). Linux only,
+    TCP only, and only on a socket this process bound: one from systemd or ``--fd`` outlives
+    this process (the filter would stay on it), and its backlog waits for the next server.
+    """
+    if sys.platform != "linux" or sock not in _BOUND_HERE:
+        return False
+    code = b"".join(struct.pack("HBBI", *instruction) for instruction in _DROP_SYN)
+    program = ctypes.create_string_buffer(code, len(code))  # the kernel copies it
+    try:
+        sock.setsockopt(
+            socket.SOL_SOCKET,
+            _SO_ATTACH_FILTER,
+            struct.pack("HP", len(_DROP_SYN), ctypes.addressof(program)),
+        )
+    except OSError as exc:
+        _log.debug("could not make the listener refuse new connections: %s", exc)
+        return False
+    return True
 
 
 def _from_fd(fd: int, what: str, backlog: int) -> socket.socket:
@@ -111,4 +159,4 @@ def _from_fd(fd: int, what: str, backlog: int) -> socket.socket:
     return sock
 
 
-__all__ = ["ACCEPT_PAUSE", "BindOptions", "bind_socket"]
+__all__ = ["ACCEPT_PAUSE", "BindOptions", "bind_socket", "refuse_new_connections"]

@@ -216,6 +216,14 @@ def supervise(
         worker.append("--multiprocess")
     dirs = (args.reload_dir or [args.app_dir or os.getcwd()]) if args.reload else None
     sock = bind()
+
+    def close_listener() -> None:
+        # At a stop: new connections are refused, then the workers take what is queued.
+        from tether_server.binding import refuse_new_connections
+
+        refuse_new_connections(sock)
+        sock.close()
+
     try:
         return Supervisor(
             worker,
@@ -226,7 +234,7 @@ def supervise(
             healthcheck_timeout=args.timeout_worker_healthcheck or None,
             graceful_timeout=args.timeout_graceful_shutdown,
             metrics=metrics,
-        ).run(sock.fileno())
+        ).run(sock.fileno(), close_listener=close_listener)
     finally:
         sock.close()
 

@@ -53,7 +53,7 @@ import selectors
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -122,6 +122,7 @@ class Supervisor:
         self._selector = selectors.DefaultSelector()
         self._signals: list[int] = []
         self._fd = -1
+        self._close_listener: Callable[[], None] | None = None
         #: The read end of the pipe whose EOF tells the workers that the supervisor is gone.
         self._alive = -1
         self._stopping = False
@@ -136,9 +137,15 @@ class Supervisor:
         #: --metrics-port: the workers' sum, and the restarts counted here.
         self._metrics = metrics
 
-    def run(self, fd: int) -> int:
-        """Serve on the listening socket ``fd`` until told to stop; return the exit status."""
+    def run(self, fd: int, close_listener: Callable[[], None] | None = None) -> int:
+        """Serve on the listening socket ``fd`` until told to stop; return the exit status.
+
+        ``close_listener`` closes this process's copy of ``fd``: called at a stop, before the
+        workers are told. While this copy stays open the kernel goes on queueing connections
+        that no worker will accept, and resets them when this process exits.
+        """
         self._fd = fd
+        self._close_listener = close_listener
         # A signal writes to this pipe, so that the wait below ends at once.
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -298,6 +305,11 @@ class Supervisor:
         self._stopping = True
         if first:
             self._notifier.stopping()
+            # No worker is started from here on. Once the workers' copies are the last, each
+            # takes what is queued before closing its own (a stop's final accepts).
+            if self._close_listener is not None:
+                self._close_listener()
+                self._close_listener = None
         for worker in self._workers:
             self._set_deadline(worker)
             if signum == QUICK_STOP_SIGNAL or not (first and worker.role is Role.RETIRING):

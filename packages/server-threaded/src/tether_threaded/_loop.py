@@ -32,7 +32,7 @@ from tether.serving_drain import AtDrain, Drain
 from tether.serving_screen import Screen
 from tether.serving_wsgi import Environ, WSGIApp, gathered_body, server_environ
 from tether_server.accesslog import peer_text
-from tether_server.binding import ACCEPT_PAUSE
+from tether_server.binding import ACCEPT_PAUSE, refuse_new_connections
 from tether_server.server_metrics import byte_totals
 from tether_server.startup import drain_timeout_message, draining_message
 from tether_server.wsgi_body import BodyBuffer, SpoolBudget
@@ -402,10 +402,12 @@ class Loop:
                 except Exception:
                     _lost(conn)
 
-    def _accept(self, listener: _Listener, now: float) -> None:
-        for _ in range(ACCEPT_BATCH):
-            if not self._listening:
-                return
+    def _accept(self, listener: _Listener, now: float, final: bool = False) -> None:
+        """Accept up to ACCEPT_BATCH connections while listening; ``final`` (a stop): every
+        connection queued, whatever the gate says (see _begin_shutdown)."""
+        taken = 0
+        while final or (taken < ACCEPT_BATCH and self._listening):
+            taken += 1
             try:
                 sock, address = listener.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -458,6 +460,12 @@ class Loop:
             self.on_stopping()
         self._listen(False)
         for listener in self._listeners:
+            # What the kernel has queued first: those clients' connect() has succeeded and
+            # their requests may be on the way, and closing the last copy of the listener
+            # would reset them. They are served by the drain below, as fresh connections;
+            # new ones are refused from now (else more would come before the close).
+            refuse_new_connections(listener.sock)
+            self._accept(listener, now, final=True)
             listener.sock.close()  # refuse new connections instead of leaving them in the backlog
         for conn in list(self.conns):
             with conn.lock:
@@ -469,6 +477,9 @@ class Loop:
                     requests=conn.core.request_count,
                 )
                 if action is AtDrain.CLOSE:
+                    # An idle keep-alive connection: a request its client sends at this very
+                    # moment is lost with it. That race is inherent (the client cannot know),
+                    # and HTTP clients retry a request that failed on a reused connection.
                     conn.close_soon()
                 elif action is AtDrain.GOING_AWAY:
                     conn.ws_close(now)  # no code: the session's going away (1001)
