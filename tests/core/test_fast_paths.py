@@ -363,13 +363,14 @@ _NAME_PIECES = st.sampled_from(
      b"X-Id", b"a", b"", b" Host", b"Ho st", b"H\x00", b"\xff", b"X\r", b"TransferEncoding"]
 )  # fmt: skip
 _VALUE_PIECES = st.sampled_from(
-    [b"", b" ", b"\t", b"v", b" v ", b"a b", b"\x80\xff", b"\x7f", b"\x00", b"\r", b"\n", b":"]
-)
+    [b"", b" ", b"\t", b"v", b" v ", b"a b", b"\x80\xff", b"\x7f", b"\x00", b"\r", b"\n", b":",
+     b": ", b": \n", b"\nX: ", b" :"]
+)  # fmt: skip
 _LINES = st.lists(
     st.builds(
         lambda name, sep, values: name + sep + b"".join(values),
         _NAME_PIECES,
-        st.sampled_from([b":", b": ", b" :", b""]),
+        st.sampled_from([b":", b": ", b" :", b"", b":  ", b":\t", b"::", b": : "]),
         st.lists(_VALUE_PIECES, max_size=4),
     ),
     max_size=14,
@@ -384,14 +385,40 @@ def _outcome(parse: object, lines: list[bytes]) -> object:
 
 
 @given(_LINES)
-def test_line_by_line_and_column_wise_field_parsers_agree(lines: list[bytes]) -> None:
-    """The two readers of field lines (``_head``: line by line up to ``_FEW_LINES`` lines,
-    column-wise past it) accept the same lines with the same fields and refuse the same."""
+def test_the_block_reader_and_the_line_reader_agree(lines: list[bytes]) -> None:
+    """The two readers of field lines (``_head``: a long block at once, by splitting it on
+    ": " once its CRLFs are marked; line by line otherwise, and whenever the block reader
+    declines) give the same fields for every block the block reader accepts, and it accepts
+    none that the line reader refuses. The lines are a head's, split on CRLF: none holds one."""
     from tether.http1 import _head
 
+    lines = [line for line in lines if b"\r\n" not in line]
+    if not lines:
+        return
+    block = _outcome(_head._parse_block, b"\r\n".join(lines))
     few = _outcome(_head._parse_few_fields, lines)
-    many = _outcome(_head._parse_many_fields, lines) if lines else []
-    assert few == many
+    if block is not None:
+        assert block == few
+    assert _outcome(_head._parse_fields, lines) == few
+
+
+def test_the_block_reader_takes_the_common_spelling() -> None:
+    """What makes the block reader worth having: it reads the common ``name: value`` lines
+    (here a browser's) itself; a line spelled otherwise makes it decline, and the line
+    reader then reads the block."""
+    from tether.http1 import _head
+
+    lines = [b"Host: a", b"User-Agent: x/1.0 (X11)", b"Accept: */*", b"X-Id:  7 ",
+             b"Cookie: a=b; c=d", b"Referer: https://a/b?c=d", b"Content-Length: 0"]  # fmt: skip
+    fields = [
+        (b"host", b"a"), (b"user-agent", b"x/1.0 (X11)"), (b"accept", b"*/*"), (b"x-id", b"7"),
+        (b"cookie", b"a=b; c=d"), (b"referer", b"https://a/b?c=d"), (b"content-length", b"0"),
+    ]  # fmt: skip
+    assert _head._parse_block(b"\r\n".join(lines)) == fields
+    for odd in (b"Warning: 1 a: b", b"Accept:*/*", b"Accept:\t*/*"):
+        unusual = [*lines, odd]
+        assert _head._parse_block(b"\r\n".join(unusual)) is None
+        assert _head._parse_fields(unusual) == _head._parse_few_fields(unusual) is not None
 
 
 @pytest.mark.parametrize(

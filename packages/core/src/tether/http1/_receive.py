@@ -26,7 +26,7 @@ from tether.http1._abnf import AUTHORITY_FORM
 from tether.http1._body import BodyReader
 from tether.http1._events import NEED_DATA, Request, Signal, new_request
 from tether.http1._head import (
-    _FEW_LINES,
+    _BLOCK_BYTES,
     _FRAMING_FIELDS,
     _JUST_CHUNKED,
     _MAX_LEADING_EMPTY_LINES,
@@ -40,8 +40,8 @@ from tether.http1._head import (
     _check_host,
     _connection_options,
     _diagnose_head,
+    _parse_block,
     _parse_few_fields,
-    _parse_many_fields,
     _transfer_codings,
 )
 from tether.http1._tables import (
@@ -141,7 +141,8 @@ class RequestReader(BodyReader):
         """Parse the complete head ``buf[pos:end + 4]`` (``end`` is where CRLF CRLF starts).
 
         The size limits are checked first; then the request line by one
-        ``fullmatch``, and the field lines, split on CRLF, by ``_head._parse_fields``'s rules.
+        ``fullmatch``, and the field lines by ``_head._parse_fields``'s rules (a long block
+        by ``_parse_block``, a short one line by line).
         This accepts exactly what the grammar in ``_abnf.REQUEST_HEAD`` accepts
         (a property test holds the two together); whatever it refuses goes to
         ``_diagnose_head`` for the precise error.
@@ -155,23 +156,30 @@ class RequestReader(BodyReader):
         if m is not None:
             method, target, minor, block = m.groups()
             self.head_request = method == b"HEAD"
-            lines = block.split(b"\r\n") if block is not None else []
+            headers: list[tuple[bytes, bytes]] | None
+            if end - pos <= limits._small_head:  # no line can be over a size limit
+                headers = (
+                    []
+                    if block is None
+                    else (_parse_block(block) if len(block) > _BLOCK_BYTES else None)
+                    or _parse_few_fields(block.split(b"\r\n"))
+                )
+            elif len(method) + len(target) + 10 > limits.max_request_line:
+                headers = None
+            elif block is None:
+                headers = []
+            else:
+                lines = block.split(b"\r\n")
+                headers = (
+                    (_parse_block(block) or _parse_few_fields(lines))
+                    if max(map(len, lines)) <= limits.max_header_line
+                    and len(lines) <= limits.max_header_count
+                    else None
+                )
             if (
-                0x23 not in target  # "#": _abnf.TARGET (an int needle, as in tether.serving)
-                and len(lines) <= limits.max_header_count
-                and (
-                    end - pos <= limits._small_head
-                    or (
-                        len(method) + len(target) + 10 <= limits.max_request_line
-                        and max(map(len, lines), default=0) <= limits.max_header_line
-                    )
-                )
-                and (
-                    headers := _parse_few_fields(lines)
-                    if len(lines) <= _FEW_LINES
-                    else _parse_many_fields(lines)
-                )
-                is not None
+                headers is not None
+                and len(headers) <= limits.max_header_count
+                and 0x23 not in target  # "#": _abnf.TARGET (an int needle, as in tether.serving)
             ):
                 self.pos = end + 4
                 return self._interpret(method, target, headers, minor == b"0")
