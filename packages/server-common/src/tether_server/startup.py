@@ -14,8 +14,8 @@ here, once, so the two command lines cannot drift apart:
 - :func:`trusted_proxies` reads ``--proxy-headers`` and ``--forwarded-allow-ips``.
 - :func:`add_process_options` and :func:`supervise` give ``--workers`` and ``--reload``
   (the supervisor itself is :mod:`tether_server.supervisor`); :func:`notify_serving` is a worker's
-  side of it, and :data:`STOP_SIGNALS` and :func:`stop_message` say how either server reacts
-  to a signal.
+  side of it; :data:`STOP_SIGNALS` and :func:`on_stop_signal` (from
+  :mod:`tether_server.stopping`) say how either server reacts to a stop signal.
 
 Nothing here opens a socket, starts a thread or reads a clock: binding the listening socket
 stays in each server (:func:`supervise` is handed the server's binding function), and the
@@ -47,6 +47,17 @@ from tether_server.options import (
     add_logging_options,
     add_tls_options,
     add_websocket_options,
+)
+from tether_server.stopping import (
+    FORCE_HINT,
+    FORCED_EXIT,
+    QUICK_STOP_SIGNAL,
+    STOP_SIGNALS,
+    forces_stop,
+    mark_supervised,
+    on_stop_signal,
+    stop_message,
+    supervised,
 )
 from tether_server.systemd import Notifier
 from tether_server.tls import SSLOptions, create_ssl_context
@@ -204,8 +215,7 @@ def supervise(
     if args.supervisor_fd is not None:
         from tether_server.stopping import watch_supervisor
 
-        global _supervised
-        _supervised = True
+        mark_supervised()
         watch_supervisor(args.supervisor_fd, args.timeout_graceful_shutdown)
     if args.workers == 1 and not args.reload:
         return None
@@ -239,54 +249,19 @@ def supervise(
         sock.close()
 
 
-#: The signal both servers stop on quickly (gunicorn's SIGQUIT): a first stop signal and the
-#: second that forces it at once, so open connections are closed without waiting for
-#: ``--timeout-graceful-shutdown``. Its default action would kill the process with a core dump.
-QUICK_STOP_SIGNAL = signal.SIGQUIT
-
-#: The signals both servers stop on: gracefully, a second one forcing the exit; quickly at
-#: once for :data:`QUICK_STOP_SIGNAL`.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, QUICK_STOP_SIGNAL)
-
 #: The signals a --workers supervisor adds and removes a worker on (gunicorn's): a server
 #: process on its own logs them and goes on, where their default action would stop it (the
 #: process would then answer nothing until SIGCONT).
 COUNT_SIGNALS = (signal.SIGTTIN, signal.SIGTTOU)
-
-# Whether this process is a worker of a --workers supervisor (set by supervise()).
-_supervised = False
 
 
 def on_count_signal(signum: int) -> None:
     """What a :data:`COUNT_SIGNALS` signal means to a server process (not a supervisor):
     nothing, said in the log."""
     name = signal.Signals(signum).name
-    where = "send it to the supervisor" if _supervised else "run with --workers"
+    where = "send it to the supervisor" if supervised() else "run with --workers"
     logging.getLogger("tether.error").warning(
         "%s received: ignored (to add or remove a worker, %s)", name, where
-    )
-
-
-def stop_message(signum: int) -> str:
-    """The line a server logs when a stop signal (:data:`STOP_SIGNALS`) arrives.
-
-    SIGHUP stops a server gracefully, handing over: requests in flight are answered and idle
-    keep-alive connections are kept until the client's next request or their keep-alive
-    timeout (see :mod:`tether_server.supervisor`), so a server that takes over the socket loses
-    nothing. A worker gets it from its supervisor during a reload; a server on its own cannot
-    re-import its app in place (modules already imported, and the app's state, would stay), so
-    it says that reloading needs ``--workers``.
-    """
-    name = signal.Signals(signum).name
-    if signum == QUICK_STOP_SIGNAL:
-        return f"{name} received: shutting down quickly, closing open connections now"
-    if signum != signal.SIGHUP:
-        return f"{name} received: shutting down"
-    if _supervised:
-        return f"{name} received: shutting down gracefully, handing over to the other workers"
-    return (
-        f"{name} received: shutting down gracefully (to reload without stopping, run with "
-        "--workers: its supervisor reloads on SIGHUP)"
     )
 
 
@@ -321,38 +296,6 @@ def running_message(where: str, app: str, kind: str) -> str:
     """The line both servers log once serving, in the same words (uvicorn's "running on ...
     (Press CTRL+C to quit)", with the app and ``kind``: "ASGI, asyncio", "WSGI, 8 threads")."""
     return f"Tether running on {where} with {app} ({kind}; Press CTRL+C to quit)"
-
-
-#: Logged after :func:`stop_message`: how to cut a graceful shutdown short.
-FORCE_HINT = "a second signal forces the exit"
-
-#: Logged (a warning) when that second signal arrives.
-FORCED_EXIT = "second signal: forcing exit"
-
-
-def on_stop_signal(signum: int, *, first: bool) -> bool:
-    """What a stop signal (:data:`STOP_SIGNALS`) means, logged the same on both servers.
-
-    The ``first`` begins a graceful stop (:func:`stop_message`, then :data:`FORCE_HINT`);
-    a later one forces the exit (:data:`FORCED_EXIT`), which the server does. A first
-    :data:`QUICK_STOP_SIGNAL` is both at once, said in one line; the server begins its stop
-    and forces it (:func:`forces_stop`). Returns whether the stop hands over: a first SIGHUP
-    keeps idle keep-alive connections until their next request
-    (:class:`tether.serving_drain.Drain`).
-    """
-    log = logging.getLogger("tether.error")
-    if not first:
-        log.warning("%s", FORCED_EXIT)
-        return False
-    log.info("%s", stop_message(signum))
-    if signum != QUICK_STOP_SIGNAL:
-        log.info("%s", FORCE_HINT)
-    return signum == signal.SIGHUP
-
-
-def forces_stop(signum: int, *, first: bool) -> bool:
-    """Whether a stop signal cuts the graceful shutdown short: a second one, or SIGQUIT."""
-    return not first or signum == QUICK_STOP_SIGNAL
 
 
 def draining_message(count: int) -> str:
@@ -516,6 +459,7 @@ __all__ = [
     "forces_stop",
     "import_app",
     "on_count_signal",
+    "on_stop_signal",
     "running_message",
     "stop_message",
     "where_text",

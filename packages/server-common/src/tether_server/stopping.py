@@ -1,9 +1,11 @@
-"""What ends a stop in time when the server's own loop cannot: an app that blocks it.
+"""How a server stops: on which signals, what it says, and what ends a stop in time when the
+server's own loop cannot (an app that blocks it).
 
-Both servers act on a stop signal in their loop. An application that blocks the loop (a
-synchronous call in an async app, a busy loop, a log handler stuck on its sink) leaves it deaf,
-and the stop never ends. Each kind of process has a bound, ``--timeout-graceful-shutdown`` +
-:data:`STOP_SLACK` seconds after it was told to stop:
+Both servers stop on :data:`STOP_SIGNALS` (gracefully; a second one, or SIGQUIT at once,
+forces the stop) and say so through :func:`on_stop_signal`. They act on it in their loop. An
+application that blocks the loop (a synchronous call in an async app, a busy loop, a log
+handler stuck on its sink) leaves it deaf, and the stop never ends. Each kind of process has a
+bound, ``--timeout-graceful-shutdown`` + :data:`STOP_SLACK` seconds after it was told to stop:
 
 - a ``--workers`` worker is killed by its supervisor (:mod:`tether_server.supervisor`);
 - a worker whose supervisor died ends itself (:func:`watch_supervisor`);
@@ -31,6 +33,90 @@ _log = logging.getLogger("tether.error")
 STOP_SLACK = 3.0
 #: The byte :meth:`StopWatchdog.disarm` writes (a signal's is its number, never 0).
 _DISARM = b"\0"
+
+
+# -- which signals stop a server, and what it says -----------------------------------------
+
+#: The signal both servers stop on quickly (gunicorn's SIGQUIT): a first stop signal and the
+#: second that forces it at once, so open connections are closed without waiting for
+#: ``--timeout-graceful-shutdown``. Its default action would kill the process with a core dump.
+QUICK_STOP_SIGNAL = signal.SIGQUIT
+
+#: The signals both servers stop on: gracefully, a second one forcing the exit; quickly at
+#: once for :data:`QUICK_STOP_SIGNAL`.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, QUICK_STOP_SIGNAL)
+
+# Whether this process is a worker of a --workers supervisor (see mark_supervised).
+_supervised = False
+
+
+def mark_supervised() -> None:
+    """This process is a ``--workers`` or ``--reload`` worker (set at start-up)."""
+    global _supervised
+    _supervised = True
+
+
+def supervised() -> bool:
+    """Whether this process is a worker of a supervisor."""
+    return _supervised
+
+
+def stop_message(signum: int) -> str:
+    """The line a server logs when a stop signal (:data:`STOP_SIGNALS`) arrives.
+
+    SIGHUP stops a server gracefully, handing over: requests in flight are answered and idle
+    keep-alive connections are kept until the client's next request or their keep-alive
+    timeout (see :mod:`tether_server.supervisor`), so a server that takes over the socket loses
+    nothing. A worker gets it from its supervisor during a reload; a server on its own cannot
+    re-import its app in place (modules already imported, and the app's state, would stay), so
+    it says that reloading needs ``--workers``.
+    """
+    name = signal.Signals(signum).name
+    if signum == QUICK_STOP_SIGNAL:
+        return f"{name} received: shutting down quickly, closing open connections now"
+    if signum != signal.SIGHUP:
+        return f"{name} received: shutting down"
+    if _supervised:
+        return f"{name} received: shutting down gracefully, handing over to the other workers"
+    return (
+        f"{name} received: shutting down gracefully (to reload without stopping, run with "
+        "--workers: its supervisor reloads on SIGHUP)"
+    )
+
+
+#: Logged after :func:`stop_message`: how to cut a graceful shutdown short.
+FORCE_HINT = "a second signal forces the exit"
+
+#: Logged (a warning) when that second signal arrives.
+FORCED_EXIT = "second signal: forcing exit"
+
+
+def on_stop_signal(signum: int, *, first: bool) -> bool:
+    """What a stop signal (:data:`STOP_SIGNALS`) means, logged the same on both servers.
+
+    The ``first`` begins a graceful stop (:func:`stop_message`, then :data:`FORCE_HINT`);
+    a later one forces the exit (:data:`FORCED_EXIT`), which the server does. A first
+    :data:`QUICK_STOP_SIGNAL` is both at once, said in one line; the server begins its stop
+    and forces it (:func:`forces_stop`). Returns whether the stop hands over: a first SIGHUP
+    keeps idle keep-alive connections until their next request
+    (:class:`tether.serving_drain.Drain`).
+    """
+    log = logging.getLogger("tether.error")
+    if not first:
+        log.warning("%s", FORCED_EXIT)
+        return False
+    log.info("%s", stop_message(signum))
+    if signum != QUICK_STOP_SIGNAL:
+        log.info("%s", FORCE_HINT)
+    return signum == signal.SIGHUP
+
+
+def forces_stop(signum: int, *, first: bool) -> bool:
+    """Whether a stop signal cuts the graceful shutdown short: a second one, or SIGQUIT."""
+    return not first or signum == QUICK_STOP_SIGNAL
+
+
+# -- what bounds a stop in time -------------------------------------------------------------
 
 
 class StopWatchdog:
@@ -161,4 +247,17 @@ def watch_supervisor(fd: int, grace: float | None = None) -> None:
     threading.Thread(target=wait, name="tether-supervisor-watch", daemon=True).start()
 
 
-__all__ = ["STOP_SLACK", "StopWatchdog", "watch_supervisor"]
+__all__ = [
+    "FORCED_EXIT",
+    "FORCE_HINT",
+    "QUICK_STOP_SIGNAL",
+    "STOP_SIGNALS",
+    "STOP_SLACK",
+    "StopWatchdog",
+    "forces_stop",
+    "mark_supervised",
+    "on_stop_signal",
+    "stop_message",
+    "supervised",
+    "watch_supervisor",
+]

@@ -59,8 +59,7 @@ from typing import TYPE_CHECKING
 
 from tether_server.logfiles import REOPEN_SIGNAL, reopen_log_files
 from tether_server.reload_watch import FileWatcher
-from tether_server.startup import QUICK_STOP_SIGNAL
-from tether_server.stopping import STOP_SLACK
+from tether_server.stopping import QUICK_STOP_SIGNAL, STOP_SLACK
 from tether_server.systemd import Notifier
 from tether_server.workers import Role, Worker
 
