@@ -186,7 +186,7 @@ class StopWatchdog:
                 "loop is blocked (an application call that does not return?); exiting with "
                 "status 1",
                 limit,
-                _signal_name(first[0]),
+                signal_name(first[0]),
                 self._grace,
                 STOP_SLACK,
             )
@@ -207,7 +207,8 @@ def _report(message: str, *args: object) -> None:
             os.write(2, f"ERROR: {message % args}\n".encode(errors="replace"))
 
 
-def _signal_name(signum: int) -> str:
+def signal_name(signum: int) -> str:
+    """A signal's name (SIGTERM), or its number for one Python does not name."""
     try:
         return signal.Signals(signum).name
     except ValueError:
@@ -257,6 +258,7 @@ __all__ = [
     "forces_stop",
     "mark_supervised",
     "on_stop_signal",
+    "signal_name",
     "stop_message",
     "supervised",
     "watch_supervisor",

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING
 
 from tether_server.logfiles import REOPEN_SIGNAL, reopen_log_files
 from tether_server.reload_watch import FileWatcher
-from tether_server.stopping import QUICK_STOP_SIGNAL, STOP_SLACK
+from tether_server.stopping import QUICK_STOP_SIGNAL, STOP_SLACK, signal_name
 from tether_server.systemd import Notifier
 from tether_server.workers import Role, Worker
 
@@ -392,7 +392,7 @@ class Supervisor:
                 _log.warning(
                     "worker %d was killed by %s while starting; restarting it",
                     worker.slot,
-                    _signal_name(-code),
+                    signal_name(-code),
                 )
                 self._count_restart("exit")
                 self._start(worker.slot, Role.ACTIVE)
@@ -504,10 +504,3 @@ class Supervisor:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals.append(signum)
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"

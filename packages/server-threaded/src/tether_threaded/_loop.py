@@ -460,10 +460,8 @@ class Loop:
             self.on_stopping()
         self._listen(False)
         for listener in self._listeners:
-            # What the kernel has queued first: those clients' connect() has succeeded and
-            # their requests may be on the way, and closing the last copy of the listener
-            # would reset them. They are served by the drain below, as fresh connections;
-            # new ones are refused from now (else more would come before the close).
+            # Queued connections first (their connect() succeeded; the last close would reset
+            # them), served by the drain below; new ones are refused from now.
             refuse_new_connections(listener.sock)
             self._accept(listener, now, final=True)
             listener.sock.close()  # refuse new connections instead of leaving them in the backlog
@@ -477,9 +475,8 @@ class Loop:
                     requests=conn.core.request_count,
                 )
                 if action is AtDrain.CLOSE:
-                    # An idle keep-alive connection: a request its client sends at this very
-                    # moment is lost with it. That race is inherent (the client cannot know),
-                    # and HTTP clients retry a request that failed on a reused connection.
+                    # Idle keep-alive: a request sent at this very moment is lost with it, an
+                    # inherent race (clients retry a request failed on a reused connection).
                     conn.close_soon()
                 elif action is AtDrain.GOING_AWAY:
                     conn.ws_close(now)  # no code: the session's going away (1001)
