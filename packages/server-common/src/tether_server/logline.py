@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import time
+import traceback
 from typing import Any, TextIO
 
 __all__ = ["JSONFormatter", "LineHandler", "TextFormatter", "write_info"]
@@ -112,6 +113,35 @@ class JSONFormatter(logging.Formatter):
         )
 
 
+def _traceback_text(ei: Any) -> str:
+    """``logging.Formatter.formatException``'s text, with each exception's message and notes
+    (in a chain or a group) made one line: a client's bytes reach them (an application's
+    ``ValueError(f"bad name {name}")``), and a line break there could forge a record. The
+    traceback's own lines (frames, source, the chain's sentences) keep their breaks."""
+    try:
+        top = traceback.TracebackException(ei[0], ei[1], ei[2], compact=True)
+    except Exception:  # an exception whose formatting fails: the logging module's own text
+        return logging.Formatter().formatException(ei)
+    todo = [top]
+    seen: set[int] = set()
+    while todo:
+        te = todo.pop()
+        if id(te) in seen:
+            continue
+        seen.add(id(te))
+        # TracebackException keeps the message as _str (CPython 3.11 to 3.14): without it,
+        # the text is the logging module's, as before.
+        text = getattr(te, "_str", None)
+        if isinstance(text, str):
+            te._str = _safe_text(text, _MESSAGE_CONTROL)  # type: ignore[attr-defined]
+        notes = getattr(te, "__notes__", None)
+        if isinstance(notes, list):
+            te.__notes__ = [_safe_text(str(n), _MESSAGE_CONTROL) for n in notes]  # type: ignore[attr-defined]
+        todo += [t for t in (te.__cause__, te.__context__) if t is not None]
+        todo += getattr(te, "exceptions", None) or []
+    return "".join(top.format()).removesuffix("\n")
+
+
 class TextFormatter(logging.Formatter):
     """``LEVEL: message`` (and a traceback), with the controls a terminal acts on escaped."""
 
@@ -124,8 +154,9 @@ class TextFormatter(logging.Formatter):
         return _safe_text(super().formatMessage(record), _MESSAGE_CONTROL)
 
     def formatException(self, ei: Any) -> str:
-        """A traceback: its lines, with every other control escaped."""
-        return _safe_text(super().formatException(ei))
+        """A traceback: its lines, with every other control escaped, and a line break inside
+        an exception's message or note escaped too (it would start what reads as a record)."""
+        return _safe_text(_traceback_text(ei))
 
     def formatStack(self, stack_info: str) -> str:
         """A stack: its lines, with every other control escaped."""
