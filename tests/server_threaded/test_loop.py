@@ -243,10 +243,10 @@ def test_tls(certificate: tuple[Path, Path], tmp_path: Path) -> None:
         assert client.get("/x").text == "https /x"
         assert client.post("/", content=b"p" * 3_000_000).text == "3000000"
         assert client.get("/file").content == blob
-        # A client that is not speaking TLS does not hurt the server.
+        # A client that is not speaking TLS does not hurt the server: it is told, in plain HTTP.
         sock = connect(server)
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert read_until_closed(sock)[:8] != b"HTTP/1.1"
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 400 ")
         assert client.get("/again").text == "https /again"
 
 

@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from typing import Any
 
+import anyio
 from anyio import EndOfStream
 from anyio.streams.tls import TLSStream
+
+from tether.serving_cycle import RULES
+from tether_server.tls import PLAIN_HTTP_RESPONSE, plain_http
 
 
 async def handshake(stream: Any, context: ssl.SSLContext) -> TLSStream:
@@ -22,6 +27,7 @@ async def handshake(stream: Any, context: ssl.SSLContext) -> TLSStream:
     """
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_side=True)
+    first = True
     while True:
         try:
             tls.do_handshake()
@@ -29,9 +35,15 @@ async def handshake(stream: Any, context: ssl.SSLContext) -> TLSStream:
             if outgoing.pending:
                 await stream.send(outgoing.read())
             try:
-                incoming.write(await stream.receive())
+                data = await stream.receive()
             except EndOfStream:
                 incoming.write_eof()
+                continue
+            if first and plain_http(data):
+                await _refuse_plain_http(stream)
+                raise ssl.SSLError("plain HTTP sent to the TLS port (answered 400)") from None
+            first = False
+            incoming.write(data)
         except ssl.SSLError:
             if outgoing.pending:  # the alert
                 await stream.send(outgoing.read())
@@ -47,6 +59,19 @@ async def handshake(stream: Any, context: ssl.SSLContext) -> TLSStream:
         _read_bio=incoming,
         _write_bio=outgoing,
     )
+
+
+async def _refuse_plain_http(stream: Any) -> None:
+    """Answer plain HTTP on the TLS port with a plain 400, then half-close and linger (reading
+    and dropping the rest of the request, bounded as after an HTTP error) so that closing with
+    unread bytes does not reset the connection before the client reads the answer."""
+    with contextlib.suppress(Exception):
+        await stream.send(PLAIN_HTTP_RESPONSE)
+        await stream.send_eof()
+        budget = RULES.linger_bytes
+        with anyio.move_on_after(RULES.linger_seconds):
+            while budget > 0:
+                budget -= len(await stream.receive())
 
 
 class CountedStream:

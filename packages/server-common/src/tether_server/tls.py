@@ -77,3 +77,22 @@ def create_ssl_context(options: SSLOptions) -> ssl.SSLContext | None:
         raise ConfigError(f"could not load the TLS certificate or key: {exc}") from None
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+# -- plain HTTP on a TLS port ----------------------------------------------------------------
+
+_PLAIN_HTTP_TEXT = b"This port speaks HTTPS: the request was sent as plain HTTP.\n"
+#: What a client that sends plain HTTP to a TLS port is answered, in plain HTTP, before the
+#: connection closes (nginx answers such a request 400 too): ``curl http://host:443/`` then
+#: says why instead of "empty reply from server".
+PLAIN_HTTP_RESPONSE = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_PLAIN_HTTP_TEXT), _PLAIN_HTTP_TEXT)
+)
+
+
+def plain_http(first: bytes) -> bool:
+    """Whether the first bytes a client sent to a TLS port start plain HTTP: a method's
+    uppercase letter, where a TLS handshake starts with 0x16 (a record) or 0x80 and up (an
+    SSLv2-style hello)."""
+    return bool(first) and 0x41 <= first[0] <= 0x5A

@@ -21,6 +21,7 @@ from typing import Protocol, cast
 
 from tether.serving_cycle import RULES
 from tether_server.server_metrics import ServerMetrics
+from tether_server.tls import PLAIN_HTTP_RESPONSE, plain_http
 from tether_threaded._config import Config
 from tether_threaded._input import ClientDisconnected
 
@@ -209,6 +210,19 @@ class Transport:
     def _handshake(self, now: float) -> None:
         """Go on with the TLS handshake; once done, read HTTP (loop thread)."""
         try:
+            # A peek at the raw bytes: every TLS record starts with a byte below 0x20, so this
+            # sees plain HTTP only where a handshake should start.
+            first = socket.socket.recv(self.sock, 1, socket.MSG_PEEK)
+        except OSError:  # nothing there yet (or a reset the handshake will meet)
+            first = b""
+        if plain_http(first):
+            _log.debug("%s: plain HTTP sent to the TLS port: answered 400", self.client)
+            self._plain_socket()
+            with contextlib.suppress(OSError):
+                self.sock.send(PLAIN_HTTP_RESPONSE)  # a few hundred bytes: the buffer takes them
+            self._finish_close(now)
+            return
+        try:
             cast(ssl.SSLSocket, self.sock).do_handshake()
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as exc:
             self.want = READ if isinstance(exc, ssl.SSLWantReadError) else WRITE
@@ -238,13 +252,17 @@ class Transport:
         if self.eof:
             self.close_now()
             return
+        self._plain_socket()
+        self._finish_close(now)
+
+    def _plain_socket(self) -> None:
+        """Go on with the connection's plain socket (its TLS layer failed or was never used)."""
         if self.registered:  # the descriptor is registered again under its plain socket
             self.loop.selector.unregister(self.sock)
             self.registered = 0
         self.sock = socket.socket(fileno=self.sock.detach())
         self.tls = False
         self.phase = Phase.HTTP
-        self._finish_close(now)
 
     def on_readable(self, now: float) -> None:
         """The socket is readable (loop thread): go on with the TLS handshake, or read and drop
