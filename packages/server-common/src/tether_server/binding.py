@@ -19,7 +19,7 @@ import sys
 import weakref
 from typing import Protocol
 
-from tether_server.startup import ConfigError
+from tether_server.options import ConfigError
 from tether_server.systemd import listen_fds
 
 _log = logging.getLogger("tether.error")

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tether.serving import TrustedProxies
+from tether_server.binding import refuse_new_connections
 from tether_server.logline import LineHandler
 from tether_server.option_types import _optional_seconds, _positive_int, _seconds
 from tether_server.options import (
@@ -229,8 +230,6 @@ def supervise(
 
     def close_listener() -> None:
         # At a stop: new connections are refused, then the workers take what is queued.
-        from tether_server.binding import refuse_new_connections
-
         refuse_new_connections(sock)
         sock.close()
 
