@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: An ASGI app for command-line tests: ``?seconds`` makes it print "in app" and wait that long
@@ -84,6 +86,35 @@ def spawn(
         text=True,
         pass_fds=pass_fds,
     )
+
+
+#: A WSGI app whose ``/slow`` says "in app" and then waits ten minutes; anything else is
+#: answered at once.
+SLOW_WSGI = """
+import time
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        print("in app", flush=True)
+        time.sleep(600)
+    start_response("200 OK", [("Content-Length", "4")])
+    return [b"done"]
+"""
+
+
+def spawn_server(
+    server: str, cwd: Path, apps: tuple[str, str], *args: str
+) -> subprocess.Popen[str]:
+    """``server`` ("asyncio", "trio" or "threaded") serving one of ``apps`` (an ASGI and a
+    WSGI module's source, written to ``cwd``) with ``args``: tether serve with ``--backend``,
+    or tether-threaded with four threads. Skips a trio server when trio is not installed."""
+    (cwd / "spawned_asgi.py").write_text(apps[0])
+    (cwd / "spawned_wsgi.py").write_text(apps[1])
+    if server == "threaded":
+        return spawn("tether_threaded", cwd, "spawned_wsgi:app", "--threads", "4", *args)
+    if server == "trio":
+        pytest.importorskip("trio")
+    return spawn("tether_asyncio", cwd, "serve", "spawned_asgi:app", "--backend", server, *args)
 
 
 @contextlib.contextmanager

@@ -341,3 +341,14 @@ class FastReader:
         self._stop.set()
         self._thread.join(5)
         self.sock.close()
+
+
+def exchange(server: ServerProcess, request: bytes) -> bytes:
+    """Send one request, half-close, and read the whole response (until the server closes)."""
+    with server.connect() as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data

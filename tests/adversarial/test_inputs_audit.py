@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import re
-import socket
 import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ import pytest
 
 import tether.sse
 import tether_server.forwarded
-from tests.adversarial._servers import ServerProcess, tether_serve, tether_threaded
+from tests.adversarial._servers import exchange, tether_serve, tether_threaded
 from tests.regex_model import Backtracker
 from tether.errors import RemoteProtocolError
 from tether.multipart import (
@@ -198,17 +197,6 @@ def app(environ, start_response):
 """
 
 
-def _exchange(server: ServerProcess, request: bytes) -> bytes:
-    """Send one request (with ``Connection: close``); the whole response."""
-    with server.connect() as sock:
-        sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
-
-
 @pytest.mark.parametrize("server_kind", ["asyncio", "threaded"])
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_a_forged_zone_reaches_neither_the_application_nor_the_log(
@@ -224,7 +212,7 @@ def test_a_forged_zone_reaches_neither_the_application_nor_the_log(
         context = tether_threaded(tmp_path, *options, app=ECHO_CLIENT_WSGI)
     request = b"GET /zone HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Forwarded-For: "
     with context as server:
-        response = _exchange(server, request + ZONED + b"\r\n\r\n")
+        response = exchange(server, request + ZONED + b"\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 200 "), response
     assert b"127.0.0.1" in response.partition(b"\r\n\r\n")[2]
     # The server has stopped: everything it logged is in the file.
@@ -474,7 +462,7 @@ def test_client_text_in_an_application_error_reaches_the_log_escaped(
     ``--log-format json`` too (``ensure_ascii=False`` escapes C0 only)."""
     with tether_serve(tmp_path, "--log-format", log_format, app=RAISING_ASGI) as server:
         request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Name: \xc2\x9b2J\r\n\r\n"
-        assert _exchange(server, request).startswith(b"HTTP/1.1 500 ")
+        assert exchange(server, request).startswith(b"HTTP/1.1 500 ")
     raw = server.log.read_bytes()
     assert b"bad name" in raw, raw
     assert b"\x9b" not in raw, raw
@@ -535,7 +523,7 @@ def test_the_threaded_server_reads_the_proxys_forwarded_element_strictly(tmp_pat
         for element, expected in cases:
             fields = b"".join(b"Forwarded: " + value + b"\r\n" for value in hostile)
             request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + fields
-            response = _exchange(server, request + b"Forwarded: " + element + b"\r\n\r\n")
+            response = exchange(server, request + b"Forwarded: " + element + b"\r\n\r\n")
             assert response.startswith(b"HTTP/1.1 200 "), response[:200]
             assert response.partition(b"\r\n\r\n")[2].startswith(expected), response
 

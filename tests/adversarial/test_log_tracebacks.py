@@ -10,12 +10,11 @@ each (chained and grouped exceptions too); the traceback's frames keep their lin
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
-from tests.adversarial._servers import ServerProcess, tether_serve, tether_threaded
+from tests.adversarial._servers import exchange, tether_serve, tether_threaded
 
 FORGED = "INFO: 203.0.113.9 - GET /admin 200"
 REQUEST = b"GET /a%0AINFO:%20203.0.113.9%20-%20GET%20/admin%20200 HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -37,16 +36,6 @@ def app(environ, start_response):
 """
 
 
-def _ask(server: ServerProcess) -> bytes:
-    with server.connect() as sock:
-        sock.sendall(REQUEST)
-        sock.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
-
-
 @pytest.mark.parametrize("kind", ["asyncio", "threaded"])
 def test_a_line_break_in_an_exception_message_stays_in_its_line(kind: str, tmp_path: Path) -> None:
     if kind == "asyncio":
@@ -54,7 +43,7 @@ def test_a_line_break_in_an_exception_message_stays_in_its_line(kind: str, tmp_p
     else:
         context = tether_threaded(tmp_path, app=RAISING_WSGI)
     with context as server:
-        assert _ask(server).startswith(b"HTTP/1.1 500 ")
+        assert exchange(server, REQUEST).startswith(b"HTTP/1.1 500 ")
     text = server.log.read_text()  # the server has stopped: its log is whole
     lines = text.splitlines()
     assert any("Traceback (most recent call last):" in line for line in lines), text

@@ -312,9 +312,9 @@ def test_a_file_that_shrinks_while_sent_logs_no_traceback(static_server: StaticS
     static_server.log.wait_for("GET /s/quiet.bin", 1, timeout=10)
     assert "Traceback" not in static_server.log.text[mark:]
     # One warning line says what happened (tether.errors.ShortBody), once.
-    assert static_server.log.text[mark:].lower().count("response cut short") == 1, static_server.log.text[
-        mark:
-    ]
+    assert static_server.log.text[mark:].lower().count("response cut short") == 1, (
+        static_server.log.text[mark:]
+    )
 
 
 def test_a_file_that_grows_while_sent_keeps_to_its_content_length(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import RUNNING, LogLines, free_port, reaped, spawn, wait_until
+from tests.processes import RUNNING, LogLines, free_port, reaped, spawn_server, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -98,14 +98,8 @@ class _Clients:
 
 
 def _serve(server: str, cwd: Path, port: int, *args: str) -> subprocess.Popen[str]:
-    (cwd / "fast_asgi.py").write_text(ASGI_APP)
-    (cwd / "fast_wsgi.py").write_text(WSGI_APP)
     common = ("--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "10", *args)
-    if server == "threaded":
-        return spawn("tether_threaded", cwd, "fast_wsgi:app", "--threads", "4", *common)
-    if server == "trio":
-        pytest.importorskip("trio")
-    return spawn("tether_asyncio", cwd, "serve", "fast_asgi:app", "--backend", server, *common)
+    return spawn_server(server, cwd, (ASGI_APP, WSGI_APP), *common)
 
 
 def _one_stop(server: str, cwd: Path, workers: int) -> _Clients:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import RUNNING, STOPPED, LogLines, free_port, reaped, spawn
+from tests.processes import RUNNING, SLOW_WSGI, STOPPED, LogLines, free_port, reaped, spawn_server
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -40,33 +40,16 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": b"done"})
 """
 
-WSGI_APP = """
-import time
-
-def app(environ, start_response):
-    if environ["PATH_INFO"] == "/slow":
-        print("in app", flush=True)
-        time.sleep(600)
-    start_response("200 OK", [("Content-Length", "4")])
-    return [b"done"]
-"""
+WSGI_APP = SLOW_WSGI
 
 SERVERS = ("asyncio", "trio", "threaded")
 
 
 def _serve(server: str, cwd: Path, port: int, *args: str) -> subprocess.Popen[str]:
     """A server whose graceful stop would wait ten minutes for a request in flight."""
-    (cwd / "quick_asgi.py").write_text(ASGI_APP)
-    (cwd / "quick_wsgi.py").write_text(WSGI_APP)
     common = ("--port", str(port), "--timeout-graceful-shutdown", "600", "--no-access-log", *args)
-    if server == "threaded":
-        return spawn("tether_threaded", cwd, "quick_wsgi:app", "--threads", "4", *common)
-    if server == "trio":
-        pytest.importorskip("trio")
-    return spawn(
-        "tether_asyncio", cwd, "serve", "quick_asgi:app", "--backend", server, "--lifespan", "on",
-        *common,
-    )  # fmt: skip
+    lifespan = () if server == "threaded" else ("--lifespan", "on")
+    return spawn_server(server, cwd, (ASGI_APP, WSGI_APP), *lifespan, *common)
 
 
 def _connect(port: int, request: bytes) -> socket.socket:

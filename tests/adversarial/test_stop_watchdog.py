@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import RUNNING, STOPPED, LogLines, free_port, reaped, spawn
+from tests.processes import RUNNING, SLOW_WSGI, STOPPED, LogLines, free_port, reaped, spawn
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -40,7 +40,8 @@ async def app(scope, receive, send):
 
 #: A WSGI app, and a log handler on tether's error log that blocks (a sink that stopped
 #: answering) once the server says it is shutting down: the loop thread logs that line.
-STUCK_LOG_WSGI = """
+STUCK_LOG_WSGI = (
+    """
 import logging, time
 
 class StuckSink(logging.Handler):
@@ -50,14 +51,9 @@ class StuckSink(logging.Handler):
             time.sleep(600)
 
 logging.getLogger("tether.error").addHandler(StuckSink())
-
-def app(environ, start_response):
-    if environ["PATH_INFO"] == "/slow":
-        print("in app", flush=True)
-        time.sleep(600)
-    start_response("200 OK", [("Content-Length", "4")])
-    return [b"done"]
 """
+    + SLOW_WSGI
+)
 
 
 def _spawn(tmp_path: Path, name: str, app: str, *command: str) -> tuple[subprocess.Popen[str], int]:
