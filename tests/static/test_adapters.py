@@ -182,6 +182,17 @@ def launch(module: str, cwd: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def start_server(server: str, cwd: Path, port: int, *static: str) -> subprocess.Popen[str]:
+    """``server`` ("tether serve" or "tether-threaded") on port ``port`` with the ``--static``
+    options ``static``, in front of this module's app."""
+    if server == "tether serve":
+        (cwd / "webapp.py").write_text(ASGI_APP)
+        command = ("tether_asyncio", cwd, "serve", "webapp:app", "--lifespan", "off")
+        return launch(*command, *static, "--port", str(port))
+    (cwd / "webapp.py").write_text(WSGI_APP)
+    return launch("tether_threaded", cwd, "webapp:app", *static, "--port", str(port))
+
+
 @pytest.mark.parametrize("server", ["tether serve", "tether-threaded"])
 def test_static_option_mounts_in_front_of_the_app(root: Path, tmp_path: Path, server: str) -> None:
     port = free_port()
@@ -189,24 +200,8 @@ def test_static_option_mounts_in_front_of_the_app(root: Path, tmp_path: Path, se
     other.mkdir()
     (other / "x.css").write_text("body {}\n")
     static = ["--static", f"/assets={root}", "--static", f"/css/={other}"]
-    if server == "tether serve":
-        (tmp_path / "webapp.py").write_text(ASGI_APP)
-        proc = launch(
-            "tether_asyncio",
-            tmp_path,
-            "serve",
-            "webapp:app",
-            *static,
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-        )
-        ready = RUNNING
-    else:
-        (tmp_path / "webapp.py").write_text(WSGI_APP)
-        proc = launch("tether_threaded", tmp_path, "webapp:app", *static, "--port", str(port))
-        ready = RUNNING
+    proc = start_server(server, tmp_path, port, *static)
+    ready = RUNNING
     with reaped(proc):
         read_until(proc, ready)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:

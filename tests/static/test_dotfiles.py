@@ -6,13 +6,12 @@ except ``/.well-known/`` (RFC 8615); ``--static-dotfiles`` serves them. Checked 
 from __future__ import annotations
 
 import argparse
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.processes import RUNNING, free_port, read_until, reaped
-from tests.static.test_adapters import ASGI_APP, WSGI_APP, launch, raw_get
+from tests.static.test_adapters import raw_get, start_server
 from tether_server.static import StaticFiles, StaticMount, add_static_option
 
 SECRET = b"DATABASE_PASSWORD=hunter2\n"
@@ -44,28 +43,10 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
-def _start(server: str, cwd: Path, port: int, *static: str) -> subprocess.Popen[str]:
-    if server == "tether serve":
-        (cwd / "webapp.py").write_text(ASGI_APP)
-        return launch(
-            "tether_asyncio",
-            cwd,
-            "serve",
-            "webapp:app",
-            *static,
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-        )
-    (cwd / "webapp.py").write_text(WSGI_APP)
-    return launch("tether_threaded", cwd, "webapp:app", *static, "--port", str(port))
-
-
 @pytest.mark.parametrize("server", ["tether serve", "tether-threaded"])
 def test_dotfiles_are_404_by_default(project: Path, tmp_path: Path, server: str) -> None:
     port = free_port()
-    proc = _start(server, tmp_path, port, "--static", f"/assets={project}")
+    proc = start_server(server, tmp_path, port, "--static", f"/assets={project}")
     with reaped(proc):
         read_until(proc, RUNNING)
         for target, body in HIDDEN.items():
@@ -81,7 +62,9 @@ def test_dotfiles_are_404_by_default(project: Path, tmp_path: Path, server: str)
 def test_static_dotfiles_serves_them(project: Path, tmp_path: Path, server: str) -> None:
     # Given before the mount it applies to: the order of the options does not matter.
     port = free_port()
-    proc = _start(server, tmp_path, port, "--static-dotfiles", "--static", f"/assets={project}")
+    proc = start_server(
+        server, tmp_path, port, "--static-dotfiles", "--static", f"/assets={project}"
+    )
     with reaped(proc):
         read_until(proc, RUNNING)
         for target, body in HIDDEN.items():
