@@ -69,6 +69,24 @@ def _drive(
     return sock, sender
 
 
+def _drive_and_release(
+    start: Callable[[], socket.socket],
+    session: Callable[[], WebSocketSession | None],
+    release: threading.Event,
+    done: threading.Event,
+    taken: list[str | bytes],
+) -> None:
+    """``_drive``, then let the app take every message: each arrives whole and in order."""
+    try:
+        sock, sender = _drive(start, session)
+    finally:
+        release.set()
+    assert done.wait(30)
+    sender.join(30)
+    assert taken == [f"{i:04d}" + TEXT for i in range(MESSAGES)]
+    sock.close()
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_tether_serve_counts_utf8_bytes(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
     sessions: list[WebSocketSession] = []
@@ -103,14 +121,7 @@ def test_tether_serve_counts_utf8_bytes(monkeypatch: pytest.MonkeyPatch, backend
             assert websocket_upgrade(sock) == b""
             return sock
 
-        try:
-            sock, sender = _drive(start, lambda: sessions[0] if sessions else None)
-        finally:
-            release.set()
-        assert done.wait(30)
-        sender.join(30)
-        assert taken == [f"{i:04d}" + TEXT for i in range(MESSAGES)]
-        sock.close()
+        _drive_and_release(start, lambda: sessions[0] if sessions else None, release, done, taken)
 
 
 def test_tether_threaded_counts_utf8_bytes() -> None:
@@ -139,11 +150,4 @@ def test_tether_threaded_counts_utf8_bytes() -> None:
                     return conn.session
             return None
 
-        try:
-            sock, sender = _drive(start, session)
-        finally:
-            release.set()
-        assert done.wait(30)
-        sender.join(30)
-        assert taken == [f"{i:04d}" + TEXT for i in range(MESSAGES)]
-        sock.close()
+        _drive_and_release(start, session, release, done, taken)
