@@ -169,10 +169,16 @@ def test_no_request_reaches_the_app_that_the_client_did_not_send(deployed: Stack
     assert wait_until(lambda: f"/after/{token}/19?id=19 " in deployed.access_log(), 10)
     wait_until(lambda: all(r["path"] in logged() for r in received), 10)
     seen = logged()
-    unexpected = [r for r in received if r["path"] not in seen]
+    # A probe's own request (its first line) is one the client sent, whatever the log shows:
+    # HAProxy writes its log to stderr without blocking and drops a line when the pipe is full,
+    # which happened once under the full suite. Everything else must have been parsed by the
+    # proxy as a request: a smuggled one (/smuggled/...) never is by a proxy it got past.
+    sent = {f"/probe/{token}/{name}" for name in probes}
+    unexpected = [r for r in received if r["path"] not in seen and r["path"] not in sent]
     assert unexpected == [], unexpected
     paths = [r["path"] for r in received]
-    assert all(paths.count(path) <= seen.count(path) for path in paths), "arrived twice"
+    allowed = {path: max(seen.count(path), path in sent) for path in paths}
+    assert all(paths.count(path) <= allowed[path] for path in paths), "arrived twice"
     log = deployed.access_log()
     outcomes = {name: _outcome(answers.get(name, b""), log, paths, token, name) for name in probes}
     _OUTCOMES[f"{deployed.proxy} / {deployed.server}"] = outcomes
