@@ -138,6 +138,9 @@ class HTTPConnection:
         except Exception:
             error_log.exception("connection %d: unexpected server error", self.id)
         finally:
+            # The cycle (and a WebSocket session) point back here: let go of them so that the
+            # connection's objects are freed now, not by the cyclic collector.
+            self.cycle = self.websocket = None
             fast, cell = self.fast, self.cell
             if fast is not None and cell is not None:
                 # The stream's byte counts join the metrics as it leaves the open set.

@@ -145,8 +145,9 @@ class ASGIWebSocket:
                 await io.close(1011 if failed else 1000, "")
                 if not owner.closed:
                     await io.reader_done.wait()
-            # A closed socket (a write timeout) may leave the reader waiting for bytes.
-            group.cancel_scope.cancel()
+            if io is None or not await io.stop():
+                # A closed socket (a write timeout) may leave the reader waiting for bytes.
+                group.cancel_scope.cancel()
         if io is not None and owner.state.access_log:
             ending = (io.rules.ending_code, anyio.current_time() - self.started)
             log_access(access_log, self.http.response, websocket=ending)

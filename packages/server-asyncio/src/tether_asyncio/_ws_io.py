@@ -94,12 +94,14 @@ class WebSocketIO:
         "_output",
         "_progress",
         "_resume",
+        "_stopping",
         "_timers",
         "app_closed",
         "lost",
         "owner",
         "reader_done",
         "rules",
+        "writer_done",
         "ws",
     )
 
@@ -123,6 +125,9 @@ class WebSocketIO:
         #: app's mistake, not the client's (see :attr:`ended_by_client`).
         self.app_closed = False
         self.reader_done = anyio.Event()
+        #: The writer returns once it has nothing left to send (see :meth:`stop`).
+        self._stopping = False
+        self.writer_done = anyio.Event()
 
     def start(self, group: TaskGroup) -> None:
         """Start the reader and the writer."""
@@ -220,6 +225,8 @@ class WebSocketIO:
                 data = conn.bytes_to_send()
                 if not data:
                     self._progress.notify()
+                    if self._stopping:
+                        return
                     await self._output.wait()
                     continue
                 self._in_flight = len(data)
@@ -234,6 +241,19 @@ class WebSocketIO:
             self._in_flight = 0
             self._progress.notify()
             self._resume.notify()
+        finally:
+            self.writer_done.set()
+
+    async def stop(self) -> bool:
+        """The session is over: let an idle writer return by itself, and say whether both tasks
+        have (else the caller cancels them). Cancelling is what a writer blocked on a slow
+        client needs, but each cancelled task leaves a cycle (its error's traceback holds the
+        frames that hold the error) for the cyclic collector: the usual end needs none."""
+        if not self._queued():
+            self._stopping = True
+            self._output.notify()
+            await self.writer_done.wait()
+        return self.writer_done.is_set() and self.reader_done.is_set()
 
     # -- the reader ------------------------------------------------------------------------------
 

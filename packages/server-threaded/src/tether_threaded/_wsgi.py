@@ -81,6 +81,21 @@ def _regular_file(wrapper: FileWrapper) -> tuple[int, int, int] | None:
     return fileno, offset, max(0, info.st_size - offset)
 
 
+def early_hints(cycle: ResponseCycle, conn: Connection, links: Iterable[str]) -> None:
+    """``environ["tether.early_hints"](links)``: a ``103 Early Hints`` (RFC 8297) with one
+    ``Link`` field per entry, before ``start_response``; nothing reaches an HTTP/1.0 client
+    (RFC 9110 15.2: the core drops it). The fields pass the core's checks (no CR/LF)."""
+    if cycle.phase is not CyclePhase.WAITING:
+        raise AssertionError("early hints go before start_response() (PEP 3333 order)")
+    fields = [(b"link", link.encode("latin-1")) for link in links]
+    with conn.lock:
+        if conn.closing:
+            raise ClientDisconnected("the connection is closing")
+        out = conn.core.send(InformationalResponse(103, fields))
+        if out:
+            conn.write(out, wait=True)
+
+
 class Exchange:
     """One request on its way through the WSGI application.
 
@@ -158,7 +173,10 @@ class Exchange:
         #: The gathered body's buffer, whose share of the server's spool budget is given back
         #: once :attr:`input` is closed.
         self.gathered: BodyBuffer | None = None
-        environ["tether.early_hints"] = self.early_hints
+        # Bound to the cycle and the connection, not to this object: the environ holding a
+        # method of the exchange that holds the environ would make each request a reference
+        # cycle, freed only by the cyclic collector (a tenth of the server's CPU under load).
+        environ["tether.early_hints"] = partial(early_hints, self.cycle, conn)
         self.upgrade: Upgrade | None = None
         if "HTTP_UPGRADE" in environ and wants_websocket(request.headers):
             self.upgrade = environ["tether.websocket"] = Upgrade(conn, request, self.cycle)
@@ -174,21 +192,6 @@ class Exchange:
         metrics.request(self.request.method, self.cycle.status, self.started, self.reused)
 
     # -- the application's callables ------------------------------------------------------------
-
-    def early_hints(self, links: Iterable[str]) -> None:
-        """``environ["tether.early_hints"](links)``: a ``103 Early Hints`` (RFC 8297) with one
-        ``Link`` field per entry, before ``start_response``; nothing reaches an HTTP/1.0 client
-        (RFC 9110 15.2: the core drops it). The fields pass the core's checks (no CR/LF)."""
-        if self.cycle.phase is not CyclePhase.WAITING:
-            raise AssertionError("early hints go before start_response() (PEP 3333 order)")
-        fields = [(b"link", link.encode("latin-1")) for link in links]
-        conn = self.conn
-        with conn.lock:
-            if conn.closing:
-                raise ClientDisconnected("the connection is closing")
-            out = conn.core.send(InformationalResponse(103, fields))
-            if out:
-                conn.write(out, wait=True)
 
     def start_response(
         self, status: str, headers: Iterable[tuple[str, str]], exc_info: ExcInfo | None = None
