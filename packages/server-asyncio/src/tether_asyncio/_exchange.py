@@ -94,10 +94,9 @@ class RequestCycle:
                         await owner.write(out)
                     elif fast.write(out):
                         await fast.flush()
-                except STREAM_GONE:  # ClientDisconnected (an OSError) included
-                    owner.closed = True
+                except STREAM_GONE as exc:  # ClientDisconnected (an OSError) included
                     response.sent -= len(body)
-                    raise ClientDisconnected("the client has disconnected") from None
+                    raise owner.lost(exc) from None
         elif kind == "http.response.start":
             if response.phase is not _WAITING:
                 raise RuntimeError("the response has already started")

@@ -26,7 +26,7 @@ from tether.serving_driver import ConnectionDriver, Next
 from tether.websocket.handshake import wants_websocket
 from tether_asyncio._exchange import RequestCycle, new_response
 from tether_asyncio._state import access_log, error_log
-from tether_asyncio._stream import FastStream
+from tether_asyncio._stream import FastStream, WriteTimeout
 from tether_asyncio._types import READ_SIZE, STREAM_GONE, ClientDisconnected, Stream
 from tether_asyncio._websocket import serve_websocket
 from tether_server.accesslog import peer_text
@@ -358,8 +358,9 @@ class HTTPConnection:
 
     async def write(self, data: bytes) -> None:
         """Send bytes, waiting while the peer is slow; a client that takes nothing for
-        ``--timeout-write`` seconds (the stream's :class:`~tether_asyncio._stream.WriteTimeout`)
-        is disconnected (:class:`ClientDisconnected`)."""
+        ``--timeout-write`` seconds, or reads slower than ``--min-write-rate`` (the stream's
+        :class:`~tether_asyncio._stream.WriteTimeout`), is disconnected
+        (:class:`ClientDisconnected`)."""
         if self.closed:
             raise ClientDisconnected("the client has disconnected")
         try:
@@ -369,9 +370,16 @@ class HTTPConnection:
                     await fast.flush()
             else:
                 await self.stream.send(data)
-        except STREAM_GONE:
-            self.closed = True
-            raise ClientDisconnected("the client has disconnected") from None
+        except STREAM_GONE as exc:
+            raise self.lost(exc) from None
+
+    def lost(self, exc: BaseException) -> ClientDisconnected:
+        """The stream failed with ``exc``: the connection is closed, and the error to raise
+        (the client being too slow is logged, at debug level)."""
+        self.closed = True
+        if isinstance(exc, WriteTimeout):
+            error_log.debug("connection %d: %s; closing", self.id, exc)
+        return ClientDisconnected("the client has disconnected")
 
     # -- one request (the common path is inline in _serve) -------------------------------------
 

@@ -293,7 +293,9 @@ class Server:
             try:
                 if self._trio_stream is None:
                     transport, stream = await asyncio.get_running_loop().connect_accepted_socket(
-                        lambda: FastStream(state.write_timeout, self._read_buffer, metrics),
+                        lambda: FastStream(
+                            state.write_timeout, self._read_buffer, metrics, state.min_write_rate
+                        ),
                         accepted,
                     )
                     # The transport looked these up already: share its objects.
@@ -301,7 +303,11 @@ class Server:
                     local = transport.get_extra_info("sockname")
                 else:
                     stream = self._trio_stream(
-                        accepted, state.write_timeout, metrics, count_bytes=cell is None
+                        accepted,
+                        state.write_timeout,
+                        metrics,
+                        count_bytes=cell is None,
+                        min_write_rate=state.min_write_rate,
                     )
                     peer, local = accepted.getpeername(), accepted.getsockname()
             except Exception:  # reset before we looked: no peer name, or no socket at all

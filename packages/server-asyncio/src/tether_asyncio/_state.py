@@ -15,7 +15,7 @@ from tether_asyncio._config import Config
 
 if TYPE_CHECKING:
     from tether_asyncio._stream import FastStream
-    from tether_asyncio._types import ASGIApp, Stream
+    from tether_asyncio._types import ASGIApp, ClientDisconnected, Stream
 
 error_log = logging.getLogger("tether.error")
 access_log = logging.getLogger("tether.access")
@@ -49,6 +49,8 @@ class ServerState:
         )
         #: ``--timeout-write`` (None: 0, no limit).
         self.write_timeout = config.timeout_write or None
+        #: ``--min-write-rate``: bytes a second a client must take while waited on (0: none).
+        self.min_write_rate = float(config.min_write_rate)
         self.websockets = config.ws != "none"
         #: Requests inside the app, counted only when something reads the count.
         self.in_flight = 0
@@ -108,6 +110,10 @@ class Owner(Protocol):
 
     async def write(self, data: bytes) -> None:
         """Send bytes; raises ``ClientDisconnected`` when the client is gone."""
+
+    def lost(self, exc: BaseException) -> ClientDisconnected:
+        """The stream failed with ``exc``: mark the connection closed; the error to raise."""
+        ...
 
     async def close_with_output(self) -> None:
         """Send what the driver answers (an error response, a 408), then close."""

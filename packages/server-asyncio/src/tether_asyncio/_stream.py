@@ -5,8 +5,10 @@ transport's protocol and the stream it reads and writes. Unlike anyio's socket s
 a few hundred bytes per idle connection (a future only while waiting; reads go into one
 :class:`ReadBuffer` per loop), stops reading only above :data:`HIGH_WATER` unread bytes (no two
 ``epoll_ctl`` calls per request), yields every :data:`SEND_BUDGET` bytes sent so one fast
-client cannot starve the others, and aborts a write stalled for ``write_timeout`` seconds
-(:class:`WriteTimeout`). TLS wraps it with anyio's :class:`~anyio.streams.tls.TLSStream`.
+client cannot starve the others, and aborts a write that waits ``write_timeout`` seconds without
+the peer taking anything, or on a peer that reads slower than ``min_write_rate`` (:class:`WriteTimeout`,
+by :class:`tether.serving_pace.WritePace`). TLS wraps it with anyio's
+:class:`~anyio.streams.tls.TLSStream`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from anyio import BrokenResourceError, BusyResourceError, ClosedResourceError, EndOfStream
 from anyio.lowlevel import checkpoint
+
+from tether.serving_pace import WritePace
+from tether_server.tcpinfo import acked_bytes
 
 if TYPE_CHECKING:
     from tether_server.server_metrics import ServerMetrics
@@ -32,7 +37,8 @@ SEND_COST = 4096
 
 
 class WriteTimeout(BrokenResourceError):
-    """A write made no progress for ``write_timeout`` seconds: the peer stopped reading."""
+    """A write waited ``write_timeout`` seconds without the peer taking anything (it stopped
+    reading), or the peer reads slower than the minimum rate."""
 
 
 class ReadBuffer:
@@ -63,6 +69,7 @@ class FastStream(asyncio.BufferedProtocol):
         "_exception",
         "_interrupted",
         "_loop",
+        "_pace",
         "_read_paused",
         "_read_waiter",
         "_transport",
@@ -70,6 +77,7 @@ class FastStream(asyncio.BufferedProtocol):
         "_write_paused",
         "_write_waiter",
         "metrics",
+        "min_write_rate",
         "received",
         "sent",
         "write_timeout",
@@ -80,6 +88,7 @@ class FastStream(asyncio.BufferedProtocol):
         write_timeout: float | None = None,
         read_buffer: ReadBuffer | None = None,
         metrics: ServerMetrics | None = None,
+        min_write_rate: float = 0.0,
     ) -> None:
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -95,8 +104,13 @@ class FastStream(asyncio.BufferedProtocol):
         self._read_waiter: asyncio.Future[None] | None = None
         self._write_waiter: asyncio.Future[bool] | None = None
         self._budget = SEND_BUDGET
-        #: Seconds a write may make no progress before :class:`WriteTimeout` (None: forever).
+        #: Seconds a write may wait without the peer taking anything before
+        #: :class:`WriteTimeout` (None: forever), and the bytes per second the peer must
+        #: average while waited on (0: no minimum).
         self.write_timeout = write_timeout
+        self.min_write_rate = min_write_rate
+        #: The account of the waits on this peer (made at the first one).
+        self._pace: WritePace | None = None
         #: --metrics-port (None: off): write timeouts, and the bytes read and written.
         self.metrics = metrics
         self.received = 0
@@ -228,30 +242,53 @@ class FastStream(asyncio.BufferedProtocol):
             return
         transport, loop = self._transport, self._loop
         assert transport is not None and loop is not None
-        timeout = self.write_timeout
+        if self.write_timeout is None:
+            while self._write_paused and not self._closed:
+                waiter = self._write_waiter = loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    self._write_waiter = None
+        else:
+            await self._paced_wait(transport, loop, self.write_timeout)
+        if self._closed:  # closed while the bytes waited: they were not sent
+            raise BrokenResourceError from self._exception
+
+    async def _paced_wait(
+        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, timeout: float
+    ) -> None:
+        """Wait for the peer to take what is queued, by the rules of :class:`WritePace`: what
+        it took is what TCP says it acknowledged, else (a Unix socket) what left our buffer."""
+        pace = self._pace
+        if pace is None:
+            pace = self._pace = WritePace(timeout, self.min_write_rate)
+        sock = transport.get_extra_info("socket")
         left = transport.get_write_buffer_size()
-        while self._write_paused and not self._closed:
-            waiter = self._write_waiter = loop.create_future()
-            timer = None
-            if timeout is not None:
-                timer = loop.call_later(timeout, _expire, waiter)
-            try:
-                resumed = await waiter
-            finally:
-                self._write_waiter = None
-                if timer is not None:
+        drained = 0  # what left our buffer, for a peer TCP_INFO says nothing about
+        taken = acked_bytes(sock) if sock is not None else None
+        deadline = pace.wait(loop.time(), drained if taken is None else taken)
+        try:
+            while self._write_paused and not self._closed:
+                waiter = self._write_waiter = loop.create_future()
+                timer = loop.call_at(deadline, _expire, waiter)
+                try:
+                    resumed = await waiter
+                finally:
+                    self._write_waiter = None
                     timer.cancel()
-            if not resumed:
-                now = transport.get_write_buffer_size()
-                if now >= left:
+                now, size = loop.time(), transport.get_write_buffer_size()
+                drained += max(0, left - size)
+                left = size
+                taken = acked_bytes(sock) if sock is not None else None
+                deadline = pace.progress(now, drained if taken is None else taken)
+                if not resumed and now >= deadline and self._write_paused:
                     self._closed = True
                     transport.abort()
                     if self.metrics is not None:
                         self.metrics.timeout("write")
-                    raise WriteTimeout(f"no write progress for {timeout} s")
-                left = now
-        if self._closed:  # closed while the bytes waited: they were not sent
-            raise BrokenResourceError from self._exception
+                    raise WriteTimeout(pace.reason(now))
+        finally:
+            pace.done(loop.time())
 
     async def send(self, data: bytes) -> None:
         """Write ``data``; wait while the peer is slow to take it (at most ``write_timeout``

@@ -4,8 +4,10 @@ anyio's trio stream yields to the scheduler on every receive and send, even when
 the bytes ready or took them at once. :class:`TrioStream` tries the non-blocking call first and
 waits (cancellably) only when it would block; like :class:`tether_asyncio._stream.FastStream`
 it yields after every send and every :data:`~tether_asyncio._stream.SEND_BUDGET` bytes read, so
-a busy client cannot starve the others or hold off a cancellation, and a write that makes no
-progress for ``write_timeout`` seconds fails with :class:`~tether_asyncio._stream.WriteTimeout`.
+a busy client cannot starve the others or hold off a cancellation, and a write that waits
+``write_timeout`` seconds without the peer taking anything, or on a peer that reads slower than
+``min_write_rate``, fails with :class:`~tether_asyncio._stream.WriteTimeout`
+(:class:`tether.serving_pace.WritePace`).
 Imported only with ``--backend trio``; under TLS, anyio's TLS stream runs over it.
 """
 
@@ -20,7 +22,9 @@ import trio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 from trio.lowlevel import checkpoint, notify_closing, wait_readable, wait_writable
 
+from tether.serving_pace import WritePace
 from tether_asyncio._stream import SEND_BUDGET, SEND_COST, WriteTimeout
+from tether_server.tcpinfo import acked_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -35,7 +39,17 @@ class TrioStream:
     non-blocking socket (which it closes); with ``metrics``, it counts its write timeouts and,
     unless told not to (a TLS stream over it counts the decrypted bytes), its bytes in a cell."""
 
-    __slots__ = ("_broken", "_budget", "_cell", "_metrics", "_sock", "_write_timeout")
+    __slots__ = (
+        "_broken",
+        "_budget",
+        "_cell",
+        "_metrics",
+        "_min_rate",
+        "_pace",
+        "_sock",
+        "_taken",
+        "_write_timeout",
+    )
 
     def __init__(
         self,
@@ -44,11 +58,18 @@ class TrioStream:
         metrics: ServerMetrics | None = None,
         *,
         count_bytes: bool = True,
+        min_write_rate: float = 0.0,
     ) -> None:
         self._sock = sock
         self._budget = SEND_BUDGET
-        #: Seconds a write may wait for the peer without progress (inf: forever).
+        #: Seconds a write may wait without the peer taking anything (inf: forever), and the
+        #: bytes a second the peer must average while waited on (0: no minimum).
         self._write_timeout = math.inf if write_timeout is None else write_timeout
+        self._min_rate = min_write_rate
+        #: The account of the waits on this peer (made at the first one), and the bytes sent
+        #: since it began (what the peer took, where TCP_INFO says nothing: a Unix socket).
+        self._pace: WritePace | None = None
+        self._taken = 0
         self._metrics = metrics
         # Made on the trio thread, the one that runs every read and write of this stream.
         self._cell = metrics.cell() if metrics is not None and count_bytes else None
@@ -88,24 +109,35 @@ class TrioStream:
             raise BrokenResourceError("an earlier send was cut short")
         sock = self._sock
         view = memoryview(item)
+        pace = None  # set once this send waits
         try:
             while view:
                 try:
                     sent = sock.send(view)
                 except _WOULD_BLOCK:
+                    if pace is None:
+                        pace = self._pace
+                        if pace is None:
+                            pace = self._pace = WritePace(self._write_timeout, self._min_rate)
                     # Writable again means progress: the peer read something since the last wait.
-                    with trio.move_on_after(self._write_timeout) as scope:
-                        await _wait(wait_writable, sock)
-                    if scope.cancelled_caught:
-                        if self._metrics is not None:
-                            self._metrics.timeout("write")
-                        raise WriteTimeout(
-                            f"no write progress for {self._write_timeout} s"
-                        ) from None
+                    deadline = pace.wait(trio.current_time(), self._taken_bytes())
+                    while True:
+                        with trio.move_on_at(deadline) as scope:
+                            await _wait(wait_writable, sock)
+                        now = trio.current_time()
+                        deadline = pace.progress(now, self._taken_bytes())
+                        if not scope.cancelled_caught:
+                            break
+                        if now >= deadline:
+                            if self._metrics is not None:
+                                self._metrics.timeout("write")
+                            raise WriteTimeout(pace.reason(now)) from None
                     self._budget = SEND_BUDGET
                     continue
                 except OSError as exc:
                     raise BrokenResourceError(str(exc)) from exc
+                if self._pace is not None:
+                    self._taken += sent
                 view = view[sent:]
         except BaseException:
             # The app's timeout, a framework's cancel: the next bytes written would land in the
@@ -113,12 +145,21 @@ class TrioStream:
             if len(view) < len(item):
                 self._broken = True
             raise
+        finally:
+            if pace is not None:
+                pace.done(trio.current_time())
         if self._cell is not None:
             self._cell.sent += len(item)
         # A turn for the others after every write: else a client that answers at once is
         # served alone, in lockstep (25% fewer requests/s on bench/server.py's trio row).
         self._budget = SEND_BUDGET
         await checkpoint()
+
+    def _taken_bytes(self) -> int:
+        """What the peer took: TCP's acknowledged bytes, else what was sent since the first
+        wait (a Unix socket)."""
+        acked = acked_bytes(self._sock)
+        return self._taken if acked is None else acked
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:

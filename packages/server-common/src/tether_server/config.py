@@ -75,6 +75,9 @@ class ServerConfig:
     min_body_rate: int = 500
     #: Seconds a response or WebSocket may make no progress towards a client that does not read.
     timeout_write: float = 60.0
+    #: Bytes per second a client must average while a write waits on it, past
+    #: ``timeout_write`` seconds of waiting (0: none; see :mod:`tether.serving_pace`).
+    min_write_rate: int = 500
     timeout_tls_handshake: float = 10.0
     #: Seconds in-flight requests get to finish after SIGINT/SIGTERM; ``None`` waits for them.
     timeout_graceful_shutdown: float | None = 30.0

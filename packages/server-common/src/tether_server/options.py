@@ -191,6 +191,14 @@ def add_limit_options(
         "the connection is closed",
     )
     group.add_argument(
+        "--min-write-rate",
+        type=_rate,
+        default=500,
+        help="bytes per second a client must average while a response or WebSocket waits on "
+        "it to read, once --timeout-write seconds of waiting have passed (a slower reader is "
+        "closed; 0: no minimum)",
+    )
+    group.add_argument(
         "--timeout-graceful-shutdown",
         type=_optional_seconds,
         default=30.0,

@@ -138,7 +138,13 @@ class Connection(Transport):
             return
         if self.io_deadline is not None and self.io_deadline <= now:
             if self.phase in (Phase.HTTP, Phase.WEBSOCKET):
-                _log.debug("%s: the client stopped reading; closing", self.client)
+                later = self.write_deadline(now)
+                if later is not None:  # the client took something since the last look
+                    self.io_deadline = later
+                    self.schedule(now)
+                    return
+                why = "the client stopped reading" if self.pace is None else self.pace.reason(now)
+                _log.debug("%s: %s; closing", self.client, why)
             if self.loop.metrics is not None and self.phase is not Phase.LINGER:
                 handshake = self.phase is Phase.HANDSHAKE
                 self.loop.metrics.timeout("tls_handshake" if handshake else "write")

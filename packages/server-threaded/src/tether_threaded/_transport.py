@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import math
 import selectors
 import socket
 import ssl
@@ -20,7 +21,9 @@ from collections.abc import Callable
 from typing import Protocol, cast
 
 from tether.serving_cycle import RULES
+from tether.serving_pace import WritePace
 from tether_server.server_metrics import ServerMetrics
+from tether_server.tcpinfo import acked_bytes
 from tether_server.tls import PLAIN_HTTP_RESPONSE, plain_http
 from tether_threaded._config import Config
 from tether_threaded._input import ClientDisconnected
@@ -75,6 +78,7 @@ class Transport:
         "lock",
         "loop",
         "outbuf",
+        "pace",
         "parked",
         "phase",
         "received",
@@ -82,6 +86,7 @@ class Transport:
         "sending",
         "sent",
         "sock",
+        "taken",
         "timer_at",
         "tls",
         "want",
@@ -116,8 +121,13 @@ class Transport:
         self.eof = False
         #: When the loop's timer heap will next look at this connection.
         self.timer_at: float | None = None
-        #: A deadline of our own: TLS handshake, a stalled write, or the lingering close.
+        #: A deadline of our own: TLS handshake, a write waiting on the client (too long
+        #: without progress, or too slow: ``pace``), or the lingering close.
         self.io_deadline: float | None = (now + loop.config.timeout_tls_handshake) if tls else None
+        #: The account of the waits on this client (made at the first one), and the bytes sent
+        #: from the queue since (what it took, where TCP_INFO says nothing: a Unix socket).
+        self.pace: WritePace | None = None
+        self.taken = 0
         self.lingered = 0
         #: Bytes read and written (decrypted under TLS), counted only with --metrics-port.
         self.counting = loop.metrics is not None
@@ -323,8 +333,28 @@ class Transport:
         """Watch for writability, the write timeout running from now (any thread)."""
         if not self.want & WRITE:
             self.want |= WRITE
-            self.io_deadline = time.monotonic() + self.loop.config.timeout_write
+            pace = self.pace
+            if pace is None:
+                config = self.loop.config
+                timeout = config.timeout_write or math.inf
+                pace = self.pace = WritePace(timeout, config.min_write_rate)
+            self.io_deadline = pace.wait(time.monotonic(), self.taken_bytes())
             self.apply()  # on the loop thread, the write deadline is scheduled at once
+
+    def taken_bytes(self) -> int:
+        """What the client took: TCP's acknowledged bytes, else what left the queue since
+        the first wait (a Unix socket)."""
+        acked = acked_bytes(self.sock)
+        return self.taken if acked is None else acked
+
+    def write_deadline(self, now: float) -> float | None:
+        """A write's deadline passed at ``now`` by the clock of its last look: look again
+        (loop thread); None when it has really passed, else the new one."""
+        pace = self.pace
+        if pace is None or not pace.waiting:
+            return None
+        deadline = pace.progress(now, self.taken_bytes())
+        return None if deadline <= now else deadline
 
     def on_writable(self, now: float) -> None:
         """The socket is writable (loop thread): flush the queue."""
@@ -338,13 +368,20 @@ class Transport:
                 return
             if sent:
                 del self.outbuf[:sent]
-                self.io_deadline = now + self.loop.config.timeout_write
+                pace = self.pace
+                if pace is not None and pace.waiting:
+                    self.taken += sent
+                    self.io_deadline = pace.progress(now, self.taken_bytes())
+                else:
+                    self.io_deadline = now + self.loop.config.timeout_write
         if len(self.outbuf) <= OUT_LOW:
             self.drained(now)
             self._unpark()
         if not self.outbuf:
             self.want &= ~WRITE
             self.io_deadline = None
+            if self.pace is not None:
+                self.pace.done(now)
             self.sync()
             self.notify()
             if self.closing:
