@@ -21,7 +21,7 @@ from anyio import BrokenResourceError, BusyResourceError, ClosedResourceError, E
 from anyio.lowlevel import checkpoint
 
 from tether.serving_pace import WritePace
-from tether_server.tcpinfo import acked_bytes
+from tether_server.tcpinfo import acked_bytes, reset_on_close
 
 if TYPE_CHECKING:
     from tether_server.server_metrics import ServerMetrics
@@ -283,6 +283,7 @@ class FastStream(asyncio.BufferedProtocol):
                 deadline = pace.progress(now, drained if taken is None else taken)
                 if not resumed and now >= deadline and self._write_paused:
                     self._closed = True
+                    reset_on_close(sock)
                     transport.abort()
                     if self.metrics is not None:
                         self.metrics.timeout("write")

@@ -24,7 +24,7 @@ from trio.lowlevel import checkpoint, notify_closing, wait_readable, wait_writab
 
 from tether.serving_pace import WritePace
 from tether_asyncio._stream import SEND_BUDGET, SEND_COST, WriteTimeout
-from tether_server.tcpinfo import acked_bytes
+from tether_server.tcpinfo import acked_bytes, reset_on_close
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -129,6 +129,7 @@ class TrioStream:
                         if not scope.cancelled_caught:
                             break
                         if now >= deadline:
+                            reset_on_close(sock)  # the stream is closed next
                             if self._metrics is not None:
                                 self._metrics.timeout("write")
                             raise WriteTimeout(pace.reason(now)) from None

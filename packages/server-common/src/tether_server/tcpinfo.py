@@ -10,11 +10,12 @@ acknowledges only what fits its receive window, which opens as its application r
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["acked_bytes"]
+__all__ = ["acked_bytes", "reset_on_close"]
 
 # struct tcp_info (linux/tcp.h): tcpi_bytes_acked is the u64 after 104 bytes of u8/u32 fields
 # and the two u64 pacing rates; present since Linux 4.1 (older kernels return a shorter struct).
@@ -39,3 +40,15 @@ def acked_bytes(sock: _Socket) -> int | None:
         return None
     value: int = struct.unpack_from("=Q", info, _BYTES_ACKED)[0]
     return value
+
+
+def reset_on_close(sock: Any) -> None:
+    """Make closing ``sock`` reset the connection (``SO_LINGER`` 0) rather than leave the kernel
+    sending what is queued: for a client given up on as too slow, whose queue (megabytes once
+    autotuned) would otherwise stay in kernel memory until it reads it or TCP gives up."""
+    # Already closed, or not a socket: nothing queued to drop.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)

@@ -24,6 +24,7 @@ from tether.serving_websocket import WebSocketSession
 from tether.serving_wsgi import WSGIApp
 from tether_server.recycling import RequestBudget
 from tether_server.tagging import Tagger
+from tether_server.tcpinfo import reset_on_close
 from tether_server.wsgi_body import BodyBuffer, SpoolBudget, SpoolFull
 from tether_threaded._input import ClientDisconnected, StreamedBody
 from tether_threaded._transport import OUT_HIGH, READ, Owner, Phase, Transport
@@ -145,6 +146,7 @@ class Connection(Transport):
                     return
                 why = "the client stopped reading" if self.pace is None else self.pace.reason(now)
                 _log.debug("%s: %s; closing", self.client, why)
+                reset_on_close(self.sock)
             if self.loop.metrics is not None and self.phase is not Phase.LINGER:
                 handshake = self.phase is Phase.HANDSHAKE
                 self.loop.metrics.timeout("tls_handshake" if handshake else "write")
