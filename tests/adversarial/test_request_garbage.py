@@ -28,28 +28,23 @@ gc.disable()
 
 
 async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            await send({"type": message["type"] + ".complete"})
-            if message["type"] == "lifespan.shutdown":
-                return
-    if scope["type"] == "websocket":
+    kind = scope["type"]
+    if kind == "lifespan":
+        for step in ("startup", "shutdown"):
+            await receive()
+            await send({"type": f"lifespan.{step}.complete"})
+        return
+    if kind == "websocket":
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
+        while (message := await receive())["type"] == "websocket.receive":
             await send({"type": "websocket.send", "text": message["text"]})
-    if scope["type"] != "http":
         return
-    body = b""
-    while True:
+    body, more = b"", True
+    while more:
         message = await receive()
         body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+        more = message.get("more_body", False)
     path = scope["path"]
     if path == "/gc":
         body = str(gc.collect()).encode()
