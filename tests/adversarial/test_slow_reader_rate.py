@@ -38,6 +38,9 @@ async def app(scope, receive, send):
 
 WSGI = """
 def app(environ, start_response):
+    if environ["PATH_INFO"] == "/file":  # os.sendfile, past the queue the loop watches
+        start_response("200 OK", [("Content-Length", str(64 << 20))])
+        return environ["wsgi.file_wrapper"](open("big.bin", "rb"))
     chunks = int(environ["QUERY_STRING"] or "0") or 1_000_000
     start_response("200 OK", [("Content-Length", str(chunks * 65536))])
     chunk = b"x" * 65536
@@ -47,12 +50,12 @@ def app(environ, start_response):
 OPTIONS = ("--timeout-write", "2", "--min-write-rate", "4000000", "--log-level", "debug")
 
 
-def _request(port: int, query: str, rcvbuf: int) -> socket.socket:
+def _request(port: int, query: str, rcvbuf: int, path: str = "/") -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.settimeout(30)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(f"GET /?{query} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+    sock.sendall(f"GET {path}?{query} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
     return sock
 
 
@@ -105,3 +108,27 @@ def test_a_steady_trickle_is_cut_and_a_fast_reader_is_not(tmp_path: Path, server
                 if received >= 640 * 65536:
                     break
             assert received == 640 * 65536, time.monotonic() - started
+
+
+def test_a_trickle_of_a_file_sent_with_sendfile_is_cut(tmp_path: Path) -> None:
+    """tether-threaded sends a ``wsgi.file_wrapper`` file with ``os.sendfile`` from a worker,
+    parked while the socket is full: what the client took is still TCP's count."""
+    (tmp_path / "big.bin").write_bytes(bytes(64 << 20))
+    port = free_port()
+    proc = spawn_server("threaded", tmp_path, (ASGI, WSGI), "--port", str(port), *OPTIONS)
+    with reaped(proc):
+        log = LogLines(proc)
+        log.wait_for(RUNNING)
+        stop = threading.Event()
+        ended: list[str] = []
+        reader = threading.Thread(
+            target=_trickle, args=(_request(port, "", 65536, "/file"), stop, ended)
+        )
+        reader.start()
+        try:
+            log.wait_for("the client reads slower than 4e+06 bytes/s", timeout=60)
+            reader.join(30)
+        finally:
+            stop.set()
+            reader.join(30)
+        assert ended == ["reset"]
