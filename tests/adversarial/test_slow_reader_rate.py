@@ -74,6 +74,24 @@ def _trickle(sock: socket.socket, stop: threading.Event, ended: list[str]) -> No
             stop.wait(0.1)
 
 
+def _trickle_until_cut(port: int, path: str, log: LogLines) -> list[str]:
+    """Trickle-read ``path`` until the server logs that it gave up on the client as too slow,
+    then until the connection ends (bounded); how it ended."""
+    stop = threading.Event()
+    ended: list[str] = []
+    reader = threading.Thread(target=_trickle, args=(_request(port, "", 65536, path), stop, ended))
+    reader.start()
+    try:
+        log.wait_for("the client reads slower than 4e+06 bytes/s", timeout=60)
+        # The server resets the connection (SO_LINGER 0): the megabytes queued in its kernel
+        # for this client are dropped, not sent on at the client's pace.
+        reader.join(30)
+    finally:
+        stop.set()
+        reader.join(30)
+    return ended
+
+
 @pytest.mark.parametrize("server", ["asyncio", "trio", "threaded"])
 def test_a_steady_trickle_is_cut_and_a_fast_reader_is_not(tmp_path: Path, server: str) -> None:
     port = free_port()
@@ -81,21 +99,8 @@ def test_a_steady_trickle_is_cut_and_a_fast_reader_is_not(tmp_path: Path, server
     with reaped(proc):
         log = LogLines(proc)
         log.wait_for(RUNNING)
-        stop = threading.Event()
-        ended: list[str] = []
-        sock = _request(port, "", 65536)
-        reader = threading.Thread(target=_trickle, args=(sock, stop, ended))
-        reader.start()
-        try:
-            # Without the rate it would stream for a million chunks: 64 GB at 640 KB/s.
-            log.wait_for("the client reads slower than 4e+06 bytes/s", timeout=60)
-            # The server resets the connection (SO_LINGER 0): the megabytes queued in its
-            # kernel for this client are dropped, not sent on at the client's pace.
-            reader.join(30)
-        finally:
-            stop.set()
-            reader.join(30)
-        assert ended == ["reset"]
+        # Without the rate it would stream for a million chunks: 64 GB at 640 KB/s.
+        assert _trickle_until_cut(port, "/", log) == ["reset"]
         assert "no write progress" not in log.text  # progress came every tenth of a second
         # 40 MiB to a client that reads as fast as it can: all of it.
         with _request(port, "640", 1 << 20) as sock:
@@ -119,16 +124,4 @@ def test_a_trickle_of_a_file_sent_with_sendfile_is_cut(tmp_path: Path) -> None:
     with reaped(proc):
         log = LogLines(proc)
         log.wait_for(RUNNING)
-        stop = threading.Event()
-        ended: list[str] = []
-        reader = threading.Thread(
-            target=_trickle, args=(_request(port, "", 65536, "/file"), stop, ended)
-        )
-        reader.start()
-        try:
-            log.wait_for("the client reads slower than 4e+06 bytes/s", timeout=60)
-            reader.join(30)
-        finally:
-            stop.set()
-            reader.join(30)
-        assert ended == ["reset"]
+        assert _trickle_until_cut(port, "/file", log) == ["reset"]
